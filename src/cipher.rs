@@ -1,0 +1,315 @@
+//! The sops value cipher: AES-256-GCM with a 32-byte IV, the `ENC[...]` string, and the MAC.
+//!
+//! Unlike sops, which draws a random IV for every value, coffer derives the IV from the
+//! data key, the additional data (the key path), the type and the plaintext (an SIV-style
+//! construction). The same value at the same path under the same data key therefore
+//! encrypts to the same string, which keeps git diffs to the values that changed.
+
+use aes_gcm::aead::consts::{U12, U16, U32};
+use aes_gcm::aead::generic_array::{ArrayLength, GenericArray};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aes::Aes256;
+use aes_gcm::AesGcm;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretBox};
+use sha2::{Digest, Sha256, Sha512};
+use zeroize::Zeroizing;
+
+use crate::tree::ScalarType;
+
+/// A file's 32-byte data key. Zeroized on drop, never printed.
+pub struct DataKey(SecretBox<[u8; 32]>);
+
+impl DataKey {
+    pub fn generate() -> Self {
+        let mut key = Box::new([0u8; 32]);
+        getrandom(&mut key[..]);
+        DataKey(SecretBox::new(key))
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(DataKey(SecretBox::new(Box::new(arr))))
+    }
+
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl Clone for DataKey {
+    fn clone(&self) -> Self {
+        DataKey(SecretBox::new(Box::new(*self.expose())))
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+fn getrandom(buf: &mut [u8]) {
+    use aes_gcm::aead::rand_core::RngCore;
+    aes_gcm::aead::OsRng.fill_bytes(buf);
+}
+
+/// Why a value did not decrypt. Carries no secret.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CipherError {
+    #[error("not a sops ENC[AES256_GCM,...] value")]
+    Format,
+    #[error("bad base64 in the {0} field")]
+    Base64(&'static str),
+    #[error("unsupported IV length {0}")]
+    IvLength(usize),
+    #[error("unknown value type {0:?}")]
+    Type(String),
+    #[error("authentication failed (wrong data key, or the value or its key path was changed)")]
+    Auth,
+}
+
+/// The four fields of an `ENC[...]` string.
+struct Parsed<'a> {
+    data: &'a str,
+    iv: &'a str,
+    tag: &'a str,
+    ty: &'a str,
+}
+
+fn parse(value: &str) -> Result<Parsed<'_>, CipherError> {
+    let inner = value
+        .strip_prefix("ENC[AES256_GCM,data:")
+        .ok_or(CipherError::Format)?;
+    // sops anchors its pattern only at the start, so a trailing newline after `]` is fine.
+    let inner = inner.trim_end();
+    let inner = inner.strip_suffix(']').ok_or(CipherError::Format)?;
+    let (data, rest) = inner.split_once(",iv:").ok_or(CipherError::Format)?;
+    let (iv, rest) = rest.split_once(",tag:").ok_or(CipherError::Format)?;
+    let (tag, ty) = rest.split_once(",type:").ok_or(CipherError::Format)?;
+    Ok(Parsed { data, iv, tag, ty })
+}
+
+/// True for strings that look like a sops encrypted value.
+pub fn is_encrypted(value: &str) -> bool {
+    parse(value).is_ok()
+}
+
+/// The IV: HMAC-SHA256 keyed by the data key over a domain tag, the additional data,
+/// the type and the plaintext, each length-prefixed so no two inputs collide.
+fn derive_iv(key: &DataKey, aad: &str, ty: &str, plaintext: &[u8]) -> [u8; 32] {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
+    mac.update(b"coffer-value-iv-v1");
+    for part in [aad.as_bytes(), ty.as_bytes(), plaintext] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Encrypt one value. Empty plaintexts are the caller's business: sops leaves them as they are.
+pub fn encrypt(key: &DataKey, aad: &str, ty: ScalarType, plaintext: &[u8]) -> String {
+    let type_name = ty.sops_name();
+    let iv = derive_iv(key, aad, type_name, plaintext);
+    let cipher = AesGcm::<Aes256, U32>::new(GenericArray::from_slice(key.expose()));
+    let mut buf = plaintext.to_vec();
+    let tag = cipher
+        .encrypt_in_place_detached(GenericArray::from_slice(&iv), aad.as_bytes(), &mut buf)
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    let out = format!(
+        "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{}]",
+        B64.encode(&buf),
+        B64.encode(iv),
+        B64.encode(tag),
+        type_name
+    );
+    // The buffer held ciphertext, but the allocation may have held plaintext first.
+    drop(Zeroizing::new(buf));
+    out
+}
+
+/// Decrypt one `ENC[...]` value, returning its type and plaintext bytes.
+pub fn decrypt(
+    key: &DataKey,
+    aad: &str,
+    value: &str,
+) -> Result<(ScalarType, Zeroizing<Vec<u8>>), CipherError> {
+    let p = parse(value)?;
+    let ty = ScalarType::from_sops(p.ty).ok_or_else(|| CipherError::Type(p.ty.to_string()))?;
+    let mut data = Zeroizing::new(
+        B64.decode(p.data)
+            .map_err(|_| CipherError::Base64("data"))?,
+    );
+    let iv = B64.decode(p.iv).map_err(|_| CipherError::Base64("iv"))?;
+    let tag = B64.decode(p.tag).map_err(|_| CipherError::Base64("tag"))?;
+    if tag.len() != 16 {
+        return Err(CipherError::Auth);
+    }
+    // sops takes the nonce size from the stored IV; 32 bytes is what every release wrote.
+    match iv.len() {
+        32 => open::<U32>(key, &iv, aad, &mut data, &tag)?,
+        16 => open::<U16>(key, &iv, aad, &mut data, &tag)?,
+        12 => open::<U12>(key, &iv, aad, &mut data, &tag)?,
+        n => return Err(CipherError::IvLength(n)),
+    }
+    Ok((ty, data))
+}
+
+fn open<N: ArrayLength<u8>>(
+    key: &DataKey,
+    iv: &[u8],
+    aad: &str,
+    data: &mut Vec<u8>,
+    tag: &[u8],
+) -> Result<(), CipherError> {
+    let cipher = AesGcm::<Aes256, N>::new(GenericArray::from_slice(key.expose()));
+    cipher
+        .decrypt_in_place_detached(
+            GenericArray::from_slice(iv),
+            aad.as_bytes(),
+            data,
+            GenericArray::from_slice(tag),
+        )
+        .map_err(|_| CipherError::Auth)
+}
+
+/// sops's MAC: SHA-512 over the canonical bytes of every value in document order.
+pub struct MacBuilder(Sha512);
+
+/// `echo -n sops | sha256sum`: sops seeds the hash with it when only encrypted values count.
+const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+    0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
+];
+
+impl MacBuilder {
+    pub fn new(mac_only_encrypted: bool) -> Self {
+        let mut h = Sha512::new();
+        if mac_only_encrypted {
+            h.update(MAC_ONLY_ENCRYPTED_INIT);
+        }
+        MacBuilder(h)
+    }
+
+    /// Feed one value. sops hashes the value re-serialised from its typed form, so an int
+    /// written `007` counts as `7` and a bool as `True`/`False`.
+    pub fn add(&mut self, ty: ScalarType, plaintext: &[u8]) {
+        match canonical(ty, plaintext) {
+            Some(c) => self.0.update(c.as_bytes()),
+            None => self.0.update(plaintext),
+        }
+    }
+
+    /// Uppercase hex, as sops stores it.
+    pub fn finish(self) -> Zeroizing<String> {
+        let digest = self.0.finalize();
+        let mut s = Zeroizing::new(String::with_capacity(128));
+        for b in digest {
+            s.push_str(&format!("{b:02X}"));
+        }
+        s
+    }
+}
+
+/// The text sops would produce for a typed value, where it differs from the stored bytes.
+pub fn canonical(ty: ScalarType, plaintext: &[u8]) -> Option<Zeroizing<String>> {
+    let s = std::str::from_utf8(plaintext).ok()?;
+    match ty {
+        ScalarType::Int => s.parse::<i64>().ok().map(|v| Zeroizing::new(v.to_string())),
+        ScalarType::Float => s
+            .parse::<f64>()
+            .ok()
+            .map(|v| Zeroizing::new(format_float(v))),
+        ScalarType::Bool => {
+            parse_bool(s).map(|b| Zeroizing::new(if b { "True" } else { "False" }.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest round-trip digits, no exponent.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Go's `strconv.ParseBool`, which is what sops uses to read `type:bool` values.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Constant-time string comparison, for MACs.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> DataKey {
+        DataKey::from_slice(&[7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_determinism() {
+        let k = key();
+        let a = encrypt(&k, "db:password:", ScalarType::Str, b"hunter2");
+        let b = encrypt(&k, "db:password:", ScalarType::Str, b"hunter2");
+        assert_eq!(a, b);
+        assert_ne!(a, encrypt(&k, "db:user:", ScalarType::Str, b"hunter2"));
+        let (ty, pt) = decrypt(&k, "db:password:", &a).unwrap();
+        assert_eq!(ty, ScalarType::Str);
+        assert_eq!(&pt[..], b"hunter2");
+        assert_eq!(decrypt(&k, "db:user:", &a).unwrap_err(), CipherError::Auth);
+    }
+
+    #[test]
+    fn decrypts_a_value_written_by_sops() {
+        // From interop/functional-tests-res/format.enc.yaml and its recovered data key.
+        let k = DataKey::from_slice(&hex(
+            "af5e68dd342b72c6a0475f81a50da4fde898f4b7742c92cbcf1668211411f4e4",
+        ))
+        .unwrap();
+        let v = "ENC[AES256_GCM,data:8CvE,iv:tjchf/lmMpXDOA1tLE/N4oY9IqJIzfQ/7NlvQlDUtoA=,tag:1aFCHIRp3j/VPNcCEsE95A==,type:str]";
+        let (_, pt) = decrypt(&k, "foo:", v).unwrap();
+        assert_eq!(&pt[..], b"bar");
+    }
+
+    #[test]
+    fn canonical_forms_match_go() {
+        assert_eq!(format_float(1.5), "1.5");
+        assert_eq!(format_float(7.0), "7");
+        assert_eq!(format_float(1e21), "1000000000000000000000");
+        assert_eq!(format_float(1e-7), "0.0000001");
+        assert_eq!(canonical(ScalarType::Int, b"+007").unwrap().as_str(), "7");
+        assert_eq!(
+            canonical(ScalarType::Bool, b"true").unwrap().as_str(),
+            "True"
+        );
+    }
+
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}

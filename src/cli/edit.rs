@@ -1,0 +1,201 @@
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Args;
+use zeroize::Zeroizing;
+
+use super::{creation_rule, Env, FormatArg};
+use crate::cipher::DataKey;
+use crate::format::Format;
+use crate::{mutate, path, sops, Error, Result};
+
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    /// The encrypted file (a new one is created when it does not exist)
+    pub file: PathBuf,
+    /// Format of the file (default: from the extension)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub input_type: Option<FormatArg>,
+    /// age recipient for a new file (default: the creation rules)
+    #[arg(long = "age", value_name = "RECIPIENT", value_delimiter = ',')]
+    pub age: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    /// The encrypted file
+    pub file: PathBuf,
+    /// Key path, e.g. '["db"]["port"]'
+    pub path: String,
+    /// The value: a JSON scalar (5432, true, "text") or plain text
+    pub value: String,
+    /// Format of the file (default: from the extension)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub input_type: Option<FormatArg>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnsetArgs {
+    /// The encrypted file
+    pub file: PathBuf,
+    /// Key path, e.g. '["db"]["old"]'
+    pub path: String,
+    /// Format of the file (default: from the extension)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub input_type: Option<FormatArg>,
+}
+
+fn format_of(file: &Path, t: Option<FormatArg>) -> Format {
+    t.map_or_else(|| Format::from_path(file), Into::into)
+}
+
+/// Apply a change to the plaintext of an encrypted file and write it back, leaving the
+/// file untouched when nothing changed.
+fn modify(
+    file: &Path,
+    format: Format,
+    env: &Env,
+    change: impl FnOnce(&str, &[u8]) -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<()> {
+    let name = file.display().to_string();
+    let input = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+    let opened = sops::open(&name, format, &input, &env.keyring()?, false)?;
+    let plaintext = opened.plaintext()?;
+    let changed = change(&name, &plaintext)?;
+    if let Some(out) = opened.reencrypt(&changed)? {
+        crate::fsutil::write_atomic(file, &out, 0o644, None)?;
+    }
+    Ok(())
+}
+
+pub fn set(args: SetArgs, env: &Env) -> Result<()> {
+    let format = format_of(&args.file, args.input_type);
+    let steps = path::parse(&args.path)?;
+    modify(&args.file, format, env, |name, plain| {
+        mutate::set(name, format, plain, &steps, &args.value)
+    })
+}
+
+pub fn unset(args: UnsetArgs, env: &Env) -> Result<()> {
+    let format = format_of(&args.file, args.input_type);
+    let steps = path::parse(&args.path)?;
+    modify(&args.file, format, env, |name, plain| {
+        mutate::unset(name, format, plain, &steps)
+    })
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
+    let file = &args.file;
+    let name = file.display().to_string();
+    let format = format_of(file, args.input_type);
+    let existing = match std::fs::read(file) {
+        Ok(bytes) => Some(sops::open(&name, format, &bytes, &env.keyring()?, false)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(file, e)),
+    };
+    // A new file needs its master keys before the user types anything.
+    let new_file = match &existing {
+        Some(_) => None,
+        None => {
+            let rule = creation_rule(config, file)?;
+            let age = super::crypt::recipients_for_new(&args.age, rule.as_ref(), env, &name)?;
+            let key = DataKey::generate();
+            let md = super::crypt::new_metadata(&key, &age, rule.as_ref(), None)?;
+            Some((key, md))
+        }
+    };
+    let original = match &existing {
+        Some(o) => o.plaintext()?,
+        None => Zeroizing::new(Vec::new()),
+    };
+
+    // Plaintext only ever sits in a private directory (0700, file 0600) that is removed
+    // when `dir` drops, on every return path below.
+    let dir = tempfile::Builder::new()
+        .prefix("coffer-edit-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let base = file
+        .file_name()
+        .map_or_else(|| "secret".into(), |n| n.to_os_string());
+    let tmp = dir.path().join(base);
+    crate::fsutil::write_new(&tmp, &original, 0o600)?;
+
+    // Ctrl-C reaches the editor too; coffer waits for it to exit, then cleans up.
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    let editor = env
+        .get("VISUAL")
+        .filter(|v| !v.is_empty())
+        .or_else(|| env.get("EDITOR").filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("coffer-edit")
+        .arg(&tmp)
+        .status()
+        .map_err(|e| Error::Editor {
+            file: name.clone(),
+            message: format!("cannot run the editor {editor:?}: {e}"),
+            rescued: None,
+        })?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    let edited = Zeroizing::new(std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?);
+    let rescue = |message: String| -> Error {
+        let rescued = (edited != original)
+            .then(|| rescue_edit(env, file, &edited))
+            .flatten();
+        Error::Editor {
+            file: name.clone(),
+            message,
+            rescued,
+        }
+    };
+    if !status.success() {
+        return Err(rescue(format!(
+            "the editor exited with {status}; the file was not changed"
+        )));
+    }
+    if edited == original {
+        eprintln!("coffer: {name}: no changes");
+        return Ok(());
+    }
+    let result = match (&existing, new_file) {
+        (Some(o), _) => o
+            .reencrypt(&edited)
+            .map(|o| o.expect("the plaintext changed")),
+        (None, Some((key, mut md))) => sops::encrypt_plain(&name, format, &edited, &key, &mut md),
+        (None, None) => unreachable!("a new file always has keys"),
+    };
+    let out = result.map_err(|e| rescue(format!("{e}; the file was not changed")))?;
+    crate::fsutil::write_atomic(file, &out, 0o644, None)
+}
+
+/// Keep an edit that could not be saved where only the user can read it.
+fn rescue_edit(env: &Env, file: &Path, content: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let state = env
+        .get("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            env.get("HOME")
+                .map(|h| Path::new(&h).join(".local").join("state"))
+        })?;
+    let dir = state.join("coffer").join("rescued");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let stamp = crate::metadata::now_rfc3339().replace(':', "");
+    let name = format!("{}.{stamp}", file.file_name()?.to_string_lossy());
+    let path = dir.join(name);
+    crate::fsutil::write_new(&path, content, 0o600).ok()?;
+    Some(path)
+}

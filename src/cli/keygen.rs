@@ -1,0 +1,48 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use secrecy::ExposeSecret;
+
+use super::Env;
+use crate::{Error, Result};
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Where to write the identity (default: ~/.config/coffer/age/keys.txt); never overwritten
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
+    let path = match args.output {
+        Some(p) => p,
+        None => crate::keys::age::default_key_file(
+            &env.config_dir()
+                .ok_or_else(|| Error::Key("cannot find a home directory; pass -o PATH".into()))?,
+        ),
+    };
+    if path.exists() {
+        return Err(Error::Key(format!(
+            "{}: already exists; not overwriting an identity",
+            path.display()
+        )));
+    }
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    let (identity, recipient) = crate::keys::age::generate();
+    let contents = format!(
+        "# created by coffer keygen at {}\n# public key: {recipient}\n{}\n",
+        crate::metadata::now_rfc3339(),
+        identity.expose_secret()
+    );
+    crate::fsutil::write_new(&path, zeroize::Zeroizing::new(contents).as_bytes(), 0o600)?;
+    eprintln!("coffer: wrote a new age identity to {}", path.display());
+    println!("{recipient}");
+    Ok(())
+}

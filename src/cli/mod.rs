@@ -1,0 +1,274 @@
+//! The command line: clap definitions and the plumbing between files, the environment
+//! and the library. One file per command group.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
+
+use crate::config::{self, Config, CreationRule};
+use crate::format::Format;
+use crate::keys::age::{AgeKeys, IdentitySources};
+use crate::keys::Keyring;
+use crate::{Error, Result};
+
+mod crypt;
+mod edit;
+mod keygen;
+
+const EXAMPLES: &str = "\
+Examples:
+  coffer keygen                                # new age identity, prints its recipient
+  coffer encrypt --age age1… -i secrets.yaml   # encrypt values in place
+  coffer decrypt secrets.yaml                  # plaintext to stdout
+  coffer decrypt --extract '[\"db\"][\"password\"]' secrets.yaml
+  coffer edit secrets.yaml                     # $EDITOR on the plaintext, re-encrypted on save
+  coffer set secrets.yaml '[\"db\"][\"port\"]' 5432
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 no key opens the file, 4 integrity (MAC or value)
+check failed, 5 syntax or unsupported input, 6 already/not encrypted, 7 key path not
+found, 8 editor failed, 130 interrupted.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Keep secrets in git, encrypted in the sops format",
+    long_about = "Keep secrets in git, encrypted in the sops v3 format.\n\n\
+        Values of YAML, JSON, dotenv and INI files are encrypted in place, keys and layout stay \
+        readable; other files are encrypted whole. Files open with sops, and sops files open with coffer.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Creation rules file (default: the nearest .coffer.yaml or .sops.yaml above the file)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate an age identity and print its recipient
+    #[command(after_help = "Example:\n  coffer keygen\n  coffer keygen -o ./ci-key.txt")]
+    Keygen(keygen::KeygenArgs),
+    /// Encrypt a plaintext file
+    #[command(
+        after_help = "Examples:\n  coffer encrypt --age age1… -i secrets.yaml\n  cat .env | coffer encrypt --input-type dotenv --age age1… - > prod.env"
+    )]
+    Encrypt(crypt::EncryptArgs),
+    /// Decrypt a file to stdout, a file, or in place
+    #[command(
+        after_help = "Examples:\n  coffer decrypt secrets.yaml\n  coffer decrypt --extract '[\"db\"][\"password\"]' secrets.yaml\n  coffer decrypt --output-type json secrets.yaml"
+    )]
+    Decrypt(crypt::DecryptArgs),
+    /// Edit an encrypted file in $VISUAL or $EDITOR
+    #[command(after_help = "Example:\n  EDITOR=nano coffer edit secrets.yaml")]
+    Edit(edit::EditArgs),
+    /// Set one value of an encrypted file
+    #[command(
+        after_help = "Examples:\n  coffer set secrets.yaml '[\"db\"][\"port\"]' 5432\n  coffer set secrets.yaml '[\"db\"][\"password\"]' '\"s3cr3t\"'"
+    )]
+    Set(edit::SetArgs),
+    /// Remove one key of an encrypted file
+    #[command(after_help = "Example:\n  coffer unset secrets.yaml '[\"db\"][\"old\"]'")]
+    Unset(edit::UnsetArgs),
+    /// Re-encrypt every value under a new data key
+    #[command(after_help = "Example:\n  coffer rotate -i secrets.yaml")]
+    Rotate(crypt::RotateArgs),
+    /// Re-wrap the data key for the recipients the creation rules name now
+    #[command(after_help = "Example:\n  coffer updatekeys secrets.yaml")]
+    Updatekeys(crypt::UpdatekeysArgs),
+    /// Tell whether a file is encrypted, as JSON
+    #[command(after_help = "Example:\n  coffer filestatus secrets.yaml   # {\"encrypted\":true}")]
+    Filestatus(crypt::FilestatusArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Example:\n  coffer completions bash > ~/.local/share/bash-completion/completions/coffer"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    Yaml,
+    Json,
+    Dotenv,
+    Ini,
+    Binary,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Yaml => Format::Yaml,
+            FormatArg::Json => Format::Json,
+            FormatArg::Dotenv => Format::Dotenv,
+            FormatArg::Ini => Format::Ini,
+            FormatArg::Binary => Format::Binary,
+        }
+    }
+}
+
+/// Input and output options shared by the commands that transform a file.
+#[derive(Args, Debug)]
+pub struct Io {
+    /// The file, or - for stdin (then --input-type is needed)
+    pub file: PathBuf,
+    /// Format of the input (default: from the file extension)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub input_type: Option<FormatArg>,
+    /// Write the result over the input file (atomically)
+    #[arg(short = 'i', long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Write the result to PATH (atomically) instead of stdout
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+impl Io {
+    pub fn name(&self) -> String {
+        if self.is_stdin() {
+            "<stdin>".into()
+        } else {
+            self.file.display().to_string()
+        }
+    }
+
+    pub fn is_stdin(&self) -> bool {
+        self.file.as_os_str() == "-"
+    }
+
+    pub fn format(&self) -> Result<Format> {
+        match (self.input_type, self.is_stdin()) {
+            (Some(t), _) => Ok(t.into()),
+            (None, false) => Ok(Format::from_path(&self.file)),
+            (None, true) => Err(Error::Key("reading stdin needs --input-type".into())),
+        }
+    }
+
+    pub fn read(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let mut buf = Zeroizing::new(Vec::new());
+        if self.is_stdin() {
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io("<stdin>", e))?;
+        } else {
+            buf = Zeroizing::new(std::fs::read(&self.file).map_err(|e| Error::io(&self.file, e))?);
+        }
+        Ok(buf)
+    }
+
+    /// Write the result where the user asked. `plaintext` outputs get mode 0600.
+    pub fn write(&self, data: &[u8], plaintext: bool, binary: bool) -> Result<()> {
+        let force = plaintext.then_some(0o600);
+        if self.in_place {
+            if self.is_stdin() {
+                return Err(Error::Key("-i needs a file, not stdin".into()));
+            }
+            return crate::fsutil::write_atomic(&self.file, data, 0o644, force);
+        }
+        if let Some(out) = &self.output {
+            if !self.is_stdin() && same_file(out, &self.file) {
+                return Err(Error::Key(format!(
+                    "{}: refusing to write over the input; use -i for that",
+                    out.display()
+                )));
+            }
+            return crate::fsutil::write_atomic(out, data, 0o644, force);
+        }
+        let mut stdout = std::io::stdout().lock();
+        if binary && plaintext && stdout.is_terminal() && std::str::from_utf8(data).is_err() {
+            return Err(Error::Key(
+                "refusing to write binary plaintext to a terminal; use -o FILE".into(),
+            ));
+        }
+        stdout
+            .write_all(data)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::io("<stdout>", e))
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// What the commands need from the process environment, read once at the edge.
+pub struct Env {
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Env {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn get(&self, k: &str) -> Option<String> {
+        self.vars.get(k).cloned()
+    }
+
+    pub fn keyring(&self) -> Result<Keyring> {
+        let sources = IdentitySources::from_env(|k| self.get(k));
+        let age = AgeKeys::load(&sources)?;
+        Ok(Keyring::new(vec![Box::new(age)]))
+    }
+
+    pub fn config_dir(&self) -> Option<PathBuf> {
+        crate::keys::age::config_dir(&|k| self.get(k))
+    }
+}
+
+/// The creation rule for `target`, from --config or the nearest config file.
+pub fn creation_rule(explicit: Option<&Path>, target: &Path) -> Result<Option<CreationRule>> {
+    let file = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let abs = std::path::absolute(target).map_err(|e| Error::io(target, e))?;
+            let dir = abs
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            config::find(&dir)
+        }
+    };
+    match file {
+        None => Ok(None),
+        Some(f) => Ok(Config::load(&f)?.rule_for(target).cloned()),
+    }
+}
+
+/// Run a parsed command line. Warnings go to stderr; data to stdout.
+pub fn run(cli: Cli, env: &Env) -> Result<()> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Keygen(a) => keygen::run(a, env),
+        Command::Encrypt(a) => crypt::encrypt(a, config, env),
+        Command::Decrypt(a) => crypt::decrypt(a, env),
+        Command::Edit(a) => edit::edit(a, config, env),
+        Command::Set(a) => edit::set(a, env),
+        Command::Unset(a) => edit::unset(a, env),
+        Command::Rotate(a) => crypt::rotate(a, env),
+        Command::Updatekeys(a) => crypt::updatekeys(a, config, env),
+        Command::Filestatus(a) => crypt::filestatus(a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+pub fn warn(msg: &str) {
+    eprintln!("coffer: warning: {msg}");
+}

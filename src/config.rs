@@ -1,0 +1,194 @@
+//! Creation rules: `.coffer.yaml` (or, where there is none, `.sops.yaml`), found by
+//! walking up from the file. The first rule whose `path_regex` matches decides the
+//! master keys and the encryption selector for a new file.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use crate::format::emit::Value;
+use crate::format::Format;
+use crate::metadata::Selector;
+use crate::tree::{Document, Node, ScalarType};
+use crate::{Error, Result};
+
+pub const CONFIG_NAMES: [&str; 2] = [".coffer.yaml", ".sops.yaml"];
+
+#[derive(Debug, Default, Clone)]
+pub struct CreationRule {
+    pub path_regex: Option<String>,
+    pub age: Vec<String>,
+    pub kms: Vec<String>,
+    pub selector: Option<Selector>,
+    pub unencrypted_comment_regex: Option<String>,
+    pub encrypted_comment_regex: Option<String>,
+    pub mac_only_encrypted: bool,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub rules: Vec<(Option<Regex>, CreationRule)>,
+}
+
+/// The nearest config file at or above `dir`: `.coffer.yaml` wins over `.sops.yaml`
+/// in the same directory, and a nearer directory wins over a farther one.
+pub fn find(dir: &Path) -> Option<PathBuf> {
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        for name in CONFIG_NAMES {
+            let p = d.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+        cur = d.parent();
+    }
+    None
+}
+
+fn to_value(doc: &Document, node: &Node) -> Value {
+    match node {
+        Node::Map(e) => Value::Map(
+            e.iter()
+                .map(|e| (e.key.clone(), to_value(doc, &e.value)))
+                .collect(),
+        ),
+        Node::Seq(items) => Value::Seq(items.iter().map(|n| to_value(doc, n)).collect()),
+        Node::Leaf(i) => {
+            let l = &doc.leaves[*i];
+            Value::Scalar(
+                l.ty,
+                zeroize::Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
+            )
+        }
+    }
+}
+
+/// A list given as a YAML list or as one comma-separated string, as sops accepts.
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Scalar(_, s)) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        Some(Value::Seq(items)) => items.iter().flat_map(|i| string_list(Some(i))).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn get<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
+    match v {
+        Value::Map(e) => e.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+fn scalar(v: &Value, key: &str) -> Option<String> {
+    match get(v, key) {
+        Some(Value::Scalar(ty, s)) if *ty != ScalarType::Null => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+impl Config {
+    pub fn load(file: &Path) -> Result<Config> {
+        let name = file.display().to_string();
+        let bad = |message: String| Error::Config {
+            file: name.clone(),
+            message,
+        };
+        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        let doc = crate::sops::parse(&name, Format::Yaml, &bytes)?;
+        let root = doc
+            .docs
+            .first()
+            .map(|d| to_value(&doc, &d.root))
+            .unwrap_or(Value::Map(Vec::new()));
+        let mut rules = Vec::new();
+        let list = match get(&root, "creation_rules") {
+            Some(Value::Seq(items)) => items.as_slice(),
+            None => &[],
+            Some(_) => return Err(bad("creation_rules must be a list".into())),
+        };
+        for (i, r) in list.iter().enumerate() {
+            let mut rule = CreationRule {
+                // sops reads `path_regex`; some configs in the wild spell it `path_regexp`.
+                path_regex: scalar(r, "path_regex").or_else(|| scalar(r, "path_regexp")),
+                age: string_list(get(r, "age")),
+                kms: string_list(get(r, "kms")),
+                unencrypted_comment_regex: scalar(r, "unencrypted_comment_regex"),
+                encrypted_comment_regex: scalar(r, "encrypted_comment_regex"),
+                mac_only_encrypted: scalar(r, "mac_only_encrypted").is_some_and(|v| v == "true"),
+                selector: None,
+            };
+            match get(r, "key_groups") {
+                Some(Value::Seq(groups)) if groups.len() > 1 => {
+                    return Err(bad(format!(
+                        "creation rule {}: several key_groups (Shamir) are not supported",
+                        i + 1
+                    )));
+                }
+                Some(Value::Seq(groups)) => {
+                    for g in groups {
+                        rule.age.extend(string_list(get(g, "age")));
+                        rule.kms.extend(string_list(get(g, "kms")));
+                    }
+                }
+                _ => {}
+            }
+            let selectors: Vec<Selector> = [
+                (
+                    "unencrypted_suffix",
+                    Selector::UnencryptedSuffix as fn(String) -> Selector,
+                ),
+                ("encrypted_suffix", Selector::EncryptedSuffix),
+                ("unencrypted_regex", Selector::UnencryptedRegex),
+                ("encrypted_regex", Selector::EncryptedRegex),
+            ]
+            .into_iter()
+            .filter_map(|(k, make)| scalar(r, k).map(make))
+            .collect();
+            if selectors.len() > 1 {
+                return Err(bad(format!(
+                    "creation rule {}: give only one of the suffix and regex settings",
+                    i + 1
+                )));
+            }
+            rule.selector = selectors.into_iter().next();
+            let re =
+                match &rule.path_regex {
+                    Some(p) => Some(Regex::new(p).map_err(|e| {
+                        bad(format!("creation rule {}: bad path_regex: {e}", i + 1))
+                    })?),
+                    None => None,
+                };
+            rules.push((re, rule));
+        }
+        Ok(Config {
+            file: file.to_path_buf(),
+            rules,
+        })
+    }
+
+    /// The first rule matching `target`, tried relative to the config's directory and
+    /// as given.
+    pub fn rule_for(&self, target: &Path) -> Option<&CreationRule> {
+        let base = self.file.parent().unwrap_or(Path::new("."));
+        let abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
+        let base_abs = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        let rel = abs
+            .strip_prefix(&base_abs)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| target.to_path_buf());
+        let candidates = [
+            rel.to_string_lossy().into_owned(),
+            target.to_string_lossy().into_owned(),
+        ];
+        self.rules.iter().find_map(|(re, rule)| match re {
+            None => Some(rule),
+            Some(re) => candidates.iter().any(|c| re.is_match(c)).then_some(rule),
+        })
+    }
+}

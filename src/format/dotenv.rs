@@ -1,0 +1,164 @@
+//! dotenv: `KEY=VALUE` lines, `#` comments, as sops reads them (no unquoting; `\n` in a
+//! value stands for a line break). Metadata is written as flattened `sops_*` lines.
+
+use zeroize::Zeroizing;
+
+use super::emit::Value;
+use super::Store;
+use crate::metadata;
+use crate::tree::{
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+};
+
+pub struct DotenvStore;
+
+const PREFIX: &str = "sops_";
+
+/// Lines of `text` with their start offsets, without the line break.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut pos = 0;
+    text.split_inclusive('\n').map(move |l| {
+        let start = pos;
+        pos += l.len();
+        (start, l.strip_suffix('\n').unwrap_or(l))
+    })
+}
+
+/// Remove metadata lines; a last line with no line break takes the one before it instead.
+pub(crate) fn line_span(text: &str, start: usize, line: &str) -> std::ops::Range<usize> {
+    let end = start + line.len();
+    if end < text.len() {
+        start..end + 1
+    } else if start > 0 {
+        start - 1..end
+    } else {
+        start..end
+    }
+}
+
+impl Store for DotenvStore {
+    fn parse(&self, text: &str) -> Result<Document, String> {
+        let mut leaves = Vec::new();
+        let mut entries = Vec::new();
+        let mut meta_items = Vec::new();
+        let mut meta_spans = Vec::new();
+        for (n, (start, raw)) in lines(text).enumerate() {
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let Some(comment) = line.strip_prefix('#') {
+                leaves.push(Leaf {
+                    kind: LeafKind::Comment,
+                    path: Vec::new(),
+                    span: start + 1..start + line.len(),
+                    ty: ScalarType::Comment,
+                    value: Zeroizing::new(comment.as_bytes().to_vec()),
+                    style: Style::default(),
+                });
+                continue;
+            }
+            let eq = line
+                .find('=')
+                .ok_or_else(|| format!("line {}: expected KEY=VALUE, found no '='", n + 1))?;
+            let (key, value) = (&line[..eq], &line[eq + 1..]);
+            if let Some(meta_key) = key.strip_prefix(PREFIX) {
+                meta_items.push((meta_key.to_string(), value.replace("\\n", "\n")));
+                meta_spans.push(line_span(text, start, raw));
+                continue;
+            }
+            leaves.push(Leaf {
+                kind: LeafKind::Value,
+                path: vec![key.to_string()],
+                span: start + eq + 1..start + line.len(),
+                ty: ScalarType::Str,
+                value: Zeroizing::new(value.replace("\\n", "\n").into_bytes()),
+                style: Style {
+                    quote: Quote::Raw,
+                    ..Style::default()
+                },
+            });
+            entries.push(Entry {
+                key: key.to_string(),
+                at: start,
+                end: start + line.len(),
+                value: Node::Leaf(leaves.len() - 1),
+            });
+        }
+        let meta = (!meta_items.is_empty()).then(|| (metadata::unflatten(&meta_items), meta_spans));
+        let doc = Doc {
+            root: Node::Map(entries),
+            meta,
+            end: text.len(),
+            indent: 0,
+            indent_char: ' ',
+        };
+        Ok(Document {
+            text: Zeroizing::new(text.to_string()),
+            leaves,
+            docs: vec![doc],
+        })
+    }
+
+    fn render_plain(
+        &self,
+        _doc: &Document,
+        _leaf: &Leaf,
+        ty: ScalarType,
+        value: &str,
+    ) -> Result<String, String> {
+        Ok(match ty {
+            ScalarType::Comment => value.replace('\n', " "),
+            _ => value.replace('\n', "\\n"),
+        })
+    }
+
+    fn render_encrypted(&self, _leaf: &Leaf, enc: &str) -> String {
+        enc.to_string()
+    }
+
+    fn render_metadata(
+        &self,
+        doc: &Document,
+        _doc_index: usize,
+        meta: &MetaValue,
+    ) -> (usize, String) {
+        let mut items = metadata::flatten(meta);
+        items.sort();
+        let mut block = String::new();
+        for (k, v) in items {
+            block.push_str(PREFIX);
+            block.push_str(&k);
+            block.push('=');
+            block.push_str(&v.replace('\n', "\\n"));
+            block.push('\n');
+        }
+        let text = doc.text.as_str();
+        if !text.is_empty() && !text.ends_with('\n') {
+            block.pop();
+            block.insert(0, '\n');
+        }
+        (text.len(), block)
+    }
+
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+        let Value::Map(entries) = value else {
+            return Err("only a mapping can be written as dotenv".into());
+        };
+        let mut out = Zeroizing::new(String::new());
+        for (k, v) in entries {
+            let Value::Scalar(ty, s) = v else {
+                return Err(format!("cannot write the nested value at {k:?} as dotenv"));
+            };
+            out.push_str(k);
+            out.push('=');
+            if *ty == ScalarType::Bool {
+                out.push_str(&crate::cipher::parse_bool(s).unwrap_or(false).to_string());
+            } else {
+                out.push_str(&s.replace('\n', "\\n"));
+            }
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,268 @@
+//! INI: `[section]` headers, `key = value` lines, `;` and `#` comments, as sops reads them
+//! through go-ini. Values are paths `section:key:`; metadata lives in a `[sops]` section.
+
+use zeroize::Zeroizing;
+
+use super::dotenv::lines;
+use super::emit::Value;
+use super::Store;
+use crate::metadata;
+use crate::tree::{
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+};
+
+pub struct IniStore;
+
+/// go-ini's name for keys that come before any section header.
+const DEFAULT_SECTION: &str = "DEFAULT";
+
+impl Store for IniStore {
+    fn parse(&self, text: &str) -> Result<Document, String> {
+        let mut leaves: Vec<Leaf> = Vec::new();
+        let mut sections: Vec<(String, usize, usize, Vec<Entry>)> = Vec::new();
+        let mut section = DEFAULT_SECTION.to_string();
+        let mut in_meta = false;
+        let mut meta_items = Vec::new();
+        let mut meta_start = None;
+        // Comments belong to the section of whatever follows them (go-ini attaches a
+        // comment to the next key or section); they are fixed up once that is known.
+        let mut pending_comments: Vec<usize> = Vec::new();
+        let all: Vec<(usize, &str)> = lines(text).collect();
+        let mut i = 0;
+        while i < all.len() {
+            let (start, raw) = all[i];
+            i += 1;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            let trimmed = line.trim_start();
+            let indent = line.len() - trimmed.len();
+            if trimmed.is_empty() {
+                continue;
+            }
+            if trimmed.starts_with(';') || trimmed.starts_with('#') {
+                if in_meta {
+                    continue;
+                }
+                let s = start + indent + 1;
+                leaves.push(Leaf {
+                    kind: LeafKind::Comment,
+                    path: vec![section.clone()],
+                    span: s..start + line.len(),
+                    ty: ScalarType::Comment,
+                    value: Zeroizing::new(text[s..start + line.len()].as_bytes().to_vec()),
+                    style: Style::default(),
+                });
+                pending_comments.push(leaves.len() - 1);
+                continue;
+            }
+            if let Some(rest) = trimmed.strip_prefix('[') {
+                let name = rest
+                    .split_once(']')
+                    .map(|(n, _)| n.trim().to_string())
+                    .ok_or_else(|| {
+                        format!("line {}: unterminated section header", line_no(text, start))
+                    })?;
+                for c in pending_comments.drain(..) {
+                    leaves[c].path = vec![name.clone()];
+                }
+                in_meta = name == "sops";
+                if in_meta {
+                    meta_start = Some(start);
+                }
+                section = name.clone();
+                if !in_meta && !sections.iter().any(|s| s.0 == name) {
+                    sections.push((name, start, start + line.len(), Vec::new()));
+                }
+                continue;
+            }
+            let delim = trimmed
+                .find(['=', ':'])
+                .ok_or_else(|| format!("line {}: expected key = value", line_no(text, start)))?;
+            let key = trimmed[..delim].trim().to_string();
+            let after = &trimmed[delim + 1..];
+            let vstart = start + indent + delim + 1 + (after.len() - after.trim_start().len());
+            let mut value = after.trim().to_string();
+            let mut vend = vstart + value.len();
+            // Triple-quoted values run over several lines (sops 3.13.0 wrote metadata so).
+            if let Some(body) = value.strip_prefix("\"\"\"") {
+                if let Some(inner) = body.strip_suffix("\"\"\"") {
+                    value = inner.to_string();
+                } else {
+                    let mut collected = body.to_string();
+                    loop {
+                        let Some(&(s2, l2)) = all.get(i) else {
+                            return Err(format!(
+                                "line {}: unterminated \"\"\" value",
+                                line_no(text, start)
+                            ));
+                        };
+                        i += 1;
+                        let l2 = l2.strip_suffix('\r').unwrap_or(l2);
+                        collected.push('\n');
+                        if let Some(end) = l2.find("\"\"\"") {
+                            collected.push_str(&l2[..end]);
+                            vend = s2 + end + 3;
+                            break;
+                        }
+                        collected.push_str(l2);
+                    }
+                    value = collected;
+                }
+            }
+            if in_meta {
+                meta_items.push((key, value.replace("\\n", "\n")));
+                continue;
+            }
+            for c in pending_comments.drain(..) {
+                leaves[c].path = vec![section.clone()];
+            }
+            if !sections.iter().any(|s| s.0 == section) {
+                sections.push((section.clone(), start, start, Vec::new()));
+            }
+            leaves.push(Leaf {
+                kind: LeafKind::Value,
+                path: vec![section.clone(), key.clone()],
+                span: vstart..vend,
+                ty: ScalarType::Str,
+                value: Zeroizing::new(value.into_bytes()),
+                style: Style {
+                    quote: Quote::Raw,
+                    ..Style::default()
+                },
+            });
+            let idx = leaves.len() - 1;
+            let sec = sections
+                .iter_mut()
+                .find(|s| s.0 == section)
+                .expect("section was added above");
+            sec.2 = vend;
+            sec.3.push(Entry {
+                key,
+                at: start + indent,
+                end: vend,
+                value: Node::Leaf(idx),
+            });
+        }
+        let meta = meta_start.map(|start| {
+            // Take the blank line that separates `[sops]` from the data, and the line
+            // break before it when the block ends the file without one.
+            let mut s = start;
+            if text[..s].ends_with("\n\n") {
+                s -= 1;
+            }
+            let mut end = text.len();
+            // The metadata section runs to the next section header or the end.
+            if let Some(next) = all
+                .iter()
+                .find(|(ls, l)| *ls > start && l.trim_start().starts_with('['))
+            {
+                end = next.0;
+            }
+            if end == text.len() && !text.ends_with('\n') && s > 0 {
+                s -= 1;
+            }
+            (metadata::unflatten(&meta_items), vec![s..end])
+        });
+        let root = Node::Map(
+            sections
+                .into_iter()
+                .map(|(key, at, end, e)| Entry {
+                    key,
+                    at,
+                    end,
+                    value: Node::Map(e),
+                })
+                .collect(),
+        );
+        let doc = Doc {
+            root,
+            meta,
+            end: text.len(),
+            indent: 0,
+            indent_char: ' ',
+        };
+        Ok(Document {
+            text: Zeroizing::new(text.to_string()),
+            leaves,
+            docs: vec![doc],
+        })
+    }
+
+    fn render_plain(
+        &self,
+        _doc: &Document,
+        leaf: &Leaf,
+        ty: ScalarType,
+        value: &str,
+    ) -> Result<String, String> {
+        if value.contains('\n') {
+            return Err(format!(
+                "the value at {} holds a line break, which INI cannot store",
+                leaf.path.join(":")
+            ));
+        }
+        Ok(match ty {
+            ScalarType::Bool => crate::cipher::parse_bool(value)
+                .unwrap_or(false)
+                .to_string(),
+            _ => value.to_string(),
+        })
+    }
+
+    fn render_encrypted(&self, _leaf: &Leaf, enc: &str) -> String {
+        enc.to_string()
+    }
+
+    fn render_metadata(
+        &self,
+        doc: &Document,
+        _doc_index: usize,
+        meta: &MetaValue,
+    ) -> (usize, String) {
+        let mut items = metadata::flatten(meta);
+        items.sort();
+        let width = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let text = doc.text.as_str();
+        let mut block = String::new();
+        if !text.is_empty() {
+            block.push('\n');
+        }
+        block.push_str("[sops]\n");
+        for (k, v) in items {
+            block.push_str(&format!("{k:width$} = {}\n", v.replace('\n', "\\n")));
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            block.pop();
+            block.insert(0, '\n');
+        }
+        (text.len(), block)
+    }
+
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+        let Value::Map(sections) = value else {
+            return Err("only a mapping of sections can be written as INI".into());
+        };
+        let mut out = Zeroizing::new(String::new());
+        for (i, (name, body)) in sections.iter().enumerate() {
+            let Value::Map(entries) = body else {
+                return Err(format!("the top-level value {name:?} is not a section"));
+            };
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{name}]\n"));
+            for (k, v) in entries {
+                let Value::Scalar(_, s) = v else {
+                    return Err(format!(
+                        "cannot write the nested value at {name}:{k} as INI"
+                    ));
+                };
+                out.push_str(&format!("{k} = {}\n", s.as_str()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn line_no(text: &str, pos: usize) -> usize {
+    text[..pos].matches('\n').count() + 1
+}

@@ -1,0 +1,483 @@
+//! JSON: a small span-keeping parser, so values are replaced where they stand and the
+//! author's indentation (spaces, tabs or none) is kept.
+
+use std::ops::Range;
+
+use zeroize::Zeroizing;
+
+use super::emit::{self, Value};
+use super::Store;
+use crate::tree::{
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+};
+
+pub struct JsonStore;
+
+pub fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == int_start || (b[int_start] == b'0' && i - int_start > 1) {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+struct P<'t> {
+    text: &'t str,
+    b: &'t [u8],
+    pos: usize,
+    leaves: Vec<Leaf>,
+}
+
+enum Parsed {
+    Node(Node),
+    Meta(MetaValue),
+}
+
+impl<'t> P<'t> {
+    fn err(&self, msg: &str) -> String {
+        let before = &self.text[..self.pos.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {col}: {msg}")
+    }
+
+    fn ws(&mut self) {
+        while self.pos < self.b.len() && matches!(self.b[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        self.ws();
+        if self.b.get(self.pos) == Some(&c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.err(&format!("expected '{}'", c as char)))
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        if self.b.get(self.pos) != Some(&b'"') {
+            return Err(self.err("expected a string"));
+        }
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let Some(&c) = self.b.get(self.pos) else {
+                return Err(self.err("unterminated string"));
+            };
+            match c {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    let e = *self
+                        .b
+                        .get(self.pos + 1)
+                        .ok_or_else(|| self.err("unterminated string"))?;
+                    self.pos += 2;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let mut cp = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&cp)
+                                && self.text[self.pos..].starts_with("\\u")
+                            {
+                                self.pos += 2;
+                                let lo = self.hex4()?;
+                                cp = 0x10000
+                                    + ((cp - 0xD800) << 10)
+                                    + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                            }
+                            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                        }
+                        _ => return Err(self.err("bad escape in string")),
+                    }
+                }
+                c if c < 0x20 => return Err(self.err("control character in string")),
+                _ => {
+                    let ch = self.text[self.pos..]
+                        .chars()
+                        .next()
+                        .expect("inside the text");
+                    out.push(ch);
+                    self.pos += ch.len_utf8();
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let h = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.err("bad \\u escape"))?;
+        let v = u32::from_str_radix(h, 16).map_err(|_| self.err("bad \\u escape"))?;
+        self.pos += 4;
+        Ok(v)
+    }
+
+    fn value(&mut self, path: &mut Vec<String>, meta: bool) -> Result<Parsed, String> {
+        self.ws();
+        let start = self.pos;
+        match self.b.get(self.pos) {
+            Some(b'{') => {
+                self.pos += 1;
+                let mut entries = Vec::new();
+                let mut meta_entries = Vec::new();
+                self.ws();
+                if self.b.get(self.pos) == Some(&b'}') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        self.ws();
+                        let at = self.pos;
+                        let key = self.string()?;
+                        self.expect(b':')?;
+                        path.push(key.clone());
+                        let v = self.value(path, meta)?;
+                        path.pop();
+                        match v {
+                            Parsed::Node(n) => entries.push(Entry {
+                                key,
+                                at,
+                                end: self.pos,
+                                value: n,
+                            }),
+                            Parsed::Meta(m) => meta_entries.push((key, m)),
+                        }
+                        self.ws();
+                        match self.b.get(self.pos) {
+                            Some(b',') => self.pos += 1,
+                            Some(b'}') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            _ => return Err(self.err("expected ',' or '}'")),
+                        }
+                    }
+                }
+                Ok(if meta {
+                    Parsed::Meta(MetaValue::Map(meta_entries))
+                } else {
+                    Parsed::Node(Node::Map(entries))
+                })
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                let mut meta_items = Vec::new();
+                self.ws();
+                if self.b.get(self.pos) == Some(&b']') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        match self.value(path, meta)? {
+                            Parsed::Node(n) => items.push(n),
+                            Parsed::Meta(m) => meta_items.push(m),
+                        }
+                        self.ws();
+                        match self.b.get(self.pos) {
+                            Some(b',') => self.pos += 1,
+                            Some(b']') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            _ => return Err(self.err("expected ',' or ']'")),
+                        }
+                    }
+                }
+                Ok(if meta {
+                    Parsed::Meta(MetaValue::Seq(meta_items))
+                } else {
+                    Parsed::Node(Node::Seq(items))
+                })
+            }
+            Some(b'"') => {
+                let s = self.string()?;
+                if meta {
+                    return Ok(Parsed::Meta(MetaValue::Str(s)));
+                }
+                Ok(Parsed::Node(self.leaf(
+                    path,
+                    ScalarType::Str,
+                    s,
+                    start..self.pos,
+                    Quote::Double,
+                )))
+            }
+            Some(_) => {
+                while self.pos < self.b.len()
+                    && !matches!(
+                        self.b[self.pos],
+                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
+                {
+                    self.pos += 1;
+                }
+                let word = &self.text[start..self.pos];
+                let ty = match word {
+                    "true" | "false" => ScalarType::Bool,
+                    "null" => ScalarType::Null,
+                    w if is_json_number(w) => {
+                        if w.contains(['.', 'e', 'E']) {
+                            ScalarType::Float
+                        } else {
+                            ScalarType::Int
+                        }
+                    }
+                    _ => {
+                        self.pos = start;
+                        return Err(self.err("expected a JSON value"));
+                    }
+                };
+                if meta {
+                    return Ok(Parsed::Meta(if ty == ScalarType::Null {
+                        MetaValue::Null
+                    } else {
+                        MetaValue::Str(word.to_string())
+                    }));
+                }
+                Ok(Parsed::Node(self.leaf(
+                    path,
+                    ty,
+                    word.to_string(),
+                    start..self.pos,
+                    Quote::Plain,
+                )))
+            }
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        path: &[String],
+        ty: ScalarType,
+        value: String,
+        span: Range<usize>,
+        quote: Quote,
+    ) -> Node {
+        self.leaves.push(Leaf {
+            kind: LeafKind::Value,
+            path: path.to_vec(),
+            span,
+            ty,
+            value: Zeroizing::new(value.into_bytes()),
+            style: Style {
+                quote,
+                owner_col: 0,
+                flow: false,
+            },
+        });
+        Node::Leaf(self.leaves.len() - 1)
+    }
+}
+
+impl Store for JsonStore {
+    fn parse(&self, text: &str) -> Result<Document, String> {
+        let mut p = P {
+            text,
+            b: text.as_bytes(),
+            pos: 0,
+            leaves: Vec::new(),
+        };
+        p.ws();
+        if p.b.get(p.pos) != Some(&b'{') {
+            return Err(p.err("the document must be a JSON object"));
+        }
+        let open = p.pos;
+        p.pos += 1;
+        // The top level is parsed here so that `sops` can be set aside with its span.
+        let mut entries = Vec::new();
+        let mut meta = None;
+        let mut prev_end = open + 1;
+        let mut path = Vec::new();
+        p.ws();
+        let first_key_at = p.pos;
+        if p.b.get(p.pos) == Some(&b'}') {
+            p.pos += 1;
+        } else {
+            loop {
+                p.ws();
+                let key_start = p.pos;
+                let key = p.string()?;
+                p.expect(b':')?;
+                let is_meta = key == "sops" && {
+                    let save = p.pos;
+                    p.ws();
+                    let obj = p.b.get(p.pos) == Some(&b'{');
+                    p.pos = save;
+                    obj
+                };
+                path.push(key.clone());
+                let v = p.value(&mut path, is_meta)?;
+                path.pop();
+                let value_end = p.pos;
+                match v {
+                    Parsed::Node(n) => entries.push(Entry {
+                        key,
+                        at: key_start,
+                        end: value_end,
+                        value: n,
+                    }),
+                    Parsed::Meta(m) => {
+                        // Remove the member with the separator before it, or, when it comes
+                        // first, with everything up to the next member.
+                        let range = if prev_end == open + 1 {
+                            key_start..value_end
+                        } else {
+                            prev_end..value_end
+                        };
+                        meta = Some((m, range));
+                    }
+                }
+                prev_end = value_end;
+                p.ws();
+                match p.b.get(p.pos) {
+                    Some(b',') => p.pos += 1,
+                    Some(b'}') => {
+                        p.pos += 1;
+                        break;
+                    }
+                    _ => return Err(p.err("expected ',' or '}'")),
+                }
+            }
+        }
+        p.ws();
+        if p.pos != p.b.len() {
+            return Err(p.err("unexpected text after the JSON object"));
+        }
+        // A leading `sops` member also takes the comma and space that followed it.
+        if let Some((_, range)) = &mut meta {
+            if range.start == first_key_at && !entries.is_empty() {
+                let mut end = range.end;
+                let b = text.as_bytes();
+                while end < b.len() && matches!(b[end], b' ' | b'\t' | b'\n' | b'\r') {
+                    end += 1;
+                }
+                if b.get(end) == Some(&b',') {
+                    end += 1;
+                    while end < b.len() && matches!(b[end], b' ' | b'\t' | b'\n' | b'\r') {
+                        end += 1;
+                    }
+                }
+                *range = range.start..end;
+            } else if range.start == first_key_at {
+                // The only member: take the whitespace after `{` too.
+                *range = open + 1..range.end;
+            }
+        }
+        // Indentation: what separates `{` from the first key.
+        let lead = &text[open + 1..first_key_at];
+        let (indent, indent_char) = match lead.rfind('\n') {
+            Some(i) => {
+                let unit = &lead[i + 1..];
+                if unit.starts_with('\t') {
+                    (unit.len(), '\t')
+                } else {
+                    (unit.len(), ' ')
+                }
+            }
+            None => (0, ' '),
+        };
+        let doc = Doc {
+            root: Node::Map(entries),
+            meta: meta.map(|(m, r)| (m, vec![r])),
+            end: prev_end,
+            indent,
+            indent_char,
+        };
+        Ok(Document {
+            text: Zeroizing::new(text.to_string()),
+            leaves: p.leaves,
+            docs: vec![doc],
+        })
+    }
+
+    fn render_plain(
+        &self,
+        _doc: &Document,
+        _leaf: &Leaf,
+        ty: ScalarType,
+        value: &str,
+    ) -> Result<String, String> {
+        Ok(emit::json_scalar(ty, value))
+    }
+
+    fn render_encrypted(&self, _leaf: &Leaf, enc: &str) -> String {
+        format!("\"{enc}\"")
+    }
+
+    fn render_metadata(
+        &self,
+        doc: &Document,
+        doc_index: usize,
+        meta: &MetaValue,
+    ) -> (usize, String) {
+        let d = &doc.docs[doc_index];
+        let text = doc.text.as_str();
+        let open = text.find('{').unwrap_or(0);
+        let unit = (d.indent > 0).then(|| d.indent_char.to_string().repeat(d.indent));
+        let mut value = String::new();
+        emit::json(&mut value, &Value::from_meta(meta), unit.as_deref(), 1);
+        let lead = match &unit {
+            Some(u) => format!("\n{u}"),
+            None => {
+                // One-line JSON: copy the spacing after `{`, if any.
+                let after = &text[open + 1..];
+                after[..after.len() - after.trim_start().len()].to_string()
+            }
+        };
+        let has_members = matches!(&d.root, Node::Map(e) if !e.is_empty());
+        if has_members {
+            (d.end, format!(",{lead}\"sops\": {value}"))
+        } else {
+            (open + 1, format!("{lead}\"sops\": {value}"))
+        }
+    }
+
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+        let mut out = Zeroizing::new(String::new());
+        emit::json(&mut out, value, Some("    "), 0);
+        out.push('\n');
+        Ok(out)
+    }
+}

@@ -1,0 +1,894 @@
+//! YAML: parsed with saphyr-parser for structure and spans; comments are found by
+//! scanning the text around the scalars. Values are replaced in place, so indentation,
+//! comments, blank lines and key quoting survive untouched.
+
+use std::ops::Range;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use zeroize::Zeroizing;
+
+use super::emit::{self, Value};
+use super::Store;
+use crate::tree::{
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+};
+
+pub struct YamlStore;
+
+/// A collection being built while events stream in.
+enum Frame {
+    Map {
+        entries: Vec<Entry>,
+        key: Option<(String, usize)>,
+        container: usize,
+    },
+    Seq {
+        items: Vec<Node>,
+        container: usize,
+    },
+}
+
+struct Container {
+    path: Vec<String>,
+    /// Column of the container's keys or dashes.
+    col: usize,
+    parent: Option<usize>,
+    flow: bool,
+}
+
+/// Where a key or sequence item starts, for placing comments.
+struct Item {
+    pos: usize,
+    line: usize,
+    col: usize,
+    container: usize,
+}
+
+/// State for capturing the `sops` metadata subtree.
+enum MetaFrame {
+    Map(Vec<(String, MetaValue)>, Option<String>),
+    Seq(Vec<MetaValue>),
+}
+
+struct Parse<'t> {
+    text: &'t str,
+    /// Byte offset of each char index, when the text is not pure ASCII.
+    offsets: Option<Vec<usize>>,
+    leaves: Vec<Leaf>,
+    docs: Vec<Doc>,
+    containers: Vec<Container>,
+    items: Vec<Item>,
+    /// Spans no comment can start in: scalars, and the metadata block.
+    occupied: Vec<Range<usize>>,
+    indent: Option<usize>,
+}
+
+impl<'t> Parse<'t> {
+    fn byte(&self, char_index: usize) -> usize {
+        match &self.offsets {
+            None => char_index,
+            Some(o) => o[char_index.min(o.len() - 1)],
+        }
+    }
+
+    fn range(&self, span: &Span) -> Range<usize> {
+        self.byte(span.start.index())..self.byte(span.end.index())
+    }
+
+    fn line_start(&self, pos: usize) -> usize {
+        self.text[..pos].rfind('\n').map_or(0, |i| i + 1)
+    }
+
+    /// After the newline that ends the line holding `pos` (or the end of the text).
+    fn line_end_after(&self, pos: usize) -> usize {
+        if pos > 0 && self.text.as_bytes()[pos - 1] == b'\n' {
+            return pos;
+        }
+        self.text[pos..]
+            .find('\n')
+            .map_or(self.text.len(), |i| pos + i + 1)
+    }
+
+    fn col(&self, pos: usize) -> usize {
+        self.text[self.line_start(pos)..pos].chars().count()
+    }
+}
+
+fn err_at(line: usize, col: usize, msg: impl std::fmt::Display) -> String {
+    format!("line {line}, column {}: {msg}", col + 1)
+}
+
+impl Store for YamlStore {
+    fn parse(&self, text: &str) -> Result<Document, String> {
+        let offsets = if text.is_ascii() {
+            None
+        } else {
+            let mut o: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+            o.push(text.len());
+            Some(o)
+        };
+        let mut p = Parse {
+            text,
+            offsets,
+            leaves: Vec::new(),
+            docs: Vec::new(),
+            containers: Vec::new(),
+            items: Vec::new(),
+            occupied: Vec::new(),
+            indent: None,
+        };
+        p.run()?;
+        p.find_comments();
+        let indent = p.indent.unwrap_or(2);
+        for d in &mut p.docs {
+            d.indent = indent;
+        }
+        Ok(Document {
+            text: Zeroizing::new(text.to_string()),
+            leaves: p.leaves,
+            docs: p.docs,
+        })
+    }
+
+    fn render_plain(
+        &self,
+        doc: &Document,
+        leaf: &Leaf,
+        ty: ScalarType,
+        value: &str,
+    ) -> Result<String, String> {
+        let indent = doc.docs.first().map_or(2, |d| d.indent);
+        Ok(match ty {
+            ScalarType::Comment => value.replace('\n', " "),
+            ScalarType::Int => value.to_string(),
+            ScalarType::Float => yaml_float(value),
+            ScalarType::Bool => match value {
+                "true" | "false" | "TRUE" | "FALSE" => value.to_string(),
+                other => crate::cipher::parse_bool(other)
+                    .unwrap_or(false)
+                    .to_string(),
+            },
+            ScalarType::Null => "null".to_string(),
+            ScalarType::Str | ScalarType::Bytes => render_str(value, leaf.style, indent),
+        })
+    }
+
+    fn render_encrypted(&self, leaf: &Leaf, enc: &str) -> String {
+        match leaf.style.quote {
+            Quote::Double => format!("\"{enc}\""),
+            Quote::Single => format!("'{enc}'"),
+            // `ENC[...]` holds commas and brackets, which end a plain scalar in flow
+            // context; single quotes there stand for "was plain" (see `render_str`).
+            _ if leaf.style.flow => format!("'{enc}'"),
+            _ => enc.to_string(),
+        }
+    }
+
+    fn render_metadata(
+        &self,
+        doc: &Document,
+        doc_index: usize,
+        meta: &MetaValue,
+    ) -> (usize, String) {
+        let d = &doc.docs[doc_index];
+        let mut block = String::new();
+        emit::yaml_entry(
+            &mut block,
+            "sops",
+            &emit::Value::from_meta(meta),
+            0,
+            d.indent,
+        );
+        let pos = d.end;
+        let text = doc.text.as_str();
+        if pos > 0 && text.as_bytes()[pos - 1] != b'\n' {
+            // The document ends without a newline: keep it that way, so that removing the
+            // block on decryption gives the original bytes back.
+            block.pop();
+            block.insert(0, '\n');
+        }
+        (pos, block)
+    }
+
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+        let mut out = Zeroizing::new(String::new());
+        match value {
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    emit::yaml_entry(&mut out, k, v, 0, 4);
+                }
+                if entries.is_empty() {
+                    out.push_str("{}\n");
+                }
+            }
+            other => {
+                out.push_str(&emit::yaml_scalar_or_flow(other));
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn yaml_float(v: &str) -> String {
+    match v {
+        "+Inf" | "Inf" | "inf" | "+inf" => ".inf".into(),
+        "-Inf" | "-inf" => "-.inf".into(),
+        "NaN" | "nan" => ".nan".into(),
+        _ => v.to_string(),
+    }
+}
+
+/// A decrypted string, in the style the source used where that style can hold it.
+pub(crate) fn render_str(s: &str, style: Style, indent: usize) -> String {
+    let block_ok = !style.flow && block_representable(s);
+    // In flow context an encrypted plain value had to be quoted; single quotes mark it.
+    let quote = if style.flow && style.quote == Quote::Single {
+        Quote::Plain
+    } else {
+        style.quote
+    };
+    match quote {
+        Quote::Double => emit::double_quoted(s),
+        Quote::Single if !s.contains('\n') && !s.chars().any(char::is_control) => {
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        Quote::Block if block_ok => block_literal(s, style.owner_col + indent),
+        _ if emit::plain_safe(s, style.flow) => s.to_string(),
+        _ if s.contains('\n') && block_ok => block_literal(s, style.owner_col + indent),
+        _ if style.flow && !s.contains('\n') && !s.chars().any(char::is_control) => {
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        _ => emit::double_quoted(s),
+    }
+}
+
+fn block_representable(s: &str) -> bool {
+    let body = s.trim_end_matches('\n');
+    !body.is_empty()
+        && !body.starts_with(' ')
+        && !body.starts_with('\t')
+        && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+        && !s.contains('\r')
+}
+
+/// A literal block scalar without its final line break (the layout supplies that one).
+fn block_literal(s: &str, indent: usize) -> String {
+    let body = s.trim_end_matches('\n');
+    let newlines = s.len() - body.len();
+    let chomp = match newlines {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    let pad = " ".repeat(indent);
+    let mut out = format!("|{chomp}");
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    for _ in 1..newlines.max(1) {
+        out.push('\n');
+    }
+    out
+}
+
+/// The YAML 1.2 core schema type of a plain scalar (the schema sops's YAML library uses).
+pub(crate) fn resolve_plain(s: &str) -> ScalarType {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return ScalarType::Null,
+        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return ScalarType::Bool,
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => return ScalarType::Float,
+        _ => {}
+    }
+    let b = s.as_bytes();
+    let digits = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
+    let unsigned = b
+        .strip_prefix(b"-")
+        .or_else(|| b.strip_prefix(b"+"))
+        .unwrap_or(b);
+    if digits(unsigned) {
+        return ScalarType::Int;
+    }
+    if let Some(h) = b.strip_prefix(b"0x") {
+        if !h.is_empty() && h.iter().all(u8::is_ascii_hexdigit) {
+            return ScalarType::Int;
+        }
+    }
+    if let Some(o) = b.strip_prefix(b"0o") {
+        if !o.is_empty() && o.iter().all(|c| (b'0'..=b'7').contains(c)) {
+            return ScalarType::Int;
+        }
+    }
+    // [-+]? ( \.[0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+    let (mantissa, exp) = match unsigned.iter().position(|c| *c == b'e' || *c == b'E') {
+        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+        None => (unsigned, None),
+    };
+    let mantissa_ok = match mantissa.iter().position(|c| *c == b'.') {
+        Some(0) => digits(&mantissa[1..]),
+        Some(i) => digits(&mantissa[..i]) && mantissa[i + 1..].iter().all(u8::is_ascii_digit),
+        None => digits(mantissa),
+    };
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e
+            .strip_prefix(b"-")
+            .or_else(|| e.strip_prefix(b"+"))
+            .unwrap_or(e);
+        digits(e)
+    });
+    if mantissa_ok && exp_ok {
+        return ScalarType::Float;
+    }
+    ScalarType::Str
+}
+
+/// The text to encrypt for a typed plain scalar: its own spelling when sops (Go's strconv)
+/// reads it back to the same value, otherwise the canonical form.
+pub(crate) fn stored_form(ty: ScalarType, s: &str) -> String {
+    match ty {
+        ScalarType::Int => {
+            if s.parse::<i64>().is_ok() {
+                s.to_string()
+            } else if let Some(h) = s.strip_prefix("0x") {
+                i64::from_str_radix(h, 16).map_or_else(|_| s.to_string(), |v| v.to_string())
+            } else if let Some(o) = s.strip_prefix("0o") {
+                i64::from_str_radix(o, 8).map_or_else(|_| s.to_string(), |v| v.to_string())
+            } else {
+                s.to_string()
+            }
+        }
+        ScalarType::Float => match s.to_ascii_lowercase().as_str() {
+            ".inf" | "+.inf" => "+Inf".into(),
+            "-.inf" => "-Inf".into(),
+            ".nan" => "NaN".into(),
+            _ => s.to_string(),
+        },
+        _ => s.to_string(),
+    }
+}
+
+impl Parse<'_> {
+    fn run(&mut self) -> Result<(), String> {
+        let mut parser = Parser::new_from_str(self.text);
+        let mut stack: Vec<Frame> = Vec::new();
+        // Metadata capture: depth of the `sops` subtree being read, with its own stack.
+        let mut meta_stack: Vec<MetaFrame> = Vec::new();
+        let mut meta_start: Option<usize> = None;
+        let mut meta_end = 0usize;
+        let mut doc_meta: Option<(MetaValue, Vec<Range<usize>>)> = None;
+        let mut last_content_end = 0usize;
+
+        while let Some(ev) = parser.next_event() {
+            let (ev, span) = ev.map_err(|e| {
+                let m = e.marker();
+                err_at(m.line(), m.col(), e.info())
+            })?;
+            let range = self.range(&span);
+
+            // Inside the `sops` block: build the metadata tree and nothing else.
+            if meta_start.is_some() {
+                meta_end = meta_end.max(range.end);
+                let done = capture_meta(&mut meta_stack, &ev, self.text, &range);
+                if let Some(value) = done {
+                    let start = meta_start.take().expect("inside a metadata block");
+                    let mut end = self.line_end_after(meta_end);
+                    let mut start = self.line_start(start);
+                    if end == self.text.len() && !self.text.ends_with('\n') && start > 0 {
+                        start -= 1;
+                    }
+                    end = end.max(start);
+                    self.occupied.push(start..end);
+                    doc_meta = Some((value, vec![start..end]));
+                    if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                        *key = None;
+                    }
+                }
+                continue;
+            }
+
+            match ev {
+                Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+                Event::DocumentStart(_) => {
+                    stack.clear();
+                    last_content_end = range.end;
+                    doc_meta = None;
+                }
+                Event::DocumentEnd => {
+                    let end = if last_content_end == 0 {
+                        0
+                    } else {
+                        self.line_end_after(last_content_end)
+                    };
+                    let root = match stack.pop() {
+                        Some(Frame::Map { entries, .. }) => Node::Map(entries),
+                        _ => Node::Map(Vec::new()),
+                    };
+                    self.docs.push(Doc {
+                        root,
+                        meta: doc_meta.take(),
+                        end,
+                        indent: 2,
+                        indent_char: ' ',
+                    });
+                }
+                Event::Alias(_) => {
+                    return Err(err_at(
+                        span.start.line(),
+                        span.start.col(),
+                        "YAML aliases (*name) are not supported: write the value out",
+                    ));
+                }
+                Event::MappingStart(..) | Event::SequenceStart(..) => {
+                    let is_map = matches!(ev, Event::MappingStart(..));
+                    let flow = self.text[range.clone()].starts_with(['{', '[']);
+                    let parent = stack.last().map(frame_container);
+                    // The root must be a mapping, as in sops.
+                    if stack.is_empty() && !is_map {
+                        return Err(err_at(
+                            span.start.line(),
+                            span.start.col(),
+                            "YAML documents that are sequences are not supported",
+                        ));
+                    }
+                    // `sops:` at the top level of a document: capture it as metadata.
+                    if is_map && stack.len() == 1 {
+                        if let Some(Frame::Map { key: Some(k), .. }) = stack.last() {
+                            if k.0 == "sops" {
+                                meta_stack.push(MetaFrame::Map(Vec::new(), None));
+                                let key_pos = self.items.last().map_or(range.start, |i| i.pos);
+                                meta_start = Some(key_pos);
+                                meta_end = range.end;
+                                continue;
+                            }
+                        }
+                    }
+                    let key_path = self.child_path(&stack);
+                    let col = self.col(range.start);
+                    if let Some(pid) = parent {
+                        self.note_item(&stack, range.start);
+                        let pcol = self.containers[pid].col;
+                        if self.indent.is_none() && is_map && !flow && col > pcol {
+                            self.indent = Some(col - pcol);
+                        }
+                    }
+                    let id = self.containers.len();
+                    self.containers.push(Container {
+                        path: key_path,
+                        col,
+                        parent,
+                        flow: flow || parent.is_some_and(|p| self.containers[p].flow),
+                    });
+                    stack.push(if is_map {
+                        Frame::Map {
+                            entries: Vec::new(),
+                            key: None,
+                            container: id,
+                        }
+                    } else {
+                        Frame::Seq {
+                            items: Vec::new(),
+                            container: id,
+                        }
+                    });
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    let node = match stack.pop() {
+                        Some(Frame::Map { entries, .. }) => Node::Map(entries),
+                        Some(Frame::Seq { items, .. }) => Node::Seq(items),
+                        None => continue,
+                    };
+                    let mut end = node.end(&self.leaves);
+                    if self.text[range.clone()].starts_with(['}', ']']) {
+                        last_content_end = last_content_end.max(range.end);
+                        end = range.end;
+                    }
+                    if stack.is_empty() {
+                        stack.push(match node {
+                            Node::Map(entries) => Frame::Map {
+                                entries,
+                                key: None,
+                                container: 0,
+                            },
+                            _ => unreachable!("the root is always a mapping"),
+                        });
+                    } else {
+                        attach(&mut stack, node, end);
+                    }
+                }
+                Event::Scalar(value, style, _anchor, tag) => {
+                    // A document whose root is a scalar: only an empty one is accepted.
+                    if stack.is_empty() {
+                        if !value.is_empty() && !matches!(value.as_ref(), "~" | "null") {
+                            return Err(err_at(
+                                span.start.line(),
+                                span.start.col(),
+                                "YAML documents that are plain values are not supported",
+                            ));
+                        }
+                        let id = self.containers.len();
+                        self.containers.push(Container {
+                            path: Vec::new(),
+                            col: 0,
+                            parent: None,
+                            flow: false,
+                        });
+                        stack.push(Frame::Map {
+                            entries: Vec::new(),
+                            key: None,
+                            container: id,
+                        });
+                        continue;
+                    }
+                    let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
+                    if is_key {
+                        self.note_item(&stack, range.start);
+                        self.occupied.push(range.clone());
+                        last_content_end = last_content_end.max(range.end);
+                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                            *key = Some((value.into_owned(), range.start));
+                        }
+                        continue;
+                    }
+                    if matches!(stack.last(), Some(Frame::Seq { .. })) {
+                        self.note_item(&stack, range.start);
+                    }
+                    let idx =
+                        self.scalar_leaf(&stack, &value, style, tag.as_deref(), range, &span)?;
+                    let end = self.leaves[idx].span.end;
+                    last_content_end = last_content_end.max(end);
+                    attach(&mut stack, Node::Leaf(idx), end);
+                }
+            }
+        }
+        if self.docs.is_empty() {
+            let id = self.containers.len();
+            self.containers.push(Container {
+                path: Vec::new(),
+                col: 0,
+                parent: None,
+                flow: false,
+            });
+            let _ = id;
+            self.docs.push(Doc {
+                root: Node::Map(Vec::new()),
+                meta: None,
+                end: self.text.len(),
+                indent: 2,
+                indent_char: ' ',
+            });
+        }
+        Ok(())
+    }
+
+    /// The key path of a collection about to be opened under the current frame.
+    fn child_path(&self, stack: &[Frame]) -> Vec<String> {
+        match stack.last() {
+            None => Vec::new(),
+            Some(Frame::Map { key, container, .. }) => {
+                let mut p = self.containers[*container].path.clone();
+                p.push(key.as_ref().map(|k| k.0.clone()).unwrap_or_default());
+                p
+            }
+            Some(Frame::Seq { container, .. }) => self.containers[*container].path.clone(),
+        }
+    }
+
+    fn note_item(&mut self, stack: &[Frame], pos: usize) {
+        let Some(frame) = stack.last() else { return };
+        let container = frame_container(frame);
+        // A sequence item belongs to its dash, not to what follows the dash.
+        let pos = match frame {
+            Frame::Seq { .. } if !self.containers[container].flow => {
+                let ls = self.line_start(pos);
+                self.text[ls..pos].rfind('-').map_or(pos, |i| ls + i)
+            }
+            _ => pos,
+        };
+        let line = self.text[..pos].matches('\n').count();
+        let col = self.col(pos);
+        self.items.push(Item {
+            pos,
+            line,
+            col,
+            container,
+        });
+    }
+
+    fn scalar_leaf(
+        &mut self,
+        stack: &[Frame],
+        value: &str,
+        style: ScalarStyle,
+        tag: Option<&saphyr_parser::Tag>,
+        raw: Range<usize>,
+        span: &Span,
+    ) -> Result<usize, String> {
+        let container = frame_container(stack.last().expect("scalar inside a collection"));
+        let flow = self.containers[container].flow;
+        let mut path = self.containers[container].path.clone();
+        let owner_col;
+        if let Some(Frame::Map { key, .. }) = stack.last() {
+            path.push(key.as_ref().map(|k| k.0.clone()).unwrap_or_default());
+            owner_col = self.items.last().map_or(0, |i| i.col);
+        } else {
+            owner_col = self.items.last().map_or(0, |i| i.col);
+        }
+        // Anchors and tags sit inside the span; the value's own text starts after them.
+        let mut start = raw.start;
+        if !matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            loop {
+                let rest = &self.text[start..raw.end];
+                if rest.starts_with('&') || rest.starts_with('!') {
+                    let skip = rest.find([' ', '\t', '\n']).unwrap_or(rest.len());
+                    start += skip;
+                    start += self.text[start..raw.end].len()
+                        - self.text[start..raw.end].trim_start().len();
+                } else {
+                    break;
+                }
+            }
+        }
+        let (quote, span_range) = match style {
+            ScalarStyle::Plain => (Quote::Plain, start..raw.end),
+            ScalarStyle::SingleQuoted => (Quote::Single, start..raw.end),
+            ScalarStyle::DoubleQuoted => (Quote::Double, start..raw.end),
+            ScalarStyle::Literal | ScalarStyle::Folded => (
+                Quote::Block,
+                self.block_range(&raw, value, owner_col)
+                    .map_err(|m| err_at(span.start.line(), span.start.col(), m))?,
+            ),
+        };
+        let tag_suffix = tag.map(|t| t.suffix.as_str());
+        let ty = match (style, tag_suffix) {
+            (_, Some("str")) | (_, Some("binary")) => ScalarType::Str,
+            (ScalarStyle::Plain, Some("int")) => ScalarType::Int,
+            (ScalarStyle::Plain, Some("float")) => ScalarType::Float,
+            (ScalarStyle::Plain, Some("bool")) => ScalarType::Bool,
+            (ScalarStyle::Plain, Some("null")) => ScalarType::Null,
+            (ScalarStyle::Plain, _) => resolve_plain(value),
+            _ => ScalarType::Str,
+        };
+        let stored = if ty == ScalarType::Str {
+            value.to_string()
+        } else {
+            stored_form(ty, value)
+        };
+        self.occupied
+            .push(raw.start.min(span_range.start)..raw.end.max(span_range.end));
+        self.leaves.push(Leaf {
+            kind: LeafKind::Value,
+            path,
+            span: span_range,
+            ty,
+            value: Zeroizing::new(stored.into_bytes()),
+            style: Style {
+                quote,
+                owner_col,
+                flow,
+            },
+        });
+        Ok(self.leaves.len() - 1)
+    }
+
+    /// The bytes a block scalar occupies: from its `|`/`>` indicator to the end of its
+    /// last content line. Trailing blank lines belong to the layout, except with the
+    /// keep (`+`) indicator, where they are part of the value.
+    fn block_range(
+        &self,
+        raw: &Range<usize>,
+        value: &str,
+        _owner_col: usize,
+    ) -> Result<Range<usize>, &'static str> {
+        // The indicator is the last `|` or `>` before the content that is not inside a
+        // comment; the header line is `key: |-` or `- >` with optional anchor or tag.
+        let header_end = if raw.start > 0 && self.text.as_bytes()[raw.start - 1] == b'\n' {
+            raw.start - 1
+        } else {
+            // Content on the header line only happens for an empty block at end of text.
+            self.line_start(raw.start).saturating_sub(1)
+        };
+        let header_start = self.line_start(header_end);
+        let header = &self.text[header_start..header_end];
+        let header = match header.find(" #") {
+            Some(i) => &header[..i],
+            None => header,
+        };
+        let ind = header
+            .rfind(['|', '>'])
+            .ok_or("cannot find the block scalar indicator")?;
+        let start = header_start + ind;
+        // The region ends at the last line break inside the raw span.
+        let region_end = match self.text[..raw.end.min(self.text.len())].rfind('\n') {
+            Some(i) if i + 1 >= raw.start => i + 1,
+            _ => raw.end,
+        };
+        let region = &self.text[raw.start.min(region_end)..region_end];
+        let keep = header[ind..].contains('+');
+        let end = if keep {
+            // Up to (not including) the final line break.
+            if region.ends_with('\n') {
+                region_end - 1
+            } else {
+                region_end
+            }
+        } else {
+            // End of the last line that has content.
+            let trimmed = region.trim_end_matches(|c: char| c.is_whitespace());
+            if trimmed.is_empty() && value.is_empty() {
+                header_end
+            } else {
+                raw.start + trimmed.len()
+            }
+        };
+        Ok(start..end.max(start + 1))
+    }
+
+    /// Find every comment outside scalars and metadata, and give it the path of the
+    /// container sops's YAML library would attach it to.
+    fn find_comments(&mut self) {
+        self.occupied.sort_by_key(|r| r.start);
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let mut occ = 0usize;
+        let mut comments = Vec::new();
+        let mut pos = 0usize;
+        let mut line_has_content = false;
+        let mut line_no = 0usize;
+        while pos < bytes.len() {
+            while occ < self.occupied.len() && self.occupied[occ].end <= pos {
+                occ += 1;
+            }
+            if occ < self.occupied.len() && self.occupied[occ].start <= pos {
+                // Inside a scalar: jump over it, counting the lines it spans.
+                let end = self.occupied[occ].end.max(pos + 1);
+                line_no += text[pos..end].matches('\n').count();
+                if text[pos..end].ends_with('\n') {
+                    line_has_content = false;
+                } else {
+                    line_has_content = true;
+                }
+                pos = end;
+                continue;
+            }
+            match bytes[pos] {
+                b'\n' => {
+                    line_no += 1;
+                    line_has_content = false;
+                    pos += 1;
+                }
+                b'#' if pos == 0 || matches!(bytes[pos - 1], b' ' | b'\t' | b'\n') => {
+                    let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+                    let end = if end > pos && bytes[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
+                    comments.push((pos, end, line_no, line_has_content));
+                    pos = end;
+                }
+                b' ' | b'\t' | b'\r' => pos += 1,
+                _ => {
+                    line_has_content = true;
+                    pos += 1;
+                }
+            }
+        }
+        for (start, end, line, trailing) in comments {
+            let container = self.comment_container(start, line, trailing);
+            let path = container
+                .map(|c| self.containers[c].path.clone())
+                .unwrap_or_default();
+            self.leaves.push(Leaf {
+                kind: LeafKind::Comment,
+                path,
+                span: start + 1..end,
+                ty: ScalarType::Comment,
+                value: Zeroizing::new(self.text[start + 1..end].as_bytes().to_vec()),
+                style: Style::default(),
+            });
+        }
+    }
+
+    fn comment_container(&self, pos: usize, line: usize, trailing: bool) -> Option<usize> {
+        let idx = self.items.partition_point(|i| i.pos < pos);
+        let prev = idx.checked_sub(1).map(|i| &self.items[i]);
+        let next = self.items.get(idx);
+        if trailing {
+            if let Some(p) = prev.filter(|p| p.line == line) {
+                return Some(p.container);
+            }
+        }
+        let col = self.col(pos);
+        if let Some(n) = next {
+            if col <= n.col || prev.is_none() {
+                return Some(n.container);
+            }
+        }
+        let mut c = prev?.container;
+        while self.containers[c].col > col {
+            match self.containers[c].parent {
+                Some(p) => c = p,
+                None => break,
+            }
+        }
+        Some(c)
+    }
+}
+
+fn frame_container(f: &Frame) -> usize {
+    match f {
+        Frame::Map { container, .. } | Frame::Seq { container, .. } => *container,
+    }
+}
+
+fn attach(stack: &mut [Frame], node: Node, end: usize) {
+    match stack.last_mut() {
+        Some(Frame::Map { entries, key, .. }) => {
+            let (key, at) = key.take().unwrap_or_default();
+            entries.push(Entry {
+                key,
+                at,
+                end,
+                value: node,
+            });
+        }
+        Some(Frame::Seq { items, .. }) => items.push(node),
+        None => {}
+    }
+}
+
+/// Feed one event into the metadata tree; returns the tree when its root closes.
+fn capture_meta(
+    stack: &mut Vec<MetaFrame>,
+    ev: &Event,
+    text: &str,
+    range: &Range<usize>,
+) -> Option<MetaValue> {
+    let finished = match ev {
+        Event::MappingStart(..) => {
+            stack.push(MetaFrame::Map(Vec::new(), None));
+            None
+        }
+        Event::SequenceStart(..) => {
+            stack.push(MetaFrame::Seq(Vec::new()));
+            None
+        }
+        Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
+            Some(MetaFrame::Map(entries, _)) => Some(MetaValue::Map(entries)),
+            Some(MetaFrame::Seq(items)) => Some(MetaValue::Seq(items)),
+            None => None,
+        },
+        Event::Scalar(value, style, ..) => {
+            if let Some(MetaFrame::Map(_, key @ None)) = stack.last_mut() {
+                *key = Some(value.to_string());
+                return None;
+            }
+            let null =
+                matches!(style, ScalarStyle::Plain) && resolve_plain(value) == ScalarType::Null;
+            let _ = (text, range);
+            Some(if null {
+                MetaValue::Null
+            } else {
+                MetaValue::Str(value.to_string())
+            })
+        }
+        _ => None,
+    };
+    let value = finished?;
+    match stack.last_mut() {
+        None => Some(value),
+        Some(MetaFrame::Map(entries, key)) => {
+            entries.push((key.take().unwrap_or_default(), value));
+            None
+        }
+        Some(MetaFrame::Seq(items)) => {
+            items.push(value);
+            None
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! age recipients and identities. The data key is encrypted to each recipient on its
+//! own and stored ASCII-armored, one metadata entry per recipient, as sops does.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::MasterKey;
+use crate::cipher::DataKey;
+use crate::metadata::{AgeEntry, Metadata};
+use crate::{Error, Result};
+
+/// Where identities come from, resolved by the caller (the CLI reads the environment).
+#[derive(Default)]
+pub struct IdentitySources {
+    /// Identity file contents given inline (`COFFER_AGE_KEY`, `SOPS_AGE_KEY`).
+    pub inline: Vec<SecretString>,
+    /// Identity files, in the order they are tried; missing ones are skipped.
+    pub files: Vec<PathBuf>,
+}
+
+impl IdentitySources {
+    /// The documented lookup: `COFFER_AGE_KEY`, `COFFER_AGE_KEY_FILE`, `SOPS_AGE_KEY`,
+    /// `SOPS_AGE_KEY_FILE`, then coffer's and sops's default key files under
+    /// `$XDG_CONFIG_HOME` (or `~/.config`).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
+        let mut s = IdentitySources::default();
+        for (inline, file) in [
+            ("COFFER_AGE_KEY", "COFFER_AGE_KEY_FILE"),
+            ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE"),
+        ] {
+            if let Some(v) = env(inline).filter(|v| !v.is_empty()) {
+                s.inline.push(SecretString::from(v));
+            }
+            if let Some(v) = env(file).filter(|v| !v.is_empty()) {
+                s.files.push(PathBuf::from(v));
+            }
+        }
+        if let Some(config) = config_dir(&env) {
+            s.files.push(default_key_file(&config));
+            s.files
+                .push(config.join("sops").join("age").join("keys.txt"));
+        }
+        s
+    }
+}
+
+pub fn config_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            env("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| Path::new(&h).join(".config"))
+        })
+}
+
+pub fn default_key_file(config_dir: &Path) -> PathBuf {
+    config_dir.join("coffer").join("age").join("keys.txt")
+}
+
+/// All age identities this process has.
+pub struct AgeKeys {
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    /// Where they came from, for error messages.
+    origins: Vec<String>,
+}
+
+impl AgeKeys {
+    pub fn load(sources: &IdentitySources) -> Result<Self> {
+        let mut keys = AgeKeys {
+            identities: Vec::new(),
+            origins: Vec::new(),
+        };
+        for (i, inline) in sources.inline.iter().enumerate() {
+            keys.add(
+                inline.expose_secret().as_bytes(),
+                &format!("inline key #{}", i + 1),
+            )?;
+        }
+        for file in &sources.files {
+            match std::fs::read(file) {
+                Ok(bytes) => {
+                    let bytes = Zeroizing::new(bytes);
+                    keys.add(&bytes, &file.display().to_string())?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(file, e)),
+            }
+        }
+        Ok(keys)
+    }
+
+    fn add(&mut self, contents: &[u8], origin: &str) -> Result<()> {
+        // Identity files hold `AGE-SECRET-KEY-1…` lines and comments.
+        for line in String::from_utf8_lossy(contents).lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id = age::x25519::Identity::from_str(line).map_err(|_| {
+                Error::Key(format!(
+                    "{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"
+                ))
+            })?;
+            self.identities.push(Box::new(id));
+        }
+        self.origins.push(origin.to_string());
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.identities.is_empty()
+    }
+}
+
+impl MasterKey for AgeKeys {
+    fn unwrap(&self, meta: &Metadata) -> Result<Option<DataKey>, Vec<String>> {
+        if meta.age.is_empty() {
+            return Ok(None);
+        }
+        if self.identities.is_empty() {
+            return Err(vec![
+                "age: no identity found (set COFFER_AGE_KEY_FILE or SOPS_AGE_KEY_FILE, or run `coffer keygen`)".into(),
+            ]);
+        }
+        for entry in &meta.age {
+            if let Some(key) = self.open(&entry.enc) {
+                return Ok(Some(key));
+            }
+        }
+        Err(meta
+            .age
+            .iter()
+            .map(|e| {
+                format!(
+                    "age:{}: none of the identities from {} matches",
+                    e.recipient,
+                    self.origins.join(", ")
+                )
+            })
+            .collect())
+    }
+}
+
+impl AgeKeys {
+    fn open(&self, armored: &str) -> Option<DataKey> {
+        let reader = age::armor::ArmoredReader::new(armored.as_bytes());
+        let decryptor = age::Decryptor::new(reader).ok()?;
+        let ids = self
+            .identities
+            .iter()
+            .map(|i| i.as_ref() as &dyn age::Identity);
+        let mut r = decryptor.decrypt(ids).ok()?;
+        let mut out = Zeroizing::new(Vec::with_capacity(32));
+        r.read_to_end(&mut out).ok()?;
+        DataKey::from_slice(&out)
+    }
+}
+
+/// Parse a recipient: `age1…` or an `ssh-ed25519`/`ssh-rsa` public key line.
+pub fn parse_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>> {
+    let s = s.trim();
+    if s.starts_with("ssh-") {
+        return age::ssh::Recipient::from_str(s)
+            .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+            .map_err(|_| Error::Key(format!("not a valid ssh recipient: {s}")));
+    }
+    age::x25519::Recipient::from_str(s)
+        .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+        .map_err(|_| Error::Key(format!("not a valid age recipient: {s:?} (expected age1…)")))
+}
+
+/// Encrypt the data key to one recipient, armored, as sops stores it.
+pub fn wrap(key: &DataKey, recipient: &str) -> Result<AgeEntry> {
+    let r = parse_recipient(recipient)?;
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(r.as_ref() as &dyn age::Recipient))
+            .map_err(|e| Error::Key(format!("age: cannot encrypt to {recipient}: {e}")))?;
+    let mut out = Vec::new();
+    let io = |e: std::io::Error| Error::Key(format!("age: {e}"));
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(io)?;
+    let mut w = encryptor.wrap_output(armor).map_err(io)?;
+    w.write_all(key.expose()).map_err(io)?;
+    w.finish().and_then(|a| a.finish()).map_err(io)?;
+    let mut enc = String::from_utf8(out).expect("armor is ASCII");
+    if !enc.ends_with('\n') {
+        enc.push('\n');
+    }
+    Ok(AgeEntry {
+        recipient: recipient.trim().to_string(),
+        enc,
+    })
+}
+
+/// A new X25519 identity: the identity-file text and its recipient.
+pub fn generate() -> (SecretString, String) {
+    let id = age::x25519::Identity::generate();
+    let recipient = id.to_public().to_string();
+    (id.to_string(), recipient)
+}

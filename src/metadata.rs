@@ -1,0 +1,513 @@
+//! The `sops` metadata block: wrapped data keys, MAC, `lastmodified`, `version` and the
+//! rule deciding which values are encrypted.
+
+use regex::Regex;
+
+use crate::tree::MetaValue;
+
+/// Written into every file coffer encrypts. sops refuses files without a version, and
+/// nothing coffer writes needs a feature newer than this release.
+pub const SOPS_VERSION: &str = "3.9.4";
+pub const DEFAULT_UNENCRYPTED_SUFFIX: &str = "_unencrypted";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgeEntry {
+    pub recipient: String,
+    /// The data key, age-encrypted to `recipient`, ASCII-armored.
+    pub enc: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsEntry {
+    pub arn: String,
+    pub role: Option<String>,
+    pub context: Vec<(String, String)>,
+    pub created_at: String,
+    pub enc: String,
+    pub aws_profile: Option<String>,
+}
+
+/// Which values get encrypted. sops allows one of these per file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    UnencryptedSuffix(String),
+    EncryptedSuffix(String),
+    UnencryptedRegex(String),
+    EncryptedRegex(String),
+}
+
+impl Default for Selector {
+    fn default() -> Self {
+        Selector::UnencryptedSuffix(DEFAULT_UNENCRYPTED_SUFFIX.to_string())
+    }
+}
+
+impl Selector {
+    fn meta_key(&self) -> (&'static str, &str) {
+        match self {
+            Selector::UnencryptedSuffix(s) => ("unencrypted_suffix", s),
+            Selector::EncryptedSuffix(s) => ("encrypted_suffix", s),
+            Selector::UnencryptedRegex(s) => ("unencrypted_regex", s),
+            Selector::EncryptedRegex(s) => ("encrypted_regex", s),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    pub kms: Vec<KmsEntry>,
+    pub age: Vec<AgeEntry>,
+    /// Master keys coffer cannot use (pgp, gcp_kms, azure_kv, hc_vault), kept as they were
+    /// so that re-encrypting a file with the same data key does not drop them.
+    pub foreign_keys: Vec<(String, MetaValue)>,
+    pub lastmodified: String,
+    pub mac: Option<String>,
+    pub selector: Selector,
+    pub unencrypted_comment_regex: Option<String>,
+    pub encrypted_comment_regex: Option<String>,
+    pub mac_only_encrypted: bool,
+    pub version: Option<String>,
+}
+
+const FOREIGN: [&str; 4] = ["gcp_kms", "azure_kv", "hc_vault", "pgp"];
+
+impl Metadata {
+    pub fn parse(meta: &MetaValue) -> Result<Metadata, String> {
+        if !matches!(meta, MetaValue::Map(_)) {
+            return Err("the sops key is not a mapping".into());
+        }
+        let mut md = Metadata::default();
+        let str_of = |key: &str| {
+            meta.get(key)
+                .and_then(MetaValue::as_str)
+                .map(str::to_string)
+        };
+        if let Some(groups) = meta.get("key_groups") {
+            let MetaValue::Seq(groups) = groups else {
+                return Err("key_groups is not a list".into());
+            };
+            if groups.len() > 1 {
+                return Err("files split with Shamir key groups are not supported".into());
+            }
+            if let Some(group) = groups.first() {
+                md.read_keys(group)?;
+            }
+        }
+        md.read_keys(meta)?;
+        md.lastmodified = str_of("lastmodified").ok_or("lastmodified is missing")?;
+        md.mac = str_of("mac").filter(|m| !m.is_empty());
+        let mut selectors = Vec::new();
+        for (key, make) in [
+            (
+                "unencrypted_suffix",
+                Selector::UnencryptedSuffix as fn(String) -> Selector,
+            ),
+            ("encrypted_suffix", Selector::EncryptedSuffix),
+            ("unencrypted_regex", Selector::UnencryptedRegex),
+            ("encrypted_regex", Selector::EncryptedRegex),
+        ] {
+            if let Some(v) = str_of(key).filter(|v| !v.is_empty()) {
+                selectors.push(make(v));
+            }
+        }
+        if selectors.len() > 1 {
+            return Err("more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex".into());
+        }
+        // Files from sops before 2.0 had no suffix key; sops then used the default.
+        md.selector = selectors.pop().unwrap_or_default();
+        md.unencrypted_comment_regex =
+            str_of("unencrypted_comment_regex").filter(|v| !v.is_empty());
+        md.encrypted_comment_regex = str_of("encrypted_comment_regex").filter(|v| !v.is_empty());
+        md.mac_only_encrypted = matches!(str_of("mac_only_encrypted").as_deref(), Some("true"));
+        md.version = str_of("version");
+        Ok(md)
+    }
+
+    fn read_keys(&mut self, from: &MetaValue) -> Result<(), String> {
+        for entry in seq(from.get("age")) {
+            let field = |k: &str| entry.get(k).and_then(MetaValue::as_str).map(str::to_string);
+            self.age.push(AgeEntry {
+                recipient: field("recipient").ok_or("an age entry has no recipient")?,
+                enc: field("enc").ok_or("an age entry has no enc")?,
+            });
+        }
+        for entry in seq(from.get("kms")) {
+            let field = |k: &str| {
+                entry
+                    .get(k)
+                    .and_then(MetaValue::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            let context = match entry.get("context") {
+                Some(MetaValue::Map(m)) => m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            self.kms.push(KmsEntry {
+                arn: field("arn").ok_or("a kms entry has no arn")?,
+                role: field("role"),
+                context,
+                created_at: field("created_at").unwrap_or_default(),
+                enc: field("enc").ok_or("a kms entry has no enc")?,
+                aws_profile: field("aws_profile"),
+            });
+        }
+        for name in FOREIGN {
+            if let Some(v @ MetaValue::Seq(items)) = from.get(name) {
+                if !items.is_empty() {
+                    self.foreign_keys.push((name.to_string(), v.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every master key, as a user would name it in an error message.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .age
+            .iter()
+            .map(|a| format!("age:{}", a.recipient))
+            .collect();
+        out.extend(self.kms.iter().map(|k| format!("kms:{}", k.arn)));
+        for (name, v) in &self.foreign_keys {
+            for item in seq(Some(v)) {
+                let id = ["fp", "resource_id", "vault_address", "vaultUrl"]
+                    .iter()
+                    .find_map(|k| item.get(k).and_then(MetaValue::as_str))
+                    .unwrap_or("?");
+                out.push(format!("{name}:{id}"));
+            }
+        }
+        out
+    }
+
+    /// The metadata as sops 3.9+ writes it: empty lists left out, keys in sops's order.
+    pub fn to_meta(&self) -> MetaValue {
+        let s = |v: &str| MetaValue::Str(v.to_string());
+        let mut m: Vec<(String, MetaValue)> = Vec::new();
+        if !self.kms.is_empty() {
+            let entries = self
+                .kms
+                .iter()
+                .map(|k| {
+                    let mut e = vec![("arn".to_string(), s(&k.arn))];
+                    if let Some(role) = &k.role {
+                        e.push(("role".into(), s(role)));
+                    }
+                    if !k.context.is_empty() {
+                        e.push((
+                            "context".into(),
+                            MetaValue::Map(
+                                k.context.iter().map(|(a, b)| (a.clone(), s(b))).collect(),
+                            ),
+                        ));
+                    }
+                    e.push(("created_at".into(), s(&k.created_at)));
+                    e.push(("enc".into(), s(&k.enc)));
+                    if let Some(p) = &k.aws_profile {
+                        e.push(("aws_profile".into(), s(p)));
+                    }
+                    MetaValue::Map(e)
+                })
+                .collect();
+            m.push(("kms".into(), MetaValue::Seq(entries)));
+        }
+        for (name, v) in &self.foreign_keys {
+            if name != "pgp" {
+                m.push((name.clone(), v.clone()));
+            }
+        }
+        if !self.age.is_empty() {
+            let entries = self
+                .age
+                .iter()
+                .map(|a| {
+                    MetaValue::Map(vec![
+                        ("recipient".into(), s(&a.recipient)),
+                        ("enc".into(), s(&a.enc)),
+                    ])
+                })
+                .collect();
+            m.push(("age".into(), MetaValue::Seq(entries)));
+        }
+        m.push(("lastmodified".into(), s(&self.lastmodified)));
+        if let Some(mac) = &self.mac {
+            m.push(("mac".into(), s(mac)));
+        }
+        for (name, v) in &self.foreign_keys {
+            if name == "pgp" {
+                m.push((name.clone(), v.clone()));
+            }
+        }
+        let (key, value) = self.selector.meta_key();
+        m.push((key.into(), s(value)));
+        if let Some(r) = &self.unencrypted_comment_regex {
+            m.push(("unencrypted_comment_regex".into(), s(r)));
+        }
+        if let Some(r) = &self.encrypted_comment_regex {
+            m.push(("encrypted_comment_regex".into(), s(r)));
+        }
+        if self.mac_only_encrypted {
+            m.push(("mac_only_encrypted".into(), s("true")));
+        }
+        m.push((
+            "version".into(),
+            s(self.version.as_deref().unwrap_or(SOPS_VERSION)),
+        ));
+        MetaValue::Map(m)
+    }
+
+    pub fn rules(&self) -> Result<Rules, regex::Error> {
+        Ok(Rules {
+            selector: match &self.selector {
+                Selector::UnencryptedSuffix(s) => Sel::UnencSuffix(s.clone()),
+                Selector::EncryptedSuffix(s) => Sel::EncSuffix(s.clone()),
+                Selector::UnencryptedRegex(r) => Sel::UnencRegex(Regex::new(r)?),
+                Selector::EncryptedRegex(r) => Sel::EncRegex(Regex::new(r)?),
+            },
+            unenc_comment: self
+                .unencrypted_comment_regex
+                .as_deref()
+                .map(Regex::new)
+                .transpose()?,
+            enc_comment: self
+                .encrypted_comment_regex
+                .as_deref()
+                .map(Regex::new)
+                .transpose()?,
+        })
+    }
+}
+
+fn seq(v: Option<&MetaValue>) -> &[MetaValue] {
+    match v {
+        Some(MetaValue::Seq(items)) => items,
+        _ => &[],
+    }
+}
+
+enum Sel {
+    UnencSuffix(String),
+    EncSuffix(String),
+    UnencRegex(Regex),
+    EncRegex(Regex),
+}
+
+/// The compiled form of the selector, deciding leaf by leaf as sops does.
+pub struct Rules {
+    selector: Sel,
+    unenc_comment: Option<Regex>,
+    enc_comment: Option<Regex>,
+}
+
+impl Rules {
+    /// `comments` are the comments seen just before this leaf at each nesting level
+    /// (sops's "comments stack"); the last one is the leaf itself when it is a comment.
+    pub fn should_encrypt(&self, path: &[String], comments: &[&str], is_comment: bool) -> bool {
+        let mut encrypted = match &self.selector {
+            Sel::UnencSuffix(s) => !path.iter().any(|p| p.ends_with(s.as_str())),
+            Sel::EncSuffix(s) => path.iter().any(|p| p.ends_with(s.as_str())),
+            Sel::UnencRegex(r) => !path.iter().any(|p| r.is_match(p)),
+            Sel::EncRegex(r) => path.iter().any(|p| r.is_match(p)),
+        };
+        if let Some(r) = &self.unenc_comment {
+            if comments.iter().any(|c| r.is_match(c)) {
+                encrypted = false;
+            }
+        }
+        if let Some(r) = &self.enc_comment {
+            // A comment that matches is itself left readable; the values after it are not.
+            let considered = if is_comment {
+                &comments[..comments.len().saturating_sub(1)]
+            } else {
+                comments
+            };
+            encrypted = considered.iter().any(|c| r.is_match(c));
+        }
+        encrypted
+    }
+}
+
+/// Flatten metadata into `key__list_0__map_field` names, as sops does for dotenv and INI.
+pub fn flatten(meta: &MetaValue) -> Vec<(String, String)> {
+    fn walk(prefix: String, v: &MetaValue, out: &mut Vec<(String, String)>) {
+        match v {
+            MetaValue::Map(entries) => {
+                for (k, v) in entries {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}__map_{k}")
+                    };
+                    walk(p, v, out);
+                }
+            }
+            MetaValue::Seq(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(format!("{prefix}__list_{i}"), v, out);
+                }
+            }
+            MetaValue::Str(s) => out.push((prefix, s.clone())),
+            MetaValue::Null => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(String::new(), meta, &mut out);
+    out
+}
+
+/// The inverse of [`flatten`].
+pub fn unflatten(items: &[(String, String)]) -> MetaValue {
+    enum Tok {
+        Key(String),
+        Index(usize),
+    }
+    fn tokens(name: &str) -> Vec<Tok> {
+        let mut out = Vec::new();
+        let mut rest = name;
+        let mut current = Tok::Key(String::new());
+        loop {
+            let next_map = rest.find("__map_");
+            let next_list = rest.find("__list_");
+            let (pos, is_map) = match (next_map, next_list) {
+                (Some(m), Some(l)) if l < m => (l, false),
+                (Some(m), _) => (m, true),
+                (None, Some(l)) => (l, false),
+                (None, None) => break,
+            };
+            match &mut current {
+                Tok::Key(k) => k.push_str(&rest[..pos]),
+                Tok::Index(_) => {}
+            }
+            out.push(current);
+            rest = &rest[pos + if is_map { 6 } else { 7 }..];
+            if is_map {
+                current = Tok::Key(String::new());
+            } else {
+                let end = rest.find("__").unwrap_or(rest.len());
+                current = Tok::Index(rest[..end].parse().unwrap_or(0));
+                rest = &rest[end..];
+            }
+        }
+        if let Tok::Key(k) = &mut current {
+            k.push_str(rest);
+        }
+        out.push(current);
+        out
+    }
+    fn insert(node: &mut MetaValue, toks: &[Tok], value: &str) {
+        let Some((first, rest)) = toks.split_first() else {
+            *node = MetaValue::Str(value.to_string());
+            return;
+        };
+        let child = match first {
+            Tok::Key(k) => {
+                if !matches!(node, MetaValue::Map(_)) {
+                    *node = MetaValue::Map(Vec::new());
+                }
+                let MetaValue::Map(entries) = node else {
+                    unreachable!()
+                };
+                let idx = match entries.iter().position(|(ek, _)| ek == k) {
+                    Some(i) => i,
+                    None => {
+                        entries.push((k.clone(), MetaValue::Null));
+                        entries.len() - 1
+                    }
+                };
+                &mut entries[idx].1
+            }
+            Tok::Index(i) => {
+                if !matches!(node, MetaValue::Seq(_)) {
+                    *node = MetaValue::Seq(Vec::new());
+                }
+                let MetaValue::Seq(items) = node else {
+                    unreachable!()
+                };
+                if items.len() <= *i {
+                    items.resize(*i + 1, MetaValue::Null);
+                }
+                &mut items[*i]
+            }
+        };
+        insert(child, rest, value);
+    }
+    let mut root = MetaValue::Map(Vec::new());
+    for (k, v) in items {
+        insert(&mut root, &tokens(k), v);
+    }
+    root
+}
+
+/// `lastmodified` as sops writes it: RFC 3339, UTC, whole seconds.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    format_rfc3339(secs)
+}
+
+pub fn format_rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_779_480_983), "2026-05-22T20:16:23Z");
+    }
+
+    #[test]
+    fn flatten_round_trip() {
+        let md = Metadata {
+            age: vec![AgeEntry {
+                recipient: "age1x".into(),
+                enc: "a\nb\n".into(),
+            }],
+            lastmodified: "t".into(),
+            ..Default::default()
+        };
+        let flat = flatten(&md.to_meta());
+        assert!(flat.contains(&("age__list_0__map_recipient".into(), "age1x".into())));
+        let back = Metadata::parse(&unflatten(&flat)).unwrap();
+        assert_eq!(back.age, md.age);
+    }
+
+    #[test]
+    fn selectors_follow_sops() {
+        let mut md = Metadata::default();
+        let r = md.rules().unwrap();
+        assert!(r.should_encrypt(&["a".into()], &[], false));
+        assert!(!r.should_encrypt(&["a_unencrypted".into(), "b".into()], &[], false));
+        md.selector = Selector::EncryptedRegex("^(data|stringData)$".into());
+        let r = md.rules().unwrap();
+        assert!(r.should_encrypt(&["data".into(), "x".into()], &[], false));
+        assert!(!r.should_encrypt(&["meta".into()], &[], false));
+    }
+}

@@ -1,0 +1,251 @@
+//! `set` and `unset` as edits of the plaintext text, so everything around the changed
+//! entry stays as it was.
+
+use zeroize::Zeroizing;
+
+use crate::format::{emit, Format};
+use crate::path::{self, Step};
+use crate::sops;
+use crate::tree::{splice, Document, Entry, Node, ScalarType};
+use crate::{Error, Result};
+
+/// A value given on the command line: JSON scalars keep their type (`5432`, `true`,
+/// `"text"`); anything else is taken as a string.
+pub fn parse_value(s: &str) -> (ScalarType, Zeroizing<String>) {
+    let t = s.trim();
+    match t {
+        "true" | "false" => return (ScalarType::Bool, Zeroizing::new(t.to_string())),
+        "null" => return (ScalarType::Null, Zeroizing::new(String::new())),
+        _ => {}
+    }
+    if crate::format::json::is_json_number(t) {
+        let ty = if t.contains(['.', 'e', 'E']) {
+            ScalarType::Float
+        } else {
+            ScalarType::Int
+        };
+        return (ty, Zeroizing::new(t.to_string()));
+    }
+    if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
+        let wrapped = format!("{{\"v\": {t}}}");
+        if let Ok(doc) = Format::Json.store().parse(&wrapped) {
+            if let Some(l) = doc.leaves.first() {
+                return (
+                    ScalarType::Str,
+                    Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
+                );
+            }
+        }
+    }
+    (ScalarType::Str, Zeroizing::new(s.to_string()))
+}
+
+fn line_start(text: &str, pos: usize) -> usize {
+    text[..pos].rfind('\n').map_or(0, |i| i + 1)
+}
+
+fn line_end_after(text: &str, pos: usize) -> usize {
+    if pos > 0 && text.as_bytes()[pos - 1] == b'\n' {
+        return pos;
+    }
+    text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
+}
+
+fn find_parent<'d>(file: &str, doc: &'d Document, steps: &[Step]) -> Result<(&'d [Entry], String)> {
+    let (last, parent_steps) = steps.split_last().ok_or_else(|| Error::BadPath {
+        path: String::new(),
+        reason: "empty path".into(),
+    })?;
+    let Step::Key(key) = last else {
+        return Err(Error::BadPath {
+            path: path::display(steps),
+            reason: "the last step must be a mapping key".into(),
+        });
+    };
+    let root = &doc
+        .docs
+        .first()
+        .ok_or_else(|| Error::PathNotFound {
+            file: file.into(),
+            path: path::display(steps),
+        })?
+        .root;
+    match path::lookup(root, parent_steps) {
+        Some(Node::Map(entries)) => Ok((entries, key.clone())),
+        _ => Err(Error::PathNotFound {
+            file: file.into(),
+            path: path::display(parent_steps),
+        }),
+    }
+}
+
+/// Set the value at `steps`, adding the key to its mapping when it is new.
+pub fn set(
+    file: &str,
+    format: Format,
+    plaintext: &[u8],
+    steps: &[Step],
+    value: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let doc = sops::parse(file, format, plaintext)?;
+    let store = format.store();
+    let text = doc.text.as_str();
+    let (ty, value) = parse_value(value);
+    let unsupported = |what: String| Error::Unsupported {
+        file: file.into(),
+        what,
+    };
+    let root = &doc.docs[0].root;
+    if let Some(Node::Leaf(i)) = path::lookup(root, steps) {
+        let leaf = &doc.leaves[*i];
+        let mut leaf_style = leaf.style;
+        if ty != ScalarType::Str && leaf_style.quote != crate::tree::Quote::Raw {
+            leaf_style.quote = crate::tree::Quote::Plain;
+        }
+        let shaped = crate::tree::Leaf {
+            style: leaf_style,
+            ..clone_leaf(leaf)
+        };
+        let rendered = store
+            .render_plain(&doc, &shaped, ty, &value)
+            .map_err(unsupported)?;
+        return Ok(bytes(splice(text, vec![(leaf.span.clone(), rendered)])));
+    }
+    if path::lookup(root, steps).is_some() {
+        return Err(unsupported(format!(
+            "{} holds a mapping or list; set replaces single values",
+            path::display(steps)
+        )));
+    }
+    let (entries, key) = find_parent(file, &doc, steps)?;
+    let last = entries.last().ok_or_else(|| {
+        unsupported("cannot add a key to an empty mapping; edit the file instead".into())
+    })?;
+    let insert = match format {
+        Format::Yaml => {
+            let col = last.at - line_start(text, last.at);
+            if text[line_start(text, last.at)..last.at].trim() != "" {
+                return Err(unsupported(
+                    "cannot add a key to a flow mapping; edit the file instead".into(),
+                ));
+            }
+            let at = line_end_after(text, last.end);
+            let style = crate::tree::Style {
+                owner_col: col,
+                ..Default::default()
+            };
+            let leaf = crate::tree::Leaf {
+                kind: crate::tree::LeafKind::Value,
+                path: Vec::new(),
+                span: at..at,
+                ty,
+                value: Zeroizing::new(Vec::new()),
+                style,
+            };
+            let v = store
+                .render_plain(&doc, &leaf, ty, &value)
+                .map_err(unsupported)?;
+            let k = if emit::plain_safe(&key, false) {
+                key.clone()
+            } else {
+                emit::double_quoted(&key)
+            };
+            let mut line = format!("{}{k}: {v}\n", " ".repeat(col));
+            if at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+                line.insert(0, '\n');
+                line.pop();
+            }
+            (at, line)
+        }
+        Format::Json | Format::Binary => {
+            let before = &text[..last.at];
+            let lead = &before[before.trim_end().len()..];
+            (
+                last.end,
+                format!(
+                    ",{lead}{}: {}",
+                    emit::json_string(&key),
+                    emit::json_scalar(ty, &value)
+                ),
+            )
+        }
+        Format::Dotenv | Format::Ini => {
+            let at = line_end_after(text, last.end);
+            let v = value.replace('\n', "\\n");
+            let mut line = if format == Format::Dotenv {
+                format!("{key}={v}\n")
+            } else {
+                format!("{key} = {v}\n")
+            };
+            if at == text.len() && !text.is_empty() && !text.ends_with('\n') {
+                line.insert(0, '\n');
+                line.pop();
+            }
+            (at, line)
+        }
+    };
+    Ok(bytes(splice(text, vec![(insert.0..insert.0, insert.1)])))
+}
+
+/// Remove the entry at `steps`.
+pub fn unset(
+    file: &str,
+    format: Format,
+    plaintext: &[u8],
+    steps: &[Step],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let doc = sops::parse(file, format, plaintext)?;
+    let text = doc.text.as_str();
+    let (entries, key) = find_parent(file, &doc, steps)?;
+    let idx = entries
+        .iter()
+        .position(|e| e.key == key)
+        .ok_or_else(|| Error::PathNotFound {
+            file: file.into(),
+            path: path::display(steps),
+        })?;
+    let e = &entries[idx];
+    let range = match format {
+        Format::Json | Format::Binary => {
+            if idx > 0 {
+                entries[idx - 1].end..e.end
+            } else if let Some(next) = entries.get(1) {
+                e.at..next.at
+            } else {
+                let before = &text[..e.at];
+                before.trim_end().len()..e.end
+            }
+        }
+        _ => {
+            let start = line_start(text, e.at);
+            if text[start..e.at].trim() != "" && format == Format::Yaml {
+                return Err(Error::Unsupported {
+                    file: file.into(),
+                    what: "cannot remove a key from a flow mapping; edit the file instead".into(),
+                });
+            }
+            let end = line_end_after(text, e.end.max(e.at));
+            if end == text.len() && !text.ends_with('\n') && start > 0 {
+                start - 1..end
+            } else {
+                start..end
+            }
+        }
+    };
+    Ok(bytes(splice(text, vec![(range, String::new())])))
+}
+
+fn clone_leaf(l: &crate::tree::Leaf) -> crate::tree::Leaf {
+    crate::tree::Leaf {
+        kind: l.kind,
+        path: l.path.clone(),
+        span: l.span.clone(),
+        ty: l.ty,
+        value: l.value.clone(),
+        style: l.style,
+    }
+}
+
+fn bytes(s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(s.as_bytes().to_vec())
+}
