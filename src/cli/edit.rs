@@ -116,6 +116,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
     // when `dir` drops, on every return path below.
     let dir = tempfile::Builder::new()
         .prefix("coffer-edit-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let base = file

@@ -42,7 +42,10 @@ impl Store for IniStore {
                 if in_meta {
                     continue;
                 }
-                let s = start + indent + 1;
+                // sops (through go-ini) strips the comment character and the spaces
+                // after it before encrypting, and writes `; ENC[...]` back.
+                let body = &trimmed[1..];
+                let s = start + indent + 1 + (body.len() - body.trim_start().len());
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
                     path: vec![section.clone()],

@@ -460,11 +460,14 @@ impl Store for JsonStore {
         emit::json(&mut value, &Value::from_meta(meta), unit.as_deref(), 1);
         let lead = match &unit {
             Some(u) => format!("\n{u}"),
-            None => {
-                // One-line JSON: copy the spacing after `{`, if any.
-                let after = &text[open + 1..];
-                after[..after.len() - after.trim_start().len()].to_string()
-            }
+            // One-line JSON: copy the spacing between the first two members, if any.
+            None => match &d.root {
+                Node::Map(e) if e.len() > 1 => text[e[0].end..e[1].at].replace(',', ""),
+                _ => {
+                    let after = &text[open + 1..];
+                    after[..after.len() - after.trim_start().len()].to_string()
+                }
+            },
         };
         let has_members = matches!(&d.root, Node::Map(e) if !e.is_empty());
         if has_members {

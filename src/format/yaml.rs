@@ -372,7 +372,11 @@ impl Parse<'_> {
 
             // Inside the `sops` block: build the metadata tree and nothing else.
             if meta_start.is_some() {
-                meta_end = meta_end.max(range.end);
+                // Block collections end at the next token, which may be a comment or
+                // the next document: only text the metadata itself holds counts.
+                if range.end > range.start {
+                    meta_end = meta_end.max(range.end);
+                }
                 let done = capture_meta(&mut meta_stack, &ev, self.text, &range);
                 if let Some(value) = done {
                     let start = meta_start.take().expect("inside a metadata block");

@@ -1,0 +1,84 @@
+//! The command line itself: help, completions, keygen.
+
+use super::common::*;
+
+#[test]
+fn help_lists_commands_with_examples() {
+    let sb = Sandbox::without_key();
+    let help = stdout(&sb.ok(&["--help"]));
+    for cmd in [
+        "keygen",
+        "encrypt",
+        "decrypt",
+        "edit",
+        "set",
+        "unset",
+        "rotate",
+        "updatekeys",
+        "filestatus",
+        "completions",
+    ] {
+        assert!(
+            help.contains(&format!("  {cmd}")),
+            "{cmd} missing from help:\n{help}"
+        );
+    }
+    assert!(help.contains("Examples:") && help.contains("Exit codes:"));
+    for cmd in ["encrypt", "decrypt", "edit", "set", "rotate"] {
+        let h = stdout(&sb.ok(&[cmd, "--help"]));
+        assert!(h.contains("Example"), "{cmd} --help has no example");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::without_key();
+    assert_eq!(sb.run(&["decrypt"]).status.code(), Some(2));
+    assert_eq!(sb.run(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn completions_are_generated() {
+    let sb = Sandbox::without_key();
+    let bash = stdout(&sb.ok(&["completions", "bash"]));
+    assert!(bash.contains("_coffer()") && bash.contains("updatekeys"));
+}
+
+#[test]
+fn keygen_writes_a_private_identity_and_never_overwrites() {
+    let sb = Sandbox::new();
+    let key = sb.key_file();
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.contains(&format!("# public key: {}", sb.recipient)));
+    assert!(text.lines().any(|l| l.starts_with("AGE-SECRET-KEY-1")));
+    let out = sb.run(&["keygen"]);
+    assert_error(&out, 1, "already exists");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+}
+
+#[test]
+fn identities_are_found_in_the_documented_order() {
+    let sb = Sandbox::new();
+    sb.write("a.env", "A=1\n");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "a.env"]);
+    let key = std::fs::read_to_string(sb.key_file()).unwrap();
+    let elsewhere = Sandbox::without_key();
+    elsewhere.copy(&sb.path("a.env"), "a.env");
+    // Inline key material.
+    assert_success(
+        &elsewhere.run_with(&["decrypt", "a.env"], &[("COFFER_AGE_KEY", &key)]),
+        &["COFFER_AGE_KEY"],
+    );
+    assert_success(
+        &elsewhere.run_with(&["decrypt", "a.env"], &[("SOPS_AGE_KEY", &key)]),
+        &["SOPS_AGE_KEY"],
+    );
+    // sops's default key file.
+    elsewhere.write("home/.config/sops/age/keys.txt", &key);
+    assert_success(
+        &elsewhere.run(&["decrypt", "a.env"]),
+        &["sops default key file"],
+    );
+}

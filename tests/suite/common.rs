@@ -1,0 +1,213 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn testdata(rel: &str) -> PathBuf {
+    repo().join("testdata").join(rel)
+}
+
+/// The sops binary that scripts/test installs; the interop tests need it.
+pub fn sops_bin() -> PathBuf {
+    let p = std::env::var_os("COFFER_TEST_SOPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/sops"));
+    assert!(
+        p.exists(),
+        "sops not found at {}: run the tests with scripts/test, which installs it",
+        p.display()
+    );
+    p
+}
+
+/// A temporary directory with its own HOME holding a fresh age identity.
+pub struct Sandbox {
+    pub dir: TempDir,
+    pub recipient: String,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let mut sb = Sandbox {
+            dir,
+            recipient: String::new(),
+        };
+        let out = sb.ok(&["keygen"]);
+        sb.recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(
+            sb.recipient.starts_with("age1"),
+            "keygen printed {:?}",
+            sb.recipient
+        );
+        sb
+    }
+
+    /// A sandbox without any identity.
+    pub fn without_key() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Sandbox {
+            dir,
+            recipient: String::new(),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.home().join(".config/coffer/age/keys.txt")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    pub fn copy(&self, from: &Path, rel: &str) -> PathBuf {
+        self.write(rel, std::fs::read(from).unwrap())
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap()
+    }
+
+    pub fn read_str(&self, rel: &str) -> String {
+        String::from_utf8(self.read(rel)).unwrap()
+    }
+
+    /// `coffer` with a cleared environment: only PATH, HOME and what the test adds.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("TMPDIR", self.dir.path())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd();
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert_success(&out, args);
+        out
+    }
+
+    pub fn stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The real sops, with this sandbox's identity.
+    pub fn sops(&self, args: &[&str]) -> Output {
+        Command::new(sops_bin())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("SOPS_AGE_KEY_FILE", self.key_file())
+            .env("SOPS_DISABLE_VERSION_CHECK", "1")
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+pub fn assert_success(out: &Output, what: &[&str]) {
+    assert!(
+        out.status.success(),
+        "{what:?} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert exit code and that stderr is exactly one `coffer:` error line (plus hints).
+pub fn assert_error(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("coffer: "),
+        "first stderr line: {first:?}"
+    );
+    assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
+    for line in err.lines().skip(1) {
+        assert!(
+            line.starts_with("hint: "),
+            "unexpected stderr line {line:?} in {err:?}"
+        );
+    }
+}
+
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Lines that differ between two texts of the same line count.
+pub fn changed_lines(a: &str, b: &str) -> Vec<String> {
+    assert_eq!(
+        a.lines().count(),
+        b.lines().count(),
+        "line count changed:\n{a}\n---\n{b}"
+    );
+    a.lines()
+        .zip(b.lines())
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| x.to_string())
+        .collect()
+}

@@ -1,0 +1,7 @@
+mod common;
+
+mod cli;
+mod edit;
+mod errors;
+mod interop;
+mod roundtrip;

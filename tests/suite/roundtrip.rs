@@ -1,0 +1,384 @@
+//! Plaintext survives encrypt → decrypt byte for byte, ciphertext is deterministic, and
+//! the commands that change a file change only what they must.
+
+use super::common::*;
+
+const SAMPLES: [&str; 8] = [
+    "app.yaml",
+    "indent4.yaml",
+    "multi.yaml",
+    "app.json",
+    "tabs.json",
+    "compact.json",
+    "app.env",
+    "app.ini",
+];
+
+#[test]
+fn every_sample_round_trips_byte_for_byte() {
+    let sb = Sandbox::new();
+    for name in SAMPLES {
+        let original = std::fs::read(testdata(&format!("plain/{name}"))).unwrap();
+        sb.write(name, &original);
+        sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
+        let encrypted = sb.read_str(name);
+        assert!(
+            encrypted.contains("ENC[AES256_GCM,data:"),
+            "{name} was not encrypted"
+        );
+        let back = sb.ok(&["decrypt", name]).stdout;
+        assert_eq!(
+            String::from_utf8_lossy(&back),
+            String::from_utf8_lossy(&original),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn keys_and_layout_stay_readable_and_values_do_not() {
+    let sb = Sandbox::new();
+    sb.copy(&testdata("plain/app.yaml"), "app.yaml");
+    let enc = stdout(&sb.ok(&["encrypt", "--age", &sb.recipient, "app.yaml"]));
+    for secret in [
+        "S3cr3t!pass",
+        "sk_live_51Habc",
+        "app_user",
+        "MIIBszCCAVmgAwIBAgIUYk1v",
+        "Owner: platform team",
+    ] {
+        assert!(!enc.contains(secret), "{secret} leaked into:\n{enc}");
+    }
+    for visible in [
+        "database:",
+        "  password: 'ENC[AES256_GCM",
+        "  user: \"ENC[AES256_GCM",
+        "api_keys:",
+        "  - name: ENC[",
+        "public_url_unencrypted: https://example.com",
+        "empty_value: \"\"",
+        "replica: null",
+    ] {
+        assert!(enc.contains(visible), "{visible:?} missing from:\n{enc}");
+    }
+    // The layout is the plaintext's: same number of lines before the metadata.
+    let body = enc.split("\nsops:\n").next().unwrap();
+    let plain = std::fs::read_to_string(testdata("plain/app.yaml")).unwrap();
+    // The literal block collapses to one line: 3 content lines fewer.
+    assert_eq!(body.lines().count() + 1 + 2, plain.lines().count());
+}
+
+#[test]
+fn binary_files_round_trip_and_plaintext_outputs_are_private() {
+    let sb = Sandbox::new();
+    let blob: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    sb.write("blob.bin", &blob);
+    sb.ok(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "-o",
+        "blob.bin.enc",
+        "blob.bin",
+    ]);
+    let enc = sb.read_str("blob.bin.enc");
+    assert!(
+        enc.starts_with("{\n\t\"data\": \"ENC[AES256_GCM,data:"),
+        "{}",
+        &enc[..80]
+    );
+    assert!(enc.contains("\"type:str]") || enc.contains(",type:str]\""));
+    sb.ok(&[
+        "decrypt",
+        "--input-type",
+        "binary",
+        "-o",
+        "blob.out",
+        "blob.bin.enc",
+    ]);
+    assert_eq!(sb.read("blob.out"), blob);
+    assert_eq!(mode(&sb.path("blob.out")), 0o600);
+    // Ciphertext outputs are ordinary files.
+    assert_eq!(mode(&sb.path("blob.bin.enc")), 0o644);
+}
+
+#[test]
+fn stdin_needs_an_input_type_and_then_works() {
+    let sb = Sandbox::new();
+    let out = sb.stdin(&["encrypt", "--age", &sb.recipient, "-"], b"A=1\n");
+    assert_error(&out, 1, "--input-type");
+    let out = sb.stdin(
+        &[
+            "encrypt",
+            "--age",
+            &sb.recipient,
+            "--input-type",
+            "dotenv",
+            "-",
+        ],
+        b"A=1\n# c\n",
+    );
+    assert_success(&out, &["encrypt stdin"]);
+    let back = sb.stdin(&["decrypt", "--input-type", "dotenv", "-"], &out.stdout);
+    assert_success(&back, &["decrypt stdin"]);
+    assert_eq!(stdout(&back), "A=1\n# c\n");
+}
+
+#[test]
+fn output_types_and_extract() {
+    let sb = Sandbox::new();
+    sb.copy(&testdata("plain/app.yaml"), "app.yaml");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.yaml"]);
+    let json: serde_json::Value = serde_json::from_slice(
+        &sb.ok(&["decrypt", "--output-type", "json", "app.yaml"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["database"]["port"], 5432);
+    assert_eq!(json["database"]["pool_ratio"], 0.75);
+    assert_eq!(json["database"]["ssl"], true);
+    assert_eq!(json["database"]["replica"], serde_json::Value::Null);
+    assert_eq!(
+        json["database"]["ca_cert"],
+        "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUYk1v\n-----END CERTIFICATE-----\n"
+    );
+    assert_eq!(json["api_keys"][1]["key"], "SG.xyz.123");
+    assert_eq!(json["description"], "line one\nline two");
+
+    assert_eq!(
+        sb.ok(&[
+            "decrypt",
+            "--extract",
+            r#"["database"]["password"]"#,
+            "app.yaml"
+        ])
+        .stdout,
+        b"S3cr3t!pass"
+    );
+    assert_eq!(
+        sb.ok(&[
+            "decrypt",
+            "--extract",
+            r#"["api_keys"][0]["key"]"#,
+            "app.yaml"
+        ])
+        .stdout,
+        b"sk_live_51Habc"
+    );
+    assert_eq!(
+        sb.ok(&["decrypt", "--extract", "database.port", "app.yaml"])
+            .stdout,
+        b"5432"
+    );
+    let sub = stdout(&sb.ok(&[
+        "decrypt",
+        "--extract",
+        r#"["feature_flags"]"#,
+        "--output-type",
+        "json",
+        "app.yaml",
+    ]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&sub).unwrap(),
+        serde_json::json!({"beta": true, "dark_mode": false, "rollout": 25})
+    );
+
+    // JSON → YAML and dotenv → JSON.
+    sb.copy(&testdata("plain/app.json"), "app.json");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.json"]);
+    let yaml = stdout(&sb.ok(&["decrypt", "--output-type", "yaml", "app.json"]));
+    assert!(
+        yaml.contains("database:\n    host: db.internal\n    port: 5432\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("    password: S3cr3t!\"quoted\"\n"), "{yaml}");
+    sb.copy(&testdata("plain/app.env"), "app.env");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.env"]);
+    let env: serde_json::Value = serde_json::from_slice(
+        &sb.ok(&["decrypt", "--output-type", "json", "app.env"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(env["MULTILINE"], "first\nsecond");
+    assert_eq!(env["GREETING"], "\"hello world\"");
+}
+
+#[test]
+fn set_of_the_same_value_leaves_the_file_byte_for_byte() {
+    let sb = Sandbox::new();
+    sb.copy(&testdata("plain/app.yaml"), "app.yaml");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.yaml"]);
+    let before = sb.read("app.yaml");
+    sb.ok(&["set", "app.yaml", r#"["database"]["port"]"#, "5432"]);
+    assert_eq!(sb.read("app.yaml"), before);
+}
+
+#[test]
+fn set_of_one_value_changes_that_line_the_mac_and_lastmodified_only() {
+    let sb = Sandbox::new();
+    sb.copy(&testdata("plain/app.yaml"), "app.yaml");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.yaml"]);
+    // Make lastmodified differ for sure.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let before = sb.read_str("app.yaml");
+    sb.ok(&["set", "app.yaml", r#"["database"]["password"]"#, "n3w-pass"]);
+    let after = sb.read_str("app.yaml");
+    let changed = changed_lines(&before, &after);
+    assert_eq!(changed.len(), 3, "{changed:#?}");
+    assert!(changed[0].starts_with("  password: 'ENC["), "{changed:?}");
+    assert!(changed[1].starts_with("  lastmodified: "), "{changed:?}");
+    assert!(changed[2].starts_with("  mac: ENC["), "{changed:?}");
+    assert_eq!(
+        sb.ok(&[
+            "decrypt",
+            "--extract",
+            r#"["database"]["password"]"#,
+            "app.yaml"
+        ])
+        .stdout,
+        b"n3w-pass"
+    );
+    // The quoting the author used is kept.
+    let plain = stdout(&sb.ok(&["decrypt", "app.yaml"]));
+    assert!(plain.contains("  password: 'n3w-pass'\n"), "{plain}");
+}
+
+#[test]
+fn set_adds_new_keys_and_unset_removes_them() {
+    let sb = Sandbox::new();
+    for (name, path, check) in [
+        ("app.yaml", r#"["database"]["timeout"]"#, "  timeout: 30\n"),
+        ("app.json", r#"["database"]["timeout"]"#, "\"timeout\": 30"),
+        ("app.env", r#"["TIMEOUT"]"#, "TIMEOUT=30\n"),
+        ("app.ini", r#"["smtp"]["timeout"]"#, "timeout = 30\n"),
+    ] {
+        sb.copy(&testdata(&format!("plain/{name}")), name);
+        sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
+        sb.ok(&["set", name, path, "30"]);
+        let plain = stdout(&sb.ok(&["decrypt", name]));
+        assert!(plain.contains(check), "{name}: {plain}");
+        sb.ok(&["unset", name, path]);
+        let plain = stdout(&sb.ok(&["decrypt", name]));
+        let original = std::fs::read_to_string(testdata(&format!("plain/{name}"))).unwrap();
+        assert_eq!(plain, original, "{name}");
+    }
+}
+
+#[test]
+fn rotate_changes_every_value_but_not_the_plaintext() {
+    let sb = Sandbox::new();
+    sb.copy(&testdata("plain/app.env"), "app.env");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.env"]);
+    let before = sb.read_str("app.env");
+    sb.ok(&["rotate", "-i", "app.env"]);
+    let after = sb.read_str("app.env");
+    let enc_lines = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains("ENC[") && !l.starts_with("sops_"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (enc_lines(&before), enc_lines(&after));
+    assert_eq!(a.len(), b.len());
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| x != y),
+        "a value kept its ciphertext under a new data key"
+    );
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.env"])),
+        std::fs::read_to_string(testdata("plain/app.env")).unwrap()
+    );
+}
+
+#[test]
+fn creation_rules_pick_keys_and_selector_and_updatekeys_rewraps() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    sb.write(".coffer.yaml", format!(
+        "creation_rules:\n  - path_regex: ^k8s/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: {}\n  - age: >-\n      {}\n",
+        sb.recipient, sb.recipient
+    ));
+    sb.write(
+        "k8s/secret.yaml",
+        "apiVersion: v1\nkind: Secret\ndata:\n  password: hunter2\n",
+    );
+    sb.ok(&["encrypt", "-i", "k8s/secret.yaml"]);
+    let enc = sb.read_str("k8s/secret.yaml");
+    assert!(
+        enc.starts_with("apiVersion: v1\nkind: Secret\ndata:\n  password: ENC["),
+        "{enc}"
+    );
+    assert!(
+        enc.contains("encrypted_regex: ^(data|stringData)$"),
+        "{enc}"
+    );
+
+    // Add a second recipient to the rule: updatekeys re-wraps, values stay as they are.
+    sb.write(".coffer.yaml", format!(
+        "creation_rules:\n  - path_regex: ^k8s/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: {},{}\n",
+        sb.recipient, other.recipient
+    ));
+    sb.ok(&["updatekeys", "k8s/secret.yaml"]);
+    let updated = sb.read_str("k8s/secret.yaml");
+    let body = |s: &str| s.split("\nsops:\n").next().unwrap().to_string();
+    assert_eq!(body(&updated), body(&enc));
+    assert!(updated.contains(&other.recipient));
+    // The other identity opens it now.
+    let out = sb.run_with(
+        &["decrypt", "k8s/secret.yaml"],
+        &[
+            ("COFFER_AGE_KEY_FILE", other.key_file().to_str().unwrap()),
+            ("HOME", "/nonexistent"),
+        ],
+    );
+    assert_success(&out, &["decrypt with the second identity"]);
+    assert!(stdout(&out).contains("password: hunter2"));
+    // A second run has nothing to do.
+    let again = sb.ok(&["updatekeys", "k8s/secret.yaml"]);
+    assert!(stderr(&again).contains("up to date"));
+    assert_eq!(sb.read_str("k8s/secret.yaml"), updated);
+}
+
+#[test]
+fn sops_yaml_is_used_when_there_is_no_coffer_yaml() {
+    let sb = Sandbox::new();
+    sb.write(
+        "conf/.sops.yaml",
+        format!(
+            "creation_rules:\n  - path_regex: \\.env$\n    age: '{}'\n",
+            sb.recipient
+        ),
+    );
+    sb.write("conf/prod.env", "A=1\n");
+    sb.ok(&["encrypt", "-i", "conf/prod.env"]);
+    assert!(sb.read_str("conf/prod.env").contains(&sb.recipient));
+}
+
+#[test]
+fn filestatus_reports_json() {
+    let sb = Sandbox::new();
+    sb.write("a.yaml", "a: 1\n");
+    assert_eq!(
+        stdout(&sb.ok(&["filestatus", "a.yaml"])),
+        "{\"encrypted\":false}\n"
+    );
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "a.yaml"]);
+    assert_eq!(
+        stdout(&sb.ok(&["filestatus", "a.yaml"])),
+        "{\"encrypted\":true}\n"
+    );
+}
+
+#[test]
+fn documented_yaml_limitations() {
+    // Folded and multi-line plain scalars come back as one line with the same value.
+    let sb = Sandbox::new();
+    sb.write("l.yaml", "a: >-\n  folded\n  text\nb: plain\n  continued\n");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "l.yaml"]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "l.yaml"])),
+        "a: folded text\nb: plain continued\n"
+    );
+}
