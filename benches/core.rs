@@ -1,1 +1,161 @@
-fn main() {}
+//! `cargo bench --bench core`: encrypt and decrypt a generated YAML file of 10,000
+//! values and a 10 MiB binary file, in the library and through the built binary.
+//! Prints the median of several runs; the aims are in the README.
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use coffer::cipher::DataKey;
+use coffer::format::Format;
+use coffer::metadata::Metadata;
+use coffer::sops;
+
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Duration {
+    black_box(f());
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn yaml_10k() -> Vec<u8> {
+    let mut s = String::from("# generated: 1,000 services x 10 values\n");
+    for i in 0..1000 {
+        s.push_str(&format!("service_{i}:\n"));
+        for j in 0..10 {
+            s.push_str(&format!("  key_{j}: value-{i}-{j}-{}\n", "x".repeat(j * 3)));
+        }
+    }
+    s.into_bytes()
+}
+
+fn binary_10m() -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..10 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn metadata() -> Metadata {
+    Metadata {
+        lastmodified: "2026-01-01T00:00:00Z".into(),
+        version: Some("3.9.4".into()),
+        ..Default::default()
+    }
+}
+
+fn bench_lib(name: &str, format: Format, plain: &[u8], n: usize) {
+    let key = DataKey::generate();
+    let enc = sops::encrypt_plain(name, format, plain, &key, &mut metadata()).expect("encrypts");
+    let t_enc = time(n, || {
+        sops::encrypt_plain(name, format, plain, &key, &mut metadata()).expect("encrypts")
+    });
+    let t_dec = time(n, || {
+        let (doc, meta, _) = sops::read_metadata(name, format, &enc).expect("parses");
+        sops::open_with_key(name, format, doc, meta, key.clone(), false)
+            .expect("opens")
+            .plaintext()
+            .expect("renders")
+    });
+    let mb = plain.len() as f64 / 1e6;
+    println!(
+        "library  {name:<22} encrypt {:>8.1} ms ({:>6.0} MB/s)   decrypt {:>8.1} ms ({:>6.0} MB/s)",
+        t_enc.as_secs_f64() * 1e3,
+        mb / t_enc.as_secs_f64(),
+        t_dec.as_secs_f64() * 1e3,
+        mb / t_dec.as_secs_f64()
+    );
+}
+
+fn bench_cli(name: &str, plain: &[u8], n: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = env!("CARGO_BIN_EXE_coffer");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .env("HOME", dir.path())
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let recipient = String::from_utf8(run(&["keygen"]).stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    std::fs::write(dir.path().join(name), plain).expect("writes");
+    let enc = format!("{name}.enc");
+    let t_enc = time(n, || {
+        run(&[
+            "encrypt",
+            "--age",
+            &recipient,
+            "--input-type",
+            if name.ends_with(".yaml") {
+                "yaml"
+            } else {
+                "binary"
+            },
+            "-o",
+            &enc,
+            name,
+        ])
+    });
+    let out = format!("{name}.out");
+    let t_dec = time(n, || {
+        run(&[
+            "decrypt",
+            "--input-type",
+            if name.ends_with(".yaml") {
+                "yaml"
+            } else {
+                "binary"
+            },
+            "-o",
+            &out,
+            &enc,
+        ])
+    });
+    assert_eq!(std::fs::read(dir.path().join(&out)).expect("reads"), plain);
+    let mb = plain.len() as f64 / 1e6;
+    println!(
+        "process  {name:<22} encrypt {:>8.1} ms ({:>6.0} MB/s)   decrypt {:>8.1} ms ({:>6.0} MB/s)",
+        t_enc.as_secs_f64() * 1e3,
+        mb / t_enc.as_secs_f64(),
+        t_dec.as_secs_f64() * 1e3,
+        mb / t_dec.as_secs_f64()
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs this with --test: stay quick there.
+    let quick = std::env::args().any(|a| a == "--test");
+    let n = if quick { 1 } else { 11 };
+    let yaml = yaml_10k();
+    let bin = binary_10m();
+    bench_lib("10k-values.yaml", Format::Yaml, &yaml, n);
+    bench_lib("10MiB.bin", Format::Binary, &bin, n);
+    bench_cli("10k-values.yaml", &yaml, n);
+    bench_cli("10MiB.bin", &bin, n);
+}

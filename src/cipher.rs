@@ -86,9 +86,10 @@ fn parse(value: &str) -> Result<Parsed<'_>, CipherError> {
     // sops anchors its pattern only at the start, so a trailing newline after `]` is fine.
     let inner = inner.trim_end();
     let inner = inner.strip_suffix(']').ok_or(CipherError::Format)?;
-    let (data, rest) = inner.split_once(",iv:").ok_or(CipherError::Format)?;
-    let (iv, rest) = rest.split_once(",tag:").ok_or(CipherError::Format)?;
-    let (tag, ty) = rest.split_once(",type:").ok_or(CipherError::Format)?;
+    // Split from the end: the data field may be megabytes long.
+    let (rest, ty) = inner.rsplit_once(",type:").ok_or(CipherError::Format)?;
+    let (rest, tag) = rest.rsplit_once(",tag:").ok_or(CipherError::Format)?;
+    let (data, iv) = rest.rsplit_once(",iv:").ok_or(CipherError::Format)?;
     Ok(Parsed { data, iv, tag, ty })
 }
 
@@ -112,23 +113,32 @@ fn derive_iv(key: &DataKey, aad: &str, ty: &str, plaintext: &[u8]) -> [u8; 32] {
 
 /// Encrypt one value. Empty plaintexts are the caller's business: sops leaves them as they are.
 pub fn encrypt(key: &DataKey, aad: &str, ty: ScalarType, plaintext: &[u8]) -> String {
+    let mut out = String::new();
+    encrypt_into(&mut out, key, aad, ty, plaintext);
+    out
+}
+
+/// [`encrypt`], appending to `out`, so a caller can wrap a large value in quotes
+/// without copying it again.
+pub fn encrypt_into(out: &mut String, key: &DataKey, aad: &str, ty: ScalarType, plaintext: &[u8]) {
     let type_name = ty.sops_name();
     let iv = derive_iv(key, aad, type_name, plaintext);
     let cipher = AesGcm::<Aes256, U32>::new(GenericArray::from_slice(key.expose()));
-    let mut buf = plaintext.to_vec();
+    // Encrypted in place: the buffer holds plaintext only until the call returns.
+    let mut buf = Zeroizing::new(plaintext.to_vec());
     let tag = cipher
         .encrypt_in_place_detached(GenericArray::from_slice(&iv), aad.as_bytes(), &mut buf)
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-    let out = format!(
-        "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{}]",
-        B64.encode(&buf),
-        B64.encode(iv),
-        B64.encode(tag),
-        type_name
-    );
-    // The buffer held ciphertext, but the allocation may have held plaintext first.
-    drop(Zeroizing::new(buf));
-    out
+    out.reserve(buf.len() * 4 / 3 + 120);
+    out.push_str("ENC[AES256_GCM,data:");
+    B64.encode_string(&*buf, out);
+    out.push_str(",iv:");
+    B64.encode_string(iv, out);
+    out.push_str(",tag:");
+    B64.encode_string(tag, out);
+    out.push_str(",type:");
+    out.push_str(type_name);
+    out.push(']');
 }
 
 /// Decrypt one `ENC[...]` value, returning its type and plaintext bytes.
@@ -162,7 +172,7 @@ fn open<N: ArrayLength<u8>>(
     key: &DataKey,
     iv: &[u8],
     aad: &str,
-    data: &mut Vec<u8>,
+    data: &mut [u8],
     tag: &[u8],
 ) -> Result<(), CipherError> {
     let cipher = AesGcm::<Aes256, N>::new(GenericArray::from_slice(key.expose()));

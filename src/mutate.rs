@@ -246,6 +246,6 @@ fn clone_leaf(l: &crate::tree::Leaf) -> crate::tree::Leaf {
     }
 }
 
-fn bytes(s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(s.as_bytes().to_vec())
+fn bytes(mut s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(std::mem::take(&mut *s).into_bytes())
 }

@@ -95,12 +95,14 @@ pub fn encrypt_document(
         if !encrypt || leaf.value.is_empty() {
             continue;
         }
-        let enc = cipher::encrypt(key, &leaf.aad(), leaf.ty, &leaf.value);
-        let text = if is_comment {
-            enc
+        let (open, close) = if is_comment {
+            ("", "")
         } else {
-            store.render_encrypted(leaf, &enc)
+            store.enc_quotes(leaf)
         };
+        let mut text = String::from(open);
+        cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, &leaf.value);
+        text.push_str(close);
         edits.push((leaf.span.clone(), text));
     }
     let mac = mac.finish();
@@ -118,8 +120,8 @@ pub fn encrypt_document(
     Ok(into_bytes(splice(&doc.text, edits)))
 }
 
-fn into_bytes(s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(s.as_bytes().to_vec())
+fn into_bytes(mut s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(std::mem::take(&mut *s).into_bytes())
 }
 
 /// An encrypted file, opened: its data key, metadata and decrypted values.

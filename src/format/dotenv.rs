@@ -113,8 +113,8 @@ impl Store for DotenvStore {
         })
     }
 
-    fn render_encrypted(&self, _leaf: &Leaf, enc: &str) -> String {
-        enc.to_string()
+    fn enc_quotes(&self, _leaf: &Leaf) -> (&'static str, &'static str) {
+        ("", "")
     }
 
     fn render_metadata(

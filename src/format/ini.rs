@@ -51,7 +51,7 @@ impl Store for IniStore {
                     path: vec![section.clone()],
                     span: s..start + line.len(),
                     ty: ScalarType::Comment,
-                    value: Zeroizing::new(text[s..start + line.len()].as_bytes().to_vec()),
+                    value: Zeroizing::new(text.as_bytes()[s..start + line.len()].to_vec()),
                     style: Style::default(),
                 });
                 pending_comments.push(leaves.len() - 1);
@@ -163,7 +163,10 @@ impl Store for IniStore {
             if end == text.len() && !text.ends_with('\n') && s > 0 {
                 s -= 1;
             }
-            (metadata::unflatten(&meta_items), vec![s..end])
+            (
+                metadata::unflatten(&meta_items),
+                std::iter::once(s..end).collect(),
+            )
         });
         let root = Node::Map(
             sections
@@ -211,8 +214,8 @@ impl Store for IniStore {
         })
     }
 
-    fn render_encrypted(&self, _leaf: &Leaf, enc: &str) -> String {
-        enc.to_string()
+    fn enc_quotes(&self, _leaf: &Leaf) -> (&'static str, &'static str) {
+        ("", "")
     }
 
     fn render_metadata(

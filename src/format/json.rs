@@ -133,12 +133,14 @@ impl<'t> P<'t> {
                 }
                 c if c < 0x20 => return Err(self.err("control character in string")),
                 _ => {
-                    let ch = self.text[self.pos..]
-                        .chars()
-                        .next()
-                        .expect("inside the text");
-                    out.push(ch);
-                    self.pos += ch.len_utf8();
+                    // Copy the run up to the next quote, escape or control character at
+                    // once: a binary file is one string of many megabytes.
+                    let run = self.b[self.pos..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                        .unwrap_or(self.b.len() - self.pos);
+                    out.push_str(&self.text[self.pos..self.pos + run]);
+                    self.pos += run;
                 }
             }
         }
@@ -442,8 +444,8 @@ impl Store for JsonStore {
         Ok(emit::json_scalar(ty, value))
     }
 
-    fn render_encrypted(&self, _leaf: &Leaf, enc: &str) -> String {
-        format!("\"{enc}\"")
+    fn enc_quotes(&self, _leaf: &Leaf) -> (&'static str, &'static str) {
+        ("\"", "\"")
     }
 
     fn render_metadata(

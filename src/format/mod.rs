@@ -82,8 +82,8 @@ pub trait Store: Sync {
         value: &str,
     ) -> Result<String, String>;
 
-    /// The source text for an `ENC[...]` string at `leaf`'s place.
-    fn render_encrypted(&self, leaf: &Leaf, enc: &str) -> String;
+    /// What goes before and after an `ENC[...]` string at `leaf`'s place (quotes).
+    fn enc_quotes(&self, leaf: &Leaf) -> (&'static str, &'static str);
 
     /// Where to insert the metadata of document `doc_index`, and the text to insert.
     fn render_metadata(

@@ -54,6 +54,8 @@ struct Parse<'t> {
     text: &'t str,
     /// Byte offset of each char index, when the text is not pure ASCII.
     offsets: Option<Vec<usize>>,
+    /// Byte offset where each line starts, to find line numbers without rescanning.
+    line_starts: Vec<usize>,
     leaves: Vec<Leaf>,
     docs: Vec<Doc>,
     containers: Vec<Container>,
@@ -75,8 +77,13 @@ impl<'t> Parse<'t> {
         self.byte(span.start.index())..self.byte(span.end.index())
     }
 
+    /// The 0-based line holding byte `pos`.
+    fn line_of(&self, pos: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= pos) - 1
+    }
+
     fn line_start(&self, pos: usize) -> usize {
-        self.text[..pos].rfind('\n').map_or(0, |i| i + 1)
+        self.line_starts[self.line_of(pos)]
     }
 
     /// After the newline that ends the line holding `pos` (or the end of the text).
@@ -110,6 +117,9 @@ impl Store for YamlStore {
         let mut p = Parse {
             text,
             offsets,
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
             leaves: Vec::new(),
             docs: Vec::new(),
             containers: Vec::new(),
@@ -153,14 +163,14 @@ impl Store for YamlStore {
         })
     }
 
-    fn render_encrypted(&self, leaf: &Leaf, enc: &str) -> String {
+    fn enc_quotes(&self, leaf: &Leaf) -> (&'static str, &'static str) {
         match leaf.style.quote {
-            Quote::Double => format!("\"{enc}\""),
-            Quote::Single => format!("'{enc}'"),
+            Quote::Double => ("\"", "\""),
+            Quote::Single => ("'", "'"),
             // `ENC[...]` holds commas and brackets, which end a plain scalar in flow
             // context; single quotes there stand for "was plain" (see `render_str`).
-            _ if leaf.style.flow => format!("'{enc}'"),
-            _ => enc.to_string(),
+            _ if leaf.style.flow => ("'", "'"),
+            _ => ("", ""),
         }
     }
 
@@ -387,7 +397,7 @@ impl Parse<'_> {
                     }
                     end = end.max(start);
                     self.occupied.push(start..end);
-                    doc_meta = Some((value, vec![start..end]));
+                    doc_meta = Some((value, std::iter::once(start..end).collect()));
                     if let Some(Frame::Map { key, .. }) = stack.last_mut() {
                         *key = None;
                     }
@@ -593,7 +603,7 @@ impl Parse<'_> {
             }
             _ => pos,
         };
-        let line = self.text[..pos].matches('\n').count();
+        let line = self.line_of(pos);
         let col = self.col(pos);
         self.items.push(Item {
             pos,
@@ -751,11 +761,7 @@ impl Parse<'_> {
                 // Inside a scalar: jump over it, counting the lines it spans.
                 let end = self.occupied[occ].end.max(pos + 1);
                 line_no += text[pos..end].matches('\n').count();
-                if text[pos..end].ends_with('\n') {
-                    line_has_content = false;
-                } else {
-                    line_has_content = true;
-                }
+                line_has_content = !text[pos..end].ends_with('\n');
                 pos = end;
                 continue;
             }
@@ -792,7 +798,7 @@ impl Parse<'_> {
                 path,
                 span: start + 1..end,
                 ty: ScalarType::Comment,
-                value: Zeroizing::new(self.text[start + 1..end].as_bytes().to_vec()),
+                value: Zeroizing::new(self.text.as_bytes()[start + 1..end].to_vec()),
                 style: Style::default(),
             });
         }
