@@ -62,12 +62,13 @@ fn metadata() -> Metadata {
 
 fn bench_lib(name: &str, format: Format, plain: &[u8], n: usize) {
     let key = DataKey::generate();
-    let enc = sops::encrypt_plain(name, format, plain, &key, &mut metadata()).expect("encrypts");
+    let enc =
+        sops::encrypt_plain(name, format, plain.to_vec(), &key, &mut metadata()).expect("encrypts");
     let t_enc = time(n, || {
-        sops::encrypt_plain(name, format, plain, &key, &mut metadata()).expect("encrypts")
+        sops::encrypt_plain(name, format, plain.to_vec(), &key, &mut metadata()).expect("encrypts")
     });
     let t_dec = time(n, || {
-        let (doc, meta, _) = sops::read_metadata(name, format, &enc).expect("parses");
+        let (doc, meta, _) = sops::read_metadata(name, format, enc.to_vec()).expect("parses");
         sops::open_with_key(name, format, doc, meta, key.clone(), false)
             .expect("opens")
             .plaintext()

@@ -28,7 +28,7 @@ pub fn parse_value(s: &str) -> (ScalarType, Zeroizing<String>) {
     }
     if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
         let wrapped = format!("{{\"v\": {t}}}");
-        if let Ok(doc) = Format::Json.store().parse(&wrapped) {
+        if let Ok(doc) = Format::Json.store().parse(Zeroizing::new(wrapped)) {
             if let Some(l) = doc.leaves.first() {
                 return (
                     ScalarType::Str,
@@ -87,7 +87,7 @@ pub fn set(
     steps: &[Step],
     value: &str,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let doc = sops::parse(file, format, plaintext)?;
+    let doc = sops::parse(file, format, plaintext.to_vec())?;
     let store = format.store();
     let text = doc.text.as_str();
     let (ty, value) = parse_value(value);
@@ -194,7 +194,7 @@ pub fn unset(
     plaintext: &[u8],
     steps: &[Step],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let doc = sops::parse(file, format, plaintext)?;
+    let doc = sops::parse(file, format, plaintext.to_vec())?;
     let text = doc.text.as_str();
     let (entries, key) = find_parent(file, &doc, steps)?;
     let idx = entries

@@ -22,18 +22,26 @@ pub struct Plain {
 }
 
 /// Parse a file's bytes in `format`.
-pub fn parse(file: &str, format: Format, bytes: &[u8]) -> Result<Document> {
-    let text = std::str::from_utf8(bytes).map_err(|e| Error::Syntax {
-        file: file.to_string(),
-        message: format!(
-            "not UTF-8 text (byte {}); use --input-type binary for binary files",
-            e.valid_up_to()
-        ),
+pub fn parse(file: &str, format: Format, bytes: impl Into<Zeroizing<Vec<u8>>>) -> Result<Document> {
+    let mut bytes = bytes.into();
+    let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|e| {
+        // Give the bytes back to a zeroizing owner before reporting.
+        let at = e.utf8_error().valid_up_to();
+        drop(Zeroizing::new(e.into_bytes()));
+        Error::Syntax {
+            file: file.to_string(),
+            message: format!(
+                "not UTF-8 text (byte {at}); use --input-type binary for binary files"
+            ),
+        }
     })?;
-    format.store().parse(text).map_err(|message| Error::Syntax {
-        file: file.to_string(),
-        message,
-    })
+    format
+        .store()
+        .parse(Zeroizing::new(text))
+        .map_err(|message| Error::Syntax {
+            file: file.to_string(),
+            message,
+        })
 }
 
 /// Document order: values and comments sorted by where they stand.
@@ -75,8 +83,10 @@ pub fn encrypt_document(
         file: file.to_string(),
         message: e.to_string(),
     })?;
-    let mut mac = MacBuilder::new(md.mac_only_encrypted);
-    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    // Decide leaf by leaf first; then hash the MAC and encrypt, on two cores when the
+    // values are large (a binary file is one value of many megabytes).
+    let mut hashed: Vec<(ScalarType, &[u8])> = Vec::new();
+    let mut to_encrypt: Vec<&Leaf> = Vec::new();
     let order = order(doc);
     for (pos, &i) in order.iter().enumerate() {
         let leaf = &doc.leaves[i];
@@ -90,22 +100,46 @@ pub fn encrypt_document(
         }
         let encrypt = rules.should_encrypt(&leaf.path, &stack, is_comment);
         if !is_comment && (encrypt || !md.mac_only_encrypted) {
-            mac.add(leaf.ty, &leaf.value);
+            hashed.push((leaf.ty, &leaf.value));
         }
-        if !encrypt || leaf.value.is_empty() {
-            continue;
+        if encrypt && !leaf.value.is_empty() {
+            to_encrypt.push(leaf);
         }
-        let (open, close) = if is_comment {
-            ("", "")
-        } else {
-            store.enc_quotes(leaf)
-        };
-        let mut text = String::from(open);
-        cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, &leaf.value);
-        text.push_str(close);
-        edits.push((leaf.span.clone(), text));
     }
-    let mac = mac.finish();
+    let mac_only = md.mac_only_encrypted;
+    let compute_mac = || {
+        let mut mac = MacBuilder::new(mac_only);
+        for (ty, v) in &hashed {
+            mac.add(*ty, v);
+        }
+        mac.finish()
+    };
+    let encrypt_all = || -> Vec<(Range<usize>, String)> {
+        to_encrypt
+            .iter()
+            .map(|leaf| {
+                let (open, close) = if leaf.kind == LeafKind::Comment {
+                    ("", "")
+                } else {
+                    store.enc_quotes(leaf)
+                };
+                let mut text = String::from(open);
+                cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, &leaf.value);
+                text.push_str(close);
+                (leaf.span.clone(), text)
+            })
+            .collect()
+    };
+    let total: usize = hashed.iter().map(|(_, v)| v.len()).sum();
+    let (mac, mut edits) = if total >= 1 << 20 {
+        std::thread::scope(|s| {
+            let mac = s.spawn(compute_mac);
+            let edits = encrypt_all();
+            (mac.join().expect("the MAC thread does not panic"), edits)
+        })
+    } else {
+        (compute_mac(), encrypt_all())
+    };
     md.mac = Some(cipher::encrypt(
         key,
         &md.lastmodified,
@@ -141,7 +175,7 @@ pub struct Opened {
 pub fn read_metadata(
     file: &str,
     format: Format,
-    bytes: &[u8],
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
 ) -> Result<(Document, Metadata, Vec<String>)> {
     let doc = parse(file, format, bytes)?;
     let mut warnings = Vec::new();
@@ -169,7 +203,7 @@ pub fn read_metadata(
 pub fn open(
     file: &str,
     format: Format,
-    bytes: &[u8],
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
     keyring: &Keyring,
     ignore_mac: bool,
 ) -> Result<Opened> {
@@ -313,6 +347,19 @@ impl Opened {
         self.format.store()
     }
 
+    /// The plaintext, consuming the opened file so a binary value moves out uncopied.
+    pub fn into_plaintext(mut self) -> Result<Zeroizing<Vec<u8>>> {
+        if self.format == Format::Binary {
+            if let Some(Node::Leaf(i)) = self.doc.docs[0].root.get(binary::DATA_KEY) {
+                let i = *i;
+                if let Some(p) = self.values[i].as_mut() {
+                    return Ok(std::mem::take(&mut p.bytes));
+                }
+            }
+        }
+        self.plaintext()
+    }
+
     /// The plaintext file, laid out as the encrypted one is.
     pub fn plaintext(&self) -> Result<Zeroizing<Vec<u8>>> {
         if self.format == Format::Binary {
@@ -397,6 +444,14 @@ impl Opened {
         }
     }
 
+    /// The whole plaintext in `to`'s syntax, consuming the opened file.
+    pub fn into_output(self, to: Format) -> Result<Zeroizing<Vec<u8>>> {
+        if to == self.format || (to == Format::Binary && self.format != Format::Binary) {
+            return self.into_plaintext();
+        }
+        self.convert(to)
+    }
+
     /// The whole plaintext in another format.
     pub fn convert(&self, to: Format) -> Result<Zeroizing<Vec<u8>>> {
         if to == self.format || (to == Format::Binary && self.format != Format::Binary) {
@@ -449,7 +504,14 @@ impl Opened {
         }
         let mut md = self.meta.clone();
         md.lastmodified = metadata::now_rfc3339();
-        encrypt_plain(&self.file, self.format, plaintext, &self.key, &mut md).map(Some)
+        encrypt_plain(
+            &self.file,
+            self.format,
+            plaintext.to_vec(),
+            &self.key,
+            &mut md,
+        )
+        .map(Some)
     }
 }
 
@@ -457,16 +519,22 @@ impl Opened {
 pub fn encrypt_plain(
     file: &str,
     format: Format,
-    plaintext: &[u8],
+    plaintext: impl Into<Zeroizing<Vec<u8>>>,
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    let plaintext = plaintext.into();
     if format == Format::Binary {
-        if let Ok(doc) = parse(file, Format::Json, plaintext) {
-            if doc.is_encrypted() {
-                return Err(Error::AlreadyEncrypted {
-                    file: file.to_string(),
-                });
+        // Only a JSON object that names `sops` can be an encrypted file.
+        let looks_like_sops = plaintext.trim_ascii_start().starts_with(b"{")
+            && plaintext.windows(6).any(|w| w == b"\"sops\"");
+        if looks_like_sops {
+            if let Ok(doc) = parse(file, Format::Json, plaintext.to_vec()) {
+                if doc.is_encrypted() {
+                    return Err(Error::AlreadyEncrypted {
+                        file: file.to_string(),
+                    });
+                }
             }
         }
         let doc = binary::plain_document(plaintext);
@@ -491,7 +559,7 @@ impl Opened {
         } else {
             self.store()
         };
-        let doc = store.parse(&stripped).map_err(|message| Error::Syntax {
+        let doc = store.parse(stripped).map_err(|message| Error::Syntax {
             file: self.file.clone(),
             message,
         })?;

@@ -185,7 +185,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     let mut md = new_metadata(&key, &age, rule.as_ref(), args.selector.selector())?;
     md.rules()
         .map_err(|e| Error::Key(format!("bad regex: {e}")))?;
-    let out = sops::encrypt_plain(&name, format, &input, &key, &mut md)?;
+    let out = sops::encrypt_plain(&name, format, input, &key, &mut md)?;
     io.write(&out, false, false)
 }
 
@@ -195,14 +195,14 @@ pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     let format = io.format()?;
     let input = io.read()?;
     let keyring = env.keyring()?;
-    let opened = sops::open(&name, format, &input, &keyring, args.ignore_mac)?;
+    let opened = sops::open(&name, format, input, &keyring, args.ignore_mac)?;
     for w in &opened.warnings {
         warn(w);
     }
     let to: Format = args.output_type.map_or(format, Into::into);
     let out = match &args.extract {
         Some(p) => opened.extract(&path::parse(p)?, to)?,
-        None => opened.convert(to)?,
+        None => opened.into_output(to)?,
     };
     io.write(&out, true, to == Format::Binary)
 }
@@ -212,7 +212,7 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     let name = io.name();
     let format = io.format()?;
     let input = io.read()?;
-    let opened = sops::open(&name, format, &input, &env.keyring()?, false)?;
+    let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
     if !opened.meta.kms.is_empty() {
         return Err(Error::Key(format!(
             "{name}: the file has KMS keys, which this build of coffer cannot re-wrap yet"
@@ -238,7 +238,7 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     }
     md.lastmodified = metadata::now_rfc3339();
     md.version = Some(metadata::SOPS_VERSION.to_string());
-    let out = sops::encrypt_plain(&name, format, &plaintext, &key, &mut md)?;
+    let out = sops::encrypt_plain(&name, format, plaintext, &key, &mut md)?;
     io.write(&out, false, false)
 }
 
@@ -252,7 +252,7 @@ pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Res
         file: name.clone(),
         message: "no creation rule matches this file".into(),
     })?;
-    let opened = sops::open(&name, format, &input, &env.keyring()?, false)?;
+    let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
     let wanted = recipients(&[], Some(&rule), env, &name)?;
     let current: Vec<&str> = opened
         .meta
@@ -295,7 +295,7 @@ pub fn filestatus(args: FilestatusArgs) -> Result<()> {
     } else {
         format
     };
-    let encrypted = sops::parse(&name, parse_as, &input).is_ok_and(|d| d.is_encrypted());
+    let encrypted = sops::parse(&name, parse_as, input).is_ok_and(|d| d.is_encrypted());
     println!("{{\"encrypted\":{encrypted}}}");
     Ok(())
 }

@@ -60,7 +60,7 @@ fn modify(
 ) -> Result<()> {
     let name = file.display().to_string();
     let input = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-    let opened = sops::open(&name, format, &input, &env.keyring()?, false)?;
+    let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
     let plaintext = opened.plaintext()?;
     let changed = change(&name, &plaintext)?;
     if let Some(out) = opened.reencrypt(&changed)? {
@@ -92,7 +92,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
     let name = file.display().to_string();
     let format = format_of(file, args.input_type);
     let existing = match std::fs::read(file) {
-        Ok(bytes) => Some(sops::open(&name, format, &bytes, &env.keyring()?, false)?),
+        Ok(bytes) => Some(sops::open(&name, format, bytes, &env.keyring()?, false)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(file, e)),
     };
@@ -170,7 +170,9 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         (Some(o), _) => o
             .reencrypt(&edited)
             .map(|o| o.expect("the plaintext changed")),
-        (None, Some((key, mut md))) => sops::encrypt_plain(&name, format, &edited, &key, &mut md),
+        (None, Some((key, mut md))) => {
+            sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
+        }
         (None, None) => unreachable!("a new file always has keys"),
     };
     let out = result.map_err(|e| rescue(format!("{e}; the file was not changed")))?;

@@ -9,7 +9,7 @@ pub const DATA_KEY: &str = "data";
 
 /// A plaintext binary file as a document with one value. Its text is the JSON skeleton
 /// the encrypted file will have, so the generic engine can splice the value into it.
-pub fn plain_document(content: &[u8]) -> Document {
+pub fn plain_document(content: Zeroizing<Vec<u8>>) -> Document {
     let skeleton = "{\n\t\"data\": \"\"\n}\n";
     let value_at = skeleton.find("\"\"").expect("skeleton has an empty string");
     let leaf = Leaf {
@@ -17,7 +17,7 @@ pub fn plain_document(content: &[u8]) -> Document {
         path: vec![DATA_KEY.to_string()],
         span: value_at..value_at + 2,
         ty: ScalarType::Str,
-        value: Zeroizing::new(content.to_vec()),
+        value: content,
         style: Style {
             quote: Quote::Double,
             ..Style::default()

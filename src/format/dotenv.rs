@@ -37,7 +37,8 @@ pub(crate) fn line_span(text: &str, start: usize, line: &str) -> std::ops::Range
 }
 
 impl Store for DotenvStore {
-    fn parse(&self, text: &str) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+        let text: &str = &source;
         let mut leaves = Vec::new();
         let mut entries = Vec::new();
         let mut meta_items = Vec::new();
@@ -93,10 +94,11 @@ impl Store for DotenvStore {
             indent: 0,
             indent_char: ' ',
         };
+        let (leaves, docs) = (leaves, vec![doc]);
         Ok(Document {
-            text: Zeroizing::new(text.to_string()),
+            text: source,
             leaves,
-            docs: vec![doc],
+            docs,
         })
     }
 

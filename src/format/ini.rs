@@ -17,7 +17,8 @@ pub struct IniStore;
 const DEFAULT_SECTION: &str = "DEFAULT";
 
 impl Store for IniStore {
-    fn parse(&self, text: &str) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+        let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
         let mut sections: Vec<(String, usize, usize, Vec<Entry>)> = Vec::new();
         let mut section = DEFAULT_SECTION.to_string();
@@ -186,10 +187,11 @@ impl Store for IniStore {
             indent: 0,
             indent_char: ' ',
         };
+        let (leaves, docs) = (leaves, vec![doc]);
         Ok(Document {
-            text: Zeroizing::new(text.to_string()),
+            text: source,
             leaves,
-            docs: vec![doc],
+            docs,
         })
     }
 

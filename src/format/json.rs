@@ -314,7 +314,8 @@ impl<'t> P<'t> {
 }
 
 impl Store for JsonStore {
-    fn parse(&self, text: &str) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+        let text: &str = &source;
         let mut p = P {
             text,
             b: text.as_bytes(),
@@ -427,10 +428,11 @@ impl Store for JsonStore {
             indent,
             indent_char,
         };
+        let (leaves, docs) = (p.leaves, vec![doc]);
         Ok(Document {
-            text: Zeroizing::new(text.to_string()),
-            leaves: p.leaves,
-            docs: vec![doc],
+            text: source,
+            leaves,
+            docs,
         })
     }
 

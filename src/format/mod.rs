@@ -71,7 +71,7 @@ impl Format {
 pub trait Store: Sync {
     /// Parse text into leaves and structure. The error is a one-line message that names
     /// the line and column where one is known.
-    fn parse(&self, text: &str) -> Result<Document, String>;
+    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String>;
 
     /// The source text for a decrypted value at `leaf`'s place.
     fn render_plain(

@@ -106,7 +106,8 @@ fn err_at(line: usize, col: usize, msg: impl std::fmt::Display) -> String {
 }
 
 impl Store for YamlStore {
-    fn parse(&self, text: &str) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+        let text: &str = &source;
         let offsets = if text.is_ascii() {
             None
         } else {
@@ -133,10 +134,11 @@ impl Store for YamlStore {
         for d in &mut p.docs {
             d.indent = indent;
         }
+        let (leaves, docs) = (p.leaves, p.docs);
         Ok(Document {
-            text: Zeroizing::new(text.to_string()),
-            leaves: p.leaves,
-            docs: p.docs,
+            text: source,
+            leaves,
+            docs,
         })
     }
 

@@ -32,7 +32,7 @@ fn open_with_recovered(
     ignore_mac: bool,
 ) -> coffer::Result<sops::Opened> {
     let bytes = std::fs::read(testdata(path)).unwrap();
-    let (doc, meta, _) = sops::read_metadata(path, format, &bytes)?;
+    let (doc, meta, _) = sops::read_metadata(path, format, bytes)?;
     sops::open_with_key(path, format, doc, meta, recovered_key(key_name), ignore_mac)
 }
 
@@ -81,7 +81,7 @@ fn sops_ini_with_triple_quoted_metadata() {
     // format-2.enc.ini was written by 3.13.1 with its own data key, which was not
     // recovered; reading its metadata proves the triple-quoted enc parses.
     let bytes = std::fs::read(testdata("interop/functional-tests-res/format-2.enc.ini")).unwrap();
-    let (_, meta, _) = sops::read_metadata("format-2.enc.ini", Format::Ini, &bytes).unwrap();
+    let (_, meta, _) = sops::read_metadata("format-2.enc.ini", Format::Ini, bytes).unwrap();
     let pgp = &meta
         .foreign_keys
         .iter()
@@ -114,7 +114,7 @@ fn unencrypted_comments_stay_as_they_are() {
         "interop/functional-tests-res/comments_unencrypted_comments.yaml",
     ))
     .unwrap();
-    let (doc, meta, _) = sops::read_metadata("c.yaml", Format::Yaml, &bytes).unwrap();
+    let (doc, meta, _) = sops::read_metadata("c.yaml", Format::Yaml, bytes).unwrap();
     // Its data key was not recovered: only check that the comments are left readable.
     assert!(doc
         .leaves
