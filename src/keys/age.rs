@@ -20,6 +20,8 @@ pub struct IdentitySources {
     pub inline: Vec<SecretString>,
     /// Identity files, in the order they are tried; missing ones are skipped.
     pub files: Vec<PathBuf>,
+    /// OpenSSH private keys (ed25519 or RSA, without passphrase); missing ones are skipped.
+    pub ssh_files: Vec<PathBuf>,
 }
 
 impl IdentitySources {
@@ -43,6 +45,22 @@ impl IdentitySources {
             s.files.push(default_key_file(&config));
             s.files
                 .push(config.join("sops").join("age").join("keys.txt"));
+        }
+        // As sops does: an explicit ssh key, else the usual ones in ~/.ssh.
+        let explicit = [
+            "COFFER_AGE_SSH_PRIVATE_KEY_FILE",
+            "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+        ]
+        .iter()
+        .find_map(|k| env(k).filter(|v| !v.is_empty()));
+        match (explicit, env("HOME").filter(|h| !h.is_empty())) {
+            (Some(f), _) => s.ssh_files.push(PathBuf::from(f)),
+            (None, Some(home)) => {
+                let ssh = Path::new(&home).join(".ssh");
+                s.ssh_files.push(ssh.join("id_ed25519"));
+                s.ssh_files.push(ssh.join("id_rsa"));
+            }
+            (None, None) => {}
         }
         s
     }
@@ -90,6 +108,21 @@ impl AgeKeys {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(file, e)),
+            }
+        }
+        for file in &sources.ssh_files {
+            let bytes = match std::fs::read(file) {
+                Ok(b) => Zeroizing::new(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(file, e)),
+            };
+            let name = file.display().to_string();
+            // Passphrase-protected and unsupported keys are skipped: decryption then
+            // reports that no identity matched, naming where it looked.
+            let parsed = age::ssh::Identity::from_buffer(&bytes[..], Some(name.clone()));
+            if let Ok(id @ age::ssh::Identity::Unencrypted(_)) = parsed {
+                keys.identities.push(Box::new(id));
+                keys.origins.push(name);
             }
         }
         Ok(keys)

@@ -82,3 +82,30 @@ fn identities_are_found_in_the_documented_order() {
         &["sops default key file"],
     );
 }
+
+#[test]
+fn ssh_ed25519_keys_work_as_recipient_and_identity() {
+    let sb = Sandbox::without_key();
+    let key = sb.path("id_ed25519");
+    let gen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_success(&gen, &["ssh-keygen"]);
+    let public = std::fs::read_to_string(sb.path("id_ed25519.pub")).unwrap();
+    sb.write("a.env", "A=1\n");
+    sb.ok(&["encrypt", "--age", public.trim(), "-i", "a.env"]);
+    assert!(sb
+        .read_str("a.env")
+        .contains("sops_age__list_0__map_recipient=ssh-ed25519 "));
+    let out = sb.run_with(
+        &["decrypt", "a.env"],
+        &[("SOPS_AGE_SSH_PRIVATE_KEY_FILE", key.to_str().unwrap())],
+    );
+    assert_success(&out, &["decrypt with ssh key"]);
+    assert_eq!(stdout(&out), "A=1\n");
+    // And from ~/.ssh by default.
+    sb.copy(&key, "home/.ssh/id_ed25519");
+    assert_eq!(stdout(&sb.ok(&["decrypt", "a.env"])), "A=1\n");
+}

@@ -161,3 +161,31 @@ fn edit_with_a_wrong_key_does_not_start_the_editor() {
     assert_eq!(out.status.code(), Some(3));
     assert!(!stranger.path("ran").exists());
 }
+
+#[test]
+fn ctrl_c_during_the_edit_removes_the_plaintext_and_writes_nothing() {
+    let sb = Sandbox::new();
+    encrypted_app(&sb);
+    let before = sb.read("app.yaml");
+    // The editor changes the file, then interrupts coffer (its nearest `coffer`
+    // ancestor) the way a terminal's Ctrl-C would, and exits normally.
+    let ed = editor(
+        &sb,
+        "ed.sh",
+        &format!(
+            "echo \"$1\" > {dir}/seen\nsed -i 's/rollout: 25/rollout: 1/' \"$1\"\n\
+             p=$PPID\nwhile [ \"$(cat /proc/$p/comm)\" != coffer ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done\n\
+             kill -INT $p\nsleep 0.2",
+            dir = sb.dir.path().display()
+        ),
+    );
+    let out = sb.run_with(&["edit", "app.yaml"], &[("EDITOR", &ed)]);
+    assert_error(&out, 130, "interrupted; nothing was written");
+    assert_eq!(sb.read("app.yaml"), before);
+    let seen = sb.read_str("seen");
+    let tmp = std::path::Path::new(seen.trim());
+    assert!(
+        !tmp.parent().unwrap().exists(),
+        "the private temp dir {seen} was not removed"
+    );
+}
