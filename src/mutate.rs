@@ -150,12 +150,8 @@ pub fn set(
             } else {
                 emit::double_quoted(&key)
             };
-            let mut line = format!("{}{k}: {v}\n", " ".repeat(col));
-            if at == text.len() && !text.is_empty() && !text.ends_with('\n') {
-                line.insert(0, '\n');
-                line.pop();
-            }
-            (at, line)
+            let line = format!("{}{k}: {v}\n", " ".repeat(col));
+            (at, crate::tree::lines_at(text, at, line))
         }
         Format::Json | Format::Binary => {
             let before = &text[..last.at];
@@ -172,16 +168,12 @@ pub fn set(
         Format::Dotenv | Format::Ini => {
             let at = line_end_after(text, last.end);
             let v = value.replace('\n', "\\n");
-            let mut line = if format == Format::Dotenv {
+            let line = if format == Format::Dotenv {
                 format!("{key}={v}\n")
             } else {
                 format!("{key} = {v}\n")
             };
-            if at == text.len() && !text.is_empty() && !text.ends_with('\n') {
-                line.insert(0, '\n');
-                line.pop();
-            }
-            (at, line)
+            (at, crate::tree::lines_at(text, at, line))
         }
     };
     Ok(bytes(splice(text, vec![(insert.0..insert.0, insert.1)])))

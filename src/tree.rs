@@ -205,3 +205,14 @@ pub fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Zeroizing<S
     out.push_str(&text[pos..]);
     out
 }
+
+/// Lines to insert at `at`. Where `at` follows a last line with no line break, the break
+/// moves to the front, so the text still ends without one and removing the insertion
+/// gives the original bytes back.
+pub fn lines_at(text: &str, at: usize, mut lines: String) -> String {
+    if at > 0 && text.as_bytes()[at - 1] != b'\n' && lines.ends_with('\n') {
+        lines.pop();
+        lines.insert(0, '\n');
+    }
+    lines
+}

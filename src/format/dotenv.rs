@@ -94,11 +94,10 @@ impl Store for DotenvStore {
             indent: 0,
             indent_char: ' ',
         };
-        let (leaves, docs) = (leaves, vec![doc]);
         Ok(Document {
             text: source,
             leaves,
-            docs,
+            docs: vec![doc],
         })
     }
 
@@ -135,12 +134,8 @@ impl Store for DotenvStore {
             block.push_str(&v.replace('\n', "\\n"));
             block.push('\n');
         }
-        let text = doc.text.as_str();
-        if !text.is_empty() && !text.ends_with('\n') {
-            block.pop();
-            block.insert(0, '\n');
-        }
-        (text.len(), block)
+        let end = doc.text.len();
+        (end, crate::tree::lines_at(&doc.text, end, block))
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {

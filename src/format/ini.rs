@@ -187,11 +187,10 @@ impl Store for IniStore {
             indent: 0,
             indent_char: ' ',
         };
-        let (leaves, docs) = (leaves, vec![doc]);
         Ok(Document {
             text: source,
             leaves,
-            docs,
+            docs: vec![doc],
         })
     }
 
@@ -238,11 +237,7 @@ impl Store for IniStore {
         for (k, v) in items {
             block.push_str(&format!("{k:width$} = {}\n", v.replace('\n', "\\n")));
         }
-        if !text.is_empty() && !text.ends_with('\n') {
-            block.pop();
-            block.insert(0, '\n');
-        }
-        (text.len(), block)
+        (text.len(), crate::tree::lines_at(text, text.len(), block))
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {

@@ -85,6 +85,22 @@ impl<'t> P<'t> {
         }
     }
 
+    /// After a member or item: `,` continues the list (false), `close` ends it (true).
+    fn separator(&mut self, close: u8) -> Result<bool, String> {
+        self.ws();
+        match self.b.get(self.pos) {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(&c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(self.err(&format!("expected ',' or '{}'", close as char))),
+        }
+    }
+
     fn string(&mut self) -> Result<String, String> {
         if self.b.get(self.pos) != Some(&b'"') {
             return Err(self.err("expected a string"));
@@ -185,14 +201,8 @@ impl<'t> P<'t> {
                             }),
                             Parsed::Meta(m) => meta_entries.push((key, m)),
                         }
-                        self.ws();
-                        match self.b.get(self.pos) {
-                            Some(b',') => self.pos += 1,
-                            Some(b'}') => {
-                                self.pos += 1;
-                                break;
-                            }
-                            _ => return Err(self.err("expected ',' or '}'")),
+                        if self.separator(b'}')? {
+                            break;
                         }
                     }
                 }
@@ -215,14 +225,8 @@ impl<'t> P<'t> {
                             Parsed::Node(n) => items.push(n),
                             Parsed::Meta(m) => meta_items.push(m),
                         }
-                        self.ws();
-                        match self.b.get(self.pos) {
-                            Some(b',') => self.pos += 1,
-                            Some(b']') => {
-                                self.pos += 1;
-                                break;
-                            }
-                            _ => return Err(self.err("expected ',' or ']'")),
+                        if self.separator(b']')? {
+                            break;
                         }
                     }
                 }
@@ -373,14 +377,8 @@ impl Store for JsonStore {
                     }
                 }
                 prev_end = value_end;
-                p.ws();
-                match p.b.get(p.pos) {
-                    Some(b',') => p.pos += 1,
-                    Some(b'}') => {
-                        p.pos += 1;
-                        break;
-                    }
-                    _ => return Err(p.err("expected ',' or '}'")),
+                if p.separator(b'}')? {
+                    break;
                 }
             }
         }
@@ -428,11 +426,11 @@ impl Store for JsonStore {
             indent,
             indent_char,
         };
-        let (leaves, docs) = (p.leaves, vec![doc]);
+        let leaves = p.leaves;
         Ok(Document {
             text: source,
             leaves,
-            docs,
+            docs: vec![doc],
         })
     }
 

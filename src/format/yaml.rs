@@ -193,13 +193,7 @@ impl Store for YamlStore {
         );
         let pos = d.end;
         let text = doc.text.as_str();
-        if pos > 0 && text.as_bytes()[pos - 1] != b'\n' {
-            // The document ends without a newline: keep it that way, so that removing the
-            // block on decryption gives the original bytes back.
-            block.pop();
-            block.insert(0, '\n');
-        }
-        (pos, block)
+        (pos, crate::tree::lines_at(text, pos, block))
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
@@ -562,14 +556,6 @@ impl Parse<'_> {
             }
         }
         if self.docs.is_empty() {
-            let id = self.containers.len();
-            self.containers.push(Container {
-                path: Vec::new(),
-                col: 0,
-                parent: None,
-                flow: false,
-            });
-            let _ = id;
             self.docs.push(Doc {
                 root: Node::Map(Vec::new()),
                 meta: None,
