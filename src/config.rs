@@ -23,6 +23,9 @@ pub struct CreationRule {
     pub unencrypted_comment_regex: Option<String>,
     pub encrypted_comment_regex: Option<String>,
     pub mac_only_encrypted: bool,
+    /// Why coffer cannot use this rule (e.g. Shamir key groups). Reported only when the
+    /// rule is the one that matches, so one such rule does not break a whole repository.
+    pub unsupported: Option<String>,
 }
 
 #[derive(Debug)]
@@ -122,13 +125,14 @@ impl Config {
                 encrypted_comment_regex: scalar(r, "encrypted_comment_regex"),
                 mac_only_encrypted: scalar(r, "mac_only_encrypted").is_some_and(|v| v == "true"),
                 selector: None,
+                unsupported: None,
             };
             match get(r, "key_groups") {
                 Some(Value::Seq(groups)) if groups.len() > 1 => {
-                    return Err(bad(format!(
-                        "creation rule {}: several key_groups (Shamir) are not supported",
+                    rule.unsupported = Some(format!(
+                        "creation rule {} splits the data key over several key_groups (Shamir), which coffer does not support",
                         i + 1
-                    )));
+                    ));
                 }
                 Some(Value::Seq(groups)) => {
                     for g in groups {

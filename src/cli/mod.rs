@@ -244,7 +244,19 @@ pub fn creation_rule(explicit: Option<&Path>, target: &Path) -> Result<Option<Cr
     };
     match file {
         None => Ok(None),
-        Some(f) => Ok(Config::load(&f)?.rule_for(target).cloned()),
+        Some(f) => {
+            let config = Config::load(&f)?;
+            match config.rule_for(target) {
+                Some(CreationRule {
+                    unsupported: Some(why),
+                    ..
+                }) => Err(Error::Config {
+                    file: f.display().to_string(),
+                    message: why.clone(),
+                }),
+                rule => Ok(rule.cloned()),
+            }
+        }
     }
 }
 

@@ -366,3 +366,88 @@ fn a_value_changed_by_sops_set_still_verifies() {
     ]);
     assert_eq!(stdout(&port), "6543");
 }
+
+#[test]
+fn a_sops_file_with_several_master_keys_verifies() {
+    let o = open_with_recovered(
+        "interop/functional-tests-res/multiple_keys.yaml",
+        "multiple_keys.yaml",
+        Format::Yaml,
+        false,
+    )
+    .unwrap();
+    let text = String::from_utf8(o.plaintext().unwrap().to_vec()).unwrap();
+    assert!(
+        text.starts_with("message: ") && !text.contains("ENC["),
+        "{text}"
+    );
+    // Both PGP keys are kept, so re-encrypting with the same data key loses neither.
+    assert_eq!(
+        o.meta
+            .recipients()
+            .iter()
+            .filter(|r| r.starts_with("pgp:"))
+            .count(),
+        2,
+        "{:?}",
+        o.meta.recipients()
+    );
+}
+
+#[test]
+fn sops_functional_test_plaintexts_round_trip_and_open_with_sops() {
+    let sb = Sandbox::new();
+    for name in ["comments.yaml", "comments_list.yaml", "plainfile.yaml"] {
+        let original =
+            std::fs::read(testdata(&format!("interop/functional-tests-res/{name}"))).unwrap();
+        sb.write(name, &original);
+        sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
+        assert_eq!(sb.ok(&["decrypt", name]).stdout, original, "{name}");
+        let theirs = sb.sops(&["decrypt", name]);
+        assert_success(&theirs, &["sops decrypt", name]);
+        assert!(
+            !stdout(&theirs).contains("ENC["),
+            "{name}: {}",
+            stdout(&theirs)
+        );
+    }
+}
+
+#[test]
+fn sops_configs_are_read_and_shamir_rules_refused_only_where_they_apply() {
+    let sb = Sandbox::new();
+    // sops's own functional-test config: PGP keys and Shamir key groups.
+    sb.copy(
+        &testdata("interop/functional-tests-res/dot.sops.yaml"),
+        ".sops.yaml",
+    );
+    sb.write("test_roundtrip_keygroups.yaml", "a: 1\n");
+    let out = sb.run(&["encrypt", "test_roundtrip_keygroups.yaml"]);
+    assert_error(&out, 1, "several key_groups (Shamir)");
+    // The catch-all rule names only a PGP key: coffer has nothing to encrypt with.
+    sb.write("other.yaml", "a: 1\n");
+    assert_error(
+        &sb.run(&["encrypt", "other.yaml"]),
+        1,
+        "no master key to encrypt with",
+    );
+    // A flag still works under that config.
+    sb.ok(&["encrypt", "--age", &sb.recipient, "other.yaml"]);
+
+    // sops-age's config spells the key `path_regexp` and lists recipients under key_groups.
+    let age = Sandbox::without_key();
+    age.copy(
+        &testdata("interop/sops-age-tests/dot.sops.yaml"),
+        ".sops.yaml",
+    );
+    age.write("x.json", "{\"a\": 1}\n");
+    age.ok(&["encrypt", "-i", "x.json"]);
+    let enc = age.read_str("x.json");
+    assert_eq!(enc.matches("\"recipient\": \"age1").count(), 3, "{enc}");
+    let key = testdata("interop/sops-age-tests/key.txt");
+    let out = age.run_with(
+        &["decrypt", "x.json"],
+        &[("SOPS_AGE_KEY_FILE", key.to_str().unwrap())],
+    );
+    assert_eq!(stdout(&out), "{\"a\": 1}\n");
+}

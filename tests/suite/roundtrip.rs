@@ -382,3 +382,19 @@ fn documented_yaml_limitations() {
         "a: folded text\nb: plain continued\n"
     );
 }
+
+#[test]
+fn in_place_writes_keep_the_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let p = sb.write("a.env", "A=1\n");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "a.env"]);
+    assert_eq!(mode(&p), 0o640);
+    sb.ok(&["set", "a.env", r#"["A"]"#, "2"]);
+    assert_eq!(mode(&p), 0o640);
+    // Plaintext written in place is private whatever the file was.
+    sb.ok(&["decrypt", "-i", "a.env"]);
+    assert_eq!(mode(&p), 0o600);
+    assert_eq!(sb.read_str("a.env"), "A=2\n");
+}
