@@ -196,3 +196,34 @@ impl Config {
         })
     }
 }
+
+/// The creation rule for `target`, from --config or the nearest config file.
+pub fn creation_rule(explicit: Option<&Path>, target: &Path) -> Result<Option<CreationRule>> {
+    let file = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let abs = std::path::absolute(target).map_err(|e| Error::io(target, e))?;
+            let dir = abs
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            find(&dir)
+        }
+    };
+    match file {
+        None => Ok(None),
+        Some(f) => {
+            let config = Config::load(&f)?;
+            match config.rule_for(target) {
+                Some(CreationRule {
+                    unsupported: Some(why),
+                    ..
+                }) => Err(Error::Config {
+                    file: f.display().to_string(),
+                    message: why.clone(),
+                }),
+                rule => Ok(rule.cloned()),
+            }
+        }
+    }
+}

@@ -64,6 +64,9 @@ pub enum Error {
         rescued: Option<PathBuf>,
     },
 
+    #[error("{} file(s) covered by filter=coffer are staged in plaintext: {}", files.len(), files.join(", "))]
+    PlaintextStaged { files: Vec<String> },
+
     #[error("interrupted; nothing was written")]
     Interrupted,
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod format;
 pub mod fsutil;
+pub mod git;
 pub mod keys;
 pub mod metadata;
 pub mod mutate;

@@ -350,7 +350,11 @@ impl Opened {
     /// The plaintext, consuming the opened file so a binary value moves out uncopied.
     pub fn into_plaintext(mut self) -> Result<Zeroizing<Vec<u8>>> {
         if self.format == Format::Binary {
-            if let Some(Node::Leaf(i)) = self.doc.docs[0].root.get(binary::DATA_KEY) {
+            let root = &self.doc.docs[0].root;
+            let leaf = root
+                .get(binary::DATA_KEY)
+                .or_else(|| root.get(binary::CONFLICT_KEY));
+            if let Some(Node::Leaf(i)) = leaf {
                 let i = *i;
                 if let Some(p) = self.values[i].as_mut() {
                     return Ok(std::mem::take(&mut p.bytes));
@@ -363,7 +367,11 @@ impl Opened {
     /// The plaintext file, laid out as the encrypted one is.
     pub fn plaintext(&self) -> Result<Zeroizing<Vec<u8>>> {
         if self.format == Format::Binary {
-            let idx = match self.doc.docs[0].root.get(binary::DATA_KEY) {
+            let root = &self.doc.docs[0].root;
+            let idx = match root
+                .get(binary::DATA_KEY)
+                .or_else(|| root.get(binary::CONFLICT_KEY))
+            {
                 Some(Node::Leaf(i)) => *i,
                 _ => {
                     return Err(Error::Unsupported {
@@ -572,4 +580,31 @@ impl Opened {
             .collect();
         Ok(into_bytes(splice(&doc.text, edits)))
     }
+}
+
+/// Metadata for a new file, with the data key wrapped for every recipient.
+pub fn new_metadata(
+    key: &DataKey,
+    age: &[String],
+    rule: Option<&crate::config::CreationRule>,
+    selector: Option<crate::metadata::Selector>,
+) -> Result<Metadata> {
+    let mut md = Metadata {
+        lastmodified: metadata::now_rfc3339(),
+        version: Some(metadata::SOPS_VERSION.to_string()),
+        ..Default::default()
+    };
+    for r in age {
+        md.age.push(crate::keys::age::wrap(key, r)?);
+    }
+    if let Some(rule) = rule {
+        md.selector = rule.selector.clone().unwrap_or_default();
+        md.unencrypted_comment_regex = rule.unencrypted_comment_regex.clone();
+        md.encrypted_comment_regex = rule.encrypted_comment_regex.clone();
+        md.mac_only_encrypted = rule.mac_only_encrypted;
+    }
+    if let Some(s) = selector {
+        md.selector = s;
+    }
+    Ok(md)
 }

@@ -6,7 +6,7 @@ use super::{creation_rule, warn, Env, FormatArg, Io};
 use crate::cipher::DataKey;
 use crate::config::CreationRule;
 use crate::format::Format;
-use crate::metadata::{self, Metadata, Selector};
+use crate::metadata::{self, Selector};
 use crate::{keys, path, sops, Error, Result};
 
 #[derive(Args, Debug)]
@@ -142,33 +142,6 @@ fn recipients(
     Ok(age)
 }
 
-/// Metadata for a new file, with the data key wrapped for every recipient.
-pub(super) fn new_metadata(
-    key: &DataKey,
-    age: &[String],
-    rule: Option<&CreationRule>,
-    selector: Option<Selector>,
-) -> Result<Metadata> {
-    let mut md = Metadata {
-        lastmodified: metadata::now_rfc3339(),
-        version: Some(metadata::SOPS_VERSION.to_string()),
-        ..Default::default()
-    };
-    for r in age {
-        md.age.push(keys::age::wrap(key, r)?);
-    }
-    if let Some(rule) = rule {
-        md.selector = rule.selector.clone().unwrap_or_default();
-        md.unencrypted_comment_regex = rule.unencrypted_comment_regex.clone();
-        md.encrypted_comment_regex = rule.encrypted_comment_regex.clone();
-        md.mac_only_encrypted = rule.mac_only_encrypted;
-    }
-    if let Some(s) = selector {
-        md.selector = s;
-    }
-    Ok(md)
-}
-
 pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()> {
     let io = &args.io;
     let name = io.name();
@@ -182,7 +155,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     let rule = creation_rule(config, target)?;
     let age = recipients(&args.age, rule.as_ref(), env, &name)?;
     let key = DataKey::generate();
-    let mut md = new_metadata(&key, &age, rule.as_ref(), args.selector.selector())?;
+    let mut md = sops::new_metadata(&key, &age, rule.as_ref(), args.selector.selector())?;
     md.rules()
         .map_err(|e| Error::Key(format!("bad regex: {e}")))?;
     let out = sops::encrypt_plain(&name, format, input, &key, &mut md)?;

@@ -103,7 +103,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
             let rule = creation_rule(config, file)?;
             let age = super::crypt::recipients_for_new(&args.age, rule.as_ref(), env, &name)?;
             let key = DataKey::generate();
-            let md = super::crypt::new_metadata(&key, &age, rule.as_ref(), None)?;
+            let md = sops::new_metadata(&key, &age, rule.as_ref(), None)?;
             Some((key, md))
         }
     };

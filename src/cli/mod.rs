@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
-use crate::config::{self, Config, CreationRule};
 use crate::format::Format;
 use crate::keys::age::{AgeKeys, IdentitySources};
 use crate::keys::Keyring;
@@ -15,6 +14,7 @@ use crate::{Error, Result};
 
 mod crypt;
 mod edit;
+mod git;
 mod keygen;
 
 const EXAMPLES: &str = "\
@@ -84,6 +84,9 @@ pub enum Command {
     /// Tell whether a file is encrypted, as JSON
     #[command(after_help = "Example:\n  coffer filestatus secrets.yaml   # {\"encrypted\":true}")]
     Filestatus(crypt::FilestatusArgs),
+    /// Keep secrets encrypted in git: filter, diff and merge drivers
+    #[command(subcommand)]
+    Git(git::GitCommand),
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  coffer completions bash > ~/.local/share/bash-completion/completions/coffer"
@@ -229,36 +232,7 @@ impl Env {
     }
 }
 
-/// The creation rule for `target`, from --config or the nearest config file.
-pub fn creation_rule(explicit: Option<&Path>, target: &Path) -> Result<Option<CreationRule>> {
-    let file = match explicit {
-        Some(p) => Some(p.to_path_buf()),
-        None => {
-            let abs = std::path::absolute(target).map_err(|e| Error::io(target, e))?;
-            let dir = abs
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            config::find(&dir)
-        }
-    };
-    match file {
-        None => Ok(None),
-        Some(f) => {
-            let config = Config::load(&f)?;
-            match config.rule_for(target) {
-                Some(CreationRule {
-                    unsupported: Some(why),
-                    ..
-                }) => Err(Error::Config {
-                    file: f.display().to_string(),
-                    message: why.clone(),
-                }),
-                rule => Ok(rule.cloned()),
-            }
-        }
-    }
-}
+pub use crate::config::creation_rule;
 
 /// Run a parsed command line. Warnings go to stderr; data to stdout.
 pub fn run(cli: Cli, env: &Env) -> Result<()> {
@@ -273,6 +247,7 @@ pub fn run(cli: Cli, env: &Env) -> Result<()> {
         Command::Rotate(a) => crypt::rotate(a, env),
         Command::Updatekeys(a) => crypt::updatekeys(a, config, env),
         Command::Filestatus(a) => crypt::filestatus(a),
+        Command::Git(cmd) => git::run(cmd, config, env),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());

@@ -1,0 +1,220 @@
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use super::{warn, Env};
+use crate::git::{self, Filter};
+use crate::{Error, Result};
+
+#[derive(Subcommand, Debug)]
+pub enum GitCommand {
+    /// Write coffer's filter, diff and merge drivers into git's config
+    #[command(
+        after_help = "Examples:\n  coffer git setup          # this repository\n  coffer git setup --hook   # and a pre-commit hook running `coffer git check`\n  coffer git setup --global # every repository of this user\n\nThen mark files in .gitattributes (see .gitattributes.example):\n  secrets/** filter=coffer diff=coffer merge=coffer"
+    )]
+    Setup {
+        /// Write to the user's global config instead of this repository's
+        #[arg(long)]
+        global: bool,
+        /// Also install a pre-commit hook that runs `coffer git check`
+        #[arg(long)]
+        hook: bool,
+    },
+    /// List files covered by filter=coffer and whether their staged and committed blobs are encrypted
+    #[command(after_help = "Example:\n  coffer git status")]
+    Status,
+    /// Exit 1 if a staged file that filter=coffer covers is not encrypted
+    #[command(after_help = "Example (a pre-commit hook):\n  coffer git check")]
+    Check,
+    /// Decrypt the files a checkout without a key left encrypted
+    #[command(after_help = "Example:\n  COFFER_AGE_KEY_FILE=~/key.txt coffer git unlock")]
+    Unlock,
+    /// Put ciphertext back in the working tree for covered files without local changes
+    #[command(after_help = "Example:\n  coffer git lock")]
+    Lock,
+    /// (git) the long-running filter process
+    #[command(hide = true)]
+    FilterProcess,
+    /// (git) clean one file: plaintext on stdin, sops on stdout
+    #[command(hide = true)]
+    Clean { path: String },
+    /// (git) smudge one file: sops on stdin, plaintext on stdout
+    #[command(hide = true)]
+    Smudge { path: String },
+    /// (git) print a file's plaintext for diffs
+    #[command(hide = true)]
+    Textconv { file: PathBuf },
+    /// (git) merge driver: %O %A %B %L %P
+    #[command(hide = true)]
+    Merge {
+        base: PathBuf,
+        ours: PathBuf,
+        theirs: PathBuf,
+        marker_size: usize,
+        path: String,
+    },
+}
+
+fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
+    let workdir = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let recipients = ["COFFER_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS"]
+        .iter()
+        .find_map(|k| env.get(k).filter(|v| !v.trim().is_empty()))
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Filter::new(
+        env.keyring()?,
+        workdir,
+        config.map(Path::to_path_buf),
+        recipients,
+    ))
+}
+
+fn repo() -> Result<(git2::Repository, PathBuf)> {
+    let repo = git2::Repository::discover(".")
+        .map_err(|e| Error::Key(format!("not in a git repository: {}", e.message())))?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| Error::Key("a bare repository has no working tree".into()))?
+        .to_path_buf();
+    Ok((repo, workdir))
+}
+
+fn stdin_bytes() -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("<stdin>", e))?;
+    Ok(buf)
+}
+
+fn stdout_bytes(data: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(data)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
+}
+
+pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
+    match cmd {
+        GitCommand::Setup { global, hook } => {
+            let dir = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+            if let Some(path) = git::setup::setup(&dir, global, hook)? {
+                eprintln!("coffer: installed {}", path.display());
+            }
+            eprintln!(
+                "coffer: git filter, diff and merge drivers configured ({})",
+                if global { "global" } else { "this repository" }
+            );
+            Ok(())
+        }
+        GitCommand::FilterProcess => {
+            let mut f = filter(env, config)?;
+            git::process::serve(&mut f, std::io::stdin().lock(), std::io::stdout().lock())
+                .map_err(|e| Error::io("<git filter protocol>", e))?;
+            if let Some(w) = f.locked_warning() {
+                warn(&w);
+            }
+            Ok(())
+        }
+        GitCommand::Clean { path } => {
+            let out = filter(env, config)?.clean(&path, stdin_bytes()?)?;
+            stdout_bytes(&out)
+        }
+        GitCommand::Smudge { path } => {
+            let mut f = filter(env, config)?;
+            let out = f.smudge(&path, stdin_bytes()?)?;
+            if let Some(w) = f.locked_warning() {
+                warn(&w);
+            }
+            stdout_bytes(&out)
+        }
+        GitCommand::Textconv { file } => {
+            let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+            let name = file.display().to_string();
+            let out = filter(env, config)?.smudge(&name, bytes)?;
+            stdout_bytes(&out)
+        }
+        GitCommand::Merge {
+            base,
+            ours,
+            theirs,
+            marker_size,
+            path,
+        } => {
+            let mut f = filter(env, config)?;
+            if git::merge::merge(&mut f, &base, &ours, &theirs, marker_size, &path)? {
+                Ok(())
+            } else {
+                eprintln!("coffer: {path}: conflicting changes to the same values; the conflict markers are in the working tree");
+                std::process::exit(1);
+            }
+        }
+        GitCommand::Status => {
+            let (repo, _) = repo()?;
+            let state = |s: Option<bool>| match s {
+                Some(true) => "encrypted",
+                Some(false) => "PLAINTEXT",
+                None => "-",
+            };
+            let covered = git::status::covered(&repo)?;
+            let mut out = String::from("staged     committed  path\n");
+            for c in &covered {
+                out.push_str(&format!(
+                    "{:<10} {:<10} {}\n",
+                    state(c.index_encrypted),
+                    state(c.head_encrypted),
+                    c.path
+                ));
+            }
+            stdout_bytes(out.as_bytes())?;
+            for c in covered.iter().filter(|c| c.index_encrypted == Some(false)) {
+                eprintln!("hint: {0}: stage it encrypted with: git rm --cached -q -- {0} && git add -- {0}", c.path);
+            }
+            for c in covered.iter().filter(|c| c.head_encrypted == Some(false)) {
+                eprintln!(
+                    "hint: {}: HEAD holds it in plaintext; the secret is in history, rotate it",
+                    c.path
+                );
+            }
+            Ok(())
+        }
+        GitCommand::Check => {
+            let (repo, _) = repo()?;
+            let files: Vec<String> = git::status::covered(&repo)?
+                .into_iter()
+                .filter(|c| c.index_encrypted == Some(false))
+                .map(|c| c.path)
+                .collect();
+            if files.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::PlaintextStaged { files })
+            }
+        }
+        GitCommand::Unlock => {
+            let (repo, workdir) = repo()?;
+            let done = git::status::unlock(&repo, &workdir)?;
+            eprintln!("coffer: {} file(s) re-checked-out", done.len());
+            Ok(())
+        }
+        GitCommand::Lock => {
+            let (repo, workdir) = repo()?;
+            let mut f = filter(env, config)?;
+            let (locked, modified) = git::status::lock(&mut f, &repo, &workdir)?;
+            for m in &modified {
+                warn(&format!(
+                    "{m}: has changes that are not staged; left as it is"
+                ));
+            }
+            eprintln!("coffer: {} file(s) locked", locked.len());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Clean (plaintext → sops) and smudge (sops → plaintext) for one file, shared by the
+//! long-running process and the single-shot commands.
+//!
+//! Clean is deterministic: it reuses the data key and metadata of the file's version in
+//! the index (or HEAD), and returns that version byte for byte when the plaintext has not
+//! changed, so `git status` stays clean and a one-value change is a one-value diff.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::cipher::DataKey;
+use crate::config::{creation_rule, CreationRule};
+use crate::format::{binary, Format};
+use crate::keys::Keyring;
+use crate::{sops, Error, Result};
+
+pub struct Filter {
+    keyring: Keyring,
+    repo: Option<git2::Repository>,
+    workdir: PathBuf,
+    config: Option<PathBuf>,
+    /// Recipients for new files from the environment; creation rules otherwise.
+    env_recipients: Vec<String>,
+    /// Files smudged without a key, reported once when the filter is done.
+    pub locked: Vec<String>,
+}
+
+/// True when `bytes` are a sops file in `format` (binary files are sops JSON).
+pub fn is_encrypted(format: Format, bytes: &[u8]) -> bool {
+    // Cheap test first: every sops file names its metadata.
+    if !bytes.windows(4).any(|w| w == b"sops") {
+        return false;
+    }
+    let as_format = if format == Format::Binary {
+        Format::Json
+    } else {
+        format
+    };
+    sops::parse("", as_format, bytes.to_vec()).is_ok_and(|d| d.is_encrypted())
+}
+
+/// A merge conflict stored encrypted (see `merge`): plaintext with conflict markers
+/// does not parse in the file's own format, so it is kept as one binary value.
+pub fn is_conflict(bytes: &[u8]) -> bool {
+    let marker = format!("\"{}\"", binary::CONFLICT_KEY);
+    bytes.starts_with(b"{") && bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+}
+
+impl Filter {
+    pub fn new(
+        keyring: Keyring,
+        workdir: PathBuf,
+        config: Option<PathBuf>,
+        env_recipients: Vec<String>,
+    ) -> Self {
+        let repo = git2::Repository::discover(&workdir).ok();
+        Filter {
+            keyring,
+            repo,
+            workdir,
+            config,
+            env_recipients,
+            locked: Vec::new(),
+        }
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The file's blob in the index, else in HEAD.
+    pub fn committed_blob(&self, path: &str) -> Option<Vec<u8>> {
+        let repo = self.repo.as_ref()?;
+        if let Ok(mut index) = repo.index() {
+            let _ = index.read(false);
+            if let Some(entry) = index.get_path(Path::new(path), 0) {
+                return repo.find_blob(entry.id).ok().map(|b| b.content().to_vec());
+            }
+        }
+        let tree = repo.head().ok()?.peel_to_tree().ok()?;
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        repo.find_blob(entry.id())
+            .ok()
+            .map(|b| b.content().to_vec())
+    }
+
+    pub fn clean(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
+        let content = Zeroizing::new(content);
+        let format = Format::from_path(Path::new(path));
+        if content.is_empty() || is_encrypted(format, &content) {
+            return Ok(content);
+        }
+        if let Some(blob) = self
+            .committed_blob(path)
+            .filter(|b| is_encrypted(format, b))
+        {
+            match sops::open(path, format, blob.clone(), &self.keyring, false) {
+                Ok(opened) => {
+                    return Ok(match opened.reencrypt(&content)? {
+                        None => Zeroizing::new(blob),
+                        Some(new) => new,
+                    });
+                }
+                // Without the private key the public recipients still encrypt a new
+                // version, under a new data key.
+                Err(Error::NoKey { .. }) => {
+                    let (_, meta, _) = sops::read_metadata(path, format, blob)?;
+                    if !meta.kms.is_empty() || meta.age.is_empty() {
+                        return Err(Error::Key(format!(
+                            "{path}: cannot re-encrypt without a key that opens the committed version"
+                        )));
+                    }
+                    let recipients: Vec<String> =
+                        meta.age.iter().map(|a| a.recipient.clone()).collect();
+                    return self.encrypt_new(path, format, content, &recipients, None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (recipients, rule) = self.recipients_for_new(path)?;
+        self.encrypt_new(path, format, content, &recipients, rule.as_ref())
+    }
+
+    /// Recipients for a file that has no encrypted version yet: the environment's, else
+    /// the creation rule's.
+    pub fn recipients_for_new(&self, path: &str) -> Result<(Vec<String>, Option<CreationRule>)> {
+        let rule = creation_rule(self.config.as_deref(), &self.workdir.join(path))?;
+        let recipients = if self.env_recipients.is_empty() {
+            rule.as_ref().map(|r| r.age.clone()).unwrap_or_default()
+        } else {
+            self.env_recipients.clone()
+        };
+        if recipients.is_empty() {
+            return Err(Error::NoRecipients {
+                file: path.to_string(),
+            });
+        }
+        Ok((recipients, rule))
+    }
+
+    pub fn encrypt_new(
+        &self,
+        path: &str,
+        format: Format,
+        content: Zeroizing<Vec<u8>>,
+        recipients: &[String],
+        rule: Option<&CreationRule>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let key = DataKey::generate();
+        let mut md = sops::new_metadata(&key, recipients, rule, None)?;
+        sops::encrypt_plain(path, format, content, &key, &mut md)
+    }
+
+    pub fn smudge(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
+        let content = Zeroizing::new(content);
+        let mut format = Format::from_path(Path::new(path));
+        if is_conflict(&content) {
+            format = Format::Binary;
+        }
+        if content.is_empty() || !is_encrypted(format, &content) {
+            return Ok(content);
+        }
+        match sops::open(path, format, content.to_vec(), &self.keyring, false) {
+            Ok(opened) => opened.into_plaintext(),
+            // Checkout must not fail for want of a key: leave the ciphertext in place.
+            Err(Error::NoKey { .. }) => {
+                self.locked.push(path.to_string());
+                Ok(content)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One line for everything that stayed encrypted, or nothing.
+    pub fn locked_warning(&self) -> Option<String> {
+        if self.locked.is_empty() {
+            return None;
+        }
+        let shown: Vec<&str> = self.locked.iter().take(10).map(String::as_str).collect();
+        let more = self.locked.len().saturating_sub(shown.len());
+        Some(format!(
+            "no key opens {} file(s), left encrypted in the working tree: {}{}; run `coffer git unlock` once you have a key",
+            self.locked.len(),
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ))
+    }
+}

@@ -1,0 +1,122 @@
+//! The merge driver (`merge.coffer.driver`): decrypt base, ours and theirs, merge the
+//! plaintext with `git merge-file`, and store the result encrypted under ours' data key.
+//!
+//! git writes whatever the driver leaves in %A into its object store, conflicts
+//! included, so a conflicted result is stored encrypted too: as one binary value under
+//! `coffer_conflict`, which smudge turns back into the plaintext with conflict markers
+//! in the working tree. Plaintext only ever sits in a private temp dir.
+
+use std::path::Path;
+use std::process::Command;
+
+use zeroize::Zeroizing;
+
+use super::filter::{is_encrypted, Filter};
+use crate::cipher::DataKey;
+use crate::format::{binary, Format};
+use crate::{sops, Error, Result};
+
+/// Returns true for a clean merge.
+pub fn merge(
+    filter: &mut Filter,
+    base: &Path,
+    ours: &Path,
+    theirs: &Path,
+    marker_size: usize,
+    path: &str,
+) -> Result<bool> {
+    let format = Format::from_path(Path::new(path));
+    let read = |p: &Path| {
+        std::fs::read(p)
+            .map(Zeroizing::new)
+            .map_err(|e| Error::io(p, e))
+    };
+    let (base_bytes, ours_bytes, theirs_bytes) = (read(base)?, read(ours)?, read(theirs)?);
+
+    let ours_opened = if is_encrypted(format, &ours_bytes) {
+        Some(sops::open(
+            path,
+            format,
+            ours_bytes.to_vec(),
+            filter.keyring(),
+            false,
+        )?)
+    } else {
+        None
+    };
+    let plain = |bytes: &Zeroizing<Vec<u8>>| -> Result<Zeroizing<Vec<u8>>> {
+        if is_encrypted(format, bytes) {
+            sops::open(path, format, bytes.to_vec(), filter.keyring(), false)?.into_plaintext()
+        } else {
+            Ok(bytes.clone())
+        }
+    };
+    let base_plain = plain(&base_bytes)?;
+    let ours_plain = match &ours_opened {
+        Some(o) => o.plaintext()?,
+        None => ours_bytes.clone(),
+    };
+    let theirs_plain = plain(&theirs_bytes)?;
+
+    let dir = tempfile::Builder::new()
+        .prefix("coffer-merge-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let write = |name: &str, data: &[u8]| -> Result<std::path::PathBuf> {
+        let p = dir.path().join(name);
+        crate::fsutil::write_new(&p, data, 0o600)?;
+        Ok(p)
+    };
+    let (o, b, t) = (
+        write("ours", &ours_plain)?,
+        write("base", &base_plain)?,
+        write("theirs", &theirs_plain)?,
+    );
+    let out = Command::new("git")
+        .args(["merge-file", "-p", &format!("--marker-size={marker_size}")])
+        .args(["-L", "ours", "-L", "base", "-L", "theirs"])
+        .args([&o, &b, &t])
+        .output()
+        .map_err(|e| Error::Key(format!("cannot run git merge-file: {e}")))?;
+    let merged = Zeroizing::new(out.stdout);
+    let conflicts = match out.status.code() {
+        Some(0) => false,
+        Some(n) if n > 0 && n < 128 => true,
+        _ => {
+            return Err(Error::Key(format!(
+                "{path}: git merge-file failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    };
+
+    let result = match (&ours_opened, conflicts) {
+        (Some(o), false) => match o.reencrypt(&merged)? {
+            None => ours_bytes.clone(),
+            Some(new) => new,
+        },
+        (Some(o), true) => {
+            let mut md = o.meta.clone();
+            md.lastmodified = crate::metadata::now_rfc3339();
+            let doc = binary::document_under(binary::CONFLICT_KEY, merged);
+            sops::encrypt_document(Format::Json.store(), path, &doc, &o.key, &mut md)?
+        }
+        // Ours was never encrypted (committed before setup): clean decides.
+        (None, false) => filter.clean(path, merged.to_vec())?,
+        (None, true) => {
+            let recipients = if is_encrypted(format, &theirs_bytes) {
+                let (_, meta, _) = sops::read_metadata(path, format, theirs_bytes.to_vec())?;
+                meta.age.iter().map(|a| a.recipient.clone()).collect()
+            } else {
+                filter.recipients_for_new(path)?.0
+            };
+            let key = DataKey::generate();
+            let mut md = sops::new_metadata(&key, &recipients, None, None)?;
+            let doc = binary::document_under(binary::CONFLICT_KEY, merged);
+            sops::encrypt_document(Format::Json.store(), path, &doc, &key, &mut md)?
+        }
+    };
+    std::fs::write(ours, &*result).map_err(|e| Error::io(ours, e))?;
+    Ok(!conflicts)
+}

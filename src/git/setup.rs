@@ -1,0 +1,67 @@
+//! `coffer git setup`: the filter, diff and merge drivers in git's config, and
+//! optionally a pre-commit hook running `coffer git check`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{Error, Result};
+
+/// What `setup` writes. The single-shot clean/smudge stay beside `process` because
+/// libgit2, JGit and GUIs do not speak the process protocol.
+pub const SETTINGS: [(&str, &str); 7] = [
+    ("filter.coffer.process", "coffer git filter-process"),
+    ("filter.coffer.clean", "coffer git clean %f"),
+    ("filter.coffer.smudge", "coffer git smudge %f"),
+    ("filter.coffer.required", "true"),
+    ("diff.coffer.textconv", "coffer git textconv"),
+    ("merge.coffer.name", "coffer: merge decrypted values"),
+    ("merge.coffer.driver", "coffer git merge %O %A %B %L %P"),
+];
+
+const HOOK: &str = "#!/bin/sh\n# Installed by `coffer git setup --hook`: refuse commits that stage secrets in plaintext.\nexec coffer git check\n";
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Key(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+/// Write the settings (idempotent). Returns the hook path when one was installed.
+pub fn setup(dir: &Path, global: bool, hook: bool) -> Result<Option<std::path::PathBuf>> {
+    let scope = if global { "--global" } else { "--local" };
+    for (key, value) in SETTINGS {
+        git(dir, &["config", scope, key, value])?;
+    }
+    if !hook {
+        return Ok(None);
+    }
+    let hooks = git(dir, &["rev-parse", "--git-path", "hooks"])?;
+    let hooks = dir.join(hooks);
+    std::fs::create_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
+    let path = hooks.join("pre-commit");
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == HOOK => return Ok(Some(path)),
+        Ok(_) => {
+            return Err(Error::Key(format!(
+                "{}: a pre-commit hook exists already; add `coffer git check` to it",
+                path.display()
+            )))
+        }
+        Err(_) => {}
+    }
+    std::fs::write(&path, HOOK).map_err(|e| Error::io(&path, e))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(Some(path))
+}

@@ -1,0 +1,126 @@
+//! Which tracked files the filter covers, whether their staged and committed blobs are
+//! encrypted, and `lock` / `unlock` of the working tree.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::filter::{is_encrypted, Filter};
+use crate::format::Format;
+use crate::{Error, Result};
+
+pub struct Covered {
+    pub path: String,
+    /// `None` when the file is empty (nothing to encrypt) or absent there.
+    pub index_encrypted: Option<bool>,
+    pub head_encrypted: Option<bool>,
+}
+
+fn blob_state(repo: &git2::Repository, id: git2::Oid, path: &str) -> Option<bool> {
+    let blob = repo.find_blob(id).ok()?;
+    let content = blob.content();
+    (!content.is_empty()).then(|| is_encrypted(Format::from_path(Path::new(path)), content))
+}
+
+/// Every path in the index whose `filter` attribute is `coffer`.
+pub fn covered(repo: &git2::Repository) -> Result<Vec<Covered>> {
+    let git = |e: git2::Error| Error::Key(format!("git: {}", e.message()));
+    let index = repo.index().map_err(git)?;
+    let head = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    let mut out = Vec::new();
+    for entry in index.iter() {
+        let path = String::from_utf8_lossy(&entry.path).into_owned();
+        let attr = repo
+            .get_attr(
+                Path::new(&path),
+                "filter",
+                git2::AttrCheckFlags::INDEX_THEN_FILE,
+            )
+            .map_err(git)?;
+        if attr != Some("coffer") {
+            continue;
+        }
+        let head_encrypted = head
+            .as_ref()
+            .and_then(|t| t.get_path(Path::new(&path)).ok())
+            .and_then(|e| blob_state(repo, e.id(), &path));
+        out.push(Covered {
+            index_encrypted: blob_state(repo, entry.id, &path),
+            head_encrypted,
+            path,
+        });
+    }
+    Ok(out)
+}
+
+/// Put plaintext back in place of ciphertext left by a checkout without a key.
+pub fn unlock(repo: &git2::Repository, workdir: &Path) -> Result<Vec<String>> {
+    let mut still_encrypted = Vec::new();
+    for c in covered(repo)? {
+        let file = workdir.join(&c.path);
+        let Ok(content) = std::fs::read(&file) else {
+            continue;
+        };
+        if is_encrypted(Format::from_path(Path::new(&c.path)), &content) {
+            still_encrypted.push(c.path);
+        }
+    }
+    if still_encrypted.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Removing the files makes checkout write them again, through smudge.
+    for p in &still_encrypted {
+        let f = workdir.join(p);
+        std::fs::remove_file(&f).map_err(|e| Error::io(&f, e))?;
+    }
+    let status = Command::new("git")
+        .arg("checkout")
+        .arg("--")
+        .args(&still_encrypted)
+        .current_dir(workdir)
+        .status()
+        .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
+    if !status.success() {
+        return Err(Error::Key("git checkout failed while unlocking".into()));
+    }
+    Ok(still_encrypted)
+}
+
+/// Replace unmodified plaintext files with their committed ciphertext.
+pub fn lock(
+    filter: &mut Filter,
+    repo: &git2::Repository,
+    workdir: &Path,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut locked, mut modified) = (Vec::new(), Vec::new());
+    for c in covered(repo)? {
+        let file = workdir.join(&c.path);
+        let Ok(content) = std::fs::read(&file) else {
+            continue;
+        };
+        let Some(blob) = filter.committed_blob(&c.path) else {
+            continue;
+        };
+        if content.is_empty() || is_encrypted(Format::from_path(Path::new(&c.path)), &content) {
+            continue;
+        }
+        // Only when the file is what the index holds: never lose an uncommitted edit.
+        if filter
+            .clean(&c.path, content)
+            .ok()
+            .as_deref()
+            .map(|v| &v[..])
+            != Some(&blob[..])
+        {
+            modified.push(c.path);
+            continue;
+        }
+        crate::fsutil::write_atomic(&file, &blob, 0o644, None)?;
+        locked.push(c.path);
+    }
+    // The files changed on disk but not in content: refresh the index's stat data.
+    let _ = Command::new("git")
+        .args(["update-index", "-q", "--refresh"])
+        .current_dir(workdir)
+        .status();
+    Ok((locked, modified))
+}
