@@ -117,10 +117,18 @@ pub fn lock(
         crate::fsutil::write_atomic(&file, &blob, 0o644, None)?;
         locked.push(c.path);
     }
-    // The files changed on disk but not in content: refresh the index's stat data.
-    let _ = Command::new("git")
-        .args(["update-index", "-q", "--refresh"])
-        .current_dir(workdir)
-        .status();
+    // The files changed size, which git takes as modified without asking the filter;
+    // adding them stores the same blobs and refreshes the index's stat data.
+    if !locked.is_empty() {
+        let status = Command::new("git")
+            .args(["add", "--"])
+            .args(&locked)
+            .current_dir(workdir)
+            .status()
+            .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
+        if !status.success() {
+            return Err(Error::Key("git add failed while locking".into()));
+        }
+    }
     Ok((locked, modified))
 }

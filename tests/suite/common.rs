@@ -7,6 +7,16 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// PATH with the coffer under test first, as git finds it when it runs the filter.
+pub fn path_with_coffer() -> std::ffi::OsString {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_coffer"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(&rest))).unwrap()
+}
+
 pub fn testdata(rel: &str) -> PathBuf {
     repo().join("testdata").join(rel)
 }
@@ -101,7 +111,7 @@ impl Sandbox {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_coffer"));
         c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path_with_coffer())
             .env("HOME", self.home())
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("TMPDIR", self.dir.path())
@@ -143,6 +153,47 @@ impl Sandbox {
             assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
         }
         child.wait_with_output().unwrap()
+    }
+
+    /// The real git, with coffer on PATH, no user or system config, and an identity.
+    pub fn git_in(&self, dir: &str, args: &[&str]) -> Output {
+        self.git_env(dir, args, &[])
+    }
+
+    pub fn git_env(&self, dir: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new("git");
+        c.env_clear()
+            .env("PATH", path_with_coffer())
+            .env("HOME", self.home())
+            .env("TMPDIR", self.dir.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .current_dir(self.path(dir))
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap()
+    }
+
+    /// git that must succeed; returns stdout.
+    pub fn git(&self, dir: &str, args: &[&str]) -> String {
+        let out = self.git_in(dir, args);
+        assert_success(&out, &[&["git"], args].concat());
+        stdout(&out)
+    }
+
+    /// coffer run inside `dir`.
+    pub fn coffer_in(&self, dir: &str, args: &[&str]) -> Output {
+        self.cmd()
+            .current_dir(self.path(dir))
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// The real sops, with this sandbox's identity.

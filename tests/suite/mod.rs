@@ -3,5 +3,6 @@ mod common;
 mod cli;
 mod edit;
 mod errors;
+mod git;
 mod interop;
 mod roundtrip;

@@ -1,0 +1,477 @@
+//! coffer as a git filter, driven through the real git binary in temp repos.
+
+use super::common::*;
+
+const SECRET: &str = "S3cr3t!pass";
+
+/// A repo at `repo/` with coffer set up, a creation rule for this sandbox's key, and
+/// `secrets/app.yaml` + `secrets/app.env` committed.
+fn repo(sb: &Sandbox) {
+    sb.write("repo/.keep", "");
+    sb.git("repo", &["init", "-q", "-b", "main"]);
+    let out = sb.coffer_in("repo", &["git", "setup"]);
+    assert_success(&out, &["git setup"]);
+    sb.write(
+        "repo/.coffer.yaml",
+        format!("creation_rules:\n  - age: {}\n", sb.recipient),
+    );
+    sb.write(
+        "repo/.gitattributes",
+        "secrets/** filter=coffer diff=coffer merge=coffer\n",
+    );
+    sb.copy(&testdata("plain/app.yaml"), "repo/secrets/app.yaml");
+    sb.copy(&testdata("plain/app.env"), "repo/secrets/app.env");
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-q", "-m", "init"]);
+}
+
+fn blob(sb: &Sandbox, dir: &str, rev_path: &str) -> String {
+    sb.git(dir, &["cat-file", "-p", rev_path])
+}
+
+/// Every object git stores (reachable or not), the index and the logs must be free of
+/// the plaintext.
+fn assert_no_plaintext_in_git(sb: &Sandbox, dir: &str, secret: &str) {
+    let out = sb.git_in(
+        dir,
+        &["cat-file", "--batch-all-objects", "--batch", "--unordered"],
+    );
+    assert_success(&out, &["git cat-file --batch-all-objects"]);
+    assert!(
+        !out.stdout
+            .windows(secret.len())
+            .any(|w| w == secret.as_bytes()),
+        "{secret} is in git's object store"
+    );
+    for entry in walk(&sb.path(&format!("{dir}/.git"))) {
+        if entry.extension().is_some_and(|e| e == "pack" || e == "idx")
+            || entry.to_string_lossy().contains("/objects/")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{secret} is in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn commits_hold_sops_ciphertext_and_the_tree_stays_clean() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let yaml = blob(&sb, "repo", "HEAD:secrets/app.yaml");
+    assert!(
+        yaml.contains("  password: 'ENC[AES256_GCM,data:") && yaml.contains("\nsops:\n"),
+        "{yaml}"
+    );
+    assert!(!yaml.contains(SECRET));
+    let env = blob(&sb, "repo", "HEAD:secrets/app.env");
+    assert!(env.contains("DB_PASSWORD=ENC[") && !env.contains(SECRET));
+    // The working tree keeps the plaintext.
+    assert_eq!(
+        sb.read("repo/secrets/app.yaml"),
+        std::fs::read(testdata("plain/app.yaml")).unwrap()
+    );
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    // Stale stat data makes git re-clean every file: still clean, same blobs.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for f in ["secrets/app.yaml", "secrets/app.env"] {
+        let p = sb.path(&format!("repo/{f}"));
+        let content = std::fs::read(&p).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    assert_eq!(sb.git("repo", &["diff", "--stat"]), "");
+    // sops itself reads the committed blob.
+    sb.write("blob.yaml", &yaml);
+    let out = sb.sops(&["decrypt", "blob.yaml"]);
+    assert_success(&out, &["sops decrypt blob"]);
+    assert_no_plaintext_in_git(&sb, "repo", SECRET);
+}
+
+#[test]
+fn one_changed_value_is_a_three_line_blob_diff_and_a_one_line_textconv_diff() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let text = sb
+        .read_str("repo/secrets/app.yaml")
+        .replace("port: 5432", "port: 6543");
+    sb.write("repo/secrets/app.yaml", text);
+    sb.git("repo", &["commit", "-q", "-am", "port"]);
+    let (before, after) = (
+        blob(&sb, "repo", "HEAD~1:secrets/app.yaml"),
+        blob(&sb, "repo", "HEAD:secrets/app.yaml"),
+    );
+    let changed = changed_lines(&before, &after);
+    assert_eq!(changed.len(), 3, "{changed:#?}");
+    assert!(
+        changed[0].starts_with("  port: ENC[")
+            && changed[1].starts_with("  lastmodified: ")
+            && changed[2].starts_with("  mac: ENC[")
+    );
+    let diff = sb.git(
+        "repo",
+        &["diff", "HEAD~1", "HEAD", "--", "secrets/app.yaml"],
+    );
+    let lines: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("---")
+                && !l.starts_with("+++")
+        })
+        .collect();
+    assert_eq!(lines, ["-  port: 5432", "+  port: 6543"], "{diff}");
+}
+
+#[test]
+fn a_clone_with_the_key_checks_out_plaintext() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.git("", &["clone", "-q", "--no-checkout", "repo", "clone"]);
+    assert_success(&sb.coffer_in("clone", &["git", "setup"]), &["setup"]);
+    let out = sb.git_in("clone", &["checkout", "-q", "main"]);
+    assert_success(&out, &["checkout"]);
+    assert_eq!(stderr(&out), "");
+    assert_eq!(
+        sb.read("clone/secrets/app.yaml"),
+        std::fs::read(testdata("plain/app.yaml")).unwrap()
+    );
+    assert_eq!(
+        sb.read("clone/secrets/app.env"),
+        std::fs::read(testdata("plain/app.env")).unwrap()
+    );
+    assert_eq!(sb.git("clone", &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_clone_without_the_key_keeps_ciphertext_with_one_warning_then_unlocks() {
+    let owner = Sandbox::new();
+    repo(&owner);
+    // Another user on the same machine, with no identity.
+    let other = Sandbox::without_key();
+    let origin = owner.path("repo");
+    other.git(
+        "",
+        &[
+            "clone",
+            "-q",
+            "--no-checkout",
+            origin.to_str().unwrap(),
+            "clone",
+        ],
+    );
+    assert_success(&other.coffer_in("clone", &["git", "setup"]), &["setup"]);
+    let out = other.git_in("clone", &["checkout", "-q", "main"]);
+    assert_success(&out, &["checkout without key"]);
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().filter(|l| l.contains("warning")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("no key opens 2 file(s)")
+            && err.contains("secrets/app.yaml")
+            && err.contains("coffer git unlock"),
+        "{err}"
+    );
+    assert!(other
+        .read_str("clone/secrets/app.yaml")
+        .contains("ENC[AES256_GCM"));
+    assert_eq!(other.git("clone", &["status", "--porcelain"]), "");
+
+    // The key arrives: unlock puts plaintext in place.
+    let key = owner.key_file();
+    let mut cmd = other.cmd();
+    cmd.current_dir(other.path("clone"))
+        .env("COFFER_AGE_KEY_FILE", &key)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["git", "unlock"]);
+    let out = cmd.output().unwrap();
+    assert_success(&out, &["unlock"]);
+    assert_eq!(
+        other.read("clone/secrets/app.yaml"),
+        std::fs::read(testdata("plain/app.yaml")).unwrap()
+    );
+    let status = other.git_env(
+        "clone",
+        &["status", "--porcelain"],
+        &[("COFFER_AGE_KEY_FILE", key.to_str().unwrap())],
+    );
+    assert_eq!(stdout(&status), "");
+}
+
+#[test]
+fn lock_puts_ciphertext_back_and_leaves_changed_files() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let text = sb
+        .read_str("repo/secrets/app.env")
+        .replace("DB_HOST=db.internal", "DB_HOST=changed");
+    sb.write("repo/secrets/app.env", &text);
+    let out = sb.coffer_in("repo", &["git", "lock"]);
+    assert_success(&out, &["lock"]);
+    assert!(
+        stderr(&out).contains("secrets/app.env: has changes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(sb
+        .read_str("repo/secrets/app.yaml")
+        .contains("ENC[AES256_GCM"));
+    assert_eq!(sb.read_str("repo/secrets/app.env"), text);
+    assert_eq!(
+        sb.git("repo", &["status", "--porcelain"]),
+        " M secrets/app.env\n"
+    );
+}
+
+fn branch_edit(sb: &Sandbox, branch: &str, from: &str, to: &str) {
+    sb.git("repo", &["checkout", "-q", "-b", branch, "main"]);
+    let text = sb.read_str("repo/secrets/app.yaml");
+    assert!(text.contains(from), "{from}");
+    sb.write("repo/secrets/app.yaml", text.replace(from, to));
+    sb.git("repo", &["commit", "-q", "-am", branch]);
+}
+
+#[test]
+fn branches_changing_different_values_merge_cleanly() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    branch_edit(&sb, "a", "port: 5432", "port: 6543");
+    branch_edit(&sb, "b", "rollout: 25", "rollout: 75");
+    sb.git("repo", &["checkout", "-q", "a"]);
+    let out = sb.git_in("repo", &["merge", "-q", "--no-edit", "b"]);
+    assert_success(&out, &["merge"]);
+    let text = sb.read_str("repo/secrets/app.yaml");
+    assert!(
+        text.contains("port: 6543") && text.contains("rollout: 75"),
+        "{text}"
+    );
+    let merged = blob(&sb, "repo", "HEAD:secrets/app.yaml");
+    assert!(merged.contains("ENC[") && !merged.contains("6543"));
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    assert_no_plaintext_in_git(&sb, "repo", SECRET);
+}
+
+#[test]
+fn the_same_value_changed_on_both_sides_conflicts_in_the_working_tree_only() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    branch_edit(
+        &sb,
+        "a",
+        "password: 'S3cr3t!pass'",
+        "password: 'AAAA-ours-secret'",
+    );
+    branch_edit(
+        &sb,
+        "b",
+        "password: 'S3cr3t!pass'",
+        "password: 'BBBB-theirs-secret'",
+    );
+    sb.git("repo", &["checkout", "-q", "a"]);
+    let out = sb.git_in("repo", &["merge", "--no-edit", "b"]);
+    assert!(!out.status.success(), "the merge must conflict");
+    let text = sb.read_str("repo/secrets/app.yaml");
+    assert!(
+        text.contains("<<<<<<< ours")
+            && text.contains("AAAA-ours-secret")
+            && text.contains("BBBB-theirs-secret"),
+        "{text}"
+    );
+    assert_no_plaintext_in_git(&sb, "repo", "AAAA-ours-secret");
+    assert_no_plaintext_in_git(&sb, "repo", "BBBB-theirs-secret");
+    // Committing the markers is refused: they are not valid YAML.
+    let add = sb.git_in("repo", &["add", "secrets/app.yaml"]);
+    assert!(!add.status.success());
+    assert!(
+        stderr(&add).contains("secrets/app.yaml"),
+        "{}",
+        stderr(&add)
+    );
+    // Resolve, then commit.
+    let resolved = std::fs::read_to_string(testdata("plain/app.yaml"))
+        .unwrap()
+        .replace("S3cr3t!pass", "CCCC-resolved");
+    sb.write("repo/secrets/app.yaml", resolved);
+    sb.git("repo", &["add", "secrets/app.yaml"]);
+    sb.git("repo", &["commit", "-q", "--no-edit"]);
+    assert_no_plaintext_in_git(&sb, "repo", "CCCC-resolved");
+}
+
+#[test]
+fn stash_rebase_and_cherry_pick_work_on_covered_files() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    // stash
+    let original = sb.read_str("repo/secrets/app.env");
+    sb.write(
+        "repo/secrets/app.env",
+        original.replace("DB_HOST=db.internal", "DB_HOST=stashed"),
+    );
+    sb.git("repo", &["stash", "-q"]);
+    assert_eq!(sb.read_str("repo/secrets/app.env"), original);
+    sb.git("repo", &["stash", "pop", "-q"]);
+    assert!(sb
+        .read_str("repo/secrets/app.env")
+        .contains("DB_HOST=stashed"));
+    sb.git("repo", &["checkout", "-q", "--", "secrets/app.env"]);
+    // rebase
+    branch_edit(&sb, "feature", "port: 5432", "port: 7000");
+    sb.git("repo", &["checkout", "-q", "main"]);
+    let env = sb
+        .read_str("repo/secrets/app.env")
+        .replace("GREETING=\"hello world\"", "GREETING=\"hi\"");
+    sb.write("repo/secrets/app.env", env);
+    sb.git("repo", &["commit", "-q", "-am", "greeting"]);
+    sb.git("repo", &["checkout", "-q", "feature"]);
+    sb.git("repo", &["rebase", "-q", "main"]);
+    assert!(sb.read_str("repo/secrets/app.yaml").contains("port: 7000"));
+    assert!(sb
+        .read_str("repo/secrets/app.env")
+        .contains("GREETING=\"hi\""));
+    // cherry-pick
+    sb.git("repo", &["checkout", "-q", "-b", "picked", "main"]);
+    sb.git("repo", &["cherry-pick", "feature"]);
+    assert!(sb.read_str("repo/secrets/app.yaml").contains("port: 7000"));
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    assert_no_plaintext_in_git(&sb, "repo", SECRET);
+}
+
+#[test]
+fn plaintext_committed_before_setup_is_reported_and_blocked() {
+    let sb = Sandbox::new();
+    sb.write("repo/secrets/old.env", "TOKEN=plain-token-123\n");
+    sb.git("repo", &["init", "-q", "-b", "main"]);
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-q", "-m", "before coffer"]);
+    // Now coffer is set up with a hook, and the attributes cover the file.
+    let out = sb.coffer_in("repo", &["git", "setup", "--hook"]);
+    assert_success(&out, &["setup --hook"]);
+    sb.write(
+        "repo/.coffer.yaml",
+        format!("creation_rules:\n  - age: {}\n", sb.recipient),
+    );
+    sb.write(
+        "repo/.gitattributes",
+        "secrets/** filter=coffer diff=coffer merge=coffer\n",
+    );
+    let status = sb.coffer_in("repo", &["git", "status"]);
+    assert_success(&status, &["git status"]);
+    assert_eq!(
+        stdout(&status),
+        "staged     committed  path\nPLAINTEXT  PLAINTEXT  secrets/old.env\n"
+    );
+    assert!(stderr(&status)
+        .contains("git rm --cached -q -- secrets/old.env && git add -- secrets/old.env"));
+    let check = sb.coffer_in("repo", &["git", "check"]);
+    assert_error(
+        &check,
+        1,
+        "1 file(s) covered by filter=coffer are staged in plaintext: secrets/old.env",
+    );
+    // The hook stops the commit.
+    sb.git("repo", &["add", ".gitattributes", ".coffer.yaml"]);
+    let commit = sb.git_in("repo", &["commit", "-q", "-m", "attrs"]);
+    assert!(!commit.status.success(), "the pre-commit hook must refuse");
+    // The fix the message gives works.
+    sb.git("repo", &["rm", "--cached", "-q", "--", "secrets/old.env"]);
+    sb.git("repo", &["add", "--", "secrets/old.env"]);
+    assert_success(
+        &sb.coffer_in("repo", &["git", "check"]),
+        &["check after fix"],
+    );
+    sb.git("repo", &["commit", "-q", "-m", "encrypt"]);
+    assert!(blob(&sb, "repo", "HEAD:secrets/old.env").contains("TOKEN=ENC["));
+    let status = stdout(&sb.coffer_in("repo", &["git", "status"]));
+    assert!(
+        status.contains("encrypted  encrypted  secrets/old.env"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_file_that_fails_to_clean_fails_alone() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.write("repo/secrets/bad.yaml", "a: [unclosed\n");
+    sb.write("repo/secrets/good.yaml", "token: fine\n");
+    let out = sb.git_in("repo", &["add", "secrets/bad.yaml"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("secrets/bad.yaml: line 2"),
+        "{}",
+        stderr(&out)
+    );
+    sb.git("repo", &["add", "secrets/good.yaml"]);
+    assert!(blob(&sb, "repo", ":secrets/good.yaml").starts_with("token: ENC["));
+    // Nothing unencrypted was staged for the failed file.
+    assert!(
+        sb.git_in("repo", &["cat-file", "-e", ":secrets/bad.yaml"])
+            .status
+            .code()
+            != Some(0)
+    );
+}
+
+#[test]
+fn the_single_shot_filter_gives_the_same_results() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.git("", &["clone", "-q", "--no-checkout", "repo", "single"]);
+    assert_success(&sb.coffer_in("single", &["git", "setup"]), &["setup"]);
+    sb.git("single", &["config", "--unset", "filter.coffer.process"]);
+    sb.git("single", &["checkout", "-q", "main"]);
+    assert_eq!(
+        sb.read("single/secrets/app.yaml"),
+        std::fs::read(testdata("plain/app.yaml")).unwrap()
+    );
+    assert_eq!(sb.git("single", &["status", "--porcelain"]), "");
+    let text = sb
+        .read_str("single/secrets/app.env")
+        .replace("DB_HOST=db.internal", "DB_HOST=single");
+    sb.write("single/secrets/app.env", text);
+    sb.git("single", &["commit", "-q", "-am", "single"]);
+    let b = blob(&sb, "single", "HEAD:secrets/app.env");
+    assert!(b.contains("DB_HOST=ENC[") && !b.contains("single"));
+}
+
+#[test]
+fn already_encrypted_files_pass_through_clean() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.write("repo/secrets/pre.json", "{\"k\": \"v\"}\n");
+    assert_success(
+        &sb.coffer_in(
+            "repo",
+            &["encrypt", "--age", &sb.recipient, "-i", "secrets/pre.json"],
+        ),
+        &["encrypt"],
+    );
+    let enc = sb.read_str("repo/secrets/pre.json");
+    sb.git("repo", &["add", "secrets/pre.json"]);
+    assert_eq!(
+        blob(&sb, "repo", ":secrets/pre.json"),
+        enc,
+        "no double encryption"
+    );
+}
