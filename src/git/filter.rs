@@ -24,12 +24,38 @@ pub struct Filter {
     env_recipients: Vec<String>,
     /// Files smudged without a key, reported once when the filter is done.
     pub locked: Vec<String>,
+    committed: std::cell::OnceCell<Committed>,
+}
+
+/// Where each path's committed version is: stage-0 index entries, then HEAD's tree.
+struct Committed {
+    index: std::collections::HashMap<Vec<u8>, git2::Oid>,
+    head_tree: Option<git2::Oid>,
+}
+
+impl Committed {
+    fn load(repo: &git2::Repository) -> Committed {
+        let index = repo
+            .index()
+            .map(|idx| {
+                idx.iter()
+                    .filter(|e| (e.flags >> 12) & 3 == 0)
+                    .map(|e| (e.path, e.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let head_tree = repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_tree().ok())
+            .map(|t| t.id());
+        Committed { index, head_tree }
+    }
 }
 
 /// True when `bytes` are a sops file in `format` (binary files are sops JSON).
 pub fn is_encrypted(format: Format, bytes: &[u8]) -> bool {
-    // Cheap test first: every sops file names its metadata.
-    if !bytes.windows(4).any(|w| w == b"sops") {
+    if !mentions_sops(bytes) {
         return false;
     }
     let as_format = if format == Format::Binary {
@@ -43,8 +69,14 @@ pub fn is_encrypted(format: Format, bytes: &[u8]) -> bool {
 /// A merge conflict stored encrypted (see `merge`): plaintext with conflict markers
 /// does not parse in the file's own format, so it is kept as one binary value.
 pub fn is_conflict(bytes: &[u8]) -> bool {
-    let marker = format!("\"{}\"", binary::CONFLICT_KEY);
-    bytes.starts_with(b"{") && bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+    // `merge` writes it with the key first.
+    let head = format!("{{\n\t\"{}\"", binary::CONFLICT_KEY);
+    bytes.starts_with(head.as_bytes())
+}
+
+/// Every sops file names its metadata; most plaintext does not, which spares a parse.
+fn mentions_sops(bytes: &[u8]) -> bool {
+    bytes.windows(4).any(|w| w[0] == b's' && w == b"sops")
 }
 
 impl Filter {
@@ -54,6 +86,9 @@ impl Filter {
         config: Option<PathBuf>,
         env_recipients: Vec<String>,
     ) -> Self {
+        // Each blob read is checked by its sops MAC; libgit2's re-hash of every object
+        // read would double the work of `git status` after a touch.
+        let _ = git2::opts::strict_hash_verification(false);
         let repo = git2::Repository::discover(&workdir).ok();
         Filter {
             keyring,
@@ -62,6 +97,7 @@ impl Filter {
             config,
             env_recipients,
             locked: Vec::new(),
+            committed: std::cell::OnceCell::new(),
         }
     }
 
@@ -72,17 +108,19 @@ impl Filter {
     /// The file's blob in the index, else in HEAD.
     pub fn committed_blob(&self, path: &str) -> Option<Vec<u8>> {
         let repo = self.repo.as_ref()?;
-        if let Ok(mut index) = repo.index() {
-            let _ = index.read(false);
-            if let Some(entry) = index.get_path(Path::new(path), 0) {
-                return repo.find_blob(entry.id).ok().map(|b| b.content().to_vec());
-            }
-        }
-        let tree = repo.head().ok()?.peel_to_tree().ok()?;
-        let entry = tree.get_path(Path::new(path)).ok()?;
-        repo.find_blob(entry.id())
-            .ok()
-            .map(|b| b.content().to_vec())
+        // git holds the index lock for the whole command this process serves, so the
+        // index is read (and checksummed) once, not once a file.
+        let committed = self.committed.get_or_init(|| Committed::load(repo));
+        let id = match committed.index.get(path.as_bytes()) {
+            Some(id) => *id,
+            None => repo
+                .find_tree(committed.head_tree?)
+                .ok()?
+                .get_path(Path::new(path))
+                .ok()?
+                .id(),
+        };
+        repo.find_blob(id).ok().map(|b| b.content().to_vec())
     }
 
     pub fn clean(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
@@ -91,10 +129,7 @@ impl Filter {
         if content.is_empty() || is_encrypted(format, &content) {
             return Ok(content);
         }
-        if let Some(blob) = self
-            .committed_blob(path)
-            .filter(|b| is_encrypted(format, b))
-        {
+        if let Some(blob) = self.committed_blob(path).filter(|b| mentions_sops(b)) {
             match sops::open(path, format, blob.clone(), &self.keyring, false) {
                 Ok(opened) => {
                     return Ok(match opened.reencrypt(&content)? {
@@ -115,6 +150,8 @@ impl Filter {
                         meta.age.iter().map(|a| a.recipient.clone()).collect();
                     return self.encrypt_new(path, format, content, &recipients, None);
                 }
+                // The committed version is plaintext (from before setup): a new file.
+                Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -158,11 +195,13 @@ impl Filter {
         if is_conflict(&content) {
             format = Format::Binary;
         }
-        if content.is_empty() || !is_encrypted(format, &content) {
+        if content.is_empty() || !mentions_sops(&content) {
             return Ok(content);
         }
         match sops::open(path, format, content.to_vec(), &self.keyring, false) {
             Ok(opened) => opened.into_plaintext(),
+            // Not a sops file after all: it is stored as it is.
+            Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => Ok(content),
             // Checkout must not fail for want of a key: leave the ciphertext in place.
             Err(Error::NoKey { .. }) => {
                 self.locked.push(path.to_string());

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 
 /// What `setup` writes. The single-shot clean/smudge stay beside `process` because
 /// libgit2, JGit and GUIs do not speak the process protocol.
-pub const SETTINGS: [(&str, &str); 7] = [
+pub const SETTINGS: [(&str, &str); 8] = [
     ("filter.coffer.process", "coffer git filter-process"),
     ("filter.coffer.clean", "coffer git clean %f"),
     ("filter.coffer.smudge", "coffer git smudge %f"),
@@ -16,6 +16,9 @@ pub const SETTINGS: [(&str, &str); 7] = [
     ("diff.coffer.textconv", "coffer git textconv"),
     ("merge.coffer.name", "coffer: merge decrypted values"),
     ("merge.coffer.driver", "coffer git merge %O %A %B %L %P"),
+    // rerere records conflicted files, which for covered files is plaintext, under
+    // .git/rr-cache: keep it off where secrets are merged.
+    ("rerere.enabled", "false"),
 ];
 
 const HOOK: &str = "#!/bin/sh\n# Installed by `coffer git setup --hook`: refuse commits that stage secrets in plaintext.\nexec coffer git check\n";

@@ -300,6 +300,9 @@ fn the_same_value_changed_on_both_sides_conflicts_in_the_working_tree_only() {
     );
     assert_no_plaintext_in_git(&sb, "repo", "AAAA-ours-secret");
     assert_no_plaintext_in_git(&sb, "repo", "BBBB-theirs-secret");
+    // setup keeps rerere, which would store the conflicted plaintext, off.
+    assert_eq!(sb.git("repo", &["config", "rerere.enabled"]), "false\n");
+    assert!(!sb.path("repo/.git/rr-cache").exists());
     // Committing the markers is refused: they are not valid YAML.
     let add = sb.git_in("repo", &["add", "secrets/app.yaml"]);
     assert!(!add.status.success());
