@@ -10,3 +10,26 @@ pub mod setup;
 pub mod status;
 
 pub use filter::Filter;
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{Error, Result};
+
+/// Run the real git in `dir` with `args` then `paths`; its stdout, or its stderr as the error.
+pub(crate) fn git(dir: &Path, args: &[&str], paths: &[String]) -> Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .args(paths)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Key(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}

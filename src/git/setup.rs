@@ -2,7 +2,6 @@
 //! optionally a pre-commit hook running `coffer git check`.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::{Error, Result};
 
@@ -23,32 +22,16 @@ pub const SETTINGS: [(&str, &str); 8] = [
 
 const HOOK: &str = "#!/bin/sh\n# Installed by `coffer git setup --hook`: refuse commits that stage secrets in plaintext.\nexec coffer git check\n";
 
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Key(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
-}
-
 /// Write the settings (idempotent). Returns the hook path when one was installed.
 pub fn setup(dir: &Path, global: bool, hook: bool) -> Result<Option<std::path::PathBuf>> {
     let scope = if global { "--global" } else { "--local" };
     for (key, value) in SETTINGS {
-        git(dir, &["config", scope, key, value])?;
+        super::git(dir, &["config", scope, key, value], &[])?;
     }
     if !hook {
         return Ok(None);
     }
-    let hooks = git(dir, &["rev-parse", "--git-path", "hooks"])?;
+    let hooks = super::git(dir, &["rev-parse", "--git-path", "hooks"], &[])?;
     let hooks = dir.join(hooks);
     std::fs::create_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
     let path = hooks.join("pre-commit");

@@ -2,7 +2,6 @@
 //! encrypted, and `lock` / `unlock` of the working tree.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::filter::{is_encrypted, Filter};
 use crate::format::Format;
@@ -72,16 +71,7 @@ pub fn unlock(repo: &git2::Repository, workdir: &Path) -> Result<Vec<String>> {
         let f = workdir.join(p);
         std::fs::remove_file(&f).map_err(|e| Error::io(&f, e))?;
     }
-    let status = Command::new("git")
-        .arg("checkout")
-        .arg("--")
-        .args(&still_encrypted)
-        .current_dir(workdir)
-        .status()
-        .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
-    if !status.success() {
-        return Err(Error::Key("git checkout failed while unlocking".into()));
-    }
+    super::git(workdir, &["checkout", "--"], &still_encrypted)?;
     Ok(still_encrypted)
 }
 
@@ -120,15 +110,7 @@ pub fn lock(
     // The files changed size, which git takes as modified without asking the filter;
     // adding them stores the same blobs and refreshes the index's stat data.
     if !locked.is_empty() {
-        let status = Command::new("git")
-            .args(["add", "--"])
-            .args(&locked)
-            .current_dir(workdir)
-            .status()
-            .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
-        if !status.success() {
-            return Err(Error::Key("git add failed while locking".into()));
-        }
+        super::git(workdir, &["add", "--"], &locked)?;
     }
     Ok((locked, modified))
 }

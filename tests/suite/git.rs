@@ -11,6 +11,15 @@ fn repo(sb: &Sandbox) {
     sb.git("repo", &["init", "-q", "-b", "main"]);
     let out = sb.coffer_in("repo", &["git", "setup"]);
     assert_success(&out, &["git setup"]);
+    configure(sb);
+    sb.copy(&testdata("plain/app.yaml"), "repo/secrets/app.yaml");
+    sb.copy(&testdata("plain/app.env"), "repo/secrets/app.env");
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-q", "-m", "init"]);
+}
+
+/// The creation rule for this sandbox's key, and attributes covering `secrets/`.
+fn configure(sb: &Sandbox) {
     sb.write(
         "repo/.coffer.yaml",
         format!("creation_rules:\n  - age: {}\n", sb.recipient),
@@ -19,10 +28,6 @@ fn repo(sb: &Sandbox) {
         "repo/.gitattributes",
         "secrets/** filter=coffer diff=coffer merge=coffer\n",
     );
-    sb.copy(&testdata("plain/app.yaml"), "repo/secrets/app.yaml");
-    sb.copy(&testdata("plain/app.env"), "repo/secrets/app.env");
-    sb.git("repo", &["add", "."]);
-    sb.git("repo", &["commit", "-q", "-m", "init"]);
 }
 
 fn blob(sb: &Sandbox, dir: &str, rev_path: &str) -> String {
@@ -370,14 +375,7 @@ fn plaintext_committed_before_setup_is_reported_and_blocked() {
     // Now coffer is set up with a hook, and the attributes cover the file.
     let out = sb.coffer_in("repo", &["git", "setup", "--hook"]);
     assert_success(&out, &["setup --hook"]);
-    sb.write(
-        "repo/.coffer.yaml",
-        format!("creation_rules:\n  - age: {}\n", sb.recipient),
-    );
-    sb.write(
-        "repo/.gitattributes",
-        "secrets/** filter=coffer diff=coffer merge=coffer\n",
-    );
+    configure(&sb);
     let status = sb.coffer_in("repo", &["git", "status"]);
     assert_success(&status, &["git status"]);
     assert_eq!(
