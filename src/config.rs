@@ -23,9 +23,24 @@ pub struct CreationRule {
     pub unencrypted_comment_regex: Option<String>,
     pub encrypted_comment_regex: Option<String>,
     pub mac_only_encrypted: bool,
+    pub aws_profile: Option<String>,
     /// Why coffer cannot use this rule (e.g. Shamir key groups). Reported only when the
     /// rule is the one that matches, so one such rule does not break a whole repository.
     pub unsupported: Option<String>,
+}
+
+impl CreationRule {
+    /// The rule's master keys (`kms` entries are `ARN[+ROLE]`, with the rule's profile).
+    pub fn recipients(&self) -> Result<crate::keys::Recipients> {
+        Ok(crate::keys::Recipients {
+            age: self.age.clone(),
+            kms: self
+                .kms
+                .iter()
+                .map(|k| crate::keys::kms::KmsSpec::parse(k, &[], self.aws_profile.as_deref()))
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -126,6 +141,7 @@ impl Config {
                 mac_only_encrypted: scalar(r, "mac_only_encrypted").is_some_and(|v| v == "true"),
                 selector: None,
                 unsupported: None,
+                aws_profile: scalar(r, "aws_profile"),
             };
             match get(r, "key_groups") {
                 Some(Value::Seq(groups)) if groups.len() > 1 => {

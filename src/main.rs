@@ -5,7 +5,7 @@ use clap::Parser;
 
 fn main() {
     let cli = coffer::cli::Cli::parse();
-    let env = coffer::cli::Env::from_process();
+    let env = coffer::cli::Env::from_process(cli.aws_profile.clone());
     if let Err(err) = coffer::cli::run(cli, &env) {
         eprintln!("coffer: {err}");
         if let Some(hint) = hint(&err) {

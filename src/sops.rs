@@ -585,7 +585,8 @@ impl Opened {
 /// Metadata for a new file, with the data key wrapped for every recipient.
 pub fn new_metadata(
     key: &DataKey,
-    age: &[String],
+    recipients: &crate::keys::Recipients,
+    kms: &crate::keys::kms::KmsKeys,
     rule: Option<&crate::config::CreationRule>,
     selector: Option<crate::metadata::Selector>,
 ) -> Result<Metadata> {
@@ -594,8 +595,11 @@ pub fn new_metadata(
         version: Some(metadata::SOPS_VERSION.to_string()),
         ..Default::default()
     };
-    for r in age {
+    for r in &recipients.age {
         md.age.push(crate::keys::age::wrap(key, r)?);
+    }
+    for spec in &recipients.kms {
+        md.kms.push(kms.wrap(key, spec)?);
     }
     if let Some(rule) = rule {
         md.selector = rule.selector.clone().unwrap_or_default();

@@ -6,16 +6,31 @@ use super::{creation_rule, warn, Env, FormatArg, Io};
 use crate::cipher::DataKey;
 use crate::config::CreationRule;
 use crate::format::Format;
+use crate::keys::kms::{parse_context, KmsSpec};
+use crate::keys::Recipients;
 use crate::metadata::{self, Selector};
 use crate::{keys, path, sops, Error, Result};
+
+/// Master keys for a new file.
+#[derive(Args, Debug, Default)]
+pub struct KeyFlags {
+    /// age recipient to encrypt for (repeat or separate with commas; env COFFER_AGE_RECIPIENTS)
+    #[arg(long = "age", value_name = "RECIPIENT", value_delimiter = ',')]
+    pub age: Vec<String>,
+    /// AWS KMS key or alias ARN, optionally +ROLE_ARN to assume (repeat or separate with commas; env COFFER_KMS_ARN)
+    #[arg(long = "kms", value_name = "ARN", value_delimiter = ',')]
+    pub kms: Vec<String>,
+    /// KMS encryption context for the --kms keys, as key=value,key2=value2
+    #[arg(long, value_name = "K=V,…")]
+    pub encryption_context: Option<String>,
+}
 
 #[derive(Args, Debug)]
 pub struct EncryptArgs {
     #[command(flatten)]
     pub io: Io,
-    /// age recipient to encrypt for (repeat or separate with commas)
-    #[arg(long = "age", value_name = "RECIPIENT", value_delimiter = ',')]
-    pub age: Vec<String>,
+    #[command(flatten)]
+    pub keys: KeyFlags,
     #[command(flatten)]
     pub selector: SelectorArgs,
 }
@@ -89,57 +104,60 @@ pub struct FilestatusArgs {
 }
 
 /// The age recipients for a new file: flags, then the environment, then the rule.
-pub(super) fn recipients_for_new(
-    flags: &[String],
+/// Master keys for a new file: flags (or their environment variables) replace the
+/// creation rule entirely, as in sops.
+pub(super) fn recipients(
+    flags: &KeyFlags,
     rule: Option<&CreationRule>,
     env: &Env,
     file: &str,
-) -> Result<Vec<String>> {
-    recipients(flags, rule, env, file)
-}
-
-fn recipients(
-    flags: &[String],
-    rule: Option<&CreationRule>,
-    env: &Env,
-    file: &str,
-) -> Result<Vec<String>> {
-    let mut age: Vec<String> = flags
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if age.is_empty() {
-        for var in ["COFFER_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS"] {
-            if let Some(v) = env.get(var) {
-                age.extend(
-                    v.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty()),
-                );
-                break;
+) -> Result<Recipients> {
+    let list = |given: &[String], vars: [&str; 2]| -> Vec<String> {
+        let mut out: Vec<String> = given
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if out.is_empty() {
+            if let Some(v) = vars
+                .iter()
+                .find_map(|k| env.get(k).filter(|v| !v.trim().is_empty()))
+            {
+                out = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
             }
         }
-    }
-    if age.is_empty() {
-        if let Some(r) = rule {
-            age = r.age.clone();
-            if age.is_empty() && !r.kms.is_empty() {
-                return Err(Error::Key(format!("{file}: the creation rule names only KMS keys, and this build of coffer has no KMS support yet")));
-            }
-            if !r.kms.is_empty() {
-                warn(&format!(
-                    "{file}: KMS keys in the creation rule are skipped (no KMS support yet)"
-                ));
-            }
+        out
+    };
+    let age = list(&flags.age, ["COFFER_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS"]);
+    let kms = list(&flags.kms, ["COFFER_KMS_ARN", "SOPS_KMS_ARN"]);
+    let found = if age.is_empty() && kms.is_empty() {
+        match rule {
+            Some(r) => r.recipients()?,
+            None => Recipients::default(),
         }
-    }
-    if age.is_empty() {
+    } else {
+        let context = match &flags.encryption_context {
+            Some(c) => parse_context(c)?,
+            None => Vec::new(),
+        };
+        Recipients {
+            age,
+            kms: kms
+                .iter()
+                .map(|k| KmsSpec::parse(k, &context, None))
+                .collect::<Result<_>>()?,
+        }
+    };
+    if found.is_empty() {
         return Err(Error::NoRecipients {
             file: file.to_string(),
         });
     }
-    Ok(age)
+    Ok(found)
 }
 
 pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()> {
@@ -153,9 +171,15 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
         io.file.as_path()
     };
     let rule = creation_rule(config, target)?;
-    let age = recipients(&args.age, rule.as_ref(), env, &name)?;
+    let recipients = recipients(&args.keys, rule.as_ref(), env, &name)?;
     let key = DataKey::generate();
-    let mut md = sops::new_metadata(&key, &age, rule.as_ref(), args.selector.selector())?;
+    let mut md = sops::new_metadata(
+        &key,
+        &recipients,
+        env.kms(),
+        rule.as_ref(),
+        args.selector.selector(),
+    )?;
     md.rules()
         .map_err(|e| Error::Key(format!("bad regex: {e}")))?;
     let out = sops::encrypt_plain(&name, format, input, &key, &mut md)?;
@@ -186,11 +210,6 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     let format = io.format()?;
     let input = io.read()?;
     let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
-    if !opened.meta.kms.is_empty() {
-        return Err(Error::Key(format!(
-            "{name}: the file has KMS keys, which this build of coffer cannot re-wrap yet"
-        )));
-    }
     for (kind, _) in &opened.meta.foreign_keys {
         warn(&format!(
             "{name}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"
@@ -198,17 +217,15 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     }
     let plaintext = opened.plaintext()?;
     let key = DataKey::generate();
-    let mut md = opened.meta.clone();
-    md.foreign_keys.clear();
-    md.age = opened
-        .meta
-        .age
-        .iter()
-        .map(|a| keys::age::wrap(&key, &a.recipient))
-        .collect::<Result<_>>()?;
-    if md.age.is_empty() {
+    let recipients = Recipients::of(&opened.meta);
+    if recipients.is_empty() {
         return Err(Error::NoRecipients { file: name });
     }
+    let fresh = sops::new_metadata(&key, &recipients, env.kms(), None, None)?;
+    let mut md = opened.meta.clone();
+    md.foreign_keys.clear();
+    md.age = fresh.age;
+    md.kms = fresh.kms;
     md.lastmodified = metadata::now_rfc3339();
     md.version = Some(metadata::SOPS_VERSION.to_string());
     let out = sops::encrypt_plain(&name, format, plaintext, &key, &mut md)?;
@@ -226,19 +243,16 @@ pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Res
         message: "no creation rule matches this file".into(),
     })?;
     let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
-    let wanted = recipients(&[], Some(&rule), env, &name)?;
-    let current: Vec<&str> = opened
-        .meta
-        .age
-        .iter()
-        .map(|a| a.recipient.as_str())
-        .collect();
-    if wanted.iter().map(String::as_str).collect::<Vec<_>>() == current {
+    let wanted = recipients(&KeyFlags::default(), Some(&rule), env, &name)?;
+    let current = Recipients::of(&opened.meta);
+    if wanted == current {
         eprintln!("coffer: {name}: keys are up to date");
         return Ok(());
     }
+    // Keep the entries of keys that stay; wrap the same data key for the new ones.
     let mut md = opened.meta.clone();
     md.age = wanted
+        .age
         .iter()
         .map(
             |r| match opened.meta.age.iter().find(|a| a.recipient == *r) {
@@ -247,11 +261,34 @@ pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Res
             },
         )
         .collect::<Result<_>>()?;
-    for r in wanted.iter().filter(|r| !current.contains(&r.as_str())) {
-        eprintln!("coffer: {name}: + age:{r}");
+    md.kms = wanted
+        .kms
+        .iter()
+        .map(|spec| {
+            match opened
+                .meta
+                .kms
+                .iter()
+                .find(|k| k.arn == spec.arn && k.role == spec.role)
+            {
+                Some(existing) => Ok(existing.clone()),
+                None => env.kms().wrap(&opened.key, spec),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let name_of = |r: &Recipients| -> Vec<String> {
+        r.age
+            .iter()
+            .map(|a| format!("age:{a}"))
+            .chain(r.kms.iter().map(|k| format!("kms:{}", k.arn)))
+            .collect()
+    };
+    let (now, before) = (name_of(&wanted), name_of(&current));
+    for r in now.iter().filter(|r| !before.contains(r)) {
+        eprintln!("coffer: {name}: + {r}");
     }
-    for r in current.iter().filter(|r| !wanted.iter().any(|w| w == *r)) {
-        eprintln!("coffer: {name}: - age:{r}");
+    for r in before.iter().filter(|r| !now.contains(r)) {
+        eprintln!("coffer: {name}: - {r}");
     }
     let out = opened.with_metadata(&md)?;
     crate::fsutil::write_atomic(&args.file, &out, 0o644, None)

@@ -17,9 +17,8 @@ pub struct EditArgs {
     /// Format of the file (default: from the extension)
     #[arg(long, value_enum, value_name = "TYPE")]
     pub input_type: Option<FormatArg>,
-    /// age recipient for a new file (default: the creation rules)
-    #[arg(long = "age", value_name = "RECIPIENT", value_delimiter = ',')]
-    pub age: Vec<String>,
+    #[command(flatten)]
+    pub keys: super::crypt::KeyFlags,
 }
 
 #[derive(Args, Debug)]
@@ -101,9 +100,9 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         Some(_) => None,
         None => {
             let rule = creation_rule(config, file)?;
-            let age = super::crypt::recipients_for_new(&args.age, rule.as_ref(), env, &name)?;
+            let recipients = super::crypt::recipients(&args.keys, rule.as_ref(), env, &name)?;
             let key = DataKey::generate();
-            let md = sops::new_metadata(&key, &age, rule.as_ref(), None)?;
+            let md = sops::new_metadata(&key, &recipients, env.kms(), rule.as_ref(), None)?;
             Some((key, md))
         }
     };

@@ -58,21 +58,15 @@ pub enum GitCommand {
 
 fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
     let workdir = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-    let recipients = ["COFFER_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS"]
-        .iter()
-        .find_map(|k| env.get(k).filter(|v| !v.trim().is_empty()))
-        .map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
+    // Recipients from the environment replace the creation rules for new files.
+    let from_env = super::crypt::recipients(&super::crypt::KeyFlags::default(), None, env, "")
         .unwrap_or_default();
     Ok(Filter::new(
         env.keyring()?,
+        env.kms_shared(),
         workdir,
         config.map(Path::to_path_buf),
-        recipients,
+        from_env,
     ))
 }
 

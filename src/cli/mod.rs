@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::format::Format;
 use crate::keys::age::{AgeKeys, IdentitySources};
+use crate::keys::kms::KmsKeys;
 use crate::keys::Keyring;
 use crate::{Error, Result};
 
@@ -47,6 +48,10 @@ pub struct Cli {
     /// Creation rules file (default: the nearest .coffer.yaml or .sops.yaml above the file)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// AWS profile for KMS keys whose metadata names none (default: AWS_PROFILE, then the default chain)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub aws_profile: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,13 +213,24 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// What the commands need from the process environment, read once at the edge.
 pub struct Env {
     vars: std::collections::HashMap<String, String>,
+    /// KMS clients, shared by every key lookup of the process.
+    kms: std::sync::Arc<KmsKeys>,
 }
 
 impl Env {
-    pub fn from_process() -> Self {
+    pub fn from_process(aws_profile: Option<String>) -> Self {
         Env {
             vars: std::env::vars().collect(),
+            kms: std::sync::Arc::new(KmsKeys::new(aws_profile)),
         }
+    }
+
+    pub fn kms(&self) -> &KmsKeys {
+        &self.kms
+    }
+
+    pub fn kms_shared(&self) -> std::sync::Arc<KmsKeys> {
+        self.kms.clone()
     }
 
     pub fn get(&self, k: &str) -> Option<String> {
@@ -224,7 +240,11 @@ impl Env {
     pub fn keyring(&self) -> Result<Keyring> {
         let sources = IdentitySources::from_env(|k| self.get(k));
         let age = AgeKeys::load(&sources)?;
-        Ok(Keyring::new(vec![Box::new(age)]))
+        // age first, then KMS, as sops tries them.
+        Ok(Keyring::new(vec![
+            Box::new(age),
+            Box::new(self.kms.clone()),
+        ]))
     }
 
     pub fn config_dir(&self) -> Option<PathBuf> {

@@ -12,7 +12,10 @@ use zeroize::Zeroizing;
 use crate::cipher::DataKey;
 use crate::config::{creation_rule, CreationRule};
 use crate::format::{binary, Format};
-use crate::keys::Keyring;
+use std::sync::Arc;
+
+use crate::keys::kms::KmsKeys;
+use crate::keys::{Keyring, Recipients};
 use crate::{sops, Error, Result};
 
 pub struct Filter {
@@ -21,20 +24,33 @@ pub struct Filter {
     workdir: PathBuf,
     config: Option<PathBuf>,
     /// Recipients for new files from the environment; creation rules otherwise.
-    env_recipients: Vec<String>,
+    env_recipients: Recipients,
+    kms: Arc<KmsKeys>,
     /// Files smudged without a key, reported once when the filter is done.
     pub locked: Vec<String>,
-    committed: std::cell::OnceCell<Committed>,
+    committed: std::cell::RefCell<Option<Committed>>,
 }
 
 /// Where each path's committed version is: stage-0 index entries, then HEAD's tree.
 struct Committed {
     index: std::collections::HashMap<Vec<u8>, git2::Oid>,
     head_tree: Option<git2::Oid>,
+    /// The index file's (inode, mtime, size) when read: one git command (a rebase, say) may
+    /// rewrite the index while this process serves it.
+    stamp: Option<(u64, std::time::SystemTime, u64)>,
+}
+
+/// git replaces the index by renaming `index.lock` over it, so a rewrite always shows
+/// as a new inode, even within one mtime tick and at the same size.
+fn index_stamp(repo: &git2::Repository) -> Option<(u64, std::time::SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(repo.path().join("index")).ok()?;
+    Some((m.ino(), m.modified().ok()?, m.len()))
 }
 
 impl Committed {
     fn load(repo: &git2::Repository) -> Committed {
+        let stamp = index_stamp(repo);
         let index = repo
             .index()
             .map(|idx| {
@@ -49,7 +65,11 @@ impl Committed {
             .ok()
             .and_then(|h| h.peel_to_tree().ok())
             .map(|t| t.id());
-        Committed { index, head_tree }
+        Committed {
+            index,
+            head_tree,
+            stamp,
+        }
     }
 }
 
@@ -82,9 +102,10 @@ fn mentions_sops(bytes: &[u8]) -> bool {
 impl Filter {
     pub fn new(
         keyring: Keyring,
+        kms: Arc<KmsKeys>,
         workdir: PathBuf,
         config: Option<PathBuf>,
-        env_recipients: Vec<String>,
+        env_recipients: Recipients,
     ) -> Self {
         // Each blob read is checked by its sops MAC; libgit2's re-hash of every object
         // read would double the work of `git status` after a touch.
@@ -96,8 +117,9 @@ impl Filter {
             workdir,
             config,
             env_recipients,
+            kms,
             locked: Vec::new(),
-            committed: std::cell::OnceCell::new(),
+            committed: std::cell::RefCell::new(None),
         }
     }
 
@@ -108,9 +130,15 @@ impl Filter {
     /// The file's blob in the index, else in HEAD.
     pub fn committed_blob(&self, path: &str) -> Option<Vec<u8>> {
         let repo = self.repo.as_ref()?;
-        // git holds the index lock for the whole command this process serves, so the
-        // index is read (and checksummed) once, not once a file.
-        let committed = self.committed.get_or_init(|| Committed::load(repo));
+        // Read (and checksum) the index once, not once a file, unless it changed.
+        let mut cache = self.committed.borrow_mut();
+        if cache
+            .as_ref()
+            .is_none_or(|c| c.stamp != index_stamp(repo) || c.stamp.is_none())
+        {
+            *cache = Some(Committed::load(repo));
+        }
+        let committed = cache.as_ref().expect("loaded above");
         let id = match committed.index.get(path.as_bytes()) {
             Some(id) => *id,
             None => repo
@@ -121,6 +149,43 @@ impl Filter {
                 .id(),
         };
         repo.find_blob(id).ok().map(|b| b.content().to_vec())
+    }
+
+    /// The blob of `path` in HEAD or the commits a merge, rebase or cherry-pick in
+    /// progress names, whose plaintext is `content`.
+    fn matching_version(&self, path: &str, format: Format, content: &[u8]) -> Option<Vec<u8>> {
+        let repo = self.repo.as_ref()?;
+        let mut seen = Vec::new();
+        for name in [
+            "HEAD",
+            "ORIG_HEAD",
+            "MERGE_HEAD",
+            "CHERRY_PICK_HEAD",
+            "REBASE_HEAD",
+        ] {
+            let Some(tree) = repo
+                .revparse_single(name)
+                .ok()
+                .and_then(|o| o.peel_to_tree().ok())
+            else {
+                continue;
+            };
+            let Some(id) = tree.get_path(Path::new(path)).ok().map(|e| e.id()) else {
+                continue;
+            };
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            let blob = repo.find_blob(id).ok()?.content().to_vec();
+            let same = sops::open(path, format, blob.clone(), &self.keyring, false)
+                .and_then(|o| o.plaintext())
+                .is_ok_and(|p| *p == content);
+            if same {
+                return Some(blob);
+            }
+        }
+        None
     }
 
     pub fn clean(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
@@ -134,20 +199,25 @@ impl Filter {
                 Ok(opened) => {
                     return Ok(match opened.reencrypt(&content)? {
                         None => Zeroizing::new(blob),
-                        Some(new) => new,
+                        // git may be comparing against a version it holds in memory (mid
+                        // rebase, merge or cherry-pick): if the plaintext is one of those,
+                        // that blob is the answer, byte for byte.
+                        Some(new) => match self.matching_version(path, format, &content) {
+                            Some(found) => Zeroizing::new(found),
+                            None => new,
+                        },
                     });
                 }
                 // Without the private key the public recipients still encrypt a new
                 // version, under a new data key.
                 Err(Error::NoKey { .. }) => {
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
-                    if !meta.kms.is_empty() || meta.age.is_empty() {
+                    if meta.kms.is_empty() && meta.age.is_empty() {
                         return Err(Error::Key(format!(
                             "{path}: cannot re-encrypt without a key that opens the committed version"
                         )));
                     }
-                    let recipients: Vec<String> =
-                        meta.age.iter().map(|a| a.recipient.clone()).collect();
+                    let recipients = Recipients::of(&meta);
                     return self.encrypt_new(path, format, content, &recipients, None);
                 }
                 // The committed version is plaintext (from before setup): a new file.
@@ -161,10 +231,13 @@ impl Filter {
 
     /// Recipients for a file that has no encrypted version yet: the environment's, else
     /// the creation rule's.
-    pub fn recipients_for_new(&self, path: &str) -> Result<(Vec<String>, Option<CreationRule>)> {
+    pub fn recipients_for_new(&self, path: &str) -> Result<(Recipients, Option<CreationRule>)> {
         let rule = creation_rule(self.config.as_deref(), &self.workdir.join(path))?;
         let recipients = if self.env_recipients.is_empty() {
-            rule.as_ref().map(|r| r.age.clone()).unwrap_or_default()
+            rule.as_ref()
+                .map(CreationRule::recipients)
+                .transpose()?
+                .unwrap_or_default()
         } else {
             self.env_recipients.clone()
         };
@@ -176,16 +249,25 @@ impl Filter {
         Ok((recipients, rule))
     }
 
+    /// Metadata for a new data key, wrapped for `recipients`.
+    pub fn new_metadata(
+        &self,
+        key: &DataKey,
+        recipients: &Recipients,
+    ) -> Result<crate::metadata::Metadata> {
+        sops::new_metadata(key, recipients, &self.kms, None, None)
+    }
+
     pub fn encrypt_new(
         &self,
         path: &str,
         format: Format,
         content: Zeroizing<Vec<u8>>,
-        recipients: &[String],
+        recipients: &Recipients,
         rule: Option<&CreationRule>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let key = DataKey::generate();
-        let mut md = sops::new_metadata(&key, recipients, rule, None)?;
+        let mut md = sops::new_metadata(&key, recipients, &self.kms, rule, None)?;
         sops::encrypt_plain(path, format, content, &key, &mut md)
     }
 

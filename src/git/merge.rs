@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::filter::{is_encrypted, Filter};
 use crate::cipher::DataKey;
 use crate::format::{binary, Format};
+use crate::keys::Recipients;
 use crate::{sops, Error, Result};
 
 /// Returns true for a clean merge.
@@ -107,12 +108,12 @@ pub fn merge(
         (None, true) => {
             let recipients = if is_encrypted(format, &theirs_bytes) {
                 let (_, meta, _) = sops::read_metadata(path, format, theirs_bytes.to_vec())?;
-                meta.age.iter().map(|a| a.recipient.clone()).collect()
+                Recipients::of(&meta)
             } else {
                 filter.recipients_for_new(path)?.0
             };
             let key = DataKey::generate();
-            let mut md = sops::new_metadata(&key, &recipients, None, None)?;
+            let mut md = filter.new_metadata(&key, &recipients)?;
             let doc = binary::document_under(binary::CONFLICT_KEY, merged);
             sops::encrypt_document(Format::Json.store(), path, &doc, &key, &mut md)?
         }

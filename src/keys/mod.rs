@@ -9,6 +9,43 @@ use crate::cipher::DataKey;
 use crate::metadata::Metadata;
 
 pub mod age;
+pub mod kms;
+
+/// The master keys a new data key is wrapped for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recipients {
+    pub age: Vec<String>,
+    pub kms: Vec<kms::KmsSpec>,
+}
+
+impl Recipients {
+    pub fn is_empty(&self) -> bool {
+        self.age.is_empty() && self.kms.is_empty()
+    }
+
+    /// The master keys a file has now.
+    pub fn of(meta: &Metadata) -> Recipients {
+        Recipients {
+            age: meta.age.iter().map(|a| a.recipient.clone()).collect(),
+            kms: meta
+                .kms
+                .iter()
+                .map(|k| kms::KmsSpec {
+                    arn: k.arn.clone(),
+                    role: k.role.clone(),
+                    context: k.context.clone(),
+                    aws_profile: k.aws_profile.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<T: MasterKey> MasterKey for std::sync::Arc<T> {
+    fn unwrap(&self, meta: &Metadata) -> Result<Option<DataKey>, Vec<String>> {
+        (**self).unwrap(meta)
+    }
+}
 
 /// One way of opening data keys (all age identities, or one KMS client).
 pub trait MasterKey: Send + Sync {
