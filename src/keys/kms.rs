@@ -231,16 +231,18 @@ where
             };
             format!("{code}: {}{hint}", e.message().unwrap_or_default())
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            format!(
-                "cannot reach KMS: {}",
-                one_line(&DisplayErrorContext(err).to_string())
-            )
-        }
         _ => {
             let text = one_line(&DisplayErrorContext(err).to_string());
-            if text.contains("credentials") {
+            // The SDK reports a missing credential chain as a dispatch failure too.
+            if text.contains("no credentials found")
+                || text.contains("credential provider was not enabled")
+            {
                 format!("no AWS credentials found (tried {profile})")
+            } else if matches!(
+                err,
+                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+            ) {
+                format!("cannot reach KMS: {text}")
             } else {
                 text
             }

@@ -5,4 +5,5 @@ mod edit;
 mod errors;
 mod git;
 mod interop;
+mod kms;
 mod roundtrip;

@@ -1,0 +1,385 @@
+//! KMS master keys against a real AWS API endpoint served locally by moto.
+
+use std::io::{BufRead, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::common::*;
+
+/// A moto server on a free loopback port, stopped when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+    _log: tempfile::TempDir,
+}
+
+fn moto_bin() -> std::path::PathBuf {
+    let p = std::env::var_os("COFFER_TEST_MOTO")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/moto_server"));
+    assert!(
+        p.exists(),
+        "moto_server not found at {}: run the tests with scripts/test, which installs it",
+        p.display()
+    );
+    p
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let log = tempfile::tempdir().unwrap();
+        let err_path = log.path().join("stderr");
+        let child = Command::new(moto_bin())
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start: {}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+            let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+            if let Some(i) = text.find("Running on http://127.0.0.1:") {
+                let rest = &text[i + "Running on http://127.0.0.1:".len()..];
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if !port.is_empty() {
+                    break port;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let endpoint = format!("http://127.0.0.1:{port}");
+        // Ready when its own API answers.
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "moto never answered on {endpoint}"
+            );
+            if let Ok(mut s) = std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
+                let _ = write!(
+                    s,
+                    "GET /moto-api/data.json HTTP/1.0\r\nHost: localhost\r\n\r\n"
+                );
+                let mut first = String::new();
+                if std::io::BufReader::new(&mut s)
+                    .read_line(&mut first)
+                    .is_ok()
+                    && first.contains(" 200 ")
+                {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto {
+            child,
+            endpoint,
+            _log: log,
+        }
+    }
+
+    /// The environment that points the AWS SDK (in coffer and in the test) at moto.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    fn client(&self, region: &str) -> aws_sdk_kms::Client {
+        let creds = aws_sdk_kms::config::Credentials::new("testing", "testing", None, None, "test");
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(creds)
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A new symmetric key's ARN.
+    fn create_key(&self, region: &str) -> String {
+        let c = self.client(region);
+        Self::rt().block_on(async {
+            c.create_key()
+                .send()
+                .await
+                .unwrap()
+                .key_metadata
+                .unwrap()
+                .arn
+                .unwrap()
+        })
+    }
+
+    fn alias(&self, region: &str, key_arn: &str, name: &str) -> String {
+        let c = self.client(region);
+        Self::rt().block_on(async {
+            c.create_alias()
+                .alias_name(format!("alias/{name}"))
+                .target_key_id(key_arn)
+                .send()
+                .await
+                .unwrap();
+        });
+        let account = key_arn.split(':').nth(4).unwrap();
+        format!("arn:aws:kms:{region}:{account}:alias/{name}")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(sb: &Sandbox, moto: &Moto, args: &[&str]) -> std::process::Output {
+    let env = moto.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sb.run_with(args, &pairs)
+}
+
+fn ok(sb: &Sandbox, moto: &Moto, args: &[&str]) -> std::process::Output {
+    let out = run(sb, moto, args);
+    assert_success(&out, args);
+    out
+}
+
+#[test]
+fn a_key_arn_and_an_alias_wrap_and_open_the_data_key() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let key = moto.create_key("eu-west-1");
+    let alias = moto.alias("eu-west-1", &key, "secrets");
+    for (name, arn) in [("by-arn.env", &key), ("by-alias.env", &alias)] {
+        sb.write(name, "DB_PASSWORD=hunter2\n");
+        ok(&sb, &moto, &["encrypt", "--kms", arn, "-i", name]);
+        let enc = sb.read_str(name);
+        assert!(
+            enc.contains(&format!("sops_kms__list_0__map_arn={arn}")),
+            "{enc}"
+        );
+        assert!(enc.contains("sops_kms__list_0__map_enc=") && !enc.contains("hunter2"));
+        assert_eq!(
+            stdout(&ok(&sb, &moto, &["decrypt", name])),
+            "DB_PASSWORD=hunter2\n"
+        );
+    }
+}
+
+#[test]
+fn two_regions_either_key_opens_the_file() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let (a, b) = (moto.create_key("us-east-1"), moto.create_key("eu-west-1"));
+    sb.write("s.yaml", "token: abc\n");
+    ok(
+        &sb,
+        &moto,
+        &["encrypt", "--kms", &format!("{a},{b}"), "-i", "s.yaml"],
+    );
+    assert_eq!(
+        sb.read_str("s.yaml").matches("- arn: arn:aws:kms:").count(),
+        2
+    );
+    // Break the first key's wrapped copy: the second key still opens the file.
+    // (moto does not enforce disabled keys on Decrypt, so a bad ciphertext stands in.)
+    let enc = sb.read_str("s.yaml");
+    let broken = |text: &str, n: usize| -> String {
+        let mut seen = 0;
+        text.lines()
+            .map(|l| {
+                if l.trim_start().starts_with("enc: ") && !l.contains('|') {
+                    seen += 1;
+                    if seen <= n {
+                        return format!(
+                            "{}enc: AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+                            &l[..l.find("enc:").unwrap()]
+                        );
+                    }
+                }
+                l.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    sb.write("s.yaml", broken(&enc, 1));
+    assert_eq!(
+        stdout(&ok(&sb, &moto, &["decrypt", "s.yaml"])),
+        "token: abc\n"
+    );
+    sb.write("s.yaml", broken(&enc, 2));
+    let out = run(&sb, &moto, &["decrypt", "s.yaml"]);
+    assert_error(&out, 3, "s.yaml: no identity could open the data key");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("hint: kms:{a}: InvalidCiphertextException"))
+            && err.contains(&format!("hint: kms:{b}: InvalidCiphertextException")),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_encryption_context_is_bound_to_the_key() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let key = moto.create_key("eu-west-1");
+    sb.write("p.yaml", "password: s3cret\n");
+    ok(
+        &sb,
+        &moto,
+        &[
+            "encrypt",
+            "--kms",
+            &key,
+            "--encryption-context",
+            "app=web,env=prod",
+            "-i",
+            "p.yaml",
+        ],
+    );
+    let enc = sb.read_str("p.yaml");
+    assert!(
+        enc.contains("      context:\n        app: web\n        env: prod\n"),
+        "{enc}"
+    );
+    assert_eq!(
+        stdout(&ok(&sb, &moto, &["decrypt", "p.yaml"])),
+        "password: s3cret\n"
+    );
+    sb.write("p.yaml", enc.replace("env: prod", "env: staging"));
+    let out = run(&sb, &moto, &["decrypt", "p.yaml"]);
+    assert_error(&out, 3, "no identity could open");
+    assert!(
+        stderr(&out).contains("InvalidCiphertextException"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kms_and_age_on_one_file_either_opens_it() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let key = moto.create_key("eu-west-1");
+    sb.write("both.json", "{\"k\": \"v\"}\n");
+    ok(
+        &sb,
+        &moto,
+        &[
+            "encrypt",
+            "--kms",
+            &key,
+            "--age",
+            &sb.recipient,
+            "-i",
+            "both.json",
+        ],
+    );
+    // age alone, with AWS unreachable.
+    let out = sb.run(&["decrypt", "both.json"]);
+    assert_success(&out, &["decrypt with age"]);
+    // KMS alone, with no age identity.
+    let nokey = Sandbox::without_key();
+    nokey.copy(&sb.path("both.json"), "both.json");
+    assert_eq!(
+        stdout(&ok(&nokey, &moto, &["decrypt", "both.json"])),
+        "{\"k\": \"v\"}\n"
+    );
+}
+
+#[test]
+fn creation_rules_and_updatekeys_add_and_remove_kms_keys() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let (a, b) = (moto.create_key("eu-west-1"), moto.create_key("eu-west-1"));
+    sb.write(
+        ".coffer.yaml",
+        format!("creation_rules:\n  - kms: {a}\n    age: {}\n", sb.recipient),
+    );
+    sb.write("s.env", "A=1\nB=2\n");
+    ok(&sb, &moto, &["encrypt", "-i", "s.env"]);
+    let before = sb.read_str("s.env");
+    assert!(before.contains(&a));
+    sb.write(
+        ".coffer.yaml",
+        format!("creation_rules:\n  - kms: {b}\n    age: {}\n", sb.recipient),
+    );
+    let out = ok(&sb, &moto, &["updatekeys", "s.env"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("+ kms:{b}")) && err.contains(&format!("- kms:{a}")),
+        "{err}"
+    );
+    let after = sb.read_str("s.env");
+    let values = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("sops_"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&before), values(&after), "values were touched");
+    assert!(after.contains(&b) && !after.contains(&a));
+    // The new KMS key alone opens it.
+    let nokey = Sandbox::without_key();
+    nokey.copy(&sb.path("s.env"), "s.env");
+    assert_eq!(
+        stdout(&ok(&nokey, &moto, &["decrypt", "s.env"])),
+        "A=1\nB=2\n"
+    );
+}
+
+#[test]
+fn errors_name_the_key_and_the_reason() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let key = moto.create_key("eu-west-1");
+    // A key that does not exist.
+    let missing = key
+        .rsplit_once('/')
+        .map(|(a, _)| format!("{a}/00000000-0000-0000-0000-000000000000"))
+        .unwrap();
+    sb.write("m.env", "A=1\n");
+    let out = run(&sb, &moto, &["encrypt", "--kms", &missing, "m.env"]);
+    assert_error(&out, 1, &format!("kms:{missing}: NotFoundException"));
+    assert_eq!(sb.read_str("m.env"), "A=1\n");
+    // No credentials anywhere: no env keys, no profile, no instance metadata.
+    ok(&sb, &moto, &["encrypt", "--kms", &key, "-i", "m.env"]);
+    let out = sb.run_with(
+        &["decrypt", "m.env"],
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert_error(&out, 3, "no identity could open");
+    assert!(
+        stderr(&out).contains(&format!(
+            "hint: kms:{key}: no AWS credentials found (tried the default credential chain)"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // A malformed ARN is refused before any call.
+    assert_error(
+        &sb.run(&["encrypt", "--kms", "alias/secrets", "m.env"]),
+        1,
+        "is not a KMS key or alias ARN",
+    );
+}
