@@ -383,3 +383,137 @@ fn errors_name_the_key_and_the_reason() {
         "is not a KMS key or alias ARN",
     );
 }
+
+impl Moto {
+    /// Credentials for `role_arn`, assumed through moto's STS.
+    fn assume(&self, role_arn: &str) -> aws_sdk_kms::config::Credentials {
+        let conf = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        let sts = aws_sdk_sts::Client::from_conf(conf);
+        let c = Self::rt()
+            .block_on(async {
+                sts.assume_role()
+                    .role_arn(role_arn)
+                    .role_session_name("test")
+                    .send()
+                    .await
+                    .unwrap()
+            })
+            .credentials
+            .unwrap();
+        aws_sdk_kms::config::Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            None,
+            "assumed",
+        )
+    }
+
+    /// A key created with `creds` (so in their account).
+    fn create_key_as(&self, region: &str, creds: aws_sdk_kms::config::Credentials) -> String {
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(creds)
+            .build();
+        let c = aws_sdk_kms::Client::from_conf(conf);
+        Self::rt().block_on(async {
+            c.create_key()
+                .send()
+                .await
+                .unwrap()
+                .key_metadata
+                .unwrap()
+                .arn
+                .unwrap()
+        })
+    }
+}
+
+#[test]
+fn a_role_is_assumed_per_key() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    // moto gives assumed-role credentials the role's account: a key made there is
+    // invisible to the base credentials.
+    let role = "arn:aws:iam::111111111111:role/deploy";
+    let key = moto.create_key_as("eu-west-1", moto.assume(role));
+    assert!(key.contains(":111111111111:key/"), "{key}");
+    sb.write("r.env", "A=1\n");
+    let out = run(&sb, &moto, &["encrypt", "--kms", &key, "r.env"]);
+    assert_error(&out, 1, "NotFoundException");
+    ok(
+        &sb,
+        &moto,
+        &["encrypt", "--kms", &format!("{key}+{role}"), "-i", "r.env"],
+    );
+    let enc = sb.read_str("r.env");
+    assert!(
+        enc.contains(&format!("sops_kms__list_0__map_role={role}")),
+        "{enc}"
+    );
+    assert_eq!(stdout(&ok(&sb, &moto, &["decrypt", "r.env"])), "A=1\n");
+}
+
+#[test]
+fn a_named_profile_supplies_the_credentials() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let key = moto.create_key("eu-west-1");
+    sb.write(
+        "aws/credentials",
+        "[sops]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    );
+    sb.write("aws/config", "[profile sops]\nregion = eu-west-1\n");
+    let creds = sb.path("aws/credentials");
+    let config = sb.path("aws/config");
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+    ];
+    sb.write("p.env", "A=1\n");
+    // Without the profile there are no credentials at all.
+    let out = sb.run_with(&["encrypt", "--kms", &key, "p.env"], &env);
+    assert_error(
+        &out,
+        1,
+        "no AWS credentials found (tried the default credential chain)",
+    );
+    let out = sb.run_with(
+        &[
+            "--aws-profile",
+            "sops",
+            "encrypt",
+            "--kms",
+            &key,
+            "-i",
+            "p.env",
+        ],
+        &env,
+    );
+    assert_success(&out, &["encrypt with --aws-profile"]);
+    // AWS_PROFILE works as well, and COFFER_KMS_ARN names the key.
+    let mut with_profile = env.to_vec();
+    with_profile.push(("AWS_PROFILE", "sops"));
+    assert_eq!(
+        stdout(&sb.run_with(&["decrypt", "p.env"], &with_profile)),
+        "A=1\n"
+    );
+    with_profile.push(("COFFER_KMS_ARN", key.as_str()));
+    sb.write("q.env", "B=2\n");
+    assert_success(
+        &sb.run_with(&["encrypt", "-i", "q.env"], &with_profile),
+        &["COFFER_KMS_ARN"],
+    );
+    assert!(sb.read_str("q.env").contains(&key));
+}
