@@ -30,6 +30,9 @@ impl Moto {
         let log = tempfile::tempdir().unwrap();
         let err_path = log.path().join("stderr");
         let child = Command::new(moto_bin())
+            // Every request is logged, for counting calls.
+            .env("MOTO_ENABLE_RECORDING", "True")
+            .env("MOTO_RECORDER_FILEPATH", log.path().join("requests"))
             .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -138,6 +141,15 @@ impl Moto {
         });
         let account = key_arn.split(':').nth(4).unwrap();
         format!("arn:aws:kms:{region}:{account}:alias/{name}")
+    }
+}
+
+impl Moto {
+    /// KMS requests of `action` (e.g. `Decrypt`) moto has served so far.
+    fn calls(&self, action: &str) -> usize {
+        let log = std::fs::read_to_string(self._log.path().join("requests")).unwrap_or_default();
+        let target = format!("TrentService.{action}\"");
+        log.lines().filter(|l| l.contains(&target)).count()
     }
 }
 
@@ -516,4 +528,53 @@ fn a_named_profile_supplies_the_credentials() {
         &["COFFER_KMS_ARN"],
     );
     assert!(sb.read_str("q.env").contains(&key));
+}
+
+#[test]
+fn a_checkout_of_files_sharing_a_data_key_calls_kms_once() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let key = moto.create_key("eu-west-1");
+    sb.write("repo/one.yaml", "token: abc\n");
+    sb.git("repo", &["init", "-q", "-b", "main"]);
+    let env = moto.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = sb
+        .cmd()
+        .current_dir(sb.path("repo"))
+        .envs(pairs.iter().copied())
+        .args(["encrypt", "--kms", &key, "-i", "one.yaml"])
+        .output()
+        .unwrap();
+    assert_success(&out, &["encrypt"]);
+    assert_success(&sb.coffer_in("repo", &["git", "setup"]), &["setup"]);
+    sb.write(
+        "repo/.gitattributes",
+        "secrets/** filter=coffer diff=coffer merge=coffer\n",
+    );
+    // Fifty files with one data key (an encrypted file passes clean unchanged).
+    for i in 0..50 {
+        sb.copy(
+            &sb.path("repo/one.yaml"),
+            &format!("repo/secrets/f{i:02}.yaml"),
+        );
+    }
+    let git = |args: &[&str]| {
+        let out = sb.git_env("repo", args, &pairs);
+        assert_success(&out, args);
+    };
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "fifty"]);
+    std::fs::remove_dir_all(sb.path("repo/secrets")).unwrap();
+    let before = moto.calls("Decrypt");
+    let t = Instant::now();
+    git(&["checkout", "-q", "--", "secrets"]);
+    let took = t.elapsed();
+    assert_eq!(sb.read_str("repo/secrets/f49.yaml"), "token: abc\n");
+    assert_eq!(
+        moto.calls("Decrypt") - before,
+        1,
+        "one Decrypt for fifty files sharing a data key"
+    );
+    eprintln!("checkout of 50 files sharing a KMS data key: 1 Decrypt call, {took:?}");
 }
