@@ -80,6 +80,76 @@ pub struct KmsKeys {
     clients: Mutex<HashMap<ClientKey, aws_sdk_kms::Client>>,
     /// `--aws-profile`, for keys whose metadata names none.
     default_profile: Option<String>,
+    /// Sessions of MFA profiles, so the code is asked for once per process.
+    mfa_sessions: Mutex<HashMap<String, aws_sdk_kms::config::Credentials>>,
+}
+
+/// A profile that assumes a role with an MFA code, which the SDK's profile provider
+/// cannot prompt for.
+struct MfaProfile {
+    name: String,
+    role_arn: String,
+    source_profile: String,
+    mfa_serial: String,
+}
+
+/// Read `[profile NAME]` from the shared config file when it names an `mfa_serial`.
+fn mfa_profile(name: &str) -> Option<MfaProfile> {
+    let path = std::env::var_os("AWS_CONFIG_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws").join("config"))
+        })?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let header = if name == "default" {
+        "[default]".to_string()
+    } else {
+        format!("[profile {name}]")
+    };
+    let mut in_section = false;
+    let mut fields = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == header;
+        } else if in_section {
+            if let Some((k, v)) = line.split_once('=') {
+                fields.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+    }
+    Some(MfaProfile {
+        name: name.to_string(),
+        mfa_serial: fields.remove("mfa_serial")?,
+        role_arn: fields.remove("role_arn")?,
+        source_profile: fields
+            .remove("source_profile")
+            .unwrap_or_else(|| "default".into()),
+    })
+}
+
+/// The MFA code: `COFFER_MFA_TOKEN`, else asked for on the terminal.
+fn mfa_token(serial: &str) -> std::result::Result<String, String> {
+    if let Some(t) = std::env::var("COFFER_MFA_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        return Ok(t.trim().to_string());
+    }
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(|_| {
+        format!("the profile needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN")
+    })?;
+    let mut w = &tty;
+    write!(w, "MFA code for {serial}: ").map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::BufReader::new(&tty)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    match line.trim() {
+        "" => Err(format!("no MFA code given for {serial}")),
+        code => Ok(code.to_string()),
+    }
 }
 
 impl KmsKeys {
@@ -88,6 +158,7 @@ impl KmsKeys {
             runtime: OnceLock::new(),
             clients: Mutex::new(HashMap::new()),
             default_profile,
+            mfa_sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -114,13 +185,36 @@ impl KmsKeys {
         if let Some(c) = self.clients.lock().expect("client cache lock").get(&key) {
             return Ok(c.clone());
         }
+        // The SDK would assume an MFA profile's role without the code (or fail): coffer
+        // does it, for the explicit profile or AWS_PROFILE.
+        let named = profile
+            .clone()
+            .or_else(|| std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()));
+        let mfa = named.as_deref().and_then(mfa_profile);
+        let mfa_creds = match &mfa {
+            Some(m) => Some(self.mfa_session(&region, m)?),
+            None => None,
+        };
         let client = self.runtime().block_on(async {
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.clone()));
-            if let Some(p) = &profile {
+                .region(aws_config::Region::new(region.clone()))
+                // Throttling and transient errors: retried with backoff, 3 attempts at most.
+                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
+            if let Some(m) = &mfa {
+                // The role was assumed above with the MFA code; the source profile loads the rest.
+                loader = loader.profile_name(&m.source_profile);
+            } else if let Some(p) = &profile {
                 loader = loader.profile_name(p);
             }
             let mut conf = loader.load().await;
+            if let Some(creds) = mfa_creds {
+                conf = conf
+                    .into_builder()
+                    .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
+                        creds,
+                    ))
+                    .build();
+            }
             if let Some(role) = role {
                 let provider = aws_config::sts::AssumeRoleProvider::builder(role)
                     .session_name("coffer")
@@ -142,6 +236,58 @@ impl KmsKeys {
             .expect("client cache lock")
             .insert(key, client.clone());
         Ok(client)
+    }
+
+    /// Credentials of an MFA profile's role, asked for once per process.
+    fn mfa_session(
+        &self,
+        region: &str,
+        m: &MfaProfile,
+    ) -> std::result::Result<aws_sdk_kms::config::Credentials, String> {
+        if let Some(c) = self
+            .mfa_sessions
+            .lock()
+            .expect("MFA session lock")
+            .get(&m.name)
+        {
+            return Ok(c.clone());
+        }
+        let token = mfa_token(&m.mfa_serial)?;
+        let creds = self.runtime().block_on(async {
+            let conf = aws_config::defaults(BehaviorVersion::latest())
+                .region(aws_config::Region::new(region.to_string()))
+                .profile_name(&m.source_profile)
+                .load()
+                .await;
+            let out = aws_sdk_sts::Client::new(&conf)
+                .assume_role()
+                .role_arn(&m.role_arn)
+                .role_session_name("coffer")
+                .serial_number(&m.mfa_serial)
+                .token_code(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "assuming {} with MFA: {}",
+                        m.role_arn,
+                        one_line(&DisplayErrorContext(&e).to_string())
+                    )
+                })?;
+            let c = out.credentials.ok_or("STS returned no credentials")?;
+            Ok::<_, String>(aws_sdk_kms::config::Credentials::new(
+                c.access_key_id,
+                c.secret_access_key,
+                Some(c.session_token),
+                None,
+                "coffer-mfa",
+            ))
+        })?;
+        self.mfa_sessions
+            .lock()
+            .expect("MFA session lock")
+            .insert(m.name.clone(), creds.clone());
+        Ok(creds)
     }
 
     /// Wrap a data key with one KMS key, as a sops metadata entry.

@@ -578,3 +578,72 @@ fn a_checkout_of_files_sharing_a_data_key_calls_kms_once() {
     );
     eprintln!("checkout of 50 files sharing a KMS data key: 1 Decrypt call, {took:?}");
 }
+
+#[test]
+fn an_mfa_profile_takes_its_code_from_coffer_mfa_token() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let role = "arn:aws:iam::222222222222:role/admin";
+    let key = moto.create_key_as("eu-west-1", moto.assume(role));
+    sb.write(
+        "aws/credentials",
+        "[base]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    );
+    sb.write(
+        "aws/config",
+        format!("[profile base]\nregion = eu-west-1\n\n[profile admin]\nrole_arn = {role}\nsource_profile = base\nmfa_serial = arn:aws:iam::123456789012:mfa/alice\n"),
+    );
+    let (creds, config) = (sb.path("aws/credentials"), sb.path("aws/config"));
+    let base = vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.display().to_string()),
+        ("AWS_CONFIG_FILE", config.display().to_string()),
+        ("AWS_PROFILE", "admin".to_string()),
+    ];
+    let as_pairs = |v: &Vec<(&'static str, String)>| {
+        v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
+    };
+    sb.write("m.env", "A=1\n");
+    // No terminal and no COFFER_MFA_TOKEN: a clear error, nothing written.
+    let env = as_pairs(&base);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut cmd = sb.cmd();
+    cmd.envs(pairs.iter().copied())
+        .args(["encrypt", "--kms", &key, "-i", "m.env"]);
+    // setsid-like: no controlling terminal for the child.
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs an MFA code") || stderr(&out).contains("MFA"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sb.read_str("m.env"), "A=1\n");
+    // With the code, the role is assumed with MFA and the key in its account is used.
+    let mut with_token = as_pairs(&base);
+    with_token.push(("COFFER_MFA_TOKEN", "123456".to_string()));
+    let pairs: Vec<(&str, &str)> = with_token.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_success(
+        &sb.run_with(&["encrypt", "--kms", &key, "-i", "m.env"], &pairs),
+        &["encrypt with MFA"],
+    );
+    assert_eq!(stdout(&sb.run_with(&["decrypt", "m.env"], &pairs)), "A=1\n");
+}
+
+#[test]
+fn an_unreachable_endpoint_is_named() {
+    let sb = Sandbox::without_key();
+    sb.write("u.env", "A=1\n");
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    let out = sb.run_with(
+        &["encrypt", "--kms", key, "u.env"],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert_error(&out, 1, &format!("kms:{key}: cannot reach KMS"));
+}
