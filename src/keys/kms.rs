@@ -71,6 +71,12 @@ pub fn region_of(arn: &str) -> std::result::Result<&str, String> {
     }
 }
 
+/// Throttling and transient errors are retried with exponential backoff, 3 attempts at
+/// most, so a rate-limited KMS slows coffer down without failing it or hanging it.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard().with_max_attempts(3)
+}
+
 /// What a client is made for: region, profile, role.
 type ClientKey = (String, Option<String>, Option<String>);
 
@@ -198,8 +204,7 @@ impl KmsKeys {
         let client = self.runtime().block_on(async {
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
                 .region(aws_config::Region::new(region.clone()))
-                // Throttling and transient errors: retried with backoff, 3 attempts at most.
-                .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
+                .retry_config(retry_config());
             if let Some(m) = &mfa {
                 // The role was assumed above with the MFA code; the source profile loads the rest.
                 loader = loader.profile_name(&m.source_profile);

@@ -647,3 +647,50 @@ fn an_unreachable_endpoint_is_named() {
     );
     assert_error(&out, 1, &format!("kms:{key}: cannot reach KMS"));
 }
+
+/// moto cannot throttle; the SDK's mock client answers 503 instead, under coffer's own
+/// retry configuration.
+#[test]
+fn throttling_is_retried_with_backoff_within_a_bound() {
+    use aws_sdk_kms::operation::decrypt::DecryptOutput;
+    use aws_sdk_kms::primitives::Blob;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    let rt = Moto::rt();
+    // Two throttled answers, then success: the call succeeds on its third attempt.
+    let recovers = mock!(aws_sdk_kms::Client::decrypt)
+        .sequence()
+        .http_status(503, None)
+        .times(2)
+        .output(|| {
+            DecryptOutput::builder()
+                .plaintext(Blob::new(vec![7u8; 32]))
+                .build()
+        })
+        .build();
+    let client = mock_client!(aws_sdk_kms, RuleMode::Sequential, &[&recovers], |b| b
+        .retry_config(coffer::keys::kms::retry_config()));
+    let out = rt.block_on(
+        client
+            .decrypt()
+            .ciphertext_blob(Blob::new(vec![1u8]))
+            .send(),
+    );
+    assert!(out.is_ok(), "{out:?}");
+    assert_eq!(recovers.num_calls(), 3);
+    // Always throttled: it gives up after the bound, with the error.
+    let never = mock!(aws_sdk_kms::Client::decrypt)
+        .sequence()
+        .http_status(503, None)
+        .times(10)
+        .build();
+    let client = mock_client!(aws_sdk_kms, RuleMode::Sequential, &[&never], |b| b
+        .retry_config(coffer::keys::kms::retry_config()));
+    let out = rt.block_on(
+        client
+            .decrypt()
+            .ciphertext_blob(Blob::new(vec![1u8]))
+            .send(),
+    );
+    assert!(out.is_err());
+    assert_eq!(never.num_calls(), 3);
+}
