@@ -16,6 +16,7 @@ pub mod keys;
 pub mod metadata;
 pub mod mutate;
 pub mod path;
+pub mod render;
 pub mod sops;
 pub mod tree;
 

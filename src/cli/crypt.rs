@@ -196,6 +196,9 @@ pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     for w in &opened.warnings {
         warn(w);
     }
+    if matches!(args.output_type, Some(FormatArg::Export)) && args.extract.is_none() {
+        return io.write(&super::deploy::export_lines(&opened)?, true, false);
+    }
     let to: Format = args.output_type.map_or(format, Into::into);
     let out = match &args.extract {
         Some(p) => opened.extract(&path::parse(p)?, to)?,

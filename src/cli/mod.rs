@@ -14,6 +14,7 @@ use crate::keys::Keyring;
 use crate::{Error, Result};
 
 mod crypt;
+mod deploy;
 mod edit;
 mod git;
 mod keygen;
@@ -89,6 +90,22 @@ pub enum Command {
     /// Tell whether a file is encrypted, as JSON
     #[command(after_help = "Example:\n  coffer filestatus secrets.yaml   # {\"encrypted\":true}")]
     Filestatus(crypt::FilestatusArgs),
+    /// Run a command with a file's values in its environment
+    #[command(
+        after_help = "Examples:\n  coffer exec prod.env -- ./migrate-db\n  coffer exec --file secrets.yaml --prefix APP_ -- env   # db.password -> APP_DB_PASSWORD"
+    )]
+    Exec(deploy::ExecArgs),
+    /// Run a command with a file's plaintext as a private, short-lived file ({} is its path)
+    #[command(
+        name = "exec-file",
+        after_help = "Example:\n  coffer exec-file tls.key.enc -- nginx -c conf '{}'"
+    )]
+    ExecFile(deploy::ExecFileArgs),
+    /// Fill {{ secret URI }} references in templates
+    #[command(
+        after_help = "Examples:\n  coffer render deploy/app.conf.tmpl -o app.conf\n  coffer render --check deploy/*.tmpl\n\nSources: file://secrets.yaml#db.password (or #[\"db\"][\"password\"]), env://NAME.\nFilters: {{ secret URI | default \"x\" }}, {{ secret URI | base64 }}. \\{{ writes a literal {{."
+    )]
+    Render(deploy::RenderArgs),
     /// Keep secrets encrypted in git: filter, diff and merge drivers
     #[command(subcommand)]
     Git(git::GitCommand),
@@ -109,6 +126,8 @@ pub enum FormatArg {
     Dotenv,
     Ini,
     Binary,
+    /// `export NAME='value'` lines (output only)
+    Export,
 }
 
 impl From<FormatArg> for Format {
@@ -119,6 +138,7 @@ impl From<FormatArg> for Format {
             FormatArg::Dotenv => Format::Dotenv,
             FormatArg::Ini => Format::Ini,
             FormatArg::Binary => Format::Binary,
+            FormatArg::Export => Format::Dotenv,
         }
     }
 }
@@ -233,6 +253,10 @@ impl Env {
         self.kms.clone()
     }
 
+    pub fn vars(&self) -> std::collections::HashMap<String, String> {
+        self.vars.clone()
+    }
+
     pub fn get(&self, k: &str) -> Option<String> {
         self.vars.get(k).cloned()
     }
@@ -268,6 +292,12 @@ pub fn run(cli: Cli, env: &Env) -> Result<()> {
         Command::Updatekeys(a) => crypt::updatekeys(a, config, env),
         Command::Filestatus(a) => crypt::filestatus(a),
         Command::Git(cmd) => git::run(cmd, config, env),
+        Command::Exec(a) => deploy::exec(a, env),
+        Command::ExecFile(a) => {
+            let code = deploy::exec_file(a, env)?;
+            std::process::exit(code);
+        }
+        Command::Render(a) => deploy::render(a, env),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());

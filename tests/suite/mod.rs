@@ -1,6 +1,7 @@
 mod common;
 
 mod cli;
+mod deploy;
 mod edit;
 mod errors;
 mod git;

@@ -1,0 +1,300 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use zeroize::Zeroizing;
+
+use super::{warn, Env, FormatArg};
+use crate::format::emit::Value;
+use crate::format::Format;
+use crate::render::{self, Failure, Sources};
+use crate::tree::ScalarType;
+use crate::{sops, Error, Result};
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Encrypted files whose values go into the environment (merged left to right)
+    pub files: Vec<PathBuf>,
+    /// More files, as options
+    #[arg(long = "file", value_name = "FILE")]
+    pub more: Vec<PathBuf>,
+    /// Prefix for every variable name (nested keys are joined with _ and upper-cased)
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    pub prefix: String,
+    /// Start from an empty environment instead of coffer's
+    #[arg(long)]
+    pub pristine: bool,
+    /// Leave out keys that are not valid variable names instead of failing
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Format of the files (default: from their extensions)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub input_type: Option<FormatArg>,
+    /// The command and its arguments, after --
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecFileArgs {
+    /// The encrypted file whose plaintext the command gets as a file
+    pub file: PathBuf,
+    /// Format of the file (default: from its extension)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub input_type: Option<FormatArg>,
+    /// The command, after --; `{}` stands for the path of the plaintext file
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// Templates with {{ secret URI }} references
+    #[arg(required = true)]
+    pub templates: Vec<PathBuf>,
+    /// Write the result here (mode 0600, atomically); with one template only
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Resolve every reference and print nothing: exit 1 listing the ones that fail
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `db.password` → `DB_PASSWORD`; dotenv keys are taken as they are.
+pub(super) fn flatten(
+    value: &Value,
+    name: &str,
+    verbatim: bool,
+    out: &mut Vec<(String, Zeroizing<String>)>,
+) {
+    let join = |seg: &str| {
+        let seg = if verbatim {
+            seg.to_string()
+        } else {
+            seg.to_uppercase()
+        };
+        if name.is_empty() {
+            seg
+        } else {
+            format!("{name}_{seg}")
+        }
+    };
+    match value {
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                flatten(v, &join(k), verbatim, out);
+            }
+        }
+        Value::Seq(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(v, &join(&i.to_string()), verbatim, out);
+            }
+        }
+        Value::Scalar(ty, s) => {
+            let text = match ty {
+                ScalarType::Bool => crate::cipher::parse_bool(s).unwrap_or(false).to_string(),
+                ScalarType::Null => String::new(),
+                _ => s.to_string(),
+            };
+            out.push((name.to_string(), Zeroizing::new(text)));
+        }
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
+    let keyring = env.keyring()?;
+    let mut vars: Vec<(String, Zeroizing<String>)> = Vec::new();
+    for file in args.files.iter().chain(&args.more) {
+        let name = file.display().to_string();
+        let format = args
+            .input_type
+            .map_or_else(|| Format::from_path(file), Into::into);
+        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        let opened = sops::open(&name, format, bytes, &keyring, false)?;
+        let root = opened
+            .doc
+            .docs
+            .first()
+            .map(|d| d.root.clone())
+            .unwrap_or(crate::tree::Node::Map(Vec::new()));
+        let value = opened.value(&root)?;
+        let mut flat = Vec::new();
+        flatten(&value, "", format == Format::Dotenv, &mut flat);
+        for (k, v) in flat {
+            let k = format!("{}{k}", args.prefix);
+            vars.retain(|(existing, _)| *existing != k);
+            vars.push((k, v));
+        }
+    }
+    let invalid: Vec<String> = vars
+        .iter()
+        .filter(|(k, _)| !valid_name(k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !invalid.is_empty() {
+        if !args.skip_invalid {
+            return Err(Error::Key(format!(
+                "not valid environment variable names: {} (use --skip-invalid to leave them out)",
+                invalid.join(", ")
+            )));
+        }
+        warn(&format!(
+            "left out keys that are not valid variable names: {}",
+            invalid.join(", ")
+        ));
+        vars.retain(|(k, _)| valid_name(k));
+    }
+    let mut cmd = std::process::Command::new(&args.command[0]);
+    cmd.args(&args.command[1..]);
+    if args.pristine {
+        cmd.env_clear();
+    }
+    for (k, v) in &vars {
+        cmd.env(k, v.as_str());
+    }
+    // Replace coffer with the command: its stdio, signals and exit code are its own,
+    // and the values never appear in an argument list.
+    use std::os::unix::process::CommandExt;
+    let err = cmd.exec();
+    Err(Error::Key(format!(
+        "cannot run {:?}: {err}",
+        args.command[0]
+    )))
+}
+
+pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
+    let name = args.file.display().to_string();
+    let format = args
+        .input_type
+        .map_or_else(|| Format::from_path(&args.file), Into::into);
+    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
+    let plaintext = sops::open(&name, format, bytes, &env.keyring()?, false)?.into_plaintext()?;
+    let dir = tempfile::Builder::new()
+        .prefix("coffer-exec-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let base = args.file.file_name().map_or_else(
+        || "secret".into(),
+        |n| n.to_string_lossy().trim_end_matches(".enc").to_string(),
+    );
+    let path = dir.path().join(base);
+    crate::fsutil::write_new(&path, &plaintext, 0o600)?;
+    drop(plaintext);
+    let argv: Vec<String> = args
+        .command
+        .iter()
+        .map(|a| a.replace("{}", &path.to_string_lossy()))
+        .collect();
+    let mut child = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .spawn()
+        .map_err(|e| Error::Key(format!("cannot run {:?}: {e}", argv[0])))?;
+    // A terminal's Ctrl-C reaches the child by itself; a SIGTERM sent to coffer alone is
+    // passed on. Either way coffer waits, then removes the plaintext.
+    let pid = rustix::process::Pid::from_child(&child);
+    let _ = ctrlc::set_handler(move || {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    });
+    let status = child
+        .wait()
+        .map_err(|e| Error::Key(format!("waiting for {:?}: {e}", argv[0])))?;
+    drop(dir);
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
+    if args.output.is_some() && args.templates.len() != 1 {
+        return Err(Error::Key("-o takes one template".into()));
+    }
+    let keyring = env.keyring()?;
+    let mut sources = Sources::new(&keyring, env.vars());
+    let mut failures: Vec<(String, Failure)> = Vec::new();
+    let mut outputs = Vec::new();
+    let mut values: HashMap<String, std::result::Result<Zeroizing<String>, String>> =
+        HashMap::new();
+    for t in &args.templates {
+        let name = t.display().to_string();
+        let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
+        let template = match render::parse(&text) {
+            Ok(tpl) => tpl,
+            Err(fs) => {
+                failures.extend(fs.into_iter().map(|f| (name.clone(), f)));
+                continue;
+            }
+        };
+        // Each distinct reference is resolved once per run.
+        for r in &template.refs {
+            if !values.contains_key(&r.uri) {
+                let v = sources.resolve(&r.uri);
+                values.insert(r.uri.clone(), v);
+            }
+        }
+        match template.fill(&values) {
+            Ok(out) => outputs.push(out),
+            Err(fs) => failures.extend(fs.into_iter().map(|f| (name.clone(), f))),
+        }
+    }
+    if !failures.is_empty() {
+        for (file, f) in &failures {
+            eprintln!("coffer: {file}:{}: {}: {}", f.line, f.uri, f.reason);
+        }
+        return Err(Error::Key(format!(
+            "{} reference(s) failed; nothing was written",
+            failures.len()
+        )));
+    }
+    if args.check {
+        return Ok(());
+    }
+    match &args.output {
+        Some(out) => crate::fsutil::write_atomic(out, outputs[0].as_bytes(), 0o600, Some(0o600)),
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            for o in &outputs {
+                stdout
+                    .write_all(o.as_bytes())
+                    .map_err(|e| Error::io("<stdout>", e))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `export NAME='value'` lines for a shell to `eval`.
+pub(super) fn export_lines(opened: &sops::Opened) -> Result<Zeroizing<Vec<u8>>> {
+    let root = opened
+        .doc
+        .docs
+        .first()
+        .map(|d| d.root.clone())
+        .unwrap_or(crate::tree::Node::Map(Vec::new()));
+    let mut flat = Vec::new();
+    flatten(
+        &opened.value(&root)?,
+        "",
+        opened.format == Format::Dotenv,
+        &mut flat,
+    );
+    let mut out = Zeroizing::new(String::new());
+    for (k, v) in flat {
+        if !valid_name(&k) {
+            return Err(Error::Key(format!(
+                "{k:?} is not a valid environment variable name"
+            )));
+        }
+        out.push_str(&format!("export {k}='{}'\n", v.replace('\'', "'\\''")));
+    }
+    Ok(Zeroizing::new(std::mem::take(&mut *out).into_bytes()))
+}

@@ -1,0 +1,220 @@
+//! Deploy-time secrets: exec, exec-file, render and export output, with real processes.
+
+use super::common::*;
+
+fn encrypted(sb: &Sandbox, name: &str, plain: &str) {
+    sb.write(name, plain);
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
+}
+
+#[test]
+fn exec_puts_values_in_the_child_environment_and_returns_its_exit_code() {
+    let sb = Sandbox::new();
+    encrypted(&sb, "prod.env", "DB_PASSWORD=hunter2\nMODE=prod\n");
+    encrypted(
+        &sb,
+        "secrets.yaml",
+        "db:\n  password: from-yaml\n  port: 5432\nflags: [a, b]\nok: true\n",
+    );
+    let out = sb.ok(&[
+        "exec",
+        "prod.env",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$DB_PASSWORD $MODE\"",
+    ]);
+    assert_eq!(stdout(&out), "hunter2 prod\n");
+    // Nested keys are flattened and upper-cased under the prefix; later files win.
+    let out = sb.ok(&[
+        "exec",
+        "prod.env",
+        "--file",
+        "secrets.yaml",
+        "--prefix",
+        "APP_",
+        "--",
+        "env",
+    ]);
+    let env = stdout(&out);
+    for line in [
+        "APP_DB_PASSWORD=from-yaml",
+        "APP_DB_PORT=5432",
+        "APP_FLAGS_0=a",
+        "APP_FLAGS_1=b",
+        "APP_OK=true",
+        "APP_MODE=prod",
+    ] {
+        assert!(
+            env.lines().any(|l| l == line),
+            "{line} missing from:\n{env}"
+        );
+    }
+    // The child's exit code is coffer's.
+    assert_eq!(
+        sb.run(&["exec", "prod.env", "--", "sh", "-c", "exit 42"])
+            .status
+            .code(),
+        Some(42)
+    );
+    // --pristine: nothing but the file's values.
+    let out = sb.ok(&["exec", "--pristine", "prod.env", "--", "/usr/bin/env"]);
+    let printed = stdout(&out);
+    let mut names: Vec<&str> = printed
+        .lines()
+        .map(|l| l.split('=').next().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["DB_PASSWORD", "MODE"]);
+}
+
+#[test]
+fn exec_refuses_invalid_names_unless_told_and_never_shows_values() {
+    let sb = Sandbox::new();
+    encrypted(&sb, "bad.yaml", "good_key: 1\n\"bad-key\": secret-value\n");
+    let out = sb.run(&["exec", "bad.yaml", "--", "true"]);
+    assert_error(&out, 1, "not valid environment variable names: BAD-KEY");
+    assert!(!stderr(&out).contains("secret-value"));
+    let out = sb.ok(&[
+        "exec",
+        "--skip-invalid",
+        "bad.yaml",
+        "--",
+        "sh",
+        "-c",
+        "echo $GOOD_KEY",
+    ]);
+    assert_eq!(stdout(&out), "1\n");
+    assert!(stderr(&out).contains("left out keys that are not valid variable names: BAD-KEY"));
+}
+
+#[test]
+fn exec_passes_signals_to_the_child() {
+    // coffer replaces itself with the command, so a signal to coffer's pid is the child's.
+    let sb = Sandbox::new();
+    encrypted(&sb, "p.env", "A=1\n");
+    let child = sb
+        .cmd()
+        .args([
+            "exec",
+            "p.env",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; sleep 5 & wait",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn exec_file_gives_a_private_file_and_removes_it() {
+    let sb = Sandbox::new();
+    sb.write("tls.key", "-----BEGIN KEY-----\nabc\n");
+    sb.ok(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "-o",
+        "tls.key.enc",
+        "--input-type",
+        "binary",
+        "tls.key",
+    ]);
+    let report = sb.path("report");
+    let script = format!("stat -c %a \"$1\" > {r}; stat -c %a \"$(dirname \"$1\")\" >> {r}; echo \"$1\" >> {r}; cat \"$1\"; exit 3", r = report.display());
+    let out = sb.run(&[
+        "exec-file",
+        "--input-type",
+        "binary",
+        "tls.key.enc",
+        "--",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+        "{}",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "-----BEGIN KEY-----\nabc\n");
+    let report = sb.read_str("report");
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(&lines[..2], ["600", "700"]);
+    assert!(
+        !std::path::Path::new(lines[2]).exists(),
+        "the plaintext file was not removed"
+    );
+}
+
+#[test]
+fn export_output_quotes_for_the_shell() {
+    let sb = Sandbox::new();
+    encrypted(&sb, "s.yaml", "db:\n  password: \"it's $HOME\"\n");
+    let out = sb.ok(&["decrypt", "--output-type", "export", "s.yaml"]);
+    assert_eq!(stdout(&out), "export DB_PASSWORD='it'\\''s $HOME'\n");
+    let shell = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{}printf %s \"$DB_PASSWORD\"", stdout(&out)))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(shell.stdout).unwrap(), "it's $HOME");
+}
+
+#[test]
+fn render_fills_references_once_and_writes_privately() {
+    let sb = Sandbox::new();
+    encrypted(
+        &sb,
+        "secrets.yaml",
+        "db:\n  password: hunter2\napi: key-123\n",
+    );
+    sb.write(
+        "app.conf.tmpl",
+        "password={{ secret file://secrets.yaml#db.password }}\napi={{secret file://secrets.yaml#[\"api\"]}}\nuser={{ secret env://APP_USER }}\nb64={{ secret env://APP_USER | base64 }}\nopt={{ secret env://MISSING | default \"none\" }}\nliteral=\\{{ secret env://APP_USER }}\n",
+    );
+    let out = sb.run_with(
+        &["render", "app.conf.tmpl", "-o", "app.conf"],
+        &[("APP_USER", "deploy")],
+    );
+    assert_success(&out, &["render"]);
+    assert_eq!(
+        sb.read_str("app.conf"),
+        "password=hunter2\napi=key-123\nuser=deploy\nb64=ZGVwbG95\nopt=none\nliteral={{ secret env://APP_USER }}\n"
+    );
+    assert_eq!(mode(&sb.path("app.conf")), 0o600);
+}
+
+#[test]
+fn render_writes_nothing_when_any_reference_fails_and_check_lists_them_all() {
+    let sb = Sandbox::new();
+    encrypted(&sb, "secrets.yaml", "db:\n  password: hunter2\n");
+    sb.write("t.tmpl", "a={{ secret file://secrets.yaml#db.password }}\nb={{ secret env://NOPE }}\nc={{ secret file://secrets.yaml#db.missing }}\nd={{ secret awsSecret://prod/web }}\n");
+    let out = sb.run(&["render", "t.tmpl", "-o", "out.conf"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!sb.path("out.conf").exists(), "no output file on failure");
+    let err = stderr(&out);
+    for needle in [
+        "t.tmpl:2: env://NOPE: environment variable NOPE is not set",
+        "t.tmpl:3: file://secrets.yaml#db.missing:",
+        "t.tmpl:4: awsSecret://prod/web:",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
+    }
+    assert!(!err.contains("hunter2"), "a value leaked into the report");
+    let check = sb.run(&["render", "--check", "t.tmpl"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(check.stdout.is_empty());
+    sb.write(
+        "ok.tmpl",
+        "a={{ secret file://secrets.yaml#db.password }}\n",
+    );
+    let ok = sb.ok(&["render", "--check", "ok.tmpl"]);
+    assert!(ok.stdout.is_empty());
+}
