@@ -5,6 +5,7 @@
 //! layout stay exactly as the author wrote them. [`sops`] composes these steps into the
 //! operations the CLI exposes.
 
+pub mod aws;
 pub mod cipher;
 pub mod cli;
 pub mod config;

@@ -239,7 +239,9 @@ impl<'k> Sources<'k> {
                     .map(Zeroizing::new)
                     .map_err(|_| "the value is not text".to_string())
             }
-            "awsSecret" | "ssm" | "s3" => Err(format!("{scheme}:// sources are not supported yet")),
+            "awsSecret" | "ssm" | "s3" => {
+                Err("AWS references are fetched together, before filling".into())
+            }
             other => Err(format!(
                 "unknown source scheme {other:?} (file, env, awsSecret, ssm, s3)"
             )),

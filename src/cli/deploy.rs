@@ -220,27 +220,40 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
     let keyring = env.keyring()?;
     let mut sources = Sources::new(&keyring, env.vars());
     let mut failures: Vec<(String, Failure)> = Vec::new();
-    let mut outputs = Vec::new();
-    let mut values: HashMap<String, std::result::Result<Zeroizing<String>, String>> =
-        HashMap::new();
+    let mut parsed = Vec::new();
     for t in &args.templates {
         let name = t.display().to_string();
         let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
-        let template = match render::parse(&text) {
-            Ok(tpl) => tpl,
-            Err(fs) => {
-                failures.extend(fs.into_iter().map(|f| (name.clone(), f)));
+        match render::parse(&text) {
+            Ok(tpl) => parsed.push((name, tpl)),
+            Err(fs) => failures.extend(fs.into_iter().map(|f| (name.clone(), f))),
+        }
+    }
+    // Each distinct reference is resolved once per run; the AWS ones concurrently.
+    let mut values: HashMap<String, std::result::Result<Zeroizing<String>, String>> =
+        HashMap::new();
+    let mut aws = Vec::new();
+    for (_, tpl) in &parsed {
+        for r in &tpl.refs {
+            if values.contains_key(&r.uri) || aws.iter().any(|(u, _)| *u == r.uri) {
                 continue;
             }
-        };
-        // Each distinct reference is resolved once per run.
-        for r in &template.refs {
-            if !values.contains_key(&r.uri) {
-                let v = sources.resolve(&r.uri);
-                values.insert(r.uri.clone(), v);
+            match crate::aws::read::AwsRef::parse(&r.uri) {
+                Some(Ok(a)) => aws.push((r.uri.clone(), a)),
+                Some(Err(why)) => {
+                    values.insert(r.uri.clone(), Err(why));
+                }
+                None => {
+                    let v = sources.resolve(&r.uri);
+                    values.insert(r.uri.clone(), v);
+                }
             }
         }
-        match template.fill(&values) {
+    }
+    values.extend(crate::aws::read::fetch_all(&aws, env.aws_profile()));
+    let mut outputs = Vec::new();
+    for (name, tpl) in &parsed {
+        match tpl.fill(&values) {
             Ok(out) => outputs.push(out),
             Err(fs) => failures.extend(fs.into_iter().map(|f| (name.clone(), f))),
         }

@@ -235,14 +235,21 @@ pub struct Env {
     vars: std::collections::HashMap<String, String>,
     /// KMS clients, shared by every key lookup of the process.
     kms: std::sync::Arc<KmsKeys>,
+    aws_profile: Option<String>,
 }
 
 impl Env {
     pub fn from_process(aws_profile: Option<String>) -> Self {
         Env {
             vars: std::env::vars().collect(),
-            kms: std::sync::Arc::new(KmsKeys::new(aws_profile)),
+            kms: std::sync::Arc::new(KmsKeys::new(aws_profile.clone())),
+            aws_profile,
         }
+    }
+
+    /// `--aws-profile`, if given.
+    pub fn aws_profile(&self) -> Option<&str> {
+        self.aws_profile.as_deref()
     }
 
     pub fn kms(&self) -> &KmsKeys {

@@ -218,3 +218,43 @@ fn render_writes_nothing_when_any_reference_fails_and_check_lists_them_all() {
     let ok = sb.ok(&["render", "--check", "ok.tmpl"]);
     assert!(ok.stdout.is_empty());
 }
+
+#[test]
+fn render_reads_secrets_manager_ssm_and_s3_at_a_local_aws_endpoint() {
+    let moto = super::kms::Moto::start();
+    let sb = Sandbox::new();
+    moto.put_secret("prod/web", "{\"password\": \"pw-json\", \"user\": \"web\"}");
+    let first = moto.put_secret("plain/token", "token-v1");
+    moto.put_secret("plain/token", "token-v2");
+    moto.put_parameter("/prod/web/token", "ssm-secure", true);
+    moto.put_parameter("flat-name", "ssm-flat", false);
+    moto.put_object("ecs-generic", "client-management/admins/smpp", "smpp-pass");
+    sb.write(
+        "t.tmpl",
+        format!(
+            "json={{{{ secret awsSecret://prod/web#password }}}}\ncurrent={{{{ secret awsSecret://plain/token }}}}\nprevious={{{{ secret awsSecret://plain/token?stage=AWSPREVIOUS }}}}\nbyid={{{{ secret awsSecret://plain/token?version={first} }}}}\nssm={{{{ secret ssm:///prod/web/token }}}}\nflat={{{{ secret ssm://flat-name }}}}\ns3={{{{ secret s3://ecs-generic/client-management/admins/smpp }}}}\n"
+        ),
+    );
+    let env = moto.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = sb.run_with(&["render", "t.tmpl"], &pairs);
+    assert_success(&out, &["render with AWS sources"]);
+    assert_eq!(
+        stdout(&out),
+        "json=pw-json\ncurrent=token-v2\nprevious=token-v1\nbyid=token-v1\nssm=ssm-secure\nflat=ssm-flat\ns3=smpp-pass\n"
+    );
+    // A missing secret fails the whole render, named with its line.
+    sb.write(
+        "bad.tmpl",
+        "a={{ secret awsSecret://prod/web#password }}\nb={{ secret awsSecret://nope }}\n",
+    );
+    let out = sb.run_with(&["render", "bad.tmpl", "-o", "bad.out"], &pairs);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("bad.tmpl:2: awsSecret://nope: ResourceNotFoundException"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("pw-json"));
+    assert!(!sb.path("bad.out").exists());
+}

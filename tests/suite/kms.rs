@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use super::common::*;
 
 /// A moto server on a free loopback port, stopped when dropped.
-struct Moto {
+pub(super) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(super) endpoint: String,
     _log: tempfile::TempDir,
 }
 
@@ -26,7 +26,7 @@ fn moto_bin() -> std::path::PathBuf {
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(super) fn start() -> Moto {
         let log = tempfile::tempdir().unwrap();
         let err_path = log.path().join("stderr");
         let child = Command::new(moto_bin())
@@ -87,12 +87,13 @@ impl Moto {
     }
 
     /// The environment that points the AWS SDK (in coffer and in the test) at moto.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(super) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
         ]
     }
 
@@ -107,7 +108,7 @@ impl Moto {
         aws_sdk_kms::Client::from_conf(conf)
     }
 
-    fn rt() -> tokio::runtime::Runtime {
+    pub(super) fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -693,4 +694,77 @@ fn throttling_is_retried_with_backoff_within_a_bound() {
     );
     assert!(out.is_err());
     assert_eq!(never.num_calls(), 3);
+}
+
+impl Moto {
+    fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
+                aws_sdk_kms::config::Credentials::new("testing", "testing", None, None, "test"),
+            ))
+            .build()
+    }
+
+    /// Create (or add a version to) a Secrets Manager secret; returns the version id.
+    pub(super) fn put_secret(&self, name: &str, value: &str) -> String {
+        let c = aws_sdk_secretsmanager::Client::new(&self.sdk_config());
+        Self::rt().block_on(async {
+            match c
+                .create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+            {
+                Ok(out) => out.version_id.unwrap(),
+                Err(_) => c
+                    .put_secret_value()
+                    .secret_id(name)
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .unwrap()
+                    .version_id
+                    .unwrap(),
+            }
+        })
+    }
+
+    pub(super) fn put_parameter(&self, name: &str, value: &str, secure: bool) {
+        let c = aws_sdk_ssm::Client::new(&self.sdk_config());
+        let ty = if secure {
+            aws_sdk_ssm::types::ParameterType::SecureString
+        } else {
+            aws_sdk_ssm::types::ParameterType::String
+        };
+        Self::rt().block_on(async {
+            c.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(ty)
+                .send()
+                .await
+                .unwrap()
+        });
+    }
+
+    pub(super) fn put_object(&self, bucket: &str, key: &str, body: &str) {
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config())
+            .force_path_style(true)
+            .build();
+        let c = aws_sdk_s3::Client::from_conf(conf);
+        Self::rt().block_on(async {
+            let _ = c.create_bucket().bucket(bucket).send().await;
+            c.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap()
+        });
+    }
 }

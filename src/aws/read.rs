@@ -1,0 +1,281 @@
+//! Fetch `awsSecret://`, `ssm://` and `s3://` references, concurrently with a bound,
+//! through the default credential chain (`AWS_ENDPOINT_URL` reaches a test endpoint).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata};
+use zeroize::Zeroizing;
+
+/// At most this many AWS requests are in flight at once.
+pub const CONCURRENCY: usize = 8;
+
+/// A parsed AWS reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AwsRef {
+    Secret {
+        id: String,
+        json_key: Option<String>,
+        version: Option<String>,
+        stage: Option<String>,
+    },
+    Parameter {
+        name: String,
+    },
+    Object {
+        bucket: String,
+        key: String,
+    },
+}
+
+impl AwsRef {
+    /// `None` for URIs of other schemes.
+    pub fn parse(uri: &str) -> Option<Result<AwsRef, String>> {
+        let (scheme, rest) = uri.split_once("://")?;
+        Some(match scheme {
+            "awsSecret" => {
+                let (rest, query) = rest
+                    .split_once('?')
+                    .map_or((rest, None), |(a, q)| (a, Some(q)));
+                let (id, key) = rest
+                    .split_once('#')
+                    .map_or((rest, None), |(a, k)| (a, Some(k.to_string())));
+                let (mut version, mut stage) = (None, None);
+                for pair in query
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter(|p| !p.is_empty())
+                {
+                    match pair.split_once('=') {
+                        Some(("version", v)) => version = Some(v.to_string()),
+                        Some(("stage", v)) => stage = Some(v.to_string()),
+                        _ => {
+                            return Some(Err(format!("unknown query {pair:?} (version=, stage=)")))
+                        }
+                    }
+                }
+                if id.is_empty() {
+                    Err("awsSecret:// needs a secret name or ARN".into())
+                } else {
+                    Ok(AwsRef::Secret {
+                        id: id.to_string(),
+                        json_key: key,
+                        version,
+                        stage,
+                    })
+                }
+            }
+            // `ssm:///a/b` is the hierarchical `/a/b`; `ssm://flat` the flat `flat`.
+            "ssm" if !rest.is_empty() => Ok(AwsRef::Parameter {
+                name: rest.to_string(),
+            }),
+            "s3" => match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+                    Ok(AwsRef::Object {
+                        bucket: bucket.to_string(),
+                        key: key.to_string(),
+                    })
+                }
+                _ => Err("s3:// needs a bucket and a key".into()),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// One line: AWS's error code and message, or why no request could be made.
+fn reason<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let aws_sdk_kms::error::SdkError::ServiceError(se) = e {
+        let err = se.err();
+        return format!(
+            "{}: {}",
+            err.code().unwrap_or("error"),
+            err.message().unwrap_or_default()
+        );
+    }
+    DisplayErrorContext(e)
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Fetch every reference, at most [`CONCURRENCY`] at a time.
+pub fn fetch_all(
+    refs: &[(String, AwsRef)],
+    profile: Option<&str>,
+) -> HashMap<String, Result<Zeroizing<String>, String>> {
+    if refs.is_empty() {
+        return HashMap::new();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime can always be built");
+    rt.block_on(async {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(crate::keys::kms::retry_config());
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        let conf = loader.load().await;
+        let sm = aws_sdk_secretsmanager::Client::new(&conf);
+        let ssm = aws_sdk_ssm::Client::new(&conf);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        );
+        let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (uri, r) in refs.iter().cloned() {
+            let (sm, ssm, s3, limit) = (sm.clone(), ssm.clone(), s3.clone(), limit.clone());
+            tasks.spawn(async move {
+                let _permit = limit
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                (uri, fetch(&sm, &ssm, &s3, r).await)
+            });
+        }
+        let mut out = HashMap::new();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((uri, v)) = done {
+                out.insert(uri, v);
+            }
+        }
+        out
+    })
+}
+
+async fn fetch(
+    sm: &aws_sdk_secretsmanager::Client,
+    ssm: &aws_sdk_ssm::Client,
+    s3: &aws_sdk_s3::Client,
+    r: AwsRef,
+) -> Result<Zeroizing<String>, String> {
+    match r {
+        AwsRef::Secret {
+            id,
+            json_key,
+            version,
+            stage,
+        } => {
+            let out = sm
+                .get_secret_value()
+                .secret_id(&id)
+                .set_version_id(version)
+                .set_version_stage(stage)
+                .send()
+                .await
+                .map_err(|e| reason(&e))?;
+            let text = match (out.secret_string, out.secret_binary) {
+                (Some(s), _) => Zeroizing::new(s),
+                (None, Some(b)) => Zeroizing::new(
+                    String::from_utf8(b.into_inner())
+                        .map_err(|_| "the secret is binary, not text".to_string())?,
+                ),
+                (None, None) => return Err("the secret has no value".into()),
+            };
+            match json_key {
+                None => Ok(text),
+                Some(k) => json_field(&text, &k),
+            }
+        }
+        AwsRef::Parameter { name } => {
+            let out = ssm
+                .get_parameter()
+                .name(&name)
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| reason(&e))?;
+            out.parameter
+                .and_then(|p| p.value)
+                .map(Zeroizing::new)
+                .ok_or_else(|| "the parameter has no value".into())
+        }
+        AwsRef::Object { bucket, key } => {
+            let out = s3
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| reason(&e))?;
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_bytes();
+            String::from_utf8(bytes.to_vec())
+                .map(Zeroizing::new)
+                .map_err(|_| "the object is not text".into())
+        }
+    }
+}
+
+/// One field of a JSON secret, without the secret ever reaching an error message.
+fn json_field(text: &str, key: &str) -> Result<Zeroizing<String>, String> {
+    let doc = crate::format::Format::Json
+        .store()
+        .parse(Zeroizing::new(text.to_string()))
+        .map_err(|_| "the secret is not a JSON object".to_string())?;
+    let root = &doc.docs[0].root;
+    match root.get(key) {
+        Some(crate::tree::Node::Leaf(i)) => Ok(Zeroizing::new(
+            doc.leaves[*i].value_str().unwrap_or_default().to_string(),
+        )),
+        Some(_) => Err(format!("the JSON key {key:?} holds an object or list")),
+        None => Err(format!("the secret has no JSON key {key:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_uris() {
+        assert_eq!(
+            AwsRef::parse("awsSecret://prod/web#password?stage=AWSPREVIOUS")
+                .unwrap()
+                .unwrap(),
+            AwsRef::Secret {
+                id: "prod/web".into(),
+                json_key: Some("password".into()),
+                version: None,
+                stage: Some("AWSPREVIOUS".into())
+            }
+        );
+        assert_eq!(
+            AwsRef::parse("ssm:///prod/web/token").unwrap().unwrap(),
+            AwsRef::Parameter {
+                name: "/prod/web/token".into()
+            }
+        );
+        assert_eq!(
+            AwsRef::parse("ssm://flat").unwrap().unwrap(),
+            AwsRef::Parameter {
+                name: "flat".into()
+            }
+        );
+        assert_eq!(
+            AwsRef::parse("s3://ecs-generic/client-management/admins/smpp")
+                .unwrap()
+                .unwrap(),
+            AwsRef::Object {
+                bucket: "ecs-generic".into(),
+                key: "client-management/admins/smpp".into()
+            }
+        );
+        assert!(AwsRef::parse("env://X").is_none());
+        assert!(AwsRef::parse("s3://bucket").unwrap().is_err());
+    }
+}
