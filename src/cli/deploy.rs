@@ -61,12 +61,7 @@ pub struct RenderArgs {
 }
 
 /// `db.password` → `DB_PASSWORD`; dotenv keys are taken as they are.
-pub(super) fn flatten(
-    value: &Value,
-    name: &str,
-    verbatim: bool,
-    out: &mut Vec<(String, Zeroizing<String>)>,
-) {
+fn flatten(value: &Value, name: &str, verbatim: bool, out: &mut Vec<(String, Zeroizing<String>)>) {
     let join = |seg: &str| {
         let seg = if verbatim {
             seg.to_string()
@@ -118,16 +113,7 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
             .map_or_else(|| Format::from_path(file), Into::into);
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
         let opened = sops::open(&name, format, bytes, &keyring, false)?;
-        let root = opened
-            .doc
-            .docs
-            .first()
-            .map(|d| d.root.clone())
-            .unwrap_or(crate::tree::Node::Map(Vec::new()));
-        let value = opened.value(&root)?;
-        let mut flat = Vec::new();
-        flatten(&value, "", format == Format::Dotenv, &mut flat);
-        for (k, v) in flat {
+        for (k, v) in variables(&opened)? {
             let k = format!("{}{k}", args.prefix);
             vars.retain(|(existing, _)| *existing != k);
             vars.push((k, v));
@@ -285,23 +271,26 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
     }
 }
 
-/// `export NAME='value'` lines for a shell to `eval`.
-pub(super) fn export_lines(opened: &sops::Opened) -> Result<Zeroizing<Vec<u8>>> {
-    let root = opened
-        .doc
-        .docs
-        .first()
-        .map(|d| d.root.clone())
-        .unwrap_or(crate::tree::Node::Map(Vec::new()));
+/// A file's values as (variable name, value) pairs.
+fn variables(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>> {
+    let root = match opened.doc.docs.first() {
+        Some(d) => &d.root,
+        None => return Ok(Vec::new()),
+    };
     let mut flat = Vec::new();
     flatten(
-        &opened.value(&root)?,
+        &opened.value(root)?,
         "",
         opened.format == Format::Dotenv,
         &mut flat,
     );
+    Ok(flat)
+}
+
+/// `export NAME='value'` lines for a shell to `eval`.
+pub(super) fn export_lines(opened: &sops::Opened) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(String::new());
-    for (k, v) in flat {
+    for (k, v) in variables(opened)? {
         if !valid_name(&k) {
             return Err(Error::Key(format!(
                 "{k:?} is not a valid environment variable name"
