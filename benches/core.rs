@@ -29,6 +29,19 @@ fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Duration {
     )
 }
 
+/// One line of results: median times and throughput.
+fn report(kind: &str, name: &str, bytes: usize, t_enc: Duration, t_dec: Duration) {
+    let mb = bytes as f64 / 1e6;
+    let (e, d) = (t_enc.as_secs_f64(), t_dec.as_secs_f64());
+    println!(
+        "{kind}  {name:<22} encrypt {:>8.1} ms ({:>6.0} MB/s)   decrypt {:>8.1} ms ({:>6.0} MB/s)",
+        e * 1e3,
+        mb / e,
+        d * 1e3,
+        mb / d
+    );
+}
+
 fn yaml_10k() -> Vec<u8> {
     let mut s = String::from("# generated: 1,000 services x 10 values\n");
     for i in 0..1000 {
@@ -74,14 +87,7 @@ fn bench_lib(name: &str, format: Format, plain: &[u8], n: usize) {
             .plaintext()
             .expect("renders")
     });
-    let mb = plain.len() as f64 / 1e6;
-    println!(
-        "library  {name:<22} encrypt {:>8.1} ms ({:>6.0} MB/s)   decrypt {:>8.1} ms ({:>6.0} MB/s)",
-        t_enc.as_secs_f64() * 1e3,
-        mb / t_enc.as_secs_f64(),
-        t_dec.as_secs_f64() * 1e3,
-        mb / t_dec.as_secs_f64()
-    );
+    report("library", name, plain.len(), t_enc, t_dec);
 }
 
 fn bench_cli(name: &str, plain: &[u8], n: usize) {
@@ -139,14 +145,7 @@ fn bench_cli(name: &str, plain: &[u8], n: usize) {
         ])
     });
     assert_eq!(std::fs::read(dir.path().join(&out)).expect("reads"), plain);
-    let mb = plain.len() as f64 / 1e6;
-    println!(
-        "process  {name:<22} encrypt {:>8.1} ms ({:>6.0} MB/s)   decrypt {:>8.1} ms ({:>6.0} MB/s)",
-        t_enc.as_secs_f64() * 1e3,
-        mb / t_enc.as_secs_f64(),
-        t_dec.as_secs_f64() * 1e3,
-        mb / t_dec.as_secs_f64()
-    );
+    report("process", name, plain.len(), t_enc, t_dec);
 }
 
 fn main() {
