@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 use crate::format::{emit, Format};
 use crate::path::{self, Step};
 use crate::sops;
-use crate::tree::{splice, Document, Entry, Node, ScalarType};
+use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType};
 use crate::{Error, Result};
 
 /// A value given on the command line: JSON scalars keep their type (`5432`, `true`,
@@ -42,13 +42,6 @@ pub fn parse_value(s: &str) -> (ScalarType, Zeroizing<String>) {
 
 fn line_start(text: &str, pos: usize) -> usize {
     text[..pos].rfind('\n').map_or(0, |i| i + 1)
-}
-
-fn line_end_after(text: &str, pos: usize) -> usize {
-    if pos > 0 && text.as_bytes()[pos - 1] == b'\n' {
-        return pos;
-    }
-    text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
 }
 
 fn find_parent<'d>(file: &str, doc: &'d Document, steps: &[Step]) -> Result<(&'d [Entry], String)> {

@@ -350,36 +350,34 @@ impl Opened {
     /// The plaintext, consuming the opened file so a binary value moves out uncopied.
     pub fn into_plaintext(mut self) -> Result<Zeroizing<Vec<u8>>> {
         if self.format == Format::Binary {
-            let root = &self.doc.docs[0].root;
-            let leaf = root
-                .get(binary::DATA_KEY)
-                .or_else(|| root.get(binary::CONFLICT_KEY));
-            if let Some(Node::Leaf(i)) = leaf {
-                let i = *i;
-                if let Some(p) = self.values[i].as_mut() {
-                    return Ok(std::mem::take(&mut p.bytes));
-                }
-            }
+            let i = self.binary_leaf()?;
+            return Ok(self.values[i]
+                .as_mut()
+                .map(|p| std::mem::take(&mut p.bytes))
+                .unwrap_or_default());
         }
         self.plaintext()
+    }
+
+    /// The one value of a binary file (or of a stored merge conflict).
+    fn binary_leaf(&self) -> Result<usize> {
+        let root = &self.doc.docs[0].root;
+        match root
+            .get(binary::DATA_KEY)
+            .or_else(|| root.get(binary::CONFLICT_KEY))
+        {
+            Some(Node::Leaf(i)) => Ok(*i),
+            _ => Err(Error::Unsupported {
+                file: self.file.clone(),
+                what: "a binary file needs a \"data\" value".into(),
+            }),
+        }
     }
 
     /// The plaintext file, laid out as the encrypted one is.
     pub fn plaintext(&self) -> Result<Zeroizing<Vec<u8>>> {
         if self.format == Format::Binary {
-            let root = &self.doc.docs[0].root;
-            let idx = match root
-                .get(binary::DATA_KEY)
-                .or_else(|| root.get(binary::CONFLICT_KEY))
-            {
-                Some(Node::Leaf(i)) => *i,
-                _ => {
-                    return Err(Error::Unsupported {
-                        file: self.file.clone(),
-                        what: "a binary file needs a \"data\" value".into(),
-                    })
-                }
-            };
+            let idx = self.binary_leaf()?;
             return Ok(self.values[idx]
                 .as_ref()
                 .map(|p| p.bytes.clone())

@@ -216,3 +216,12 @@ pub fn lines_at(text: &str, at: usize, mut lines: String) -> String {
     }
     lines
 }
+
+/// Just past the line break that ends the line holding `pos` (or the end of the text);
+/// `pos` itself when it already starts a line.
+pub fn line_end_after(text: &str, pos: usize) -> usize {
+    if pos > 0 && text.as_bytes()[pos - 1] == b'\n' {
+        return pos;
+    }
+    text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
+}

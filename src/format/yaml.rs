@@ -86,14 +86,8 @@ impl<'t> Parse<'t> {
         self.line_starts[self.line_of(pos)]
     }
 
-    /// After the newline that ends the line holding `pos` (or the end of the text).
     fn line_end_after(&self, pos: usize) -> usize {
-        if pos > 0 && self.text.as_bytes()[pos - 1] == b'\n' {
-            return pos;
-        }
-        self.text[pos..]
-            .find('\n')
-            .map_or(self.text.len(), |i| pos + i + 1)
+        crate::tree::line_end_after(self.text, pos)
     }
 
     fn col(&self, pos: usize) -> usize {
