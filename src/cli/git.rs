@@ -59,8 +59,13 @@ pub enum GitCommand {
 fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
     let workdir = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     // Recipients from the environment replace the creation rules for new files.
-    let from_env = super::crypt::recipients(&super::crypt::KeyFlags::default(), None, env, "")
-        .unwrap_or_default();
+    // None in the environment means the creation rules decide; a malformed one is an error.
+    let from_env = match super::crypt::recipients(&super::crypt::KeyFlags::default(), None, env, "")
+    {
+        Ok(r) => r,
+        Err(Error::NoRecipients { .. }) => crate::keys::Recipients::default(),
+        Err(e) => return Err(e),
+    };
     Ok(Filter::new(
         env.keyring()?,
         env.kms_shared(),

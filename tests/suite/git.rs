@@ -476,3 +476,27 @@ fn already_encrypted_files_pass_through_clean() {
         "no double encryption"
     );
 }
+
+#[test]
+fn a_malformed_kms_arn_in_the_environment_fails_clean_instead_of_being_ignored() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.write("repo/secrets/new.env", "TOKEN=abc\n");
+    let out = sb.git_env(
+        "repo",
+        &["add", "secrets/new.env"],
+        &[("COFFER_KMS_ARN", "alias/not-an-arn")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not a KMS key or alias ARN"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        sb.git_in("repo", &["cat-file", "-e", ":secrets/new.env"])
+            .status
+            .code()
+            != Some(0)
+    );
+}
