@@ -67,6 +67,9 @@ pub enum Error {
     #[error("{} file(s) covered by filter=coffer are staged in plaintext: {}", files.len(), files.join(", "))]
     PlaintextStaged { files: Vec<String> },
 
+    #[error("{failed} of {total} change(s) not applied (listed above); the others were. Run the same command again to apply the rest")]
+    PartlyApplied { failed: usize, total: usize },
+
     #[error("interrupted; nothing was written")]
     Interrupted,
 
@@ -98,6 +101,7 @@ impl Error {
             Error::AlreadyEncrypted { .. } | Error::NotEncrypted { .. } => 6,
             Error::PathNotFound { .. } | Error::BadPath { .. } => 7,
             Error::Editor { .. } => 8,
+            Error::PartlyApplied { .. } => 9,
             Error::Interrupted => 130,
             _ => 1,
         }

@@ -1,4 +1,120 @@
 //! AWS services besides KMS: reading Secrets Manager, SSM Parameter Store and S3 for
-//! `render` sources.
+//! `render` sources, pushing a file's values into Secrets Manager or SSM, and moving
+//! secrets kept in S3 into Secrets Manager.
+//!
+//! Every client comes from the default credential chain (`AWS_ENDPOINT_URL` reaches a
+//! test endpoint) with the retry bound of the KMS keys.
 
+use aws_config::BehaviorVersion;
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata};
+use zeroize::Zeroizing;
+
+pub mod migrate;
+pub mod push;
 pub mod read;
+
+/// At most this many AWS requests are in flight at once.
+pub const CONCURRENCY: usize = 8;
+
+/// Where and as whom to call AWS: `--region` and `--aws-profile`, each falling back to the
+/// default chain.
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl Connection {
+    pub(crate) async fn load(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(crate::keys::kms::retry_config());
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &self.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        loader.load().await
+    }
+}
+
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime can always be built")
+}
+
+/// Path-style addressing, so bucket names never become host names (a local endpoint has
+/// no DNS for them, and dotted bucket names break TLS on virtual hosts).
+pub(crate) fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// A secret's value: text, or bytes for objects that are not UTF-8.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Payload {
+    Text(Zeroizing<String>),
+    Binary(Zeroizing<Vec<u8>>),
+}
+
+impl Payload {
+    pub fn from_bytes(bytes: Vec<u8>) -> Payload {
+        match String::from_utf8(bytes) {
+            Ok(s) => Payload::Text(Zeroizing::new(s)),
+            Err(e) => Payload::Binary(Zeroizing::new(e.into_bytes())),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Payload::Text(s) => s.as_bytes(),
+            Payload::Binary(b) => b,
+        }
+    }
+}
+
+/// One line: AWS's error code and message, or why no request could be made.
+pub(crate) fn reason<E>(
+    e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let aws_sdk_kms::error::SdkError::ServiceError(se) = e {
+        let err = se.err();
+        let code = match err.code() {
+            Some(c) => c.to_string(),
+            // An answer the SDK could not read (a proxy's page, an endpoint's own format):
+            // the HTTP status still says what happened.
+            None => match se.raw().status().as_u16() {
+                403 => "HTTP 403 (access denied)".into(),
+                s => format!("HTTP {s}"),
+            },
+        };
+        return match err.message() {
+            Some(m) if !m.is_empty() => format!("{code}: {m}"),
+            _ => code,
+        };
+    }
+    DisplayErrorContext(e)
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// AWS's error code, when the service answered.
+pub(crate) fn code<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match e {
+        aws_sdk_kms::error::SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    }
+}

@@ -1,15 +1,11 @@
-//! Fetch `awsSecret://`, `ssm://` and `s3://` references, concurrently with a bound,
-//! through the default credential chain (`AWS_ENDPOINT_URL` reaches a test endpoint).
+//! Fetch `awsSecret://`, `ssm://` and `s3://` references, concurrently with a bound.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata};
 use zeroize::Zeroizing;
 
-/// At most this many AWS requests are in flight at once.
-pub const CONCURRENCY: usize = 8;
+use super::{reason, runtime, s3_client, Connection, CONCURRENCY};
 
 /// A parsed AWS reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,53 +80,19 @@ impl AwsRef {
     }
 }
 
-/// One line: AWS's error code and message, or why no request could be made.
-fn reason<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    if let aws_sdk_kms::error::SdkError::ServiceError(se) = e {
-        let err = se.err();
-        return format!(
-            "{}: {}",
-            err.code().unwrap_or("error"),
-            err.message().unwrap_or_default()
-        );
-    }
-    DisplayErrorContext(e)
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Fetch every reference, at most [`CONCURRENCY`] at a time.
 pub fn fetch_all(
     refs: &[(String, AwsRef)],
-    profile: Option<&str>,
+    conn: &Connection,
 ) -> HashMap<String, Result<Zeroizing<String>, String>> {
     if refs.is_empty() {
         return HashMap::new();
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a single-threaded runtime can always be built");
-    rt.block_on(async {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(crate::keys::kms::retry_config());
-        if let Some(p) = profile {
-            loader = loader.profile_name(p);
-        }
-        let conf = loader.load().await;
+    runtime().block_on(async {
+        let conf = conn.load().await;
         let sm = aws_sdk_secretsmanager::Client::new(&conf);
         let ssm = aws_sdk_ssm::Client::new(&conf);
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = s3_client(&conf);
         let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for (uri, r) in refs.iter().cloned() {

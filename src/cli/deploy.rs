@@ -5,10 +5,8 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::{warn, Env, FormatArg};
-use crate::format::emit::Value;
 use crate::format::Format;
 use crate::render::{self, Failure, Sources};
-use crate::tree::ScalarType;
 use crate::{sops, Error, Result};
 
 #[derive(Args, Debug)]
@@ -58,42 +56,6 @@ pub struct RenderArgs {
     /// Resolve every reference and print nothing: exit 1 listing the ones that fail
     #[arg(long)]
     pub check: bool,
-}
-
-/// `db.password` → `DB_PASSWORD`; dotenv keys are taken as they are.
-fn flatten(value: &Value, name: &str, verbatim: bool, out: &mut Vec<(String, Zeroizing<String>)>) {
-    let join = |seg: &str| {
-        let seg = if verbatim {
-            seg.to_string()
-        } else {
-            seg.to_uppercase()
-        };
-        if name.is_empty() {
-            seg
-        } else {
-            format!("{name}_{seg}")
-        }
-    };
-    match value {
-        Value::Map(entries) => {
-            for (k, v) in entries {
-                flatten(v, &join(k), verbatim, out);
-            }
-        }
-        Value::Seq(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten(v, &join(&i.to_string()), verbatim, out);
-            }
-        }
-        Value::Scalar(ty, s) => {
-            let text = match ty {
-                ScalarType::Bool => crate::cipher::parse_bool(s).unwrap_or(false).to_string(),
-                ScalarType::Null => String::new(),
-                _ => s.to_string(),
-            };
-            out.push((name.to_string(), Zeroizing::new(text)));
-        }
-    }
 }
 
 fn valid_name(n: &str) -> bool {
@@ -236,7 +198,11 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
             }
         }
     }
-    values.extend(crate::aws::read::fetch_all(&aws, env.aws_profile()));
+    let conn = crate::aws::Connection {
+        region: None,
+        profile: env.aws_profile().map(str::to_string),
+    };
+    values.extend(crate::aws::read::fetch_all(&aws, &conn));
     let mut outputs = Vec::new();
     for (name, tpl) in &parsed {
         match tpl.fill(&values) {
@@ -277,14 +243,13 @@ fn variables(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>> 
         Some(d) => &d.root,
         None => return Ok(Vec::new()),
     };
-    let mut flat = Vec::new();
-    flatten(
-        &opened.value(root)?,
-        "",
-        opened.format == Format::Dotenv,
-        &mut flat,
-    );
-    Ok(flat)
+    let verbatim = opened.format == Format::Dotenv;
+    Ok(opened
+        .value(root)?
+        .leaves()
+        .into_iter()
+        .map(|(path, v)| (crate::format::emit::variable_name(&path, verbatim), v))
+        .collect())
 }
 
 /// `export NAME='value'` lines for a shell to `eval`.

@@ -13,6 +13,7 @@ use crate::keys::kms::KmsKeys;
 use crate::keys::Keyring;
 use crate::{Error, Result};
 
+mod aws;
 mod crypt;
 mod deploy;
 mod edit;
@@ -30,7 +31,7 @@ Examples:
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 no key opens the file, 4 integrity (MAC or value)
 check failed, 5 syntax or unsupported input, 6 already/not encrypted, 7 key path not
-found, 8 editor failed, 130 interrupted.";
+found, 8 editor failed, 9 AWS changes partly applied, 130 interrupted.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,6 +107,19 @@ pub enum Command {
         after_help = "Examples:\n  coffer render deploy/app.conf.tmpl -o app.conf\n  coffer render --check deploy/*.tmpl\n\nSources: file://secrets.yaml#db.password (or #[\"db\"][\"password\"]), env://NAME.\nFilters: {{ secret URI | default \"x\" }}, {{ secret URI | base64 }}. \\{{ writes a literal {{."
     )]
     Render(deploy::RenderArgs),
+    /// Push a file's values into Secrets Manager or Parameter Store (plan, then apply)
+    #[command(
+        long_about = "Push a file's values into AWS Secrets Manager or SSM Parameter Store.\n\n\
+            The remote state is read first and the plan printed (names only, never a value); then \
+            only what differs is created or updated, so a second push of the same file changes \
+            nothing. What coffer creates is tagged managed-by=coffer and coffer:source=<file>; \
+            --prune deletes only secrets with those tags for this file.",
+        after_help = "Examples:\n  coffer push prod.yaml --to secretsmanager --name prod/web          # the whole file as one JSON secret\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each # one secret per key\n  coffer push prod.yaml --to ssm --path /prod/web/ --kms-key-id alias/app\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each --prune --dry-run\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each --emit ecs > secrets.json\n\nExit codes: 0 ok (or nothing to do), 9 some changes were not applied (rerun to finish)."
+    )]
+    Push(aws::PushArgs),
+    /// Move secrets kept in S3 into Secrets Manager (never deletes from S3)
+    #[command(subcommand)]
+    Migrate(aws::MigrateCommand),
     /// Keep secrets encrypted in git: filter, diff and merge drivers
     #[command(subcommand)]
     Git(git::GitCommand),
@@ -305,6 +319,8 @@ pub fn run(cli: Cli, env: &Env) -> Result<()> {
             std::process::exit(code);
         }
         Command::Render(a) => deploy::render(a, env),
+        Command::Push(a) => aws::push(a, env),
+        Command::Migrate(cmd) => aws::migrate(cmd, env),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());

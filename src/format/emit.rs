@@ -25,6 +25,59 @@ impl Value {
             MetaValue::Null => Value::Scalar(ScalarType::Null, Zeroizing::new(String::new())),
         }
     }
+
+    /// Every scalar with its key path (list items by index), as text: booleans as
+    /// `true`/`false`, nulls empty. What environment variables and pushed secrets hold.
+    pub fn leaves(&self) -> Vec<(Vec<String>, Zeroizing<String>)> {
+        fn walk(
+            v: &Value,
+            path: &mut Vec<String>,
+            out: &mut Vec<(Vec<String>, Zeroizing<String>)>,
+        ) {
+            match v {
+                Value::Map(entries) => {
+                    for (k, v) in entries {
+                        path.push(k.clone());
+                        walk(v, path, out);
+                        path.pop();
+                    }
+                }
+                Value::Seq(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        path.push(i.to_string());
+                        walk(v, path, out);
+                        path.pop();
+                    }
+                }
+                Value::Scalar(ty, s) => {
+                    let text = match ty {
+                        ScalarType::Bool => {
+                            crate::cipher::parse_bool(s).unwrap_or(false).to_string()
+                        }
+                        ScalarType::Null => String::new(),
+                        _ => s.to_string(),
+                    };
+                    out.push((path.clone(), Zeroizing::new(text)));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), &mut out);
+        out
+    }
+}
+
+/// `["db", "password"]` → `DB_PASSWORD`, the environment variable a value becomes;
+/// `verbatim` (dotenv keys) keeps the case.
+pub fn variable_name(path: &[String], verbatim: bool) -> String {
+    if verbatim {
+        path.join("_")
+    } else {
+        path.iter()
+            .map(|s| s.to_uppercase())
+            .collect::<Vec<_>>()
+            .join("_")
+    }
 }
 
 /// True when `s` can be written as a plain YAML scalar and read back as the same string.

@@ -221,7 +221,7 @@ fn render_writes_nothing_when_any_reference_fails_and_check_lists_them_all() {
 
 #[test]
 fn render_reads_secrets_manager_ssm_and_s3_at_a_local_aws_endpoint() {
-    let moto = super::kms::Moto::start();
+    let moto = super::moto::Moto::start();
     let sb = Sandbox::new();
     moto.put_secret("prod/web", "{\"password\": \"pw-json\", \"user\": \"web\"}");
     let first = moto.put_secret("plain/token", "token-v1");

@@ -1,102 +1,12 @@
 //! KMS master keys against a real AWS API endpoint served locally by moto.
 
-use std::io::{BufRead, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Instant;
 
 use super::common::*;
-
-/// A moto server on a free loopback port, stopped when dropped.
-pub(super) struct Moto {
-    child: Child,
-    pub(super) endpoint: String,
-    _log: tempfile::TempDir,
-}
-
-fn moto_bin() -> std::path::PathBuf {
-    let p = std::env::var_os("COFFER_TEST_MOTO")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/moto_server"));
-    assert!(
-        p.exists(),
-        "moto_server not found at {}: run the tests with scripts/test, which installs it",
-        p.display()
-    );
-    p
-}
+use super::moto::Moto;
 
 impl Moto {
-    pub(super) fn start() -> Moto {
-        let log = tempfile::tempdir().unwrap();
-        let err_path = log.path().join("stderr");
-        let child = Command::new(moto_bin())
-            // Every request is logged, for counting calls.
-            .env("MOTO_ENABLE_RECORDING", "True")
-            .env("MOTO_RECORDER_FILEPATH", log.path().join("requests"))
-            .args(["-H", "127.0.0.1", "-p", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start: {}",
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-            let text = std::fs::read_to_string(&err_path).unwrap_or_default();
-            if let Some(i) = text.find("Running on http://127.0.0.1:") {
-                let rest = &text[i + "Running on http://127.0.0.1:".len()..];
-                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                if !port.is_empty() {
-                    break port;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let endpoint = format!("http://127.0.0.1:{port}");
-        // Ready when its own API answers.
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "moto never answered on {endpoint}"
-            );
-            if let Ok(mut s) = std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
-                let _ = write!(
-                    s,
-                    "GET /moto-api/data.json HTTP/1.0\r\nHost: localhost\r\n\r\n"
-                );
-                let mut first = String::new();
-                if std::io::BufReader::new(&mut s)
-                    .read_line(&mut first)
-                    .is_ok()
-                    && first.contains(" 200 ")
-                {
-                    break;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Moto {
-            child,
-            endpoint,
-            _log: log,
-        }
-    }
-
-    /// The environment that points the AWS SDK (in coffer and in the test) at moto.
-    pub(super) fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_REGION", "us-east-1".into()),
-        ]
-    }
-
     fn client(&self, region: &str) -> aws_sdk_kms::Client {
         let creds = aws_sdk_kms::config::Credentials::new("testing", "testing", None, None, "test");
         let conf = aws_sdk_kms::Config::builder()
@@ -106,13 +16,6 @@ impl Moto {
             .credentials_provider(creds)
             .build();
         aws_sdk_kms::Client::from_conf(conf)
-    }
-
-    pub(super) fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
     }
 
     /// A new symmetric key's ARN.
@@ -142,22 +45,6 @@ impl Moto {
         });
         let account = key_arn.split(':').nth(4).unwrap();
         format!("arn:aws:kms:{region}:{account}:alias/{name}")
-    }
-}
-
-impl Moto {
-    /// KMS requests of `action` (e.g. `Decrypt`) moto has served so far.
-    fn calls(&self, action: &str) -> usize {
-        let log = std::fs::read_to_string(self._log.path().join("requests")).unwrap_or_default();
-        let target = format!("TrentService.{action}\"");
-        log.lines().filter(|l| l.contains(&target)).count()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -567,13 +454,13 @@ fn a_checkout_of_files_sharing_a_data_key_calls_kms_once() {
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "fifty"]);
     std::fs::remove_dir_all(sb.path("repo/secrets")).unwrap();
-    let before = moto.calls("Decrypt");
+    let before = moto.calls("TrentService.Decrypt");
     let t = Instant::now();
     git(&["checkout", "-q", "--", "secrets"]);
     let took = t.elapsed();
     assert_eq!(sb.read_str("repo/secrets/f49.yaml"), "token: abc\n");
     assert_eq!(
-        moto.calls("Decrypt") - before,
+        moto.calls("TrentService.Decrypt") - before,
         1,
         "one Decrypt for fifty files sharing a data key"
     );
@@ -694,77 +581,4 @@ fn throttling_is_retried_with_backoff_within_a_bound() {
     );
     assert!(out.is_err());
     assert_eq!(never.num_calls(), 3);
-}
-
-impl Moto {
-    fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
-                aws_sdk_kms::config::Credentials::new("testing", "testing", None, None, "test"),
-            ))
-            .build()
-    }
-
-    /// Create (or add a version to) a Secrets Manager secret; returns the version id.
-    pub(super) fn put_secret(&self, name: &str, value: &str) -> String {
-        let c = aws_sdk_secretsmanager::Client::new(&self.sdk_config());
-        Self::rt().block_on(async {
-            match c
-                .create_secret()
-                .name(name)
-                .secret_string(value)
-                .send()
-                .await
-            {
-                Ok(out) => out.version_id.unwrap(),
-                Err(_) => c
-                    .put_secret_value()
-                    .secret_id(name)
-                    .secret_string(value)
-                    .send()
-                    .await
-                    .unwrap()
-                    .version_id
-                    .unwrap(),
-            }
-        })
-    }
-
-    pub(super) fn put_parameter(&self, name: &str, value: &str, secure: bool) {
-        let c = aws_sdk_ssm::Client::new(&self.sdk_config());
-        let ty = if secure {
-            aws_sdk_ssm::types::ParameterType::SecureString
-        } else {
-            aws_sdk_ssm::types::ParameterType::String
-        };
-        Self::rt().block_on(async {
-            c.put_parameter()
-                .name(name)
-                .value(value)
-                .r#type(ty)
-                .send()
-                .await
-                .unwrap()
-        });
-    }
-
-    pub(super) fn put_object(&self, bucket: &str, key: &str, body: &str) {
-        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config())
-            .force_path_style(true)
-            .build();
-        let c = aws_sdk_s3::Client::from_conf(conf);
-        Self::rt().block_on(async {
-            let _ = c.create_bucket().bucket(bucket).send().await;
-            c.put_object()
-                .bucket(bucket)
-                .key(key)
-                .body(body.as_bytes().to_vec().into())
-                .send()
-                .await
-                .unwrap()
-        });
-    }
 }

@@ -7,4 +7,6 @@ mod errors;
 mod git;
 mod interop;
 mod kms;
+mod moto;
+mod push;
 mod roundtrip;
