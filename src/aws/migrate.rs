@@ -4,10 +4,9 @@
 //! removes it themselves.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::read::AwsRef;
-use super::{code, reason, runtime, s3_client, Connection, Payload, CONCURRENCY};
+use super::{bounded, code, reason, runtime, s3_client, Connection, Payload, CONCURRENCY};
 use crate::render::Reference;
 use crate::{Error, Result};
 
@@ -50,12 +49,10 @@ pub fn read_objects(
                     .map(str::to_string),
             );
         }
-        let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, key) in keys.into_iter().enumerate() {
-            let (s3, limit, bucket) = (s3.clone(), limit.clone(), bucket.to_string());
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("never closed");
+        let mut out = Vec::new();
+        let work = |(i, key): (usize, String)| {
+            let (s3, bucket) = (s3.clone(), bucket.to_string());
+            async move {
                 let got = match s3.get_object().bucket(&bucket).key(&key).send().await {
                     Ok(out) => out
                         .body
@@ -66,14 +63,12 @@ pub fn read_objects(
                     Err(e) => Err(reason(&e)),
                 };
                 (i, key, got)
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            if let Ok(x) = done {
-                out.push(x);
             }
-        }
+        };
+        bounded(keys.into_iter().enumerate(), CONCURRENCY, work, |x| {
+            out.push(x)
+        })
+        .await;
         out.sort_by_key(|(i, _, _)| *i);
         Ok(out.into_iter().map(|(_, k, v)| (k, v)).collect())
     })
@@ -86,26 +81,22 @@ pub fn secrets_exist(
 ) -> HashMap<String, std::result::Result<bool, String>> {
     runtime().block_on(async {
         let sm = aws_sdk_secretsmanager::Client::new(&conn.load().await);
-        let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for name in names {
-            let (sm, limit) = (sm.clone(), limit.clone());
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("never closed");
+        let mut out = HashMap::new();
+        let work = |name: String| {
+            let sm = sm.clone();
+            async move {
                 let found = match sm.describe_secret().secret_id(&name).send().await {
                     Ok(d) => Ok(d.deleted_date().is_none()),
                     Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
                     Err(e) => Err(reason(&e)),
                 };
                 (name, found)
-            });
-        }
-        let mut out = HashMap::new();
-        while let Some(done) = tasks.join_next().await {
-            if let Ok((name, found)) = done {
-                out.insert(name, found);
             }
-        }
+        };
+        bounded(names, CONCURRENCY, work, |(name, found)| {
+            out.insert(name, found);
+        })
+        .await;
         out
     })
 }

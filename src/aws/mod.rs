@@ -55,6 +55,35 @@ pub(crate) fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
+/// Run `work` on every item, at most `limit` at a time, handing each result to `on_done`
+/// as it finishes (so in completion order). A task that panicked is dropped.
+pub(crate) async fn bounded<I, T, F, Fut>(
+    items: I,
+    limit: usize,
+    work: F,
+    mut on_done: impl FnMut(T),
+) where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limit));
+    let mut tasks = tokio::task::JoinSet::new();
+    for item in items {
+        let (job, permits) = (work(item), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("never closed");
+            job.await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(t) = done {
+            on_done(t);
+        }
+    }
+}
+
 /// A secret's value: text, or bytes for objects that are not UTF-8.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Payload {

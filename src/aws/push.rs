@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
 
 use aws_sdk_secretsmanager::primitives::Blob;
 use hmac::{Hmac, Mac};
@@ -15,7 +14,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::{code, reason, runtime, Connection, Payload, CONCURRENCY};
+use super::{bounded, code, reason, runtime, Connection, Payload, CONCURRENCY};
 use crate::format::emit::Value;
 use crate::{Error, Result};
 
@@ -453,23 +452,22 @@ impl Pusher {
         &self,
         names: Vec<String>,
     ) -> Result<HashMap<String, (Payload, Option<String>)>> {
-        let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for chunk in names.chunks(BATCH) {
-            let (sm, limit, chunk) = (self.sm.clone(), limit.clone(), chunk.to_vec());
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("never closed");
+        let mut pages = Vec::new();
+        let work = |chunk: Vec<String>| {
+            let sm = self.sm.clone();
+            async move {
                 let res = sm
                     .batch_get_secret_value()
                     .set_secret_id_list(Some(chunk.clone()))
                     .send()
                     .await;
                 (chunk, res)
-            });
-        }
+            }
+        };
+        let chunks = names.chunks(BATCH).map(<[String]>::to_vec);
+        bounded(chunks, CONCURRENCY, work, |page| pages.push(page)).await;
         let mut out = HashMap::new();
-        while let Some(done) = tasks.join_next().await {
-            let (chunk, res) = done.map_err(|e| Error::Key(format!("AWS task failed: {e}")))?;
+        for (chunk, res) in pages {
             let page = res.map_err(|e| aws_error("read secrets", &chunk[0], &e))?;
             if let Some(err) = page.errors().first() {
                 return Err(Error::Key(format!(
@@ -638,23 +636,20 @@ impl Pusher {
             Service::Ssm => SSM_WRITERS,
         };
         self.rt.block_on(async {
-            let limit = Arc::new(tokio::sync::Semaphore::new(writers));
-            let mut tasks = tokio::task::JoinSet::new();
-            for (i, change) in plan.changes.iter().enumerate() {
-                if change.action == Action::Unchanged {
-                    continue;
-                }
-                let desired = change.desired.map(|d| &plan.desired[d]);
-                let job = self.job(change, desired, deletion);
-                let limit = limit.clone();
-                tasks.spawn(async move {
-                    let _permit = limit.acquire_owned().await.expect("never closed");
-                    (i, job.run().await)
+            let jobs = plan
+                .changes
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.action != Action::Unchanged)
+                .map(|(i, c)| {
+                    (
+                        i,
+                        self.job(c, c.desired.map(|d| &plan.desired[d]), deletion),
+                    )
                 });
-            }
             let mut out: Vec<(usize, Outcome)> = Vec::new();
-            while let Some(done) = tasks.join_next().await {
-                let Ok((i, result)) = done else { continue };
+            let work = |(i, job): (usize, Job)| async move { (i, job.run().await) };
+            bounded(jobs, writers, work, |(i, result)| {
                 let c = &plan.changes[i];
                 let outcome = Outcome {
                     name: c.name.clone(),
@@ -663,7 +658,8 @@ impl Pusher {
                 };
                 on_done(&outcome);
                 out.push((i, outcome));
-            }
+            })
+            .await;
             out.sort_by_key(|(i, _)| *i);
             out.into_iter().map(|(_, o)| o).collect()
         })

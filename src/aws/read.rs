@@ -1,11 +1,10 @@
 //! Fetch `awsSecret://`, `ssm://` and `s3://` references, concurrently with a bound.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::{reason, runtime, s3_client, Connection, CONCURRENCY};
+use super::{bounded, reason, runtime, s3_client, Connection, CONCURRENCY};
 
 /// A parsed AWS reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,24 +92,15 @@ pub fn fetch_all(
         let sm = aws_sdk_secretsmanager::Client::new(&conf);
         let ssm = aws_sdk_ssm::Client::new(&conf);
         let s3 = s3_client(&conf);
-        let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (uri, r) in refs.iter().cloned() {
-            let (sm, ssm, s3, limit) = (sm.clone(), ssm.clone(), s3.clone(), limit.clone());
-            tasks.spawn(async move {
-                let _permit = limit
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                (uri, fetch(&sm, &ssm, &s3, r).await)
-            });
-        }
         let mut out = HashMap::new();
-        while let Some(done) = tasks.join_next().await {
-            if let Ok((uri, v)) = done {
-                out.insert(uri, v);
-            }
-        }
+        let work = |(uri, r): (String, AwsRef)| {
+            let (sm, ssm, s3) = (sm.clone(), ssm.clone(), s3.clone());
+            async move { (uri, fetch(&sm, &ssm, &s3, r).await) }
+        };
+        bounded(refs.iter().cloned(), CONCURRENCY, work, |(uri, v)| {
+            out.insert(uri, v);
+        })
+        .await;
         out
     })
 }
