@@ -130,11 +130,32 @@ where
             _ => code,
         };
     }
-    DisplayErrorContext(e)
-        .to_string()
+    let text = DisplayErrorContext(e).to_string();
+    // The SDK reports a missing credential chain as a dispatch failure too.
+    if text.contains("no credentials found") || text.contains("credential provider was not enabled")
+    {
+        return "no AWS credentials found (tried the default credential chain)".into();
+    }
+    // Each cause's message, without the SDK's debug dump of the whole chain.
+    let mut parts = vec![e.to_string()];
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let m = c.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cause = c.source();
+    }
+    let line = parts
+        .join(": ")
         .split_whitespace()
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    match e {
+        aws_sdk_kms::error::SdkError::DispatchFailure(_)
+        | aws_sdk_kms::error::SdkError::TimeoutError(_) => format!("cannot reach AWS: {line}"),
+        _ => line,
+    }
 }
 
 /// AWS's error code, when the service answered.

@@ -424,6 +424,27 @@ fn push_refuses_bad_requests_before_calling_aws() {
     );
     assert_error(&out, 1, "a parameter name cannot begin with aws or ssm");
     assert!(moto.requests().is_empty(), "{:?}", moto.requests());
+
+    // Reading the remote state fails: one line, nothing applied.
+    let out = run_as(
+        &sb,
+        &moto,
+        &[
+            "push",
+            "prod.env",
+            "--to",
+            "secretsmanager",
+            "--prefix",
+            "p/",
+            "--each",
+        ],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
+    );
+    assert_error(
+        &out,
+        1,
+        "coffer: cannot list secrets (p/): cannot reach AWS: ",
+    );
 }
 
 #[test]
@@ -557,4 +578,59 @@ fn migrate_s3_then_refs_gives_identical_renders() {
     assert!(stdout(&out).contains("-> awsSecret://app/other/token"));
     let after = ok(&sb, &moto, &["render", "deploy/app.tmpl"]);
     assert_eq!(stdout(&after), stdout(&before));
+}
+
+#[test]
+fn migrate_s3_reports_what_failed_and_a_rerun_finishes() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    moto.put_object("team-vault", "prod/a", "a-1");
+    moto.put_object("team-vault", "prod/b", "b-1");
+    let migrate = [
+        "migrate",
+        "s3",
+        "--bucket",
+        "team-vault",
+        "--prefix",
+        "prod/",
+        "--to",
+        "secretsmanager",
+    ];
+    let (id, secret) = moto.user("migrator", &["secretsmanager:PutSecretValue"]);
+    moto.enforce_iam();
+    ok(&sb, &moto, &migrate);
+
+    // One object changed and one is new; this user may create but not update.
+    moto.put_object("team-vault", "prod/a", "a-2");
+    moto.put_object("team-vault", "prod/c", "c-1");
+    let out = run_as(
+        &sb,
+        &moto,
+        &migrate,
+        &[
+            ("AWS_ACCESS_KEY_ID", id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains("s3://team-vault/prod/a  team-vault/prod/a  FAILED: "),
+        "{table}"
+    );
+    assert!(
+        table.contains("s3://team-vault/prod/b  team-vault/prod/b  already there, verified"),
+        "{table}"
+    );
+    assert!(
+        table.contains("s3://team-vault/prod/c  team-vault/prod/c  created, verified"),
+        "{table}"
+    );
+    assert!(stderr(&out).contains("1 of 3 change(s) not applied"));
+    assert_eq!(moto.secret_value("team-vault/prod/a"), "a-1");
+
+    let out = ok(&sb, &moto, &migrate);
+    assert!(stdout(&out).contains("s3://team-vault/prod/a  team-vault/prod/a  updated, verified"));
+    assert_eq!(moto.secret_value("team-vault/prod/a"), "a-2");
+    assert_eq!(moto.secret_versions("team-vault/prod/c"), 1);
 }
