@@ -1,7 +1,7 @@
 //! `push` and `migrate`: the plan/apply commands that write to AWS.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -400,14 +400,15 @@ fn print_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
 /// line per change otherwise.
 fn apply(pusher: &Pusher, plan: &Plan, deletion: Deletion) -> Vec<Outcome> {
     let pending = plan.pending();
-    let bar = (pending > 5 && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(pending as u64);
+    // indicatif draws only on a terminal that can show it (not TERM=dumb, not a pipe).
+    let bar = Some(indicatif::ProgressBar::new(pending as u64))
+        .filter(|bar| pending > 5 && !bar.is_hidden());
+    if let Some(bar) = &bar {
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .expect("the template is valid"),
         );
-        bar
-    });
+    }
     let outcomes = pusher.apply(plan, deletion, |o| match &bar {
         Some(bar) => {
             if o.result.is_err() {

@@ -51,7 +51,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// AWS profile for KMS keys whose metadata names none (default: AWS_PROFILE, then the default chain)
+    /// AWS profile for AWS calls, and for KMS keys whose metadata names none (default: AWS_PROFILE, then the default chain)
     #[arg(long, global = true, value_name = "NAME")]
     pub aws_profile: Option<String>,
 }
@@ -118,7 +118,10 @@ pub enum Command {
     )]
     Push(aws::PushArgs),
     /// Move secrets kept in S3 into Secrets Manager (never deletes from S3)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  coffer migrate s3 --bucket swt-secrets --prefix prod/ --to secretsmanager\n  coffer migrate refs deploy/*.tmpl --from s3 --to awsSecret"
+    )]
     Migrate(aws::MigrateCommand),
     /// Keep secrets encrypted in git: filter, diff and merge drivers
     #[command(subcommand)]

@@ -634,3 +634,47 @@ fn migrate_s3_reports_what_failed_and_a_rerun_finishes() {
     assert_eq!(moto.secret_value("team-vault/prod/a"), "a-2");
     assert_eq!(moto.secret_versions("team-vault/prod/c"), 1);
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar_and_a_pipe_gets_lines() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let plain: String = (1..=12).map(|i| format!("K{i}=v{i}\n")).collect();
+    encrypted(&sb, "many.env", &plain);
+    // `script` gives coffer a terminal on stderr (stdout goes to /dev/null).
+    let mut cmd = std::process::Command::new("script");
+    cmd.env_clear()
+        .env("PATH", path_with_coffer())
+        .env("HOME", sb.home())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "xterm")
+        .envs(moto.env())
+        .current_dir(sb.path("."))
+        .args([
+            "-qec",
+            "coffer push many.env --to secretsmanager --prefix tty/ --each >/dev/null",
+            "/dev/null",
+        ]);
+    let out = cmd.output().unwrap();
+    assert_success(&out, &["push on a terminal"]);
+    let screen = stdout(&out);
+    assert!(screen.contains(" 12/12"), "{screen:?}");
+    assert!(!screen.contains("created tty/K1\r\n"), "{screen:?}");
+    assert_eq!(moto.secret_value("tty/K12"), "v12");
+
+    let out = ok(
+        &sb,
+        &moto,
+        &[
+            "push",
+            "many.env",
+            "--to",
+            "secretsmanager",
+            "--prefix",
+            "pipe/",
+            "--each",
+        ],
+    );
+    assert!(stderr(&out).contains("created pipe/K1\n"));
+    assert!(!stderr(&out).contains("12/12"));
+}
