@@ -130,11 +130,29 @@ where
             _ => code,
         };
     }
+    unanswered(e, "AWS", None)
+}
+
+/// Why a request got no answer from `service`, in one line: no credentials (naming the
+/// profile tried), an unreachable endpoint, or the SDK's own reason.
+pub(crate) fn unanswered<E, R>(
+    e: &aws_sdk_kms::error::SdkError<E, R>,
+    service: &str,
+    profile: Option<&str>,
+) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     let text = DisplayErrorContext(e).to_string();
     // The SDK reports a missing credential chain as a dispatch failure too.
     if text.contains("no credentials found") || text.contains("credential provider was not enabled")
     {
-        return "no AWS credentials found (tried the default credential chain)".into();
+        let tried = profile.map_or_else(
+            || "the default credential chain".to_string(),
+            |p| format!("profile {p:?}"),
+        );
+        return format!("no AWS credentials found (tried {tried})");
     }
     // Each cause's message, without the SDK's debug dump of the whole chain.
     let mut parts = vec![e.to_string()];
@@ -153,7 +171,9 @@ where
         .join(" ");
     match e {
         aws_sdk_kms::error::SdkError::DispatchFailure(_)
-        | aws_sdk_kms::error::SdkError::TimeoutError(_) => format!("cannot reach AWS: {line}"),
+        | aws_sdk_kms::error::SdkError::TimeoutError(_) => {
+            format!("cannot reach {service}: {line}")
+        }
         _ => line,
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use aws_config::BehaviorVersion;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -276,7 +276,7 @@ impl KmsKeys {
                     format!(
                         "assuming {} with MFA: {}",
                         m.role_arn,
-                        one_line(&DisplayErrorContext(&e).to_string())
+                        crate::aws::reason(&e)
                     )
                 })?;
             let c = out.credentials.ok_or("STS returned no credentials")?;
@@ -363,10 +363,6 @@ where
     R: std::fmt::Debug,
 {
     use aws_sdk_kms::error::SdkError;
-    let profile = profile.map_or_else(
-        || "the default credential chain".to_string(),
-        |p| format!("profile {p:?}"),
-    );
     match err {
         SdkError::ServiceError(e) => {
             let e = e.err();
@@ -382,27 +378,8 @@ where
             };
             format!("{code}: {}{hint}", e.message().unwrap_or_default())
         }
-        _ => {
-            let text = one_line(&DisplayErrorContext(err).to_string());
-            // The SDK reports a missing credential chain as a dispatch failure too.
-            if text.contains("no credentials found")
-                || text.contains("credential provider was not enabled")
-            {
-                format!("no AWS credentials found (tried {profile})")
-            } else if matches!(
-                err,
-                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-            ) {
-                format!("cannot reach KMS: {text}")
-            } else {
-                text
-            }
-        }
+        _ => crate::aws::unanswered(err, "KMS", profile),
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl MasterKey for KmsKeys {
