@@ -98,6 +98,8 @@ pub struct Target {
 /// One secret or parameter the source asks for.
 pub struct Desired {
     pub name: String,
+    /// The value's key path in the file (empty for a whole file or an S3 object).
+    pub key_path: Vec<String>,
     pub value: Payload,
     /// The `coffer:source` tag it gets when created.
     pub source: String,
@@ -137,6 +139,7 @@ pub fn desired(
             };
             return Ok(vec![Desired {
                 name: name.clone(),
+                key_path: Vec::new(),
                 value,
                 source: source.to_string(),
             }]);
@@ -151,23 +154,24 @@ pub fn desired(
     let mut out: Vec<Desired> = Vec::new();
     let mut seen = HashSet::new();
     for (path, value) in root.leaves() {
-        let key_path = path.join(".");
+        let shown = path.join(".");
         let name = format!("{prefix}{}", path.join("/"));
         if let Some(why) = service.check_name(&name) {
-            return Err(bad(format!("{key_path}: cannot name it {name:?}: {why}")));
+            return Err(bad(format!("{shown}: cannot name it {name:?}: {why}")));
         }
         if !seen.insert(name.clone()) {
             return Err(bad(format!(
-                "{key_path}: {name:?} is also the name of another key"
+                "{shown}: {name:?} is also the name of another key"
             )));
         }
         if service == Service::Ssm && value.is_empty() {
             return Err(bad(format!(
-                "{key_path}: is empty, and Parameter Store keeps no empty values"
+                "{shown}: is empty, and Parameter Store keeps no empty values"
             )));
         }
         out.push(Desired {
             name,
+            key_path: path,
             value: Payload::Text(value),
             source: source.to_string(),
         });
@@ -249,6 +253,11 @@ impl Plan {
             self.count(Action::Unchanged),
             self.count(Action::Delete)
         )
+    }
+
+    /// What the source asks for, in its order.
+    pub fn desired(&self) -> &[Desired] {
+        &self.desired
     }
 
     pub fn desired_value(&self, name: &str) -> Option<&Payload> {

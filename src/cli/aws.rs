@@ -322,7 +322,7 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
                 .filter_map(|o| o.result.as_ref().ok()?.clone().map(|a| (o.name.clone(), a))),
         );
         let verbatim = opened.format == Format::Dotenv;
-        let wanted = ecs_entries(&root, &layout, verbatim);
+        let wanted = ecs_entries(&root, &plan, &layout, verbatim);
         if wanted.iter().any(|(_, name, _)| !arns.contains_key(name)) {
             arns.extend(pusher.arns()?);
         }
@@ -355,6 +355,7 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
 /// (variable name, secret or parameter name, JSON key inside the secret) for each value.
 fn ecs_entries(
     root: &Value,
+    plan: &Plan,
     layout: &Layout,
     verbatim: bool,
 ) -> Vec<(String, String, Option<String>)> {
@@ -373,16 +374,10 @@ fn ecs_entries(
                 .collect(),
             _ => Vec::new(),
         },
-        Layout::Each { prefix } => root
-            .leaves()
-            .into_iter()
-            .map(|(path, _)| {
-                (
-                    variable_name(&path, verbatim),
-                    format!("{prefix}{}", path.join("/")),
-                    None,
-                )
-            })
+        Layout::Each { .. } => plan
+            .desired()
+            .iter()
+            .map(|d| (variable_name(&d.key_path, verbatim), d.name.clone(), None))
             .collect(),
     }
 }
@@ -486,6 +481,7 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
             (Ok(value), None) => {
                 desired.push(Desired {
                     name: name.clone(),
+                    key_path: Vec::new(),
                     value,
                     source: source.clone(),
                 });
