@@ -235,9 +235,7 @@ fn render_reads_secrets_manager_ssm_and_s3_at_a_local_aws_endpoint() {
             "json={{{{ secret awsSecret://prod/web#password }}}}\ncurrent={{{{ secret awsSecret://plain/token }}}}\nprevious={{{{ secret awsSecret://plain/token?stage=AWSPREVIOUS }}}}\nbyid={{{{ secret awsSecret://plain/token?version={first} }}}}\nssm={{{{ secret ssm:///prod/web/token }}}}\nflat={{{{ secret ssm://flat-name }}}}\ns3={{{{ secret s3://ecs-generic/client-management/admins/smpp }}}}\n"
         ),
     );
-    let env = moto.env();
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = sb.run_with(&["render", "t.tmpl"], &pairs);
+    let out = super::moto::run(&sb, &moto, &["render", "t.tmpl"]);
     assert_success(&out, &["render with AWS sources"]);
     assert_eq!(
         stdout(&out),
@@ -248,7 +246,7 @@ fn render_reads_secrets_manager_ssm_and_s3_at_a_local_aws_endpoint() {
         "bad.tmpl",
         "a={{ secret awsSecret://prod/web#password }}\nb={{ secret awsSecret://nope }}\n",
     );
-    let out = sb.run_with(&["render", "bad.tmpl", "-o", "bad.out"], &pairs);
+    let out = super::moto::run(&sb, &moto, &["render", "bad.tmpl", "-o", "bad.out"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("bad.tmpl:2: awsSecret://nope: ResourceNotFoundException"),

@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use super::common::*;
-use super::moto::Moto;
+use super::moto::{ok, run, Moto};
 
 impl Moto {
     fn client(&self, region: &str) -> aws_sdk_kms::Client {
@@ -46,18 +46,6 @@ impl Moto {
         let account = key_arn.split(':').nth(4).unwrap();
         format!("arn:aws:kms:{region}:{account}:alias/{name}")
     }
-}
-
-fn run(sb: &Sandbox, moto: &Moto, args: &[&str]) -> std::process::Output {
-    let env = moto.env();
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    sb.run_with(args, &pairs)
-}
-
-fn ok(sb: &Sandbox, moto: &Moto, args: &[&str]) -> std::process::Output {
-    let out = run(sb, moto, args);
-    assert_success(&out, args);
-    out
 }
 
 #[test]

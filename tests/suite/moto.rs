@@ -2,7 +2,7 @@
 //! arranging and checking remote state.
 
 use std::io::{BufRead, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::common::*;
@@ -358,4 +358,23 @@ impl Moto {
         assert!(first.contains(" 200 "), "reset-auth: {first}");
         *self.creds.lock().unwrap() = admin;
     }
+}
+
+/// `coffer` in the sandbox, pointed at the endpoint.
+pub(super) fn run(sb: &Sandbox, moto: &Moto, args: &[&str]) -> Output {
+    run_as(sb, moto, args, &[])
+}
+
+/// With `extra` added to (and overriding) the endpoint's environment.
+pub(super) fn run_as(sb: &Sandbox, moto: &Moto, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let env = moto.env();
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend_from_slice(extra);
+    sb.run_with(args, &pairs)
+}
+
+pub(super) fn ok(sb: &Sandbox, moto: &Moto, args: &[&str]) -> Output {
+    let out = run(sb, moto, args);
+    assert_success(&out, args);
+    out
 }

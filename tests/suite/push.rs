@@ -2,36 +2,13 @@
 //! pruning, ECS output, partial failures, and the move off S3.
 
 use super::common::*;
-use super::moto::Moto;
+use super::moto::{ok, run, run_as, Moto};
 
 const ENV_FILE: &str = "API_KEY=key-one\nDB_PASSWORD=hunter2\nPORT=5432\n";
 
 fn encrypted(sb: &Sandbox, name: &str, plain: &str) {
     sb.write(name, plain);
     sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
-}
-
-fn run(sb: &Sandbox, moto: &Moto, args: &[&str]) -> std::process::Output {
-    run_as(sb, moto, args, &[])
-}
-
-/// With `extra` added to (and overriding) the endpoint's environment.
-fn run_as(
-    sb: &Sandbox,
-    moto: &Moto,
-    args: &[&str],
-    extra: &[(&str, &str)],
-) -> std::process::Output {
-    let env = moto.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.extend_from_slice(extra);
-    sb.run_with(args, &pairs)
-}
-
-fn ok(sb: &Sandbox, moto: &Moto, args: &[&str]) -> std::process::Output {
-    let out = run(sb, moto, args);
-    assert_success(&out, args);
-    out
 }
 
 /// Plan and report text never carry a value of the file.
