@@ -259,13 +259,6 @@ impl Plan {
     pub fn desired(&self) -> &[Desired] {
         &self.desired
     }
-
-    pub fn desired_value(&self, name: &str) -> Option<&Payload> {
-        self.desired
-            .iter()
-            .find(|d| d.name == name)
-            .map(|d| &d.value)
-    }
 }
 
 /// How `--prune` deletes Secrets Manager secrets.

@@ -516,6 +516,11 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
         .map(|c| c.name.clone())
         .collect();
     let read_back = pusher.read_back(names)?;
+    let wanted: HashMap<&str, &Payload> = plan
+        .desired()
+        .iter()
+        .map(|d| (d.name.as_str(), &d.value))
+        .collect();
     for (_, name, status) in rows.iter_mut() {
         if status.is_err() {
             continue;
@@ -531,8 +536,8 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
             },
             None => "already there",
         };
-        *status = match (read_back.get(name.as_str()), plan.desired_value(name)) {
-            (Some(got), Some(want)) if got == want => Ok(done),
+        *status = match (read_back.get(name.as_str()), wanted.get(name.as_str())) {
+            (Some(got), Some(want)) if got == *want => Ok(done),
             _ => Err("read back a different value".into()),
         };
     }
