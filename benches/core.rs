@@ -75,8 +75,9 @@ fn metadata() -> Metadata {
 
 fn bench_lib(name: &str, format: Format, plain: &[u8], n: usize) {
     let key = DataKey::generate();
-    let enc =
-        sops::encrypt_plain(name, format, plain.to_vec(), &key, &mut metadata()).expect("encrypts");
+    let enc = sops::encrypt_plain(name, format, plain.to_vec(), &key, &mut metadata())
+        .expect("encrypts")
+        .bytes;
     let t_enc = time(n, || {
         sops::encrypt_plain(name, format, plain.to_vec(), &key, &mut metadata()).expect("encrypts")
     });

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use crate::format::emit::Value;
 use crate::format::Format;
 use crate::metadata::Selector;
+use crate::tree::Value;
 use crate::tree::{Document, Node, ScalarType};
 use crate::{Error, Result};
 

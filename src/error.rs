@@ -70,6 +70,9 @@ pub enum Error {
     #[error("{failed} of {total} change(s) not applied (listed above); the others were. Run the same command again to apply the rest")]
     PartlyApplied { failed: usize, total: usize },
 
+    #[error("{note}; refused by --strict-layout, nothing was written")]
+    LayoutRefused { note: String },
+
     #[error("interrupted; nothing was written")]
     Interrupted,
 
@@ -97,7 +100,7 @@ impl Error {
         match self {
             Error::NoKey { .. } => 3,
             Error::MacMismatch { .. } | Error::MacMissing { .. } | Error::Value { .. } => 4,
-            Error::Syntax { .. } | Error::Unsupported { .. } => 5,
+            Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => 5,
             Error::AlreadyEncrypted { .. } | Error::NotEncrypted { .. } => 6,
             Error::PathNotFound { .. } | Error::BadPath { .. } => 7,
             Error::Editor { .. } => 8,

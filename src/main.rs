@@ -5,7 +5,10 @@ use clap::Parser;
 
 fn main() {
     let cli = coffer::cli::Cli::parse();
-    let env = coffer::cli::Env::from_process(cli.aws_profile.clone());
+    let mut env = coffer::cli::Env::from_process(cli.aws_profile.clone());
+    if cli.strict_layout {
+        env.layout = coffer::sops::Layout::Strict;
+    }
     if let Err(err) = coffer::cli::run(cli, &env) {
         eprintln!("coffer: {err}");
         if let Some(hint) = hint(&err) {

@@ -3,7 +3,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::format::{emit, Format};
+use crate::format::{json, yaml, Format};
 use crate::path::{self, Step};
 use crate::sops;
 use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType};
@@ -28,7 +28,10 @@ pub fn parse_value(s: &str) -> (ScalarType, Zeroizing<String>) {
     }
     if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
         let wrapped = format!("{{\"v\": {t}}}");
-        if let Ok(doc) = Format::Json.store().parse(Zeroizing::new(wrapped)) {
+        if let Ok(doc) = Format::Json
+            .store()
+            .parse(Zeroizing::new(wrapped.into_bytes()))
+        {
             if let Some(l) = doc.leaves.first() {
                 return (
                     ScalarType::Str,
@@ -138,10 +141,10 @@ pub fn set(
             let v = store
                 .render_plain(&doc, &leaf, ty, &value)
                 .map_err(unsupported)?;
-            let k = if emit::plain_safe(&key, false) {
+            let k = if yaml::plain_safe(&key, false) {
                 key.clone()
             } else {
-                emit::double_quoted(&key)
+                yaml::double_quoted(&key)
             };
             let line = format!("{}{k}: {v}\n", " ".repeat(col));
             (at, crate::tree::lines_at(text, at, line))
@@ -153,8 +156,8 @@ pub fn set(
                 last.end,
                 format!(
                     ",{lead}{}: {}",
-                    emit::json_string(&key),
-                    emit::json_scalar(ty, &value)
+                    json::json_string(&key),
+                    json::json_scalar(ty, &value)
                 ),
             )
         }

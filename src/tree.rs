@@ -18,6 +18,8 @@ pub enum ScalarType {
     Float,
     Bool,
     Bytes,
+    /// A YAML timestamp; sops 3.10 and later store it as `type:time`.
+    Time,
     Comment,
     Null,
 }
@@ -30,6 +32,7 @@ impl ScalarType {
             ScalarType::Float => "float",
             ScalarType::Bool => "bool",
             ScalarType::Bytes => "bytes",
+            ScalarType::Time => "time",
             ScalarType::Comment => "comment",
         }
     }
@@ -41,6 +44,7 @@ impl ScalarType {
             "float" => ScalarType::Float,
             "bool" => ScalarType::Bool,
             "bytes" => ScalarType::Bytes,
+            "time" => ScalarType::Time,
             "comment" => ScalarType::Comment,
             _ => return None,
         })
@@ -180,6 +184,9 @@ pub struct Document {
     pub text: Zeroizing<String>,
     pub leaves: Vec<Leaf>,
     pub docs: Vec<Doc>,
+    /// Constructs whose layout is the hardest to keep (flow collections, block scalars,
+    /// …), by position, to name in a warning when the layout falls back.
+    pub constructs: Vec<(usize, &'static str)>,
 }
 
 impl Document {
@@ -224,4 +231,131 @@ pub fn line_end_after(text: &str, pos: usize) -> usize {
         return pos;
     }
     text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
+}
+
+/// A decrypted tree, detached from any source text.
+pub enum Value {
+    Map(Vec<(String, Value)>),
+    Seq(Vec<Value>),
+    Scalar(ScalarType, Zeroizing<String>),
+}
+
+impl Value {
+    pub fn from_meta(m: &MetaValue) -> Value {
+        match m {
+            MetaValue::Map(e) => Value::Map(
+                e.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_meta(v)))
+                    .collect(),
+            ),
+            MetaValue::Seq(items) => Value::Seq(items.iter().map(Value::from_meta).collect()),
+            MetaValue::Str(s) => Value::Scalar(ScalarType::Str, Zeroizing::new(s.clone())),
+            MetaValue::Null => Value::Scalar(ScalarType::Null, Zeroizing::new(String::new())),
+        }
+    }
+
+    /// Every scalar with its key path (list items by index), as text: booleans as
+    /// `true`/`false`, nulls empty. What environment variables and pushed secrets hold.
+    pub fn leaves(&self) -> Vec<(Vec<String>, Zeroizing<String>)> {
+        fn walk(
+            v: &Value,
+            path: &mut Vec<String>,
+            out: &mut Vec<(Vec<String>, Zeroizing<String>)>,
+        ) {
+            match v {
+                Value::Map(entries) => {
+                    for (k, v) in entries {
+                        path.push(k.clone());
+                        walk(v, path, out);
+                        path.pop();
+                    }
+                }
+                Value::Seq(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        path.push(i.to_string());
+                        walk(v, path, out);
+                        path.pop();
+                    }
+                }
+                Value::Scalar(ty, s) => {
+                    let text = match ty {
+                        ScalarType::Bool => {
+                            crate::cipher::parse_bool(s).unwrap_or(false).to_string()
+                        }
+                        ScalarType::Null => String::new(),
+                        _ => s.to_string(),
+                    };
+                    out.push((path.clone(), Zeroizing::new(text)));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), &mut out);
+        out
+    }
+}
+
+/// `["db", "password"]` → `DB_PASSWORD`, the environment variable a value becomes;
+/// `verbatim` (dotenv keys) keeps the case.
+pub fn variable_name(path: &[String], verbatim: bool) -> String {
+    if verbatim {
+        path.join("_")
+    } else {
+        path.iter()
+            .map(|s| s.to_uppercase())
+            .collect::<Vec<_>>()
+            .join("_")
+    }
+}
+
+impl Document {
+    /// The tree under `node`, each leaf's typed text given by `value` (which knows
+    /// whether leaves hold plaintext or need decrypting).
+    pub fn value_of(
+        &self,
+        node: &Node,
+        value: &dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), String>,
+    ) -> Result<Value, String> {
+        Ok(match node {
+            Node::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|e| Ok((e.key.clone(), self.value_of(&e.value, value)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Node::Seq(items) => Value::Seq(
+                items
+                    .iter()
+                    .map(|n| self.value_of(n, value))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Node::Leaf(i) => {
+                let (ty, text) = value(*i)?;
+                Value::Scalar(ty, text)
+            }
+        })
+    }
+
+    /// Where `node` starts in the text: its first key or value.
+    pub fn node_start(&self, node: &Node) -> Option<usize> {
+        match node {
+            Node::Leaf(i) => Some(self.leaves[*i].span.start),
+            Node::Map(e) => e.first().map(|e| e.at),
+            Node::Seq(items) => items.first().and_then(|n| self.node_start(n)),
+        }
+    }
+
+    /// The comment leaves in document order.
+    pub fn comments(&self) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.leaves.len())
+            .filter(|&i| self.leaves[i].kind == LeafKind::Comment)
+            .collect();
+        idx.sort_by_key(|&i| self.leaves[i].span.start);
+        idx
+    }
+
+    /// The 1-based line holding byte `pos`.
+    pub fn line_of(&self, pos: usize) -> usize {
+        self.text[..pos.min(self.text.len())].matches('\n').count() + 1
+    }
 }

@@ -15,7 +15,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::{bounded, code, reason, runtime, Connection, Payload, CONCURRENCY};
-use crate::format::emit::Value;
+use crate::tree::Value;
 use crate::{Error, Result};
 
 pub const MANAGED_BY: (&str, &str) = ("managed-by", "coffer");
@@ -133,7 +133,7 @@ pub fn desired(
                 Some(p) => p,
                 None => {
                     let mut json = Zeroizing::new(String::new());
-                    crate::format::emit::json(&mut json, root, None, 0);
+                    crate::format::json::json(&mut json, root, None, 0);
                     Payload::Text(json)
                 }
             };

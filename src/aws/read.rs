@@ -177,7 +177,7 @@ async fn fetch(
 fn json_field(text: &str, key: &str) -> Result<Zeroizing<String>, String> {
     let doc = crate::format::Format::Json
         .store()
-        .parse(Zeroizing::new(text.to_string()))
+        .parse(Zeroizing::new(text.as_bytes().to_vec()))
         .map_err(|_| "the secret is not a JSON object".to_string())?;
     let root = &doc.docs[0].root;
     match root.get(key) {

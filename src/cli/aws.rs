@@ -13,8 +13,9 @@ use crate::aws::push::{
     self, Action, Deletion, Desired, Layout, Outcome, Plan, Pusher, Service, Target,
 };
 use crate::aws::{Connection, Payload};
-use crate::format::emit::{json_string, variable_name, Value};
+use crate::format::json::json_string;
 use crate::format::Format;
+use crate::tree::{variable_name, Value};
 use crate::{sops, Error, Result};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -182,7 +182,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     )?;
     md.rules()
         .map_err(|e| Error::Key(format!("bad regex: {e}")))?;
-    let out = sops::encrypt_plain(&name, format, input, &key, &mut md)?;
+    let out = env.accept(sops::encrypt_plain(&name, format, input, &key, &mut md)?)?;
     io.write(&out, false, false)
 }
 
@@ -202,7 +202,7 @@ pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     let to: Format = args.output_type.map_or(format, Into::into);
     let out = match &args.extract {
         Some(p) => opened.extract(&path::parse(p)?, to)?,
-        None => opened.into_output(to)?,
+        None => env.accept(opened.into_output(to)?)?,
     };
     io.write(&out, true, to == Format::Binary)
 }
@@ -231,7 +231,9 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     md.kms = fresh.kms;
     md.lastmodified = metadata::now_rfc3339();
     md.version = Some(metadata::SOPS_VERSION.to_string());
-    let out = sops::encrypt_plain(&name, format, plaintext, &key, &mut md)?;
+    let out = env.accept(sops::encrypt_plain(
+        &name, format, plaintext, &key, &mut md,
+    )?)?;
     io.write(&out, false, false)
 }
 
@@ -293,22 +295,16 @@ pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Res
     for r in before.iter().filter(|r| !now.contains(r)) {
         eprintln!("coffer: {name}: - {r}");
     }
-    let out = opened.with_metadata(&md)?;
+    let out = env.accept(opened.with_metadata(&md)?)?;
     crate::fsutil::write_atomic(&args.file, &out, 0o644, None)
 }
 
 pub fn filestatus(args: FilestatusArgs) -> Result<()> {
-    let name = args.file.display().to_string();
     let format = args
         .input_type
         .map_or_else(|| Format::from_path(&args.file), Into::into);
     let input = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
-    let parse_as = if format == Format::Binary {
-        Format::Json
-    } else {
-        format
-    };
-    let encrypted = sops::parse(&name, parse_as, input).is_ok_and(|d| d.is_encrypted());
+    let encrypted = format.store().is_encrypted(&input);
     println!("{{\"encrypted\":{encrypted}}}");
     Ok(())
 }

@@ -248,7 +248,7 @@ fn variables(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>> 
         .value(root)?
         .leaves()
         .into_iter()
-        .map(|(path, v)| (crate::format::emit::variable_name(&path, verbatim), v))
+        .map(|(path, v)| (crate::tree::variable_name(&path, verbatim), v))
         .collect())
 }
 

@@ -62,8 +62,8 @@ fn modify(
     let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
     let plaintext = opened.plaintext()?;
     let changed = change(&name, &plaintext)?;
-    if let Some(out) = opened.reencrypt(&changed)? {
-        crate::fsutil::write_atomic(file, &out, 0o644, None)?;
+    if let Some(sealed) = opened.reencrypt(&changed)? {
+        crate::fsutil::write_atomic(file, &env.accept(sealed)?, 0o644, None)?;
     }
     Ok(())
 }
@@ -107,7 +107,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         }
     };
     let original = match &existing {
-        Some(o) => o.plaintext()?,
+        Some(o) => env.accept(o.render()?)?,
         None => Zeroizing::new(Vec::new()),
     };
 
@@ -174,7 +174,9 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         }
         (None, None) => unreachable!("a new file always has keys"),
     };
-    let out = result.map_err(|e| rescue(format!("{e}; the file was not changed")))?;
+    let out = result
+        .and_then(|sealed| env.accept(sealed))
+        .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
     crate::fsutil::write_atomic(file, &out, 0o644, None)
 }
 

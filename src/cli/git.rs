@@ -66,13 +66,15 @@ fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
         Err(Error::NoRecipients { .. }) => crate::keys::Recipients::default(),
         Err(e) => return Err(e),
     };
-    Ok(Filter::new(
+    let mut f = Filter::new(
         env.keyring()?,
         env.kms_shared(),
         workdir,
         config.map(Path::to_path_buf),
         from_env,
-    ))
+    );
+    f.layout = env.layout;
+    Ok(f)
 }
 
 fn repo() -> Result<(git2::Repository, PathBuf)> {

@@ -11,6 +11,7 @@ use crate::format::Format;
 use crate::keys::age::{AgeKeys, IdentitySources};
 use crate::keys::kms::KmsKeys;
 use crate::keys::Keyring;
+use crate::sops::{Layout, Sealed};
 use crate::{Error, Result};
 
 mod aws;
@@ -54,6 +55,10 @@ pub struct Cli {
     /// AWS profile for AWS calls, and for KMS keys whose metadata names none (default: AWS_PROFILE, then the default chain)
     #[arg(long, global = true, value_name = "NAME")]
     pub aws_profile: Option<String>,
+
+    /// Refuse to write a file whose layout cannot be kept byte for byte, instead of writing it in the canonical layout with a warning
+    #[arg(long, global = true)]
+    pub strict_layout: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -253,6 +258,8 @@ pub struct Env {
     /// KMS clients, shared by every key lookup of the process.
     kms: std::sync::Arc<KmsKeys>,
     aws_profile: Option<String>,
+    /// `--strict-layout`: what to do when a layout cannot be kept.
+    pub layout: Layout,
 }
 
 impl Env {
@@ -261,7 +268,18 @@ impl Env {
             vars: std::env::vars().collect(),
             kms: std::sync::Arc::new(KmsKeys::new(aws_profile.clone())),
             aws_profile,
+            layout: Layout::default(),
         }
+    }
+
+    /// The bytes of checked output, with the layout warning shown (or the write refused
+    /// under `--strict-layout`).
+    pub fn accept(&self, sealed: Sealed) -> Result<Zeroizing<Vec<u8>>> {
+        let (bytes, note) = sealed.accept(self.layout)?;
+        if let Some(note) = note {
+            warn(&note);
+        }
+        Ok(bytes)
     }
 
     /// `--aws-profile`, if given.

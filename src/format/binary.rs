@@ -1,8 +1,70 @@
 //! Binary files: the whole content is one value, stored as sops does, in a JSON document
-//! `{"data": "ENC[...]", "sops": {...}}`.
+//! `{"data": "ENC[...]", "sops": {...}}`. The store wraps the JSON store, as sops's does.
 
-use crate::tree::{Doc, Document, Entry, Leaf, LeafKind, Node, Quote, ScalarType, Style};
 use zeroize::Zeroizing;
+
+use super::json::JsonStore;
+use super::{LeafText, Store};
+use crate::tree::{
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
+};
+
+pub struct BinaryStore;
+
+impl Store for BinaryStore {
+    /// An encrypted file is its JSON document; anything else is one plaintext value.
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+        let looks_like_sops = source.trim_ascii_start().starts_with(b"{")
+            && source.windows(6).any(|w| w == b"\"sops\"");
+        if looks_like_sops {
+            if let Ok(doc) = JsonStore.parse(Zeroizing::new(source.to_vec())) {
+                if doc.is_encrypted() {
+                    return Ok(doc);
+                }
+            }
+        }
+        Ok(plain_document(source))
+    }
+
+    fn payload(&self, doc: &Document) -> Option<usize> {
+        let root = &doc.docs.first()?.root;
+        match root.get(DATA_KEY).or_else(|| root.get(CONFLICT_KEY)) {
+            Some(Node::Leaf(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn render_plain(
+        &self,
+        doc: &Document,
+        leaf: &Leaf,
+        ty: ScalarType,
+        value: &str,
+    ) -> Result<String, String> {
+        JsonStore.render_plain(doc, leaf, ty, value)
+    }
+
+    fn enc_quotes(&self, leaf: &Leaf) -> (&'static str, &'static str) {
+        JsonStore.enc_quotes(leaf)
+    }
+
+    fn render_metadata(
+        &self,
+        doc: &Document,
+        doc_index: usize,
+        meta: &MetaValue,
+    ) -> (usize, String) {
+        JsonStore.render_metadata(doc, doc_index, meta)
+    }
+
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+        JsonStore.emit(value)
+    }
+
+    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+        JsonStore.canonical(doc, value)
+    }
+}
 
 /// The key sops stores a binary file's content under (its additional data is `data:`).
 pub const DATA_KEY: &str = "data";
@@ -48,5 +110,6 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
         text: Zeroizing::new(skeleton),
         leaves: vec![leaf],
         docs: vec![doc],
+        constructs: Vec::new(),
     }
 }

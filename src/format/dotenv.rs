@@ -3,11 +3,10 @@
 
 use zeroize::Zeroizing;
 
-use super::emit::Value;
-use super::Store;
+use super::{LeafText, Store};
 use crate::metadata;
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
 
 pub struct DotenvStore;
@@ -37,7 +36,8 @@ pub(crate) fn line_span(text: &str, start: usize, line: &str) -> std::ops::Range
 }
 
 impl Store for DotenvStore {
-    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+        let source = super::text(source)?;
         let text: &str = &source;
         let mut leaves = Vec::new();
         let mut entries = Vec::new();
@@ -98,6 +98,7 @@ impl Store for DotenvStore {
             text: source,
             leaves,
             docs: vec![doc],
+            constructs: Vec::new(),
         })
     }
 
@@ -136,6 +137,37 @@ impl Store for DotenvStore {
         }
         let end = doc.text.len();
         (end, crate::tree::lines_at(&doc.text, end, block))
+    }
+
+    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+        let mut out = Zeroizing::new(String::new());
+        let mut comments = doc.comments().into_iter().peekable();
+        let mut comment_lines = |out: &mut String, before: usize| -> Result<(), String> {
+            while let Some(&i) = comments
+                .peek()
+                .filter(|&&i| doc.leaves[i].span.start < before)
+            {
+                comments.next();
+                out.push('#');
+                out.push_str(&value(i)?.1.replace('\n', " "));
+                out.push('\n');
+            }
+            Ok(())
+        };
+        if let Some(Node::Map(entries)) = doc.docs.first().map(|d| &d.root) {
+            for e in entries {
+                comment_lines(&mut out, e.at)?;
+                let Node::Leaf(i) = e.value else {
+                    return Err(format!("the value of {} is not a scalar", e.key));
+                };
+                out.push_str(&e.key);
+                out.push('=');
+                out.push_str(&value(i)?.1.replace('\n', "\\n"));
+                out.push('\n');
+            }
+        }
+        comment_lines(&mut out, usize::MAX)?;
+        Ok(out)
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {

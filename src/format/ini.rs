@@ -4,11 +4,10 @@
 use zeroize::Zeroizing;
 
 use super::dotenv::lines;
-use super::emit::Value;
-use super::Store;
+use super::{LeafText, Store};
 use crate::metadata;
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
 
 pub struct IniStore;
@@ -17,7 +16,8 @@ pub struct IniStore;
 const DEFAULT_SECTION: &str = "DEFAULT";
 
 impl Store for IniStore {
-    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+        let source = super::text(source)?;
         let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
         let mut sections: Vec<(String, usize, usize, Vec<Entry>)> = Vec::new();
@@ -65,10 +65,13 @@ impl Store for IniStore {
                     .ok_or_else(|| {
                         format!("line {}: unterminated section header", line_no(text, start))
                     })?;
-                for c in pending_comments.drain(..) {
-                    leaves[c].path = vec![name.clone()];
-                }
                 in_meta = name == "sops";
+                // Comments before the metadata belong to the data, not to `[sops]`.
+                if !in_meta {
+                    for c in pending_comments.drain(..) {
+                        leaves[c].path = vec![name.clone()];
+                    }
+                }
                 if in_meta {
                     meta_start = Some(start);
                 }
@@ -191,6 +194,7 @@ impl Store for IniStore {
             text: source,
             leaves,
             docs: vec![doc],
+            constructs: Vec::new(),
         })
     }
 
@@ -238,6 +242,43 @@ impl Store for IniStore {
             block.push_str(&format!("{k:width$} = {}\n", v.replace('\n', "\\n")));
         }
         (text.len(), crate::tree::lines_at(text, text.len(), block))
+    }
+
+    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+        let mut out = Zeroizing::new(String::new());
+        let mut comments = doc.comments().into_iter().peekable();
+        let mut comment_lines = |out: &mut String, before: usize| -> Result<(), String> {
+            while let Some(&i) = comments
+                .peek()
+                .filter(|&&i| doc.leaves[i].span.start < before)
+            {
+                comments.next();
+                out.push_str("; ");
+                out.push_str(&value(i)?.1);
+                out.push('\n');
+            }
+            Ok(())
+        };
+        if let Some(Node::Map(sections)) = doc.docs.first().map(|d| &d.root) {
+            for (n, s) in sections.iter().enumerate() {
+                comment_lines(&mut out, s.at)?;
+                let Node::Map(entries) = &s.value else {
+                    return Err(format!("{} is not a section", s.key));
+                };
+                if n > 0 || s.key != DEFAULT_SECTION {
+                    out.push_str(&format!("[{}]\n", s.key));
+                }
+                for e in entries {
+                    comment_lines(&mut out, e.at)?;
+                    let Node::Leaf(i) = e.value else {
+                        return Err(format!("the value of {}:{} is not a scalar", s.key, e.key));
+                    };
+                    out.push_str(&format!("{} = {}\n", e.key, value(i)?.1.as_str()));
+                }
+            }
+        }
+        comment_lines(&mut out, usize::MAX)?;
+        Ok(out)
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {

@@ -5,10 +5,9 @@ use std::ops::Range;
 
 use zeroize::Zeroizing;
 
-use super::emit::{self, Value};
 use super::Store;
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
 
 pub struct JsonStore;
@@ -54,6 +53,7 @@ struct P<'t> {
     b: &'t [u8],
     pos: usize,
     leaves: Vec<Leaf>,
+    depth: usize,
 }
 
 enum Parsed {
@@ -173,7 +173,20 @@ impl<'t> P<'t> {
     }
 
     fn value(&mut self, path: &mut Vec<String>, meta: bool) -> Result<Parsed, String> {
+        self.depth += 1;
+        let v = self.value_inner(path, meta);
+        self.depth -= 1;
+        v
+    }
+
+    fn value_inner(&mut self, path: &mut Vec<String>, meta: bool) -> Result<Parsed, String> {
         self.ws();
+        if self.depth >= super::MAX_DEPTH {
+            return Err(self.err(&format!(
+                "nested more than {} levels deep",
+                super::MAX_DEPTH
+            )));
+        }
         let start = self.pos;
         match self.b.get(self.pos) {
             Some(b'{') => {
@@ -318,13 +331,15 @@ impl<'t> P<'t> {
 }
 
 impl Store for JsonStore {
-    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+        let source = super::text(source)?;
         let text: &str = &source;
         let mut p = P {
             text,
             b: text.as_bytes(),
             pos: 0,
             leaves: Vec::new(),
+            depth: 0,
         };
         p.ws();
         if p.b.get(p.pos) != Some(&b'{') {
@@ -358,6 +373,14 @@ impl Store for JsonStore {
                 let v = p.value(&mut path, is_meta)?;
                 path.pop();
                 let value_end = p.pos;
+                if meta.is_some() {
+                    p.pos = key_start;
+                    return Err(p.err(if matches!(v, Parsed::Meta(_)) {
+                        "more than one `sops` metadata key"
+                    } else {
+                        "the `sops` metadata is not the last key of the object"
+                    }));
+                }
                 match v {
                     Parsed::Node(n) => entries.push(Entry {
                         key,
@@ -431,6 +454,7 @@ impl Store for JsonStore {
             text: source,
             leaves,
             docs: vec![doc],
+            constructs: Vec::new(),
         })
     }
 
@@ -441,7 +465,7 @@ impl Store for JsonStore {
         ty: ScalarType,
         value: &str,
     ) -> Result<String, String> {
-        Ok(emit::json_scalar(ty, value))
+        Ok(json_scalar(ty, value))
     }
 
     fn enc_quotes(&self, _leaf: &Leaf) -> (&'static str, &'static str) {
@@ -459,7 +483,7 @@ impl Store for JsonStore {
         let open = text.find('{').unwrap_or(0);
         let unit = (d.indent > 0).then(|| d.indent_char.to_string().repeat(d.indent));
         let mut value = String::new();
-        emit::json(&mut value, &Value::from_meta(meta), unit.as_deref(), 1);
+        json(&mut value, &Value::from_meta(meta), unit.as_deref(), 1);
         let lead = match &unit {
             Some(u) => format!("\n{u}"),
             // One-line JSON: copy the spacing between the first two members, if any.
@@ -481,8 +505,80 @@ impl Store for JsonStore {
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
         let mut out = Zeroizing::new(String::new());
-        emit::json(&mut out, value, Some("    "), 0);
+        json(&mut out, value, Some("    "), 0);
         out.push('\n');
         Ok(out)
+    }
+}
+
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub fn json_scalar(ty: ScalarType, s: &str) -> String {
+    match ty {
+        ScalarType::Null => "null".into(),
+        ScalarType::Bool => crate::cipher::parse_bool(s).unwrap_or(false).to_string(),
+        ScalarType::Int | ScalarType::Float if is_json_number(s) => s.to_string(),
+        _ => json_string(s),
+    }
+}
+
+/// Pretty JSON with `unit` per level (None: on one line), starting at nesting `level`.
+pub fn json(out: &mut String, v: &Value, unit: Option<&str>, level: usize) {
+    let (open_nl, close_nl) = match unit {
+        Some(u) => (
+            format!("\n{}", u.repeat(level + 1)),
+            format!("\n{}", u.repeat(level)),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let sep = if unit.is_some() { "," } else { ", " };
+    match v {
+        Value::Map(e) if !e.is_empty() => {
+            out.push('{');
+            for (i, (k, v)) in e.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                out.push_str(&open_nl);
+                out.push_str(&json_string(k));
+                out.push_str(": ");
+                json(out, v, unit, level + 1);
+            }
+            out.push_str(&close_nl);
+            out.push('}');
+        }
+        Value::Seq(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                out.push_str(&open_nl);
+                json(out, v, unit, level + 1);
+            }
+            out.push_str(&close_nl);
+            out.push(']');
+        }
+        Value::Map(_) => out.push_str("{}"),
+        Value::Seq(_) => out.push_str("[]"),
+        Value::Scalar(ty, s) => out.push_str(&json_scalar(*ty, s)),
     }
 }

@@ -6,11 +6,10 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::tree::{Document, Leaf, MetaValue, ScalarType};
+use crate::tree::{Document, Leaf, MetaValue, ScalarType, Value};
 
 pub mod binary;
 pub mod dotenv;
-pub mod emit;
 pub mod ini;
 pub mod json;
 pub mod yaml;
@@ -60,18 +59,68 @@ impl Format {
     pub fn store(self) -> &'static dyn Store {
         match self {
             Format::Yaml => &yaml::YamlStore,
-            Format::Json | Format::Binary => &json::JsonStore,
+            Format::Json => &json::JsonStore,
+            Format::Binary => &binary::BinaryStore,
             Format::Dotenv => &dotenv::DotenvStore,
             Format::Ini => &ini::IniStore,
         }
     }
 }
 
-/// A format's syntax, as the sops engine needs it.
+/// Parse a file's bytes in `format`. Errors name the file and, where known, the line.
+pub fn parse(
+    file: &str,
+    format: Format,
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
+) -> crate::Result<Document> {
+    format
+        .store()
+        .parse(bytes.into())
+        .map_err(|message| crate::Error::Syntax {
+            file: file.to_string(),
+            message,
+        })
+}
+
+/// The bytes of a text format as a string; the bytes are wiped either way.
+pub(crate) fn text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, String> {
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(s) => Ok(Zeroizing::new(s)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            drop(Zeroizing::new(e.into_bytes()));
+            Err(format!(
+                "not UTF-8 text (byte {at}); use --input-type binary for binary files"
+            ))
+        }
+    }
+}
+
+/// How deep collections may nest. Deeper input is refused with a syntax error instead
+/// of exhausting the stack in the parser or in anything that walks the tree after it.
+pub const MAX_DEPTH: usize = 256;
+
+/// A format's syntax, as the sops engine needs it. The engine never asks which format
+/// it holds; what differs between formats is answered here.
 pub trait Store: Sync {
-    /// Parse text into leaves and structure. The error is a one-line message that names
-    /// the line and column where one is known.
-    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String>;
+    /// Parse bytes into leaves and structure. The error is a one-line message that
+    /// names the line and column where one is known.
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String>;
+
+    /// True when `bytes` are a sops file of this format. Cheap for plaintext: every sops
+    /// file names its metadata, so text without `sops` is not parsed.
+    fn is_encrypted(&self, bytes: &[u8]) -> bool {
+        bytes.windows(4).any(|w| w == b"sops")
+            && self
+                .parse(Zeroizing::new(bytes.to_vec()))
+                .is_ok_and(|d| d.is_encrypted())
+    }
+
+    /// The leaf whose bytes are the whole plaintext file, for formats without a layout
+    /// of their own (binary).
+    fn payload(&self, _doc: &Document) -> Option<usize> {
+        None
+    }
 
     /// The source text for a decrypted value at `leaf`'s place.
     fn render_plain(
@@ -94,5 +143,23 @@ pub trait Store: Sync {
     ) -> (usize, String);
 
     /// Serialise a whole plaintext tree (for `--output-type` and `--extract`).
-    fn emit(&self, value: &emit::Value) -> Result<Zeroizing<String>, String>;
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String>;
+
+    /// `doc` written afresh in the format's canonical layout (the one sops writes), with
+    /// its comments in order; each leaf's typed text comes from `value`. Used when the
+    /// document's own layout cannot be kept.
+    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+        let roots: Vec<Value> = doc
+            .docs
+            .iter()
+            .map(|d| doc.value_of(&d.root, value))
+            .collect::<Result<_, _>>()?;
+        match roots.as_slice() {
+            [one] => self.emit(one),
+            _ => Err("several documents in one file".into()),
+        }
+    }
 }
+
+/// A leaf's type and text, as [`Store::canonical`] asks for it.
+pub type LeafText<'a> = dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), String> + 'a;

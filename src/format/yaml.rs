@@ -7,10 +7,9 @@ use std::ops::Range;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use zeroize::Zeroizing;
 
-use super::emit::{self, Value};
-use super::Store;
+use super::{LeafText, Store};
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
 
 pub struct YamlStore;
@@ -63,6 +62,7 @@ struct Parse<'t> {
     /// Spans no comment can start in: scalars, and the metadata block.
     occupied: Vec<Range<usize>>,
     indent: Option<usize>,
+    constructs: Vec<(usize, &'static str)>,
 }
 
 impl<'t> Parse<'t> {
@@ -100,7 +100,8 @@ fn err_at(line: usize, col: usize, msg: impl std::fmt::Display) -> String {
 }
 
 impl Store for YamlStore {
-    fn parse(&self, source: Zeroizing<String>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+        let source = super::text(source)?;
         let text: &str = &source;
         let offsets = if text.is_ascii() {
             None
@@ -121,6 +122,7 @@ impl Store for YamlStore {
             items: Vec::new(),
             occupied: Vec::new(),
             indent: None,
+            constructs: Vec::new(),
         };
         p.run()?;
         p.find_comments();
@@ -128,11 +130,13 @@ impl Store for YamlStore {
         for d in &mut p.docs {
             d.indent = indent;
         }
-        let (leaves, docs) = (p.leaves, p.docs);
+        let (leaves, docs, mut constructs) = (p.leaves, p.docs, p.constructs);
+        constructs.sort_by_key(|c| c.0);
         Ok(Document {
             text: source,
             leaves,
             docs,
+            constructs,
         })
     }
 
@@ -148,6 +152,7 @@ impl Store for YamlStore {
             ScalarType::Comment => value.replace('\n', " "),
             ScalarType::Int => value.to_string(),
             ScalarType::Float => yaml_float(value),
+            ScalarType::Time => value.to_string(),
             ScalarType::Bool => match value {
                 "true" | "false" | "TRUE" | "FALSE" => value.to_string(),
                 other => crate::cipher::parse_bool(other)
@@ -178,16 +183,31 @@ impl Store for YamlStore {
     ) -> (usize, String) {
         let d = &doc.docs[doc_index];
         let mut block = String::new();
-        emit::yaml_entry(
-            &mut block,
-            "sops",
-            &emit::Value::from_meta(meta),
-            0,
-            d.indent,
-        );
+        yaml_entry(&mut block, "sops", &Value::from_meta(meta), 0, d.indent);
         let pos = d.end;
         let text = doc.text.as_str();
         (pos, crate::tree::lines_at(text, pos, block))
+    }
+
+    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+        let mut w = Canonical {
+            doc,
+            value,
+            out: Zeroizing::new(String::new()),
+            comments: doc.comments(),
+            next: 0,
+        };
+        for (n, d) in doc.docs.iter().enumerate() {
+            if n > 0 {
+                w.out.push_str("---\n");
+            }
+            if let Node::Map(entries) = &d.root {
+                w.map(entries, 0)?;
+            }
+            w.flush(d.end.max(1), 0);
+        }
+        w.flush(usize::MAX, 0);
+        Ok(w.out)
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
@@ -195,14 +215,14 @@ impl Store for YamlStore {
         match value {
             Value::Map(entries) => {
                 for (k, v) in entries {
-                    emit::yaml_entry(&mut out, k, v, 0, 4);
+                    yaml_entry(&mut out, k, v, 0, 4);
                 }
                 if entries.is_empty() {
                     out.push_str("{}\n");
                 }
             }
             other => {
-                out.push_str(&emit::yaml_scalar_or_flow(other));
+                out.push_str(&yaml_scalar_or_flow(other));
                 out.push('\n');
             }
         }
@@ -210,12 +230,28 @@ impl Store for YamlStore {
     }
 }
 
+/// A float as YAML text that reads back as a float: its own spelling when that does,
+/// else go-yaml's (`1.5e+10`), with `.0` where that would read back as an int.
 fn yaml_float(v: &str) -> String {
     match v {
-        "+Inf" | "Inf" | "inf" | "+inf" => ".inf".into(),
-        "-Inf" | "-inf" => "-.inf".into(),
-        "NaN" | "nan" => ".nan".into(),
-        _ => v.to_string(),
+        "+Inf" | "Inf" | "inf" | "+inf" => return ".inf".into(),
+        "-Inf" | "-inf" => return "-.inf".into(),
+        "NaN" | "nan" => return ".nan".into(),
+        _ => {}
+    }
+    if resolve_plain(v) == ScalarType::Float {
+        return v.to_string();
+    }
+    match crate::cipher::parse_float(v) {
+        Some(f) => {
+            let g = crate::cipher::format_float_g(f);
+            if resolve_plain(&g) == ScalarType::Float {
+                g
+            } else {
+                format!("{g}.0")
+            }
+        }
+        None => v.to_string(),
     }
 }
 
@@ -229,17 +265,17 @@ pub(crate) fn render_str(s: &str, style: Style, indent: usize) -> String {
         style.quote
     };
     match quote {
-        Quote::Double => emit::double_quoted(s),
+        Quote::Double => double_quoted(s),
         Quote::Single if !s.contains('\n') && !s.chars().any(char::is_control) => {
             format!("'{}'", s.replace('\'', "''"))
         }
         Quote::Block if block_ok => block_literal(s, style.owner_col + indent),
-        _ if emit::plain_safe(s, style.flow) => s.to_string(),
+        _ if plain_safe(s, style.flow) => s.to_string(),
         _ if s.contains('\n') && block_ok => block_literal(s, style.owner_col + indent),
         _ if style.flow && !s.contains('\n') && !s.chars().any(char::is_control) => {
             format!("'{}'", s.replace('\'', "''"))
         }
-        _ => emit::double_quoted(s),
+        _ => double_quoted(s),
     }
 }
 
@@ -372,6 +408,13 @@ impl Parse<'_> {
 
             // Inside the `sops` block: build the metadata tree and nothing else.
             if meta_start.is_some() {
+                if meta_stack.len() >= super::MAX_DEPTH {
+                    return Err(err_at(
+                        span.start.line(),
+                        span.start.col(),
+                        format!("nested more than {} levels deep", super::MAX_DEPTH),
+                    ));
+                }
                 // Block collections end at the next token, which may be a comment or
                 // the next document: only text the metadata itself holds counts.
                 if range.end > range.start {
@@ -387,6 +430,13 @@ impl Parse<'_> {
                     }
                     end = end.max(start);
                     self.occupied.push(start..end);
+                    if doc_meta.is_some() {
+                        return Err(err_at(
+                            span.start.line(),
+                            span.start.col(),
+                            "more than one `sops` metadata key in the document",
+                        ));
+                    }
                     doc_meta = Some((value, std::iter::once(start..end).collect()));
                     if let Some(Frame::Map { key, .. }) = stack.last_mut() {
                         *key = None;
@@ -430,6 +480,30 @@ impl Parse<'_> {
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
                     let is_map = matches!(ev, Event::MappingStart(..));
                     let flow = self.text[range.clone()].starts_with(['{', '[']);
+                    // A collection where a key is expected: sops has no such keys, and
+                    // taking it for a value would shift every key after it.
+                    if let Some(Frame::Map { key: None, .. }) = stack.last() {
+                        return Err(err_at(
+                            span.start.line(),
+                            span.start.col(),
+                            "complex mapping keys (a list or mapping used as a key) are not supported",
+                        ));
+                    }
+                    if stack.len() >= super::MAX_DEPTH {
+                        return Err(err_at(
+                            span.start.line(),
+                            span.start.col(),
+                            format!("nested more than {} levels deep", super::MAX_DEPTH),
+                        ));
+                    }
+                    if flow {
+                        let what = if is_map {
+                            "flow mapping"
+                        } else {
+                            "flow sequence"
+                        };
+                        self.constructs.push((range.start, what));
+                    }
                     let parent = stack.last().map(frame_container);
                     // The root must be a mapping, as in sops.
                     if stack.is_empty() && !is_map {
@@ -529,6 +603,14 @@ impl Parse<'_> {
                         continue;
                     }
                     let is_key = matches!(stack.last(), Some(Frame::Map { key: None, .. }));
+                    // sops writes its metadata last; data after it is not from sops.
+                    if is_key && stack.len() == 1 && doc_meta.is_some() {
+                        return Err(err_at(
+                            span.start.line(),
+                            span.start.col(),
+                            "the `sops` metadata is not the last key of the document",
+                        ));
+                    }
                     if is_key {
                         self.note_item(&stack, range.start);
                         self.occupied.push(range.clone());
@@ -639,6 +721,13 @@ impl Parse<'_> {
                     .map_err(|m| err_at(span.start.line(), span.start.col(), m))?,
             ),
         };
+        let construct = match style {
+            ScalarStyle::Literal => Some("literal block scalar"),
+            ScalarStyle::Folded => Some("folded block scalar"),
+            _ if tag.is_some() => Some("tagged value"),
+            _ if self.text[raw.clone()].contains('\n') => Some("value over several lines"),
+            _ => None,
+        };
         let tag_suffix = tag.map(|t| t.suffix.as_str());
         let ty = match (style, tag_suffix) {
             (_, Some("str")) | (_, Some("binary")) => ScalarType::Str,
@@ -649,6 +738,9 @@ impl Parse<'_> {
             (ScalarStyle::Plain, _) => resolve_plain(value),
             _ => ScalarType::Str,
         };
+        if let Some(what) = construct {
+            self.constructs.push((span_range.start, what));
+        }
         let stored = if ty == ScalarType::Str {
             value.to_string()
         } else {
@@ -882,5 +974,278 @@ fn capture_meta(
             items.push(value);
             None
         }
+    }
+}
+
+// Fresh serialisation, for format conversion, metadata blocks and the canonical layout.
+
+/// True when `s` can be written as a plain YAML scalar and read back as the same string.
+pub(crate) fn plain_safe(s: &str, flow: bool) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    if resolve_plain(s) != ScalarType::Str || looks_like_timestamp(s) {
+        return false;
+    }
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+        // `-foo`, `?foo` and `:foo` are plain when not followed by a space, but keep it simple.
+        let second = s[first.len_utf8()..].chars().next();
+        if !(matches!(first, '-' | '?' | ':') && second.is_some_and(|c| !c.is_whitespace())) {
+            return false;
+        }
+    }
+    if s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) || s.ends_with(':') {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") || s.contains(":\t") || s.contains("\t#") {
+        return false;
+    }
+    if s.starts_with("---") || s.starts_with("...") {
+        return false;
+    }
+    if flow && s.contains([',', '[', ']', '{', '}']) {
+        return false;
+    }
+    !s.chars().any(|c| c.is_control() || c == '\u{feff}')
+}
+
+/// YAML resolves unquoted dates to timestamps; sops quotes them, and so do we.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+}
+
+pub(crate) fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{b}' => out.push_str("\\v"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{1b}' => out.push_str("\\e"),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{a0}' => out.push_str("\\_"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            c if c.is_control() || c == '\u{feff}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn yaml_key(k: &str) -> String {
+    if plain_safe(k, false) {
+        k.to_string()
+    } else {
+        double_quoted(k)
+    }
+}
+
+fn yaml_scalar(ty: ScalarType, s: &str, block_indent: usize) -> String {
+    match ty {
+        ScalarType::Null => "null".into(),
+        ScalarType::Bool => crate::cipher::parse_bool(s).unwrap_or(false).to_string(),
+        ScalarType::Int => s.to_string(),
+        ScalarType::Float => yaml_float(s),
+        ScalarType::Time => s.to_string(),
+        _ => {
+            let style = crate::tree::Style {
+                quote: crate::tree::Quote::Plain,
+                owner_col: block_indent,
+                flow: false,
+            };
+            render_str(s, style, 0)
+        }
+    }
+}
+
+/// A scalar, or an empty collection, on one line.
+pub(crate) fn yaml_scalar_or_flow(v: &Value) -> String {
+    match v {
+        Value::Map(_) => "{}".into(),
+        Value::Seq(_) => "[]".into(),
+        Value::Scalar(ty, s) => yaml_scalar(*ty, s, 0),
+    }
+}
+
+/// `key: value` at `indent` spaces, nested collections indented by `unit`.
+pub(crate) fn yaml_entry(out: &mut String, key: &str, v: &Value, indent: usize, unit: usize) {
+    let pad = " ".repeat(indent);
+    out.push_str(&pad);
+    out.push_str(&yaml_key(key));
+    out.push(':');
+    match v {
+        Value::Map(e) if !e.is_empty() => {
+            out.push('\n');
+            for (k, v) in e {
+                yaml_entry(out, k, v, indent + unit, unit);
+            }
+        }
+        Value::Seq(items) if !items.is_empty() => {
+            out.push('\n');
+            for item in items {
+                yaml_item(out, item, indent + unit, unit);
+            }
+        }
+        Value::Scalar(ty, s) => {
+            out.push(' ');
+            out.push_str(&yaml_scalar(*ty, s, indent + unit));
+            out.push('\n');
+        }
+        empty => {
+            out.push(' ');
+            out.push_str(&yaml_scalar_or_flow(empty));
+            out.push('\n');
+        }
+    }
+}
+
+fn yaml_item(out: &mut String, v: &Value, indent: usize, unit: usize) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Map(e) if !e.is_empty() => {
+            let mut inner = String::new();
+            for (k, v) in e {
+                yaml_entry(&mut inner, k, v, indent + 2, unit);
+            }
+            out.push_str(&pad);
+            out.push_str("- ");
+            out.push_str(&inner[indent + 2..]);
+        }
+        Value::Seq(items) if !items.is_empty() => {
+            let mut inner = String::new();
+            for item in items {
+                yaml_item(&mut inner, item, indent + 2, unit);
+            }
+            out.push_str(&pad);
+            out.push_str("- ");
+            out.push_str(&inner[indent + 2..]);
+        }
+        Value::Scalar(ty, s) => {
+            out.push_str(&pad);
+            out.push_str("- ");
+            out.push_str(&yaml_scalar(*ty, s, indent + 2));
+            out.push('\n');
+        }
+        empty => {
+            out.push_str(&pad);
+            out.push_str("- ");
+            out.push_str(&yaml_scalar_or_flow(empty));
+            out.push('\n');
+        }
+    }
+}
+
+/// The canonical layout (go-yaml's, as sops writes it: block style, four spaces),
+/// with each comment on a line of its own before what followed it in the source.
+struct Canonical<'d, 'v> {
+    doc: &'d Document,
+    value: &'v LeafText<'v>,
+    out: Zeroizing<String>,
+    comments: Vec<usize>,
+    next: usize,
+}
+
+const CANONICAL_INDENT: usize = 4;
+
+impl Canonical<'_, '_> {
+    /// Write the comments that stood before `pos`.
+    fn flush(&mut self, pos: usize, indent: usize) {
+        while let Some(&i) = self.comments.get(self.next) {
+            let leaf = &self.doc.leaves[i];
+            if leaf.span.start >= pos {
+                break;
+            }
+            self.next += 1;
+            let text = (self.value)(i).map(|(_, t)| t).unwrap_or_default();
+            self.out.push_str(&" ".repeat(indent));
+            self.out.push('#');
+            self.out.push_str(&text.replace('\n', " "));
+            self.out.push('\n');
+        }
+    }
+
+    fn scalar(&self, i: usize, block_indent: usize) -> Result<String, String> {
+        let (ty, text) = (self.value)(i)?;
+        Ok(yaml_scalar(ty, &text, block_indent))
+    }
+
+    fn map(&mut self, entries: &[Entry], indent: usize) -> Result<(), String> {
+        for e in entries {
+            self.flush(e.at, indent);
+            self.out.push_str(&" ".repeat(indent));
+            self.out.push_str(&yaml_key(&e.key));
+            self.out.push(':');
+            self.value_after_key(&e.value, indent)?;
+        }
+        Ok(())
+    }
+
+    fn value_after_key(&mut self, node: &Node, indent: usize) -> Result<(), String> {
+        match node {
+            Node::Leaf(i) => {
+                let s = self.scalar(*i, indent + CANONICAL_INDENT)?;
+                self.out.push(' ');
+                self.out.push_str(&s);
+                self.out.push('\n');
+            }
+            Node::Map(e) if e.is_empty() => self.out.push_str(" {}\n"),
+            Node::Seq(items) if items.is_empty() => self.out.push_str(" []\n"),
+            Node::Map(e) => {
+                self.out.push('\n');
+                self.map(e, indent + CANONICAL_INDENT)?;
+            }
+            Node::Seq(items) => {
+                self.out.push('\n');
+                self.seq(items, indent + CANONICAL_INDENT)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn seq(&mut self, items: &[Node], indent: usize) -> Result<(), String> {
+        for item in items {
+            if let Some(pos) = self.doc.node_start(item) {
+                self.flush(pos, indent);
+            }
+            self.out.push_str(&" ".repeat(indent));
+            self.out.push_str("- ");
+            match item {
+                Node::Leaf(i) => {
+                    let s = self.scalar(*i, indent + 2)?;
+                    self.out.push_str(&s);
+                    self.out.push('\n');
+                }
+                Node::Map(e) if e.is_empty() => self.out.push_str("{}\n"),
+                Node::Seq(s) if s.is_empty() => self.out.push_str("[]\n"),
+                // The first key or item goes on the dash's line: write the collection at
+                // its own indentation, then take that indentation off its first line.
+                Node::Map(e) => {
+                    let at = self.out.len();
+                    self.map(e, indent + 2)?;
+                    self.out.replace_range(at..at + indent + 2, "");
+                }
+                Node::Seq(s) => {
+                    let at = self.out.len();
+                    self.seq(s, indent + 2)?;
+                    self.out.replace_range(at..at + indent + 2, "");
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::keys::kms::KmsKeys;
 use crate::keys::{Keyring, Recipients};
+use crate::sops::{Layout, Sealed};
 use crate::{sops, Error, Result};
 
 pub struct Filter {
@@ -28,6 +29,10 @@ pub struct Filter {
     kms: Arc<KmsKeys>,
     /// Files smudged without a key, reported once when the filter is done.
     pub locked: Vec<String>,
+    /// What to do when a file's layout cannot be kept (`--strict-layout`).
+    pub layout: Layout,
+    /// Warnings for the user (layouts not kept), taken by whoever reports them.
+    pub notes: Vec<String>,
     committed: std::cell::RefCell<Option<Committed>>,
 }
 
@@ -78,12 +83,7 @@ pub fn is_encrypted(format: Format, bytes: &[u8]) -> bool {
     if !mentions_sops(bytes) {
         return false;
     }
-    let as_format = if format == Format::Binary {
-        Format::Json
-    } else {
-        format
-    };
-    sops::parse("", as_format, bytes.to_vec()).is_ok_and(|d| d.is_encrypted())
+    format.store().is_encrypted(bytes)
 }
 
 /// A merge conflict stored encrypted (see `merge`): plaintext with conflict markers
@@ -119,6 +119,8 @@ impl Filter {
             env_recipients,
             kms,
             locked: Vec::new(),
+            layout: Layout::default(),
+            notes: Vec::new(),
             committed: std::cell::RefCell::new(None),
         }
     }
@@ -197,16 +199,16 @@ impl Filter {
         if let Some(blob) = self.committed_blob(path).filter(|b| mentions_sops(b)) {
             match sops::open(path, format, blob.clone(), &self.keyring, false) {
                 Ok(opened) => {
-                    return Ok(match opened.reencrypt(&content)? {
-                        None => Zeroizing::new(blob),
+                    return match opened.reencrypt(&content)? {
+                        None => Ok(Zeroizing::new(blob)),
                         // git may be comparing against a version it holds in memory (mid
                         // rebase, merge or cherry-pick): if the plaintext is one of those,
                         // that blob is the answer, byte for byte.
                         Some(new) => match self.matching_version(path, format, &content) {
-                            Some(found) => Zeroizing::new(found),
-                            None => new,
+                            Some(found) => Ok(Zeroizing::new(found)),
+                            None => self.accept(new),
                         },
-                    });
+                    };
                 }
                 // Without the private key the public recipients still encrypt a new
                 // version, under a new data key.
@@ -259,7 +261,7 @@ impl Filter {
     }
 
     pub fn encrypt_new(
-        &self,
+        &mut self,
         path: &str,
         format: Format,
         content: Zeroizing<Vec<u8>>,
@@ -268,7 +270,14 @@ impl Filter {
     ) -> Result<Zeroizing<Vec<u8>>> {
         let key = DataKey::generate();
         let mut md = sops::new_metadata(&key, recipients, &self.kms, rule, None)?;
-        sops::encrypt_plain(path, format, content, &key, &mut md)
+        self.accept(sops::encrypt_plain(path, format, content, &key, &mut md)?)
+    }
+
+    /// The bytes of checked output; a layout warning is kept for the report.
+    pub fn accept(&mut self, sealed: Sealed) -> Result<Zeroizing<Vec<u8>>> {
+        let (bytes, note) = sealed.accept(self.layout)?;
+        self.notes.extend(note);
+        Ok(bytes)
     }
 
     pub fn smudge(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
@@ -281,7 +290,10 @@ impl Filter {
             return Ok(content);
         }
         match sops::open(path, format, content.to_vec(), &self.keyring, false) {
-            Ok(opened) => opened.into_plaintext(),
+            Ok(opened) => {
+                let sealed = opened.into_output(format)?;
+                self.accept(sealed)
+            }
             // Not a sops file after all: it is stored as it is.
             Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => Ok(content),
             // Checkout must not fail for want of a key: leave the ciphertext in place.

@@ -95,13 +95,14 @@ pub fn merge(
     let result = match (&ours_opened, conflicts) {
         (Some(o), false) => match o.reencrypt(&merged)? {
             None => ours_bytes.clone(),
-            Some(new) => new,
+            Some(new) => filter.accept(new)?,
         },
         (Some(o), true) => {
             let mut md = o.meta.clone();
             md.lastmodified = crate::metadata::now_rfc3339();
             let doc = binary::document_under(binary::CONFLICT_KEY, merged);
-            sops::encrypt_document(Format::Json.store(), path, &doc, &o.key, &mut md)?
+            let sealed = sops::encrypt_document(Format::Binary, path, &doc, &o.key, &mut md)?;
+            filter.accept(sealed)?
         }
         // Ours was never encrypted (committed before setup): clean decides.
         (None, false) => filter.clean(path, merged.to_vec())?,
@@ -115,7 +116,8 @@ pub fn merge(
             let key = DataKey::generate();
             let mut md = filter.new_metadata(&key, &recipients)?;
             let doc = binary::document_under(binary::CONFLICT_KEY, merged);
-            sops::encrypt_document(Format::Json.store(), path, &doc, &key, &mut md)?
+            let sealed = sops::encrypt_document(Format::Binary, path, &doc, &key, &mut md)?;
+            filter.accept(sealed)?
         }
     };
     std::fs::write(ours, &*result).map_err(|e| Error::io(ours, e))?;

@@ -53,6 +53,9 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
                 "unknown filter command {other:?}"
             ))),
         };
+        for note in filter.notes.drain(..) {
+            eprintln!("coffer: warning: {note}");
+        }
         match result {
             Ok(out) => {
                 pktline::write_text(&mut w, "status=success")?;

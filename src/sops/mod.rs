@@ -6,13 +6,16 @@ use std::ops::Range;
 use zeroize::Zeroizing;
 
 use crate::cipher::{self, DataKey, MacBuilder};
-use crate::format::emit::Value;
-use crate::format::{binary, Format, Store};
+use crate::format::{Format, Store};
 use crate::keys::Keyring;
 use crate::metadata::{self, Metadata};
 use crate::path::{self, Step};
-use crate::tree::{splice, Document, Leaf, LeafKind, Node, ScalarType};
+use crate::tree::{splice, Document, Leaf, LeafKind, Node, ScalarType, Value};
 use crate::{Error, Result};
+
+mod verify;
+
+pub use crate::format::parse;
 
 /// A decrypted value, and whether it was stored encrypted.
 pub struct Plain {
@@ -21,27 +24,32 @@ pub struct Plain {
     pub encrypted: bool,
 }
 
-/// Parse a file's bytes in `format`.
-pub fn parse(file: &str, format: Format, bytes: impl Into<Zeroizing<Vec<u8>>>) -> Result<Document> {
-    let mut bytes = bytes.into();
-    let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|e| {
-        // Give the bytes back to a zeroizing owner before reporting.
-        let at = e.utf8_error().valid_up_to();
-        drop(Zeroizing::new(e.into_bytes()));
-        Error::Syntax {
-            file: file.to_string(),
-            message: format!(
-                "not UTF-8 text (byte {at}); use --input-type binary for binary files"
-            ),
+/// Bytes ready to be written, checked by reading them back. `fallback` says what layout
+/// could not be kept when the bytes are in the canonical layout instead (a warning for
+/// the user, or a refusal under `--strict-layout`).
+pub struct Sealed {
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub fallback: Option<String>,
+}
+
+/// Whether output may fall back to the canonical layout when its own does not read back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Keep the data: canonical layout, with a warning.
+    #[default]
+    Fallback,
+    /// Exact bytes or nothing (`--strict-layout`).
+    Strict,
+}
+
+impl Sealed {
+    /// The bytes to write under `layout`, and the warning to show, if any.
+    pub fn accept(self, layout: Layout) -> Result<(Zeroizing<Vec<u8>>, Option<String>)> {
+        match (self.fallback, layout) {
+            (Some(note), Layout::Strict) => Err(Error::LayoutRefused { note }),
+            (note, _) => Ok((self.bytes, note)),
         }
-    })?;
-    format
-        .store()
-        .parse(Zeroizing::new(text))
-        .map_err(|message| Error::Syntax {
-            file: file.to_string(),
-            message,
-        })
+    }
 }
 
 /// Document order: values and comments sorted by where they stand.
@@ -65,20 +73,106 @@ fn comments_before<'d>(doc: &'d Document, order: &[usize], pos: usize) -> Vec<&'
     out
 }
 
-/// Encrypt a parsed plaintext document. `md` carries the wrapped keys and the rules;
-/// its `lastmodified` and `mac` are filled in here.
+/// Encrypt a parsed plaintext document and check the result by reading it back (see
+/// `verify`). When the document's own layout does not read back, it is written in the
+/// format's canonical layout instead, checked the same way, and `fallback` says so;
+/// when that fails too, the input is refused and nothing is returned. `md` carries the
+/// wrapped keys and the rules; its `mac` is filled in here.
 pub fn encrypt_document(
+    format: Format,
+    file: &str,
+    doc: &Document,
+    key: &DataKey,
+    md: &mut Metadata,
+) -> Result<Sealed> {
+    if doc.is_encrypted() {
+        return Err(Error::AlreadyEncrypted {
+            file: file.to_string(),
+        });
+    }
+    reserved_keys(file, doc)?;
+    let store = format.store();
+    let expected = verify::Content::of_plain(doc);
+    let kept = splice_encrypted(store, file, doc, key, md)?;
+    let why = match verify::encrypted(file, format, &kept, key, doc, &expected) {
+        Ok(()) => {
+            return Ok(Sealed {
+                bytes: kept,
+                fallback: None,
+            })
+        }
+        Err(why) => why,
+    };
+    drop(kept);
+    let refused = |again: String| Error::Unsupported {
+        file: file.to_string(),
+        what: format!("cannot be encrypted so that it reads back ({again}); nothing was written"),
+    };
+    let canonical = store
+        .canonical(doc, &|i| leaf_text(doc, i))
+        .and_then(|text| store.parse(into_bytes(text)))
+        .map_err(&refused)?;
+    let bytes = splice_encrypted(store, file, &canonical, key, md)?;
+    verify::encrypted(file, format, &bytes, key, doc, &expected).map_err(refused)?;
+    Ok(Sealed {
+        bytes,
+        fallback: Some(layout_note(file, doc, &why)),
+    })
+}
+
+/// The warning for a document written in the canonical layout.
+fn layout_note(file: &str, doc: &Document, why: &str) -> String {
+    match doc.constructs.first() {
+        Some((pos, what)) => format!(
+            "{file}: {what} at line {} rewritten in the canonical layout ({why})",
+            doc.line_of(*pos)
+        ),
+        None => format!("{file}: layout not kept ({why}); rewritten in the canonical layout"),
+    }
+}
+
+/// A plaintext leaf's type and text.
+fn leaf_text(
+    doc: &Document,
+    i: usize,
+) -> std::result::Result<(ScalarType, Zeroizing<String>), String> {
+    let leaf = &doc.leaves[i];
+    let text = leaf.value_str().ok_or_else(|| {
+        format!(
+            "the value at {} is not UTF-8 text",
+            display_path(&leaf.path)
+        )
+    })?;
+    Ok((leaf.ty, Zeroizing::new(text.to_string())))
+}
+
+/// A plaintext file may not use the name sops keeps its metadata under.
+fn reserved_keys(file: &str, doc: &Document) -> Result<()> {
+    for d in &doc.docs {
+        if let Node::Map(entries) = &d.root {
+            if let Some(e) = entries.iter().find(|e| e.key == "sops") {
+                return Err(Error::Unsupported {
+                    file: file.to_string(),
+                    what: format!(
+                        "the key `sops` (line {}) is reserved for the encryption metadata; rename it",
+                        doc.line_of(e.at)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The encrypted text of `doc`: every value's span replaced where it stands, metadata
+/// added. Not checked: [`encrypt_document`] is the way in.
+fn splice_encrypted(
     store: &dyn Store,
     file: &str,
     doc: &Document,
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    if doc.is_encrypted() {
-        return Err(Error::AlreadyEncrypted {
-            file: file.to_string(),
-        });
-    }
     let rules = md.rules().map_err(|e| Error::Metadata {
         file: file.to_string(),
         message: e.to_string(),
@@ -169,6 +263,8 @@ pub struct Opened {
     pub values: Vec<Option<Plain>>,
     /// Things the user should hear about on stderr (never a secret).
     pub warnings: Vec<String>,
+    /// Comments the rules encrypt that stand in clear (typed in after encryption).
+    pub clear_comments: Vec<usize>,
 }
 
 /// Read the metadata of an encrypted file without decrypting anything.
@@ -177,7 +273,11 @@ pub fn read_metadata(
     format: Format,
     bytes: impl Into<Zeroizing<Vec<u8>>>,
 ) -> Result<(Document, Metadata, Vec<String>)> {
-    let doc = parse(file, format, bytes)?;
+    metadata_of(file, parse(file, format, bytes)?)
+}
+
+/// The metadata of a parsed file. Every document of a file sops wrote carries it.
+fn metadata_of(file: &str, doc: Document) -> Result<(Document, Metadata, Vec<String>)> {
     let mut warnings = Vec::new();
     let raw = doc
         .docs
@@ -187,6 +287,12 @@ pub fn read_metadata(
         .ok_or_else(|| Error::NotEncrypted {
             file: file.to_string(),
         })?;
+    if let Some(n) = doc.docs.iter().position(|d| d.meta.is_none()) {
+        return Err(Error::Metadata {
+            file: file.to_string(),
+            message: format!("document {} of the file has no sops metadata", n + 1),
+        });
+    }
     let meta = Metadata::parse(&raw).map_err(|message| Error::Metadata {
         file: file.to_string(),
         message,
@@ -235,6 +341,7 @@ pub fn open_with_key(
     let mut values: Vec<Option<Plain>> = (0..doc.leaves.len()).map(|_| None).collect();
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);
     let mut warnings = Vec::new();
+    let mut clear_comments = Vec::new();
     let order = order(&doc);
     for (pos, &i) in order.iter().enumerate() {
         let leaf = &doc.leaves[i];
@@ -250,17 +357,29 @@ pub fn open_with_key(
         if is_comment {
             if encrypted {
                 values[i] = decrypt_comment(&key, leaf);
+                if values[i].is_none() && !leaf.value_str().is_some_and(cipher::is_encrypted) {
+                    clear_comments.push(i);
+                }
             }
             continue;
         }
         let plain = if encrypted && !leaf.value.is_empty() {
             let text = leaf.value_str().unwrap_or_default();
+            let bad = |reason: String| Error::Value {
+                file: file.to_string(),
+                path: display_path(&leaf.path),
+                reason,
+            };
             let (ty, bytes) =
-                cipher::decrypt(&key, &leaf.aad(), text).map_err(|e| Error::Value {
-                    file: file.to_string(),
-                    path: display_path(&leaf.path),
-                    reason: e.to_string(),
-                })?;
+                cipher::decrypt(&key, &leaf.aad(), text).map_err(|e| bad(e.to_string()))?;
+            // The MAC covers the typed value, but a value that is no value of its type
+            // at all is refused as sops refuses it.
+            if !cipher::valid_typed(ty, &bytes) {
+                return Err(bad(format!(
+                    "the plaintext is not a valid {}",
+                    ty.sops_name()
+                )));
+            }
             Plain {
                 ty,
                 bytes,
@@ -311,6 +430,7 @@ pub fn open_with_key(
         key,
         values,
         warnings,
+        clear_comments,
     })
 }
 
@@ -347,10 +467,30 @@ impl Opened {
         self.format.store()
     }
 
+    /// Leaf `i` as a reader of the plaintext sees it: decrypted, or as it stands.
+    fn typed(&self, i: usize) -> (ScalarType, &[u8]) {
+        match &self.values[i] {
+            Some(p) => (p.ty, &p.bytes),
+            None => (self.doc.leaves[i].ty, &self.doc.leaves[i].value),
+        }
+    }
+
+    /// Leaf `i`'s decrypted type and text.
+    fn leaf_text(&self, i: usize) -> std::result::Result<(ScalarType, Zeroizing<String>), String> {
+        let (ty, bytes) = self.typed(i);
+        std::str::from_utf8(bytes)
+            .map(|s| (ty, Zeroizing::new(s.to_string())))
+            .map_err(|_| {
+                format!(
+                    "the value at {} is not UTF-8 text",
+                    display_path(&self.doc.leaves[i].path)
+                )
+            })
+    }
+
     /// The plaintext, consuming the opened file so a binary value moves out uncopied.
     pub fn into_plaintext(mut self) -> Result<Zeroizing<Vec<u8>>> {
-        if self.format == Format::Binary {
-            let i = self.binary_leaf()?;
+        if let Some(i) = self.store().payload(&self.doc) {
             return Ok(self.values[i]
                 .as_mut()
                 .map(|p| std::mem::take(&mut p.bytes))
@@ -359,39 +499,76 @@ impl Opened {
         self.plaintext()
     }
 
-    /// The one value of a binary file (or of a stored merge conflict).
-    fn binary_leaf(&self) -> Result<usize> {
-        let root = &self.doc.docs[0].root;
-        match root
-            .get(binary::DATA_KEY)
-            .or_else(|| root.get(binary::CONFLICT_KEY))
-        {
-            Some(Node::Leaf(i)) => Ok(*i),
-            _ => Err(Error::Unsupported {
-                file: self.file.clone(),
-                what: "a binary file needs a \"data\" value".into(),
-            }),
-        }
+    /// The plaintext file, laid out as the encrypted one is (see [`Opened::render`]).
+    pub fn plaintext(&self) -> Result<Zeroizing<Vec<u8>>> {
+        self.render().map(|s| s.bytes)
     }
 
-    /// The plaintext file, laid out as the encrypted one is.
-    pub fn plaintext(&self) -> Result<Zeroizing<Vec<u8>>> {
-        if self.format == Format::Binary {
-            let idx = self.binary_leaf()?;
-            return Ok(self.values[idx]
-                .as_ref()
-                .map(|p| p.bytes.clone())
-                .unwrap_or_default());
+    /// The plaintext file, laid out as the encrypted one is, and checked by parsing it
+    /// back: the same keys, typed values and comments. When that layout does not read
+    /// back, the canonical layout is used instead (and `fallback` says so).
+    pub fn render(&self) -> Result<Sealed> {
+        if let Some(i) = self.store().payload(&self.doc) {
+            return Ok(Sealed {
+                bytes: self.values[i]
+                    .as_ref()
+                    .map(|p| p.bytes.clone())
+                    .unwrap_or_default(),
+                fallback: None,
+            });
         }
+        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        let check = |bytes: &[u8]| {
+            verify::plaintext(
+                &self.file,
+                self.format,
+                bytes,
+                &self.doc,
+                &expected,
+                verify::Compare::Full,
+            )
+        };
+        let kept = self.splice_plain()?;
+        let why = match check(&kept) {
+            Ok(()) => {
+                return Ok(Sealed {
+                    bytes: kept,
+                    fallback: None,
+                })
+            }
+            Err(why) => why,
+        };
+        drop(kept);
+        let refused = |again: String| Error::Unsupported {
+            file: self.file.clone(),
+            what: format!("cannot be decrypted so that it reads back ({again})"),
+        };
+        let bytes = into_bytes(
+            self.store()
+                .canonical(&self.doc, &|i| self.leaf_text(i))
+                .map_err(&refused)?,
+        );
+        check(&bytes).map_err(refused)?;
+        Ok(Sealed {
+            bytes,
+            fallback: Some(layout_note(&self.file, &self.doc, &why)),
+        })
+    }
+
+    /// Every decrypted value put back where its ciphertext stood; metadata removed.
+    fn splice_plain(&self) -> Result<Zeroizing<Vec<u8>>> {
         let mut edits = Vec::new();
-        for (leaf, plain) in self.doc.leaves.iter().zip(&self.values) {
-            let Some(plain) = plain.as_ref().filter(|p| p.encrypted) else {
+        for (i, (leaf, plain)) in self.doc.leaves.iter().zip(&self.values).enumerate() {
+            if !plain.as_ref().is_some_and(|p| p.encrypted) {
                 continue;
-            };
-            let text = self.text_of(leaf, plain)?;
+            }
+            let (ty, text) = self.leaf_text(i).map_err(|what| Error::Unsupported {
+                file: self.file.clone(),
+                what,
+            })?;
             let rendered = self
                 .store()
-                .render_plain(&self.doc, leaf, plain.ty, &text)
+                .render_plain(&self.doc, leaf, ty, &text)
                 .map_err(|what| Error::Unsupported {
                     file: self.file.clone(),
                     what,
@@ -406,38 +583,14 @@ impl Opened {
         Ok(into_bytes(splice(&self.doc.text, edits)))
     }
 
-    fn text_of(&self, leaf: &Leaf, plain: &Plain) -> Result<Zeroizing<String>> {
-        String::from_utf8(plain.bytes.to_vec())
-            .map(Zeroizing::new)
-            .map_err(|_| Error::Unsupported {
-                file: self.file.clone(),
-                what: format!(
-                    "the value at {} is not UTF-8 text",
-                    display_path(&leaf.path)
-                ),
-            })
-    }
-
     /// The decrypted tree under `node`.
     pub fn value(&self, node: &Node) -> Result<Value> {
-        Ok(match node {
-            Node::Map(entries) => Value::Map(
-                entries
-                    .iter()
-                    .map(|e| Ok((e.key.clone(), self.value(&e.value)?)))
-                    .collect::<Result<_>>()?,
-            ),
-            Node::Seq(items) => {
-                Value::Seq(items.iter().map(|n| self.value(n)).collect::<Result<_>>()?)
-            }
-            Node::Leaf(i) => {
-                let leaf = &self.doc.leaves[*i];
-                match &self.values[*i] {
-                    Some(p) => Value::Scalar(p.ty, self.text_of(leaf, p)?),
-                    None => Value::Scalar(leaf.ty, Zeroizing::new(String::new())),
-                }
-            }
-        })
+        self.doc
+            .value_of(node, &|i| self.leaf_text(i))
+            .map_err(|what| Error::Unsupported {
+                file: self.file.clone(),
+                what,
+            })
     }
 
     fn root(&self) -> Result<&Node> {
@@ -450,25 +603,54 @@ impl Opened {
         }
     }
 
-    /// The whole plaintext in `to`'s syntax, consuming the opened file.
-    pub fn into_output(self, to: Format) -> Result<Zeroizing<Vec<u8>>> {
-        if to == self.format || (to == Format::Binary && self.format != Format::Binary) {
-            return self.into_plaintext();
-        }
-        self.convert(to)
+    /// Whether output in `to` is this file's own plaintext rather than a conversion.
+    fn is_own(&self, to: Format) -> bool {
+        to == self.format || (to == Format::Binary && self.store().payload(&self.doc).is_none())
     }
 
-    /// The whole plaintext in another format.
+    /// The whole plaintext in `to`'s syntax, consuming the opened file.
+    pub fn into_output(self, to: Format) -> Result<Sealed> {
+        if self.is_own(to) {
+            if self.store().payload(&self.doc).is_some() {
+                return self.into_plaintext().map(|bytes| Sealed {
+                    bytes,
+                    fallback: None,
+                });
+            }
+            return self.render();
+        }
+        self.convert(to).map(|bytes| Sealed {
+            bytes,
+            fallback: None,
+        })
+    }
+
+    /// The whole plaintext in another format, checked by parsing it back (comments are
+    /// not carried over, and dotenv and INI hold text only).
     pub fn convert(&self, to: Format) -> Result<Zeroizing<Vec<u8>>> {
-        if to == self.format || (to == Format::Binary && self.format != Format::Binary) {
+        if self.is_own(to) {
             return self.plaintext();
         }
         let value = self.value(self.root()?)?;
-        let out = to.store().emit(&value).map_err(|what| Error::Unsupported {
+        let out = into_bytes(to.store().emit(&value).map_err(|what| Error::Unsupported {
             file: self.file.clone(),
             what,
+        })?);
+        // JSON has no time or bytes type, dotenv and INI hold text only: what the
+        // reader gets back is checked as far as the target format can say it.
+        let compare = match to {
+            Format::Yaml => verify::Compare::Data,
+            Format::Json => verify::Compare::Json,
+            _ => verify::Compare::Shape,
+        };
+        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        verify::plaintext(&self.file, to, &out, &self.doc, &expected, compare).map_err(|why| {
+            Error::Unsupported {
+                file: self.file.clone(),
+                what: format!("cannot be converted so that it reads back ({why})"),
+            }
         })?;
-        Ok(into_bytes(out))
+        Ok(out)
     }
 
     /// One value: a scalar as its bare text, a subtree in `to`'s syntax.
@@ -504,7 +686,7 @@ impl Opened {
 
     /// Encrypt `plaintext` with this file's data key and master keys. `None` when the
     /// plaintext is what the file already holds, so the file can be left byte for byte.
-    pub fn reencrypt(&self, plaintext: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    pub fn reencrypt(&self, plaintext: &[u8]) -> Result<Option<Sealed>> {
         if *self.plaintext()? == plaintext {
             return Ok(None);
         }
@@ -519,6 +701,58 @@ impl Opened {
         )
         .map(Some)
     }
+
+    /// The encrypted file with its values as they are and `md` as its metadata,
+    /// checked by opening it with the data key. A layout that does not read back is
+    /// re-encrypted in the canonical layout instead.
+    pub fn with_metadata(&self, md: &Metadata) -> Result<Sealed> {
+        let spans = self
+            .doc
+            .docs
+            .iter()
+            .filter_map(|d| d.meta.as_ref())
+            .flat_map(|(_, s)| s.iter().cloned());
+        let stripped = splice(&self.doc.text, spans.map(|s| (s, String::new())).collect());
+        let store = self.store();
+        let doc = store
+            .parse(into_bytes(stripped))
+            .map_err(|message| Error::Syntax {
+                file: self.file.clone(),
+                message,
+            })?;
+        let meta = md.to_meta();
+        let edits = (0..doc.docs.len())
+            .map(|d| {
+                let (at, text) = store.render_metadata(&doc, d, &meta);
+                (at..at, text)
+            })
+            .collect();
+        let bytes = into_bytes(splice(&doc.text, edits));
+        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        let Err(why) = verify::encrypted(
+            &self.file,
+            self.format,
+            &bytes,
+            &self.key,
+            &self.doc,
+            &expected,
+        ) else {
+            return Ok(Sealed {
+                bytes,
+                fallback: None,
+            });
+        };
+        let mut md = md.clone();
+        let mut sealed = encrypt_plain(
+            &self.file,
+            self.format,
+            self.plaintext()?,
+            &self.key,
+            &mut md,
+        )?;
+        sealed.fallback = Some(layout_note(&self.file, &self.doc, &why));
+        Ok(sealed)
+    }
 }
 
 /// Encrypt plaintext bytes of `format` (binary included).
@@ -528,56 +762,9 @@ pub fn encrypt_plain(
     plaintext: impl Into<Zeroizing<Vec<u8>>>,
     key: &DataKey,
     md: &mut Metadata,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let plaintext = plaintext.into();
-    if format == Format::Binary {
-        // Only a JSON object that names `sops` can be an encrypted file.
-        let looks_like_sops = plaintext.trim_ascii_start().starts_with(b"{")
-            && plaintext.windows(6).any(|w| w == b"\"sops\"");
-        if looks_like_sops {
-            if let Ok(doc) = parse(file, Format::Json, plaintext.to_vec()) {
-                if doc.is_encrypted() {
-                    return Err(Error::AlreadyEncrypted {
-                        file: file.to_string(),
-                    });
-                }
-            }
-        }
-        let doc = binary::plain_document(plaintext);
-        return encrypt_document(Format::Json.store(), file, &doc, key, md);
-    }
+) -> Result<Sealed> {
     let doc = parse(file, format, plaintext)?;
-    encrypt_document(format.store(), file, &doc, key, md)
-}
-
-impl Opened {
-    /// The encrypted file with its values as they are and `md` as its metadata.
-    pub fn with_metadata(&self, md: &Metadata) -> Result<Zeroizing<Vec<u8>>> {
-        let spans = self
-            .doc
-            .docs
-            .iter()
-            .filter_map(|d| d.meta.as_ref())
-            .flat_map(|(_, s)| s.iter().cloned());
-        let stripped = splice(&self.doc.text, spans.map(|s| (s, String::new())).collect());
-        let store = if self.format == Format::Binary {
-            Format::Json.store()
-        } else {
-            self.store()
-        };
-        let doc = store.parse(stripped).map_err(|message| Error::Syntax {
-            file: self.file.clone(),
-            message,
-        })?;
-        let meta = md.to_meta();
-        let edits = (0..doc.docs.len())
-            .map(|d| {
-                let (at, text) = store.render_metadata(&doc, d, &meta);
-                (at..at, text)
-            })
-            .collect();
-        Ok(into_bytes(splice(&doc.text, edits)))
-    }
+    encrypt_document(format, file, &doc, key, md)
 }
 
 /// Metadata for a new file, with the data key wrapped for every recipient.

@@ -1,0 +1,311 @@
+//! The one check every file and blob coffer writes goes through: read the bytes back as
+//! a reader will (the same parser, and the data key in hand for encrypted output) and
+//! compare what they hold with what was meant to be written. The check never looks at
+//! the writer's own bookkeeping (spans, styles), only at what a parser finds.
+
+use zeroize::Zeroizing;
+
+use crate::cipher::{self, DataKey};
+use crate::format::Format;
+use crate::path::{self, Step};
+use crate::tree::{Document, Node, ScalarType};
+
+/// What a reader finds in a file: every document's structure with its typed values in
+/// order, and the comments in order. Layout (indentation, quoting, line breaks between
+/// items) is not part of it.
+pub struct Content {
+    items: Vec<Item>,
+    comments: Vec<Zeroizing<Vec<u8>>>,
+}
+
+enum Item {
+    Doc,
+    Map(usize),
+    Seq(usize),
+    Key(String),
+    Scalar(ScalarType, Zeroizing<Vec<u8>>),
+}
+
+/// How much of the content an output must keep.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// Structure, typed values and comments: the file's own format.
+    Full,
+    /// Structure and typed values: another format that has the same types.
+    Data,
+    /// As `Data`, with times and bytes read back as strings (JSON).
+    Json,
+    /// Structure and keys only: formats whose values are untyped text.
+    Shape,
+}
+
+/// Where an item sits, for messages: the key path and the line in the text it came from.
+struct Place {
+    path: Vec<Step>,
+    pos: Option<usize>,
+}
+
+struct Builder<'d, 'v> {
+    doc: &'d Document,
+    value: &'v dyn Fn(usize) -> (ScalarType, &'d [u8]),
+    content: Content,
+    places: Vec<Place>,
+    path: Vec<Step>,
+}
+
+impl Builder<'_, '_> {
+    fn push(&mut self, item: Item, pos: Option<usize>) {
+        self.content.items.push(item);
+        self.places.push(Place {
+            path: self.path.clone(),
+            pos,
+        });
+    }
+
+    fn node(&mut self, node: &Node) {
+        let pos = self.doc.node_start(node);
+        match node {
+            Node::Map(entries) => {
+                self.push(Item::Map(entries.len()), pos);
+                for e in entries {
+                    self.path.push(Step::Key(e.key.clone()));
+                    self.push(Item::Key(e.key.clone()), Some(e.at));
+                    self.node(&e.value);
+                    self.path.pop();
+                }
+            }
+            Node::Seq(items) => {
+                self.push(Item::Seq(items.len()), pos);
+                for (i, n) in items.iter().enumerate() {
+                    self.path.push(Step::Index(i));
+                    self.node(n);
+                    self.path.pop();
+                }
+            }
+            Node::Leaf(i) => {
+                let (ty, bytes) = (self.value)(*i);
+                self.push(Item::Scalar(ty, Zeroizing::new(bytes.to_vec())), pos);
+            }
+        }
+    }
+}
+
+impl Content {
+    /// The content of `doc`, each leaf's typed plaintext given by `value`.
+    pub fn of<'d>(doc: &'d Document, value: &dyn Fn(usize) -> (ScalarType, &'d [u8])) -> Content {
+        Self::build(doc, value).0
+    }
+
+    fn build<'d>(
+        doc: &'d Document,
+        value: &dyn Fn(usize) -> (ScalarType, &'d [u8]),
+    ) -> (Content, Vec<Place>) {
+        let mut b = Builder {
+            doc,
+            value,
+            content: Content {
+                items: Vec::new(),
+                comments: Vec::new(),
+            },
+            places: Vec::new(),
+            path: Vec::new(),
+        };
+        for d in &doc.docs {
+            b.push(Item::Doc, None);
+            b.node(&d.root);
+        }
+        b.content.comments = doc
+            .comments()
+            .into_iter()
+            .map(|i| Zeroizing::new(value(i).1.to_vec()))
+            .collect();
+        (b.content, b.places)
+    }
+
+    /// The content of a plaintext document, as its parser found it.
+    pub fn of_plain(doc: &Document) -> Content {
+        Content::of(doc, &|i| (doc.leaves[i].ty, &doc.leaves[i].value[..]))
+    }
+
+    /// The first difference from `other` (what a reader of `other` would get wrong),
+    /// described by key path and line of `self`'s source, never by value.
+    pub fn difference(
+        &self,
+        doc: &Document,
+        other: &Content,
+        compare: Compare,
+        json: bool,
+    ) -> Option<String> {
+        let (_, places) = Content::build(doc, &|i| (doc.leaves[i].ty, &[][..]));
+        let place = |k: usize| -> String {
+            let Some(p) = places.get(k) else {
+                return "the end of the document".into();
+            };
+            let at = if p.path.is_empty() {
+                "the top level".to_string()
+            } else {
+                path::display(&p.path)
+            };
+            match p.pos {
+                Some(pos) => format!("{at} (line {})", doc.line_of(pos)),
+                None => at,
+            }
+        };
+        for (k, pair) in self.items.iter().zip(&other.items).enumerate() {
+            let what = match pair {
+                (Item::Doc, Item::Doc) => continue,
+                (Item::Map(a), Item::Map(b)) | (Item::Seq(a), Item::Seq(b)) if a == b => continue,
+                (Item::Map(_), Item::Map(_)) => "a different number of keys",
+                (Item::Seq(_), Item::Seq(_)) => "a different number of items",
+                (Item::Key(a), Item::Key(b)) if a == b => continue,
+                (Item::Key(_), Item::Key(_)) => "a different key",
+                (Item::Scalar(..), Item::Scalar(..)) if compare == Compare::Shape => continue,
+                (Item::Scalar(ta, a), Item::Scalar(tb, b))
+                    if ta == tb || (compare == Compare::Json && as_json(*ta) == *tb) =>
+                {
+                    if same_value(*tb, a, b) {
+                        continue;
+                    }
+                    "a different value"
+                }
+                // JSON has one number type: sops 3.11 reads every number as a float.
+                (Item::Scalar(ta, a), Item::Scalar(tb, b))
+                    if json && is_number(*ta) && is_number(*tb) =>
+                {
+                    if same_value(ScalarType::Float, a, b) {
+                        continue;
+                    }
+                    "a different value"
+                }
+                (Item::Scalar(..), Item::Scalar(..)) => "a value of another type",
+                _ => "a different structure",
+            };
+            return Some(format!("{}: {what}", place(k)));
+        }
+        if self.items.len() != other.items.len() {
+            let k = self.items.len().min(other.items.len());
+            return Some(format!("{}: a different structure", place(k)));
+        }
+        if compare == Compare::Full {
+            if self.comments.len() != other.comments.len() {
+                return Some(format!(
+                    "{} comment(s) where {} were meant",
+                    other.comments.len(),
+                    self.comments.len()
+                ));
+            }
+            if let Some(k) =
+                (0..self.comments.len()).find(|&k| self.comments[k] != other.comments[k])
+            {
+                let line = doc
+                    .comments()
+                    .get(k)
+                    .map(|&i| doc.line_of(doc.leaves[i].span.start))
+                    .unwrap_or_default();
+                return Some(format!("the comment at line {line} reads differently"));
+            }
+        }
+        None
+    }
+}
+
+fn is_number(ty: ScalarType) -> bool {
+    matches!(ty, ScalarType::Int | ScalarType::Float)
+}
+
+/// The type a JSON reader gives a value of type `ty`.
+fn as_json(ty: ScalarType) -> ScalarType {
+    match ty {
+        ScalarType::Time | ScalarType::Bytes => ScalarType::Str,
+        other => other,
+    }
+}
+
+/// Typed equality: an int written `+7` is the int 7, a bool `True` is `true`.
+fn same_value(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Ok(a), Ok(b)) = (std::str::from_utf8(a), std::str::from_utf8(b)) else {
+        return false;
+    };
+    match ty {
+        ScalarType::Int => matches!((a.parse::<i64>(), b.parse::<i64>()), (Ok(x), Ok(y)) if x == y),
+        ScalarType::Float => match (cipher::parse_float(a), cipher::parse_float(b)) {
+            (Some(x), Some(y)) => x == y || (x.is_nan() && y.is_nan()),
+            _ => false,
+        },
+        ScalarType::Bool => {
+            matches!((cipher::parse_bool(a), cipher::parse_bool(b)), (Some(x), Some(y)) if x == y)
+        }
+        ScalarType::Time => {
+            cipher::canonical(ty, a.as_bytes()) == cipher::canonical(ty, b.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+/// Check an encrypted output: it parses as `format`, every document carries the
+/// metadata, it opens with `key` (MAC included), no value or comment its rules encrypt
+/// is left in clear, and it holds `expected` (comments included).
+pub fn encrypted(
+    file: &str,
+    format: Format,
+    bytes: &[u8],
+    key: &DataKey,
+    source: &Document,
+    expected: &Content,
+) -> Result<(), String> {
+    let doc = crate::format::parse(file, format, bytes.to_vec())
+        .map_err(|e| format!("the output does not parse ({})", strip_file(file, &e)))?;
+    if doc.docs.iter().any(|d| d.meta.is_none()) {
+        return Err("a document of the output has no sops metadata".into());
+    }
+    let (doc, meta, _) = super::metadata_of(file, doc).map_err(|e| strip_file(file, &e))?;
+    let opened = super::open_with_key(file, format, doc, meta, key.clone(), false)
+        .map_err(|e| format!("the output does not open ({})", strip_file(file, &e)))?;
+    if let Some(&i) = opened.clear_comments.first() {
+        return Err(format!(
+            "a comment at line {} is left in clear",
+            opened.doc.line_of(opened.doc.leaves[i].span.start)
+        ));
+    }
+    let got = Content::of(&opened.doc, &|i| opened.typed(i));
+    match expected.difference(source, &got, Compare::Full, is_json(format)) {
+        Some(d) => Err(d),
+        None => Ok(()),
+    }
+}
+
+/// Check a plaintext output: it parses as `format`, holds no sops metadata, and holds
+/// `expected` (with `comments` when the output keeps them).
+pub fn plaintext(
+    file: &str,
+    format: Format,
+    bytes: &[u8],
+    source: &Document,
+    expected: &Content,
+    compare: Compare,
+) -> Result<(), String> {
+    let doc = crate::format::parse(file, format, bytes.to_vec())
+        .map_err(|e| format!("the output does not parse ({})", strip_file(file, &e)))?;
+    if doc.is_encrypted() {
+        return Err("the output holds sops metadata".into());
+    }
+    let json = is_json(format) || compare == Compare::Json;
+    match expected.difference(source, &Content::of_plain(&doc), compare, json) {
+        Some(d) => Err(d),
+        None => Ok(()),
+    }
+}
+
+fn is_json(format: Format) -> bool {
+    matches!(format, Format::Json | Format::Binary)
+}
+
+fn strip_file(file: &str, e: &crate::Error) -> String {
+    let s = e.to_string();
+    s.strip_prefix(&format!("{file}: "))
+        .map(str::to_string)
+        .unwrap_or(s)
+}
