@@ -62,6 +62,9 @@ pub enum Quote {
     Block,
     /// Raw text with no quoting rules of its own (dotenv and INI values).
     Raw,
+    /// A comment sops wrote as a list item (`- ENC[…,type:comment]`); its span starts
+    /// at the dash and it decrypts to a `#` comment line.
+    Item,
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -278,8 +278,10 @@ impl<'t> P<'t> {
                     w if is_json_number(w) => {
                         if w.contains(['.', 'e', 'E']) {
                             ScalarType::Float
-                        } else {
+                        } else if w.parse::<i64>().is_ok() {
                             ScalarType::Int
+                        } else {
+                            return Err(self.err(super::yaml::BIG_INT));
                         }
                     }
                     _ => {

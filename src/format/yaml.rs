@@ -14,6 +14,10 @@ use crate::tree::{
 
 pub struct YamlStore;
 
+/// sops stores integers as 64-bit values; a larger one would come back changed.
+pub(crate) const BIG_INT: &str =
+    "an integer that does not fit in 64 bits; quote it to keep it as text";
+
 /// A collection being built while events stream in.
 enum Frame {
     Map {
@@ -149,6 +153,9 @@ impl Store for YamlStore {
     ) -> Result<String, String> {
         let indent = doc.docs.first().map_or(2, |d| d.indent);
         Ok(match ty {
+            ScalarType::Comment if leaf.style.quote == Quote::Item => {
+                format!("#{}", value.replace('\n', " "))
+            }
             ScalarType::Comment => value.replace('\n', " "),
             ScalarType::Int => value.to_string(),
             ScalarType::Float => yaml_float(value),
@@ -360,6 +367,10 @@ pub(crate) fn resolve_plain(s: &str) -> ScalarType {
     if mantissa_ok && exp_ok {
         return ScalarType::Float;
     }
+    // go-yaml resolves these to time.Time, which sops 3.10 and later store as `time`.
+    if crate::cipher::time_canonical(s, false).is_some() {
+        return ScalarType::Time;
+    }
     ScalarType::Str
 }
 
@@ -377,6 +388,10 @@ pub(crate) fn stored_form(ty: ScalarType, s: &str) -> String {
             } else {
                 s.to_string()
             }
+        }
+        // What sops encrypts and hashes: Go's RFC 3339 text of the time.
+        ScalarType::Time => {
+            crate::cipher::time_canonical(s, false).unwrap_or_else(|| s.to_string())
         }
         ScalarType::Float => match s.to_ascii_lowercase().as_str() {
             ".inf" | "+.inf" => "+Inf".into(),
@@ -622,6 +637,10 @@ impl Parse<'_> {
                     }
                     if matches!(stack.last(), Some(Frame::Seq { .. })) {
                         self.note_item(&stack, range.start);
+                        if style == ScalarStyle::Plain && self.item_comment(&stack, &value, &range)
+                        {
+                            continue;
+                        }
                     }
                     let idx =
                         self.scalar_leaf(&stack, &value, style, tag.as_deref(), range, &span)?;
@@ -675,6 +694,32 @@ impl Parse<'_> {
             col,
             container,
         });
+    }
+
+    /// sops writes a comment that stands between list items as an item of its own,
+    /// `- ENC[…,type:comment]`: read it back as the comment it is.
+    fn item_comment(&mut self, stack: &[Frame], value: &str, range: &Range<usize>) -> bool {
+        let container = frame_container(stack.last().expect("inside a sequence"));
+        if self.containers[container].flow
+            || !value.starts_with("ENC[AES256_GCM,")
+            || !value.ends_with(",type:comment]")
+        {
+            return false;
+        }
+        let dash = self.items.last().map_or(range.start, |i| i.pos);
+        self.occupied.push(dash..range.end);
+        self.leaves.push(Leaf {
+            kind: LeafKind::Comment,
+            path: self.containers[container].path.clone(),
+            span: dash..range.end,
+            ty: ScalarType::Comment,
+            value: Zeroizing::new(value.as_bytes().to_vec()),
+            style: Style {
+                quote: Quote::Item,
+                ..Style::default()
+            },
+        });
+        true
     }
 
     fn scalar_leaf(
@@ -746,6 +791,9 @@ impl Parse<'_> {
         } else {
             stored_form(ty, value)
         };
+        if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
+            return Err(err_at(span.start.line(), span.start.col(), BIG_INT));
+        }
         self.occupied
             .push(raw.start.min(span_range.start)..raw.end.max(span_range.end));
         self.leaves.push(Leaf {
@@ -881,7 +929,12 @@ impl Parse<'_> {
     fn comment_container(&self, pos: usize, line: usize, trailing: bool) -> Option<usize> {
         let idx = self.items.partition_point(|i| i.pos < pos);
         let prev = idx.checked_sub(1).map(|i| &self.items[i]);
-        let next = self.items.get(idx);
+        // A collection and its first key start at the same place; the comment belongs
+        // to the innermost of them, as in go-yaml.
+        let next = self.items[idx..]
+            .iter()
+            .take_while(|i| i.pos == self.items[idx].pos)
+            .last();
         if trailing {
             if let Some(p) = prev.filter(|p| p.line == line) {
                 return Some(p.container);
