@@ -216,6 +216,19 @@ pub fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Zeroizing<S
     out
 }
 
+/// `ranges` sorted, with those that overlap or touch joined into one.
+pub fn merge_ranges(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 /// Lines to insert at `at`. Where `at` follows a last line with no line break, the break
 /// moves to the front, so the text still ends without one and removing the insertion
 /// gives the original bytes back.

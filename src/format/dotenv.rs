@@ -23,16 +23,10 @@ pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
-/// Remove metadata lines; a last line with no line break takes the one before it instead.
-pub(crate) fn line_span(text: &str, start: usize, line: &str) -> std::ops::Range<usize> {
+/// A line with its line break, if it has one.
+fn line_span(text: &str, start: usize, line: &str) -> std::ops::Range<usize> {
     let end = start + line.len();
-    if end < text.len() {
-        start..end + 1
-    } else if start > 0 {
-        start - 1..end
-    } else {
-        start..end
-    }
+    start..(end + 1).min(text.len())
 }
 
 impl Store for DotenvStore {
@@ -85,6 +79,14 @@ impl Store for DotenvStore {
                 end: start + line.len(),
                 value: Node::Leaf(leaves.len() - 1),
             });
+        }
+        // Metadata lines that end the file without a final line break were written
+        // after one (see `lines_at`): that break goes with them.
+        let mut meta_spans = crate::tree::merge_ranges(meta_spans);
+        if let Some(last) = meta_spans.last_mut() {
+            if last.end == text.len() && !text.ends_with('\n') && last.start > 0 {
+                last.start -= 1;
+            }
         }
         let meta = (!meta_items.is_empty()).then(|| (metadata::unflatten(&meta_items), meta_spans));
         let doc = Doc {

@@ -468,10 +468,14 @@ impl Parse<'_> {
                     doc_meta = None;
                 }
                 Event::DocumentEnd => {
-                    let end = if last_content_end == 0 {
-                        0
-                    } else {
-                        self.line_end_after(last_content_end)
+                    // The end of the line the last content ends on. A kept (`|+`) block
+                    // ends with line breaks of its own, which become part of its one-line
+                    // ciphertext: the metadata goes after the next break.
+                    let end = match last_content_end {
+                        0 => 0,
+                        p => self.text[p..]
+                            .find('\n')
+                            .map_or(self.text.len(), |i| p + i + 1),
                     };
                     let root = match stack.pop() {
                         Some(Frame::Map { entries, .. }) => Node::Map(entries),
@@ -756,10 +760,13 @@ impl Parse<'_> {
                 }
             }
         }
+        // The parser's span of a quoted scalar can run on over a comment after it on
+        // the line: the scalar ends at its closing quote.
+        let quoted_end = |q: u8| quoted_end(self.text, start, q).unwrap_or(raw.end);
         let (quote, span_range) = match style {
             ScalarStyle::Plain => (Quote::Plain, start..raw.end),
-            ScalarStyle::SingleQuoted => (Quote::Single, start..raw.end),
-            ScalarStyle::DoubleQuoted => (Quote::Double, start..raw.end),
+            ScalarStyle::SingleQuoted => (Quote::Single, start..quoted_end(b'\'')),
+            ScalarStyle::DoubleQuoted => (Quote::Double, start..quoted_end(b'"')),
             ScalarStyle::Literal | ScalarStyle::Folded => (
                 Quote::Block,
                 self.block_range(&raw, value, owner_col)
@@ -795,7 +802,7 @@ impl Parse<'_> {
             return Err(err_at(span.start.line(), span.start.col(), BIG_INT));
         }
         self.occupied
-            .push(raw.start.min(span_range.start)..raw.end.max(span_range.end));
+            .push(raw.start.min(span_range.start)..span_range.end);
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path,
@@ -955,6 +962,25 @@ impl Parse<'_> {
         }
         Some(c)
     }
+}
+
+/// Just past the quote that closes the scalar opening at `start` (`''` and `\"` are
+/// escapes, not the end).
+fn quoted_end(text: &str, start: usize, quote: u8) -> Option<usize> {
+    let b = text.as_bytes();
+    if b.get(start) != Some(&quote) {
+        return None;
+    }
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quote == b'"' => i += 2,
+            c if c == quote && quote == b'\'' && b.get(i + 1) == Some(&b'\'') => i += 2,
+            c if c == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn frame_container(f: &Frame) -> usize {

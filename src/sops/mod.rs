@@ -15,6 +15,9 @@ use crate::{Error, Result};
 
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use crate::format::parse;
 
 /// A decrypted value, and whether it was stored encrypted.
