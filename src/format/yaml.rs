@@ -793,11 +793,20 @@ impl Parse<'_> {
         if let Some(what) = construct {
             self.constructs.push((span_range.start, what));
         }
-        let stored = if ty == ScalarType::Str {
+        let mut stored = if ty == ScalarType::Str {
             value.to_string()
         } else {
             stored_form(ty, value)
         };
+        // A block scalar that ends the text without a line break has none in its value
+        // (YAML 1.2, 8.1.1.2; go-yaml and so sops read it so); saphyr adds one.
+        if quote == Quote::Block
+            && span_range.end == self.text.len()
+            && !self.text.ends_with('\n')
+            && stored.ends_with('\n')
+        {
+            stored.pop();
+        }
         if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
             return Err(err_at(span.start.line(), span.start.col(), BIG_INT));
         }
@@ -845,8 +854,10 @@ impl Parse<'_> {
             .rfind(['|', '>'])
             .ok_or("cannot find the block scalar indicator")?;
         let start = header_start + ind;
-        // The region ends at the last line break inside the raw span.
+        // The region ends at the last line break inside the raw span, or with the
+        // text when the block is its last line.
         let region_end = match self.text[..raw.end.min(self.text.len())].rfind('\n') {
+            _ if raw.end >= self.text.len() => self.text.len(),
             Some(i) if i + 1 >= raw.start => i + 1,
             _ => raw.end,
         };

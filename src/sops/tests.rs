@@ -158,21 +158,15 @@ fn yaml_constructs_that_fall_back_name_what_was_not_kept() {
         "flow mapping at line 1",
     );
     fallback(Format::Yaml, "{a: 1,\n b: 2}\n", "flow mapping at line 1");
-    fallback(
-        Format::Yaml,
-        "a: 1\nlit: |\n  line1\n  last",
-        "literal block scalar at line 2",
-    );
-    fallback(
-        Format::Yaml,
-        "a: 1\nlit: |+\n  line1\n  last",
-        "literal block scalar at line 2",
-    );
-    fallback(
-        Format::Yaml,
-        "a: 1\nlit: |-\n  line1\n  last",
-        "literal block scalar at line 2",
-    );
+}
+
+#[test]
+fn yaml_block_scalars_at_the_end_without_a_line_break_keep_their_value() {
+    // Without a final line break a block's value has none either (YAML 1.2, 8.1.1.2),
+    // so `|` and `|+` there come back as `|-`, which says the same.
+    respelled(Format::Yaml, "a: 1\nlit: |\n  line1\n  last");
+    respelled(Format::Yaml, "a: 1\nlit: |+\n  line1\n  last");
+    exact(Format::Yaml, "a: 1\nlit: |-\n  line1\n  last");
 }
 
 #[test]
@@ -407,7 +401,8 @@ struct Render<'l> {
 impl Render<'_> {
     fn marker(&mut self, prefix: &str) -> String {
         self.n += 1;
-        let m = format!("{prefix}{}x", self.n);
+        // `-` is not a base64 character: a marker never turns up in ciphertext by chance.
+        let m = format!("{prefix}{}-x", self.n);
         self.markers.push(m.clone());
         m
     }
@@ -800,14 +795,30 @@ proptest! {
         }
         let Ok((doc, meta, _)) = read_metadata("t", format, bytes) else { return Ok(()); };
         let Ok(opened) = open_with_key("t", format, doc, meta, key(), false) else { return Ok(()); };
-        // It opened: every value is what was written (comments and layout may differ).
-        let got = Content::of(&opened.doc, &|i| opened.typed(i));
-        prop_assert!(
-            Content::of_plain(&original).difference(&original, &got, Compare::Data, format == Format::Json).is_none(),
-            "a flipped file opened with other values"
-        );
+        // It opened: every value is what was written (comments and layout may differ;
+        // as in sops, nothing protects the key of a null or empty value).
+        let got = values(&opened.doc, &|i| opened.typed(i));
+        let want = values(&original, &|i| (original.leaves[i].ty, &original.leaves[i].value[..]));
+        prop_assert!(got == want, "a flipped file opened with other values");
         let _ = opened.render();
     }
+}
+
+/// Every value that carries data, with its key path: what a flipped byte must not change.
+fn values<'d>(
+    doc: &'d Document,
+    typed: &dyn Fn(usize) -> (ScalarType, &'d [u8]),
+) -> Vec<(Vec<String>, ScalarType, Vec<u8>)> {
+    let mut out: Vec<(Vec<String>, ScalarType, Vec<u8>)> = (0..doc.leaves.len())
+        .filter(|&i| doc.leaves[i].kind == LeafKind::Value)
+        .map(|i| {
+            let (ty, v) = typed(i);
+            (doc.leaves[i].path.clone(), ty, v.to_vec())
+        })
+        .filter(|(_, ty, v)| *ty != ScalarType::Null && !v.is_empty())
+        .collect();
+    out.sort_by_key(|(p, ..)| p.clone());
+    out
 }
 
 fn g_layout_plain() -> Layout {
@@ -851,7 +862,7 @@ fn json_value(g: &G, n: &mut usize, markers: &mut Vec<String>, escapes: bool) ->
             Sc::Null => s(ScalarType::Null, String::new()),
             _ => {
                 *n += 1;
-                let m = format!("zq{n}x");
+                let m = format!("zq{n}-x");
                 markers.push(m.clone());
                 s(
                     ScalarType::Str,
@@ -888,12 +899,12 @@ fn flat_doc(
         let extra = extra.trim();
         match kind {
             1 => {
-                let c = format!(" cm{n}x {extra}");
+                let c = format!(" cm{n}-x {extra}");
                 let c = if ini { c.trim_start().to_string() } else { c };
                 text.push_str(if ini { "; " } else { "#" });
                 text.push_str(&c);
                 text.push('\n');
-                markers.push(format!("cm{n}x"));
+                markers.push(format!("cm{n}-x"));
                 comments.push(c);
             }
             2 => text.push('\n'),
@@ -902,7 +913,7 @@ fn flat_doc(
                 sections.push((format!("s{}", n + 1), Vec::new()));
             }
             _ => {
-                let m = format!("zq{n}x");
+                let m = format!("zq{n}-x");
                 markers.push(m.clone());
                 let v = format!("{m} {extra}").trim_end().to_string();
                 let k = format!("K{n}");

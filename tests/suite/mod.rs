@@ -1,6 +1,7 @@
 mod common;
 
 mod cli;
+mod corpus;
 mod deploy;
 mod edit;
 mod errors;
@@ -10,3 +11,4 @@ mod kms;
 mod moto;
 mod push;
 mod roundtrip;
+mod verify;

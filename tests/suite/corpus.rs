@@ -1,0 +1,103 @@
+//! The hard cases in `testdata/corpus/`: each encrypts, leaves no value in clear,
+//! decrypts to the same data with coffer and with the real sops.
+
+use super::common::*;
+
+/// How a file comes back from a round trip (`testdata/corpus/expected.txt`).
+fn expectations() -> Vec<(String, String)> {
+    std::fs::read_to_string(testdata("corpus/expected.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (f, how) = l.split_once(' ').unwrap();
+            (f.to_string(), how.to_string())
+        })
+        .collect()
+}
+
+/// Every word of the input that names a secret.
+fn secrets(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || "\"',:{}[]=".contains(c))
+        .filter(|w| w.contains("secret") || w.contains("s3cret") || w.contains("hunter2"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// JSON numbers compared as numbers (sops writes `7`, coffer `7.0` for a float).
+fn normalized(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => Value::String(format!("{}", n.as_f64().unwrap())),
+        Value::Array(a) => Value::Array(a.into_iter().map(normalized).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, normalized(v))).collect()),
+        other => other,
+    }
+}
+
+#[test]
+fn every_hard_case_encrypts_and_decrypts_with_coffer_and_sops() {
+    let sb = Sandbox::new();
+    let listed = expectations();
+    let on_disk: Vec<String> = std::fs::read_dir(testdata("corpus"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "README.md" && n != "expected.txt")
+        .collect();
+    assert_eq!(
+        on_disk.len(),
+        listed.len(),
+        "every corpus file is in expected.txt"
+    );
+    for (file, how) in listed {
+        let original = std::fs::read_to_string(testdata(&format!("corpus/{file}"))).unwrap();
+        sb.write(&file, &original);
+        let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", &file]);
+        assert_success(&out, &["encrypt", &file]);
+        let warning = stderr(&out);
+        match how.as_str() {
+            "fallback" => assert!(
+                warning.starts_with(&format!("coffer: warning: {file}: "))
+                    && warning.contains("rewritten in the canonical layout")
+                    && warning.lines().count() == 1,
+                "{file}: {warning:?}"
+            ),
+            _ => assert_eq!(warning, "", "{file}"),
+        }
+        let encrypted = sb.read_str(&file);
+        for s in secrets(&original) {
+            assert!(
+                !encrypted.contains(&s),
+                "{file}: {s} left in clear:\n{encrypted}"
+            );
+        }
+        let decrypted = stdout(&sb.ok(&["decrypt", &file]));
+        match how.as_str() {
+            "exact" => assert_eq!(decrypted, original, "{file}"),
+            _ => assert_ne!(decrypted, original, "{file} is kept exactly now: say so"),
+        }
+        let by_sops = sb.sops(&["-d", &file]);
+        assert_success(&by_sops, &["sops -d", &file]);
+        if file.ends_with(".yaml") && original.matches("---").count() > 1 {
+            continue;
+        }
+        let sops_json = sb.sops(&["-d", "--output-type", "json", &file]);
+        assert_success(&sops_json, &["sops -d --output-type json", &file]);
+        let coffer_json = sb.ok(&["decrypt", "--output-type", "json", &file]);
+        let parse = |b: &[u8]| normalized(serde_json::from_slice(b).unwrap());
+        let mut by_sops = parse(&sops_json.stdout);
+        // go-ini always has a DEFAULT section, and sops shows it even when empty.
+        if let Some(o) = by_sops.as_object_mut() {
+            if o.get("DEFAULT")
+                .is_some_and(|d| d.as_object().is_some_and(|d| d.is_empty()))
+            {
+                o.remove("DEFAULT");
+            }
+        }
+        assert_eq!(
+            parse(&coffer_json.stdout),
+            by_sops,
+            "{file}: coffer and sops read different data"
+        );
+    }
+}
