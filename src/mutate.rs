@@ -105,7 +105,8 @@ pub fn set(
         let rendered = store
             .render_plain(&doc, &shaped, ty, &value)
             .map_err(unsupported)?;
-        return Ok(bytes(splice(text, vec![(leaf.span.clone(), rendered)])));
+        let out = bytes(splice(text, vec![(leaf.span.clone(), rendered)]));
+        return checked(file, format, &doc, out, steps, Some((ty, &value)));
     }
     if path::lookup(root, steps).is_some() {
         return Err(unsupported(format!(
@@ -172,7 +173,8 @@ pub fn set(
             (at, crate::tree::lines_at(text, at, line))
         }
     };
-    Ok(bytes(splice(text, vec![(insert.0..insert.0, insert.1)])))
+    let out = bytes(splice(text, vec![(insert.0..insert.0, insert.1)]));
+    checked(file, format, &doc, out, steps, Some((ty, &value)))
 }
 
 /// Remove the entry at `steps`.
@@ -220,7 +222,91 @@ pub fn unset(
             }
         }
     };
-    Ok(bytes(splice(text, vec![(range, String::new())])))
+    let out = bytes(splice(text, vec![(range, String::new())]));
+    checked(file, format, &doc, out, steps, None)
+}
+
+/// The edited text, once it is known to hold what was meant: the value at `steps`
+/// (or nothing there, for `unset`), and every other value as it was.
+fn checked(
+    file: &str,
+    format: Format,
+    before: &Document,
+    out: Zeroizing<Vec<u8>>,
+    steps: &[Step],
+    value: Option<(ScalarType, &str)>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let wrong = |what: &str| Error::Unsupported {
+        file: file.into(),
+        what: format!(
+            "changing {} here would {what}; edit the file instead",
+            path::display(steps)
+        ),
+    };
+    let after = sops::parse(file, format, out.to_vec()).map_err(|_| wrong("not parse"))?;
+    // dotenv and INI hold text: only YAML and JSON keep a value's type.
+    let typed = matches!(format, Format::Yaml | Format::Json);
+    let found = path::lookup(&after.docs[0].root, steps);
+    let meant = match (value, found) {
+        (None, None) => true,
+        (Some((ty, v)), Some(Node::Leaf(i))) => {
+            let leaf = &after.leaves[*i];
+            let same_type = !typed || leaf.ty == ty || ty == ScalarType::Null;
+            same_type && same_text(ty, &leaf.value, v.as_bytes())
+        }
+        _ => false,
+    };
+    if !meant {
+        return Err(wrong("not give it the value asked for"));
+    }
+    let others = |doc: &Document| -> Vec<(Vec<Step>, ScalarType, Zeroizing<Vec<u8>>)> {
+        let mut out = Vec::new();
+        scalars(doc, &doc.docs[0].root, &mut Vec::new(), &mut out);
+        out.retain(|(p, ..)| !p.starts_with(steps));
+        out
+    };
+    if others(before) != others(&after) {
+        return Err(wrong("change other values"));
+    }
+    Ok(out)
+}
+
+/// Every scalar under `node` with its full path (list indices included).
+fn scalars(
+    doc: &Document,
+    node: &Node,
+    at: &mut Vec<Step>,
+    out: &mut Vec<(Vec<Step>, ScalarType, Zeroizing<Vec<u8>>)>,
+) {
+    match node {
+        Node::Map(entries) => {
+            for e in entries {
+                at.push(Step::Key(e.key.clone()));
+                scalars(doc, &e.value, at, out);
+                at.pop();
+            }
+        }
+        Node::Seq(items) => {
+            for (i, n) in items.iter().enumerate() {
+                at.push(Step::Index(i));
+                scalars(doc, n, at, out);
+                at.pop();
+            }
+        }
+        Node::Leaf(i) => {
+            let l = &doc.leaves[*i];
+            out.push((at.clone(), l.ty, l.value.clone()));
+        }
+    }
+}
+
+/// Equal as values of type `ty` (`5432.0` is the float `5432.0` however written).
+fn same_text(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
+    if ty == ScalarType::Null {
+        return true;
+    }
+    let canon = |x: &[u8]| crate::cipher::canonical(ty, x).map(|c| c.as_bytes().to_vec());
+    a == b || (canon(a).is_some() && canon(a) == canon(b))
 }
 
 fn clone_leaf(l: &crate::tree::Leaf) -> crate::tree::Leaf {
