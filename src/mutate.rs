@@ -259,7 +259,7 @@ fn checked(
     if !meant {
         return Err(wrong("not give it the value asked for"));
     }
-    let others = |doc: &Document| -> Vec<(Vec<Step>, ScalarType, Zeroizing<Vec<u8>>)> {
+    let others = |doc: &Document| -> Scalars {
         let mut out = Vec::new();
         scalars(doc, &doc.docs[0].root, &mut Vec::new(), &mut out);
         out.retain(|(p, ..)| !p.starts_with(steps));
@@ -271,13 +271,11 @@ fn checked(
     Ok(out)
 }
 
-/// Every scalar under `node` with its full path (list indices included).
-fn scalars(
-    doc: &Document,
-    node: &Node,
-    at: &mut Vec<Step>,
-    out: &mut Vec<(Vec<Step>, ScalarType, Zeroizing<Vec<u8>>)>,
-) {
+/// Scalars with their full paths (list indices included).
+type Scalars = Vec<(Vec<Step>, ScalarType, Zeroizing<Vec<u8>>)>;
+
+/// Every scalar under `node` with its full path.
+fn scalars(doc: &Document, node: &Node, at: &mut Vec<Step>, out: &mut Scalars) {
     match node {
         Node::Map(entries) => {
             for e in entries {

@@ -266,7 +266,7 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
             })
         }
     };
-    let raw = if format == Format::Binary {
+    let raw = if opened.is_whole_file() {
         Some(Payload::from_bytes(opened.plaintext()?.to_vec()))
     } else {
         None

@@ -193,3 +193,24 @@ impl Store for DotenvStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::check;
+    use super::*;
+
+    #[test]
+    fn constructs() {
+        let s = &DotenvStore;
+        check(
+            s,
+            "A=1\n# c\n\nB=two words\nC=\n",
+            &["A str 1", "# c", "B str two words", "C str "],
+        );
+        check(s, "A=x=y\r\nB='q'\r\n", &["A str x=y", "B str 'q'"]);
+        check(s, "A=line\\nbreak", &["A str line\nbreak"]);
+        assert!(DotenvStore
+            .parse(Zeroizing::new(b"NOEQUALS\n".to_vec()))
+            .is_err_and(|e| e.starts_with("line 1")));
+    }
+}

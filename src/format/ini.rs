@@ -310,3 +310,40 @@ impl Store for IniStore {
 fn line_no(text: &str, pos: usize) -> usize {
     text[..pos].matches('\n').count() + 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::check;
+    use super::*;
+
+    #[test]
+    fn constructs() {
+        let s = &IniStore;
+        check(
+            s,
+            "[s]\nk = v\n; c\nk2: v2\n",
+            &["s:k str v", "c", "s:k2 str v2"].map(|x| if x == "c" { "#c" } else { x }),
+        );
+        check(
+            s,
+            "top = 1\n[s]\n# hash\nk = v",
+            &["DEFAULT:top str 1", "#hash", "s:k str v"],
+        );
+        check(s, "; only a comment\n", &["#only a comment"]);
+    }
+
+    #[test]
+    fn comments_before_the_metadata_keep_their_section() {
+        let doc = IniStore
+            .parse(Zeroizing::new(
+                b"[s]\nk = v\n; c\n\n[sops]\nversion = 3\n".to_vec(),
+            ))
+            .expect("parses");
+        let c = doc
+            .leaves
+            .iter()
+            .find(|l| l.kind == LeafKind::Comment)
+            .expect("comment");
+        assert_eq!(c.path, ["s"]);
+    }
+}

@@ -584,3 +584,43 @@ pub fn json(out: &mut String, v: &Value, unit: Option<&str>, level: usize) {
         Value::Scalar(ty, s) => out.push_str(&json_scalar(*ty, s)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::check;
+    use super::*;
+
+    #[test]
+    fn constructs() {
+        let s = &JsonStore;
+        check(s, "{\"a\": 1, \"b\": \"x\"}", &["a int 1", "b str x"]);
+        check(
+            s,
+            "{\n\t\"a\": {\"b\": [true, null, 1.5e10]}\n}\n",
+            &["a:b bool true", "a:b null null", "a:b float 1.5e10"],
+        );
+        check(s, "{\"e\": \"q\\\"\\\\\\n\\t\"}", &["e str q\"\\\n\t"]);
+        check(s, "{}", &[]);
+        assert_eq!(
+            super::super::table::read(s, "{\"u\": \"\\u00e9\\ud83d\\ude00\"}"),
+            ["u str é😀"]
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_line() {
+        let err = |t: &str| {
+            JsonStore
+                .parse(Zeroizing::new(t.as_bytes().to_vec()))
+                .err()
+                .expect("refused")
+        };
+        assert!(err("[1]").contains("must be a JSON object"));
+        assert!(err("{\"a\": 1,}").starts_with("line 1, column 9"));
+        assert!(
+            err(&format!("{{\"a\": {}}}", "[".repeat(300))).contains("nested more than 256 levels")
+        );
+        assert!(err("{\"sops\": {}, \"a\": 1}").contains("not the last key"));
+        assert!(err("{\"n\": 18446744073709551616}").contains("64 bits"));
+    }
+}

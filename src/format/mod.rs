@@ -96,6 +96,11 @@ pub(crate) fn text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, S
     }
 }
 
+/// Every sops file names its metadata; most plaintext does not, which spares a parse.
+pub fn mentions_sops(bytes: &[u8]) -> bool {
+    bytes.windows(4).any(|w| w[0] == b's' && w == b"sops")
+}
+
 /// How deep collections may nest. Deeper input is refused with a syntax error instead
 /// of exhausting the stack in the parser or in anything that walks the tree after it.
 pub const MAX_DEPTH: usize = 256;
@@ -110,7 +115,7 @@ pub trait Store: Sync {
     /// True when `bytes` are a sops file of this format. Cheap for plaintext: every sops
     /// file names its metadata, so text without `sops` is not parsed.
     fn is_encrypted(&self, bytes: &[u8]) -> bool {
-        bytes.windows(4).any(|w| w == b"sops")
+        mentions_sops(bytes)
             && self
                 .parse(Zeroizing::new(bytes.to_vec()))
                 .is_ok_and(|d| d.is_encrypted())
@@ -163,3 +168,60 @@ pub trait Store: Sync {
 
 /// A leaf's type and text, as [`Store::canonical`] asks for it.
 pub type LeafText<'a> = dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), String> + 'a;
+
+#[cfg(test)]
+pub(crate) mod table {
+    //! Shared by each store's table tests: what a parse found, and the text its values
+    //! render back to in place.
+
+    use super::*;
+
+    /// Each value as `path type value`, each comment as `# text`, in document order.
+    pub fn read(store: &dyn Store, text: &str) -> Vec<String> {
+        let doc = store
+            .parse(Zeroizing::new(text.as_bytes().to_vec()))
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        let mut idx: Vec<usize> = (0..doc.leaves.len()).collect();
+        idx.sort_by_key(|&i| doc.leaves[i].span.start);
+        idx.iter()
+            .map(|&i| {
+                let l = &doc.leaves[i];
+                let v = l.value_str().expect("text");
+                match l.kind {
+                    crate::tree::LeafKind::Comment => format!("#{v}"),
+                    crate::tree::LeafKind::Value => {
+                        let ty = match l.ty {
+                            ScalarType::Null => "null",
+                            t => t.sops_name(),
+                        };
+                        format!("{} {ty} {v}", l.path.join(":"))
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Every value rendered back where it stands: the text must come back unchanged.
+    pub fn rendered(store: &dyn Store, text: &str) -> String {
+        let doc = store
+            .parse(Zeroizing::new(text.as_bytes().to_vec()))
+            .expect("parses");
+        let edits = doc
+            .leaves
+            .iter()
+            .filter(|l| l.kind == crate::tree::LeafKind::Value && l.ty != ScalarType::Null)
+            .map(|l| {
+                let v = l.value_str().expect("text");
+                let r = store.render_plain(&doc, l, l.ty, v).expect("renders");
+                (l.span.clone(), r)
+            })
+            .collect();
+        crate::tree::splice(&doc.text, edits).to_string()
+    }
+
+    /// Read `text`, compare with `want`, and render it back unchanged.
+    pub fn check(store: &dyn Store, text: &str, want: &[&str]) {
+        assert_eq!(read(store, text), want, "{text:?}");
+        assert_eq!(rendered(store, text), text, "{text:?} renders back");
+    }
+}

@@ -1339,3 +1339,96 @@ impl Canonical<'_, '_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::check;
+    use super::*;
+
+    #[test]
+    fn constructs() {
+        let s = &YamlStore;
+        check(s, "a: 1\nb: x\n", &["a int 1", "b str x"]);
+        check(s, "a: 1\nb: x", &["a int 1", "b str x"]);
+        check(
+            s,
+            "# head\na: x # trail\n",
+            &["# head", "a str x", "# trail"],
+        );
+        check(s, "a:\n  b:\n    c: deep\n", &["a:b:c str deep"]);
+        check(s, "l:\n  - x\n  - {k: v}\n", &["l str x", "l:k str v"]);
+        check(
+            s,
+            "f: {x: 1, y: [a, \"b c\"]}\n",
+            &["f:x int 1", "f:y str a", "f:y str b c"],
+        );
+        check(
+            s,
+            "q: 'it''s # no'\nd: \"t\\tq\"\n",
+            &["q str it's # no", "d str t\tq"],
+        );
+        check(s, "q: 'x' # c\n", &["q str x", "# c"]);
+        check(
+            s,
+            "lit: |\n  a\n  b\nn: 1\n",
+            &["lit str a\nb\n", "n int 1"],
+        );
+        check(s, "lit: |-\n  a\n  b\nn: 1\n", &["lit str a\nb", "n int 1"]);
+        check(s, "lit: |+\n  a\n\nn: 1\n", &["lit str a\n\n", "n int 1"]);
+        check(s, "lit: |-\n  a\n  b", &["lit str a\nb"]);
+        check(
+            s,
+            "t: 2024-01-02T03:04:05Z\n",
+            &["t time 2024-01-02T03:04:05Z"],
+        );
+        check(
+            s,
+            "f: 1.5e+10\ng: .inf\nb: true\nn: null\n",
+            &[
+                "f float 1.5e+10",
+                "g float +Inf",
+                "b bool true",
+                "n null null",
+            ],
+        );
+        check(s, "a: 1\r\nb: x\r\n", &["a int 1", "b str x"]);
+        check(s, "---\na: 1\n...\n---\nb: 2\n", &["a int 1", "b int 2"]);
+        check(s, "x: \"2024-01-02\"\n", &["x str 2024-01-02"]);
+    }
+
+    #[test]
+    fn values_that_read_as_another_spelling() {
+        // Read as the value they are; written back in the canonical spelling.
+        assert_eq!(
+            super::super::table::read(&YamlStore, "d: 2024-01-02\nh: 0x1F\n"),
+            ["d time 2024-01-02T00:00:00Z", "h int 31"]
+        );
+        assert_eq!(
+            super::super::table::read(&YamlStore, "m: a\n  b\nf: >\n  c\n  d\n"),
+            ["m str a b", "f str c d\n"]
+        );
+        assert_eq!(
+            super::super::table::rendered(&YamlStore, "s: !!str 12\n"),
+            "s: !!str \"12\"\n"
+        );
+        // In a flow collection single quotes mark a value that was plain (see enc_quotes).
+        assert_eq!(
+            super::super::table::rendered(&YamlStore, "f: ['b c']\n"),
+            "f: [b c]\n"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_line() {
+        let err = |t: &str| {
+            YamlStore
+                .parse(Zeroizing::new(t.as_bytes().to_vec()))
+                .err()
+                .expect("refused")
+        };
+        assert!(err("? [a]\n: b\n").starts_with("line 1, column 3: complex mapping keys"));
+        assert!(err("a: 1\nb: 99999999999999999999\n").starts_with("line 2, column 4: an integer"));
+        assert!(err("- a\n").contains("sequences are not supported"));
+        assert!(err("a: &x 1\nb: *x\n").contains("aliases"));
+    }
+}

@@ -80,9 +80,6 @@ impl Committed {
 
 /// True when `bytes` are a sops file in `format` (binary files are sops JSON).
 pub fn is_encrypted(format: Format, bytes: &[u8]) -> bool {
-    if !mentions_sops(bytes) {
-        return false;
-    }
     format.store().is_encrypted(bytes)
 }
 
@@ -92,11 +89,6 @@ pub fn is_conflict(bytes: &[u8]) -> bool {
     // `merge` writes it with the key first.
     let head = format!("{{\n\t\"{}\"", binary::CONFLICT_KEY);
     bytes.starts_with(head.as_bytes())
-}
-
-/// Every sops file names its metadata; most plaintext does not, which spares a parse.
-fn mentions_sops(bytes: &[u8]) -> bool {
-    bytes.windows(4).any(|w| w[0] == b's' && w == b"sops")
 }
 
 impl Filter {
@@ -196,7 +188,10 @@ impl Filter {
         if content.is_empty() || is_encrypted(format, &content) {
             return Ok(content);
         }
-        if let Some(blob) = self.committed_blob(path).filter(|b| mentions_sops(b)) {
+        if let Some(blob) = self
+            .committed_blob(path)
+            .filter(|b| crate::format::mentions_sops(b))
+        {
             match sops::open(path, format, blob.clone(), &self.keyring, false) {
                 Ok(opened) => {
                     return match opened.reencrypt(&content)? {
@@ -286,7 +281,7 @@ impl Filter {
         if is_conflict(&content) {
             format = Format::Binary;
         }
-        if content.is_empty() || !mentions_sops(&content) {
+        if content.is_empty() || !crate::format::mentions_sops(&content) {
             return Ok(content);
         }
         match sops::open(path, format, content.to_vec(), &self.keyring, false) {

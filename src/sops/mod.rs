@@ -470,6 +470,11 @@ impl Opened {
         self.format.store()
     }
 
+    /// Whether the file is one value (a binary file) rather than a tree of them.
+    pub fn is_whole_file(&self) -> bool {
+        self.store().payload(&self.doc).is_some()
+    }
+
     /// Leaf `i` as a reader of the plaintext sees it: decrypted, or as it stands.
     fn typed(&self, i: usize) -> (ScalarType, &[u8]) {
         match &self.values[i] {
