@@ -190,6 +190,9 @@ pub struct Document {
     /// Constructs whose layout is the hardest to keep (flow collections, block scalars,
     /// …), by position, to name in a warning when the layout falls back.
     pub constructs: Vec<(usize, &'static str)>,
+    /// A construct sops's YAML library cannot read, by position: the document is written
+    /// in the canonical layout instead of its own.
+    pub foreign: Option<(usize, &'static str)>,
 }
 
 impl Document {

@@ -111,5 +111,6 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
         leaves: vec![leaf],
         docs: vec![doc],
         constructs: Vec::new(),
+        foreign: None,
     }
 }

@@ -101,6 +101,7 @@ impl Store for DotenvStore {
             leaves,
             docs: vec![doc],
             constructs: Vec::new(),
+            foreign: None,
         })
     }
 

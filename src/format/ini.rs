@@ -195,6 +195,7 @@ impl Store for IniStore {
             leaves,
             docs: vec![doc],
             constructs: Vec::new(),
+            foreign: None,
         })
     }
 

@@ -457,6 +457,7 @@ impl Store for JsonStore {
             leaves,
             docs: vec![doc],
             constructs: Vec::new(),
+            foreign: None,
         })
     }
 

@@ -67,6 +67,7 @@ struct Parse<'t> {
     occupied: Vec<Range<usize>>,
     indent: Option<usize>,
     constructs: Vec<(usize, &'static str)>,
+    foreign: Option<(usize, &'static str)>,
 }
 
 impl<'t> Parse<'t> {
@@ -127,20 +128,40 @@ impl Store for YamlStore {
             occupied: Vec::new(),
             indent: None,
             constructs: Vec::new(),
+            foreign: None,
         };
+        // go-yaml, and so sops, knows the %YAML and %TAG directives only, and reads only
+        // YAML 1.1 documents when a version is named.
+        let unreadable = |l: &str| {
+            let mut words = l.split_whitespace();
+            match words.next() {
+                Some("%YAML") => words.next() != Some("1.1"),
+                Some("%TAG") => false,
+                Some(w) => w.starts_with('%'),
+                None => false,
+            }
+        };
+        if let Some(n) = text.lines().position(unreadable) {
+            return Err(err_at(
+                n + 1,
+                0,
+                "sops cannot read a file with this directive; remove the line",
+            ));
+        }
         p.run()?;
         p.find_comments();
         let indent = p.indent.unwrap_or(2);
         for d in &mut p.docs {
             d.indent = indent;
         }
-        let (leaves, docs, mut constructs) = (p.leaves, p.docs, p.constructs);
+        let (leaves, docs, mut constructs, foreign) = (p.leaves, p.docs, p.constructs, p.foreign);
         constructs.sort_by_key(|c| c.0);
         Ok(Document {
             text: source,
             leaves,
             docs,
             constructs,
+            foreign,
         })
     }
 
@@ -288,9 +309,12 @@ pub(crate) fn render_str(s: &str, style: Style, indent: usize) -> String {
 
 fn block_representable(s: &str) -> bool {
     let body = s.trim_end_matches('\n');
+    // The first line with content sets the block's indentation: it may not start with
+    // a space or tab of its own.
+    let first = body.trim_start_matches('\n');
     !body.is_empty()
-        && !body.starts_with(' ')
-        && !body.starts_with('\t')
+        && !first.starts_with(' ')
+        && !first.starts_with('\t')
         && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
         && !s.contains('\r')
 }
@@ -598,9 +622,12 @@ impl Parse<'_> {
                     }
                 }
                 Event::Scalar(value, style, _anchor, tag) => {
-                    // A document whose root is a scalar: only an empty one is accepted.
+                    // A document whose root is a scalar: only an empty one (null) is
+                    // accepted; `--- |` is the empty string, not nothing.
                     if stack.is_empty() {
-                        if !value.is_empty() && !matches!(value.as_ref(), "~" | "null") {
+                        let null = style == ScalarStyle::Plain
+                            && matches!(value.as_ref(), "" | "~" | "null");
+                        if !null {
                             return Err(err_at(
                                 span.start.line(),
                                 span.start.col(),
@@ -631,6 +658,24 @@ impl Parse<'_> {
                         ));
                     }
                     if is_key {
+                        let container = frame_container(stack.last().expect("in a mapping"));
+                        if self.containers[container].flow && self.foreign.is_none() {
+                            let end = match self.text.as_bytes().get(range.start) {
+                                Some(&q @ (b'"' | b'\'')) => quoted_end(self.text, range.start, q),
+                                _ => None,
+                            }
+                            .unwrap_or(range.end);
+                            let after = &self.text[end..];
+                            let rest = after.trim_start_matches([' ', '\t', '\r', '\n']);
+                            if rest.starts_with(':')
+                                && after[..after.len() - rest.len()].contains('\n')
+                            {
+                                self.foreign = Some((
+                                    range.start,
+                                    "a flow mapping key with its `:` on the next line",
+                                ));
+                            }
+                        }
                         self.note_item(&stack, range.start);
                         self.occupied.push(range.clone());
                         last_content_end = last_content_end.max(range.end);
@@ -655,10 +700,16 @@ impl Parse<'_> {
             }
         }
         if self.docs.is_empty() {
+            // No document, only comments or an end marker: the metadata is the document.
+            // After a `...` libyaml wants a `---` first, so it goes before the marker.
+            let end = match self.text.lines().position(|l| l == "...") {
+                Some(n) => self.line_starts[n],
+                None => self.text.len(),
+            };
             self.docs.push(Doc {
                 root: Node::Map(Vec::new()),
                 meta: None,
-                end: self.text.len(),
+                end,
                 indent: 2,
                 indent_char: ' ',
             });
@@ -752,6 +803,14 @@ impl Parse<'_> {
                 let rest = &self.text[start..raw.end];
                 if rest.starts_with('&') || rest.starts_with('!') {
                     let skip = rest.find([' ', '\t', '\n']).unwrap_or(rest.len());
+                    // libyaml ends an anchor name at anything but [A-Za-z0-9_-].
+                    let odd = |c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if rest.starts_with('&')
+                        && rest[1..skip].contains(odd)
+                        && self.foreign.is_none()
+                    {
+                        self.foreign = Some((start, "an anchor name sops reads differently"));
+                    }
                     start += skip;
                     start += self.text[start..raw.end].len()
                         - self.text[start..raw.end].trim_start().len();
@@ -782,7 +841,16 @@ impl Parse<'_> {
         };
         let tag_suffix = tag.map(|t| t.suffix.as_str());
         let ty = match (style, tag_suffix) {
-            (_, Some("str")) | (_, Some("binary")) => ScalarType::Str,
+            // go-yaml (so sops) stores the decoded bytes, which coffer's layout cannot
+            // hold as written.
+            (_, Some("binary")) => {
+                return Err(err_at(
+                    span.start.line(),
+                    span.start.col(),
+                    "!!binary values are not supported: sops stores the decoded bytes; store the text without the tag",
+                ))
+            }
+            (_, Some("str")) => ScalarType::Str,
             (ScalarStyle::Plain, Some("int")) => ScalarType::Int,
             (ScalarStyle::Plain, Some("float")) => ScalarType::Float,
             (ScalarStyle::Plain, Some("bool")) => ScalarType::Bool,
@@ -836,33 +904,23 @@ impl Parse<'_> {
         value: &str,
         _owner_col: usize,
     ) -> Result<Range<usize>, &'static str> {
-        // The indicator is the last `|` or `>` before the content that is not inside a
-        // comment; the header line is `key: |-` or `- >` with optional anchor or tag.
-        let header_end = if raw.start > 0 && self.text.as_bytes()[raw.start - 1] == b'\n' {
-            raw.start - 1
-        } else {
-            // Content on the header line only happens for an empty block at end of text.
-            self.line_start(raw.start).saturating_sub(1)
-        };
-        let header_start = self.line_start(header_end);
-        let header = &self.text[header_start..header_end];
-        let header = match header.find(" #") {
-            Some(i) => &header[..i],
-            None => header,
-        };
-        let ind = header
-            .rfind(['|', '>'])
+        let start = self
+            .block_indicator(raw.start)
             .ok_or("cannot find the block scalar indicator")?;
-        let start = header_start + ind;
+        let header_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
+        let content_start = (header_end + 1).min(self.text.len());
         // The region ends at the last line break inside the raw span, or with the
         // text when the block is its last line.
         let region_end = match self.text[..raw.end.min(self.text.len())].rfind('\n') {
             _ if raw.end >= self.text.len() => self.text.len(),
-            Some(i) if i + 1 >= raw.start => i + 1,
-            _ => raw.end,
+            Some(i) if i + 1 >= content_start => i + 1,
+            _ => content_start,
         };
-        let region = &self.text[raw.start.min(region_end)..region_end];
-        let keep = header[ind..].contains('+');
+        let region = &self.text[content_start..region_end.max(content_start)];
+        let header = &self.text[start..header_end];
+        let keep = header.split(" #").next().unwrap_or_default().contains('+');
         let end = if keep {
             // Up to (not including) the final line break.
             if region.ends_with('\n') {
@@ -876,10 +934,55 @@ impl Parse<'_> {
             if trimmed.is_empty() && value.is_empty() {
                 header_end
             } else {
-                raw.start + trimmed.len()
+                content_start + trimmed.len()
             }
         };
         Ok(start..end.max(start + 1))
+    }
+
+    /// The `|` or `>` of the block scalar whose event starts at `pos`: on the header
+    /// line before the content (blank lines between are content), or after the node's
+    /// tag or anchor when the event starts there.
+    fn block_indicator(&self, pos: usize) -> Option<usize> {
+        let before = &self.text[..pos];
+        let line = self.line_start(pos);
+        if self.text[line..pos].trim().is_empty() {
+            let mut end = line;
+            while end > 0 {
+                let start = self.text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
+                let l = &before[start..end - 1];
+                let l = l.split(" #").next().unwrap_or_default();
+                if !l.trim().is_empty() {
+                    if let Some(i) = l.trim_end().rfind(['|', '>']) {
+                        let after = &l.trim_end()[i + 1..];
+                        if after
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+                        {
+                            return Some(start + i);
+                        }
+                    }
+                    break;
+                }
+                end = start;
+            }
+        }
+        // Forward, over the node's properties.
+        let b = self.text.as_bytes();
+        let mut i = pos;
+        loop {
+            while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+                i += 1;
+            }
+            if i < b.len() && matches!(b[i], b'!' | b'&') {
+                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+                    i += 1;
+                }
+                continue;
+            }
+            break;
+        }
+        (i < b.len() && matches!(b[i], b'|' | b'>')).then_some(i)
     }
 
     /// Find every comment outside scalars and metadata, and give it the path of the
@@ -921,7 +1024,16 @@ impl Parse<'_> {
                     comments.push((pos, end, line_no, line_has_content));
                     pos = end;
                 }
-                b' ' | b'\t' | b'\r' => pos += 1,
+                b'\t' => {
+                    if self.foreign.is_none()
+                        && tab_go_yaml_refuses(text, self.line_start(pos), pos)
+                    {
+                        self.foreign =
+                            Some((pos, "a tab after `-`, `?` or `:`, or in indentation"));
+                    }
+                    pos += 1;
+                }
+                b' ' | b'\r' => pos += 1,
                 _ => {
                     line_has_content = true;
                     pos += 1;
@@ -973,6 +1085,21 @@ impl Parse<'_> {
         }
         Some(c)
     }
+}
+
+/// libyaml (and so go-yaml and sops) refuses a tab that separates a block indicator
+/// (`-`, `?`, a `:` that starts its line) from what follows, or that stands in a
+/// line's indentation (even on a blank line).
+fn tab_go_yaml_refuses(text: &str, line_start: usize, pos: usize) -> bool {
+    let before = text[line_start..pos].trim_end_matches([' ', '\t']);
+    before.is_empty()
+        || (before.ends_with(['-', '?', ':'])
+            && before
+                .chars()
+                .all(|c| matches!(c, ' ' | '\t' | '-' | '?' | ':'))
+            && (before.len() == 1
+                || before[..before.len() - 1].ends_with([' ', '\t'])
+                || !before.ends_with(':')))
 }
 
 /// Just past the quote that closes the scalar opening at `start` (`''` and `\"` are

@@ -96,17 +96,25 @@ pub fn encrypt_document(
     reserved_keys(file, doc)?;
     let store = format.store();
     let expected = verify::Content::of_plain(doc);
-    let kept = splice_encrypted(store, file, doc, key, md)?;
-    let why = match verify::encrypted(file, format, &kept, key, doc, &expected) {
-        Ok(()) => {
-            return Ok(Sealed {
-                bytes: kept,
-                fallback: None,
-            })
+    let why = match doc.foreign {
+        // Its own layout would not read back with sops: no need to try.
+        Some((pos, what)) => format!(
+            "{what} at line {}, which sops cannot read",
+            doc.line_of(pos)
+        ),
+        None => {
+            let kept = splice_encrypted(store, file, doc, key, md)?;
+            match verify::encrypted(file, format, &kept, key, doc, &expected) {
+                Ok(()) => {
+                    return Ok(Sealed {
+                        bytes: kept,
+                        fallback: None,
+                    })
+                }
+                Err(why) => why,
+            }
         }
-        Err(why) => why,
     };
-    drop(kept);
     let refused = |again: String| Error::Unsupported {
         file: file.to_string(),
         what: format!("cannot be encrypted so that it reads back ({again}); nothing was written"),
@@ -125,6 +133,9 @@ pub fn encrypt_document(
 
 /// The warning for a document written in the canonical layout.
 fn layout_note(file: &str, doc: &Document, why: &str) -> String {
+    if doc.foreign.is_some() {
+        return format!("{file}: {why}; rewritten in the canonical layout");
+    }
     match doc.constructs.first() {
         Some((pos, what)) => format!(
             "{file}: {what} at line {} rewritten in the canonical layout ({why})",

@@ -223,7 +223,8 @@ fn as_json(ty: ScalarType) -> ScalarType {
 
 /// Typed equality: an int written `+7` is the int 7, a bool `True` is `true`.
 fn same_value(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
-    if a == b {
+    // Null is null however it is spelled (`~`, `null`, nothing).
+    if a == b || ty == ScalarType::Null {
         return true;
     }
     let (Ok(a), Ok(b)) = (std::str::from_utf8(a), std::str::from_utf8(b)) else {
