@@ -118,7 +118,7 @@ impl Config {
             message,
         };
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        let doc = crate::sops::parse(&name, Format::Yaml, bytes)?;
+        let doc = crate::format::parse(&name, Format::Yaml, bytes)?;
         let root = doc
             .docs
             .first()

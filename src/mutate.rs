@@ -5,7 +5,6 @@ use zeroize::Zeroizing;
 
 use crate::format::{json, yaml, Format};
 use crate::path::{self, Step};
-use crate::sops;
 use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType};
 use crate::{Error, Result};
 
@@ -83,7 +82,7 @@ pub fn set(
     steps: &[Step],
     value: &str,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let doc = sops::parse(file, format, plaintext.to_vec())?;
+    let doc = crate::format::parse(file, format, plaintext.to_vec())?;
     let store = format.store();
     let text = doc.text.as_str();
     let (ty, value) = parse_value(value);
@@ -184,7 +183,7 @@ pub fn unset(
     plaintext: &[u8],
     steps: &[Step],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let doc = sops::parse(file, format, plaintext.to_vec())?;
+    let doc = crate::format::parse(file, format, plaintext.to_vec())?;
     let text = doc.text.as_str();
     let (entries, key) = find_parent(file, &doc, steps)?;
     let idx = entries
@@ -243,7 +242,7 @@ fn checked(
             path::display(steps)
         ),
     };
-    let after = sops::parse(file, format, out.to_vec()).map_err(|_| wrong("not parse"))?;
+    let after = crate::format::parse(file, format, out.to_vec()).map_err(|_| wrong("not parse"))?;
     // dotenv and INI hold text: only YAML and JSON keep a value's type.
     let typed = matches!(format, Format::Yaml | Format::Json);
     let found = path::lookup(&after.docs[0].root, steps);

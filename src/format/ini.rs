@@ -331,6 +331,12 @@ mod tests {
             &["DEFAULT:top str 1", "#hash", "s:k str v"],
         );
         check(s, "; only a comment\n", &["#only a comment"]);
+        // sops reads every INI value as text, timestamps too.
+        check(
+            s,
+            "[s]\nt = 2024-01-02T03:04:05Z\n",
+            &["s:t str 2024-01-02T03:04:05Z"],
+        );
     }
 
     #[test]

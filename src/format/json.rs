@@ -281,7 +281,7 @@ impl<'t> P<'t> {
                         } else if w.parse::<i64>().is_ok() {
                             ScalarType::Int
                         } else {
-                            return Err(self.err(super::yaml::BIG_INT));
+                            return Err(self.err(super::BIG_INT));
                         }
                     }
                     _ => {

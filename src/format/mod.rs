@@ -101,6 +101,10 @@ pub fn mentions_sops(bytes: &[u8]) -> bool {
     bytes.windows(4).any(|w| w[0] == b's' && w == b"sops")
 }
 
+/// sops stores integers as 64-bit values; a larger one would come back changed.
+pub(crate) const BIG_INT: &str =
+    "an integer that does not fit in 64 bits; quote it to keep it as text";
+
 /// How deep collections may nest. Deeper input is refused with a syntax error instead
 /// of exhausting the stack in the parser or in anything that walks the tree after it.
 pub const MAX_DEPTH: usize = 256;

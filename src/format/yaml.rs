@@ -14,10 +14,6 @@ use crate::tree::{
 
 pub struct YamlStore;
 
-/// sops stores integers as 64-bit values; a larger one would come back changed.
-pub(crate) const BIG_INT: &str =
-    "an integer that does not fit in 64 bits; quote it to keep it as text";
-
 /// A collection being built while events stream in.
 enum Frame {
     Map {
@@ -876,7 +872,7 @@ impl Parse<'_> {
             stored.pop();
         }
         if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
-            return Err(err_at(span.start.line(), span.start.col(), BIG_INT));
+            return Err(err_at(span.start.line(), span.start.col(), super::BIG_INT));
         }
         self.occupied
             .push(raw.start.min(span_range.start)..span_range.end);

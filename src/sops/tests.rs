@@ -769,7 +769,7 @@ proptest! {
     #[test]
     fn flipped_bytes_never_give_a_wrong_value(
         tree in g_tree(),
-        format in prop_oneof![Just(Format::Yaml), Just(Format::Json), Just(Format::Dotenv), Just(Format::Ini)],
+        format in prop_oneof![Just(Format::Yaml), Just(Format::Json), Just(Format::Dotenv), Just(Format::Ini), Just(Format::Binary)],
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
         let mut n = 0;
@@ -783,6 +783,7 @@ proptest! {
                 crate::format::json::json(&mut t, &root, Some("  "), 0);
                 t
             }
+            Format::Binary => "\u{0}\u{1}binary zq1-x \u{ff}".to_string(),
             _ => flat_doc(format, &[(0, "a b".into()), (1, "c".into()), (2, "x".into())], false, true).0,
         };
         let t = trip(format, text.as_bytes());
