@@ -25,6 +25,9 @@ pub struct ExecArgs {
     /// Leave out keys that are not valid variable names instead of failing
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Pass coffer's own key sources (COFFER_AGE_KEY, SOPS_AGE_KEY_FILE, …) on to the command
+    #[arg(long)]
+    pub keep_key_env: bool,
     /// Format of the files (default: from their extensions)
     #[arg(long, value_enum, value_name = "TYPE")]
     pub input_type: Option<FormatArg>,
@@ -40,9 +43,25 @@ pub struct ExecFileArgs {
     /// Format of the file (default: from its extension)
     #[arg(long, value_enum, value_name = "TYPE")]
     pub input_type: Option<FormatArg>,
+    /// Pass coffer's own key sources (COFFER_AGE_KEY, SOPS_AGE_KEY_FILE, …) on to the command
+    #[arg(long)]
+    pub keep_key_env: bool,
     /// The command, after --; `{}` stands for the path of the plaintext file
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// The command gets the secrets it asked for, not the keys that open every file:
+/// the variables coffer reads its identities and MFA code from are left out.
+fn without_key_sources(cmd: &mut std::process::Command, env: &Env, keep: bool) {
+    if keep {
+        return;
+    }
+    for name in env.var_names() {
+        if crate::keys::is_key_source(&name) {
+            cmd.env_remove(name);
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +123,7 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
     if args.pristine {
         cmd.env_clear();
     }
+    without_key_sources(&mut cmd, env, args.keep_key_env);
     for (k, v) in &vars {
         cmd.env(k, v.as_str());
     }
@@ -141,8 +161,10 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
         .iter()
         .map(|a| a.replace("{}", &path.to_string_lossy()))
         .collect();
-    let mut child = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    without_key_sources(&mut cmd, env, args.keep_key_env);
+    let mut child = cmd
         .spawn()
         .map_err(|e| Error::Key(format!("cannot run {:?}: {e}", argv[0])))?;
     // A terminal's Ctrl-C reaches the child by itself; a SIGTERM sent to coffer alone is

@@ -299,6 +299,10 @@ impl Env {
         self.vars.clone()
     }
 
+    pub fn var_names(&self) -> Vec<String> {
+        self.vars.keys().cloned().collect()
+    }
+
     pub fn get(&self, k: &str) -> Option<String> {
         self.vars.get(k).cloned()
     }

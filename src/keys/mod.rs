@@ -103,3 +103,11 @@ impl Keyring {
         Err(reasons)
     }
 }
+
+/// Whether an environment variable is one coffer reads a key (or what unlocks one)
+/// from: identities, their files, SSH keys, the MFA code, PGP fingerprints.
+pub fn is_key_source(name: &str) -> bool {
+    name.starts_with("COFFER_AGE_")
+        || name.starts_with("SOPS_AGE_")
+        || matches!(name, "COFFER_MFA_TOKEN" | "SOPS_PGP_FP")
+}

@@ -256,3 +256,55 @@ fn render_reads_secrets_manager_ssm_and_s3_at_a_local_aws_endpoint() {
     assert!(!stderr(&out).contains("pw-json"));
     assert!(!sb.path("bad.out").exists());
 }
+
+#[test]
+fn exec_and_exec_file_do_not_hand_the_command_coffer_s_keys() {
+    let sb = Sandbox::new();
+    encrypted(&sb, "prod.env", "DB_PASSWORD=hunter2\n");
+    let identities = sb.read_str("home/.config/coffer/age/keys.txt");
+    let identity = identities
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    let key_file = sb.key_file();
+    let key_env = [
+        ("COFFER_AGE_KEY", identity.as_str()),
+        ("SOPS_AGE_KEY_FILE", key_file.to_str().unwrap()),
+        ("COFFER_MFA_TOKEN", "123456"),
+        ("SOPS_PGP_FP", "ABCDEF"),
+        ("UNRELATED", "stays"),
+    ];
+    let shown = |out: &std::process::Output| -> Vec<String> {
+        stdout(out)
+            .lines()
+            .map(|l| l.split('=').next().unwrap().to_string())
+            .filter(|n| {
+                n.contains("AGE") || n.contains("MFA") || n.contains("PGP") || n == "UNRELATED"
+            })
+            .collect()
+    };
+    let out = sb.run_with(&["exec", "prod.env", "--", "env"], &key_env);
+    assert_success(&out, &["exec"]);
+    assert_eq!(shown(&out), ["UNRELATED"]);
+    let out = sb.run_with(&["exec-file", "prod.env", "--", "env"], &key_env);
+    assert_success(&out, &["exec-file"]);
+    assert_eq!(shown(&out), ["UNRELATED"]);
+    // Asked for, they pass.
+    let out = sb.run_with(
+        &["exec", "--keep-key-env", "prod.env", "--", "env"],
+        &key_env,
+    );
+    let mut kept = shown(&out);
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "COFFER_AGE_KEY",
+            "COFFER_MFA_TOKEN",
+            "SOPS_AGE_KEY_FILE",
+            "SOPS_PGP_FP",
+            "UNRELATED"
+        ]
+    );
+}
