@@ -5,6 +5,7 @@ use clap::Parser;
 
 fn main() {
     let cli = coffer::cli::Cli::parse();
+    coffer::cli::install_signal_handler();
     let mut env = coffer::cli::Env::from_process(cli.aws_profile.clone());
     if cli.strict_layout {
         env.layout = coffer::sops::Layout::Strict;

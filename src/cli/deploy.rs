@@ -170,7 +170,7 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
     // A terminal's Ctrl-C reaches the child by itself; a SIGTERM sent to coffer alone is
     // passed on. Either way coffer waits, then removes the plaintext.
     let pid = rustix::process::Pid::from_child(&child);
-    let _ = ctrlc::set_handler(move || {
+    super::on_signal(move || {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     });
     let status = child

@@ -125,7 +125,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
     crate::fsutil::write_new(&tmp, &original, 0o600)?;
 
     // Ctrl-C reaches the editor too; coffer waits for it to exit, then cleans up.
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    super::on_signal(|| INTERRUPTED.store(true, Ordering::SeqCst));
     let editor = env
         .get("VISUAL")
         .filter(|v| !v.is_empty())
@@ -146,42 +146,69 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         return Err(Error::Interrupted);
     }
     let edited = Zeroizing::new(std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?);
+    // An edit that cannot be saved is kept where only the user can read it; if even
+    // that fails, the editor's own file stays and the error says where.
+    let keep_tmp = std::cell::Cell::new(false);
     let rescue = |message: String| -> Error {
-        let rescued = (edited != original)
-            .then(|| rescue_edit(env, file, &edited))
-            .flatten();
-        Error::Editor {
-            file: name.clone(),
-            message,
-            rescued,
+        if edited == original {
+            return Error::Editor {
+                file: name.clone(),
+                message,
+                rescued: None,
+            };
+        }
+        match rescue_edit(env, file, &edited) {
+            Ok(path) => Error::Editor {
+                file: name.clone(),
+                message,
+                rescued: Some(path),
+            },
+            Err(why) => {
+                keep_tmp.set(true);
+                Error::Editor {
+                    file: name.clone(),
+                    message: format!(
+                        "{message}; your edit could not be rescued ({why}): it is still in {}",
+                        tmp.display()
+                    ),
+                    rescued: None,
+                }
+            }
         }
     };
-    if !status.success() {
-        return Err(rescue(format!(
-            "the editor exited with {status}; the file was not changed"
-        )));
-    }
-    if edited == original {
-        eprintln!("coffer: {name}: no changes");
-        return Ok(());
-    }
-    let result = match (&existing, new_file) {
-        (Some(o), _) => o
-            .reencrypt(&edited)
-            .map(|o| o.expect("the plaintext changed")),
-        (None, Some((key, mut md))) => {
-            sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
+    let saved = (|| {
+        if !status.success() {
+            return Err(rescue(format!(
+                "the editor exited with {status}; the file was not changed"
+            )));
         }
-        (None, None) => unreachable!("a new file always has keys"),
-    };
-    let out = result
-        .and_then(|sealed| env.accept(sealed))
-        .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
-    crate::fsutil::write_atomic(file, &out, 0o644, None)
+        if edited == original {
+            eprintln!("coffer: {name}: no changes");
+            return Ok(());
+        }
+        let result = match (&existing, new_file) {
+            (Some(o), _) => o
+                .reencrypt(&edited)
+                .map(|o| o.expect("the plaintext changed")),
+            (None, Some((key, mut md))) => {
+                sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
+            }
+            (None, None) => unreachable!("a new file always has keys"),
+        };
+        let out = result
+            .and_then(|sealed| env.accept(sealed))
+            .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
+        crate::fsutil::write_atomic(file, &out, 0o644, None)
+    })();
+    if keep_tmp.get() {
+        let _ = dir.keep();
+    }
+    saved
 }
 
-/// Keep an edit that could not be saved where only the user can read it.
-fn rescue_edit(env: &Env, file: &Path, content: &[u8]) -> Option<PathBuf> {
+/// Keep an edit that could not be saved where only the user can read it, under a name
+/// no other rescue has taken.
+fn rescue_edit(env: &Env, file: &Path, content: &[u8]) -> std::result::Result<PathBuf, String> {
     use std::os::unix::fs::DirBuilderExt;
     let state = env
         .get("XDG_STATE_HOME")
@@ -190,16 +217,32 @@ fn rescue_edit(env: &Env, file: &Path, content: &[u8]) -> Option<PathBuf> {
         .or_else(|| {
             env.get("HOME")
                 .map(|h| Path::new(&h).join(".local").join("state"))
-        })?;
+        })
+        .ok_or("neither XDG_STATE_HOME nor HOME is set")?;
     let dir = state.join("coffer").join("rescued");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .ok()?;
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let stamp = crate::metadata::now_rfc3339().replace(':', "");
-    let name = format!("{}.{stamp}", file.file_name()?.to_string_lossy());
-    let path = dir.join(name);
-    crate::fsutil::write_new(&path, content, 0o600).ok()?;
-    Some(path)
+    let base = file
+        .file_name()
+        .map_or_else(|| "edit".into(), |n| n.to_string_lossy().into_owned());
+    let mut last = String::new();
+    for n in 0..1000 {
+        let name = match n {
+            0 => format!("{base}.{stamp}"),
+            n => format!("{base}.{stamp}.{n}"),
+        };
+        let path = dir.join(name);
+        match crate::fsutil::write_new(&path, content, 0o600) {
+            Ok(()) => return Ok(path),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        last = path.display().to_string();
+    }
+    Err(format!("every name up to {last} is taken"))
 }

@@ -354,6 +354,30 @@ pub fn run(cli: Cli, env: &Env) -> Result<()> {
     }
 }
 
+/// What Ctrl-C, SIGTERM and SIGHUP do once a command has said (see [`on_signal`]).
+type SignalAction = Box<dyn Fn() + Send>;
+static ON_SIGNAL: std::sync::Mutex<Option<SignalAction>> = std::sync::Mutex::new(None);
+
+/// Catch Ctrl-C, SIGTERM and SIGHUP for the whole process: temporary files being
+/// written are removed first (a partial one may hold plaintext), then the command's own
+/// action runs, or the process ends with 130.
+pub fn install_signal_handler() {
+    let _ = ctrlc::set_handler(|| {
+        crate::fsutil::remove_pending();
+        match ON_SIGNAL.lock().ok().as_deref() {
+            Some(Some(action)) => action(),
+            _ => std::process::exit(130),
+        }
+    });
+}
+
+/// Instead of ending the process on a signal, run `action` (after temp files are gone).
+pub(crate) fn on_signal(action: impl Fn() + Send + 'static) {
+    if let Ok(mut slot) = ON_SIGNAL.lock() {
+        *slot = Some(Box::new(action));
+    }
+}
+
 pub fn warn(msg: &str) {
     eprintln!("coffer: warning: {msg}");
 }

@@ -11,4 +11,5 @@ mod kms;
 mod moto;
 mod push;
 mod roundtrip;
+mod safety;
 mod verify;
