@@ -69,6 +69,8 @@ pub enum CipherError {
     Type(String),
     #[error("authentication failed (wrong data key, or the value or its key path was changed)")]
     Auth,
+    #[error("its type tag was changed (the value was written as another type)")]
+    TypeChanged,
 }
 
 /// The four fields of an `ENC[...]` string.
@@ -165,7 +167,26 @@ pub fn decrypt(
         12 => open::<U12>(key, &iv, aad, &mut data, &tag)?,
         n => return Err(CipherError::IvLength(n)),
     }
+    if type_changed(key, aad, p.ty, &data, &iv) {
+        return Err(CipherError::TypeChanged);
+    }
     Ok((ty, data))
+}
+
+/// The type tag is outside what AES-GCM authenticates, and sops's MAC hashes `"7"`
+/// the same whether it is a string or an int. coffer's IVs are derived from the type,
+/// so a value coffer wrote whose IV is the one for *another* type had its tag changed.
+/// (Files sops wrote have random IVs, which match no type.)
+fn type_changed(key: &DataKey, aad: &str, ty: &str, plaintext: &[u8], iv: &[u8]) -> bool {
+    const TYPES: [&str; 7] = ["str", "int", "float", "bool", "bytes", "time", "comment"];
+    // Large values are strings or whole files, whose tags a reader checks by parsing.
+    if iv.len() != 32 || plaintext.len() > 4096 || derive_iv(key, aad, ty, plaintext) == iv {
+        return false;
+    }
+    TYPES
+        .iter()
+        .filter(|t| **t != ty)
+        .any(|t| derive_iv(key, aad, t, plaintext) == iv)
 }
 
 fn open<N: ArrayLength<u8>>(

@@ -72,6 +72,14 @@ pub struct Metadata {
 const FOREIGN: [&str; 4] = ["gcp_kms", "azure_kv", "hc_vault", "pgp"];
 
 impl Metadata {
+    /// Whether a `sops` mapping is metadata sops wrote (a MAC or a master key, and
+    /// `lastmodified`), rather than a plaintext key that happens to be named `sops`.
+    pub fn is_sops_written(meta: &MetaValue) -> bool {
+        Metadata::parse(meta).is_ok_and(|m| {
+            m.mac.is_some() || !m.age.is_empty() || !m.kms.is_empty() || !m.foreign_keys.is_empty()
+        })
+    }
+
     pub fn parse(meta: &MetaValue) -> Result<Metadata, String> {
         if !matches!(meta, MetaValue::Map(_)) {
             return Err("the sops key is not a mapping".into());
@@ -361,7 +369,7 @@ pub fn flatten(meta: &MetaValue) -> Vec<(String, String)> {
 }
 
 /// The inverse of [`flatten`].
-pub fn unflatten(items: &[(String, String)]) -> MetaValue {
+pub fn unflatten(items: &[(String, String)]) -> Result<MetaValue, String> {
     enum Tok {
         Key(String),
         Index(usize),
@@ -436,11 +444,26 @@ pub fn unflatten(items: &[(String, String)]) -> MetaValue {
         };
         insert(child, rest, value);
     }
+    // Bounded like every parser: a name nests no deeper than a document may, a list
+    // index stays small, and no name comes twice.
     let mut root = MetaValue::Map(Vec::new());
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in items {
-        insert(&mut root, &tokens(k), v);
+        let toks = tokens(k);
+        if toks.len() > crate::format::MAX_DEPTH {
+            return Err(format!("the metadata name sops_{k} is nested too deep"));
+        }
+        if toks.iter().any(|t| matches!(t, Tok::Index(i) if *i > 1000)) {
+            return Err(format!(
+                "the metadata name sops_{k} has a list index over 1000"
+            ));
+        }
+        if !seen.insert(k.as_str()) {
+            return Err(format!("the metadata name sops_{k} is there twice"));
+        }
+        insert(&mut root, &toks, v);
     }
-    root
+    Ok(root)
 }
 
 /// `lastmodified` as sops writes it: RFC 3339, UTC, whole seconds.
@@ -495,7 +518,7 @@ mod tests {
         };
         let flat = flatten(&md.to_meta());
         assert!(flat.contains(&("age__list_0__map_recipient".into(), "age1x".into())));
-        let back = Metadata::parse(&unflatten(&flat)).unwrap();
+        let back = Metadata::parse(&unflatten(&flat).unwrap()).unwrap();
         assert_eq!(back.age, md.age);
     }
 

@@ -250,49 +250,73 @@ fn checked(
         (None, None) => true,
         (Some((ty, v)), Some(Node::Leaf(i))) => {
             let leaf = &after.leaves[*i];
-            let same_type = !typed || leaf.ty == ty || ty == ScalarType::Null;
-            same_type && same_text(ty, &leaf.value, v.as_bytes())
+            let same_type = !typed || leaf.ty == ty;
+            same_type && (ty == ScalarType::Null || same_text(ty, &leaf.value, v.as_bytes()))
         }
         _ => false,
     };
     if !meant {
         return Err(wrong("not give it the value asked for"));
     }
-    let others = |doc: &Document| -> Scalars {
+    // Everything else, collections (empty ones too) and comments, is as it was; a
+    // removed entry may take the comment on its line with it.
+    let others = |doc: &Document| -> Items {
         let mut out = Vec::new();
-        scalars(doc, &doc.docs[0].root, &mut Vec::new(), &mut out);
-        out.retain(|(p, ..)| !p.starts_with(steps));
+        for d in &doc.docs {
+            items(doc, &d.root, &mut Vec::new(), &mut out);
+        }
+        // The entry itself, and its parent's size (an entry added or removed).
+        let parent = &steps[..steps.len().saturating_sub(1)];
+        out.retain(|(p, ty, _)| !(p.starts_with(steps) || (ty.is_none() && p == parent)));
         out
     };
-    if others(before) != others(&after) {
+    let comments = |doc: &Document| -> Vec<Zeroizing<Vec<u8>>> {
+        doc.comments()
+            .iter()
+            .map(|&i| doc.leaves[i].value.clone())
+            .collect()
+    };
+    if others(before) != others(&after) || (value.is_some() && comments(before) != comments(&after))
+    {
         return Err(wrong("change other values"));
     }
     Ok(out)
 }
 
-/// Scalars with their full paths (list indices included).
-type Scalars = Vec<(Vec<Step>, ScalarType, Zeroizing<Vec<u8>>)>;
+/// Scalars and collections with their full paths (list indices included); a
+/// collection stands as its length.
+type Items = Vec<(Vec<Step>, Option<ScalarType>, Zeroizing<Vec<u8>>)>;
 
-/// Every scalar under `node` with its full path.
-fn scalars(doc: &Document, node: &Node, at: &mut Vec<Step>, out: &mut Scalars) {
+/// Every scalar and collection under `node` with its full path.
+fn items(doc: &Document, node: &Node, at: &mut Vec<Step>, out: &mut Items) {
     match node {
         Node::Map(entries) => {
+            out.push((
+                at.clone(),
+                None,
+                Zeroizing::new(entries.len().to_string().into_bytes()),
+            ));
             for e in entries {
                 at.push(Step::Key(e.key.clone()));
-                scalars(doc, &e.value, at, out);
+                items(doc, &e.value, at, out);
                 at.pop();
             }
         }
-        Node::Seq(items) => {
-            for (i, n) in items.iter().enumerate() {
+        Node::Seq(list) => {
+            out.push((
+                at.clone(),
+                None,
+                Zeroizing::new(list.len().to_string().into_bytes()),
+            ));
+            for (i, n) in list.iter().enumerate() {
                 at.push(Step::Index(i));
-                scalars(doc, n, at, out);
+                items(doc, n, at, out);
                 at.pop();
             }
         }
         Node::Leaf(i) => {
             let l = &doc.leaves[*i];
-            out.push((at.clone(), l.ty, l.value.clone()));
+            out.push((at.clone(), Some(l.ty), l.value.clone()));
         }
     }
 }

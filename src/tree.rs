@@ -196,8 +196,24 @@ pub struct Document {
 }
 
 impl Document {
+    /// Whether the document carries sops metadata (that sops wrote, not a plaintext
+    /// key named `sops`).
     pub fn is_encrypted(&self) -> bool {
-        self.docs.iter().any(|d| d.meta.is_some())
+        self.docs.iter().any(|d| {
+            d.meta
+                .as_ref()
+                .is_some_and(|(m, _)| crate::metadata::Metadata::is_sops_written(m))
+        })
+    }
+
+    /// Where a `sops` block stands that is not metadata sops wrote, if any.
+    pub fn reserved_block(&self) -> Option<usize> {
+        self.docs.iter().find_map(|d| match &d.meta {
+            Some((m, spans)) if !crate::metadata::Metadata::is_sops_written(m) => {
+                spans.first().map(|s| s.start)
+            }
+            _ => None,
+        })
     }
 }
 

@@ -134,6 +134,14 @@ pub fn desired(
                 None => {
                     let mut json = Zeroizing::new(String::new());
                     crate::format::json::json(&mut json, root, None, 0);
+                    crate::sops::verify::emitted(
+                        crate::format::Format::Json,
+                        json.as_bytes(),
+                        root,
+                    )
+                    .map_err(|why| {
+                        bad(format!("cannot be written as JSON that reads back ({why})"))
+                    })?;
                     Payload::Text(json)
                 }
             };

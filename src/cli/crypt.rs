@@ -218,7 +218,7 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
             "{name}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"
         ));
     }
-    let plaintext = opened.plaintext()?;
+    let plaintext = env.accept(opened.render()?)?;
     let key = DataKey::generate();
     let recipients = Recipients::of(&opened.meta);
     if recipients.is_empty() {

@@ -60,7 +60,7 @@ fn modify(
     let name = file.display().to_string();
     let input = std::fs::read(file).map_err(|e| Error::io(file, e))?;
     let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
-    let plaintext = opened.plaintext()?;
+    let plaintext = env.accept(opened.render()?)?;
     let changed = change(&name, &plaintext)?;
     if let Some(sealed) = opened.reencrypt(&changed)? {
         crate::fsutil::write_atomic(file, &env.accept(sealed)?, 0o644, None)?;

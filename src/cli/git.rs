@@ -77,6 +77,13 @@ fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
     Ok(f)
 }
 
+/// The layout warnings a single-shot filter run collected.
+fn report(f: &Filter) {
+    for note in &f.notes {
+        warn(note);
+    }
+}
+
 fn repo() -> Result<(git2::Repository, PathBuf)> {
     let repo = git2::Repository::discover(".")
         .map_err(|e| Error::Key(format!("not in a git repository: {}", e.message())))?;
@@ -125,12 +132,15 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             Ok(())
         }
         GitCommand::Clean { path } => {
-            let out = filter(env, config)?.clean(&path, stdin_bytes()?)?;
+            let mut f = filter(env, config)?;
+            let out = f.clean(&path, stdin_bytes()?)?;
+            report(&f);
             stdout_bytes(&out)
         }
         GitCommand::Smudge { path } => {
             let mut f = filter(env, config)?;
             let out = f.smudge(&path, stdin_bytes()?)?;
+            report(&f);
             if let Some(w) = f.locked_warning() {
                 warn(&w);
             }
@@ -139,7 +149,9 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
         GitCommand::Textconv { file } => {
             let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
             let name = file.display().to_string();
-            let out = filter(env, config)?.smudge(&name, bytes)?;
+            let mut f = filter(env, config)?;
+            let out = f.smudge(&name, bytes)?;
+            report(&f);
             stdout_bytes(&out)
         }
         GitCommand::Merge {
@@ -150,7 +162,9 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             path,
         } => {
             let mut f = filter(env, config)?;
-            if git::merge::merge(&mut f, &base, &ours, &theirs, marker_size, &path)? {
+            let merged = git::merge::merge(&mut f, &base, &ours, &theirs, marker_size, &path)?;
+            report(&f);
+            if merged {
                 Ok(())
             } else {
                 eprintln!("coffer: {path}: conflicting changes to the same values; the conflict markers are in the working tree");

@@ -57,6 +57,12 @@ impl Store for DotenvStore {
                 .find('=')
                 .ok_or_else(|| format!("line {}: expected KEY=VALUE, found no '='", n + 1))?;
             let (key, value) = (&line[..eq], &line[eq + 1..]);
+            if !meta_items.is_empty() && !key.starts_with(PREFIX) {
+                return Err(format!(
+                    "line {}: the sops metadata is not at the end of the file",
+                    n + 1
+                ));
+            }
             if let Some(meta_key) = key.strip_prefix(PREFIX) {
                 meta_items.push((meta_key.to_string(), value.replace("\\n", "\n")));
                 meta_spans.push(line_span(text, start, raw));
@@ -88,7 +94,10 @@ impl Store for DotenvStore {
                 last.start -= 1;
             }
         }
-        let meta = (!meta_items.is_empty()).then(|| (metadata::unflatten(&meta_items), meta_spans));
+        let meta = match meta_items.is_empty() {
+            true => None,
+            false => Some((metadata::unflatten(&meta_items)?, meta_spans)),
+        };
         let doc = Doc {
             root: Node::Map(entries),
             meta,

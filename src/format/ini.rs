@@ -65,6 +65,13 @@ impl Store for IniStore {
                     .ok_or_else(|| {
                         format!("line {}: unterminated section header", line_no(text, start))
                     })?;
+                // sops writes one [sops] section, last.
+                if meta_start.is_some() {
+                    return Err(format!(
+                        "line {}: the [sops] section is not the last one",
+                        line_no(text, start)
+                    ));
+                }
                 in_meta = name == "sops";
                 // Comments before the metadata belong to the data, not to `[sops]`.
                 if !in_meta {
@@ -149,29 +156,26 @@ impl Store for IniStore {
                 value: Node::Leaf(idx),
             });
         }
-        let meta = meta_start.map(|start| {
-            // Take the blank line that separates `[sops]` from the data, and the line
-            // break before it when the block ends the file without one.
-            let mut s = start;
-            if text[..s].ends_with("\n\n") {
-                s -= 1;
+        let meta = match meta_start {
+            None => None,
+            Some(start) => {
+                // Take the blank line that separates `[sops]` from the data, and the
+                // line break before it when the block ends the file without one. The
+                // section is the last one, so it runs to the end.
+                let mut s = start;
+                if text[..s].ends_with("\n\n") {
+                    s -= 1;
+                }
+                if !text.ends_with('\n') && s > 0 {
+                    s -= 1;
+                }
+                let end = text.len();
+                Some((
+                    metadata::unflatten(&meta_items)?,
+                    std::iter::once(s..end).collect(),
+                ))
             }
-            let mut end = text.len();
-            // The metadata section runs to the next section header or the end.
-            if let Some(next) = all
-                .iter()
-                .find(|(ls, l)| *ls > start && l.trim_start().starts_with('['))
-            {
-                end = next.0;
-            }
-            if end == text.len() && !text.ends_with('\n') && s > 0 {
-                s -= 1;
-            }
-            (
-                metadata::unflatten(&meta_items),
-                std::iter::once(s..end).collect(),
-            )
-        });
+        };
         let root = Node::Map(
             sections
                 .into_iter()

@@ -668,7 +668,7 @@ impl Parse<'_> {
                             {
                                 self.foreign = Some((
                                     range.start,
-                                    "a flow mapping key with its `:` on the next line",
+                                    "a flow mapping key with its `:` on the next line (sops cannot read it)",
                                 ));
                             }
                         }
@@ -805,7 +805,7 @@ impl Parse<'_> {
                         && rest[1..skip].contains(odd)
                         && self.foreign.is_none()
                     {
-                        self.foreign = Some((start, "an anchor name sops reads differently"));
+                        self.foreign = Some((start, "an anchor name that sops reads differently"));
                     }
                     start += skip;
                     start += self.text[start..raw.end].len()
@@ -828,6 +828,23 @@ impl Parse<'_> {
                     .map_err(|m| err_at(span.start.line(), span.start.col(), m))?,
             ),
         };
+        // A comment after the indicator sits inside the span that the ciphertext
+        // replaces: it is found as a comment, and the layout cannot be kept.
+        let mut occupied = raw.start.min(span_range.start)..span_range.end;
+        if quote == Quote::Block {
+            let header_end = self.text[span_range.start..]
+                .find('\n')
+                .map_or(self.text.len(), |i| span_range.start + i);
+            let header = &self.text[span_range.start..header_end];
+            let code = without_comment(header).len();
+            if code < header.len() && header_end < span_range.end {
+                let comment = span_range.start + code;
+                self.foreign
+                    .get_or_insert((comment, "a comment after a block scalar's indicator"));
+                self.occupied.push(occupied.start..comment);
+                occupied = header_end..span_range.end;
+            }
+        }
         let construct = match style {
             ScalarStyle::Literal => Some("literal block scalar"),
             ScalarStyle::Folded => Some("folded block scalar"),
@@ -874,8 +891,7 @@ impl Parse<'_> {
         if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
             return Err(err_at(span.start.line(), span.start.col(), super::BIG_INT));
         }
-        self.occupied
-            .push(raw.start.min(span_range.start)..span_range.end);
+        self.occupied.push(occupied);
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path,
@@ -915,8 +931,7 @@ impl Parse<'_> {
             _ => content_start,
         };
         let region = &self.text[content_start..region_end.max(content_start)];
-        let header = &self.text[start..header_end];
-        let keep = header.split(" #").next().unwrap_or_default().contains('+');
+        let keep = without_comment(&self.text[start..header_end]).contains('+');
         let end = if keep {
             // Up to (not including) the final line break.
             if region.ends_with('\n') {
@@ -946,8 +961,7 @@ impl Parse<'_> {
             let mut end = line;
             while end > 0 {
                 let start = self.text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
-                let l = &before[start..end - 1];
-                let l = l.split(" #").next().unwrap_or_default();
+                let l = without_comment(&before[start..end - 1]);
                 if !l.trim().is_empty() {
                     if let Some(i) = l.trim_end().rfind(['|', '>']) {
                         let after = &l.trim_end()[i + 1..];
@@ -1024,8 +1038,10 @@ impl Parse<'_> {
                     if self.foreign.is_none()
                         && tab_go_yaml_refuses(text, self.line_start(pos), pos)
                     {
-                        self.foreign =
-                            Some((pos, "a tab after `-`, `?` or `:`, or in indentation"));
+                        self.foreign = Some((
+                            pos,
+                            "a tab after `-`, `?` or `:`, or in indentation (sops cannot read it)",
+                        ));
                     }
                     pos += 1;
                 }
@@ -1096,6 +1112,15 @@ fn tab_go_yaml_refuses(text: &str, line_start: usize, pos: usize) -> bool {
             && (before.len() == 1
                 || before[..before.len() - 1].ends_with([' ', '\t'])
                 || !before.ends_with(':')))
+}
+
+/// A header line without the comment that may end it (`#` after a space or tab).
+fn without_comment(line: &str) -> &str {
+    let b = line.as_bytes();
+    match (1..b.len()).find(|&i| b[i] == b'#' && matches!(b[i - 1], b' ' | b'\t')) {
+        Some(i) => &line[..i],
+        None => line,
+    }
 }
 
 /// Just past the quote that closes the scalar opening at `start` (`''` and `\"` are
@@ -1499,6 +1524,10 @@ mod tests {
         check(s, "lit: |-\n  a\n  b\nn: 1\n", &["lit str a\nb", "n int 1"]);
         check(s, "lit: |+\n  a\n\nn: 1\n", &["lit str a\n\n", "n int 1"]);
         check(s, "lit: |-\n  a\n  b", &["lit str a\nb"]);
+        assert_eq!(
+            super::super::table::read(s, "lit: |\t# c\n  a\n"),
+            ["lit str a\n", "# c"]
+        );
         check(
             s,
             "t: 2024-01-02T03:04:05Z\n",

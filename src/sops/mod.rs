@@ -13,7 +13,7 @@ use crate::path::{self, Step};
 use crate::tree::{splice, Document, Leaf, LeafKind, Node, ScalarType, Value};
 use crate::{Error, Result};
 
-mod verify;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -88,20 +88,17 @@ pub fn encrypt_document(
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<Sealed> {
+    reserved_keys(file, doc)?;
     if doc.is_encrypted() {
         return Err(Error::AlreadyEncrypted {
             file: file.to_string(),
         });
     }
-    reserved_keys(file, doc)?;
     let store = format.store();
     let expected = verify::Content::of_plain(doc);
     let why = match doc.foreign {
         // Its own layout would not read back with sops: no need to try.
-        Some((pos, what)) => format!(
-            "{what} at line {}, which sops cannot read",
-            doc.line_of(pos)
-        ),
+        Some((pos, what)) => format!("{what} at line {}", doc.line_of(pos)),
         None => {
             let kept = splice_encrypted(store, file, doc, key, md)?;
             match verify::encrypted(file, format, &kept, key, doc, &expected) {
@@ -162,6 +159,16 @@ fn leaf_text(
 
 /// A plaintext file may not use the name sops keeps its metadata under.
 fn reserved_keys(file: &str, doc: &Document) -> Result<()> {
+    if let Some(pos) = doc.reserved_block() {
+        let at = pos + doc.text[pos..].len() - doc.text[pos..].trim_start().len();
+        return Err(Error::Unsupported {
+            file: file.to_string(),
+            what: format!(
+                "the key `sops` (line {}) is reserved for the encryption metadata; rename it",
+                doc.line_of(at)
+            ),
+        });
+    }
     for d in &doc.docs {
         if let Node::Map(entries) = &d.root {
             if let Some(e) = entries.iter().find(|e| e.key == "sops") {
@@ -368,6 +375,10 @@ pub fn open_with_key(
             stack.push(leaf.value_str().unwrap_or_default());
         }
         let encrypted = rules.should_encrypt(&leaf.path, &stack, is_comment);
+        // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
+        if is_comment && leaf.value.is_empty() {
+            continue;
+        }
         if is_comment {
             if encrypted {
                 values[i] = decrypt_comment(&key, leaf);
@@ -660,7 +671,7 @@ impl Opened {
         let compare = match to {
             Format::Yaml => verify::Compare::Data,
             Format::Json => verify::Compare::Json,
-            _ => verify::Compare::Shape,
+            _ => verify::Compare::Text,
         };
         let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
         verify::plaintext(&self.file, to, &out, &self.doc, &expected, compare).map_err(|why| {
@@ -687,18 +698,20 @@ impl Opened {
                 _ => s.as_bytes().to_vec(),
             })),
             tree => {
-                let store = if to == Format::Binary {
-                    Format::Json.store()
+                let to = if to == Format::Binary {
+                    Format::Json
                 } else {
-                    to.store()
+                    to
                 };
-                store
-                    .emit(&tree)
-                    .map(into_bytes)
-                    .map_err(|what| Error::Unsupported {
-                        file: self.file.clone(),
-                        what,
-                    })
+                let unsupported = |what: String| Error::Unsupported {
+                    file: self.file.clone(),
+                    what,
+                };
+                let out = into_bytes(to.store().emit(&tree).map_err(unsupported)?);
+                verify::emitted(to, &out, &tree).map_err(|why| {
+                    unsupported(format!("cannot be extracted so that it reads back ({why})"))
+                })?;
+                Ok(out)
             }
         }
     }

@@ -158,6 +158,16 @@ fn yaml_constructs_that_fall_back_name_what_was_not_kept() {
         "flow mapping at line 1",
     );
     fallback(Format::Yaml, "{a: 1,\n b: 2}\n", "flow mapping at line 1");
+    fallback(
+        Format::Yaml,
+        "lit: | # why\n  a\nnext: 1\n",
+        "a comment after a block scalar's indicator at line 1",
+    );
+    fallback(
+        Format::Yaml,
+        "list:\n-\titem\n",
+        "a tab after `-`, `?` or `:`, or in indentation (sops cannot read it) at line 2",
+    );
 }
 
 #[test]
@@ -243,23 +253,39 @@ fn dotenv_and_ini_constructs() {
 }
 
 #[test]
-fn a_changed_type_tag_fails_the_mac_and_a_value_that_is_no_value_of_its_type_fails_alone() {
-    let t = trip(Format::Yaml, b"a: \"false\"\nb: x\n");
+fn a_changed_type_tag_and_a_value_that_is_no_value_of_its_type_fail() {
+    let open = |text: &str, ignore_mac: bool| {
+        let (doc, meta, _) =
+            read_metadata("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
+        open_with_key("t", Format::Yaml, doc, meta, key(), ignore_mac)
+            .err()
+            .expect("refused")
+    };
+    // `"false"` → bool: the MAC sees `False` for `false` and fails, as in sops. `"True"`
+    // and `"7"` hash the same as bool and int, but coffer's IVs name the type.
+    for (plain, to) in [
+        ("false", "bool"),
+        ("True", "bool"),
+        ("7", "int"),
+        ("2024-01-02T03:04:05Z", "time"),
+    ] {
+        let t = trip(Format::Yaml, format!("a: \"{plain}\"\n").as_bytes());
+        let text = String::from_utf8(t.encrypted).expect("text");
+        let retyped = text.replacen("type:str", &format!("type:{to}"), 1);
+        let err = open(&retyped, true);
+        assert_eq!(err.exit_code(), 4, "{plain}: {err}");
+        assert!(
+            err.to_string().contains("its type tag was changed"),
+            "{plain}: {err}"
+        );
+    }
+    // A value whose plaintext is no value of its type (written so by hand).
+    let t = trip(Format::Yaml, b"a: 1\n");
     let text = String::from_utf8(t.encrypted).expect("text");
-    let retyped = text.replacen("type:str", "type:bool", 1);
-    let (doc, meta, _) = read_metadata("t", Format::Yaml, retyped.into_bytes()).expect("parses");
-    let err = open_with_key("t", Format::Yaml, doc, meta, key(), false)
-        .err()
-        .expect("refused");
-    assert!(matches!(err, Error::MacMismatch { .. }), "{err}");
-
-    let retyped = text
-        .replacen("type:str", "type:int", 2)
-        .replacen("type:int", "type:str", 1);
-    let (doc, meta, _) = read_metadata("t", Format::Yaml, retyped.into_bytes()).expect("parses");
-    let err = open_with_key("t", Format::Yaml, doc, meta, key(), true)
-        .err()
-        .expect("refused even with --ignore-mac");
+    let start = text.find("ENC[").expect("a value");
+    let end = start + text[start..].find(']').expect("its end") + 1;
+    let forged = cipher::encrypt(&key(), "a:", ScalarType::Int, b"abc");
+    let err = open(&format!("{}{forged}{}", &text[..start], &text[end..]), true);
     assert_eq!(err.exit_code(), 4);
     assert!(err.to_string().contains("not a valid int"), "{err}");
 }
@@ -1098,4 +1124,147 @@ fn the_yaml_test_suite_is_read_right_or_refused() {
         misread.len()
     );
     assert!(misread.is_empty(), "misread:\n{}", misread.join("\n"));
+}
+
+// ---- The check itself --------------------------------------------------------------------
+
+/// What a broken writer could produce is caught by the check, whatever it is.
+#[test]
+fn the_check_rejects_what_a_broken_writer_would_write() {
+    let text = "# head\na: secret-a\nb: secret-b\nc:\n  d: 1\n";
+    let doc = parse("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
+    let expected = Content::of_plain(&doc);
+    let good = String::from_utf8(trip(Format::Yaml, text.as_bytes()).encrypted).expect("text");
+    let check = |bytes: &str| {
+        verify::encrypted("t", Format::Yaml, bytes.as_bytes(), &key(), &doc, &expected)
+    };
+    assert_eq!(check(&good), Ok(()));
+    let value = |key: &str| {
+        let line = good
+            .lines()
+            .find(|l| l.starts_with(&format!("{key}: ENC[")))
+            .expect("line");
+        line[key.len() + 2..].to_string()
+    };
+    let (a, b) = (value("a"), value("b"));
+    let comment = good
+        .lines()
+        .find(|l| l.starts_with("#ENC["))
+        .expect("comment")
+        .to_string();
+    for (what, broken) in [
+        ("a value left in clear", good.replacen(&a, "secret-a", 1)),
+        (
+            "a comment left in clear",
+            good.replacen(&comment, "# head", 1),
+        ),
+        (
+            "a comment dropped",
+            good.replacen(&format!("{comment}\n"), "", 1),
+        ),
+        (
+            "values swapped",
+            good.replacen(&a, "X", 1)
+                .replacen(&b, &a, 1)
+                .replacen("X", &b, 1),
+        ),
+        ("a key renamed", good.replacen("\nb: ", "\nbb: ", 1)),
+        (
+            "an entry dropped",
+            good.replacen(&format!("b: {b}\n"), "", 1),
+        ),
+        (
+            "a nested value moved up",
+            good.replacen("c:\n  d:", "c: {}\nd:", 1),
+        ),
+        (
+            "the metadata dropped",
+            good[..good.find("sops:").expect("metadata")].to_string(),
+        ),
+        ("the text cut", good[..good.len() / 2].to_string()),
+    ] {
+        assert!(
+            check(&broken).is_err(),
+            "{what} passed the check:\n{broken}"
+        );
+    }
+}
+
+#[test]
+fn empty_comments_and_reserved_names() {
+    exact(Format::Yaml, "a: 1\n#\nb: 2 #\n");
+    exact(Format::Dotenv, "#\nA=1\n");
+    exact(Format::Ini, ";\n[s]\nk = v\n");
+    // A plaintext key named like the metadata is not metadata: refused, never taken for
+    // an encrypted file (which git's clean filter would pass through in clear).
+    for (format, text, line) in [
+        (Format::Yaml, "a: 1\nsops:\n  note: hi\n", "line 2"),
+        (
+            Format::Json,
+            "{\"a\": 1, \"sops\": {\"note\": \"hi\"}}",
+            "line 1",
+        ),
+        (Format::Dotenv, "A=1\nsops_note=hi\n", "line 2"),
+        (Format::Ini, "[s]\nk = v\n[sops]\nnote = hi\n", "line 3"),
+    ] {
+        assert!(!format.store().is_encrypted(text.as_bytes()), "{text:?}");
+        refused(
+            format,
+            text,
+            &format!("the key `sops` ({line}) is reserved"),
+        );
+    }
+}
+
+#[test]
+fn metadata_names_are_bounded_and_placed_as_sops_places_them() {
+    for (format, text, message) in [
+        (
+            Format::Dotenv,
+            "A=1\nsops_a__list_99999999=1\n",
+            "list index over 1000",
+        ),
+        (
+            Format::Dotenv,
+            &format!("A=1\nsops_{}=1\n", "a__map_".repeat(300)),
+            "nested too deep",
+        ),
+        (Format::Dotenv, "sops_version=1\nA=1\n", "not at the end"),
+        (
+            Format::Dotenv,
+            "A=1\nsops_version=1\nsops_version=2\n",
+            "there twice",
+        ),
+        (
+            Format::Ini,
+            "[sops]\nversion = 1\n[s]\nk = v\n",
+            "not the last one",
+        ),
+    ] {
+        let err = parse("t", format, text.as_bytes().to_vec())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains(message), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn conversions_that_would_change_a_value_are_refused() {
+    let t = trip(Format::Yaml, b"a: 'x\\ny'\nb: .5\n");
+    let (doc, meta, _) = read_metadata("t", Format::Yaml, t.encrypted).expect("parses");
+    let opened = open_with_key("t", Format::Yaml, doc, meta, key(), false).expect("opens");
+    // dotenv reads `\n` back as a line break: refused rather than changed.
+    let err = opened.convert(Format::Dotenv).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("cannot be converted so that it reads back"),
+        "{err}"
+    );
+    // JSON cannot spell `.5`: the same float in Go's form.
+    let json = opened.convert(Format::Json).expect("converts");
+    assert!(
+        String::from_utf8_lossy(&json).contains("\"b\": 0.5"),
+        "{}",
+        String::from_utf8_lossy(&json)
+    );
 }

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::cipher::{self, DataKey};
 use crate::format::Format;
 use crate::path::{self, Step};
-use crate::tree::{Document, Node, ScalarType};
+use crate::tree::{Document, Node, ScalarType, Value};
 
 /// What a reader finds in a file: every document's structure with its typed values in
 /// order, and the comments in order. Layout (indentation, quoting, line breaks between
@@ -35,8 +35,9 @@ pub enum Compare {
     Data,
     /// As `Data`, with times and bytes read back as strings (JSON).
     Json,
-    /// Structure and keys only: formats whose values are untyped text.
-    Shape,
+    /// Structure, keys and values as text: formats whose values are untyped (dotenv,
+    /// INI), where a boolean reads back as `true`/`false` and null as nothing.
+    Text,
 }
 
 /// Where an item sits, for messages: the key path and the line in the text it came from.
@@ -159,7 +160,12 @@ impl Content {
                 (Item::Seq(_), Item::Seq(_)) => "a different number of items",
                 (Item::Key(a), Item::Key(b)) if a == b => continue,
                 (Item::Key(_), Item::Key(_)) => "a different key",
-                (Item::Scalar(..), Item::Scalar(..)) if compare == Compare::Shape => continue,
+                (Item::Scalar(ta, a), Item::Scalar(tb, b)) if compare == Compare::Text => {
+                    if as_text(*ta, a) == as_text(*tb, b) {
+                        continue;
+                    }
+                    "a different value"
+                }
                 (Item::Scalar(ta, a), Item::Scalar(tb, b))
                     if ta == tb || (compare == Compare::Json && as_json(*ta) == *tb) =>
                 {
@@ -206,6 +212,18 @@ impl Content {
             }
         }
         None
+    }
+}
+
+/// A value as the text an untyped format holds.
+fn as_text(ty: ScalarType, v: &[u8]) -> Vec<u8> {
+    match ty {
+        ScalarType::Null => Vec::new(),
+        ScalarType::Bool => std::str::from_utf8(v)
+            .ok()
+            .and_then(cipher::parse_bool)
+            .map_or_else(|| v.to_vec(), |b| b.to_string().into_bytes()),
+        _ => v.to_vec(),
     }
 }
 
@@ -309,4 +327,76 @@ fn strip_file(file: &str, e: &crate::Error) -> String {
     s.strip_prefix(&format!("{file}: "))
         .map(str::to_string)
         .unwrap_or(s)
+}
+
+/// Check a tree written afresh in `format` (`--extract` of a subtree, a pushed secret):
+/// it parses back to `want`.
+pub fn emitted(format: Format, bytes: &[u8], want: &Value) -> Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the output is not UTF-8 text")?;
+    // Read it as the value of one key, so a list or a scalar is a document too.
+    let wrapped = match format {
+        Format::Yaml => {
+            let body: String = text.lines().map(|l| format!("  {l}\n")).collect();
+            format!("v:\n{body}")
+        }
+        Format::Json | Format::Binary => format!("{{\"v\": {text}}}"),
+        _ => text.to_string(),
+    };
+    let doc = crate::format::parse("output", format, wrapped.into_bytes())
+        .map_err(|e| format!("the output does not parse ({})", strip_file("output", &e)))?;
+    let [d] = doc.docs.as_slice() else {
+        return Err("the output is several documents".into());
+    };
+    let root = match format {
+        Format::Yaml | Format::Json | Format::Binary => d.root.get("v").ok_or("no value")?,
+        _ => &d.root,
+    };
+    let got = doc.value_of(root, &|i| {
+        let l = &doc.leaves[i];
+        Ok((
+            l.ty,
+            zeroize::Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
+        ))
+    })?;
+    let compare = match format {
+        Format::Yaml => Compare::Data,
+        Format::Json | Format::Binary => Compare::Json,
+        _ => Compare::Text,
+    };
+    match same_tree(&got, want, compare) {
+        Some(d) => Err(d),
+        None => Ok(()),
+    }
+}
+
+/// The first place where `got` differs from `want`, by key path.
+fn same_tree(got: &Value, want: &Value, compare: Compare) -> Option<String> {
+    match (got, want) {
+        (Value::Map(a), Value::Map(b)) if a.len() == b.len() => {
+            a.iter().zip(b).find_map(|((ka, va), (kb, vb))| {
+                if ka != kb {
+                    return Some(format!("a different key where {kb:?} was meant"));
+                }
+                same_tree(va, vb, compare).map(|d| format!("[{ka:?}]{d}"))
+            })
+        }
+        (Value::Seq(a), Value::Seq(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| same_tree(x, y, compare).map(|d| format!("[{i}]{d}"))),
+        (Value::Scalar(ta, a), Value::Scalar(tb, b)) => {
+            let (a, b) = (a.as_bytes(), b.as_bytes());
+            let same = match compare {
+                Compare::Text => as_text(*ta, a) == as_text(*tb, b),
+                Compare::Json if is_number(*ta) && is_number(*tb) => {
+                    same_value(ScalarType::Float, a, b)
+                }
+                Compare::Json => (*ta == *tb || as_json(*tb) == *ta) && same_value(*ta, a, b),
+                _ => ta == tb && same_value(*ta, a, b),
+            };
+            (!same).then(|| ": a different value".to_string())
+        }
+        _ => Some(": a different structure".into()),
+    }
 }

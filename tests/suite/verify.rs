@@ -141,15 +141,23 @@ fn deep_nesting_is_a_syntax_error_in_every_command_not_a_crash() {
 }
 
 #[test]
-fn a_changed_type_tag_fails_the_mac() {
+fn a_changed_type_tag_is_an_integrity_error() {
     let sb = Sandbox::new();
     sb.write("app.yaml", "flag: \"false\"\n");
     sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.yaml"]);
     let enc = sb.read_str("app.yaml").replacen("type:str", "type:bool", 1);
     sb.write("app.yaml", &enc);
-    assert_error(&sb.run(&["decrypt", "app.yaml"]), 4, "MAC mismatch");
+    assert_error(
+        &sb.run(&["decrypt", "app.yaml"]),
+        4,
+        "coffer: app.yaml: cannot decrypt the value at [\"flag\"]: its type tag was changed",
+    );
     let by_sops = sb.sops(&["-d", "app.yaml"]);
-    assert_eq!(by_sops.status.code(), Some(51), "sops agrees");
+    assert_eq!(
+        by_sops.status.code(),
+        Some(51),
+        "sops fails it too (MAC mismatch)"
+    );
 }
 
 #[test]
