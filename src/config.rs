@@ -177,13 +177,16 @@ impl Config {
                 )));
             }
             rule.selector = selectors.into_iter().next();
-            let re =
-                match &rule.path_regex {
-                    Some(p) => Some(Regex::new(p).map_err(|e| {
-                        bad(format!("creation rule {}: bad path_regex: {e}", i + 1))
-                    })?),
-                    None => None,
-                };
+            let re = match &rule.path_regex {
+                Some(p) => Some(Regex::new(p).map_err(|e| {
+                    bad(format!(
+                        "creation rule {}: path_regex {}",
+                        i + 1,
+                        crate::metadata::regex_reason(&e)
+                    ))
+                })?),
+                None => None,
+            };
             rules.push((re, rule));
         }
         Ok(Config {

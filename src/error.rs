@@ -54,8 +54,29 @@ pub enum Error {
     #[error("{file}: no master key to encrypt with (pass --age, or add a creation rule to .coffer.yaml)")]
     NoRecipients { file: String },
 
+    /// The command line asks for something that cannot be done.
     #[error("{0}")]
-    Key(String),
+    Usage(String),
+
+    /// An AWS call failed, or answered what coffer cannot use.
+    #[error("{0}")]
+    Aws(String),
+
+    /// git, or the repository, did not do what was needed.
+    #[error("{0}")]
+    Git(String),
+
+    /// A recipient, identity or master key is malformed or cannot be used.
+    #[error("{0}")]
+    KeySource(String),
+
+    /// A command coffer was asked to run could not be run.
+    #[error("{0}")]
+    Exec(String),
+
+    /// coffer will not do this (overwrite an identity, write binary to a terminal, …).
+    #[error("{0}")]
+    Refused(String),
 
     #[error("{file}: {message}{}", rescued.as_ref().map(|p| format!("; your edit is saved in {}", p.display())).unwrap_or_default())]
     Editor {
@@ -94,19 +115,36 @@ impl Error {
             source,
         }
     }
-
-    /// Exit code a script can rely on; documented in the README.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::NoKey { .. } => 3,
-            Error::MacMismatch { .. } | Error::MacMissing { .. } | Error::Value { .. } => 4,
-            Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => 5,
-            Error::AlreadyEncrypted { .. } | Error::NotEncrypted { .. } => 6,
-            Error::PathNotFound { .. } | Error::BadPath { .. } => 7,
-            Error::Editor { .. } => 8,
-            Error::PartlyApplied { .. } => 9,
-            Error::Interrupted => 130,
-            _ => 1,
-        }
-    }
 }
+
+/// The longest line coffer prints about a failure; longer ones are cut in the middle.
+const MAX_LINE: usize = 600;
+
+/// Text for a terminal: control bytes (an escape sequence in a recipient or a key
+/// name, a line break) shown escaped, and a line no longer than [`MAX_LINE`].
+pub fn one_line(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .flat_map(|c| -> Vec<char> {
+            match c {
+                '\n' => vec!['\\', 'n'],
+                '\t' => vec![' '],
+                c if c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                    format!("\\u{{{:x}}}", c as u32).chars().collect()
+                }
+                c => vec![c],
+            }
+        })
+        .collect();
+    let n = clean.chars().count();
+    if n <= MAX_LINE {
+        return clean;
+    }
+    let head: String = clean.chars().take(MAX_LINE / 2).collect();
+    let tail: String = clean.chars().skip(n - MAX_LINE / 2 + 20).collect();
+    format!(
+        "{head} … ({} characters left out) … {tail}",
+        n - MAX_LINE + 20
+    )
+}
+

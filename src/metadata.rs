@@ -305,6 +305,24 @@ enum Sel {
     EncRegex(Regex),
 }
 
+/// A regex error on one line: the pattern and what is wrong with it (the library's
+/// own message spreads them over several lines, with a caret).
+pub fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    match lines.as_slice() {
+        [_, pattern, .., last] if lines.len() >= 3 => format!(
+            "{:?} is not a valid regular expression: {}",
+            pattern.trim(),
+            last.trim_start_matches("error: ")
+        ),
+        _ => format!(
+            "not a valid regular expression: {}",
+            text.replace('\n', " ")
+        ),
+    }
+}
+
 /// The compiled form of the selector, deciding leaf by leaf as sops does.
 pub struct Rules {
     selector: Sel,

@@ -36,7 +36,7 @@ pub fn read_objects(
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                Error::Key(format!(
+                Error::Aws(format!(
                     "cannot list s3://{bucket}/{prefix}: {}",
                     reason(&e)
                 ))

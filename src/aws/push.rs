@@ -123,7 +123,7 @@ pub fn desired(
     service: Service,
     source: &str,
 ) -> Result<Vec<Desired>> {
-    let bad = |what: String| Error::Key(format!("{file}: {what}"));
+    let bad = |what: String| Error::Refused(format!("{file}: {what}"));
     let prefix = match layout {
         Layout::Whole { name } => {
             if let Some(why) = service.check_name(name) {
@@ -480,7 +480,7 @@ impl Pusher {
         for (chunk, res) in pages {
             let page = res.map_err(|e| aws_error("read secrets", &chunk[0], &e))?;
             if let Some(err) = page.errors().first() {
-                return Err(Error::Key(format!(
+                return Err(Error::Aws(format!(
                     "cannot read secret {}: {}: {}",
                     err.secret_id().unwrap_or_default(),
                     err.error_code().unwrap_or("error"),
@@ -901,7 +901,7 @@ fn aws_error<E>(
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    Error::Key(format!("cannot {what} ({name}): {}", reason(e)))
+    Error::Aws(format!("cannot {what} ({name}): {}", reason(e)))
 }
 
 #[cfg(test)]

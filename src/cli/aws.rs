@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use secrecy::SecretBox;
 
+use super::command_error;
 use super::{Env, FormatArg};
 use crate::aws::migrate::{self, Move};
 use crate::aws::push::{
@@ -227,7 +228,7 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
             },
         ),
         (ServiceArg::Secretsmanager, ..) => {
-            return Err(Error::Key(
+            return Err(Error::Usage(
                 "--to secretsmanager needs --name NAME (one secret) or --prefix PREFIX --each"
                     .into(),
             ))
@@ -240,13 +241,13 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
             (Service::Ssm, Layout::Each { prefix })
         }
         (ServiceArg::Ssm, ..) => {
-            return Err(Error::Key(
+            return Err(Error::Usage(
                 "--to ssm needs --path /PATH/ (and no --name or --each)".into(),
             ))
         }
     };
     if args.prune && matches!(layout, Layout::Whole { .. }) {
-        return Err(Error::Key(
+        return Err(Error::Usage(
             "--prune needs --each: one secret holding the whole file has no keys to remove".into(),
         ));
     }
@@ -308,7 +309,7 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
 
     if let Some(EmitArg::Ecs) = args.emit {
         if raw.is_some() {
-            return Err(Error::Key(format!(
+            return Err(Error::Usage(format!(
                 "{name}: --emit ecs needs keys; a binary file has none"
             )));
         }
@@ -330,7 +331,7 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
         let mut out = String::from("[");
         for (i, (var, name, json_key)) in wanted.iter().enumerate() {
             let arn = arns.get(name).ok_or_else(|| {
-                Error::Key(format!(
+                Error::Aws(format!(
                     "{name}: AWS did not say its ARN; run the push again"
                 ))
             })?;
@@ -385,8 +386,9 @@ fn ecs_entries(
 
 fn print_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
     let io = |e| Error::io("<stdout>", e);
+    // Names come from the file's keys: no control bytes reach the terminal.
     for c in &plan.changes {
-        writeln!(out, "{c}").map_err(io)?;
+        writeln!(out, "{}", command_error::one_line(&c.to_string())).map_err(io)?;
     }
     writeln!(out, "{}", plan.summary()).map_err(io)?;
     out.flush().map_err(io)
@@ -408,11 +410,11 @@ fn apply(pusher: &Pusher, plan: &Plan, deletion: Deletion) -> Vec<Outcome> {
     let outcomes = pusher.apply(plan, deletion, |o| match &bar {
         Some(bar) => {
             if o.result.is_err() {
-                bar.println(o.to_string());
+                bar.println(command_error::one_line(&o.to_string()));
             }
             bar.inc(1);
         }
-        None => eprintln!("{o}"),
+        None => eprintln!("{}", command_error::one_line(&o.to_string())),
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -444,7 +446,7 @@ fn finish(plan: &Plan, outcomes: &[Outcome]) -> Result<()> {
     }
     eprintln!("Not applied:");
     for o in &failed {
-        eprintln!("  {o}");
+        eprintln!("  {}", command_error::one_line(&o.to_string()));
     }
     Err(Error::PartlyApplied {
         failed: failed.len(),
@@ -625,7 +627,7 @@ fn migrate_refs(args: MigrateRefsArgs, env: &Env) -> Result<()> {
         }
     }
     if unknown > 0 {
-        return Err(Error::Key(format!(
+        return Err(Error::Aws(format!(
             "{unknown} reference(s) left because AWS could not say whether their secret exists"
         )));
     }

@@ -181,7 +181,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
         args.selector.selector(),
     )?;
     md.rules()
-        .map_err(|e| Error::Key(format!("bad regex: {e}")))?;
+        .map_err(|e| Error::Usage(metadata::regex_reason(&e)))?;
     let out = env.accept(sops::encrypt_plain(&name, format, input, &key, &mut md)?)?;
     io.write(&out, false, false)
 }
@@ -251,7 +251,7 @@ pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Res
     let wanted = recipients(&KeyFlags::default(), Some(&rule), env, &name)?;
     let current = Recipients::of(&opened.meta);
     if wanted == current {
-        eprintln!("coffer: {name}: keys are up to date");
+        super::say(&format!("{name}: keys are up to date"));
         return Ok(());
     }
     // Keep the entries of keys that stay; wrap the same data key for the new ones.
@@ -290,10 +290,10 @@ pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Res
     };
     let (now, before) = (name_of(&wanted), name_of(&current));
     for r in now.iter().filter(|r| !before.contains(r)) {
-        eprintln!("coffer: {name}: + {r}");
+        super::say(&format!("{name}: + {r}"));
     }
     for r in before.iter().filter(|r| !now.contains(r)) {
-        eprintln!("coffer: {name}: - {r}");
+        super::say(&format!("{name}: - {r}"));
     }
     let out = env.accept(opened.with_metadata(&md)?)?;
     crate::fsutil::write_atomic(&args.file, &out, 0o644, None)

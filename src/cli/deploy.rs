@@ -107,7 +107,7 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
         .collect();
     if !invalid.is_empty() {
         if !args.skip_invalid {
-            return Err(Error::Key(format!(
+            return Err(Error::Refused(format!(
                 "not valid environment variable names: {} (use --skip-invalid to leave them out)",
                 invalid.join(", ")
             )));
@@ -131,7 +131,7 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
     // and the values never appear in an argument list.
     use std::os::unix::process::CommandExt;
     let err = cmd.exec();
-    Err(Error::Key(format!(
+    Err(Error::Exec(format!(
         "cannot run {:?}: {err}",
         args.command[0]
     )))
@@ -166,7 +166,7 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
     without_key_sources(&mut cmd, env, args.keep_key_env);
     let mut child = cmd
         .spawn()
-        .map_err(|e| Error::Key(format!("cannot run {:?}: {e}", argv[0])))?;
+        .map_err(|e| Error::Exec(format!("cannot run {:?}: {e}", argv[0])))?;
     // A terminal's Ctrl-C reaches the child by itself; a SIGTERM sent to coffer alone is
     // passed on. Either way coffer waits, then removes the plaintext.
     let pid = rustix::process::Pid::from_child(&child);
@@ -175,7 +175,7 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
     });
     let status = child
         .wait()
-        .map_err(|e| Error::Key(format!("waiting for {:?}: {e}", argv[0])))?;
+        .map_err(|e| Error::Exec(format!("waiting for {:?}: {e}", argv[0])))?;
     drop(dir);
     use std::os::unix::process::ExitStatusExt;
     Ok(status
@@ -185,7 +185,7 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
 
 pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
     if args.output.is_some() && args.templates.len() != 1 {
-        return Err(Error::Key("-o takes one template".into()));
+        return Err(Error::Usage("-o takes one template".into()));
     }
     let keyring = env.keyring()?;
     let mut sources = Sources::new(&keyring, env.vars());
@@ -234,9 +234,9 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
     }
     if !failures.is_empty() {
         for (file, f) in &failures {
-            eprintln!("coffer: {file}:{}: {}: {}", f.line, f.uri, f.reason);
+            super::say(&format!("{file}:{}: {}: {}", f.line, f.uri, f.reason));
         }
-        return Err(Error::Key(format!(
+        return Err(Error::Refused(format!(
             "{} reference(s) failed; nothing was written",
             failures.len()
         )));
@@ -279,7 +279,7 @@ pub(super) fn export_lines(opened: &sops::Opened) -> Result<Zeroizing<Vec<u8>>> 
     let mut out = Zeroizing::new(String::new());
     for (k, v) in variables(opened)? {
         if !valid_name(&k) {
-            return Err(Error::Key(format!(
+            return Err(Error::Refused(format!(
                 "{k:?} is not a valid environment variable name"
             )));
         }

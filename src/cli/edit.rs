@@ -21,7 +21,8 @@ pub struct EditArgs {
     pub keys: super::crypt::KeyFlags,
 }
 
-#[derive(Args, Debug)]
+/// No `Debug`: it holds the value, a secret.
+#[derive(Args)]
 pub struct SetArgs {
     /// The encrypted file
     pub file: PathBuf,
@@ -183,7 +184,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
             )));
         }
         if edited == original {
-            eprintln!("coffer: {name}: no changes");
+            super::say(&format!("{name}: no changes"));
             return Ok(());
         }
         let result = match (&existing, new_file) {

@@ -86,10 +86,10 @@ fn report(f: &Filter) {
 
 fn repo() -> Result<(git2::Repository, PathBuf)> {
     let repo = git2::Repository::discover(".")
-        .map_err(|e| Error::Key(format!("not in a git repository: {}", e.message())))?;
+        .map_err(|e| Error::Git(format!("not in a git repository: {}", e.message())))?;
     let workdir = repo
         .workdir()
-        .ok_or_else(|| Error::Key("a bare repository has no working tree".into()))?
+        .ok_or_else(|| Error::Git("a bare repository has no working tree".into()))?
         .to_path_buf();
     Ok((repo, workdir))
 }
@@ -167,8 +167,8 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             if merged {
                 Ok(())
             } else {
-                eprintln!("coffer: {path}: conflicting changes to the same values; the conflict markers are in the working tree");
-                std::process::exit(1);
+                // git reads exit 1 as "merged with conflicts".
+                Err(Error::Git(format!("{path}: conflicting changes to the same values; the conflict markers are in the working tree")))
             }
         }
         GitCommand::Status => {
@@ -190,13 +190,16 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             }
             stdout_bytes(out.as_bytes())?;
             for c in covered.iter().filter(|c| c.index_encrypted == Some(false)) {
-                eprintln!("hint: {0}: stage it encrypted with: git rm --cached -q -- {0} && git add -- {0}", c.path);
+                super::hint(&format!(
+                    "{0}: stage it encrypted with: git rm --cached -q -- {0} && git add -- {0}",
+                    c.path
+                ));
             }
             for c in covered.iter().filter(|c| c.head_encrypted == Some(false)) {
-                eprintln!(
-                    "hint: {}: HEAD holds it in plaintext; the secret is in history, rotate it",
+                super::hint(&format!(
+                    "{}: HEAD holds it in plaintext; the secret is in history, rotate it",
                     c.path
-                );
+                ));
             }
             Ok(())
         }

@@ -18,11 +18,11 @@ pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
         Some(p) => p,
         None => crate::keys::age::default_key_file(
             &env.config_dir()
-                .ok_or_else(|| Error::Key("cannot find a home directory; pass -o PATH".into()))?,
+                .ok_or_else(|| Error::Usage("cannot find a home directory; pass -o PATH".into()))?,
         ),
     };
     if path.exists() {
-        return Err(Error::Key(format!(
+        return Err(Error::Refused(format!(
             "{}: already exists; not overwriting an identity",
             path.display()
         )));

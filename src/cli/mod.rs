@@ -15,6 +15,7 @@ use crate::sops::{Layout, Sealed};
 use crate::{Error, Result};
 
 mod aws;
+pub mod command_error;
 mod crypt;
 mod deploy;
 mod edit;
@@ -34,7 +35,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 no key opens the file, 4 integrity (MAC or
 check failed, 5 syntax or unsupported input, 6 already/not encrypted, 7 key path not
 found, 8 editor failed, 9 AWS changes partly applied, 130 interrupted.";
 
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(
     name = "coffer",
     version,
@@ -61,7 +62,7 @@ pub struct Cli {
     pub strict_layout: bool,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Generate an age identity and print its recipient
     #[command(after_help = "Example:\n  coffer keygen\n  coffer keygen -o ./ci-key.txt")]
@@ -198,7 +199,7 @@ impl Io {
         match (self.input_type, self.is_stdin()) {
             (Some(t), _) => Ok(t.into()),
             (None, false) => Ok(Format::from_path(&self.file)),
-            (None, true) => Err(Error::Key("reading stdin needs --input-type".into())),
+            (None, true) => Err(Error::Usage("reading stdin needs --input-type".into())),
         }
     }
 
@@ -219,13 +220,13 @@ impl Io {
         let force = plaintext.then_some(0o600);
         if self.in_place {
             if self.is_stdin() {
-                return Err(Error::Key("-i needs a file, not stdin".into()));
+                return Err(Error::Usage("-i needs a file, not stdin".into()));
             }
             return crate::fsutil::write_atomic(&self.file, data, 0o644, force);
         }
         if let Some(out) = &self.output {
             if !self.is_stdin() && same_file(out, &self.file) {
-                return Err(Error::Key(format!(
+                return Err(Error::Refused(format!(
                     "{}: refusing to write over the input; use -i for that",
                     out.display()
                 )));
@@ -234,7 +235,7 @@ impl Io {
         }
         let mut stdout = std::io::stdout().lock();
         if binary && plaintext && stdout.is_terminal() && std::str::from_utf8(data).is_err() {
-            return Err(Error::Key(
+            return Err(Error::Refused(
                 "refusing to write binary plaintext to a terminal; use -o FILE".into(),
             ));
         }
@@ -324,10 +325,19 @@ impl Env {
 
 pub use crate::config::creation_rule;
 
-/// Run a parsed command line. Warnings go to stderr; data to stdout.
-pub fn run(cli: Cli, env: &Env) -> Result<()> {
+/// Run a parsed command line: data to stdout, warnings and the error (through
+/// [`command_error::CommandError`], the one place that picks exit codes) to stderr.
+pub fn run(cli: Cli, env: &Env) -> std::process::ExitCode {
+    match dispatch(cli, env) {
+        Ok(code) => code,
+        Err(e) => command_error::CommandError::from(e).report(),
+    }
+}
+
+fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
     let config = cli.config.as_deref();
-    match cli.command {
+    let done = match cli.command {
         Command::Keygen(a) => keygen::run(a, env),
         Command::Encrypt(a) => crypt::encrypt(a, config, env),
         Command::Decrypt(a) => crypt::decrypt(a, env),
@@ -341,7 +351,7 @@ pub fn run(cli: Cli, env: &Env) -> Result<()> {
         Command::Exec(a) => deploy::exec(a, env),
         Command::ExecFile(a) => {
             let code = deploy::exec_file(a, env)?;
-            std::process::exit(code);
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
         Command::Render(a) => deploy::render(a, env),
         Command::Push(a) => aws::push(a, env),
@@ -351,7 +361,8 @@ pub fn run(cli: Cli, env: &Env) -> Result<()> {
             clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());
             Ok(())
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// What Ctrl-C, SIGTERM and SIGHUP do once a command has said (see [`on_signal`]).
@@ -379,5 +390,15 @@ pub(crate) fn on_signal(action: impl Fn() + Send + 'static) {
 }
 
 pub fn warn(msg: &str) {
-    eprintln!("coffer: warning: {msg}");
+    eprintln!("coffer: warning: {}", command_error::one_line(msg));
+}
+
+/// A `coffer:` line about what a command did (never data: that goes to stdout).
+pub fn say(msg: &str) {
+    eprintln!("coffer: {}", command_error::one_line(msg));
+}
+
+/// A `hint:` line after a command's output (what to do about what it showed).
+pub fn hint(msg: &str) {
+    eprintln!("hint: {}", command_error::one_line(msg));
 }

@@ -210,7 +210,7 @@ impl Filter {
                 Err(Error::NoKey { .. }) => {
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
                     if meta.kms.is_empty() && meta.age.is_empty() {
-                        return Err(Error::Key(format!(
+                        return Err(Error::KeySource(format!(
                             "{path}: cannot re-encrypt without a key that opens the committed version"
                         )));
                     }

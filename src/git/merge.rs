@@ -79,13 +79,13 @@ pub fn merge(
         .args(["-L", "ours", "-L", "base", "-L", "theirs"])
         .args([&o, &b, &t])
         .output()
-        .map_err(|e| Error::Key(format!("cannot run git merge-file: {e}")))?;
+        .map_err(|e| Error::Git(format!("cannot run git merge-file: {e}")))?;
     let merged = Zeroizing::new(out.stdout);
     let conflicts = match out.status.code() {
         Some(0) => false,
         Some(n) if n > 0 && n < 128 => true,
         _ => {
-            return Err(Error::Key(format!(
+            return Err(Error::Git(format!(
                 "{path}: git merge-file failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )))

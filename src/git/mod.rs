@@ -23,9 +23,9 @@ pub(crate) fn git(dir: &Path, args: &[&str], paths: &[String]) -> Result<String>
         .args(paths)
         .current_dir(dir)
         .output()
-        .map_err(|e| Error::Key(format!("cannot run git: {e}")))?;
+        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
     if !out.status.success() {
-        return Err(Error::Key(format!(
+        return Err(Error::Git(format!(
             "git {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()

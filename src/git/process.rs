@@ -49,12 +49,12 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
         let result = match command.as_str() {
             "clean" => filter.clean(&path, content),
             "smudge" => filter.smudge(&path, content),
-            other => Err(crate::Error::Key(format!(
+            other => Err(crate::Error::Git(format!(
                 "unknown filter command {other:?}"
             ))),
         };
         for note in filter.notes.drain(..) {
-            eprintln!("coffer: warning: {note}");
+            eprintln!("coffer: warning: {}", crate::error::one_line(&note));
         }
         match result {
             Ok(out) => {
@@ -66,7 +66,7 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
                 pktline::flush(&mut w)?;
             }
             Err(e) => {
-                eprintln!("coffer: {e}");
+                eprintln!("coffer: {}", crate::error::one_line(&e.to_string()));
                 // Exactly one flush after an error status, or git loses sync.
                 pktline::write_text(&mut w, "status=error")?;
                 pktline::flush(&mut w)?;

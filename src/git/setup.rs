@@ -38,7 +38,7 @@ pub fn setup(dir: &Path, global: bool, hook: bool) -> Result<Option<std::path::P
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing == HOOK => return Ok(Some(path)),
         Ok(_) => {
-            return Err(Error::Key(format!(
+            return Err(Error::Refused(format!(
                 "{}: a pre-commit hook exists already; add `coffer git check` to it",
                 path.display()
             )))

@@ -22,7 +22,7 @@ fn blob_state(repo: &git2::Repository, id: git2::Oid, path: &str) -> Option<bool
 
 /// Every path in the index whose `filter` attribute is `coffer`.
 pub fn covered(repo: &git2::Repository) -> Result<Vec<Covered>> {
-    let git = |e: git2::Error| Error::Key(format!("git: {}", e.message()));
+    let git = |e: git2::Error| Error::Git(format!("git: {}", e.message()));
     let index = repo.index().map_err(git)?;
     let head = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
     let mut out = Vec::new();

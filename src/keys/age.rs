@@ -136,7 +136,7 @@ impl AgeKeys {
                 continue;
             }
             let id = age::x25519::Identity::from_str(line).map_err(|_| {
-                Error::Key(format!(
+                Error::KeySource(format!(
                     "{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"
                 ))
             })?;
@@ -201,11 +201,11 @@ pub fn parse_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>> {
     if s.starts_with("ssh-") {
         return age::ssh::Recipient::from_str(s)
             .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
-            .map_err(|_| Error::Key(format!("not a valid ssh recipient: {s}")));
+            .map_err(|_| Error::KeySource(format!("not a valid ssh recipient: {s}")));
     }
     age::x25519::Recipient::from_str(s)
         .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
-        .map_err(|_| Error::Key(format!("not a valid age recipient: {s:?} (expected age1…)")))
+        .map_err(|_| Error::KeySource(format!("not a valid age recipient: {s:?} (expected age1…)")))
 }
 
 /// Encrypt the data key to one recipient, armored, as sops stores it.
@@ -213,9 +213,9 @@ pub fn wrap(key: &DataKey, recipient: &str) -> Result<AgeEntry> {
     let r = parse_recipient(recipient)?;
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(r.as_ref() as &dyn age::Recipient))
-            .map_err(|e| Error::Key(format!("age: cannot encrypt to {recipient}: {e}")))?;
+            .map_err(|e| Error::KeySource(format!("age: cannot encrypt to {recipient}: {e}")))?;
     let mut out = Vec::new();
-    let io = |e: std::io::Error| Error::Key(format!("age: {e}"));
+    let io = |e: std::io::Error| Error::KeySource(format!("age: {e}"));
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(io)?;
     let mut w = encryptor.wrap_output(armor).map_err(io)?;

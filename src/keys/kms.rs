@@ -40,7 +40,7 @@ impl KmsSpec {
             Some((a, r)) => (a.trim(), Some(r.trim().to_string())),
             None => (s, None),
         };
-        region_of(arn).map_err(Error::Key)?;
+        region_of(arn).map_err(Error::KeySource)?;
         Ok(KmsSpec {
             arn: arn.to_string(),
             role,
@@ -57,7 +57,7 @@ pub fn parse_context(s: &str) -> Result<Vec<(String, String)>> {
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| Error::Key(format!("encryption context {p:?} is not key=value")))
+                .ok_or_else(|| Error::Usage(format!("encryption context {p:?} is not key=value")))
         })
         .collect()
 }
@@ -297,7 +297,7 @@ impl KmsKeys {
 
     /// Wrap a data key with one KMS key, as a sops metadata entry.
     pub fn wrap(&self, key: &DataKey, spec: &KmsSpec) -> Result<KmsEntry> {
-        let fail = |why: String| Error::Key(format!("kms:{}: {why}", spec.arn));
+        let fail = |why: String| Error::Aws(format!("kms:{}: {why}", spec.arn));
         let client = self
             .client(&spec.arn, spec.aws_profile.as_deref(), spec.role.as_deref())
             .map_err(fail)?;

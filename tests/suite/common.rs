@@ -95,6 +95,21 @@ impl Sandbox {
         p
     }
 
+    /// Write `plain` to `rel` and encrypt it in place for this sandbox's identity.
+    pub fn encrypted(&self, rel: &str, plain: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.write(rel, plain);
+        self.ok(&["encrypt", "--age", &self.recipient, "-i", rel]);
+        p
+    }
+
+    /// A sample of `testdata/plain/`, encrypted in the sandbox under the same name.
+    pub fn encrypted_sample(&self, name: &str) -> PathBuf {
+        self.encrypted(
+            name,
+            std::fs::read(testdata(&format!("plain/{name}"))).unwrap(),
+        )
+    }
+
     pub fn copy(&self, from: &Path, rel: &str) -> PathBuf {
         self.write(rel, std::fs::read(from).unwrap())
     }

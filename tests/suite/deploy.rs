@@ -2,17 +2,11 @@
 
 use super::common::*;
 
-fn encrypted(sb: &Sandbox, name: &str, plain: &str) {
-    sb.write(name, plain);
-    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
-}
-
 #[test]
 fn exec_puts_values_in_the_child_environment_and_returns_its_exit_code() {
     let sb = Sandbox::new();
-    encrypted(&sb, "prod.env", "DB_PASSWORD=hunter2\nMODE=prod\n");
-    encrypted(
-        &sb,
+    sb.encrypted("prod.env", "DB_PASSWORD=hunter2\nMODE=prod\n");
+    sb.encrypted(
         "secrets.yaml",
         "db:\n  password: from-yaml\n  port: 5432\nflags: [a, b]\nok: true\n",
     );
@@ -71,7 +65,7 @@ fn exec_puts_values_in_the_child_environment_and_returns_its_exit_code() {
 #[test]
 fn exec_refuses_invalid_names_unless_told_and_never_shows_values() {
     let sb = Sandbox::new();
-    encrypted(&sb, "bad.yaml", "good_key: 1\n\"bad-key\": secret-value\n");
+    sb.encrypted("bad.yaml", "good_key: 1\n\"bad-key\": secret-value\n");
     let out = sb.run(&["exec", "bad.yaml", "--", "true"]);
     assert_error(&out, 1, "not valid environment variable names: BAD-KEY");
     assert!(!stderr(&out).contains("secret-value"));
@@ -92,7 +86,7 @@ fn exec_refuses_invalid_names_unless_told_and_never_shows_values() {
 fn exec_passes_signals_to_the_child() {
     // coffer replaces itself with the command, so a signal to coffer's pid is the child's.
     let sb = Sandbox::new();
-    encrypted(&sb, "p.env", "A=1\n");
+    sb.encrypted("p.env", "A=1\n");
     let child = sb
         .cmd()
         .args([
@@ -156,7 +150,7 @@ fn exec_file_gives_a_private_file_and_removes_it() {
 #[test]
 fn export_output_quotes_for_the_shell() {
     let sb = Sandbox::new();
-    encrypted(&sb, "s.yaml", "db:\n  password: \"it's $HOME\"\n");
+    sb.encrypted("s.yaml", "db:\n  password: \"it's $HOME\"\n");
     let out = sb.ok(&["decrypt", "--output-type", "export", "s.yaml"]);
     assert_eq!(stdout(&out), "export DB_PASSWORD='it'\\''s $HOME'\n");
     let shell = std::process::Command::new("sh")
@@ -170,11 +164,7 @@ fn export_output_quotes_for_the_shell() {
 #[test]
 fn render_fills_references_once_and_writes_privately() {
     let sb = Sandbox::new();
-    encrypted(
-        &sb,
-        "secrets.yaml",
-        "db:\n  password: hunter2\napi: key-123\n",
-    );
+    sb.encrypted("secrets.yaml", "db:\n  password: hunter2\napi: key-123\n");
     sb.write(
         "app.conf.tmpl",
         "password={{ secret file://secrets.yaml#db.password }}\napi={{secret file://secrets.yaml#[\"api\"]}}\nuser={{ secret env://APP_USER }}\nb64={{ secret env://APP_USER | base64 }}\nopt={{ secret env://MISSING | default \"none\" }}\nliteral=\\{{ secret env://APP_USER }}\n",
@@ -194,7 +184,7 @@ fn render_fills_references_once_and_writes_privately() {
 #[test]
 fn render_writes_nothing_when_any_reference_fails_and_check_lists_them_all() {
     let sb = Sandbox::new();
-    encrypted(&sb, "secrets.yaml", "db:\n  password: hunter2\n");
+    sb.encrypted("secrets.yaml", "db:\n  password: hunter2\n");
     sb.write("t.tmpl", "a={{ secret file://secrets.yaml#db.password }}\nb={{ secret env://NOPE }}\nc={{ secret file://secrets.yaml#db.missing }}\nd={{ secret awsSecret://prod/web }}\n");
     let out = sb.run(&["render", "t.tmpl", "-o", "out.conf"]);
     assert_eq!(out.status.code(), Some(1));
@@ -260,7 +250,7 @@ fn render_reads_secrets_manager_ssm_and_s3_at_a_local_aws_endpoint() {
 #[test]
 fn exec_and_exec_file_do_not_hand_the_command_coffer_s_keys() {
     let sb = Sandbox::new();
-    encrypted(&sb, "prod.env", "DB_PASSWORD=hunter2\n");
+    sb.encrypted("prod.env", "DB_PASSWORD=hunter2\n");
     let identities = sb.read_str("home/.config/coffer/age/keys.txt");
     let identity = identities
         .lines()

@@ -11,15 +11,10 @@ fn editor(sb: &Sandbox, name: &str, body: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn encrypted_app(sb: &Sandbox) {
-    sb.copy(&testdata("plain/app.yaml"), "app.yaml");
-    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.yaml"]);
-}
-
 #[test]
 fn an_edit_of_one_value_changes_three_lines() {
     let sb = Sandbox::new();
-    encrypted_app(&sb);
+    sb.encrypted_sample("app.yaml");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let before = sb.read_str("app.yaml");
     // The editor records the path it was given, so the test can check it is gone after.
@@ -61,7 +56,7 @@ fn an_edit_of_one_value_changes_three_lines() {
 #[test]
 fn an_edit_that_changes_nothing_leaves_the_file_byte_for_byte() {
     let sb = Sandbox::new();
-    encrypted_app(&sb);
+    sb.encrypted_sample("app.yaml");
     let before = sb.read("app.yaml");
     let ed = editor(&sb, "ed.sh", "touch \"$1\"");
     let out = sb.run_with(
@@ -76,7 +71,7 @@ fn an_edit_that_changes_nothing_leaves_the_file_byte_for_byte() {
 #[test]
 fn the_plaintext_temp_file_is_private() {
     let sb = Sandbox::new();
-    encrypted_app(&sb);
+    sb.encrypted_sample("app.yaml");
     let report = sb.path("modes");
     let ed = editor(
         &sb,
@@ -96,7 +91,7 @@ fn the_plaintext_temp_file_is_private() {
 #[test]
 fn invalid_syntax_keeps_the_edit_and_the_file() {
     let sb = Sandbox::new();
-    encrypted_app(&sb);
+    sb.encrypted_sample("app.yaml");
     let before = sb.read("app.yaml");
     let ed = editor(&sb, "ed.sh", "printf 'broken: [\\n' >> \"$1\"");
     let out = sb.run_with(&["edit", "app.yaml"], &[("EDITOR", &ed)]);
@@ -120,7 +115,7 @@ fn invalid_syntax_keeps_the_edit_and_the_file() {
 #[test]
 fn an_editor_failure_writes_nothing() {
     let sb = Sandbox::new();
-    encrypted_app(&sb);
+    sb.encrypted_sample("app.yaml");
     let before = sb.read("app.yaml");
     let ed = editor(
         &sb,
@@ -149,7 +144,7 @@ fn edit_creates_a_new_file() {
 #[test]
 fn edit_with_a_wrong_key_does_not_start_the_editor() {
     let owner = Sandbox::new();
-    encrypted_app(&owner);
+    owner.encrypted_sample("app.yaml");
     let stranger = Sandbox::new();
     stranger.copy(&owner.path("app.yaml"), "app.yaml");
     let ed = editor(
@@ -165,7 +160,7 @@ fn edit_with_a_wrong_key_does_not_start_the_editor() {
 #[test]
 fn ctrl_c_during_the_edit_removes_the_plaintext_and_writes_nothing() {
     let sb = Sandbox::new();
-    encrypted_app(&sb);
+    sb.encrypted_sample("app.yaml");
     let before = sb.read("app.yaml");
     // The editor changes the file, then interrupts coffer (its nearest `coffer`
     // ancestor) the way a terminal's Ctrl-C would, and exits normally.

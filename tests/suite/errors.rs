@@ -2,16 +2,11 @@
 
 use super::common::*;
 
-fn encrypted_sample(sb: &Sandbox, name: &str) {
-    sb.copy(&testdata(&format!("plain/{name}")), name);
-    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
-}
-
 #[test]
 fn no_identity_that_opens_the_file() {
     let owner = Sandbox::new();
     let stranger = Sandbox::new();
-    encrypted_sample(&owner, "app.yaml");
+    owner.encrypted_sample("app.yaml");
     let path = stranger.copy(&owner.path("app.yaml"), "app.yaml");
     let before = std::fs::read(&path).unwrap();
     let out = stranger.run(&["decrypt", "app.yaml"]);
@@ -44,7 +39,7 @@ fn no_identity_that_opens_the_file() {
 #[test]
 fn a_changed_readable_value_fails_the_mac() {
     let sb = Sandbox::new();
-    encrypted_sample(&sb, "app.yaml");
+    sb.encrypted_sample("app.yaml");
     let text = sb.read_str("app.yaml").replace(
         "public_url_unencrypted: https://example.com",
         "public_url_unencrypted: https://evil.example",
@@ -108,7 +103,7 @@ fn syntax_errors_name_line_and_column_and_leave_the_file() {
 #[test]
 fn encrypting_twice_is_refused() {
     let sb = Sandbox::new();
-    encrypted_sample(&sb, "app.json");
+    sb.encrypted_sample("app.json");
     let before = sb.read("app.json");
     let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "app.json"]);
     assert_error(&out, 6, "app.json: already encrypted");
@@ -130,7 +125,7 @@ fn decrypting_a_plaintext_file_says_so() {
 #[test]
 fn unknown_extract_path() {
     let sb = Sandbox::new();
-    encrypted_sample(&sb, "app.yaml");
+    sb.encrypted_sample("app.yaml");
     assert_error(
         &sb.run(&[
             "decrypt",

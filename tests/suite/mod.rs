@@ -12,4 +12,5 @@ mod moto;
 mod push;
 mod roundtrip;
 mod safety;
+mod snapshots;
 mod verify;

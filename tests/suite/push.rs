@@ -6,11 +6,6 @@ use super::moto::{ok, run, run_as, Moto};
 
 const ENV_FILE: &str = "API_KEY=key-one\nDB_PASSWORD=hunter2\nPORT=5432\n";
 
-fn encrypted(sb: &Sandbox, name: &str, plain: &str) {
-    sb.write(name, plain);
-    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", name]);
-}
-
 /// Plan and report text never carry a value of the file.
 fn assert_no_values(out: &std::process::Output, values: &[&str]) {
     let all = format!("{}{}", stdout(out), stderr(out));
@@ -43,7 +38,7 @@ fn push_each_creates_tags_and_a_second_push_creates_no_version() {
     let moto = Moto::start();
     let sb = Sandbox::new();
     repo(&sb);
-    encrypted(&sb, "deploy/prod.env", ENV_FILE);
+    sb.encrypted("deploy/prod.env", ENV_FILE);
 
     // The dry run plans everything and writes nothing.
     let out = ok(&sb, &moto, &with(EACH, &["--dry-run"]));
@@ -110,8 +105,7 @@ fn push_each_creates_tags_and_a_second_push_creates_no_version() {
 fn push_whole_file_as_one_json_secret_and_emit_ecs_arns() {
     let moto = Moto::start();
     let sb = Sandbox::new();
-    encrypted(
-        &sb,
+    sb.encrypted(
         "prod.yaml",
         "db:\n  password: pw1\n  port: 5432\ntoken: tok\nenabled: true\n",
     );
@@ -188,8 +182,7 @@ fn push_whole_file_as_one_json_secret_and_emit_ecs_arns() {
 fn push_to_ssm_writes_securestring_parameters_under_the_path() {
     let moto = Moto::start();
     let sb = Sandbox::new();
-    encrypted(
-        &sb,
+    sb.encrypted(
         "prod.yaml",
         "db:\n  password: pw1\n  port: 5432\nhosts:\n  - a.example\n  - b.example\n",
     );
@@ -250,8 +243,8 @@ fn prune_deletes_only_coffer_tagged_secrets_of_that_source() {
     let moto = Moto::start();
     let sb = Sandbox::new();
     repo(&sb);
-    encrypted(&sb, "deploy/prod.env", ENV_FILE);
-    encrypted(&sb, "deploy/other.env", "OTHER=x\n");
+    sb.encrypted("deploy/prod.env", ENV_FILE);
+    sb.encrypted("deploy/other.env", "OTHER=x\n");
     ok(&sb, &moto, EACH);
     ok(
         &sb,
@@ -305,7 +298,7 @@ fn a_failure_part_way_is_reported_and_a_rerun_completes() {
     let moto = Moto::start();
     let sb = Sandbox::new();
     repo(&sb);
-    encrypted(&sb, "deploy/prod.env", ENV_FILE);
+    sb.encrypted("deploy/prod.env", ENV_FILE);
     let (id, secret) = moto.user("deployer", &["secretsmanager:PutSecretValue"]);
     moto.enforce_iam();
     ok(&sb, &moto, EACH);
@@ -354,8 +347,8 @@ fn a_failure_part_way_is_reported_and_a_rerun_completes() {
 fn push_refuses_bad_requests_before_calling_aws() {
     let moto = Moto::start();
     let sb = Sandbox::new();
-    encrypted(&sb, "prod.yaml", "db:\n  \"pass word\": x\n");
-    encrypted(&sb, "prod.env", ENV_FILE);
+    sb.encrypted("prod.yaml", "db:\n  \"pass word\": x\n");
+    sb.encrypted("prod.env", ENV_FILE);
     let out = run(
         &sb,
         &moto,
@@ -375,10 +368,17 @@ fn push_refuses_bad_requests_before_calling_aws() {
         "prod.yaml: db.pass word: cannot name it \"p/db/pass word\": a Secrets Manager name has only letters, digits and /_+=.@-",
     );
     let out = run(&sb, &moto, &["push", "prod.env", "--to", "secretsmanager"]);
+    // Usage mistakes exit 2, as the README says.
     assert_error(
         &out,
-        1,
+        2,
         "--to secretsmanager needs --name NAME (one secret) or --prefix PREFIX --each",
+    );
+    let out = run(&sb, &moto, &["push", "prod.env", "--to", "ssm"]);
+    assert_error(
+        &out,
+        2,
+        "--to ssm needs --path /PATH/ (and no --name or --each)",
     );
     let out = run(
         &sb,
@@ -393,7 +393,7 @@ fn push_refuses_bad_requests_before_calling_aws() {
             "--prune",
         ],
     );
-    assert_error(&out, 1, "--prune needs --each");
+    assert_error(&out, 2, "--prune needs --each");
     let out = run(
         &sb,
         &moto,
@@ -617,7 +617,7 @@ fn a_terminal_gets_a_progress_bar_and_a_pipe_gets_lines() {
     let moto = Moto::start();
     let sb = Sandbox::new();
     let plain: String = (1..=12).map(|i| format!("K{i}=v{i}\n")).collect();
-    encrypted(&sb, "many.env", &plain);
+    sb.encrypted("many.env", &plain);
     // `script` gives coffer a terminal on stderr (stdout goes to /dev/null).
     let mut cmd = std::process::Command::new("script");
     cmd.env_clear()

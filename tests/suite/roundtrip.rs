@@ -108,7 +108,7 @@ fn binary_files_round_trip_and_plaintext_outputs_are_private() {
 fn stdin_needs_an_input_type_and_then_works() {
     let sb = Sandbox::new();
     let out = sb.stdin(&["encrypt", "--age", &sb.recipient, "-"], b"A=1\n");
-    assert_error(&out, 1, "--input-type");
+    assert_error(&out, 2, "--input-type");
     let out = sb.stdin(
         &[
             "encrypt",

@@ -1,0 +1,140 @@
+//! The one error boundary: every library error becomes a `CommandError` here, which
+//! alone decides the exit code and prints `coffer: …` plus `hint:` lines, each one
+//! line, free of terminal control bytes, and of bounded length.
+
+use std::process::ExitCode;
+
+pub use crate::error::one_line;
+use crate::Error;
+
+/// What kind of failure, as the README's exit-code table names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Other,
+    Usage,
+    NoKey,
+    Integrity,
+    Syntax,
+    EncryptedOrNot,
+    KeyPath,
+    Editor,
+    PartlyApplied,
+    Interrupted,
+}
+
+impl Kind {
+    /// The documented exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Other => 1,
+            Kind::Usage => 2,
+            Kind::NoKey => 3,
+            Kind::Integrity => 4,
+            Kind::Syntax => 5,
+            Kind::EncryptedOrNot => 6,
+            Kind::KeyPath => 7,
+            Kind::Editor => 8,
+            Kind::PartlyApplied => 9,
+            Kind::Interrupted => 130,
+        }
+    }
+}
+
+pub struct CommandError {
+    pub kind: Kind,
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
+impl Kind {
+    /// The kind of a library error.
+    pub fn of(err: &Error) -> Kind {
+        match err {
+            Error::Usage(_) => Kind::Usage,
+            Error::NoKey { .. } => Kind::NoKey,
+            Error::MacMismatch { .. } | Error::MacMissing { .. } | Error::Value { .. } => {
+                Kind::Integrity
+            }
+            Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => {
+                Kind::Syntax
+            }
+            Error::AlreadyEncrypted { .. } | Error::NotEncrypted { .. } => Kind::EncryptedOrNot,
+            Error::PathNotFound { .. } | Error::BadPath { .. } => Kind::KeyPath,
+            Error::Editor { .. } => Kind::Editor,
+            Error::PartlyApplied { .. } => Kind::PartlyApplied,
+            Error::Interrupted => Kind::Interrupted,
+            _ => Kind::Other,
+        }
+    }
+}
+
+impl From<Error> for CommandError {
+    fn from(err: Error) -> Self {
+        let kind = Kind::of(&err);
+        let hints = match &err {
+            Error::NoKey { reasons, .. } => reasons.clone(),
+            Error::AlreadyEncrypted { .. } => {
+                vec!["`coffer edit FILE` changes an encrypted file".into()]
+            }
+            Error::NoRecipients { .. } => {
+                vec!["`coffer keygen` prints a recipient to pass to --age".into()]
+            }
+            Error::PlaintextStaged { files } => files
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{f}: stage it encrypted with: git rm --cached -q -- {f} && git add -- {f}"
+                    )
+                })
+                .collect(),
+            Error::LayoutRefused { .. } => {
+                vec!["without --strict-layout the file is written in the canonical layout".into()]
+            }
+            _ => Vec::new(),
+        };
+        CommandError {
+            kind,
+            message: err.to_string(),
+            hints,
+        }
+    }
+}
+
+impl CommandError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        CommandError {
+            kind: Kind::Usage,
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// Print the error and its hints on stderr; the exit code to end with.
+    pub fn report(&self) -> ExitCode {
+        eprintln!("coffer: {}", one_line(&self.message));
+        for h in &self.hints {
+            eprintln!("hint: {}", one_line(h));
+        }
+        ExitCode::from(self.kind.exit_code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_are_shown_escaped_and_long_lines_cut() {
+        assert_eq!(
+            one_line("bad \u{1b}]0;title\u{7} recipient\nsecond"),
+            "bad \\u{1b}]0;title\\u{7} recipient\\nsecond"
+        );
+        let long = format!("start {} end", "x".repeat(100_000));
+        let cut = one_line(&long);
+        assert!(
+            cut.starts_with("start x") && cut.ends_with("x end") && cut.chars().count() < 700,
+            "{}",
+            cut.len()
+        );
+    }
+}
