@@ -147,4 +147,3 @@ pub fn one_line(s: &str) -> String {
         n - MAX_LINE + 20
     )
 }
-
