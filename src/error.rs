@@ -7,8 +7,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{file}: {message}")]
-    Syntax { file: String, message: String },
+    #[error("{file}: {error}")]
+    Syntax {
+        file: String,
+        error: crate::format::SyntaxError,
+    },
 
     #[error("{file}: {what}")]
     Unsupported { file: String, what: String },

@@ -574,13 +574,13 @@ fn migrate_refs(args: MigrateRefsArgs, env: &Env) -> Result<()> {
     let mut templates = Vec::new();
     for t in &args.templates {
         let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
+        // The first failure, with its line (render lists them all).
         let tpl = crate::render::parse(&text).map_err(|fs| Error::Syntax {
             file: t.display().to_string(),
-            message: fs
-                .iter()
-                .map(|f| format!("line {}: {}", f.line, f.reason))
-                .collect::<Vec<_>>()
-                .join("; "),
+            error: fs.first().map_or_else(
+                || crate::format::SyntaxError::from("not a template".to_string()),
+                |f| crate::format::SyntaxError::line(f.line, &f.reason),
+            ),
         })?;
         templates.push((t, text, tpl));
     }

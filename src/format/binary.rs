@@ -13,7 +13,7 @@ pub struct BinaryStore;
 
 impl Store for BinaryStore {
     /// An encrypted file is its JSON document; anything else is one plaintext value.
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
         let looks_like_sops = source.trim_ascii_start().starts_with(b"{")
             && source.windows(6).any(|w| w == b"\"sops\"");
         if looks_like_sops {

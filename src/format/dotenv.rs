@@ -30,7 +30,7 @@ fn line_span(text: &str, start: usize, line: &str) -> std::ops::Range<usize> {
 }
 
 impl Store for DotenvStore {
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
         let source = super::text(source)?;
         let text: &str = &source;
         let mut leaves = Vec::new();
@@ -53,14 +53,14 @@ impl Store for DotenvStore {
                 });
                 continue;
             }
-            let eq = line
-                .find('=')
-                .ok_or_else(|| format!("line {}: expected KEY=VALUE, found no '='", n + 1))?;
+            let eq = line.find('=').ok_or_else(|| {
+                super::SyntaxError::line(n + 1, "expected KEY=VALUE, found no '='")
+            })?;
             let (key, value) = (&line[..eq], &line[eq + 1..]);
             if !meta_items.is_empty() && !key.starts_with(PREFIX) {
-                return Err(format!(
-                    "line {}: the sops metadata is not at the end of the file",
-                    n + 1
+                return Err(super::SyntaxError::line(
+                    n + 1,
+                    "the sops metadata is not at the end of the file",
                 ));
             }
             if let Some(meta_key) = key.strip_prefix(PREFIX) {
@@ -221,6 +221,6 @@ mod tests {
         check(s, "A=line\\nbreak", &["A str line\nbreak"]);
         assert!(DotenvStore
             .parse(Zeroizing::new(b"NOEQUALS\n".to_vec()))
-            .is_err_and(|e| e.starts_with("line 1")));
+            .is_err_and(|e| e.line == Some(1)));
     }
 }

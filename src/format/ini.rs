@@ -16,7 +16,7 @@ pub struct IniStore;
 const DEFAULT_SECTION: &str = "DEFAULT";
 
 impl Store for IniStore {
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
         let source = super::text(source)?;
         let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
@@ -63,13 +63,16 @@ impl Store for IniStore {
                     .split_once(']')
                     .map(|(n, _)| n.trim().to_string())
                     .ok_or_else(|| {
-                        format!("line {}: unterminated section header", line_no(text, start))
+                        super::SyntaxError::line(
+                            line_no(text, start),
+                            "unterminated section header",
+                        )
                     })?;
                 // sops writes one [sops] section, last.
                 if meta_start.is_some() {
-                    return Err(format!(
-                        "line {}: the [sops] section is not the last one",
-                        line_no(text, start)
+                    return Err(super::SyntaxError::line(
+                        line_no(text, start),
+                        "the [sops] section is not the last one",
                     ));
                 }
                 in_meta = name == "sops";
@@ -88,9 +91,9 @@ impl Store for IniStore {
                 }
                 continue;
             }
-            let delim = trimmed
-                .find(['=', ':'])
-                .ok_or_else(|| format!("line {}: expected key = value", line_no(text, start)))?;
+            let delim = trimmed.find(['=', ':']).ok_or_else(|| {
+                super::SyntaxError::line(line_no(text, start), "expected key = value")
+            })?;
             let key = trimmed[..delim].trim().to_string();
             let after = &trimmed[delim + 1..];
             let vstart = start + indent + delim + 1 + (after.len() - after.trim_start().len());
@@ -104,9 +107,9 @@ impl Store for IniStore {
                     let mut collected = body.to_string();
                     loop {
                         let Some(&(s2, l2)) = all.get(i) else {
-                            return Err(format!(
-                                "line {}: unterminated \"\"\" value",
-                                line_no(text, start)
+                            return Err(super::SyntaxError::line(
+                                line_no(text, start),
+                                "unterminated \"\"\" value",
                             ));
                         };
                         i += 1;

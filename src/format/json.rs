@@ -62,11 +62,11 @@ enum Parsed {
 }
 
 impl<'t> P<'t> {
-    fn err(&self, msg: &str) -> String {
+    fn err(&self, msg: &str) -> super::SyntaxError {
         let before = &self.text[..self.pos.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        format!("line {line}, column {col}: {msg}")
+        super::SyntaxError::at(line, col, msg)
     }
 
     fn ws(&mut self) {
@@ -75,7 +75,7 @@ impl<'t> P<'t> {
         }
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    fn expect(&mut self, c: u8) -> Result<(), super::SyntaxError> {
         self.ws();
         if self.b.get(self.pos) == Some(&c) {
             self.pos += 1;
@@ -86,7 +86,7 @@ impl<'t> P<'t> {
     }
 
     /// After a member or item: `,` continues the list (false), `close` ends it (true).
-    fn separator(&mut self, close: u8) -> Result<bool, String> {
+    fn separator(&mut self, close: u8) -> Result<bool, super::SyntaxError> {
         self.ws();
         match self.b.get(self.pos) {
             Some(b',') => {
@@ -101,7 +101,7 @@ impl<'t> P<'t> {
         }
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, super::SyntaxError> {
         if self.b.get(self.pos) != Some(&b'"') {
             return Err(self.err("expected a string"));
         }
@@ -162,7 +162,7 @@ impl<'t> P<'t> {
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, String> {
+    fn hex4(&mut self) -> Result<u32, super::SyntaxError> {
         let h = self
             .text
             .get(self.pos..self.pos + 4)
@@ -172,14 +172,18 @@ impl<'t> P<'t> {
         Ok(v)
     }
 
-    fn value(&mut self, path: &mut Vec<String>, meta: bool) -> Result<Parsed, String> {
+    fn value(&mut self, path: &mut Vec<String>, meta: bool) -> Result<Parsed, super::SyntaxError> {
         self.depth += 1;
         let v = self.value_inner(path, meta);
         self.depth -= 1;
         v
     }
 
-    fn value_inner(&mut self, path: &mut Vec<String>, meta: bool) -> Result<Parsed, String> {
+    fn value_inner(
+        &mut self,
+        path: &mut Vec<String>,
+        meta: bool,
+    ) -> Result<Parsed, super::SyntaxError> {
         self.ws();
         if self.depth >= super::MAX_DEPTH {
             return Err(self.err(&format!(
@@ -333,7 +337,7 @@ impl<'t> P<'t> {
 }
 
 impl Store for JsonStore {
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
         let source = super::text(source)?;
         let text: &str = &source;
         let mut p = P {
@@ -620,9 +624,15 @@ mod tests {
                 .parse(Zeroizing::new(t.as_bytes().to_vec()))
                 .err()
                 .expect("refused")
+                .to_string()
         };
         assert!(err("[1]").contains("must be a JSON object"));
         assert!(err("{\"a\": 1,}").starts_with("line 1, column 9"));
+        let typed = JsonStore
+            .parse(Zeroizing::new(b"{\n  \"a\": tru\n}".to_vec()))
+            .err()
+            .expect("refused");
+        assert_eq!((typed.line, typed.column), (Some(2), Some(8)));
         assert!(
             err(&format!("{{\"a\": {}}}", "[".repeat(300))).contains("nested more than 256 levels")
         );

@@ -67,6 +67,54 @@ impl Format {
     }
 }
 
+/// Why a store cannot read its input: where (1-based line and column, when known)
+/// and what. Never a value of the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub what: String,
+}
+
+impl SyntaxError {
+    pub fn at(line: usize, column: usize, what: impl std::fmt::Display) -> Self {
+        SyntaxError {
+            line: Some(line),
+            column: Some(column),
+            what: what.to_string(),
+        }
+    }
+
+    pub fn line(line: usize, what: impl std::fmt::Display) -> Self {
+        SyntaxError {
+            line: Some(line),
+            column: None,
+            what: what.to_string(),
+        }
+    }
+}
+
+/// A message with no place of its own (the metadata, the bytes as a whole).
+impl From<String> for SyntaxError {
+    fn from(what: String) -> Self {
+        SyntaxError {
+            line: None,
+            column: None,
+            what,
+        }
+    }
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: {}", self.what),
+            (Some(l), None) => write!(f, "line {l}: {}", self.what),
+            _ => f.write_str(&self.what),
+        }
+    }
+}
+
 /// Parse a file's bytes in `format`. Errors name the file and, where known, the line.
 pub fn parse(
     file: &str,
@@ -76,9 +124,9 @@ pub fn parse(
     format
         .store()
         .parse(bytes.into())
-        .map_err(|message| crate::Error::Syntax {
+        .map_err(|error| crate::Error::Syntax {
             file: file.to_string(),
-            message,
+            error,
         })
 }
 
@@ -114,7 +162,7 @@ pub const MAX_DEPTH: usize = 256;
 pub trait Store: Sync {
     /// Parse bytes into leaves and structure. The error is a one-line message that
     /// names the line and column where one is known.
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String>;
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, SyntaxError>;
 
     /// True when `bytes` are a sops file of this format. Cheap for plaintext: every sops
     /// file names its metadata, so text without `sops` is not parsed.

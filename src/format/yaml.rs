@@ -96,12 +96,12 @@ impl<'t> Parse<'t> {
     }
 }
 
-fn err_at(line: usize, col: usize, msg: impl std::fmt::Display) -> String {
-    format!("line {line}, column {}: {msg}", col + 1)
+fn err_at(line: usize, col: usize, msg: impl std::fmt::Display) -> super::SyntaxError {
+    super::SyntaxError::at(line, col + 1, msg)
 }
 
 impl Store for YamlStore {
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, String> {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
         let source = super::text(source)?;
         let text: &str = &source;
         let offsets = if text.is_ascii() {
@@ -424,7 +424,7 @@ pub(crate) fn stored_form(ty: ScalarType, s: &str) -> String {
 }
 
 impl Parse<'_> {
-    fn run(&mut self) -> Result<(), String> {
+    fn run(&mut self) -> Result<(), super::SyntaxError> {
         let mut parser = Parser::new_from_str(self.text);
         let mut stack: Vec<Frame> = Vec::new();
         // Metadata capture: depth of the `sops` subtree being read, with its own stack.
@@ -781,7 +781,7 @@ impl Parse<'_> {
         tag: Option<&saphyr_parser::Tag>,
         raw: Range<usize>,
         span: &Span,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, super::SyntaxError> {
         let container = frame_container(stack.last().expect("scalar inside a collection"));
         let flow = self.containers[container].flow;
         let mut path = self.containers[container].path.clone();
@@ -1577,6 +1577,7 @@ mod tests {
                 .parse(Zeroizing::new(t.as_bytes().to_vec()))
                 .err()
                 .expect("refused")
+                .to_string()
         };
         assert!(err("? [a]\n: b\n").starts_with("line 1, column 3: complex mapping keys"));
         assert!(err("a: 1\nb: 99999999999999999999\n").starts_with("line 2, column 4: an integer"));

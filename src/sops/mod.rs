@@ -118,7 +118,7 @@ pub fn encrypt_document(
     };
     let canonical = store
         .canonical(doc, &|i| leaf_text(doc, i))
-        .and_then(|text| store.parse(into_bytes(text)))
+        .and_then(|text| store.parse(into_bytes(text)).map_err(|e| e.to_string()))
         .map_err(&refused)?;
     let bytes = splice_encrypted(store, file, &canonical, key, md)?;
     verify::encrypted(file, format, &bytes, key, doc, &expected).map_err(refused)?;
@@ -748,9 +748,9 @@ impl Opened {
         let store = self.store();
         let doc = store
             .parse(into_bytes(stripped))
-            .map_err(|message| Error::Syntax {
+            .map_err(|error| Error::Syntax {
                 file: self.file.clone(),
-                message,
+                error,
             })?;
         let meta = md.to_meta();
         let edits = (0..doc.docs.len())
