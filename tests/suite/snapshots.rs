@@ -110,6 +110,14 @@ fn errors_hints_and_warnings() {
     );
     sb.write("mac.yaml", mac);
     sb.write("bad.json", "{\"a\": 1,}");
+    // A recipient in the file's metadata that would retitle the terminal.
+    let hostile = sb.read_str("app.yaml").replacen(
+        &format!("recipient: {}", sb.recipient),
+        "recipient: \"age1evil\\e]0;owned\\a\"",
+        1,
+    );
+    assert!(hostile.contains("age1evil"));
+    stranger.write("hostile.yaml", hostile);
     let evil = format!("age1{}\u{1b}]0;owned\u{7}", "q".repeat(58));
     let long_path = "[\"key\"]".repeat(2000);
     let mut all = String::new();
@@ -160,6 +168,7 @@ fn errors_hints_and_warnings() {
         (&sb, vec!["decrypt", "bad.json"]),
         (&sb, vec!["decrypt", "mac.yaml"]),
         (&stranger, vec!["decrypt", "app.yaml"]),
+        (&stranger, vec!["decrypt", "hostile.yaml"]),
         (&sb, vec!["decrypt", "--extract", "[\"nope\"]", "app.yaml"]),
         (&sb, vec!["decrypt", "--extract", &long_path, "app.yaml"]),
         (&sb, vec!["decrypt", "--extract", "nope", "app.yaml"]),
