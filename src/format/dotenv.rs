@@ -153,22 +153,10 @@ impl Store for DotenvStore {
 
     fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
         let mut out = Zeroizing::new(String::new());
-        let mut comments = doc.comments().into_iter().peekable();
-        let mut comment_lines = |out: &mut String, before: usize| -> Result<(), String> {
-            while let Some(&i) = comments
-                .peek()
-                .filter(|&&i| doc.leaves[i].span.start < before)
-            {
-                comments.next();
-                out.push('#');
-                out.push_str(&value(i)?.1.replace('\n', " "));
-                out.push('\n');
-            }
-            Ok(())
-        };
+        let mut comments = super::CommentLines::new(doc, "#");
         if let Some(Node::Map(entries)) = doc.docs.first().map(|d| &d.root) {
             for e in entries {
-                comment_lines(&mut out, e.at)?;
+                comments.before(&mut out, e.at, value)?;
                 let Node::Leaf(i) = e.value else {
                     return Err(format!("the value of {} is not a scalar", e.key));
                 };
@@ -178,7 +166,7 @@ impl Store for DotenvStore {
                 out.push('\n');
             }
         }
-        comment_lines(&mut out, usize::MAX)?;
+        comments.before(&mut out, usize::MAX, value)?;
         Ok(out)
     }
 

@@ -254,22 +254,10 @@ impl Store for IniStore {
 
     fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
         let mut out = Zeroizing::new(String::new());
-        let mut comments = doc.comments().into_iter().peekable();
-        let mut comment_lines = |out: &mut String, before: usize| -> Result<(), String> {
-            while let Some(&i) = comments
-                .peek()
-                .filter(|&&i| doc.leaves[i].span.start < before)
-            {
-                comments.next();
-                out.push_str("; ");
-                out.push_str(&value(i)?.1);
-                out.push('\n');
-            }
-            Ok(())
-        };
+        let mut comments = super::CommentLines::new(doc, "; ");
         if let Some(Node::Map(sections)) = doc.docs.first().map(|d| &d.root) {
             for (n, s) in sections.iter().enumerate() {
-                comment_lines(&mut out, s.at)?;
+                comments.before(&mut out, s.at, value)?;
                 let Node::Map(entries) = &s.value else {
                     return Err(format!("{} is not a section", s.key));
                 };
@@ -277,7 +265,7 @@ impl Store for IniStore {
                     out.push_str(&format!("[{}]\n", s.key));
                 }
                 for e in entries {
-                    comment_lines(&mut out, e.at)?;
+                    comments.before(&mut out, e.at, value)?;
                     let Node::Leaf(i) = e.value else {
                         return Err(format!("the value of {}:{} is not a scalar", s.key, e.key));
                     };
@@ -285,7 +273,7 @@ impl Store for IniStore {
                 }
             }
         }
-        comment_lines(&mut out, usize::MAX)?;
+        comments.before(&mut out, usize::MAX, value)?;
         Ok(out)
     }
 

@@ -218,6 +218,45 @@ pub trait Store: Sync {
     }
 }
 
+/// A document's comments, written as lines of their own in document order, for the
+/// canonical layout of the line-based formats (dotenv, INI).
+pub(crate) struct CommentLines<'d> {
+    doc: &'d Document,
+    order: std::iter::Peekable<std::vec::IntoIter<usize>>,
+    /// What starts a comment line (`#`, `; `).
+    lead: &'static str,
+}
+
+impl<'d> CommentLines<'d> {
+    pub fn new(doc: &'d Document, lead: &'static str) -> Self {
+        CommentLines {
+            doc,
+            order: doc.comments().into_iter().peekable(),
+            lead,
+        }
+    }
+
+    /// Write every comment that stood before byte `before` of the source.
+    pub fn before(
+        &mut self,
+        out: &mut String,
+        before: usize,
+        value: &LeafText,
+    ) -> Result<(), String> {
+        while let Some(&i) = self
+            .order
+            .peek()
+            .filter(|&&i| self.doc.leaves[i].span.start < before)
+        {
+            self.order.next();
+            out.push_str(self.lead);
+            out.push_str(&value(i)?.1.replace('\n', " "));
+            out.push('\n');
+        }
+        Ok(())
+    }
+}
+
 /// A leaf's type and text, as [`Store::canonical`] asks for it.
 pub type LeafText<'a> = dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), String> + 'a;
 
