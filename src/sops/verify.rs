@@ -3,8 +3,6 @@
 //! compare what they hold with what was meant to be written. The check never looks at
 //! the writer's own bookkeeping (spans, styles), only at what a parser finds.
 
-use zeroize::Zeroizing;
-
 use crate::cipher::{self, DataKey};
 use crate::format::Format;
 use crate::path::{self, Step};
@@ -13,17 +11,18 @@ use crate::tree::{Document, Node, ScalarType, Value};
 /// What a reader finds in a file: every document's structure with its typed values in
 /// order, and the comments in order. Layout (indentation, quoting, line breaks between
 /// items) is not part of it.
-pub struct Content {
-    items: Vec<Item>,
-    comments: Vec<Zeroizing<Vec<u8>>>,
+pub struct Content<'d> {
+    items: Vec<Item<'d>>,
+    comments: Vec<&'d [u8]>,
 }
 
-enum Item {
+/// Borrowed from the document and its values: building a content copies nothing.
+enum Item<'d> {
     Doc,
     Map(usize),
     Seq(usize),
-    Key(String),
-    Scalar(ScalarType, Zeroizing<Vec<u8>>),
+    Key(&'d str),
+    Scalar(ScalarType, &'d [u8]),
 }
 
 /// How much of the content an output must keep.
@@ -49,28 +48,33 @@ struct Place {
 struct Builder<'d, 'v> {
     doc: &'d Document,
     value: &'v dyn Fn(usize) -> (ScalarType, &'d [u8]),
-    content: Content,
-    places: Vec<Place>,
+    content: Content<'d>,
+    /// Filled only to describe a difference (paths cost a copy per item).
+    places: Option<Vec<Place>>,
     path: Vec<Step>,
 }
 
-impl Builder<'_, '_> {
-    fn push(&mut self, item: Item, pos: Option<usize>) {
+impl<'d> Builder<'d, '_> {
+    fn push(&mut self, item: Item<'d>, pos: Option<usize>) {
         self.content.items.push(item);
-        self.places.push(Place {
-            path: self.path.clone(),
-            pos,
-        });
+        if let Some(places) = &mut self.places {
+            places.push(Place {
+                path: self.path.clone(),
+                pos,
+            });
+        }
     }
 
-    fn node(&mut self, node: &Node) {
+    fn node(&mut self, node: &'d Node) {
         let pos = self.doc.node_start(node);
         match node {
             Node::Map(entries) => {
                 self.push(Item::Map(entries.len()), pos);
                 for e in entries {
-                    self.path.push(Step::Key(e.key.clone()));
-                    self.push(Item::Key(e.key.clone()), Some(e.at));
+                    if self.places.is_some() {
+                        self.path.push(Step::Key(e.key.clone()));
+                    }
+                    self.push(Item::Key(&e.key), Some(e.at));
                     self.node(&e.value);
                     self.path.pop();
                 }
@@ -78,29 +82,32 @@ impl Builder<'_, '_> {
             Node::Seq(items) => {
                 self.push(Item::Seq(items.len()), pos);
                 for (i, n) in items.iter().enumerate() {
-                    self.path.push(Step::Index(i));
+                    if self.places.is_some() {
+                        self.path.push(Step::Index(i));
+                    }
                     self.node(n);
                     self.path.pop();
                 }
             }
             Node::Leaf(i) => {
                 let (ty, bytes) = (self.value)(*i);
-                self.push(Item::Scalar(ty, Zeroizing::new(bytes.to_vec())), pos);
+                self.push(Item::Scalar(ty, bytes), pos);
             }
         }
     }
 }
 
-impl Content {
+impl<'d> Content<'d> {
     /// The content of `doc`, each leaf's typed plaintext given by `value`.
-    pub fn of<'d>(doc: &'d Document, value: &dyn Fn(usize) -> (ScalarType, &'d [u8])) -> Content {
-        Self::build(doc, value).0
+    pub fn of(doc: &'d Document, value: &dyn Fn(usize) -> (ScalarType, &'d [u8])) -> Content<'d> {
+        Self::build(doc, value, false).0
     }
 
-    fn build<'d>(
+    fn build(
         doc: &'d Document,
         value: &dyn Fn(usize) -> (ScalarType, &'d [u8]),
-    ) -> (Content, Vec<Place>) {
+        with_places: bool,
+    ) -> (Content<'d>, Vec<Place>) {
         let mut b = Builder {
             doc,
             value,
@@ -108,23 +115,19 @@ impl Content {
                 items: Vec::new(),
                 comments: Vec::new(),
             },
-            places: Vec::new(),
+            places: with_places.then(Vec::new),
             path: Vec::new(),
         };
         for d in &doc.docs {
             b.push(Item::Doc, None);
             b.node(&d.root);
         }
-        b.content.comments = doc
-            .comments()
-            .into_iter()
-            .map(|i| Zeroizing::new(value(i).1.to_vec()))
-            .collect();
-        (b.content, b.places)
+        b.content.comments = doc.comments().into_iter().map(|i| value(i).1).collect();
+        (b.content, b.places.unwrap_or_default())
     }
 
     /// The content of a plaintext document, as its parser found it.
-    pub fn of_plain(doc: &Document) -> Content {
+    pub fn of_plain(doc: &'d Document) -> Content<'d> {
         Content::of(doc, &|i| (doc.leaves[i].ty, &doc.leaves[i].value[..]))
     }
 
@@ -137,8 +140,9 @@ impl Content {
         compare: Compare,
         json: bool,
     ) -> Option<String> {
-        let (_, places) = Content::build(doc, &|i| (doc.leaves[i].ty, &[][..]));
+        // Where things are is worked out only once something differs.
         let place = |k: usize| -> String {
+            let (_, places) = Content::build(doc, &|i| (doc.leaves[i].ty, &[][..]), true);
             let Some(p) = places.get(k) else {
                 return "the end of the document".into();
             };
