@@ -199,3 +199,37 @@ fn errors_hints_and_warnings() {
         );
     }
 }
+
+#[test]
+fn more_errors_notes_and_warnings() {
+    let sb = Sandbox::new();
+    sb.encrypted_sample("app.yaml");
+    sb.encrypted("prod.env", "DB_PASSWORD=x\nnot-a-name=y\n");
+    sb.write(
+        "a.tmpl",
+        "x={{ secret file://app.yaml#nope }}\ny={{ secret env://MISSING }}\n",
+    );
+    let mut all = String::new();
+    let mut run = |args: &[&str]| {
+        let out = sb.run(args);
+        all.push_str(&case(&sb, args, &out));
+        all.push('\n');
+    };
+    run(&["keygen"]);
+    run(&["set", "app.yaml", "[\"nope\"][\"deeper\"]", "1"]);
+    run(&["unset", "app.yaml", "[\"nope\"]"]);
+    run(&["updatekeys", "app.yaml"]);
+    run(&["exec", "prod.env", "--", "true"]);
+    run(&["render", "a.tmpl"]);
+    run(&["filestatus", "app.yaml"]);
+    // git: a covered file staged in plaintext, and a hook that is not coffer's.
+    sb.git(".", &["init", "-q"]);
+    sb.write(".gitattributes", "*.yaml filter=coffer\n");
+    sb.write("plain.yaml", "password: hunter2\n");
+    sb.git(".", &["add", "plain.yaml"]);
+    run(&["git", "check"]);
+    run(&["git", "status"]);
+    sb.write(".git/hooks/pre-commit", "#!/bin/sh\n");
+    run(&["git", "setup", "--hook"]);
+    insta::assert_snapshot!("more-errors", all);
+}
