@@ -28,8 +28,16 @@ pub struct SetArgs {
     pub file: PathBuf,
     /// Key path, e.g. '["db"]["port"]'
     pub path: String,
-    /// The value: a JSON scalar (5432, true, "text") or plain text
-    pub value: String,
+    /// The value: a JSON scalar (5432, true, "text") or plain text. Visible to other
+    /// users in the process list: prefer --value-stdin or --value-file for secrets
+    #[arg(required_unless_present_any = ["value_stdin", "value_file"], conflicts_with_all = ["value_stdin", "value_file"])]
+    pub value: Option<String>,
+    /// Read the value from stdin (plain text or a JSON scalar; one final line break is dropped)
+    #[arg(long, conflicts_with = "value_file")]
+    pub value_stdin: bool,
+    /// Read the value from FILE (one final line break is dropped)
+    #[arg(long, value_name = "FILE")]
+    pub value_file: Option<PathBuf>,
     /// Format of the file (default: from the extension)
     #[arg(long, value_enum, value_name = "TYPE")]
     pub input_type: Option<FormatArg>,
@@ -72,8 +80,32 @@ fn modify(
 pub fn set(args: SetArgs, env: &Env) -> Result<()> {
     let format = format_of(&args.file, args.input_type);
     let steps = path::parse(&args.path)?;
+    // A value read from stdin or a file keeps it out of the process list; one final
+    // line break (what `echo` and editors add) is not part of it.
+    let read = |mut bytes: Vec<u8>, from: &str| -> Result<Zeroizing<String>> {
+        if bytes.ends_with(b"\n") {
+            bytes.pop();
+        }
+        String::from_utf8(bytes)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::Usage(format!("the value from {from} is not UTF-8 text")))
+    };
+    let value = match (&args.value, args.value_stdin, &args.value_file) {
+        (Some(v), ..) => Zeroizing::new(v.clone()),
+        (None, true, _) => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| Error::io("<stdin>", e))?;
+            read(buf, "stdin")?
+        }
+        (None, false, Some(f)) => read(
+            std::fs::read(f).map_err(|e| Error::io(f, e))?,
+            &f.display().to_string(),
+        )?,
+        (None, false, None) => return Err(Error::Usage("set needs a value".into())),
+    };
     modify(&args.file, format, env, |name, plain| {
-        mutate::set(name, format, plain, &steps, &args.value)
+        mutate::set(name, format, plain, &steps, &value)
     })
 }
 

@@ -82,7 +82,7 @@ pub enum Command {
     Edit(edit::EditArgs),
     /// Set one value of an encrypted file
     #[command(
-        after_help = "Examples:\n  coffer set secrets.yaml '[\"db\"][\"port\"]' 5432\n  coffer set secrets.yaml '[\"db\"][\"password\"]' '\"s3cr3t\"'"
+        after_help = "Examples:\n  coffer set secrets.yaml '[\"db\"][\"port\"]' 5432\n  printf %s \"$PASSWORD\" | coffer set --value-stdin secrets.yaml '[\"db\"][\"password\"]'\n  coffer set --value-file token.txt secrets.yaml '[\"api\"][\"token\"]'"
     )]
     Set(edit::SetArgs),
     /// Remove one key of an encrypted file

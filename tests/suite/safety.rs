@@ -198,3 +198,27 @@ fn an_edit_that_cannot_be_rescued_says_so_and_stays_where_the_editor_left_it() {
     );
     assert_eq!(mode(std::path::Path::new(kept)), 0o600);
 }
+
+#[test]
+fn set_takes_its_value_from_stdin_or_a_file_so_it_is_not_in_the_process_list() {
+    let sb = Sandbox::new();
+    sb.encrypted("app.yaml", "password: old\nport: 1\n");
+    let out = sb.stdin(
+        &["set", "--value-stdin", "app.yaml", "[\"password\"]"],
+        b"from-stdin\n",
+    );
+    assert_success(&out, &["set --value-stdin"]);
+    sb.write("value.txt", "5432\n");
+    sb.ok(&["set", "--value-file", "value.txt", "app.yaml", "[\"port\"]"]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.yaml"])),
+        "password: from-stdin\nport: 5432\n"
+    );
+    let out = sb.run(&["set", "app.yaml", "[\"port\"]"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a value is needed: {}",
+        stderr(&out)
+    );
+}
