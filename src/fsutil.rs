@@ -1,25 +1,45 @@
-//! File writes that never leave a half-written file behind.
+//! File writes that never leave a half-written file behind, and never leave plaintext
+//! behind when the process is ended by a signal.
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::{Error, Result};
 
-/// Temporary files being written, so that a signal handler can remove them (a partly
-/// written one may hold plaintext).
+/// Temporary files and private directories that hold (or may hold) plaintext, so that a
+/// signal handler can remove them. Each is registered before it is created.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Remove every temporary file a write has not finished with. For signal handlers:
-/// the process is about to end.
+fn remove(p: &Path) {
+    if fs::remove_file(p).is_err() {
+        let _ = fs::remove_dir_all(p);
+    }
+}
+
+/// Remove every temporary file and private directory in use. For signal handlers that
+/// let the command go on (its own action decides what happens next).
 pub fn remove_pending() {
     if let Ok(mut pending) = PENDING.lock() {
         for p in pending.drain(..) {
-            let _ = fs::remove_file(p);
+            remove(&p);
         }
     }
+}
+
+/// Remove them all and end the process, holding the list so that no new one can be
+/// registered (and created) after the removal.
+pub fn remove_pending_and_exit(code: i32) -> ! {
+    let guard = PENDING.lock();
+    if let Ok(mut pending) = guard {
+        for p in pending.drain(..) {
+            remove(&p);
+        }
+        std::process::exit(code)
+    }
+    std::process::exit(code)
 }
 
 fn pending(path: &Path, add: bool) {
@@ -32,8 +52,56 @@ fn pending(path: &Path, add: bool) {
     }
 }
 
-/// The file a path names once symlinks are followed (it may not exist yet): an
-/// in-place write replaces the target and keeps the link.
+/// A private directory (0700) for plaintext, removed when dropped and on signals.
+pub struct PrivateDir(Option<tempfile::TempDir>);
+
+impl PrivateDir {
+    pub fn new(prefix: &str) -> Result<PrivateDir> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        // A signal between creation and this line leaves an empty directory at most.
+        pending(dir.path(), true);
+        Ok(PrivateDir(Some(dir)))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .expect("present until dropped or kept")
+            .path()
+    }
+
+    /// Keep the directory (an edit that could not be rescued stays there).
+    pub fn keep(mut self) -> PathBuf {
+        let dir = self.0.take().expect("present until dropped or kept");
+        pending(dir.path(), false);
+        dir.keep()
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            pending(dir.path(), false);
+        }
+    }
+}
+
+/// Whether a write replaces the file the user named (`-i`, set, edit), or creates an
+/// output (`-o`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Through a symlink to its target; the file keeps its mode, owner and group.
+    InPlace,
+    /// A new file, or one replaced as it is: a symlink is replaced, not followed, and
+    /// nothing is given to another owner.
+    Output,
+}
+
+/// The file a path names once symlinks are followed (it may not exist yet).
 fn resolve(path: &Path) -> Result<PathBuf> {
     let mut p = path.to_path_buf();
     for _ in 0..40 {
@@ -54,50 +122,78 @@ fn resolve(path: &Path) -> Result<PathBuf> {
     ))
 }
 
-/// The process umask, read without changing it for longer than the call.
+/// The process umask, as the kernel reports it (no set-and-restore race).
 fn umask() -> u32 {
-    use rustix::fs::Mode;
-    let old = rustix::process::umask(Mode::from_raw_mode(0o077));
-    rustix::process::umask(old);
-    old.as_raw_mode()
+    let from_proc = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+    });
+    from_proc.unwrap_or_else(|| {
+        use rustix::fs::Mode;
+        let old = rustix::process::umask(Mode::from_raw_mode(0o077));
+        rustix::process::umask(old);
+        old.as_raw_mode()
+    })
 }
 
-/// Write `data` to a temp file beside `path`, then rename it over `path`. Through a
-/// symlink, the target is replaced and the link kept. The file keeps the mode, owner
-/// and group of the file it replaces (or nothing is written); a new file gets
-/// `new_mode` less the umask. `force_mode` overrides both (plaintext outputs are
-/// always 0600).
+/// A name for a temporary file beside `path`, not in use.
+fn temp_name(dir: &Path) -> PathBuf {
+    use aes_gcm::aead::rand_core::RngCore;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut raw = [0u8; 12];
+    aes_gcm::aead::OsRng.fill_bytes(&mut raw);
+    let name: String = raw
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    dir.join(format!(".coffer-{name}.tmp"))
+}
+
+/// Write `data` to a temp file beside the target, then rename it over the target, so a
+/// failure or a signal leaves the old file or the new one. An in-place write keeps the
+/// replaced file's mode, owner and group (or writes nothing); a new file gets
+/// `new_mode` less the umask; `force_mode` overrides both (plaintext is always 0600).
 pub fn write_atomic(
     path: &Path,
     data: &[u8],
     new_mode: u32,
     force_mode: Option<u32>,
+    target: Target,
 ) -> Result<()> {
-    let path = &resolve(path)?;
+    let path = &match target {
+        Target::InPlace => resolve(path)?,
+        Target::Output => path.to_path_buf(),
+    };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let existing = fs::metadata(path).ok();
+    let existing = match target {
+        Target::InPlace => fs::metadata(path).ok(),
+        Target::Output => fs::symlink_metadata(path).ok().filter(|m| m.is_file()),
+    };
     let mode = force_mode.unwrap_or_else(|| match &existing {
         Some(m) => m.permissions().mode() & 0o7777,
         None => new_mode & !umask(),
     });
     let io = |e| Error::io(path, e);
-    // tempfile creates the file 0600, so plaintext is never readable by others mid-write.
-    let tmp = tempfile::Builder::new()
-        .prefix(".coffer-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    pending(tmp.path(), true);
+    let tmp = temp_name(dir);
+    // Registered before it exists: a signal at any point finds it on the list.
+    pending(&tmp, true);
     let result = (|| {
-        let mut f = tmp.as_file();
+        // Created 0600, so plaintext is never readable by others mid-write.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
         f.write_all(data).map_err(io)?;
-        if let Some(m) = &existing {
+        if let (Target::InPlace, Some(m)) = (target, &existing) {
             let made = f.metadata().map_err(io)?;
             if (m.uid(), m.gid()) != (made.uid(), made.gid()) {
-                std::os::unix::fs::fchown(f, Some(m.uid()), Some(m.gid())).map_err(|e| {
+                std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid())).map_err(|e| {
                     let why = format!(
                         "cannot keep the file's owner and group ({e}); nothing was written"
                     );
@@ -105,18 +201,20 @@ pub fn write_atomic(
                 })?;
             }
         }
-        tmp.as_file().sync_all().map_err(io)?;
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(io)
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io)?;
+        f.sync_all().map_err(io)?;
+        fs::rename(&tmp, path).map_err(io)
     })();
-    let tmp_path = tmp.path().to_path_buf();
-    let result = result.and_then(|()| tmp.persist(path).map(drop).map_err(|e| io(e.error)));
-    pending(&tmp_path, false);
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    pending(&tmp, false);
     result
 }
 
 /// Write a new file with `mode`, failing if it exists.
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }

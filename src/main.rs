@@ -6,7 +6,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = coffer::cli::Cli::parse();
+    // clap's own rendering (usage and a suggestion) for command-line mistakes, exit 2;
+    // help and version on stdout, exit 0.
+    let cli = match coffer::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
     coffer::cli::install_signal_handler();
     let mut env = coffer::cli::Env::from_process(cli.aws_profile.clone());
     if cli.strict_layout {

@@ -555,6 +555,11 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
     Ok(())
 }
 
+/// A line of a report on stdout, with what came from files or AWS made safe to show.
+fn report(line: &str) {
+    println!("{}", command_error::one_line(line));
+}
+
 fn print_table(rows: &[(String, String, std::result::Result<&'static str, String>)]) {
     let w1 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
     let w2 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
@@ -564,7 +569,9 @@ fn print_table(rows: &[(String, String, std::result::Result<&'static str, String
             Ok(s) => format!("{s}, verified"),
             Err(why) => format!("FAILED: {why}"),
         };
-        println!("{source:w1$}  {target:w2$}  {status}");
+        // S3 keys and AWS's words come from elsewhere: nothing raw to the terminal.
+        let line = format!("{source:w1$}  {target:w2$}  {status}");
+        println!("{}", command_error::one_line(&line));
     }
 }
 
@@ -601,29 +608,35 @@ fn migrate_refs(args: MigrateRefsArgs, env: &Env) -> Result<()> {
             let line = m.reference.line;
             match exists.get(&m.target) {
                 Some(Ok(true)) => {
-                    println!(
+                    report(&format!(
                         "changed {file}:{line}: {} -> awsSecret://{}",
                         m.reference.uri, m.target
-                    );
+                    ));
                     chosen.push(m);
                 }
-                Some(Ok(false)) => println!(
+                Some(Ok(false)) => report(&format!(
                     "left    {file}:{line}: {} (no secret {})",
                     m.reference.uri, m.target
-                ),
+                )),
                 Some(Err(why)) => {
                     unknown += 1;
-                    println!(
+                    report(&format!(
                         "left    {file}:{line}: {} ({}: {why})",
                         m.reference.uri, m.target
-                    );
+                    ));
                 }
                 None => unknown += 1,
             }
         }
         if !chosen.is_empty() && !args.dry_run {
             let new = migrate::rewrite(text, &chosen);
-            crate::fsutil::write_atomic(path, new.as_bytes(), 0o644, None)?;
+            crate::fsutil::write_atomic(
+                path,
+                new.as_bytes(),
+                0o644,
+                None,
+                crate::fsutil::Target::InPlace,
+            )?;
         }
     }
     if unknown > 0 {

@@ -170,18 +170,20 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     } else {
         io.file.as_path()
     };
+    // A bad regex on the command line is a usage mistake, found before any key is
+    // wrapped; one from the creation rules is the config file's.
+    let flagged = args.selector.selector();
+    if let Some(Selector::UnencryptedRegex(r) | Selector::EncryptedRegex(r)) = &flagged {
+        regex::Regex::new(r).map_err(|e| Error::Usage(metadata::regex_reason(&e)))?;
+    }
     let rule = creation_rule(config, target)?;
     let recipients = recipients(&args.keys, rule.as_ref(), env, &name)?;
     let key = DataKey::generate();
-    let mut md = sops::new_metadata(
-        &key,
-        &recipients,
-        env.kms(),
-        rule.as_ref(),
-        args.selector.selector(),
-    )?;
-    md.rules()
-        .map_err(|e| Error::Usage(metadata::regex_reason(&e)))?;
+    let mut md = sops::new_metadata(&key, &recipients, env.kms(), rule.as_ref(), flagged)?;
+    md.rules().map_err(|e| Error::Config {
+        file: name.clone(),
+        message: format!("its creation rule's {}", metadata::regex_reason(&e)),
+    })?;
     let out = env.accept(sops::encrypt_plain(&name, format, input, &key, &mut md)?)?;
     io.write(&out, false, false)
 }
@@ -296,7 +298,13 @@ pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Res
         super::say(&format!("{name}: - {r}"));
     }
     let out = env.accept(opened.with_metadata(&md)?)?;
-    crate::fsutil::write_atomic(&args.file, &out, 0o644, None)
+    crate::fsutil::write_atomic(
+        &args.file,
+        &out,
+        0o644,
+        None,
+        crate::fsutil::Target::InPlace,
+    )
 }
 
 pub fn filestatus(args: FilestatusArgs) -> Result<()> {

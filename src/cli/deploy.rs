@@ -144,11 +144,7 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
         .map_or_else(|| Format::from_path(&args.file), Into::into);
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
     let plaintext = sops::open(&name, format, bytes, &env.keyring()?, false)?.into_plaintext()?;
-    let dir = tempfile::Builder::new()
-        .prefix("coffer-exec-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let dir = crate::fsutil::PrivateDir::new("coffer-exec-")?;
     let base = args.file.file_name().map_or_else(
         || "secret".into(),
         |n| n.to_string_lossy().trim_end_matches(".enc").to_string(),
@@ -245,7 +241,13 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
         return Ok(());
     }
     match &args.output {
-        Some(out) => crate::fsutil::write_atomic(out, outputs[0].as_bytes(), 0o600, Some(0o600)),
+        Some(out) => crate::fsutil::write_atomic(
+            out,
+            outputs[0].as_bytes(),
+            0o600,
+            Some(0o600),
+            crate::fsutil::Target::Output,
+        ),
         None => {
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();

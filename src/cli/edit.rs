@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use super::{creation_rule, Env, FormatArg};
 use crate::cipher::DataKey;
 use crate::format::Format;
+use crate::fsutil::Target;
 use crate::{mutate, path, sops, Error, Result};
 
 #[derive(Args, Debug)]
@@ -72,7 +73,7 @@ fn modify(
     let plaintext = env.accept(opened.render()?)?;
     let changed = change(&name, &plaintext)?;
     if let Some(sealed) = opened.reencrypt(&changed)? {
-        crate::fsutil::write_atomic(file, &env.accept(sealed)?, 0o644, None)?;
+        crate::fsutil::write_atomic(file, &env.accept(sealed)?, 0o644, None, Target::InPlace)?;
     }
     Ok(())
 }
@@ -146,11 +147,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
 
     // Plaintext only ever sits in a private directory (0700, file 0600) that is removed
     // when `dir` drops, on every return path below.
-    let dir = tempfile::Builder::new()
-        .prefix("coffer-edit-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let dir = crate::fsutil::PrivateDir::new("coffer-edit-")?;
     let base = file
         .file_name()
         .map_or_else(|| "secret".into(), |n| n.to_os_string());
@@ -175,9 +172,6 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
             message: format!("cannot run the editor {editor:?}: {e}"),
             rescued: None,
         })?;
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(Error::Interrupted);
-    }
     let edited = Zeroizing::new(std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?);
     // An edit that cannot be saved is kept where only the user can read it; if even
     // that fails, the editor's own file stays and the error says where.
@@ -210,6 +204,11 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         }
     };
     let saved = (|| {
+        // Interrupted: nothing is written and the plaintext goes with the private
+        // directory (an interrupt is the user stopping, not a failed save).
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
         if !status.success() {
             return Err(rescue(format!(
                 "the editor exited with {status}; the file was not changed"
@@ -231,7 +230,8 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         let out = result
             .and_then(|sealed| env.accept(sealed))
             .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
-        crate::fsutil::write_atomic(file, &out, 0o644, None)
+        crate::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace)
+            .map_err(|e| rescue(format!("{e}; the file was not changed")))
     })();
     if keep_tmp.get() {
         let _ = dir.keep();

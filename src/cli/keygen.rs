@@ -14,13 +14,13 @@ pub struct KeygenArgs {
 }
 
 pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
-    let path = match args.output {
-        Some(p) => p,
-        None => crate::keys::age::default_key_file(
-            &env.config_dir()
-                .ok_or_else(|| Error::Usage("cannot find a home directory; pass -o PATH".into()))?,
-        ),
-    };
+    let path =
+        match args.output {
+            Some(p) => p,
+            None => crate::keys::age::default_key_file(&env.config_dir().ok_or_else(|| {
+                Error::Refused("cannot find a home directory; pass -o PATH".into())
+            })?),
+        };
     if path.exists() {
         return Err(Error::Refused(format!(
             "{}: already exists; not overwriting an identity",

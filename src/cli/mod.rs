@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
 use crate::format::Format;
+use crate::fsutil::Target;
 use crate::keys::age::{AgeKeys, IdentitySources};
 use crate::keys::kms::KmsKeys;
 use crate::keys::Keyring;
@@ -222,7 +223,7 @@ impl Io {
             if self.is_stdin() {
                 return Err(Error::Usage("-i needs a file, not stdin".into()));
             }
-            return crate::fsutil::write_atomic(&self.file, data, 0o644, force);
+            return crate::fsutil::write_atomic(&self.file, data, 0o644, force, Target::InPlace);
         }
         if let Some(out) = &self.output {
             if !self.is_stdin() && same_file(out, &self.file) {
@@ -231,7 +232,7 @@ impl Io {
                     out.display()
                 )));
             }
-            return crate::fsutil::write_atomic(out, data, 0o644, force);
+            return crate::fsutil::write_atomic(out, data, 0o644, force, Target::Output);
         }
         let mut stdout = std::io::stdout().lock();
         if binary && plaintext && stdout.is_terminal() && std::str::from_utf8(data).is_err() {
@@ -369,15 +370,17 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
 type SignalAction = Box<dyn Fn() + Send>;
 static ON_SIGNAL: std::sync::Mutex<Option<SignalAction>> = std::sync::Mutex::new(None);
 
-/// Catch Ctrl-C, SIGTERM and SIGHUP for the whole process: temporary files being
-/// written are removed first (a partial one may hold plaintext), then the command's own
-/// action runs, or the process ends with 130.
+/// Catch Ctrl-C, SIGTERM and SIGHUP for the whole process: the command's own action
+/// runs, or temporary files and private directories are removed (a partial one may
+/// hold plaintext) and the process ends with 130.
 pub fn install_signal_handler() {
-    let _ = ctrlc::set_handler(|| {
-        crate::fsutil::remove_pending();
-        match ON_SIGNAL.lock().ok().as_deref() {
-            Some(Some(action)) => action(),
-            _ => std::process::exit(130),
+    // A command with an action of its own (edit waits for its editor, exec-file for
+    // its command) removes its private files itself, once they are done with.
+    let _ = ctrlc::set_handler(|| match ON_SIGNAL.lock().ok().as_deref() {
+        Some(Some(action)) => action(),
+        _ => {
+            eprintln!("coffer: interrupted; nothing half-written is left");
+            crate::fsutil::remove_pending_and_exit(130)
         }
     });
 }

@@ -59,11 +59,7 @@ pub fn merge(
     };
     let theirs_plain = plain(&theirs_bytes)?;
 
-    let dir = tempfile::Builder::new()
-        .prefix("coffer-merge-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let dir = crate::fsutil::PrivateDir::new("coffer-merge-")?;
     let write = |name: &str, data: &[u8]| -> Result<std::path::PathBuf> {
         let p = dir.path().join(name);
         crate::fsutil::write_new(&p, data, 0o600)?;

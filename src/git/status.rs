@@ -104,7 +104,7 @@ pub fn lock(
             modified.push(c.path);
             continue;
         }
-        crate::fsutil::write_atomic(&file, &blob, 0o644, None)?;
+        crate::fsutil::write_atomic(&file, &blob, 0o644, None, crate::fsutil::Target::InPlace)?;
         locked.push(c.path);
     }
     // The files changed size, which git takes as modified without asking the filter;
