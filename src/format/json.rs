@@ -619,19 +619,10 @@ mod tests {
 
     #[test]
     fn refusals_name_the_line() {
-        let err = |t: &str| {
-            JsonStore
-                .parse(Zeroizing::new(t.as_bytes().to_vec()))
-                .err()
-                .expect("refused")
-                .to_string()
-        };
+        let err = |t: &str| super::super::table::refusal(&JsonStore, t).to_string();
         assert!(err("[1]").contains("must be a JSON object"));
         assert!(err("{\"a\": 1,}").starts_with("line 1, column 9"));
-        let typed = JsonStore
-            .parse(Zeroizing::new(b"{\n  \"a\": tru\n}".to_vec()))
-            .err()
-            .expect("refused");
+        let typed = super::super::table::refusal(&JsonStore, "{\n  \"a\": tru\n}");
         assert_eq!((typed.line, typed.column), (Some(2), Some(8)));
         assert!(
             err(&format!("{{\"a\": {}}}", "[".repeat(300))).contains("nested more than 256 levels")

@@ -310,6 +310,14 @@ pub(crate) mod table {
         crate::tree::splice(&doc.text, edits).to_string()
     }
 
+    /// Why `store` refuses `text`.
+    pub fn refusal(store: &dyn Store, text: &str) -> SyntaxError {
+        store
+            .parse(Zeroizing::new(text.as_bytes().to_vec()))
+            .err()
+            .expect("refused")
+    }
+
     /// Read `text`, compare with `want`, and render it back unchanged.
     pub fn check(store: &dyn Store, text: &str, want: &[&str]) {
         assert_eq!(read(store, text), want, "{text:?}");

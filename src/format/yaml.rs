@@ -1572,13 +1572,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_line() {
-        let err = |t: &str| {
-            YamlStore
-                .parse(Zeroizing::new(t.as_bytes().to_vec()))
-                .err()
-                .expect("refused")
-                .to_string()
-        };
+        let err = |t: &str| super::super::table::refusal(&YamlStore, t).to_string();
         assert!(err("? [a]\n: b\n").starts_with("line 1, column 3: complex mapping keys"));
         assert!(err("a: 1\nb: 99999999999999999999\n").starts_with("line 2, column 4: an integer"));
         assert!(err("- a\n").contains("sequences are not supported"));

@@ -102,6 +102,14 @@ impl Sandbox {
         p
     }
 
+    /// An executable editor script in the sandbox; its path, for EDITOR.
+    pub fn editor(&self, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.write(name, format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
     /// A sample of `testdata/plain/`, encrypted in the sandbox under the same name.
     pub fn encrypted_sample(&self, name: &str) -> PathBuf {
         self.encrypted(

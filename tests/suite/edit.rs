@@ -1,15 +1,6 @@
 //! `coffer edit` with a scripted editor: real processes, real temp files.
 
-use std::os::unix::fs::PermissionsExt;
-
 use super::common::*;
-
-/// Write an executable editor script into the sandbox and return its path.
-fn editor(sb: &Sandbox, name: &str, body: &str) -> String {
-    let p = sb.write(name, format!("#!/bin/sh\n{body}\n"));
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p.to_str().unwrap().to_string()
-}
 
 #[test]
 fn an_edit_of_one_value_changes_three_lines() {
@@ -18,8 +9,7 @@ fn an_edit_of_one_value_changes_three_lines() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let before = sb.read_str("app.yaml");
     // The editor records the path it was given, so the test can check it is gone after.
-    let ed = editor(
-        &sb,
+    let ed = sb.editor(
         "ed.sh",
         &format!(
             "echo \"$1\" > {}/seen\nsed -i 's/rollout: 25/rollout: 50/' \"$1\"",
@@ -58,7 +48,7 @@ fn an_edit_that_changes_nothing_leaves_the_file_byte_for_byte() {
     let sb = Sandbox::new();
     sb.encrypted_sample("app.yaml");
     let before = sb.read("app.yaml");
-    let ed = editor(&sb, "ed.sh", "touch \"$1\"");
+    let ed = sb.editor("ed.sh", "touch \"$1\"");
     let out = sb.run_with(
         &["edit", "app.yaml"],
         &[("VISUAL", &ed), ("EDITOR", "false")],
@@ -73,8 +63,7 @@ fn the_plaintext_temp_file_is_private() {
     let sb = Sandbox::new();
     sb.encrypted_sample("app.yaml");
     let report = sb.path("modes");
-    let ed = editor(
-        &sb,
+    let ed = sb.editor(
         "ed.sh",
         &format!(
             "stat -c '%a' \"$1\" \"$(dirname \"$1\")\" > {}",
@@ -93,7 +82,7 @@ fn invalid_syntax_keeps_the_edit_and_the_file() {
     let sb = Sandbox::new();
     sb.encrypted_sample("app.yaml");
     let before = sb.read("app.yaml");
-    let ed = editor(&sb, "ed.sh", "printf 'broken: [\\n' >> \"$1\"");
+    let ed = sb.editor("ed.sh", "printf 'broken: [\\n' >> \"$1\"");
     let out = sb.run_with(&["edit", "app.yaml"], &[("EDITOR", &ed)]);
     assert_error(&out, 8, "app.yaml: ");
     let err = stderr(&out);
@@ -117,8 +106,7 @@ fn an_editor_failure_writes_nothing() {
     let sb = Sandbox::new();
     sb.encrypted_sample("app.yaml");
     let before = sb.read("app.yaml");
-    let ed = editor(
-        &sb,
+    let ed = sb.editor(
         "ed.sh",
         "sed -i 's/rollout: 25/rollout: 99/' \"$1\"; exit 3",
     );
@@ -131,7 +119,7 @@ fn an_editor_failure_writes_nothing() {
 #[test]
 fn edit_creates_a_new_file() {
     let sb = Sandbox::new();
-    let ed = editor(&sb, "ed.sh", "printf 'token: abc\\n' > \"$1\"");
+    let ed = sb.editor("ed.sh", "printf 'token: abc\\n' > \"$1\"");
     let out = sb.run_with(
         &["edit", "--age", &sb.recipient, "new.yaml"],
         &[("EDITOR", &ed)],
@@ -147,8 +135,7 @@ fn edit_with_a_wrong_key_does_not_start_the_editor() {
     owner.encrypted_sample("app.yaml");
     let stranger = Sandbox::new();
     stranger.copy(&owner.path("app.yaml"), "app.yaml");
-    let ed = editor(
-        &stranger,
+    let ed = stranger.editor(
         "ed.sh",
         &format!("touch {}/ran", stranger.dir.path().display()),
     );
@@ -164,9 +151,7 @@ fn ctrl_c_during_the_edit_removes_the_plaintext_and_writes_nothing() {
     let before = sb.read("app.yaml");
     // The editor changes the file, then interrupts coffer (its nearest `coffer`
     // ancestor) the way a terminal's Ctrl-C would, and exits normally.
-    let ed = editor(
-        &sb,
-        "ed.sh",
+    let ed = sb.editor("ed.sh",
         &format!(
             "echo \"$1\" > {dir}/seen\nsed -i 's/rollout: 25/rollout: 1/' \"$1\"\n\
              p=$PPID\nwhile [ \"$(cat /proc/$p/comm)\" != coffer ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done\n\

@@ -142,12 +142,6 @@ fn a_signal_during_an_in_place_decrypt_leaves_no_plaintext_temp_file() {
     }
 }
 
-fn editor(sb: &Sandbox, name: &str, body: &str) -> String {
-    let p = sb.write(name, format!("#!/bin/sh\n{body}\n"));
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p.to_str().unwrap().to_string()
-}
-
 #[test]
 fn two_failed_edits_of_the_same_name_at_once_are_both_rescued() {
     let sb = Sandbox::new();
@@ -161,7 +155,7 @@ fn two_failed_edits_of_the_same_name_at_once_are_both_rescued() {
             &format!("{dir}/app.yaml"),
         ]);
     }
-    let ed = editor(&sb, "ed.sh", "printf 'broken: [ # %s\\n' \"$1\" >> \"$1\"");
+    let ed = sb.editor("ed.sh", "printf 'broken: [ # %s\\n' \"$1\" >> \"$1\"");
     let mut saved = Vec::new();
     for dir in ["a", "b"] {
         let out = sb.run_with(&["edit", &format!("{dir}/app.yaml")], &[("EDITOR", &ed)]);
@@ -188,7 +182,7 @@ fn an_edit_that_cannot_be_rescued_says_so_and_stays_where_the_editor_left_it() {
     sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.yaml"]);
     // The rescue directory cannot be made: its parent is a file.
     sb.write("state", "not a directory");
-    let ed = editor(&sb, "ed.sh", "printf 'broken: [\\n' >> \"$1\"");
+    let ed = sb.editor("ed.sh", "printf 'broken: [\\n' >> \"$1\"");
     let state = sb.path("state");
     let out = sb.run_with(
         &["edit", "app.yaml"],
