@@ -74,6 +74,44 @@ fn find_parent<'d>(file: &str, doc: &'d Document, steps: &[Step]) -> Result<(&'d
     }
 }
 
+/// Where keys missing on the way to `steps` go: the deepest mapping that exists, the
+/// first missing key, and the keys under it. `None` when only the last key is missing
+/// (or the path does not lead through mappings).
+fn find_nested<'d>(
+    doc: &'d Document,
+    steps: &[Step],
+) -> Option<(&'d [Entry], String, Vec<String>)> {
+    let root = &doc.docs.first()?.root;
+    (0..steps.len().saturating_sub(1)).rev().find_map(|i| {
+        let Some(Node::Map(entries)) = path::lookup(root, &steps[..i]) else {
+            return None;
+        };
+        let keys: Option<Vec<String>> = steps[i..]
+            .iter()
+            .map(|s| match s {
+                Step::Key(k) => Some(k.clone()),
+                Step::Index(_) => None,
+            })
+            .collect();
+        let mut keys = keys?;
+        if entries.iter().any(|e| e.key == keys[0]) {
+            return None;
+        }
+        let first = keys.remove(0);
+        Some((entries.as_slice(), first, keys))
+    })
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Dotenv => "dotenv",
+        Format::Ini => "INI",
+        Format::Binary => "a binary file",
+        Format::Yaml => "YAML",
+        Format::Json => "JSON",
+    }
+}
+
 /// Set the value at `steps`, adding the key to its mapping when it is new.
 pub fn set(
     file: &str,
@@ -113,6 +151,54 @@ pub fn set(
             path::display(steps)
         )));
     }
+    // Keys missing on the way: the deepest mapping that exists takes them as one new
+    // entry holding the rest (`["db"]["new"]["port"]` adds `new: {port: …}` to db).
+    if let Some((entries, key, rest)) = find_nested(&doc, steps) {
+        let last = entries.last().ok_or_else(|| {
+            unsupported("cannot add a key to an empty mapping; edit the file instead".into())
+        })?;
+        let nested = rest
+            .iter()
+            .rev()
+            .fold(crate::tree::Value::Scalar(ty, value.clone()), |inner, k| {
+                crate::tree::Value::Map(vec![(k.clone(), inner)])
+            });
+        let (at, insertion) = match format {
+            Format::Yaml => {
+                let col = last.at - line_start(text, last.at);
+                if text[line_start(text, last.at)..last.at].trim() != "" {
+                    return Err(unsupported(
+                        "cannot add a key to a flow mapping; edit the file instead".into(),
+                    ));
+                }
+                let at = line_end_after(text, last.end);
+                let mut lines = String::new();
+                let unit = doc.docs[0].indent.max(1);
+                yaml::yaml_entry(&mut lines, &key, &nested, col, unit);
+                (at, crate::tree::lines_at(text, at, lines))
+            }
+            Format::Json => {
+                let before = &text[..last.at];
+                // The spacing before the last key (a line break and indentation, or a space
+                // when the mapping's first key follows its `{` directly).
+                let lead = match &before[before.trim_end().len()..] {
+                    "" => " ",
+                    lead => lead,
+                };
+                let mut v = String::new();
+                json::json(&mut v, &nested, None, 0);
+                (last.end, format!(",{lead}{}: {v}", json::json_string(&key)))
+            }
+            _ => {
+                return Err(unsupported(format!(
+                    "{} holds no nested keys; set a key that exists or one at the top",
+                    format_name(format)
+                )))
+            }
+        };
+        let out = bytes(splice(text, vec![(at..at, insertion)]));
+        return checked(file, format, &doc, out, steps, Some((ty, &value)));
+    }
     let (entries, key) = find_parent(file, &doc, steps)?;
     let last = entries.last().ok_or_else(|| {
         unsupported("cannot add a key to an empty mapping; edit the file instead".into())
@@ -151,7 +237,12 @@ pub fn set(
         }
         Format::Json | Format::Binary => {
             let before = &text[..last.at];
-            let lead = &before[before.trim_end().len()..];
+            // The spacing before the last key (a line break and indentation, or a space
+            // when the mapping's first key follows its `{` directly).
+            let lead = match &before[before.trim_end().len()..] {
+                "" => " ",
+                lead => lead,
+            };
             (
                 last.end,
                 format!(
@@ -265,9 +356,12 @@ fn checked(
         for d in &doc.docs {
             items(doc, &d.root, &mut Vec::new(), &mut out);
         }
-        // The entry itself, and its parent's size (an entry added or removed).
-        let parent = &steps[..steps.len().saturating_sub(1)];
-        out.retain(|(p, ty, _)| !(p.starts_with(steps) || (ty.is_none() && p == parent)));
+        // The entry itself, and the sizes of the mappings on its way (an entry added or
+        // removed there, or mappings made to hold it).
+        out.retain(|(p, ty, _)| {
+            !(p.starts_with(steps)
+                || (ty.is_none() && steps.starts_with(p) && p.len() < steps.len()))
+        });
         out
     };
     let comments = |doc: &Document| -> Vec<Zeroizing<Vec<u8>>> {

@@ -398,3 +398,29 @@ fn in_place_writes_keep_the_file_mode() {
     assert_eq!(mode(&p), 0o600);
     assert_eq!(sb.read_str("a.env"), "A=2\n");
 }
+
+#[test]
+fn set_adds_the_keys_missing_on_the_way() {
+    let sb = Sandbox::new();
+    sb.encrypted("app.yaml", "db:\n  user: u\nother: 1\n");
+    sb.ok(&["set", "app.yaml", "[\"db\"][\"tls\"][\"port\"]", "5432"]);
+    sb.ok(&[
+        "set",
+        "app.yaml",
+        "[\"new\"][\"deep\"][\"key\"]",
+        "\"text\"",
+    ]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.yaml"])),
+        "db:\n  user: u\n  tls:\n    port: 5432\nother: 1\nnew:\n  deep:\n    key: text\n"
+    );
+    sb.encrypted("app.json", "{\n  \"db\": {\"user\": \"u\"}\n}\n");
+    sb.ok(&["set", "app.json", "[\"db\"][\"tls\"][\"on\"]", "true"]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.json"])),
+        "{\n  \"db\": {\"user\": \"u\", \"tls\": {\"on\": true}}\n}\n"
+    );
+    sb.encrypted("app.env", "A=1\n");
+    let out = sb.run(&["set", "app.env", "[\"A\"][\"B\"]", "1"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+}
