@@ -216,7 +216,12 @@ fn more_errors_notes_and_warnings() {
         all.push('\n');
     };
     run(&["keygen"]);
-    run(&["set", "app.yaml", "[\"database\"][\"password\"][\"x\"]", "1"]);
+    run(&[
+        "set",
+        "app.yaml",
+        "[\"database\"][\"password\"][\"x\"]",
+        "1",
+    ]);
     run(&["unset", "app.yaml", "[\"nope\"]"]);
     run(&["updatekeys", "app.yaml"]);
     run(&["exec", "prod.env", "--", "true"]);
