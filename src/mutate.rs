@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use crate::format::{json, yaml, Format};
 use crate::path::{self, Step};
-use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType};
+use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType, Value};
 use crate::{Error, Result};
 
 /// A value given on the command line: JSON scalars keep their type (`5432`, `true`,
@@ -112,6 +112,130 @@ fn format_name(format: Format) -> &'static str {
     }
 }
 
+/// A value given as a JSON object or array: the tree it stands for.
+fn json_tree(value: &str) -> Option<Value> {
+    let t = value.trim();
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
+    }
+    let doc = Format::Json
+        .store()
+        .parse(Zeroizing::new(format!("{{\"v\": {t}}}").into_bytes()))
+        .ok()?;
+    let node = doc.docs.first()?.root.get("v")?;
+    doc.value_of(node, &|i| {
+        let l = &doc.leaves[i];
+        Ok((
+            l.ty,
+            Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
+        ))
+    })
+    .ok()
+}
+
+/// Set a subtree (a JSON object or array given as the value) at `steps`: the entry is
+/// rewritten (its key's line and what it held) or added, keys missing on the way too.
+fn set_tree(
+    file: &str,
+    format: Format,
+    doc: &Document,
+    steps: &[Step],
+    tree: &Value,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let text = doc.text.as_str();
+    let unsupported = |what: String| Error::Unsupported {
+        file: file.into(),
+        what,
+    };
+    let unit = doc.docs[0].indent.max(1);
+    let block_col = |at: usize| -> Result<usize> {
+        let ls = line_start(text, at);
+        if text[ls..at].trim() != "" {
+            return Err(unsupported(
+                "cannot write a subtree into a flow mapping; edit the file instead".into(),
+            ));
+        }
+        Ok(at - ls)
+    };
+    let render = |key: &str, v: &Value, col: usize| -> String {
+        match format {
+            Format::Yaml => {
+                let mut s = String::new();
+                yaml::yaml_entry(&mut s, key, v, col, unit);
+                s
+            }
+            _ => {
+                let mut s = String::new();
+                json::json(&mut s, v, None, 0);
+                format!("{}: {s}", json::json_string(key))
+            }
+        }
+    };
+    // The entry exists: replace it whole.
+    if path::lookup(&doc.docs[0].root, steps).is_some() {
+        let (entries, key) = find_parent(file, doc, steps)?;
+        let e = entries.iter().find(|e| e.key == key).expect("looked up");
+        let (range, insertion) = match format {
+            Format::Yaml => {
+                let col = block_col(e.at)?;
+                let end = line_end_after(text, e.end.max(e.at));
+                let mut lines = render(&key, tree, col);
+                let range = line_start(text, e.at)..end;
+                // The entry's last line had no line break (the end of the file).
+                if !text[range.clone()].ends_with('\n') {
+                    lines.pop();
+                }
+                (range, lines)
+            }
+            _ => (e.at..e.end, render(&key, tree, 0)),
+        };
+        let out = bytes(splice(text, vec![(range, insertion)]));
+        return checked(file, format, doc, out, steps, Meant::Tree(tree));
+    }
+    // Added: under the deepest mapping that exists.
+    let (entries, key, rest) = match find_nested(doc, steps) {
+        Some(found) => found,
+        None => {
+            let (entries, key) = find_parent(file, doc, steps)?;
+            (entries, key, Vec::new())
+        }
+    };
+    let last = entries.last().ok_or_else(|| {
+        unsupported("cannot add a key to an empty mapping; edit the file instead".into())
+    })?;
+    let nested = rest.iter().rev().fold(clone_value(tree), |inner, k| {
+        Value::Map(vec![(k.clone(), inner)])
+    });
+    let (at, insertion) = match format {
+        Format::Yaml => {
+            let col = block_col(last.at)?;
+            let at = line_end_after(text, last.end);
+            (
+                at,
+                crate::tree::lines_at(text, at, render(&key, &nested, col)),
+            )
+        }
+        _ => {
+            let before = &text[..last.at];
+            let lead = match &before[before.trim_end().len()..] {
+                "" => " ",
+                lead => lead,
+            };
+            (last.end, format!(",{lead}{}", render(&key, &nested, 0)))
+        }
+    };
+    let out = bytes(splice(text, vec![(at..at, insertion)]));
+    checked(file, format, doc, out, steps, Meant::Tree(tree))
+}
+
+fn clone_value(v: &Value) -> Value {
+    match v {
+        Value::Map(e) => Value::Map(e.iter().map(|(k, v)| (k.clone(), clone_value(v))).collect()),
+        Value::Seq(items) => Value::Seq(items.iter().map(clone_value).collect()),
+        Value::Scalar(ty, s) => Value::Scalar(*ty, s.clone()),
+    }
+}
+
 /// Set the value at `steps`, adding the key to its mapping when it is new.
 pub fn set(
     file: &str,
@@ -129,6 +253,10 @@ pub fn set(
         what,
     };
     let root = &doc.docs[0].root;
+    if let Some(tree) = json_tree(&value).filter(|_| matches!(format, Format::Yaml | Format::Json))
+    {
+        return set_tree(file, format, &doc, steps, &tree);
+    }
     if let Some(Node::Leaf(i)) = path::lookup(root, steps) {
         let leaf = &doc.leaves[*i];
         let mut leaf_style = leaf.style;
@@ -143,7 +271,7 @@ pub fn set(
             .render_plain(&doc, &shaped, ty, &value)
             .map_err(unsupported)?;
         let out = bytes(splice(text, vec![(leaf.span.clone(), rendered)]));
-        return checked(file, format, &doc, out, steps, Some((ty, &value)));
+        return checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value));
     }
     if path::lookup(root, steps).is_some() {
         return Err(unsupported(format!(
@@ -197,7 +325,7 @@ pub fn set(
             }
         };
         let out = bytes(splice(text, vec![(at..at, insertion)]));
-        return checked(file, format, &doc, out, steps, Some((ty, &value)));
+        return checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value));
     }
     let (entries, key) = find_parent(file, &doc, steps)?;
     let last = entries.last().ok_or_else(|| {
@@ -264,7 +392,7 @@ pub fn set(
         }
     };
     let out = bytes(splice(text, vec![(insert.0..insert.0, insert.1)]));
-    checked(file, format, &doc, out, steps, Some((ty, &value)))
+    checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value))
 }
 
 /// Remove the entry at `steps`.
@@ -313,7 +441,7 @@ pub fn unset(
         }
     };
     let out = bytes(splice(text, vec![(range, String::new())]));
-    checked(file, format, &doc, out, steps, None)
+    checked(file, format, &doc, out, steps, Meant::Absent)
 }
 
 /// The edited text, once it is known to hold what was meant: the value at `steps`
@@ -324,7 +452,7 @@ fn checked(
     before: &Document,
     out: Zeroizing<Vec<u8>>,
     steps: &[Step],
-    value: Option<(ScalarType, &str)>,
+    meant: Meant,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let wrong = |what: &str| Error::Unsupported {
         file: file.into(),
@@ -337,16 +465,17 @@ fn checked(
     // dotenv and INI hold text: only YAML and JSON keep a value's type.
     let typed = matches!(format, Format::Yaml | Format::Json);
     let found = path::lookup(&after.docs[0].root, steps);
-    let meant = match (value, found) {
-        (None, None) => true,
-        (Some((ty, v)), Some(Node::Leaf(i))) => {
+    let holds = match (&meant, found) {
+        (Meant::Absent, None) => true,
+        (Meant::Scalar(ty, v), Some(Node::Leaf(i))) => {
             let leaf = &after.leaves[*i];
-            let same_type = !typed || leaf.ty == ty;
-            same_type && (ty == ScalarType::Null || same_text(ty, &leaf.value, v.as_bytes()))
+            let same_type = !typed || leaf.ty == *ty;
+            same_type && (*ty == ScalarType::Null || same_text(*ty, &leaf.value, v.as_bytes()))
         }
+        (Meant::Tree(v), Some(node)) => same_tree(&after, node, v),
         _ => false,
     };
-    if !meant {
+    if !holds {
         return Err(wrong("not give it the value asked for"));
     }
     // Everything else, collections (empty ones too) and comments, is as it was; a
@@ -370,11 +499,40 @@ fn checked(
             .map(|&i| doc.leaves[i].value.clone())
             .collect()
     };
-    if others(before) != others(&after) || (value.is_some() && comments(before) != comments(&after))
-    {
+    let set = !matches!(meant, Meant::Absent);
+    if others(before) != others(&after) || (set && comments(before) != comments(&after)) {
         return Err(wrong("change other values"));
     }
     Ok(out)
+}
+
+/// What an edit means to leave at its path.
+enum Meant<'v> {
+    Absent,
+    Scalar(ScalarType, &'v str),
+    Tree(&'v Value),
+}
+
+/// Whether `node` of `doc` holds the tree `v` (keys in order, typed values).
+fn same_tree(doc: &Document, node: &Node, v: &Value) -> bool {
+    match (node, v) {
+        (Node::Map(entries), Value::Map(want)) => {
+            entries.len() == want.len()
+                && entries
+                    .iter()
+                    .zip(want)
+                    .all(|(e, (k, w))| e.key == *k && same_tree(doc, &e.value, w))
+        }
+        (Node::Seq(items), Value::Seq(want)) => {
+            items.len() == want.len() && items.iter().zip(want).all(|(n, w)| same_tree(doc, n, w))
+        }
+        (Node::Leaf(i), Value::Scalar(ty, s)) => {
+            let l = &doc.leaves[*i];
+            (l.ty == *ty || (*ty == ScalarType::Null && l.ty == ScalarType::Null))
+                && (*ty == ScalarType::Null || same_text(*ty, &l.value, s.as_bytes()))
+        }
+        _ => false,
+    }
 }
 
 /// Scalars and collections with their full paths (list indices included); a

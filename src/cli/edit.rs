@@ -29,8 +29,9 @@ pub struct SetArgs {
     pub file: PathBuf,
     /// Key path, e.g. '["db"]["port"]'
     pub path: String,
-    /// The value: a JSON scalar (5432, true, "text") or plain text. Visible to other
-    /// users in the process list: prefer --value-stdin or --value-file for secrets
+    /// The value: a JSON scalar (5432, true, "text"), a JSON object or array (stored as a
+    /// subtree), or plain text. Visible to other users in the process list: prefer
+    /// --value-stdin or --value-file for secrets
     #[arg(required_unless_present_any = ["value_stdin", "value_file"], conflicts_with_all = ["value_stdin", "value_file"])]
     pub value: Option<String>,
     /// Read the value from stdin (plain text or a JSON scalar; one final line break is dropped)

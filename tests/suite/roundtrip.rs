@@ -424,3 +424,32 @@ fn set_adds_the_keys_missing_on_the_way() {
     let out = sb.run(&["set", "app.env", "[\"A\"][\"B\"]", "1"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 }
+
+#[test]
+fn set_takes_a_json_object_or_array_as_a_subtree() {
+    let sb = Sandbox::new();
+    sb.encrypted("app.yaml", "db: old\nother: 1\n");
+    sb.ok(&[
+        "set",
+        "app.yaml",
+        "[\"db\"]",
+        "{\"user\": \"u\", \"port\": 5432}",
+    ]);
+    sb.ok(&["set", "app.yaml", "[\"hosts\"]", "[\"a\", \"b\"]"]);
+    sb.ok(&["set", "app.yaml", "[\"x\"][\"y\"]", "{\"z\": true}"]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.yaml"])),
+        "db:\n  user: u\n  port: 5432\nother: 1\nhosts:\n  - a\n  - b\nx:\n  y:\n    z: true\n"
+    );
+    sb.encrypted("app.json", "{\n  \"db\": \"old\",\n  \"other\": 1\n}\n");
+    sb.ok(&[
+        "set",
+        "app.json",
+        "[\"db\"]",
+        "{\"user\": \"u\", \"ports\": [1, 2]}",
+    ]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.json"])),
+        "{\n  \"db\": {\"user\": \"u\", \"ports\": [1, 2]},\n  \"other\": 1\n}\n"
+    );
+}
