@@ -395,6 +395,97 @@ pub fn set(
     checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value))
 }
 
+/// Remove item `i` of the list at `parent`: its lines in a YAML block list, the item
+/// and a comma in JSON.
+fn unset_item(
+    file: &str,
+    format: Format,
+    doc: &Document,
+    steps: &[Step],
+    parent: &[Step],
+    i: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let text = doc.text.as_str();
+    let not_found = || Error::PathNotFound {
+        file: file.into(),
+        path: path::display(steps),
+    };
+    let Some(Node::Seq(items)) = path::lookup(&doc.docs[0].root, parent) else {
+        return Err(not_found());
+    };
+    let item = items.get(i).ok_or_else(not_found)?;
+    let unsupported = |what: &str| Error::Unsupported {
+        file: file.into(),
+        what: format!(
+            "cannot remove {}: {what}; edit the file instead",
+            path::display(steps)
+        ),
+    };
+    let range = match format {
+        Format::Yaml => {
+            let start = doc
+                .node_start(item)
+                .ok_or_else(|| unsupported("it is empty"))?;
+            let ls = line_start(text, start);
+            let lead = text[ls..start].trim();
+            if lead != "-" {
+                return Err(unsupported("it is not an item of a block list"));
+            }
+            let end = line_end_after(text, item.end(&doc.leaves).max(start));
+            if end == text.len() && !text.ends_with('\n') && ls > 0 {
+                ls - 1..end
+            } else {
+                ls..end
+            }
+        }
+        Format::Json => {
+            let bounds = |n: &Node| {
+                json_bounds(text, doc, n).ok_or_else(|| unsupported("its extent is unclear"))
+            };
+            let (s, e) = bounds(item)?;
+            if i > 0 {
+                bounds(&items[i - 1])?.1..e
+            } else if let Some(next) = items.get(1) {
+                s..bounds(next)?.0
+            } else {
+                s..e
+            }
+        }
+        _ => return Err(unsupported("the format has no lists")),
+    };
+    let out = bytes(splice(text, vec![(range, String::new())]));
+    checked(file, format, doc, out, steps, Meant::Removed(i))
+}
+
+/// Where a JSON value starts and ends, brackets included.
+fn json_bounds(text: &str, doc: &Document, node: &Node) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let back = |mut p: usize, open: u8| -> Option<usize> {
+        while p > 0 && b[p - 1].is_ascii_whitespace() {
+            p -= 1;
+        }
+        (p > 0 && b[p - 1] == open).then(|| p - 1)
+    };
+    let forward = |mut p: usize, close: u8| -> Option<usize> {
+        while p < b.len() && b[p].is_ascii_whitespace() {
+            p += 1;
+        }
+        (b.get(p) == Some(&close)).then_some(p + 1)
+    };
+    match node {
+        Node::Leaf(i) => Some((doc.leaves[*i].span.start, doc.leaves[*i].span.end)),
+        Node::Map(entries) => {
+            let (first, last) = (entries.first()?, entries.last()?);
+            Some((back(first.at, b'{')?, forward(last.end, b'}')?))
+        }
+        Node::Seq(items) => {
+            let first = json_bounds(text, doc, items.first()?)?.0;
+            let last = json_bounds(text, doc, items.last()?)?.1;
+            Some((back(first, b'[')?, forward(last, b']')?))
+        }
+    }
+}
+
 /// Remove the entry at `steps`.
 pub fn unset(
     file: &str,
@@ -404,6 +495,9 @@ pub fn unset(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let doc = crate::format::parse(file, format, plaintext.to_vec())?;
     let text = doc.text.as_str();
+    if let Some((Step::Index(i), parent)) = steps.split_last() {
+        return unset_item(file, format, &doc, steps, parent, *i);
+    }
     let (entries, key) = find_parent(file, &doc, steps)?;
     let idx = entries
         .iter()
@@ -473,6 +567,14 @@ fn checked(
             same_type && (*ty == ScalarType::Null || same_text(*ty, &leaf.value, v.as_bytes()))
         }
         (Meant::Tree(v), Some(node)) => same_tree(&after, node, v),
+        (Meant::Removed(_), _) => {
+            let parent = &steps[..steps.len() - 1];
+            let len = |d: &Document| match path::lookup(&d.docs[0].root, parent) {
+                Some(Node::Seq(items)) => items.len(),
+                _ => usize::MAX,
+            };
+            len(before) != usize::MAX && len(&after) + 1 == len(before)
+        }
         _ => false,
     };
     if !holds {
@@ -480,7 +582,9 @@ fn checked(
     }
     // Everything else, collections (empty ones too) and comments, is as it was; a
     // removed entry may take the comment on its line with it.
-    let others = |doc: &Document| -> Items {
+    // In `after` a removed list item's place is taken by the next one, which counts.
+    let removed = matches!(meant, Meant::Removed(_));
+    let others = |doc: &Document, target: bool| -> Items {
         let mut out = Vec::new();
         for d in &doc.docs {
             items(doc, &d.root, &mut Vec::new(), &mut out);
@@ -488,7 +592,7 @@ fn checked(
         // The entry itself, and the sizes of the mappings on its way (an entry added or
         // removed there, or mappings made to hold it).
         out.retain(|(p, ty, _)| {
-            !(p.starts_with(steps)
+            !((target && p.starts_with(steps))
                 || (ty.is_none() && steps.starts_with(p) && p.len() < steps.len()))
         });
         out
@@ -499,8 +603,26 @@ fn checked(
             .map(|&i| doc.leaves[i].value.clone())
             .collect()
     };
-    let set = !matches!(meant, Meant::Absent);
-    if others(before) != others(&after) || (set && comments(before) != comments(&after)) {
+    // A removed list item: the items after it are expected one place up.
+    let shifted = |mut items: Items| -> Items {
+        if let Meant::Removed(i) = meant {
+            let parent = &steps[..steps.len() - 1];
+            for (p, ..) in &mut items {
+                if p.len() > parent.len() && p.starts_with(parent) {
+                    if let Step::Index(j) = &mut p[parent.len()] {
+                        if *j > i {
+                            *j -= 1;
+                        }
+                    }
+                }
+            }
+        }
+        items
+    };
+    let set = !matches!(meant, Meant::Absent | Meant::Removed(_));
+    if shifted(others(before, true)) != others(&after, !removed)
+        || (set && comments(before) != comments(&after))
+    {
         return Err(wrong("change other values"));
     }
     Ok(out)
@@ -509,6 +631,8 @@ fn checked(
 /// What an edit means to leave at its path.
 enum Meant<'v> {
     Absent,
+    /// Item `i` of the list at the path's parent is gone; the items after it moved up.
+    Removed(usize),
     Scalar(ScalarType, &'v str),
     Tree(&'v Value),
 }

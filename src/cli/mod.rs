@@ -87,7 +87,9 @@ pub enum Command {
     )]
     Set(edit::SetArgs),
     /// Remove one key of an encrypted file
-    #[command(after_help = "Example:\n  coffer unset secrets.yaml '[\"db\"][\"old\"]'")]
+    #[command(
+        after_help = "Examples:\n  coffer unset secrets.yaml '[\"db\"][\"old\"]'\n  coffer unset secrets.yaml '[\"hosts\"][1]'"
+    )]
     Unset(edit::UnsetArgs),
     /// Re-encrypt every value under a new data key
     #[command(after_help = "Example:\n  coffer rotate -i secrets.yaml")]

@@ -453,3 +453,34 @@ fn set_takes_a_json_object_or_array_as_a_subtree() {
         "{\n  \"db\": {\"user\": \"u\", \"ports\": [1, 2]},\n  \"other\": 1\n}\n"
     );
 }
+
+#[test]
+fn unset_removes_list_items() {
+    let sb = Sandbox::new();
+    sb.encrypted(
+        "app.yaml",
+        "hosts:\n  - a\n  - name: b\n    port: 2\n  - c\nother: 1\n",
+    );
+    sb.ok(&["unset", "app.yaml", "[\"hosts\"][1]"]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.yaml"])),
+        "hosts:\n  - a\n  - c\nother: 1\n"
+    );
+    sb.ok(&["unset", "app.yaml", "[\"hosts\"][0]"]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.yaml"])),
+        "hosts:\n  - c\nother: 1\n"
+    );
+    sb.encrypted(
+        "app.json",
+        "{\n  \"hosts\": [\"a\", {\"n\": 1}, [2, 3]],\n  \"x\": 1\n}\n",
+    );
+    sb.ok(&["unset", "app.json", "[\"hosts\"][1]"]);
+    sb.ok(&["unset", "app.json", "[\"hosts\"][0]"]);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "app.json"])),
+        "{\n  \"hosts\": [[2, 3]],\n  \"x\": 1\n}\n"
+    );
+    let out = sb.run(&["unset", "app.json", "[\"hosts\"][5]"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+}
