@@ -10,6 +10,7 @@ use crate::metadata::Metadata;
 
 pub mod age;
 pub mod kms;
+pub mod shamir;
 
 /// The master keys a new data key is wrapped for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
