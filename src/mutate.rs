@@ -281,51 +281,15 @@ pub fn set(
     }
     // Keys missing on the way: the deepest mapping that exists takes them as one new
     // entry holding the rest (`["db"]["new"]["port"]` adds `new: {port: …}` to db).
-    if let Some((entries, key, rest)) = find_nested(&doc, steps) {
-        let last = entries.last().ok_or_else(|| {
-            unsupported("cannot add a key to an empty mapping; edit the file instead".into())
-        })?;
-        let nested = rest
-            .iter()
-            .rev()
-            .fold(crate::tree::Value::Scalar(ty, value.clone()), |inner, k| {
-                crate::tree::Value::Map(vec![(k.clone(), inner)])
-            });
-        let (at, insertion) = match format {
-            Format::Yaml => {
-                let col = last.at - line_start(text, last.at);
-                if text[line_start(text, last.at)..last.at].trim() != "" {
-                    return Err(unsupported(
-                        "cannot add a key to a flow mapping; edit the file instead".into(),
-                    ));
-                }
-                let at = line_end_after(text, last.end);
-                let mut lines = String::new();
-                let unit = doc.docs[0].indent.max(1);
-                yaml::yaml_entry(&mut lines, &key, &nested, col, unit);
-                (at, crate::tree::lines_at(text, at, lines))
-            }
-            Format::Json => {
-                let before = &text[..last.at];
-                // The spacing before the last key (a line break and indentation, or a space
-                // when the mapping's first key follows its `{` directly).
-                let lead = match &before[before.trim_end().len()..] {
-                    "" => " ",
-                    lead => lead,
-                };
-                let mut v = String::new();
-                json::json(&mut v, &nested, None, 0);
-                (last.end, format!(",{lead}{}: {v}", json::json_string(&key)))
-            }
-            _ => {
-                return Err(unsupported(format!(
-                    "{} holds no nested keys; set a key that exists or one at the top",
-                    format_name(format)
-                )))
-            }
-        };
-        let out = bytes(splice(text, vec![(at..at, insertion)]));
-        return checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value));
+    if find_nested(&doc, steps).is_some() {
+        if !matches!(format, Format::Yaml | Format::Json) {
+            return Err(unsupported(format!(
+                "{} holds no nested keys; set a key that exists or one at the top",
+                format_name(format)
+            )));
+        }
+        // A scalar is the smallest subtree: added the same way.
+        return set_tree(file, format, &doc, steps, &Value::Scalar(ty, value.clone()));
     }
     let (entries, key) = find_parent(file, &doc, steps)?;
     let last = entries.last().ok_or_else(|| {
