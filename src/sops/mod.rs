@@ -286,6 +286,9 @@ pub struct Opened {
     pub warnings: Vec<String>,
     /// Comments the rules encrypt that stand in clear (typed in after encryption).
     pub clear_comments: Vec<usize>,
+    /// The checked plaintext, once [`Opened::render`] has made it: edit, set and the git
+    /// filter ask for it again to see whether anything changed.
+    rendered: std::cell::OnceCell<(Zeroizing<Vec<u8>>, Option<String>)>,
 }
 
 /// Read the metadata of an encrypted file without decrypting anything.
@@ -456,6 +459,7 @@ pub fn open_with_key(
         values,
         warnings,
         clear_comments,
+        rendered: std::cell::OnceCell::new(),
     })
 }
 
@@ -538,6 +542,7 @@ impl Opened {
     /// back: the same keys, typed values and comments. When that layout does not read
     /// back, the canonical layout is used instead (and `fallback` says so).
     pub fn render(&self) -> Result<Sealed> {
+        // A binary file is its one value: nothing to parse, nothing worth keeping twice.
         if let Some(i) = self.store().payload(&self.doc) {
             return Ok(Sealed {
                 bytes: self.values[i]
@@ -547,6 +552,20 @@ impl Opened {
                 fallback: None,
             });
         }
+        if let Some((bytes, fallback)) = self.rendered.get() {
+            return Ok(Sealed {
+                bytes: bytes.clone(),
+                fallback: fallback.clone(),
+            });
+        }
+        let sealed = self.render_checked()?;
+        let _ = self
+            .rendered
+            .set((sealed.bytes.clone(), sealed.fallback.clone()));
+        Ok(sealed)
+    }
+
+    fn render_checked(&self) -> Result<Sealed> {
         let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
         let check = |bytes: &[u8]| {
             verify::plaintext(
