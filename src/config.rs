@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
+use crate::aws::push::{Service, Settings};
 use crate::format::Format;
 use crate::metadata::Selector;
 use crate::tree::Value;
@@ -47,6 +48,137 @@ impl CreationRule {
 pub struct Config {
     pub file: PathBuf,
     pub rules: Vec<(Option<Regex>, CreationRule)>,
+    /// `push:`: where `coffer push` without a file sends which files.
+    pub push: Vec<PushTarget>,
+}
+
+/// One entry of `push:`.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    pub name: String,
+    /// Globs relative to the config file's directory.
+    pub files: Vec<String>,
+    pub service: Service,
+    pub layout: TargetLayout,
+    pub role: Option<String>,
+    pub aws_profile: Option<String>,
+    pub region: Option<String>,
+    pub settings: Settings,
+    pub prune: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetLayout {
+    /// `secret: NAME`: one secret holding the whole file.
+    Whole(String),
+    /// `prefix: P`: one secret or parameter per value.
+    Each(String),
+}
+
+/// The `push:` list, checked: every target has a unique name, files, a service and one
+/// way of naming what it writes.
+fn push_targets(root: &Value) -> std::result::Result<Vec<PushTarget>, String> {
+    let list = match get(root, "push") {
+        None => return Ok(Vec::new()),
+        Some(Value::Seq(items)) => items,
+        Some(_) => return Err("push must be a list of targets".into()),
+    };
+    let mut out: Vec<PushTarget> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let at = |why: &str| format!("push target {}: {why}", i + 1);
+        let name = scalar(t, "name").ok_or_else(|| at("has no name"))?;
+        let at = |why: &str| format!("push target {name:?}: {why}");
+        if out.iter().any(|o| o.name == name) {
+            return Err(at("is named twice"));
+        }
+        let files = string_list(get(t, "files"));
+        if files.is_empty() {
+            return Err(at("has no files"));
+        }
+        if files
+            .iter()
+            .any(|f| f.starts_with('/') || f.split('/').any(|s| s == ".."))
+        {
+            return Err(at(
+                "files are globs relative to the config file, without ..",
+            ));
+        }
+        let service = match scalar(t, "to").as_deref() {
+            Some("secretsmanager") => Service::SecretsManager,
+            Some("ssm") => Service::Ssm,
+            Some(other) => return Err(at(&format!("to: {other:?} is not secretsmanager or ssm"))),
+            None => return Err(at("has no to: (secretsmanager or ssm)")),
+        };
+        let layout = match (
+            scalar(t, "prefix").or_else(|| scalar(t, "path")),
+            scalar(t, "secret"),
+        ) {
+            (Some(_), Some(_)) => return Err(at("give prefix or secret, not both")),
+            (None, Some(_)) if service == Service::Ssm => {
+                return Err(at(
+                    "Parameter Store takes a prefix (one parameter per value)",
+                ))
+            }
+            (None, Some(secret)) => TargetLayout::Whole(secret),
+            (Some(mut prefix), None) => {
+                if service == Service::Ssm {
+                    if !prefix.starts_with('/') {
+                        return Err(at("a Parameter Store prefix starts with /"));
+                    }
+                    if !prefix.ends_with('/') {
+                        prefix.push('/');
+                    }
+                }
+                TargetLayout::Each(prefix)
+            }
+            (None, None) => {
+                return Err(at(
+                    "needs prefix: (one secret per value) or secret: (the whole file)",
+                ))
+            }
+        };
+        let tags = match get(t, "tags") {
+            None => Vec::new(),
+            Some(Value::Map(entries)) => entries
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::Scalar(_, v) => Ok((k.clone(), v.to_string())),
+                    _ => Err(at(&format!("tag {k:?} is not a single value"))),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            Some(_) => return Err(at("tags must be a map of KEY: VALUE")),
+        };
+        let settings = Settings {
+            kms_key_id: scalar(t, "kms_key_id"),
+            description: scalar(t, "description"),
+            tags,
+        };
+        if let Some(why) = settings.check() {
+            return Err(at(&why));
+        }
+        let prune = match scalar(t, "prune").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(at("prune is true or false")),
+        };
+        if prune && matches!(layout, TargetLayout::Whole(_)) {
+            return Err(at(
+                "prune needs a prefix: one secret holding a whole file has no keys to remove",
+            ));
+        }
+        out.push(PushTarget {
+            name,
+            files,
+            service,
+            layout,
+            role: scalar(t, "role"),
+            aws_profile: scalar(t, "aws_profile"),
+            region: scalar(t, "region"),
+            settings,
+            prune,
+        });
+    }
+    Ok(out)
 }
 
 /// The nearest config file at or above `dir`: `.coffer.yaml` wins over `.sops.yaml`
@@ -192,6 +324,7 @@ impl Config {
         Ok(Config {
             file: file.to_path_buf(),
             rules,
+            push: push_targets(&root).map_err(bad)?,
         })
     }
 

@@ -94,6 +94,9 @@ pub enum Error {
     #[error("{failed} of {total} change(s) not applied (listed above); the others were. Run the same command again to apply the rest")]
     PartlyApplied { failed: usize, total: usize },
 
+    #[error("{changes} change(s) to make: AWS differs from the files (planned above)")]
+    Drift { changes: usize },
+
     #[error("{note}; refused by --strict-layout, nothing was written")]
     LayoutRefused { note: String },
 

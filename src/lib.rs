@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod fsutil;
 pub mod git;
+pub mod glob;
 pub mod keys;
 pub mod metadata;
 pub mod mutate;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::read::AwsRef;
-use super::{bounded, code, reason, runtime, s3_client, Connection, Payload, CONCURRENCY};
+use super::{bounded, code, reason, s3_client, Payload, Scope, Session, CONCURRENCY};
 use crate::render::Reference;
 use crate::{Error, Result};
 
@@ -21,12 +21,13 @@ pub fn secret_name(bucket: &str, key: &str, name_prefix: Option<&str>) -> String
 /// Every object under `prefix` with its contents (or why it could not be read), by key.
 /// Keys ending in `/` are folder markers, not secrets.
 pub fn read_objects(
-    conn: &Connection,
+    session: &Session,
+    scope: &Scope,
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<(String, std::result::Result<Payload, String>)>> {
-    runtime().block_on(async {
-        let s3 = s3_client(&conn.load().await);
+    let s3 = s3_client(&session.config(scope).map_err(Error::Aws)?);
+    session.block_on(async {
         let mut pages = s3
             .list_objects_v2()
             .bucket(bucket)
@@ -38,7 +39,7 @@ pub fn read_objects(
             let page = page.map_err(|e| {
                 Error::Aws(format!(
                     "cannot list s3://{bucket}/{prefix}: {}",
-                    reason(&e)
+                    reason(&e, "S3")
                 ))
             })?;
             keys.extend(
@@ -60,7 +61,7 @@ pub fn read_objects(
                         .await
                         .map(|b| Payload::from_bytes(b.into_bytes().to_vec()))
                         .map_err(|e| e.to_string()),
-                    Err(e) => Err(reason(&e)),
+                    Err(e) => Err(reason(&e, "S3")),
                 };
                 (i, key, got)
             }
@@ -76,11 +77,12 @@ pub fn read_objects(
 
 /// Whether each secret exists (and is not scheduled for deletion), or why that is unknown.
 pub fn secrets_exist(
-    conn: &Connection,
+    session: &Session,
+    scope: &Scope,
     names: Vec<String>,
-) -> HashMap<String, std::result::Result<bool, String>> {
-    runtime().block_on(async {
-        let sm = aws_sdk_secretsmanager::Client::new(&conn.load().await);
+) -> Result<HashMap<String, std::result::Result<bool, String>>> {
+    let sm = aws_sdk_secretsmanager::Client::new(&session.config(scope).map_err(Error::Aws)?);
+    Ok(session.block_on(async {
         let mut out = HashMap::new();
         let work = |name: String| {
             let sm = sm.clone();
@@ -88,7 +90,7 @@ pub fn secrets_exist(
                 let found = match sm.describe_secret().secret_id(&name).send().await {
                     Ok(d) => Ok(d.deleted_date().is_none()),
                     Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
-                    Err(e) => Err(reason(&e)),
+                    Err(e) => Err(reason(&e, "Secrets Manager")),
                 };
                 (name, found)
             }
@@ -98,7 +100,7 @@ pub fn secrets_exist(
         })
         .await;
         out
-    })
+    }))
 }
 
 /// One `s3://` reference of a template and the `awsSecret://` reference it may become.

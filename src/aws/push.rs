@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use aws_sdk_secretsmanager::primitives::Blob;
 use hmac::{Hmac, Mac};
@@ -14,12 +15,17 @@ use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::{bounded, code, reason, runtime, Connection, Payload, CONCURRENCY};
+use super::{bounded, code, reason, Payload, Scope, Session, CONCURRENCY};
 use crate::tree::Value;
 use crate::{Error, Result};
 
 pub const MANAGED_BY: (&str, &str) = ("managed-by", "coffer");
 pub const SOURCE_TAG: &str = "coffer:source";
+/// The keys of the user's tags coffer set, so it removes only those when they go.
+pub const TAGS_TAG: &str = "coffer:tags";
+/// The largest value of a standard parameter; above it, the Advanced tier (up to 8 KB).
+const SSM_STANDARD_MAX: usize = 4096;
+const SSM_ADVANCED_MAX: usize = 8192;
 
 /// Parameter Store's default throughput is a few writes per second; more writers in
 /// flight only turn into throttling.
@@ -83,17 +89,65 @@ impl fmt::Display for Service {
     }
 }
 
-/// Where a push writes and what it sets on what it creates.
+/// What a push sets on what it creates, and keeps in step on what coffer manages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub kms_key_id: Option<String>,
+    pub description: Option<String>,
+    /// The user's tags; coffer's own are added to them.
+    pub tags: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// The tags a secret from `source` carries: the user's, coffer's two, and the list of
+    /// the user's tag keys, so a tag dropped from the settings later is removed while tags
+    /// added by hand stay.
+    fn tags_for(&self, source: &str) -> Vec<(String, String)> {
+        let mut tags = self.tags.clone();
+        tags.push((MANAGED_BY.0.into(), MANAGED_BY.1.into()));
+        tags.push((SOURCE_TAG.into(), source.into()));
+        if !self.tags.is_empty() {
+            tags.push((TAGS_TAG.into(), self.tag_keys()));
+        }
+        tags
+    }
+
+    fn tag_keys(&self) -> String {
+        let mut keys: Vec<&str> = self.tags.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.join(",")
+    }
+
+    /// Why these settings cannot be used, if they cannot.
+    pub fn check(&self) -> Option<String> {
+        if let Some((k, _)) = self
+            .tags
+            .iter()
+            .find(|(k, _)| k == MANAGED_BY.0 || k.starts_with("coffer:"))
+        {
+            return Some(format!("the tag {k:?} is coffer's own"));
+        }
+        if self.tag_keys().len() > 256 {
+            return Some("the tag keys, joined with commas, exceed 256 characters".into());
+        }
+        None
+    }
+}
+
+/// Where a push writes and what it sets.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub service: Service,
     /// Names this push owns start with this: the listing and pruning scope.
     pub prefix: String,
-    pub kms_key_id: Option<String>,
-    pub description: Option<String>,
-    /// The user's `--tag`s; coffer's own two are added to them.
-    pub tags: Vec<(String, String)>,
+    pub settings: Settings,
 }
+
+/// The key a file's request tokens are derived with: its data key, so tokens are stable
+/// across runs but say nothing about the values to someone who can list versions and not
+/// read them.
+pub type TokenKey = Arc<SecretBox<[u8; 32]>>;
 
 /// One secret or parameter the source asks for.
 pub struct Desired {
@@ -103,6 +157,7 @@ pub struct Desired {
     pub value: Payload,
     /// The `coffer:source` tag it gets when created.
     pub source: String,
+    pub token_key: TokenKey,
 }
 
 /// How a file's values become secrets.
@@ -122,6 +177,7 @@ pub fn desired(
     layout: &Layout,
     service: Service,
     source: &str,
+    token_key: &TokenKey,
 ) -> Result<Vec<Desired>> {
     let bad = |what: String| Error::Refused(format!("{file}: {what}"));
     let prefix = match layout {
@@ -150,6 +206,7 @@ pub fn desired(
                 key_path: Vec::new(),
                 value,
                 source: source.to_string(),
+                token_key: token_key.clone(),
             }]);
         }
         Layout::Each { .. } if raw.is_some() => {
@@ -177,11 +234,18 @@ pub fn desired(
                 "{shown}: is empty, and Parameter Store keeps no empty values"
             )));
         }
+        if service == Service::Ssm && value.len() > SSM_ADVANCED_MAX {
+            return Err(bad(format!(
+                "{shown}: has {} bytes, and a parameter holds at most {SSM_ADVANCED_MAX}",
+                value.len()
+            )));
+        }
         out.push(Desired {
             name,
             key_path: path,
             value: Payload::Text(value),
             source: source.to_string(),
+            token_key: token_key.clone(),
         });
     }
     Ok(out)
@@ -192,9 +256,98 @@ pub enum Action {
     Create,
     /// A Secrets Manager secret scheduled for deletion: restore it, then write the value.
     Restore,
+    /// The value, the settings, or both.
     Update,
     Unchanged,
     Delete,
+}
+
+/// Settings of an existing secret or parameter that differ from the target's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drift {
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub tag: Vec<(String, String)>,
+    pub untag: Vec<String>,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.description.is_none()
+            && self.kms_key_id.is_none()
+            && self.tag.is_empty()
+            && self.untag.is_empty()
+    }
+
+    /// `description, KMS key, tags`: what differs, never a value.
+    fn what(&self) -> String {
+        let mut parts = Vec::new();
+        if self.description.is_some() {
+            parts.push("description");
+        }
+        if self.kms_key_id.is_some() {
+            parts.push("KMS key");
+        }
+        if !self.tag.is_empty() || !self.untag.is_empty() {
+            parts.push("tags");
+        }
+        parts.join(", ")
+    }
+}
+
+/// The settings a secret or parameter has now; its KMS key resolved to an ARN where it
+/// could be.
+#[derive(Clone, Debug, Default)]
+pub struct Remote {
+    pub description: Option<String>,
+    pub kms_key: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// What to change so a managed secret from `source` has `settings`. `wanted_key` is the
+/// target's KMS key resolved as the remote one was. Tags coffer did not set stay.
+pub fn drift(
+    settings: &Settings,
+    wanted_key: Option<&str>,
+    source: &str,
+    remote: &Remote,
+) -> Drift {
+    let mut d = Drift::default();
+    if let Some(want) = &settings.description {
+        if remote.description.as_deref() != Some(want.as_str()) {
+            d.description = Some(want.clone());
+        }
+    }
+    if let (Some(asked), Some(want)) = (&settings.kms_key_id, wanted_key) {
+        if remote.kms_key.as_deref() != Some(want) {
+            d.kms_key_id = Some(asked.clone());
+        }
+    }
+    let has = |k: &str| {
+        remote
+            .tags
+            .iter()
+            .find(|(rk, _)| rk == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let wanted = settings.tags_for(source);
+    d.tag = wanted
+        .iter()
+        .filter(|(k, v)| has(k) != Some(v.as_str()))
+        .cloned()
+        .collect();
+    let set_before: Vec<&str> = has(TAGS_TAG)
+        .map(|keys| keys.split(',').filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default();
+    d.untag = set_before
+        .into_iter()
+        .filter(|k| !wanted.iter().any(|(w, _)| w == k) && has(k).is_some())
+        .map(str::to_string)
+        .collect();
+    if has(TAGS_TAG).is_some() && !wanted.iter().any(|(w, _)| w == TAGS_TAG) {
+        d.untag.push(TAGS_TAG.into());
+    }
+    d
 }
 
 /// One line of the plan. Carries names and versions, never a value.
@@ -206,28 +359,78 @@ pub struct Change {
     pub arn: Option<String>,
     /// The version being replaced: part of the update's idempotency token.
     version: Option<String>,
+    /// An update writes the value (else only settings).
+    pub value_changed: bool,
+    /// Settings to bring in step (coffer-managed secrets and parameters only).
+    pub drift: Drift,
     /// Existing, but not created by coffer: updated, never tagged or pruned.
     pub foreign: bool,
     /// An SSM parameter whose type becomes SecureString.
     pub retyped: bool,
+    /// An SSM parameter written in the Advanced tier.
+    pub advanced: bool,
     desired: Option<usize>,
+}
+
+impl Change {
+    fn new(action: Action, name: &str, desired: Option<usize>) -> Change {
+        Change {
+            action,
+            name: name.to_string(),
+            arn: None,
+            version: None,
+            value_changed: action == Action::Update,
+            drift: Drift::default(),
+            foreign: false,
+            retyped: false,
+            advanced: false,
+            desired,
+        }
+    }
 }
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = &self.name;
+        let mut notes = Vec::new();
+        if self.action == Action::Update && self.value_changed {
+            notes.push("value changed".to_string());
+        }
+        if !self.drift.is_empty() {
+            notes.push(format!("settings: {}", self.drift.what()));
+        }
+        if self.retyped {
+            notes.push("type becomes SecureString".into());
+        }
+        if self.advanced && self.action != Action::Delete {
+            notes.push("advanced tier".into());
+        }
+        if self.foreign {
+            notes.push("not created by coffer, so never pruned".into());
+        }
+        let notes = |f: &mut fmt::Formatter<'_>, lead: &str| -> fmt::Result {
+            if notes.is_empty() {
+                Ok(())
+            } else {
+                write!(f, "{lead}{})", notes.join("; "))
+            }
+        };
         match self.action {
-            Action::Create => write!(f, "+ {name}"),
-            Action::Restore => write!(f, "+ {name} (restored from scheduled deletion)"),
+            Action::Create => {
+                write!(f, "+ {name}")?;
+                notes(f, " (")
+            }
+            Action::Restore => {
+                write!(f, "+ {name} (restored from scheduled deletion")?;
+                notes(f, "; ")?;
+                if self.drift.is_empty() && !self.advanced {
+                    write!(f, ")")?;
+                }
+                Ok(())
+            }
             Action::Update => {
-                write!(f, "~ {name} (value changed")?;
-                if self.retyped {
-                    write!(f, "; type becomes SecureString")?;
-                }
-                if self.foreign {
-                    write!(f, "; not created by coffer, so never pruned")?;
-                }
-                write!(f, ")")
+                write!(f, "~ {name}")?;
+                notes(f, " (")
             }
             Action::Unchanged => write!(f, "  {name} (unchanged)"),
             Action::Delete => write!(f, "- {name}"),
@@ -308,40 +511,60 @@ struct Listed {
     deleted: bool,
     managed: bool,
     source: Option<String>,
+    description: Option<String>,
+    kms_key: Option<String>,
+    tags: Vec<(String, String)>,
 }
 
-/// Clients of one push, and the key its request tokens are derived with.
-pub struct Pusher {
-    rt: tokio::runtime::Runtime,
+/// Which of coffer's secrets `--prune` may delete: those whose `coffer:source` it accepts.
+pub type Owned<'a> = &'a dyn Fn(&str) -> bool;
+
+/// The AWS clients of one target, in its account and region.
+pub struct Pusher<'s> {
+    session: &'s Session,
     sm: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
+    kms: aws_sdk_kms::Client,
+    sts: aws_sdk_sts::Client,
+    region: Option<String>,
     target: Target,
-    token_key: SecretBox<[u8; 32]>,
 }
 
-impl Pusher {
-    /// `token_key` keys the client request tokens: a push uses the file's data key, so the
-    /// tokens are stable across runs but say nothing about the values to someone who can
-    /// list versions and not read them.
-    pub fn connect(conn: &Connection, target: Target, token_key: SecretBox<[u8; 32]>) -> Pusher {
-        let rt = runtime();
-        let conf = rt.block_on(conn.load());
-        Pusher {
+impl<'s> Pusher<'s> {
+    pub fn connect(session: &'s Session, scope: &Scope, target: Target) -> Result<Pusher<'s>> {
+        let conf = session.config(scope).map_err(Error::Aws)?;
+        Ok(Pusher {
+            session,
             sm: aws_sdk_secretsmanager::Client::new(&conf),
             ssm: aws_sdk_ssm::Client::new(&conf),
-            rt,
+            kms: aws_sdk_kms::Client::new(&conf),
+            sts: aws_sdk_sts::Client::new(&conf),
+            region: conf.region().map(ToString::to_string),
             target,
-            token_key,
-        }
+        })
+    }
+
+    /// The region the target's calls go to.
+    pub fn region(&self) -> Option<String> {
+        self.region.clone()
     }
 
     pub fn target(&self) -> &Target {
         &self.target
     }
 
-    /// Read the remote state and compare. `prune`: the source whose leftovers to delete.
-    pub fn plan(&self, desired: Vec<Desired>, prune: Option<&str>) -> Result<Plan> {
-        let changes = self.rt.block_on(async {
+    /// The account these credentials act in (`GetCallerIdentity`).
+    pub fn account(&self) -> Result<String> {
+        let out = self
+            .session
+            .block_on(self.sts.get_caller_identity().send())
+            .map_err(|e| Error::Aws(format!("cannot tell the account: {}", reason(&e, "STS"))))?;
+        Ok(out.account().unwrap_or("unknown").to_string())
+    }
+
+    /// Read the remote state and compare. `prune`: the sources whose leftovers to delete.
+    pub fn plan(&self, desired: Vec<Desired>, prune: Option<Owned<'_>>) -> Result<Plan> {
+        let changes = self.session.block_on(async {
             match self.target.service {
                 Service::SecretsManager => self.plan_secrets(&desired, prune).await,
                 Service::Ssm => self.plan_parameters(&desired, prune).await,
@@ -354,7 +577,50 @@ impl Pusher {
         })
     }
 
-    async fn plan_secrets(&self, desired: &[Desired], prune: Option<&str>) -> Result<Vec<Change>> {
+    /// Key ids, aliases and ARNs resolved to key ARNs (`DescribeKey`); one that cannot be
+    /// resolved stays as it is and is compared as written.
+    async fn resolve_keys(&self, ids: HashSet<String>) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        let work = |id: String| {
+            let kms = self.kms.clone();
+            async move {
+                let arn = kms
+                    .describe_key()
+                    .key_id(&id)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| o.key_metadata?.arn);
+                (id, arn)
+            }
+        };
+        bounded(ids, CONCURRENCY, work, |(id, arn)| {
+            let arn = arn.unwrap_or_else(|| id.clone());
+            out.insert(id, arn);
+        })
+        .await;
+        out
+    }
+
+    /// Resolve the target's key and every remote one, when the target names a key.
+    async fn keys_of<'a>(
+        &self,
+        remote: impl Iterator<Item = Option<&'a str>>,
+        default: &str,
+    ) -> Option<HashMap<String, String>> {
+        let asked = self.target.settings.kms_key_id.as_ref()?;
+        let mut ids: HashSet<String> = remote.map(|k| k.unwrap_or(default).to_string()).collect();
+        ids.insert(asked.clone());
+        Some(self.resolve_keys(ids).await)
+    }
+
+    async fn plan_secrets(
+        &self,
+        desired: &[Desired],
+        prune: Option<Owned<'_>>,
+    ) -> Result<Vec<Change>> {
+        // An unset key is the account's AWS managed key.
+        const DEFAULT_KEY: &str = "alias/aws/secretsmanager";
         let listed = self.list_secrets().await?;
         let live: Vec<&Desired> = desired
             .iter()
@@ -363,6 +629,20 @@ impl Pusher {
         let remote = self
             .secret_values(live.iter().map(|d| d.name.clone()).collect())
             .await?;
+        let keys = self
+            .keys_of(
+                desired
+                    .iter()
+                    .filter_map(|d| listed.get(&d.name))
+                    .map(|l| l.kms_key.as_deref()),
+                DEFAULT_KEY,
+            )
+            .await;
+        let settings = &self.target.settings;
+        let wanted_key = settings
+            .kms_key_id
+            .as_ref()
+            .map(|k| keys.as_ref().and_then(|m| m.get(k)).unwrap_or(k).as_str());
         let mut changes = Vec::new();
         for (i, d) in desired.iter().enumerate() {
             let listed = listed.get(&d.name);
@@ -374,42 +654,55 @@ impl Pusher {
                 }
                 (Some(_), found) => (Action::Update, found.and_then(|(_, v)| v.clone())),
             };
-            changes.push(Change {
-                action,
-                name: d.name.clone(),
-                arn: listed.map(|l| l.arn.clone()),
-                version,
-                foreign: listed.is_some_and(|l| !l.managed),
-                retyped: false,
-                desired: Some(i),
-            });
+            let mut c = Change::new(action, &d.name, Some(i));
+            c.version = version;
+            if let Some(l) = listed {
+                c.arn = Some(l.arn.clone());
+                c.foreign = !l.managed;
+                if l.managed {
+                    let key = l.kms_key.as_deref().unwrap_or(DEFAULT_KEY);
+                    let now = Remote {
+                        description: l.description.clone(),
+                        kms_key: Some(
+                            keys.as_ref()
+                                .and_then(|m| m.get(key))
+                                .map_or(key, String::as_str)
+                                .to_string(),
+                        ),
+                        tags: l.tags.clone(),
+                    };
+                    c.drift = drift(settings, wanted_key, &d.source, &now);
+                }
+            }
+            if c.action == Action::Unchanged && !c.drift.is_empty() {
+                c.action = Action::Update;
+                c.value_changed = false;
+            }
+            changes.push(c);
         }
-        if let Some(source) = prune {
+        if let Some(owned) = prune {
             let wanted: HashSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
             let mut gone: Vec<(&String, &Listed)> = listed
                 .iter()
                 .filter(|(name, l)| {
                     !l.deleted
                         && l.managed
-                        && l.source.as_deref() == Some(source)
+                        && l.source.as_deref().is_some_and(owned)
                         && !wanted.contains(name.as_str())
                 })
                 .collect();
             gone.sort_by_key(|(name, _)| name.as_str());
-            changes.extend(gone.into_iter().map(|(name, l)| Change {
-                action: Action::Delete,
-                name: name.clone(),
-                arn: Some(l.arn.clone()),
-                version: None,
-                foreign: false,
-                retyped: false,
-                desired: None,
+            changes.extend(gone.into_iter().map(|(name, l)| {
+                let mut c = Change::new(Action::Delete, name, None);
+                c.arn = Some(l.arn.clone());
+                c
             }));
         }
         Ok(changes)
     }
 
-    /// Every secret under the prefix, secrets scheduled for deletion included.
+    /// Every secret under the prefix, secrets scheduled for deletion included, with the
+    /// settings a plan compares.
     async fn list_secrets(&self) -> Result<HashMap<String, Listed>> {
         use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
         let mut req = self
@@ -428,7 +721,7 @@ impl Pusher {
         let mut pages = req.into_paginator().send();
         let mut out = HashMap::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("list secrets", &self.target.prefix, &e))?;
+            let page = page.map_err(|e| self.aws_error("list secrets", &self.target.prefix, &e))?;
             for s in page.secret_list() {
                 let (Some(name), Some(arn)) = (s.name(), s.arn()) else {
                     continue;
@@ -437,19 +730,22 @@ impl Pusher {
                 if !name.starts_with(&self.target.prefix) {
                     continue;
                 }
-                let tag = |k: &str| {
-                    s.tags()
-                        .iter()
-                        .find(|t| t.key() == Some(k))
-                        .and_then(|t| t.value())
-                };
+                let tags: Vec<(String, String)> = s
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                    .collect();
+                let tag = |k: &str| tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.clone());
                 out.insert(
                     name.to_string(),
                     Listed {
                         arn: arn.to_string(),
                         deleted: s.deleted_date().is_some(),
-                        managed: tag(MANAGED_BY.0) == Some(MANAGED_BY.1),
-                        source: tag(SOURCE_TAG).map(str::to_string),
+                        managed: tag(MANAGED_BY.0).as_deref() == Some(MANAGED_BY.1),
+                        source: tag(SOURCE_TAG),
+                        description: s.description().map(str::to_string),
+                        kms_key: s.kms_key_id().map(str::to_string),
+                        tags,
                     },
                 );
             }
@@ -478,7 +774,7 @@ impl Pusher {
         bounded(chunks, CONCURRENCY, work, |page| pages.push(page)).await;
         let mut out = HashMap::new();
         for (chunk, res) in pages {
-            let page = res.map_err(|e| aws_error("read secrets", &chunk[0], &e))?;
+            let page = res.map_err(|e| self.aws_error("read secrets", &chunk[0], &e))?;
             if let Some(err) = page.errors().first() {
                 return Err(Error::Aws(format!(
                     "cannot read secret {}: {}: {}",
@@ -507,48 +803,86 @@ impl Pusher {
     async fn plan_parameters(
         &self,
         desired: &[Desired],
-        prune: Option<&str>,
+        prune: Option<Owned<'_>>,
     ) -> Result<Vec<Change>> {
-        let remote = self.list_parameters().await?;
+        // An unset key is the account's AWS managed key.
+        const DEFAULT_KEY: &str = "alias/aws/ssm";
+        let mut remote = self.list_parameters().await?;
+        let managed = self.managed_parameters().await?;
+        self.describe_parameters(&mut remote).await?;
+        // Tags only of what coffer manages and the source still asks for: one call each.
+        let tagged: Vec<String> = desired
+            .iter()
+            .filter(|d| managed.contains_key(&d.name) && remote.contains_key(&d.name))
+            .map(|d| d.name.clone())
+            .collect();
+        let tags = self.parameter_tags(tagged).await?;
+        let keys = self
+            .keys_of(
+                desired
+                    .iter()
+                    .filter_map(|d| remote.get(&d.name))
+                    .map(|p| p.key_id.as_deref()),
+                DEFAULT_KEY,
+            )
+            .await;
+        let settings = &self.target.settings;
+        let wanted_key = settings
+            .kms_key_id
+            .as_ref()
+            .map(|k| keys.as_ref().and_then(|m| m.get(k)).unwrap_or(k).as_str());
         let mut changes = Vec::new();
         for (i, d) in desired.iter().enumerate() {
             let found = remote.get(&d.name);
-            let (action, retyped) = match found {
-                None => (Action::Create, false),
-                Some(p) if p.secure && p.value == d.value => (Action::Unchanged, false),
-                Some(p) => (Action::Update, !p.secure),
+            let action = match found {
+                None => Action::Create,
+                Some(p) if p.secure && p.value == d.value => Action::Unchanged,
+                Some(_) => Action::Update,
             };
-            changes.push(Change {
-                action,
-                name: d.name.clone(),
-                arn: found.and_then(|p| p.arn.clone()),
-                version: None,
-                foreign: false,
-                retyped,
-                desired: Some(i),
-            });
+            let mut c = Change::new(action, &d.name, Some(i));
+            c.advanced =
+                d.value.as_bytes().len() > SSM_STANDARD_MAX || found.is_some_and(|p| p.advanced);
+            if let Some(p) = found {
+                c.arn = p.arn.clone();
+                c.retyped = !p.secure;
+                if let Some(tags) = tags.get(&d.name) {
+                    let key = p.key_id.as_deref().unwrap_or(DEFAULT_KEY);
+                    let now = Remote {
+                        description: p.description.clone(),
+                        kms_key: Some(
+                            keys.as_ref()
+                                .and_then(|m| m.get(key))
+                                .map_or(key, String::as_str)
+                                .to_string(),
+                        ),
+                        tags: tags.clone(),
+                    };
+                    c.drift = drift(settings, wanted_key, &d.source, &now);
+                }
+            }
+            if c.action == Action::Unchanged && !c.drift.is_empty() {
+                c.action = Action::Update;
+                c.value_changed = false;
+            }
+            changes.push(c);
         }
-        if let Some(source) = prune {
+        if let Some(owned) = prune {
             let wanted: HashSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
-            let left: Vec<&String> = remote
+            let mut gone: Vec<&String> = remote
                 .keys()
                 .filter(|n| !wanted.contains(n.as_str()))
+                .filter(|n| {
+                    managed
+                        .get(*n)
+                        .is_some_and(|s| s.as_deref().is_some_and(owned))
+                })
                 .collect();
-            if !left.is_empty() {
-                let managed = self.managed_parameters(source).await?;
-                let mut gone: Vec<&String> =
-                    left.into_iter().filter(|n| managed.contains(*n)).collect();
-                gone.sort();
-                changes.extend(gone.into_iter().map(|name| Change {
-                    action: Action::Delete,
-                    name: name.clone(),
-                    arn: remote.get(name).and_then(|p| p.arn.clone()),
-                    version: None,
-                    foreign: false,
-                    retyped: false,
-                    desired: None,
-                }));
-            }
+            gone.sort();
+            changes.extend(gone.into_iter().map(|name| {
+                let mut c = Change::new(Action::Delete, name, None);
+                c.arn = remote.get(name).and_then(|p| p.arn.clone());
+                c
+            }));
         }
         Ok(changes)
     }
@@ -577,7 +911,7 @@ impl Pusher {
             .send();
         let mut out = HashMap::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("list parameters", &path, &e))?;
+            let page = page.map_err(|e| self.aws_error("list parameters", &path, &e))?;
             for p in page.parameters() {
                 let Some(name) = p.name() else { continue };
                 out.insert(
@@ -589,6 +923,9 @@ impl Pusher {
                         secure: p.r#type()
                             == Some(&aws_sdk_ssm::types::ParameterType::SecureString),
                         arn: p.arn().map(str::to_string),
+                        advanced: false,
+                        description: None,
+                        key_id: None,
                     },
                 );
             }
@@ -596,41 +933,106 @@ impl Pusher {
         Ok(out)
     }
 
-    /// Names under the path that carry coffer's tags for `source`.
-    async fn managed_parameters(&self, source: &str) -> Result<HashSet<String>> {
-        use aws_sdk_ssm::types::ParameterStringFilter;
-        let path = self.ssm_path();
-        let filter = |key: &str, option: &str, value: &str| {
-            ParameterStringFilter::builder()
-                .key(key)
-                .option(option)
-                .values(value)
-                .build()
-                .expect("the key is set")
-        };
+    fn path_filter(&self) -> aws_sdk_ssm::types::ParameterStringFilter {
+        string_filter("Path", "Recursive", &self.ssm_path())
+    }
+
+    /// Tier, description and key of each parameter under the path.
+    async fn describe_parameters(&self, remote: &mut HashMap<String, Parameter>) -> Result<()> {
         let mut pages = self
             .ssm
             .describe_parameters()
-            .parameter_filters(filter("Path", "Recursive", &path))
-            .parameter_filters(filter(
+            .parameter_filters(self.path_filter())
+            .max_results(50)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| self.aws_error("describe parameters", &self.ssm_path(), &e))?;
+            for m in page.parameters() {
+                if let Some(p) = m.name().and_then(|n| remote.get_mut(n)) {
+                    p.advanced = m.tier() == Some(&aws_sdk_ssm::types::ParameterTier::Advanced);
+                    p.description = m.description().map(str::to_string);
+                    p.key_id = m.key_id().map(str::to_string);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Names under the path that carry `managed-by=coffer`, with their `coffer:source`.
+    async fn managed_parameters(&self) -> Result<HashMap<String, Option<String>>> {
+        let mut pages = self
+            .ssm
+            .describe_parameters()
+            .parameter_filters(self.path_filter())
+            .parameter_filters(string_filter(
                 &format!("tag:{}", MANAGED_BY.0),
                 "Equals",
                 MANAGED_BY.1,
             ))
-            .parameter_filters(filter(&format!("tag:{SOURCE_TAG}"), "Equals", source))
             .max_results(50)
             .into_paginator()
             .send();
-        let mut out = HashSet::new();
+        let mut names = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("list parameter tags", &path, &e))?;
-            out.extend(
+            let page =
+                page.map_err(|e| self.aws_error("list parameter tags", &self.ssm_path(), &e))?;
+            names.extend(
                 page.parameters()
                     .iter()
                     .filter_map(|p| p.name().map(str::to_string)),
             );
         }
+        // The source of each: one more filtered listing per source would need the sources
+        // first, so read the tags of the (usually few) parameters not already wanted.
+        let mut out: HashMap<String, Option<String>> = HashMap::new();
+        for (name, tags) in self.parameter_tags(names).await? {
+            let source = tags
+                .into_iter()
+                .find(|(k, _)| k == SOURCE_TAG)
+                .map(|(_, v)| v);
+            out.insert(name, source);
+        }
         Ok(out)
+    }
+
+    /// The tags of each parameter (`ListTagsForResource`, concurrently).
+    async fn parameter_tags(
+        &self,
+        names: Vec<String>,
+    ) -> Result<HashMap<String, Vec<(String, String)>>> {
+        use aws_sdk_ssm::types::ResourceTypeForTagging;
+        let mut out = HashMap::new();
+        let mut failed = None;
+        let work = |name: String| {
+            let ssm = self.ssm.clone();
+            async move {
+                let res = ssm
+                    .list_tags_for_resource()
+                    .resource_type(ResourceTypeForTagging::Parameter)
+                    .resource_id(&name)
+                    .send()
+                    .await;
+                (name, res)
+            }
+        };
+        bounded(names, CONCURRENCY, work, |(name, res)| match res {
+            Ok(o) => {
+                let tags = o
+                    .tag_list()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect();
+                out.insert(name, tags);
+            }
+            Err(e) => failed = Some(self.aws_error("read the tags of", &name, &e)),
+        })
+        .await;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Apply every change that is not `Unchanged`, concurrently with a bound, reporting each
@@ -645,7 +1047,7 @@ impl Pusher {
             Service::SecretsManager => CONCURRENCY,
             Service::Ssm => SSM_WRITERS,
         };
-        self.rt.block_on(async {
+        self.session.block_on(async {
             let jobs = plan
                 .changes
                 .iter()
@@ -677,63 +1079,33 @@ impl Pusher {
 
     /// Everything one change needs, owned, so it can run on its own task.
     fn job(&self, change: &Change, desired: Option<&Desired>, deletion: Deletion) -> Job {
-        let mut tags = self.target.tags.clone();
-        if let Some(d) = desired {
-            tags.push((MANAGED_BY.0.into(), MANAGED_BY.1.into()));
-            tags.push((SOURCE_TAG.into(), d.source.clone()));
-        }
+        let settings = &self.target.settings;
         Job {
             sm: self.sm.clone(),
             ssm: self.ssm.clone(),
             service: self.target.service,
-            action: change.action,
-            name: change.name.clone(),
-            arn: change.arn.clone(),
+            change: change.clone(),
             value: desired.map(|d| d.value.clone()),
-            token: desired.map(|d| self.token(&d.name, change.version.as_deref(), &d.value)),
-            kms_key_id: self.target.kms_key_id.clone(),
-            description: self.target.description.clone(),
-            tags,
+            token: desired
+                .map(|d| token(&d.token_key, &d.name, change.version.as_deref(), &d.value)),
+            kms_key_id: settings.kms_key_id.clone(),
+            description: settings.description.clone(),
+            tags: desired
+                .map(|d| settings.tags_for(&d.source))
+                .unwrap_or_default(),
             deletion,
         }
     }
 
-    /// A client request token from the name, the version it replaces and the value: a
-    /// retried call repeats its token and AWS makes one version, while writing a value that
-    /// an older version once had still makes a new one.
-    fn token(&self, name: &str, replaces: Option<&str>, value: &Payload) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.token_key.expose_secret())
-            .expect("HMAC takes any key length");
-        for part in [
-            b"coffer push token v1".as_slice(),
-            name.as_bytes(),
-            replaces.unwrap_or_default().as_bytes(),
-            value.as_bytes(),
-        ] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        let h = mac.finalize().into_bytes();
-        let hex: String = h[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        )
-    }
-
     /// Read the current values of these secrets back (Secrets Manager only).
     pub fn read_back(&self, names: Vec<String>) -> Result<HashMap<String, Payload>> {
-        let values = self.rt.block_on(self.secret_values(names))?;
+        let values = self.session.block_on(self.secret_values(names))?;
         Ok(values.into_iter().map(|(k, (v, _))| (k, v)).collect())
     }
 
     /// The ARN of every name under the prefix (for `--emit ecs` after creating).
     pub fn arns(&self) -> Result<HashMap<String, String>> {
-        self.rt.block_on(async {
+        self.session.block_on(async {
             Ok(match self.target.service {
                 Service::SecretsManager => self
                     .list_secrets()
@@ -751,21 +1123,77 @@ impl Pusher {
             })
         })
     }
+
+    fn aws_error<E>(
+        &self,
+        what: &str,
+        name: &str,
+        e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+    ) -> Error
+    where
+        E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        Error::Aws(format!(
+            "cannot {what} ({name}): {}",
+            reason(e, &self.target.service.to_string())
+        ))
+    }
+}
+
+fn string_filter(
+    key: &str,
+    option: &str,
+    value: &str,
+) -> aws_sdk_ssm::types::ParameterStringFilter {
+    aws_sdk_ssm::types::ParameterStringFilter::builder()
+        .key(key)
+        .option(option)
+        .values(value)
+        .build()
+        .expect("the key is set")
+}
+
+/// A client request token from the name, the version it replaces and the value: a retried
+/// call repeats its token and AWS makes one version, while writing a value that an older
+/// version once had still makes a new one.
+fn token(key: &TokenKey, name: &str, replaces: Option<&str>, value: &Payload) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret())
+        .expect("HMAC takes any key length");
+    for part in [
+        b"coffer push token v1".as_slice(),
+        name.as_bytes(),
+        replaces.unwrap_or_default().as_bytes(),
+        value.as_bytes(),
+    ] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    let h = mac.finalize().into_bytes();
+    let hex: String = h[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 struct Parameter {
     value: Payload,
     secure: bool,
     arn: Option<String>,
+    advanced: bool,
+    description: Option<String>,
+    key_id: Option<String>,
 }
 
 struct Job {
     sm: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
     service: Service,
-    action: Action,
-    name: String,
-    arn: Option<String>,
+    change: Change,
     value: Option<Payload>,
     token: Option<String>,
     kms_key_id: Option<String>,
@@ -784,54 +1212,84 @@ impl Job {
 
     async fn run_secret(self) -> std::result::Result<Option<String>, String> {
         use aws_sdk_secretsmanager::types::Tag;
-        let id = self.arn.clone().unwrap_or_else(|| self.name.clone());
+        let c = &self.change;
+        let id = c.arn.clone().unwrap_or_else(|| c.name.clone());
         let (string, binary) = match &self.value {
             Some(Payload::Text(s)) => (Some(s.to_string()), None),
             Some(Payload::Binary(b)) => (None, Some(Blob::new(b.to_vec()))),
             None => (None, None),
         };
-        match self.action {
+        let tag = |(k, v): &(String, String)| Tag::builder().key(k).value(v).build();
+        match c.action {
             Action::Create => {
-                let tags = self
-                    .tags
-                    .iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect();
                 let out = self
                     .sm
                     .create_secret()
-                    .name(&self.name)
+                    .name(&c.name)
                     .set_secret_string(string)
                     .set_secret_binary(binary)
                     .set_kms_key_id(self.kms_key_id)
                     .set_description(self.description)
-                    .set_tags(Some(tags))
+                    .set_tags(Some(self.tags.iter().map(tag).collect()))
                     .set_client_request_token(self.token)
                     .send()
                     .await
-                    .map_err(|e| reason(&e))?;
+                    .map_err(reason_sm)?;
                 Ok(out.arn().map(str::to_string))
             }
             Action::Restore | Action::Update => {
-                if self.action == Action::Restore {
+                if c.action == Action::Restore {
                     self.sm
                         .restore_secret()
                         .secret_id(&id)
                         .send()
                         .await
-                        .map_err(|e| reason(&e))?;
+                        .map_err(reason_sm)?;
                 }
-                let out = self
-                    .sm
-                    .put_secret_value()
-                    .secret_id(&id)
-                    .set_secret_string(string)
-                    .set_secret_binary(binary)
-                    .set_client_request_token(self.token)
-                    .send()
-                    .await
-                    .map_err(|e| reason(&e))?;
-                Ok(out.arn().map(str::to_string).or(self.arn))
+                // The key first, so the new value is encrypted under it.
+                if c.drift.kms_key_id.is_some() || c.drift.description.is_some() {
+                    self.sm
+                        .update_secret()
+                        .secret_id(&id)
+                        .set_kms_key_id(c.drift.kms_key_id.clone())
+                        .set_description(c.drift.description.clone())
+                        .send()
+                        .await
+                        .map_err(reason_sm)?;
+                }
+                let mut arn = c.arn.clone();
+                if c.value_changed || c.action == Action::Restore {
+                    let out = self
+                        .sm
+                        .put_secret_value()
+                        .secret_id(&id)
+                        .set_secret_string(string)
+                        .set_secret_binary(binary)
+                        .set_client_request_token(self.token)
+                        .send()
+                        .await
+                        .map_err(reason_sm)?;
+                    arn = out.arn().map(str::to_string).or(arn);
+                }
+                if !c.drift.tag.is_empty() {
+                    self.sm
+                        .tag_resource()
+                        .secret_id(&id)
+                        .set_tags(Some(c.drift.tag.iter().map(tag).collect()))
+                        .send()
+                        .await
+                        .map_err(reason_sm)?;
+                }
+                if !c.drift.untag.is_empty() {
+                    self.sm
+                        .untag_resource()
+                        .secret_id(&id)
+                        .set_tag_keys(Some(c.drift.untag.clone()))
+                        .send()
+                        .await
+                        .map_err(reason_sm)?;
+                }
+                Ok(arn)
             }
             Action::Delete => {
                 let req = self.sm.delete_secret().secret_id(&id);
@@ -839,69 +1297,182 @@ impl Job {
                     Deletion::Recoverable(days) => req.recovery_window_in_days(days),
                     Deletion::Force => req.force_delete_without_recovery(true),
                 };
-                req.send().await.map_err(|e| reason(&e))?;
-                Ok(self.arn)
+                req.send().await.map_err(reason_sm)?;
+                Ok(c.arn.clone())
             }
-            Action::Unchanged => Ok(self.arn),
+            Action::Unchanged => Ok(c.arn.clone()),
         }
     }
 
     async fn run_parameter(self) -> std::result::Result<Option<String>, String> {
-        use aws_sdk_ssm::types::{ParameterType, Tag};
+        use aws_sdk_ssm::types::{ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
+        let c = &self.change;
         let value = match &self.value {
-            Some(Payload::Text(s)) => s.to_string(),
+            Some(Payload::Text(s)) => Zeroizing::new(s.to_string()),
             Some(Payload::Binary(_)) => return Err("Parameter Store holds text only".into()),
-            None => String::new(),
+            None => Zeroizing::new(String::new()),
         };
-        match self.action {
+        let tag = |(k, v): &(String, String)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value are set")
+        };
+        match c.action {
             Action::Create | Action::Restore | Action::Update => {
-                let create = self.action != Action::Update;
-                let mut req = self
-                    .ssm
-                    .put_parameter()
-                    .name(&self.name)
-                    .value(value)
-                    .r#type(ParameterType::SecureString)
-                    .set_key_id(self.kms_key_id)
-                    .set_description(self.description)
-                    .overwrite(!create);
-                // AWS takes tags only on a parameter's first write.
-                if create {
-                    for (k, v) in &self.tags {
-                        req = req.tags(
-                            Tag::builder()
-                                .key(k)
-                                .value(v)
-                                .build()
-                                .expect("key and value are set"),
-                        );
-                    }
+                let create = c.action != Action::Update;
+                // A new key or description is a write of the value (a new version).
+                let write = create
+                    || c.value_changed
+                    || c.retyped
+                    || c.drift.kms_key_id.is_some()
+                    || c.drift.description.is_some();
+                if write {
+                    let put = || {
+                        let mut req = self
+                            .ssm
+                            .put_parameter()
+                            .name(&c.name)
+                            .value(value.as_str())
+                            .r#type(ParameterType::SecureString)
+                            .set_key_id(self.kms_key_id.clone())
+                            .set_description(self.description.clone())
+                            .overwrite(!create);
+                        if c.advanced {
+                            req = req.tier(ParameterTier::Advanced);
+                        }
+                        // AWS takes tags only on a parameter's first write.
+                        if create {
+                            for t in &self.tags {
+                                req = req.tags(tag(t));
+                            }
+                        }
+                        // coffer retries itself, looking first whether the write landed.
+                        req.customize().config_override(
+                            aws_sdk_ssm::config::Builder::default()
+                                .retry_config(aws_config::retry::RetryConfig::disabled()),
+                        )
+                    };
+                    let landed = || async {
+                        let got = self
+                            .ssm
+                            .get_parameter()
+                            .name(&c.name)
+                            .with_decryption(true)
+                            .send()
+                            .await
+                            .ok()?
+                            .parameter?;
+                        let secure = got.r#type() == Some(&ParameterType::SecureString);
+                        Some(secure && got.value().is_some_and(|v| v == value.as_str()))
+                    };
+                    retry_checked(
+                        RETRIES,
+                        || async { put().send().await.map(|_| ()) },
+                        || async { landed().await.unwrap_or(false) },
+                        transient,
+                    )
+                    .await
+                    .map_err(|e| reason(&e, "Parameter Store"))?;
                 }
-                req.send().await.map_err(|e| reason(&e))?;
-                Ok(self.arn)
+                if !create && !c.drift.tag.is_empty() {
+                    self.ssm
+                        .add_tags_to_resource()
+                        .resource_type(ResourceTypeForTagging::Parameter)
+                        .resource_id(&c.name)
+                        .set_tags(Some(c.drift.tag.iter().map(tag).collect()))
+                        .send()
+                        .await
+                        .map_err(|e| reason(&e, "Parameter Store"))?;
+                }
+                if !create && !c.drift.untag.is_empty() {
+                    self.ssm
+                        .remove_tags_from_resource()
+                        .resource_type(ResourceTypeForTagging::Parameter)
+                        .resource_id(&c.name)
+                        .set_tag_keys(Some(c.drift.untag.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| reason(&e, "Parameter Store"))?;
+                }
+                Ok(c.arn.clone())
             }
             Action::Delete => {
-                match self.ssm.delete_parameter().name(&self.name).send().await {
-                    Ok(_) => Ok(self.arn),
+                match self.ssm.delete_parameter().name(&c.name).send().await {
+                    Ok(_) => Ok(c.arn.clone()),
                     // Already gone is what a delete wants.
-                    Err(e) if code(&e) == Some("ParameterNotFound") => Ok(self.arn),
-                    Err(e) => Err(reason(&e)),
+                    Err(e) if code(&e) == Some("ParameterNotFound") => Ok(c.arn.clone()),
+                    Err(e) => Err(reason(&e, "Parameter Store")),
                 }
             }
-            Action::Unchanged => Ok(self.arn),
+            Action::Unchanged => Ok(c.arn.clone()),
         }
     }
 }
 
-fn aws_error<E>(
-    what: &str,
-    name: &str,
-    e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
-) -> Error
+fn reason_sm<E>(
+    e: aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+) -> String
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    Error::Aws(format!("cannot {what} ({name}): {}", reason(e)))
+    reason(&e, "Secrets Manager")
+}
+
+/// Attempts of a Parameter Store write, the first included.
+const RETRIES: u32 = 3;
+
+/// Whether a failed call may succeed when made again: no answer, throttling, or a
+/// server-side error.
+fn transient<E: aws_sdk_kms::error::ProvideErrorMetadata>(
+    e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+) -> bool {
+    use aws_sdk_kms::error::SdkError;
+    match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error()
+                || matches!(
+                    se.err().code(),
+                    Some("ThrottlingException" | "TooManyUpdates" | "InternalServerError")
+                )
+        }
+        _ => false,
+    }
+}
+
+/// Make a write, and after a transient failure look whether it landed anyway (the answer
+/// may be what was lost) before making it again: a Parameter Store write that is repeated
+/// makes a second version of the same value.
+async fn retry_checked<E, W, WF, L, LF>(
+    attempts: u32,
+    mut write: W,
+    mut landed: L,
+    transient: impl Fn(&E) -> bool,
+) -> std::result::Result<(), E>
+where
+    W: FnMut() -> WF,
+    WF: std::future::Future<Output = std::result::Result<(), E>>,
+    L: FnMut() -> LF,
+    LF: std::future::Future<Output = bool>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < attempts && transient(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                if landed().await {
+                    return Ok(());
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -927,35 +1498,107 @@ mod tests {
 
     #[test]
     fn tokens_depend_on_name_version_and_value() {
-        let p = Pusher {
-            rt: runtime(),
-            sm: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::Config::builder()
-                    .behavior_version_latest()
-                    .build(),
-            ),
-            ssm: aws_sdk_ssm::Client::from_conf(
-                aws_sdk_ssm::Config::builder()
-                    .behavior_version_latest()
-                    .build(),
-            ),
-            target: Target {
-                service: Service::SecretsManager,
-                prefix: String::new(),
-                kms_key_id: None,
-                description: None,
-                tags: Vec::new(),
-            },
-            token_key: SecretBox::new(Box::new([7; 32])),
-        };
+        let key: TokenKey = Arc::new(SecretBox::new(Box::new([7; 32])));
         let v = |s: &str| Payload::Text(Zeroizing::new(s.into()));
-        let t = p.token("a", Some("v1"), &v("x"));
+        let t = token(&key, "a", Some("v1"), &v("x"));
         assert_eq!(t.len(), 36);
-        assert_eq!(t, p.token("a", Some("v1"), &v("x")));
-        assert_ne!(t, p.token("a", Some("v2"), &v("x")));
-        assert_ne!(t, p.token("b", Some("v1"), &v("x")));
-        assert_ne!(t, p.token("a", Some("v1"), &v("y")));
+        assert_eq!(t, token(&key, "a", Some("v1"), &v("x")));
+        assert_ne!(t, token(&key, "a", Some("v2"), &v("x")));
+        assert_ne!(t, token(&key, "b", Some("v1"), &v("x")));
+        assert_ne!(t, token(&key, "a", Some("v1"), &v("y")));
         // Lengths are framed: moving a byte between parts changes the token.
-        assert_ne!(p.token("ab", None, &v("c")), p.token("a", None, &v("bc")));
+        assert_ne!(
+            token(&key, "ab", None, &v("c")),
+            token(&key, "a", None, &v("bc"))
+        );
+        let other: TokenKey = Arc::new(SecretBox::new(Box::new([8; 32])));
+        assert_ne!(t, token(&other, "a", Some("v1"), &v("x")));
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn drift_compares_what_coffer_sets_and_leaves_hand_made_tags() {
+        let settings = Settings {
+            kms_key_id: Some("alias/app".into()),
+            description: Some("web".into()),
+            tags: tags(&[("team", "web"), ("env", "prod")]),
+        };
+        let in_step = Remote {
+            description: Some("web".into()),
+            kms_key: Some("arn:key/1".into()),
+            tags: tags(&[
+                ("team", "web"),
+                ("env", "prod"),
+                ("managed-by", "coffer"),
+                ("coffer:source", "a.env"),
+                ("coffer:tags", "env,team"),
+                ("owner", "by hand"),
+            ]),
+        };
+        assert!(drift(&settings, Some("arn:key/1"), "a.env", &in_step).is_empty());
+
+        // Every setting differs: a new description, key, a changed and a dropped tag.
+        let mut fewer = settings.clone();
+        fewer.tags = tags(&[("team", "api")]);
+        let d = drift(&fewer, Some("arn:key/2"), "a.env", &in_step);
+        assert_eq!(d.kms_key_id.as_deref(), Some("alias/app"));
+        assert_eq!(d.description, None);
+        assert_eq!(d.tag, tags(&[("team", "api"), ("coffer:tags", "team")]));
+        // `owner` was never coffer's: it stays.
+        assert_eq!(d.untag, vec!["env".to_string()]);
+        assert_eq!(d.what(), "KMS key, tags");
+
+        // No user tags any more: coffer's list goes too; no description asked: kept.
+        let bare = Settings::default();
+        let d = drift(&bare, None, "a.env", &in_step);
+        assert_eq!(
+            d.untag,
+            vec!["env".to_string(), "team".into(), "coffer:tags".into()]
+        );
+        assert!(d.tag.is_empty() && d.description.is_none() && d.kms_key_id.is_none());
+    }
+
+    #[test]
+    fn a_write_whose_answer_was_lost_is_not_made_twice() {
+        use std::cell::Cell;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let run = |fails: u32, lands: bool| {
+            let (writes, looks) = (Cell::new(0), Cell::new(0));
+            let res = rt.block_on(retry_checked(
+                3,
+                || {
+                    writes.set(writes.get() + 1);
+                    let n = writes.get();
+                    async move {
+                        if n <= fails {
+                            Err("timeout")
+                        } else {
+                            Ok(())
+                        }
+                    }
+                },
+                || {
+                    looks.set(looks.get() + 1);
+                    async move { lands }
+                },
+                |e: &&str| *e == "timeout",
+            ));
+            (res, writes.get(), looks.get())
+        };
+        // The first write landed but its answer was lost: one look, no second write.
+        assert_eq!(run(1, true), (Ok(()), 1, 1));
+        // It did not land: written again.
+        assert_eq!(run(1, false), (Ok(()), 2, 1));
+        // Never answers: gives up after three writes.
+        assert_eq!(run(9, false), (Err("timeout"), 3, 2));
     }
 }

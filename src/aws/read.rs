@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use zeroize::Zeroizing;
 
-use super::{bounded, reason, runtime, s3_client, Connection, CONCURRENCY};
+use super::{bounded, reason, s3_client, Scope, Session, CONCURRENCY};
 
 /// A parsed AWS reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,13 +82,14 @@ impl AwsRef {
 /// Fetch every reference, at most [`CONCURRENCY`] at a time.
 pub fn fetch_all(
     refs: &[(String, AwsRef)],
-    conn: &Connection,
-) -> HashMap<String, Result<Zeroizing<String>, String>> {
+    session: &Session,
+    scope: &Scope,
+) -> crate::Result<HashMap<String, Result<Zeroizing<String>, String>>> {
     if refs.is_empty() {
-        return HashMap::new();
+        return Ok(HashMap::new());
     }
-    runtime().block_on(async {
-        let conf = conn.load().await;
+    let conf = session.config(scope).map_err(crate::Error::Aws)?;
+    Ok(session.block_on(async {
         let sm = aws_sdk_secretsmanager::Client::new(&conf);
         let ssm = aws_sdk_ssm::Client::new(&conf);
         let s3 = s3_client(&conf);
@@ -102,7 +103,7 @@ pub fn fetch_all(
         })
         .await;
         out
-    })
+    }))
 }
 
 async fn fetch(
@@ -125,7 +126,7 @@ async fn fetch(
                 .set_version_stage(stage)
                 .send()
                 .await
-                .map_err(|e| reason(&e))?;
+                .map_err(|e| reason(&e, "Secrets Manager"))?;
             let text = match (out.secret_string, out.secret_binary) {
                 (Some(s), _) => Zeroizing::new(s),
                 (None, Some(b)) => Zeroizing::new(
@@ -146,7 +147,7 @@ async fn fetch(
                 .with_decryption(true)
                 .send()
                 .await
-                .map_err(|e| reason(&e))?;
+                .map_err(|e| reason(&e, "Parameter Store"))?;
             out.parameter
                 .and_then(|p| p.value)
                 .map(Zeroizing::new)
@@ -159,7 +160,7 @@ async fn fetch(
                 .key(&key)
                 .send()
                 .await
-                .map_err(|e| reason(&e))?;
+                .map_err(|e| reason(&e, "S3"))?;
             let bytes = out
                 .body
                 .collect()

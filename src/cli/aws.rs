@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
 use secrecy::SecretBox;
@@ -11,9 +12,9 @@ use super::command_error;
 use super::{Env, FormatArg};
 use crate::aws::migrate::{self, Move};
 use crate::aws::push::{
-    self, Action, Deletion, Desired, Layout, Outcome, Plan, Pusher, Service, Target,
+    self, Action, Deletion, Desired, Layout, Outcome, Plan, Pusher, Service, Settings, Target,
 };
-use crate::aws::{Connection, Payload};
+use crate::aws::{Payload, Scope};
 use crate::format::json::json_string;
 use crate::format::Format;
 use crate::tree::{variable_name, Value};
@@ -55,13 +56,13 @@ pub struct CreateOptions {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
-    /// The encrypted file whose values to push
-    pub file: PathBuf,
-    /// Where the values go
-    #[arg(long, value_enum, value_name = "SERVICE")]
-    pub to: ServiceArg,
+    /// The encrypted file whose values to push (without it: the `push:` targets of .coffer.yaml)
+    pub file: Option<PathBuf>,
+    /// Where the file's values go
+    #[arg(long, value_enum, value_name = "SERVICE", requires = "file")]
+    pub to: Option<ServiceArg>,
     /// One secret with this name holding the whole file as a JSON object (Secrets Manager)
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["each", "path"])]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["each", "path"], requires = "file")]
     pub name: Option<String>,
     /// One secret per value, named PREFIX + its key path, nested keys joined with / (Secrets Manager)
     #[arg(long, requires = "prefix")]
@@ -70,8 +71,17 @@ pub struct PushArgs {
     #[arg(long, value_name = "PREFIX", requires = "each")]
     pub prefix: Option<String>,
     /// Parameter path: one SecureString per value, named PATH + its key path (Parameter Store)
-    #[arg(long, value_name = "PATH", conflicts_with = "each")]
+    #[arg(long, value_name = "PATH", conflicts_with = "each", requires = "file")]
     pub path: Option<String>,
+    /// Push only this target of the config's `push:` list (repeatable)
+    #[arg(long = "target", value_name = "NAME", conflicts_with = "file")]
+    pub targets: Vec<String>,
+    /// The config file holding the targets (default: the nearest .coffer.yaml or .sops.yaml)
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    pub config: Option<PathBuf>,
+    /// Print the plan, change nothing, and exit 10 when anything would change (0 when in step)
+    #[arg(long, conflicts_with_all = ["emit"])]
+    pub check: bool,
     /// Also delete what coffer created from this file earlier that the file no longer has
     #[arg(long)]
     pub prune: bool,
@@ -86,7 +96,7 @@ pub struct PushArgs {
     #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "dry_run")]
     pub emit: Option<EmitArg>,
     /// The coffer:source tag (default: the file's path in its git repository)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "file")]
     pub source: Option<String>,
     /// Format of the file (default: from its extension)
     #[arg(long, value_enum, value_name = "TYPE")]
@@ -180,84 +190,63 @@ fn parse_tag(s: &str) -> std::result::Result<(String, String), String> {
     }
 }
 
-fn connection(region: &Option<String>, env: &Env) -> Connection {
-    Connection {
-        region: region.clone(),
-        profile: env.aws_profile().map(str::to_string),
-    }
-}
-
-fn target(service: Service, prefix: String, create: &CreateOptions) -> Target {
-    Target {
-        service,
-        prefix,
+fn settings(create: &CreateOptions) -> Result<Settings> {
+    let settings = Settings {
         kms_key_id: create.kms_key_id.clone(),
         description: create.description.clone(),
         tags: create.tags.clone(),
+    };
+    match settings.check() {
+        Some(why) => Err(Error::Usage(format!("--tag: {why}"))),
+        None => Ok(settings),
+    }
+}
+
+fn scope(region: &Option<String>) -> Scope {
+    Scope {
+        region: region.clone(),
+        ..Scope::default()
     }
 }
 
 /// The file's path relative to the root of its git repository, `/`-separated: what
 /// `coffer:source` says, the same from every clone and working directory.
 fn source_name(file: &Path) -> String {
-    let in_repo = || -> Option<String> {
-        let abs = std::fs::canonicalize(file).ok()?;
-        let repo = git2::Repository::discover(abs.parent()?).ok()?;
-        let root = std::fs::canonicalize(repo.workdir()?).ok()?;
-        let rel = abs.strip_prefix(root).ok()?;
-        Some(
-            rel.components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/"),
-        )
-    };
-    in_repo().unwrap_or_else(|| file.display().to_string())
+    repo_relative(file).unwrap_or_else(|| file.display().to_string())
 }
 
-pub fn push(args: PushArgs, env: &Env) -> Result<()> {
-    let (service, layout) = match (args.to, &args.name, &args.prefix, &args.path) {
-        (ServiceArg::Secretsmanager, Some(name), None, None) => (
-            Service::SecretsManager,
-            Layout::Whole { name: name.clone() },
-        ),
-        (ServiceArg::Secretsmanager, None, Some(prefix), None) => (
-            Service::SecretsManager,
-            Layout::Each {
-                prefix: prefix.clone(),
-            },
-        ),
-        (ServiceArg::Secretsmanager, ..) => {
-            return Err(Error::Usage(
-                "--to secretsmanager needs --name NAME (one secret) or --prefix PREFIX --each"
-                    .into(),
-            ))
-        }
-        (ServiceArg::Ssm, None, None, Some(path)) => {
-            let mut prefix = path.clone();
-            if !prefix.ends_with('/') {
-                prefix.push('/');
-            }
-            (Service::Ssm, Layout::Each { prefix })
-        }
-        (ServiceArg::Ssm, ..) => {
-            return Err(Error::Usage(
-                "--to ssm needs --path /PATH/ (and no --name or --each)".into(),
-            ))
-        }
-    };
-    if args.prune && matches!(layout, Layout::Whole { .. }) {
-        return Err(Error::Usage(
-            "--prune needs --each: one secret holding the whole file has no keys to remove".into(),
-        ));
-    }
+fn repo_relative(path: &Path) -> Option<String> {
+    let abs = std::fs::canonicalize(path).ok()?;
+    let repo = git2::Repository::discover(if abs.is_dir() { &abs } else { abs.parent()? }).ok()?;
+    let root = std::fs::canonicalize(repo.workdir()?).ok()?;
+    let rel = abs.strip_prefix(root).ok()?;
+    Some(
+        rel.components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
 
-    let name = args.file.display().to_string();
-    let format = args
-        .input_type
-        .map_or_else(|| Format::from_path(&args.file), Into::into);
-    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
-    let opened = sops::open(&name, format, bytes, &env.keyring()?, false)?;
+/// One file's contribution to a push: its secrets, and what `--emit ecs` says of them.
+struct FileSecrets {
+    desired: Vec<Desired>,
+    /// (variable name, secret or parameter name, JSON key inside the secret).
+    ecs: Option<Vec<(String, String, Option<String>)>>,
+}
+
+/// Open `file` and say which secrets it asks for.
+fn file_secrets(
+    file: &Path,
+    format: Format,
+    keyring: &crate::keys::Keyring,
+    layout: &Layout,
+    service: Service,
+    source: &str,
+) -> Result<FileSecrets> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+    let opened = sops::open(&name, format, bytes, keyring, false)?;
     let root = match opened.doc.docs.as_slice() {
         [d] => opened.value(&d.root)?,
         _ => {
@@ -272,30 +261,112 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
     } else {
         None
     };
-    let source = args
-        .source
-        .clone()
-        .unwrap_or_else(|| source_name(&args.file));
-    let desired = push::desired(&name, &root, raw.clone(), &layout, service, &source)?;
-    let prefix = match &layout {
+    let token_key = Arc::new(SecretBox::new(Box::new(*opened.key.expose())));
+    let desired = push::desired(
+        &name,
+        &root,
+        raw.clone(),
+        layout,
+        service,
+        source,
+        &token_key,
+    )?;
+    // A binary file has no keys for ECS to pick.
+    let ecs = raw
+        .is_none()
+        .then(|| ecs_entries(&root, &desired, layout, opened.format == Format::Dotenv));
+    Ok(FileSecrets { desired, ecs })
+}
+
+/// A planned push to one place: what `apply`, `--check` and `--emit` need.
+struct Planned<'s> {
+    /// The target's name (pushes of targets only).
+    label: Option<String>,
+    pusher: Pusher<'s>,
+    plan: Plan,
+    ecs: Option<Vec<(String, String, Option<String>)>>,
+}
+
+/// Where and how to write, from `push FILE`'s flags.
+fn file_layout(args: &PushArgs) -> Result<(Service, Layout)> {
+    Ok(match (args.to, &args.name, &args.prefix, &args.path) {
+        (None, ..) => {
+            return Err(Error::Usage(
+                "push FILE needs --to secretsmanager or --to ssm".into(),
+            ))
+        }
+        (Some(ServiceArg::Secretsmanager), Some(name), None, None) => (
+            Service::SecretsManager,
+            Layout::Whole { name: name.clone() },
+        ),
+        (Some(ServiceArg::Secretsmanager), None, Some(prefix), None) => (
+            Service::SecretsManager,
+            Layout::Each {
+                prefix: prefix.clone(),
+            },
+        ),
+        (Some(ServiceArg::Secretsmanager), ..) => {
+            return Err(Error::Usage(
+                "--to secretsmanager needs --name NAME (one secret) or --prefix PREFIX --each"
+                    .into(),
+            ))
+        }
+        (Some(ServiceArg::Ssm), None, None, Some(path)) => {
+            let mut prefix = path.clone();
+            if !prefix.ends_with('/') {
+                prefix.push('/');
+            }
+            (Service::Ssm, Layout::Each { prefix })
+        }
+        (Some(ServiceArg::Ssm), ..) => {
+            return Err(Error::Usage(
+                "--to ssm needs --path /PATH/ (and no --name or --each)".into(),
+            ))
+        }
+    })
+}
+
+fn layout_prefix(layout: &Layout) -> String {
+    match layout {
         Layout::Whole { name } => name.clone(),
         Layout::Each { prefix } => prefix.clone(),
-    };
-    let token_key = SecretBox::new(Box::new(*opened.key.expose()));
-    let pusher = Pusher::connect(
-        &connection(&args.create.region, env),
-        target(service, prefix, &args.create),
-        token_key,
-    );
-    let plan = pusher.plan(desired, args.prune.then_some(source.as_str()))?;
+    }
+}
 
+pub fn push(args: PushArgs, env: &Env) -> Result<()> {
+    let planned = match &args.file {
+        Some(file) => vec![plan_file(file, &args, env)?],
+        None => plan_targets(&args, env)?,
+    };
     // stdout carries --emit's data when asked for; the plan then goes to stderr.
     let mut plan_out: Box<dyn Write> = if args.emit.is_some() {
         Box::new(std::io::stderr())
     } else {
         Box::new(std::io::stdout())
     };
-    print_plan(&mut plan_out, &plan)?;
+    for (i, p) in planned.iter().enumerate() {
+        if let Some(label) = &p.label {
+            let io = |e| Error::io("<stdout>", e);
+            if i > 0 {
+                writeln!(plan_out).map_err(io)?;
+            }
+            let region = p.pusher.region().unwrap_or_else(|| "no region".into());
+            let header = format!(
+                "{label}: {} in account {}, {region}",
+                p.plan.service,
+                p.pusher.account()?
+            );
+            writeln!(plan_out, "{}", command_error::one_line(&header)).map_err(io)?;
+        }
+        print_plan(&mut plan_out, &p.plan)?;
+    }
+    if args.check {
+        let changes: usize = planned.iter().map(|p| p.plan.pending()).sum();
+        return match changes {
+            0 => Ok(()),
+            changes => Err(Error::Drift { changes }),
+        };
+    }
     if args.create.dry_run {
         return Ok(());
     }
@@ -304,16 +375,20 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
     } else {
         Deletion::Recoverable(args.recovery_window)
     };
-    let outcomes = apply(&pusher, &plan, deletion);
-    finish(&plan, &outcomes)?;
-
-    if let Some(EmitArg::Ecs) = args.emit {
-        if raw.is_some() {
-            return Err(Error::Usage(format!(
-                "{name}: --emit ecs needs keys; a binary file has none"
-            )));
+    let (mut failed, mut total) = (0, 0);
+    let mut arns_of: Vec<HashMap<String, String>> = Vec::new();
+    for p in &planned {
+        let outcomes = apply(&p.pusher, &p.plan, deletion);
+        if let Err(Error::PartlyApplied {
+            failed: f,
+            total: t,
+        }) = finish(p.label.as_deref(), &p.plan, &outcomes)
+        {
+            failed += f;
+            total += t;
         }
-        let mut arns: HashMap<String, String> = plan
+        let mut arns: HashMap<String, String> = p
+            .plan
             .changes
             .iter()
             .filter_map(|c| c.arn.clone().map(|a| (c.name.clone(), a)))
@@ -323,10 +398,238 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
                 .iter()
                 .filter_map(|o| o.result.as_ref().ok()?.clone().map(|a| (o.name.clone(), a))),
         );
-        let verbatim = opened.format == Format::Dotenv;
-        let wanted = ecs_entries(&root, &plan, &layout, verbatim);
+        arns_of.push(arns);
+    }
+    if failed > 0 {
+        return Err(Error::PartlyApplied { failed, total });
+    }
+    if let Some(EmitArg::Ecs) = args.emit {
+        emit_ecs(&planned, arns_of)?;
+    }
+    Ok(())
+}
+
+/// `push FILE` with its flags.
+fn plan_file<'s>(file: &Path, args: &PushArgs, env: &'s Env) -> Result<Planned<'s>> {
+    let (service, layout) = file_layout(args)?;
+    if args.prune && matches!(layout, Layout::Whole { .. }) {
+        return Err(Error::Usage(
+            "--prune needs --each: one secret holding the whole file has no keys to remove".into(),
+        ));
+    }
+    let format = args
+        .input_type
+        .map_or_else(|| Format::from_path(file), Into::into);
+    let source = args.source.clone().unwrap_or_else(|| source_name(file));
+    let secrets = file_secrets(file, format, &env.keyring()?, &layout, service, &source)?;
+    if args.emit.is_some() && secrets.ecs.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: --emit ecs needs keys; a binary file has none",
+            file.display()
+        )));
+    }
+    let target = Target {
+        service,
+        prefix: layout_prefix(&layout),
+        settings: settings(&args.create)?,
+    };
+    let pusher = Pusher::connect(env.aws(), &scope(&args.create.region), target)?;
+    let owned = |s: &str| s == source;
+    let plan = pusher.plan(secrets.desired, args.prune.then_some(&owned as push::Owned))?;
+    Ok(Planned {
+        label: None,
+        pusher,
+        plan,
+        ecs: secrets.ecs,
+    })
+}
+
+/// `push` without a file: every target of the config's `push:` list, or those named.
+fn plan_targets<'s>(args: &PushArgs, env: &'s Env) -> Result<Vec<Planned<'s>>> {
+    let flag = [
+        (args.create.kms_key_id.is_some(), "--kms-key-id"),
+        (!args.create.tags.is_empty(), "--tag"),
+        (args.create.description.is_some(), "--description"),
+        (args.create.region.is_some(), "--region"),
+        (args.input_type.is_some(), "--input-type"),
+    ]
+    .into_iter()
+    .find(|(given, _)| *given);
+    if let Some((_, flag)) = flag {
+        return Err(Error::Usage(format!(
+            "{flag} is for `push FILE`; a target sets it in the config's push: list"
+        )));
+    }
+    let config_file = match &args.config {
+        Some(c) => c.clone(),
+        None => {
+            let here = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+            crate::config::find(&here).ok_or_else(|| {
+                Error::Usage(
+                    "push needs a FILE, or a .coffer.yaml with a push: list here or above".into(),
+                )
+            })?
+        }
+    };
+    let config = crate::config::Config::load(&config_file)?;
+    let shown = config_file.display().to_string();
+    if config.push.is_empty() {
+        return Err(Error::Config {
+            file: shown,
+            message: "has no push: targets; add some, or give push a FILE".into(),
+        });
+    }
+    for name in &args.targets {
+        if !config.push.iter().any(|t| &t.name == name) {
+            let known: Vec<&str> = config.push.iter().map(|t| t.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "no push target {name:?} in {shown} (it has: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    let base = config_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let base_in_repo = repo_relative(&base);
+    let keyring = env.keyring()?;
+    let mut out = Vec::new();
+    for t in config
+        .push
+        .iter()
+        .filter(|t| args.targets.is_empty() || args.targets.contains(&t.name))
+    {
+        out.push(plan_target(
+            t,
+            &base,
+            base_in_repo.as_deref(),
+            &keyring,
+            args,
+            env,
+        )?);
+    }
+    Ok(out)
+}
+
+fn plan_target<'s>(
+    t: &crate::config::PushTarget,
+    base: &Path,
+    base_in_repo: Option<&str>,
+    keyring: &crate::keys::Keyring,
+    args: &PushArgs,
+    env: &'s Env,
+) -> Result<Planned<'s>> {
+    use crate::config::TargetLayout;
+    let layout = match &t.layout {
+        TargetLayout::Whole(name) => Layout::Whole { name: name.clone() },
+        TargetLayout::Each(prefix) => Layout::Each {
+            prefix: prefix.clone(),
+        },
+    };
+    let prune = t.prune || args.prune;
+    if prune && matches!(layout, Layout::Whole { .. }) {
+        return Err(Error::Usage(format!(
+            "target {}: --prune needs a prefix; one secret holding a whole file has no keys to remove",
+            t.name
+        )));
+    }
+    let mut files = Vec::new();
+    for pattern in &t.files {
+        files.extend(crate::glob::expand(base, pattern).map_err(|e| Error::io(base, e))?);
+    }
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        super::warn(&format!(
+            "target {}: no file matches {}",
+            t.name,
+            t.files.join(", ")
+        ));
+    }
+    if files.len() > 1 && matches!(layout, Layout::Whole { .. }) {
+        return Err(Error::Usage(format!(
+            "target {}: secret: holds one file, and {} match",
+            t.name,
+            files.len()
+        )));
+    }
+    let mut desired: Vec<Desired> = Vec::new();
+    let mut ecs = Some(Vec::new());
+    let mut sources = Vec::new();
+    for file in &files {
+        let source = source_name(file);
+        let secrets = file_secrets(
+            file,
+            Format::from_path(file),
+            keyring,
+            &layout,
+            t.service,
+            &source,
+        )?;
+        for d in &secrets.desired {
+            if let Some(other) = desired.iter().find(|o| o.name == d.name) {
+                return Err(Error::Refused(format!(
+                    "target {}: {} and {} both make {:?}",
+                    t.name, other.source, d.source, d.name
+                )));
+            }
+        }
+        desired.extend(secrets.desired);
+        match (&mut ecs, secrets.ecs) {
+            (Some(all), Some(mine)) => all.extend(mine),
+            _ => ecs = None,
+        }
+        sources.push(source);
+    }
+    if args.emit.is_some() && ecs.is_none() {
+        return Err(Error::Usage(format!(
+            "target {}: --emit ecs needs keys; a binary file has none",
+            t.name
+        )));
+    }
+    let target = Target {
+        service: t.service,
+        prefix: layout_prefix(&layout),
+        settings: t.settings.clone(),
+    };
+    let scope = Scope {
+        profile: t.aws_profile.clone(),
+        region: t.region.clone(),
+        role: t.role.clone(),
+    };
+    let pusher = Pusher::connect(env.aws(), &scope, target)?;
+    // What the target owns: its files now, and any file its globs would match, so the
+    // secrets of a deleted file are pruned too.
+    let patterns: Vec<String> = t
+        .files
+        .iter()
+        .map(|f| match base_in_repo {
+            Some(b) if !b.is_empty() => format!("{b}/{f}"),
+            _ => f.clone(),
+        })
+        .collect();
+    let owned = |s: &str| {
+        sources.iter().any(|o| o == s) || patterns.iter().any(|p| crate::glob::matches(p, s))
+    };
+    let plan = pusher.plan(desired, prune.then_some(&owned as push::Owned))?;
+    Ok(Planned {
+        label: Some(t.name.clone()),
+        pusher,
+        plan,
+        ecs,
+    })
+}
+
+/// The ECS `secrets` list of each push, with ARNs: a list for `push FILE`, an object of
+/// lists by target name for targets.
+fn emit_ecs(planned: &[Planned<'_>], mut arns_of: Vec<HashMap<String, String>>) -> Result<()> {
+    let mut lists = Vec::new();
+    for (p, arns) in planned.iter().zip(arns_of.iter_mut()) {
+        let wanted = p.ecs.as_deref().unwrap_or_default();
         if wanted.iter().any(|(_, name, _)| !arns.contains_key(name)) {
-            arns.extend(pusher.arns()?);
+            arns.extend(p.pusher.arns()?);
         }
         let mut out = String::from("[");
         for (i, (var, name, json_key)) in wanted.iter().enumerate() {
@@ -346,18 +649,34 @@ pub fn push(args: PushArgs, env: &Env) -> Result<()> {
                 json_string(&value_from)
             ));
         }
-        out.push_str("\n]\n");
-        std::io::stdout()
-            .write_all(out.as_bytes())
-            .map_err(|e| Error::io("<stdout>", e))?;
+        out.push_str("\n]");
+        lists.push((p.label.clone(), out));
     }
-    Ok(())
+    let text = match lists.as_slice() {
+        [(None, list)] => format!("{list}\n"),
+        _ => {
+            let mut text = String::from("{");
+            for (i, (label, list)) in lists.iter().enumerate() {
+                text.push_str(if i == 0 { "\n" } else { ",\n" });
+                let list = list.replace('\n', "\n  ");
+                text.push_str(&format!(
+                    "  {}: {list}",
+                    json_string(label.as_deref().unwrap_or_default())
+                ));
+            }
+            text.push_str("\n}\n");
+            text
+        }
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io("<stdout>", e))
 }
 
 /// (variable name, secret or parameter name, JSON key inside the secret) for each value.
 fn ecs_entries(
     root: &Value,
-    plan: &Plan,
+    desired: &[Desired],
     layout: &Layout,
     verbatim: bool,
 ) -> Vec<(String, String, Option<String>)> {
@@ -376,8 +695,7 @@ fn ecs_entries(
                 .collect(),
             _ => Vec::new(),
         },
-        Layout::Each { .. } => plan
-            .desired()
+        Layout::Each { .. } => desired
             .iter()
             .map(|d| (variable_name(&d.key_path, verbatim), d.name.clone(), None))
             .collect(),
@@ -423,7 +741,7 @@ fn apply(pusher: &Pusher, plan: &Plan, deletion: Deletion) -> Vec<Outcome> {
 }
 
 /// Say what was applied; a partial apply is an error that lists what was not.
-fn finish(plan: &Plan, outcomes: &[Outcome]) -> Result<()> {
+fn finish(label: Option<&str>, plan: &Plan, outcomes: &[Outcome]) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
     }
@@ -434,8 +752,9 @@ fn finish(plan: &Plan, outcomes: &[Outcome]) -> Result<()> {
             .filter(|o| o.action == a && o.result.is_ok())
             .count()
     };
+    let of = label.map(|l| format!(" ({l})")).unwrap_or_default();
     eprintln!(
-        "Applied: {} created, {} updated, {} deleted, {} unchanged.",
+        "Applied{of}: {} created, {} updated, {} deleted, {} unchanged.",
         count(Action::Create) + count(Action::Restore),
         count(Action::Update),
         count(Action::Delete),
@@ -462,8 +781,8 @@ pub fn migrate(cmd: MigrateCommand, env: &Env) -> Result<()> {
 }
 
 fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
-    let conn = connection(&args.create.region, env);
-    let objects = migrate::read_objects(&conn, &args.bucket, &args.prefix)?;
+    let scope = scope(&args.create.region);
+    let objects = migrate::read_objects(env.aws(), &scope, &args.bucket, &args.prefix)?;
     if objects.is_empty() {
         eprintln!(
             "coffer: no objects under s3://{}/{}",
@@ -475,6 +794,11 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
     // (source, target, status) rows; a failed row is final.
     let mut rows: Vec<(String, String, std::result::Result<&'static str, String>)> = Vec::new();
     let mut desired = Vec::new();
+    // No secret keys these tokens: a public hash of a value would let anyone who can list
+    // versions test guesses. Per-run tokens still make a retried call idempotent.
+    let token_key = Arc::new(SecretBox::new(Box::new(
+        *crate::cipher::DataKey::generate().expose(),
+    )));
     for (key, got) in objects {
         let source = format!("s3://{}/{key}", args.bucket);
         let name = migrate::secret_name(&args.bucket, &key, name_prefix);
@@ -487,6 +811,7 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
                     key_path: Vec::new(),
                     value,
                     source: source.clone(),
+                    token_key: token_key.clone(),
                 });
                 Ok("")
             }
@@ -494,13 +819,12 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
         rows.push((source, name, status));
     }
     let prefix = migrate::secret_name(&args.bucket, &args.prefix, name_prefix);
-    // No secret keys these tokens: a public hash of a value would let anyone who can list
-    // versions test guesses. Per-run tokens still make a retried call idempotent.
-    let pusher = Pusher::connect(
-        &conn,
-        target(Service::SecretsManager, prefix, &args.create),
-        SecretBox::new(Box::new(*crate::cipher::DataKey::generate().expose())),
-    );
+    let target = Target {
+        service: Service::SecretsManager,
+        prefix,
+        settings: settings(&args.create)?,
+    };
+    let pusher = Pusher::connect(env.aws(), &scope, target)?;
     let plan = pusher.plan(desired, None)?;
     print_plan(&mut std::io::stderr(), &plan)?;
     if args.create.dry_run {
@@ -598,7 +922,7 @@ fn migrate_refs(args: MigrateRefsArgs, env: &Env) -> Result<()> {
         .collect();
     names.sort();
     names.dedup();
-    let exists = migrate::secrets_exist(&connection(&args.region, env), names);
+    let exists = migrate::secrets_exist(env.aws(), &scope(&args.region), names)?;
     let mut unknown = 0;
     for (path, text, tpl) in &templates {
         let file = path.display();

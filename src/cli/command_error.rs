@@ -19,6 +19,7 @@ pub enum Kind {
     KeyPath,
     Editor,
     PartlyApplied,
+    Drift,
     Interrupted,
 }
 
@@ -35,6 +36,7 @@ impl Kind {
             Kind::KeyPath => 7,
             Kind::Editor => 8,
             Kind::PartlyApplied => 9,
+            Kind::Drift => 10,
             Kind::Interrupted => 130,
         }
     }
@@ -62,6 +64,7 @@ impl Kind {
             Error::PathNotFound { .. } | Error::BadPath { .. } => Kind::KeyPath,
             Error::Editor { .. } => Kind::Editor,
             Error::PartlyApplied { .. } => Kind::PartlyApplied,
+            Error::Drift { .. } => Kind::Drift,
             Error::Interrupted => Kind::Interrupted,
             _ => Kind::Other,
         }

@@ -216,11 +216,11 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
             }
         }
     }
-    let conn = crate::aws::Connection {
-        region: None,
-        profile: env.aws_profile().map(str::to_string),
-    };
-    values.extend(crate::aws::read::fetch_all(&aws, &conn));
+    values.extend(crate::aws::read::fetch_all(
+        &aws,
+        env.aws(),
+        &crate::aws::Scope::default(),
+    )?);
     let mut outputs = Vec::new();
     for (name, tpl) in &parsed {
         match tpl.fill(&values) {

@@ -259,19 +259,34 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// What the commands need from the process environment, read once at the edge.
 pub struct Env {
     vars: std::collections::HashMap<String, String>,
+    /// The process's way to AWS, shared by the KMS keys and every AWS command.
+    aws: std::sync::Arc<crate::aws::Session>,
     /// KMS clients, shared by every key lookup of the process.
     kms: std::sync::Arc<KmsKeys>,
-    aws_profile: Option<String>,
     /// `--strict-layout`: what to do when a layout cannot be kept.
     pub layout: Layout,
 }
 
 impl Env {
     pub fn from_process(aws_profile: Option<String>) -> Self {
+        let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        let var = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
+        let config_file = var("AWS_CONFIG_FILE")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| Path::new(&h).join(".aws").join("config")));
+        let token = var("COFFER_MFA_TOKEN").map(Zeroizing::new);
+        let aws = std::sync::Arc::new(crate::aws::Session::new(crate::aws::session::Settings {
+            profile: aws_profile.or_else(|| var("AWS_PROFILE")),
+            config_file,
+            mfa_code: Box::new(move |serial| match &token {
+                Some(t) => Ok(Zeroizing::new(t.trim().to_string())),
+                None => ask_mfa_code(serial),
+            }),
+        }));
         Env {
-            vars: std::env::vars().collect(),
-            kms: std::sync::Arc::new(KmsKeys::new(aws_profile.clone())),
-            aws_profile,
+            kms: std::sync::Arc::new(KmsKeys::new(aws.clone())),
+            aws,
+            vars,
             layout: Layout::default(),
         }
     }
@@ -286,9 +301,9 @@ impl Env {
         Ok(bytes)
     }
 
-    /// `--aws-profile`, if given.
-    pub fn aws_profile(&self) -> Option<&str> {
-        self.aws_profile.as_deref()
+    /// The process's AWS session.
+    pub fn aws(&self) -> &crate::aws::Session {
+        &self.aws
     }
 
     pub fn kms(&self) -> &KmsKeys {
@@ -327,6 +342,28 @@ impl Env {
 }
 
 pub use crate::config::creation_rule;
+
+/// The code of an MFA device, asked for on the terminal (`COFFER_MFA_TOKEN` spares that).
+fn ask_mfa_code(serial: &str) -> std::result::Result<Zeroizing<String>, String> {
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| {
+            format!("the profile needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN")
+        })?;
+    let mut w = &tty;
+    write!(w, "MFA code for {serial}: ").map_err(|e| e.to_string())?;
+    let mut line = Zeroizing::new(String::new());
+    std::io::BufReader::new(&tty)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    match line.trim() {
+        "" => Err(format!("no MFA code given for {serial}")),
+        code => Ok(Zeroizing::new(code.to_string())),
+    }
+}
 
 /// Run a parsed command line: data to stdout, warnings and the error (through
 /// [`command_error::CommandError`], the one place that picks exit codes) to stderr.

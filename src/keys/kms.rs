@@ -1,20 +1,17 @@
-//! AWS KMS master keys through the AWS SDK. Credentials come from aws-config's default
-//! chain (environment, shared config and credentials files, `AWS_PROFILE`, SSO, web
-//! identity, container and instance metadata); a key's `role` is assumed through STS.
-//! Endpoints come from the standard `AWS_ENDPOINT_URL`, which is how tests reach a local
-//! AWS: there is no test switch in this code.
+//! AWS KMS master keys, reached through the process's AWS [`Session`] (credentials,
+//! profiles with MFA, a key's `role`, retries): a key entry's region, profile and role are
+//! its scope.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use aws_config::BehaviorVersion;
-use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use zeroize::Zeroizing;
 
 use super::MasterKey;
+use crate::aws::session::{reason_as, Scope, Session};
 use crate::cipher::DataKey;
 use crate::metadata::{KmsEntry, Metadata};
 use crate::{Error, Result};
@@ -71,110 +68,19 @@ pub fn region_of(arn: &str) -> std::result::Result<&str, String> {
     }
 }
 
-/// Throttling and transient errors are retried with exponential backoff, 3 attempts at
-/// most, so a rate-limited KMS slows coffer down without failing it or hanging it.
-pub fn retry_config() -> aws_config::retry::RetryConfig {
-    aws_config::retry::RetryConfig::standard().with_max_attempts(3)
-}
-
-/// What a client is made for: region, profile, role.
-type ClientKey = (String, Option<String>, Option<String>);
-
-/// KMS clients for this process: one per (region, profile, role), made on first use.
+/// KMS clients for this process: one per scope (region, profile, role), made on first use
+/// from the process's AWS session.
 pub struct KmsKeys {
-    runtime: OnceLock<tokio::runtime::Runtime>,
-    clients: Mutex<HashMap<ClientKey, aws_sdk_kms::Client>>,
-    /// `--aws-profile`, for keys whose metadata names none.
-    default_profile: Option<String>,
-    /// Sessions of MFA profiles, so the code is asked for once per process.
-    mfa_sessions: Mutex<HashMap<String, aws_sdk_kms::config::Credentials>>,
-}
-
-/// A profile that assumes a role with an MFA code, which the SDK's profile provider
-/// cannot prompt for.
-struct MfaProfile {
-    name: String,
-    role_arn: String,
-    source_profile: String,
-    mfa_serial: String,
-}
-
-/// Read `[profile NAME]` from the shared config file when it names an `mfa_serial`.
-fn mfa_profile(name: &str) -> Option<MfaProfile> {
-    let path = std::env::var_os("AWS_CONFIG_FILE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws").join("config"))
-        })?;
-    let text = std::fs::read_to_string(path).ok()?;
-    let header = if name == "default" {
-        "[default]".to_string()
-    } else {
-        format!("[profile {name}]")
-    };
-    let mut in_section = false;
-    let mut fields = HashMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_section = line == header;
-        } else if in_section {
-            if let Some((k, v)) = line.split_once('=') {
-                fields.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-    }
-    Some(MfaProfile {
-        name: name.to_string(),
-        mfa_serial: fields.remove("mfa_serial")?,
-        role_arn: fields.remove("role_arn")?,
-        source_profile: fields
-            .remove("source_profile")
-            .unwrap_or_else(|| "default".into()),
-    })
-}
-
-/// The MFA code: `COFFER_MFA_TOKEN`, else asked for on the terminal.
-fn mfa_token(serial: &str) -> std::result::Result<String, String> {
-    if let Some(t) = std::env::var("COFFER_MFA_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    {
-        return Ok(t.trim().to_string());
-    }
-    use std::io::{BufRead, Write};
-    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(|_| {
-        format!("the profile needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN")
-    })?;
-    let mut w = &tty;
-    write!(w, "MFA code for {serial}: ").map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    std::io::BufReader::new(&tty)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    match line.trim() {
-        "" => Err(format!("no MFA code given for {serial}")),
-        code => Ok(code.to_string()),
-    }
+    session: Arc<Session>,
+    clients: Mutex<HashMap<Scope, aws_sdk_kms::Client>>,
 }
 
 impl KmsKeys {
-    pub fn new(default_profile: Option<String>) -> Self {
+    pub fn new(session: Arc<Session>) -> Self {
         KmsKeys {
-            runtime: OnceLock::new(),
+            session,
             clients: Mutex::new(HashMap::new()),
-            default_profile,
-            mfa_sessions: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.get_or_init(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a single-threaded runtime can always be built")
-        })
     }
 
     fn client(
@@ -183,116 +89,20 @@ impl KmsKeys {
         profile: Option<&str>,
         role: Option<&str>,
     ) -> std::result::Result<aws_sdk_kms::Client, String> {
-        let region = region_of(arn)?.to_string();
-        let profile = profile
-            .map(str::to_string)
-            .or_else(|| self.default_profile.clone());
-        let key = (region.clone(), profile.clone(), role.map(str::to_string));
-        if let Some(c) = self.clients.lock().expect("client cache lock").get(&key) {
+        let scope = Scope {
+            region: Some(region_of(arn)?.to_string()),
+            profile: profile.map(str::to_string),
+            role: role.map(str::to_string),
+        };
+        if let Some(c) = self.clients.lock().expect("client cache lock").get(&scope) {
             return Ok(c.clone());
         }
-        // The SDK would assume an MFA profile's role without the code (or fail): coffer
-        // does it, for the explicit profile or AWS_PROFILE.
-        let named = profile
-            .clone()
-            .or_else(|| std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()));
-        let mfa = named.as_deref().and_then(mfa_profile);
-        let mfa_creds = match &mfa {
-            Some(m) => Some(self.mfa_session(&region, m)?),
-            None => None,
-        };
-        let client = self.runtime().block_on(async {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.clone()))
-                .retry_config(retry_config());
-            if let Some(m) = &mfa {
-                // The role was assumed above with the MFA code; the source profile loads the rest.
-                loader = loader.profile_name(&m.source_profile);
-            } else if let Some(p) = &profile {
-                loader = loader.profile_name(p);
-            }
-            let mut conf = loader.load().await;
-            if let Some(creds) = mfa_creds {
-                conf = conf
-                    .into_builder()
-                    .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
-                        creds,
-                    ))
-                    .build();
-            }
-            if let Some(role) = role {
-                let provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                    .session_name("coffer")
-                    .region(aws_config::Region::new(region.clone()))
-                    .configure(&conf)
-                    .build()
-                    .await;
-                conf = conf
-                    .into_builder()
-                    .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
-                        provider,
-                    ))
-                    .build();
-            }
-            aws_sdk_kms::Client::new(&conf)
-        });
+        let client = aws_sdk_kms::Client::new(&self.session.config(&scope)?);
         self.clients
             .lock()
             .expect("client cache lock")
-            .insert(key, client.clone());
+            .insert(scope, client.clone());
         Ok(client)
-    }
-
-    /// Credentials of an MFA profile's role, asked for once per process.
-    fn mfa_session(
-        &self,
-        region: &str,
-        m: &MfaProfile,
-    ) -> std::result::Result<aws_sdk_kms::config::Credentials, String> {
-        if let Some(c) = self
-            .mfa_sessions
-            .lock()
-            .expect("MFA session lock")
-            .get(&m.name)
-        {
-            return Ok(c.clone());
-        }
-        let token = mfa_token(&m.mfa_serial)?;
-        let creds = self.runtime().block_on(async {
-            let conf = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new(region.to_string()))
-                .profile_name(&m.source_profile)
-                .load()
-                .await;
-            let out = aws_sdk_sts::Client::new(&conf)
-                .assume_role()
-                .role_arn(&m.role_arn)
-                .role_session_name("coffer")
-                .serial_number(&m.mfa_serial)
-                .token_code(token)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "assuming {} with MFA: {}",
-                        m.role_arn,
-                        crate::aws::reason(&e)
-                    )
-                })?;
-            let c = out.credentials.ok_or("STS returned no credentials")?;
-            Ok::<_, String>(aws_sdk_kms::config::Credentials::new(
-                c.access_key_id,
-                c.secret_access_key,
-                Some(c.session_token),
-                None,
-                "coffer-mfa",
-            ))
-        })?;
-        self.mfa_sessions
-            .lock()
-            .expect("MFA session lock")
-            .insert(m.name.clone(), creds.clone());
-        Ok(creds)
     }
 
     /// Wrap a data key with one KMS key, as a sops metadata entry.
@@ -309,9 +119,9 @@ impl KmsKeys {
             req = req.encryption_context(k, v);
         }
         let out = self
-            .runtime()
+            .session
             .block_on(req.send())
-            .map_err(|e| fail(describe(&e, spec.aws_profile.as_deref())))?;
+            .map_err(|e| fail(reason_as(&e, "KMS", spec.aws_profile.as_deref())))?;
         let blob = out
             .ciphertext_blob()
             .ok_or_else(|| fail("KMS returned no ciphertext".into()))?;
@@ -342,9 +152,9 @@ impl KmsKeys {
             req = req.encryption_context(k, v);
         }
         let out = self
-            .runtime()
+            .session
             .block_on(req.send())
-            .map_err(|e| describe(&e, entry.aws_profile.as_deref()))?;
+            .map_err(|e| reason_as(&e, "KMS", entry.aws_profile.as_deref()))?;
         let plain = Zeroizing::new(
             out.plaintext()
                 .map(|b| b.as_ref().to_vec())
@@ -352,33 +162,6 @@ impl KmsKeys {
         );
         DataKey::from_slice(&plain)
             .ok_or_else(|| "KMS returned a key that is not 32 bytes".to_string())
-    }
-}
-
-/// One line naming the reason, never a secret: the AWS error code and message, or why
-/// the request could not be made.
-fn describe<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>, profile: Option<&str>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_kms::error::SdkError;
-    match err {
-        SdkError::ServiceError(e) => {
-            let e = e.err();
-            let code = e.code().unwrap_or("error");
-            let hint = match code {
-                "InvalidCiphertextException" => {
-                    " (wrong encryption context, or not this key's ciphertext)"
-                }
-                "NotFoundException" => " (no such key or alias in that account and region)",
-                "DisabledException" => " (the key is disabled)",
-                "AccessDeniedException" => " (the credentials may not use this key)",
-                _ => "",
-            };
-            format!("{code}: {}{hint}", e.message().unwrap_or_default())
-        }
-        _ => crate::aws::unanswered(err, "KMS", profile),
     }
 }
 
