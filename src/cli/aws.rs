@@ -559,7 +559,15 @@ fn plan_target<'s>(
     let mut ecs = Some(Vec::new());
     let mut sources = Vec::new();
     for file in &files {
-        let source = source_name(file);
+        // Outside a repository, the path from the config file's directory: still the same
+        // from every working directory.
+        let source = repo_relative(file).unwrap_or_else(|| {
+            let rel = file.strip_prefix(base).unwrap_or(file);
+            rel.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        });
         let secrets = file_secrets(
             file,
             Format::from_path(file),

@@ -1,5 +1,6 @@
 mod common;
 
+mod accounts;
 mod cli;
 mod corpus;
 mod deploy;

@@ -378,3 +378,56 @@ pub(super) fn ok(sb: &Sandbox, moto: &Moto, args: &[&str]) -> Output {
     assert_success(&out, args);
     out
 }
+
+impl Moto {
+    /// The test's own SDK configuration, acting as `role` (moto puts an assumed role's
+    /// calls in the role's account).
+    pub(super) fn as_role(&self, role: &str, region: &str) -> aws_config::SdkConfig {
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config());
+        let c = Self::rt()
+            .block_on(
+                sts.assume_role()
+                    .role_arn(role)
+                    .role_session_name("test")
+                    .send(),
+            )
+            .unwrap()
+            .credentials
+            .unwrap();
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
+                aws_sdk_kms::config::Credentials::new(
+                    c.access_key_id,
+                    c.secret_access_key,
+                    Some(c.session_token),
+                    None,
+                    "test",
+                ),
+            ))
+            .build()
+    }
+
+    /// The form bodies of the `AssumeRole` calls moto has served, decoded.
+    pub(super) fn assume_role_calls(&self) -> Vec<String> {
+        use base64::Engine;
+        self.requests()
+            .iter()
+            .filter_map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).ok()?;
+                let body = v.get("body")?.as_str()?;
+                let body = if v.get("body_encoded").and_then(|b| b.as_bool()) == Some(true) {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(body)
+                        .ok()?;
+                    String::from_utf8(bytes).ok()?
+                } else {
+                    body.to_string()
+                };
+                body.contains("Action=AssumeRole&").then_some(body)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,534 @@
+//! One AWS session for every service: MFA profiles reach KMS, Secrets Manager, SSM and S3
+//! with one code per process; push targets of `.coffer.yaml` in two accounts; `--check`;
+//! settings kept in step. All against the local endpoint.
+
+use super::common::*;
+use super::moto::{run_as, Moto};
+
+const MFA_SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
+const ADMIN: &str = "arn:aws:iam::222222222222:role/admin";
+
+/// A sandbox whose AWS profile `admin` assumes a role behind MFA, and the environment
+/// that selects it (no credentials in the environment itself).
+fn mfa_sandbox(moto: &Moto) -> (Sandbox, Vec<(&'static str, String)>) {
+    let sb = Sandbox::new();
+    sb.write(
+        "aws/credentials",
+        "[base]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    );
+    sb.write(
+        "aws/config",
+        format!(
+            "[profile base]\nregion = eu-west-1\n\n[profile admin]\nregion = eu-west-1\nrole_arn = {ADMIN}\nsource_profile = base\nmfa_serial = {MFA_SERIAL}\n"
+        ),
+    );
+    let env = vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            sb.path("aws/credentials").display().to_string(),
+        ),
+        (
+            "AWS_CONFIG_FILE",
+            sb.path("aws/config").display().to_string(),
+        ),
+        ("AWS_PROFILE", "admin".to_string()),
+        ("COFFER_MFA_TOKEN", "123456".to_string()),
+    ];
+    (sb, env)
+}
+
+/// Run coffer with exactly `env` (the endpoint's default credentials left out), and
+/// return the `AssumeRole` calls the process made.
+fn run_counting(
+    sb: &Sandbox,
+    moto: &Moto,
+    env: &[(&'static str, String)],
+    args: &[&str],
+) -> Vec<String> {
+    let before = moto.assume_role_calls().len();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = sb.run_with(args, &pairs);
+    assert_success(&out, args);
+    moto.assume_role_calls().split_off(before)
+}
+
+#[test]
+fn an_mfa_profile_reaches_every_service_with_one_code_per_process() {
+    let moto = Moto::start();
+    let (sb, env) = mfa_sandbox(&moto);
+    // What lives in the role's account: a KMS key, a parameter and an S3 object.
+    let admin = moto.as_role(ADMIN, "eu-west-1");
+    let rt = Moto::rt();
+    let key = rt
+        .block_on(aws_sdk_kms::Client::new(&admin).create_key().send())
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    rt.block_on(
+        aws_sdk_ssm::Client::new(&admin)
+            .put_parameter()
+            .name("/app/flag")
+            .value("on")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send(),
+    )
+    .unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&admin)
+            .force_path_style(true)
+            .build(),
+    );
+    rt.block_on(async {
+        s3.create_bucket()
+            .bucket("legacy")
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        s3.put_object()
+            .bucket("legacy")
+            .key("smtp")
+            .body(b"mail-pw".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // Every process assumes the role once, with the device's serial and the code, and
+    // never without them.
+    let with_mfa = |calls: Vec<String>, what: &str| {
+        assert_eq!(calls.len(), 1, "{what}: {calls:#?}");
+        assert!(
+            calls[0].contains("SerialNumber=arn%3Aaws%3Aiam%3A%3A123456789012%3Amfa%2Falice")
+                && calls[0].contains("TokenCode=123456")
+                && calls[0].contains("RoleArn=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fadmin"),
+            "{what}: {}",
+            calls[0]
+        );
+    };
+    sb.write("app.env", "API_KEY=key-one\nDB_PASSWORD=hunter2\n");
+    with_mfa(
+        run_counting(
+            &sb,
+            &moto,
+            &env,
+            &["encrypt", "--kms", &key, "-i", "app.env"],
+        ),
+        "encrypt (KMS Encrypt)",
+    );
+    with_mfa(
+        run_counting(
+            &sb,
+            &moto,
+            &env,
+            &[
+                "push",
+                "app.env",
+                "--to",
+                "secretsmanager",
+                "--prefix",
+                "app/",
+                "--each",
+            ],
+        ),
+        "push (KMS Decrypt and Secrets Manager)",
+    );
+    let arn = aws_sdk_secretsmanager::Client::new(&admin);
+    let pushed = rt
+        .block_on(arn.describe_secret().secret_id("app/API_KEY").send())
+        .unwrap();
+    assert!(
+        pushed.arn().unwrap().contains(":222222222222:"),
+        "{pushed:?}"
+    );
+
+    sb.write(
+        "app.tmpl",
+        "key={{ secret awsSecret://app/API_KEY }}\nflag={{ secret ssm:///app/flag }}\nsmtp={{ secret s3://legacy/smtp }}\n",
+    );
+    with_mfa(
+        run_counting(&sb, &moto, &env, &["render", "app.tmpl", "-o", "app.conf"]),
+        "render (Secrets Manager, SSM, S3)",
+    );
+    assert_eq!(
+        sb.read_str("app.conf"),
+        "key=key-one\nflag=on\nsmtp=mail-pw\n"
+    );
+
+    with_mfa(
+        run_counting(
+            &sb,
+            &moto,
+            &env,
+            &[
+                "migrate",
+                "s3",
+                "--bucket",
+                "legacy",
+                "--to",
+                "secretsmanager",
+            ],
+        ),
+        "migrate s3 (S3 and Secrets Manager)",
+    );
+    let migrated = rt
+        .block_on(arn.get_secret_value().secret_id("legacy/smtp").send())
+        .unwrap();
+    assert_eq!(migrated.secret_string(), Some("mail-pw"));
+
+    with_mfa(
+        run_counting(&sb, &moto, &env, &["decrypt", "app.env"]),
+        "decrypt (KMS Decrypt)",
+    );
+}
+
+const TARGETS: &str = "\
+push:
+  - name: staging
+    files: deploy/staging/*.env
+    to: secretsmanager
+    prefix: web/
+    role: arn:aws:iam::111111111111:role/deploy
+    region: eu-west-1
+  - name: prod
+    files:
+      - deploy/prod/*.env
+    to: ssm
+    prefix: /web
+    role: arn:aws:iam::444455556666:role/deploy
+    region: eu-west-1
+";
+
+fn writes(moto: &Moto) -> usize {
+    [
+        "secretsmanager.CreateSecret",
+        "secretsmanager.PutSecretValue",
+        "secretsmanager.UpdateSecret",
+        "secretsmanager.TagResource",
+        "AmazonSSM.PutParameter",
+        "AmazonSSM.AddTagsToResource",
+    ]
+    .iter()
+    .map(|t| moto.calls(t))
+    .sum()
+}
+
+#[test]
+fn targets_push_each_environment_into_its_own_account() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    assert_success(&sb.git_in(".", &["init", "-q"]), &["git init"]);
+    sb.write(".coffer.yaml", TARGETS);
+    sb.encrypted(
+        "deploy/staging/web.env",
+        "API_KEY=stage-key\nDB_PASSWORD=stage-pw\n",
+    );
+    sb.encrypted("deploy/prod/web.env", "API_KEY=prod-key\n");
+    sb.encrypted("deploy/prod/worker.env", "QUEUE_TOKEN=prod-queue\n");
+
+    let out = run_as(&sb, &moto, &["push", "--dry-run"], &[]);
+    assert_success(&out, &["push --dry-run"]);
+    assert_eq!(
+        stdout(&out),
+        "staging: Secrets Manager in account 111111111111, eu-west-1\n\
+         + web/API_KEY\n+ web/DB_PASSWORD\n\
+         Plan: 2 to create, 0 to update, 0 unchanged, 0 to delete.\n\
+         \n\
+         prod: Parameter Store in account 444455556666, eu-west-1\n\
+         + /web/API_KEY\n+ /web/QUEUE_TOKEN\n\
+         Plan: 2 to create, 0 to update, 0 unchanged, 0 to delete.\n"
+    );
+    assert_eq!(writes(&moto), 0);
+
+    // Not in step yet: --check says so with exit 10 and writes nothing.
+    let out = run_as(&sb, &moto, &["push", "--check"], &[]);
+    assert_error(
+        &out,
+        10,
+        "coffer: 4 change(s) to make: AWS differs from the files",
+    );
+    assert_eq!(writes(&moto), 0);
+
+    let out = run_as(&sb, &moto, &["push"], &[]);
+    assert_success(&out, &["push"]);
+    assert!(!stdout(&out).contains("stage-pw") && !stderr(&out).contains("stage-pw"));
+    let staging = moto.as_role("arn:aws:iam::111111111111:role/deploy", "eu-west-1");
+    let prod = moto.as_role("arn:aws:iam::444455556666:role/deploy", "eu-west-1");
+    let rt = Moto::rt();
+    let sm = aws_sdk_secretsmanager::Client::new(&staging);
+    let secret = rt
+        .block_on(sm.get_secret_value().secret_id("web/DB_PASSWORD").send())
+        .unwrap();
+    assert_eq!(secret.secret_string(), Some("stage-pw"));
+    assert!(secret
+        .arn()
+        .unwrap()
+        .starts_with("arn:aws:secretsmanager:eu-west-1:111111111111:"));
+    let param = rt
+        .block_on(
+            aws_sdk_ssm::Client::new(&prod)
+                .get_parameter()
+                .name("/web/QUEUE_TOKEN")
+                .with_decryption(true)
+                .send(),
+        )
+        .unwrap()
+        .parameter
+        .unwrap();
+    assert_eq!(param.value(), Some("prod-queue"));
+    assert!(param.arn().unwrap().contains(":444455556666:"), "{param:?}");
+    // Nothing landed in the account the endpoint's own credentials act in.
+    assert!(moto.secret("web/DB_PASSWORD").is_none());
+    assert!(moto.parameter("/web/QUEUE_TOKEN").is_none());
+
+    // In step: a second run and --check write nothing and exit 0.
+    let before = writes(&moto);
+    let out = run_as(&sb, &moto, &["push", "--check"], &[]);
+    assert_success(&out, &["push --check"]);
+    assert!(stdout(&out).contains("Plan: 0 to create, 0 to update, 2 unchanged, 0 to delete."));
+    assert_success(&run_as(&sb, &moto, &["push"], &[]), &["push again"]);
+    assert_eq!(writes(&moto), before);
+
+    // One value changes: --check exits 10 naming the change; --target limits the run.
+    sb.ok(&[
+        "set",
+        "deploy/staging/web.env",
+        "[\"API_KEY\"]",
+        "\"stage-key-2\"",
+    ]);
+    let out = run_as(&sb, &moto, &["push", "--check"], &[]);
+    assert_error(&out, 10, "coffer: 1 change(s) to make");
+    assert!(
+        stdout(&out).contains("~ web/API_KEY (value changed)\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run_as(&sb, &moto, &["push", "--target", "prod"], &[]);
+    assert_success(&out, &["push --target prod"]);
+    assert!(stdout(&out).starts_with("prod: Parameter Store in account 444455556666"));
+    assert!(!stdout(&out).contains("staging"));
+    assert_eq!(writes(&moto), before);
+    assert_success(
+        &run_as(&sb, &moto, &["push", "--target", "staging"], &[]),
+        &["push staging"],
+    );
+    let secret = rt
+        .block_on(sm.get_secret_value().secret_id("web/API_KEY").send())
+        .unwrap();
+    assert_eq!(secret.secret_string(), Some("stage-key-2"));
+    assert_success(
+        &run_as(&sb, &moto, &["push", "--check"], &[]),
+        &["in step again"],
+    );
+
+    // A name that is no target is a usage error listing the targets.
+    assert_error(
+        &run_as(&sb, &moto, &["push", "--target", "qa"], &[]),
+        2,
+        "(it has: staging, prod)",
+    );
+}
+
+/// The target of the settings test: one secret per value, in the default account.
+fn settings_config(description: &str, key: &str, tags: &str) -> String {
+    format!(
+        "push:\n  - name: web\n    files: web.env\n    to: secretsmanager\n    prefix: web/\n    description: {description}\n    kms_key_id: {key}\n    tags:\n{tags}"
+    )
+}
+
+#[test]
+fn changed_settings_are_planned_and_applied_and_hand_made_tags_stay() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let rt = Moto::rt();
+    let kms = aws_sdk_kms::Client::new(&moto.sdk_config());
+    for alias in ["alias/one", "alias/two"] {
+        let key = rt.block_on(kms.create_key().send()).unwrap();
+        rt.block_on(
+            kms.create_alias()
+                .alias_name(alias)
+                .target_key_id(key.key_metadata().unwrap().key_id())
+                .send(),
+        )
+        .unwrap();
+    }
+    sb.encrypted("web.env", "API_KEY=k1\n");
+    sb.write(
+        ".coffer.yaml",
+        settings_config("web v1", "alias/one", "      team: web\n      env: prod\n"),
+    );
+    assert_success(&run_as(&sb, &moto, &["push"], &[]), &["first push"]);
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
+    let describe = || {
+        rt.block_on(sm.describe_secret().secret_id("web/API_KEY").send())
+            .unwrap()
+    };
+    let tags = |d: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput| {
+        let mut t: Vec<String> = d
+            .tags()
+            .iter()
+            .map(|t| format!("{}={}", t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        t.sort();
+        t
+    };
+    let d = describe();
+    assert_eq!(d.description(), Some("web v1"));
+    assert_eq!(
+        tags(&d),
+        [
+            "coffer:source=web.env",
+            "coffer:tags=env,team",
+            "env=prod",
+            "managed-by=coffer",
+            "team=web"
+        ]
+    );
+    // Someone tags the secret by hand.
+    rt.block_on(
+        sm.tag_resource()
+            .secret_id("web/API_KEY")
+            .tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key("owner")
+                    .value("ops")
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap();
+
+    // In step (the alias and the key it names compare equal): nothing to do.
+    let out = run_as(&sb, &moto, &["push", "--check"], &[]);
+    assert_success(&out, &["push --check in step"]);
+
+    // The settings change: a new description, key and tags; the value stays.
+    sb.write(
+        ".coffer.yaml",
+        settings_config("web v2", "alias/two", "      team: api\n"),
+    );
+    let out = run_as(&sb, &moto, &["push", "--check"], &[]);
+    assert_error(&out, 10, "1 change(s) to make");
+    assert!(
+        stdout(&out).contains("~ web/API_KEY (settings: description, KMS key, tags)\n"),
+        "{}",
+        stdout(&out)
+    );
+    let versions = moto.secret_versions("web/API_KEY");
+    assert_success(&run_as(&sb, &moto, &["push"], &[]), &["push settings"]);
+    let d = describe();
+    assert_eq!(d.description(), Some("web v2"));
+    assert_eq!(d.kms_key_id(), Some("alias/two"));
+    assert_eq!(
+        tags(&d),
+        [
+            "coffer:source=web.env",
+            "coffer:tags=team",
+            "managed-by=coffer",
+            "owner=ops",
+            "team=api"
+        ]
+    );
+    assert_eq!(
+        moto.secret_versions("web/API_KEY"),
+        versions,
+        "the value was not rewritten"
+    );
+    assert_eq!(moto.secret_value("web/API_KEY"), "k1");
+
+    // And then in step.
+    let before =
+        moto.calls("secretsmanager.UpdateSecret") + moto.calls("secretsmanager.TagResource");
+    let out = run_as(&sb, &moto, &["push"], &[]);
+    assert_eq!(
+        stdout(&out),
+        "web: Secrets Manager in account 123456789012, us-east-1\n  web/API_KEY (unchanged)\n\
+         Plan: 0 to create, 0 to update, 1 unchanged, 0 to delete.\n"
+    );
+    assert_eq!(
+        moto.calls("secretsmanager.UpdateSecret") + moto.calls("secretsmanager.TagResource"),
+        before
+    );
+}
+
+#[test]
+fn large_parameters_use_the_advanced_tier_and_parameter_settings_follow() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let big = "x".repeat(5000);
+    sb.encrypted("app.env", format!("BIG={big}\nSMALL=s\n"));
+    let push = |extra: &[&str]| {
+        let mut args = vec!["push", "app.env", "--to", "ssm", "--path", "/app"];
+        args.extend_from_slice(extra);
+        run_as(&sb, &moto, &args, &[])
+    };
+    let out = push(&["--dry-run"]);
+    assert_eq!(
+        stdout(&out),
+        "+ /app/BIG (advanced tier)\n+ /app/SMALL\nPlan: 2 to create, 0 to update, 0 unchanged, 0 to delete.\n"
+    );
+    assert_success(&push(&["--tag", "team=web"]), &["push"]);
+    let ssm = aws_sdk_ssm::Client::new(&moto.sdk_config());
+    let rt = Moto::rt();
+    let tier = |name: &str| {
+        rt.block_on(
+            ssm.describe_parameters()
+                .parameter_filters(
+                    aws_sdk_ssm::types::ParameterStringFilter::builder()
+                        .key("Name")
+                        .values(name)
+                        .build()
+                        .unwrap(),
+                )
+                .send(),
+        )
+        .unwrap()
+        .parameters()[0]
+            .tier()
+            .unwrap()
+            .as_str()
+            .to_string()
+    };
+    assert_eq!(tier("/app/BIG"), "Advanced");
+    assert_eq!(tier("/app/SMALL"), "Standard");
+    assert_eq!(moto.parameter("/app/BIG").unwrap().0, big);
+
+    // A changed tag is a tag call, not a new version; a new description is a write.
+    let out = push(&["--tag", "team=api", "--description", "app"]);
+    assert_success(&out, &["push settings"]);
+    assert!(
+        stdout(&out).contains("~ /app/SMALL (settings: description, tags)\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("~ /app/BIG (settings: description, tags; advanced tier)\n"),
+        "{}",
+        stdout(&out)
+    );
+    let tags = rt
+        .block_on(
+            ssm.list_tags_for_resource()
+                .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                .resource_id("/app/SMALL")
+                .send(),
+        )
+        .unwrap();
+    assert!(tags
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == "team" && t.value() == "api"));
+    assert_eq!(moto.parameter("/app/SMALL").unwrap().2, 2);
+    assert_success(
+        &push(&["--tag", "team=api", "--description", "app", "--check"]),
+        &["in step"],
+    );
+}
