@@ -76,9 +76,6 @@ pub struct PushArgs {
     /// Push only this target of the config's `push:` list (repeatable)
     #[arg(long = "target", value_name = "NAME", conflicts_with = "file")]
     pub targets: Vec<String>,
-    /// The config file holding the targets (default: the nearest .coffer.yaml or .sops.yaml)
-    #[arg(long, value_name = "FILE", conflicts_with = "file")]
-    pub config: Option<PathBuf>,
     /// Print the plan, change nothing, and exit 10 when anything would change (0 when in step)
     #[arg(long, conflicts_with_all = ["emit"])]
     pub check: bool,
@@ -333,10 +330,11 @@ fn layout_prefix(layout: &Layout) -> String {
     }
 }
 
-pub fn push(args: PushArgs, env: &Env) -> Result<()> {
+/// `config`: the global `--config`, where the targets are (default: the nearest config).
+pub fn push(args: PushArgs, config: Option<&Path>, env: &Env) -> Result<()> {
     let planned = match &args.file {
         Some(file) => vec![plan_file(file, &args, env)?],
-        None => plan_targets(&args, env)?,
+        None => plan_targets(&args, config, env)?,
     };
     // stdout carries --emit's data when asked for; the plan then goes to stderr.
     let mut plan_out: Box<dyn Write> = if args.emit.is_some() {
@@ -445,7 +443,11 @@ fn plan_file<'s>(file: &Path, args: &PushArgs, env: &'s Env) -> Result<Planned<'
 }
 
 /// `push` without a file: every target of the config's `push:` list, or those named.
-fn plan_targets<'s>(args: &PushArgs, env: &'s Env) -> Result<Vec<Planned<'s>>> {
+fn plan_targets<'s>(
+    args: &PushArgs,
+    config: Option<&Path>,
+    env: &'s Env,
+) -> Result<Vec<Planned<'s>>> {
     let flag = [
         (args.create.kms_key_id.is_some(), "--kms-key-id"),
         (!args.create.tags.is_empty(), "--tag"),
@@ -460,8 +462,8 @@ fn plan_targets<'s>(args: &PushArgs, env: &'s Env) -> Result<Vec<Planned<'s>>> {
             "{flag} is for `push FILE`; a target sets it in the config's push: list"
         )));
     }
-    let config_file = match &args.config {
-        Some(c) => c.clone(),
+    let config_file = match config {
+        Some(c) => c.to_path_buf(),
         None => {
             let here = std::env::current_dir().map_err(|e| Error::io(".", e))?;
             crate::config::find(&here).ok_or_else(|| {

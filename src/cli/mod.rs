@@ -50,7 +50,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Creation rules file (default: the nearest .coffer.yaml or .sops.yaml above the file)
+    /// Config file: creation rules, push targets (default: the nearest .coffer.yaml or .sops.yaml above the file)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
@@ -116,14 +116,19 @@ pub enum Command {
         after_help = "Examples:\n  coffer render deploy/app.conf.tmpl -o app.conf\n  coffer render --check deploy/*.tmpl\n\nSources: file://secrets.yaml#db.password (or #[\"db\"][\"password\"]), env://NAME.\nFilters: {{ secret URI | default \"x\" }}, {{ secret URI | base64 }}. \\{{ writes a literal {{."
     )]
     Render(deploy::RenderArgs),
-    /// Push a file's values into Secrets Manager or Parameter Store (plan, then apply)
+    /// Push values into Secrets Manager or Parameter Store (plan, then apply)
     #[command(
-        long_about = "Push a file's values into AWS Secrets Manager or SSM Parameter Store.\n\n\
+        long_about = "Push values into AWS Secrets Manager or SSM Parameter Store.\n\n\
+            With a FILE and --to, that file's values go where the flags say. Without a FILE, \
+            every target of the push: list in .coffer.yaml (or those named with --target) is \
+            pushed, each with its own role, profile and region, so one command reaches every \
+            account.\n\n\
             The remote state is read first and the plan printed (names only, never a value); then \
-            only what differs is created or updated, so a second push of the same file changes \
-            nothing. What coffer creates is tagged managed-by=coffer and coffer:source=<file>; \
-            --prune deletes only secrets with those tags for this file.",
-        after_help = "Examples:\n  coffer push prod.yaml --to secretsmanager --name prod/web          # the whole file as one JSON secret\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each # one secret per key\n  coffer push prod.yaml --to ssm --path /prod/web/ --kms-key-id alias/app\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each --prune --dry-run\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each --emit ecs > secrets.json\n\nExit codes: 0 ok (or nothing to do), 9 some changes were not applied (rerun to finish)."
+            only what differs is created or updated, so a second push changes nothing. \
+            Description, KMS key and the tags coffer set are kept in step too. What coffer \
+            creates is tagged managed-by=coffer and coffer:source=<file>; --prune deletes only \
+            secrets with those tags for those files.",
+        after_help = "Examples:\n  coffer push                                                         # every target of .coffer.yaml\n  coffer push --target prod --dry-run\n  coffer push --check                                                # CI: exit 10 when AWS differs\n  coffer push prod.yaml --to secretsmanager --name prod/web          # the whole file as one JSON secret\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each # one secret per key\n  coffer push prod.yaml --to ssm --path /prod/web/ --kms-key-id alias/app\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each --prune --dry-run\n  coffer push prod.env --to secretsmanager --prefix prod/web/ --each --emit ecs > secrets.json\n\nExit codes: 0 ok (or nothing to do), 9 some changes were not applied (rerun to finish),\n10 with --check: something would change."
     )]
     Push(aws::PushArgs),
     /// Move secrets kept in S3 into Secrets Manager (never deletes from S3)
@@ -394,7 +399,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
         Command::Render(a) => deploy::render(a, env),
-        Command::Push(a) => aws::push(a, env),
+        Command::Push(a) => aws::push(a, config, env),
         Command::Migrate(cmd) => aws::migrate(cmd, env),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

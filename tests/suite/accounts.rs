@@ -410,6 +410,26 @@ fn changed_settings_are_planned_and_applied_and_hand_made_tags_stay() {
     let out = run_as(&sb, &moto, &["push", "--check"], &[]);
     assert_success(&out, &["push --check in step"]);
 
+    // AWS names the key by ARN where the config names an alias: the same key, in step.
+    let one = rt
+        .block_on(kms.describe_key().key_id("alias/one").send())
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    rt.block_on(
+        sm.update_secret()
+            .secret_id("web/API_KEY")
+            .kms_key_id(&one)
+            .send(),
+    )
+    .unwrap();
+    assert_success(
+        &run_as(&sb, &moto, &["push", "--check"], &[]),
+        &["an alias and its key's ARN compare equal"],
+    );
+
     // The settings change: a new description, key and tags; the value stays.
     sb.write(
         ".coffer.yaml",
@@ -530,5 +550,116 @@ fn large_parameters_use_the_advanced_tier_and_parameter_settings_follow() {
     assert_success(
         &push(&["--tag", "team=api", "--description", "app", "--check"]),
         &["in step"],
+    );
+}
+
+#[test]
+fn a_target_prunes_what_its_deleted_files_made_and_emits_ecs_by_target() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    assert_success(&sb.git_in(".", &["init", "-q"]), &["git init"]);
+    sb.write(
+        "ops/targets.yaml",
+        "push:\n  - name: web\n    files: ../deploy/*.env\n    to: secretsmanager\n    prefix: web/\n    prune: true\n",
+    );
+    // `..` is refused: targets name files below the config file.
+    let out = run_as(&sb, &moto, &["--config", "ops/targets.yaml", "push"], &[]);
+    assert_error(
+        &out,
+        1,
+        "push target \"web\": files are globs relative to the config file, without ..",
+    );
+    sb.write(
+        "ops/targets.yaml",
+        "push:\n  - name: web\n    files: deploy/*.env\n    to: secretsmanager\n    prefix: web/\n    prune: true\n",
+    );
+    sb.encrypted("ops/deploy/a.env", "A_KEY=a\n");
+    sb.encrypted("ops/deploy/b.env", "B_KEY=b\n");
+    // Another file of the repository made a secret under the same prefix: never pruned.
+    sb.encrypted("other.env", "OTHER=o\n");
+    assert_success(
+        &run_as(
+            &sb,
+            &moto,
+            &[
+                "push",
+                "other.env",
+                "--to",
+                "secretsmanager",
+                "--prefix",
+                "web/",
+                "--each",
+            ],
+            &[],
+        ),
+        &["push other.env"],
+    );
+    let out = run_as(
+        &sb,
+        &moto,
+        &["--config", "ops/targets.yaml", "push", "--emit", "ecs"],
+        &[],
+    );
+    assert_success(&out, &["push --emit ecs"]);
+    let ecs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let web = ecs["web"].as_array().unwrap();
+    assert_eq!(web.len(), 2, "{ecs}");
+    assert_eq!(web[0]["name"], "A_KEY");
+    assert!(web[0]["valueFrom"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:web/A_KEY-"));
+    assert_eq!(
+        moto.secret("web/B_KEY")
+            .unwrap()
+            .tags
+            .iter()
+            .find(|t| t.0 == "coffer:source")
+            .unwrap()
+            .1,
+        "ops/deploy/b.env"
+    );
+
+    // b.env leaves the repository: its secret goes; other.env's stays.
+    std::fs::remove_file(sb.path("ops/deploy/b.env")).unwrap();
+    let out = run_as(&sb, &moto, &["--config", "ops/targets.yaml", "push"], &[]);
+    assert_success(&out, &["push after removing b.env"]);
+    assert!(stdout(&out).contains("\n- web/B_KEY\n"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("OTHER"), "{}", stdout(&out));
+    assert!(moto.secret("web/B_KEY").unwrap().deleted);
+    assert!(!moto.secret("web/OTHER").unwrap().deleted);
+}
+
+#[test]
+fn bad_push_lists_and_flags_are_refused_before_any_call() {
+    let sb = Sandbox::new();
+    let cases = [
+        ("push:\n  - files: a.env\n    to: ssm\n    prefix: /a\n", "push target 1: has no name"),
+        ("push:\n  - name: a\n    files: a.env\n    prefix: /a\n", "push target \"a\": has no to: (secretsmanager or ssm)"),
+        ("push:\n  - name: a\n    files: a.env\n    to: ssm\n    secret: x\n", "push target \"a\": Parameter Store takes a prefix (one parameter per value)"),
+        ("push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    prefix: p/\n    secret: x\n", "push target \"a\": give prefix or secret, not both"),
+        ("push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    secret: x\n    prune: true\n", "push target \"a\": prune needs a prefix"),
+        ("push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    prefix: p/\n    tags:\n      managed-by: me\n", "push target \"a\": the tag \"managed-by\" is coffer's own"),
+        ("push:\n  - name: a\n    files: a.env\n    to: s3\n    prefix: p/\n", "push target \"a\": to: \"s3\" is not secretsmanager or ssm"),
+        ("creation_rules: []\n", "has no push: targets; add some, or give push a FILE"),
+    ];
+    for (config, message) in cases {
+        sb.write(".coffer.yaml", config);
+        let out = sb.run(&["push"]);
+        assert_error(&out, 1, message);
+    }
+    sb.write(
+        ".coffer.yaml",
+        "push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    prefix: p/\n",
+    );
+    assert_error(
+        &sb.run(&["push", "--tag", "a=b"]),
+        2,
+        "coffer: --tag is for `push FILE`; a target sets it in the config's push: list",
+    );
+    assert_error(
+        &sb.run(&["push", "a.env", "--prefix", "p/", "--each"]),
+        2,
+        "coffer: push FILE needs --to secretsmanager or --to ssm",
     );
 }
