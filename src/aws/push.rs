@@ -808,15 +808,43 @@ impl<'s> Pusher<'s> {
         // An unset key is the account's AWS managed key.
         const DEFAULT_KEY: &str = "alias/aws/ssm";
         let mut remote = self.list_parameters().await?;
-        let managed = self.managed_parameters().await?;
         self.describe_parameters(&mut remote).await?;
-        // Tags only of what coffer manages and the source still asks for: one call each.
-        let tagged: Vec<String> = desired
+        let settings = &self.target.settings;
+        let managed = self
+            .tagged_parameters(&[(MANAGED_BY.0.into(), MANAGED_BY.1.into())])
+            .await?;
+        // Parameter Store lists tags one parameter at a time, so the parameters that carry
+        // every tag coffer would set are found with one filtered listing per source; only
+        // the others are read one by one.
+        let sources: std::collections::BTreeSet<&str> = desired
             .iter()
-            .filter(|d| managed.contains_key(&d.name) && remote.contains_key(&d.name))
+            .filter(|d| managed.contains(&d.name))
+            .map(|d| d.source.as_str())
+            .collect();
+        let mut in_step = HashSet::new();
+        for source in sources {
+            in_step.extend(self.tagged_parameters(&settings.tags_for(source)).await?);
+        }
+        let wanted: HashSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
+        let mut read: Vec<String> = desired
+            .iter()
+            .filter(|d| managed.contains(&d.name) && !in_step.contains(&d.name))
+            .filter(|d| remote.contains_key(&d.name))
             .map(|d| d.name.clone())
             .collect();
-        let tags = self.parameter_tags(tagged).await?;
+        if prune.is_some() {
+            // Leftovers, for their source.
+            read.extend(
+                managed
+                    .iter()
+                    .filter(|n| !wanted.contains(n.as_str()) && remote.contains_key(*n))
+                    .cloned(),
+            );
+        }
+        let mut tags = self.parameter_tags(read).await?;
+        for d in desired.iter().filter(|d| in_step.contains(&d.name)) {
+            tags.insert(d.name.clone(), settings.tags_for(&d.source));
+        }
         let keys = self
             .keys_of(
                 desired
@@ -826,7 +854,6 @@ impl<'s> Pusher<'s> {
                 DEFAULT_KEY,
             )
             .await;
-        let settings = &self.target.settings;
         let wanted_key = settings
             .kms_key_id
             .as_ref()
@@ -867,15 +894,16 @@ impl<'s> Pusher<'s> {
             changes.push(c);
         }
         if let Some(owned) = prune {
-            let wanted: HashSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
+            let source_of = |name: &str| {
+                tags.get(name)?
+                    .iter()
+                    .find(|(k, _)| k == SOURCE_TAG)
+                    .map(|(_, v)| v.as_str())
+            };
             let mut gone: Vec<&String> = remote
                 .keys()
-                .filter(|n| !wanted.contains(n.as_str()))
-                .filter(|n| {
-                    managed
-                        .get(*n)
-                        .is_some_and(|s| s.as_deref().is_some_and(owned))
-                })
+                .filter(|n| !wanted.contains(n.as_str()) && managed.contains(*n))
+                .filter(|n| source_of(n).is_some_and(owned))
                 .collect();
             gone.sort();
             changes.extend(gone.into_iter().map(|name| {
@@ -960,21 +988,18 @@ impl<'s> Pusher<'s> {
         Ok(())
     }
 
-    /// Names under the path that carry `managed-by=coffer`, with their `coffer:source`.
-    async fn managed_parameters(&self) -> Result<HashMap<String, Option<String>>> {
-        let mut pages = self
+    /// Names under the path that carry all these tags (one paginated listing).
+    async fn tagged_parameters(&self, tags: &[(String, String)]) -> Result<HashSet<String>> {
+        let mut req = self
             .ssm
             .describe_parameters()
             .parameter_filters(self.path_filter())
-            .parameter_filters(string_filter(
-                &format!("tag:{}", MANAGED_BY.0),
-                "Equals",
-                MANAGED_BY.1,
-            ))
-            .max_results(50)
-            .into_paginator()
-            .send();
-        let mut names = Vec::new();
+            .max_results(50);
+        for (k, v) in tags {
+            req = req.parameter_filters(string_filter(&format!("tag:{k}"), "Equals", v));
+        }
+        let mut pages = req.into_paginator().send();
+        let mut names = HashSet::new();
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| self.aws_error("list parameter tags", &self.ssm_path(), &e))?;
@@ -984,17 +1009,7 @@ impl<'s> Pusher<'s> {
                     .filter_map(|p| p.name().map(str::to_string)),
             );
         }
-        // The source of each: one more filtered listing per source would need the sources
-        // first, so read the tags of the (usually few) parameters not already wanted.
-        let mut out: HashMap<String, Option<String>> = HashMap::new();
-        for (name, tags) in self.parameter_tags(names).await? {
-            let source = tags
-                .into_iter()
-                .find(|(k, _)| k == SOURCE_TAG)
-                .map(|(_, v)| v);
-            out.insert(name, source);
-        }
-        Ok(out)
+        Ok(names)
     }
 
     /// The tags of each parameter (`ListTagsForResource`, concurrently).

@@ -547,10 +547,13 @@ fn large_parameters_use_the_advanced_tier_and_parameter_settings_follow() {
         .iter()
         .any(|t| t.key() == "team" && t.value() == "api"));
     assert_eq!(moto.parameter("/app/SMALL").unwrap().2, 2);
+    // In step: found by one filtered listing, no parameter's tags read one by one.
+    let reads = moto.calls("AmazonSSM.ListTagsForResource");
     assert_success(
         &push(&["--tag", "team=api", "--description", "app", "--check"]),
         &["in step"],
     );
+    assert_eq!(moto.calls("AmazonSSM.ListTagsForResource"), reads);
 }
 
 #[test]
