@@ -391,10 +391,18 @@ impl Change {
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = &self.name;
+        let sign = match self.action {
+            Action::Create | Action::Restore => "+",
+            Action::Update => "~",
+            Action::Unchanged => return write!(f, "  {} (unchanged)", self.name),
+            Action::Delete => return write!(f, "- {}", self.name),
+        };
         let mut notes = Vec::new();
+        if self.action == Action::Restore {
+            notes.push("restored from scheduled deletion".to_string());
+        }
         if self.action == Action::Update && self.value_changed {
-            notes.push("value changed".to_string());
+            notes.push("value changed".into());
         }
         if !self.drift.is_empty() {
             notes.push(format!("settings: {}", self.drift.what()));
@@ -402,39 +410,17 @@ impl fmt::Display for Change {
         if self.retyped {
             notes.push("type becomes SecureString".into());
         }
-        if self.advanced && self.action != Action::Delete {
+        if self.advanced {
             notes.push("advanced tier".into());
         }
         if self.foreign {
             notes.push("not created by coffer, so never pruned".into());
         }
-        let notes = |f: &mut fmt::Formatter<'_>, lead: &str| -> fmt::Result {
-            if notes.is_empty() {
-                Ok(())
-            } else {
-                write!(f, "{lead}{})", notes.join("; "))
-            }
-        };
-        match self.action {
-            Action::Create => {
-                write!(f, "+ {name}")?;
-                notes(f, " (")
-            }
-            Action::Restore => {
-                write!(f, "+ {name} (restored from scheduled deletion")?;
-                notes(f, "; ")?;
-                if self.drift.is_empty() && !self.advanced {
-                    write!(f, ")")?;
-                }
-                Ok(())
-            }
-            Action::Update => {
-                write!(f, "~ {name}")?;
-                notes(f, " (")
-            }
-            Action::Unchanged => write!(f, "  {name} (unchanged)"),
-            Action::Delete => write!(f, "- {name}"),
+        write!(f, "{sign} {}", self.name)?;
+        if !notes.is_empty() {
+            write!(f, " ({})", notes.join("; "))?;
         }
+        Ok(())
     }
 }
 
@@ -1577,6 +1563,41 @@ mod tests {
             vec!["env".to_string(), "team".into(), "coffer:tags".into()]
         );
         assert!(d.tag.is_empty() && d.description.is_none() && d.kms_key_id.is_none());
+    }
+
+    #[test]
+    fn plan_lines_name_every_reason_once() {
+        let line = |action, tweak: &dyn Fn(&mut Change)| {
+            let mut c = Change::new(action, "web/KEY", Some(0));
+            tweak(&mut c);
+            c.to_string()
+        };
+        assert_eq!(line(Action::Create, &|_| {}), "+ web/KEY");
+        assert_eq!(
+            line(Action::Create, &|c| c.advanced = true),
+            "+ web/KEY (advanced tier)"
+        );
+        assert_eq!(
+            line(Action::Restore, &|c| c.foreign = true),
+            "+ web/KEY (restored from scheduled deletion; not created by coffer, so never pruned)"
+        );
+        assert_eq!(line(Action::Update, &|_| {}), "~ web/KEY (value changed)");
+        assert_eq!(
+            line(Action::Update, &|c| {
+                c.value_changed = false;
+                c.drift.untag = vec!["team".into()];
+            }),
+            "~ web/KEY (settings: tags)"
+        );
+        assert_eq!(
+            line(Action::Update, &|c| c.retyped = true),
+            "~ web/KEY (value changed; type becomes SecureString)"
+        );
+        assert_eq!(
+            line(Action::Unchanged, &|c| c.advanced = true),
+            "  web/KEY (unchanged)"
+        );
+        assert_eq!(line(Action::Delete, &|c| c.advanced = true), "- web/KEY");
     }
 
     #[test]
