@@ -502,6 +502,20 @@ struct Listed {
     tags: Vec<(String, String)>,
 }
 
+/// KMS keys as the plan compares them: ids, aliases and ARNs resolved to key ARNs.
+struct Keys {
+    arns: HashMap<String, String>,
+    /// What an unset key means: the service's AWS managed key.
+    default: &'static str,
+}
+
+impl Keys {
+    /// The ARN `id` resolved to, or `id` itself when it was not resolved.
+    fn arn<'a>(&'a self, id: &'a str) -> &'a str {
+        self.arns.get(id).map_or(id, String::as_str)
+    }
+}
+
 /// Which of coffer's secrets `--prune` may delete: those whose `coffer:source` it accepts.
 pub type Owned<'a> = &'a dyn Fn(&str) -> bool;
 
@@ -588,16 +602,42 @@ impl<'s> Pusher<'s> {
         out
     }
 
-    /// Resolve the target's key and every remote one, when the target names a key.
+    /// Resolve the target's key and every remote one, when the target names a key; an
+    /// unset remote key is the service's AWS managed key, `default`.
     async fn keys_of<'a>(
         &self,
         remote: impl Iterator<Item = Option<&'a str>>,
-        default: &str,
-    ) -> Option<HashMap<String, String>> {
-        let asked = self.target.settings.kms_key_id.as_ref()?;
-        let mut ids: HashSet<String> = remote.map(|k| k.unwrap_or(default).to_string()).collect();
-        ids.insert(asked.clone());
-        Some(self.resolve_keys(ids).await)
+        default: &'static str,
+    ) -> Keys {
+        let arns = match &self.target.settings.kms_key_id {
+            Some(asked) => {
+                let mut ids: HashSet<String> =
+                    remote.map(|k| k.unwrap_or(default).to_string()).collect();
+                ids.insert(asked.clone());
+                self.resolve_keys(ids).await
+            }
+            None => HashMap::new(),
+        };
+        Keys { arns, default }
+    }
+
+    /// Plan bringing a managed secret's or parameter's settings in step; a change of
+    /// settings alone makes an unchanged value an update.
+    fn settle(&self, c: &mut Change, keys: &Keys, source: &str, now: Remote) {
+        let settings = &self.target.settings;
+        let wanted = settings.kms_key_id.as_deref().map(|k| keys.arn(k));
+        let now = Remote {
+            kms_key: Some(
+                keys.arn(now.kms_key.as_deref().unwrap_or(keys.default))
+                    .to_string(),
+            ),
+            ..now
+        };
+        c.drift = drift(settings, wanted, source, &now);
+        if c.action == Action::Unchanged && !c.drift.is_empty() {
+            c.action = Action::Update;
+            c.value_changed = false;
+        }
     }
 
     async fn plan_secrets(
@@ -624,11 +664,6 @@ impl<'s> Pusher<'s> {
                 DEFAULT_KEY,
             )
             .await;
-        let settings = &self.target.settings;
-        let wanted_key = settings
-            .kms_key_id
-            .as_ref()
-            .map(|k| keys.as_ref().and_then(|m| m.get(k)).unwrap_or(k).as_str());
         let mut changes = Vec::new();
         for (i, d) in desired.iter().enumerate() {
             let listed = listed.get(&d.name);
@@ -646,23 +681,13 @@ impl<'s> Pusher<'s> {
                 c.arn = Some(l.arn.clone());
                 c.foreign = !l.managed;
                 if l.managed {
-                    let key = l.kms_key.as_deref().unwrap_or(DEFAULT_KEY);
                     let now = Remote {
                         description: l.description.clone(),
-                        kms_key: Some(
-                            keys.as_ref()
-                                .and_then(|m| m.get(key))
-                                .map_or(key, String::as_str)
-                                .to_string(),
-                        ),
+                        kms_key: l.kms_key.clone(),
                         tags: l.tags.clone(),
                     };
-                    c.drift = drift(settings, wanted_key, &d.source, &now);
+                    self.settle(&mut c, &keys, &d.source, now);
                 }
-            }
-            if c.action == Action::Unchanged && !c.drift.is_empty() {
-                c.action = Action::Update;
-                c.value_changed = false;
             }
             changes.push(c);
         }
@@ -840,10 +865,6 @@ impl<'s> Pusher<'s> {
                 DEFAULT_KEY,
             )
             .await;
-        let wanted_key = settings
-            .kms_key_id
-            .as_ref()
-            .map(|k| keys.as_ref().and_then(|m| m.get(k)).unwrap_or(k).as_str());
         let mut changes = Vec::new();
         for (i, d) in desired.iter().enumerate() {
             let found = remote.get(&d.name);
@@ -858,24 +879,15 @@ impl<'s> Pusher<'s> {
             if let Some(p) = found {
                 c.arn = p.arn.clone();
                 c.retyped = !p.secure;
+                // Tags are known only of the parameters coffer manages.
                 if let Some(tags) = tags.get(&d.name) {
-                    let key = p.key_id.as_deref().unwrap_or(DEFAULT_KEY);
                     let now = Remote {
                         description: p.description.clone(),
-                        kms_key: Some(
-                            keys.as_ref()
-                                .and_then(|m| m.get(key))
-                                .map_or(key, String::as_str)
-                                .to_string(),
-                        ),
+                        kms_key: p.key_id.clone(),
                         tags: tags.clone(),
                     };
-                    c.drift = drift(settings, wanted_key, &d.source, &now);
+                    self.settle(&mut c, &keys, &d.source, now);
                 }
-            }
-            if c.action == Action::Unchanged && !c.drift.is_empty() {
-                c.action = Action::Update;
-                c.value_changed = false;
             }
             changes.push(c);
         }
