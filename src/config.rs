@@ -75,6 +75,23 @@ pub enum TargetLayout {
     Each(String),
 }
 
+/// The settings a push target may have.
+const TARGET_KEYS: [&str; 13] = [
+    "name",
+    "files",
+    "to",
+    "prefix",
+    "path",
+    "secret",
+    "role",
+    "aws_profile",
+    "region",
+    "kms_key_id",
+    "description",
+    "tags",
+    "prune",
+];
+
 /// The `push:` list, checked: every target has a unique name, files, a service and one
 /// way of naming what it writes.
 fn push_targets(root: &Value) -> std::result::Result<Vec<PushTarget>, String> {
@@ -86,12 +103,33 @@ fn push_targets(root: &Value) -> std::result::Result<Vec<PushTarget>, String> {
     let mut out: Vec<PushTarget> = Vec::new();
     for (i, t) in list.iter().enumerate() {
         let at = |why: &str| format!("push target {}: {why}", i + 1);
+        if !matches!(t, Value::Map(_)) {
+            return Err(at("is not a map"));
+        }
         let name = scalar(t, "name").ok_or_else(|| at("has no name"))?;
         let at = |why: &str| format!("push target {name:?}: {why}");
         if out.iter().any(|o| o.name == name) {
             return Err(at("is named twice"));
         }
-        let files = string_list(get(t, "files"));
+        // The name is a tag value on what the target makes.
+        if let Some(why) = crate::aws::push::tag_problem(crate::aws::push::TARGET_TAG, &name) {
+            return Err(at(&why));
+        }
+        if let Value::Map(entries) = t {
+            if let Some((k, _)) = entries
+                .iter()
+                .find(|(k, _)| !TARGET_KEYS.contains(&k.as_str()))
+            {
+                return Err(at(&format!(
+                    "unknown setting {k:?} (known: {})",
+                    TARGET_KEYS.join(", ")
+                )));
+            }
+        }
+        let files: Vec<String> = string_list(get(t, "files"))
+            .into_iter()
+            .map(|f| f.trim_start_matches("./").to_string())
+            .collect();
         if files.is_empty() {
             return Err(at("has no files"));
         }
@@ -120,6 +158,9 @@ fn push_targets(root: &Value) -> std::result::Result<Vec<PushTarget>, String> {
                 ))
             }
             (None, Some(secret)) => TargetLayout::Whole(secret),
+            (Some(prefix), None) if prefix.is_empty() => {
+                return Err(at("an empty prefix would list and prune the whole account"))
+            }
             (Some(mut prefix), None) => {
                 if service == Service::Ssm {
                     if !prefix.starts_with('/') {

@@ -23,6 +23,8 @@ pub const MANAGED_BY: (&str, &str) = ("managed-by", "coffer");
 pub const SOURCE_TAG: &str = "coffer:source";
 /// The keys of the user's tags coffer set, so it removes only those when they go.
 pub const TAGS_TAG: &str = "coffer:tags";
+/// The push target that made a secret: what its `prune` may delete.
+pub const TARGET_TAG: &str = "coffer:target";
 /// The largest value of a standard parameter; above it, the Advanced tier (up to 8 KB).
 const SSM_STANDARD_MAX: usize = 4096;
 const SSM_ADVANCED_MAX: usize = 8192;
@@ -99,45 +101,93 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The tags a secret from `source` carries: the user's, coffer's two, and the list of
-    /// the user's tag keys, so a tag dropped from the settings later is removed while tags
-    /// added by hand stay.
-    fn tags_for(&self, source: &str) -> Vec<(String, String)> {
+    /// The tags a secret from `source` (made by push target `target`, if one) carries: the
+    /// user's, coffer's own, and the list of the user's tag keys, so a tag dropped from the
+    /// settings later is removed while tags added by hand stay.
+    pub fn tags_for(&self, source: &str, target: Option<&str>) -> Vec<(String, String)> {
         let mut tags = self.tags.clone();
         tags.push((MANAGED_BY.0.into(), MANAGED_BY.1.into()));
         tags.push((SOURCE_TAG.into(), source.into()));
-        if !self.tags.is_empty() {
-            tags.push((TAGS_TAG.into(), self.tag_keys()));
+        if let Some(t) = target {
+            tags.push((TARGET_TAG.into(), t.into()));
         }
+        tags.push((TAGS_TAG.into(), self.tag_keys()));
         tags
     }
 
+    /// The user's tag keys as `coffer:tags` holds them: sorted, joined with `+`, or `-`
+    /// for none (a tag filter cannot ask for an empty value).
     fn tag_keys(&self) -> String {
         let mut keys: Vec<&str> = self.tags.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        keys.join(",")
+        if keys.is_empty() {
+            return "-".into();
+        }
+        keys.join("+")
     }
 
-    /// Why these settings cannot be used, if they cannot.
+    /// Why these settings cannot be used, if they cannot: tags as both services take
+    /// them, none of coffer's own, and a description of a length both take.
     pub fn check(&self) -> Option<String> {
-        if let Some((k, _)) = self
-            .tags
-            .iter()
-            .find(|(k, _)| k == MANAGED_BY.0 || k.starts_with("coffer:"))
-        {
-            return Some(format!("the tag {k:?} is coffer's own"));
+        for (k, v) in &self.tags {
+            if let Some(why) = tag_problem(k, v) {
+                return Some(why);
+            }
+            if k == MANAGED_BY.0 || k.starts_with("coffer:") {
+                return Some(format!("the tag {k:?} is coffer's own"));
+            }
+            // `+` joins the keys in coffer:tags, and `-` alone means none there.
+            if k.contains('+') || k == "-" {
+                return Some(format!(
+                    "the tag key {k:?}: coffer keeps no key with + or a lone -"
+                ));
+            }
+        }
+        // Both services take 50 tags; coffer's own take four.
+        if self.tags.len() > 46 {
+            return Some("more than 46 tags (AWS takes 50, and coffer sets four)".into());
         }
         if self.tag_keys().len() > 256 {
-            return Some("the tag keys, joined with commas, exceed 256 characters".into());
+            return Some("the tag keys, joined with +, exceed 256 characters".into());
+        }
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 1024)
+        {
+            return Some("a description has at most 1024 characters".into());
         }
         None
     }
 }
 
+/// Why AWS would refuse a tag, if it would: keys of 1 to 128 and values of up to 256
+/// characters, of letters, digits, spaces and `_.:/=+-@`, no key starting with `aws:`.
+pub fn tag_problem(key: &str, value: &str) -> Option<String> {
+    let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c);
+    if key.is_empty() || key.chars().count() > 128 {
+        return Some(format!("the tag key {key:?} has 1 to 128 characters"));
+    }
+    if value.chars().count() > 256 {
+        return Some(format!("the tag {key:?} has a value over 256 characters"));
+    }
+    if !key.chars().all(allowed) || !value.chars().all(allowed) {
+        return Some(format!(
+            "the tag {key:?}: keys and values have only letters, digits, spaces and _.:/=+-@"
+        ));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Some(format!("the tag key {key:?}: aws: is AWS's own"));
+    }
+    None
+}
+
 /// Where a push writes and what it sets.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// The push target's name in `.coffer.yaml`; `None` for `push FILE`.
+    pub name: Option<String>,
     pub service: Service,
     /// Names this push owns start with this: the listing and pruning scope.
     pub prefix: String,
@@ -304,12 +354,13 @@ pub struct Remote {
     pub tags: Vec<(String, String)>,
 }
 
-/// What to change so a managed secret from `source` has `settings`. `wanted_key` is the
-/// target's KMS key resolved as the remote one was. Tags coffer did not set stay.
+/// What to change so a managed secret has `settings` and `wanted_tags` (from
+/// [`Settings::tags_for`]). `wanted_key` is the target's KMS key resolved as the remote one
+/// was, `None` when that is not known. Tags coffer did not set stay.
 pub fn drift(
     settings: &Settings,
     wanted_key: Option<&str>,
-    source: &str,
+    wanted_tags: &[(String, String)],
     remote: &Remote,
 ) -> Drift {
     let mut d = Drift::default();
@@ -318,8 +369,10 @@ pub fn drift(
             d.description = Some(want.clone());
         }
     }
-    if let (Some(asked), Some(want)) = (&settings.kms_key_id, wanted_key) {
-        if remote.kms_key.as_deref() != Some(want) {
+    if let (Some(asked), Some(want), Some(now)) =
+        (&settings.kms_key_id, wanted_key, remote.kms_key.as_deref())
+    {
+        if now != want {
             d.kms_key_id = Some(asked.clone());
         }
     }
@@ -330,23 +383,23 @@ pub fn drift(
             .find(|(rk, _)| rk == k)
             .map(|(_, v)| v.as_str())
     };
-    let wanted = settings.tags_for(source);
-    d.tag = wanted
+    d.tag = wanted_tags
         .iter()
         .filter(|(k, v)| has(k) != Some(v.as_str()))
         .cloned()
         .collect();
     let set_before: Vec<&str> = has(TAGS_TAG)
-        .map(|keys| keys.split(',').filter(|k| !k.is_empty()).collect())
+        .map(|keys| {
+            keys.split('+')
+                .filter(|k| !k.is_empty() && *k != "-")
+                .collect()
+        })
         .unwrap_or_default();
     d.untag = set_before
         .into_iter()
-        .filter(|k| !wanted.iter().any(|(w, _)| w == k) && has(k).is_some())
+        .filter(|k| !wanted_tags.iter().any(|(w, _)| w == k) && has(k).is_some())
         .map(str::to_string)
         .collect();
-    if has(TAGS_TAG).is_some() && !wanted.iter().any(|(w, _)| w == TAGS_TAG) {
-        d.untag.push(TAGS_TAG.into());
-    }
     d
 }
 
@@ -369,6 +422,9 @@ pub struct Change {
     pub retyped: bool,
     /// An SSM parameter written in the Advanced tier.
     pub advanced: bool,
+    /// The key and description an SSM write sends (it replaces both).
+    put_key: Option<String>,
+    put_description: Option<String>,
     desired: Option<usize>,
 }
 
@@ -384,6 +440,8 @@ impl Change {
             foreign: false,
             retyped: false,
             advanced: false,
+            put_key: None,
+            put_description: None,
             desired,
         }
     }
@@ -496,7 +554,6 @@ struct Listed {
     arn: String,
     deleted: bool,
     managed: bool,
-    source: Option<String>,
     description: Option<String>,
     kms_key: Option<String>,
     tags: Vec<(String, String)>,
@@ -504,20 +561,33 @@ struct Listed {
 
 /// KMS keys as the plan compares them: ids, aliases and ARNs resolved to key ARNs.
 struct Keys {
+    /// Each id that `DescribeKey` resolved, to its key ARN.
     arns: HashMap<String, String>,
     /// What an unset key means: the service's AWS managed key.
     default: &'static str,
+    /// Names whose key could not be compared.
+    unknown: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
-impl Keys {
-    /// The ARN `id` resolved to, or `id` itself when it was not resolved.
-    fn arn<'a>(&'a self, id: &'a str) -> &'a str {
-        self.arns.get(id).map_or(id, String::as_str)
+/// Which of coffer's secrets `--prune` may delete.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner<'a> {
+    /// Those `push FILE` made from this file.
+    Source(&'a str),
+    /// Those this push target made, from whichever file (one since deleted included).
+    Target(&'a str),
+}
+
+impl Owner<'_> {
+    fn owns(&self, tags: &[(String, String)]) -> bool {
+        let tag = |k: &str| tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.as_str());
+        tag(MANAGED_BY.0) == Some(MANAGED_BY.1)
+            && match self {
+                Owner::Source(s) => tag(SOURCE_TAG) == Some(*s) && tag(TARGET_TAG).is_none(),
+                Owner::Target(t) => tag(TARGET_TAG) == Some(*t),
+            }
     }
 }
-
-/// Which of coffer's secrets `--prune` may delete: those whose `coffer:source` it accepts.
-pub type Owned<'a> = &'a dyn Fn(&str) -> bool;
 
 /// The AWS clients of one target, in its account and region.
 pub struct Pusher<'s> {
@@ -563,7 +633,7 @@ impl<'s> Pusher<'s> {
     }
 
     /// Read the remote state and compare. `prune`: the sources whose leftovers to delete.
-    pub fn plan(&self, desired: Vec<Desired>, prune: Option<Owned<'_>>) -> Result<Plan> {
+    pub fn plan(&self, desired: Vec<Desired>, prune: Option<Owner<'_>>) -> Result<Plan> {
         let changes = self.session.block_on(async {
             match self.target.service {
                 Service::SecretsManager => self.plan_secrets(&desired, prune).await,
@@ -578,7 +648,7 @@ impl<'s> Pusher<'s> {
     }
 
     /// Key ids, aliases and ARNs resolved to key ARNs (`DescribeKey`); one that cannot be
-    /// resolved stays as it is and is compared as written.
+    /// resolved is left out.
     async fn resolve_keys(&self, ids: HashSet<String>) -> HashMap<String, String> {
         let mut out = HashMap::new();
         let work = |id: String| {
@@ -595,8 +665,9 @@ impl<'s> Pusher<'s> {
             }
         };
         bounded(ids, CONCURRENCY, work, |(id, arn)| {
-            let arn = arn.unwrap_or_else(|| id.clone());
-            out.insert(id, arn);
+            if let Some(arn) = arn {
+                out.insert(id, arn);
+            }
         })
         .await;
         out
@@ -618,22 +689,39 @@ impl<'s> Pusher<'s> {
             }
             None => HashMap::new(),
         };
-        Keys { arns, default }
+        Keys {
+            arns,
+            default,
+            unknown: Default::default(),
+        }
     }
 
     /// Plan bringing a managed secret's or parameter's settings in step; a change of
-    /// settings alone makes an unchanged value an update.
+    /// settings alone makes an unchanged value an update. A KMS key that could not be
+    /// resolved on either side is not compared (and noted), rather than planned every run.
     fn settle(&self, c: &mut Change, keys: &Keys, source: &str, now: Remote) {
         let settings = &self.target.settings;
-        let wanted = settings.kms_key_id.as_deref().map(|k| keys.arn(k));
+        let remote_key = now.kms_key.as_deref().unwrap_or(keys.default);
+        let (wanted, remote) = match &settings.kms_key_id {
+            Some(asked) if asked == remote_key => (Some(asked.as_str()), Some(remote_key)),
+            Some(asked) => match (keys.arns.get(asked), keys.arns.get(remote_key)) {
+                (Some(w), Some(r)) => (Some(w.as_str()), Some(r.as_str())),
+                _ => {
+                    keys.unknown
+                        .lock()
+                        .expect("note lock")
+                        .insert(c.name.clone());
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
         let now = Remote {
-            kms_key: Some(
-                keys.arn(now.kms_key.as_deref().unwrap_or(keys.default))
-                    .to_string(),
-            ),
+            kms_key: remote.map(str::to_string),
             ..now
         };
-        c.drift = drift(settings, wanted, source, &now);
+        let tags = settings.tags_for(source, self.target.name.as_deref());
+        c.drift = drift(settings, wanted, &tags, &now);
         if c.action == Action::Unchanged && !c.drift.is_empty() {
             c.action = Action::Update;
             c.value_changed = false;
@@ -643,7 +731,7 @@ impl<'s> Pusher<'s> {
     async fn plan_secrets(
         &self,
         desired: &[Desired],
-        prune: Option<Owned<'_>>,
+        prune: Option<Owner<'_>>,
     ) -> Result<Vec<Change>> {
         // An unset key is the account's AWS managed key.
         const DEFAULT_KEY: &str = "alias/aws/secretsmanager";
@@ -696,10 +784,7 @@ impl<'s> Pusher<'s> {
             let mut gone: Vec<(&String, &Listed)> = listed
                 .iter()
                 .filter(|(name, l)| {
-                    !l.deleted
-                        && l.managed
-                        && l.source.as_deref().is_some_and(owned)
-                        && !wanted.contains(name.as_str())
+                    !l.deleted && owned.owns(&l.tags) && !wanted.contains(name.as_str())
                 })
                 .collect();
             gone.sort_by_key(|(name, _)| name.as_str());
@@ -753,7 +838,6 @@ impl<'s> Pusher<'s> {
                         arn: arn.to_string(),
                         deleted: s.deleted_date().is_some(),
                         managed: tag(MANAGED_BY.0).as_deref() == Some(MANAGED_BY.1),
-                        source: tag(SOURCE_TAG),
                         description: s.description().map(str::to_string),
                         kms_key: s.kms_key_id().map(str::to_string),
                         tags,
@@ -814,7 +898,7 @@ impl<'s> Pusher<'s> {
     async fn plan_parameters(
         &self,
         desired: &[Desired],
-        prune: Option<Owned<'_>>,
+        prune: Option<Owner<'_>>,
     ) -> Result<Vec<Change>> {
         // An unset key is the account's AWS managed key.
         const DEFAULT_KEY: &str = "alias/aws/ssm";
@@ -827,24 +911,31 @@ impl<'s> Pusher<'s> {
         // Parameter Store lists tags one parameter at a time, so the parameters that carry
         // every tag coffer would set are found with one filtered listing per source; only
         // the others are read one by one.
+        let target = self.target.name.as_deref();
         let sources: std::collections::BTreeSet<&str> = desired
             .iter()
             .filter(|d| managed.contains(&d.name))
             .map(|d| d.source.as_str())
             .collect();
-        let mut in_step = HashSet::new();
+        let mut in_step: HashMap<&str, HashSet<String>> = HashMap::new();
         for source in sources {
-            in_step.extend(self.tagged_parameters(&settings.tags_for(source)).await?);
+            let tags = settings.tags_for(source, target);
+            in_step.insert(source, self.tagged_parameters(&tags).await?);
         }
+        let is_in_step = |d: &Desired| {
+            in_step
+                .get(d.source.as_str())
+                .is_some_and(|n| n.contains(&d.name))
+        };
         let wanted: HashSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
         let mut read: Vec<String> = desired
             .iter()
-            .filter(|d| managed.contains(&d.name) && !in_step.contains(&d.name))
+            .filter(|d| managed.contains(&d.name) && !is_in_step(d))
             .filter(|d| remote.contains_key(&d.name))
             .map(|d| d.name.clone())
             .collect();
         if prune.is_some() {
-            // Leftovers, for their source.
+            // Leftovers, for whose they are.
             read.extend(
                 managed
                     .iter()
@@ -853,8 +944,8 @@ impl<'s> Pusher<'s> {
             );
         }
         let mut tags = self.parameter_tags(read).await?;
-        for d in desired.iter().filter(|d| in_step.contains(&d.name)) {
-            tags.insert(d.name.clone(), settings.tags_for(&d.source));
+        for d in desired.iter().filter(|d| is_in_step(d)) {
+            tags.insert(d.name.clone(), settings.tags_for(&d.source, target));
         }
         let keys = self
             .keys_of(
@@ -876,9 +967,18 @@ impl<'s> Pusher<'s> {
             let mut c = Change::new(action, &d.name, Some(i));
             c.advanced =
                 d.value.as_bytes().len() > SSM_STANDARD_MAX || found.is_some_and(|p| p.advanced);
+            // What a write sends: the target's settings for a new parameter; for an existing
+            // one, what it has unless the plan changes it.
+            c.put_key = settings.kms_key_id.clone();
+            c.put_description = settings.description.clone();
             if let Some(p) = found {
                 c.arn = p.arn.clone();
                 c.retyped = !p.secure;
+                c.version = Some(p.version.to_string());
+                c.foreign = !managed.contains(&d.name);
+                // A String parameter becoming SecureString has no key yet: the target's.
+                c.put_key = p.key_id.clone().or(c.put_key.take());
+                c.put_description = p.description.clone();
                 // Tags are known only of the parameters coffer manages.
                 if let Some(tags) = tags.get(&d.name) {
                     let now = Remote {
@@ -887,21 +987,21 @@ impl<'s> Pusher<'s> {
                         tags: tags.clone(),
                     };
                     self.settle(&mut c, &keys, &d.source, now);
+                    if let Some(k) = &c.drift.kms_key_id {
+                        c.put_key = Some(k.clone());
+                    }
+                    if let Some(d) = &c.drift.description {
+                        c.put_description = Some(d.clone());
+                    }
                 }
             }
             changes.push(c);
         }
         if let Some(owned) = prune {
-            let source_of = |name: &str| {
-                tags.get(name)?
-                    .iter()
-                    .find(|(k, _)| k == SOURCE_TAG)
-                    .map(|(_, v)| v.as_str())
-            };
             let mut gone: Vec<&String> = remote
                 .keys()
                 .filter(|n| !wanted.contains(n.as_str()) && managed.contains(*n))
-                .filter(|n| source_of(n).is_some_and(owned))
+                .filter(|n| tags.get(*n).is_some_and(|t| owned.owns(t)))
                 .collect();
             gone.sort();
             changes.extend(gone.into_iter().map(|name| {
@@ -946,6 +1046,7 @@ impl<'s> Pusher<'s> {
                         value: Payload::Text(Zeroizing::new(
                             p.value().unwrap_or_default().to_string(),
                         )),
+                        version: p.version(),
                         secure: p.r#type()
                             == Some(&aws_sdk_ssm::types::ParameterType::SecureString),
                         arn: p.arn().map(str::to_string),
@@ -1101,10 +1202,11 @@ impl<'s> Pusher<'s> {
             value: desired.map(|d| d.value.clone()),
             token: desired
                 .map(|d| token(&d.token_key, &d.name, change.version.as_deref(), &d.value)),
+            token_key: desired.map(|d| d.token_key.clone()),
             kms_key_id: settings.kms_key_id.clone(),
             description: settings.description.clone(),
             tags: desired
-                .map(|d| settings.tags_for(&d.source))
+                .map(|d| settings.tags_for(&d.source, self.target.name.as_deref()))
                 .unwrap_or_default(),
             deletion,
         }
@@ -1195,6 +1297,7 @@ fn token(key: &TokenKey, name: &str, replaces: Option<&str>, value: &Payload) ->
 
 struct Parameter {
     value: Payload,
+    version: i64,
     secure: bool,
     arn: Option<String>,
     advanced: bool,
@@ -1209,6 +1312,8 @@ struct Job {
     change: Change,
     value: Option<Payload>,
     token: Option<String>,
+    /// For a restored secret, whose replaced version is known only once it is restored.
+    token_key: Option<TokenKey>,
     kms_key_id: Option<String>,
     description: Option<String>,
     tags: Vec<(String, String)>,
@@ -1251,6 +1356,7 @@ impl Job {
                 Ok(out.arn().map(str::to_string))
             }
             Action::Restore | Action::Update => {
+                let mut request_token = self.token.clone();
                 if c.action == Action::Restore {
                     self.sm
                         .restore_secret()
@@ -1258,6 +1364,25 @@ impl Job {
                         .send()
                         .await
                         .map_err(reason_sm)?;
+                    // The token names the version it replaces, known only now: without it,
+                    // a value the secret once had would repeat that version's token, and
+                    // AWS would take the write for a retry and change nothing.
+                    let current = self
+                        .sm
+                        .describe_secret()
+                        .secret_id(&id)
+                        .send()
+                        .await
+                        .map_err(reason_sm)?
+                        .version_ids_to_stages()
+                        .and_then(|v| {
+                            v.iter()
+                                .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+                                .map(|(id, _)| id.clone())
+                        });
+                    if let (Some(key), Some(value)) = (&self.token_key, &self.value) {
+                        request_token = Some(token(key, &c.name, current.as_deref(), value));
+                    }
                 }
                 // The key first, so the new value is encrypted under it.
                 if c.drift.kms_key_id.is_some() || c.drift.description.is_some() {
@@ -1278,7 +1403,7 @@ impl Job {
                         .secret_id(&id)
                         .set_secret_string(string)
                         .set_secret_binary(binary)
-                        .set_client_request_token(self.token)
+                        .set_client_request_token(request_token)
                         .send()
                         .await
                         .map_err(reason_sm)?;
@@ -1349,8 +1474,8 @@ impl Job {
                             .name(&c.name)
                             .value(value.as_str())
                             .r#type(ParameterType::SecureString)
-                            .set_key_id(self.kms_key_id.clone())
-                            .set_description(self.description.clone())
+                            .set_key_id(c.put_key.clone())
+                            .set_description(c.put_description.clone())
                             .overwrite(!create);
                         if c.advanced {
                             req = req.tier(ParameterTier::Advanced);
@@ -1367,6 +1492,13 @@ impl Job {
                                 .retry_config(aws_config::retry::RetryConfig::disabled()),
                         )
                     };
+                    // Landed: a version after the one planned on, holding this value. (With
+                    // the value alone, a write of settings would look done before it is.)
+                    let planned: i64 = c
+                        .version
+                        .as_deref()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
                     let landed = || async {
                         let got = self
                             .ssm
@@ -1378,7 +1510,11 @@ impl Job {
                             .ok()?
                             .parameter?;
                         let secure = got.r#type() == Some(&ParameterType::SecureString);
-                        Some(secure && got.value().is_some_and(|v| v == value.as_str()))
+                        Some(
+                            secure
+                                && got.version() > planned
+                                && got.value().is_some_and(|v| v == value.as_str()),
+                        )
                     };
                     retry_checked(
                         RETRIES,
@@ -1550,31 +1686,83 @@ mod tests {
                 ("env", "prod"),
                 ("managed-by", "coffer"),
                 ("coffer:source", "a.env"),
-                ("coffer:tags", "env,team"),
+                ("coffer:target", "prod"),
+                ("coffer:tags", "env+team"),
                 ("owner", "by hand"),
             ]),
         };
-        assert!(drift(&settings, Some("arn:key/1"), "a.env", &in_step).is_empty());
+        let wanted = |s: &Settings| s.tags_for("a.env", Some("prod"));
+        assert!(drift(&settings, Some("arn:key/1"), &wanted(&settings), &in_step).is_empty());
 
         // Every setting differs: a new description, key, a changed and a dropped tag.
         let mut fewer = settings.clone();
         fewer.tags = tags(&[("team", "api")]);
-        let d = drift(&fewer, Some("arn:key/2"), "a.env", &in_step);
+        let d = drift(&fewer, Some("arn:key/2"), &wanted(&fewer), &in_step);
         assert_eq!(d.kms_key_id.as_deref(), Some("alias/app"));
         assert_eq!(d.description, None);
         assert_eq!(d.tag, tags(&[("team", "api"), ("coffer:tags", "team")]));
         // `owner` was never coffer's: it stays.
         assert_eq!(d.untag, vec!["env".to_string()]);
         assert_eq!(d.what(), "KMS key, tags");
-
-        // No user tags any more: coffer's list goes too; no description asked: kept.
-        let bare = Settings::default();
-        let d = drift(&bare, None, "a.env", &in_step);
+        // A key that could not be resolved is not compared.
         assert_eq!(
-            d.untag,
-            vec!["env".to_string(), "team".into(), "coffer:tags".into()]
+            drift(&fewer, None, &wanted(&fewer), &in_step).kms_key_id,
+            None
         );
-        assert!(d.tag.is_empty() && d.description.is_none() && d.kms_key_id.is_none());
+
+        // No user tags any more: both go, and coffer's list says none; no description
+        // asked: kept.
+        let bare = Settings::default();
+        let d = drift(&bare, None, &wanted(&bare), &in_step);
+        assert_eq!(d.untag, vec!["env".to_string(), "team".into()]);
+        assert_eq!(d.tag, tags(&[("coffer:tags", "-")]));
+        assert!(d.description.is_none() && d.kms_key_id.is_none());
+    }
+
+    #[test]
+    fn settings_are_checked_as_aws_takes_tags() {
+        let with = |k: &str, v: &str| Settings {
+            tags: tags(&[(k, v)]),
+            ..Settings::default()
+        };
+        assert_eq!(with("team", "web ops/2").check(), None);
+        for (k, v) in [
+            ("team", "a,b"),
+            ("", "x"),
+            ("aws:x", "y"),
+            ("coffer:x", "y"),
+            ("managed-by", "me"),
+            ("a+b", "c"),
+            ("-", "c"),
+        ] {
+            assert!(with(k, v).check().is_some(), "{k}={v}");
+        }
+        assert!(with(&"k".repeat(129), "v").check().is_some());
+        assert!(with("k", &"v".repeat(257)).check().is_some());
+        let many = Settings {
+            tags: (0..47).map(|i| (format!("k{i}"), "v".into())).collect(),
+            ..Settings::default()
+        };
+        assert!(many.check().is_some());
+    }
+
+    #[test]
+    fn prune_owns_by_target_or_by_file_pushed_alone() {
+        let made_by = |pairs: &[(&str, &str)]| tags(pairs);
+        let file = made_by(&[("managed-by", "coffer"), ("coffer:source", "a.env")]);
+        let target = made_by(&[
+            ("managed-by", "coffer"),
+            ("coffer:source", "a.env"),
+            ("coffer:target", "prod"),
+        ]);
+        let by_hand = made_by(&[("coffer:source", "a.env")]);
+        assert!(Owner::Source("a.env").owns(&file));
+        assert!(!Owner::Source("b.env").owns(&file));
+        assert!(!Owner::Source("a.env").owns(&target));
+        assert!(Owner::Target("prod").owns(&target));
+        assert!(!Owner::Target("staging").owns(&target));
+        assert!(!Owner::Target("prod").owns(&file));
+        assert!(!Owner::Source("a.env").owns(&by_hand));
     }
 
     #[test]

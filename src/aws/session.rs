@@ -141,7 +141,30 @@ impl Session {
         }
         let code = (self.settings.mfa_code)(&m.mfa_serial)?;
         let creds = self.block_on(async {
-            let mut conf = load(Some(&m.source_profile), None).await;
+            let mut conf = match &m.source {
+                Source::Profile(p) => load(Some(p), None).await,
+                Source::Credential(kind) => {
+                    use aws_config::{ecs, environment, imds};
+                    let provider = match kind.as_str() {
+                        "Environment" => SharedCredentialsProvider::new(
+                            environment::EnvironmentVariableCredentialsProvider::new(),
+                        ),
+                        "Ec2InstanceMetadata" => SharedCredentialsProvider::new(
+                            imds::credentials::ImdsCredentialsProvider::builder().build(),
+                        ),
+                        "EcsContainer" => SharedCredentialsProvider::new(
+                            ecs::EcsCredentialsProvider::builder().build(),
+                        ),
+                        other => {
+                            return Err(format!(
+                                "profile {}: credential_source {other:?} is not Environment, Ec2InstanceMetadata or EcsContainer",
+                                m.name
+                            ))
+                        }
+                    };
+                    with_credentials(load(None, None).await, provider)
+                }
+            };
             if conf.region().is_none() {
                 // STS answers in every region; it needs one to sign for.
                 conf = conf
@@ -216,9 +239,18 @@ async fn assume(
 struct MfaProfile {
     name: String,
     role_arn: String,
-    source_profile: String,
+    source: Source,
     mfa_serial: String,
     session_name: String,
+}
+
+/// Where an MFA profile's own credentials come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Source {
+    /// `source_profile` (default: `default`).
+    Profile(String),
+    /// `credential_source`: `Environment`, `Ec2InstanceMetadata` or `EcsContainer`.
+    Credential(String),
 }
 
 /// The way from a profile down to the first profile in its `source_profile` chain that
@@ -275,10 +307,11 @@ fn mfa_chain(profiles: &Profiles, selected: &str) -> Option<MfaChain> {
                 mfa: MfaProfile {
                     name,
                     role_arn: role.clone(),
-                    source_profile: p
-                        .get("source_profile")
-                        .cloned()
-                        .unwrap_or_else(|| "default".into()),
+                    source: match (p.get("source_profile"), p.get("credential_source")) {
+                        (Some(sp), _) => Source::Profile(sp.clone()),
+                        (None, Some(cs)) => Source::Credential(cs.clone()),
+                        (None, None) => Source::Profile("default".into()),
+                    },
                     mfa_serial: serial.clone(),
                     session_name,
                 },
@@ -409,6 +442,11 @@ role_arn = arn:aws:iam::333333333333:role/deploy
 source_profile = admin
 role_session_name = ci
 
+[profile ci]
+role_arn = arn:aws:iam::666666666666:role/ci
+credential_source = Environment
+mfa_serial = arn:aws:iam::111111111111:mfa/bob
+
 [profile plain]
 role_arn = arn:aws:iam::444444444444:role/plain
 source_profile = base
@@ -422,7 +460,7 @@ source_profile = loop
     fn mfa_chains_are_found_through_source_profiles() {
         let p = parse_profiles(CONFIG);
         let admin = mfa_chain(&p, "admin").expect("admin needs MFA");
-        assert_eq!(admin.mfa.source_profile, "base");
+        assert_eq!(admin.mfa.source, Source::Profile("base".into()));
         assert_eq!(admin.mfa.mfa_serial, "arn:aws:iam::111111111111:mfa/alice");
         assert!(admin.above.is_empty());
         // A role whose source profile needs MFA: the code is for admin, then deploy's role.
@@ -431,6 +469,10 @@ source_profile = loop
         assert_eq!(
             deploy.above,
             vec![("arn:aws:iam::333333333333:role/deploy".into(), "ci".into())]
+        );
+        assert_eq!(
+            mfa_chain(&p, "ci").expect("ci needs MFA").mfa.source,
+            Source::Credential("Environment".into())
         );
         // No MFA anywhere, no role, an unknown profile, a loop: the SDK's business.
         for name in ["plain", "base", "default", "nope", "loop"] {

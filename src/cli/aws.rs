@@ -68,7 +68,7 @@ pub struct PushArgs {
     #[arg(long, requires = "prefix")]
     pub each: bool,
     /// Name prefix for --each, e.g. prod/web/
-    #[arg(long, value_name = "PREFIX", requires = "each")]
+    #[arg(long, value_name = "PREFIX", requires_all = ["each", "file"])]
     pub prefix: Option<String>,
     /// Parameter path: one SecureString per value, named PATH + its key path (Parameter Store)
     #[arg(long, value_name = "PATH", conflicts_with = "each", requires = "file")]
@@ -427,13 +427,16 @@ fn plan_file<'s>(file: &Path, args: &PushArgs, env: &'s Env) -> Result<Planned<'
         )));
     }
     let target = Target {
+        name: None,
         service,
         prefix: layout_prefix(&layout),
         settings: settings(&args.create)?,
     };
     let pusher = Pusher::connect(env.aws(), &scope(&args.create.region), target)?;
-    let owned = |s: &str| s == source;
-    let plan = pusher.plan(secrets.desired, args.prune.then_some(&owned as push::Owned))?;
+    let plan = pusher.plan(
+        secrets.desired,
+        args.prune.then_some(push::Owner::Source(&source)),
+    )?;
     Ok(Planned {
         label: None,
         pusher,
@@ -495,7 +498,6 @@ fn plan_targets<'s>(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let base_in_repo = repo_relative(&base);
     let keyring = env.keyring()?;
     let mut out = Vec::new();
     for t in config
@@ -503,14 +505,7 @@ fn plan_targets<'s>(
         .iter()
         .filter(|t| args.targets.is_empty() || args.targets.contains(&t.name))
     {
-        out.push(plan_target(
-            t,
-            &base,
-            base_in_repo.as_deref(),
-            &keyring,
-            args,
-            env,
-        )?);
+        out.push(plan_target(t, &base, &keyring, args, env)?);
     }
     Ok(out)
 }
@@ -518,7 +513,6 @@ fn plan_targets<'s>(
 fn plan_target<'s>(
     t: &crate::config::PushTarget,
     base: &Path,
-    base_in_repo: Option<&str>,
     keyring: &crate::keys::Keyring,
     args: &PushArgs,
     env: &'s Env,
@@ -544,6 +538,14 @@ fn plan_target<'s>(
     files.sort();
     files.dedup();
     if files.is_empty() {
+        if prune {
+            // Everything the target made would look left over.
+            return Err(Error::Refused(format!(
+                "target {}: no file matches {}, and pruning would delete everything it made",
+                t.name,
+                t.files.join(", ")
+            )));
+        }
         super::warn(&format!(
             "target {}: no file matches {}",
             t.name,
@@ -559,7 +561,6 @@ fn plan_target<'s>(
     }
     let mut desired: Vec<Desired> = Vec::new();
     let mut ecs = Some(Vec::new());
-    let mut sources = Vec::new();
     for file in &files {
         // Outside a repository, the path from the config file's directory: still the same
         // from every working directory.
@@ -591,7 +592,6 @@ fn plan_target<'s>(
             (Some(all), Some(mine)) => all.extend(mine),
             _ => ecs = None,
         }
-        sources.push(source);
     }
     if args.emit.is_some() && ecs.is_none() {
         return Err(Error::Usage(format!(
@@ -600,6 +600,7 @@ fn plan_target<'s>(
         )));
     }
     let target = Target {
+        name: Some(t.name.clone()),
         service: t.service,
         prefix: layout_prefix(&layout),
         settings: t.settings.clone(),
@@ -610,20 +611,8 @@ fn plan_target<'s>(
         role: t.role.clone(),
     };
     let pusher = Pusher::connect(env.aws(), &scope, target)?;
-    // What the target owns: its files now, and any file its globs would match, so the
-    // secrets of a deleted file are pruned too.
-    let patterns: Vec<String> = t
-        .files
-        .iter()
-        .map(|f| match base_in_repo {
-            Some(b) if !b.is_empty() => format!("{b}/{f}"),
-            _ => f.clone(),
-        })
-        .collect();
-    let owned = |s: &str| {
-        sources.iter().any(|o| o == s) || patterns.iter().any(|p| crate::glob::matches(p, s))
-    };
-    let plan = pusher.plan(desired, prune.then_some(&owned as push::Owned))?;
+    // What the target made, from whichever file: a file removed from git included.
+    let plan = pusher.plan(desired, prune.then_some(push::Owner::Target(&t.name)))?;
     Ok(Planned {
         label: Some(t.name.clone()),
         pusher,
@@ -830,6 +819,7 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
     }
     let prefix = migrate::secret_name(&args.bucket, &args.prefix, name_prefix);
     let target = Target {
+        name: None,
         service: Service::SecretsManager,
         prefix,
         settings: settings(&args.create)?,

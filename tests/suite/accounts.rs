@@ -386,7 +386,8 @@ fn changed_settings_are_planned_and_applied_and_hand_made_tags_stay() {
         tags(&d),
         [
             "coffer:source=web.env",
-            "coffer:tags=env,team",
+            "coffer:tags=env+team",
+            "coffer:target=web",
             "env=prod",
             "managed-by=coffer",
             "team=web"
@@ -452,6 +453,7 @@ fn changed_settings_are_planned_and_applied_and_hand_made_tags_stay() {
         [
             "coffer:source=web.env",
             "coffer:tags=team",
+            "coffer:target=web",
             "managed-by=coffer",
             "owner=ops",
             "team=api"
@@ -572,9 +574,11 @@ fn a_target_prunes_what_its_deleted_files_made_and_emits_ecs_by_target() {
         1,
         "push target \"web\": files are globs relative to the config file, without ..",
     );
+    // A second target pushes the same files under a longer prefix: neither prunes the
+    // other's secrets, though each lists them.
     sb.write(
         "ops/targets.yaml",
-        "push:\n  - name: web\n    files: deploy/*.env\n    to: secretsmanager\n    prefix: web/\n    prune: true\n",
+        "push:\n  - name: web\n    files: ./deploy/*.env\n    to: secretsmanager\n    prefix: web/\n    prune: true\n  - name: nested\n    files: deploy/a.env\n    to: secretsmanager\n    prefix: web/nested/\n    prune: true\n",
     );
     sb.encrypted("ops/deploy/a.env", "A_KEY=a\n");
     sb.encrypted("ops/deploy/b.env", "B_KEY=b\n");
@@ -605,6 +609,7 @@ fn a_target_prunes_what_its_deleted_files_made_and_emits_ecs_by_target() {
     );
     assert_success(&out, &["push --emit ecs"]);
     let ecs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(ecs["nested"][0]["name"], "A_KEY", "{ecs}");
     let web = ecs["web"].as_array().unwrap();
     assert_eq!(web.len(), 2, "{ecs}");
     assert_eq!(web[0]["name"], "A_KEY");
@@ -631,6 +636,29 @@ fn a_target_prunes_what_its_deleted_files_made_and_emits_ecs_by_target() {
     assert!(!stdout(&out).contains("OTHER"), "{}", stdout(&out));
     assert!(moto.secret("web/B_KEY").unwrap().deleted);
     assert!(!moto.secret("web/OTHER").unwrap().deleted);
+    assert!(!moto.secret("web/nested/A_KEY").unwrap().deleted);
+    let again = run_as(
+        &sb,
+        &moto,
+        &["--config", "ops/targets.yaml", "push", "--check"],
+        &[],
+    );
+    assert_success(&again, &["in step after pruning"]);
+
+    // A target whose files all went would prune everything it made: refused.
+    std::fs::remove_file(sb.path("ops/deploy/a.env")).unwrap();
+    let out = run_as(
+        &sb,
+        &moto,
+        &["--config", "ops/targets.yaml", "push", "--target", "nested"],
+        &[],
+    );
+    assert_error(
+        &out,
+        1,
+        "coffer: target nested: no file matches deploy/a.env, and pruning would delete everything it made",
+    );
+    assert!(!moto.secret("web/nested/A_KEY").unwrap().deleted);
 }
 
 #[test]
@@ -645,6 +673,10 @@ fn bad_push_lists_and_flags_are_refused_before_any_call() {
         ("push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    prefix: p/\n    tags:\n      managed-by: me\n", "push target \"a\": the tag \"managed-by\" is coffer's own"),
         ("push:\n  - name: a\n    files: a.env\n    to: s3\n    prefix: p/\n", "push target \"a\": to: \"s3\" is not secretsmanager or ssm"),
         ("creation_rules: []\n", "has no push: targets; add some, or give push a FILE"),
+        ("push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    prefix: p/\n    kms-key-id: k\n", "push target \"a\": unknown setting \"kms-key-id\" (known: name, files,"),
+        ("push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    prefix: \"\"\n", "push target \"a\": an empty prefix would list and prune the whole account"),
+        ("push:\n  - name: a b,c\n    files: a.env\n    to: secretsmanager\n    prefix: p/\n", "push target \"a b,c\": the tag \"coffer:target\": keys and values have only letters"),
+        ("push:\n  - name: a\n    files: a.env\n    to: secretsmanager\n    prefix: p/\n    tags:\n      team: a,b\n", "push target \"a\": the tag \"team\": keys and values have only letters"),
     ];
     for (config, message) in cases {
         sb.write(".coffer.yaml", config);

@@ -201,7 +201,7 @@ fn push_to_ssm_writes_securestring_parameters_under_the_path() {
     let out = ok(&sb, &moto, &args);
     assert_eq!(
         stdout(&out),
-        "+ /prod/web/db/password\n~ /prod/web/db/port (value changed; type becomes SecureString)\n\
+        "+ /prod/web/db/password\n~ /prod/web/db/port (value changed; type becomes SecureString; not created by coffer, so never pruned)\n\
          + /prod/web/hosts/0\n+ /prod/web/hosts/1\n\
          Plan: 3 to create, 1 to update, 0 unchanged, 0 to delete.\n"
     );
