@@ -422,6 +422,8 @@ pub struct Change {
     pub retyped: bool,
     /// An SSM parameter written in the Advanced tier.
     pub advanced: bool,
+    /// Its KMS key could not be compared with the target's.
+    pub key_unknown: bool,
     /// The key and description an SSM write sends (it replaces both).
     put_key: Option<String>,
     put_description: Option<String>,
@@ -440,6 +442,7 @@ impl Change {
             foreign: false,
             retyped: false,
             advanced: false,
+            key_unknown: false,
             put_key: None,
             put_description: None,
             desired,
@@ -514,6 +517,18 @@ impl Plan {
     pub fn desired(&self) -> &[Desired] {
         &self.desired
     }
+
+    /// What the plan could not find out, one line each.
+    pub fn notes(&self) -> Vec<String> {
+        let unknown = self.changes.iter().filter(|c| c.key_unknown).count();
+        let mut notes = Vec::new();
+        if unknown > 0 {
+            notes.push(format!(
+                "the KMS key of {unknown} secret(s) was not compared: kms:DescribeKey did not resolve it or the target's"
+            ));
+        }
+        notes
+    }
 }
 
 /// How `--prune` deletes Secrets Manager secrets.
@@ -565,8 +580,6 @@ struct Keys {
     arns: HashMap<String, String>,
     /// What an unset key means: the service's AWS managed key.
     default: &'static str,
-    /// Names whose key could not be compared.
-    unknown: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Which of coffer's secrets `--prune` may delete.
@@ -689,11 +702,7 @@ impl<'s> Pusher<'s> {
             }
             None => HashMap::new(),
         };
-        Keys {
-            arns,
-            default,
-            unknown: Default::default(),
-        }
+        Keys { arns, default }
     }
 
     /// Plan bringing a managed secret's or parameter's settings in step; a change of
@@ -707,10 +716,7 @@ impl<'s> Pusher<'s> {
             Some(asked) => match (keys.arns.get(asked), keys.arns.get(remote_key)) {
                 (Some(w), Some(r)) => (Some(w.as_str()), Some(r.as_str())),
                 _ => {
-                    keys.unknown
-                        .lock()
-                        .expect("note lock")
-                        .insert(c.name.clone());
+                    c.key_unknown = true;
                     (None, None)
                 }
             },

@@ -703,6 +703,9 @@ fn ecs_entries(
 
 fn print_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
     let io = |e| Error::io("<stdout>", e);
+    for note in plan.notes() {
+        super::warn(&note);
+    }
     // Names come from the file's keys: no control bytes reach the terminal.
     for c in &plan.changes {
         writeln!(out, "{}", command_error::one_line(&c.to_string())).map_err(io)?;

@@ -556,6 +556,25 @@ fn large_parameters_use_the_advanced_tier_and_parameter_settings_follow() {
         &["in step"],
     );
     assert_eq!(moto.calls("AmazonSSM.ListTagsForResource"), reads);
+
+    // A key that cannot be resolved is not compared (nor planned on every run): said once.
+    let out = push(&[
+        "--tag",
+        "team=api",
+        "--description",
+        "app",
+        "--kms-key-id",
+        "alias/nowhere",
+        "--check",
+    ]);
+    assert_success(&out, &["unresolvable key"]);
+    assert!(
+        stderr(&out).contains(
+            "coffer: warning: the KMS key of 2 secret(s) was not compared: kms:DescribeKey did not resolve it or the target's\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
