@@ -420,3 +420,52 @@ pub fn creation_rule(explicit: Option<&Path>, target: &Path) -> Result<Option<Cr
         }
     }
 }
+
+/// Names given to master keys by a comment on the key's own line of a config file
+/// (`- age1… # alice`, `kms: arn:aws:kms:… # prod key`): recipient or key ARN to name.
+/// A line naming several keys names none of them.
+pub fn key_names(text: &str) -> std::collections::HashMap<String, String> {
+    static KEY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        Regex::new(r"age1[0-9a-z]+|arn:aws[a-z-]*:kms:[^\s,'+]+").expect("the pattern is valid")
+    });
+    let mut out = std::collections::HashMap::new();
+    for line in text.lines() {
+        let comment_at = line
+            .char_indices()
+            .find(|&(i, c)| c == '#' && (i == 0 || line[..i].ends_with(char::is_whitespace)))
+            .map(|(i, _)| i);
+        let Some(at) = comment_at else { continue };
+        let name = line[at + 1..].trim();
+        let keys: Vec<&str> = key.find_iter(&line[..at]).map(|m| m.as_str()).collect();
+        if let ([k], false) = (keys.as_slice(), name.is_empty()) {
+            out.insert(k.to_string(), name.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_named_by_the_comment_on_their_line() {
+        let text = "creation_rules:\n  - age:\n      - age1alice000 # alice\n      - age1bob000   #  bob (laptop)\n      - age1nobody000\n    kms: arn:aws:kms:eu-west-1:111122223333:key/abc+arn:aws:iam::1:role/x # prod\n  - age: age1a0,age1b0 # both\n# age1c0 is in a comment only: no name\n";
+        let names = key_names(text);
+        assert_eq!(names.get("age1alice000").map(String::as_str), Some("alice"));
+        assert_eq!(
+            names.get("age1bob000").map(String::as_str),
+            Some("bob (laptop)")
+        );
+        assert_eq!(
+            names
+                .get("arn:aws:kms:eu-west-1:111122223333:key/abc")
+                .map(String::as_str),
+            Some("prod")
+        );
+        for unnamed in ["age1nobody000", "age1a0", "age1b0", "age1c0"] {
+            assert!(!names.contains_key(unnamed), "{unnamed}");
+        }
+    }
+}

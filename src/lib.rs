@@ -18,6 +18,7 @@ pub mod keys;
 pub mod metadata;
 pub mod mutate;
 pub mod path;
+pub mod rekey;
 pub mod render;
 pub mod sops;
 pub mod tree;

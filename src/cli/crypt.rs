@@ -9,7 +9,7 @@ use crate::format::Format;
 use crate::keys::kms::{parse_context, KmsSpec};
 use crate::keys::Recipients;
 use crate::metadata::{self, Selector};
-use crate::{keys, path, sops, Error, Result};
+use crate::{path, sops, Error, Result};
 
 /// Master keys for a new file.
 #[derive(Args, Debug, Default)]
@@ -81,17 +81,27 @@ pub struct DecryptArgs {
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
-    #[command(flatten)]
-    pub io: Io,
-}
-
-#[derive(Args, Debug)]
-pub struct UpdatekeysArgs {
-    /// The encrypted file
-    pub file: std::path::PathBuf,
-    /// Format of the file (default: from the extension)
+    /// The file (or - for stdin); with -y, --dry-run or several: files, directories, globs
+    #[arg(required_unless_present = "all")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Format of the input (default: the file extension)
     #[arg(long, value_enum, value_name = "TYPE")]
     pub input_type: Option<FormatArg>,
+    /// Write the result over the input file (atomically)
+    #[arg(short = 'i', long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Write the result to PATH (atomically) instead of stdout
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
+    /// Every encrypted file of the git repository, in place (covered files staged)
+    #[arg(long, conflicts_with_all = ["paths", "in_place", "output", "input_type"])]
+    pub all: bool,
+    /// With several files: print the plan and change nothing
+    #[arg(long, conflicts_with_all = ["in_place", "output"])]
+    pub dry_run: bool,
+    /// With several files: apply without asking
+    #[arg(short = 'y', long, conflicts_with_all = ["in_place", "output"])]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -210,7 +220,25 @@ pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
 }
 
 pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
-    let io = &args.io;
+    let many = args.all
+        || args.dry_run
+        || args.yes
+        || args.paths.len() > 1
+        || args.paths.first().is_some_and(|p| p.is_dir());
+    if many {
+        if args.input_type.is_some() || args.in_place || args.output.is_some() {
+            return Err(Error::Usage(
+                "rotating several files writes each in place: no --input-type, -i or -o".into(),
+            ));
+        }
+        return super::keys::rotate_many(args.all, &args.paths, args.dry_run, args.yes, env);
+    }
+    let io = &Io {
+        file: args.paths[0].clone(),
+        input_type: args.input_type,
+        in_place: args.in_place,
+        output: args.output,
+    };
     let name = io.name();
     let format = io.format()?;
     let input = io.read()?;
@@ -220,91 +248,12 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
             "{name}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"
         ));
     }
-    let plaintext = env.accept(opened.render()?)?;
-    let key = DataKey::generate();
     let recipients = Recipients::of(&opened.meta);
     if recipients.is_empty() {
         return Err(Error::NoRecipients { file: name });
     }
-    let fresh = sops::new_metadata(&key, &recipients, env.kms(), None, None)?;
-    let mut md = opened.meta.clone();
-    md.foreign_keys.clear();
-    md.age = fresh.age;
-    md.kms = fresh.kms;
-    md.lastmodified = metadata::now_rfc3339();
-    md.version = Some(metadata::SOPS_VERSION.to_string());
-    let out = env.accept(sops::encrypt_plain(
-        &name, format, plaintext, &key, &mut md,
-    )?)?;
+    let out = env.accept(crate::rekey::rekey(&opened, &recipients, true, env.kms())?)?;
     io.write(&out, false, false)
-}
-
-pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Result<()> {
-    let name = args.file.display().to_string();
-    let format = args
-        .input_type
-        .map_or_else(|| Format::from_path(&args.file), Into::into);
-    let input = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
-    let rule = creation_rule(config, &args.file)?.ok_or_else(|| Error::Config {
-        file: name.clone(),
-        message: "no creation rule matches this file".into(),
-    })?;
-    let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
-    let wanted = recipients(&KeyFlags::default(), Some(&rule), env, &name)?;
-    let current = Recipients::of(&opened.meta);
-    if wanted == current {
-        super::say(&format!("{name}: keys are up to date"));
-        return Ok(());
-    }
-    // Keep the entries of keys that stay; wrap the same data key for the new ones.
-    let mut md = opened.meta.clone();
-    md.age = wanted
-        .age
-        .iter()
-        .map(
-            |r| match opened.meta.age.iter().find(|a| a.recipient == *r) {
-                Some(existing) => Ok(existing.clone()),
-                None => keys::age::wrap(&opened.key, r),
-            },
-        )
-        .collect::<Result<_>>()?;
-    md.kms = wanted
-        .kms
-        .iter()
-        .map(|spec| {
-            match opened
-                .meta
-                .kms
-                .iter()
-                .find(|k| k.arn == spec.arn && k.role == spec.role)
-            {
-                Some(existing) => Ok(existing.clone()),
-                None => env.kms().wrap(&opened.key, spec),
-            }
-        })
-        .collect::<Result<_>>()?;
-    let name_of = |r: &Recipients| -> Vec<String> {
-        r.age
-            .iter()
-            .map(|a| format!("age:{a}"))
-            .chain(r.kms.iter().map(|k| format!("kms:{}", k.arn)))
-            .collect()
-    };
-    let (now, before) = (name_of(&wanted), name_of(&current));
-    for r in now.iter().filter(|r| !before.contains(r)) {
-        super::say(&format!("{name}: + {r}"));
-    }
-    for r in before.iter().filter(|r| !now.contains(r)) {
-        super::say(&format!("{name}: - {r}"));
-    }
-    let out = env.accept(opened.with_metadata(&md)?)?;
-    crate::fsutil::write_atomic(
-        &args.file,
-        &out,
-        0o644,
-        None,
-        crate::fsutil::Target::InPlace,
-    )
 }
 
 pub fn filestatus(args: FilestatusArgs) -> Result<()> {

@@ -22,6 +22,7 @@ mod deploy;
 mod edit;
 mod git;
 mod keygen;
+mod keys;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -92,11 +93,28 @@ pub enum Command {
     )]
     Unset(edit::UnsetArgs),
     /// Re-encrypt every value under a new data key
-    #[command(after_help = "Example:\n  coffer rotate -i secrets.yaml")]
+    #[command(
+        after_help = "Examples:\n  coffer rotate -i secrets.yaml\n  coffer rotate --all --dry-run     # every encrypted file of the repository\n  coffer rotate --all -y            # after a leak: a new data key everywhere (covered files staged)"
+    )]
     Rotate(crypt::RotateArgs),
-    /// Re-wrap the data key for the recipients the creation rules name now
-    #[command(after_help = "Example:\n  coffer updatekeys secrets.yaml")]
-    Updatekeys(crypt::UpdatekeysArgs),
+    /// Re-wrap data keys for the keys the creation rules name now; a removed key rotates
+    #[command(
+        long_about = "Re-wrap data keys for the master keys the creation rules name now.\n\n\
+            The plan lists, per file, the keys added (+) and removed (-); files in step are \
+            counted. A file that only gains keys keeps its data key and its values byte for \
+            byte. A file that loses a key gets a new data key and every value encrypted \
+            again, since the removed key's holder may have kept the old one (--no-rotate to \
+            skip that). Files the git filter covers are updated in the index (staged); files \
+            with unstaged changes are skipped. Without -y coffer asks once on a terminal, \
+            and refuses without one.",
+        after_help = "Examples:\n  coffer updatekeys --all --dry-run          # the plan for every encrypted file of the repository\n  coffer updatekeys --all -y                 # apply it\n  coffer updatekeys secrets/ deploy/*.yaml -y\n\nExit codes: 0 done (or nothing to do), 2 no -y and no terminal, 9 some files failed (rerun to finish)."
+    )]
+    Updatekeys(keys::UpdatekeysArgs),
+    /// Show which master keys open which encrypted files, and where they differ from the rules
+    #[command(
+        after_help = "Examples:\n  coffer access                       # every encrypted file of the repository\n  coffer access --who age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  coffer access secrets/ --json\n\nOnly metadata is read: no key is needed. A key is named by the comment on its line in .coffer.yaml (age1… # alice)."
+    )]
+    Access(keys::AccessArgs),
     /// Tell whether a file is encrypted, as JSON
     #[command(after_help = "Example:\n  coffer filestatus secrets.yaml   # {\"encrypted\":true}")]
     Filestatus(crypt::FilestatusArgs),
@@ -390,7 +408,8 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
         Command::Set(a) => edit::set(a, env),
         Command::Unset(a) => edit::unset(a, env),
         Command::Rotate(a) => crypt::rotate(a, env),
-        Command::Updatekeys(a) => crypt::updatekeys(a, config, env),
+        Command::Updatekeys(a) => keys::updatekeys(a, config, env),
+        Command::Access(a) => keys::access(a, config),
         Command::Filestatus(a) => crypt::filestatus(a),
         Command::Git(cmd) => git::run(cmd, config, env),
         Command::Exec(a) => deploy::exec(a, env),

@@ -26,6 +26,11 @@ impl Store for BinaryStore {
         Ok(plain_document(source))
     }
 
+    /// Without its `sops` key the document would be taken for a plaintext file.
+    fn parse_stripped(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
+        JsonStore.parse(source)
+    }
+
     fn payload(&self, doc: &Document) -> Option<usize> {
         let root = &doc.docs.first()?.root;
         match root.get(DATA_KEY).or_else(|| root.get(CONFLICT_KEY)) {

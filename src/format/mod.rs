@@ -149,6 +149,18 @@ pub fn mentions_sops(bytes: &[u8]) -> bool {
     bytes.windows(4).any(|w| w[0] == b's' && w == b"sops")
 }
 
+/// The format a sops-encrypted file is in, found by content: its extension's format
+/// first, then each structured one. `None` for anything not sops-encrypted.
+pub fn detect(path: &Path, bytes: &[u8]) -> Option<Format> {
+    if !mentions_sops(bytes) {
+        return None;
+    }
+    let named = Format::from_path(path);
+    std::iter::once(named)
+        .chain([Format::Json, Format::Yaml, Format::Dotenv, Format::Ini])
+        .find(|f| f.store().is_encrypted(bytes))
+}
+
 /// sops stores integers as 64-bit values; a larger one would come back changed.
 pub(crate) const BIG_INT: &str =
     "an integer that does not fit in 64 bits; quote it to keep it as text";
@@ -163,6 +175,12 @@ pub trait Store: Sync {
     /// Parse bytes into leaves and structure. The error is a one-line message that
     /// names the line and column where one is known.
     fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, SyntaxError>;
+
+    /// Parse an encrypted file whose metadata was taken out, to put new metadata in:
+    /// without its metadata it may look like plaintext to [`Store::parse`].
+    fn parse_stripped(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, SyntaxError> {
+        self.parse(source)
+    }
 
     /// True when `bytes` are a sops file of this format. Cheap for plaintext: every sops
     /// file names its metadata, so text without `sops` is not parsed.

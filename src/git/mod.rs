@@ -8,6 +8,7 @@ pub mod pktline;
 pub mod process;
 pub mod setup;
 pub mod status;
+pub mod workspace;
 
 pub use filter::Filter;
 

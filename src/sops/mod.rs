@@ -766,7 +766,7 @@ impl Opened {
         let stripped = splice(&self.doc.text, spans.map(|s| (s, String::new())).collect());
         let store = self.store();
         let doc = store
-            .parse(into_bytes(stripped))
+            .parse_stripped(into_bytes(stripped))
             .map_err(|error| Error::Syntax {
                 file: self.file.clone(),
                 error,

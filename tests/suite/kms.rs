@@ -209,12 +209,22 @@ fn creation_rules_and_updatekeys_add_and_remove_kms_keys() {
         ".coffer.yaml",
         format!("creation_rules:\n  - kms: {b}\n    age: {}\n", sb.recipient),
     );
-    let out = ok(&sb, &moto, &["updatekeys", "s.env"]);
-    let err = stderr(&out);
-    assert!(
-        err.contains(&format!("+ kms:{b}")) && err.contains(&format!("- kms:{a}")),
-        "{err}"
+    let (encrypts, decrypts) = (
+        moto.calls("TrentService.Encrypt"),
+        moto.calls("TrentService.Decrypt"),
     );
+    let out = ok(&sb, &moto, &["updatekeys", "-y", "s.env"]);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "s.env\n  + kms:{b}\n  - kms:{a}\n  (data key rotated: a key was removed)\n\
+             Plan: 1 file(s) to change (1 with a new data key), 0 unchanged, 0 skipped.\n"
+        )
+    );
+    // The file was opened with the age key (no KMS Decrypt), and its new data key wrapped
+    // once for the one KMS key it has now.
+    assert_eq!(moto.calls("TrentService.Encrypt") - encrypts, 1);
+    assert_eq!(moto.calls("TrentService.Decrypt") - decrypts, 0);
     let after = sb.read_str("s.env");
     let values = |s: &str| {
         s.lines()
@@ -222,7 +232,14 @@ fn creation_rules_and_updatekeys_add_and_remove_kms_keys() {
             .map(String::from)
             .collect::<Vec<_>>()
     };
-    assert_eq!(values(&before), values(&after), "values were touched");
+    // A removed key means a new data key: every value is encrypted anew.
+    assert!(
+        values(&before)
+            .iter()
+            .zip(values(&after).iter())
+            .all(|(x, y)| x != y),
+        "values kept their old encryption"
+    );
     assert!(after.contains(&b) && !after.contains(&a));
     // The new KMS key alone opens it.
     let nokey = Sandbox::without_key();

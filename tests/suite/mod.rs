@@ -11,6 +11,7 @@ mod interop;
 mod kms;
 mod moto;
 mod push;
+mod rekey;
 mod roundtrip;
 mod safety;
 mod snapshots;

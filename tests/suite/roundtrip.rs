@@ -320,7 +320,7 @@ fn creation_rules_pick_keys_and_selector_and_updatekeys_rewraps() {
         "creation_rules:\n  - path_regex: ^k8s/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: {},{}\n",
         sb.recipient, other.recipient
     ));
-    sb.ok(&["updatekeys", "k8s/secret.yaml"]);
+    sb.ok(&["updatekeys", "-y", "k8s/secret.yaml"]);
     let updated = sb.read_str("k8s/secret.yaml");
     let body = |s: &str| s.split("\nsops:\n").next().unwrap().to_string();
     assert_eq!(body(&updated), body(&enc));
@@ -336,8 +336,11 @@ fn creation_rules_pick_keys_and_selector_and_updatekeys_rewraps() {
     assert_success(&out, &["decrypt with the second identity"]);
     assert!(stdout(&out).contains("password: hunter2"));
     // A second run has nothing to do.
-    let again = sb.ok(&["updatekeys", "k8s/secret.yaml"]);
-    assert!(stderr(&again).contains("up to date"));
+    let again = sb.ok(&["updatekeys", "-y", "k8s/secret.yaml"]);
+    assert_eq!(
+        stdout(&again),
+        "Plan: 0 file(s) to change (0 with a new data key), 1 unchanged, 0 skipped.\n"
+    );
     assert_eq!(sb.read_str("k8s/secret.yaml"), updated);
 }
 

@@ -223,7 +223,7 @@ fn more_errors_notes_and_warnings() {
         "1",
     ]);
     run(&["unset", "app.yaml", "[\"nope\"]"]);
-    run(&["updatekeys", "app.yaml"]);
+    run(&["updatekeys", "-y", "app.yaml"]);
     run(&["exec", "prod.env", "--", "true"]);
     run(&["render", "a.tmpl"]);
     run(&["filestatus", "app.yaml"]);

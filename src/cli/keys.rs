@@ -1,0 +1,554 @@
+//! `updatekeys`, `rotate --all` and `access`: the master keys of many files at once.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{command_error, say, warn, Env};
+use crate::config::{Config, CreationRule};
+use crate::format::json::json_string;
+use crate::git::workspace::{self, Found, Selection};
+use crate::keys::Recipients;
+use crate::rekey::{self, KeyChange, Rotation};
+use crate::{sops, Error, Result};
+
+#[derive(Args, Debug)]
+pub struct UpdatekeysArgs {
+    /// Encrypted files, directories (recursive) and globs
+    #[arg(required_unless_present = "all")]
+    pub paths: Vec<PathBuf>,
+    /// Every encrypted file of the git repository (tracked, or untracked and not ignored)
+    #[arg(long, conflicts_with = "paths")]
+    pub all: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Keep the data key of files that lose a key (the removed key may still open them)
+    #[arg(long)]
+    pub no_rotate: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AccessArgs {
+    /// Encrypted files, directories (recursive) and globs (default: the whole repository)
+    pub paths: Vec<PathBuf>,
+    /// Only the files this age recipient or KMS key ARN opens
+    #[arg(long, value_name = "RECIPIENT")]
+    pub who: Option<String>,
+    /// JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn selection(all: bool, paths: &[PathBuf]) -> Selection<'_> {
+    if all || paths.is_empty() {
+        Selection::All
+    } else {
+        Selection::Paths(paths)
+    }
+}
+
+/// The files to look at; a file named on the command line that is not encrypted is an
+/// error (a directory or a glob just has fewer files).
+fn found(all: bool, paths: &[PathBuf]) -> Result<Vec<Found>> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let found = workspace::encrypted_files(&cwd, selection(all, paths))?;
+    for p in paths {
+        if p.is_file() {
+            let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
+            let known = found
+                .iter()
+                .any(|f| std::fs::canonicalize(&f.path).is_ok_and(|c| c == abs));
+            if !known {
+                return Err(Error::NotEncrypted {
+                    file: p.display().to_string(),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Creation rules, each config file read once.
+struct Rules<'a> {
+    explicit: Option<&'a Path>,
+    loaded: HashMap<PathBuf, Config>,
+}
+
+impl Rules<'_> {
+    fn for_file(&mut self, path: &Path) -> Result<Option<CreationRule>> {
+        let file = match self.explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => path.parent().and_then(crate::config::find),
+        };
+        let Some(file) = file else { return Ok(None) };
+        if !self.loaded.contains_key(&file) {
+            let config = Config::load(&file)?;
+            self.loaded.insert(file.clone(), config);
+        }
+        let rule = self.loaded[&file].rule_for(path).cloned();
+        match rule {
+            Some(CreationRule {
+                unsupported: Some(why),
+                ..
+            }) => Err(Error::Config {
+                file: file.display().to_string(),
+                message: why,
+            }),
+            rule => Ok(rule),
+        }
+    }
+
+    /// Names people gave keys in the config files read so far (`age1… # alice`), and in
+    /// their committed versions, so a key just removed from the rules is still named.
+    fn names(&self) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        for file in self.loaded.keys() {
+            if let Some(text) = committed(file) {
+                out.extend(crate::config::key_names(&text));
+            }
+            if let Ok(text) = std::fs::read_to_string(file) {
+                out.extend(crate::config::key_names(&text));
+            }
+        }
+        out
+    }
+}
+
+/// `file` as committed in HEAD, when it is in a repository.
+fn committed(file: &Path) -> Option<String> {
+    let abs = std::fs::canonicalize(file).ok()?;
+    let repo = git2::Repository::discover(abs.parent()?).ok()?;
+    let root = std::fs::canonicalize(repo.workdir()?).ok()?;
+    let tree = repo.head().ok()?.peel_to_tree().ok()?;
+    let entry = tree.get_path(abs.strip_prefix(root).ok()?).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    String::from_utf8(blob.content().to_vec()).ok()
+}
+
+/// One file's part of a plan.
+struct Planned {
+    found: Found,
+    /// What it should be wrapped for.
+    wanted: Recipients,
+    change: KeyChange,
+}
+
+/// A plan over many files: what changes, what is in step, what is left alone and why.
+struct Plan {
+    changes: Vec<Planned>,
+    unchanged: usize,
+    /// Files no creation rule matches, by working-tree path.
+    ruleless: Vec<PathBuf>,
+    skipped: Vec<(String, String)>,
+}
+
+fn plan(
+    found: Vec<Found>,
+    rotation: Rotation,
+    rules: &mut Rules<'_>,
+    keep_keys: bool,
+) -> Result<Plan> {
+    let mut plan = Plan {
+        changes: Vec::new(),
+        unchanged: 0,
+        ruleless: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for f in found {
+        let (_, meta, _) = sops::read_metadata(&f.name, f.format, f.bytes.clone())?;
+        let current = Recipients::of(&meta);
+        let wanted = if keep_keys {
+            current.clone()
+        } else {
+            match rules.for_file(&f.path)? {
+                Some(rule) => rule.recipients()?,
+                None => {
+                    plan.ruleless.push(f.path.clone());
+                    plan.skipped
+                        .push((f.name, "no creation rule matches it".into()));
+                    continue;
+                }
+            }
+        };
+        if wanted.is_empty() {
+            plan.skipped
+                .push((f.name, "its creation rule names no keys".into()));
+            continue;
+        }
+        let mut change = rekey::change(&current, &wanted, rotation);
+        if change.rotate {
+            // A new data key cannot be wrapped for keys coffer does not speak.
+            for (kind, _) in &meta.foreign_keys {
+                change.removed.push(format!(
+                    "{kind} keys (coffer cannot wrap a new data key for them)"
+                ));
+            }
+        }
+        if change.is_empty() {
+            plan.unchanged += 1;
+        } else if f.unstaged {
+            plan.skipped.push((
+                f.name,
+                "its working copy has unstaged changes; commit or stash them, then run this again"
+                    .into(),
+            ));
+        } else {
+            plan.changes.push(Planned {
+                found: f,
+                wanted,
+                change,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+fn print_plan(plan: &Plan, names: &HashMap<String, String>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let io = |e| Error::io("<stdout>", e);
+    let shown = |k: &String| match names.get(k.strip_prefix("kms:").unwrap_or(k)) {
+        Some(n) => format!("{k} ({n})"),
+        None => k.clone(),
+    };
+    let line = |out: &mut std::io::StdoutLock, s: &str| {
+        writeln!(out, "{}", command_error::one_line(s)).map_err(io)
+    };
+    for p in &plan.changes {
+        let staged = if p.found.covered {
+            " (covered by the git filter: staged)"
+        } else {
+            ""
+        };
+        line(&mut out, &format!("{}{staged}", p.found.name))?;
+        for k in &p.change.added {
+            line(&mut out, &format!("  + {}", shown(k)))?;
+        }
+        for k in &p.change.removed {
+            line(&mut out, &format!("  - {}", shown(k)))?;
+        }
+        if p.change.rotate {
+            line(
+                &mut out,
+                if p.change.removed.is_empty() {
+                    "  (data key rotated)"
+                } else {
+                    "  (data key rotated: a key was removed)"
+                },
+            )?;
+        }
+    }
+    for (name, why) in &plan.skipped {
+        line(&mut out, &format!("skipped {name}: {why}"))?;
+    }
+    let rotated = plan.changes.iter().filter(|p| p.change.rotate).count();
+    line(
+        &mut out,
+        &format!(
+            "Plan: {} file(s) to change ({rotated} with a new data key), {} unchanged, {} skipped.",
+            plan.changes.len(),
+            plan.unchanged,
+            plan.skipped.len()
+        ),
+    )
+}
+
+/// Ask once for the whole plan on a terminal; without one, `-y` is needed.
+fn confirm(what: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(Error::Usage(format!(
+            "{what} changes files: confirm with -y (there is no terminal to ask on), or see the plan with --dry-run"
+        )));
+    }
+    eprint!("Apply this plan? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("<stdin>", e))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Re-key every planned file, spread over the cores. Files outside the filter are written
+/// in place; covered files are staged. A failure is reported and the rest go on.
+fn apply(plan: Plan, env: &Env) -> Result<()> {
+    let keyring = env.keyring()?;
+    let total = plan.changes.len();
+    let bar =
+        Some(indicatif::ProgressBar::new(total as u64)).filter(|bar| total > 5 && !bar.is_hidden());
+    let jobs = std::sync::Mutex::new(plan.changes.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(total.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let Some(p) = jobs.lock().expect("job lock").next() else {
+                    return;
+                };
+                let result = rekey_one(&p, &keyring, env);
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+                results.lock().expect("result lock").push((p, result));
+            });
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut results = results.into_inner().expect("result lock");
+    results.sort_by(|a, b| a.0.found.name.cmp(&b.0.found.name));
+    let mut staged = Vec::new();
+    let mut failed = Vec::new();
+    let (mut rewrapped, mut rotated) = (0, 0);
+    for (p, result) in results {
+        match result {
+            Ok(Some(bytes)) => staged.push((p.found.name.clone(), bytes)),
+            Ok(None) => {}
+            Err(e) => {
+                failed.push((p.found.name.clone(), e));
+                continue;
+            }
+        }
+        if p.change.rotate {
+            rotated += 1;
+        } else {
+            rewrapped += 1;
+        }
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    if let Err(e) = workspace::stage(&cwd, &staged) {
+        failed.extend(staged.iter().map(|(n, _)| (n.clone(), e.to_string())));
+    }
+    say(&format!(
+        "{rewrapped} file(s) re-wrapped, {rotated} with a new data key, {} staged",
+        staged.len()
+    ));
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for (name, why) in &failed {
+        // Library errors mostly name the file already.
+        let line = if why.starts_with(name.as_str()) {
+            why.clone()
+        } else {
+            format!("{name}: {why}")
+        };
+        eprintln!("not updated: {}", command_error::one_line(&line));
+    }
+    Err(Error::PartlyApplied {
+        failed: failed.len(),
+        total,
+    })
+}
+
+/// One file re-keyed: written in place, or, for a covered file, the blob to stage.
+fn rekey_one(
+    p: &Planned,
+    keyring: &crate::keys::Keyring,
+    env: &Env,
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    let f = &p.found;
+    let opened = sops::open(&f.name, f.format, f.bytes.clone(), keyring, false)
+        .map_err(|e| e.to_string())?;
+    let sealed =
+        rekey::rekey(&opened, &p.wanted, p.change.rotate, env.kms()).map_err(|e| e.to_string())?;
+    let bytes = env.accept(sealed).map_err(|e| e.to_string())?;
+    if f.covered {
+        return Ok(Some(bytes.to_vec()));
+    }
+    crate::fsutil::write_atomic(&f.path, &bytes, 0o644, None, crate::fsutil::Target::InPlace)
+        .map_err(|e| e.to_string())?;
+    Ok(None)
+}
+
+pub fn updatekeys(args: UpdatekeysArgs, config: Option<&Path>, env: &Env) -> Result<()> {
+    let rotation = if args.no_rotate {
+        Rotation::Never
+    } else {
+        Rotation::OnRemoval
+    };
+    let mut rules = Rules {
+        explicit: config,
+        loaded: HashMap::new(),
+    };
+    let plan = plan(found(args.all, &args.paths)?, rotation, &mut rules, false)?;
+    print_plan(&plan, &rules.names())?;
+    // A file named on the command line is meant: no rule for it is an error, as in sops.
+    for p in args.paths.iter().filter(|p| p.is_file()) {
+        let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
+        if plan
+            .ruleless
+            .iter()
+            .any(|r| std::fs::canonicalize(r).is_ok_and(|c| c == abs))
+        {
+            return Err(Error::Config {
+                file: p.display().to_string(),
+                message: "no creation rule matches this file".into(),
+            });
+        }
+    }
+    finish(
+        plan,
+        args.dry_run,
+        args.yes,
+        "updatekeys",
+        env,
+        args.no_rotate,
+    )
+}
+
+/// `rotate --all` or over paths: a new data key for every file, keys as they are.
+pub fn rotate_many(
+    all: bool,
+    paths: &[PathBuf],
+    dry_run: bool,
+    yes: bool,
+    env: &Env,
+) -> Result<()> {
+    let mut rules = Rules {
+        explicit: None,
+        loaded: HashMap::new(),
+    };
+    let plan = plan(found(all, paths)?, Rotation::Always, &mut rules, true)?;
+    print_plan(&plan, &HashMap::new())?;
+    finish(plan, dry_run, yes, "rotate", env, false)
+}
+
+fn finish(
+    plan: Plan,
+    dry_run: bool,
+    yes: bool,
+    what: &str,
+    env: &Env,
+    no_rotate: bool,
+) -> Result<()> {
+    if dry_run || plan.changes.is_empty() {
+        return Ok(());
+    }
+    if !yes && !confirm(what)? {
+        say("nothing changed");
+        return Ok(());
+    }
+    let kept = plan
+        .changes
+        .iter()
+        .filter(|p| no_rotate && !p.change.removed.is_empty())
+        .count();
+    if kept > 0 {
+        warn(&format!(
+            "{kept} file(s) keep their data key (--no-rotate): a removed key may still open them, and their older copies"
+        ));
+    }
+    apply(plan, env)
+}
+
+pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
+    let mut rules = Rules {
+        explicit: config,
+        loaded: HashMap::new(),
+    };
+    let mut rows = Vec::new();
+    for f in found(false, &args.paths)? {
+        let (_, meta, _) = sops::read_metadata(&f.name, f.format, f.bytes.clone())?;
+        let keys = Recipients::of(&meta);
+        let labels = rekey::labels(&keys);
+        if let Some(who) = &args.who {
+            let who = who.trim();
+            if !labels
+                .iter()
+                .any(|l| l == who || l.strip_prefix("kms:") == Some(who))
+            {
+                continue;
+            }
+        }
+        let rule = match rules.for_file(&f.path)? {
+            Some(r) => Some(rekey::change(&keys, &r.recipients()?, Rotation::Never)),
+            None => None,
+        };
+        rows.push((f.name, labels, rule));
+    }
+    let names = rules.names();
+    let name_of = |k: &str| names.get(k.strip_prefix("kms:").unwrap_or(k)).cloned();
+    let mut out = String::new();
+    if args.json {
+        out.push('[');
+        for (i, (file, labels, rule)) in rows.iter().enumerate() {
+            out.push_str(if i == 0 { "\n  " } else { ",\n  " });
+            let keys: Vec<String> = labels
+                .iter()
+                .map(|k| match name_of(k) {
+                    Some(n) => format!(
+                        "{{\"key\": {}, \"name\": {}}}",
+                        json_string(k),
+                        json_string(&n)
+                    ),
+                    None => format!("{{\"key\": {}}}", json_string(k)),
+                })
+                .collect();
+            let list = |v: &[String]| {
+                v.iter()
+                    .map(|s| json_string(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let rule = match rule {
+                None => "null".to_string(),
+                Some(c) => format!(
+                    "{{\"add\": [{}], \"remove\": [{}]}}",
+                    list(&c.added),
+                    list(&c.removed)
+                ),
+            };
+            out.push_str(&format!(
+                "{{\"file\": {}, \"keys\": [{}], \"rule\": {rule}}}",
+                json_string(file),
+                keys.join(", ")
+            ));
+        }
+        out.push_str(if rows.is_empty() { "]\n" } else { "\n]\n" });
+    } else if args.who.is_some() {
+        for (file, _, _) in &rows {
+            out.push_str(&command_error::one_line(file));
+            out.push('\n');
+        }
+    } else {
+        for (file, labels, rule) in &rows {
+            out.push_str(&command_error::one_line(file));
+            out.push('\n');
+            for k in labels {
+                let line = match name_of(k) {
+                    Some(n) => format!("  {k} ({n})"),
+                    None => format!("  {k}"),
+                };
+                out.push_str(&command_error::one_line(&line));
+                out.push('\n');
+            }
+            let drift = match rule {
+                None => Some("  no creation rule matches it".to_string()),
+                Some(c) if c.is_empty() => None,
+                Some(c) => {
+                    let mut parts: Vec<String> = c.added.iter().map(|k| format!("+ {k}")).collect();
+                    parts.extend(c.removed.iter().map(|k| format!("- {k}")));
+                    Some(format!(
+                        "  differs from its creation rule: {}",
+                        parts.join(", ")
+                    ))
+                }
+            };
+            if let Some(d) = drift {
+                out.push_str(&command_error::one_line(&d));
+                out.push('\n');
+            }
+        }
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::io("<stdout>", e))
+}

@@ -1,0 +1,247 @@
+//! The encrypted files of a working tree, for commands that act on many (`updatekeys`,
+//! `rotate`, `access`): found by content, not by extension. In a git repository they are
+//! the tracked files plus the untracked ones git does not ignore; a file the coffer filter
+//! covers is encrypted in the index (its working copy is plaintext), so its bytes are the
+//! staged blob's.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::format::Format;
+use crate::{Error, Result};
+
+/// One encrypted file.
+pub struct Found {
+    /// The path as shown: relative to the repository root (or as given), `/`-separated.
+    pub name: String,
+    /// Its working-tree path.
+    pub path: PathBuf,
+    pub format: Format,
+    /// The encrypted bytes: the staged blob for a covered file, else the file's.
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// The coffer filter covers it: re-keyed in the index, not in the working tree.
+    pub covered: bool,
+    /// Its working copy has changes not staged: left alone.
+    pub unstaged: bool,
+}
+
+/// What to look at: everything, or these files, directories (recursive) and globs.
+pub enum Selection<'a> {
+    All,
+    Paths(&'a [PathBuf]),
+}
+
+/// The repository around `dir`, if there is one: (git2 handle, root).
+fn repository(dir: &Path) -> Option<(git2::Repository, PathBuf)> {
+    let repo = git2::Repository::discover(dir).ok()?;
+    let root = std::fs::canonicalize(repo.workdir()?).ok()?;
+    Some((repo, root))
+}
+
+fn slashed(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `git` output split on NULs.
+fn z_list(root: &Path, args: &[&str]) -> Result<Vec<String>> {
+    let out = super::git(root, args, &[])?;
+    Ok(out
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Paths whose working copy differs from the index (`git status`, so through the filter).
+fn unstaged(root: &Path) -> Result<HashSet<String>> {
+    let entries = z_list(
+        root,
+        &["status", "--porcelain=v1", "-z", "--untracked-files=no"],
+    )?;
+    let mut out = HashSet::new();
+    let mut it = entries.into_iter();
+    while let Some(e) = it.next() {
+        let (x, y) = (e.as_bytes().first().copied(), e.as_bytes().get(1).copied());
+        if let Some(path) = e.get(3..) {
+            if y != Some(b' ') {
+                out.insert(path.to_string());
+            }
+        }
+        // A rename or copy names its source next.
+        if matches!(x, Some(b'R' | b'C')) {
+            it.next();
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `rel` is selected by `wanted` (repository-relative files, directories, globs).
+fn selected(rel: &str, wanted: &[String]) -> bool {
+    wanted.iter().any(|w| {
+        w.is_empty()
+            || rel == w
+            || rel.starts_with(&format!("{w}/"))
+            || (w.contains(['*', '?', '[']) && crate::glob::matches(w, rel))
+    })
+}
+
+/// The encrypted files of the working tree around `cwd` that `selection` names, sorted by
+/// name. Symbolic links are skipped: a link's target is looked at under its own name when
+/// it is in the tree, and never followed out of it.
+pub fn encrypted_files(cwd: &Path, selection: Selection<'_>) -> Result<Vec<Found>> {
+    let cwd = std::fs::canonicalize(cwd).map_err(|e| Error::io(cwd, e))?;
+    let Some((repo, root)) = repository(&cwd) else {
+        return outside_git(&cwd, selection);
+    };
+    let wanted: Vec<String> = match selection {
+        Selection::All => vec![String::new()],
+        Selection::Paths(paths) => paths
+            .iter()
+            .map(|p| {
+                let abs = cwd.join(p);
+                // A path that exists is made canonical; a glob is taken as written.
+                let abs = std::fs::canonicalize(&abs).unwrap_or(abs);
+                match abs.strip_prefix(&root) {
+                    Ok(rel) => Ok(slashed(rel)),
+                    Err(_) => Err(Error::Usage(format!(
+                        "{} is outside the repository at {}",
+                        p.display(),
+                        root.display()
+                    ))),
+                }
+            })
+            .collect::<Result<_>>()?,
+    };
+    let listed = z_list(
+        &root,
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+    )?;
+    let unstaged = unstaged(&root)?;
+    let index = repo
+        .index()
+        .map_err(|e| Error::Git(format!("git: {}", e.message())))?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for rel in listed {
+        if !seen.insert(rel.clone()) || !selected(&rel, &wanted) {
+            continue;
+        }
+        let path = root.join(&rel);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let covered = repo
+            .get_attr(
+                Path::new(&rel),
+                "filter",
+                git2::AttrCheckFlags::INDEX_THEN_FILE,
+            )
+            .ok()
+            .flatten()
+            == Some("coffer");
+        let staged = index
+            .get_path(Path::new(&rel), 0)
+            .and_then(|e| repo.find_blob(e.id).ok())
+            .map(|b| Zeroizing::new(b.content().to_vec()));
+        let bytes = match (covered, staged) {
+            (true, Some(blob)) => blob,
+            // A covered file not staged yet is plaintext the filter encrypts on add.
+            (true, None) => continue,
+            (false, _) => Zeroizing::new(std::fs::read(&path).map_err(|e| Error::io(&path, e))?),
+        };
+        let Some(format) = crate::format::detect(&path, &bytes) else {
+            continue;
+        };
+        out.push(Found {
+            unstaged: unstaged.contains(&rel),
+            name: rel,
+            path,
+            format,
+            bytes,
+            covered,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Outside a repository: the given files, and the files below the given directories.
+fn outside_git(cwd: &Path, selection: Selection<'_>) -> Result<Vec<Found>> {
+    let Selection::Paths(paths) = selection else {
+        return Err(Error::Usage(
+            "--all means every file of a git repository, and this is not in one; name files or directories".into(),
+        ));
+    };
+    let mut files = Vec::new();
+    for p in paths {
+        let abs = cwd.join(p);
+        let meta = std::fs::symlink_metadata(&abs).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            for f in crate::glob::expand(&abs, "**").map_err(|e| Error::io(p, e))? {
+                let rel = f.strip_prefix(&abs).unwrap_or(&f);
+                files.push((p.join(rel), f));
+            }
+        } else if meta.is_file() {
+            files.push((p.clone(), abs));
+        }
+    }
+    let mut out = Vec::new();
+    for (shown, path) in files {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            continue;
+        }
+        let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
+        let Some(format) = crate::format::detect(&path, &bytes) else {
+            continue;
+        };
+        out.push(Found {
+            name: slashed(&shown),
+            path,
+            format,
+            bytes,
+            covered: false,
+            unstaged: false,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    Ok(out)
+}
+
+/// Stage `bytes` as the blob of covered file `name`, keeping its index entry's mode.
+pub fn stage(cwd: &Path, staged: &[(String, Vec<u8>)]) -> Result<()> {
+    if staged.is_empty() {
+        return Ok(());
+    }
+    let git = |e: git2::Error| Error::Git(format!("git: {}", e.message()));
+    let (repo, _) = repository(cwd).ok_or_else(|| Error::Git("not in a git repository".into()))?;
+    let mut index = repo.index().map_err(git)?;
+    for (name, bytes) in staged {
+        let Some(mut entry) = index.get_path(Path::new(name), 0) else {
+            continue;
+        };
+        entry.id = repo.blob(bytes).map_err(git)?;
+        // A size of 0 tells git the stat data was never read, so it compares the working
+        // copy's content (through the filter, which reuses the staged data key) instead of
+        // taking the changed size for a change.
+        entry.mtime = git2::IndexTime::new(0, 0);
+        entry.ctime = git2::IndexTime::new(0, 0);
+        entry.file_size = 0;
+        index.add(&entry).map_err(git)?;
+    }
+    index.write().map_err(git)
+}

@@ -1,0 +1,207 @@
+//! Changing the master keys of encrypted files: what changes between the keys a file has
+//! and those its creation rule names, and the file re-keyed.
+//!
+//! A file that only gains keys keeps its data key: the same key is wrapped for the new
+//! ones and the values stay byte for byte, so the diff is the metadata. A file that loses a
+//! key gets a new data key and every value encrypted again, because whoever held the
+//! removed key may have kept the old data key.
+
+use crate::keys::kms::{KmsKeys, KmsSpec};
+use crate::keys::Recipients;
+use crate::metadata;
+use crate::sops::{self, Opened, Sealed};
+use crate::Result;
+
+/// A master key as plans and `access` show it: an age recipient, or `kms:ARN` (with
+/// `+ROLE` when a role is assumed for it).
+pub fn label_kms(k: &KmsSpec) -> String {
+    match &k.role {
+        Some(r) => format!("kms:{}+{r}", k.arn),
+        None => format!("kms:{}", k.arn),
+    }
+}
+
+/// Every master key of `r`, labelled: age recipients first, then KMS keys.
+pub fn labels(r: &Recipients) -> Vec<String> {
+    r.age
+        .iter()
+        .cloned()
+        .chain(r.kms.iter().map(label_kms))
+        .collect()
+}
+
+/// Two KMS entries are the same master key when key, role and encryption context agree;
+/// the profile only says how to reach it.
+fn same_kms(a: &KmsSpec, b: &KmsSpec) -> bool {
+    a.arn == b.arn && a.role == b.role && a.context == b.context
+}
+
+/// When a file gets a new data key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// When a master key is removed (the default).
+    OnRemoval,
+    /// Never: `--no-rotate` (the removed key may still open older copies).
+    Never,
+    /// Always: `rotate`.
+    Always,
+}
+
+/// What re-keying a file does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyChange {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// A new data key, every value encrypted again.
+    pub rotate: bool,
+}
+
+impl KeyChange {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && !self.rotate
+    }
+}
+
+/// What changes when a file wrapped for `current` is made to be wrapped for `wanted`.
+pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> KeyChange {
+    let added: Vec<String> = wanted
+        .age
+        .iter()
+        .filter(|r| !current.age.contains(r))
+        .cloned()
+        .chain(
+            wanted
+                .kms
+                .iter()
+                .filter(|k| !current.kms.iter().any(|c| same_kms(c, k)))
+                .map(label_kms),
+        )
+        .collect();
+    let removed: Vec<String> = current
+        .age
+        .iter()
+        .filter(|r| !wanted.age.contains(r))
+        .cloned()
+        .chain(
+            current
+                .kms
+                .iter()
+                .filter(|k| !wanted.kms.iter().any(|w| same_kms(w, k)))
+                .map(label_kms),
+        )
+        .collect();
+    let rotate = match rotation {
+        Rotation::OnRemoval => !removed.is_empty(),
+        Rotation::Never => false,
+        Rotation::Always => true,
+    };
+    KeyChange {
+        added,
+        removed,
+        rotate,
+    }
+}
+
+/// `opened` wrapped for `wanted`: the same data key re-wrapped (entries of keys that stay
+/// are kept as they are), or, with `rotate`, a new data key for every value. Checked as
+/// every write is.
+pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) -> Result<Sealed> {
+    let mut md = opened.meta.clone();
+    if rotate {
+        let key = crate::cipher::DataKey::generate();
+        let fresh = sops::new_metadata(&key, wanted, kms, None, None)?;
+        md.foreign_keys.clear();
+        md.age = fresh.age;
+        md.kms = fresh.kms;
+        md.lastmodified = metadata::now_rfc3339();
+        md.version = Some(metadata::SOPS_VERSION.to_string());
+        let plaintext = opened.render()?;
+        let mut sealed =
+            sops::encrypt_plain(&opened.file, opened.format, plaintext.bytes, &key, &mut md)?;
+        sealed.fallback = sealed.fallback.or(plaintext.fallback);
+        return Ok(sealed);
+    }
+    md.age = wanted
+        .age
+        .iter()
+        .map(
+            |r| match opened.meta.age.iter().find(|a| a.recipient == *r) {
+                Some(existing) => Ok(existing.clone()),
+                None => crate::keys::age::wrap(&opened.key, r),
+            },
+        )
+        .collect::<Result<_>>()?;
+    md.kms = wanted
+        .kms
+        .iter()
+        .map(|spec| {
+            let existing = opened.meta.kms.iter().find(|k| {
+                same_kms(
+                    &KmsSpec {
+                        arn: k.arn.clone(),
+                        role: k.role.clone(),
+                        context: k.context.clone(),
+                        aws_profile: None,
+                    },
+                    spec,
+                )
+            });
+            match existing {
+                Some(e) => Ok(e.clone()),
+                None => kms.wrap(&opened.key, spec),
+            }
+        })
+        .collect::<Result<_>>()?;
+    opened.with_metadata(&md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kms(arn: &str) -> KmsSpec {
+        KmsSpec {
+            arn: arn.into(),
+            role: None,
+            context: Vec::new(),
+            aws_profile: None,
+        }
+    }
+
+    #[test]
+    fn growth_rewraps_and_removal_rotates() {
+        let now = Recipients {
+            age: vec!["age1a".into(), "age1b".into()],
+            kms: vec![kms("arn:k1")],
+        };
+        let grown = Recipients {
+            age: vec!["age1a".into(), "age1b".into(), "age1c".into()],
+            kms: vec![kms("arn:k1"), kms("arn:k2")],
+        };
+        let c = change(&now, &grown, Rotation::OnRemoval);
+        assert_eq!(c.added, ["age1c", "kms:arn:k2"]);
+        assert!(c.removed.is_empty() && !c.rotate);
+
+        let fewer = Recipients {
+            age: vec!["age1a".into()],
+            kms: Vec::new(),
+        };
+        let c = change(&now, &fewer, Rotation::OnRemoval);
+        assert_eq!(c.removed, ["age1b", "kms:arn:k1"]);
+        assert!(c.rotate);
+        assert!(!change(&now, &fewer, Rotation::Never).rotate);
+
+        // The same keys: nothing, unless a rotation is asked for.
+        assert!(change(&now, &now, Rotation::OnRemoval).is_empty());
+        assert!(change(&now, &now, Rotation::Always).rotate);
+
+        // A profile is how a key is reached, not which key it is; a context is.
+        let mut profiled = now.clone();
+        profiled.kms[0].aws_profile = Some("prod".into());
+        assert!(change(&now, &profiled, Rotation::OnRemoval).is_empty());
+        let mut contexted = now.clone();
+        contexted.kms[0].context = vec![("app".into(), "web".into())];
+        assert!(change(&now, &contexted, Rotation::OnRemoval).rotate);
+    }
+}
