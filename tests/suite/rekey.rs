@@ -357,3 +357,81 @@ fn rotate_all_gives_every_file_a_new_data_key() {
         assert_eq!(stdout(&out), *plain, "{name}");
     }
 }
+
+/// `coffer ARGS` in `repo/` on a terminal (`script`), with `input` typed at it.
+fn on_terminal(sb: &Sandbox, args: &str, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("script")
+        .env_clear()
+        .env("PATH", path_with_coffer())
+        .env("HOME", sb.home())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "dumb")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .current_dir(sb.path("repo"))
+        .args(["-qec", &format!("coffer {args}"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Typed once the prompt is up.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_terminal_is_asked_once_and_no_rotate_keeps_the_data_key() {
+    let (sb, bob, _carol, files) = team_repo();
+    rule(&sb, &[(&sb.recipient, "alice")]);
+    let out = sb.coffer_in("repo", &["access", "secrets/app1.yaml"]);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "secrets/app1.yaml\n  {a} (alice)\n  {b} (bob)\n  differs from its creation rule: - {b}\n",
+            a = sb.recipient,
+            b = bob.recipient
+        )
+    );
+    let before: Vec<String> = files.iter().map(|(n, _)| encrypted(&sb, n)).collect();
+
+    // Asked once for the whole plan; "n" changes nothing.
+    let out = on_terminal(&sb, "updatekeys --all --no-rotate", "n\n");
+    assert_success(&out, &["updatekeys, answered n"]);
+    let screen = stdout(&out);
+    assert_eq!(
+        screen.matches("Apply this plan? [y/N]").count(),
+        1,
+        "{screen}"
+    );
+    assert!(screen.contains("coffer: nothing changed"), "{screen}");
+    for ((n, _), b) in files.iter().zip(&before) {
+        assert_eq!(&encrypted(&sb, n), b, "{n} changed after n");
+    }
+
+    // "y": applied, with the warning --no-rotate owes; the data keys stay, bob's entry goes.
+    let out = on_terminal(&sb, "updatekeys --all --no-rotate", "y\n");
+    assert_success(&out, &["updatekeys, answered y"]);
+    let screen = stdout(&out);
+    assert!(
+        screen.contains("coffer: warning: 33 file(s) keep their data key (--no-rotate)"),
+        "{screen}"
+    );
+    for ((name, plain), old) in files.iter().zip(&before) {
+        let now = encrypted(&sb, name);
+        assert_eq!(
+            first_value(&now),
+            first_value(old),
+            "{name} got a new data key"
+        );
+        assert!(!now.contains(&bob.recipient), "{name} still names bob");
+        assert_error(&decrypt_as(&sb, &bob, name), 3, "");
+        assert_eq!(stdout(&decrypt_as(&sb, &sb, name)), *plain, "{name}");
+    }
+}
