@@ -371,21 +371,25 @@ impl Config {
 
     /// The first rule matching `target`, tried relative to the config's directory and
     /// as given.
+    ///
+    /// As sops does, a file below the config's directory is matched by its path relative
+    /// to it only: the directories above (a checkout under `~/dev/`, say) must not decide
+    /// which rule a file gets.
     pub fn rule_for(&self, target: &Path) -> Option<&CreationRule> {
         let base = self.file.parent().unwrap_or(Path::new("."));
         let abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
         let base_abs = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
-        let rel = abs
-            .strip_prefix(&base_abs)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| target.to_path_buf());
-        let candidates = [
-            rel.to_string_lossy().into_owned(),
-            target.to_string_lossy().into_owned(),
-        ];
+        let candidate = match abs.strip_prefix(&base_abs) {
+            Ok(rel) => rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+            Err(_) => target.to_string_lossy().into_owned(),
+        };
         self.rules.iter().find_map(|(re, rule)| match re {
             None => Some(rule),
-            Some(re) => candidates.iter().any(|c| re.is_match(c)).then_some(rule),
+            Some(re) => re.is_match(&candidate).then_some(rule),
         })
     }
 }
@@ -448,6 +452,31 @@ pub fn key_names(text: &str) -> std::collections::HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As sops does, rules see the path below the config file only: a checkout under
+    /// `~/dev/` must not match a rule for `dev/`.
+    #[test]
+    fn rules_match_the_path_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("dev").join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        let file = root.join(".coffer.yaml");
+        std::fs::write(
+            &file,
+            "creation_rules:\n  - path_regex: dev/.*\n    age: age1dev\n  - path_regex: ^prod/\n    age: age1prod\n",
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        let age_of = |p: &std::path::Path| config.rule_for(p).map(|r| r.age.clone());
+        assert_eq!(
+            age_of(&root.join("prod/x.yaml")),
+            Some(vec!["age1prod".to_string()])
+        );
+        assert_eq!(
+            age_of(&root.join("dev/x.yaml")),
+            Some(vec!["age1dev".to_string()])
+        );
+    }
 
     #[test]
     fn keys_are_named_by_the_comment_on_their_line() {

@@ -33,7 +33,12 @@ pub fn labels(r: &Recipients) -> Vec<String> {
 /// Two KMS entries are the same master key when key, role and encryption context agree;
 /// the profile only says how to reach it.
 fn same_kms(a: &KmsSpec, b: &KmsSpec) -> bool {
-    a.arn == b.arn && a.role == b.role && a.context == b.context
+    let sorted = |c: &[(String, String)]| {
+        let mut c = c.to_vec();
+        c.sort();
+        c
+    };
+    a.arn == b.arn && a.role == b.role && sorted(&a.context) == sorted(&b.context)
 }
 
 /// When a file gets a new data key.

@@ -57,6 +57,13 @@ fn selection(all: bool, paths: &[PathBuf]) -> Selection<'_> {
 /// error (a directory or a glob just has fewer files).
 fn found(all: bool, paths: &[PathBuf]) -> Result<Vec<Found>> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    // A path that names nothing is a mistake, not an empty selection (globs may match none).
+    for p in paths {
+        let glob = p.to_string_lossy().contains(['*', '?', '[']);
+        if let (Err(e), false) = (std::fs::symlink_metadata(p), glob) {
+            return Err(Error::io(p, e));
+        }
+    }
     let found = workspace::encrypted_files(&cwd, selection(all, paths))?;
     for p in paths {
         if p.is_file() {
@@ -145,6 +152,10 @@ struct Plan {
     unchanged: usize,
     /// Files no creation rule matches, by working-tree path.
     ruleless: Vec<PathBuf>,
+    /// Skipped files that would have lost a key: the revocation is not complete.
+    held_back: usize,
+    /// Files with master keys coffer does not speak (pgp…), left as they are.
+    foreign: usize,
     skipped: Vec<(String, String)>,
 }
 
@@ -158,6 +169,8 @@ fn plan(
         changes: Vec::new(),
         unchanged: 0,
         ruleless: Vec::new(),
+        held_back: 0,
+        foreign: 0,
         skipped: Vec::new(),
     };
     for f in found {
@@ -190,9 +203,15 @@ fn plan(
                 ));
             }
         }
+        if !change.rotate && !meta.foreign_keys.is_empty() {
+            plan.foreign += 1;
+        }
         if change.is_empty() {
             plan.unchanged += 1;
         } else if f.unstaged {
+            if !change.removed.is_empty() {
+                plan.held_back += 1;
+            }
             plan.skipped.push((
                 f.name,
                 "its working copy has unstaged changes; commit or stash them, then run this again"
@@ -280,6 +299,11 @@ fn apply(plan: Plan, env: &Env) -> Result<()> {
     let total = plan.changes.len();
     let bar =
         Some(indicatif::ProgressBar::new(total as u64)).filter(|bar| total > 5 && !bar.is_hidden());
+    let plan_paths: HashMap<String, PathBuf> = plan
+        .changes
+        .iter()
+        .map(|p| (p.found.name.clone(), p.found.path.clone()))
+        .collect();
     let jobs = std::sync::Mutex::new(plan.changes.into_iter());
     let results = std::sync::Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism()
@@ -306,29 +330,45 @@ fn apply(plan: Plan, env: &Env) -> Result<()> {
     results.sort_by(|a, b| a.0.found.name.cmp(&b.0.found.name));
     let mut staged = Vec::new();
     let mut failed = Vec::new();
-    let (mut rewrapped, mut rotated) = (0, 0);
+    let mut done = Vec::new();
     for (p, result) in results {
         match result {
-            Ok(Some(bytes)) => staged.push((p.found.name.clone(), bytes)),
+            Ok(Some(bytes)) => staged.push(workspace::Staged {
+                name: p.found.name.clone(),
+                was: p
+                    .found
+                    .staged_id
+                    .expect("a covered file was read from the index"),
+                bytes,
+            }),
             Ok(None) => {}
             Err(e) => {
                 failed.push((p.found.name.clone(), e));
                 continue;
             }
         }
-        if p.change.rotate {
-            rotated += 1;
-        } else {
-            rewrapped += 1;
+        done.push((p.found.name.clone(), p.change.rotate));
+    }
+    let not_staged = match staged.first() {
+        None => Vec::new(),
+        Some(first) => {
+            let at = plan_paths.get(&first.name).cloned().unwrap_or_default();
+            match workspace::stage(&at, &staged) {
+                Ok(left) => left,
+                Err(e) => staged
+                    .iter()
+                    .map(|s| (s.name.clone(), e.to_string()))
+                    .collect(),
+            }
         }
-    }
-    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-    if let Err(e) = workspace::stage(&cwd, &staged) {
-        failed.extend(staged.iter().map(|(n, _)| (n.clone(), e.to_string())));
-    }
+    };
+    done.retain(|(name, _)| !not_staged.iter().any(|(n, _)| n == name));
+    let staged_count = staged.len() - not_staged.len();
+    failed.extend(not_staged);
+    let rotated = done.iter().filter(|(_, r)| *r).count();
     say(&format!(
-        "{rewrapped} file(s) re-wrapped, {rotated} with a new data key, {} staged",
-        staged.len()
+        "{} file(s) re-wrapped, {rotated} with a new data key, {staged_count} staged",
+        done.len() - rotated
     ));
     if failed.is_empty() {
         return Ok(());
@@ -362,6 +402,10 @@ fn rekey_one(
     let bytes = env.accept(sealed).map_err(|e| e.to_string())?;
     if f.covered {
         return Ok(Some(bytes.to_vec()));
+    }
+    // An edit since the plan was read (or while it waited for an answer) is kept.
+    if std::fs::read(&f.path).map_err(|e| e.to_string())? != *f.bytes {
+        return Err("changed since the plan was made; run it again".into());
     }
     crate::fsutil::write_atomic(&f.path, &bytes, 0o644, None, crate::fsutil::Target::InPlace)
         .map_err(|e| e.to_string())?;
@@ -421,6 +465,8 @@ pub fn rotate_many(
     finish(plan, dry_run, yes, "rotate", env, false)
 }
 
+/// Apply the plan once it is confirmed; files held back from a key removal make the
+/// command fail, since the revocation is not complete until they are done.
 fn finish(
     plan: Plan,
     dry_run: bool,
@@ -429,8 +475,22 @@ fn finish(
     env: &Env,
     no_rotate: bool,
 ) -> Result<()> {
+    if plan.foreign > 0 {
+        warn(&format!(
+            "{} file(s) also have pgp or other master keys that coffer neither compares with the rules nor removes (rotating drops them)",
+            plan.foreign
+        ));
+    }
+    let held_back = plan.held_back;
+    let total = plan.changes.len() + held_back;
+    let incomplete = || -> Result<()> {
+        match held_back {
+            0 => Ok(()),
+            n => Err(Error::PartlyApplied { failed: n, total }),
+        }
+    };
     if dry_run || plan.changes.is_empty() {
-        return Ok(());
+        return if dry_run { Ok(()) } else { incomplete() };
     }
     if !yes && !confirm(what)? {
         say("nothing changed");
@@ -446,7 +506,14 @@ fn finish(
             "{kept} file(s) keep their data key (--no-rotate): a removed key may still open them, and their older copies"
         ));
     }
-    apply(plan, env)
+    match apply(plan, env) {
+        Err(Error::PartlyApplied { failed, .. }) => Err(Error::PartlyApplied {
+            failed: failed + held_back,
+            total,
+        }),
+        Err(e) => Err(e),
+        Ok(()) => incomplete(),
+    }
 }
 
 pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
@@ -461,9 +528,15 @@ pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
         let labels = rekey::labels(&keys);
         if let Some(who) = &args.who {
             let who = who.trim();
+            // A KMS key used through a role is still that key.
+            let who_arn = who.strip_prefix("kms:").unwrap_or(who);
+            let arn_of = |l: &String| {
+                l.strip_prefix("kms:")
+                    .map(|k| k.split('+').next().unwrap_or(k).to_string())
+            };
             if !labels
                 .iter()
-                .any(|l| l == who || l.strip_prefix("kms:") == Some(who))
+                .any(|l| l == who || arn_of(l).as_deref() == Some(who_arn))
             {
                 continue;
             }

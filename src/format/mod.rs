@@ -156,9 +156,31 @@ pub fn detect(path: &Path, bytes: &[u8]) -> Option<Format> {
         return None;
     }
     let named = Format::from_path(path);
-    std::iter::once(named)
-        .chain([Format::Json, Format::Yaml, Format::Dotenv, Format::Ini])
-        .find(|f| f.store().is_encrypted(bytes))
+    if named == Format::Binary {
+        // sops's binary files are `{"data": …, "sops": …}` and nothing else; a structured
+        // file with an unknown extension is read as what it is, so no key of it is lost.
+        if let Ok(doc) = json::JsonStore.parse(Zeroizing::new(bytes.to_vec())) {
+            let keys: Vec<&str> = match doc.docs.first().map(|d| &d.root) {
+                Some(crate::tree::Node::Map(entries)) => {
+                    entries.iter().map(|e| e.key.as_str()).collect()
+                }
+                _ => Vec::new(),
+            };
+            if doc.is_encrypted() && keys == [binary::DATA_KEY] {
+                return Some(Format::Binary);
+            }
+        }
+    }
+    [
+        named,
+        Format::Json,
+        Format::Yaml,
+        Format::Dotenv,
+        Format::Ini,
+    ]
+    .into_iter()
+    .filter(|f| *f != Format::Binary)
+    .find(|f| f.store().is_encrypted(bytes))
 }
 
 /// sops stores integers as 64-bit values; a larger one would come back changed.

@@ -23,6 +23,8 @@ pub struct Found {
     pub bytes: Zeroizing<Vec<u8>>,
     /// The coffer filter covers it: re-keyed in the index, not in the working tree.
     pub covered: bool,
+    /// For a covered file, the staged blob read: staging checks it is still the one there.
+    pub staged_id: Option<git2::Oid>,
     /// Its working copy has changes not staged: left alone.
     pub unstaged: bool,
 }
@@ -95,9 +97,23 @@ fn selected(rel: &str, wanted: &[String]) -> bool {
 /// it is in the tree, and never followed out of it.
 pub fn encrypted_files(cwd: &Path, selection: Selection<'_>) -> Result<Vec<Found>> {
     let cwd = std::fs::canonicalize(cwd).map_err(|e| Error::io(cwd, e))?;
-    let Some((repo, root)) = repository(&cwd) else {
+    // The repository here, else the one the first path named is in.
+    let first = match &selection {
+        Selection::Paths(paths) => paths.first().map(|p| cwd.join(p)),
+        Selection::All => None,
+    };
+    let found = repository(&cwd).or_else(|| {
+        let p = std::fs::canonicalize(first?).ok()?;
+        repository(if p.is_dir() { &p } else { p.parent()? })
+    });
+    let Some((repo, root)) = found else {
         return outside_git(&cwd, selection);
     };
+    // Without the filter set up here, covered files are ciphertext in the working tree,
+    // and a later `git add` would stage that: re-key them there, as plain files.
+    let filter_on = repo.config().is_ok_and(|c| {
+        c.get_string("filter.coffer.process").is_ok() || c.get_string("filter.coffer.clean").is_ok()
+    });
     let wanted: Vec<String> = match selection {
         Selection::All => vec![String::new()],
         Selection::Paths(paths) => paths
@@ -144,18 +160,19 @@ pub fn encrypted_files(cwd: &Path, selection: Selection<'_>) -> Result<Vec<Found
         if !meta.is_file() {
             continue;
         }
-        let covered = repo
-            .get_attr(
-                Path::new(&rel),
-                "filter",
-                git2::AttrCheckFlags::INDEX_THEN_FILE,
-            )
-            .ok()
-            .flatten()
-            == Some("coffer");
-        let staged = index
-            .get_path(Path::new(&rel), 0)
-            .and_then(|e| repo.find_blob(e.id).ok())
+        let covered = filter_on
+            && repo
+                .get_attr(
+                    Path::new(&rel),
+                    "filter",
+                    git2::AttrCheckFlags::INDEX_THEN_FILE,
+                )
+                .ok()
+                .flatten()
+                == Some("coffer");
+        let staged_id = index.get_path(Path::new(&rel), 0).map(|e| e.id);
+        let staged = staged_id
+            .and_then(|id| repo.find_blob(id).ok())
             .map(|b| Zeroizing::new(b.content().to_vec()));
         let bytes = match (covered, staged) {
             (true, Some(blob)) => blob,
@@ -173,6 +190,7 @@ pub fn encrypted_files(cwd: &Path, selection: Selection<'_>) -> Result<Vec<Found
             format,
             bytes,
             covered,
+            staged_id: staged_id.filter(|_| covered),
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -215,23 +233,45 @@ fn outside_git(cwd: &Path, selection: Selection<'_>) -> Result<Vec<Found>> {
             bytes,
             covered: false,
             unstaged: false,
+            staged_id: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    out.dedup_by(|a, b| a.name == b.name);
+    // `dir` and `./dir` name the same files: one job each.
+    let mut seen = HashSet::new();
+    out.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone())));
     Ok(out)
 }
 
-/// Stage `bytes` as the blob of covered file `name`, keeping its index entry's mode.
-pub fn stage(cwd: &Path, staged: &[(String, Vec<u8>)]) -> Result<()> {
+/// What to stage: a covered file's name, the blob it had when read, and its new bytes.
+pub struct Staged {
+    pub name: String,
+    pub was: git2::Oid,
+    pub bytes: Vec<u8>,
+}
+
+/// Stage each new blob in place of the one read, keeping the index entry's mode. Returns
+/// the files not staged, with why: an entry that changed since (a `git add` meanwhile) is
+/// left as it is.
+pub fn stage(path: &Path, staged: &[Staged]) -> Result<Vec<(String, String)>> {
     if staged.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let git = |e: git2::Error| Error::Git(format!("git: {}", e.message()));
-    let (repo, _) = repository(cwd).ok_or_else(|| Error::Git("not in a git repository".into()))?;
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
+    let (repo, _) = repository(dir).ok_or_else(|| Error::Git("not in a git repository".into()))?;
     let mut index = repo.index().map_err(git)?;
-    for (name, bytes) in staged {
-        let Some(mut entry) = index.get_path(Path::new(name), 0) else {
+    let mut left = Vec::new();
+    for Staged { name, was, bytes } in staged {
+        let Some(mut entry) = index.get_path(Path::new(name), 0).filter(|e| e.id == *was) else {
+            left.push((
+                name.clone(),
+                "its staged version changed since the plan; run it again".into(),
+            ));
             continue;
         };
         entry.id = repo.blob(bytes).map_err(git)?;
@@ -243,5 +283,6 @@ pub fn stage(cwd: &Path, staged: &[(String, Vec<u8>)]) -> Result<()> {
         entry.file_size = 0;
         index.add(&entry).map_err(git)?;
     }
-    index.write().map_err(git)
+    index.write().map_err(git)?;
+    Ok(left)
 }

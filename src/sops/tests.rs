@@ -1273,3 +1273,32 @@ fn conversions_that_would_change_a_value_are_refused() {
         String::from_utf8_lossy(&json)
     );
 }
+
+/// Encrypted files are found by content: a sops binary file is `{data, sops}` only, and a
+/// structured file with an unknown extension is read as the structure it is (rotating it
+/// as binary would keep only its `data` value).
+#[test]
+fn encrypted_files_are_detected_by_content() {
+    let sealed = |format: Format, text: &str| {
+        let mut md = metadata();
+        encrypt_plain("t", format, text.as_bytes().to_vec(), &key(), &mut md)
+            .expect("encrypts")
+            .bytes
+            .to_vec()
+    };
+    let detect =
+        |name: &str, bytes: &[u8]| crate::format::detect(std::path::Path::new(name), bytes);
+    let binary = sealed(Format::Binary, "raw\u{1}bytes");
+    assert_eq!(detect("blob", &binary), Some(Format::Binary));
+    assert_eq!(detect("blob.json", &binary), Some(Format::Json));
+    let json = sealed(Format::Json, "{\"data\": \"x\", \"other\": \"y\"}\n");
+    assert_eq!(detect("secrets.json.enc", &json), Some(Format::Json));
+    let yaml = sealed(Format::Yaml, "data: x\n");
+    assert_eq!(detect("config", &yaml), Some(Format::Yaml));
+    assert_eq!(
+        detect("app.env", &sealed(Format::Dotenv, "A=1\n")),
+        Some(Format::Dotenv)
+    );
+    assert_eq!(detect("plain.yaml", b"sops: is just a word here\n"), None);
+    assert_eq!(detect("notes.txt", b"nothing"), None);
+}

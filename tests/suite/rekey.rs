@@ -435,3 +435,62 @@ fn a_terminal_is_asked_once_and_no_rotate_keeps_the_data_key() {
         assert_eq!(stdout(&decrypt_as(&sb, &sb, name)), *plain, "{name}");
     }
 }
+
+#[test]
+fn a_removal_held_back_by_unstaged_edits_fails_and_bad_paths_are_errors() {
+    let (sb, bob, _carol, _files) = team_repo();
+    assert_success(
+        &sb.coffer_in(
+            "repo",
+            &["set", "secrets/app3.yaml", "[\"db\"][\"port\"]", "1"],
+        ),
+        &["set"],
+    );
+    rule(&sb, &[(&sb.recipient, "alice")]);
+    let out = sb.coffer_in("repo", &["updatekeys", "--all", "-y"]);
+    // Everything else is done; the one held back makes the revocation incomplete.
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("skipped secrets/app3.yaml: its working copy has unstaged changes")
+    );
+    assert!(
+        stderr(&out).ends_with("coffer: 1 of 33 change(s) not applied (listed above); the others were. Run the same command again to apply the rest\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(encrypted(&sb, "secrets/app3.yaml").contains(&bob.recipient));
+    assert!(!encrypted(&sb, "secrets/app4.yaml").contains(&bob.recipient));
+
+    // A path that names nothing is an error, not an empty plan.
+    let out = sb.coffer_in("repo", &["updatekeys", "-y", "secrets/nope.yaml"]);
+    assert_error(&out, 1, "secrets/nope.yaml");
+    // A glob may match nothing.
+    let out = sb.coffer_in("repo", &["updatekeys", "-y", "nowhere/*.yaml"]);
+    assert_success(&out, &["an empty glob"]);
+}
+
+#[test]
+fn without_the_filter_set_up_covered_files_are_rekeyed_where_they_are() {
+    let (sb, _bob, carol, _files) = team_repo();
+    // A clone without `coffer git setup`: covered files are ciphertext in the working tree.
+    sb.git(".", &["clone", "-q", "repo", "clone"]);
+    assert!(sb.read_str("clone/covered/c0.yaml").contains("ENC["));
+    sb.write(
+        "clone/.coffer.yaml",
+        format!(
+            "creation_rules:\n  - age:\n      - {}\n      - {}\n",
+            sb.recipient, carol.recipient
+        ),
+    );
+    let out = sb.coffer_in("clone", &["updatekeys", "--all", "-y"]);
+    assert_success(&out, &["updatekeys in a clone without the filter"]);
+    assert!(
+        stdout(&out).contains("\ncovered/c0.yaml\n  + "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains(", 0 staged"), "{}", stderr(&out));
+    assert!(sb
+        .read_str("clone/covered/c0.yaml")
+        .contains(&carol.recipient));
+}
