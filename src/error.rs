@@ -91,6 +91,9 @@ pub enum Error {
     #[error("{} file(s) covered by filter=coffer are staged in plaintext: {}", files.len(), files.join(", "))]
     PlaintextStaged { files: Vec<String> },
 
+    #[error("staged version does not open: {}", .files.iter().map(|(f, why)| format!("{f} ({why})")).collect::<Vec<_>>().join(", "))]
+    StagedBroken { files: Vec<(String, String)> },
+
     #[error("{failed} of {total} change(s) not applied (listed above); the others were. Run the same command again to apply the rest")]
     PartlyApplied { failed: usize, total: usize },
 

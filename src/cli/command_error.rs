@@ -54,9 +54,10 @@ impl Kind {
         match err {
             Error::Usage(_) => Kind::Usage,
             Error::NoKey { .. } => Kind::NoKey,
-            Error::MacMismatch { .. } | Error::MacMissing { .. } | Error::Value { .. } => {
-                Kind::Integrity
-            }
+            Error::MacMismatch { .. }
+            | Error::MacMissing { .. }
+            | Error::Value { .. }
+            | Error::StagedBroken { .. } => Kind::Integrity,
             Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => {
                 Kind::Syntax
             }
@@ -88,6 +89,12 @@ impl From<Error> for CommandError {
                     format!(
                         "{f}: stage it encrypted with: git rm --cached -q -- {f} && git add -- {f}"
                     )
+                })
+                .collect(),
+            Error::StagedBroken { files } => files
+                .iter()
+                .map(|(f, _)| {
+                    format!("{f}: stage the whole file with: git add -- {f} (git add -p stages hunks of ciphertext, which cannot be split)")
                 })
                 .collect(),
             Error::LayoutRefused { .. } => {

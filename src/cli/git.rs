@@ -77,6 +77,81 @@ fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
     Ok(f)
 }
 
+/// The smudge side of the filter, for whichever git command started it: `git archive`
+/// writes what smudge returns into an archive that leaves the repository, so there it keeps
+/// ciphertext unless the repository opts in (`git config coffer.archivePlaintext true`).
+fn smudge_filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
+    let mut f = filter(env, config)?;
+    if git_command().is_some_and(|c| c == "archive" || c.starts_with("upload-archive")) {
+        let opted_in = git2::Repository::discover(".")
+            .and_then(|r| r.config())
+            .and_then(|c| c.get_bool("coffer.archivePlaintext"))
+            .unwrap_or(false);
+        f.keep_ciphertext = !opted_in;
+    }
+    Ok(f)
+}
+
+/// Say once that an archive kept its secrets encrypted.
+fn report_kept(f: &Filter) {
+    if f.kept > 0 {
+        super::say(&format!(
+            "git archive: {} encrypted file(s) kept encrypted in the archive (git config coffer.archivePlaintext true exports plaintext)",
+            f.kept
+        ));
+    }
+}
+
+/// The git subcommand of the nearest `git` process above this one (git may start the
+/// filter through a shell), read from /proc; `None` where that cannot be told.
+fn git_command() -> Option<String> {
+    let mut pid = std::process::id();
+    for _ in 0..4 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may hold spaces: the fields after it count.
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let program = args
+            .first()
+            .map(|a| a.rsplit('/').next().unwrap_or(a).to_string());
+        if let Some(sub) = program.as_deref().and_then(|p| p.strip_prefix("git-")) {
+            return Some(sub.to_string());
+        }
+        if program.as_deref() == Some("git") {
+            return subcommand(&args[1..]);
+        }
+        pid = ppid;
+    }
+    None
+}
+
+/// The subcommand of git's arguments, past its global options.
+fn subcommand(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            // Options that take the next argument.
+            "-c" | "-C" | "--git-dir" | "--work-tree" | "--namespace" | "--config-env" => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return Some(a.to_string()),
+        }
+    }
+    None
+}
+
 /// The layout warnings a single-shot filter run collected.
 fn report(f: &Filter) {
     for note in &f.notes {
@@ -123,12 +198,13 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             Ok(())
         }
         GitCommand::FilterProcess => {
-            let mut f = filter(env, config)?;
+            let mut f = smudge_filter(env, config)?;
             git::process::serve(&mut f, std::io::stdin().lock(), std::io::stdout().lock())
                 .map_err(|e| Error::io("<git filter protocol>", e))?;
             if let Some(w) = f.locked_warning() {
                 warn(&w);
             }
+            report_kept(&f);
             Ok(())
         }
         GitCommand::Clean { path } => {
@@ -138,9 +214,10 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             stdout_bytes(&out)
         }
         GitCommand::Smudge { path } => {
-            let mut f = filter(env, config)?;
+            let mut f = smudge_filter(env, config)?;
             let out = f.smudge(&path, stdin_bytes()?)?;
             report(&f);
+            report_kept(&f);
             if let Some(w) = f.locked_warning() {
                 warn(&w);
             }
@@ -205,15 +282,23 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
         }
         GitCommand::Check => {
             let (repo, _) = repo()?;
-            let files: Vec<String> = git::status::covered(&repo)?
-                .into_iter()
+            let covered = git::status::covered(&repo)?;
+            let files: Vec<String> = covered
+                .iter()
                 .filter(|c| c.index_encrypted == Some(false))
-                .map(|c| c.path)
+                .map(|c| c.path.clone())
                 .collect();
+            if !files.is_empty() {
+                return Err(Error::PlaintextStaged { files });
+            }
+            // A staged change must open: `git add -p` can stage a value's hunk without the
+            // MAC's, and such a blob breaks commit and checkout later.
+            let keyring = env.keyring()?;
+            let files = git::status::staged_changes_that_do_not_open(&repo, &covered, &keyring)?;
             if files.is_empty() {
                 Ok(())
             } else {
-                Err(Error::PlaintextStaged { files })
+                Err(Error::StagedBroken { files })
             }
         }
         GitCommand::Unlock => {
@@ -234,5 +319,28 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             eprintln!("coffer: {} file(s) locked", locked.len());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subcommand_is_found_past_global_options() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            subcommand(&args(&["archive", "HEAD"])).as_deref(),
+            Some("archive")
+        );
+        assert_eq!(
+            subcommand(&args(&["-c", "a=b", "-C", "dir", "--no-pager", "archive"])).as_deref(),
+            Some("archive")
+        );
+        assert_eq!(
+            subcommand(&args(&["--git-dir", "x", "checkout", "--", "archive"])).as_deref(),
+            Some("checkout")
+        );
+        assert_eq!(subcommand(&args(&["--version"])), None);
     }
 }

@@ -33,6 +33,11 @@ pub struct Filter {
     pub layout: Layout,
     /// Warnings for the user (layouts not kept), taken by whoever reports them.
     pub notes: Vec<String>,
+    /// Smudge leaves ciphertext as it is: the filter serves `git archive`, whose output
+    /// leaves the repository.
+    pub keep_ciphertext: bool,
+    /// Files kept encrypted for that reason.
+    pub kept: usize,
     committed: std::cell::RefCell<Option<Committed>>,
 }
 
@@ -113,6 +118,8 @@ impl Filter {
             locked: Vec::new(),
             layout: Layout::default(),
             notes: Vec::new(),
+            keep_ciphertext: false,
+            kept: 0,
             committed: std::cell::RefCell::new(None),
         }
     }
@@ -206,8 +213,14 @@ impl Filter {
                     };
                 }
                 // Without the private key the public recipients still encrypt a new
-                // version, under a new data key.
-                Err(Error::NoKey { .. }) => {
+                // version, under a new data key. So does a staged version that does not
+                // open (`git add -p` of half its hunks): staging the whole file repairs it.
+                Err(
+                    Error::NoKey { .. }
+                    | Error::MacMismatch { .. }
+                    | Error::MacMissing { .. }
+                    | Error::Value { .. },
+                ) => {
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
                     if meta.kms.is_empty() && meta.age.is_empty() {
                         return Err(Error::KeySource(format!(
@@ -282,6 +295,10 @@ impl Filter {
             format = Format::Binary;
         }
         if content.is_empty() || !crate::format::mentions_sops(&content) {
+            return Ok(content);
+        }
+        if self.keep_ciphertext {
+            self.kept += 1;
             return Ok(content);
         }
         match sops::open(path, format, content.to_vec(), &self.keyring, false) {

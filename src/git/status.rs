@@ -51,6 +51,53 @@ pub fn covered(repo: &git2::Repository) -> Result<Vec<Covered>> {
     Ok(out)
 }
 
+/// Covered files whose staged blob differs from HEAD's and fails to open with a key at
+/// hand (MAC, value authentication), each with why. Without a key nothing can be told, and
+/// nothing is reported.
+pub fn staged_changes_that_do_not_open(
+    repo: &git2::Repository,
+    covered: &[Covered],
+    keyring: &crate::keys::Keyring,
+) -> Result<Vec<(String, String)>> {
+    let git = |e: git2::Error| Error::Git(format!("git: {}", e.message()));
+    let index = repo.index().map_err(git)?;
+    let head = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    let mut out = Vec::new();
+    for c in covered.iter().filter(|c| c.index_encrypted == Some(true)) {
+        let Some(entry) = index.get_path(Path::new(&c.path), 0) else {
+            continue;
+        };
+        let committed = head
+            .as_ref()
+            .and_then(|t| t.get_path(Path::new(&c.path)).ok())
+            .map(|e| e.id());
+        if committed == Some(entry.id) {
+            continue;
+        }
+        let blob = repo.find_blob(entry.id).map_err(git)?;
+        let format = Format::from_path(Path::new(&c.path));
+        match crate::sops::open(&c.path, format, blob.content().to_vec(), keyring, false) {
+            Ok(_) | Err(Error::NoKey { .. }) => {}
+            Err(
+                e @ (Error::MacMismatch { .. }
+                | Error::MacMissing { .. }
+                | Error::Value { .. }
+                | Error::Syntax { .. }),
+            ) => {
+                let why = match e {
+                    Error::MacMismatch { .. } => "MAC mismatch".to_string(),
+                    Error::MacMissing { .. } => "no MAC".to_string(),
+                    Error::Syntax { .. } => "not valid syntax".to_string(),
+                    _ => "a value fails authentication".to_string(),
+                };
+                out.push((c.path.clone(), why));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Put plaintext back in place of ciphertext left by a checkout without a key.
 pub fn unlock(repo: &git2::Repository, workdir: &Path) -> Result<Vec<String>> {
     let mut still_encrypted = Vec::new();

@@ -500,3 +500,118 @@ fn a_malformed_kms_arn_in_the_environment_fails_clean_instead_of_being_ignored()
             != Some(0)
     );
 }
+
+/// git runs smudge filters when it writes an archive: an archive leaves the repository, so
+/// it holds ciphertext unless the repository opts in.
+#[test]
+fn git_archive_exports_ciphertext_unless_the_repository_opts_in() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let has =
+        |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    // The working tree still gets plaintext.
+    assert!(sb.read_str("repo/secrets/app.yaml").contains(SECRET));
+    // Stored zip entries (-0), so the bytes can be searched.
+    for args in [
+        &["archive", "--format=tar", "HEAD"][..],
+        &["archive", "--format=zip", "-0", "HEAD"][..],
+    ] {
+        let out = sb.git_in("repo", args);
+        assert_success(&out, args);
+        assert!(
+            !has(&out.stdout, SECRET),
+            "{args:?}: plaintext in the archive"
+        );
+        assert!(
+            has(&out.stdout, "ENC[AES256_GCM,data:"),
+            "{args:?}: no ciphertext"
+        );
+        assert!(
+            stderr(&out)
+                .contains("coffer: git archive: 2 encrypted file(s) kept encrypted in the archive"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // The single-shot filter, as libgit2-based tools run it, does the same.
+    sb.git("repo", &["config", "--unset", "filter.coffer.process"]);
+    let out = sb.git_in("repo", &["archive", "--format=tar", "HEAD"]);
+    assert_success(&out, &["archive with the single-shot filter"]);
+    assert!(!has(&out.stdout, SECRET));
+
+    // Opted in: the archive is for a deploy that wants plaintext.
+    sb.git("repo", &["config", "coffer.archivePlaintext", "true"]);
+    let out = sb.git_in("repo", &["archive", "--format=tar", "HEAD"]);
+    assert_success(&out, &["archive, opted in"]);
+    assert!(has(&out.stdout, SECRET));
+}
+
+/// `git add -p` can stage the hunk of a value without the hunk of the MAC; `git check`
+/// (the pre-commit hook) names such a blob and the fix, and the fix works.
+#[test]
+fn a_partly_staged_file_is_reported_and_staging_it_whole_repairs_it() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let old = sb.git("repo", &["show", ":secrets/app.yaml"]);
+    let text = sb
+        .read_str("repo/secrets/app.yaml")
+        .replace(SECRET, "n3w-pass");
+    sb.write("repo/secrets/app.yaml", &text);
+    sb.git("repo", &["add", "secrets/app.yaml"]);
+    let new = sb.git("repo", &["show", ":secrets/app.yaml"]);
+    // The new values with the old MAC: what staging half the hunks gives.
+    let mac = |t: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with("mac:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(mac(&old), mac(&new));
+    sb.write("partial.yaml", new.replace(&mac(&new), &mac(&old)));
+    let oid = sb
+        .git(
+            "repo",
+            &[
+                "hash-object",
+                "-w",
+                "--no-filters",
+                sb.path("partial.yaml").to_str().unwrap(),
+            ],
+        )
+        .trim()
+        .to_string();
+    sb.git(
+        "repo",
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{oid},secrets/app.yaml"),
+        ],
+    );
+    let out = sb.coffer_in("repo", &["git", "check"]);
+    assert_error(
+        &out,
+        4,
+        "coffer: staged version does not open: secrets/app.yaml (MAC mismatch)",
+    );
+    assert!(
+        stderr(&out).contains(
+            "hint: secrets/app.yaml: stage the whole file with: git add -- secrets/app.yaml"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // Staging the whole file repairs it.
+    sb.git("repo", &["add", "secrets/app.yaml"]);
+    assert_success(
+        &sb.coffer_in("repo", &["git", "check"]),
+        &["git check after git add"],
+    );
+    assert!(sb
+        .git("repo", &["show", ":secrets/app.yaml"])
+        .contains("ENC["));
+    sb.git("repo", &["commit", "-qm", "new password"]);
+    std::fs::remove_file(sb.path("repo/secrets/app.yaml")).unwrap();
+    sb.git("repo", &["checkout", "--", "secrets/app.yaml"]);
+    assert_eq!(sb.read_str("repo/secrets/app.yaml"), text);
+}
