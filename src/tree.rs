@@ -269,6 +269,7 @@ pub fn line_end_after(text: &str, pos: usize) -> usize {
 }
 
 /// A decrypted tree, detached from any source text.
+#[derive(PartialEq)]
 pub enum Value {
     Map(Vec<(String, Value)>),
     Seq(Vec<Value>),

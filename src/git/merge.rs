@@ -1,5 +1,6 @@
-//! The merge driver (`merge.coffer.driver`): decrypt base, ours and theirs, merge the
-//! plaintext with `git merge-file`, and store the result encrypted under ours' data key.
+//! The merge driver (`merge.coffer.driver`): decrypt base, ours and theirs, merge them by
+//! key path (`merge_values`; `git merge-file` on the plaintext for files that do not
+//! parse), and store the result encrypted under ours' data key.
 //!
 //! git writes whatever the driver leaves in %A into its object store, conflicts
 //! included, so a conflicted result is stored encrypted too: as one binary value under
@@ -59,33 +60,16 @@ pub fn merge(
     };
     let theirs_plain = plain(&theirs_bytes)?;
 
-    let dir = crate::fsutil::PrivateDir::new("coffer-merge-")?;
-    let write = |name: &str, data: &[u8]| -> Result<std::path::PathBuf> {
-        let p = dir.path().join(name);
-        crate::fsutil::write_new(&p, data, 0o600)?;
-        Ok(p)
-    };
-    let (o, b, t) = (
-        write("ours", &ours_plain)?,
-        write("base", &base_plain)?,
-        write("theirs", &theirs_plain)?,
-    );
-    let out = Command::new("git")
-        .args(["merge-file", "-p", &format!("--marker-size={marker_size}")])
-        .args(["-L", "ours", "-L", "base", "-L", "theirs"])
-        .args([&o, &b, &t])
-        .output()
-        .map_err(|e| Error::Git(format!("cannot run git merge-file: {e}")))?;
-    let merged = Zeroizing::new(out.stdout);
-    let conflicts = match out.status.code() {
-        Some(0) => false,
-        Some(n) if n > 0 && n < 128 => true,
-        _ => {
-            return Err(Error::Git(format!(
-                "{path}: git merge-file failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+    let (merged, conflicts) = match super::merge_values::merge(
+        path,
+        format,
+        &base_plain,
+        &ours_plain,
+        &theirs_plain,
+        marker_size,
+    ) {
+        Some(done) => done,
+        None => merge_file(path, &base_plain, &ours_plain, &theirs_plain, marker_size)?,
     };
 
     let result = match (&ours_opened, conflicts) {
@@ -118,4 +102,44 @@ pub fn merge(
     };
     std::fs::write(ours, &*result).map_err(|e| Error::io(ours, e))?;
     Ok(!conflicts)
+}
+
+/// Line by line, with `git merge-file`, for files that do not merge by key path.
+fn merge_file(
+    path: &str,
+    base_plain: &[u8],
+    ours_plain: &[u8],
+    theirs_plain: &[u8],
+    marker_size: usize,
+) -> Result<(Zeroizing<Vec<u8>>, bool)> {
+    let dir = crate::fsutil::PrivateDir::new("coffer-merge-")?;
+    let write = |name: &str, data: &[u8]| -> Result<std::path::PathBuf> {
+        let p = dir.path().join(name);
+        crate::fsutil::write_new(&p, data, 0o600)?;
+        Ok(p)
+    };
+    let (o, b, t) = (
+        write("ours", ours_plain)?,
+        write("base", base_plain)?,
+        write("theirs", theirs_plain)?,
+    );
+    let out = Command::new("git")
+        .args(["merge-file", "-p", &format!("--marker-size={marker_size}")])
+        .args(["-L", "ours", "-L", "base", "-L", "theirs"])
+        .args([&o, &b, &t])
+        .output()
+        .map_err(|e| Error::Git(format!("cannot run git merge-file: {e}")))?;
+    let merged = Zeroizing::new(out.stdout);
+    let conflicts = match out.status.code() {
+        Some(0) => false,
+        Some(n) if n > 0 && n < 128 => true,
+        _ => {
+            return Err(Error::Git(format!(
+                "{path}: git merge-file failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    };
+
+    Ok((merged, conflicts))
 }

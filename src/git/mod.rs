@@ -4,6 +4,7 @@
 
 pub mod filter;
 pub mod merge;
+mod merge_values;
 pub mod pktline;
 pub mod process;
 pub mod setup;

@@ -615,3 +615,99 @@ fn a_partly_staged_file_is_reported_and_staging_it_whole_repairs_it() {
     sb.git("repo", &["checkout", "--", "secrets/app.yaml"]);
     assert_eq!(sb.read_str("repo/secrets/app.yaml"), text);
 }
+
+/// Merge `theirs` into `ours` (both from `base`) for covered file `name` in a fresh
+/// repository; the merge's output and the working-tree text after it.
+fn merge_three(
+    name: &str,
+    base: &str,
+    ours: &str,
+    theirs: &str,
+) -> (Sandbox, std::process::Output, String) {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let file = format!("repo/secrets/{name}");
+    sb.write(&file, base);
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-qm", "base"]);
+    for (branch, text) in [("theirs", theirs), ("ours", ours)] {
+        sb.git("repo", &["checkout", "-q", "-b", branch, "main"]);
+        sb.write(&file, text);
+        sb.git("repo", &["commit", "-qam", branch]);
+    }
+    let out = sb.git_in("repo", &["merge", "--no-edit", "theirs"]);
+    let text = sb.read_str(&file);
+    (sb, out, text)
+}
+
+#[test]
+fn merges_go_by_key_path_so_adjacent_changes_merge() {
+    let base = "# database\ndb:\n  user: app\n  password: old-pw\n  port: 5432\nhosts: [a, b]\nflags:\n  - x\n  - y\n";
+    // Ours: adjacent keys and a list item; theirs: the key between them, a new key, the
+    // other list item, and a key removed.
+    let ours = "# database\ndb:\n  user: app2\n  password: old-pw\n  port: 6543\nhosts: [a, b]\nflags:\n  - x1\n  - y\n";
+    let theirs = "# database\ndb:\n  user: app\n  password: new-pw\n  port: 5432\n  tls: true\nflags:\n  - x\n  - y1\n";
+    let (sb, out, text) = merge_three("db.yaml", base, ours, theirs);
+    assert_success(&out, &["merge by key path"]);
+    assert_eq!(
+        text,
+        "# database\ndb:\n  user: app2\n  password: new-pw\n  port: 6543\n  tls: true\nflags:\n  - x1\n  - y1\n"
+    );
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    assert_no_plaintext_in_git(&sb, "repo", "new-pw");
+}
+
+#[test]
+fn a_value_changed_on_both_sides_conflicts_alone() {
+    let base = "a: 1\npassword: old\nz: 1\n";
+    let ours = "a: 2\npassword: ours-pw\nz: 1\n";
+    let theirs = "a: 1\npassword: theirs-pw\nz: 2\n";
+    let (sb, out, text) = merge_three("c.yaml", base, ours, theirs);
+    assert!(!out.status.success(), "the merge must conflict");
+    assert_eq!(
+        text,
+        "a: 2\n<<<<<<< ours\npassword: ours-pw\n=======\npassword: theirs-pw\n>>>>>>> theirs\nz: 2\n"
+    );
+    assert_no_plaintext_in_git(&sb, "repo", "ours-pw");
+    assert_no_plaintext_in_git(&sb, "repo", "theirs-pw");
+}
+
+#[test]
+fn dotenv_and_json_files_merge_by_key_too() {
+    let (sb, out, text) = merge_three(
+        "app.env",
+        "A=1\nB=2\nC=3\n",
+        "A=10\nB=2\nC=3\n",
+        "A=1\nB=20\nC=3\nD=4\n",
+    );
+    assert_success(&out, &["dotenv merge"]);
+    assert_eq!(text, "A=10\nB=20\nC=3\nD=4\n");
+    drop(sb);
+    let (_sb, out, text) = merge_three(
+        "app.json",
+        "{\n  \"a\": 1,\n  \"b\": {\"c\": \"x\", \"d\": [1, 2]}\n}\n",
+        "{\n  \"a\": 2,\n  \"b\": {\"c\": \"x\", \"d\": [1, 2]}\n}\n",
+        "{\n  \"a\": 1,\n  \"b\": {\"c\": \"y\", \"d\": [1, 2, 3]}\n}\n",
+    );
+    assert_success(&out, &["json merge"]);
+    let merged: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        merged,
+        serde_json::json!({"a": 2, "b": {"c": "y", "d": [1, 2, 3]}})
+    );
+}
+
+#[test]
+fn lists_of_other_lengths_and_removed_values_conflict_as_one_entry() {
+    let base = "hosts:\n  - a\n  - b\nold: 1\nkeep: k\n";
+    // Ours grows the list and changes `old`; theirs changes an item and removes `old`.
+    let ours = "hosts:\n  - a\n  - b\n  - c\nold: 2\nkeep: k\n";
+    let theirs = "hosts:\n  - a\n  - B\nkeep: k2\n";
+    let (_sb, out, text) = merge_three("l.yaml", base, ours, theirs);
+    assert!(!out.status.success(), "the merge must conflict");
+    assert_eq!(
+        text,
+        "<<<<<<< ours\nhosts:\n  - a\n  - b\n  - c\n=======\nhosts:\n  - a\n  - B\n>>>>>>> theirs\n\
+         <<<<<<< ours\nold: 2\n=======\n>>>>>>> theirs\nkeep: k2\n"
+    );
+}
