@@ -20,7 +20,7 @@ use crate::sops::{Layout, Sealed};
 use crate::{sops, Error, Result};
 
 pub struct Filter {
-    keyring: Keyring,
+    keyring: std::sync::Arc<Keyring>,
     repo: Option<git2::Repository>,
     workdir: PathBuf,
     config: Option<PathBuf>,
@@ -109,7 +109,7 @@ impl Filter {
         git2::opts::strict_hash_verification(false);
         let repo = git2::Repository::discover(&workdir).ok();
         Filter {
-            keyring,
+            keyring: std::sync::Arc::new(keyring),
             repo,
             workdir,
             config,
@@ -289,32 +289,28 @@ impl Filter {
     }
 
     pub fn smudge(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
-        let content = Zeroizing::new(content);
-        let mut format = Format::from_path(Path::new(path));
-        if is_conflict(&content) {
-            format = Format::Binary;
+        let done = self.smudger().smudge(path, content);
+        self.take(path, done)
+    }
+
+    /// What smudge needs, shareable with threads: checkouts smudge files in parallel.
+    pub fn smudger(&self) -> Smudger {
+        Smudger {
+            keyring: self.keyring.clone(),
+            layout: self.layout,
+            keep_ciphertext: self.keep_ciphertext,
         }
-        if content.is_empty() || !crate::format::mentions_sops(&content) {
-            return Ok(content);
+    }
+
+    /// Take a smudge's result, keeping what it has to report.
+    pub fn take(&mut self, path: &str, done: Smudged) -> Result<Zeroizing<Vec<u8>>> {
+        self.notes.extend(done.note);
+        match done.state {
+            SmudgeState::Decrypted => {}
+            SmudgeState::NoKey => self.locked.push(path.to_string()),
+            SmudgeState::Kept => self.kept += 1,
         }
-        if self.keep_ciphertext {
-            self.kept += 1;
-            return Ok(content);
-        }
-        match sops::open(path, format, content.to_vec(), &self.keyring, false) {
-            Ok(opened) => {
-                let sealed = opened.into_output(format)?;
-                self.accept(sealed)
-            }
-            // Not a sops file after all: it is stored as it is.
-            Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => Ok(content),
-            // Checkout must not fail for want of a key: leave the ciphertext in place.
-            Err(Error::NoKey { .. }) => {
-                self.locked.push(path.to_string());
-                Ok(content)
-            }
-            Err(e) => Err(e),
-        }
+        done.result
     }
 
     /// One line for everything that stayed encrypted, or nothing.
@@ -330,5 +326,69 @@ impl Filter {
             shown.join(", "),
             if more > 0 { format!(" and {more} more") } else { String::new() }
         ))
+    }
+}
+
+/// Smudge without the filter's git state, so it can run on any thread.
+pub struct Smudger {
+    keyring: std::sync::Arc<Keyring>,
+    layout: Layout,
+    keep_ciphertext: bool,
+}
+
+/// What happened to one file.
+pub enum SmudgeState {
+    Decrypted,
+    /// No key here opens it: left encrypted.
+    NoKey,
+    /// Kept encrypted on purpose (`git archive`).
+    Kept,
+}
+
+/// A smudge's result and what it has to report.
+pub struct Smudged {
+    pub result: Result<Zeroizing<Vec<u8>>>,
+    pub note: Option<String>,
+    pub state: SmudgeState,
+}
+
+impl Smudger {
+    pub fn smudge(&self, path: &str, content: Vec<u8>) -> Smudged {
+        let done = |result, state| Smudged {
+            result,
+            note: None,
+            state,
+        };
+        let content = Zeroizing::new(content);
+        let mut format = Format::from_path(Path::new(path));
+        if is_conflict(&content) {
+            format = Format::Binary;
+        }
+        if content.is_empty() || !crate::format::mentions_sops(&content) {
+            return done(Ok(content), SmudgeState::Decrypted);
+        }
+        if self.keep_ciphertext {
+            return done(Ok(content), SmudgeState::Kept);
+        }
+        match sops::open(path, format, content.to_vec(), &self.keyring, false) {
+            Ok(opened) => match opened
+                .into_output(format)
+                .and_then(|s| s.accept(self.layout))
+            {
+                Ok((bytes, note)) => Smudged {
+                    result: Ok(bytes),
+                    note,
+                    state: SmudgeState::Decrypted,
+                },
+                Err(e) => done(Err(e), SmudgeState::Decrypted),
+            },
+            // Not a sops file after all: it is stored as it is.
+            Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => {
+                done(Ok(content), SmudgeState::Decrypted)
+            }
+            // Checkout must not fail for want of a key: leave the ciphertext in place.
+            Err(Error::NoKey { .. }) => done(Ok(content), SmudgeState::NoKey),
+            Err(e) => done(Err(e), SmudgeState::Decrypted),
+        }
     }
 }

@@ -1,20 +1,75 @@
 //! git's long-running filter process protocol (`filter.<driver>.process`): one process
 //! serves every file of a checkout or commit, so data keys are unwrapped once.
 
+use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::sync::{mpsc, Mutex};
 
-use super::filter::Filter;
+use super::filter::{Filter, Smudged};
 use super::pktline::{self, Packet};
 
 /// Serve requests until git closes stdin. Per-file failures are reported to git as
 /// `status=error` and the process carries on; protocol errors end it.
+///
+/// With git's `delay` capability (checkout and clone offer it), smudges are handed to one
+/// worker per core and answered `status=delayed`; git then asks which are done
+/// (`list_available_blobs`) and fetches each again.
 pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::Result<()> {
     let mut r = BufReader::new(input);
     let mut w = BufWriter::new(output);
-    handshake(&mut r, &mut w)?;
+    let delay = handshake(&mut r, &mut w)?;
+    let workers = if delay {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        0
+    };
+    let smudger = filter.smudger();
+    let (job_tx, job_rx) = mpsc::channel::<(String, Vec<u8>)>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(String, Smudged)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (jobs, done, smudger) = (&job_rx, done_tx.clone(), &smudger);
+            scope.spawn(move || loop {
+                let job = jobs.lock().expect("job lock").recv();
+                let Ok((path, content)) = job else { return };
+                let smudged = smudger.smudge(&path, content);
+                if done.send((path, smudged)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut delayed = Delayed {
+            jobs: (workers > 0).then_some(job_tx),
+            done: done_rx,
+            pending: 0,
+            listed: HashMap::new(),
+        };
+        let served = requests(filter, &mut r, &mut w, &mut delayed);
+        // The workers end when there is no more work to wait for.
+        delayed.jobs = None;
+        served
+    })
+}
+
+/// Smudges handed to the workers: how many are out, and those done that git was told of.
+struct Delayed {
+    jobs: Option<mpsc::Sender<(String, Vec<u8>)>>,
+    done: mpsc::Receiver<(String, Smudged)>,
+    pending: usize,
+    listed: HashMap<String, Smudged>,
+}
+
+fn requests(
+    filter: &mut Filter,
+    r: &mut impl Read,
+    w: &mut impl Write,
+    delayed: &mut Delayed,
+) -> io::Result<()> {
     loop {
         // A request: header lines, flush, content packets, flush.
-        let first = match pktline::read(&mut r)? {
+        let first = match pktline::read(r)? {
             None => return Ok(()),
             Some(Packet::Flush) => continue,
             Some(Packet::Data(d)) => d,
@@ -22,12 +77,24 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
         let mut headers = vec![String::from_utf8_lossy(&first)
             .trim_end_matches('\n')
             .to_string()];
-        while let Some(line) = pktline::read_text(&mut r)? {
+        while let Some(line) = pktline::read_text(r)? {
             headers.push(line);
+        }
+        let value = |key: &str| {
+            headers
+                .iter()
+                .find_map(|h| h.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+                .map(str::to_string)
+        };
+        let command = value("command").unwrap_or_default();
+        let path = value("pathname").unwrap_or_default();
+        if command == "list_available_blobs" {
+            list_available(delayed, w)?;
+            continue;
         }
         let mut content = Vec::new();
         loop {
-            match pktline::read(&mut r)? {
+            match pktline::read(r)? {
                 Some(Packet::Data(d)) => content.extend_from_slice(&d),
                 Some(Packet::Flush) => break,
                 None => {
@@ -38,16 +105,24 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
                 }
             }
         }
-        let value = |key: &str| {
-            headers
-                .iter()
-                .find_map(|h| h.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
-                .map(str::to_string)
-        };
-        let command = value("command").unwrap_or_default();
-        let path = value("pathname").unwrap_or_default();
         let result = match command.as_str() {
             "clean" => filter.clean(&path, content),
+            // git fetches a delayed file again, with no content.
+            "smudge" if delayed.listed.contains_key(&path) => {
+                let done = delayed.listed.remove(&path).expect("listed");
+                filter.take(&path, done)
+            }
+            "smudge" if value("can-delay").as_deref() == Some("1") && delayed.jobs.is_some() => {
+                let jobs = delayed.jobs.as_ref().expect("checked");
+                if jobs.send((path, content)).is_ok() {
+                    delayed.pending += 1;
+                    pktline::write_text(w, "status=delayed")?;
+                    pktline::flush(w)?;
+                    w.flush()?;
+                    continue;
+                }
+                Err(crate::Error::Git("the smudge workers are gone".into()))
+            }
             "smudge" => filter.smudge(&path, content),
             other => Err(crate::Error::Git(format!(
                 "unknown filter command {other:?}"
@@ -58,25 +133,48 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
         }
         match result {
             Ok(out) => {
-                pktline::write_text(&mut w, "status=success")?;
-                pktline::flush(&mut w)?;
-                pktline::write_data(&mut w, &out)?;
-                pktline::flush(&mut w)?;
+                pktline::write_text(w, "status=success")?;
+                pktline::flush(w)?;
+                pktline::write_data(w, &out)?;
+                pktline::flush(w)?;
                 // The status list after the content: empty, so success stands.
-                pktline::flush(&mut w)?;
+                pktline::flush(w)?;
             }
             Err(e) => {
                 eprintln!("coffer: {}", crate::error::one_line(&e.to_string()));
                 // Exactly one flush after an error status, or git loses sync.
-                pktline::write_text(&mut w, "status=error")?;
-                pktline::flush(&mut w)?;
+                pktline::write_text(w, "status=error")?;
+                pktline::flush(w)?;
             }
         }
         w.flush()?;
     }
 }
 
-fn handshake(r: &mut impl Read, w: &mut impl Write) -> io::Result<()> {
+/// Name the delayed files that are done, waiting for one when none is yet; an empty list
+/// tells git none is left.
+fn list_available(delayed: &mut Delayed, w: &mut impl Write) -> io::Result<()> {
+    let mut ready: Vec<(String, Smudged)> = delayed.done.try_iter().collect();
+    if ready.is_empty() && delayed.pending > 0 {
+        ready.extend(delayed.done.recv().ok());
+    }
+    let mut names = Vec::new();
+    for (path, done) in ready {
+        delayed.pending -= 1;
+        names.push(path.clone());
+        delayed.listed.insert(path, done);
+    }
+    for name in &names {
+        pktline::write_text(w, &format!("pathname={name}"))?;
+    }
+    pktline::flush(w)?;
+    pktline::write_text(w, "status=success")?;
+    pktline::flush(w)?;
+    w.flush()
+}
+
+/// The version and capabilities exchange; true when git and coffer agreed on `delay`.
+fn handshake(r: &mut impl Read, w: &mut impl Write) -> io::Result<bool> {
     let bad = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -103,11 +201,14 @@ fn handshake(r: &mut impl Read, w: &mut impl Write) -> io::Result<()> {
         offered.push(line);
     }
     // Answer with what git offered and coffer supports; never more.
-    for cap in ["capability=clean", "capability=smudge"] {
+    let mut delay = false;
+    for cap in ["capability=clean", "capability=smudge", "capability=delay"] {
         if offered.iter().any(|o| o == cap) {
             pktline::write_text(w, cap)?;
+            delay |= cap == "capability=delay";
         }
     }
     pktline::flush(w)?;
-    w.flush()
+    w.flush()?;
+    Ok(delay)
 }

@@ -711,3 +711,55 @@ fn lists_of_other_lengths_and_removed_values_conflict_as_one_entry() {
          <<<<<<< ours\nold: 2\n=======\n>>>>>>> theirs\nkeep: k2\n"
     );
 }
+
+/// Checkouts hand smudges to workers through git's `delay` capability; the files come
+/// out right, and a file without a key still checks out (encrypted) on that path.
+#[test]
+fn checkout_smudges_in_parallel_through_the_delay_capability() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    for i in 0..20 {
+        sb.write(
+            &format!("repo/secrets/f{i}.env"),
+            format!("TOKEN=tok-{i}\n"),
+        );
+    }
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-qm", "twenty"]);
+    std::fs::remove_dir_all(sb.path("repo/secrets")).unwrap();
+    let out = sb.git_env(
+        "repo",
+        &["checkout", "-q", "--", "secrets"],
+        &[("GIT_TRACE_PACKET", "1")],
+    );
+    assert_success(&out, &["checkout with delay"]);
+    let trace = stderr(&out);
+    assert!(trace.contains("git< capability=delay"), "delay not agreed");
+    assert!(
+        trace.matches("git< status=delayed").count() >= 20,
+        "files not delayed"
+    );
+    assert!(trace.contains("git> command=list_available_blobs"));
+    for i in 0..20 {
+        assert_eq!(
+            sb.read_str(&format!("repo/secrets/f{i}.env")),
+            format!("TOKEN=tok-{i}\n")
+        );
+    }
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    // Without a key the delayed path leaves ciphertext, with one warning.
+    std::fs::remove_dir_all(sb.path("repo/secrets")).unwrap();
+    let out = sb.git_env(
+        "repo",
+        &["checkout", "-q", "--", "secrets"],
+        &[("HOME", "/nonexistent")],
+    );
+    assert_success(&out, &["checkout without a key"]);
+    assert!(sb.read_str("repo/secrets/f3.env").contains("ENC["));
+    assert_eq!(
+        stderr(&out).matches("coffer: warning:").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+}
