@@ -58,19 +58,31 @@ pub trait MasterKey: Send + Sync {
 /// Everything this process can decrypt with.
 pub struct Keyring {
     sources: Vec<Box<dyn MasterKey>>,
-    /// Opened data keys by the wrapped form they came from.
-    cache: Mutex<HashMap<String, DataKey>>,
+    state: Mutex<Cache>,
+    /// Signalled when an unwrap ends, for threads waiting on the same data key.
+    unwrapped: std::sync::Condvar,
+}
+
+/// Opened data keys by the wrapped form they came from, and the wrapped forms being
+/// opened right now (by another thread).
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<String, DataKey>,
+    opening: std::collections::HashSet<String>,
 }
 
 impl Keyring {
     pub fn new(sources: Vec<Box<dyn MasterKey>>) -> Self {
         Keyring {
             sources,
-            cache: Mutex::new(HashMap::new()),
+            state: Mutex::new(Cache::default()),
+            unwrapped: std::sync::Condvar::new(),
         }
     }
 
-    /// Open the data key of a file, or say why every master key failed.
+    /// Open the data key of a file, or say why every master key failed. Each data key is
+    /// unwrapped once per process: a thread asking for one another thread is opening
+    /// waits for it (one KMS call for files that share a key, smudged in parallel).
     pub fn data_key(&self, meta: &Metadata) -> Result<DataKey, Vec<String>> {
         let wrapped: Vec<&str> = meta
             .age
@@ -79,21 +91,37 @@ impl Keyring {
             .chain(meta.kms.iter().map(|k| k.enc.as_str()))
             .collect();
         {
-            let cache = self.cache.lock().expect("key cache lock");
-            if let Some(k) = wrapped.iter().find_map(|w| cache.get(*w)) {
-                return Ok(k.clone());
+            let mut state = self.state.lock().expect("key cache lock");
+            loop {
+                if let Some(k) = wrapped.iter().find_map(|w| state.keys.get(*w)) {
+                    return Ok(k.clone());
+                }
+                if !wrapped.iter().any(|w| state.opening.contains(*w)) {
+                    break;
+                }
+                state = self.unwrapped.wait(state).expect("key cache lock");
+            }
+            state
+                .opening
+                .extend(wrapped.iter().map(|w| (*w).to_string()));
+        }
+        let opened = self.unwrap(meta);
+        let mut state = self.state.lock().expect("key cache lock");
+        for w in &wrapped {
+            state.opening.remove(*w);
+            if let Ok(key) = &opened {
+                state.keys.insert((*w).to_string(), key.clone());
             }
         }
+        self.unwrapped.notify_all();
+        opened
+    }
+
+    fn unwrap(&self, meta: &Metadata) -> Result<DataKey, Vec<String>> {
         let mut reasons = Vec::new();
         for source in &self.sources {
             match source.unwrap(meta) {
-                Ok(Some(key)) => {
-                    let mut cache = self.cache.lock().expect("key cache lock");
-                    for w in &wrapped {
-                        cache.insert((*w).to_string(), key.clone());
-                    }
-                    return Ok(key);
-                }
+                Ok(Some(key)) => return Ok(key),
                 Ok(None) => {}
                 Err(r) => reasons.extend(r),
             }
@@ -111,4 +139,41 @@ pub fn is_key_source(name: &str) -> bool {
     name.starts_with("COFFER_AGE_")
         || name.starts_with("SOPS_AGE_")
         || matches!(name, "COFFER_MFA_TOKEN" | "SOPS_PGP_FP")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A master key that takes its time and counts its calls.
+    struct Slow(std::sync::Arc<AtomicUsize>);
+
+    impl MasterKey for Slow {
+        fn unwrap(&self, _: &Metadata) -> Result<Option<DataKey>, Vec<String>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Ok(DataKey::from_slice(&[7; 32]))
+        }
+    }
+
+    /// Threads asking for the same data key at once cause one unwrap (one KMS call).
+    #[test]
+    fn a_data_key_is_unwrapped_once_however_many_threads_ask() {
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let keyring = Keyring::new(vec![Box::new(Slow(calls.clone()))]);
+        let meta = Metadata {
+            age: vec![crate::metadata::AgeEntry {
+                recipient: "age1x".into(),
+                enc: "wrapped".into(),
+            }],
+            ..Default::default()
+        };
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| assert!(keyring.data_key(&meta).is_ok()));
+            }
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 }
