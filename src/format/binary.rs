@@ -14,8 +14,9 @@ pub struct BinaryStore;
 impl Store for BinaryStore {
     /// An encrypted file is its JSON document; anything else is one plaintext value.
     fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
+        // The metadata comes after the data: look from the end.
         let looks_like_sops = source.trim_ascii_start().starts_with(b"{")
-            && source.windows(6).any(|w| w == b"\"sops\"");
+            && memchr::memmem::rfind(&source, b"\"sops\"").is_some();
         if looks_like_sops {
             if let Ok(doc) = JsonStore.parse(Zeroizing::new(source.to_vec())) {
                 if doc.is_encrypted() {
