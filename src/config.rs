@@ -380,11 +380,7 @@ impl Config {
         let abs = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
         let base_abs = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         let candidate = match abs.strip_prefix(&base_abs) {
-            Ok(rel) => rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/"),
+            Ok(rel) => crate::glob::slashed(rel),
             Err(_) => target.to_string_lossy().into_owned(),
         };
         self.rules.iter().find_map(|(re, rule)| match re {

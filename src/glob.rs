@@ -110,7 +110,8 @@ pub fn expand(root: &Path, pattern: &str) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn slashed(p: &Path) -> String {
+/// A relative path as globs, rules and tags see it: components joined with `/`.
+pub fn slashed(p: &Path) -> String {
     p.components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()

@@ -137,26 +137,17 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
             },
         )
         .collect::<Result<_>>()?;
+    // The file's KMS keys as specs, in the order of its entries.
+    let current = Recipients::of(&opened.meta).kms;
     md.kms = wanted
         .kms
         .iter()
-        .map(|spec| {
-            let existing = opened.meta.kms.iter().find(|k| {
-                same_kms(
-                    &KmsSpec {
-                        arn: k.arn.clone(),
-                        role: k.role.clone(),
-                        context: k.context.clone(),
-                        aws_profile: None,
-                    },
-                    spec,
-                )
-            });
-            match existing {
-                Some(e) => Ok(e.clone()),
+        .map(
+            |spec| match current.iter().position(|c| same_kms(c, spec)) {
+                Some(i) => Ok(opened.meta.kms[i].clone()),
                 None => kms.wrap(&opened.key, spec),
-            }
-        })
+            },
+        )
         .collect::<Result<_>>()?;
     opened.with_metadata(&md)
 }

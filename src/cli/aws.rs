@@ -17,6 +17,7 @@ use crate::aws::push::{
 use crate::aws::{Payload, Scope};
 use crate::format::json::json_string;
 use crate::format::Format;
+use crate::git::workspace::repo_relative;
 use crate::tree::{variable_name, Value};
 use crate::{sops, Error, Result};
 
@@ -210,19 +211,6 @@ fn scope(region: &Option<String>) -> Scope {
 /// `coffer:source` says, the same from every clone and working directory.
 fn source_name(file: &Path) -> String {
     repo_relative(file).unwrap_or_else(|| file.display().to_string())
-}
-
-fn repo_relative(path: &Path) -> Option<String> {
-    let abs = std::fs::canonicalize(path).ok()?;
-    let repo = git2::Repository::discover(if abs.is_dir() { &abs } else { abs.parent()? }).ok()?;
-    let root = std::fs::canonicalize(repo.workdir()?).ok()?;
-    let rel = abs.strip_prefix(root).ok()?;
-    Some(
-        rel.components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/"),
-    )
 }
 
 /// One file's contribution to a push: its secrets, and what `--emit ecs` says of them.
@@ -564,13 +552,8 @@ fn plan_target<'s>(
     for file in &files {
         // Outside a repository, the path from the config file's directory: still the same
         // from every working directory.
-        let source = repo_relative(file).unwrap_or_else(|| {
-            let rel = file.strip_prefix(base).unwrap_or(file);
-            rel.components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/")
-        });
+        let source = repo_relative(file)
+            .unwrap_or_else(|| crate::glob::slashed(file.strip_prefix(base).unwrap_or(file)));
         let secrets = file_secrets(
             file,
             Format::from_path(file),

@@ -116,7 +116,7 @@ impl Rules<'_> {
     fn names(&self) -> HashMap<String, String> {
         let mut out = HashMap::new();
         for file in self.loaded.keys() {
-            if let Some(text) = committed(file) {
+            if let Some(text) = workspace::committed_text(file) {
                 out.extend(crate::config::key_names(&text));
             }
             if let Ok(text) = std::fs::read_to_string(file) {
@@ -125,17 +125,6 @@ impl Rules<'_> {
         }
         out
     }
-}
-
-/// `file` as committed in HEAD, when it is in a repository.
-fn committed(file: &Path) -> Option<String> {
-    let abs = std::fs::canonicalize(file).ok()?;
-    let repo = git2::Repository::discover(abs.parent()?).ok()?;
-    let root = std::fs::canonicalize(repo.workdir()?).ok()?;
-    let tree = repo.head().ok()?.peel_to_tree().ok()?;
-    let entry = tree.get_path(abs.strip_prefix(root).ok()?).ok()?;
-    let blob = repo.find_blob(entry.id()).ok()?;
-    String::from_utf8(blob.content().to_vec()).ok()
 }
 
 /// One file's part of a plan.

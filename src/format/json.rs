@@ -613,6 +613,24 @@ mod tests {
     use super::super::table::check;
     use super::*;
 
+    /// The block scan finds the first control character wherever it falls, across the
+    /// 64-byte blocks; a string of megabytes is scanned in blocks, not byte by byte.
+    #[test]
+    fn the_first_control_character_is_found_across_blocks() {
+        for len in [0usize, 1, 63, 64, 65, 200] {
+            let clean = vec![b'a'; len];
+            assert_eq!(first_control(&clean), None, "{len}");
+            for at in 0..len {
+                let mut s = clean.clone();
+                s[at] = b'\n';
+                if at + 1 < len {
+                    s[len - 1] = 0x01;
+                }
+                assert_eq!(first_control(&s), Some(at), "{len} {at}");
+            }
+        }
+    }
+
     #[test]
     fn constructs() {
         let s = &JsonStore;
@@ -642,28 +660,5 @@ mod tests {
         );
         assert!(err("{\"sops\": {}, \"a\": 1}").contains("not the last key"));
         assert!(err("{\"n\": 18446744073709551616}").contains("64 bits"));
-    }
-}
-
-#[cfg(test)]
-mod scan_tests {
-    use super::first_control;
-
-    /// The block scan finds the first control character wherever it falls, across the
-    /// 64-byte blocks; a string of megabytes is scanned in blocks, not byte by byte.
-    #[test]
-    fn the_first_control_character_is_found_across_blocks() {
-        for len in [0usize, 1, 63, 64, 65, 200] {
-            let clean = vec![b'a'; len];
-            assert_eq!(first_control(&clean), None, "{len}");
-            for at in 0..len {
-                let mut s = clean.clone();
-                s[at] = b'\n';
-                if at + 1 < len {
-                    s[len - 1] = 0x01;
-                }
-                assert_eq!(first_control(&s), Some(at), "{len} {at}");
-            }
-        }
     }
 }

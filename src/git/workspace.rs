@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::format::Format;
+use crate::glob::slashed;
 use crate::{Error, Result};
 
 /// One encrypted file.
@@ -42,11 +43,21 @@ fn repository(dir: &Path) -> Option<(git2::Repository, PathBuf)> {
     Some((repo, root))
 }
 
-fn slashed(p: &Path) -> String {
-    p.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+/// `path` relative to the root of its repository, `/`-separated, when it is in one.
+pub fn repo_relative(path: &Path) -> Option<String> {
+    let abs = std::fs::canonicalize(path).ok()?;
+    let (_, root) = repository(if abs.is_dir() { &abs } else { abs.parent()? })?;
+    Some(slashed(abs.strip_prefix(root).ok()?))
+}
+
+/// `path` as committed in HEAD, as text, when it is in a repository.
+pub fn committed_text(path: &Path) -> Option<String> {
+    let abs = std::fs::canonicalize(path).ok()?;
+    let (repo, root) = repository(abs.parent()?)?;
+    let tree = repo.head().ok()?.peel_to_tree().ok()?;
+    let entry = tree.get_path(abs.strip_prefix(root).ok()?).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    String::from_utf8(blob.content().to_vec()).ok()
 }
 
 /// `git` output split on NULs.
