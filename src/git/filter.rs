@@ -19,6 +19,8 @@ use crate::keys::{Keyring, Recipients};
 use crate::sops::{Layout, Sealed};
 use crate::{sops, Error, Result};
 
+use super::seen::{blob_id, Hit, Seen, Tagger};
+
 pub struct Filter {
     keyring: std::sync::Arc<Keyring>,
     repo: Option<git2::Repository>,
@@ -39,6 +41,8 @@ pub struct Filter {
     /// Files kept encrypted for that reason.
     pub kept: usize,
     committed: std::cell::RefCell<Option<Committed>>,
+    /// Plaintext seen with each blob (`git::seen`), when the process keeps that record.
+    seen: Option<Seen>,
 }
 
 /// Where each path's committed version is: stage-0 index entries, then HEAD's tree.
@@ -121,7 +125,21 @@ impl Filter {
             keep_ciphertext: false,
             kept: 0,
             committed: std::cell::RefCell::new(None),
+            seen: None,
         }
+    }
+
+    /// Keep the record of seen plaintext (`git::seen`) for this process: read it now,
+    /// write it with `save_seen`. Needs a repository and an age identity.
+    pub fn load_seen(&mut self) {
+        let (Some(repo), Some(key)) = (&self.repo, self.keyring.seen_key()) else {
+            return;
+        };
+        self.seen = Some(Seen::load(repo.path(), Tagger::new(key)));
+    }
+
+    pub fn save_seen(&self) -> std::io::Result<()> {
+        self.seen.as_ref().map_or(Ok(()), Seen::save)
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -130,6 +148,16 @@ impl Filter {
 
     /// The file's blob in the index, else in HEAD.
     pub fn committed_blob(&self, path: &str) -> Option<Vec<u8>> {
+        self.blob(self.committed_id(path)?)
+    }
+
+    fn blob(&self, id: git2::Oid) -> Option<Vec<u8>> {
+        let repo = self.repo.as_ref()?;
+        repo.find_blob(id).ok().map(|b| b.content().to_vec())
+    }
+
+    /// The id of the file's blob in the index, else in HEAD.
+    fn committed_id(&self, path: &str) -> Option<git2::Oid> {
         let repo = self.repo.as_ref()?;
         // Read (and checksum) the index once, not once a file, unless it changed.
         let mut cache = self.committed.borrow_mut();
@@ -140,16 +168,16 @@ impl Filter {
             *cache = Some(Committed::load(repo));
         }
         let committed = cache.as_ref().expect("loaded above");
-        let id = match committed.index.get(path.as_bytes()) {
-            Some(id) => *id,
-            None => repo
-                .find_tree(committed.head_tree?)
-                .ok()?
-                .get_path(Path::new(path))
-                .ok()?
-                .id(),
-        };
-        repo.find_blob(id).ok().map(|b| b.content().to_vec())
+        match committed.index.get(path.as_bytes()) {
+            Some(id) => Some(*id),
+            None => Some(
+                repo.find_tree(committed.head_tree?)
+                    .ok()?
+                    .get_path(Path::new(path))
+                    .ok()?
+                    .id(),
+            ),
+        }
     }
 
     /// The blob of `path` in HEAD or the commits a merge, rebase or cherry-pick in
@@ -195,8 +223,36 @@ impl Filter {
         if content.is_empty() || is_encrypted(format, &content) {
             return Ok(content);
         }
-        if let Some(blob) = self
-            .committed_blob(path)
+        let committed = self.committed_id(path);
+        // What `git status` mostly asks after a touch or a checkout: nothing changed.
+        if let (Some(id), Some(seen)) = (committed, &self.seen) {
+            match seen.lookup(path, id, &content) {
+                Hit::Bytes(b) => return Ok(Zeroizing::new(b.to_vec())),
+                Hit::Stored => {
+                    if let Some(blob) = self.blob(id) {
+                        return Ok(Zeroizing::new(blob));
+                    }
+                }
+                Hit::Miss => {}
+            }
+        }
+        let out = self.clean_anew(path, format, content.clone(), committed)?;
+        if let Some(seen) = &mut self.seen {
+            let tag = seen.tagger.tag(path, blob_id(&out), &content);
+            seen.record(path, &out, tag);
+        }
+        Ok(out)
+    }
+
+    fn clean_anew(
+        &mut self,
+        path: &str,
+        format: Format,
+        content: Zeroizing<Vec<u8>>,
+        committed: Option<git2::Oid>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(blob) = committed
+            .and_then(|id| self.blob(id))
             .filter(|b| crate::format::mentions_sops(b))
         {
             match sops::open(path, format, blob.clone(), &self.keyring, false) {
@@ -299,12 +355,16 @@ impl Filter {
             keyring: self.keyring.clone(),
             layout: self.layout,
             keep_ciphertext: self.keep_ciphertext,
+            tagger: self.seen.as_ref().map(|s| s.tagger.clone()),
         }
     }
 
     /// Take a smudge's result, keeping what it has to report.
     pub fn take(&mut self, path: &str, done: Smudged) -> Result<Zeroizing<Vec<u8>>> {
         self.notes.extend(done.note);
+        if let (Some(seen), Some((blob, tag))) = (&mut self.seen, done.seen) {
+            seen.record(path, &blob, tag);
+        }
         match done.state {
             SmudgeState::Decrypted => {}
             SmudgeState::NoKey => self.locked.push(path.to_string()),
@@ -334,6 +394,7 @@ pub struct Smudger {
     keyring: std::sync::Arc<Keyring>,
     layout: Layout,
     keep_ciphertext: bool,
+    tagger: Option<Tagger>,
 }
 
 /// What happened to one file.
@@ -350,6 +411,8 @@ pub struct Smudged {
     pub result: Result<Zeroizing<Vec<u8>>>,
     pub note: Option<String>,
     pub state: SmudgeState,
+    /// The blob and the tag of its plaintext, for the record of seen plaintext.
+    pub seen: Option<(Vec<u8>, [u8; 32])>,
 }
 
 impl Smudger {
@@ -358,6 +421,7 @@ impl Smudger {
             result,
             note: None,
             state,
+            seen: None,
         };
         let content = Zeroizing::new(content);
         let mut format = Format::from_path(Path::new(path));
@@ -376,6 +440,10 @@ impl Smudger {
                 .and_then(|s| s.accept(self.layout))
             {
                 Ok((bytes, note)) => Smudged {
+                    seen: self
+                        .tagger
+                        .as_ref()
+                        .map(|t| (content.to_vec(), t.tag(path, blob_id(&content), &bytes))),
                     result: Ok(bytes),
                     note,
                     state: SmudgeState::Decrypted,

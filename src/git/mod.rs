@@ -7,6 +7,7 @@ pub mod merge;
 mod merge_values;
 pub mod pktline;
 pub mod process;
+mod seen;
 pub mod setup;
 pub mod status;
 pub mod workspace;

@@ -18,6 +18,7 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
     let mut r = BufReader::new(input);
     let mut w = BufWriter::new(output);
     let delay = handshake(&mut r, &mut w)?;
+    filter.load_seen();
     let workers = if delay {
         std::thread::available_parallelism().map_or(1, usize::from)
     } else {
@@ -50,7 +51,10 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
         // The workers end when there is no more work to wait for.
         delayed.jobs = None;
         served
-    })
+    })?;
+    // The record only saves time: one that cannot be written is not an error.
+    let _ = filter.save_seen();
+    Ok(())
 }
 
 /// Smudges handed to the workers: how many are out, and those done that git was told of.

@@ -86,6 +86,9 @@ pub struct AgeKeys {
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
     /// Where they came from, for error messages.
     origins: Vec<String>,
+    /// Keys the git filter's record of seen plaintext (`git::seen`), from the first
+    /// X25519 identity.
+    seen_key: Option<Zeroizing<[u8; 32]>>,
 }
 
 impl AgeKeys {
@@ -93,6 +96,7 @@ impl AgeKeys {
         let mut keys = AgeKeys {
             identities: Vec::new(),
             origins: Vec::new(),
+            seen_key: None,
         };
         for (i, inline) in sources.inline.iter().enumerate() {
             keys.add(
@@ -140,6 +144,9 @@ impl AgeKeys {
                     "{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"
                 ))
             })?;
+            if self.seen_key.is_none() {
+                self.seen_key = Some(id.derive(b"coffer git filter: seen plaintext"));
+            }
             self.identities.push(Box::new(id));
         }
         self.origins.push(origin.to_string());
@@ -152,6 +159,10 @@ impl AgeKeys {
 }
 
 impl MasterKey for AgeKeys {
+    fn seen_key(&self) -> Option<Zeroizing<[u8; 32]>> {
+        self.seen_key.clone()
+    }
+
     fn unwrap(&self, meta: &Metadata) -> Result<Option<DataKey>, Vec<String>> {
         if meta.age.is_empty() {
             return Ok(None);
@@ -261,6 +272,16 @@ impl X25519Identity {
         let secret = x25519_dalek::StaticSecret::from(secret);
         let public = x25519_dalek::PublicKey::from(&secret);
         Some(X25519Identity { secret, public })
+    }
+
+    /// A key for `purpose`, derived from the secret (HMAC-SHA256 as a PRF): it opens
+    /// nothing, and tells nothing of the secret.
+    fn derive(&self, purpose: &[u8]) -> Zeroizing<[u8; 32]> {
+        use hmac::Mac;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(purpose).expect("HMAC takes any key length");
+        mac.update(self.secret.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
     }
 }
 

@@ -53,6 +53,12 @@ pub trait MasterKey: Send + Sync {
     /// Try to open the data key from the entries in `meta` this key kind understands.
     /// `Ok(None)` means no entry of this kind was present.
     fn unwrap(&self, meta: &Metadata) -> Result<Option<DataKey>, Vec<String>>;
+
+    /// A secret of this process's own keys the git filter keys its record of seen
+    /// plaintext with; `None` for key kinds whose secret stays elsewhere (KMS).
+    fn seen_key(&self) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+        None
+    }
 }
 
 /// Everything this process can decrypt with.
@@ -115,6 +121,11 @@ impl Keyring {
         }
         self.unwrapped.notify_all();
         opened
+    }
+
+    /// See `MasterKey::seen_key`: the first source's that has one.
+    pub fn seen_key(&self) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+        self.sources.iter().find_map(|s| s.seen_key())
     }
 
     fn unwrap(&self, meta: &Metadata) -> Result<DataKey, Vec<String>> {

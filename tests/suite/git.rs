@@ -763,3 +763,53 @@ fn checkout_smudges_in_parallel_through_the_delay_capability() {
         stderr(&out)
     );
 }
+
+#[test]
+fn status_after_a_touch_answers_from_the_record_of_seen_plaintext() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    std::fs::remove_dir_all(sb.path("repo/secrets")).unwrap();
+    sb.git("repo", &["checkout", "-q", "--", "secrets"]);
+    let record = sb.path("repo/.git/coffer/seen");
+    assert!(record.exists(), "checkout kept no record");
+    assert_no_plaintext_in_git(&sb, "repo", SECRET);
+
+    // Without its blob in git's store, only the record can say the file is unchanged:
+    // a full clean would encrypt it anew under a new data key.
+    let id = sb.git("repo", &["rev-parse", "HEAD:secrets/app.yaml"]);
+    let id = id.trim();
+    let loose = sb.path(&format!("repo/.git/objects/{}/{}", &id[..2], &id[2..]));
+    let kept = std::fs::read(&loose).unwrap();
+    std::fs::remove_file(&loose).unwrap();
+    // A new mtime each time, so git cleans the files again.
+    let touch = |sb: &Sandbox, date: &str| {
+        let out = std::process::Command::new("touch")
+            .args(["-d", date, "secrets/app.yaml", "secrets/app.env"])
+            .current_dir(sb.path("repo"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    touch(&sb, "2001-01-01");
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    std::fs::write(&loose, &kept).unwrap();
+
+    // A changed value is not taken for the recorded one.
+    let yaml = sb.read_str("repo/secrets/app.yaml");
+    sb.write("repo/secrets/app.yaml", yaml.replacen(SECRET, "changed", 1));
+    assert_eq!(
+        sb.git("repo", &["status", "--porcelain"]),
+        " M secrets/app.yaml\n"
+    );
+    sb.write("repo/secrets/app.yaml", &yaml);
+
+    // A damaged record is not read: the full clean answers, and still finds no change.
+    let mut bytes = std::fs::read(&record).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&record, &bytes).unwrap();
+    touch(&sb, "2002-02-02");
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    assert!(std::fs::read(&record).unwrap() != bytes, "not written anew");
+    assert_no_plaintext_in_git(&sb, "repo", SECRET);
+}
