@@ -17,14 +17,23 @@ impl Store for BinaryStore {
         // The metadata comes after the data: look from the end.
         let looks_like_sops = source.trim_ascii_start().starts_with(b"{")
             && memchr::memmem::rfind(&source, b"\"sops\"").is_some();
-        if looks_like_sops {
-            if let Ok(doc) = JsonStore.parse(Zeroizing::new(source.to_vec())) {
-                if doc.is_encrypted() {
-                    return Ok(doc);
-                }
-            }
+        if !looks_like_sops {
+            return Ok(plain_document(source));
         }
-        Ok(plain_document(source))
+        // Parsed without a copy: a file that is no sops JSON after all is given back.
+        let mut source = source;
+        let text = match String::from_utf8(std::mem::take(&mut *source)) {
+            Ok(text) => Zeroizing::new(text),
+            Err(e) => return Ok(plain_document(Zeroizing::new(e.into_bytes()))),
+        };
+        let mut text = match JsonStore.parse_text(text) {
+            Ok(doc) if doc.is_encrypted() => return Ok(doc),
+            Ok(doc) => doc.text,
+            Err((_, text)) => text,
+        };
+        Ok(plain_document(Zeroizing::new(
+            std::mem::take(&mut *text).into_bytes(),
+        )))
     }
 
     /// Without its `sops` key the document would be taken for a plaintext file.

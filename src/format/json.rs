@@ -336,133 +336,148 @@ impl<'t> P<'t> {
     }
 }
 
-impl Store for JsonStore {
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
-        let source = super::text(source)?;
-        let text: &str = &source;
-        let mut p = P {
-            text,
-            b: text.as_bytes(),
-            pos: 0,
-            leaves: Vec::new(),
-            depth: 0,
-        };
-        p.ws();
-        if p.b.get(p.pos) != Some(&b'{') {
-            return Err(p.err("the document must be a JSON object"));
+impl JsonStore {
+    /// Parse `source`, or give it back with the error (binary files try JSON first).
+    pub fn parse_text(
+        &self,
+        source: Zeroizing<String>,
+    ) -> Result<Document, (super::SyntaxError, Zeroizing<String>)> {
+        match parse_parts(&source) {
+            Ok((leaves, doc)) => Ok(Document {
+                text: source,
+                leaves,
+                docs: vec![doc],
+                constructs: Vec::new(),
+                foreign: None,
+            }),
+            Err(e) => Err((e, source)),
         }
-        let open = p.pos;
+    }
+}
+
+/// The leaves and the one document of a JSON text.
+fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
+    let mut p = P {
+        text,
+        b: text.as_bytes(),
+        pos: 0,
+        leaves: Vec::new(),
+        depth: 0,
+    };
+    p.ws();
+    if p.b.get(p.pos) != Some(&b'{') {
+        return Err(p.err("the document must be a JSON object"));
+    }
+    let open = p.pos;
+    p.pos += 1;
+    // The top level is parsed here so that `sops` can be set aside with its span.
+    let mut entries = Vec::new();
+    let mut meta = None;
+    let mut prev_end = open + 1;
+    let mut path = Vec::new();
+    p.ws();
+    let first_key_at = p.pos;
+    if p.b.get(p.pos) == Some(&b'}') {
         p.pos += 1;
-        // The top level is parsed here so that `sops` can be set aside with its span.
-        let mut entries = Vec::new();
-        let mut meta = None;
-        let mut prev_end = open + 1;
-        let mut path = Vec::new();
-        p.ws();
-        let first_key_at = p.pos;
-        if p.b.get(p.pos) == Some(&b'}') {
-            p.pos += 1;
-        } else {
-            loop {
+    } else {
+        loop {
+            p.ws();
+            let key_start = p.pos;
+            let key = p.string()?;
+            p.expect(b':')?;
+            let is_meta = key == "sops" && {
+                let save = p.pos;
                 p.ws();
-                let key_start = p.pos;
-                let key = p.string()?;
-                p.expect(b':')?;
-                let is_meta = key == "sops" && {
-                    let save = p.pos;
-                    p.ws();
-                    let obj = p.b.get(p.pos) == Some(&b'{');
-                    p.pos = save;
-                    obj
-                };
-                path.push(key.clone());
-                let v = p.value(&mut path, is_meta)?;
-                path.pop();
-                let value_end = p.pos;
-                if meta.is_some() {
-                    p.pos = key_start;
-                    return Err(p.err(if matches!(v, Parsed::Meta(_)) {
-                        "more than one `sops` metadata key"
+                let obj = p.b.get(p.pos) == Some(&b'{');
+                p.pos = save;
+                obj
+            };
+            path.push(key.clone());
+            let v = p.value(&mut path, is_meta)?;
+            path.pop();
+            let value_end = p.pos;
+            if meta.is_some() {
+                p.pos = key_start;
+                return Err(p.err(if matches!(v, Parsed::Meta(_)) {
+                    "more than one `sops` metadata key"
+                } else {
+                    "the `sops` metadata is not the last key of the object"
+                }));
+            }
+            match v {
+                Parsed::Node(n) => entries.push(Entry {
+                    key,
+                    at: key_start,
+                    end: value_end,
+                    value: n,
+                }),
+                Parsed::Meta(m) => {
+                    // Remove the member with the separator before it, or, when it comes
+                    // first, with everything up to the next member.
+                    let range = if prev_end == open + 1 {
+                        key_start..value_end
                     } else {
-                        "the `sops` metadata is not the last key of the object"
-                    }));
-                }
-                match v {
-                    Parsed::Node(n) => entries.push(Entry {
-                        key,
-                        at: key_start,
-                        end: value_end,
-                        value: n,
-                    }),
-                    Parsed::Meta(m) => {
-                        // Remove the member with the separator before it, or, when it comes
-                        // first, with everything up to the next member.
-                        let range = if prev_end == open + 1 {
-                            key_start..value_end
-                        } else {
-                            prev_end..value_end
-                        };
-                        meta = Some((m, range));
-                    }
-                }
-                prev_end = value_end;
-                if p.separator(b'}')? {
-                    break;
+                        prev_end..value_end
+                    };
+                    meta = Some((m, range));
                 }
             }
+            prev_end = value_end;
+            if p.separator(b'}')? {
+                break;
+            }
         }
-        p.ws();
-        if p.pos != p.b.len() {
-            return Err(p.err("unexpected text after the JSON object"));
-        }
-        // A leading `sops` member also takes the comma and space that followed it.
-        if let Some((_, range)) = &mut meta {
-            if range.start == first_key_at && !entries.is_empty() {
-                let mut end = range.end;
-                let b = text.as_bytes();
+    }
+    p.ws();
+    if p.pos != p.b.len() {
+        return Err(p.err("unexpected text after the JSON object"));
+    }
+    // A leading `sops` member also takes the comma and space that followed it.
+    if let Some((_, range)) = &mut meta {
+        if range.start == first_key_at && !entries.is_empty() {
+            let mut end = range.end;
+            let b = text.as_bytes();
+            while end < b.len() && matches!(b[end], b' ' | b'\t' | b'\n' | b'\r') {
+                end += 1;
+            }
+            if b.get(end) == Some(&b',') {
+                end += 1;
                 while end < b.len() && matches!(b[end], b' ' | b'\t' | b'\n' | b'\r') {
                     end += 1;
                 }
-                if b.get(end) == Some(&b',') {
-                    end += 1;
-                    while end < b.len() && matches!(b[end], b' ' | b'\t' | b'\n' | b'\r') {
-                        end += 1;
-                    }
-                }
-                *range = range.start..end;
-            } else if range.start == first_key_at {
-                // The only member: take the whitespace after `{` too.
-                *range = open + 1..range.end;
+            }
+            *range = range.start..end;
+        } else if range.start == first_key_at {
+            // The only member: take the whitespace after `{` too.
+            *range = open + 1..range.end;
+        }
+    }
+    // Indentation: what separates `{` from the first key.
+    let lead = &text[open + 1..first_key_at];
+    let (indent, indent_char) = match lead.rfind('\n') {
+        Some(i) => {
+            let unit = &lead[i + 1..];
+            if unit.starts_with('\t') {
+                (unit.len(), '\t')
+            } else {
+                (unit.len(), ' ')
             }
         }
-        // Indentation: what separates `{` from the first key.
-        let lead = &text[open + 1..first_key_at];
-        let (indent, indent_char) = match lead.rfind('\n') {
-            Some(i) => {
-                let unit = &lead[i + 1..];
-                if unit.starts_with('\t') {
-                    (unit.len(), '\t')
-                } else {
-                    (unit.len(), ' ')
-                }
-            }
-            None => (0, ' '),
-        };
-        let doc = Doc {
-            root: Node::Map(entries),
-            meta: meta.map(|(m, r)| (m, vec![r])),
-            end: prev_end,
-            indent,
-            indent_char,
-        };
-        let leaves = p.leaves;
-        Ok(Document {
-            text: source,
-            leaves,
-            docs: vec![doc],
-            constructs: Vec::new(),
-            foreign: None,
-        })
+        None => (0, ' '),
+    };
+    let doc = Doc {
+        root: Node::Map(entries),
+        meta: meta.map(|(m, r)| (m, vec![r])),
+        end: prev_end,
+        indent,
+        indent_char,
+    };
+    Ok((p.leaves, doc))
+}
+
+impl Store for JsonStore {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
+        self.parse_text(super::text(source)?).map_err(|(e, _)| e)
     }
 
     fn render_plain(

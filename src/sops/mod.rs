@@ -391,15 +391,21 @@ pub fn open_with_key(
             }
             continue;
         }
-        let plain = if encrypted && !leaf.value.is_empty() {
+        let (plain, hashed) = if encrypted && !leaf.value.is_empty() {
             let text = leaf.value_str().unwrap_or_default();
             let bad = |reason: String| Error::Value {
                 file: file.to_string(),
                 path: display_path(&leaf.path),
                 reason,
             };
-            let (ty, bytes) =
-                cipher::decrypt(&key, &leaf.aad(), text).map_err(|e| bad(e.to_string()))?;
+            // A large value is hashed for the MAC as it is decrypted.
+            let hashed = text.len() >= cipher::LARGE;
+            let (ty, bytes) = if hashed {
+                cipher::decrypt_hashing(&key, &leaf.aad(), text, &mut mac)
+            } else {
+                cipher::decrypt(&key, &leaf.aad(), text)
+            }
+            .map_err(|e| bad(e.to_string()))?;
             // The MAC covers the typed value, but a value that is no value of its type
             // at all is refused as sops refuses it.
             if !cipher::valid_typed(ty, &bytes) {
@@ -408,19 +414,25 @@ pub fn open_with_key(
                     ty.sops_name()
                 )));
             }
-            Plain {
-                ty,
-                bytes,
-                encrypted: true,
-            }
+            (
+                Plain {
+                    ty,
+                    bytes,
+                    encrypted: true,
+                },
+                hashed,
+            )
         } else {
-            Plain {
-                ty: leaf.ty,
-                bytes: leaf.value.clone(),
-                encrypted: false,
-            }
+            (
+                Plain {
+                    ty: leaf.ty,
+                    bytes: leaf.value.clone(),
+                    encrypted: false,
+                },
+                false,
+            )
         };
-        if encrypted || !meta.mac_only_encrypted {
+        if !hashed && (encrypted || !meta.mac_only_encrypted) {
             mac.add(plain.ty, &plain.bytes);
         }
         values[i] = Some(plain);
