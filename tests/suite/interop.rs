@@ -458,10 +458,24 @@ fn large_binary_files_open_both_ways_and_a_changed_byte_is_refused() {
     let sb = Sandbox::new();
     let big: Vec<u8> = (0..(3u32 << 20) + 5).map(|i| (i * 7 % 251) as u8).collect();
     sb.write("big.bin", &big);
-    let out = sb.sops(&["encrypt", "--age", &sb.recipient, "--output", "sops.bin", "big.bin"]);
+    let out = sb.sops(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "--output",
+        "sops.bin",
+        "big.bin",
+    ]);
     assert_success(&out, &["sops encrypt"]);
     assert_eq!(sb.ok(&["decrypt", "sops.bin"]).stdout, big);
-    sb.ok(&["encrypt", "--age", &sb.recipient, "-o", "ours.bin", "big.bin"]);
+    sb.ok(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "-o",
+        "ours.bin",
+        "big.bin",
+    ]);
     let out = sb.sops(&["decrypt", "ours.bin"]);
     assert_success(&out, &["sops decrypt"]);
     assert_eq!(out.stdout, big);
