@@ -67,6 +67,15 @@ pub struct Metadata {
     pub encrypted_comment_regex: Option<String>,
     pub mac_only_encrypted: bool,
     pub version: Option<String>,
+    /// Shamir key groups (sops's `key_groups` with more than one group): the data key is
+    /// split into one share per group, each wrapped for every key of its group, and
+    /// `shamir_threshold` shares open it. Each group is read into its own `Metadata`
+    /// (keys only); the flat lists above are then empty.
+    pub groups: Vec<Metadata>,
+    pub shamir_threshold: usize,
+    /// `key_groups` and `shamir_threshold` as the file holds them, written back as they
+    /// were: the shares stay valid as long as the data key does.
+    pub shamir_raw: Option<(MetaValue, Option<MetaValue>)>,
 }
 
 const FOREIGN: [&str; 4] = ["gcp_kms", "azure_kv", "hc_vault", "pgp"];
@@ -76,7 +85,11 @@ impl Metadata {
     /// `lastmodified`), rather than a plaintext key that happens to be named `sops`.
     pub fn is_sops_written(meta: &MetaValue) -> bool {
         Metadata::parse(meta).is_ok_and(|m| {
-            m.mac.is_some() || !m.age.is_empty() || !m.kms.is_empty() || !m.foreign_keys.is_empty()
+            m.mac.is_some()
+                || !m.age.is_empty()
+                || !m.kms.is_empty()
+                || !m.foreign_keys.is_empty()
+                || !m.groups.is_empty()
         })
     }
 
@@ -95,9 +108,28 @@ impl Metadata {
                 return Err("key_groups is not a list".into());
             };
             if groups.len() > 1 {
-                return Err("files split with Shamir key groups are not supported".into());
-            }
-            if let Some(group) = groups.first() {
+                for group in groups {
+                    let mut g = Metadata::default();
+                    g.read_keys(group)?;
+                    md.groups.push(g);
+                }
+                let threshold = meta.get("shamir_threshold");
+                // sops reads a missing or zero threshold as "every group".
+                md.shamir_threshold = match threshold.and_then(MetaValue::as_str) {
+                    None => groups.len(),
+                    Some(t) => match t.trim().parse::<usize>() {
+                        Ok(0) => groups.len(),
+                        Ok(n) if n <= groups.len() => n,
+                        _ => {
+                            return Err(format!(
+                                "shamir_threshold {t:?} is not a number of key groups (1 to {})",
+                                groups.len()
+                            ))
+                        }
+                    },
+                };
+                md.shamir_raw = Some((MetaValue::Seq(groups.clone()), threshold.cloned()));
+            } else if let Some(group) = groups.first() {
                 md.read_keys(group)?;
             }
         }
@@ -173,8 +205,25 @@ impl Metadata {
         Ok(())
     }
 
+    /// Whether the data key is split over Shamir key groups.
+    pub fn is_shamir(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
     /// Every master key, as a user would name it in an error message.
     pub fn recipients(&self) -> Vec<String> {
+        if self.is_shamir() {
+            return self
+                .groups
+                .iter()
+                .enumerate()
+                .flat_map(|(i, g)| {
+                    g.recipients()
+                        .into_iter()
+                        .map(move |r| format!("group {i}: {r}"))
+                })
+                .collect();
+        }
         let mut out: Vec<String> = self
             .age
             .iter()
@@ -197,6 +246,12 @@ impl Metadata {
     pub fn to_meta(&self) -> MetaValue {
         let s = |v: &str| MetaValue::Str(v.to_string());
         let mut m: Vec<(String, MetaValue)> = Vec::new();
+        if let Some((groups, threshold)) = &self.shamir_raw {
+            if let Some(t) = threshold {
+                m.push(("shamir_threshold".into(), t.clone()));
+            }
+            m.push(("key_groups".into(), groups.clone()));
+        }
         if !self.kms.is_empty() {
             let entries = self
                 .kms
@@ -517,6 +572,63 @@ pub fn format_rfc3339(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn split_over(groups: usize, threshold: Option<&str>) -> MetaValue {
+        let s = |v: &str| MetaValue::Str(v.to_string());
+        let group = |i: usize| {
+            MetaValue::Map(vec![(
+                "age".into(),
+                MetaValue::Seq(vec![MetaValue::Map(vec![
+                    ("recipient".into(), s(&format!("age1group{i}"))),
+                    ("enc".into(), s("wrapped")),
+                ])]),
+            )])
+        };
+        let mut m = Vec::new();
+        if let Some(t) = threshold {
+            m.push(("shamir_threshold".into(), s(t)));
+        }
+        m.push((
+            "key_groups".into(),
+            MetaValue::Seq((0..groups).map(group).collect()),
+        ));
+        m.push(("lastmodified".into(), s("2026-01-01T00:00:00Z")));
+        m.push(("mac".into(), s("ENC[…]")));
+        MetaValue::Map(m)
+    }
+
+    #[test]
+    fn shamir_groups_are_read_and_written_back_as_they_were() {
+        let meta = split_over(3, Some("2"));
+        let md = Metadata::parse(&meta).unwrap();
+        assert!(md.is_shamir() && md.age.is_empty());
+        assert_eq!((md.groups.len(), md.shamir_threshold), (3, 2));
+        assert_eq!(md.groups[1].age[0].recipient, "age1group1");
+        let again = md.to_meta();
+        assert_eq!(again.get("key_groups"), meta.get("key_groups"));
+        assert_eq!(again.get("shamir_threshold"), meta.get("shamir_threshold"));
+        assert!(again.get("age").is_none());
+        // No threshold (or 0) means every group, as sops reads it; more than the groups
+        // is an error.
+        assert_eq!(
+            Metadata::parse(&split_over(3, None))
+                .unwrap()
+                .shamir_threshold,
+            3
+        );
+        assert_eq!(
+            Metadata::parse(&split_over(3, Some("0")))
+                .unwrap()
+                .shamir_threshold,
+            3
+        );
+        assert!(Metadata::parse(&split_over(3, Some("4"))).is_err());
+        assert!(Metadata::parse(&split_over(3, Some("two"))).is_err());
+        // One group is no split: its keys are the file's.
+        let one = Metadata::parse(&split_over(1, Some("1"))).unwrap();
+        assert!(!one.is_shamir());
+        assert_eq!(one.age.len(), 1);
+    }
 
     #[test]
     fn rfc3339() {

@@ -10,7 +10,7 @@ use crate::keys::kms::{KmsKeys, KmsSpec};
 use crate::keys::Recipients;
 use crate::metadata;
 use crate::sops::{self, Opened, Sealed};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A master key as plans and `access` show it: an age recipient, or `kms:ARN` (with
 /// `+ROLE` when a role is assumed for it).
@@ -112,6 +112,9 @@ pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> 
 /// are kept as they are), or, with `rotate`, a new data key for every value. Checked as
 /// every write is.
 pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) -> Result<Sealed> {
+    if opened.meta.is_shamir() {
+        return Err(shamir_refused(&opened.file));
+    }
     let mut md = opened.meta.clone();
     if rotate {
         let key = crate::cipher::DataKey::generate();
@@ -150,6 +153,18 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
         )
         .collect::<Result<_>>()?;
     opened.with_metadata(&md)
+}
+
+/// What coffer says of a change of keys to a file split over Shamir key groups: its
+/// shares are kept as they are, never rewritten for keys of one group alone.
+pub const SHAMIR_REFUSED: &str =
+    "its data key is split over Shamir key groups, which coffer opens and keeps but cannot split anew yet; change its keys with sops (`sops updatekeys`, `sops rotate`)";
+
+pub fn shamir_refused(file: &str) -> Error {
+    Error::Unsupported {
+        file: file.to_string(),
+        what: SHAMIR_REFUSED.to_string(),
+    }
 }
 
 #[cfg(test)]

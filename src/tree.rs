@@ -281,7 +281,18 @@ impl Value {
         match m {
             MetaValue::Map(e) => Value::Map(
                 e.iter()
-                    .map(|(k, v)| (k.clone(), Value::from_meta(v)))
+                    .map(|(k, v)| match v {
+                        // The one number in sops's metadata.
+                        MetaValue::Str(n)
+                            if k == "shamir_threshold" && n.parse::<u64>().is_ok() =>
+                        {
+                            (
+                                k.clone(),
+                                Value::Scalar(ScalarType::Int, Zeroizing::new(n.clone())),
+                            )
+                        }
+                        _ => (k.clone(), Value::from_meta(v)),
+                    })
                     .collect(),
             ),
             MetaValue::Seq(items) => Value::Seq(items.iter().map(Value::from_meta).collect()),

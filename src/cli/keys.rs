@@ -164,6 +164,10 @@ fn plan(
     };
     for f in found {
         let (_, meta, _) = sops::read_metadata(&f.name, f.format, f.bytes.clone())?;
+        if meta.is_shamir() {
+            plan.skipped.push((f.name, rekey::SHAMIR_REFUSED.into()));
+            continue;
+        }
         let current = Recipients::of(&meta);
         let wanted = if keep_keys {
             current.clone()

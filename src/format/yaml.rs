@@ -1322,6 +1322,12 @@ pub(crate) fn yaml_scalar_or_flow(v: &Value) -> String {
 
 /// `key: value` at `indent` spaces, nested collections indented by `unit`.
 pub(crate) fn yaml_entry(out: &mut String, key: &str, v: &Value, indent: usize, unit: usize) {
+    entry(out, key, v, indent, unit, unit);
+}
+
+/// `yaml_entry` with the indent of a list under the key: go-yaml indents it by the unit,
+/// but by 2 in a mapping that is itself a list item (sops's `key_groups`).
+fn entry(out: &mut String, key: &str, v: &Value, indent: usize, unit: usize, list_step: usize) {
     let pad = " ".repeat(indent);
     out.push_str(&pad);
     out.push_str(&yaml_key(key));
@@ -1336,7 +1342,7 @@ pub(crate) fn yaml_entry(out: &mut String, key: &str, v: &Value, indent: usize, 
         Value::Seq(items) if !items.is_empty() => {
             out.push('\n');
             for item in items {
-                yaml_item(out, item, indent + unit, unit);
+                yaml_item(out, item, indent + list_step, unit);
             }
         }
         Value::Scalar(ty, s) => {
@@ -1358,7 +1364,7 @@ fn yaml_item(out: &mut String, v: &Value, indent: usize, unit: usize) {
         Value::Map(e) if !e.is_empty() => {
             let mut inner = String::new();
             for (k, v) in e {
-                yaml_entry(&mut inner, k, v, indent + 2, unit);
+                entry(&mut inner, k, v, indent + 2, unit, 2);
             }
             out.push_str(&pad);
             out.push_str("- ");

@@ -163,7 +163,7 @@ impl MasterKey for AgeKeys {
         self.seen_key.clone()
     }
 
-    fn unwrap(&self, meta: &Metadata) -> Result<Option<DataKey>, Vec<String>> {
+    fn unwrap(&self, meta: &Metadata) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
         if meta.age.is_empty() {
             return Ok(None);
         }
@@ -192,7 +192,7 @@ impl MasterKey for AgeKeys {
 }
 
 impl AgeKeys {
-    fn open(&self, armored: &str) -> Option<DataKey> {
+    fn open(&self, armored: &str) -> Option<Zeroizing<Vec<u8>>> {
         let reader = age::armor::ArmoredReader::new(armored.as_bytes());
         let decryptor = age::Decryptor::new(reader).ok()?;
         let ids = self
@@ -200,9 +200,9 @@ impl AgeKeys {
             .iter()
             .map(|i| i.as_ref() as &dyn age::Identity);
         let mut r = decryptor.decrypt(ids).ok()?;
-        let mut out = Zeroizing::new(Vec::with_capacity(32));
+        let mut out = Zeroizing::new(Vec::with_capacity(33));
         r.read_to_end(&mut out).ok()?;
-        DataKey::from_slice(&out)
+        Some(out)
     }
 }
 

@@ -135,7 +135,7 @@ impl KmsKeys {
         })
     }
 
-    fn open(&self, entry: &KmsEntry) -> std::result::Result<DataKey, String> {
+    fn open(&self, entry: &KmsEntry) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
         let client = self.client(
             &entry.arn,
             entry.aws_profile.as_deref(),
@@ -155,18 +155,19 @@ impl KmsKeys {
             .session
             .block_on(req.send())
             .map_err(|e| reason_as(&e, "KMS", entry.aws_profile.as_deref()))?;
-        let plain = Zeroizing::new(
+        Ok(Zeroizing::new(
             out.plaintext()
                 .map(|b| b.as_ref().to_vec())
                 .unwrap_or_default(),
-        );
-        DataKey::from_slice(&plain)
-            .ok_or_else(|| "KMS returned a key that is not 32 bytes".to_string())
+        ))
     }
 }
 
 impl MasterKey for KmsKeys {
-    fn unwrap(&self, meta: &Metadata) -> std::result::Result<Option<DataKey>, Vec<String>> {
+    fn unwrap(
+        &self,
+        meta: &Metadata,
+    ) -> std::result::Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
         if meta.kms.is_empty() {
             return Ok(None);
         }

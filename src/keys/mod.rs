@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use zeroize::Zeroizing;
+
 use crate::cipher::DataKey;
 use crate::metadata::Metadata;
 
@@ -43,20 +45,21 @@ impl Recipients {
 }
 
 impl<T: MasterKey> MasterKey for std::sync::Arc<T> {
-    fn unwrap(&self, meta: &Metadata) -> Result<Option<DataKey>, Vec<String>> {
+    fn unwrap(&self, meta: &Metadata) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
         (**self).unwrap(meta)
     }
 }
 
 /// One way of opening data keys (all age identities, or one KMS client).
 pub trait MasterKey: Send + Sync {
-    /// Try to open the data key from the entries in `meta` this key kind understands.
-    /// `Ok(None)` means no entry of this kind was present.
-    fn unwrap(&self, meta: &Metadata) -> Result<Option<DataKey>, Vec<String>>;
+    /// Try to open what the entries in `meta` this key kind understands wrap: the data
+    /// key, or a file's Shamir share of it. `Ok(None)` means no entry of this kind was
+    /// present.
+    fn unwrap(&self, meta: &Metadata) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>>;
 
     /// A secret of this process's own keys the git filter keys its record of seen
     /// plaintext with; `None` for key kinds whose secret stays elsewhere (KMS).
-    fn seen_key(&self) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+    fn seen_key(&self) -> Option<Zeroizing<[u8; 32]>> {
         None
     }
 }
@@ -90,11 +93,15 @@ impl Keyring {
     /// unwrapped once per process: a thread asking for one another thread is opening
     /// waits for it (one KMS call for files that share a key, smudged in parallel).
     pub fn data_key(&self, meta: &Metadata) -> Result<DataKey, Vec<String>> {
-        let wrapped: Vec<&str> = meta
-            .age
-            .iter()
-            .map(|a| a.enc.as_str())
-            .chain(meta.kms.iter().map(|k| k.enc.as_str()))
+        // Shares of a split key name it too: each belongs to this file's split alone.
+        let wrapped: Vec<&str> = std::iter::once(meta)
+            .chain(&meta.groups)
+            .flat_map(|m| {
+                m.age
+                    .iter()
+                    .map(|a| a.enc.as_str())
+                    .chain(m.kms.iter().map(|k| k.enc.as_str()))
+            })
             .collect();
         {
             let mut state = self.state.lock().expect("key cache lock");
@@ -111,7 +118,15 @@ impl Keyring {
                 .opening
                 .extend(wrapped.iter().map(|w| (*w).to_string()));
         }
-        let opened = self.unwrap(meta);
+        let opened = if meta.is_shamir() {
+            self.combine(meta)
+        } else {
+            self.unwrap(meta).and_then(|raw| {
+                DataKey::from_slice(&raw).ok_or_else(|| {
+                    vec!["a master key opened to a data key that is not 32 bytes".to_string()]
+                })
+            })
+        };
         let mut state = self.state.lock().expect("key cache lock");
         for w in &wrapped {
             state.opening.remove(*w);
@@ -124,11 +139,41 @@ impl Keyring {
     }
 
     /// See `MasterKey::seen_key`: the first source's that has one.
-    pub fn seen_key(&self) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+    pub fn seen_key(&self) -> Option<Zeroizing<[u8; 32]>> {
         self.sources.iter().find_map(|s| s.seen_key())
     }
 
-    fn unwrap(&self, meta: &Metadata) -> Result<DataKey, Vec<String>> {
+    /// A data key split over Shamir key groups: a share from each group some key here
+    /// opens, until there are `shamir_threshold` of them.
+    fn combine(&self, meta: &Metadata) -> Result<DataKey, Vec<String>> {
+        let mut shares = Vec::new();
+        let mut reasons = Vec::new();
+        for (i, group) in meta.groups.iter().enumerate() {
+            if shares.len() == meta.shamir_threshold {
+                break;
+            }
+            match self.unwrap(group) {
+                Ok(share) => shares.push(share),
+                Err(r) => reasons.extend(r.into_iter().map(|r| format!("group {i}: {r}"))),
+            }
+        }
+        if shares.len() < meta.shamir_threshold {
+            reasons.push(format!(
+                "{} of {} key groups opened; the data key needs {}",
+                shares.len(),
+                meta.groups.len(),
+                meta.shamir_threshold
+            ));
+            return Err(reasons);
+        }
+        let parts: Vec<&[u8]> = shares.iter().map(|s| s.as_slice()).collect();
+        let key = shamir::combine(&parts).map_err(|e| vec![format!("Shamir key groups: {e}")])?;
+        DataKey::from_slice(&key).ok_or_else(|| {
+            vec!["the Shamir shares combine to a data key that is not 32 bytes".to_string()]
+        })
+    }
+
+    fn unwrap(&self, meta: &Metadata) -> Result<Zeroizing<Vec<u8>>, Vec<String>> {
         let mut reasons = Vec::new();
         for source in &self.sources {
             match source.unwrap(meta) {
@@ -161,10 +206,10 @@ mod tests {
     struct Slow(std::sync::Arc<AtomicUsize>);
 
     impl MasterKey for Slow {
-        fn unwrap(&self, _: &Metadata) -> Result<Option<DataKey>, Vec<String>> {
+        fn unwrap(&self, _: &Metadata) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
             self.0.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(50));
-            Ok(DataKey::from_slice(&[7; 32]))
+            Ok(Some(Zeroizing::new(vec![7; 32])))
         }
     }
 

@@ -490,3 +490,105 @@ fn large_binary_files_open_both_ways_and_a_changed_byte_is_refused() {
     assert!(out.stdout.is_empty());
     assert!(stderr(&out).contains("bad.bin"), "{}", stderr(&out));
 }
+
+/// The real sops with the identities in `keys`.
+fn sops_with(sb: &Sandbox, keys: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(sops_bin())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", sb.home())
+        .env("SOPS_AGE_KEY_FILE", keys)
+        .env("SOPS_DISABLE_VERSION_CHECK", "1")
+        .current_dir(sb.dir.path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups() {
+    let (a, b, c) = (Sandbox::new(), Sandbox::new(), Sandbox::new());
+    let keys = |who: &[&Sandbox], name: &str| {
+        let text: String = who
+            .iter()
+            .map(|s| std::fs::read_to_string(s.key_file()).unwrap())
+            .collect();
+        a.write(name, text);
+        a.path(name)
+    };
+    let (ac, bc) = (keys(&[&a, &c], "ac.txt"), keys(&[&b, &c], "bc.txt"));
+    a.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+            a.recipient, b.recipient, c.recipient
+        ),
+    );
+    for name in ["app.yaml", "app.json", "app.env", "app.ini"] {
+        a.copy(&testdata(&format!("plain/{name}")), name);
+        let enc = format!("split.{name}");
+        let out = a.sops(&["encrypt", "--output", &enc, name]);
+        assert_success(&out, &["sops encrypt", name]);
+        assert!(a.read_str(&enc).contains("key_groups"), "{name}");
+
+        // Two groups of three open it; sops, with another two, reads the same.
+        let ours = a
+            .cmd()
+            .env("SOPS_AGE_KEY_FILE", &ac)
+            .args(["decrypt", &enc])
+            .output()
+            .unwrap();
+        assert_success(&ours, &["decrypt with groups 0 and 2", name]);
+        let theirs = sops_with(&a, &bc, &["decrypt", &enc]);
+        assert_success(&theirs, &["sops decrypt", name]);
+        assert_eq!(stdout(&ours), stdout(&theirs), "{name}");
+
+        // One group is not enough.
+        let out = c.run(&["decrypt", a.path(&enc).to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(3), "{name}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+        assert!(
+            stderr(&out).contains("1 of 3 key groups opened; the data key needs 2"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+
+    // A value set by coffer: the shares are written back as they were, so sops opens the
+    // file with groups coffer never opened.
+    let out = a
+        .cmd()
+        .env("SOPS_AGE_KEY_FILE", &ac)
+        .args(["set", "split.app.yaml", r#"["database"]["port"]"#, "6543"])
+        .output()
+        .unwrap();
+    assert_success(&out, &["set"]);
+    let theirs = sops_with(
+        &a,
+        &bc,
+        &[
+            "decrypt",
+            "--extract",
+            r#"["database"]["port"]"#,
+            "split.app.yaml",
+        ],
+    );
+    assert_success(&theirs, &["sops decrypt after set"]);
+    assert_eq!(stdout(&theirs).trim_end(), "6543");
+
+    // A new data key cannot be split yet: refused, the file untouched.
+    let before = a.read("split.app.yaml");
+    let out = a
+        .cmd()
+        .env("SOPS_AGE_KEY_FILE", &ac)
+        .args(["rotate", "-i", "split.app.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Shamir key groups"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(a.read("split.app.yaml"), before);
+}
