@@ -25,6 +25,11 @@ pub struct CreationRule {
     pub encrypted_comment_regex: Option<String>,
     pub mac_only_encrypted: bool,
     pub aws_profile: Option<String>,
+    /// Shamir key groups (more than one), each a list of age recipients and KMS keys;
+    /// `age` and `kms` are then empty.
+    pub groups: Vec<(Vec<String>, Vec<String>)>,
+    /// How many groups open the data key; all of them when unset.
+    pub shamir_threshold: Option<usize>,
     /// Why coffer cannot use this rule (e.g. Shamir key groups). Reported only when the
     /// rule is the one that matches, so one such rule does not break a whole repository.
     pub unsupported: Option<String>,
@@ -33,13 +38,27 @@ pub struct CreationRule {
 impl CreationRule {
     /// The rule's master keys (`kms` entries are `ARN[+ROLE]`, with the rule's profile).
     pub fn recipients(&self) -> Result<crate::keys::Recipients> {
+        let of = |age: &[String], kms: &[String]| -> Result<crate::keys::Recipients> {
+            Ok(crate::keys::Recipients {
+                age: age.to_vec(),
+                kms: kms
+                    .iter()
+                    .map(|k| crate::keys::kms::KmsSpec::parse(k, &[], self.aws_profile.as_deref()))
+                    .collect::<Result<_>>()?,
+                ..Default::default()
+            })
+        };
+        if self.groups.is_empty() {
+            return of(&self.age, &self.kms);
+        }
         Ok(crate::keys::Recipients {
-            age: self.age.clone(),
-            kms: self
-                .kms
+            groups: self
+                .groups
                 .iter()
-                .map(|k| crate::keys::kms::KmsSpec::parse(k, &[], self.aws_profile.as_deref()))
+                .map(|(age, kms)| of(age, kms))
                 .collect::<Result<_>>()?,
+            threshold: self.shamir_threshold.unwrap_or(self.groups.len()),
+            ..Default::default()
         })
     }
 }
@@ -315,13 +334,43 @@ impl Config {
                 selector: None,
                 unsupported: None,
                 aws_profile: scalar(r, "aws_profile"),
+                groups: Vec::new(),
+                shamir_threshold: None,
             };
             match get(r, "key_groups") {
                 Some(Value::Seq(groups)) if groups.len() > 1 => {
-                    rule.unsupported = Some(format!(
-                        "creation rule {} splits the data key over several key_groups (Shamir), which coffer does not support",
-                        i + 1
-                    ));
+                    for g in groups {
+                        let (age, kms) = (string_list(get(g, "age")), string_list(get(g, "kms")));
+                        let foreign = ["pgp", "gcp_kms", "azure_kv", "hc_vault"]
+                            .iter()
+                            .find(|k| !string_list(get(g, k)).is_empty());
+                        if let Some(kind) = foreign {
+                            rule.unsupported = Some(format!(
+                                "creation rule {}: a key group holds {kind} keys, which coffer cannot wrap a share for",
+                                i + 1
+                            ));
+                        } else if age.is_empty() && kms.is_empty() {
+                            return Err(bad(format!(
+                                "creation rule {}: a key group names no keys",
+                                i + 1
+                            )));
+                        }
+                        rule.groups.push((age, kms));
+                    }
+                    let n = groups.len();
+                    rule.shamir_threshold = match scalar(r, "shamir_threshold") {
+                        None => None,
+                        Some(t) => match t.trim().parse::<usize>() {
+                            Ok(0) => None,
+                            Ok(t) if (2..=n).contains(&t) => Some(t),
+                            _ => {
+                                return Err(bad(format!(
+                                    "creation rule {}: shamir_threshold must be a number from 2 to {n} (the key groups), not {t:?}",
+                                    i + 1
+                                )))
+                            }
+                        },
+                    };
                 }
                 Some(Value::Seq(groups)) => {
                     for g in groups {

@@ -205,6 +205,29 @@ impl Metadata {
         Ok(())
     }
 
+    /// Take `groups`, each holding its keys' wrapped shares, as the file's key groups.
+    pub fn split_over(&mut self, groups: Vec<Metadata>, threshold: usize) {
+        let written = MetaValue::Seq(
+            groups
+                .iter()
+                .map(|g| MetaValue::Map(g.key_entries()))
+                .collect(),
+        );
+        self.shamir_raw = Some((written, Some(MetaValue::Str(threshold.to_string()))));
+        self.groups = groups;
+        self.shamir_threshold = threshold;
+    }
+
+    /// Take the master keys (and key groups) of `fresh`, wrapping another data key.
+    pub fn take_keys(&mut self, fresh: Metadata) {
+        self.foreign_keys.clear();
+        self.age = fresh.age;
+        self.kms = fresh.kms;
+        self.groups = fresh.groups;
+        self.shamir_threshold = fresh.shamir_threshold;
+        self.shamir_raw = fresh.shamir_raw;
+    }
+
     /// Whether the data key is split over Shamir key groups.
     pub fn is_shamir(&self) -> bool {
         !self.groups.is_empty()
@@ -252,6 +275,50 @@ impl Metadata {
             }
             m.push(("key_groups".into(), groups.clone()));
         }
+        m.extend(self.key_entries_but_age());
+        for (name, v) in &self.foreign_keys {
+            if name != "pgp" {
+                m.push((name.clone(), v.clone()));
+            }
+        }
+        m.extend(self.age_entry());
+        m.push(("lastmodified".into(), s(&self.lastmodified)));
+        if let Some(mac) = &self.mac {
+            m.push(("mac".into(), s(mac)));
+        }
+        for (name, v) in &self.foreign_keys {
+            if name == "pgp" {
+                m.push((name.clone(), v.clone()));
+            }
+        }
+        let (key, value) = self.selector.meta_key();
+        m.push((key.into(), s(value)));
+        if let Some(r) = &self.unencrypted_comment_regex {
+            m.push(("unencrypted_comment_regex".into(), s(r)));
+        }
+        if let Some(r) = &self.encrypted_comment_regex {
+            m.push(("encrypted_comment_regex".into(), s(r)));
+        }
+        if self.mac_only_encrypted {
+            m.push(("mac_only_encrypted".into(), s("true")));
+        }
+        m.push((
+            "version".into(),
+            s(self.version.as_deref().unwrap_or(SOPS_VERSION)),
+        ));
+        MetaValue::Map(m)
+    }
+
+    /// `kms` then `age`, as a key group holds them.
+    fn key_entries(&self) -> Vec<(String, MetaValue)> {
+        let mut m = self.key_entries_but_age();
+        m.extend(self.age_entry());
+        m
+    }
+
+    fn key_entries_but_age(&self) -> Vec<(String, MetaValue)> {
+        let s = |v: &str| MetaValue::Str(v.to_string());
+        let mut m = Vec::new();
         if !self.kms.is_empty() {
             let entries = self
                 .kms
@@ -279,49 +346,22 @@ impl Metadata {
                 .collect();
             m.push(("kms".into(), MetaValue::Seq(entries)));
         }
-        for (name, v) in &self.foreign_keys {
-            if name != "pgp" {
-                m.push((name.clone(), v.clone()));
-            }
-        }
-        if !self.age.is_empty() {
-            let entries = self
-                .age
-                .iter()
-                .map(|a| {
-                    MetaValue::Map(vec![
-                        ("recipient".into(), s(&a.recipient)),
-                        ("enc".into(), s(&a.enc)),
-                    ])
-                })
-                .collect();
-            m.push(("age".into(), MetaValue::Seq(entries)));
-        }
-        m.push(("lastmodified".into(), s(&self.lastmodified)));
-        if let Some(mac) = &self.mac {
-            m.push(("mac".into(), s(mac)));
-        }
-        for (name, v) in &self.foreign_keys {
-            if name == "pgp" {
-                m.push((name.clone(), v.clone()));
-            }
-        }
-        let (key, value) = self.selector.meta_key();
-        m.push((key.into(), s(value)));
-        if let Some(r) = &self.unencrypted_comment_regex {
-            m.push(("unencrypted_comment_regex".into(), s(r)));
-        }
-        if let Some(r) = &self.encrypted_comment_regex {
-            m.push(("encrypted_comment_regex".into(), s(r)));
-        }
-        if self.mac_only_encrypted {
-            m.push(("mac_only_encrypted".into(), s("true")));
-        }
-        m.push((
-            "version".into(),
-            s(self.version.as_deref().unwrap_or(SOPS_VERSION)),
-        ));
-        MetaValue::Map(m)
+        m
+    }
+
+    fn age_entry(&self) -> Option<(String, MetaValue)> {
+        let s = |v: &str| MetaValue::Str(v.to_string());
+        let entries: Vec<MetaValue> = self
+            .age
+            .iter()
+            .map(|a| {
+                MetaValue::Map(vec![
+                    ("recipient".into(), s(&a.recipient)),
+                    ("enc".into(), s(&a.enc)),
+                ])
+            })
+            .collect();
+        (!entries.is_empty()).then(|| ("age".into(), MetaValue::Seq(entries)))
     }
 
     pub fn rules(&self) -> Result<Rules, regex::Error> {

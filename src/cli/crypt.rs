@@ -160,6 +160,7 @@ pub(super) fn recipients(
                 .iter()
                 .map(|k| KmsSpec::parse(k, &context, None))
                 .collect::<Result<_>>()?,
+            ..Recipients::default()
         }
     };
     if found.is_empty() {
@@ -243,9 +244,6 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     let format = io.format()?;
     let input = io.read()?;
     let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
-    if opened.meta.is_shamir() {
-        return Err(crate::rekey::shamir_refused(&name));
-    }
     for (kind, _) in &opened.meta.foreign_keys {
         warn(&format!(
             "{name}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"

@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::MasterKey;
-use crate::cipher::DataKey;
 use crate::metadata::{AgeEntry, Metadata};
 use crate::{Error, Result};
 
@@ -220,7 +219,8 @@ pub fn parse_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>> {
 }
 
 /// Encrypt the data key to one recipient, armored, as sops stores it.
-pub fn wrap(key: &DataKey, recipient: &str) -> Result<AgeEntry> {
+/// `secret` (a data key, or a Shamir share of one) encrypted to `recipient`.
+pub fn wrap(secret: &[u8], recipient: &str) -> Result<AgeEntry> {
     let r = parse_recipient(recipient)?;
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(r.as_ref() as &dyn age::Recipient))
@@ -230,7 +230,7 @@ pub fn wrap(key: &DataKey, recipient: &str) -> Result<AgeEntry> {
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(io)?;
     let mut w = encryptor.wrap_output(armor).map_err(io)?;
-    w.write_all(key.expose()).map_err(io)?;
+    w.write_all(secret).map_err(io)?;
     w.finish().and_then(|a| a.finish()).map_err(io)?;
     let mut enc = String::from_utf8(out).expect("armor is ASCII");
     if !enc.ends_with('\n') {
@@ -343,8 +343,8 @@ mod x25519_tests {
             x25519_dalek::PublicKey::from(&ours.secret).as_bytes(),
             ours.public.as_bytes()
         );
-        let key = DataKey::generate();
-        let wrapped = wrap(&key, &id.to_public().to_string()).expect("wraps");
+        let key = crate::cipher::DataKey::generate();
+        let wrapped = wrap(key.expose(), &id.to_public().to_string()).expect("wraps");
         let open = |ident: X25519Identity| {
             let reader = age::armor::ArmoredReader::new(wrapped.enc.as_bytes());
             let decryptor = age::Decryptor::new(reader).expect("an age file");

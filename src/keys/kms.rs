@@ -12,7 +12,6 @@ use zeroize::Zeroizing;
 
 use super::MasterKey;
 use crate::aws::session::{reason_as, Scope, Session};
-use crate::cipher::DataKey;
 use crate::metadata::{KmsEntry, Metadata};
 use crate::{Error, Result};
 
@@ -106,7 +105,8 @@ impl KmsKeys {
     }
 
     /// Wrap a data key with one KMS key, as a sops metadata entry.
-    pub fn wrap(&self, key: &DataKey, spec: &KmsSpec) -> Result<KmsEntry> {
+    /// `secret` (a data key, or a Shamir share of one) encrypted under `spec`'s key.
+    pub fn wrap(&self, secret: &[u8], spec: &KmsSpec) -> Result<KmsEntry> {
         let fail = |why: String| Error::Aws(format!("kms:{}: {why}", spec.arn));
         let client = self
             .client(&spec.arn, spec.aws_profile.as_deref(), spec.role.as_deref())
@@ -114,7 +114,7 @@ impl KmsKeys {
         let mut req = client
             .encrypt()
             .key_id(&spec.arn)
-            .plaintext(Blob::new(key.expose().to_vec()));
+            .plaintext(Blob::new(secret.to_vec()));
         for (k, v) in &spec.context {
             req = req.encryption_context(k, v);
         }

@@ -14,20 +14,32 @@ pub mod age;
 pub mod kms;
 pub mod shamir;
 
-/// The master keys a new data key is wrapped for.
+/// The master keys a new data key is wrapped for: all of them, or, split over Shamir key
+/// groups, a share for each group wrapped for the keys of that group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recipients {
     pub age: Vec<String>,
     pub kms: Vec<kms::KmsSpec>,
+    /// Key groups (more than one); the flat lists are then empty.
+    pub groups: Vec<Recipients>,
+    /// How many groups open the data key (with `groups`).
+    pub threshold: usize,
 }
 
 impl Recipients {
     pub fn is_empty(&self) -> bool {
-        self.age.is_empty() && self.kms.is_empty()
+        self.age.is_empty() && self.kms.is_empty() && self.groups.is_empty()
     }
 
     /// The master keys a file has now.
     pub fn of(meta: &Metadata) -> Recipients {
+        if meta.is_shamir() {
+            return Recipients {
+                groups: meta.groups.iter().map(Recipients::of).collect(),
+                threshold: meta.shamir_threshold,
+                ..Recipients::default()
+            };
+        }
         Recipients {
             age: meta.age.iter().map(|a| a.recipient.clone()).collect(),
             kms: meta
@@ -40,6 +52,7 @@ impl Recipients {
                     aws_profile: k.aws_profile.clone(),
                 })
                 .collect(),
+            ..Recipients::default()
         }
     }
 }

@@ -843,11 +843,30 @@ pub fn new_metadata(
         version: Some(metadata::SOPS_VERSION.to_string()),
         ..Default::default()
     };
-    for r in &recipients.age {
-        md.age.push(crate::keys::age::wrap(key, r)?);
-    }
-    for spec in &recipients.kms {
-        md.kms.push(kms.wrap(key, spec)?);
+    if recipients.groups.is_empty() {
+        for r in &recipients.age {
+            md.age.push(crate::keys::age::wrap(key.expose(), r)?);
+        }
+        for spec in &recipients.kms {
+            md.kms.push(kms.wrap(key.expose(), spec)?);
+        }
+    } else {
+        // Shamir: one share per group, each wrapped for every key of its group.
+        let n = recipients.groups.len();
+        let shares = crate::keys::shamir::split(key.expose(), n, recipients.threshold)
+            .map_err(|e| Error::KeySource(format!("Shamir key groups: {e}")))?;
+        let mut groups = Vec::with_capacity(n);
+        for (share, group) in shares.iter().zip(&recipients.groups) {
+            let mut g = Metadata::default();
+            for r in &group.age {
+                g.age.push(crate::keys::age::wrap(share, r)?);
+            }
+            for spec in &group.kms {
+                g.kms.push(kms.wrap(share, spec)?);
+            }
+            groups.push(g);
+        }
+        md.split_over(groups, recipients.threshold);
     }
     if let Some(rule) = rule {
         md.selector = rule.selector.clone().unwrap_or_default();

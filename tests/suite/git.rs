@@ -813,3 +813,31 @@ fn status_after_a_touch_answers_from_the_record_of_seen_plaintext() {
     assert!(std::fs::read(&record).unwrap() != bytes, "not written anew");
     assert_no_plaintext_in_git(&sb, "repo", SECRET);
 }
+
+#[test]
+fn a_rule_with_shamir_key_groups_splits_what_the_filter_commits() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    // Two groups, both this sandbox's key: any two shares open the file.
+    sb.write(
+        "repo/.coffer.yaml",
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{0}]\n      - age: [{0}]\n",
+            sb.recipient
+        ),
+    );
+    sb.write("repo/secrets/split.env", format!("PASSWORD={SECRET}\n"));
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-qm", "split"]);
+    let stored = blob(&sb, "repo", "HEAD:secrets/split.env");
+    assert!(stored.contains("sops_shamir_threshold=2"), "{stored}");
+    assert_eq!(stored.matches("sops_key_groups__list_").count(), 4);
+    std::fs::remove_dir_all(sb.path("repo/secrets")).unwrap();
+    sb.git("repo", &["checkout", "-q", "--", "secrets"]);
+    assert_eq!(
+        sb.read_str("repo/secrets/split.env"),
+        format!("PASSWORD={SECRET}\n")
+    );
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    assert_no_plaintext_in_git(&sb, "repo", SECRET);
+}

@@ -414,7 +414,7 @@ fn sops_functional_test_plaintexts_round_trip_and_open_with_sops() {
 }
 
 #[test]
-fn sops_configs_are_read_and_shamir_rules_refused_only_where_they_apply() {
+fn sops_configs_are_read_and_rules_with_pgp_groups_refused_only_where_they_apply() {
     let sb = Sandbox::new();
     // sops's own functional-test config: PGP keys and Shamir key groups.
     sb.copy(
@@ -423,7 +423,11 @@ fn sops_configs_are_read_and_shamir_rules_refused_only_where_they_apply() {
     );
     sb.write("test_roundtrip_keygroups.yaml", "a: 1\n");
     let out = sb.run(&["encrypt", "test_roundtrip_keygroups.yaml"]);
-    assert_error(&out, 1, "several key_groups (Shamir)");
+    assert_error(
+        &out,
+        1,
+        "a key group holds pgp keys, which coffer cannot wrap a share for",
+    );
     // The catch-all rule names only a PGP key: coffer has nothing to encrypt with.
     sb.write("other.yaml", "a: 1\n");
     assert_error(
@@ -576,19 +580,61 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
     assert_success(&theirs, &["sops decrypt after set"]);
     assert_eq!(stdout(&theirs).trim_end(), "6543");
 
-    // A new data key cannot be split yet: refused, the file untouched.
-    let before = a.read("split.app.yaml");
+    // Rotated by coffer: a new data key, split anew over the same groups.
+    let before = a.read_str("split.app.yaml");
     let out = a
         .cmd()
         .env("SOPS_AGE_KEY_FILE", &ac)
         .args(["rotate", "-i", "split.app.yaml"])
         .output()
         .unwrap();
+    assert_success(&out, &["rotate"]);
+    let after = a.read_str("split.app.yaml");
+    let first_enc = |t: &str| {
+        t[t.find("ENC[").unwrap()..]
+            .split(']')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(first_enc(&before), first_enc(&after));
+    assert_eq!(after.matches("recipient:").count(), 3);
+    let theirs = sops_with(&a, &bc, &["decrypt", "split.app.yaml"]);
+    assert_success(&theirs, &["sops decrypt after rotate"]);
+    assert!(stdout(&theirs).contains("port: 6543"));
+
+    // coffer splits new files by the same rules, and sops opens them with any two groups.
+    for name in ["app.yaml", "app.json", "app.env", "app.ini"] {
+        let enc = format!("ours.{name}");
+        a.ok(&["encrypt", "-o", &enc, name]);
+        let text = a.read_str(&enc);
+        assert!(text.contains("shamir_threshold"), "{name}: {text}");
+        let theirs = sops_with(&a, &bc, &["decrypt", &enc]);
+        assert_success(&theirs, &["sops decrypt", name]);
+        assert!(stdout(&theirs).contains("S3cr3t!"), "{name}");
+        let ours = a
+            .cmd()
+            .env("SOPS_AGE_KEY_FILE", &ac)
+            .args(["decrypt", &enc])
+            .output()
+            .unwrap();
+        assert_eq!(ours.stdout, a.read(name), "{name}");
+    }
+
+    // A threshold the groups cannot meet is refused before anything is written.
+    a.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - shamir_threshold: 4\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n",
+            a.recipient, b.recipient
+        ),
+    );
+    let out = a.run(&["encrypt", "-o", "never.yaml", "app.yaml"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("Shamir key groups"),
+        stderr(&out).contains("shamir_threshold must be a number from 2 to 2"),
         "{}",
         stderr(&out)
     );
-    assert_eq!(a.read("split.app.yaml"), before);
+    assert!(!a.path("never.yaml").exists());
 }
