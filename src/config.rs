@@ -20,6 +20,8 @@ pub struct CreationRule {
     pub path_regex: Option<String>,
     pub age: Vec<String>,
     pub kms: Vec<String>,
+    /// PGP key fingerprints.
+    pub pgp: Vec<String>,
     pub selector: Option<Selector>,
     pub unencrypted_comment_regex: Option<String>,
     pub encrypted_comment_regex: Option<String>,
@@ -27,7 +29,7 @@ pub struct CreationRule {
     pub aws_profile: Option<String>,
     /// Shamir key groups (more than one), each a list of age recipients and KMS keys;
     /// `age` and `kms` are then empty.
-    pub groups: Vec<(Vec<String>, Vec<String>)>,
+    pub groups: Vec<KeyGroup>,
     /// How many groups open the data key; all of them when unset.
     pub shamir_threshold: Option<usize>,
     /// Why coffer cannot use this rule (e.g. Shamir key groups). Reported only when the
@@ -35,12 +37,24 @@ pub struct CreationRule {
     pub unsupported: Option<String>,
 }
 
+/// One Shamir key group of a creation rule.
+#[derive(Debug, Clone, Default)]
+pub struct KeyGroup {
+    pub age: Vec<String>,
+    pub kms: Vec<String>,
+    pub pgp: Vec<String>,
+}
+
 impl CreationRule {
     /// The rule's master keys (`kms` entries are `ARN[+ROLE]`, with the rule's profile).
     pub fn recipients(&self) -> Result<crate::keys::Recipients> {
-        let of = |age: &[String], kms: &[String]| -> Result<crate::keys::Recipients> {
+        let of = |age: &[String],
+                  kms: &[String],
+                  pgp: &[String]|
+         -> Result<crate::keys::Recipients> {
             Ok(crate::keys::Recipients {
                 age: age.to_vec(),
+                pgp: pgp.to_vec(),
                 kms: kms
                     .iter()
                     .map(|k| crate::keys::kms::KmsSpec::parse(k, &[], self.aws_profile.as_deref()))
@@ -49,13 +63,13 @@ impl CreationRule {
             })
         };
         if self.groups.is_empty() {
-            return of(&self.age, &self.kms);
+            return of(&self.age, &self.kms, &self.pgp);
         }
         Ok(crate::keys::Recipients {
             groups: self
                 .groups
                 .iter()
-                .map(|(age, kms)| of(age, kms))
+                .map(|g| of(&g.age, &g.kms, &g.pgp))
                 .collect::<Result<_>>()?,
             threshold: self.shamir_threshold.unwrap_or(self.groups.len()),
             ..Default::default()
@@ -328,6 +342,7 @@ impl Config {
                 path_regex: scalar(r, "path_regex").or_else(|| scalar(r, "path_regexp")),
                 age: string_list(get(r, "age")),
                 kms: string_list(get(r, "kms")),
+                pgp: string_list(get(r, "pgp")),
                 unencrypted_comment_regex: scalar(r, "unencrypted_comment_regex"),
                 encrypted_comment_regex: scalar(r, "encrypted_comment_regex"),
                 mac_only_encrypted: scalar(r, "mac_only_encrypted").is_some_and(|v| v == "true"),
@@ -340,8 +355,12 @@ impl Config {
             match get(r, "key_groups") {
                 Some(Value::Seq(groups)) if groups.len() > 1 => {
                     for g in groups {
-                        let (age, kms) = (string_list(get(g, "age")), string_list(get(g, "kms")));
-                        let foreign = ["pgp", "gcp_kms", "azure_kv", "hc_vault"]
+                        let group = KeyGroup {
+                            age: string_list(get(g, "age")),
+                            kms: string_list(get(g, "kms")),
+                            pgp: string_list(get(g, "pgp")),
+                        };
+                        let foreign = ["gcp_kms", "azure_kv", "hc_vault"]
                             .iter()
                             .find(|k| !string_list(get(g, k)).is_empty());
                         if let Some(kind) = foreign {
@@ -349,13 +368,16 @@ impl Config {
                                 "creation rule {}: a key group holds {kind} keys, which coffer cannot wrap a share for",
                                 i + 1
                             ));
-                        } else if age.is_empty() && kms.is_empty() {
+                        } else if group.age.is_empty()
+                            && group.kms.is_empty()
+                            && group.pgp.is_empty()
+                        {
                             return Err(bad(format!(
                                 "creation rule {}: a key group names no keys",
                                 i + 1
                             )));
                         }
-                        rule.groups.push((age, kms));
+                        rule.groups.push(group);
                     }
                     let n = groups.len();
                     rule.shamir_threshold = match scalar(r, "shamir_threshold") {
@@ -376,6 +398,7 @@ impl Config {
                     for g in groups {
                         rule.age.extend(string_list(get(g, "age")));
                         rule.kms.extend(string_list(get(g, "kms")));
+                        rule.pgp.extend(string_list(get(g, "pgp")));
                     }
                 }
                 _ => {}

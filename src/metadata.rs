@@ -27,6 +27,14 @@ pub struct KmsEntry {
     pub aws_profile: Option<String>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgpEntry {
+    pub fp: String,
+    pub created_at: String,
+    /// The data key, encrypted for `fp`, ASCII-armored.
+    pub enc: String,
+}
+
 /// Which values get encrypted. sops allows one of these per file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Selector {
@@ -57,7 +65,8 @@ impl Selector {
 pub struct Metadata {
     pub kms: Vec<KmsEntry>,
     pub age: Vec<AgeEntry>,
-    /// Master keys coffer cannot use (pgp, gcp_kms, azure_kv, hc_vault), kept as they were
+    pub pgp: Vec<PgpEntry>,
+    /// Master keys coffer cannot use (gcp_kms, azure_kv, hc_vault), kept as they were
     /// so that re-encrypting a file with the same data key does not drop them.
     pub foreign_keys: Vec<(String, MetaValue)>,
     pub lastmodified: String,
@@ -78,7 +87,7 @@ pub struct Metadata {
     pub shamir_raw: Option<(MetaValue, Option<MetaValue>)>,
 }
 
-const FOREIGN: [&str; 4] = ["gcp_kms", "azure_kv", "hc_vault", "pgp"];
+const FOREIGN: [&str; 3] = ["gcp_kms", "azure_kv", "hc_vault"];
 
 impl Metadata {
     /// Whether a `sops` mapping is metadata sops wrote (a MAC or a master key, and
@@ -87,6 +96,7 @@ impl Metadata {
         Metadata::parse(meta).is_ok_and(|m| {
             m.mac.is_some()
                 || !m.age.is_empty()
+                || !m.pgp.is_empty()
                 || !m.kms.is_empty()
                 || !m.foreign_keys.is_empty()
                 || !m.groups.is_empty()
@@ -195,6 +205,14 @@ impl Metadata {
                 aws_profile: field("aws_profile"),
             });
         }
+        for entry in seq(from.get("pgp")) {
+            let field = |k: &str| entry.get(k).and_then(MetaValue::as_str).map(str::to_string);
+            self.pgp.push(PgpEntry {
+                fp: field("fp").ok_or("a pgp entry has no fp")?,
+                created_at: field("created_at").unwrap_or_default(),
+                enc: field("enc").ok_or("a pgp entry has no enc")?,
+            });
+        }
         for name in FOREIGN {
             if let Some(v @ MetaValue::Seq(items)) = from.get(name) {
                 if !items.is_empty() {
@@ -223,6 +241,7 @@ impl Metadata {
         self.foreign_keys.clear();
         self.age = fresh.age;
         self.kms = fresh.kms;
+        self.pgp = fresh.pgp;
         self.groups = fresh.groups;
         self.shamir_threshold = fresh.shamir_threshold;
         self.shamir_raw = fresh.shamir_raw;
@@ -253,6 +272,7 @@ impl Metadata {
             .map(|a| format!("age:{}", a.recipient))
             .collect();
         out.extend(self.kms.iter().map(|k| format!("kms:{}", k.arn)));
+        out.extend(self.pgp.iter().map(|p| format!("pgp:{}", p.fp)));
         for (name, v) in &self.foreign_keys {
             for item in seq(Some(v)) {
                 let id = ["fp", "resource_id", "vault_address", "vaultUrl"]
@@ -276,21 +296,12 @@ impl Metadata {
             m.push(("key_groups".into(), groups.clone()));
         }
         m.extend(self.key_entries_but_age());
-        for (name, v) in &self.foreign_keys {
-            if name != "pgp" {
-                m.push((name.clone(), v.clone()));
-            }
-        }
         m.extend(self.age_entry());
         m.push(("lastmodified".into(), s(&self.lastmodified)));
         if let Some(mac) = &self.mac {
             m.push(("mac".into(), s(mac)));
         }
-        for (name, v) in &self.foreign_keys {
-            if name == "pgp" {
-                m.push((name.clone(), v.clone()));
-            }
-        }
+        m.extend(self.pgp_entry());
         let (key, value) = self.selector.meta_key();
         m.push((key.into(), s(value)));
         if let Some(r) = &self.unencrypted_comment_regex {
@@ -309,11 +320,28 @@ impl Metadata {
         MetaValue::Map(m)
     }
 
-    /// `kms` then `age`, as a key group holds them.
+    /// `kms`, the others, `age` and `pgp`, as a key group holds them.
     fn key_entries(&self) -> Vec<(String, MetaValue)> {
         let mut m = self.key_entries_but_age();
         m.extend(self.age_entry());
+        m.extend(self.pgp_entry());
         m
+    }
+
+    fn pgp_entry(&self) -> Option<(String, MetaValue)> {
+        let s = |v: &str| MetaValue::Str(v.to_string());
+        let entries: Vec<MetaValue> = self
+            .pgp
+            .iter()
+            .map(|p| {
+                MetaValue::Map(vec![
+                    ("created_at".into(), s(&p.created_at)),
+                    ("enc".into(), s(&p.enc)),
+                    ("fp".into(), s(&p.fp)),
+                ])
+            })
+            .collect();
+        (!entries.is_empty()).then(|| ("pgp".into(), MetaValue::Seq(entries)))
     }
 
     fn key_entries_but_age(&self) -> Vec<(String, MetaValue)> {
@@ -345,6 +373,9 @@ impl Metadata {
                 })
                 .collect();
             m.push(("kms".into(), MetaValue::Seq(entries)));
+        }
+        for (name, v) in &self.foreign_keys {
+            m.push((name.clone(), v.clone()));
         }
         m
     }

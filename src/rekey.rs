@@ -82,6 +82,13 @@ pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> 
                 .filter(|k| !current.kms.iter().any(|c| same_kms(c, k)))
                 .map(label_kms),
         )
+        .chain(
+            wanted
+                .pgp
+                .iter()
+                .filter(|p| !current.pgp.contains(p))
+                .map(|p| format!("pgp:{p}")),
+        )
         .collect();
     let removed: Vec<String> = current
         .age
@@ -94,6 +101,13 @@ pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> 
                 .iter()
                 .filter(|k| !wanted.kms.iter().any(|w| same_kms(w, k)))
                 .map(label_kms),
+        )
+        .chain(
+            current
+                .pgp
+                .iter()
+                .filter(|p| !wanted.pgp.contains(p))
+                .map(|p| format!("pgp:{p}")),
         )
         .collect();
     let rotate = match rotation {
@@ -151,6 +165,15 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
                 None => kms.wrap(opened.key.expose(), spec),
             },
         )
+        .collect::<Result<_>>()?;
+    let gpg = crate::keys::pgp::PgpKeys::default();
+    md.pgp = wanted
+        .pgp
+        .iter()
+        .map(|fp| match opened.meta.pgp.iter().find(|p| p.fp == *fp) {
+            Some(existing) => Ok(existing.clone()),
+            None => gpg.wrap(opened.key.expose(), fp),
+        })
         .collect::<Result<_>>()?;
     opened.with_metadata(&md)
 }

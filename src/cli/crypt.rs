@@ -20,6 +20,9 @@ pub struct KeyFlags {
     /// AWS KMS key or alias ARN, optionally +ROLE_ARN to assume (repeat or separate with commas; env COFFER_KMS_ARN)
     #[arg(long = "kms", value_name = "ARN", value_delimiter = ',')]
     pub kms: Vec<String>,
+    /// PGP key fingerprint to encrypt for, through gpg (repeat or separate with commas; env SOPS_PGP_FP)
+    #[arg(long = "pgp", value_name = "FINGERPRINT", value_delimiter = ',')]
+    pub pgp: Vec<String>,
     /// KMS encryption context for the --kms keys, as key=value,key2=value2
     #[arg(long, value_name = "K=V,…")]
     pub encryption_context: Option<String>,
@@ -144,7 +147,8 @@ pub(super) fn recipients(
     };
     let age = list(&flags.age, ["COFFER_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS"]);
     let kms = list(&flags.kms, ["COFFER_KMS_ARN", "SOPS_KMS_ARN"]);
-    let found = if age.is_empty() && kms.is_empty() {
+    let pgp = list(&flags.pgp, ["COFFER_PGP_FP", "SOPS_PGP_FP"]);
+    let found = if age.is_empty() && kms.is_empty() && pgp.is_empty() {
         match rule {
             Some(r) => r.recipients()?,
             None => Recipients::default(),
@@ -160,6 +164,7 @@ pub(super) fn recipients(
                 .iter()
                 .map(|k| KmsSpec::parse(k, &context, None))
                 .collect::<Result<_>>()?,
+            pgp,
             ..Recipients::default()
         }
     };

@@ -143,7 +143,7 @@ struct Plan {
     ruleless: Vec<PathBuf>,
     /// Skipped files that would have lost a key: the revocation is not complete.
     held_back: usize,
-    /// Files with master keys coffer does not speak (pgp…), left as they are.
+    /// Files with master keys coffer does not speak (GCP KMS, Azure Key Vault, Vault), left as they are.
     foreign: usize,
     skipped: Vec<(String, String)>,
 }
@@ -470,7 +470,7 @@ fn finish(
 ) -> Result<()> {
     if plan.foreign > 0 {
         warn(&format!(
-            "{} file(s) also have pgp or other master keys that coffer neither compares with the rules nor removes (rotating drops them)",
+            "{} file(s) also have GCP KMS, Azure Key Vault or Vault master keys that coffer neither compares with the rules nor removes (rotating drops them)",
             plan.foreign
         ));
     }

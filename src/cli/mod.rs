@@ -293,6 +293,7 @@ pub struct Env {
 impl Env {
     pub fn from_process(aws_profile: Option<String>) -> Self {
         let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        crate::keys::pgp::set_gpg(vars.get("SOPS_GPG_EXEC").cloned());
         let var = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
         let config_file = var("AWS_CONFIG_FILE")
             .map(PathBuf::from)
@@ -352,10 +353,11 @@ impl Env {
     pub fn keyring(&self) -> Result<Keyring> {
         let sources = IdentitySources::from_env(|k| self.get(k));
         let age = AgeKeys::load(&sources)?;
-        // age first, then KMS, as sops tries them.
+        // age first, then KMS, then PGP (the slowest: a gpg process per key).
         Ok(Keyring::new(vec![
             Box::new(age),
             Box::new(self.kms.clone()),
+            Box::new(crate::keys::pgp::PgpKeys::default()),
         ]))
     }
 

@@ -12,6 +12,7 @@ use crate::metadata::Metadata;
 
 pub mod age;
 pub mod kms;
+pub mod pgp;
 pub mod shamir;
 
 /// The master keys a new data key is wrapped for: all of them, or, split over Shamir key
@@ -20,6 +21,8 @@ pub mod shamir;
 pub struct Recipients {
     pub age: Vec<String>,
     pub kms: Vec<kms::KmsSpec>,
+    /// PGP key fingerprints.
+    pub pgp: Vec<String>,
     /// Key groups (more than one); the flat lists are then empty.
     pub groups: Vec<Recipients>,
     /// How many groups open the data key (with `groups`).
@@ -28,7 +31,7 @@ pub struct Recipients {
 
 impl Recipients {
     pub fn is_empty(&self) -> bool {
-        self.age.is_empty() && self.kms.is_empty() && self.groups.is_empty()
+        self.age.is_empty() && self.kms.is_empty() && self.pgp.is_empty() && self.groups.is_empty()
     }
 
     /// The master keys a file has now.
@@ -52,6 +55,7 @@ impl Recipients {
                     aws_profile: k.aws_profile.clone(),
                 })
                 .collect(),
+            pgp: meta.pgp.iter().map(|p| p.fp.clone()).collect(),
             ..Recipients::default()
         }
     }
@@ -114,6 +118,7 @@ impl Keyring {
                     .iter()
                     .map(|a| a.enc.as_str())
                     .chain(m.kms.iter().map(|k| k.enc.as_str()))
+                    .chain(m.pgp.iter().map(|p| p.enc.as_str()))
             })
             .collect();
         {
@@ -207,7 +212,7 @@ impl Keyring {
 pub fn is_key_source(name: &str) -> bool {
     name.starts_with("COFFER_AGE_")
         || name.starts_with("SOPS_AGE_")
-        || matches!(name, "COFFER_MFA_TOKEN" | "SOPS_PGP_FP")
+        || matches!(name, "COFFER_MFA_TOKEN" | "SOPS_PGP_FP" | "COFFER_PGP_FP")
 }
 
 #[cfg(test)]

@@ -843,12 +843,16 @@ pub fn new_metadata(
         version: Some(metadata::SOPS_VERSION.to_string()),
         ..Default::default()
     };
+    let pgp = crate::keys::pgp::PgpKeys::default();
     if recipients.groups.is_empty() {
         for r in &recipients.age {
             md.age.push(crate::keys::age::wrap(key.expose(), r)?);
         }
         for spec in &recipients.kms {
             md.kms.push(kms.wrap(key.expose(), spec)?);
+        }
+        for fp in &recipients.pgp {
+            md.pgp.push(pgp.wrap(key.expose(), fp)?);
         }
     } else {
         // Shamir: one share per group, each wrapped for every key of its group.
@@ -863,6 +867,9 @@ pub fn new_metadata(
             }
             for spec in &group.kms {
                 g.kms.push(kms.wrap(share, spec)?);
+            }
+            for fp in &group.pgp {
+                g.pgp.push(pgp.wrap(share, fp)?);
             }
             groups.push(g);
         }

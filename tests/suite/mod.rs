@@ -10,6 +10,7 @@ mod git;
 mod interop;
 mod kms;
 mod moto;
+mod pgp;
 mod push;
 mod rekey;
 mod roundtrip;

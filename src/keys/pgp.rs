@@ -1,0 +1,116 @@
+//! PGP master keys through the `gpg` binary, as sops uses them by default: gpg-agent,
+//! smartcards and `GNUPGHOME` keep working, and `SOPS_GPG_EXEC` names another binary.
+//! The data key (or a Shamir share of it) goes to gpg on stdin and comes back on stdout,
+//! never through an argument or a file.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use zeroize::Zeroizing;
+
+use super::MasterKey;
+use crate::metadata::{Metadata, PgpEntry};
+use crate::{Error, Result};
+
+pub struct PgpKeys {
+    gpg: String,
+}
+
+/// The gpg binary, set once by the CLI from `SOPS_GPG_EXEC`.
+static GPG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Use `gpg` (a program name or path) for every PGP key of this process.
+pub fn set_gpg(gpg: Option<String>) {
+    if let Some(g) = gpg.filter(|g| !g.trim().is_empty()) {
+        let _ = GPG.set(g);
+    }
+}
+
+impl Default for PgpKeys {
+    fn default() -> PgpKeys {
+        PgpKeys {
+            gpg: GPG.get().cloned().unwrap_or_else(|| "gpg".into()),
+        }
+    }
+}
+
+impl PgpKeys {
+    /// Run gpg with `args`, `input` on stdin; its stdout, or its stderr's last line.
+    fn run(&self, args: &[&str], input: &[u8]) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+        let mut child = Command::new(&self.gpg)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.gpg))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        // Written from another thread: gpg may fill its stdout before reading all of stdin.
+        let input = Zeroizing::new(input.to_vec());
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("{}: {e}", self.gpg))?;
+        let _ = writer.join();
+        let stdout = Zeroizing::new(out.stdout);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err.lines().rfind(|l| !l.trim().is_empty());
+            return Err(last.map_or_else(
+                || format!("{} failed ({})", self.gpg, out.status),
+                |l| l.trim().to_string(),
+            ));
+        }
+        Ok(stdout)
+    }
+
+    /// `secret` (a data key, or a Shamir share of one) encrypted for `fingerprint`, with
+    /// sops's arguments.
+    pub fn wrap(&self, secret: &[u8], fingerprint: &str) -> Result<PgpEntry> {
+        let fp = fingerprint.trim();
+        let args = [
+            "--no-default-recipient",
+            "--yes",
+            "--encrypt",
+            "-a",
+            "-r",
+            fp,
+            "--trusted-key",
+            fp,
+            "--no-encrypt-to",
+        ];
+        let out = self
+            .run(&args, secret)
+            .map_err(|why| Error::KeySource(format!("pgp:{fp}: {why}")))?;
+        let enc = String::from_utf8(out.to_vec())
+            .map_err(|_| Error::KeySource(format!("pgp:{fp}: gpg wrote no ASCII armor")))?;
+        Ok(PgpEntry {
+            fp: fp.to_string(),
+            created_at: crate::metadata::now_rfc3339(),
+            enc,
+        })
+    }
+
+    fn open(&self, entry: &PgpEntry) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+        self.run(&["--use-agent", "--quiet", "-d"], entry.enc.as_bytes())
+    }
+}
+
+impl MasterKey for PgpKeys {
+    fn unwrap(
+        &self,
+        meta: &Metadata,
+    ) -> std::result::Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
+        if meta.pgp.is_empty() {
+            return Ok(None);
+        }
+        let mut reasons = Vec::new();
+        for entry in &meta.pgp {
+            match self.open(entry) {
+                Ok(key) => return Ok(Some(key)),
+                Err(why) => reasons.push(format!("pgp:{}: {why}", entry.fp)),
+            }
+        }
+        Err(reasons)
+    }
+}

@@ -1,0 +1,212 @@
+//! PGP master keys through the real gpg, in a throwaway GnuPG home with a key made here.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use super::common::*;
+
+/// A GnuPG home in the sandbox holding one new key without a passphrase; its agent is
+/// stopped when dropped.
+struct Gpg {
+    home: PathBuf,
+    fp: String,
+}
+
+impl Gpg {
+    fn new(sb: &Sandbox, name: &str) -> Gpg {
+        let home = sb.path(name);
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let gpg = |args: &[&str]| {
+            let out = Command::new("gpg")
+                .env("GNUPGHOME", &home)
+                .args(["--batch", "--passphrase", ""])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "gpg {args:?}: {}", stderr(&out));
+            stdout(&out)
+        };
+        gpg(&[
+            "--quick-gen-key",
+            "coffer test <test@example.invalid>",
+            "default",
+            "default",
+            "never",
+        ]);
+        let listing = gpg(&["--list-keys", "--with-colons"]);
+        let fp = listing
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("fpr:")
+                    .map(|r| r.trim_matches(':').to_string())
+            })
+            .unwrap();
+        Gpg { home, fp }
+    }
+
+    fn coffer(&self, sb: &Sandbox, args: &[&str]) -> Output {
+        sb.cmd()
+            .env("GNUPGHOME", &self.home)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn sops(&self, sb: &Sandbox, args: &[&str]) -> Output {
+        Command::new(sops_bin())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", sb.home())
+            .env("GNUPGHOME", &self.home)
+            .env("SOPS_AGE_KEY_FILE", sb.key_file())
+            .env("SOPS_DISABLE_VERSION_CHECK", "1")
+            .current_dir(sb.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", &self.home)
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+#[test]
+fn pgp_files_open_both_ways_through_gpg() {
+    let sb = Sandbox::new();
+    let gpg = Gpg::new(&sb, "gnupg");
+    for name in ["app.yaml", "app.json", "app.env", "app.ini"] {
+        sb.copy(&testdata(&format!("plain/{name}")), name);
+        let ours = format!("ours.{name}");
+        let out = gpg.coffer(&sb, &["encrypt", "--pgp", &gpg.fp, "-o", &ours, name]);
+        assert_success(&out, &["encrypt --pgp", name]);
+        let text = sb.read_str(&ours);
+        assert!(
+            text.contains("BEGIN PGP MESSAGE") && text.contains(&gpg.fp),
+            "{name}"
+        );
+        let theirs = gpg.sops(&sb, &["decrypt", &ours]);
+        assert_success(&theirs, &["sops decrypt", name]);
+        assert!(stdout(&theirs).contains("S3cr3t!"), "{name}");
+
+        let sops_file = format!("sops.{name}");
+        let out = gpg.sops(
+            &sb,
+            &["encrypt", "--pgp", &gpg.fp, "--output", &sops_file, name],
+        );
+        assert_success(&out, &["sops encrypt --pgp", name]);
+        let opened = gpg.coffer(&sb, &["decrypt", &sops_file]);
+        assert_success(&opened, &["decrypt", name]);
+        assert_eq!(
+            stdout(&opened),
+            stdout(&gpg.sops(&sb, &["decrypt", &sops_file])),
+            "{name}"
+        );
+    }
+    // Without the key in GnuPG's home it does not open, and says which key it needed.
+    let out = sb
+        .cmd()
+        .env("GNUPGHOME", sb.path("empty-gnupg"))
+        .args(["decrypt", "ours.app.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("pgp:{}", gpg.fp)),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_team_moves_from_pgp_to_age_with_updatekeys() {
+    let sb = Sandbox::new();
+    let gpg = Gpg::new(&sb, "gnupg");
+    sb.copy(&testdata("plain/app.yaml"), "app.yaml");
+    sb.write(
+        ".coffer.yaml",
+        format!("creation_rules:\n  - pgp: {}\n", gpg.fp),
+    );
+    let out = gpg.coffer(&sb, &["encrypt", "-i", "app.yaml"]);
+    assert_success(&out, &["encrypt by the pgp rule"]);
+    let before = sb.read_str("app.yaml");
+
+    // Both for a while: age is added, the data key and the values stay.
+    sb.write(
+        ".coffer.yaml",
+        format!(
+            "creation_rules:\n  - pgp: {}\n    age: {}\n",
+            gpg.fp, sb.recipient
+        ),
+    );
+    let out = gpg.coffer(&sb, &["updatekeys", "-y", "app.yaml"]);
+    assert_success(&out, &["updatekeys, age added"]);
+    let both = sb.read_str("app.yaml");
+    let first_enc = |t: &str| {
+        t[t.find("ENC[").unwrap()..]
+            .split(']')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(first_enc(&before), first_enc(&both));
+    assert!(both.contains("BEGIN PGP MESSAGE") && both.contains("BEGIN AGE ENCRYPTED FILE"));
+
+    // Then age alone: the PGP key is removed and the data key rotated.
+    sb.write(
+        ".coffer.yaml",
+        format!("creation_rules:\n  - age: {}\n", sb.recipient),
+    );
+    let out = gpg.coffer(&sb, &["updatekeys", "-y", "app.yaml"]);
+    assert_success(&out, &["updatekeys, pgp removed"]);
+    let after = sb.read_str("app.yaml");
+    assert!(!after.contains("BEGIN PGP MESSAGE"));
+    assert_ne!(first_enc(&both), first_enc(&after));
+    let out = sb
+        .cmd()
+        .env("GNUPGHOME", sb.path("none"))
+        .args(["decrypt", "app.yaml"])
+        .output()
+        .unwrap();
+    assert_success(&out, &["decrypt with age alone"]);
+    assert_eq!(
+        out.stdout,
+        std::fs::read(testdata("plain/app.yaml")).unwrap()
+    );
+}
+
+#[test]
+fn a_shamir_group_may_be_a_pgp_key() {
+    let sb = Sandbox::new();
+    let gpg = Gpg::new(&sb, "gnupg");
+    sb.copy(&testdata("plain/app.env"), "app.env");
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - pgp: [{}]\n      - age: [{}]\n",
+            gpg.fp, sb.recipient
+        ),
+    );
+    let out = gpg.coffer(&sb, &["encrypt", "-o", "split.env", "app.env"]);
+    assert_success(&out, &["encrypt over a pgp and an age group"]);
+    let theirs = gpg.sops(&sb, &["decrypt", "split.env"]);
+    assert_success(&theirs, &["sops decrypt"]);
+    assert!(stdout(&theirs).contains("DB_PASSWORD=S3cr3t!pass\n"));
+    let ours = gpg.coffer(&sb, &["decrypt", "split.env"]);
+    assert_eq!(ours.stdout, sb.read("app.env"));
+    // Without the PGP group, one of two is not enough.
+    let out = sb
+        .cmd()
+        .env("GNUPGHOME", sb.path("none"))
+        .args(["decrypt", "split.env"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
