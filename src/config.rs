@@ -302,6 +302,35 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The KMS keys of a key group: `ARN[+ROLE]` strings, or sops's maps (`arn`, `role`).
+/// `Err` names what coffer cannot take from a map yet.
+fn group_kms(v: Option<&Value>) -> std::result::Result<Vec<String>, String> {
+    let Some(Value::Seq(items)) = v else {
+        return Ok(string_list(v));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Value::Map(_) => {
+                let arn = scalar(item, "arn").ok_or("a KMS key in key_groups has no arn")?;
+                for unsupported in ["context", "aws_profile"] {
+                    if get(item, unsupported)
+                        .is_some_and(|v| !matches!(v, Value::Map(m) if m.is_empty()))
+                    {
+                        return Err(format!("a KMS key in key_groups sets {unsupported}, which coffer does not take there yet"));
+                    }
+                }
+                out.push(match scalar(item, "role") {
+                    Some(role) if !role.is_empty() => format!("{arn}+{role}"),
+                    _ => arn,
+                });
+            }
+            other => out.extend(string_list(Some(other))),
+        }
+    }
+    Ok(out)
+}
+
 fn get<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
     match v {
         Value::Map(e) => e.iter().find(|(k, _)| k == key).map(|(_, v)| v),
@@ -355,20 +384,37 @@ impl Config {
             match get(r, "key_groups") {
                 Some(Value::Seq(groups)) if groups.len() > 1 => {
                     for g in groups {
+                        let kms = match group_kms(get(g, "kms")) {
+                            Ok(kms) => kms,
+                            Err(why) => {
+                                rule.unsupported = Some(format!("creation rule {}: {why}", i + 1));
+                                Vec::new()
+                            }
+                        };
                         let group = KeyGroup {
                             age: string_list(get(g, "age")),
-                            kms: string_list(get(g, "kms")),
+                            kms,
                             pgp: string_list(get(g, "pgp")),
                         };
-                        let foreign = ["gcp_kms", "azure_kv", "hc_vault"]
-                            .iter()
-                            .find(|k| !string_list(get(g, k)).is_empty());
+                        // Any other kind (GCP, Azure, Vault, HuaweiCloud…) would get no share.
+                        let foreign = match g {
+                            Value::Map(entries) => entries
+                                .iter()
+                                .find(|(k, v)| {
+                                    !matches!(k.as_str(), "age" | "kms" | "pgp")
+                                        && !matches!(v, Value::Seq(s) if s.is_empty())
+                                        && !matches!(v, Value::Scalar(_, s) if s.is_empty())
+                                })
+                                .map(|(k, _)| k.clone()),
+                            _ => None,
+                        };
                         if let Some(kind) = foreign {
                             rule.unsupported = Some(format!(
                                 "creation rule {}: a key group holds {kind} keys, which coffer cannot wrap a share for",
                                 i + 1
                             ));
-                        } else if group.age.is_empty()
+                        } else if rule.unsupported.is_none()
+                            && group.age.is_empty()
                             && group.kms.is_empty()
                             && group.pgp.is_empty()
                         {
@@ -397,7 +443,12 @@ impl Config {
                 Some(Value::Seq(groups)) => {
                     for g in groups {
                         rule.age.extend(string_list(get(g, "age")));
-                        rule.kms.extend(string_list(get(g, "kms")));
+                        match group_kms(get(g, "kms")) {
+                            Ok(kms) => rule.kms.extend(kms),
+                            Err(why) => {
+                                rule.unsupported = Some(format!("creation rule {}: {why}", i + 1))
+                            }
+                        }
                         rule.pgp.extend(string_list(get(g, "pgp")));
                     }
                 }
@@ -520,6 +571,66 @@ pub fn key_names(text: &str) -> std::collections::HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rules_of(text: &str) -> Vec<CreationRule> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".sops.yaml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(&file)
+            .unwrap()
+            .rules
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    #[test]
+    fn key_groups_take_kms_keys_as_sops_writes_them_and_refuse_what_they_cannot_wrap() {
+        let rules = rules_of(
+            "creation_rules:
+  - shamir_threshold: 2
+    key_groups:
+      - age: [age1a]
+      - kms:
+          - arn: arn:aws:kms:eu-west-1:111122223333:key/k
+            role: arn:aws:iam::111122223333:role/ci
+  - path_regex: azure
+    key_groups:
+      - age: [age1a]
+      - azure_keyvault:
+          - vaultUrl: https://v.vault.azure.net
+            key: k
+            version: v
+  - path_regex: context
+    key_groups:
+      - age: [age1a]
+      - kms:
+          - arn: arn:aws:kms:eu-west-1:111122223333:key/k
+            context: {app: web}
+",
+        );
+        assert_eq!(
+            rules[0].groups[1].kms,
+            ["arn:aws:kms:eu-west-1:111122223333:key/k+arn:aws:iam::111122223333:role/ci"]
+        );
+        assert_eq!(rules[0].shamir_threshold, Some(2));
+        assert!(rules[0].unsupported.is_none());
+        let r = rules[0].recipients().unwrap();
+        assert_eq!(
+            r.groups[1].kms[0].role.as_deref(),
+            Some("arn:aws:iam::111122223333:role/ci")
+        );
+        assert!(rules[1]
+            .unsupported
+            .as_deref()
+            .unwrap()
+            .contains("azure_keyvault"));
+        assert!(rules[2]
+            .unsupported
+            .as_deref()
+            .unwrap()
+            .contains("sets context"));
+    }
 
     /// As sops does, rules see the path below the config file only: a checkout under
     /// `~/dev/` must not match a rule for `dev/`.

@@ -126,6 +126,19 @@ pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> 
 /// are kept as they are), or, with `rotate`, a new data key for every value. Checked as
 /// every write is.
 pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) -> Result<Sealed> {
+    // A new split would leave a group of keys coffer cannot wrap for without a share.
+    if rotate
+        && opened
+            .meta
+            .groups
+            .iter()
+            .any(|g| !g.foreign_keys.is_empty())
+    {
+        return Err(Error::Unsupported {
+            file: opened.file.clone(),
+            what: "a key group holds GCP KMS, Azure Key Vault or Vault keys, which coffer cannot wrap a new share for; rotate it with sops".into(),
+        });
+    }
     let mut md = opened.meta.clone();
     if rotate {
         let key = crate::cipher::DataKey::generate();

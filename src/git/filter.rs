@@ -278,7 +278,7 @@ impl Filter {
                     | Error::Value { .. },
                 ) => {
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
-                    if meta.kms.is_empty() && meta.age.is_empty() {
+                    if Recipients::of(&meta).is_empty() {
                         return Err(Error::KeySource(format!(
                             "{path}: cannot re-encrypt without a key that opens the committed version"
                         )));

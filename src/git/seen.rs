@@ -122,7 +122,11 @@ impl Seen {
         {
             return Hit::Miss;
         }
-        entry.bytes.as_deref().map_or(Hit::Stored, Hit::Bytes)
+        // The bytes are answered only when they are the blob: the tag does not cover them.
+        match entry.bytes.as_deref() {
+            Some(b) if blob_id(b) == blob => Hit::Bytes(b),
+            _ => Hit::Stored,
+        }
     }
 
     /// Note that `bytes`, a blob, open to the plaintext of `tag` at `path`.

@@ -26,6 +26,12 @@ pub fn set_gpg(gpg: Option<String>) {
     }
 }
 
+/// What gpg printed: stdout, and whether its status lines say it decrypted.
+struct Ran {
+    stdout: Zeroizing<Vec<u8>>,
+    status_ok: bool,
+}
+
 impl Default for PgpKeys {
     fn default() -> PgpKeys {
         PgpKeys {
@@ -36,7 +42,7 @@ impl Default for PgpKeys {
 
 impl PgpKeys {
     /// Run gpg with `args`, `input` on stdin; its stdout, or its stderr's last line.
-    fn run(&self, args: &[&str], input: &[u8]) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+    fn run(&self, args: &[&str], input: &[u8]) -> std::result::Result<Ran, String> {
         let mut child = Command::new(&self.gpg)
             .args(args)
             .stdin(Stdio::piped())
@@ -53,15 +59,22 @@ impl PgpKeys {
             .map_err(|e| format!("{}: {e}", self.gpg))?;
         let _ = writer.join();
         let stdout = Zeroizing::new(out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rfind(|l| !l.trim().is_empty());
+            let last = err
+                .lines()
+                .rfind(|l| !l.trim().is_empty() && !l.starts_with("[GNUPG:]"));
             return Err(last.map_or_else(
                 || format!("{} failed ({})", self.gpg, out.status),
                 |l| l.trim().to_string(),
             ));
         }
-        Ok(stdout)
+        Ok(Ran {
+            stdout,
+            status_ok: err
+                .lines()
+                .any(|l| l.starts_with("[GNUPG:] DECRYPTION_OKAY")),
+        })
     }
 
     /// `secret` (a data key, or a Shamir share of one) encrypted for `fingerprint`, with
@@ -82,7 +95,7 @@ impl PgpKeys {
         let out = self
             .run(&args, secret)
             .map_err(|why| Error::KeySource(format!("pgp:{fp}: {why}")))?;
-        let enc = String::from_utf8(out.to_vec())
+        let enc = String::from_utf8(out.stdout.to_vec())
             .map_err(|_| Error::KeySource(format!("pgp:{fp}: gpg wrote no ASCII armor")))?;
         Ok(PgpEntry {
             fp: fp.to_string(),
@@ -92,7 +105,25 @@ impl PgpKeys {
     }
 
     fn open(&self, entry: &PgpEntry) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
-        self.run(&["--use-agent", "--quiet", "-d"], entry.enc.as_bytes())
+        // A data key or share is 32 or 33 bytes: gpg stops at 1 KiB, so a crafted message
+        // (a compressed bomb) cannot fill memory; and it must have been encrypted, not
+        // merely signed or stored.
+        let out = self.run(
+            &[
+                "--use-agent",
+                "--quiet",
+                "--max-output",
+                "1024",
+                "--status-fd",
+                "2",
+                "-d",
+            ],
+            entry.enc.as_bytes(),
+        )?;
+        if !out.status_ok {
+            return Err("gpg did not report a decrypted message".into());
+        }
+        Ok(out.stdout)
     }
 }
 

@@ -861,6 +861,11 @@ pub fn new_metadata(
             .map_err(|e| Error::KeySource(format!("Shamir key groups: {e}")))?;
         let mut groups = Vec::with_capacity(n);
         for (share, group) in shares.iter().zip(&recipients.groups) {
+            if group.is_empty() {
+                return Err(Error::KeySource(
+                    "a Shamir key group names no key coffer can wrap its share for".into(),
+                ));
+            }
             let mut g = Metadata::default();
             for r in &group.age {
                 g.age.push(crate::keys::age::wrap(share, r)?);

@@ -210,3 +210,46 @@ fn a_shamir_group_may_be_a_pgp_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }
+
+#[test]
+fn a_pgp_entry_that_was_not_encrypted_opens_nothing() {
+    // A stored (unencrypted, compressed) literal where the wrapped key belongs: gpg
+    // prints it without a key, so coffer must insist on gpg's decryption status.
+    let sb = Sandbox::new();
+    let gpg = Gpg::new(&sb, "gnupg");
+    sb.copy(&testdata("plain/app.json"), "app.json");
+    let out = gpg.coffer(
+        &sb,
+        &["encrypt", "--pgp", &gpg.fp, "-o", "ours.json", "app.json"],
+    );
+    assert_success(&out, &["encrypt --pgp"]);
+    let mut stored = Command::new("gpg")
+        .env("GNUPGHOME", &gpg.home)
+        .args(["--batch", "--store", "-a"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    stored.stdin.take().unwrap().write_all(&[7u8; 32]).unwrap();
+    let stored = stored.wait_with_output().unwrap();
+    let armored = String::from_utf8(stored.stdout).unwrap();
+    let text = sb.read_str("ours.json");
+    let start = text.find("\"enc\": \"-----BEGIN PGP MESSAGE-----").unwrap() + "\"enc\": \"".len();
+    let end = start + text[start..].find('"').unwrap();
+    let forged = format!(
+        "{}{}{}",
+        &text[..start],
+        armored.replace('\n', "\\n"),
+        &text[end..]
+    );
+    sb.write("forged.json", forged);
+    let out = gpg.coffer(&sb, &["decrypt", "forged.json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("gpg did not report a decrypted message"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
