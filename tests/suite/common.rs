@@ -288,3 +288,12 @@ pub fn changed_lines(a: &str, b: &str) -> Vec<String> {
         .map(|(x, _)| x.to_string())
         .collect()
 }
+
+/// The first `ENC[…]` value of an encrypted file: it changes when the data key does.
+pub fn first_enc(text: &str) -> String {
+    text[text.find("ENC[").expect("an encrypted value")..]
+        .split(']')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -511,6 +511,14 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
         a.path(name)
     };
     let (ac, bc) = (keys(&[&a, &c], "ac.txt"), keys(&[&b, &c], "bc.txt"));
+    // coffer with the identities of groups 0 and 2.
+    let with_ac = |args: &[&str]| {
+        a.cmd()
+            .env("SOPS_AGE_KEY_FILE", &ac)
+            .args(args)
+            .output()
+            .unwrap()
+    };
     a.write(
         ".sops.yaml",
         format!(
@@ -526,12 +534,7 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
         assert!(a.read_str(&enc).contains("key_groups"), "{name}");
 
         // Two groups of three open it; sops, with another two, reads the same.
-        let ours = a
-            .cmd()
-            .env("SOPS_AGE_KEY_FILE", &ac)
-            .args(["decrypt", &enc])
-            .output()
-            .unwrap();
+        let ours = with_ac(&["decrypt", &enc]);
         assert_success(&ours, &["decrypt with groups 0 and 2", name]);
         let theirs = sops_with(&a, &bc, &["decrypt", &enc]);
         assert_success(&theirs, &["sops decrypt", name]);
@@ -550,12 +553,7 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
 
     // A value set by coffer: the shares are written back as they were, so sops opens the
     // file with groups coffer never opened.
-    let out = a
-        .cmd()
-        .env("SOPS_AGE_KEY_FILE", &ac)
-        .args(["set", "split.app.yaml", r#"["database"]["port"]"#, "6543"])
-        .output()
-        .unwrap();
+    let out = with_ac(&["set", "split.app.yaml", r#"["database"]["port"]"#, "6543"]);
     assert_success(&out, &["set"]);
     let theirs = sops_with(
         &a,
@@ -572,21 +570,9 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
 
     // Rotated by coffer: a new data key, split anew over the same groups.
     let before = a.read_str("split.app.yaml");
-    let out = a
-        .cmd()
-        .env("SOPS_AGE_KEY_FILE", &ac)
-        .args(["rotate", "-i", "split.app.yaml"])
-        .output()
-        .unwrap();
+    let out = with_ac(&["rotate", "-i", "split.app.yaml"]);
     assert_success(&out, &["rotate"]);
     let after = a.read_str("split.app.yaml");
-    let first_enc = |t: &str| {
-        t[t.find("ENC[").unwrap()..]
-            .split(']')
-            .next()
-            .unwrap()
-            .to_string()
-    };
     assert_ne!(first_enc(&before), first_enc(&after));
     assert_eq!(after.matches("recipient:").count(), 3);
     let theirs = sops_with(&a, &bc, &["decrypt", "split.app.yaml"]);
@@ -602,12 +588,7 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
         let theirs = sops_with(&a, &bc, &["decrypt", &enc]);
         assert_success(&theirs, &["sops decrypt", name]);
         assert!(stdout(&theirs).contains("S3cr3t!"), "{name}");
-        let ours = a
-            .cmd()
-            .env("SOPS_AGE_KEY_FILE", &ac)
-            .args(["decrypt", &enc])
-            .output()
-            .unwrap();
+        let ours = with_ac(&["decrypt", &enc]);
         assert_eq!(ours.stdout, a.read(name), "{name}");
     }
 

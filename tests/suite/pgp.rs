@@ -149,13 +149,6 @@ fn a_team_moves_from_pgp_to_age_with_updatekeys() {
     let out = gpg.coffer(&sb, &["updatekeys", "-y", "app.yaml"]);
     assert_success(&out, &["updatekeys, age added"]);
     let both = sb.read_str("app.yaml");
-    let first_enc = |t: &str| {
-        t[t.find("ENC[").unwrap()..]
-            .split(']')
-            .next()
-            .unwrap()
-            .to_string()
-    };
     assert_eq!(first_enc(&before), first_enc(&both));
     assert!(both.contains("BEGIN PGP MESSAGE") && both.contains("BEGIN AGE ENCRYPTED FILE"));
 

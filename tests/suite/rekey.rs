@@ -101,11 +101,6 @@ fn decrypt_as(sb: &Sandbox, who: &Sandbox, name: &str) -> std::process::Output {
 }
 
 /// The first `ENC[` value of a file: what a new data key changes.
-fn first_value(text: &str) -> String {
-    let at = text.find("ENC[").expect("an encrypted value");
-    text[at..at + text[at..].find(']').unwrap()].to_string()
-}
-
 fn expected_plan(files: &[(String, String)], lines: &[String], summary: &str) -> String {
     let mut names: Vec<&String> = files.iter().map(|(n, _)| n).collect();
     names.sort();
@@ -185,8 +180,8 @@ fn removing_a_member_rotates_every_file_and_stages_covered_ones() {
     for ((name, plain), old) in files.iter().zip(&before) {
         let now = encrypted(&sb, name);
         assert_ne!(
-            first_value(&now),
-            first_value(old),
+            first_enc(&now),
+            first_enc(old),
             "{name} kept its data key"
         );
         assert_error(&decrypt_as(&sb, &bob, name), 3, "");
@@ -352,7 +347,7 @@ fn rotate_all_gives_every_file_a_new_data_key() {
     assert_success(&out, &["rotate --all -y"]);
     for ((name, plain), old) in files.iter().zip(&before) {
         let now = encrypted(&sb, name);
-        assert_ne!(first_value(&now), first_value(old), "{name}");
+        assert_ne!(first_enc(&now), first_enc(old), "{name}");
         let out = decrypt_as(&sb, &sb, name);
         assert_eq!(stdout(&out), *plain, "{name}");
     }
@@ -426,8 +421,8 @@ fn a_terminal_is_asked_once_and_no_rotate_keeps_the_data_key() {
     for ((name, plain), old) in files.iter().zip(&before) {
         let now = encrypted(&sb, name);
         assert_eq!(
-            first_value(&now),
-            first_value(old),
+            first_enc(&now),
+            first_enc(old),
             "{name} got a new data key"
         );
         assert!(!now.contains(&bob.recipient), "{name} still names bob");
