@@ -179,11 +179,7 @@ fn removing_a_member_rotates_every_file_and_stages_covered_ones() {
     );
     for ((name, plain), old) in files.iter().zip(&before) {
         let now = encrypted(&sb, name);
-        assert_ne!(
-            first_enc(&now),
-            first_enc(old),
-            "{name} kept its data key"
-        );
+        assert_ne!(first_enc(&now), first_enc(old), "{name} kept its data key");
         assert_error(&decrypt_as(&sb, &bob, name), 3, "");
         for who in [&sb, &carol] {
             let out = decrypt_as(&sb, who, name);
@@ -420,11 +416,7 @@ fn a_terminal_is_asked_once_and_no_rotate_keeps_the_data_key() {
     );
     for ((name, plain), old) in files.iter().zip(&before) {
         let now = encrypted(&sb, name);
-        assert_eq!(
-            first_enc(&now),
-            first_enc(old),
-            "{name} got a new data key"
-        );
+        assert_eq!(first_enc(&now), first_enc(old), "{name} got a new data key");
         assert!(!now.contains(&bob.recipient), "{name} still names bob");
         assert_error(&decrypt_as(&sb, &bob, name), 3, "");
         assert_eq!(stdout(&decrypt_as(&sb, &sb, name)), *plain, "{name}");
