@@ -81,6 +81,28 @@ struct Parsed<'a> {
     ty: &'a str,
 }
 
+impl Parsed<'_> {
+    fn scalar_type(&self) -> Result<ScalarType, CipherError> {
+        ScalarType::from_sops(self.ty).ok_or_else(|| CipherError::Type(self.ty.to_string()))
+    }
+
+    /// The IV and the tag, decoded and checked as every reader of a value checks them.
+    fn iv_and_tag(&self) -> Result<(Vec<u8>, Vec<u8>), CipherError> {
+        let iv = B64.decode(self.iv).map_err(|_| CipherError::Base64("iv"))?;
+        let tag = B64
+            .decode(self.tag)
+            .map_err(|_| CipherError::Base64("tag"))?;
+        if tag.len() != 16 {
+            return Err(CipherError::Auth);
+        }
+        // sops takes the nonce size from the stored IV; 32 bytes is what every release wrote.
+        if ![12, 16, 32].contains(&iv.len()) {
+            return Err(CipherError::IvLength(iv.len()));
+        }
+        Ok((iv, tag))
+    }
+}
+
 fn parse(value: &str) -> Result<Parsed<'_>, CipherError> {
     let inner = value
         .strip_prefix("ENC[AES256_GCM,data:")
@@ -164,7 +186,7 @@ pub fn decrypt_hashing(
     use aes::cipher::{BlockEncrypt, KeyIvInit, StreamCipher};
     use ghash::universal_hash::{KeyInit as _, UniversalHash};
     let p = parse(value)?;
-    let ty = ScalarType::from_sops(p.ty).ok_or_else(|| CipherError::Type(p.ty.to_string()))?;
+    let ty = p.scalar_type()?;
     // Other types are hashed in their canonical form, which needs the value whole.
     if !matches!(ty, ScalarType::Str | ScalarType::Bytes) {
         let (ty, bytes) = decrypt(key, aad, value)?;
@@ -176,15 +198,7 @@ pub fn decrypt_hashing(
             .decode_to_vec(p.data)
             .map_err(|_| CipherError::Base64("data"))?,
     );
-    let iv = B64.decode(p.iv).map_err(|_| CipherError::Base64("iv"))?;
-    let tag = B64.decode(p.tag).map_err(|_| CipherError::Base64("tag"))?;
-    if tag.len() != 16 {
-        return Err(CipherError::Auth);
-    }
-    // The IV sizes `decrypt` takes, so a value opens whatever its length.
-    if ![12, 16, 32].contains(&iv.len()) {
-        return Err(CipherError::IvLength(iv.len()));
-    }
+    let (iv, tag) = p.iv_and_tag()?;
     let aes = aes::Aes256::new(GenericArray::from_slice(key.expose()));
     let mut h = GenericArray::default();
     aes.encrypt_block(&mut h);
@@ -250,22 +264,16 @@ pub fn decrypt(
     value: &str,
 ) -> Result<(ScalarType, Zeroizing<Vec<u8>>), CipherError> {
     let p = parse(value)?;
-    let ty = ScalarType::from_sops(p.ty).ok_or_else(|| CipherError::Type(p.ty.to_string()))?;
+    let ty = p.scalar_type()?;
     let mut data = Zeroizing::new(
         B64.decode(p.data)
             .map_err(|_| CipherError::Base64("data"))?,
     );
-    let iv = B64.decode(p.iv).map_err(|_| CipherError::Base64("iv"))?;
-    let tag = B64.decode(p.tag).map_err(|_| CipherError::Base64("tag"))?;
-    if tag.len() != 16 {
-        return Err(CipherError::Auth);
-    }
-    // sops takes the nonce size from the stored IV; 32 bytes is what every release wrote.
+    let (iv, tag) = p.iv_and_tag()?;
     match iv.len() {
         32 => open::<U32>(key, &iv, aad, &mut data, &tag)?,
         16 => open::<U16>(key, &iv, aad, &mut data, &tag)?,
-        12 => open::<U12>(key, &iv, aad, &mut data, &tag)?,
-        n => return Err(CipherError::IvLength(n)),
+        _ => open::<U12>(key, &iv, aad, &mut data, &tag)?,
     }
     if type_changed(key, aad, p.ty, &data, &iv) {
         return Err(CipherError::TypeChanged);

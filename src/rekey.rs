@@ -70,46 +70,8 @@ impl KeyChange {
 
 /// What changes when a file wrapped for `current` is made to be wrapped for `wanted`.
 pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> KeyChange {
-    let added: Vec<String> = wanted
-        .age
-        .iter()
-        .filter(|r| !current.age.contains(r))
-        .cloned()
-        .chain(
-            wanted
-                .kms
-                .iter()
-                .filter(|k| !current.kms.iter().any(|c| same_kms(c, k)))
-                .map(label_kms),
-        )
-        .chain(
-            wanted
-                .pgp
-                .iter()
-                .filter(|p| !current.pgp.contains(p))
-                .map(|p| format!("pgp:{p}")),
-        )
-        .collect();
-    let removed: Vec<String> = current
-        .age
-        .iter()
-        .filter(|r| !wanted.age.contains(r))
-        .cloned()
-        .chain(
-            current
-                .kms
-                .iter()
-                .filter(|k| !wanted.kms.iter().any(|w| same_kms(w, k)))
-                .map(label_kms),
-        )
-        .chain(
-            current
-                .pgp
-                .iter()
-                .filter(|p| !wanted.pgp.contains(p))
-                .map(|p| format!("pgp:{p}")),
-        )
-        .collect();
+    let added = missing_from(wanted, current);
+    let removed = missing_from(current, wanted);
     let rotate = match rotation {
         Rotation::OnRemoval => !removed.is_empty(),
         Rotation::Never => false,
@@ -120,6 +82,30 @@ pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> 
         removed,
         rotate,
     }
+}
+
+/// The master keys of `these` that `others` lacks, as plans name them.
+fn missing_from(these: &Recipients, others: &Recipients) -> Vec<String> {
+    these
+        .age
+        .iter()
+        .filter(|r| !others.age.contains(r))
+        .cloned()
+        .chain(
+            these
+                .kms
+                .iter()
+                .filter(|k| !others.kms.iter().any(|o| same_kms(o, k)))
+                .map(label_kms),
+        )
+        .chain(
+            these
+                .pgp
+                .iter()
+                .filter(|p| !others.pgp.contains(p))
+                .map(|p| format!("pgp:{p}")),
+        )
+        .collect()
 }
 
 /// `opened` wrapped for `wanted`: the same data key re-wrapped (entries of keys that stay
