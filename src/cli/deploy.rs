@@ -57,11 +57,7 @@ fn without_key_sources(cmd: &mut std::process::Command, env: &Env, keep: bool) {
     if keep {
         return;
     }
-    for name in env.var_names() {
-        if crate::keys::is_key_source(&name) {
-            cmd.env_remove(name);
-        }
-    }
+    crate::keys::remove_key_sources(cmd, env.var_names());
 }
 
 #[derive(Args, Debug)]

@@ -207,6 +207,19 @@ impl Keyring {
     }
 }
 
+/// Leave the variables coffer reads keys from (of `names`, the environment's) out of a
+/// child's environment: a child gets no key that opens every file.
+pub fn remove_key_sources(
+    cmd: &mut std::process::Command,
+    names: impl IntoIterator<Item = String>,
+) {
+    for name in names {
+        if is_key_source(&name) {
+            cmd.env_remove(name);
+        }
+    }
+}
+
 /// Whether an environment variable is one coffer reads a key (or what unlocks one)
 /// from: identities, their files, SSH keys, the MFA code, PGP fingerprints.
 pub fn is_key_source(name: &str) -> bool {

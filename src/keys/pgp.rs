@@ -43,7 +43,13 @@ impl Default for PgpKeys {
 impl PgpKeys {
     /// Run gpg with `args`, `input` on stdin; its stdout, or its stderr's last line.
     fn run(&self, args: &[&str], input: &[u8]) -> std::result::Result<Ran, String> {
-        let mut child = Command::new(&self.gpg)
+        let mut cmd = Command::new(&self.gpg);
+        // gpg needs GNUPGHOME and its agent's variables, not the age identities.
+        super::remove_key_sources(
+            &mut cmd,
+            std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
+        );
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -246,3 +246,37 @@ fn a_pgp_entry_that_was_not_encrypted_opens_nothing() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn gpg_runs_without_the_age_identities_in_its_environment() {
+    let sb = Sandbox::new();
+    let gpg = Gpg::new(&sb, "gnupg");
+    // A gpg that writes down its environment, then is gpg.
+    let log = sb.path("gpg-env.txt");
+    sb.write(
+        "gpg-logging",
+        format!("#!/bin/sh\nenv > '{}'\nexec gpg \"$@\"\n", log.display()),
+    );
+    let script = sb.path("gpg-logging");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let identity = std::fs::read_to_string(sb.key_file()).unwrap();
+    let identity = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    sb.copy(&testdata("plain/app.env"), "app.env");
+    let out = sb
+        .cmd()
+        .env("GNUPGHOME", &gpg.home)
+        .env("SOPS_GPG_EXEC", &script)
+        .env("SOPS_AGE_KEY", identity)
+        .env("COFFER_MFA_TOKEN", "123456")
+        .args(["encrypt", "--pgp", &gpg.fp, "app.env"])
+        .output()
+        .unwrap();
+    assert_success(&out, &["encrypt through the logging gpg"]);
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert!(seen.contains("GNUPGHOME="), "{seen}");
+    assert!(!seen.contains(identity) && !seen.contains("SOPS_AGE_KEY="));
+    assert!(!seen.contains("COFFER_MFA_TOKEN="));
+}
