@@ -168,17 +168,7 @@ impl MasterKey for KmsKeys {
         &self,
         meta: &Metadata,
     ) -> std::result::Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
-        if meta.kms.is_empty() {
-            return Ok(None);
-        }
-        let mut reasons = Vec::new();
-        for entry in &meta.kms {
-            match self.open(entry) {
-                Ok(key) => return Ok(Some(key)),
-                Err(why) => reasons.push(format!("kms:{}: {why}", entry.arn)),
-            }
-        }
-        Err(reasons)
+        super::first_opened(&meta.kms, |e| format!("kms:{}", e.arn), |e| self.open(e))
     }
 }
 

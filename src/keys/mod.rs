@@ -81,6 +81,26 @@ pub trait MasterKey: Send + Sync {
     }
 }
 
+/// What a key kind's `unwrap` answers for `entries`: the first that `open` opens, or
+/// why each failed (named by `name`); `Ok(None)` when there are none.
+pub(crate) fn first_opened<E>(
+    entries: &[E],
+    name: impl Fn(&E) -> String,
+    open: impl Fn(&E) -> Result<Zeroizing<Vec<u8>>, String>,
+) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut reasons = Vec::new();
+    for entry in entries {
+        match open(entry) {
+            Ok(key) => return Ok(Some(key)),
+            Err(why) => reasons.push(format!("{}: {why}", name(entry))),
+        }
+    }
+    Err(reasons)
+}
+
 /// Everything this process can decrypt with.
 pub struct Keyring {
     sources: Vec<Box<dyn MasterKey>>,

@@ -138,16 +138,6 @@ impl MasterKey for PgpKeys {
         &self,
         meta: &Metadata,
     ) -> std::result::Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
-        if meta.pgp.is_empty() {
-            return Ok(None);
-        }
-        let mut reasons = Vec::new();
-        for entry in &meta.pgp {
-            match self.open(entry) {
-                Ok(key) => return Ok(Some(key)),
-                Err(why) => reasons.push(format!("pgp:{}: {why}", entry.fp)),
-            }
-        }
-        Err(reasons)
+        super::first_opened(&meta.pgp, |e| format!("pgp:{}", e.fp), |e| self.open(e))
     }
 }

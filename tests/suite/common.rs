@@ -221,12 +221,18 @@ impl Sandbox {
 
     /// The real sops, with this sandbox's identity.
     pub fn sops(&self, args: &[&str]) -> Output {
+        self.sops_env(&[], args)
+    }
+
+    /// The real sops, with this sandbox's identity unless `vars` set another.
+    pub fn sops_env(&self, vars: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> Output {
         Command::new(sops_bin())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home())
             .env("SOPS_AGE_KEY_FILE", self.key_file())
             .env("SOPS_DISABLE_VERSION_CHECK", "1")
+            .envs(vars.iter().copied())
             .current_dir(self.dir.path())
             .args(args)
             .output()

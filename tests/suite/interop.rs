@@ -487,16 +487,7 @@ fn large_binary_files_open_both_ways_and_a_changed_byte_is_refused() {
 
 /// The real sops with the identities in `keys`.
 fn sops_with(sb: &Sandbox, keys: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(sops_bin())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sb.home())
-        .env("SOPS_AGE_KEY_FILE", keys)
-        .env("SOPS_DISABLE_VERSION_CHECK", "1")
-        .current_dir(sb.dir.path())
-        .args(args)
-        .output()
-        .unwrap()
+    sb.sops_env(&[("SOPS_AGE_KEY_FILE", keys.as_os_str())], args)
 }
 
 #[test]

@@ -55,17 +55,7 @@ impl Gpg {
     }
 
     fn sops(&self, sb: &Sandbox, args: &[&str]) -> Output {
-        Command::new(sops_bin())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", sb.home())
-            .env("GNUPGHOME", &self.home)
-            .env("SOPS_AGE_KEY_FILE", sb.key_file())
-            .env("SOPS_DISABLE_VERSION_CHECK", "1")
-            .current_dir(sb.dir.path())
-            .args(args)
-            .output()
-            .unwrap()
+        sb.sops_env(&[("GNUPGHOME", self.home.as_os_str())], args)
     }
 }
 
