@@ -19,7 +19,7 @@ use crate::keys::{Keyring, Recipients};
 use crate::sops::{Layout, Sealed};
 use crate::{sops, Error, Result};
 
-use super::seen::{blob_id, Hit, Seen, Tagger};
+use super::seen::{Hit, Seen, Tagger};
 
 pub struct Filter {
     keyring: std::sync::Arc<Keyring>,
@@ -238,8 +238,8 @@ impl Filter {
         }
         let out = self.clean_anew(path, format, content.clone(), committed)?;
         if let Some(seen) = &mut self.seen {
-            let tag = seen.tagger.tag(path, blob_id(&out), &content);
-            seen.record(path, &out, tag);
+            let entry = seen.tagger.entry(path, &out, &content);
+            seen.record(path, entry);
         }
         Ok(out)
     }
@@ -362,8 +362,8 @@ impl Filter {
     /// Take a smudge's result, keeping what it has to report.
     pub fn take(&mut self, path: &str, done: Smudged) -> Result<Zeroizing<Vec<u8>>> {
         self.notes.extend(done.note);
-        if let (Some(seen), Some((blob, tag))) = (&mut self.seen, done.seen) {
-            seen.record(path, &blob, tag);
+        if let (Some(seen), Some(entry)) = (&mut self.seen, done.seen) {
+            seen.record(path, entry);
         }
         match done.state {
             SmudgeState::Decrypted => {}
@@ -412,7 +412,7 @@ pub struct Smudged {
     pub note: Option<String>,
     pub state: SmudgeState,
     /// The blob and the tag of its plaintext, for the record of seen plaintext.
-    pub seen: Option<(Vec<u8>, [u8; 32])>,
+    pub seen: Option<super::seen::Entry>,
 }
 
 impl Smudger {
@@ -443,7 +443,7 @@ impl Smudger {
                     seen: self
                         .tagger
                         .as_ref()
-                        .map(|t| (content.to_vec(), t.tag(path, blob_id(&content), &bytes))),
+                        .map(|t| t.entry(path, &content, &bytes)),
                     result: Ok(bytes),
                     note,
                     state: SmudgeState::Decrypted,

@@ -28,7 +28,8 @@ const SUM_LEN: usize = 32;
 /// Larger blobs are read from git's store when needed: the record stays small.
 const KEEP_BYTES: usize = 64 << 10;
 
-struct Entry {
+/// What coffer saw at one path: made by `Tagger::entry`, kept by `Seen::record`.
+pub struct Entry {
     oid: [u8; OID_LEN],
     tag: [u8; TAG_LEN],
     bytes: Option<Vec<u8>>,
@@ -61,13 +62,23 @@ impl Tagger {
     }
 
     /// The tag of `plaintext` at `path` as the plaintext of `blob`.
-    pub fn tag(&self, path: &str, blob: git2::Oid, plaintext: &[u8]) -> [u8; TAG_LEN] {
+    fn tag(&self, path: &str, blob: git2::Oid, plaintext: &[u8]) -> [u8; TAG_LEN] {
         let mut mac = self.mac();
         mac.update(&(path.len() as u64).to_le_bytes());
         mac.update(path.as_bytes());
         mac.update(blob.as_bytes());
         mac.update(plaintext);
         mac.finalize().into_bytes().into()
+    }
+
+    /// The entry for `blob`, whose plaintext at `path` is `plaintext`.
+    pub fn entry(&self, path: &str, blob: &[u8], plaintext: &[u8]) -> Entry {
+        let id = blob_id(blob);
+        Entry {
+            oid: id.as_bytes().try_into().expect("SHA-1 ids"),
+            tag: self.tag(path, id, plaintext),
+            bytes: (blob.len() <= KEEP_BYTES).then(|| blob.to_vec()),
+        }
     }
 
     /// Names the key in the record, so one written under another identity is not read.
@@ -129,20 +140,16 @@ impl Seen {
         }
     }
 
-    /// Note that `bytes`, a blob, open to the plaintext of `tag` at `path`.
-    pub fn record(&mut self, path: &str, bytes: &[u8], tag: [u8; TAG_LEN]) {
-        let oid = blob_id(bytes);
-        let oid: [u8; OID_LEN] = oid.as_bytes().try_into().expect("SHA-1 ids");
+    /// Keep what coffer saw at `path`.
+    pub fn record(&mut self, path: &str, entry: Entry) {
         if self
             .entries
             .get(path)
-            .is_some_and(|e| e.oid == oid && e.tag == tag)
+            .is_some_and(|e| e.oid == entry.oid && e.tag == entry.tag)
         {
             return;
         }
-        let bytes = (bytes.len() <= KEEP_BYTES).then(|| bytes.to_vec());
-        self.entries
-            .insert(path.to_string(), Entry { oid, tag, bytes });
+        self.entries.insert(path.to_string(), entry);
         self.changed = true;
     }
 
@@ -231,8 +238,8 @@ mod tests {
     fn a_saved_record_knows_its_plaintext_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let mut seen = Seen::load(dir.path(), tagger(1));
-        let tag = seen.tagger.tag("a.yaml", blob_id(b"ciphertext"), b"x: 1\n");
-        seen.record("a.yaml", b"ciphertext", tag);
+        let entry = seen.tagger.entry("a.yaml", b"ciphertext", b"x: 1\n");
+        seen.record("a.yaml", entry);
         seen.save().unwrap();
 
         let seen = Seen::load(dir.path(), tagger(1));
@@ -252,8 +259,8 @@ mod tests {
     fn a_damaged_record_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let mut seen = Seen::load(dir.path(), tagger(1));
-        let tag = seen.tagger.tag("a", blob_id(b"c"), b"p");
-        seen.record("a", b"c", tag);
+        let entry = seen.tagger.entry("a", b"c", b"p");
+        seen.record("a", entry);
         seen.save().unwrap();
         let file = dir.path().join("coffer/seen");
         let raw = std::fs::read(&file).unwrap();
