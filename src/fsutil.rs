@@ -227,3 +227,15 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     f.write_all(data).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
 }
+
+/// A new FIFO, readable and writable by the user only.
+pub fn make_fifo(path: &Path) -> Result<()> {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .map_err(|e| Error::io(path, e.into()))
+}

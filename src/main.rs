@@ -6,6 +6,17 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Under sops's name (a symlink), or as `coffer sops …`: sops's command line.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv
+        .first()
+        .is_some_and(|a| coffer::cli::sops::is_sops_name(a))
+    {
+        return coffer::cli::sops::main(argv);
+    }
+    if argv.get(1).is_some_and(|a| a == "sops") {
+        return coffer::cli::sops::main(argv[1..].to_vec());
+    }
     // clap's own rendering (usage and a suggestion) for command-line mistakes, exit 2;
     // help and version on stdout, exit 0.
     let cli = match coffer::cli::Cli::try_parse() {

@@ -112,8 +112,9 @@ fn missing_from(these: &Recipients, others: &Recipients) -> Vec<String> {
 /// are kept as they are), or, with `rotate`, a new data key for every value. Checked as
 /// every write is.
 pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) -> Result<Sealed> {
+    let split = opened.meta.is_shamir() || !wanted.groups.is_empty();
     // A new split would leave a group of keys coffer cannot wrap for without a share.
-    if rotate
+    if (rotate || split)
         && opened
             .meta
             .groups
@@ -138,10 +139,12 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
         sealed.fallback = sealed.fallback.or(plaintext.fallback);
         return Ok(sealed);
     }
-    // Re-wrapping the shares of a split key for other keys is not done yet: a split
-    // file changes its keys by rotating.
-    if opened.meta.is_shamir() || !wanted.groups.is_empty() {
-        return Err(shamir_refused(&opened.file));
+    // Shares are never re-wrapped for the keys of one group alone: the same data key is
+    // split anew over the groups wanted, as sops's updatekeys and groups do.
+    if split {
+        let fresh = sops::new_metadata(&opened.key, wanted, kms, None, None)?;
+        md.take_keys(fresh);
+        return opened.with_metadata(&md);
     }
     md.age = wanted
         .age
@@ -177,17 +180,9 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
     opened.with_metadata(&md)
 }
 
-/// What coffer says of a change of keys to a file split over Shamir key groups: its
-/// shares are kept as they are, never rewritten for keys of one group alone.
+/// Why `coffer updatekeys` and `rotate --all` leave a file split over Shamir key groups.
 pub const SHAMIR_REFUSED: &str =
-    "its data key is split over Shamir key groups: coffer changes its keys only by splitting a new data key (`coffer rotate FILE`), or use `sops updatekeys`";
-
-pub fn shamir_refused(file: &str) -> Error {
-    Error::Unsupported {
-        file: file.to_string(),
-        what: SHAMIR_REFUSED.to_string(),
-    }
-}
+    "its data key is split over Shamir key groups: `coffer rotate FILE` splits a new one over the same groups, and `coffer sops updatekeys FILE` splits it anew over the groups .sops.yaml names";
 
 #[cfg(test)]
 mod tests {

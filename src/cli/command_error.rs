@@ -72,6 +72,23 @@ impl Kind {
     }
 }
 
+/// sops's exit code for a library error (`cmd/sops/codes/codes.go`), for coffer
+/// answering to `sops`. Reading and writing files pick theirs where they happen
+/// (2, 3, 100), as sops does.
+pub fn sops_code(err: &Error) -> u8 {
+    match err {
+        Error::NoKey { .. } => 128,
+        Error::MacMismatch { .. } | Error::MacMissing { .. } => 51,
+        Error::Value { .. } => 25,
+        Error::AlreadyEncrypted { .. } => 203,
+        Error::BadPath { .. } => 91,
+        Error::Syntax { .. } => 2,
+        Error::Editor { .. } => 201,
+        Error::Interrupted => 130,
+        _ => 1,
+    }
+}
+
 impl From<Error> for CommandError {
     fn from(err: Error) -> Self {
         let kind = Kind::of(&err);
@@ -121,11 +138,16 @@ impl CommandError {
 
     /// Print the error and its hints on stderr; the exit code to end with.
     pub fn report(&self) -> ExitCode {
+        self.report_as(self.kind.exit_code())
+    }
+
+    /// Print the error and its hints on stderr, ending with `code` (sops's codes).
+    pub fn report_as(&self, code: u8) -> ExitCode {
         eprintln!("coffer: {}", one_line(&self.message));
         for h in &self.hints {
             eprintln!("hint: {}", one_line(h));
         }
-        ExitCode::from(self.kind.exit_code())
+        ExitCode::from(code)
     }
 }
 

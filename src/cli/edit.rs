@@ -124,120 +124,169 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
     let file = &args.file;
     let name = file.display().to_string();
-    let format = format_of(file, args.input_type);
-    let existing = match std::fs::read(file) {
-        Ok(bytes) => Some(sops::open(&name, format, bytes, &env.keyring()?, false)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(file, e)),
-    };
-    // A new file needs its master keys before the user types anything.
-    let new_file = match &existing {
-        Some(_) => None,
-        None => {
-            let rule = creation_rule(config, file)?;
-            let recipients = super::crypt::recipients(&args.keys, rule.as_ref(), env, &name)?;
-            let key = DataKey::generate();
-            let md = sops::new_metadata(&key, &recipients, env.kms(), rule.as_ref(), None)?;
-            Some((key, md))
-        }
-    };
-    let original = match &existing {
-        Some(o) => env.accept(o.render()?)?,
-        None => Zeroizing::new(Vec::new()),
-    };
-
-    // Plaintext only ever sits in a private directory (0700, file 0600) that is removed
-    // when `dir` drops, on every return path below.
-    let dir = crate::fsutil::PrivateDir::new("coffer-edit-")?;
-    let base = file
-        .file_name()
-        .map_or_else(|| "secret".into(), |n| n.to_os_string());
-    let tmp = dir.path().join(base);
-    crate::fsutil::write_new(&tmp, &original, 0o600)?;
-
-    // Ctrl-C reaches the editor too; coffer waits for it to exit, then cleans up.
-    super::on_signal(|| INTERRUPTED.store(true, Ordering::SeqCst));
     let editor = env
         .get("VISUAL")
         .filter(|v| !v.is_empty())
         .or_else(|| env.get("EDITOR").filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "vi".into());
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("coffer-edit")
-        .arg(&tmp)
-        .status()
-        .map_err(|e| Error::Editor {
-            file: name.clone(),
-            message: format!("cannot run the editor {editor:?}: {e}"),
-            rescued: None,
-        })?;
-    let edited = Zeroizing::new(std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?);
-    // An edit that cannot be saved is kept where only the user can read it; if even
-    // that fails, the editor's own file stays and the error says where.
-    let keep_tmp = std::cell::Cell::new(false);
-    let rescue = |message: String| -> Error {
-        if edited == original {
-            return Error::Editor {
+    let session = Session {
+        file,
+        format: format_of(file, args.input_type),
+        editor: &editor,
+        template: b"",
+        ignore_mac: false,
+    };
+    let new_file = || {
+        let rule = creation_rule(config, file)?;
+        let recipients = super::crypt::recipients(&args.keys, rule.as_ref(), env, &name)?;
+        let key = DataKey::generate();
+        let md = sops::new_metadata(&key, &recipients, env.kms(), rule.as_ref(), None)?;
+        Ok((key, md))
+    };
+    if session.run(new_file, env)? == Edited::Unchanged {
+        super::say(&format!("{name}: no changes"));
+    }
+    Ok(())
+}
+
+/// What an edit came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Edited {
+    Saved,
+    /// The editor left the plaintext as it was: nothing was written (nor created).
+    Unchanged,
+}
+
+/// One edit of one file in an editor, as both front ends run it.
+pub(super) struct Session<'a> {
+    pub file: &'a Path,
+    pub format: Format,
+    /// A shell command line; the plaintext file's path is its last argument.
+    pub editor: &'a str,
+    /// What a new file starts as.
+    pub template: &'a [u8],
+    pub ignore_mac: bool,
+}
+
+impl Session<'_> {
+    /// Open the file (or, when it does not exist, take master keys from `new_file`),
+    /// run the editor on its plaintext, and write back what changed.
+    pub fn run(
+        &self,
+        new_file: impl FnOnce() -> Result<(DataKey, crate::metadata::Metadata)>,
+        env: &Env,
+    ) -> Result<Edited> {
+        let (file, format, editor) = (self.file, self.format, self.editor);
+        let name = file.display().to_string();
+        let existing = match std::fs::read(file) {
+            Ok(bytes) => Some(sops::open(
+                &name,
+                format,
+                bytes,
+                &env.keyring()?,
+                self.ignore_mac,
+            )?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(file, e)),
+        };
+        // A new file needs its master keys before the user types anything.
+        let new_file = match &existing {
+            Some(_) => None,
+            None => Some(new_file()?),
+        };
+        let original = match &existing {
+            Some(o) => env.accept(o.render()?)?,
+            None => Zeroizing::new(self.template.to_vec()),
+        };
+
+        // Plaintext only ever sits in a private directory (0700, file 0600) that is
+        // removed when `dir` drops, on every return path below.
+        let dir = crate::fsutil::PrivateDir::new("coffer-edit-")?;
+        let base = file
+            .file_name()
+            .map_or_else(|| "secret".into(), |n| n.to_os_string());
+        let tmp = dir.path().join(base);
+        crate::fsutil::write_new(&tmp, &original, 0o600)?;
+
+        // Ctrl-C reaches the editor too; coffer waits for it to exit, then cleans up.
+        super::on_signal(|| INTERRUPTED.store(true, Ordering::SeqCst));
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{editor} \"$1\""))
+            .arg("coffer-edit")
+            .arg(&tmp)
+            .status()
+            .map_err(|e| Error::Editor {
                 file: name.clone(),
-                message,
+                message: format!("cannot run the editor {editor:?}: {e}"),
                 rescued: None,
-            };
-        }
-        match rescue_edit(env, file, &edited) {
-            Ok(path) => Error::Editor {
-                file: name.clone(),
-                message,
-                rescued: Some(path),
-            },
-            Err(why) => {
-                keep_tmp.set(true);
-                Error::Editor {
+            })?;
+        let edited = Zeroizing::new(std::fs::read(&tmp).map_err(|e| Error::io(&tmp, e))?);
+        // An edit that cannot be saved is kept where only the user can read it; if even
+        // that fails, the editor's own file stays and the error says where.
+        let keep_tmp = std::cell::Cell::new(false);
+        let rescue = |message: String| -> Error {
+            if edited == original {
+                return Error::Editor {
                     file: name.clone(),
-                    message: format!(
-                        "{message}; your edit could not be rescued ({why}): it is still in {}",
-                        tmp.display()
-                    ),
+                    message,
                     rescued: None,
+                };
+            }
+            match rescue_edit(env, file, &edited) {
+                Ok(path) => Error::Editor {
+                    file: name.clone(),
+                    message,
+                    rescued: Some(path),
+                },
+                Err(why) => {
+                    keep_tmp.set(true);
+                    Error::Editor {
+                        file: name.clone(),
+                        message: format!(
+                            "{message}; your edit could not be rescued ({why}): it is still in {}",
+                            tmp.display()
+                        ),
+                        rescued: None,
+                    }
                 }
             }
-        }
-    };
-    let saved = (|| {
-        // Interrupted: nothing is written and the plaintext goes with the private
-        // directory (an interrupt is the user stopping, not a failed save).
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            return Err(Error::Interrupted);
-        }
-        if !status.success() {
-            return Err(rescue(format!(
-                "the editor exited with {status}; the file was not changed"
-            )));
-        }
-        if edited == original {
-            super::say(&format!("{name}: no changes"));
-            return Ok(());
-        }
-        let result = match (&existing, new_file) {
-            (Some(o), _) => o
-                .reencrypt(&edited)
-                .map(|o| o.expect("the plaintext changed")),
-            (None, Some((key, mut md))) => {
-                sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
-            }
-            (None, None) => unreachable!("a new file always has keys"),
         };
-        let out = result
-            .and_then(|sealed| env.accept(sealed))
-            .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
-        crate::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace)
-            .map_err(|e| rescue(format!("{e}; the file was not changed")))
-    })();
-    if keep_tmp.get() {
-        let _ = dir.keep();
+        let saved = (|| {
+            // Interrupted: nothing is written and the plaintext goes with the private
+            // directory (an interrupt is the user stopping, not a failed save).
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            if !status.success() {
+                return Err(rescue(format!(
+                    "the editor exited with {status}; the file was not changed"
+                )));
+            }
+            if edited == original {
+                return Ok(Edited::Unchanged);
+            }
+            let result = match (&existing, new_file) {
+                (Some(o), _) => o
+                    .reencrypt(&edited)
+                    .map(|o| o.expect("the plaintext changed")),
+                (None, Some((key, mut md))) => {
+                    sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
+                }
+                (None, None) => unreachable!("a new file always has keys"),
+            };
+            let out = result
+                .and_then(|sealed| env.accept(sealed))
+                .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
+            crate::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace)
+                .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
+            Ok(Edited::Saved)
+        })();
+        if keep_tmp.get() {
+            let _ = dir.keep();
+        }
+        saved
     }
-    saved
 }
 
 /// Keep an edit that could not be saved where only the user can read it, under a name

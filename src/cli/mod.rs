@@ -23,6 +23,7 @@ mod edit;
 mod git;
 mod keygen;
 mod keys;
+pub mod sops;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -158,6 +159,18 @@ pub enum Command {
     /// Keep secrets encrypted in git: filter, diff and merge drivers
     #[command(subcommand)]
     Git(git::GitCommand),
+    /// Answer to sops's command line (also when coffer is run under the name sops)
+    #[command(
+        after_help = "Examples:\n  coffer sops -d --extract '[\"db\"][\"password\"]' secrets.yaml\n  ln -s \"$(command -v coffer)\" ~/.local/bin/sops   # scripts that run sops get coffer\n\nFlags, subcommands, outputs and exit codes are sops 3.x's: `coffer sops --help`."
+    )]
+    Sops {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "SOPS ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  coffer completions bash > ~/.local/share/bash-completion/completions/coffer"
@@ -422,6 +435,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
         Command::Render(a) => deploy::render(a, env),
         Command::Push(a) => aws::push(a, config, env),
         Command::Migrate(cmd) => aws::migrate(cmd, env),
+        Command::Sops { .. } => unreachable!("main hands `coffer sops` to cli::sops"),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());

@@ -245,6 +245,11 @@ impl Store for YamlStore {
                     out.push_str("{}\n");
                 }
             }
+            Value::Seq(items) if !items.is_empty() => {
+                for item in items {
+                    yaml_item(&mut out, item, 0, 4);
+                }
+            }
             other => {
                 out.push_str(&yaml_scalar_or_flow(other));
                 out.push('\n');
@@ -1285,8 +1290,31 @@ pub(crate) fn double_quoted(s: &str) -> String {
     out
 }
 
+/// YAML 1.1's booleans, which go-yaml quotes in what it writes anew so that older
+/// readers take them as text too. (A file's own plain `yes` stays as it is.)
+fn old_bool(s: &str) -> bool {
+    matches!(
+        s,
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
+}
+
 fn yaml_key(k: &str) -> String {
-    if plain_safe(k, false) {
+    if plain_safe(k, false) && !old_bool(k) {
         k.to_string()
     } else {
         double_quoted(k)
@@ -1300,6 +1328,7 @@ fn yaml_scalar(ty: ScalarType, s: &str, block_indent: usize) -> String {
         ScalarType::Int => s.to_string(),
         ScalarType::Float => yaml_float(s),
         ScalarType::Time => s.to_string(),
+        _ if old_bool(s) => double_quoted(s),
         _ => {
             let style = crate::tree::Style {
                 quote: crate::tree::Quote::Plain,

@@ -830,6 +830,45 @@ pub fn encrypt_plain(
     encrypt_document(format, file, &doc, key, md)
 }
 
+/// Plaintext of `from` in `to`'s syntax, before encrypting it (sops's `-e
+/// --output-type`): the values as they read, in `to`'s canonical layout.
+pub fn convert_plain(
+    file: &str,
+    from: Format,
+    to: Format,
+    plaintext: impl Into<Zeroizing<Vec<u8>>>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let doc = parse(file, from, plaintext)?;
+    reserved_keys(file, &doc)?;
+    if doc.is_encrypted() {
+        return Err(Error::AlreadyEncrypted {
+            file: file.to_string(),
+        });
+    }
+    let unsupported = |what: String| Error::Unsupported {
+        file: file.to_string(),
+        what,
+    };
+    let root = match doc.docs.as_slice() {
+        [d] => &d.root,
+        _ => {
+            return Err(unsupported(
+                "a file with several YAML documents can only be encrypted as YAML".into(),
+            ))
+        }
+    };
+    let value = doc
+        .value_of(root, &|i| {
+            let leaf = &doc.leaves[i];
+            leaf.value_str()
+                .map(|s| (leaf.ty, Zeroizing::new(s.to_string())))
+                .ok_or_else(|| "a value is not UTF-8 text".to_string())
+        })
+        .map_err(unsupported)?;
+    let out = to.store().emit(&value).map_err(unsupported)?;
+    Ok(into_bytes(out))
+}
+
 /// Metadata for a new file, with the data key wrapped for every recipient.
 pub fn new_metadata(
     key: &DataKey,

@@ -219,6 +219,25 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// coffer under the name `sops` (a symlink in the sandbox), with a cleared
+    /// environment as [`Sandbox::cmd`] has it plus this sandbox's identity for sops.
+    pub fn as_sops(&self) -> Command {
+        let link = self.path("bin/sops");
+        if !link.exists() {
+            std::fs::create_dir_all(self.path("bin")).unwrap();
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_coffer"), &link).unwrap();
+        }
+        let mut c = Command::new(link);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("TMPDIR", self.dir.path())
+            .env("SOPS_AGE_KEY_FILE", self.key_file())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
     /// The real sops, with this sandbox's identity.
     pub fn sops(&self, args: &[&str]) -> Output {
         self.sops_env(&[], args)

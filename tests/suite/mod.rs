@@ -16,4 +16,5 @@ mod rekey;
 mod roundtrip;
 mod safety;
 mod snapshots;
+mod sops_cli;
 mod verify;

@@ -1,0 +1,663 @@
+//! coffer answering to `sops`: invoked under that name (a symlink) or as `coffer sops
+//! …`, it takes sops 3.x's command line, semantics and exit codes, over the same
+//! library as coffer's own commands. Only the parsing and sops's choices live here.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use zeroize::Zeroizing;
+
+use super::command_error::{sops_code, CommandError};
+use super::{warn, Env};
+use crate::cipher::DataKey;
+use crate::config::{Config, CreationRule};
+use crate::format::Format;
+use crate::fsutil::Target;
+use crate::keys::kms::KmsSpec;
+use crate::keys::Recipients;
+use crate::metadata::{Metadata, Selector};
+use crate::path::Step;
+use crate::tree::{ScalarType, Value};
+use crate::{mutate, sops, Error};
+
+mod args;
+mod keys;
+mod run;
+
+use args::{GlobalArgs, IoFlags, KeyFlags, SelectorFlags, SopsCli, SopsCommand, SopsType};
+
+/// The sops release whose command line this speaks.
+const SOPS_INTERFACE: &str = "3.11.0";
+
+/// Whether the program was started under sops's name.
+pub fn is_sops_name(argv0: &OsStr) -> bool {
+    Path::new(argv0).file_name() == Some(OsStr::new("sops"))
+}
+
+/// A failure with the sops exit code it ends with.
+struct Failure {
+    code: u8,
+    error: Error,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            code: sops_code(&error),
+            error,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+/// A failure with sops's `code` and one line of text.
+fn fail<T>(code: u8, message: impl Into<String>) -> Result<T> {
+    Err(Failure {
+        code,
+        error: Error::Usage(message.into()),
+    })
+}
+
+/// An error with another code than its kind has in sops.
+fn coded(code: u8) -> impl FnOnce(Error) -> Failure {
+    move |error| Failure { code, error }
+}
+
+/// Run sops's command line; `argv[0]` is the program name.
+pub fn main(argv: Vec<OsString>) -> ExitCode {
+    let argv = normalize(argv);
+    let cli = match SopsCli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // urfave/cli ends a usage mistake with 1.
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    if cli.global.version {
+        println!(
+            "sops {SOPS_INTERFACE} (coffer {}, answering to sops's command line)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    super::install_signal_handler();
+    let env = Env::from_process(aws_profile(&cli));
+    match run::run(cli, &env) {
+        Ok(code) => code,
+        Err(f) => CommandError::from(f.error).report_as(f.code),
+    }
+}
+
+fn aws_profile(cli: &SopsCli) -> Option<String> {
+    match &cli.command {
+        None => cli.main.keys.aws_profile.clone(),
+        Some(SopsCommand::Encrypt(a)) => a.keys.aws_profile.clone(),
+        Some(SopsCommand::Edit(a)) => a.keys.aws_profile.clone(),
+        Some(SopsCommand::Groups(args::GroupsCommand::Add(a))) => a.aws_profile.clone(),
+        _ => None,
+    }
+}
+
+/// sops parses its flags as Go does: `-decrypt` is `--decrypt`, and the main command
+/// stops at its first argument that is not a flag (the file); what follows is not
+/// parsed as flags. clap is handed the same line in its own terms.
+fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
+    let cmd = SopsCli::command();
+    let mut longs = std::collections::HashSet::new();
+    collect_longs(&cmd, &mut longs);
+    let takes_value = |a: &str| -> bool {
+        cmd.get_arguments().any(|arg| {
+            let named = match a.strip_prefix("--") {
+                Some(long) => arg.get_long() == Some(long),
+                None => a
+                    .strip_prefix('-')
+                    .and_then(|s| s.chars().next())
+                    .is_some_and(|c| a.len() == 2 && arg.get_short() == Some(c)),
+            };
+            named && arg.get_action().takes_values()
+        })
+    };
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .chain(["help".to_string()])
+        .collect();
+    let mut out = Vec::with_capacity(argv.len() + 1);
+    let mut it = argv.into_iter();
+    out.extend(it.next());
+    let mut main_command = true;
+    while let Some(arg) = it.next() {
+        let Some(s) = arg.to_str().map(str::to_string) else {
+            out.push(arg);
+            continue;
+        };
+        if s == "--" {
+            out.push(arg);
+            out.extend(it.by_ref());
+            break;
+        }
+        let s = match s.strip_prefix('-') {
+            Some(rest)
+                if !rest.starts_with('-')
+                    && rest.len() > 1
+                    && longs.contains(rest.split('=').next().unwrap_or_default()) =>
+            {
+                format!("-{s}")
+            }
+            _ => s,
+        };
+        if !main_command || s.starts_with('-') {
+            let value_follows = main_command && !s.contains('=') && takes_value(&s);
+            out.push(OsString::from(s));
+            if value_follows {
+                out.extend(it.next());
+            }
+            continue;
+        }
+        if subcommands.contains(&s) {
+            main_command = false;
+            out.push(OsString::from(s));
+            continue;
+        }
+        // The file of the main command: the rest are plain arguments.
+        out.push(OsString::from("--"));
+        out.push(OsString::from(s));
+        out.extend(it.by_ref());
+        break;
+    }
+    out
+}
+
+fn collect_longs(cmd: &clap::Command, into: &mut std::collections::HashSet<String>) {
+    for a in cmd.get_arguments() {
+        if let Some(l) = a.get_long() {
+            into.insert(l.to_string());
+        }
+    }
+    for s in cmd.get_subcommands() {
+        collect_longs(s, into);
+    }
+}
+
+/// The type sops gives a file by its name: case-sensitive suffixes, else binary.
+fn type_of_name(path: &Path) -> Format {
+    let name = path.to_string_lossy();
+    if name.ends_with(".yaml") || name.ends_with(".yml") {
+        Format::Yaml
+    } else if name.ends_with(".json") {
+        Format::Json
+    } else if name.ends_with(".env") {
+        Format::Dotenv
+    } else if name.ends_with(".ini") {
+        Format::Ini
+    } else {
+        Format::Binary
+    }
+}
+
+/// Input and output types: the flags, else the (override) name's. sops's output type
+/// follows the name, not `--input-type`.
+fn types(
+    name: Option<&Path>,
+    input: Option<SopsType>,
+    output: Option<SopsType>,
+) -> (Format, Format) {
+    let by_name = name.map_or(Format::Binary, type_of_name);
+    (
+        input.map_or(by_name, Into::into),
+        output.map_or(by_name, Into::into),
+    )
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The input's bytes: the file, or stdin without one. A missing file ends with
+/// `missing` (100 where sops checks first, 2 where it just fails to read).
+fn read_input(file: Option<&Path>, missing: u8) -> Result<(String, Zeroizing<Vec<u8>>)> {
+    let Some(file) = file else {
+        let mut buf = Zeroizing::new(Vec::new());
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| coded(2)(Error::io("<stdin>", e)))?;
+        return Ok(("<stdin>".into(), buf));
+    };
+    match std::fs::read(file) {
+        Ok(bytes) => Ok((file.display().to_string(), Zeroizing::new(bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing == 100 => fail(
+            100,
+            format!(
+                "Error: cannot operate on non-existent file {:?}",
+                absolute(file).display().to_string()
+            ),
+        ),
+        Err(e) => Err(coded(missing)(Error::io(file, e))),
+    }
+}
+
+/// Write a result where sops would: over the file (`-i`), to `--output`, or stdout.
+/// Plaintext written to a file is private (0600). Failures end with 3.
+fn write_output(io: &IoFlags, file: Option<&Path>, data: &[u8], plaintext: bool) -> Result<()> {
+    let private = plaintext.then_some(0o600);
+    let written = if io.in_place {
+        match file {
+            Some(f) => crate::fsutil::write_atomic(f, data, 0o644, private, Target::InPlace),
+            None => return fail(8, "Error: cannot use --in-place when reading from stdin"),
+        }
+    } else if let Some(out) = &io.output {
+        crate::fsutil::write_atomic(out, data, 0o644, private, Target::Output)
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(data)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::io("<stdout>", e))
+    };
+    written.map_err(coded(3))
+}
+
+/// The config file: `--config` (or SOPS_CONFIG), else the nearest one above the
+/// current directory, as sops looks (not above the file).
+fn config_file(g: &GlobalArgs) -> Result<Option<PathBuf>> {
+    match &g.config {
+        Some(p) if !p.is_file() => fail(
+            1,
+            format!("could not read config file: {}: no such file", p.display()),
+        ),
+        Some(p) => Ok(Some(p.clone())),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+            Ok(crate::config::find(&cwd))
+        }
+    }
+}
+
+/// The creation rule for `name`. A config with rules of which none matches is an
+/// error, as in sops, even where the rule's keys are not needed.
+fn creation_rule(g: &GlobalArgs, name: &Path) -> Result<Option<CreationRule>> {
+    let Some(file) = config_file(g)? else {
+        return Ok(None);
+    };
+    let config = Config::load(&file)?;
+    if config.rules.is_empty() {
+        return Ok(None);
+    }
+    match config.rule_for(&absolute(name)) {
+        None => fail(1, "error loading config: no matching creation rules found"),
+        Some(CreationRule {
+            unsupported: Some(why),
+            ..
+        }) => Err(Error::Config {
+            file: file.display().to_string(),
+            message: why.clone(),
+        }
+        .into()),
+        Some(rule) => Ok(Some(rule.clone())),
+    }
+}
+
+/// A comma-separated list of a flag, trimmed, without empty items.
+fn list(flag: &Option<String>) -> Vec<String> {
+    flag.iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// sops's KMS encryption context: `key:value,key2:value2`; anything else ends with 6.
+fn context(flag: &Option<String>) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in list(flag) {
+        match pair.split_once(':') {
+            Some((k, v)) if !k.is_empty() => out.push((k.to_string(), v.to_string())),
+            _ => return fail(6, "Invalid KMS encryption context format"),
+        }
+    }
+    Ok(out)
+}
+
+/// Key kinds coffer cannot wrap a data key for, when named.
+fn refuse_other_keys(o: &args::OtherKeyFlags) -> Result<()> {
+    for (flag, given) in [
+        ("--gcp-kms (GCP KMS)", &o.gcp_kms),
+        ("--azure-kv (Azure Key Vault)", &o.azure_kv),
+        ("--hc-vault-transit (HashiCorp Vault)", &o.hc_vault_transit),
+        ("--hckms (HuaweiCloud KMS)", &o.hckms),
+    ] {
+        if given.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+            return fail(
+                1,
+                format!("coffer cannot use {flag} keys; use age, AWS KMS or PGP keys"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Master keys for a new file: the key flags (with their environment variables)
+/// replace the creation rule's entirely, as in sops.
+fn new_recipients(keys: &KeyFlags, rule: Option<&CreationRule>) -> Result<Recipients> {
+    refuse_other_keys(&keys.unsupported)?;
+    let context = context(&keys.encryption_context)?;
+    let (age, kms, pgp) = (list(&keys.age), list(&keys.kms), list(&keys.pgp));
+    let mut found = if !(age.is_empty() && kms.is_empty() && pgp.is_empty()) {
+        Recipients {
+            age,
+            kms: kms
+                .iter()
+                .map(|k| KmsSpec::parse(k, &context, keys.aws_profile.as_deref()))
+                .collect::<crate::Result<_>>()?,
+            pgp,
+            ..Recipients::default()
+        }
+    } else if let Some(rule) = rule {
+        rule.recipients()?
+    } else {
+        Recipients::default()
+    };
+    if found.is_empty() {
+        return fail(
+            1,
+            "config file not found, or has no creation rules, and no keys provided through command line options",
+        );
+    }
+    if let Some(t) = keys.shamir_secret_sharing_threshold.filter(|t| *t > 0) {
+        if !found.groups.is_empty() {
+            if t > found.groups.len() {
+                return fail(
+                    1,
+                    format!(
+                        "a Shamir threshold of {t} needs at least {t} key groups; there are {}",
+                        found.groups.len()
+                    ),
+                );
+            }
+            found.threshold = t;
+        }
+    }
+    Ok(found)
+}
+
+/// Which values a new file encrypts, from the flags over the rule's. More than one
+/// selector among the flags ends with 8, as in sops.
+fn new_metadata(
+    key: &DataKey,
+    recipients: &Recipients,
+    rule: Option<&CreationRule>,
+    s: &SelectorFlags,
+    env: &Env,
+) -> Result<Metadata> {
+    let given = [
+        &s.unencrypted_suffix,
+        &s.encrypted_suffix,
+        &s.unencrypted_regex,
+        &s.encrypted_regex,
+        &s.unencrypted_comment_regex,
+        &s.encrypted_comment_regex,
+    ];
+    if given.iter().filter(|g| g.is_some()).count() > 1 {
+        return fail(8, "Error: cannot use more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, or unencrypted_comment_regex in the same file");
+    }
+    let selector = s
+        .unencrypted_suffix
+        .clone()
+        .map(Selector::UnencryptedSuffix)
+        .or_else(|| s.encrypted_suffix.clone().map(Selector::EncryptedSuffix))
+        .or_else(|| s.unencrypted_regex.clone().map(Selector::UnencryptedRegex))
+        .or_else(|| s.encrypted_regex.clone().map(Selector::EncryptedRegex));
+    let mut md = sops::new_metadata(key, recipients, env.kms(), rule, selector)?;
+    if s.unencrypted_comment_regex.is_some() || s.encrypted_comment_regex.is_some() {
+        md.unencrypted_comment_regex = s.unencrypted_comment_regex.clone();
+        md.encrypted_comment_regex = s.encrypted_comment_regex.clone();
+    }
+    md.mac_only_encrypted |= s.mac_only_encrypted;
+    if let Err(e) = md.rules() {
+        return fail(
+            1,
+            format!(
+                "can not compile regexp: {}",
+                crate::metadata::regex_reason(&e)
+            ),
+        );
+    }
+    Ok(md)
+}
+
+/// A tree path as sops reads it (`["a"][0]`); anything else is not one.
+fn tree_path(s: &str) -> crate::Result<Vec<Step>> {
+    if !s.trim_start().starts_with('[') {
+        return Err(Error::BadPath {
+            path: s.to_string(),
+            reason: "each component must be [\"key\"] or [index]".into(),
+        });
+    }
+    crate::path::parse(s)
+}
+
+/// JSON output as sops writes it: a tab per level (or `--indent` spaces). coffer's
+/// emitter indents by four spaces and never puts a space at the start of a line
+/// otherwise (line breaks in strings are escaped).
+fn sops_json(text: &[u8], indent: Option<usize>) -> Zeroizing<Vec<u8>> {
+    let unit = match indent {
+        Some(n) => " ".repeat(n),
+        None => "\t".into(),
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(text.len()));
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let spaces = line.iter().take_while(|b| **b == b' ').count();
+        for _ in 0..spaces / 4 {
+            out.extend_from_slice(unit.as_bytes());
+        }
+        out.extend_from_slice(&line[spaces / 4 * 4..]);
+    }
+    out
+}
+
+/// `--extract` as sops prints it: a string bare, other scalars and lists as the
+/// output type writes one value (YAML with a line break, JSON without), maps as a file.
+fn extract(
+    opened: &sops::Opened,
+    steps: &[Step],
+    to: Format,
+    indent: Option<usize>,
+) -> crate::Result<Zeroizing<Vec<u8>>> {
+    let node =
+        crate::path::lookup(opened_root(opened)?, steps).ok_or_else(|| Error::PathNotFound {
+            file: opened.file.clone(),
+            path: crate::path::display(steps),
+        })?;
+    let value = opened.value(node)?;
+    let mut out = opened.extract(steps, to)?;
+    match (&value, to) {
+        (Value::Scalar(ScalarType::Str, _), _) => {}
+        (Value::Scalar(..), Format::Yaml) => out.push(b'\n'),
+        (Value::Map(_), Format::Json | Format::Binary) => out = sops_json(&out, indent),
+        (Value::Seq(_), Format::Json | Format::Binary) => {
+            out = sops_json(&out, indent);
+            if out.ends_with(b"\n") {
+                out.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+fn opened_root(opened: &sops::Opened) -> crate::Result<&crate::tree::Node> {
+    opened
+        .doc
+        .docs
+        .first()
+        .map(|d| &d.root)
+        .ok_or_else(|| Error::Unsupported {
+            file: opened.file.clone(),
+            what: "the file holds no document".into(),
+        })
+}
+
+/// The whole plaintext in `to`: the file's own layout in its own type; converted
+/// output as sops writes it.
+fn plaintext_out(
+    opened: sops::Opened,
+    to: Format,
+    indent: Option<usize>,
+    env: &Env,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let own = to == opened.format;
+    if to == Format::Binary && !own {
+        // sops's binary type writes the text of a top-level `data` key.
+        if let Value::Map(entries) = opened.value(opened_root(&opened)?)? {
+            if let Some((_, Value::Scalar(ScalarType::Str, s))) =
+                entries.into_iter().find(|(k, _)| k == "data")
+            {
+                return Ok(Zeroizing::new(s.as_bytes().to_vec()));
+            }
+        }
+        return fail(
+            4,
+            "Error dumping file: error emitting binary store: no binary data found in tree",
+        );
+    }
+    let converted_json = to == Format::Json && !own;
+    // A value the output type cannot hold ends with 4, as sops's "Error dumping file".
+    let dumped = opened.into_output(to).and_then(|sealed| env.accept(sealed));
+    let out = dumped.map_err(|e| if own { e.into() } else { coded(4)(e) })?;
+    Ok(if converted_json {
+        sops_json(&out, indent)
+    } else {
+        out
+    })
+}
+
+/// Warn about `--indent`, which coffer honours for JSON it writes anew only.
+fn note_indent(indent: Option<usize>) {
+    if indent.is_some() {
+        warn("--indent applies to JSON coffer converts to; files keep their own layout byte for byte");
+    }
+}
+
+/// `-s`/`--show-master-keys` edits the metadata in the editor, which coffer does not.
+fn refuse_show_master_keys(given: bool) -> Result<()> {
+    if given {
+        return fail(1, "coffer does not support --show-master-keys (-s): `coffer access FILE` lists a file's master keys");
+    }
+    Ok(())
+}
+
+/// A value for `set`: JSON, as sops requires; anything else ends with 7.
+fn json_value(data: &str) -> Result<Zeroizing<String>> {
+    let wrapped = Zeroizing::new(format!("{{\"v\": {}}}", data.trim()));
+    let ok = !data.trim().is_empty()
+        && Format::Json
+            .store()
+            .parse(Zeroizing::new(wrapped.as_bytes().to_vec()))
+            .is_ok_and(|d| d.docs.len() == 1);
+    if !ok {
+        return fail(7, "Value for --set is not valid JSON");
+    }
+    // sops reads a compound value as a JSON document, which must be an object.
+    if data.trim_start().starts_with('[') {
+        return fail(7, "Invalid --set value format");
+    }
+    Ok(Zeroizing::new(data.trim().to_string()))
+}
+
+/// Set `steps` to `value` (JSON) in `file`. sops rewrites the file even when the value
+/// was already there, unless `idempotent`.
+fn set_value(
+    file: &Path,
+    format: Format,
+    steps: &[Step],
+    value: &str,
+    idempotent: bool,
+    ignore_mac: bool,
+    env: &Env,
+) -> Result<()> {
+    let (name, bytes) = read_input(Some(file), 2)?;
+    let opened = sops::open(&name, format, bytes, &env.keyring()?, ignore_mac)?;
+    let plaintext = env.accept(opened.render()?)?;
+    let changed = mutate::set(&name, format, &plaintext, steps, value)?;
+    let sealed = match opened.reencrypt(&changed)? {
+        Some(sealed) => sealed,
+        None if idempotent => return Ok(()),
+        None => rewrite(&opened)?,
+    };
+    crate::fsutil::write_atomic(file, &env.accept(sealed)?, 0o644, None, Target::InPlace)
+        .map_err(coded(3))
+}
+
+/// The file written anew with what it holds: a new `lastmodified` and MAC, as sops
+/// writes a file it was asked to change to what it already was.
+fn rewrite(opened: &sops::Opened) -> crate::Result<sops::Sealed> {
+    let mut md = opened.meta.clone();
+    md.lastmodified = crate::metadata::now_rfc3339();
+    sops::encrypt_plain(
+        &opened.file,
+        opened.format,
+        opened.plaintext()?,
+        &opened.key,
+        &mut md,
+    )
+}
+
+/// The top-level values of a file as sops's exec-env passes them: keys as they are,
+/// scalars as text (null as Go prints it), nested values refused.
+fn environment(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>> {
+    let root = opened.value(opened_root(opened)?)?;
+    let Value::Map(entries) = root else {
+        return fail(
+            1,
+            "cannot use complex value in environment; the file is not a mapping",
+        );
+    };
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let text = match v {
+            Value::Scalar(ScalarType::Null, _) => Zeroizing::new("<nil>".to_string()),
+            Value::Scalar(ScalarType::Bool, s) => {
+                Zeroizing::new(crate::cipher::parse_bool(&s).unwrap_or(false).to_string())
+            }
+            Value::Scalar(_, s) => s,
+            _ => {
+                return fail(
+                    1,
+                    format!("cannot use complex value in environment; offending key {k}"),
+                )
+            }
+        };
+        if k.contains('=') {
+            return fail(1, format!("cannot use keys with '=' in environment: {k}"));
+        }
+        out.push((k, text));
+    }
+    Ok(out)
+}
+
+/// sops's answer to a yes/no question on the terminal: `y` or `n`, asked again
+/// otherwise.
+fn confirm() -> Result<bool> {
+    // sops reads stdin whatever it is: a script without -y gets its EOF error.
+    let stdin = std::io::stdin();
+    loop {
+        print!("Is this okay? (y/n):");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        match stdin.read_line(&mut line) {
+            Ok(0) => return fail(1, "EOF"),
+            Ok(_) => match line.trim() {
+                "y" => return Ok(true),
+                "n" => return Ok(false),
+                "" => return fail(1, "unexpected newline"),
+                _ => {}
+            },
+            Err(e) => return Err(coded(1)(Error::io("<stdin>", e))),
+        }
+    }
+}

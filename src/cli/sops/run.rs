@@ -1,0 +1,529 @@
+//! sops's main command and its subcommands, each over the library.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::args::{
+    DecryptArgs, EditArgs, EncryptArgs, ExecEnvArgs, ExecFileArgs, FilestatusArgs, MainArgs,
+    SetArgs, UnsetArgs,
+};
+use super::*;
+
+pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
+    let g = &cli.global;
+    if !g.keyservice.is_empty() {
+        return fail(
+            1,
+            "coffer does not use remote key services (--keyservice): keys are used in this process",
+        );
+    }
+    if let Some(order) = &g.decryption_order {
+        let mut seen = std::collections::HashSet::new();
+        for kind in order.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if !seen.insert(kind) {
+                return fail(112, format!("Duplicate decryption key type: {kind}"));
+            }
+        }
+    }
+    let done = match cli.command {
+        None => return main_command(cli.main, g, env),
+        Some(SopsCommand::Encrypt(a)) => encrypt_command(a, g, env),
+        Some(SopsCommand::Decrypt(a)) => decrypt_command(a, env),
+        Some(SopsCommand::Edit(a)) => return edit_command(a, g, env),
+        Some(SopsCommand::Rotate(a)) => super::keys::rotate(
+            &a.file,
+            &a.io,
+            &a.change,
+            &a.encryption_context,
+            2,
+            env,
+        ),
+        Some(SopsCommand::Set(a)) => set_command(a, env),
+        Some(SopsCommand::Unset(a)) => unset_command(a, env),
+        Some(SopsCommand::ExecEnv(a)) => return exec_env(a, env),
+        Some(SopsCommand::ExecFile(a)) => return exec_file(a, env),
+        Some(SopsCommand::Filestatus(a)) => filestatus(a),
+        Some(SopsCommand::Updatekeys(a)) => super::keys::updatekeys(a, g, env),
+        Some(SopsCommand::Groups(c)) => super::keys::groups(c, env),
+        Some(SopsCommand::Completion { shell }) => {
+            let mut cmd = SopsCli::command();
+            clap_complete::generate(shell, &mut cmd, "sops", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(SopsCommand::Publish { .. }) => fail(
+            1,
+            "coffer does not support `sops publish`; `coffer push` puts values into AWS Secrets Manager and SSM",
+        ),
+        Some(SopsCommand::Keyservice { .. }) => {
+            fail(1, "coffer does not support `sops keyservice`")
+        }
+    };
+    done.map(|()| ExitCode::SUCCESS)
+}
+
+/// `sops [flags] FILE`: -e, -d, -r, --set, or edit.
+fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
+    let Some(file) = a.file.as_deref() else {
+        return fail(100, "Error: no file specified");
+    };
+    if !a.rest.is_empty() {
+        warn("More than one positional argument provided. Only the first one will be used!");
+        if let Some(flag) = a.rest.iter().find(|r| r.starts_with('-')) {
+            warn(&format!("Note that one of the ignored positional argument is {flag:?}, which looks like a flag. Flags must always be provided before the first positional argument!"));
+        }
+    }
+    if a.io.in_place && a.io.output.is_some() {
+        return fail(8, "Error: cannot operate on both --output and --in-place");
+    }
+    let modes = [a.encrypt, a.decrypt, a.rotate, a.set.is_some()];
+    if modes.iter().filter(|m| **m).count() > 1 {
+        return fail(
+            8,
+            "more than one of --encrypt, --decrypt, --rotate and --set: coffer runs one",
+        );
+    }
+    let exists = std::fs::symlink_metadata(file).is_ok();
+    if !exists {
+        if a.change.any() {
+            return fail(49, format!("Error: cannot add or remove keys on non-existent file {:?}, use `--kms` and `--pgp` instead.", absolute(file).display().to_string()));
+        }
+        if a.encrypt || a.decrypt || a.rotate {
+            return fail(
+                100,
+                format!(
+                    "Error: cannot operate on non-existent file {:?}",
+                    absolute(file).display().to_string()
+                ),
+            );
+        }
+    }
+    let name =
+        a.io.filename_override
+            .clone()
+            .unwrap_or_else(|| file.to_path_buf());
+    // Everything but decrypting reads the creation rules first, as sops does: a config
+    // whose rules miss the file stops the command.
+    let rule = if a.decrypt {
+        None
+    } else {
+        creation_rule(g, &name)?
+    };
+    if a.encrypt {
+        note_indent(a.indent);
+        encrypt(Some(file), &a.io, &a.keys, &a.selector, rule.as_ref(), env)?;
+    } else if a.decrypt {
+        let extract = a.extract.as_deref().filter(|e| !e.is_empty());
+        decrypt(Some(file), &a.io, extract, a.ignore_mac, a.indent, env)?;
+    } else if a.rotate {
+        note_indent(a.indent);
+        super::keys::rotate(file, &a.io, &a.change, &a.keys.encryption_context, 100, env)?;
+    } else if let Some(set) = &a.set {
+        let (steps, value) = legacy_set(set)?;
+        let (format, _) = types(Some(&name), a.io.input_type, a.io.output_type);
+        set_value(file, format, &steps, &value, false, a.ignore_mac, env)?;
+    } else {
+        refuse_show_master_keys(a.show_master_keys)?;
+        let (format, _) = types(Some(&name), a.io.input_type, a.io.output_type);
+        return edit(file, format, &a.keys, &a.selector, rule, a.ignore_mac, env);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--set '["a"]["b"] JSON'`: split at the first `"] "`.
+fn legacy_set(set: &str) -> Result<(Vec<Step>, Zeroizing<String>)> {
+    let Some(at) = set.find("] ") else {
+        return fail(7, "Invalid --set format");
+    };
+    let (path, value) = (set[..=at].trim_end(), &set[at + 2..]);
+    let value = json_value(value)?;
+    let steps = tree_path(path).map_err(|_| Failure {
+        code: 7,
+        error: Error::Usage("Invalid --set format".into()),
+    })?;
+    Ok((steps, value))
+}
+
+fn encrypt(
+    file: Option<&Path>,
+    io: &IoFlags,
+    keys: &KeyFlags,
+    selector: &SelectorFlags,
+    rule: Option<&CreationRule>,
+    env: &Env,
+) -> Result<()> {
+    let name = io.filename_override.as_deref().or(file);
+    let (input, output) = types(name, io.input_type, io.output_type);
+    let (label, bytes) = read_input(file, 100)?;
+    let recipients = new_recipients(keys, rule)?;
+    let key = DataKey::generate();
+    let mut md = new_metadata(&key, &recipients, rule, selector, env)?;
+    let bytes = if output == input {
+        bytes
+    } else {
+        sops::convert_plain(&label, input, output, bytes)?
+    };
+    let out = env.accept(sops::encrypt_plain(&label, output, bytes, &key, &mut md)?)?;
+    write_output(io, file, &out, false)
+}
+
+fn encrypt_command(a: EncryptArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
+    if a.file.is_none() {
+        if a.io.in_place {
+            return fail(8, "Error: cannot use --in-place when reading from stdin");
+        }
+        if a.io.filename_override.is_none() {
+            return fail(
+                8,
+                "Error: must specify --filename-override when reading from stdin",
+            );
+        }
+    }
+    if a.io.in_place && a.io.output.is_some() {
+        return fail(8, "Error: cannot operate on both --output and --in-place");
+    }
+    note_indent(a.indent);
+    let name = a.io.filename_override.as_deref().or(a.file.as_deref());
+    if let Some(f) = a.file.as_deref() {
+        if std::fs::symlink_metadata(f).is_err() {
+            return fail(
+                100,
+                format!(
+                    "Error: cannot operate on non-existent file {:?}",
+                    absolute(f).display().to_string()
+                ),
+            );
+        }
+    }
+    let rule = match name {
+        Some(n) => creation_rule(g, n)?,
+        None => None,
+    };
+    encrypt(
+        a.file.as_deref(),
+        &a.io,
+        &a.keys,
+        &a.selector,
+        rule.as_ref(),
+        env,
+    )
+}
+
+fn decrypt(
+    file: Option<&Path>,
+    io: &IoFlags,
+    extract_path: Option<&str>,
+    ignore_mac: bool,
+    indent: Option<usize>,
+    env: &Env,
+) -> Result<()> {
+    let name = io.filename_override.as_deref().or(file);
+    let (input, output) = types(name, io.input_type, io.output_type);
+    let steps = match extract_path {
+        Some(p) => Some(tree_path(p).map_err(|e| Failure {
+            code: 91,
+            error: Error::Usage(format!("error parsing --extract path: {e}")),
+        })?),
+        None => None,
+    };
+    let (label, bytes) = read_input(file, 100)?;
+    let opened = sops::open(&label, input, bytes, &env.keyring()?, ignore_mac)?;
+    for w in &opened.warnings {
+        warn(w);
+    }
+    let out = match steps {
+        Some(steps) => extract(&opened, &steps, output, indent)?,
+        None => plaintext_out(opened, output, indent, env)?,
+    };
+    write_output(io, file, &out, true)
+}
+
+fn decrypt_command(a: DecryptArgs, env: &Env) -> Result<()> {
+    if a.io.in_place && a.file.is_none() {
+        return fail(8, "Error: cannot use --in-place when reading from stdin");
+    }
+    if a.io.in_place && a.io.output.is_some() {
+        return fail(8, "Error: cannot operate on both --output and --in-place");
+    }
+    let extract = a.extract.as_deref().filter(|e| !e.is_empty());
+    decrypt(
+        a.file.as_deref(),
+        &a.io,
+        extract,
+        a.ignore_mac,
+        a.indent,
+        env,
+    )
+}
+
+/// The editor sops runs: SOPS_EDITOR, EDITOR, else the first of vim, nano and vi.
+fn editor(env: &Env) -> Result<String> {
+    if let Some(e) = ["SOPS_EDITOR", "EDITOR"]
+        .iter()
+        .find_map(|k| env.get(k).filter(|v| !v.trim().is_empty()))
+    {
+        return Ok(e);
+    }
+    let path = env.get("PATH").unwrap_or_default();
+    for candidate in ["vim", "nano", "vi"] {
+        if std::env::split_paths(&path).any(|d| d.join(candidate).is_file()) {
+            return Ok(candidate.to_string());
+        }
+    }
+    fail(201, "Could not run editor: no editor available: sops attempts to use the editor defined in the SOPS_EDITOR or EDITOR environment variables, and if that's not set defaults to any of vim, nano, vi, but none of them could be found")
+}
+
+/// What sops puts in the editor for a new file.
+fn example(format: Format) -> &'static [u8] {
+    match format {
+        Format::Yaml => b"hello: Welcome to SOPS! Edit this file as you please!\nexample_key: example_value\n# Example comment\nexample_array:\n    - example_value1\n    - example_value2\nexample_number: 1234.56789\nexample_booleans:\n    - true\n    - false\n",
+        Format::Json => b"{\n\t\"hello\": \"Welcome to SOPS! Edit this file as you please!\",\n\t\"example_key\": \"example_value\",\n\t\"example_array\": [\n\t\t\"example_value1\",\n\t\t\"example_value2\"\n\t],\n\t\"example_number\": 1234.56789,\n\t\"example_booleans\": [\n\t\ttrue,\n\t\tfalse\n\t]\n}\n",
+        Format::Dotenv => b"# This is an example file.\nhello=Welcome to SOPS! Edit this file as you please!\nexample_key=example_value\nexample_multiline=foo\\nbar\\nbaz\n",
+        Format::Ini => b"; This is an example file.\n[Welcome!]\nhello       = Welcome to SOPS! Edit this file as you please!\nexample_key = example_value\n",
+        Format::Binary => b"Welcome to SOPS! Edit this file as you please!",
+    }
+}
+
+/// Edit `file` (a new one from sops's example); 200 when nothing changed.
+fn edit(
+    file: &Path,
+    format: Format,
+    keys: &KeyFlags,
+    selector: &SelectorFlags,
+    rule: Option<CreationRule>,
+    ignore_mac: bool,
+    env: &Env,
+) -> Result<ExitCode> {
+    let editor = editor(env)?;
+    let session = super::super::edit::Session {
+        file,
+        format,
+        editor: &editor,
+        template: example(format),
+        ignore_mac,
+    };
+    // Failures of the key set-up keep their own codes: they happen before the editor.
+    let mut early: Option<Failure> = None;
+    let new_file = || -> crate::Result<(DataKey, Metadata)> {
+        let made = new_recipients(keys, rule.as_ref()).and_then(|r| {
+            let key = DataKey::generate();
+            new_metadata(&key, &r, rule.as_ref(), selector, env).map(|md| (key, md))
+        });
+        made.map_err(|f| {
+            let message = f.error.to_string();
+            early = Some(f);
+            Error::Usage(message)
+        })
+    };
+    match session.run(new_file, env) {
+        Ok(super::super::edit::Edited::Saved) => Ok(ExitCode::SUCCESS),
+        Ok(super::super::edit::Edited::Unchanged) => fail(200, "File has not changed, exiting."),
+        Err(e) => Err(early.take().unwrap_or_else(|| e.into())),
+    }
+}
+
+fn edit_command(a: EditArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
+    refuse_show_master_keys(a.show_master_keys)?;
+    note_indent(a.indent);
+    let (format, _) = types(Some(&a.file), a.input_type, a.output_type);
+    // The subcommand reads the rules only for a new file.
+    let rule = if a.file.exists() {
+        None
+    } else {
+        creation_rule(g, &a.file)?
+    };
+    edit(
+        &a.file,
+        format,
+        &a.keys,
+        &a.selector,
+        rule,
+        a.ignore_mac,
+        env,
+    )
+}
+
+fn set_command(a: SetArgs, env: &Env) -> Result<()> {
+    let (format, _) = types(Some(&a.file), a.input_type, a.output_type);
+    let data = match (a.value_stdin, a.value_file, &a.value) {
+        (true, _, None) => {
+            let mut buf = Zeroizing::new(Vec::new());
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| coded(1)(Error::io("<stdin>", e)))?;
+            Zeroizing::new(String::from_utf8_lossy(&buf).into_owned())
+        }
+        (true, _, Some(_)) => return fail(100, "Error: file specified, or index and value are missing. Need precisely 2 positional arguments since --value-stdin is used."),
+        (false, _, None) => return fail(100, "Error: no file specified, or index and value are missing. Need precisely 3 positional arguments."),
+        (false, true, Some(f)) => Zeroizing::new(String::from_utf8_lossy(
+            &std::fs::read(f).map_err(|e| coded(1)(Error::io(f, e)))?,
+        ).into_owned()),
+        (false, false, Some(v)) => Zeroizing::new(v.clone()),
+    };
+    note_indent(a.indent);
+    let steps = tree_path(&a.path).map_err(|_| Failure {
+        code: 7,
+        error: Error::Usage("Invalid set index format".into()),
+    })?;
+    let value = json_value(&data)?;
+    set_value(
+        &a.file,
+        format,
+        &steps,
+        &value,
+        a.idempotent,
+        a.ignore_mac,
+        env,
+    )
+}
+
+fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
+    let (format, _) = types(Some(&a.file), a.input_type, a.output_type);
+    note_indent(a.indent);
+    let steps = tree_path(&a.path).map_err(|_| Failure {
+        code: 7,
+        error: Error::Usage("Invalid unset index format".into()),
+    })?;
+    let (name, bytes) = read_input(Some(&a.file), 2)?;
+    let opened = sops::open(&name, format, bytes, &env.keyring()?, a.ignore_mac)?;
+    let plaintext = env.accept(opened.render()?)?;
+    let changed = match mutate::unset(&name, format, &plaintext, &steps) {
+        Ok(changed) => changed,
+        Err(Error::PathNotFound { .. }) if a.idempotent => return Ok(()),
+        Err(e @ Error::PathNotFound { .. }) => return Err(coded(1)(e)),
+        Err(e) => return Err(e.into()),
+    };
+    let sealed = match opened.reencrypt(&changed)? {
+        Some(s) => s,
+        None => rewrite(&opened)?,
+    };
+    crate::fsutil::write_atomic(&a.file, &env.accept(sealed)?, 0o644, None, Target::InPlace)
+        .map_err(coded(3))
+}
+
+/// The child's exit code as sops passes it on (a signal: 255, as Go reports -1).
+fn child_code(status: std::process::ExitStatus) -> ExitCode {
+    ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(255),
+    )
+}
+
+fn exec_env(a: ExecEnvArgs, env: &Env) -> Result<ExitCode> {
+    if a.user.is_some() {
+        return fail(1, "coffer does not run commands as another user (--user)");
+    }
+    if a.background {
+        return fail(
+            1,
+            "coffer does not support --background, which sops deprecated",
+        );
+    }
+    let format = a
+        .input_type
+        .map_or_else(|| type_of_name(&a.file), Into::into);
+    let (name, bytes) = read_input(Some(&a.file), 2)?;
+    let opened = sops::open(&name, format, bytes, &env.keyring()?, a.ignore_mac)?;
+    let vars = environment(&opened)?;
+    drop(opened);
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c").arg(&a.command);
+    if a.pristine {
+        cmd.env_clear();
+    }
+    // The command gets the file's values, not the keys that open every file.
+    crate::keys::remove_key_sources(&mut cmd, env.var_names());
+    for (k, v) in &vars {
+        cmd.env(k, v.as_str());
+    }
+    if a.same_process {
+        use std::os::unix::process::CommandExt;
+        let err = cmd.exec();
+        return Err(Error::Exec(format!("cannot run /bin/sh: {err}")).into());
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Exec(format!("cannot run /bin/sh: {e}")))?;
+    Ok(child_code(status))
+}
+
+fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
+    if a.user.is_some() {
+        return fail(1, "coffer does not run commands as another user (--user)");
+    }
+    if a.background {
+        return fail(
+            1,
+            "coffer does not support --background, which sops deprecated",
+        );
+    }
+    let (input, output) = types(Some(&a.file), a.input_type, a.output_type);
+    let (name, bytes) = read_input(Some(&a.file), 2)?;
+    let opened = sops::open(&name, input, bytes, &env.keyring()?, a.ignore_mac)?;
+    let plaintext = plaintext_out(opened, output, None, env)?;
+    let filename = a.filename.as_deref().unwrap_or("tmp-file");
+    if filename.contains('/') || filename == "." || filename == ".." || filename.is_empty() {
+        return fail(
+            1,
+            format!("--filename {filename:?} must be a plain file name"),
+        );
+    }
+    let dir = crate::fsutil::PrivateDir::new(".sops")?;
+    let path = dir.path().join(filename);
+    // A FIFO hands the plaintext over without it ever being on disk; it can be read once.
+    let writer = if a.no_fifo {
+        crate::fsutil::write_new(&path, &plaintext, 0o600)?;
+        None
+    } else {
+        crate::fsutil::make_fifo(&path)?;
+        let path = path.clone();
+        Some(std::thread::spawn(move || {
+            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                let _ = f.write_all(&plaintext);
+            }
+        }))
+    };
+    let command = a.command.replace("{}", &path.to_string_lossy());
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c").arg(&command);
+    crate::keys::remove_key_sources(&mut cmd, env.var_names());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Exec(format!("cannot run /bin/sh: {e}")))?;
+    let pid = rustix::process::Pid::from_child(&child);
+    super::super::on_signal(move || {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    });
+    let status = child
+        .wait()
+        .map_err(|e| Error::Exec(format!("waiting for /bin/sh: {e}")))?;
+    if let Some(w) = writer {
+        if !w.is_finished() {
+            // Nobody read the FIFO: open it for reading once, so the writer ends.
+            let _ = std::fs::File::open(&path);
+        }
+        let _ = w.join();
+    }
+    drop(dir);
+    Ok(child_code(status))
+}
+
+fn filestatus(a: FilestatusArgs) -> Result<()> {
+    let format = a
+        .input_type
+        .map_or_else(|| type_of_name(&a.file), Into::into);
+    let bytes = std::fs::read(&a.file).map_err(|e| {
+        coded(1)(Error::Usage(format!(
+            "cannot check file status: cannot load encrypted file: Error reading file: {}: {e}",
+            a.file.display()
+        )))
+    })?;
+    let encrypted = match sops::read_metadata(&a.file.display().to_string(), format, bytes) {
+        Ok((_, md, _)) => md.version.is_some() && md.mac.as_deref().is_some_and(|m| !m.is_empty()),
+        Err(Error::NotEncrypted { .. } | Error::Metadata { .. }) => false,
+        Err(e) => return Err(coded(1)(e)),
+    };
+    println!("{{\"encrypted\":{encrypted}}}");
+    Ok(())
+}

@@ -1,0 +1,808 @@
+//! coffer under the name `sops`: the same command lines run by the real sops and by
+//! coffer through a symlink named `sops`, compared output for output and exit code for
+//! exit code, and files each writes opened by the other.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use super::common::*;
+
+/// A command for the real sops (`real`) or coffer as sops, alike in all else.
+fn sops_cmd(sb: &Sandbox, real: bool) -> Command {
+    let mut c = if real {
+        let mut c = Command::new(sops_bin());
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", sb.home())
+            .env("TMPDIR", sb.dir.path())
+            .env("SOPS_AGE_KEY_FILE", sb.key_file())
+            .current_dir(sb.dir.path())
+            .stdin(Stdio::null());
+        c
+    } else {
+        sb.as_sops()
+    };
+    c.env("SOPS_DISABLE_VERSION_CHECK", "1");
+    c
+}
+
+fn run(mut c: Command, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Output {
+    c.args(args).envs(env.iter().copied());
+    if input.is_some() {
+        c.stdin(Stdio::piped());
+    }
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = input {
+        let _ = child.stdin.take().unwrap().write_all(bytes);
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// coffer as sops.
+fn fake(sb: &Sandbox, args: &[&str]) -> Output {
+    run(sops_cmd(sb, false), args, &[], None)
+}
+
+/// The real sops and coffer as sops on the same command line: (sops, coffer).
+fn both(
+    sb: &Sandbox,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: Option<&[u8]>,
+) -> (Output, Output) {
+    (
+        run(sops_cmd(sb, true), args, env, input),
+        run(sops_cmd(sb, false), args, env, input),
+    )
+}
+
+/// Both exit alike and print the same on stdout.
+fn same(sb: &Sandbox, args: &[&str]) -> Output {
+    same_with(sb, args, &[], None)
+}
+
+fn same_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Output {
+    let (s, c) = both(sb, args, env, input);
+    assert_eq!(
+        s.status.code(),
+        c.status.code(),
+        "{args:?}: sops exited {:?} ({}), coffer {:?} ({})",
+        s.status.code(),
+        stderr(&s),
+        c.status.code(),
+        stderr(&c)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&s.stdout),
+        String::from_utf8_lossy(&c.stdout),
+        "{args:?}: stdout differs; coffer's stderr: {}",
+        stderr(&c)
+    );
+    c
+}
+
+/// Plaintext in the layout sops itself writes, so that both print the same bytes.
+const YAML: &str = "db:\n    user: app\n    password: s3cr3t\n    port: 5432\nhosts:\n    - a.example\n    - b.example\nflag: true\nratio: 1.5\nnothing: null\n";
+const JSON: &str = "{\n\t\"db\": {\n\t\t\"user\": \"app\",\n\t\t\"port\": 5432\n\t},\n\t\"list\": [\n\t\t1,\n\t\t\"two\"\n\t]\n}\n";
+const DOTENV: &str = "USER=app\nPASSWORD=s3cr3t\n";
+const INI: &str = "[db]\nuser     = app\npassword = s3cr3t\n";
+
+#[test]
+fn under_the_name_sops_coffer_says_what_it_is() {
+    let sb = Sandbox::new();
+    for out in [fake(&sb, &["--version"]), sb.ok(&["sops", "--version"])] {
+        assert_success(&out, &["--version"]);
+        assert!(
+            stdout(&out).starts_with("sops 3.11.0 (coffer "),
+            "{}",
+            stdout(&out)
+        );
+    }
+    // `-decrypt` is `--decrypt`, as Go parses flags.
+    sb.write("s.yaml", YAML);
+    let enc = sb.sops(&["-e", "-a", &sb.recipient, "s.yaml"]);
+    sb.write("e.yaml", &enc.stdout);
+    assert_eq!(stdout(&same(&sb, &["-decrypt", "e.yaml"])), YAML);
+    // The main command takes no flags after its file: sops ignores them, warning.
+    let out = same(&sb, &["-d", "e.yaml", "--output-type", "json"]);
+    assert_eq!(stdout(&out), YAML);
+    assert!(
+        stderr(&out).contains("Only the first one will be used"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn files_either_encrypts_open_with_the_other_in_every_format() {
+    let sb = Sandbox::new();
+    for (name, plain) in [
+        ("a.yaml", YAML),
+        ("a.json", JSON),
+        ("a.env", DOTENV),
+        ("a.ini", INI),
+        ("a.bin", "raw \u{1} bytes\n"),
+    ] {
+        sb.write(name, plain);
+        let by_coffer = fake(&sb, &["-e", "-a", &sb.recipient, name]);
+        assert_success(&by_coffer, &["-e", name]);
+        assert_eq!(stderr(&by_coffer), "", "sops prints nothing");
+        let enc = format!("coffer.{name}");
+        sb.write(&enc, &by_coffer.stdout);
+        let by_sops = sb.sops(&["-e", "-a", &sb.recipient, name]);
+        let sops_enc = format!("sops.{name}");
+        sb.write(&sops_enc, &by_sops.stdout);
+        for file in [&enc, &sops_enc] {
+            let out = same(&sb, &["-d", file]);
+            assert_eq!(stdout(&out), plain, "{file}");
+            let out = same(&sb, &["decrypt", file]);
+            assert_eq!(stdout(&out), plain, "{file}");
+        }
+        // In place, as scripts do it.
+        let inplace = format!("i.{name}");
+        sb.write(&inplace, plain);
+        assert_success(
+            &fake(&sb, &["-e", "-i", "-a", &sb.recipient, &inplace]),
+            &["-e", "-i"],
+        );
+        assert_eq!(stdout(&sb.sops(&["-d", &inplace])), plain, "{inplace}");
+    }
+}
+
+#[test]
+fn exit_codes_are_sops_codes() {
+    let sb = Sandbox::new();
+    sb.write("plain.yaml", YAML);
+    let enc = sb.sops(&["-e", "-a", &sb.recipient, "plain.yaml"]);
+    let text = String::from_utf8(enc.stdout).unwrap();
+    sb.write("e.yaml", &text);
+    let mac_at = text.find("mac: ENC[AES256_GCM,data:").unwrap() + 25;
+    let mut tampered = text.clone().into_bytes();
+    tampered[mac_at] = if tampered[mac_at] == b'A' { b'B' } else { b'A' };
+    sb.write("mac.yaml", &tampered);
+    let val_at = text.find("user: ENC[AES256_GCM,data:").unwrap() + 26;
+    let mut tampered = text.clone().into_bytes();
+    tampered[val_at] = if tampered[val_at] == b'A' { b'B' } else { b'A' };
+    sb.write("value.yaml", &tampered);
+    let other = Sandbox::new();
+    std::fs::copy(sb.path("plain.yaml"), other.path("plain.yaml")).unwrap();
+    sb.write(
+        "other.yaml",
+        other
+            .sops(&["-e", "-a", &other.recipient, "plain.yaml"])
+            .stdout,
+    );
+    let cases: &[(&[&str], i32)] = &[
+        (&[], 100),
+        (&["-d", "missing.yaml"], 100),
+        (&["-e", "missing.yaml"], 100),
+        (&["decrypt", "missing.yaml"], 100),
+        (&["-d", "plain.yaml"], 1),
+        (&["-e", "-a", &sb.recipient, "e.yaml"], 203),
+        (&["-d", "other.yaml"], 128),
+        (&["-d", "mac.yaml"], 51),
+        (&["-d", "value.yaml"], 25),
+        (&["-d", "--extract", "db", "e.yaml"], 91),
+        (&["-d", "--extract", "[\"zz\"]", "e.yaml"], 1),
+        (&["-d", "--output-type", "dotenv", "e.yaml"], 4),
+        (&["-d", "--output-type", "binary", "e.yaml"], 4),
+        (&["-d", "-i", "--output", "x", "e.yaml"], 8),
+        (&["-e", "plain.yaml"], 1),
+        (
+            &[
+                "-e",
+                "-a",
+                &sb.recipient,
+                "--encryption-context",
+                "nocolon",
+                "plain.yaml",
+            ],
+            6,
+        ),
+        (
+            &[
+                "-e",
+                "-a",
+                &sb.recipient,
+                "--unencrypted-suffix",
+                "_u",
+                "--encrypted-regex",
+                "x",
+                "plain.yaml",
+            ],
+            8,
+        ),
+        (&["--set", "[\"db\"][\"user\"] notjson", "e.yaml"], 7),
+        (&["--set", "nospace", "e.yaml"], 7),
+        (&["set", "e.yaml", "[\"db\"]", "notjson"], 7),
+        (&["set", "e.yaml", "db", "1"], 7),
+        (&["set", "e.yaml", "[\"db\"]", "[1, 2]"], 7),
+        (&["set", "missing.yaml", "[\"a\"]", "1"], 2),
+        (&["unset", "e.yaml", "[\"nope\"]"], 1),
+        (&["unset", "--idempotent", "e.yaml", "[\"nope\"]"], 0),
+        (&["exec-env", "e.yaml", "exit 7"], 1),
+        (&["filestatus", "missing.yaml"], 1),
+        (&["--decryption-order", "age,age", "-d", "e.yaml"], 112),
+        (&["--no-such-flag", "e.yaml"], 1),
+    ];
+    let before = sb.read("e.yaml");
+    for (args, code) in cases {
+        let (s, c) = both(&sb, args, &[], None);
+        assert_eq!(
+            s.status.code(),
+            Some(*code),
+            "sops {args:?}: {}",
+            stderr(&s)
+        );
+        assert_eq!(
+            c.status.code(),
+            Some(*code),
+            "coffer {args:?}: {}",
+            stderr(&c)
+        );
+        // sops prints its whole help on stdout after a usage mistake; coffer, clap's.
+        if !args.contains(&"--no-such-flag") {
+            assert_eq!(stdout(&c), stdout(&s), "{args:?}");
+        }
+    }
+    assert_eq!(sb.read("e.yaml"), before, "no failure touched the file");
+    // Flags for keys coffer cannot use fail with one line, never silently.
+    let out = fake(
+        &sb,
+        &[
+            "-e",
+            "--gcp-kms",
+            "projects/p/locations/l/keyRings/r/cryptoKeys/k",
+            "plain.yaml",
+        ],
+    );
+    assert_error(&out, 1, "GCP KMS");
+    assert_error(&fake(&sb, &["publish", "e.yaml"]), 1, "sops publish");
+    assert_error(&fake(&sb, &["keyservice"]), 1, "sops keyservice");
+}
+
+#[test]
+fn extract_and_output_types_print_what_sops_prints() {
+    let sb = Sandbox::new();
+    sb.write("p.yaml", YAML);
+    sb.write(
+        "e.yaml",
+        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
+    );
+    for path in [
+        "[\"db\"]",
+        "[\"db\"][\"password\"]",
+        "[\"db\"][\"port\"]",
+        "[\"hosts\"]",
+        "[\"hosts\"][1]",
+        "[\"flag\"]",
+        "[\"ratio\"]",
+        "[\"nothing\"]",
+    ] {
+        for t in ["yaml", "json"] {
+            same(
+                &sb,
+                &["-d", "--output-type", t, "--extract", path, "e.yaml"],
+            );
+        }
+    }
+    let out = same(&sb, &["-d", "--output-type", "json", "e.yaml"]);
+    assert!(
+        stdout(&out).starts_with("{\n\t\"db\": {\n\t\t\"user\""),
+        "{}",
+        stdout(&out)
+    );
+    same(
+        &sb,
+        &[
+            "decrypt",
+            "--output-type",
+            "json",
+            "--extract",
+            "[\"db\"]",
+            "e.yaml",
+        ],
+    );
+    // A binary file's `data` is what the binary type prints.
+    sb.write("d.json", "{\"data\": \"payload\"}");
+    sb.write(
+        "de.json",
+        sb.sops(&["-e", "-a", &sb.recipient, "d.json"]).stdout,
+    );
+    assert_eq!(
+        stdout(&same(&sb, &["-d", "--output-type", "binary", "de.json"])),
+        "payload"
+    );
+}
+
+#[test]
+fn stdin_output_files_and_filename_override() {
+    let sb = Sandbox::new();
+    sb.write("p.yaml", YAML);
+    let enc = sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout;
+    sb.write("e.yaml", &enc);
+    // decrypt reads stdin without a file; the type comes from the override or flags.
+    for args in [
+        &["decrypt", "--filename-override", "x.yaml"][..],
+        &["decrypt", "--input-type", "yaml", "--output-type", "yaml"],
+        &[
+            "-d",
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            "/dev/stdin",
+        ],
+    ] {
+        let out = same_with(&sb, args, &[], Some(&enc));
+        assert_eq!(stdout(&out), YAML, "{args:?}");
+    }
+    // encrypt from stdin needs the override, and not -i.
+    same_with(
+        &sb,
+        &["encrypt", "-a", &sb.recipient],
+        &[],
+        Some(YAML.as_bytes()),
+    );
+    same_with(
+        &sb,
+        &["encrypt", "-i", "-a", &sb.recipient],
+        &[],
+        Some(YAML.as_bytes()),
+    );
+    let out = run(
+        sops_cmd(&sb, false),
+        &[
+            "encrypt",
+            "-a",
+            &sb.recipient,
+            "--filename-override",
+            "x.yaml",
+        ],
+        &[],
+        Some(YAML.as_bytes()),
+    );
+    assert_success(&out, &["encrypt from stdin"]);
+    sb.write("from-stdin.yaml", &out.stdout);
+    assert_eq!(stdout(&sb.sops(&["-d", "from-stdin.yaml"])), YAML);
+    // --output: plaintext is private; a failure leaves nothing.
+    assert_success(
+        &fake(&sb, &["-d", "--output", "out.yaml", "e.yaml"]),
+        &["--output"],
+    );
+    assert_eq!(sb.read_str("out.yaml"), YAML);
+    assert_eq!(mode(&sb.path("out.yaml")), 0o600);
+    let out = fake(&sb, &["-d", "--output", "no/such/dir/out.yaml", "e.yaml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // --filename-override picks the type of a file named otherwise.
+    sb.write("e.secret", &enc);
+    let out = same(&sb, &["-d", "--filename-override", "e.yaml", "e.secret"]);
+    assert_eq!(stdout(&out), YAML);
+}
+
+#[test]
+fn set_and_unset_change_files_as_sops_does() {
+    let sb = Sandbox::new();
+    sb.write("p.yaml", YAML);
+    sb.write("p.json", JSON);
+    for name in ["p.yaml", "p.json"] {
+        let enc = sb.sops(&["-e", "-a", &sb.recipient, name]).stdout;
+        let (mine, theirs) = (format!("c.{name}"), format!("s.{name}"));
+        sb.write(&mine, &enc);
+        sb.write(&theirs, &enc);
+        let steps: &[&[&str]] = &[
+            &["set", "{}", "[\"db\"]", "{\"user\": \"u\", \"port\": 5433}"],
+            &["set", "{}", "[\"db\"][\"new\"][\"deep\"]", "\"x\""],
+            &["set", "{}", "[\"top\"]", "{\"list\": [1, {\"k\": \"v\"}]}"],
+            &["unset", "{}", "[\"db\"][\"user\"]"],
+            &["--set", "[\"db\"][\"port\"] 6000", "{}"],
+        ];
+        for step in steps {
+            for file in [&mine, &theirs] {
+                let args: Vec<&str> = step
+                    .iter()
+                    .map(|a| if *a == "{}" { file.as_str() } else { a })
+                    .collect();
+                let out = if file == &mine {
+                    fake(&sb, &args)
+                } else {
+                    sb.sops(&args)
+                };
+                assert_success(&out, &args);
+                assert_eq!(stdout(&out), "", "set and unset print nothing");
+            }
+            let a = stdout(&sb.sops(&["-d", &mine]));
+            let b = stdout(&sb.sops(&["-d", &theirs]));
+            assert_eq!(a, b, "{name} after {step:?}");
+        }
+    }
+    // List elements, and values kept out of the argument list.
+    let enc = sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout;
+    sb.write("l.yaml", &enc);
+    assert_success(
+        &fake(&sb, &["unset", "l.yaml", "[\"hosts\"][0]"]),
+        &["unset item"],
+    );
+    assert_eq!(
+        stdout(&sb.sops(&["-d", "--extract", "[\"hosts\"]", "l.yaml"])),
+        "- b.example\n"
+    );
+    let out = run(
+        sops_cmd(&sb, false),
+        &["set", "--value-stdin", "l.yaml", "[\"db\"][\"password\"]"],
+        &[],
+        Some(b"\"from stdin\"\n"),
+    );
+    assert_success(&out, &["--value-stdin"]);
+    sb.write("value.json", "\"from a file\"");
+    assert_success(
+        &fake(
+            &sb,
+            &[
+                "set",
+                "--value-file",
+                "l.yaml",
+                "[\"db\"][\"user\"]",
+                "value.json",
+            ],
+        ),
+        &["--value-file"],
+    );
+    let db = stdout(&sb.sops(&["-d", "--extract", "[\"db\"]", "l.yaml"]));
+    assert!(
+        db.contains("password: from stdin") && db.contains("user: from a file"),
+        "{db}"
+    );
+    // --idempotent leaves the file byte for byte when the value is there already.
+    let before = sb.read("l.yaml");
+    assert_success(
+        &fake(
+            &sb,
+            &[
+                "set",
+                "--idempotent",
+                "l.yaml",
+                "[\"db\"][\"port\"]",
+                "5432",
+            ],
+        ),
+        &["idempotent"],
+    );
+    assert_eq!(sb.read("l.yaml"), before);
+    assert_success(
+        &fake(&sb, &["unset", "--idempotent", "l.yaml", "[\"gone\"]"]),
+        &["idempotent unset"],
+    );
+    assert_eq!(sb.read("l.yaml"), before);
+}
+
+#[test]
+fn exec_env_and_exec_file_run_commands_through_the_shell() {
+    let sb = Sandbox::new();
+    sb.write("p.env", "db_password=s3cr3t\nMixed_Case=v\n");
+    sb.write(
+        "e.env",
+        sb.sops(&["-e", "-a", &sb.recipient, "p.env"]).stdout,
+    );
+    let out = same(
+        &sb,
+        &[
+            "exec-env",
+            "e.env",
+            "echo \"$db_password|$Mixed_Case\"; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "s3cr3t|v\n");
+    let out = same_with(
+        &sb,
+        &[
+            "exec-env",
+            "--pristine",
+            "e.env",
+            "echo \"${HOME:-none}|$db_password\"",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(stdout(&out), "none|s3cr3t\n");
+    // The key that opens every file does not reach the command.
+    let out = fake(
+        &sb,
+        &["exec-env", "e.env", "echo \"${SOPS_AGE_KEY_FILE:-unset}\""],
+    );
+    assert_eq!(stdout(&out), "unset\n");
+    // exec-file: a FIFO named tmp-file by default, a private file with --no-fifo.
+    let out = same(&sb, &["exec-file", "e.env", "basename {}; cat {}"]);
+    assert_eq!(stdout(&out), "tmp-file\ndb_password=s3cr3t\nMixed_Case=v\n");
+    let out = same(
+        &sb,
+        &[
+            "exec-file",
+            "--no-fifo",
+            "--filename",
+            "app.env",
+            "e.env",
+            "basename {}; cat {}; ls -l {} | cut -c1-10",
+        ],
+    );
+    assert_eq!(
+        stdout(&out),
+        "app.env\ndb_password=s3cr3t\nMixed_Case=v\n-rw-------\n"
+    );
+    let out = same(
+        &sb,
+        &[
+            "exec-file",
+            "--output-type",
+            "json",
+            "e.env",
+            "cat {}; exit 4",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stdout(&out).contains("\"db_password\": \"s3cr3t\""),
+        "{}",
+        stdout(&out)
+    );
+    // Nothing of the plaintext is left behind.
+    let left: Vec<_> = std::fs::read_dir(sb.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".sops"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Nested values cannot be variables.
+    sb.write("n.yaml", "a:\n    b: 1\n");
+    sb.write(
+        "ne.yaml",
+        sb.sops(&["-e", "-a", &sb.recipient, "n.yaml"]).stdout,
+    );
+    same(&sb, &["exec-env", "ne.yaml", "true"]);
+}
+
+#[test]
+fn creation_rules_are_found_from_the_current_directory_upwards() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - path_regex: ^app/.*\\.yaml$\n    age: {},{}\n",
+            sb.recipient, other.recipient
+        ),
+    );
+    sb.write("app/deep/s.yaml", YAML);
+    let out = sb
+        .as_sops()
+        .current_dir(sb.path("app/deep"))
+        .args(["-e", "-i", "s.yaml"])
+        .output()
+        .unwrap();
+    assert_success(&out, &["-e -i from app/deep"]);
+    let text = sb.read_str("app/deep/s.yaml");
+    assert!(
+        text.contains(&sb.recipient) && text.contains(&other.recipient),
+        "{text}"
+    );
+    // A config whose rules miss the file stops encryption, keys given or not.
+    sb.write("elsewhere/t.yaml", YAML);
+    let out = same(&sb, &["-e", "-a", &sb.recipient, "elsewhere/t.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(sb.read_str("elsewhere/t.yaml"), YAML);
+    // ... but not decryption.
+    std::fs::rename(sb.path("app/deep/s.yaml"), sb.path("elsewhere/s.yaml")).unwrap();
+    assert_eq!(stdout(&same(&sb, &["-d", "elsewhere/s.yaml"])), YAML);
+}
+
+#[test]
+fn edit_exits_200_when_nothing_changed_and_starts_new_files_from_sops_example() {
+    let sb = Sandbox::new();
+    sb.write("p.yaml", YAML);
+    sb.write(
+        "e.yaml",
+        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
+    );
+    let before = sb.read("e.yaml");
+    let (s, c) = both(&sb, &["e.yaml"], &[("EDITOR", "true")], None);
+    assert_eq!((s.status.code(), c.status.code()), (Some(200), Some(200)));
+    assert_eq!(sb.read("e.yaml"), before);
+    let (s, c) = both(&sb, &["edit", "e.yaml"], &[("EDITOR", "false")], None);
+    assert_eq!((s.status.code(), c.status.code()), (Some(201), Some(201)));
+    assert_eq!(sb.read("e.yaml"), before);
+    let editor = sb.editor("ed.sh", "sed -i 's/s3cr3t/changed/' \"$1\"");
+    let out = run(
+        sops_cmd(&sb, false),
+        &["e.yaml"],
+        &[("SOPS_EDITOR", &editor)],
+        None,
+    );
+    assert_success(&out, &["edit"]);
+    assert_eq!(
+        stdout(&sb.sops(&["-d", "--extract", "[\"db\"][\"password\"]", "e.yaml"])),
+        "changed"
+    );
+    // A new file: sops's example, edited, encrypted for the given keys.
+    let editor = sb.editor("ed2.sh", "sed -i 's/example_value$/mine/' \"$1\"");
+    let out = run(
+        sops_cmd(&sb, false),
+        &["-a", &sb.recipient, "new.yaml"],
+        &[("EDITOR", &editor)],
+        None,
+    );
+    assert_success(&out, &["edit new"]);
+    let plain = stdout(&sb.sops(&["-d", "new.yaml"]));
+    assert!(
+        plain.starts_with("hello: Welcome to SOPS!") && plain.contains("example_key: mine"),
+        "{plain}"
+    );
+    // Unchanged, a new file is not created.
+    let (s, c) = both(
+        &sb,
+        &["-a", &sb.recipient, "none.yaml"],
+        &[("EDITOR", "true")],
+        None,
+    );
+    assert_eq!((s.status.code(), c.status.code()), (Some(200), Some(200)));
+    assert!(!sb.path("none.yaml").exists());
+}
+
+#[test]
+fn keys_change_with_rotate_updatekeys_and_groups() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    let other_keys = other.key_file();
+    let as_other =
+        |args: &[&str]| sb.sops_env(&[("SOPS_AGE_KEY_FILE", other_keys.as_os_str())], args);
+    sb.write("p.yaml", YAML);
+    sb.write(
+        "e.yaml",
+        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
+    );
+    // rotate: a new data key, with a key added and then the first removed.
+    let out = fake(&sb, &["-r", "-i", "--add-age", &other.recipient, "e.yaml"]);
+    assert_success(&out, &["-r --add-age"]);
+    assert_eq!(stdout(&as_other(&["-d", "e.yaml"])), YAML);
+    let before = first_enc(&sb.read_str("e.yaml"));
+    let out = fake(
+        &sb,
+        &["rotate", "-i", "--rm-age", &other.recipient, "e.yaml"],
+    );
+    assert_success(&out, &["rotate --rm-age"]);
+    assert_ne!(first_enc(&sb.read_str("e.yaml")), before, "a new data key");
+    assert_eq!(as_other(&["-d", "e.yaml"]).status.code(), Some(128));
+    // updatekeys: the keys .sops.yaml names now; asks, or -y.
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - age: {},{}\n",
+            sb.recipient, other.recipient
+        ),
+    );
+    let out = fake(&sb, &["updatekeys", "e.yaml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no answer on stdin: {}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("+++ {}", other.recipient)),
+        "{}",
+        stdout(&out)
+    );
+    let out = fake(&sb, &["updatekeys", "-y", "e.yaml"]);
+    assert_success(&out, &["updatekeys -y"]);
+    assert_eq!(stdout(&as_other(&["-d", "e.yaml"])), YAML);
+    assert_success(&fake(&sb, &["updatekeys", "-y", "e.yaml"]), &["again"]);
+    // groups add: the data key split over two groups, both needed.
+    std::fs::remove_file(sb.path(".sops.yaml")).unwrap();
+    sb.write(
+        "g.yaml",
+        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
+    );
+    let out = fake(
+        &sb,
+        &[
+            "groups",
+            "add",
+            "--file",
+            "g.yaml",
+            "-i",
+            "--age",
+            &other.recipient,
+        ],
+    );
+    assert_success(&out, &["groups add"]);
+    let text = sb.read_str("g.yaml");
+    assert!(
+        text.contains("shamir_threshold: 2") && text.contains("key_groups:"),
+        "{text}"
+    );
+    let both_keys = sb.write(
+        "both.txt",
+        [
+            std::fs::read(sb.key_file()).unwrap(),
+            std::fs::read(other.key_file()).unwrap(),
+        ]
+        .concat(),
+    );
+    let with_both = sb.sops_env(
+        &[("SOPS_AGE_KEY_FILE", both_keys.as_os_str())],
+        &["-d", "g.yaml"],
+    );
+    assert_eq!(stdout(&with_both), YAML);
+    assert_eq!(sb.sops(&["-d", "g.yaml"]).status.code(), Some(128));
+    // groups delete: back to one group (the threshold lowered to allow it).
+    let out = run(
+        sops_cmd(&sb, false),
+        &[
+            "groups",
+            "delete",
+            "--file",
+            "g.yaml",
+            "-i",
+            "--shamir-secret-sharing-threshold",
+            "1",
+            "1",
+        ],
+        &[("SOPS_AGE_KEY_FILE", both_keys.to_str().unwrap())],
+        None,
+    );
+    assert_success(&out, &["groups delete"]);
+    assert_eq!(stdout(&sb.sops(&["-d", "g.yaml"])), YAML);
+    assert_eq!(as_other(&["-d", "g.yaml"]).status.code(), Some(128));
+}
+
+#[test]
+fn shamir_groups_from_rules_and_the_threshold_flag() {
+    let sb = Sandbox::new();
+    let (b, c) = (Sandbox::new(), Sandbox::new());
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+            sb.recipient, b.recipient, c.recipient
+        ),
+    );
+    sb.write("p.yaml", YAML);
+    let out = fake(
+        &sb,
+        &["-e", "--shamir-secret-sharing-threshold", "2", "p.yaml"],
+    );
+    assert_success(&out, &["-e shamir"]);
+    sb.write("e.yaml", &out.stdout);
+    assert!(
+        stdout(&out).contains("shamir_threshold: 2"),
+        "{}",
+        stdout(&out)
+    );
+    // Any two groups open it, with sops and with coffer; one does not.
+    let keys = sb.write(
+        "bc.txt",
+        [
+            std::fs::read(b.key_file()).unwrap(),
+            std::fs::read(c.key_file()).unwrap(),
+        ]
+        .concat(),
+    );
+    let with = [("SOPS_AGE_KEY_FILE", keys.to_str().unwrap())];
+    assert_eq!(
+        stdout(&sb.sops_env(
+            &[("SOPS_AGE_KEY_FILE", keys.as_os_str())],
+            &["-d", "e.yaml"]
+        )),
+        YAML
+    );
+    assert_eq!(
+        stdout(&run(sops_cmd(&sb, false), &["-d", "e.yaml"], &with, None)),
+        YAML
+    );
+    let (s, f) = both(&sb, &["-d", "e.yaml"], &[], None);
+    assert_eq!((s.status.code(), f.status.code()), (Some(128), Some(128)));
+}
