@@ -270,3 +270,37 @@ fn gpg_runs_without_the_age_identities_in_its_environment() {
     assert!(!seen.contains(identity) && !seen.contains("SOPS_AGE_KEY="));
     assert!(!seen.contains("COFFER_MFA_TOKEN="));
 }
+
+#[test]
+fn under_the_name_sops_pgp_files_round_trip_and_a_missing_key_is_128() {
+    let sb = Sandbox::new();
+    let gpg = Gpg::new(&sb, "gnupg");
+    sb.copy(&testdata("plain/app.yaml"), "app.yaml");
+    let as_sops = |args: &[&str], home: &std::path::Path| {
+        sb.as_sops()
+            .env("GNUPGHOME", home)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // SOPS_PGP_FP names the key, as scripts set it for sops.
+    let out = sb
+        .as_sops()
+        .env("GNUPGHOME", &gpg.home)
+        .env("SOPS_PGP_FP", &gpg.fp)
+        .args(["-e", "app.yaml"])
+        .output()
+        .unwrap();
+    assert_success(&out, &["sops -e with SOPS_PGP_FP"]);
+    sb.write("ours.yaml", &out.stdout);
+    let theirs = gpg.sops(&sb, &["-d", "ours.yaml"]);
+    assert_success(&theirs, &["real sops -d"]);
+    let out = gpg.sops(&sb, &["-e", "-p", &gpg.fp, "app.yaml"]);
+    sb.write("sops.yaml", &out.stdout);
+    let mine = as_sops(&["-d", "sops.yaml"], &gpg.home);
+    assert_success(&mine, &["sops -d"]);
+    assert_eq!(stdout(&mine), stdout(&gpg.sops(&sb, &["-d", "sops.yaml"])));
+    assert_eq!(stdout(&theirs), stdout(&mine));
+    let out = as_sops(&["-d", "sops.yaml"], &sb.path("empty-gnupg"));
+    assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
+}

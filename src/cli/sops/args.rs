@@ -18,10 +18,12 @@ Examples:
   sops exec-env secrets.yaml 'echo $db_password'
   sops updatekeys -y secrets.yaml
 
-Exit codes are sops's: 1 generic, 2 cannot read the input, 3 cannot write the output,
-5 bad config, 7 bad --set value, 8 conflicting flags, 51 MAC mismatch, 52 no MAC,
-91 bad tree path, 100 no such file, 111 no master key to encrypt with, 128 no key opens
-the data key, 200 edit changed nothing, 203 already encrypted.";
+Exit codes are sops's: 1 generic (a bad config, no keys to encrypt with), 2 cannot read
+the input, 3 cannot write the output, 4 the output type cannot hold the values, 6 bad
+encryption context, 7 bad set value or path, 8 conflicting flags, 25 a value does not
+decrypt, 51 MAC mismatch, 91 bad tree path, 100 no such file, 112 a key type twice in
+--decryption-order, 128 no key opens the data key, 200 edit changed nothing, 201 the
+editor failed, 203 already encrypted; exec-env and exec-file end with the command's.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -244,10 +246,10 @@ pub struct MainArgs {
     /// Generate a new data key and encrypt every value with it
     #[arg(short = 'r', long)]
     pub rotate: bool,
-    /// Set one value: '[\"key\"][\"sub\"] JSON_VALUE'
+    /// Set one value: '["key"]["sub"] JSON_VALUE'
     #[arg(long, value_name = "PATH VALUE")]
     pub set: Option<String>,
-    /// With -d: print only this key or branch, e.g. '[\"db\"][\"password\"]'
+    /// With -d: print only this key or branch, e.g. '["db"]["password"]'
     #[arg(long, value_name = "PATH")]
     pub extract: Option<String>,
     /// Decrypt even if the MAC does not match
@@ -339,7 +341,7 @@ pub struct EncryptArgs {
 pub struct DecryptArgs {
     #[command(flatten)]
     pub io: IoFlags,
-    /// Print only this key or branch, e.g. '[\"db\"][\"password\"]'
+    /// Print only this key or branch, e.g. '["db"]["password"]'
     #[arg(long, value_name = "PATH")]
     pub extract: Option<String>,
     /// Decrypt even if the MAC does not match
@@ -418,9 +420,9 @@ pub struct SetArgs {
     #[arg(long, value_name = "N")]
     pub indent: Option<usize>,
     pub file: PathBuf,
-    /// e.g. '[\"db\"][\"password\"]'
+    /// e.g. '["db"]["password"]'
     pub path: String,
-    /// A JSON value (a string is '\"text\"'); a file name with --value-file
+    /// A JSON value (a string is '"text"'); a file name with --value-file
     pub value: Option<String>,
 }
 
@@ -450,7 +452,7 @@ pub struct UnsetArgs {
     #[arg(long, value_name = "N")]
     pub indent: Option<usize>,
     pub file: PathBuf,
-    /// e.g. '[\"hosts\"][1]'
+    /// e.g. '["hosts"][1]'
     pub path: String,
 }
 
