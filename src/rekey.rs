@@ -21,13 +21,38 @@ pub fn label_kms(k: &KmsSpec) -> String {
     }
 }
 
-/// Every master key of `r`, labelled: age recipients first, then KMS keys.
+/// Every master key of `r`, labelled: age recipients, then `kms:…`, then `pgp:FP`; keys
+/// of Shamir key groups as `group N: …`, from 0 as sops counts them.
 pub fn labels(r: &Recipients) -> Vec<String> {
+    if !r.groups.is_empty() {
+        return r
+            .groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| {
+                labels(g)
+                    .into_iter()
+                    .map(move |l| format!("group {i}: {l}"))
+            })
+            .collect();
+    }
     r.age
         .iter()
         .cloned()
         .chain(r.kms.iter().map(label_kms))
+        .chain(r.pgp.iter().map(|p| format!("pgp:{p}")))
         .collect()
+}
+
+/// A label without its `group N: ` prefix: the key itself.
+pub fn key_of_label(label: &str) -> &str {
+    match label
+        .strip_prefix("group ")
+        .and_then(|r| r.split_once(": "))
+    {
+        Some((n, key)) if n.bytes().all(|b| b.is_ascii_digit()) => key,
+        _ => label,
+    }
 }
 
 /// Two KMS entries are the same master key when key, role and encryption context agree;
@@ -84,8 +109,27 @@ pub fn change(current: &Recipients, wanted: &Recipients, rotation: Rotation) -> 
     }
 }
 
-/// The master keys of `these` that `others` lacks, as plans name them.
+/// The master keys of `these` that `others` lacks, as plans name them; group by group
+/// (`group N: …`) where either is split over Shamir key groups.
 fn missing_from(these: &Recipients, others: &Recipients) -> Vec<String> {
+    if these.groups.is_empty() && others.groups.is_empty() {
+        return missing_flat(these, others);
+    }
+    let theirs = others.groups_or_self();
+    let none = Recipients::default();
+    these
+        .groups_or_self()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| {
+            missing_flat(g, theirs.get(i).unwrap_or(&none))
+                .into_iter()
+                .map(move |l| format!("group {i}: {l}"))
+        })
+        .collect()
+}
+
+fn missing_flat(these: &Recipients, others: &Recipients) -> Vec<String> {
     these
         .age
         .iter()
@@ -179,10 +223,6 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
         .collect::<Result<_>>()?;
     opened.with_metadata(&md)
 }
-
-/// Why `coffer updatekeys` and `rotate --all` leave a file split over Shamir key groups.
-pub const SHAMIR_REFUSED: &str =
-    "its data key is split over Shamir key groups: `coffer rotate FILE` splits a new one over the same groups, and `coffer sops updatekeys FILE` splits it anew over the groups .sops.yaml names";
 
 #[cfg(test)]
 mod tests {

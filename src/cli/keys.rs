@@ -37,7 +37,7 @@ pub struct UpdatekeysArgs {
 pub struct AccessArgs {
     /// Encrypted files, directories (recursive) and globs (default: the whole repository)
     pub paths: Vec<PathBuf>,
-    /// Only the files this age recipient or KMS key ARN opens
+    /// Only the files this age recipient, KMS key ARN or PGP fingerprint opens (alone or as one of a file's key groups)
     #[arg(long, value_name = "RECIPIENT")]
     pub who: Option<String>,
     /// JSON for scripts
@@ -164,10 +164,6 @@ fn plan(
     };
     for f in found {
         let (_, meta, _) = sops::read_metadata(&f.name, f.format, f.bytes.clone())?;
-        if meta.is_shamir() {
-            plan.skipped.push((f.name, rekey::SHAMIR_REFUSED.into()));
-            continue;
-        }
         let current = Recipients::of(&meta);
         let wanted = if keep_keys {
             current.clone()
@@ -529,7 +525,12 @@ pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
             };
             if !labels
                 .iter()
-                .any(|l| l == who || arn_of(l).as_deref() == Some(who_arn))
+                .map(|l| rekey::key_of_label(l).to_string())
+                .any(|l| {
+                    l == who
+                        || l.strip_prefix("pgp:") == Some(who)
+                        || arn_of(&l).as_deref() == Some(who_arn)
+                })
             {
                 continue;
             }
@@ -541,7 +542,10 @@ pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
         rows.push((f.name, labels, rule));
     }
     let names = rules.names();
-    let name_of = |k: &str| names.get(k.strip_prefix("kms:").unwrap_or(k)).cloned();
+    let name_of = |k: &str| {
+        let k = rekey::key_of_label(k);
+        names.get(k.strip_prefix("kms:").unwrap_or(k)).cloned()
+    };
     let mut out = String::new();
     if args.json {
         out.push('[');

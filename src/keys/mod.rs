@@ -34,6 +34,15 @@ impl Recipients {
         self.age.is_empty() && self.kms.is_empty() && self.pgp.is_empty() && self.groups.is_empty()
     }
 
+    /// The key groups: one for keys that are not split.
+    pub fn groups_or_self(&self) -> Vec<Recipients> {
+        if self.groups.is_empty() {
+            vec![self.clone()]
+        } else {
+            self.groups.clone()
+        }
+    }
+
     /// The master keys a file has now.
     pub fn of(meta: &Metadata) -> Recipients {
         if meta.is_shamir() {

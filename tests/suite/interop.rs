@@ -570,6 +570,39 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
     assert_success(&theirs, &["sops decrypt after rotate"]);
     assert!(stdout(&theirs).contains("port: 6543"));
 
+    // updatekeys: a key joins group 1. The same data key is split anew (the values stay
+    // byte for byte), and sops opens the file with the new key and group 2.
+    let d = Sandbox::new();
+    a.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}, {}]\n      - age: [{}]\n",
+            a.recipient, b.recipient, d.recipient, c.recipient
+        ),
+    );
+    let before = a.read_str("split.app.yaml");
+    let out = with_ac(&["updatekeys", "-y", "split.app.yaml"]);
+    assert_success(&out, &["updatekeys on a split file"]);
+    assert!(
+        stdout(&out).contains(&format!("+ group 1: {}", d.recipient)),
+        "{}",
+        stdout(&out)
+    );
+    let after = a.read_str("split.app.yaml");
+    assert_eq!(first_enc(&before), first_enc(&after), "the data key stays");
+    assert_eq!(after.matches("recipient:").count(), 4);
+    let dc = keys(&[&d, &c], "dc.txt");
+    let theirs = sops_with(&a, &dc, &["decrypt", "split.app.yaml"]);
+    assert_success(&theirs, &["sops decrypt with the new key"]);
+    assert!(stdout(&theirs).contains("port: 6543"));
+    a.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+            a.recipient, b.recipient, c.recipient
+        ),
+    );
+
     // coffer splits new files by the same rules, and sops opens them with any two groups.
     for name in ["app.yaml", "app.json", "app.env", "app.ini"] {
         let enc = format!("ours.{name}");

@@ -303,4 +303,27 @@ fn under_the_name_sops_pgp_files_round_trip_and_a_missing_key_is_128() {
     assert_eq!(stdout(&theirs), stdout(&mine));
     let out = as_sops(&["-d", "sops.yaml"], &sb.path("empty-gnupg"));
     assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
+    // `access` names PGP keys, and --who finds files by fingerprint.
+    sb.write(
+        "age.yaml",
+        sb.ok(&["encrypt", "--age", &sb.recipient, "app.yaml"])
+            .stdout,
+    );
+    let out = sb.ok(&[
+        "access",
+        "--who",
+        &gpg.fp,
+        "ours.yaml",
+        "sops.yaml",
+        "age.yaml",
+    ]);
+    let mut found: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    found.sort();
+    assert_eq!(found, ["ours.yaml", "sops.yaml"]);
+    let out = sb.ok(&["access", "ours.yaml"]);
+    assert!(
+        stdout(&out).contains(&format!("  pgp:{}\n", gpg.fp)),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -442,7 +442,8 @@ fn set_takes_a_json_object_or_array_as_a_subtree() {
     sb.ok(&["set", "app.yaml", "[\"x\"][\"y\"]", "{\"z\": true}"]);
     assert_eq!(
         stdout(&sb.ok(&["decrypt", "app.yaml"])),
-        "db:\n  user: u\n  port: 5432\nother: 1\nhosts:\n  - a\n  - b\nx:\n  y:\n    z: true\n"
+        // `y` is a YAML 1.1 boolean: quoted in new text, as go-yaml (sops) writes it.
+        "db:\n  user: u\n  port: 5432\nother: 1\nhosts:\n  - a\n  - b\nx:\n  \"y\":\n    z: true\n"
     );
     sb.encrypted("app.json", "{\n  \"db\": \"old\",\n  \"other\": 1\n}\n");
     sb.ok(&[

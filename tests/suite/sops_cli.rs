@@ -738,6 +738,19 @@ fn keys_change_with_rotate_updatekeys_and_groups() {
     );
     assert_eq!(stdout(&with_both), YAML);
     assert_eq!(sb.sops(&["-d", "g.yaml"]).status.code(), Some(128));
+    // coffer's own `access` names the members of each group.
+    let out = sb.ok(&["access", "g.yaml"]);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "g.yaml\n  group 0: {}\n  group 1: {}\n  no creation rule matches it\n",
+            sb.recipient, other.recipient
+        )
+    );
+    let out = sb.ok(&["access", "--who", &other.recipient, "g.yaml", "e.yaml"]);
+    let mut found: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    found.sort();
+    assert_eq!(found, ["e.yaml", "g.yaml"]);
     // groups delete: back to one group (the threshold lowered to allow it).
     let out = run(
         sops_cmd(&sb, false),

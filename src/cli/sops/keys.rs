@@ -149,18 +149,9 @@ fn labels(r: &Recipients) -> Vec<String> {
         .collect()
 }
 
-/// The groups of a file or rule: one for a file that is not split.
-fn groups_of(r: &Recipients) -> Vec<Recipients> {
-    if r.groups.is_empty() {
-        vec![r.clone()]
-    } else {
-        r.groups.clone()
-    }
-}
-
 /// The change sops prints before updating a file's keys; `None` when there is none.
 fn key_diff(current: &Recipients, wanted: &Recipients) -> Option<String> {
-    let (now, then) = (groups_of(current), groups_of(wanted));
+    let (now, then) = (current.groups_or_self(), wanted.groups_or_self());
     let mut out = String::from("The following changes will be made to the file's groups:\n");
     let mut changed = current.threshold != wanted.threshold && !(now.len() == 1 && then.len() == 1);
     if now.len() > 1 || then.len() > 1 {
@@ -276,7 +267,7 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
     let (name, bytes) = read_input(Some(&file), 2)?;
     let opened = sops::open(&name, format, bytes, &env.keyring()?, false)?;
     let current = Recipients::of(&opened.meta);
-    let mut groups = groups_of(&current);
+    let mut groups = current.groups_or_self();
     let old_threshold = if current.groups.is_empty() {
         0
     } else {
