@@ -540,3 +540,59 @@ fn an_unreachable_endpoint_is_named() {
     );
     assert_error(&out, 1, &format!("kms:{key}: cannot reach KMS"));
 }
+
+#[test]
+fn under_the_name_sops_kms_keys_wrap_and_open_files_both_ways() {
+    let moto = Moto::start();
+    let sb = Sandbox::without_key();
+    let key = moto.create_key("eu-west-1");
+    let env = moto.env();
+    let with_moto = |mut c: std::process::Command, args: &[&str]| {
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.env("SOPS_DISABLE_VERSION_CHECK", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let real = || {
+        let mut c = std::process::Command::new(sops_bin());
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", sb.home())
+            .current_dir(sb.dir.path());
+        c
+    };
+    sb.write("app.yaml", "db:\n    password: hunter2\n");
+    // SOPS_KMS_ARN names the key, as deploy scripts set it.
+    let mut c = sb.as_sops();
+    c.env("SOPS_KMS_ARN", &key);
+    let out = with_moto(c, &["-e", "app.yaml"]);
+    assert_success(&out, &["sops -e with SOPS_KMS_ARN"]);
+    sb.write("ours.yaml", &out.stdout);
+    assert!(sb.read_str("ours.yaml").contains(&key));
+    let out = with_moto(real(), &["-d", "ours.yaml"]);
+    assert_success(&out, &["real sops -d"]);
+    assert_eq!(stdout(&out), "db:\n    password: hunter2\n");
+    let out = with_moto(real(), &["-e", "-k", &key, "app.yaml"]);
+    assert_success(&out, &["real sops -e -k"]);
+    sb.write("theirs.yaml", &out.stdout);
+    let out = with_moto(
+        sb.as_sops(),
+        &["-d", "--extract", "[\"db\"][\"password\"]", "theirs.yaml"],
+    );
+    assert_success(&out, &["sops -d --extract"]);
+    assert_eq!(stdout(&out), "hunter2");
+    // A key that is gone: 128, as sops says it.
+    let out = sb
+        .as_sops()
+        .args(["-d", "theirs.yaml"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "y")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
+}
