@@ -85,6 +85,13 @@ fn same_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], input: Option<&[
     c
 }
 
+/// `plain` encrypted by the real sops for the sandbox's identity, written to `to`.
+fn sops_encrypted(sb: &Sandbox, plain: &str, to: &str) {
+    let out = sb.sops(&["-e", "-a", &sb.recipient, plain]);
+    assert_success(&out, &["sops -e", plain]);
+    sb.write(to, &out.stdout);
+}
+
 /// Plaintext in the layout sops itself writes, so that both print the same bytes.
 const YAML: &str = "db:\n    user: app\n    password: s3cr3t\n    port: 5432\nhosts:\n    - a.example\n    - b.example\nflag: true\nratio: 1.5\nnothing: null\n";
 const JSON: &str = "{\n\t\"db\": {\n\t\t\"user\": \"app\",\n\t\t\"port\": 5432\n\t},\n\t\"list\": [\n\t\t1,\n\t\t\"two\"\n\t]\n}\n";
@@ -269,10 +276,7 @@ fn exit_codes_are_sops_codes() {
 fn extract_and_output_types_print_what_sops_prints() {
     let sb = Sandbox::new();
     sb.write("p.yaml", YAML);
-    sb.write(
-        "e.yaml",
-        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
-    );
+    sops_encrypted(&sb, "p.yaml", "e.yaml");
     for path in [
         "[\"db\"]",
         "[\"db\"][\"password\"]",
@@ -309,10 +313,7 @@ fn extract_and_output_types_print_what_sops_prints() {
     );
     // A binary file's `data` is what the binary type prints.
     sb.write("d.json", "{\"data\": \"payload\"}");
-    sb.write(
-        "de.json",
-        sb.sops(&["-e", "-a", &sb.recipient, "d.json"]).stdout,
-    );
+    sops_encrypted(&sb, "d.json", "de.json");
     assert_eq!(
         stdout(&same(&sb, &["-d", "--output-type", "binary", "de.json"])),
         "payload"
@@ -484,10 +485,7 @@ fn set_and_unset_change_files_as_sops_does() {
 fn exec_env_and_exec_file_run_commands_through_the_shell() {
     let sb = Sandbox::new();
     sb.write("p.env", "db_password=s3cr3t\nMixed_Case=v\n");
-    sb.write(
-        "e.env",
-        sb.sops(&["-e", "-a", &sb.recipient, "p.env"]).stdout,
-    );
+    sops_encrypted(&sb, "p.env", "e.env");
     let out = same(
         &sb,
         &[
@@ -559,10 +557,7 @@ fn exec_env_and_exec_file_run_commands_through_the_shell() {
     assert!(left.is_empty(), "{left:?}");
     // Nested values cannot be variables.
     sb.write("n.yaml", "a:\n    b: 1\n");
-    sb.write(
-        "ne.yaml",
-        sb.sops(&["-e", "-a", &sb.recipient, "n.yaml"]).stdout,
-    );
+    sops_encrypted(&sb, "n.yaml", "ne.yaml");
     same(&sb, &["exec-env", "ne.yaml", "true"]);
 }
 
@@ -604,10 +599,7 @@ fn creation_rules_are_found_from_the_current_directory_upwards() {
 fn edit_exits_200_when_nothing_changed_and_starts_new_files_from_sops_example() {
     let sb = Sandbox::new();
     sb.write("p.yaml", YAML);
-    sb.write(
-        "e.yaml",
-        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
-    );
+    sops_encrypted(&sb, "p.yaml", "e.yaml");
     let before = sb.read("e.yaml");
     let (s, c) = both(&sb, &["e.yaml"], &[("EDITOR", "true")], None);
     assert_eq!((s.status.code(), c.status.code()), (Some(200), Some(200)));
@@ -660,10 +652,7 @@ fn keys_change_with_rotate_updatekeys_and_groups() {
     let as_other =
         |args: &[&str]| sb.sops_env(&[("SOPS_AGE_KEY_FILE", other_keys.as_os_str())], args);
     sb.write("p.yaml", YAML);
-    sb.write(
-        "e.yaml",
-        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
-    );
+    sops_encrypted(&sb, "p.yaml", "e.yaml");
     // rotate: a new data key, with a key added and then the first removed.
     let out = fake(&sb, &["-r", "-i", "--add-age", &other.recipient, "e.yaml"]);
     assert_success(&out, &["-r --add-age"]);
@@ -702,10 +691,7 @@ fn keys_change_with_rotate_updatekeys_and_groups() {
     assert_success(&fake(&sb, &["updatekeys", "-y", "e.yaml"]), &["again"]);
     // groups add: the data key split over two groups, both needed.
     std::fs::remove_file(sb.path(".sops.yaml")).unwrap();
-    sb.write(
-        "g.yaml",
-        sb.sops(&["-e", "-a", &sb.recipient, "p.yaml"]).stdout,
-    );
+    sops_encrypted(&sb, "p.yaml", "g.yaml");
     let out = fake(
         &sb,
         &[

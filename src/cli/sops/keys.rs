@@ -28,35 +28,24 @@ impl KeyChangeFlags {
     }
 
     fn refuse_other_keys(&self) -> Result<()> {
-        for (flag, given) in [
+        refuse_unusable([
             (
                 "--add-gcp-kms/--rm-gcp-kms (GCP KMS)",
-                [&self.add_gcp_kms, &self.rm_gcp_kms],
+                given(&self.add_gcp_kms) || given(&self.rm_gcp_kms),
             ),
             (
                 "--add-azure-kv/--rm-azure-kv (Azure Key Vault)",
-                [&self.add_azure_kv, &self.rm_azure_kv],
+                given(&self.add_azure_kv) || given(&self.rm_azure_kv),
             ),
             (
                 "--add-hc-vault-transit/--rm-hc-vault-transit (HashiCorp Vault)",
-                [&self.add_hc_vault_transit, &self.rm_hc_vault_transit],
+                given(&self.add_hc_vault_transit) || given(&self.rm_hc_vault_transit),
             ),
             (
                 "--add-hckms/--rm-hckms (HuaweiCloud KMS)",
-                [&self.add_hckms, &self.rm_hckms],
+                given(&self.add_hckms) || given(&self.rm_hckms),
             ),
-        ] {
-            if given
-                .iter()
-                .any(|g| g.as_deref().is_some_and(|v| !v.is_empty()))
-            {
-                return fail(
-                    1,
-                    format!("coffer cannot use {flag} keys; use age, AWS KMS or PGP keys"),
-                );
-            }
-        }
-        Ok(())
+        ])
     }
 }
 
@@ -275,19 +264,15 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
     };
     let wanted = match c {
         GroupsCommand::Add(a) => {
-            for (flag, given) in [
-                ("--gcp-kms (GCP KMS)", &a.gcp_kms),
-                ("--azure-kv (Azure Key Vault)", &a.azure_kv),
-                ("--hc-vault-transit (HashiCorp Vault)", &a.hc_vault_transit),
-                ("--hckms (HuaweiCloud KMS)", &a.hckms),
-            ] {
-                if !given.is_empty() {
-                    return fail(
-                        1,
-                        format!("coffer cannot use {flag} keys; use age, AWS KMS or PGP keys"),
-                    );
-                }
-            }
+            refuse_unusable([
+                ("--gcp-kms (GCP KMS)", !a.gcp_kms.is_empty()),
+                ("--azure-kv (Azure Key Vault)", !a.azure_kv.is_empty()),
+                (
+                    "--hc-vault-transit (HashiCorp Vault)",
+                    !a.hc_vault_transit.is_empty(),
+                ),
+                ("--hckms (HuaweiCloud KMS)", !a.hckms.is_empty()),
+            ])?;
             let context = context(&a.encryption_context)?;
             let split = |v: &[String]| -> Vec<String> {
                 v.iter()

@@ -323,22 +323,32 @@ fn context(flag: &Option<String>) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// Key kinds coffer cannot wrap a data key for, when named.
-fn refuse_other_keys(o: &args::OtherKeyFlags) -> Result<()> {
-    for (flag, given) in [
-        ("--gcp-kms (GCP KMS)", &o.gcp_kms),
-        ("--azure-kv (Azure Key Vault)", &o.azure_kv),
-        ("--hc-vault-transit (HashiCorp Vault)", &o.hc_vault_transit),
-        ("--hckms (HuaweiCloud KMS)", &o.hckms),
-    ] {
-        if given.as_deref().is_some_and(|v| !v.trim().is_empty()) {
-            return fail(
-                1,
-                format!("coffer cannot use {flag} keys; use age, AWS KMS or PGP keys"),
-            );
-        }
+/// Key kinds coffer cannot wrap a data key for: the first of `flags` given, named.
+fn refuse_unusable(flags: [(&str, bool); 4]) -> Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => fail(
+            1,
+            format!("coffer cannot use {flag} keys; use age, AWS KMS or PGP keys"),
+        ),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Whether a string flag holds something.
+fn given(flag: &Option<String>) -> bool {
+    flag.as_deref().is_some_and(|v| !v.trim().is_empty())
+}
+
+fn refuse_other_keys(o: &args::OtherKeyFlags) -> Result<()> {
+    refuse_unusable([
+        ("--gcp-kms (GCP KMS)", given(&o.gcp_kms)),
+        ("--azure-kv (Azure Key Vault)", given(&o.azure_kv)),
+        (
+            "--hc-vault-transit (HashiCorp Vault)",
+            given(&o.hc_vault_transit),
+        ),
+        ("--hckms (HuaweiCloud KMS)", given(&o.hckms)),
+    ])
 }
 
 /// Master keys for a new file: the key flags (with their environment variables)
