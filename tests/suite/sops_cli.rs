@@ -548,6 +548,13 @@ fn exec_env_and_exec_file_run_commands_through_the_shell() {
         "{}",
         stdout(&out)
     );
+    // A command that never reads the FIFO does not hang sops, even with more than a
+    // pipe holds.
+    let big = format!("K={}\n", "x".repeat(200_000));
+    sb.write("big.env", &big);
+    sops_encrypted(&sb, "big.env", "bige.env");
+    let out = fake(&sb, &["exec-file", "bige.env", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     // Nothing of the plaintext is left behind.
     let left: Vec<_> = std::fs::read_dir(sb.dir.path())
         .unwrap()

@@ -500,8 +500,10 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
         .map_err(|e| Error::Exec(format!("waiting for /bin/sh: {e}")))?;
     if let Some(w) = writer {
         if !w.is_finished() {
-            // Nobody read the FIFO: open it for reading once, so the writer ends.
-            let _ = std::fs::File::open(&path);
+            // Nobody read the FIFO: read it here (to nowhere), so the writer ends.
+            if let Ok(mut f) = std::fs::File::open(&path) {
+                let _ = std::io::copy(&mut f, &mut std::io::sink());
+            }
         }
         let _ = w.join();
     }
