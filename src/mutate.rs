@@ -274,6 +274,10 @@ pub fn set(
         return checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value));
     }
     if path::lookup(root, steps).is_some() {
+        // A mapping or list replaced by a scalar, as sops replaces it.
+        if matches!(format, Format::Yaml | Format::Json) {
+            return set_tree(file, format, &doc, steps, &Value::Scalar(ty, value.clone()));
+        }
         return Err(unsupported(format!(
             "{} holds a mapping or list; set replaces single values",
             path::display(steps)

@@ -157,17 +157,18 @@ fn missing_flat(these: &Recipients, others: &Recipients) -> Vec<String> {
 /// every write is.
 pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) -> Result<Sealed> {
     let split = opened.meta.is_shamir() || !wanted.groups.is_empty();
-    // A new split would leave a group of keys coffer cannot wrap for without a share.
+    // A new split would leave keys coffer cannot wrap for without a share.
     if (rotate || split)
         && opened
             .meta
             .groups
             .iter()
             .any(|g| !g.foreign_keys.is_empty())
+        || split && !opened.meta.foreign_keys.is_empty()
     {
         return Err(Error::Unsupported {
             file: opened.file.clone(),
-            what: "a key group holds GCP KMS, Azure Key Vault or Vault keys, which coffer cannot wrap a new share for; rotate it with sops".into(),
+            what: "it has GCP KMS, Azure Key Vault or Vault keys, which coffer cannot wrap a new share for; change its key groups with sops".into(),
         });
     }
     let mut md = opened.meta.clone();

@@ -82,7 +82,6 @@ pub fn sops_code(err: &Error) -> u8 {
         Error::Value { .. } => 25,
         Error::AlreadyEncrypted { .. } => 203,
         Error::BadPath { .. } => 91,
-        Error::Syntax { .. } => 2,
         Error::Editor { .. } => 201,
         Error::Interrupted => 130,
         _ => 1,

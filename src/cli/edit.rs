@@ -135,6 +135,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         editor: &editor,
         template: b"",
         ignore_mac: false,
+        rescue: true,
     };
     let new_file = || {
         let rule = creation_rule(config, file)?;
@@ -166,6 +167,9 @@ pub(super) struct Session<'a> {
     /// What a new file starts as.
     pub template: &'a [u8],
     pub ignore_mac: bool,
+    /// Keep an edit that cannot be saved in the user's state directory (coffer's own
+    /// CLI); otherwise it goes with the private directory.
+    pub rescue: bool,
 }
 
 impl Session<'_> {
@@ -226,7 +230,7 @@ impl Session<'_> {
         // that fails, the editor's own file stays and the error says where.
         let keep_tmp = std::cell::Cell::new(false);
         let rescue = |message: String| -> Error {
-            if edited == original {
+            if edited == original || !self.rescue {
                 return Error::Editor {
                     file: name.clone(),
                     message,

@@ -435,7 +435,21 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
         Command::Render(a) => deploy::render(a, env),
         Command::Push(a) => aws::push(a, config, env),
         Command::Migrate(cmd) => aws::migrate(cmd, env),
-        Command::Sops { .. } => unreachable!("main hands `coffer sops` to cli::sops"),
+        // `coffer sops …` reaches here only after coffer's own flags (main hands the
+        // rest to cli::sops directly): --config carries over, the others are coffer's.
+        Command::Sops { args } => {
+            if cli.aws_profile.is_some() || cli.strict_layout {
+                return Err(Error::Usage(
+                    "give sops's own flags after `coffer sops` (--aws-profile, and no --strict-layout)".into(),
+                ));
+            }
+            let mut argv = vec![std::ffi::OsString::from("sops")];
+            if let Some(c) = &cli.config {
+                argv.extend(["--config".into(), c.clone().into_os_string()]);
+            }
+            argv.extend(args);
+            return Ok(sops::main(argv));
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());

@@ -626,6 +626,19 @@ fn edit_exits_200_when_nothing_changed_and_starts_new_files_from_sops_example() 
         stdout(&sb.sops(&["-d", "--extract", "[\"db\"][\"password\"]", "e.yaml"])),
         "changed"
     );
+    // An edit that does not parse is not saved, and no copy of it is kept (sops asks
+    // again in a loop; a script gets an exit code instead).
+    let before = sb.read("e.yaml");
+    let editor = sb.editor("bad.sh", "printf 'a: [\\n' > \"$1\"");
+    let out = run(
+        sops_cmd(&sb, false),
+        &["e.yaml"],
+        &[("EDITOR", &editor)],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(201), "{}", stderr(&out));
+    assert_eq!(sb.read("e.yaml"), before);
+    assert!(!sb.home().join(".local/state/coffer").exists());
     // A new file: sops's example, edited, encrypted for the given keys.
     let editor = sb.editor("ed2.sh", "sed -i 's/example_value$/mine/' \"$1\"");
     let out = run(
@@ -811,4 +824,104 @@ fn shamir_groups_from_rules_and_the_threshold_flag() {
     );
     let (s, f) = both(&sb, &["-d", "e.yaml"], &[], None);
     assert_eq!((s.status.code(), f.status.code()), (Some(128), Some(128)));
+}
+
+#[test]
+fn command_lines_parse_as_go_parses_them_and_odd_input_exits_as_in_sops() {
+    let sb = Sandbox::new();
+    sb.write("p.yaml", YAML);
+    sops_encrypted(&sb, "p.yaml", "e.yaml");
+    // Booleans never take the next argument; a value may start with `-`.
+    assert_eq!(
+        stdout(&same(&sb, &["-d", "--disable-version-check", "e.yaml"])),
+        YAML
+    );
+    let out = fake(
+        &sb,
+        &[
+            "-e",
+            "--encrypted-regex",
+            "-x|user",
+            "-a",
+            &sb.recipient,
+            "p.yaml",
+        ],
+    );
+    assert_success(&out, &["--encrypted-regex -x|user"]);
+    assert!(
+        stdout(&out).contains("encrypted_regex: -x|user"),
+        "{}",
+        stdout(&out)
+    );
+    // A type sops does not know is ignored: the file name decides.
+    assert_eq!(
+        stdout(&same(&sb, &["-d", "--input-type", "toml", "e.yaml"])),
+        YAML
+    );
+    // Not one JSON value; a directory; YAML taken for JSON on stdin.
+    same(&sb, &["set", "e.yaml", "[\"db\"][\"user\"]", "1, \"w\": 2"]);
+    same(&sb, &["-d", "."]);
+    same_with(&sb, &["decrypt"], &[], Some(&sb.read("e.yaml")));
+    let (s, c) = both(
+        &sb,
+        &["set", "e.yaml", "[\"db\"][\"user\"]", "1, \"w\": 2"],
+        &[],
+        None,
+    );
+    assert_eq!((s.status.code(), c.status.code()), (Some(7), Some(7)));
+    // A mapping replaced by a scalar, as sops replaces it.
+    sb.write("s.yaml", sb.read("e.yaml"));
+    assert_success(
+        &fake(&sb, &["set", "e.yaml", "[\"db\"]", "\"flat\""]),
+        &["set over a map"],
+    );
+    assert_success(
+        &sb.sops(&["set", "s.yaml", "[\"db\"]", "\"flat\""]),
+        &["sops set over a map"],
+    );
+    assert_eq!(
+        stdout(&sb.sops(&["-d", "e.yaml"])),
+        stdout(&sb.sops(&["-d", "s.yaml"]))
+    );
+    // coffer's own flags before `sops`: --config carries over, the others are refused.
+    sb.write(
+        "conf/rules.yaml",
+        format!("creation_rules:\n  - age: {}\n", sb.recipient),
+    );
+    let out = sb.run(&["--config", "conf/rules.yaml", "sops", "-e", "p.yaml"]);
+    assert_success(&out, &["coffer --config X sops -e"]);
+    assert!(stdout(&out).contains(&sb.recipient));
+    let out = sb.run(&["--strict-layout", "sops", "-d", "e.yaml"]);
+    assert_error(&out, 2, "give sops's own flags after `coffer sops`");
+}
+
+#[test]
+fn keys_coffer_cannot_wrap_are_never_dropped_by_a_new_split() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    sb.write("p.yaml", YAML);
+    sops_encrypted(&sb, "p.yaml", "e.yaml");
+    // A GCP KMS key beside the age key, as a team's file may have one.
+    let text = sb.read_str("e.yaml").replacen(
+        "sops:\n",
+        "sops:\n    gcp_kms:\n        - resource_id: projects/p/locations/l/keyRings/r/cryptoKeys/k\n          created_at: \"2024-01-01T00:00:00Z\"\n          enc: CiQAbcdef\n",
+        1,
+    );
+    sb.write("e.yaml", &text);
+    assert_eq!(stdout(&fake(&sb, &["-d", "e.yaml"])), YAML);
+    let out = fake(
+        &sb,
+        &[
+            "groups",
+            "add",
+            "--file",
+            "e.yaml",
+            "-i",
+            "--age",
+            &other.recipient,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("GCP KMS"), "{}", stderr(&out));
+    assert_eq!(sb.read_str("e.yaml"), text);
 }

@@ -83,27 +83,21 @@ pub struct GlobalArgs {
     pub decryption_order: Option<String>,
 }
 
-/// The file types sops knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SopsType {
-    Yaml,
-    Json,
-    Dotenv,
-    Ini,
-    Binary,
-}
+/// A file type as sops takes it: one it does not know is ignored, and the type then
+/// comes from the file name (sops's `FormatForPathOrString`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SopsType(pub Option<crate::format::Format>);
 
-impl From<SopsType> for crate::format::Format {
-    fn from(t: SopsType) -> Self {
-        use crate::format::Format;
-        match t {
-            SopsType::Yaml => Format::Yaml,
-            SopsType::Json => Format::Json,
-            SopsType::Dotenv => Format::Dotenv,
-            SopsType::Ini => Format::Ini,
-            SopsType::Binary => Format::Binary,
-        }
-    }
+fn sops_type(s: &str) -> Result<SopsType, std::convert::Infallible> {
+    use crate::format::Format;
+    Ok(SopsType(match s {
+        "yaml" => Some(Format::Yaml),
+        "json" => Some(Format::Json),
+        "dotenv" => Some(Format::Dotenv),
+        "ini" => Some(Format::Ini),
+        "binary" => Some(Format::Binary),
+        _ => None,
+    }))
 }
 
 /// Where the input comes from and the output goes.
@@ -116,10 +110,10 @@ pub struct IoFlags {
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     /// ini, json, yaml, dotenv or binary (default: the input type)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Use this file name for the config lookup and the file types (needed with stdin)
     #[arg(long, value_name = "NAME")]
@@ -361,10 +355,10 @@ pub struct EditArgs {
     #[command(flatten)]
     pub selector: SelectorFlags,
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     /// ini, json, yaml, dotenv or binary (default: the input type)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Show the master keys in the editor (not supported)
     #[arg(short = 's', long, hide = true)]
@@ -397,10 +391,10 @@ pub struct RotateArgs {
 #[derive(Args)]
 pub struct SetArgs {
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     /// ini, json, yaml, dotenv or binary (default: the input type)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// The value is the contents of the file named by VALUE
     #[arg(long)]
@@ -435,10 +429,10 @@ impl std::fmt::Debug for SetArgs {
 #[derive(Args, Debug)]
 pub struct UnsetArgs {
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     /// ini, json, yaml, dotenv or binary (default: the input type)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Succeed, changing nothing, when the key is not there
     #[arg(long)]
@@ -471,7 +465,7 @@ pub struct ExecEnvArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     /// Open even if the MAC does not match
     #[arg(long)]
@@ -496,10 +490,10 @@ pub struct ExecFileArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     /// ini, json, yaml, dotenv or binary (default: the input type)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Open even if the MAC does not match
     #[arg(long)]
@@ -512,7 +506,7 @@ pub struct ExecFileArgs {
 #[derive(Args, Debug)]
 pub struct FilestatusArgs {
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     pub file: PathBuf,
 }
@@ -523,7 +517,7 @@ pub struct UpdatekeysArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// ini, json, yaml, dotenv or binary (default: from the file's extension)
-    #[arg(long, value_enum, value_name = "TYPE")]
+    #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     #[arg(long, value_name = "N", hide = true)]
     pub shamir_secret_sharing_threshold: Option<usize>,

@@ -60,9 +60,7 @@ pub(super) fn rotate(
     env: &Env,
 ) -> Result<()> {
     change.refuse_other_keys()?;
-    if io.in_place && io.output.is_some() {
-        return fail(8, "Error: cannot operate on both --output and --in-place");
-    }
+    io.check()?;
     if change.any() && std::fs::symlink_metadata(file).is_err() {
         return fail(49, format!("Error: cannot add or remove keys on non-existent file {:?}, use the `edit` subcommand instead.", absolute(file).display().to_string()));
     }
@@ -208,7 +206,7 @@ fn update_one(
             format!("{}: can't operate on a directory", file.display()),
         );
     }
-    let format = input_type.map_or_else(|| type_of_name(file), Into::into);
+    let (format, _) = types(Some(file), input_type, None);
     let (name, bytes) = read_input(Some(file), 1)?;
     let (_, meta, _) = sops::read_metadata(&name, format, bytes.clone())?;
     let rule = match config.rule_for(&abs) {
@@ -274,20 +272,13 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
                 ("--hckms (HuaweiCloud KMS)", !a.hckms.is_empty()),
             ])?;
             let context = context(&a.encryption_context)?;
-            let split = |v: &[String]| -> Vec<String> {
-                v.iter()
-                    .flat_map(|s| s.split(','))
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            };
             let group = Recipients {
-                age: split(&a.age),
-                kms: split(&a.kms)
+                age: list(&a.age),
+                kms: list(&a.kms)
                     .iter()
                     .map(|k| KmsSpec::parse(k, &context, a.aws_profile.as_deref()))
                     .collect::<crate::Result<_>>()?,
-                pgp: split(&a.pgp),
+                pgp: list(&a.pgp),
                 ..Recipients::default()
             };
             if group.is_empty() {

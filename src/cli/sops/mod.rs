@@ -119,7 +119,10 @@ fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
                     .and_then(|s| s.chars().next())
                     .is_some_and(|c| a.len() == 2 && arg.get_short() == Some(c)),
             };
-            named && arg.get_action().takes_values()
+            // Go's booleans never take the next argument, whatever clap lets them take.
+            named
+                && arg.get_action().takes_values()
+                && arg.get_num_args().is_none_or(|n| n.min_values() > 0)
         })
     };
     let subcommands: Vec<String> = cmd
@@ -128,11 +131,18 @@ fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
         .chain(["help".to_string()])
         .collect();
     let mut out = Vec::with_capacity(argv.len() + 1);
-    let mut it = argv.into_iter();
+    let mut it = argv.into_iter().peekable();
     out.extend(it.next());
     let mut main_command = true;
     while let Some(arg) = it.next() {
         let Some(s) = arg.to_str().map(str::to_string) else {
+            if main_command {
+                // A file name that is not UTF-8: the main command's file.
+                out.push(OsString::from("--"));
+                out.push(arg);
+                out.extend(it.by_ref());
+                break;
+            }
             out.push(arg);
             continue;
         };
@@ -153,9 +163,15 @@ fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
         };
         if !main_command || s.starts_with('-') {
             let value_follows = main_command && !s.contains('=') && takes_value(&s);
-            out.push(OsString::from(s));
-            if value_follows {
-                out.extend(it.next());
+            match (value_follows, it.next_if(|_| value_follows)) {
+                // `--flag=value`: a value that starts with `-` is still the value, as in Go.
+                (true, Some(v)) if s.starts_with("--") => {
+                    let mut joined = OsString::from(format!("{s}="));
+                    joined.push(v);
+                    out.push(joined);
+                }
+                (true, Some(v)) => out.extend([OsString::from(s), v]),
+                _ => out.push(OsString::from(s)),
             }
             continue;
         }
@@ -208,10 +224,29 @@ fn types(
     output: Option<SopsType>,
 ) -> (Format, Format) {
     let by_name = name.map_or(Format::Binary, type_of_name);
-    (
-        input.map_or(by_name, Into::into),
-        output.map_or(by_name, Into::into),
-    )
+    let or_name = |t: Option<SopsType>| t.and_then(|t| t.0).unwrap_or(by_name);
+    (or_name(input), or_name(output))
+}
+
+/// sops's words for a missing file it was asked to work on (exit 100).
+fn no_such_file(file: &Path) -> Failure {
+    Failure {
+        code: 100,
+        error: Error::Usage(format!(
+            "Error: cannot operate on non-existent file {:?}",
+            absolute(file).display().to_string()
+        )),
+    }
+}
+
+impl IoFlags {
+    /// `-i` and `--output` together end with 8, as in sops.
+    fn check(&self) -> Result<()> {
+        if self.in_place && self.output.is_some() {
+            return fail(8, "Error: cannot operate on both --output and --in-place");
+        }
+        Ok(())
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -230,14 +265,13 @@ fn read_input(file: Option<&Path>, missing: u8) -> Result<(String, Zeroizing<Vec
     };
     match std::fs::read(file) {
         Ok(bytes) => Ok((file.display().to_string(), Zeroizing::new(bytes))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing == 100 => fail(
-            100,
-            format!(
-                "Error: cannot operate on non-existent file {:?}",
-                absolute(file).display().to_string()
-            ),
-        ),
-        Err(e) => Err(coded(missing)(Error::io(file, e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing == 100 => {
+            Err(no_such_file(file))
+        }
+        // A directory, a file that cannot be read: sops's "Error reading file".
+        Err(e) => Err(coded(if missing == 100 { 2 } else { missing })(Error::io(
+            file, e,
+        ))),
     }
 }
 
@@ -302,9 +336,10 @@ fn creation_rule(g: &GlobalArgs, name: &Path) -> Result<Option<CreationRule>> {
     }
 }
 
-/// A comma-separated list of a flag, trimmed, without empty items.
-fn list(flag: &Option<String>) -> Vec<String> {
-    flag.iter()
+/// The comma-separated items of a flag (given once or repeated), trimmed, without
+/// empty ones.
+fn list<'a>(flag: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    flag.into_iter()
         .flat_map(|v| v.split(','))
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -563,12 +598,22 @@ fn refuse_show_master_keys(given: bool) -> Result<()> {
 
 /// A value for `set`: JSON, as sops requires; anything else ends with 7.
 fn json_value(data: &str) -> Result<Zeroizing<String>> {
-    let wrapped = Zeroizing::new(format!("{{\"v\": {}}}", data.trim()));
+    // One JSON value: the only item of a list, so that `1, "w": 2` is not taken for one.
+    let wrapped = Zeroizing::new(format!("{{\"v\": [{}]}}", data.trim()));
+    let one_value = |d: &crate::tree::Document| {
+        let [doc] = d.docs.as_slice() else {
+            return false;
+        };
+        let crate::tree::Node::Map(entries) = &doc.root else {
+            return false;
+        };
+        matches!(entries.as_slice(), [e] if matches!(&e.value, crate::tree::Node::Seq(items) if items.len() == 1))
+    };
     let ok = !data.trim().is_empty()
         && Format::Json
             .store()
             .parse(Zeroizing::new(wrapped.as_bytes().to_vec()))
-            .is_ok_and(|d| d.docs.len() == 1);
+            .is_ok_and(|d| one_value(&d));
     if !ok {
         return fail(7, "Value for --set is not valid JSON");
     }
@@ -593,7 +638,11 @@ fn set_value(
     let (name, bytes) = read_input(Some(file), 2)?;
     let opened = sops::open(&name, format, bytes, &env.keyring()?, ignore_mac)?;
     let plaintext = env.accept(opened.render()?)?;
-    let changed = mutate::set(&name, format, &plaintext, steps, value)?;
+    // Paths sops would follow that coffer does not (an index past the end): sops's 1.
+    let changed = mutate::set(&name, format, &plaintext, steps, value).map_err(|e| match e {
+        Error::BadPath { .. } | Error::PathNotFound { .. } => coded(1)(e),
+        e => e.into(),
+    })?;
     let sealed = match opened.reencrypt(&changed)? {
         Some(sealed) => sealed,
         None if idempotent => return Ok(()),

@@ -72,9 +72,7 @@ fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
             warn(&format!("Note that one of the ignored positional argument is {flag:?}, which looks like a flag. Flags must always be provided before the first positional argument!"));
         }
     }
-    if a.io.in_place && a.io.output.is_some() {
-        return fail(8, "Error: cannot operate on both --output and --in-place");
-    }
+    a.io.check()?;
     let modes = [a.encrypt, a.decrypt, a.rotate, a.set.is_some()];
     if modes.iter().filter(|m| **m).count() > 1 {
         return fail(
@@ -88,13 +86,7 @@ fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
             return fail(49, format!("Error: cannot add or remove keys on non-existent file {:?}, use `--kms` and `--pgp` instead.", absolute(file).display().to_string()));
         }
         if a.encrypt || a.decrypt || a.rotate {
-            return fail(
-                100,
-                format!(
-                    "Error: cannot operate on non-existent file {:?}",
-                    absolute(file).display().to_string()
-                ),
-            );
+            return Err(no_such_file(file));
         }
     }
     let name =
@@ -157,12 +149,18 @@ fn encrypt(
     let recipients = new_recipients(keys, rule)?;
     let key = DataKey::generate();
     let mut md = new_metadata(&key, &recipients, rule, selector, env)?;
+    // Plaintext that does not parse is sops's "Error unmarshalling file" (2).
+    let syntax = |e: Error| match e {
+        Error::Syntax { .. } => coded(2)(e),
+        e => e.into(),
+    };
     let bytes = if output == input {
         bytes
     } else {
-        sops::convert_plain(&label, input, output, bytes)?
+        sops::convert_plain(&label, input, output, bytes).map_err(syntax)?
     };
-    let out = env.accept(sops::encrypt_plain(&label, output, bytes, &key, &mut md)?)?;
+    let sealed = sops::encrypt_plain(&label, output, bytes, &key, &mut md).map_err(syntax)?;
+    let out = env.accept(sealed)?;
     write_output(io, file, &out, false)
 }
 
@@ -178,20 +176,12 @@ fn encrypt_command(a: EncryptArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
             );
         }
     }
-    if a.io.in_place && a.io.output.is_some() {
-        return fail(8, "Error: cannot operate on both --output and --in-place");
-    }
+    a.io.check()?;
     note_indent(a.indent);
     let name = a.io.filename_override.as_deref().or(a.file.as_deref());
     if let Some(f) = a.file.as_deref() {
         if std::fs::symlink_metadata(f).is_err() {
-            return fail(
-                100,
-                format!(
-                    "Error: cannot operate on non-existent file {:?}",
-                    absolute(f).display().to_string()
-                ),
-            );
+            return Err(no_such_file(f));
         }
     }
     let rule = match name {
@@ -241,9 +231,7 @@ fn decrypt_command(a: DecryptArgs, env: &Env) -> Result<()> {
     if a.io.in_place && a.file.is_none() {
         return fail(8, "Error: cannot use --in-place when reading from stdin");
     }
-    if a.io.in_place && a.io.output.is_some() {
-        return fail(8, "Error: cannot operate on both --output and --in-place");
-    }
+    a.io.check()?;
     let extract = a.extract.as_deref().filter(|e| !e.is_empty());
     decrypt(
         a.file.as_deref(),
@@ -300,6 +288,8 @@ fn edit(
         editor: &editor,
         template: example(format),
         ignore_mac,
+        // sops keeps no copy of an edit it could not save; scripts do not expect one.
+        rescue: false,
     };
     // Failures of the key set-up keep their own codes: they happen before the editor.
     let mut early: Option<Failure> = None;
@@ -420,9 +410,7 @@ fn exec_env(a: ExecEnvArgs, env: &Env) -> Result<ExitCode> {
             "coffer does not support --background, which sops deprecated",
         );
     }
-    let format = a
-        .input_type
-        .map_or_else(|| type_of_name(&a.file), Into::into);
+    let (format, _) = types(Some(&a.file), a.input_type, None);
     let (name, bytes) = read_input(Some(&a.file), 2)?;
     let opened = sops::open(&name, format, bytes, &env.keyring()?, a.ignore_mac)?;
     let vars = environment(&opened)?;
@@ -499,22 +487,24 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
         .wait()
         .map_err(|e| Error::Exec(format!("waiting for /bin/sh: {e}")))?;
     if let Some(w) = writer {
-        if !w.is_finished() {
-            // Nobody read the FIFO: read it here (to nowhere), so the writer ends.
-            if let Ok(mut f) = std::fs::File::open(&path) {
-                let _ = std::io::copy(&mut f, &mut std::io::sink());
-            }
+        // A writer still waiting for a reader is let go: opening the FIFO without
+        // blocking (and closing it) ends its wait, and its write then fails. It is not
+        // waited for: a reader the command left behind may hold the FIFO open.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&path);
+        if w.is_finished() {
+            let _ = w.join();
         }
-        let _ = w.join();
     }
     drop(dir);
     Ok(child_code(status))
 }
 
 fn filestatus(a: FilestatusArgs) -> Result<()> {
-    let format = a
-        .input_type
-        .map_or_else(|| type_of_name(&a.file), Into::into);
+    let (format, _) = types(Some(&a.file), a.input_type, None);
     let bytes = std::fs::read(&a.file).map_err(|e| {
         coded(1)(Error::Usage(format!(
             "cannot check file status: cannot load encrypted file: Error reading file: {}: {e}",
