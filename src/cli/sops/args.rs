@@ -109,10 +109,10 @@ pub struct IoFlags {
     /// Save the output to this file
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
-    /// ini, json, yaml, dotenv or binary (default: the input type)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name, not --input-type)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Use this file name for the config lookup and the file types (needed with stdin)
@@ -354,10 +354,10 @@ pub struct EditArgs {
     pub keys: KeyFlags,
     #[command(flatten)]
     pub selector: SelectorFlags,
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
-    /// ini, json, yaml, dotenv or binary (default: the input type)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name, not --input-type)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Show the master keys in the editor (not supported)
@@ -390,10 +390,10 @@ pub struct RotateArgs {
 /// No `Debug` derive worth showing: it holds a value.
 #[derive(Args)]
 pub struct SetArgs {
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
-    /// ini, json, yaml, dotenv or binary (default: the input type)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name, not --input-type)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// The value is the contents of the file named by VALUE
@@ -428,10 +428,10 @@ impl std::fmt::Debug for SetArgs {
 
 #[derive(Args, Debug)]
 pub struct UnsetArgs {
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
-    /// ini, json, yaml, dotenv or binary (default: the input type)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name, not --input-type)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Succeed, changing nothing, when the key is not there
@@ -464,7 +464,7 @@ pub struct ExecEnvArgs {
     /// Run the command as this user (not supported)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     /// Open even if the MAC does not match
@@ -489,10 +489,10 @@ pub struct ExecFileArgs {
     /// Run the command as this user (not supported)
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
-    /// ini, json, yaml, dotenv or binary (default: the input type)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name, not --input-type)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub output_type: Option<SopsType>,
     /// Open even if the MAC does not match
@@ -505,7 +505,7 @@ pub struct ExecFileArgs {
 
 #[derive(Args, Debug)]
 pub struct FilestatusArgs {
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     pub file: PathBuf,
@@ -516,7 +516,7 @@ pub struct UpdatekeysArgs {
     /// Apply without asking
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// ini, json, yaml, dotenv or binary (default: from the file's extension)
+    /// ini, json, yaml, dotenv or binary (default, and for other words: from the file name)
     #[arg(long, value_parser = sops_type, value_name = "TYPE")]
     pub input_type: Option<SopsType>,
     #[arg(long, value_name = "N", hide = true)]
