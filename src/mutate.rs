@@ -253,6 +253,15 @@ pub fn set(
         what,
     };
     let root = &doc.docs[0].root;
+    // An index past the end of a list appends the value, as sops does.
+    if let Some((Step::Index(i), parent)) = steps.split_last() {
+        if let Some(Node::Seq(items)) = path::lookup(root, parent) {
+            if *i >= items.len() {
+                let v = json_tree(&value).unwrap_or_else(|| Value::Scalar(ty, value.clone()));
+                return append_item(file, format, &doc, parent, items, &v);
+            }
+        }
+    }
     if let Some(tree) = json_tree(&value).filter(|_| matches!(format, Format::Yaml | Format::Json))
     {
         return set_tree(file, format, &doc, steps, &tree);
@@ -452,6 +461,70 @@ fn json_bounds(text: &str, doc: &Document, node: &Node) -> Option<(usize, usize)
             Some((back(first, b'[')?, forward(last, b']')?))
         }
     }
+}
+
+/// `v` as a new last item of the non-empty list at `parent` (a YAML block list, a JSON
+/// array), written in the style of the item before it.
+fn append_item(
+    file: &str,
+    format: Format,
+    doc: &Document,
+    parent: &[Step],
+    items: &[Node],
+    v: &Value,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let text = doc.text.as_str();
+    let unsupported = |what: &str| Error::Unsupported {
+        file: file.into(),
+        what: format!(
+            "cannot add an item to {}: {what}; edit the file instead",
+            path::display(parent)
+        ),
+    };
+    let last = items
+        .last()
+        .ok_or_else(|| unsupported("the list is empty"))?;
+    let (at, insertion) = match format {
+        Format::Yaml => {
+            let start = doc
+                .node_start(last)
+                .ok_or_else(|| unsupported("its last item is empty"))?;
+            let ls = line_start(text, start);
+            let lead = &text[ls..start];
+            let (Some(col), "-") = (lead.find('-'), lead.trim()) else {
+                return Err(unsupported("it is not a block list"));
+            };
+            let end = line_end_after(text, last.end(&doc.leaves).max(start));
+            let mut item = String::new();
+            yaml::yaml_item(&mut item, v, col, doc.docs[0].indent.max(1));
+            if !text[..end].ends_with('\n') {
+                item.insert(0, '\n');
+            }
+            (end, item)
+        }
+        Format::Json => {
+            let (s, e) =
+                json_bounds(text, doc, last).ok_or_else(|| unsupported("its extent is unclear"))?;
+            let ls = line_start(text, s);
+            let sep = if text[ls..s].trim().is_empty() {
+                format!(",\n{}", &text[ls..s])
+            } else {
+                ", ".to_string()
+            };
+            let mut j = String::new();
+            json::json(&mut j, v, None, 0);
+            (e, format!("{sep}{j}"))
+        }
+        _ => return Err(unsupported("the format has no lists")),
+    };
+    let out = bytes(splice(text, vec![(at..at, insertion)]));
+    let mut steps = parent.to_vec();
+    steps.push(Step::Index(items.len()));
+    let meant = match v {
+        Value::Scalar(ty, s) => Meant::Scalar(*ty, s.as_str()),
+        tree => Meant::Tree(tree),
+    };
+    checked(file, format, doc, out, &steps, meant)
 }
 
 /// Remove the entry at `steps`.

@@ -1387,7 +1387,7 @@ fn entry(out: &mut String, key: &str, v: &Value, indent: usize, unit: usize, lis
     }
 }
 
-fn yaml_item(out: &mut String, v: &Value, indent: usize, unit: usize) {
+pub(crate) fn yaml_item(out: &mut String, v: &Value, indent: usize, unit: usize) {
     let pad = " ".repeat(indent);
     match v {
         Value::Map(e) if !e.is_empty() => {

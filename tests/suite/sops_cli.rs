@@ -399,6 +399,9 @@ fn set_and_unset_change_files_as_sops_does() {
             &["set", "{}", "[\"db\"]", "{\"user\": \"u\", \"port\": 5433}"],
             &["set", "{}", "[\"db\"][\"new\"][\"deep\"]", "\"x\""],
             &["set", "{}", "[\"top\"]", "{\"list\": [1, {\"k\": \"v\"}]}"],
+            // An index past the end appends, a scalar and a subtree.
+            &["set", "{}", "[\"top\"][\"list\"][7]", "\"appended\""],
+            &["set", "{}", "[\"top\"][\"list\"][3]", "{\"deep\": [true]}"],
             &["unset", "{}", "[\"db\"][\"user\"]"],
             &["--set", "[\"db\"][\"port\"] 6000", "{}"],
         ];
