@@ -697,21 +697,8 @@ impl Opened {
             file: self.file.clone(),
             what,
         })?);
-        // JSON has no time or bytes type, dotenv and INI hold text only: what the
-        // reader gets back is checked as far as the target format can say it.
-        let compare = match to {
-            Format::Yaml => verify::Compare::Data,
-            Format::Json => verify::Compare::Json,
-            _ => verify::Compare::Text,
-        };
         let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
-        verify::plaintext(&self.file, to, &out, &self.doc, &expected, compare).map_err(|why| {
-            Error::Unsupported {
-                file: self.file.clone(),
-                what: format!("cannot be converted so that it reads back ({why})"),
-            }
-        })?;
-        Ok(out)
+        converted(&self.file, to, out, &self.doc, &expected)
     }
 
     /// One value: a scalar as its bare text, a subtree in `to`'s syntax.
@@ -865,8 +852,31 @@ pub fn convert_plain(
                 .ok_or_else(|| "a value is not UTF-8 text".to_string())
         })
         .map_err(unsupported)?;
-    let out = to.store().emit(&value).map_err(unsupported)?;
-    Ok(into_bytes(out))
+    let out = into_bytes(to.store().emit(&value).map_err(unsupported)?);
+    converted(file, to, out, &doc, &verify::Content::of_plain(&doc))
+}
+
+/// Plaintext converted to `to`, once it reads back as `expected`: JSON has no time or
+/// bytes type, dotenv and INI hold text only, so the check goes as far as `to` can say.
+fn converted(
+    file: &str,
+    to: Format,
+    out: Zeroizing<Vec<u8>>,
+    source: &Document,
+    expected: &verify::Content,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let compare = match to {
+        Format::Yaml => verify::Compare::Data,
+        Format::Json => verify::Compare::Json,
+        _ => verify::Compare::Text,
+    };
+    verify::plaintext(file, to, &out, source, expected, compare).map_err(|why| {
+        Error::Unsupported {
+            file: file.to_string(),
+            what: format!("cannot be converted so that it reads back ({why})"),
+        }
+    })?;
+    Ok(out)
 }
 
 /// Metadata for a new file, with the data key wrapped for every recipient.

@@ -311,6 +311,15 @@ fn extract_and_output_types_print_what_sops_prints() {
             "e.yaml",
         ],
     );
+    // Encrypting into another type: the converted plaintext, checked, then encrypted.
+    let out = fake(
+        &sb,
+        &["-e", "-a", &sb.recipient, "--output-type", "json", "p.yaml"],
+    );
+    assert_success(&out, &["-e --output-type json"]);
+    sb.write("conv.json", &out.stdout);
+    let as_json = stdout(&sb.sops(&["-d", "--output-type", "json", "e.yaml"]));
+    assert_eq!(stdout(&sb.sops(&["-d", "conv.json"])), as_json);
     // A binary file's `data` is what the binary type prints.
     sb.write("d.json", "{\"data\": \"payload\"}");
     sops_encrypted(&sb, "d.json", "de.json");
