@@ -156,23 +156,31 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     without_key_sources(&mut cmd, env, args.keep_key_env);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::Exec(format!("cannot run {:?}: {e}", argv[0])))?;
-    // A terminal's Ctrl-C reaches the child by itself; a SIGTERM sent to coffer alone is
-    // passed on. Either way coffer waits, then removes the plaintext.
-    let pid = rustix::process::Pid::from_child(&child);
-    super::on_signal(move || {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    });
-    let status = child
-        .wait()
-        .map_err(|e| Error::Exec(format!("waiting for {:?}: {e}", argv[0])))?;
+    let status = wait_for(&mut cmd, &argv[0])?;
     drop(dir);
     use std::os::unix::process::ExitStatusExt;
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Run `cmd` (named `what` in errors) to its end. A terminal's Ctrl-C reaches the child
+/// by itself; a SIGTERM sent to coffer alone is passed on. Either way coffer waits, so
+/// that the caller removes the plaintext the command was given after it.
+pub(super) fn wait_for(
+    cmd: &mut std::process::Command,
+    what: &str,
+) -> Result<std::process::ExitStatus> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Exec(format!("cannot run {what:?}: {e}")))?;
+    let pid = rustix::process::Pid::from_child(&child);
+    super::on_signal(move || {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    });
+    child
+        .wait()
+        .map_err(|e| Error::Exec(format!("waiting for {what:?}: {e}")))
 }
 
 pub fn render(args: RenderArgs, env: &Env) -> Result<()> {

@@ -635,14 +635,34 @@ fn set_value(
     ignore_mac: bool,
     env: &Env,
 ) -> Result<()> {
+    modify(file, format, idempotent, ignore_mac, env, |name, plain| {
+        // Paths sops would follow that coffer does not (through a scalar): sops's 1.
+        mutate::set(name, format, plain, steps, value)
+            .map(Some)
+            .map_err(|e| match e {
+                Error::BadPath { .. } | Error::PathNotFound { .. } => coded(1)(e),
+                e => e.into(),
+            })
+    })
+}
+
+/// Change the plaintext of `file` and write it back in place, as sops's set and unset
+/// do: `None` from `change` leaves the file as it is; plaintext the file already holds
+/// is written anew unless `idempotent`.
+fn modify(
+    file: &Path,
+    format: Format,
+    idempotent: bool,
+    ignore_mac: bool,
+    env: &Env,
+    change: impl FnOnce(&str, &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>>,
+) -> Result<()> {
     let (name, bytes) = read_input(Some(file), 2)?;
     let opened = sops::open(&name, format, bytes, &env.keyring()?, ignore_mac)?;
     let plaintext = env.accept(opened.render()?)?;
-    // Paths sops would follow that coffer does not (an index past the end): sops's 1.
-    let changed = mutate::set(&name, format, &plaintext, steps, value).map_err(|e| match e {
-        Error::BadPath { .. } | Error::PathNotFound { .. } => coded(1)(e),
-        e => e.into(),
-    })?;
+    let Some(changed) = change(&name, &plaintext)? else {
+        return Ok(());
+    };
     let sealed = match opened.reencrypt(&changed)? {
         Some(sealed) => sealed,
         None if idempotent => return Ok(()),

@@ -373,21 +373,19 @@ fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
         code: 7,
         error: Error::Usage("Invalid unset index format".into()),
     })?;
-    let (name, bytes) = read_input(Some(&a.file), 2)?;
-    let opened = sops::open(&name, format, bytes, &env.keyring()?, a.ignore_mac)?;
-    let plaintext = env.accept(opened.render()?)?;
-    let changed = match mutate::unset(&name, format, &plaintext, &steps) {
-        Ok(changed) => changed,
-        Err(Error::PathNotFound { .. }) if a.idempotent => return Ok(()),
-        Err(e @ Error::PathNotFound { .. }) => return Err(coded(1)(e)),
-        Err(e) => return Err(e.into()),
-    };
-    let sealed = match opened.reencrypt(&changed)? {
-        Some(s) => s,
-        None => rewrite(&opened)?,
-    };
-    crate::fsutil::write_atomic(&a.file, &env.accept(sealed)?, 0o644, None, Target::InPlace)
-        .map_err(coded(3))
+    modify(
+        &a.file,
+        format,
+        false,
+        a.ignore_mac,
+        env,
+        |name, plain| match mutate::unset(name, format, plain, &steps) {
+            Ok(changed) => Ok(Some(changed)),
+            Err(Error::PathNotFound { .. }) if a.idempotent => Ok(None),
+            Err(e @ Error::PathNotFound { .. }) => Err(coded(1)(e)),
+            Err(e) => Err(e.into()),
+        },
+    )
 }
 
 /// The child's exit code as sops passes it on (a signal: 255, as Go reports -1).
@@ -476,16 +474,7 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
     let mut cmd = std::process::Command::new("/bin/sh");
     cmd.arg("-c").arg(&command);
     crate::keys::remove_key_sources(&mut cmd, env.var_names());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::Exec(format!("cannot run /bin/sh: {e}")))?;
-    let pid = rustix::process::Pid::from_child(&child);
-    super::super::on_signal(move || {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    });
-    let status = child
-        .wait()
-        .map_err(|e| Error::Exec(format!("waiting for /bin/sh: {e}")))?;
+    let status = super::super::deploy::wait_for(&mut cmd, "/bin/sh")?;
     if let Some(w) = writer {
         // A writer still waiting for a reader is let go: opening the FIFO without
         // blocking (and closing it) ends its wait, and its write then fails. It is not
