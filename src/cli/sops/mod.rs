@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use zeroize::Zeroizing;
 
 use super::command_error::{sops_code, CommandError};
@@ -69,8 +69,13 @@ fn coded(code: u8) -> impl FnOnce(Error) -> Failure {
 
 /// Run sops's command line; `argv[0]` is the program name.
 pub fn main(argv: Vec<OsString>) -> ExitCode {
-    let argv = normalize(argv);
-    let cli = match SopsCli::try_parse_from(&argv) {
+    // One clap command, for normalizing the line and for parsing it.
+    let cmd = SopsCli::command();
+    let argv = normalize(&cmd, argv);
+    let parsed = cmd
+        .try_get_matches_from(argv)
+        .and_then(|m| SopsCli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -106,10 +111,9 @@ fn aws_profile(cli: &SopsCli) -> Option<String> {
 /// sops parses its flags as Go does: `-decrypt` is `--decrypt`, and the main command
 /// stops at its first argument that is not a flag (the file); what follows is not
 /// parsed as flags. clap is handed the same line in its own terms.
-fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
-    let cmd = SopsCli::command();
+fn normalize(cmd: &clap::Command, argv: Vec<OsString>) -> Vec<OsString> {
     let mut longs = std::collections::HashSet::new();
-    collect_longs(&cmd, &mut longs);
+    collect_longs(cmd, &mut longs);
     let takes_value = |a: &str| -> bool {
         cmd.get_arguments().any(|arg| {
             let named = match a.strip_prefix("--") {
