@@ -249,11 +249,7 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     let format = io.format()?;
     let input = io.read()?;
     let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
-    for (kind, _) in &opened.meta.foreign_keys {
-        warn(&format!(
-            "{name}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"
-        ));
-    }
+    warn_dropped_keys(&name, &opened.meta);
     let recipients = Recipients::of(&opened.meta);
     if recipients.is_empty() {
         return Err(Error::NoRecipients { file: name });
@@ -270,4 +266,14 @@ pub fn filestatus(args: FilestatusArgs) -> Result<()> {
     let encrypted = format.store().is_encrypted(&input);
     println!("{{\"encrypted\":{encrypted}}}");
     Ok(())
+}
+
+/// Before a new data key: the master keys of `meta` coffer cannot wrap one for, which
+/// the file loses.
+pub(super) fn warn_dropped_keys(name: &str, meta: &crate::metadata::Metadata) {
+    for (kind, _) in &meta.foreign_keys {
+        warn(&format!(
+            "{name}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"
+        ));
+    }
 }

@@ -510,13 +510,17 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
             .output()
             .unwrap()
     };
-    a.write(
-        ".sops.yaml",
-        format!(
-            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
-            a.recipient, b.recipient, c.recipient
-        ),
-    );
+    // Three groups of one key each, two of them needed.
+    let three_groups = || {
+        a.write(
+            ".sops.yaml",
+            format!(
+                "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+                a.recipient, b.recipient, c.recipient
+            ),
+        );
+    };
+    three_groups();
     for name in ["app.yaml", "app.json", "app.env", "app.ini"] {
         a.copy(&testdata(&format!("plain/{name}")), name);
         let enc = format!("split.{name}");
@@ -595,13 +599,7 @@ fn files_sops_split_over_shamir_key_groups_open_in_coffer_and_keep_their_groups(
     let theirs = sops_with(&a, &dc, &["decrypt", "split.app.yaml"]);
     assert_success(&theirs, &["sops decrypt with the new key"]);
     assert!(stdout(&theirs).contains("port: 6543"));
-    a.write(
-        ".sops.yaml",
-        format!(
-            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
-            a.recipient, b.recipient, c.recipient
-        ),
-    );
+    three_groups();
 
     // coffer splits new files by the same rules, and sops opens them with any two groups.
     for name in ["app.yaml", "app.json", "app.env", "app.ini"] {

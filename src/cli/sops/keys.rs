@@ -117,11 +117,7 @@ pub(super) fn rotate(
     if wanted.is_empty() || wanted.groups.iter().any(Recipients::is_empty) {
         return fail(1, "Could not generate data key: [empty key group provided]");
     }
-    for (kind, _) in &opened.meta.foreign_keys {
-        warn(&format!(
-            "{label}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"
-        ));
-    }
+    super::super::crypt::warn_dropped_keys(&label, &opened.meta);
     let out = env.accept(crate::rekey::rekey(&opened, &wanted, true, env.kms())?)?;
     write_output(io, Some(file), &out, false)
 }
