@@ -517,18 +517,19 @@ fn extract(
     to: Format,
     indent: Option<usize>,
 ) -> crate::Result<Zeroizing<Vec<u8>>> {
-    let node =
-        crate::path::lookup(opened_root(opened)?, steps).ok_or_else(|| Error::PathNotFound {
-            file: opened.file.clone(),
-            path: crate::path::display(steps),
-        })?;
-    let value = opened.value(node)?;
+    // The library finds the value (or says it is not there) and writes it; what sops
+    // adds or leaves out depends on the kind of node only.
     let mut out = opened.extract(steps, to)?;
-    match (&value, to) {
-        (Value::Scalar(ScalarType::Str, _), _) => {}
-        (Value::Scalar(..), Format::Yaml) => out.push(b'\n'),
-        (Value::Map(_), Format::Json | Format::Binary) => out = sops_json(&out, indent),
-        (Value::Seq(_), Format::Json | Format::Binary) => {
+    let json = matches!(to, Format::Json | Format::Binary);
+    match crate::path::lookup(opened_root(opened)?, steps) {
+        Some(leaf @ crate::tree::Node::Leaf(_)) if to == Format::Yaml => {
+            let text = matches!(opened.value(leaf)?, Value::Scalar(ScalarType::Str, _));
+            if !text {
+                out.push(b'\n');
+            }
+        }
+        Some(crate::tree::Node::Map(_)) if json => out = sops_json(&out, indent),
+        Some(crate::tree::Node::Seq(_)) if json => {
             out = sops_json(&out, indent);
             if out.ends_with(b"\n") {
                 out.pop();
