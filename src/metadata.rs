@@ -44,6 +44,23 @@ pub enum Selector {
     EncryptedRegex(String),
 }
 
+impl Selector {
+    /// The one selector among those given, in sops's order of precedence.
+    pub fn first_given(
+        unencrypted_suffix: &Option<String>,
+        encrypted_suffix: &Option<String>,
+        unencrypted_regex: &Option<String>,
+        encrypted_regex: &Option<String>,
+    ) -> Option<Selector> {
+        unencrypted_suffix
+            .clone()
+            .map(Selector::UnencryptedSuffix)
+            .or_else(|| encrypted_suffix.clone().map(Selector::EncryptedSuffix))
+            .or_else(|| unencrypted_regex.clone().map(Selector::UnencryptedRegex))
+            .or_else(|| encrypted_regex.clone().map(Selector::EncryptedRegex))
+    }
+}
+
 impl Default for Selector {
     fn default() -> Self {
         Selector::UnencryptedSuffix(DEFAULT_UNENCRYPTED_SUFFIX.to_string())

@@ -57,13 +57,12 @@ pub struct SelectorArgs {
 
 impl SelectorArgs {
     fn selector(&self) -> Option<Selector> {
-        let s = self;
-        s.unencrypted_suffix
-            .clone()
-            .map(Selector::UnencryptedSuffix)
-            .or_else(|| s.encrypted_suffix.clone().map(Selector::EncryptedSuffix))
-            .or_else(|| s.unencrypted_regex.clone().map(Selector::UnencryptedRegex))
-            .or_else(|| s.encrypted_regex.clone().map(Selector::EncryptedRegex))
+        Selector::first_given(
+            &self.unencrypted_suffix,
+            &self.encrypted_suffix,
+            &self.unencrypted_regex,
+            &self.encrypted_regex,
+        )
     }
 }
 
@@ -126,21 +125,13 @@ pub(super) fn recipients(
     file: &str,
 ) -> Result<Recipients> {
     let list = |given: &[String], vars: [&str; 2]| -> Vec<String> {
-        let mut out: Vec<String> = given
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut out = super::comma_list(given);
         if out.is_empty() {
             if let Some(v) = vars
                 .iter()
                 .find_map(|k| env.get(k).filter(|v| !v.trim().is_empty()))
             {
-                out = v
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
+                out = super::comma_list([&v]);
             }
         }
         out

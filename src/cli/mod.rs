@@ -485,6 +485,16 @@ pub(crate) fn on_signal(action: impl Fn() + Send + 'static) {
     }
 }
 
+/// The comma-separated items of a flag (given once or repeated), trimmed, without
+/// empty ones.
+pub(crate) fn comma_list<'a>(flag: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    flag.into_iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 pub fn warn(msg: &str) {
     eprintln!("coffer: warning: {}", command_error::one_line(msg));
 }

@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches};
 use zeroize::Zeroizing;
 
 use super::command_error::{sops_code, CommandError};
-use super::{warn, Env};
+use super::{comma_list as list, warn, Env};
 use crate::cipher::DataKey;
 use crate::config::{Config, CreationRule};
 use crate::format::Format;
@@ -340,16 +340,6 @@ fn creation_rule(g: &GlobalArgs, name: &Path) -> Result<Option<CreationRule>> {
     }
 }
 
-/// The comma-separated items of a flag (given once or repeated), trimmed, without
-/// empty ones.
-fn list<'a>(flag: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-    flag.into_iter()
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 /// sops's KMS encryption context: `key:value,key2:value2`; anything else ends with 6.
 fn context(flag: &Option<String>) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
@@ -454,13 +444,12 @@ fn new_metadata(
     if given.iter().filter(|g| g.is_some()).count() > 1 {
         return fail(8, "Error: cannot use more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, or unencrypted_comment_regex in the same file");
     }
-    let selector = s
-        .unencrypted_suffix
-        .clone()
-        .map(Selector::UnencryptedSuffix)
-        .or_else(|| s.encrypted_suffix.clone().map(Selector::EncryptedSuffix))
-        .or_else(|| s.unencrypted_regex.clone().map(Selector::UnencryptedRegex))
-        .or_else(|| s.encrypted_regex.clone().map(Selector::EncryptedRegex));
+    let selector = Selector::first_given(
+        &s.unencrypted_suffix,
+        &s.encrypted_suffix,
+        &s.unencrypted_regex,
+        &s.encrypted_regex,
+    );
     let mut md = sops::new_metadata(key, recipients, env.kms(), rule, selector)?;
     if s.unencrypted_comment_regex.is_some() || s.encrypted_comment_regex.is_some() {
         md.unencrypted_comment_regex = s.unencrypted_comment_regex.clone();
