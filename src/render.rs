@@ -220,8 +220,16 @@ impl<'k> Sources<'k> {
                         .and_then(|bytes| {
                             let format =
                                 crate::format::Format::from_path(std::path::Path::new(path));
-                            crate::sops::open(path, format, bytes, self.keyring, false)
-                                .map_err(|e| e.to_string())
+                            crate::git::worktree::open(
+                                std::path::Path::new(path),
+                                path,
+                                format,
+                                bytes,
+                                self.keyring,
+                                false,
+                            )
+                            .map(|(opened, _)| opened)
+                            .map_err(|e| e.to_string())
                         });
                     self.files.insert(path.to_string(), opened);
                 }

@@ -19,7 +19,7 @@ use crate::format::json::json_string;
 use crate::format::Format;
 use crate::git::workspace::repo_relative;
 use crate::tree::{variable_name, Value};
-use crate::{sops, Error, Result};
+use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ServiceArg {
@@ -231,7 +231,12 @@ fn file_secrets(
 ) -> Result<FileSecrets> {
     let name = file.display().to_string();
     let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-    let opened = sops::open(&name, format, bytes, keyring, false)?;
+    let (opened, covered) = super::open_file(file, format, bytes, keyring, false)?;
+    if covered.is_some_and(|c| !c.committed_key) {
+        super::warn(&format!(
+            "{name}: no encrypted version of it is staged or committed, so the request tokens of this push come from a data key made for it (a retry after it may write a second version; `git add` the file first to avoid that)"
+        ));
+    }
     let root = match opened.doc.docs.as_slice() {
         [d] => opened.value(&d.root)?,
         _ => {

@@ -197,11 +197,10 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
 
 pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     let io = &args.io;
-    let name = io.name();
     let format = io.format()?;
     let input = io.read()?;
     let keyring = env.keyring()?;
-    let opened = sops::open(&name, format, input, &keyring, args.ignore_mac)?;
+    let (opened, _) = super::open_file(&io.file, format, input, &keyring, args.ignore_mac)?;
     for w in &opened.warnings {
         warn(w);
     }
@@ -230,6 +229,11 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
         }
         return super::keys::rotate_many(args.all, &args.paths, args.dry_run, args.yes, env);
     }
+    // A covered file's working tree is plaintext: what git stores is re-keyed (staged).
+    let first = &args.paths[0];
+    if args.output.is_none() && args.input_type.is_none() && covered_plaintext(first) {
+        return super::keys::rotate_many(false, &args.paths, false, true, env);
+    }
     let io = &Io {
         file: args.paths[0].clone(),
         input_type: args.input_type,
@@ -247,6 +251,12 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     }
     let out = env.accept(crate::rekey::rekey(&opened, &recipients, true, env.kms())?)?;
     io.write(&out, false, false)
+}
+
+/// A file in the working tree that holds plaintext the coffer filter covers.
+fn covered_plaintext(file: &Path) -> bool {
+    std::fs::read(file).is_ok_and(|b| !Format::from_path(file).store().is_encrypted(&b))
+        && crate::git::worktree::is_covered(file)
 }
 
 pub fn filestatus(args: FilestatusArgs) -> Result<()> {

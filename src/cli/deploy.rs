@@ -84,12 +84,11 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
     let keyring = env.keyring()?;
     let mut vars: Vec<(String, Zeroizing<String>)> = Vec::new();
     for file in args.files.iter().chain(&args.more) {
-        let name = file.display().to_string();
         let format = args
             .input_type
             .map_or_else(|| Format::from_path(file), Into::into);
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        let opened = sops::open(&name, format, bytes, &keyring, false)?;
+        let (opened, _) = super::open_file(file, format, bytes, &keyring, false)?;
         for (k, v) in variables(&opened)? {
             let k = format!("{}{k}", args.prefix);
             vars.retain(|(existing, _)| *existing != k);
@@ -134,12 +133,13 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
 }
 
 pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
-    let name = args.file.display().to_string();
     let format = args
         .input_type
         .map_or_else(|| Format::from_path(&args.file), Into::into);
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
-    let plaintext = sops::open(&name, format, bytes, &env.keyring()?, false)?.into_plaintext()?;
+    let plaintext = super::open_file(&args.file, format, bytes, &env.keyring()?, false)?
+        .0
+        .into_plaintext()?;
     let dir = crate::fsutil::PrivateDir::new("coffer-exec-")?;
     let base = args.file.file_name().map_or_else(
         || "secret".into(),

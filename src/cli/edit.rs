@@ -70,13 +70,24 @@ fn modify(
 ) -> Result<()> {
     let name = file.display().to_string();
     let input = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-    let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
+    let (opened, covered) = super::open_file(file, format, input, &env.keyring()?, false)?;
     let plaintext = env.accept(opened.render()?)?;
     let changed = change(&name, &plaintext)?;
     if let Some(sealed) = opened.reencrypt(&changed)? {
-        crate::fsutil::write_atomic(file, &env.accept(sealed)?, 0o644, None, Target::InPlace)?;
+        let out = settled(&opened, covered.is_some(), sealed)?;
+        crate::fsutil::write_atomic(file, &env.accept(out)?, 0o644, None, Target::InPlace)?;
     }
     Ok(())
+}
+
+/// What to write for a changed file: the new ciphertext, or for a file the coffer
+/// filter covers the plaintext it decrypts to (the filter encrypts it on `git add`).
+fn settled(opened: &sops::Opened, covered: bool, sealed: sops::Sealed) -> Result<sops::Sealed> {
+    if covered {
+        crate::git::worktree::checked_out(opened, sealed)
+    } else {
+        Ok(sealed)
+    }
 }
 
 pub fn set(args: SetArgs, env: &Env) -> Result<()> {
@@ -182,21 +193,22 @@ impl Session<'_> {
     ) -> Result<Edited> {
         let (file, format, editor) = (self.file, self.format, self.editor);
         let name = file.display().to_string();
-        let existing = match std::fs::read(file) {
-            Ok(bytes) => Some(sops::open(
-                &name,
-                format,
-                bytes,
-                &env.keyring()?,
-                self.ignore_mac,
-            )?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        let (existing, covered) = match std::fs::read(file) {
+            Ok(bytes) => {
+                let (opened, covered) =
+                    super::open_file(file, format, bytes, &env.keyring()?, self.ignore_mac)?;
+                (Some(opened), covered.is_some())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (None, crate::git::worktree::is_covered(file))
+            }
             Err(e) => return Err(Error::io(file, e)),
         };
-        // A new file needs its master keys before the user types anything.
+        // A new file needs its master keys before the user types anything; one the
+        // filter covers gets them from the filter, on `git add`.
         let new_file = match &existing {
-            Some(_) => None,
-            None => Some(new_file()?),
+            None if !covered => Some(new_file()?),
+            _ => None,
         };
         let original = match &existing {
             Some(o) => env.accept(o.render()?)?,
@@ -273,11 +285,14 @@ impl Session<'_> {
             let result = match (&existing, new_file) {
                 (Some(o), _) => o
                     .reencrypt(&edited)
-                    .map(|o| o.expect("the plaintext changed")),
+                    .map(|o| o.expect("the plaintext changed"))
+                    .and_then(|sealed| settled(o, covered, sealed)),
                 (None, Some((key, mut md))) => {
                     sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
                 }
-                (None, None) => unreachable!("a new file always has keys"),
+                // A new covered file: its plaintext, checked as every write is.
+                (None, None) => crate::git::worktree::plain_new(&name, format, edited.to_vec())
+                    .and_then(|o| o.into_output(format)),
             };
             let out = result
                 .and_then(|sealed| env.accept(sealed))

@@ -71,6 +71,12 @@ fn found(all: bool, paths: &[PathBuf]) -> Result<Vec<Found>> {
             let known = found
                 .iter()
                 .any(|f| std::fs::canonicalize(&f.path).is_ok_and(|c| c == abs));
+            if !known && crate::git::worktree::is_covered(p) {
+                return Err(Error::Refused(format!(
+                    "{}: the coffer filter covers it and git stores no encrypted version of it yet; `git add` it first",
+                    p.display()
+                )));
+            }
             if !known {
                 return Err(Error::NotEncrypted {
                     file: p.display().to_string(),

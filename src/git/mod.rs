@@ -11,6 +11,7 @@ mod seen;
 pub mod setup;
 pub mod status;
 pub mod workspace;
+pub mod worktree;
 
 pub use filter::Filter;
 

@@ -3,6 +3,7 @@ mod common;
 mod accounts;
 mod cli;
 mod corpus;
+mod covered;
 mod deploy;
 mod edit;
 mod errors;
