@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 use crate::aws::push::{Service, Settings};
-use crate::format::Format;
 use crate::metadata::Selector;
+use crate::tree::ScalarType;
 use crate::tree::Value;
-use crate::tree::{Document, Node, ScalarType};
 use crate::{Error, Result};
 
 pub const CONFIG_NAMES: [&str; 2] = [".coffer.yaml", ".sops.yaml"];
@@ -271,24 +270,6 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
     None
 }
 
-fn to_value(doc: &Document, node: &Node) -> Value {
-    match node {
-        Node::Map(e) => Value::Map(
-            e.iter()
-                .map(|e| (e.key.clone(), to_value(doc, &e.value)))
-                .collect(),
-        ),
-        Node::Seq(items) => Value::Seq(items.iter().map(|n| to_value(doc, n)).collect()),
-        Node::Leaf(i) => {
-            let l = &doc.leaves[*i];
-            Value::Scalar(
-                l.ty,
-                zeroize::Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
-            )
-        }
-    }
-}
-
 /// A list given as a YAML list or as one comma-separated string, as sops accepts.
 fn string_list(v: Option<&Value>) -> Vec<String> {
     match v {
@@ -353,12 +334,12 @@ impl Config {
             message,
         };
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        let doc = crate::format::parse(&name, Format::Yaml, bytes)?;
-        let root = doc
-            .docs
-            .first()
-            .map(|d| to_value(&doc, &d.root))
-            .unwrap_or(Value::Map(Vec::new()));
+        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+        // Read as sops reads it: anchors, aliases and merge keys resolved.
+        let root = crate::format::yaml_data::read(&text).map_err(|error| Error::Syntax {
+            file: name.clone(),
+            error,
+        })?;
         let mut rules = Vec::new();
         let list = match get(&root, "creation_rules") {
             Some(Value::Seq(items)) => items.as_slice(),
@@ -544,13 +525,15 @@ pub fn creation_rule(explicit: Option<&Path>, target: &Path) -> Result<Option<Cr
     }
 }
 
-/// Names given to master keys by a comment on the key's own line of a config file
-/// (`- age1… # alice`, `kms: arn:aws:kms:… # prod key`): recipient or key ARN to name.
+/// Names given to master keys on the key's own line of a config file: a comment
+/// (`- age1… # alice`, `kms: arn:aws:kms:… # prod key`), else the anchor sops's
+/// documentation names keys with (`- &alice age1…`): recipient or key ARN to name.
 /// A line naming several keys names none of them.
 pub fn key_names(text: &str) -> std::collections::HashMap<String, String> {
     static KEY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let key = KEY.get_or_init(|| {
-        Regex::new(r"age1[0-9a-z]+|arn:aws[a-z-]*:kms:[^\s,'+]+").expect("the pattern is valid")
+        Regex::new(r"(?:&([^\s,\[\]{}]+)\s+)?(age1[0-9a-z]+|arn:aws[a-z-]*:kms:[^\s,'+]+)")
+            .expect("the pattern is valid")
     });
     let mut out = std::collections::HashMap::new();
     for line in text.lines() {
@@ -558,11 +541,14 @@ pub fn key_names(text: &str) -> std::collections::HashMap<String, String> {
             .char_indices()
             .find(|&(i, c)| c == '#' && (i == 0 || line[..i].ends_with(char::is_whitespace)))
             .map(|(i, _)| i);
-        let Some(at) = comment_at else { continue };
-        let name = line[at + 1..].trim();
-        let keys: Vec<&str> = key.find_iter(&line[..at]).map(|m| m.as_str()).collect();
-        if let ([k], false) = (keys.as_slice(), name.is_empty()) {
-            out.insert(k.to_string(), name.to_string());
+        let at = comment_at.unwrap_or(line.len());
+        let comment = comment_at.map(|c| line[c + 1..].trim()).unwrap_or_default();
+        let keys: Vec<_> = key.captures_iter(&line[..at]).collect();
+        let [k] = keys.as_slice() else { continue };
+        let anchor = k.get(1).map(|m| m.as_str()).unwrap_or_default();
+        let name = if comment.is_empty() { anchor } else { comment };
+        if !name.is_empty() {
+            out.insert(k[2].to_string(), name.to_string());
         }
     }
     out
@@ -654,6 +640,43 @@ mod tests {
         assert_eq!(
             age_of(&root.join("dev/x.yaml")),
             Some(vec!["age1dev".to_string()])
+        );
+    }
+
+    /// sops's documentation names each key once with an anchor and refers to it.
+    #[test]
+    fn rules_with_anchors_aliases_and_merge_keys_read_as_sops_reads_them() {
+        let text = "keys:
+  - &alice age1alice0
+  - &bob age1bob0 # bob (laptop)
+  - &prod_kms arn:aws:kms:eu-west-1:111122223333:key/p
+defaults: &defaults
+  encrypted_regex: ^(password|token)$
+creation_rules:
+  - path_regex: ^prod/
+    <<: *defaults
+    kms: *prod_kms
+    age: [*alice, *bob]
+  - path_regex: ^split/
+    key_groups:
+      - age: [*alice]
+      - age: [*bob]
+";
+        let rules = rules_of(text);
+        assert_eq!(rules[0].age, ["age1alice0", "age1bob0"]);
+        assert_eq!(rules[0].kms, ["arn:aws:kms:eu-west-1:111122223333:key/p"]);
+        assert!(matches!(
+            &rules[0].selector,
+            Some(Selector::EncryptedRegex(r)) if r == "^(password|token)$"
+        ));
+        assert_eq!(rules[1].groups[0].age, ["age1alice0"]);
+        assert_eq!(rules[1].groups[1].age, ["age1bob0"]);
+        let names = key_names(text);
+        assert_eq!(names["age1alice0"], "alice");
+        assert_eq!(names["age1bob0"], "bob (laptop)");
+        assert_eq!(
+            names["arn:aws:kms:eu-west-1:111122223333:key/p"],
+            "prod_kms"
         );
     }
 

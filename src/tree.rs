@@ -268,8 +268,8 @@ pub fn line_end_after(text: &str, pos: usize) -> usize {
     text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1)
 }
 
-/// A decrypted tree, detached from any source text.
-#[derive(PartialEq)]
+/// A decrypted tree, detached from any source text. Its copies wipe themselves too.
+#[derive(Clone, PartialEq)]
 pub enum Value {
     Map(Vec<(String, Value)>),
     Seq(Vec<Value>),

@@ -13,6 +13,7 @@ pub mod dotenv;
 pub mod ini;
 pub mod json;
 pub mod yaml;
+pub mod yaml_data;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -121,13 +122,29 @@ pub fn parse(
     format: Format,
     bytes: impl Into<Zeroizing<Vec<u8>>>,
 ) -> crate::Result<Document> {
+    let bytes = bytes.into();
+    let marker = conflict_marker(&bytes);
     format
         .store()
-        .parse(bytes.into())
+        .parse(bytes)
         .map_err(|error| crate::Error::Syntax {
             file: file.to_string(),
-            error,
+            // A file left mid-merge does not parse because of its markers: say that.
+            error: match marker {
+                Some(line) => SyntaxError::from(format!(
+                    "unresolved conflict markers at line {line}; finish the merge first"
+                )),
+                None => error,
+            },
         })
+}
+
+/// The line of the first merge conflict marker (`<<<<<<< `) standing at a line start.
+fn conflict_marker(bytes: &[u8]) -> Option<usize> {
+    let at = memchr::memmem::find_iter(bytes, b"<<<<<<<").find(|&i| {
+        (i == 0 || bytes[i - 1] == b'\n') && matches!(bytes.get(i + 7), Some(b' ' | b'\n') | None)
+    })?;
+    Some(1 + memchr::memchr_iter(b'\n', &bytes[..at]).count())
 }
 
 /// The bytes of a text format as a string; the bytes are wiped either way.
