@@ -89,7 +89,14 @@ pub enum Error {
     },
 
     #[error("{} file(s) covered by filter=coffer are staged in plaintext: {}", files.len(), files.join(", "))]
-    PlaintextStaged { files: Vec<String> },
+    PlaintextStaged {
+        files: Vec<String>,
+        /// The repository has the coffer filter set up (else the fix starts with setup).
+        filter_on: bool,
+    },
+
+    #[error("{} file(s) covered by filter=coffer are committed in plaintext, so their secrets are in history: {}", files.len(), files.join(", "))]
+    PlaintextCommitted { files: Vec<String> },
 
     #[error("staged version does not open: {}", .files.iter().map(|(f, why)| format!("{f} ({why})")).collect::<Vec<_>>().join(", "))]
     StagedBroken { files: Vec<(String, String)> },

@@ -99,14 +99,18 @@ impl From<Error> for CommandError {
             Error::NoRecipients { .. } => {
                 vec!["`coffer keygen` prints a recipient to pass to --age".into()]
             }
-            Error::PlaintextStaged { files } => files
+            Error::PlaintextStaged { files, filter_on } => files
                 .iter()
                 .map(|f| {
-                    format!(
-                        "{f}: stage it encrypted with: git rm --cached -q -- {f} && git add -- {f}"
-                    )
+                    // --renormalize runs the filter on the file again; the entry is
+                    // replaced, never removed, and without setup there is no filter to run.
+                    let setup = if *filter_on { "" } else { "coffer git setup && " };
+                    format!("{f}: stage it encrypted with: {setup}git add --renormalize -- {f}")
                 })
                 .collect(),
+            Error::PlaintextCommitted { .. } => vec![
+                "rotate the secrets these files hold; the next commit stores them encrypted".into(),
+            ],
             Error::StagedBroken { files } => files
                 .iter()
                 .map(|(f, _)| {

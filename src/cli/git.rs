@@ -169,6 +169,22 @@ fn repo() -> Result<(git2::Repository, PathBuf)> {
     Ok((repo, workdir))
 }
 
+/// Refuse covered files staged in plaintext.
+fn plaintext_staged(repo: &git2::Repository, covered: &[git::status::Covered]) -> Result<()> {
+    let files: Vec<String> = covered
+        .iter()
+        .filter(|c| c.index_encrypted == Some(false))
+        .map(|c| c.path.clone())
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    Err(Error::PlaintextStaged {
+        files,
+        filter_on: git::setup::is_set_up(repo),
+    })
+}
+
 fn stdin_bytes() -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     std::io::stdin()
@@ -266,31 +282,22 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
                 ));
             }
             stdout_bytes(out.as_bytes())?;
-            for c in covered.iter().filter(|c| c.index_encrypted == Some(false)) {
-                super::hint(&format!(
-                    "{0}: stage it encrypted with: git rm --cached -q -- {0} && git add -- {0}",
-                    c.path
-                ));
-            }
-            for c in covered.iter().filter(|c| c.head_encrypted == Some(false)) {
-                super::hint(&format!(
-                    "{}: HEAD holds it in plaintext; the secret is in history, rotate it",
-                    c.path
-                ));
+            // A listed plaintext blob fails the command, as `check` does.
+            plaintext_staged(&repo, &covered)?;
+            let files: Vec<String> = covered
+                .iter()
+                .filter(|c| c.head_encrypted == Some(false))
+                .map(|c| c.path.clone())
+                .collect();
+            if !files.is_empty() {
+                return Err(Error::PlaintextCommitted { files });
             }
             Ok(())
         }
         GitCommand::Check => {
             let (repo, _) = repo()?;
             let covered = git::status::covered(&repo)?;
-            let files: Vec<String> = covered
-                .iter()
-                .filter(|c| c.index_encrypted == Some(false))
-                .map(|c| c.path.clone())
-                .collect();
-            if !files.is_empty() {
-                return Err(Error::PlaintextStaged { files });
-            }
+            plaintext_staged(&repo, &covered)?;
             // A staged change must open: `git add -p` can stage a value's hunk without the
             // MAC's, and such a blob breaks commit and checkout later.
             let keyring = env.keyring()?;

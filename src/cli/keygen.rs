@@ -11,6 +11,9 @@ pub struct KeygenArgs {
     /// Where to write the identity (default: ~/.config/coffer/age/keys.txt); never overwritten
     #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Print the recipient of the identity at -o PATH or the default place, writing nothing
+    #[arg(long)]
+    pub show: bool,
 }
 
 pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
@@ -21,6 +24,13 @@ pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
                 Error::Refused("cannot find a home directory; pass -o PATH".into())
             })?),
         };
+    if args.show {
+        let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
+        for recipient in crate::keys::age::recipients_of(&bytes, &path.display().to_string())? {
+            println!("{recipient}");
+        }
+        return Ok(());
+    }
     if path.exists() {
         return Err(Error::Refused(format!(
             "{}: already exists; not overwriting an identity",
@@ -44,5 +54,8 @@ pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
     crate::fsutil::write_new(&path, zeroize::Zeroizing::new(contents).as_bytes(), 0o600)?;
     eprintln!("coffer: wrote a new age identity to {}", path.display());
     println!("{recipient}");
+    super::hint(&format!(
+        "send this recipient to a teammate, who adds you with: coffer team add YOUR-NAME {recipient}"
+    ));
     Ok(())
 }

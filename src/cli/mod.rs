@@ -68,7 +68,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Generate an age identity and print its recipient
-    #[command(after_help = "Example:\n  coffer keygen\n  coffer keygen -o ./ci-key.txt")]
+    #[command(
+        after_help = "Examples:\n  coffer keygen                  # prints the recipient to send to a teammate\n  coffer keygen -o ./ci-key.txt\n  coffer keygen --show           # the recipient of the identity you have"
+    )]
     Keygen(keygen::KeygenArgs),
     /// Encrypt a plaintext file
     #[command(
@@ -283,6 +285,28 @@ impl Io {
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("<stdout>", e))
     }
+}
+
+/// Open a file named on the command line: an encrypted file, or plaintext the coffer
+/// filter covers (`git::worktree`), whose note, if any, is shown here.
+pub(crate) fn open_file(
+    file: &Path,
+    format: Format,
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<(crate::sops::Opened, Option<crate::git::worktree::Covered>)> {
+    let name = if file.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        file.display().to_string()
+    };
+    let (opened, covered) =
+        crate::git::worktree::open(file, &name, format, bytes, keyring, ignore_mac)?;
+    if let Some(note) = covered.as_ref().and_then(|c| c.note.as_deref()) {
+        warn(note);
+    }
+    Ok((opened, covered))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -51,3 +51,11 @@ pub fn setup(dir: &Path, global: bool, hook: bool) -> Result<Option<std::path::P
         .map_err(|e| Error::io(&path, e))?;
     Ok(Some(path))
 }
+
+/// Whether the coffer filter is configured for `repo` (its config, the user's or the
+/// system's), so that `git add` runs it.
+pub fn is_set_up(repo: &git2::Repository) -> bool {
+    repo.config().is_ok_and(|c| {
+        c.get_string("filter.coffer.process").is_ok() || c.get_string("filter.coffer.clean").is_ok()
+    })
+}

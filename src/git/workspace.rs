@@ -122,9 +122,7 @@ pub fn encrypted_files(cwd: &Path, selection: Selection<'_>) -> Result<Vec<Found
     };
     // Without the filter set up here, covered files are ciphertext in the working tree,
     // and a later `git add` would stage that: re-key them there, as plain files.
-    let filter_on = repo.config().is_ok_and(|c| {
-        c.get_string("filter.coffer.process").is_ok() || c.get_string("filter.coffer.clean").is_ok()
-    });
+    let filter_on = super::setup::is_set_up(&repo);
     let wanted: Vec<String> = match selection {
         Selection::All => vec![String::new()],
         Selection::Paths(paths) => paths

@@ -242,6 +242,24 @@ pub fn wrap(secret: &[u8], recipient: &str) -> Result<AgeEntry> {
     })
 }
 
+/// The recipients of the identities in an identity file's text, in order.
+pub fn recipients_of(contents: &[u8], origin: &str) -> Result<Vec<String>> {
+    let text = Zeroizing::new(String::from_utf8_lossy(contents).into_owned());
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            line.parse::<age::x25519::Identity>()
+                .map(|id| id.to_public().to_string())
+                .map_err(|_| {
+                    Error::KeySource(format!(
+                        "{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// A new X25519 identity: the identity-file text and its recipient.
 pub fn generate() -> (SecretString, String) {
     let id = age::x25519::Identity::generate();

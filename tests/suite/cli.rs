@@ -56,6 +56,26 @@ fn keygen_writes_a_private_identity_and_never_overwrites() {
     let out = sb.run(&["keygen"]);
     assert_error(&out, 1, "already exists");
     assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+    // --show prints the recipient of the identity there, and writes nothing.
+    let out = sb.ok(&["keygen", "--show"]);
+    assert_eq!(stdout(&out), format!("{}\n", sb.recipient));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+    let out = sb.run(&["keygen", "--show", "-o", "nothing-here.txt"]);
+    assert_error(&out, 1, "nothing-here.txt");
+}
+
+#[test]
+fn keygen_says_what_to_send_to_a_teammate() {
+    let sb = Sandbox::without_key();
+    let out = sb.ok(&["keygen"]);
+    let recipient = stdout(&out).trim().to_string();
+    assert!(recipient.starts_with("age1"));
+    assert_eq!(
+        stderr(&out).lines().last().unwrap(),
+        format!(
+            "hint: send this recipient to a teammate, who adds you with: coffer team add YOUR-NAME {recipient}"
+        )
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ const SECRET: &str = "S3cr3t!pass";
 
 /// A repo at `repo/` with coffer set up, a creation rule for this sandbox's key, and
 /// `secrets/app.yaml` + `secrets/app.env` committed.
-fn repo(sb: &Sandbox) {
+pub(super) fn repo(sb: &Sandbox) {
     sb.write("repo/.keep", "");
     sb.git("repo", &["init", "-q", "-b", "main"]);
     let out = sb.coffer_in("repo", &["git", "setup"]);
@@ -19,7 +19,7 @@ fn repo(sb: &Sandbox) {
 }
 
 /// The creation rule for this sandbox's key, and attributes covering `secrets/`.
-fn configure(sb: &Sandbox) {
+pub(super) fn configure(sb: &Sandbox) {
     sb.write(
         "repo/.coffer.yaml",
         format!("creation_rules:\n  - age: {}\n", sb.recipient),
@@ -30,7 +30,7 @@ fn configure(sb: &Sandbox) {
     );
 }
 
-fn blob(sb: &Sandbox, dir: &str, rev_path: &str) -> String {
+pub(super) fn blob(sb: &Sandbox, dir: &str, rev_path: &str) -> String {
     sb.git(dir, &["cat-file", "-p", rev_path])
 }
 
@@ -308,11 +308,14 @@ fn the_same_value_changed_on_both_sides_conflicts_in_the_working_tree_only() {
     // setup keeps rerere, which would store the conflicted plaintext, off.
     assert_eq!(sb.git("repo", &["config", "rerere.enabled"]), "false\n");
     assert!(!sb.path("repo/.git/rr-cache").exists());
-    // Committing the markers is refused: they are not valid YAML.
+    // Committing the markers is refused, and the message names them.
     let add = sb.git_in("repo", &["add", "secrets/app.yaml"]);
     assert!(!add.status.success());
+    let line = 1 + text.lines().position(|l| l.starts_with("<<<<<<<")).unwrap();
     assert!(
-        stderr(&add).contains("secrets/app.yaml"),
+        stderr(&add).contains(&format!(
+            "coffer: secrets/app.yaml: unresolved conflict markers at line {line}; finish the merge first"
+        )),
         "{}",
         stderr(&add)
     );
@@ -376,14 +379,17 @@ fn plaintext_committed_before_setup_is_reported_and_blocked() {
     let out = sb.coffer_in("repo", &["git", "setup", "--hook"]);
     assert_success(&out, &["setup --hook"]);
     configure(&sb);
+    // Listing a plaintext blob fails, with the fix.
     let status = sb.coffer_in("repo", &["git", "status"]);
-    assert_success(&status, &["git status"]);
     assert_eq!(
         stdout(&status),
         "staged     committed  path\nPLAINTEXT  PLAINTEXT  secrets/old.env\n"
     );
-    assert!(stderr(&status)
-        .contains("git rm --cached -q -- secrets/old.env && git add -- secrets/old.env"));
+    assert_error(
+        &status,
+        1,
+        "hint: secrets/old.env: stage it encrypted with: git add --renormalize -- secrets/old.env",
+    );
     let check = sb.coffer_in("repo", &["git", "check"]);
     assert_error(
         &check,
@@ -395,8 +401,7 @@ fn plaintext_committed_before_setup_is_reported_and_blocked() {
     let commit = sb.git_in("repo", &["commit", "-q", "-m", "attrs"]);
     assert!(!commit.status.success(), "the pre-commit hook must refuse");
     // The fix the message gives works.
-    sb.git("repo", &["rm", "--cached", "-q", "--", "secrets/old.env"]);
-    sb.git("repo", &["add", "--", "secrets/old.env"]);
+    sb.git("repo", &["add", "--renormalize", "--", "secrets/old.env"]);
     assert_success(
         &sb.coffer_in("repo", &["git", "check"]),
         &["check after fix"],
@@ -407,6 +412,35 @@ fn plaintext_committed_before_setup_is_reported_and_blocked() {
     assert!(
         status.contains("encrypted  encrypted  secrets/old.env"),
         "{status}"
+    );
+}
+
+/// In a clone without setup, `git add` stores plaintext: the fix starts with setup, and
+/// following it never leaves the file out of the index.
+#[test]
+fn the_fix_for_plaintext_staged_without_setup_sets_the_filter_up_first() {
+    let sb = Sandbox::new();
+    sb.write("repo/.keep", "");
+    sb.git("repo", &["init", "-q", "-b", "main"]);
+    configure(&sb);
+    sb.write("repo/secrets/new.env", "TOKEN=plain-token-123\n");
+    sb.git("repo", &["add", "."]);
+    let check = sb.coffer_in("repo", &["git", "check"]);
+    assert_error(
+        &check,
+        1,
+        "hint: secrets/new.env: stage it encrypted with: coffer git setup && git add --renormalize -- secrets/new.env",
+    );
+    assert_success(&sb.coffer_in("repo", &["git", "setup"]), &["setup"]);
+    sb.git("repo", &["add", "--renormalize", "--", "secrets/new.env"]);
+    assert_success(
+        &sb.coffer_in("repo", &["git", "check"]),
+        &["check after fix"],
+    );
+    assert!(blob(&sb, "repo", ":secrets/new.env").starts_with("TOKEN=ENC["));
+    assert_eq!(
+        sb.read_str("repo/secrets/new.env"),
+        "TOKEN=plain-token-123\n"
     );
 }
 
