@@ -328,15 +328,23 @@ fn scalar(v: &Value, key: &str) -> Option<String> {
 
 impl Config {
     pub fn load(file: &Path) -> Result<Config> {
+        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Config {
+            file: file.display().to_string(),
+            message: "not UTF-8 text".into(),
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// The config `file` holding `text` would be.
+    pub fn parse(file: &Path, text: &str) -> Result<Config> {
         let name = file.display().to_string();
         let bad = |message: String| Error::Config {
             file: name.clone(),
             message,
         };
-        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
         // Read as sops reads it: anchors, aliases and merge keys resolved.
-        let root = crate::format::yaml_data::read(&text).map_err(|error| Error::Syntax {
+        let root = crate::format::yaml_data::read(text).map_err(|error| Error::Syntax {
             file: name.clone(),
             error,
         })?;

@@ -116,6 +116,13 @@ pub enum Error {
     #[error("{file}: {message}")]
     Config { file: String, message: String },
 
+    /// A change of the people in a rules file that cannot be made as asked.
+    #[error("{file}: {error}")]
+    Team {
+        file: String,
+        error: crate::team::TeamError,
+    },
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -21,6 +21,7 @@ pub mod path;
 pub mod rekey;
 pub mod render;
 pub mod sops;
+pub mod team;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 pub use crate::error::one_line;
+use crate::team::TeamError;
 use crate::Error;
 
 /// What kind of failure, as the README's exit-code table names them.
@@ -52,7 +53,15 @@ impl Kind {
     /// The kind of a library error.
     pub fn of(err: &Error) -> Kind {
         match err {
-            Error::Usage(_) => Kind::Usage,
+            Error::Usage(_)
+            | Error::Team {
+                error: TeamError::Unknown(_) | TeamError::BadName(_) | TeamError::NoSuchRule(_),
+                ..
+            } => Kind::Usage,
+            Error::Team {
+                error: TeamError::Syntax(_),
+                ..
+            } => Kind::Syntax,
             Error::NoKey { .. } => Kind::NoKey,
             Error::MacMismatch { .. }
             | Error::MacMissing { .. }

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use super::{warn, Env};
+use super::{say, warn, Env};
 use crate::git::{self, Filter};
 use crate::{Error, Result};
 
@@ -11,7 +11,7 @@ use crate::{Error, Result};
 pub enum GitCommand {
     /// Write coffer's filter, diff and merge drivers into git's config
     #[command(
-        after_help = "Examples:\n  coffer git setup          # this repository\n  coffer git setup --hook   # and a pre-commit hook running `coffer git check`\n  coffer git setup --global # every repository of this user\n\nThen mark files in .gitattributes (see .gitattributes.example):\n  secrets/** filter=coffer diff=coffer merge=coffer"
+        after_help = "Examples:\n  coffer git setup           # this repository\n  coffer git setup -y        # and decrypt covered files a clone checked out before setup\n  coffer git setup --hook    # and a pre-commit hook running `coffer git check`\n  coffer git setup --global  # every repository of this user\n  coffer git setup --example # an example .gitattributes and .coffer.yaml\n\nThen mark files in .gitattributes:\n  secrets/** filter=coffer diff=coffer merge=coffer"
     )]
     Setup {
         /// Write to the user's global config instead of this repository's
@@ -20,6 +20,12 @@ pub enum GitCommand {
         /// Also install a pre-commit hook that runs `coffer git check`
         #[arg(long)]
         hook: bool,
+        /// Print an example .gitattributes and .coffer.yaml, and change nothing
+        #[arg(long, conflicts_with_all = ["global", "hook", "yes"])]
+        example: bool,
+        /// Decrypt covered files checked out before setup (`coffer git unlock`) without asking
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// List files covered by filter=coffer and whether their staged and committed blobs are encrypted
     #[command(after_help = "Example:\n  coffer git status")]
@@ -202,7 +208,10 @@ fn stdout_bytes(data: &[u8]) -> Result<()> {
 
 pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
     match cmd {
-        GitCommand::Setup { global, hook } => {
+        GitCommand::Setup { example: true, .. } => stdout_bytes(git::setup::EXAMPLE.as_bytes()),
+        GitCommand::Setup {
+            global, hook, yes, ..
+        } => {
             let dir = std::env::current_dir().map_err(|e| Error::io(".", e))?;
             if let Some(path) = git::setup::setup(&dir, global, hook)? {
                 eprintln!("coffer: installed {}", path.display());
@@ -211,6 +220,21 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
                 "coffer: git filter, diff and merge drivers configured ({})",
                 if global { "global" } else { "this repository" }
             );
+            // A clone made before setup checked its covered files out as ciphertext.
+            let Ok((repo, workdir)) = repo() else {
+                return Ok(());
+            };
+            let locked = git::status::locked(&repo, &workdir)?;
+            match (locked.len(), yes) {
+                (0, _) => {}
+                (_, true) => {
+                    let done = git::status::unlock(&repo, &workdir)?;
+                    say(&format!("{} covered file(s) re-checked-out through the filter", done.len()));
+                }
+                (n, false) => super::hint(&format!(
+                    "{n} covered file(s) are still ciphertext in the working tree (checked out before setup): run `coffer git unlock`"
+                )),
+            }
             Ok(())
         }
         GitCommand::FilterProcess => {

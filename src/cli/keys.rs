@@ -37,8 +37,8 @@ pub struct UpdatekeysArgs {
 pub struct AccessArgs {
     /// Encrypted files, directories (recursive) and globs (default: the whole repository)
     pub paths: Vec<PathBuf>,
-    /// Only the files this age recipient, KMS key ARN or PGP fingerprint opens (alone or as one of a file's key groups)
-    #[arg(long, value_name = "RECIPIENT")]
+    /// Only the files this person opens: a name from the rules file, an age recipient (or a unique start of one), a KMS key ARN or a PGP fingerprint
+    #[arg(long, value_name = "NAME|KEY")]
     pub who: Option<String>,
     /// JSON for scripts
     #[arg(long)]
@@ -55,7 +55,7 @@ fn selection(all: bool, paths: &[PathBuf]) -> Selection<'_> {
 
 /// The files to look at; a file named on the command line that is not encrypted is an
 /// error (a directory or a glob just has fewer files).
-fn found(all: bool, paths: &[PathBuf]) -> Result<Vec<Found>> {
+pub(super) fn found(all: bool, paths: &[PathBuf]) -> Result<Vec<Found>> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     // A path that names nothing is a mistake, not an empty selection (globs may match none).
     for p in paths {
@@ -88,9 +88,9 @@ fn found(all: bool, paths: &[PathBuf]) -> Result<Vec<Found>> {
 }
 
 /// Creation rules, each config file read once.
-struct Rules<'a> {
-    explicit: Option<&'a Path>,
-    loaded: HashMap<PathBuf, Config>,
+pub(super) struct Rules<'a> {
+    pub(super) explicit: Option<&'a Path>,
+    pub(super) loaded: HashMap<PathBuf, Config>,
 }
 
 impl Rules<'_> {
@@ -119,7 +119,7 @@ impl Rules<'_> {
 
     /// Names people gave keys in the config files read so far (`age1… # alice`), and in
     /// their committed versions, so a key just removed from the rules is still named.
-    fn names(&self) -> HashMap<String, String> {
+    pub(super) fn names(&self) -> HashMap<String, String> {
         let mut out = HashMap::new();
         for file in self.loaded.keys() {
             if let Some(text) = workspace::committed_text(file) {
@@ -134,16 +134,16 @@ impl Rules<'_> {
 }
 
 /// One file's part of a plan.
-struct Planned {
-    found: Found,
+pub(super) struct Planned {
+    pub(super) found: Found,
     /// What it should be wrapped for.
     wanted: Recipients,
-    change: KeyChange,
+    pub(super) change: KeyChange,
 }
 
 /// A plan over many files: what changes, what is in step, what is left alone and why.
-struct Plan {
-    changes: Vec<Planned>,
+pub(super) struct Plan {
+    pub(super) changes: Vec<Planned>,
     unchanged: usize,
     /// Files no creation rule matches, by working-tree path.
     ruleless: Vec<PathBuf>,
@@ -154,7 +154,7 @@ struct Plan {
     skipped: Vec<(String, String)>,
 }
 
-fn plan(
+pub(super) fn plan(
     found: Vec<Found>,
     rotation: Rotation,
     rules: &mut Rules<'_>,
@@ -223,7 +223,7 @@ fn plan(
     Ok(plan)
 }
 
-fn print_plan(plan: &Plan, names: &HashMap<String, String>) -> Result<()> {
+pub(super) fn print_plan(plan: &Plan, names: &HashMap<String, String>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let io = |e| Error::io("<stdout>", e);
     let shown = |k: &String| match names.get(k.strip_prefix("kms:").unwrap_or(k)) {
@@ -273,7 +273,7 @@ fn print_plan(plan: &Plan, names: &HashMap<String, String>) -> Result<()> {
 }
 
 /// Ask once for the whole plan on a terminal; without one, `-y` is needed.
-fn confirm(what: &str) -> Result<bool> {
+pub(super) fn confirm(what: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Err(Error::Usage(format!(
             "{what} changes files: confirm with -y (there is no terminal to ask on), or see the plan with --dry-run"
@@ -462,7 +462,7 @@ pub fn rotate_many(
 
 /// Apply the plan once it is confirmed; files held back from a key removal make the
 /// command fail, since the revocation is not complete until they are done.
-fn finish(
+pub(super) fn finish(
     plan: Plan,
     dry_run: bool,
     yes: bool,
@@ -511,6 +511,51 @@ fn finish(
     }
 }
 
+/// Whether a file's key label is `who` (a recipient, `pgp:FP` or its fingerprint, a KMS
+/// key ARN, used through a role or not).
+fn is_key(label: &str, who: &str) -> bool {
+    let l = rekey::key_of_label(label);
+    let who_arn = who.strip_prefix("kms:").unwrap_or(who);
+    let arn = l
+        .strip_prefix("kms:")
+        .map(|k| k.split('+').next().unwrap_or(k));
+    l == who || l.strip_prefix("pgp:") == Some(who) || arn == Some(who_arn)
+}
+
+/// The key `--who` means: a key as written, a name the rules give a key, or the one key
+/// that starts so. Anything else is a mistake, not an empty answer.
+fn resolve_who(who: &str, labels: &[&String], names: &HashMap<String, String>) -> Result<String> {
+    if labels.iter().any(|l| is_key(l, who)) || names.contains_key(who) {
+        return Ok(who.to_string());
+    }
+    let named: Vec<&String> = names
+        .iter()
+        .filter(|(_, n)| *n == who)
+        .map(|(k, _)| k)
+        .collect();
+    if let [key] = named.as_slice() {
+        return Ok((*key).clone());
+    }
+    let mut keys: Vec<String> = labels
+        .iter()
+        .map(|l| rekey::key_of_label(l).to_string())
+        .chain(names.keys().cloned())
+        .filter(|k| who.len() >= 8 && k.starts_with(who))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    match keys.as_slice() {
+        [key] => Ok(key.clone()),
+        [] => Err(Error::Usage(format!(
+            "--who {who}: no key of these files or name in the rules file is {who}"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "--who {who}: {} keys start so; give more of it",
+            keys.len()
+        ))),
+    }
+}
+
 pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
     let mut rules = Rules {
         explicit: config,
@@ -521,33 +566,26 @@ pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
         let (_, meta, _) = sops::read_metadata(&f.name, f.format, f.bytes.clone())?;
         let keys = Recipients::of(&meta);
         let labels = rekey::labels(&keys);
-        if let Some(who) = &args.who {
-            let who = who.trim();
-            // A KMS key used through a role is still that key.
-            let who_arn = who.strip_prefix("kms:").unwrap_or(who);
-            let arn_of = |l: &String| {
-                l.strip_prefix("kms:")
-                    .map(|k| k.split('+').next().unwrap_or(k).to_string())
-            };
-            if !labels
-                .iter()
-                .map(|l| rekey::key_of_label(l).to_string())
-                .any(|l| {
-                    l == who
-                        || l.strip_prefix("pgp:") == Some(who)
-                        || arn_of(&l).as_deref() == Some(who_arn)
-                })
-            {
-                continue;
-            }
-        }
         let rule = match rules.for_file(&f.path)? {
             Some(r) => Some(rekey::change(&keys, &r.recipients()?, Rotation::Never)),
             None => None,
         };
         rows.push((f.name, labels, rule));
     }
-    let names = rules.names();
+    let mut names = rules.names();
+    if let Some(who) = &args.who {
+        // Names from the rules file nearest here too, when no file was governed by it.
+        let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+        let near = config
+            .map(Path::to_path_buf)
+            .or_else(|| crate::config::find(&cwd));
+        if let Some(text) = near.and_then(|p| std::fs::read_to_string(p).ok()) {
+            names.extend(crate::config::key_names(&text));
+        }
+        let all: Vec<&String> = rows.iter().flat_map(|(_, l, _)| l).collect();
+        let who = resolve_who(who.trim(), &all, &names)?;
+        rows.retain(|(_, labels, _)| labels.iter().any(|l| is_key(l, &who)));
+    }
     let name_of = |k: &str| {
         let k = rekey::key_of_label(k);
         names.get(k.strip_prefix("kms:").unwrap_or(k)).cloned()

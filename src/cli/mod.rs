@@ -24,6 +24,7 @@ mod git;
 mod keygen;
 mod keys;
 pub mod sops;
+mod team;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -118,6 +119,12 @@ pub enum Command {
         after_help = "Examples:\n  coffer access                       # every encrypted file of the repository\n  coffer access --who age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  coffer access secrets/ --json\n\nOnly metadata is read: no key is needed. A key is named by the comment on its line in .coffer.yaml (age1… # alice)."
     )]
     Access(keys::AccessArgs),
+    /// Add and remove people by name: the rules file edited, the files re-keyed
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  coffer team list\n  coffer team add carol age1… -y     # under keys: as &carol, *carol in every rule\n  coffer team remove bob -y         # out of the rules; his files get new data keys"
+    )]
+    Team(team::TeamCommand),
     /// Tell whether a file is encrypted, as JSON
     #[command(after_help = "Example:\n  coffer filestatus secrets.yaml   # {\"encrypted\":true}")]
     Filestatus(crypt::FilestatusArgs),
@@ -449,6 +456,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
         Command::Rotate(a) => crypt::rotate(a, env),
         Command::Updatekeys(a) => keys::updatekeys(a, config, env),
         Command::Access(a) => keys::access(a, config),
+        Command::Team(cmd) => team::run(cmd, config, env),
         Command::Filestatus(a) => crypt::filestatus(a),
         Command::Git(cmd) => git::run(cmd, config, env),
         Command::Exec(a) => deploy::exec(a, env),

@@ -20,6 +20,24 @@ pub const SETTINGS: [(&str, &str); 8] = [
     ("rerere.enabled", "false"),
 ];
 
+/// What `coffer git setup --example` prints: the two files a credentials repository needs.
+pub const EXAMPLE: &str = "\
+# .gitattributes: the files the coffer filter keeps encrypted in git
+secrets/** filter=coffer diff=coffer merge=coffer
+*.enc.yaml filter=coffer diff=coffer merge=coffer
+
+# .coffer.yaml: who opens which files. Each person is named once under keys:
+# (`coffer team add NAME age1…` adds one) and referred to in the rules.
+keys:
+  - &alice age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+creation_rules:
+  - path_regex: ^secrets/prod/
+    kms: arn:aws:kms:eu-west-1:111122223333:alias/secrets
+    age: [*alice]
+  - path_regex: ^secrets/
+    age: [*alice]
+";
+
 const HOOK: &str = "#!/bin/sh\n# Installed by `coffer git setup --hook`: refuse commits that stage secrets in plaintext.\nexec coffer git check\n";
 
 /// Write the settings (idempotent). Returns the hook path when one was installed.

@@ -98,8 +98,9 @@ pub fn staged_changes_that_do_not_open(
     Ok(out)
 }
 
-/// Put plaintext back in place of ciphertext left by a checkout without a key.
-pub fn unlock(repo: &git2::Repository, workdir: &Path) -> Result<Vec<String>> {
+/// Covered files whose working tree holds ciphertext (checked out without a key, or
+/// before setup).
+pub fn locked(repo: &git2::Repository, workdir: &Path) -> Result<Vec<String>> {
     let mut still_encrypted = Vec::new();
     for c in covered(repo)? {
         let file = workdir.join(&c.path);
@@ -110,6 +111,12 @@ pub fn unlock(repo: &git2::Repository, workdir: &Path) -> Result<Vec<String>> {
             still_encrypted.push(c.path);
         }
     }
+    Ok(still_encrypted)
+}
+
+/// Put plaintext back in place of ciphertext left by a checkout without a key.
+pub fn unlock(repo: &git2::Repository, workdir: &Path) -> Result<Vec<String>> {
+    let still_encrypted = locked(repo, workdir)?;
     if still_encrypted.is_empty() {
         return Ok(Vec::new());
     }

@@ -18,4 +18,5 @@ mod roundtrip;
 mod safety;
 mod snapshots;
 mod sops_cli;
+mod team;
 mod verify;
