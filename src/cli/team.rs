@@ -98,9 +98,8 @@ pub fn run(cmd: TeamCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             dry_run,
             yes,
         } => {
-            crate::keys::age::parse_recipient(recipient.trim()).map_err(|e| {
-                Error::Usage(format!("{recipient:?} is not an age recipient ({e})"))
-            })?;
+            crate::keys::age::parse_recipient(recipient.trim())
+                .map_err(|e| Error::Usage(e.to_string()))?;
             let key = recipient.trim();
             let edited = team::add(&text, &who, key, &path_regex).map_err(bad)?;
             let member = Member {

@@ -596,3 +596,38 @@ fn under_the_name_sops_kms_keys_wrap_and_open_files_both_ways() {
         .unwrap();
     assert_eq!(out.status.code(), Some(128), "{}", stderr(&out));
 }
+
+/// coffer cannot take someone's IAM access to a KMS key away: removing a person from
+/// files a KMS key also opens says so, in the plan.
+#[test]
+fn team_remove_names_the_kms_keys_it_cannot_revoke() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let bob = Sandbox::new();
+    let key = moto.create_key("eu-west-1");
+    sb.write(
+        ".coffer.yaml",
+        format!(
+            "keys:\n  - &me {}\n  - &bob {}\n  - &prod {key}\ncreation_rules:\n  - path_regex: ^prod/\n    kms: *prod\n    age: [*me, *bob]\n  - age: [*me, *bob]\n",
+            sb.recipient, bob.recipient
+        ),
+    );
+    sb.write("prod/a.env", "A=1\n");
+    sb.write("dev/b.env", "B=1\n");
+    ok(&sb, &moto, &["encrypt", "-i", "prod/a.env"]);
+    ok(&sb, &moto, &["encrypt", "-i", "dev/b.env"]);
+    let out = ok(&sb, &moto, &["team", "remove", "bob", "--dry-run"]);
+    let text = stdout(&out);
+    assert!(
+        text.ends_with(
+            "1 of these file(s) are also opened by KMS keys, which coffer cannot revoke: remove bob's IAM access to those keys too\n"
+        ),
+        "{text}"
+    );
+    let out = ok(&sb, &moto, &["access", "prod/a.env"]);
+    assert!(
+        stdout(&out).contains(&format!("  kms:{key} (prod)\n")),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -238,3 +238,72 @@ fn more_errors_notes_and_warnings() {
     run(&["git", "setup", "--hook"]);
     insta::assert_snapshot!("more-errors", all);
 }
+
+/// A team's repository: what `coffer team` prints (stdout too), and each mistake with
+/// files the filter covers or rules that name people.
+#[test]
+fn team_and_covered_files() {
+    let sb = Sandbox::new();
+    let bob = Sandbox::new();
+    sb.write("repo/.keep", "");
+    sb.git("repo", &["init", "-q", "-b", "main"]);
+    assert_success(&sb.coffer_in("repo", &["git", "setup"]), &["setup"]);
+    sb.write(
+        "repo/.gitattributes",
+        "secrets/** filter=coffer diff=coffer merge=coffer\n",
+    );
+    sb.write(
+        "repo/.coffer.yaml",
+        "creation_rules:\n  - path_regex: ^secrets/\n",
+    );
+    sb.write("repo/secrets/app.env", "TOKEN=one\n");
+    sb.write("repo/notes.yaml", "a: 1\n");
+    let mut all = String::new();
+    let mut run = |args: &[&str]| {
+        let out = sb.coffer_in("repo", args);
+        all.push_str(&case(&sb, args, &out));
+        all.push_str(&normalized(&sb, &stdout(&out)));
+        all.push('\n');
+    };
+    run(&["team", "add", "me", &sb.recipient, "-y"]);
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-q", "-m", "init"]);
+    run(&["team", "add", "bob", &bob.recipient, "--dry-run"]);
+    run(&["team", "add", "bob", &bob.recipient, "-y"]);
+    run(&["team", "list"]);
+    run(&["access", "--who", "bob"]);
+    run(&["team", "remove", "bob", "-y"]);
+    run(&["team", "remove", "bob"]);
+    run(&["team", "add", "bob", "age1nope"]);
+    run(&["team", "add", "me", &bob.recipient]);
+    run(&["team", "add", "x y", &bob.recipient]);
+    run(&[
+        "team",
+        "add",
+        "bob",
+        &bob.recipient,
+        "--path-regex",
+        "^nope/",
+    ]);
+    run(&["access", "--who", "nobody"]);
+    // Files the filter covers, and one it does not.
+    run(&["set", "secrets/app.env", "[\"TOKEN\"]", "two"]);
+    run(&["decrypt", "secrets/app.env"]);
+    sb.write("repo/secrets/new.env", "NEW=1\n");
+    run(&["rotate", "-i", "secrets/new.env"]);
+    run(&["updatekeys", "-y", "secrets/new.env"]);
+    run(&["decrypt", "notes.yaml"]);
+    sb.write(
+        "repo/secrets/app.env",
+        "<<<<<<< ours\nTOKEN=a\n=======\nTOKEN=b\n>>>>>>> theirs\n",
+    );
+    run(&["decrypt", "secrets/app.env"]);
+    // Someone under keys: whom no rule names.
+    let rules = sb.read_str("repo/.coffer.yaml");
+    sb.write(
+        "repo/.coffer.yaml",
+        rules.replace("keys:\n", &format!("keys:\n  - &ghost {}\n", bob.recipient)),
+    );
+    run(&["team", "remove", "ghost", "--dry-run"]);
+    insta::assert_snapshot!("team-and-covered", all);
+}

@@ -361,7 +361,7 @@ fn team_mistakes_are_one_line_each_and_change_nothing() {
         (
             &["team", "add", "eve", "age1nope"],
             2,
-            "coffer: \"age1nope\" is not an age recipient",
+            "coffer: not a valid age recipient: \"age1nope\"",
         ),
         (
             &["team", "add", "bad name", "[KEY]"],
