@@ -184,7 +184,18 @@ impl Sandbox {
     }
 
     pub fn git_env(&self, dir: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = Command::new("git");
+        let mut c = self.as_git_user("git");
+        c.current_dir(self.path(dir));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap()
+    }
+
+    /// `program` as someone using git here runs it: coffer first on PATH, this sandbox's
+    /// HOME, no user or system git config, a commit identity, no stdin.
+    pub fn as_git_user(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", path_with_coffer())
             .env("HOME", self.home())
@@ -195,12 +206,9 @@ impl Sandbox {
             .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
             .env("GIT_COMMITTER_NAME", "Test")
             .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-            .current_dir(self.path(dir))
+            .current_dir(self.dir.path())
             .stdin(Stdio::null());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.args(args).output().unwrap()
+        c
     }
 
     /// git that must succeed; returns stdout.

@@ -3,7 +3,7 @@
 //! guide run as written, as three people, against real git and the local AWS endpoint.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use super::common::*;
 use super::moto::Moto;
@@ -50,21 +50,8 @@ impl Person {
         } else {
             self.sb.dir.path().to_path_buf()
         };
-        let mut c = Command::new("sh");
-        c.arg("-ec")
-            .arg(script)
-            .env_clear()
-            .env("PATH", path_with_coffer())
-            .env("HOME", self.sb.home())
-            .env("TMPDIR", self.sb.dir.path())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-            .current_dir(dir)
-            .stdin(Stdio::null());
+        let mut c = self.sb.as_git_user("sh");
+        c.arg("-ec").arg(script).current_dir(dir);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -250,18 +237,18 @@ fn add_and_remove_edit_the_rules_in_place_and_rekey_only_their_files() {
     ]);
     let dev_before = sb.read_str("repo/dev/b.env");
 
-    let out = team(
-        &sb,
-        "repo",
-        &[
+    let add_ops = |last: &str| {
+        let args = [
             "add",
             "ops",
             &other.recipient,
             "--path-regex",
             "^secrets/",
-            "--dry-run",
-        ],
-    );
+            last,
+        ];
+        team(&sb, "repo", &args)
+    };
+    let out = add_ops("--dry-run");
     assert_success(&out, &["team add --dry-run"]);
     assert_eq!(
         stdout(&out),
@@ -277,18 +264,7 @@ fn add_and_remove_edit_the_rules_in_place_and_rekey_only_their_files() {
         "a dry run writes nothing"
     );
 
-    let out = team(
-        &sb,
-        "repo",
-        &[
-            "add",
-            "ops",
-            &other.recipient,
-            "--path-regex",
-            "^secrets/",
-            "-y",
-        ],
-    );
+    let out = add_ops("-y");
     assert_success(&out, &["team add -y"]);
     assert_eq!(
         sb.read_str("repo/.coffer.yaml"),
@@ -471,20 +447,10 @@ fn the_pre_commit_hook_refuses_plaintext_staged() {
     sb.write("repo/secrets/prod.env", "TOKEN=plain-token\n");
     sb.git("repo", &["add", "."]);
     let run = |dir: &str| {
-        Command::new(&pre_commit)
+        sb.as_git_user(&pre_commit)
             .args(["try-repo", repo().to_str().unwrap(), "coffer-check"])
-            .env_clear()
-            .env("PATH", path_with_coffer())
-            .env("HOME", sb.home())
             .env("PRE_COMMIT_HOME", sb.path("pre-commit-cache"))
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
             .current_dir(sb.path(dir))
-            .stdin(Stdio::null())
             .output()
             .unwrap()
     };
