@@ -504,31 +504,52 @@ impl Config {
 
 /// The creation rule for `target`, from --config or the nearest config file.
 pub fn creation_rule(explicit: Option<&Path>, target: &Path) -> Result<Option<CreationRule>> {
-    let file = match explicit {
-        Some(p) => Some(p.to_path_buf()),
-        None => {
-            let abs = std::path::absolute(target).map_err(|e| Error::io(target, e))?;
-            let dir = abs
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            find(&dir)
+    RulesCache::new(explicit.map(Path::to_path_buf)).rule_for(target)
+}
+
+/// Config files read once each, for the creation rules of many files (the git filter's).
+#[derive(Default)]
+pub struct RulesCache {
+    explicit: Option<PathBuf>,
+    loaded: std::collections::HashMap<PathBuf, Config>,
+}
+
+impl RulesCache {
+    pub fn new(explicit: Option<PathBuf>) -> Self {
+        RulesCache {
+            explicit,
+            loaded: Default::default(),
         }
-    };
-    match file {
-        None => Ok(None),
-        Some(f) => {
-            let config = Config::load(&f)?;
-            match config.rule_for(target) {
-                Some(CreationRule {
-                    unsupported: Some(why),
-                    ..
-                }) => Err(Error::Config {
-                    file: f.display().to_string(),
-                    message: why.clone(),
-                }),
-                rule => Ok(rule.cloned()),
+    }
+
+    /// The rule for `target`: from --config, or the nearest config file above it. A rule
+    /// coffer cannot use is an error where it applies.
+    pub fn rule_for(&mut self, target: &Path) -> Result<Option<CreationRule>> {
+        let file = match &self.explicit {
+            Some(p) => Some(p.clone()),
+            None => {
+                let abs = std::path::absolute(target).map_err(|e| Error::io(target, e))?;
+                let dir = abs
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                find(&dir)
             }
+        };
+        let Some(f) = file else { return Ok(None) };
+        if !self.loaded.contains_key(&f) {
+            let config = Config::load(&f)?;
+            self.loaded.insert(f.clone(), config);
+        }
+        match self.loaded[&f].rule_for(target) {
+            Some(CreationRule {
+                unsupported: Some(why),
+                ..
+            }) => Err(Error::Config {
+                file: f.display().to_string(),
+                message: why.clone(),
+            }),
+            rule => Ok(rule.cloned()),
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum Error {
         reasons: Vec<String>,
     },
 
+    #[error("{file}: {why}")]
+    EntryAltered { file: String, why: String },
+
     #[error("{file}: MAC mismatch: the file was altered or corrupted (use --ignore-mac to recover what is readable)")]
     MacMismatch { file: String },
 
@@ -97,6 +100,9 @@ pub enum Error {
 
     #[error("{} file(s) covered by filter=coffer are committed in plaintext, so their secrets are in history: {}", files.len(), files.join(", "))]
     PlaintextCommitted { files: Vec<String> },
+
+    #[error("{} covered file(s) are not encrypted as the creation rules say: {}", files.len(), files.iter().map(|(f, why)| format!("{f} ({why})")).collect::<Vec<_>>().join("; "))]
+    Weakened { files: Vec<(String, String)> },
 
     #[error("staged version does not open: {}", .files.iter().map(|(f, why)| format!("{f} ({why})")).collect::<Vec<_>>().join(", "))]
     StagedBroken { files: Vec<(String, String)> },

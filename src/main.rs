@@ -31,5 +31,6 @@ fn main() -> ExitCode {
     if cli.strict_layout {
         env.layout = coffer::sops::Layout::Strict;
     }
+    env.force = cli.force;
     coffer::cli::run(cli, &env)
 }

@@ -194,7 +194,8 @@ impl Metadata {
         for entry in seq(from.get("age")) {
             let field = |k: &str| entry.get(k).and_then(MetaValue::as_str).map(str::to_string);
             self.age.push(AgeEntry {
-                recipient: field("recipient").ok_or("an age entry has no recipient")?,
+                // sops opens an entry without one: its stanza says nothing of whose it is.
+                recipient: field("recipient").unwrap_or_default(),
                 enc: field("enc").ok_or("an age entry has no enc")?,
             });
         }
@@ -262,6 +263,14 @@ impl Metadata {
         self.groups = fresh.groups;
         self.shamir_threshold = fresh.shamir_threshold;
         self.shamir_raw = fresh.shamir_raw;
+    }
+
+    /// The version, when its major version is one coffer does not know (a future sops
+    /// format, which coffer reads as 3.x but must not silently rewrite as 3.x).
+    pub fn unknown_major(&self) -> Option<&str> {
+        let v = self.version.as_deref()?;
+        let major: u64 = v.split('.').next()?.trim().parse().ok()?;
+        (major > 3).then_some(v)
     }
 
     /// Whether the data key is split over Shamir key groups.

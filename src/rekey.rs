@@ -6,6 +6,7 @@
 //! key gets a new data key and every value encrypted again, because whoever held the
 //! removed key may have kept the old data key.
 
+use crate::config::CreationRule;
 use crate::keys::kms::{KmsKeys, KmsSpec};
 use crate::keys::Recipients;
 use crate::metadata;
@@ -18,6 +19,16 @@ pub fn label_kms(k: &KmsSpec) -> String {
     match &k.role {
         Some(r) => format!("kms:{}+{r}", k.arn),
         None => format!("kms:{}", k.arn),
+    }
+}
+
+/// An age recipient as plans and `access` show it; an entry that names none (sops reads
+/// such entries) is shown as what it is.
+pub fn label_age(recipient: &str) -> String {
+    if recipient.is_empty() {
+        "unknown age recipient".to_string()
+    } else {
+        recipient.to_string()
     }
 }
 
@@ -38,7 +49,7 @@ pub fn labels(r: &Recipients) -> Vec<String> {
     }
     r.age
         .iter()
-        .cloned()
+        .map(|a| label_age(a))
         .chain(r.kms.iter().map(label_kms))
         .chain(r.pgp.iter().map(|p| format!("pgp:{p}")))
         .collect()
@@ -134,7 +145,7 @@ fn missing_flat(these: &Recipients, others: &Recipients) -> Vec<String> {
         .age
         .iter()
         .filter(|r| !others.age.contains(r))
-        .cloned()
+        .map(|r| label_age(r))
         .chain(
             these
                 .kms
@@ -152,10 +163,156 @@ fn missing_flat(these: &Recipients, others: &Recipients) -> Vec<String> {
         .collect()
 }
 
+/// How a file's metadata differs from its creation rule: the master keys, and the
+/// settings that say what is encrypted. The rules are the truth: a file committed with
+/// other settings (by someone without a key, say) is put back to them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drift {
+    pub keys: KeyChange,
+    /// The settings that differ, named as the rules file names them.
+    pub settings: Vec<&'static str>,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.settings.is_empty()
+    }
+
+    /// One line: what differs.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.settings.iter().map(|s| s.to_string()).collect();
+        parts.extend(self.keys.added.iter().map(|k| format!("+ {k}")));
+        parts.extend(self.keys.removed.iter().map(|k| format!("- {k}")));
+        if self.keys.added.is_empty() && self.keys.removed.is_empty() && self.keys.rotate {
+            parts.push("a key entry twice".into());
+        }
+        parts.join(", ")
+    }
+}
+
+/// Age recipients named by more than one entry of a file: the second may hold someone
+/// else's copy of the data key under a borrowed name.
+pub fn duplicate_entries(meta: &metadata::Metadata) -> Vec<String> {
+    let ages: Vec<&String> = std::iter::once(&meta.age)
+        .chain(meta.groups.iter().map(|g| &g.age))
+        .flat_map(|entries| entries.iter().map(|a| &a.recipient))
+        .collect();
+    let mut twice: Vec<String> = (1..ages.len())
+        .filter(|&i| ages[..i].contains(&ages[i]))
+        .map(|i| label_age(ages[i]))
+        .collect();
+    twice.dedup();
+    twice
+}
+
+/// What differs between `meta` and `rule`. Two entries for one age recipient are drift
+/// too: the second may hold someone else's copy of the data key under a borrowed name.
+pub fn drift(meta: &metadata::Metadata, rule: &CreationRule) -> Result<Drift> {
+    let current = Recipients::of(meta);
+    let mut keys = change(&current, &rule.recipients()?, Rotation::OnRemoval);
+    if !duplicate_entries(meta).is_empty() {
+        keys.rotate = true;
+    }
+    let mut settings = Vec::new();
+    if meta.selector != rule.selector.clone().unwrap_or_default() {
+        settings.push(match rule.selector.as_ref().unwrap_or(&meta.selector) {
+            metadata::Selector::UnencryptedSuffix(_) => "unencrypted_suffix",
+            metadata::Selector::EncryptedSuffix(_) => "encrypted_suffix",
+            metadata::Selector::UnencryptedRegex(_) => "unencrypted_regex",
+            metadata::Selector::EncryptedRegex(_) => "encrypted_regex",
+        });
+    }
+    if meta.unencrypted_comment_regex != rule.unencrypted_comment_regex {
+        settings.push("unencrypted_comment_regex");
+    }
+    if meta.encrypted_comment_regex != rule.encrypted_comment_regex {
+        settings.push("encrypted_comment_regex");
+    }
+    if meta.mac_only_encrypted != rule.mac_only_encrypted {
+        settings.push("mac_only_encrypted");
+    }
+    Ok(Drift { keys, settings })
+}
+
+/// `plaintext` encrypted as `rule` says, for `opened`'s file: its data key kept unless
+/// `drift` removes a key (then a new one), its master keys those of the rule.
+pub fn to_rule(
+    opened: &Opened,
+    plaintext: &[u8],
+    rule: &CreationRule,
+    drift: &Drift,
+    kms: &KmsKeys,
+) -> Result<Sealed> {
+    opened.check_rewritable()?;
+    let key = if drift.keys.rotate {
+        crate::cipher::DataKey::generate()
+    } else {
+        opened.key.clone()
+    };
+    let mut md = opened.meta.clone();
+    if !drift.keys.is_empty() {
+        let fresh = sops::new_metadata(&key, &rule.recipients()?, kms, None, None)?;
+        md.take_keys(fresh);
+    }
+    md.selector = rule.selector.clone().unwrap_or_default();
+    md.unencrypted_comment_regex = rule.unencrypted_comment_regex.clone();
+    md.encrypted_comment_regex = rule.encrypted_comment_regex.clone();
+    md.mac_only_encrypted = rule.mac_only_encrypted;
+    md.lastmodified = metadata::now_rfc3339();
+    md.version = Some(metadata::SOPS_VERSION.to_string());
+    sops::encrypt_plain(
+        &opened.file,
+        opened.format,
+        plaintext.to_vec(),
+        &key,
+        &mut md,
+    )
+}
+
+/// The master keys of a merged file: ours, with the keys theirs added since base, without
+/// the keys theirs removed since base, so that a revocation on either side survives the
+/// merge. Files split over key groups keep ours' groups.
+pub fn merged_keys(base: &Recipients, ours: &Recipients, theirs: &Recipients) -> Recipients {
+    if !base.groups.is_empty() || !ours.groups.is_empty() || !theirs.groups.is_empty() {
+        return ours.clone();
+    }
+    let mut out = ours.clone();
+    let gone = |k: &String| base.age.contains(k) && !theirs.age.contains(k);
+    out.age.retain(|k| !gone(k));
+    out.age.extend(
+        theirs
+            .age
+            .iter()
+            .filter(|k| !base.age.contains(k) && !ours.age.contains(k))
+            .cloned(),
+    );
+    let has = |list: &[KmsSpec], k: &KmsSpec| list.iter().any(|o| same_kms(o, k));
+    out.kms
+        .retain(|k| !has(&base.kms, k) || has(&theirs.kms, k));
+    out.kms.extend(
+        theirs
+            .kms
+            .iter()
+            .filter(|k| !has(&base.kms, k) && !has(&ours.kms, k))
+            .cloned(),
+    );
+    let gone_pgp = |k: &String| base.pgp.contains(k) && !theirs.pgp.contains(k);
+    out.pgp.retain(|k| !gone_pgp(k));
+    out.pgp.extend(
+        theirs
+            .pgp
+            .iter()
+            .filter(|k| !base.pgp.contains(k) && !ours.pgp.contains(k))
+            .cloned(),
+    );
+    out
+}
+
 /// `opened` wrapped for `wanted`: the same data key re-wrapped (entries of keys that stay
 /// are kept as they are), or, with `rotate`, a new data key for every value. Checked as
 /// every write is.
 pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) -> Result<Sealed> {
+    opened.check_rewritable()?;
     let split = opened.meta.is_shamir() || !wanted.groups.is_empty();
     // A new split would leave keys coffer cannot wrap for without a share.
     if (rotate || split)
@@ -172,6 +329,9 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
         });
     }
     let mut md = opened.meta.clone();
+    if md.unknown_major().is_some() {
+        md.version = Some(metadata::SOPS_VERSION.to_string());
+    }
     if rotate {
         let key = crate::cipher::DataKey::generate();
         let fresh = sops::new_metadata(&key, wanted, kms, None, None)?;
@@ -274,5 +434,28 @@ mod tests {
         let mut contexted = now.clone();
         contexted.kms[0].context = vec![("app".into(), "web".into())];
         assert!(change(&now, &contexted, Rotation::OnRemoval).rotate);
+    }
+
+    #[test]
+    fn a_merge_keeps_what_either_side_removed_and_added() {
+        let r = |age: &[&str]| Recipients {
+            age: age.iter().map(|s| s.to_string()).collect(),
+            ..Recipients::default()
+        };
+        let cases = [
+            // base, ours, theirs, merged
+            (&["a", "b"][..], &["a", "b"][..], &["a"][..], &["a"][..]),
+            (&["a", "b"], &["a"], &["a", "b"], &["a"]),
+            (&["a"], &["a"], &["a", "c"], &["a", "c"]),
+            (&["a", "b"], &["a", "b", "c"], &["a"], &["a", "c"]),
+            (&["a"], &["a", "c"], &["a", "c"], &["a", "c"]),
+        ];
+        for (base, ours, theirs, want) in cases {
+            assert_eq!(
+                merged_keys(&r(base), &r(ours), &r(theirs)).age,
+                r(want).age,
+                "{base:?} {ours:?} {theirs:?}"
+            );
+        }
     }
 }

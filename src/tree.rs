@@ -291,6 +291,15 @@ impl Value {
                                 Value::Scalar(ScalarType::Int, Zeroizing::new(n.clone())),
                             )
                         }
+                        // sops reads it as a boolean and refuses a string.
+                        MetaValue::Str(b)
+                            if k == "mac_only_encrypted" && (b == "true" || b == "false") =>
+                        {
+                            (
+                                k.clone(),
+                                Value::Scalar(ScalarType::Bool, Zeroizing::new(b.clone())),
+                            )
+                        }
                         _ => (k.clone(), Value::from_meta(v)),
                     })
                     .collect(),

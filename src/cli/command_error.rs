@@ -66,7 +66,8 @@ impl Kind {
             Error::MacMismatch { .. }
             | Error::MacMissing { .. }
             | Error::Value { .. }
-            | Error::StagedBroken { .. } => Kind::Integrity,
+            | Error::StagedBroken { .. }
+            | Error::EntryAltered { .. } => Kind::Integrity,
             Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => {
                 Kind::Syntax
             }
@@ -117,6 +118,14 @@ impl From<Error> for CommandError {
                     format!("{f}: stage it encrypted with: {setup}git add --renormalize -- {f}")
                 })
                 .collect(),
+            Error::Weakened { files } => {
+                let mut names: Vec<&String> = files.iter().map(|(f, _)| f).collect();
+                names.dedup();
+                names
+                    .iter()
+                    .map(|f| format!("{f}: with a key that opens it, encrypt it as the rules say: git add --renormalize -- {f}"))
+                    .collect()
+            }
             Error::PlaintextCommitted { .. } => vec![
                 "rotate the secrets these files hold; the next commit stores them encrypted".into(),
             ],

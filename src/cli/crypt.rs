@@ -201,9 +201,6 @@ pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     let input = io.read()?;
     let keyring = env.keyring()?;
     let (opened, _) = super::open_file(&io.file, format, input, &keyring, args.ignore_mac)?;
-    for w in &opened.warnings {
-        warn(w);
-    }
     if matches!(args.output_type, Some(FormatArg::Export)) && args.extract.is_none() {
         return io.write(&super::deploy::export_lines(&opened)?, true, false);
     }
@@ -243,7 +240,8 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     let name = io.name();
     let format = io.format()?;
     let input = io.read()?;
-    let opened = sops::open(&name, format, input, &env.keyring()?, false)?;
+    let mut opened = sops::open(&name, format, input, &env.keyring()?, false)?;
+    opened.rewrite_future = env.force;
     warn_dropped_keys(&name, &opened.meta);
     let recipients = Recipients::of(&opened.meta);
     if recipients.is_empty() {

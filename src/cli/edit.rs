@@ -70,7 +70,8 @@ fn modify(
 ) -> Result<()> {
     let name = file.display().to_string();
     let input = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-    let (opened, covered) = super::open_file(file, format, input, &env.keyring()?, false)?;
+    let (mut opened, covered) = super::open_file(file, format, input, &env.keyring()?, false)?;
+    opened.rewrite_future = env.force;
     let plaintext = env.accept(opened.render()?)?;
     let changed = change(&name, &plaintext)?;
     if let Some(sealed) = opened.reencrypt(&changed)? {
@@ -195,8 +196,9 @@ impl Session<'_> {
         let name = file.display().to_string();
         let (existing, covered) = match std::fs::read(file) {
             Ok(bytes) => {
-                let (opened, covered) =
+                let (mut opened, covered) =
                     super::open_file(file, format, bytes, &env.keyring()?, self.ignore_mac)?;
+                opened.rewrite_future = env.force;
                 (Some(opened), covered.is_some())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -191,6 +191,29 @@ fn plaintext_staged(repo: &git2::Repository, covered: &[git::status::Covered]) -
     })
 }
 
+/// Refuse covered files stored otherwise than the creation rules say (`status::weakened`).
+fn weakened(
+    repo: &git2::Repository,
+    covered: &[git::status::Covered],
+    config: Option<&Path>,
+    head: bool,
+) -> Result<()> {
+    let workdir = repo.workdir().unwrap_or(Path::new("."));
+    let mut rules = crate::config::RulesCache::new(config.map(Path::to_path_buf));
+    let git::status::Weakened { files, ruleless } =
+        git::status::weakened(repo, workdir, covered, &mut rules, head)?;
+    for f in ruleless {
+        warn(&format!(
+            "{f}: no creation rule matches it, so its metadata is kept as committed and not checked"
+        ));
+    }
+    if files.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Weakened { files })
+    }
+}
+
 fn stdin_bytes() -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     std::io::stdin()
@@ -308,6 +331,7 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             stdout_bytes(out.as_bytes())?;
             // A listed plaintext blob fails the command, as `check` does.
             plaintext_staged(&repo, &covered)?;
+            weakened(&repo, &covered, config, true)?;
             let files: Vec<String> = covered
                 .iter()
                 .filter(|c| c.head_encrypted == Some(false))
@@ -322,6 +346,7 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             let (repo, _) = repo()?;
             let covered = git::status::covered(&repo)?;
             plaintext_staged(&repo, &covered)?;
+            weakened(&repo, &covered, config, false)?;
             // A staged change must open: `git add -p` can stage a value's hunk without the
             // MAC's, and such a blob breaks commit and checkout later.
             let keyring = env.keyring()?;

@@ -169,7 +169,15 @@ pub(super) fn plan(
         skipped: Vec::new(),
     };
     for f in found {
-        let (_, meta, _) = sops::read_metadata(&f.name, f.format, f.bytes.clone())?;
+        // Every file found is planned, skipped with a reason, or failed: none is left out.
+        let meta = match sops::read_metadata(&f.name, f.format, f.bytes.clone()) {
+            Ok((_, meta, _)) => meta,
+            Err(e) => {
+                plan.skipped
+                    .push((f.name, format!("its metadata does not read ({e})")));
+                continue;
+            }
+        };
         let current = Recipients::of(&meta);
         let wanted = if keep_keys {
             current.clone()
@@ -190,6 +198,11 @@ pub(super) fn plan(
             continue;
         }
         let mut change = rekey::change(&current, &wanted, rotation);
+        // A recipient named twice: the second entry may be someone else's, relabelled.
+        for twice in rekey::duplicate_entries(&meta) {
+            change.removed.push(format!("a second entry named {twice}"));
+            change.rotate = rotation != Rotation::Never;
+        }
         if change.rotate {
             // A new data key cannot be wrapped for keys coffer does not speak.
             for (kind, _) in &meta.foreign_keys {
@@ -390,8 +403,9 @@ fn rekey_one(
     env: &Env,
 ) -> std::result::Result<Option<Vec<u8>>, String> {
     let f = &p.found;
-    let opened = sops::open(&f.name, f.format, f.bytes.clone(), keyring, false)
+    let mut opened = sops::open(&f.name, f.format, f.bytes.clone(), keyring, false)
         .map_err(|e| e.to_string())?;
+    opened.rewrite_future = env.force;
     let sealed =
         rekey::rekey(&opened, &p.wanted, p.change.rotate, env.kms()).map_err(|e| e.to_string())?;
     let bytes = env.accept(sealed).map_err(|e| e.to_string())?;
@@ -567,7 +581,15 @@ pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
         let keys = Recipients::of(&meta);
         let labels = rekey::labels(&keys);
         let rule = match rules.for_file(&f.path)? {
-            Some(r) => Some(rekey::change(&keys, &r.recipients()?, Rotation::Never)),
+            Some(r) => {
+                let mut c = rekey::change(&keys, &r.recipients()?, Rotation::Never);
+                c.removed.extend(
+                    rekey::duplicate_entries(&meta)
+                        .into_iter()
+                        .map(|k| format!("a second entry named {k}")),
+                );
+                Some(c)
+            }
             None => None,
         };
         rows.push((f.name, labels, rule));

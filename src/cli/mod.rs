@@ -64,6 +64,10 @@ pub struct Cli {
     /// Refuse to write a file whose layout cannot be kept byte for byte, instead of writing it in the canonical layout with a warning
     #[arg(long, global = true)]
     pub strict_layout: bool,
+
+    /// Write a file a newer sops major version wrote (4.x and later), as a 3.x file
+    #[arg(long, global = true)]
+    pub force: bool,
 }
 
 #[derive(Subcommand)]
@@ -313,6 +317,9 @@ pub(crate) fn open_file(
     if let Some(note) = covered.as_ref().and_then(|c| c.note.as_deref()) {
         warn(note);
     }
+    for w in &opened.warnings {
+        warn(w);
+    }
     Ok((opened, covered))
 }
 
@@ -332,6 +339,8 @@ pub struct Env {
     kms: std::sync::Arc<KmsKeys>,
     /// `--strict-layout`: what to do when a layout cannot be kept.
     pub layout: Layout,
+    /// `--force`: files of a sops major version coffer does not know may be rewritten.
+    pub force: bool,
 }
 
 impl Env {
@@ -356,6 +365,7 @@ impl Env {
             aws,
             vars,
             layout: Layout::default(),
+            force: false,
         }
     }
 
@@ -470,9 +480,9 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
         // `coffer sops …` reaches here only after coffer's own flags (main hands the
         // rest to cli::sops directly): --config carries over, the others are coffer's.
         Command::Sops { args } => {
-            if cli.aws_profile.is_some() || cli.strict_layout {
+            if cli.aws_profile.is_some() || cli.strict_layout || cli.force {
                 return Err(Error::Usage(
-                    "give sops's own flags after `coffer sops` (--aws-profile, and no --strict-layout)".into(),
+                    "give sops's own flags after `coffer sops` (--aws-profile, and no --strict-layout or --force)".into(),
                 ));
             }
             let mut argv = vec![std::ffi::OsString::from("sops")];

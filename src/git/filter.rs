@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::cipher::DataKey;
-use crate::config::{creation_rule, CreationRule};
+use crate::config::CreationRule;
 use crate::format::{binary, Format};
 use std::sync::Arc;
 
@@ -25,7 +25,6 @@ pub struct Filter {
     keyring: std::sync::Arc<Keyring>,
     repo: Option<git2::Repository>,
     workdir: PathBuf,
-    config: Option<PathBuf>,
     /// Recipients for new files from the environment; creation rules otherwise.
     env_recipients: Recipients,
     kms: Arc<KmsKeys>,
@@ -43,6 +42,8 @@ pub struct Filter {
     committed: std::cell::RefCell<Option<Committed>>,
     /// Plaintext seen with each blob (`git::seen`), when the process keeps that record.
     seen: Option<Seen>,
+    /// The creation rules, each config file read once a process.
+    rules: std::cell::RefCell<crate::config::RulesCache>,
 }
 
 /// Where each path's committed version is: stage-0 index entries, then HEAD's tree.
@@ -116,7 +117,6 @@ impl Filter {
             keyring: std::sync::Arc::new(keyring),
             repo,
             workdir,
-            config,
             env_recipients,
             kms,
             locked: Vec::new(),
@@ -126,6 +126,7 @@ impl Filter {
             kept: 0,
             committed: std::cell::RefCell::new(None),
             seen: None,
+            rules: std::cell::RefCell::new(crate::config::RulesCache::new(config)),
         }
     }
 
@@ -144,6 +145,10 @@ impl Filter {
 
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    pub fn kms(&self) -> &KmsKeys {
+        &self.kms
     }
 
     /// The file's blob in the index, else in HEAD.
@@ -220,8 +225,11 @@ impl Filter {
     pub fn clean(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {
         let content = Zeroizing::new(content);
         let format = Format::from_path(Path::new(path));
-        if content.is_empty() || is_encrypted(format, &content) {
+        if content.is_empty() {
             return Ok(content);
+        }
+        if is_encrypted(format, &content) {
+            return self.clean_encrypted(path, format, content);
         }
         let committed = self.committed_id(path);
         // What `git status` mostly asks after a touch or a checkout: nothing changed.
@@ -244,6 +252,63 @@ impl Filter {
         Ok(out)
     }
 
+    /// An encrypted file handed to clean passes as it is only when everything the rules
+    /// encrypt is encrypted and its metadata is what the creation rules say; otherwise its
+    /// plaintext is encrypted anew by the rules, which needs a key that opens it.
+    fn clean_encrypted(
+        &mut self,
+        path: &str,
+        format: Format,
+        content: Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if is_conflict(&content) {
+            return Ok(content);
+        }
+        let committed = self.committed_id(path);
+        let (doc, meta, _) = sops::read_metadata(path, format, content.clone())?;
+        let clear = sops::clear_parts(path, &doc, &meta)?;
+        // A rule coffer cannot use is reported where a new file needs it, not here.
+        let drift = match self.rule_for(path) {
+            Ok(Some(rule)) => crate::rekey::drift(&meta, &rule)?,
+            _ => crate::rekey::Drift::default(),
+        };
+        if clear.is_empty() && drift.is_empty() {
+            return Ok(content);
+        }
+        let why = if clear.is_empty() {
+            format!(
+                "its metadata differs from the creation rules ({})",
+                drift.describe()
+            )
+        } else {
+            format!(
+                "what the rules encrypt stands in clear ({})",
+                clear.describe()
+            )
+        };
+        match sops::open_repairing(path, format, content.clone(), &self.keyring) {
+            Ok(opened) => {
+                let plain = opened.render()?.bytes;
+                self.notes
+                    .push(format!("{path}: {why}; encrypted anew as the creation rules say"));
+                self.clean_anew(path, format, plain, committed)
+            }
+            // What git stores already (a working tree left encrypted without a key) is
+            // not this clean's doing: `git check` reports it.
+            Err(Error::NoKey { .. })
+                if committed
+                    .and_then(|id| self.blob(id))
+                    .is_some_and(|b| b == *content) =>
+            {
+                Ok(content)
+            }
+            Err(Error::NoKey { .. }) => Err(Error::Refused(format!(
+                "{path}: {why}, and no key here opens it to encrypt it as the creation rules say; stage it from a clone with a key, or encrypt its plaintext anew with `coffer encrypt`"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
     fn clean_anew(
         &mut self,
         path: &str,
@@ -257,6 +322,19 @@ impl Filter {
         {
             match sops::open(path, format, blob.clone(), &self.keyring, false) {
                 Ok(opened) => {
+                    // The rules are the truth, not the metadata committed last.
+                    if let Ok(Some(rule)) = self.rule_for(path) {
+                        let drift = crate::rekey::drift(&opened.meta, &rule)?;
+                        if !drift.is_empty() {
+                            self.notes.push(format!(
+                                "{path}: encrypted as the creation rules say, not as committed ({})",
+                                drift.describe()
+                            ));
+                            let sealed =
+                                crate::rekey::to_rule(&opened, &content, &rule, &drift, &self.kms)?;
+                            return self.accept(sealed);
+                        }
+                    }
                     return match opened.reencrypt(&content)? {
                         None => Ok(Zeroizing::new(blob)),
                         // git may be comparing against a version it holds in memory (mid
@@ -277,6 +355,11 @@ impl Filter {
                     | Error::MacMissing { .. }
                     | Error::Value { .. },
                 ) => {
+                    // A new data key, for the rules' keys and settings where a rule
+                    // matches, else for the committed version's keys.
+                    if let Ok((recipients, Some(rule))) = self.recipients_for_new(path) {
+                        return self.encrypt_new(path, format, content, &recipients, Some(&rule));
+                    }
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
                     if Recipients::of(&meta).is_empty() {
                         return Err(Error::KeySource(format!(
@@ -297,8 +380,13 @@ impl Filter {
 
     /// Recipients for a file that has no encrypted version yet: the environment's, else
     /// the creation rule's.
+    /// The creation rule for `path` (relative to the working tree).
+    pub fn rule_for(&self, path: &str) -> Result<Option<CreationRule>> {
+        self.rules.borrow_mut().rule_for(&self.workdir.join(path))
+    }
+
     pub fn recipients_for_new(&self, path: &str) -> Result<(Recipients, Option<CreationRule>)> {
-        let rule = creation_rule(self.config.as_deref(), &self.workdir.join(path))?;
+        let rule = self.rule_for(path)?;
         let recipients = if self.env_recipients.is_empty() {
             rule.as_ref()
                 .map(CreationRule::recipients)
@@ -454,8 +542,11 @@ impl Smudger {
             Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => {
                 done(Ok(content), SmudgeState::Decrypted)
             }
-            // Checkout must not fail for want of a key: leave the ciphertext in place.
-            Err(Error::NoKey { .. }) => done(Ok(content), SmudgeState::NoKey),
+            // Checkout must not fail for want of a key: leave the ciphertext in place
+            // (also where the entry for a key here was altered; `git check` names it).
+            Err(Error::NoKey { .. } | Error::EntryAltered { .. }) => {
+                done(Ok(content), SmudgeState::NoKey)
+            }
             Err(e) => done(Err(e), SmudgeState::Decrypted),
         }
     }

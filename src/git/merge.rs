@@ -59,6 +59,21 @@ pub fn merge(
         None => ours_bytes.clone(),
     };
     let theirs_plain = plain(&theirs_bytes)?;
+    // The keys of the result: a key either side removed since base stays removed.
+    let keys_of = |bytes: &Zeroizing<Vec<u8>>| {
+        is_encrypted(format, bytes)
+            .then(|| sops::read_metadata(path, format, bytes.to_vec()).ok())
+            .flatten()
+            .map(|(_, meta, _)| Recipients::of(&meta))
+    };
+    let (ours_opened, ours_bytes) =
+        match (ours_opened, keys_of(&base_bytes), keys_of(&theirs_bytes)) {
+            (Some(o), Some(base), Some(theirs)) => match rekeyed(filter, &o, &base, &theirs)? {
+                Some((o, bytes)) => (Some(o), bytes),
+                None => (Some(o), ours_bytes),
+            },
+            (o, _, _) => (o, ours_bytes),
+        };
 
     let (merged, conflicts) = match super::merge_values::merge(
         path,
@@ -102,6 +117,35 @@ pub fn merge(
     };
     std::fs::write(ours, &*result).map_err(|e| Error::io(ours, e))?;
     Ok(!conflicts)
+}
+
+/// Ours, under the keys the merge leaves it: when theirs removed a key since base, a
+/// new data key (ours' may be known to the removed key's holder); when theirs only added
+/// keys, ours' data key wrapped for them too.
+fn rekeyed(
+    filter: &Filter,
+    ours: &sops::Opened,
+    base: &Recipients,
+    theirs: &Recipients,
+) -> Result<Option<(sops::Opened, Zeroizing<Vec<u8>>)>> {
+    let current = Recipients::of(&ours.meta);
+    let wanted = crate::rekey::merged_keys(base, &current, theirs);
+    let change = crate::rekey::change(&current, &wanted, crate::rekey::Rotation::OnRemoval);
+    if change.is_empty() || wanted.is_empty() {
+        return Ok(None);
+    }
+    let sealed = crate::rekey::rekey(ours, &wanted, change.rotate, filter.kms())?;
+    let (doc, meta, _) = sops::read_metadata(&ours.file, ours.format, sealed.bytes.clone())?;
+    let key = filter
+        .keyring()
+        .data_key(&meta)
+        .map_err(|reasons| Error::NoKey {
+            file: ours.file.clone(),
+            recipients: meta.recipients(),
+            reasons,
+        })?;
+    let opened = sops::open_with_key(&ours.file, ours.format, doc, meta, key, false)?;
+    Ok(Some((opened, sealed.bytes)))
 }
 
 /// Line by line, with `git merge-file`, for files that do not merge by key path.

@@ -51,6 +51,88 @@ pub fn covered(repo: &git2::Repository) -> Result<Vec<Covered>> {
     Ok(out)
 }
 
+/// Covered files whose encrypted blob in the index (and, with `head`, in HEAD where it
+/// differs) holds something other than the creation rules say: a value or comment the
+/// rules encrypt in clear, or metadata other than its rule's (`rekey::drift`). Read from
+/// the text alone, so a CI job without a key catches them. Each with where and why; and
+/// the files no creation rule matches, whose metadata nothing can be checked against.
+pub fn weakened(
+    repo: &git2::Repository,
+    workdir: &Path,
+    covered: &[Covered],
+    rules: &mut crate::config::RulesCache,
+    head: bool,
+) -> Result<Weakened> {
+    let git = |e: git2::Error| Error::Git(format!("git: {}", e.message()));
+    let index = repo.index().map_err(git)?;
+    let head_tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    let mut out = Vec::new();
+    let mut ruleless = Vec::new();
+    for c in covered {
+        let staged = index.get_path(Path::new(&c.path), 0).map(|e| e.id);
+        let committed = head_tree
+            .as_ref()
+            .and_then(|t| t.get_path(Path::new(&c.path)).ok())
+            .map(|e| e.id());
+        let mut blobs = vec![("staged", staged, c.index_encrypted)];
+        if head && committed != staged {
+            blobs.push(("committed", committed, c.head_encrypted));
+        }
+        for (place, id, encrypted) in blobs {
+            let (Some(id), Some(true)) = (id, encrypted) else {
+                continue;
+            };
+            let blob = repo.find_blob(id).map_err(git)?;
+            let format = Format::from_path(Path::new(&c.path));
+            if super::filter::is_conflict(blob.content()) {
+                continue;
+            }
+            let (doc, meta, _) =
+                crate::sops::read_metadata(&c.path, format, blob.content().to_vec())?;
+            let clear = crate::sops::clear_parts(&c.path, &doc, &meta)?;
+            let why = if !clear.is_empty() {
+                format!(
+                    "{place} with what the rules encrypt in clear: {}",
+                    clear.describe()
+                )
+            } else {
+                match rules.rule_for(&workdir.join(&c.path)) {
+                    Ok(Some(rule)) => {
+                        let drift = crate::rekey::drift(&meta, &rule)?;
+                        if drift.is_empty() {
+                            continue;
+                        }
+                        format!(
+                            "{place} otherwise than its creation rule says: {}",
+                            drift.describe()
+                        )
+                    }
+                    Ok(None) => {
+                        if !ruleless.contains(&c.path) {
+                            ruleless.push(c.path.clone());
+                        }
+                        continue;
+                    }
+                    Err(_) => continue,
+                }
+            };
+            out.push((c.path.clone(), why));
+        }
+    }
+    Ok(Weakened {
+        files: out,
+        ruleless,
+    })
+}
+
+/// What `weakened` found.
+pub struct Weakened {
+    /// Covered files stored otherwise than the rules say, with where and why.
+    pub files: Vec<(String, String)>,
+    /// Covered files no creation rule matches.
+    pub ruleless: Vec<String>,
+}
+
 /// Covered files whose staged blob differs from HEAD's and fails to open with a key at
 /// hand (MAC, value authentication), each with why. Without a key nothing can be told, and
 /// nothing is reported.

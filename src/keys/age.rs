@@ -88,6 +88,9 @@ pub struct AgeKeys {
     /// Keys the git filter's record of seen plaintext (`git::seen`), from the first
     /// X25519 identity.
     seen_key: Option<Zeroizing<[u8; 32]>>,
+    /// The recipients of the X25519 identities: an entry named for one of them must open
+    /// with it.
+    mine: Vec<String>,
 }
 
 impl AgeKeys {
@@ -96,6 +99,7 @@ impl AgeKeys {
             identities: Vec::new(),
             origins: Vec::new(),
             seen_key: None,
+            mine: Vec::new(),
         };
         for (i, inline) in sources.inline.iter().enumerate() {
             keys.add(
@@ -146,6 +150,7 @@ impl AgeKeys {
             if self.seen_key.is_none() {
                 self.seen_key = Some(id.derive(b"coffer git filter: seen plaintext"));
             }
+            self.mine.push(id.recipient());
             self.identities.push(Box::new(id));
         }
         self.origins.push(origin.to_string());
@@ -175,6 +180,15 @@ impl MasterKey for AgeKeys {
             if let Some(key) = self.open(&entry.enc) {
                 return Ok(Some(key));
             }
+        }
+        // An entry named for an identity here that does not open with it was altered:
+        // someone else's copy of the data key under this name, say.
+        if let Some(e) = meta.age.iter().find(|e| self.mine.contains(&e.recipient)) {
+            return Err(vec![format!(
+                "age:{}: {}",
+                e.recipient,
+                crate::keys::ENTRY_ALTERED
+            )]);
         }
         Err(meta
             .age
@@ -290,6 +304,17 @@ impl X25519Identity {
         let secret = x25519_dalek::StaticSecret::from(secret);
         let public = x25519_dalek::PublicKey::from(&secret);
         Some(X25519Identity { secret, public })
+    }
+
+    /// The recipient (`age1…`) of this identity.
+    fn recipient(&self) -> String {
+        use bech32::ToBase32;
+        bech32::encode(
+            "age",
+            self.public.as_bytes().to_base32(),
+            bech32::Variant::Bech32,
+        )
+        .expect("a public key encodes")
     }
 
     /// A key for `purpose`, derived from the secret (HMAC-SHA256 as a PRF): it opens

@@ -48,14 +48,21 @@ impl KmsSpec {
 
 /// `k=v,k2=v2` as given to `--encryption-context`.
 pub fn parse_context(s: &str) -> Result<Vec<(String, String)>> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| Error::Usage(format!("encryption context {p:?} is not key=value")))
-        })
-        .collect()
+    let mut out: Vec<(String, String)> = Vec::new();
+    for p in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = p
+            .split_once('=')
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .ok_or_else(|| Error::Usage(format!("encryption context {p:?} is not key=value")))?;
+        // KMS takes a context as a map: a key given twice is a mistake, not a choice.
+        if out.iter().any(|(o, _)| *o == k) {
+            return Err(Error::Usage(format!(
+                "encryption context key {k:?} is given twice"
+            )));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
 }
 
 /// The region is the fourth field of the ARN, as sops reads it.

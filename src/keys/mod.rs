@@ -76,6 +76,11 @@ impl<T: MasterKey> MasterKey for std::sync::Arc<T> {
     }
 }
 
+/// Why an age entry named for an identity at hand does not open with it (`sops::open`
+/// makes that an integrity error, not a missing key).
+pub const ENTRY_ALTERED: &str =
+    "the entry named for this identity does not open with it: it was altered";
+
 /// One way of opening data keys (all age identities, or one KMS client).
 pub trait MasterKey: Send + Sync {
     /// Try to open what the entries in `meta` this key kind understands wrap: the data

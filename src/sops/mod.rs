@@ -289,6 +289,9 @@ pub struct Opened {
     /// The checked plaintext, once [`Opened::render`] has made it: edit, set and the git
     /// filter ask for it again to see whether anything changed.
     rendered: std::cell::OnceCell<(Zeroizing<Vec<u8>>, Option<String>)>,
+    /// A file of a sops major version coffer does not know may be written (as 3.x): the
+    /// user said so (`--force`).
+    pub rewrite_future: bool,
 }
 
 /// Read the metadata of an encrypted file without decrypting anything.
@@ -326,6 +329,11 @@ fn metadata_of(file: &str, doc: Document) -> Result<(Document, Metadata, Vec<Str
             "{file}: the sops metadata has no version; reading it anyway"
         ));
     }
+    if let Some(v) = meta.unknown_major() {
+        warnings.push(format!(
+            "{file}: written by sops {v}, a version coffer does not know; read as 3.x"
+        ));
+    }
     Ok((doc, meta, warnings))
 }
 
@@ -338,15 +346,36 @@ pub fn open(
     ignore_mac: bool,
 ) -> Result<Opened> {
     let (doc, meta, mut warnings) = read_metadata(file, format, bytes)?;
-    let key = keyring.data_key(&meta).map_err(|reasons| Error::NoKey {
-        file: file.to_string(),
-        recipients: meta.recipients(),
-        reasons,
-    })?;
+    let key = keyring
+        .data_key(&meta)
+        .map_err(|reasons| no_key(file, &meta, reasons))?;
+    for twice in crate::rekey::duplicate_entries(&meta) {
+        warnings.push(format!(
+            "{file}: {twice} is named by two age entries (one may be someone else's, relabelled); `coffer updatekeys` gives the file a new data key"
+        ));
+    }
     open_with_key(file, format, doc, meta, key, ignore_mac).map(|mut o| {
         o.warnings.splice(0..0, warnings.drain(..));
         o
     })
+}
+
+/// Why no key opened `meta`'s data key: an altered entry is an integrity error.
+fn no_key(file: &str, meta: &Metadata, reasons: Vec<String>) -> Error {
+    match reasons
+        .iter()
+        .find(|r| r.contains(crate::keys::ENTRY_ALTERED))
+    {
+        Some(why) => Error::EntryAltered {
+            file: file.to_string(),
+            why: why.clone(),
+        },
+        None => Error::NoKey {
+            file: file.to_string(),
+            recipients: meta.recipients(),
+            reasons,
+        },
+    }
 }
 
 /// Decrypt with a known data key (tests inject the recovered keys of sops's own files).
@@ -357,6 +386,92 @@ pub fn open_with_key(
     meta: Metadata,
     key: DataKey,
     ignore_mac: bool,
+) -> Result<Opened> {
+    open_inner(file, format, doc, meta, key, ignore_mac, false)
+}
+
+/// Open a file in which values the rules encrypt were typed in clear (the `sops` block
+/// kept): those are taken as the plaintext they are, and the MAC, which cannot cover
+/// them, is not checked then. For re-encrypting such a file, never for reading one.
+pub fn open_repairing(
+    file: &str,
+    format: Format,
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
+    keyring: &Keyring,
+) -> Result<Opened> {
+    let (doc, meta, _) = read_metadata(file, format, bytes)?;
+    let key = keyring
+        .data_key(&meta)
+        .map_err(|reasons| no_key(file, &meta, reasons))?;
+    open_inner(file, format, doc, meta, key, false, true)
+}
+
+/// What stands in clear in an encrypted file although its rules encrypt it: values (by
+/// key path) and comments (by line). Read from the text alone: no key is needed.
+pub struct Clear {
+    pub values: Vec<String>,
+    pub comment_lines: Vec<usize>,
+}
+
+impl Clear {
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.comment_lines.is_empty()
+    }
+
+    /// One line: where.
+    pub fn describe(&self) -> String {
+        let mut parts = self.values.clone();
+        parts.extend(
+            self.comment_lines
+                .iter()
+                .map(|l| format!("the comment at line {l}")),
+        );
+        parts.join(", ")
+    }
+}
+
+pub fn clear_parts(file: &str, doc: &Document, meta: &Metadata) -> Result<Clear> {
+    let rules = meta.rules().map_err(|e| Error::Metadata {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let order = order(doc);
+    let mut clear = Clear {
+        values: Vec::new(),
+        comment_lines: Vec::new(),
+    };
+    for (pos, &i) in order.iter().enumerate() {
+        let leaf = &doc.leaves[i];
+        let is_comment = leaf.kind == LeafKind::Comment;
+        if leaf.ty == ScalarType::Null || leaf.value.is_empty() {
+            continue;
+        }
+        let mut stack = comments_before(doc, &order, pos);
+        if is_comment {
+            stack.push(leaf.value_str().unwrap_or_default());
+        }
+        if !rules.should_encrypt(&leaf.path, &stack, is_comment)
+            || leaf.value_str().is_some_and(cipher::is_encrypted)
+        {
+            continue;
+        }
+        if is_comment {
+            clear.comment_lines.push(doc.line_of(leaf.span.start));
+        } else {
+            clear.values.push(display_path(&leaf.path));
+        }
+    }
+    Ok(clear)
+}
+
+fn open_inner(
+    file: &str,
+    format: Format,
+    doc: Document,
+    meta: Metadata,
+    key: DataKey,
+    mut ignore_mac: bool,
+    take_clear: bool,
 ) -> Result<Opened> {
     let rules = meta.rules().map_err(|e| Error::Metadata {
         file: file.to_string(),
@@ -391,7 +506,11 @@ pub fn open_with_key(
             }
             continue;
         }
-        let (plain, hashed) = if encrypted && !leaf.value.is_empty() {
+        let typed_in_clear = take_clear && !leaf.value_str().is_some_and(cipher::is_encrypted);
+        if encrypted && typed_in_clear && !leaf.value.is_empty() {
+            ignore_mac = true;
+        }
+        let (plain, hashed) = if encrypted && !leaf.value.is_empty() && !typed_in_clear {
             let text = leaf.value_str().unwrap_or_default();
             let bad = |reason: String| Error::Value {
                 file: file.to_string(),
@@ -437,6 +556,13 @@ pub fn open_with_key(
         }
         values[i] = Some(plain);
     }
+    for &i in &clear_comments {
+        // As sops warns: the rules encrypt comments, and this one was typed in after.
+        warnings.push(format!(
+            "{file}: possibly unencrypted comment at line {}",
+            doc.line_of(doc.leaves[i].span.start)
+        ));
+    }
     let computed = mac.finish();
     match &meta.mac {
         None if !ignore_mac => {
@@ -472,6 +598,7 @@ pub fn open_with_key(
         warnings,
         clear_comments,
         rendered: std::cell::OnceCell::new(),
+        rewrite_future: false,
     })
 }
 
@@ -734,14 +861,29 @@ impl Opened {
         }
     }
 
+    /// A file of a future sops format is written as 3.x only when the user asked.
+    pub fn check_rewritable(&self) -> Result<()> {
+        match self.meta.unknown_major() {
+            Some(v) if !self.rewrite_future => Err(Error::Refused(format!(
+                "{}: written by sops {v}, a version coffer does not know; writing it would make it a 3.x file: pass --force for that",
+                self.file
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Encrypt `plaintext` with this file's data key and master keys. `None` when the
     /// plaintext is what the file already holds, so the file can be left byte for byte.
     pub fn reencrypt(&self, plaintext: &[u8]) -> Result<Option<Sealed>> {
         if *self.plaintext()? == plaintext {
             return Ok(None);
         }
+        self.check_rewritable()?;
         let mut md = self.meta.clone();
         md.lastmodified = metadata::now_rfc3339();
+        if md.unknown_major().is_some() {
+            md.version = Some(metadata::SOPS_VERSION.to_string());
+        }
         encrypt_plain(
             &self.file,
             self.format,
@@ -756,6 +898,7 @@ impl Opened {
     /// checked by opening it with the data key. A layout that does not read back is
     /// re-encrypted in the canonical layout instead.
     pub fn with_metadata(&self, md: &Metadata) -> Result<Sealed> {
+        self.check_rewritable()?;
         let spans = self
             .doc
             .docs

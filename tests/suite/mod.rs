@@ -15,6 +15,7 @@ mod pgp;
 mod push;
 mod rekey;
 mod roundtrip;
+mod rules;
 mod safety;
 mod snapshots;
 mod sops_cli;

@@ -345,6 +345,12 @@ fn context(flag: &Option<String>) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for pair in list(flag) {
         match pair.split_once(':') {
+            Some((k, _)) if out.iter().any(|(o, _)| o == k) => {
+                return fail(
+                    6,
+                    format!("Invalid KMS encryption context: {k:?} given twice"),
+                )
+            }
             Some((k, v)) if !k.is_empty() => out.push((k.to_string(), v.to_string())),
             _ => return fail(6, "Invalid KMS encryption context format"),
         }
