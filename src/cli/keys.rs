@@ -139,6 +139,9 @@ pub(super) struct Planned {
     /// What it should be wrapped for.
     wanted: Recipients,
     pub(super) change: KeyChange,
+    /// The rule's settings the file differs in (what is encrypted), and the rule.
+    settings: Vec<&'static str>,
+    rule: Option<CreationRule>,
 }
 
 /// A plan over many files: what changes, what is in step, what is left alone and why.
@@ -179,11 +182,16 @@ pub(super) fn plan(
             }
         };
         let current = Recipients::of(&meta);
+        let mut rule = None;
         let wanted = if keep_keys {
             current.clone()
         } else {
             match rules.for_file(&f.path)? {
-                Some(rule) => rule.recipients()?,
+                Some(r) => {
+                    let wanted = r.recipients()?;
+                    rule = Some(r);
+                    wanted
+                }
                 None => {
                     plan.ruleless.push(f.path.clone());
                     plan.skipped
@@ -214,7 +222,12 @@ pub(super) fn plan(
         if !change.rotate && !meta.foreign_keys.is_empty() {
             plan.foreign += 1;
         }
-        if change.is_empty() {
+        // What the rule says to encrypt counts as much as whom for.
+        let settings = match &rule {
+            Some(r) => rekey::drift(&meta, r)?.settings,
+            None => Vec::new(),
+        };
+        if change.is_empty() && settings.is_empty() {
             plan.unchanged += 1;
         } else if f.unstaged {
             if !change.removed.is_empty() {
@@ -230,6 +243,8 @@ pub(super) fn plan(
                 found: f,
                 wanted,
                 change,
+                settings,
+                rule,
             });
         }
     }
@@ -258,6 +273,12 @@ pub(super) fn print_plan(plan: &Plan, names: &HashMap<String, String>) -> Result
         }
         for k in &p.change.removed {
             line(&mut out, &format!("  - {}", shown(k)))?;
+        }
+        for setting in &p.settings {
+            line(
+                &mut out,
+                &format!("  ~ {setting} (as the creation rule says)"),
+            )?;
         }
         if p.change.rotate {
             line(
@@ -406,8 +427,19 @@ fn rekey_one(
     let mut opened = sops::open(&f.name, f.format, f.bytes.clone(), keyring, false)
         .map_err(|e| e.to_string())?;
     opened.rewrite_future = env.force;
-    let sealed =
-        rekey::rekey(&opened, &p.wanted, p.change.rotate, env.kms()).map_err(|e| e.to_string())?;
+    let sealed = match &p.rule {
+        // Values the rule encrypts otherwise: every value is encrypted anew.
+        Some(rule) if !p.settings.is_empty() => {
+            let drift = rekey::Drift {
+                keys: p.change.clone(),
+                settings: p.settings.clone(),
+            };
+            let plaintext = opened.render().map_err(|e| e.to_string())?;
+            rekey::to_rule(&opened, &plaintext.bytes, rule, &drift, env.kms())
+        }
+        _ => rekey::rekey(&opened, &p.wanted, p.change.rotate, env.kms()),
+    }
+    .map_err(|e| e.to_string())?;
     let bytes = env.accept(sealed).map_err(|e| e.to_string())?;
     if f.covered {
         return Ok(Some(bytes.to_vec()));

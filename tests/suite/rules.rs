@@ -431,3 +431,39 @@ fn a_future_sops_version_is_read_with_a_warning_and_rewritten_only_with_force() 
     assert!(sb.read_str("a.yaml").contains(&version));
     assert_eq!(stdout(&sb.ok(&["decrypt", "a.yaml"])), "password: p2\n");
 }
+
+/// updatekeys puts what a file encrypts back to its rule, as it does whom for.
+#[test]
+fn updatekeys_encrypts_as_the_rule_says() {
+    let sb = Sandbox::new();
+    sb.write(
+        RULE_FILE,
+        format!("creation_rules:\n  - age: [{}]\n", sb.recipient),
+    );
+    sb.write("a.yaml", "password: p1\nuser: u\n");
+    let args = [
+        "encrypt",
+        "--unencrypted-regex",
+        "^password$",
+        "-i",
+        "a.yaml",
+    ];
+    sb.ok(&args);
+    assert!(sb.read_str("a.yaml").contains("password: p1\n"));
+    let out = sb.ok(&["updatekeys", "-y", "a.yaml"]);
+    assert_eq!(
+        stdout(&out),
+        "a.yaml\n  ~ unencrypted_regex (as the creation rule says)\nPlan: 1 file(s) to change (0 with a new data key), 0 unchanged, 0 skipped.\n"
+    );
+    let text = sb.read_str("a.yaml");
+    assert!(
+        text.contains("password: ENC[") && !text.contains("unencrypted_regex"),
+        "{text}"
+    );
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "a.yaml"])),
+        "password: p1\nuser: u\n"
+    );
+    let out = sb.ok(&["updatekeys", "-y", "a.yaml"]);
+    assert!(stdout(&out).contains("0 file(s) to change (0 with a new data key), 1 unchanged"));
+}
