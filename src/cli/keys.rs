@@ -184,7 +184,13 @@ pub(super) fn plan(
         let current = Recipients::of(&meta);
         let mut rule = None;
         let wanted = if keep_keys {
-            current.clone()
+            // An entry that names no recipient cannot be wrapped for again.
+            let mut kept = current.clone();
+            kept.age.retain(|r| !r.is_empty());
+            for g in &mut kept.groups {
+                g.age.retain(|r| !r.is_empty());
+            }
+            kept
         } else {
             match rules.for_file(&f.path)? {
                 Some(r) => {
@@ -201,8 +207,12 @@ pub(super) fn plan(
             }
         };
         if wanted.is_empty() {
-            plan.skipped
-                .push((f.name, "its creation rule names no keys".into()));
+            let why = if keep_keys {
+                "none of its keys can be wrapped for anew (its entries name no recipient)"
+            } else {
+                "its creation rule names no keys"
+            };
+            plan.skipped.push((f.name, why.into()));
             continue;
         }
         let mut change = rekey::change(&current, &wanted, rotation);
