@@ -213,6 +213,101 @@ pub fn write_atomic(
     result
 }
 
+/// A file held for a read-modify-write: an advisory lock (`flock`) on the inode its path
+/// names, taken before reading and held until the new version is renamed over it, so
+/// coffer's writers of one file run one after another and none loses another's edit.
+/// A writer that waited finds the path naming a newer inode, and takes that one's lock.
+pub struct Held {
+    file: fs::File,
+    path: PathBuf,
+    /// (device, inode, size, mtime) when read: the file must still be it at the rename.
+    stamp: (u64, u64, u64, i64, i64),
+}
+
+fn stamp(m: &fs::Metadata) -> (u64, u64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())
+}
+
+impl Held {
+    /// Lock the file `path` names (through symlinks). After `notice` of waiting, say so
+    /// once with `waiting`; after `timeout`, give up.
+    pub fn take(
+        path: &Path,
+        timeout: std::time::Duration,
+        notice: std::time::Duration,
+        waiting: &dyn Fn(),
+    ) -> Result<Held> {
+        use rustix::fs::{flock, FlockOperation};
+        let target = resolve(path)?;
+        let start = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            let file = fs::File::open(&target).map_err(|e| Error::io(path, e))?;
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    let waited = start.elapsed();
+                    if waited >= timeout {
+                        return Err(Error::Refused(format!(
+                            "{}: another coffer process has been writing it for {}s; nothing was written (--lock-timeout sets how long to wait)",
+                            path.display(),
+                            waited.as_secs()
+                        )));
+                    }
+                    if waited >= notice && !said {
+                        waiting();
+                        said = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                Err(e) => return Err(Error::io(path, e.into())),
+            }
+            let held = file.metadata().map_err(|e| Error::io(path, e))?;
+            let now = fs::metadata(&target).map_err(|e| Error::io(path, e))?;
+            // The writer before renamed a new version in: lock that one.
+            if stamp(&now).1 != stamp(&held).1 || stamp(&now).0 != stamp(&held).0 {
+                continue;
+            }
+            return Ok(Held {
+                file,
+                path: target,
+                stamp: stamp(&held),
+            });
+        }
+    }
+
+    /// The file's bytes, read under the lock.
+    pub fn read(&mut self) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        use std::io::{Read, Seek};
+        let io = |e| Error::io(&self.path, e);
+        let mut buf = zeroize::Zeroizing::new(Vec::new());
+        self.file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        self.file.read_to_end(&mut buf).map_err(io)?;
+        self.stamp = stamp(&self.file.metadata().map_err(io)?);
+        Ok(buf)
+    }
+
+    /// Replace the file with `data` (atomically, keeping mode and owner), if it is still
+    /// the one read: a program that ignores the lock may have written it meanwhile.
+    pub fn write(self, data: &[u8]) -> Result<()> {
+        self.write_mode(data, None)
+    }
+
+    /// As `write`, with `force_mode` for plaintext (0600).
+    pub fn write_mode(self, data: &[u8], force_mode: Option<u32>) -> Result<()> {
+        let now = fs::metadata(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        if stamp(&now) != self.stamp {
+            return Err(Error::Refused(format!(
+                "{}: it changed while coffer was writing it (a program that does not take coffer's lock); nothing was written, run the command again",
+                self.path.display()
+            )));
+        }
+        write_atomic(&self.path, data, 0o644, force_mode, Target::InPlace)
+    }
+}
+
 /// Write a new file with `mode`, failing if it exists.
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

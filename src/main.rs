@@ -32,5 +32,6 @@ fn main() -> ExitCode {
         env.layout = coffer::sops::Layout::Strict;
     }
     env.force = cli.force;
+    env.lock_timeout = std::time::Duration::from_secs(cli.lock_timeout);
     coffer::cli::run(cli, &env)
 }

@@ -171,7 +171,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     let io = &args.io;
     let name = io.name();
     let format = io.format()?;
-    let input = io.read()?;
+    let (input, held) = io.read_held(env)?;
     let target = if io.is_stdin() {
         Path::new("stdin")
     } else {
@@ -192,24 +192,24 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
         message: format!("its creation rule's {}", metadata::regex_reason(&e)),
     })?;
     let out = env.accept(sops::encrypt_plain(&name, format, input, &key, &mut md)?)?;
-    io.write(&out, false, false)
+    io.write_held(held, &out, false, false)
 }
 
 pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     let io = &args.io;
     let format = io.format()?;
-    let input = io.read()?;
+    let (input, held) = io.read_held(env)?;
     let keyring = env.keyring()?;
     let (opened, _) = super::open_file(&io.file, format, input, &keyring, args.ignore_mac)?;
     if matches!(args.output_type, Some(FormatArg::Export)) && args.extract.is_none() {
-        return io.write(&super::deploy::export_lines(&opened)?, true, false);
+        return io.write_held(held, &super::deploy::export_lines(&opened)?, true, false);
     }
     let to: Format = args.output_type.map_or(format, Into::into);
     let out = match &args.extract {
         Some(p) => opened.extract(&path::parse(p)?, to)?,
         None => env.accept(opened.into_output(to)?)?,
     };
-    io.write(&out, true, to == Format::Binary)
+    io.write_held(held, &out, true, to == Format::Binary)
 }
 
 pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
@@ -239,7 +239,7 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     };
     let name = io.name();
     let format = io.format()?;
-    let input = io.read()?;
+    let (input, held) = io.read_held(env)?;
     let mut opened = sops::open(&name, format, input, &env.keyring()?, false)?;
     opened.rewrite_future = env.force;
     warn_dropped_keys(&name, &opened.meta);
@@ -248,7 +248,7 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
         return Err(Error::NoRecipients { file: name });
     }
     let out = env.accept(crate::rekey::rekey(&opened, &recipients, true, env.kms())?)?;
-    io.write(&out, false, false)
+    io.write_held(held, &out, false, false)
 }
 
 /// A file in the working tree that holds plaintext the coffer filter covers.

@@ -69,14 +69,16 @@ fn modify(
     change: impl FnOnce(&str, &[u8]) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<()> {
     let name = file.display().to_string();
-    let input = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+    // Held from the read to the rename: concurrent writers of the file take turns.
+    let mut held = env.hold(file)?;
+    let input = held.read()?;
     let (mut opened, covered) = super::open_file(file, format, input, &env.keyring()?, false)?;
     opened.rewrite_future = env.force;
     let plaintext = env.accept(opened.render()?)?;
     let changed = change(&name, &plaintext)?;
     if let Some(sealed) = opened.reencrypt(&changed)? {
         let out = settled(&opened, covered.is_some(), sealed)?;
-        crate::fsutil::write_atomic(file, &env.accept(out)?, 0o644, None, Target::InPlace)?;
+        held.write(&env.accept(out)?)?;
     }
     Ok(())
 }
@@ -194,7 +196,11 @@ impl Session<'_> {
     ) -> Result<Edited> {
         let (file, format, editor) = (self.file, self.format, self.editor);
         let name = file.display().to_string();
-        let (existing, covered) = match std::fs::read(file) {
+        // The bytes as the editor started on them: at save, a file changed meanwhile gets
+        // the edit merged onto its new version.
+        let read = std::fs::read(file).map(Zeroizing::new);
+        let first = read.as_ref().ok().cloned();
+        let (existing, covered) = match read {
             Ok(bytes) => {
                 let (mut opened, covered) =
                     super::open_file(file, format, bytes, &env.keyring()?, self.ignore_mac)?;
@@ -284,11 +290,44 @@ impl Session<'_> {
             if edited == original {
                 return Ok(Edited::Unchanged);
             }
+            // The file is held from here to the rename; it may have changed while the
+            // editor was open.
+            let mut held = match &existing {
+                Some(_) => Some(
+                    env.hold(file)
+                        .map_err(|e| rescue(format!("{e}; the file was not changed")))?,
+                ),
+                None => None,
+            };
+            let now = match held.as_mut() {
+                Some(h) => Some(h.read().map_err(|e| rescue(e.to_string()))?),
+                None => None,
+            };
+            let theirs = match (&now, &first) {
+                (Some(now), Some(first)) if now != first => Some(
+                    self.onto_theirs(now.clone(), &original, &edited, env)
+                        .map_err(|e| rescue(format!("{e}; the file was not changed")))?,
+                ),
+                _ => None,
+            };
             let result = match (&existing, new_file) {
-                (Some(o), _) => o
-                    .reencrypt(&edited)
-                    .map(|o| o.expect("the plaintext changed"))
-                    .and_then(|sealed| settled(o, covered, sealed)),
+                (Some(o), _) => {
+                    let (o, edited) = match &theirs {
+                        Some((t, merged)) => (t, merged),
+                        None => (o, &edited),
+                    };
+                    o.reencrypt(edited)
+                        .and_then(|s| match s {
+                            Some(sealed) => settled(o, covered, sealed).map(Some),
+                            None => Ok(None),
+                        })
+                        .map(|s| {
+                            s.unwrap_or_else(|| sops::Sealed {
+                                bytes: now.clone().unwrap_or_default(),
+                                fallback: None,
+                            })
+                        })
+                }
                 (None, Some((key, mut md))) => {
                     sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
                 }
@@ -299,14 +338,47 @@ impl Session<'_> {
             let out = result
                 .and_then(|sealed| env.accept(sealed))
                 .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
-            crate::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace)
-                .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
+            match held {
+                Some(h) => h.write(&out),
+                None => crate::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace),
+            }
+            .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
             Ok(Edited::Saved)
         })();
         if keep_tmp.get() {
             let _ = dir.keep();
         }
         saved
+    }
+}
+
+impl Session<'_> {
+    /// The file as another writer left it while the editor was open (`now`), opened, and
+    /// this edit (from `original` to `edited`) merged onto it by key path, as the git merge
+    /// driver merges. A value both changed is a conflict: the edit is refused (and kept).
+    fn onto_theirs(
+        &self,
+        now: Zeroizing<Vec<u8>>,
+        original: &[u8],
+        edited: &[u8],
+        env: &Env,
+    ) -> Result<(sops::Opened, Zeroizing<Vec<u8>>)> {
+        let name = self.file.display().to_string();
+        let (mut theirs, _) = super::open_file(
+            self.file,
+            self.format,
+            now,
+            &env.keyring()?,
+            self.ignore_mac,
+        )?;
+        theirs.rewrite_future = env.force;
+        let their_plain = theirs.plaintext()?;
+        match crate::git::merge_values(&name, self.format, original, edited, &their_plain, 7) {
+            Some((merged, false)) => Ok((theirs, merged)),
+            _ => Err(Error::Refused(format!(
+                "{name}: it changed while the editor was open, and the edit changes the same values"
+            ))),
+        }
     }
 }
 

@@ -454,12 +454,13 @@ fn rekey_one(
     if f.covered {
         return Ok(Some(bytes.to_vec()));
     }
-    // An edit since the plan was read (or while it waited for an answer) is kept.
-    if std::fs::read(&f.path).map_err(|e| e.to_string())? != *f.bytes {
+    // Held to the rename: an edit since the plan was read (or while it waited for an
+    // answer, or one landing now) is kept, and this file reported, not overwritten.
+    let mut held = env.hold(&f.path).map_err(|e| e.to_string())?;
+    if *held.read().map_err(|e| e.to_string())? != *f.bytes {
         return Err("changed since the plan was made; run it again".into());
     }
-    crate::fsutil::write_atomic(&f.path, &bytes, 0o644, None, crate::fsutil::Target::InPlace)
-        .map_err(|e| e.to_string())?;
+    held.write(&bytes).map_err(|e| e.to_string())?;
     Ok(None)
 }
 

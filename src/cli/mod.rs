@@ -68,6 +68,10 @@ pub struct Cli {
     /// Write a file a newer sops major version wrote (4.x and later), as a 3.x file
     #[arg(long, global = true)]
     pub force: bool,
+
+    /// How long to wait for another coffer writing the same file
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -267,6 +271,32 @@ impl Io {
         Ok(buf)
     }
 
+    /// The input, held for the whole read-modify-write when it is to be replaced (`-i`).
+    pub fn read_held(
+        &self,
+        env: &Env,
+    ) -> Result<(Zeroizing<Vec<u8>>, Option<crate::fsutil::Held>)> {
+        if !self.in_place || self.is_stdin() {
+            return Ok((self.read()?, None));
+        }
+        let mut held = env.hold(&self.file)?;
+        Ok((held.read()?, Some(held)))
+    }
+
+    /// `write`, through the hold taken by `read_held` when there is one.
+    pub fn write_held(
+        &self,
+        held: Option<crate::fsutil::Held>,
+        data: &[u8],
+        plaintext: bool,
+        binary: bool,
+    ) -> Result<()> {
+        match held {
+            Some(h) => h.write_mode(data, plaintext.then_some(0o600)),
+            None => self.write(data, plaintext, binary),
+        }
+    }
+
     /// Write the result where the user asked. `plaintext` outputs get mode 0600.
     pub fn write(&self, data: &[u8], plaintext: bool, binary: bool) -> Result<()> {
         let force = plaintext.then_some(0o600);
@@ -341,6 +371,8 @@ pub struct Env {
     pub layout: Layout,
     /// `--force`: files of a sops major version coffer does not know may be rewritten.
     pub force: bool,
+    /// `--lock-timeout`: how long a writer waits for another writing the same file.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Env {
@@ -366,6 +398,7 @@ impl Env {
             vars,
             layout: Layout::default(),
             force: false,
+            lock_timeout: std::time::Duration::from_secs(30),
         }
     }
 
@@ -377,6 +410,22 @@ impl Env {
             warn(&note);
         }
         Ok(bytes)
+    }
+
+    /// `file` held for a read-modify-write (`fsutil::Held`), saying so when another
+    /// coffer makes it wait.
+    pub fn hold(&self, file: &Path) -> Result<crate::fsutil::Held> {
+        crate::fsutil::Held::take(
+            file,
+            self.lock_timeout,
+            std::time::Duration::from_secs(1),
+            &|| {
+                say(&format!(
+                    "waiting for another coffer writing {}",
+                    file.display()
+                ))
+            },
+        )
     }
 
     /// The process's AWS session.
@@ -480,9 +529,10 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
         // `coffer sops …` reaches here only after coffer's own flags (main hands the
         // rest to cli::sops directly): --config carries over, the others are coffer's.
         Command::Sops { args } => {
-            if cli.aws_profile.is_some() || cli.strict_layout || cli.force {
+            if cli.aws_profile.is_some() || cli.strict_layout || cli.force || cli.lock_timeout != 30
+            {
                 return Err(Error::Usage(
-                    "give sops's own flags after `coffer sops` (--aws-profile, and no --strict-layout or --force)".into(),
+                    "give sops's own flags after `coffer sops` (--aws-profile, and no --strict-layout, --force or --lock-timeout)".into(),
                 ));
             }
             let mut argv = vec![std::ffi::OsString::from("sops")];

@@ -14,6 +14,7 @@ pub mod workspace;
 pub mod worktree;
 
 pub use filter::Filter;
+pub use merge_values::merge as merge_values;
 
 use std::path::Path;
 use std::process::Command;

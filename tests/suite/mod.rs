@@ -10,6 +10,7 @@ mod errors;
 mod git;
 mod interop;
 mod kms;
+mod many;
 mod moto;
 mod pgp;
 mod push;

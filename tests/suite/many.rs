@@ -1,0 +1,116 @@
+//! Many hands on one file: coffer's writers of a file take turns (a lock from the read
+//! to the rename), so no writer loses another's edit.
+
+use std::process::Stdio;
+
+use super::common::*;
+
+#[test]
+fn twenty_concurrent_sets_keep_all_twenty_values() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.yaml", "start: 0\n");
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            sb.cmd()
+                .args(["set", "a.yaml", &format!("[\"k{i}\"]"), &format!("v{i}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_success(&out, &["concurrent set"]);
+    }
+    let plain = stdout(&sb.ok(&["decrypt", "a.yaml"]));
+    for i in 0..20 {
+        assert!(
+            plain.contains(&format!("k{i}: v{i}\n")),
+            "k{i} lost:\n{plain}"
+        );
+    }
+}
+
+#[test]
+fn a_set_that_lands_while_the_editor_is_open_is_kept() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.yaml", "a: 1\nb: 2\n");
+    // The editor changes a, and waits until the set of b has landed.
+    let editor = sb.editor(
+        "ed.sh",
+        &format!(
+            "sed -i 's/^a: 1$/a: 10/' \"$1\"\nwhile [ ! -e {} ]; do sleep 0.05; done",
+            sb.path("set-done").display()
+        ),
+    );
+    let edit = sb
+        .cmd()
+        .args(["edit", "a.yaml"])
+        .env("EDITOR", &editor)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sb.ok(&["set", "a.yaml", r#"["b"]"#, "20"]);
+    sb.write("set-done", "");
+    let out = edit.wait_with_output().unwrap();
+    assert_success(&out, &["edit"]);
+    assert_eq!(stdout(&sb.ok(&["decrypt", "a.yaml"])), "a: 10\nb: 20\n");
+
+    // The same value changed both ways: the edit is refused and rescued, the set kept.
+    let editor = sb.editor(
+        "ed2.sh",
+        &format!(
+            "sed -i 's/^b: 20$/b: 200/' \"$1\"\nwhile [ ! -e {} ]; do sleep 0.05; done",
+            sb.path("set-done-3").display()
+        ),
+    );
+    let edit = sb
+        .cmd()
+        .args(["edit", "a.yaml"])
+        .env("EDITOR", &editor)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sb.ok(&["set", "a.yaml", r#"["b"]"#, "21"]);
+    sb.write("set-done-3", "");
+    let out = edit.wait_with_output().unwrap();
+    assert_error(
+        &out,
+        8,
+        "it changed while the editor was open, and the edit changes the same values",
+    );
+    assert!(
+        stderr(&out).contains("your edit is saved in"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&sb.ok(&["decrypt", "a.yaml"])), "a: 10\nb: 21\n");
+}
+
+#[test]
+fn a_writer_waits_for_another_and_gives_up_after_the_lock_timeout() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.yaml", "a: 1\n");
+    // An editor holding the file open does not hold coffer's lock; flock from a shell does.
+    let holder = std::process::Command::new("flock")
+        .args([sb.path("a.yaml").to_str().unwrap(), "sleep", "3"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = sb.run(&["--lock-timeout", "1", "set", "a.yaml", r#"["a"]"#, "2"]);
+    assert_error(
+        &out,
+        1,
+        "another coffer process has been writing it for 1s; nothing was written",
+    );
+    let mut holder = holder;
+    assert!(holder.wait().unwrap().success());
+    let out = sb.ok(&["set", "a.yaml", r#"["a"]"#, "2"]);
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&sb.ok(&["decrypt", "a.yaml"])), "a: 2\n");
+}
