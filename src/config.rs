@@ -47,14 +47,25 @@ pub struct KeyGroup {
 impl CreationRule {
     /// The rule's master keys (`kms` entries are `ARN[+ROLE]`, with the rule's profile).
     pub fn recipients(&self) -> Result<crate::keys::Recipients> {
+        // A key named twice (an alias and the key written out, say) is one key.
+        fn once(list: impl IntoIterator<Item = String>) -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for k in list {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+            out
+        }
         let of = |age: &[String],
                   kms: &[String],
                   pgp: &[String]|
          -> Result<crate::keys::Recipients> {
             Ok(crate::keys::Recipients {
-                age: age.to_vec(),
-                pgp: pgp.to_vec(),
-                kms: kms
+                age: once(age.iter().cloned()),
+                // sops stores a fingerprint without the spaces people write it with.
+                pgp: once(pgp.iter().map(|p| p.split_whitespace().collect())),
+                kms: once(kms.iter().cloned())
                     .iter()
                     .map(|k| crate::keys::kms::KmsSpec::parse(k, &[], self.aws_profile.as_deref()))
                     .collect::<Result<_>>()?,

@@ -190,17 +190,48 @@ impl Drift {
     }
 }
 
+/// The keys `rule` names, as `current` would hold them: a rule's KMS key has no
+/// encryption context (coffer's rules cannot give one), so a file's context for the same
+/// key is kept rather than counted as a different key. `None` when the rule names none.
+fn rule_keys_for(current: &Recipients, rule: &CreationRule) -> Result<Option<Recipients>> {
+    let mut wanted = rule.recipients()?;
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let flat = |r: &Recipients| r.groups_or_self();
+    let have: Vec<KmsSpec> = flat(current).into_iter().flat_map(|g| g.kms).collect();
+    let with_context = |k: &mut KmsSpec| {
+        if k.context.is_empty() {
+            if let Some(c) = have.iter().find(|c| c.arn == k.arn && c.role == k.role) {
+                k.context = c.context.clone();
+            }
+        }
+    };
+    wanted.kms.iter_mut().for_each(with_context);
+    for g in &mut wanted.groups {
+        g.kms.iter_mut().for_each(with_context);
+    }
+    Ok(Some(wanted))
+}
+
 /// Age recipients named by more than one entry of a file: the second may hold someone
 /// else's copy of the data key under a borrowed name.
 pub fn duplicate_entries(meta: &metadata::Metadata) -> Vec<String> {
-    let ages: Vec<&String> = std::iter::once(&meta.age)
+    // Within one list: a key may rightly hold a share in each of several groups.
+    let mut twice: Vec<String> = std::iter::once(&meta.age)
         .chain(meta.groups.iter().map(|g| &g.age))
-        .flat_map(|entries| entries.iter().map(|a| &a.recipient))
+        .flat_map(|entries| {
+            (1..entries.len())
+                .filter(|&i| {
+                    entries[..i]
+                        .iter()
+                        .any(|e| e.recipient == entries[i].recipient)
+                })
+                .map(|i| label_age(&entries[i].recipient))
+                .collect::<Vec<_>>()
+        })
         .collect();
-    let mut twice: Vec<String> = (1..ages.len())
-        .filter(|&i| ages[..i].contains(&ages[i]))
-        .map(|i| label_age(ages[i]))
-        .collect();
+    twice.sort();
     twice.dedup();
     twice
 }
@@ -209,7 +240,12 @@ pub fn duplicate_entries(meta: &metadata::Metadata) -> Vec<String> {
 /// too: the second may hold someone else's copy of the data key under a borrowed name.
 pub fn drift(meta: &metadata::Metadata, rule: &CreationRule) -> Result<Drift> {
     let current = Recipients::of(meta);
-    let mut keys = change(&current, &rule.recipients()?, Rotation::OnRemoval);
+    let wanted = rule_keys_for(&current, rule)?;
+    // A rule that names no keys says nothing about them (they come from elsewhere).
+    let mut keys = match &wanted {
+        Some(wanted) => change(&current, wanted, Rotation::OnRemoval),
+        None => KeyChange::default(),
+    };
     if !duplicate_entries(meta).is_empty() {
         keys.rotate = true;
     }
@@ -251,7 +287,21 @@ pub fn to_rule(
     };
     let mut md = opened.meta.clone();
     if !drift.keys.is_empty() {
-        let fresh = sops::new_metadata(&key, &rule.recipients()?, kms, None, None)?;
+        let current = Recipients::of(&opened.meta);
+        let Some(wanted) = rule_keys_for(&current, rule)? else {
+            return Err(Error::NoRecipients {
+                file: opened.file.clone(),
+            });
+        };
+        let foreign =
+            !md.foreign_keys.is_empty() || md.groups.iter().any(|g| !g.foreign_keys.is_empty());
+        if foreign {
+            return Err(Error::Unsupported {
+                file: opened.file.clone(),
+                what: "it has GCP KMS, Azure Key Vault or Vault keys, which coffer cannot wrap a new data key for; change its keys with sops".into(),
+            });
+        }
+        let fresh = sops::new_metadata(&key, &wanted, kms, None, None)?;
         md.take_keys(fresh);
     }
     md.selector = rule.selector.clone().unwrap_or_default();

@@ -231,6 +231,28 @@ pub fn add(
                     kind: Kind::Seq(_), ..
                 },
             ) => edits.push(append_item(text, list, &alias)),
+            // `age:` with nothing: the list goes after the colon.
+            Some(Node {
+                kind: Kind::Scalar(crate::tree::ScalarType::Null, _),
+                ..
+            }) => {
+                let key_end = entries
+                    .iter()
+                    .find(|e| !e.merge && e.key == "age")
+                    .map_or(rule.span.start, |e| e.key_span.end);
+                let at = after_colon(text, key_end);
+                edits.push((at..at, format!(" [{alias}]")));
+            }
+            // Keys from an anchored list shared by several rules: that list is the place.
+            Some(Node {
+                kind: Kind::Alias(a),
+                ..
+            }) if anchored(&root, a).is_some_and(|n| matches!(n.kind, Kind::Seq(_))) => {
+                return Err(TeamError::Unsupported(format!(
+                    "creation rule {} takes its age keys from the list &{a}: add *{name} to that list by hand",
+                    n + 1
+                )));
+            }
             // `age: age1a,age1b` or `age: *alice`: the same keys, as a list.
             Some(node) => {
                 let mut items: Vec<String> = match &node.kind {
@@ -335,15 +357,39 @@ fn remove_from_age_lists(
         }
         return;
     };
-    for Entry { key, value, .. } in entries {
+    for Entry {
+        key,
+        value,
+        key_span,
+        ..
+    } in entries
+    {
         if key != "age" {
             remove_from_age_lists(text, value, m, edits);
             continue;
         }
         match &value.kind {
-            Kind::Seq(items) => {
-                for (i, _) in items.iter().enumerate().filter(|(_, i)| is_member(i, m)) {
-                    edits.push(remove_item(text, value, i));
+            Kind::Seq(items) if items.iter().any(|i| is_member(i, m)) => {
+                let kept: Vec<&Node> = items.iter().filter(|i| !is_member(i, m)).collect();
+                if value.flow || kept.is_empty() {
+                    // The list written again: `[a, b]`, or `[]` for a block list emptied.
+                    let list = kept
+                        .iter()
+                        .map(|i| &text[i.span.clone()])
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let range = if value.flow {
+                        value.span.clone()
+                    } else {
+                        after_colon(text, key_span.end)..line_end(text, value.span.end)
+                    };
+                    let tail = if value.flow { "" } else { "\n" };
+                    let lead = if value.flow { "" } else { " " };
+                    edits.push((range, format!("{lead}[{list}]{tail}")));
+                } else {
+                    for (i, _) in items.iter().enumerate().filter(|(_, i)| is_member(i, m)) {
+                        edits.push(remove_item(text, value, i));
+                    }
                 }
             }
             Kind::Alias(_) if is_member(value, m) => edits.push((value.span.clone(), "[]".into())),
@@ -357,6 +403,25 @@ fn remove_from_age_lists(
             }
             _ => {}
         }
+    }
+}
+
+/// Just past the `:` after a key that ends at `key_end`.
+fn after_colon(text: &str, key_end: usize) -> usize {
+    text[key_end..]
+        .find(':')
+        .map_or(key_end, |i| key_end + i + 1)
+}
+
+/// The node anchored as `name`, anywhere under `node`.
+fn anchored<'n>(node: &'n Node, name: &str) -> Option<&'n Node> {
+    if node.anchor.as_deref() == Some(name) {
+        return Some(node);
+    }
+    match &node.kind {
+        Kind::Map(entries) => entries.iter().find_map(|e| anchored(&e.value, name)),
+        Kind::Seq(items) => items.iter().find_map(|i| anchored(i, name)),
+        _ => None,
     }
 }
 
@@ -440,6 +505,30 @@ mod tests {
         );
         assert_eq!(edited.rules, [1, 2, 3, 4]);
         assert!(yaml_data::read(&edited.text).is_ok());
+    }
+
+    #[test]
+    fn lists_emptied_and_null_lists_stay_valid() {
+        let text = "keys:\n  - &bob age1bob\n  - &al age1al\ncreation_rules:\n  - path_regex: a\n    age:\n      - *bob # b\n    kms: k\n  - path_regex: b\n    age: [*bob, age1bob, *al]\n";
+        let (edited, _) = remove(text, "bob").unwrap();
+        assert_eq!(
+            edited.text,
+            "keys:\n  - &al age1al\ncreation_rules:\n  - path_regex: a\n    age: []\n    kms: k\n  - path_regex: b\n    age: [*al]\n"
+        );
+        let text =
+            "keys:\n  - &al age1al\ncreation_rules:\n  - path_regex: a\n    age:\n    kms: k\n";
+        assert_eq!(
+            added(text, &[]),
+            "keys:\n  - &al age1al\n  - &carol age1carol\ncreation_rules:\n  - path_regex: a\n    age: [*carol]\n    kms: k\n"
+        );
+        let shared = "keys:\n  - &al age1al\ndevs: &devs [*al]\ncreation_rules:\n  - age: *devs\n";
+        let err = add(shared, "carol", "age1carol", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("takes its age keys from the list &devs"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -229,6 +229,12 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     // A covered file's working tree is plaintext: what git stores is re-keyed (staged).
     let first = &args.paths[0];
     if args.output.is_none() && args.input_type.is_none() && covered_plaintext(first) {
+        if !args.in_place {
+            return Err(Error::Usage(format!(
+                "{}: the coffer filter covers it, so its working tree is plaintext: `coffer rotate -i` re-keys what git stores (staged)",
+                first.display()
+            )));
+        }
         return super::keys::rotate_many(false, &args.paths, false, true, env);
     }
     let io = &Io {

@@ -240,7 +240,8 @@ pub(super) fn plan(
         if change.is_empty() && settings.is_empty() {
             plan.unchanged += 1;
         } else if f.unstaged {
-            if !change.removed.is_empty() {
+            // A key removed or a rotation asked for is not done until this file is.
+            if !change.removed.is_empty() || change.rotate {
                 plan.held_back += 1;
             }
             plan.skipped.push((

@@ -160,6 +160,22 @@ fn checked(
                 n + 1
             )));
         }
+        // What the edit could not reach (a key written in a merged mapping, say).
+        if !added && ages(a).contains(&m.key) {
+            return Err(bad(format!(
+                "{} would still be in creation rule {} (through an anchor or a merge key): remove the key there by hand",
+                m.name,
+                n + 1
+            )));
+        }
+        let no_keys =
+            a.age.is_empty() && a.kms.is_empty() && a.pgp.is_empty() && a.groups.is_empty();
+        if touched && !added && no_keys {
+            return Err(bad(format!(
+                "creation rule {} would name no keys: add someone to it first",
+                n + 1
+            )));
+        }
     }
     Ok(after)
 }

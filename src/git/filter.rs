@@ -269,7 +269,7 @@ impl Filter {
         let clear = sops::clear_parts(path, &doc, &meta)?;
         // A rule coffer cannot use is reported where a new file needs it, not here.
         let drift = match self.rule_for(path) {
-            Ok(Some(rule)) => crate::rekey::drift(&meta, &rule)?,
+            Ok(Some(rule)) => crate::rekey::drift(&meta, &rule).unwrap_or_default(),
             _ => crate::rekey::Drift::default(),
         };
         if clear.is_empty() && drift.is_empty() {
@@ -324,7 +324,8 @@ impl Filter {
                 Ok(opened) => {
                     // The rules are the truth, not the metadata committed last.
                     if let Ok(Some(rule)) = self.rule_for(path) {
-                        let drift = crate::rekey::drift(&opened.meta, &rule)?;
+                        // A rule whose keys do not parse is reported where it is used.
+                        let drift = crate::rekey::drift(&opened.meta, &rule).unwrap_or_default();
                         if !drift.is_empty() {
                             self.notes.push(format!(
                                 "{path}: encrypted as the creation rules say, not as committed ({})",

@@ -46,19 +46,28 @@ pub fn merge(
     } else {
         None
     };
-    let plain = |bytes: &Zeroizing<Vec<u8>>| -> Result<Zeroizing<Vec<u8>>> {
+    // Each side's plaintext, and its data key when it is encrypted.
+    let plain = |bytes: &Zeroizing<Vec<u8>>| -> Result<(Zeroizing<Vec<u8>>, Option<DataKey>)> {
         if is_encrypted(format, bytes) {
-            sops::open(path, format, bytes.to_vec(), filter.keyring(), false)?.into_plaintext()
+            let opened = sops::open(path, format, bytes.to_vec(), filter.keyring(), false)?;
+            let key = opened.key.clone();
+            Ok((opened.into_plaintext()?, Some(key)))
         } else {
-            Ok(bytes.clone())
+            Ok((bytes.clone(), None))
         }
     };
-    let base_plain = plain(&base_bytes)?;
+    let (base_plain, base_key) = plain(&base_bytes)?;
     let ours_plain = match &ours_opened {
         Some(o) => o.plaintext()?,
         None => ours_bytes.clone(),
     };
-    let theirs_plain = plain(&theirs_bytes)?;
+    let (theirs_plain, theirs_key) = plain(&theirs_bytes)?;
+    // Theirs rotated the data key since base (a revocation, a leak) while ours kept it:
+    // ours' key must not stay.
+    let theirs_rotated = match (&base_key, &theirs_key, &ours_opened) {
+        (Some(b), Some(t), Some(o)) => b.expose() != t.expose() && b.expose() == o.key.expose(),
+        _ => false,
+    };
     // The keys of the result: a key either side removed since base stays removed.
     let keys_of = |bytes: &Zeroizing<Vec<u8>>| {
         is_encrypted(format, bytes)
@@ -68,10 +77,12 @@ pub fn merge(
     };
     let (ours_opened, ours_bytes) =
         match (ours_opened, keys_of(&base_bytes), keys_of(&theirs_bytes)) {
-            (Some(o), Some(base), Some(theirs)) => match rekeyed(filter, &o, &base, &theirs)? {
-                Some((o, bytes)) => (Some(o), bytes),
-                None => (Some(o), ours_bytes),
-            },
+            (Some(o), Some(base), Some(theirs)) => {
+                match rekeyed(filter, &o, &base, &theirs, theirs_rotated)? {
+                    Some((o, bytes)) => (Some(o), bytes),
+                    None => (Some(o), ours_bytes),
+                }
+            }
             (o, _, _) => (o, ours_bytes),
         };
 
@@ -119,18 +130,20 @@ pub fn merge(
     Ok(!conflicts)
 }
 
-/// Ours, under the keys the merge leaves it: when theirs removed a key since base, a
-/// new data key (ours' may be known to the removed key's holder); when theirs only added
-/// keys, ours' data key wrapped for them too.
+/// Ours, under the keys the merge leaves it: when theirs removed a key or rotated the
+/// data key since base, a new data key (ours' may be known to the removed key's holder);
+/// when theirs only added keys, ours' data key wrapped for them too.
 fn rekeyed(
     filter: &Filter,
     ours: &sops::Opened,
     base: &Recipients,
     theirs: &Recipients,
+    theirs_rotated: bool,
 ) -> Result<Option<(sops::Opened, Zeroizing<Vec<u8>>)>> {
     let current = Recipients::of(&ours.meta);
     let wanted = crate::rekey::merged_keys(base, &current, theirs);
-    let change = crate::rekey::change(&current, &wanted, crate::rekey::Rotation::OnRemoval);
+    let mut change = crate::rekey::change(&current, &wanted, crate::rekey::Rotation::OnRemoval);
+    change.rotate |= theirs_rotated;
     if change.is_empty() || wanted.is_empty() {
         return Ok(None);
     }

@@ -87,9 +87,20 @@ pub fn weakened(
             if super::filter::is_conflict(blob.content()) {
                 continue;
             }
-            let (doc, meta, _) =
-                crate::sops::read_metadata(&c.path, format, blob.content().to_vec())?;
-            let clear = crate::sops::clear_parts(&c.path, &doc, &meta)?;
+            let read = crate::sops::read_metadata(&c.path, format, blob.content().to_vec())
+                .and_then(|(doc, meta, _)| {
+                    crate::sops::clear_parts(&c.path, &doc, &meta).map(|clear| (meta, clear))
+                });
+            let (meta, clear) = match read {
+                Ok(found) => found,
+                Err(e) => {
+                    out.push((
+                        c.path.clone(),
+                        format!("{place} with metadata that does not read ({e})"),
+                    ));
+                    continue;
+                }
+            };
             let why = if !clear.is_empty() {
                 format!(
                     "{place} with what the rules encrypt in clear: {}",
@@ -98,7 +109,7 @@ pub fn weakened(
             } else {
                 match rules.rule_for(&workdir.join(&c.path)) {
                     Ok(Some(rule)) => {
-                        let drift = crate::rekey::drift(&meta, &rule)?;
+                        let drift = crate::rekey::drift(&meta, &rule).unwrap_or_default();
                         if drift.is_empty() {
                             continue;
                         }

@@ -53,8 +53,10 @@ pub fn is_covered(file: &Path) -> bool {
         return false;
     };
     // `-z`: path, attribute, value, each NUL-terminated.
-    super::git(dir, &["check-attr", "-z", "filter", "--", name], &[])
-        .is_ok_and(|out| out.split('\0').nth(2) == Some("coffer"))
+    let attributed = super::git(dir, &["check-attr", "-z", "filter", "--", name], &[])
+        .is_ok_and(|out| out.split('\0').nth(2) == Some("coffer"));
+    // Without the filter set up, `git add` would store the plaintext as it is.
+    attributed && git2::Repository::discover(dir).is_ok_and(|r| super::setup::is_set_up(&r))
 }
 
 /// The file's encrypted version: its blob in the index (stage 0), else in HEAD.
@@ -118,10 +120,14 @@ pub fn open(
     };
     let committed_key = base.is_ok();
     let opened = match base {
-        Ok(base) => match base.reencrypt(&bytes)? {
-            None => base,
-            Some(sealed) => reopen(name, format, sealed, base.key)?,
-        },
+        Ok(mut base) => {
+            // Encrypted in memory only: a future sops version's file is not rewritten.
+            base.rewrite_future = true;
+            match base.reencrypt(&bytes)? {
+                None => base,
+                Some(sealed) => reopen(name, format, sealed, base.key)?,
+            }
+        }
         Err(meta) => lifted(name, format, bytes, meta)?,
     };
     Ok((

@@ -195,6 +195,14 @@ fn rotate_rekeys_what_git_stores_and_leaves_the_working_tree() {
     let (yaml, _, _) = arrange(&sb, State::Staged);
     let before = sb.read(&yaml);
     let head = blob(&sb, "repo", "HEAD:secrets/app.yaml");
+    // Without -i nothing is staged: the working tree is plaintext, there is nothing to print.
+    let out = sb.run(&["rotate", &yaml]);
+    assert_error(
+        &out,
+        2,
+        "`coffer rotate -i` re-keys what git stores (staged)",
+    );
+    assert_eq!(blob(&sb, "repo", ":secrets/app.yaml"), head);
     sb.ok(&["rotate", "-i", &yaml]);
     assert_eq!(sb.read(&yaml), before, "the working tree is left as it is");
     let staged = blob(&sb, "repo", ":secrets/app.yaml");
@@ -241,4 +249,23 @@ fn push_takes_the_plaintext_and_the_staged_data_key() {
         moto_ok(&sb, &moto, &args);
         assert_eq!(moto.secret_value(&format!("{prefix}DB_PASSWORD")), pw);
     }
+}
+
+/// Attributes alone do not make plaintext safe: without the filter set up, `git add`
+/// would store it as it is. There coffer's commands keep the working tree encrypted.
+#[test]
+fn without_setup_covered_files_stay_ciphertext() {
+    let sb = Sandbox::new();
+    sb.write("repo/.keep", "");
+    sb.git("repo", &["init", "-q", "-b", "main"]);
+    super::git::configure(&sb);
+    sb.write("repo/secrets/.keep", "");
+    let editor = sb.editor("ed.sh", r#"printf 'token: abc123\n' > "$1""#);
+    let out = sb.run_with(&["edit", "repo/secrets/fresh.yaml"], &[("EDITOR", &editor)]);
+    assert_success(&out, &["edit without setup"]);
+    let text = sb.read_str("repo/secrets/fresh.yaml");
+    assert!(text.starts_with("token: ENC[AES256_GCM"), "{text}");
+    sb.write("repo/secrets/plain.yaml", "a: 1\n");
+    let out = sb.run(&["set", "repo/secrets/plain.yaml", r#"["a"]"#, "2"]);
+    assert_error(&out, 6, "not encrypted");
 }

@@ -479,3 +479,95 @@ fn updatekeys_encrypts_as_the_rule_says() {
     let out = sb.ok(&["updatekeys", "-y", "a.yaml"]);
     assert!(stdout(&out).contains("0 file(s) to change (0 with a new data key), 1 unchanged"));
 }
+
+/// A rule that names no keys (they come from the environment, as many sops setups have
+/// it) says nothing about keys: clean keeps the file's, and a rule naming a key twice
+/// is one key, so nothing is re-keyed on every clean.
+#[test]
+fn rules_without_keys_or_with_a_key_twice_leave_the_keys_alone() {
+    let sb = Sandbox::new();
+    sb.write("repo/.keep", "");
+    sb.git("repo", &["init", "-q", "-b", "main"]);
+    assert_success(&sb.coffer_in("repo", &["git", "setup"]), &["setup"]);
+    sb.write("repo/.gitattributes", "secrets/** filter=coffer\n");
+    sb.write(
+        &format!("repo/{RULE_FILE}"),
+        "creation_rules:\n  - encrypted_regex: ^password$\n",
+    );
+    sb.write("repo/secrets/a.yaml", "password: p1\nuser: u\n");
+    let env = [("COFFER_AGE_RECIPIENTS", sb.recipient.as_str())];
+    assert_success(&sb.git_env("repo", &["add", "."], &env), &["add"]);
+    sb.git("repo", &["commit", "-q", "-m", "init"]);
+    sb.write("repo/secrets/a.yaml", "password: p2\nuser: u\n");
+    let add = sb.git_in("repo", &["add", "secrets/a.yaml"]);
+    assert_success(&add, &["add without the environment's recipients"]);
+    let staged = sb.git("repo", &["show", ":secrets/a.yaml"]);
+    assert!(
+        staged.contains(&sb.recipient) && staged.contains("user: u\n"),
+        "{staged}"
+    );
+    sb.write("staged.yaml", &staged);
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "staged.yaml"])),
+        "password: p2\nuser: u\n"
+    );
+    sb.git("repo", &["commit", "-q", "-m", "p2"]);
+
+    // The same key twice in the rule: the file is in step, and stays so.
+    let twice = format!(
+        "keys:\n  - &me {r}\ncreation_rules:\n  - encrypted_regex: ^password$\n    age: [*me, {r}]\n",
+        r = sb.recipient
+    );
+    sb.write(&format!("repo/{RULE_FILE}"), twice);
+    let blob = sb.git("repo", &["show", "HEAD:secrets/a.yaml"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sb.write("repo/secrets/a.yaml", "password: p2\nuser: u\n");
+    assert_eq!(sb.git("repo", &["status", "--porcelain", "secrets"]), "");
+    sb.git("repo", &["add", "secrets/a.yaml"]);
+    assert_eq!(sb.git("repo", &["show", ":secrets/a.yaml"]), blob);
+    assert_success(&sb.coffer_in("repo", &["git", "check"]), &["check"]);
+}
+
+/// Theirs rotated the data key (a leak) without removing anyone: the merge does not keep
+/// ours' old key.
+#[test]
+fn a_merge_does_not_keep_a_data_key_the_other_side_rotated_away() {
+    let alice = Sandbox::new();
+    shared(&alice, &[&alice.recipient]);
+    let git = |args: &[&str]| alice.git("repo", args);
+    git(&["checkout", "-q", "-b", "feature"]);
+    alice.ok(&[
+        "set",
+        "repo/secrets/app.yaml",
+        r#"["user"]"#,
+        "feature-user",
+    ]);
+    git(&["commit", "-q", "-am", "feature"]);
+    git(&["checkout", "-q", "main"]);
+    assert_success(
+        &alice.coffer_in("repo", &["rotate", "--all", "-y"]),
+        &["rotate"],
+    );
+    git(&["commit", "-q", "-am", "rotate after a leak"]);
+    let password = |rev: &str| {
+        let blob = alice.git("repo", &["show", &format!("{rev}:secrets/app.yaml")]);
+        blob.lines()
+            .find(|l| l.starts_with("password:"))
+            .unwrap()
+            .to_string()
+    };
+    let old = password("feature");
+    assert_ne!(old, password("main"));
+    git(&["checkout", "-q", "feature"]);
+    git(&["merge", "-q", "--no-edit", "main"]);
+    // The same value under the same key encrypts the same: a new key shows as a new line.
+    assert_ne!(
+        password("HEAD"),
+        old,
+        "the merge kept the rotated-away data key"
+    );
+    assert_eq!(
+        alice.read_str("repo/secrets/app.yaml"),
+        "password: p1\nuser: feature-user\n"
+    );
+}
