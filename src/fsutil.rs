@@ -161,6 +161,18 @@ pub fn write_atomic(
     force_mode: Option<u32>,
     target: Target,
 ) -> Result<()> {
+    // A FIFO, a device, `/dev/stdout` or `/dev/fd/N` (or a link to one) is written
+    // through, as sops writes it: replacing it would put the data in a new regular file
+    // nobody reads, and take the device or pipe away.
+    if target == Target::Output {
+        if let Ok(m) = fs::metadata(path) {
+            if !m.is_file() && !m.is_dir() {
+                let io = |e| Error::io(path, e);
+                let mut f = fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+                return f.write_all(data).and_then(|()| f.flush()).map_err(io);
+            }
+        }
+    }
     let path = &match target {
         Target::InPlace => resolve(path)?,
         Target::Output => path.to_path_buf(),

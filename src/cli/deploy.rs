@@ -89,7 +89,7 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
             .map_or_else(|| Format::from_path(file), Into::into);
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
         let (opened, _) = super::open_file(file, format, bytes, &keyring, false)?;
-        for (k, v) in variables(&opened)? {
+        for (k, v) in variables(&opened, args.skip_invalid)? {
             let k = format!("{}{k}", args.prefix);
             vars.retain(|(existing, _)| *existing != k);
             vars.push((k, v));
@@ -266,24 +266,51 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
 }
 
 /// A file's values as (variable name, value) pairs.
-fn variables(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>> {
+/// The file's values as environment variables. Two keys that flatten to one name
+/// (`a_b`, `a.b`, `A_B`) are an error naming both, or with `skip_colliding` are both left
+/// out with a warning: the last one silently winning is never right.
+fn variables(
+    opened: &sops::Opened,
+    skip_colliding: bool,
+) -> Result<Vec<(String, Zeroizing<String>)>> {
     let root = match opened.doc.docs.first() {
         Some(d) => &d.root,
         None => return Ok(Vec::new()),
     };
     let verbatim = opened.format == Format::Dotenv;
-    Ok(opened
-        .value(root)?
-        .leaves()
-        .into_iter()
-        .map(|(path, v)| (crate::tree::variable_name(&path, verbatim), v))
-        .collect())
+    let leaves = opened.value(root)?.leaves();
+    let mut out: Vec<(String, Zeroizing<String>, Vec<String>)> = Vec::new();
+    let mut colliding = Vec::new();
+    for (path, v) in leaves {
+        let name = crate::tree::variable_name(&path, verbatim);
+        if let Some((_, _, first)) = out.iter().find(|(n, _, _)| *n == name) {
+            colliding.push((name.clone(), first.join("."), path.join(".")));
+            continue;
+        }
+        out.push((name, v, path));
+    }
+    if let Some((name, a, b)) = colliding.first() {
+        if !skip_colliding {
+            return Err(Error::Refused(format!(
+                "{}: the keys {a} and {b} are both the variable {name} (--skip-invalid leaves such keys out)",
+                opened.file
+            )));
+        }
+        let names: Vec<&str> = colliding.iter().map(|(n, _, _)| n.as_str()).collect();
+        warn(&format!(
+            "{}: left out variables more than one key would set: {}",
+            opened.file,
+            names.join(", ")
+        ));
+        out.retain(|(n, _, _)| !names.contains(&n.as_str()));
+    }
+    Ok(out.into_iter().map(|(n, v, _)| (n, v)).collect())
 }
 
 /// `export NAME='value'` lines for a shell to `eval`.
 pub(super) fn export_lines(opened: &sops::Opened) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(String::new());
-    for (k, v) in variables(opened)? {
+    for (k, v) in variables(opened, false)? {
         if !valid_name(&k) {
             return Err(Error::Refused(format!(
                 "{k:?} is not a valid environment variable name"

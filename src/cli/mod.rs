@@ -561,13 +561,38 @@ static ON_SIGNAL: std::sync::Mutex<Option<SignalAction>> = std::sync::Mutex::new
 pub fn install_signal_handler() {
     // A command with an action of its own (edit waits for its editor, exec-file for
     // its command) removes its private files itself, once they are done with.
-    let _ = ctrlc::set_handler(|| match ON_SIGNAL.lock().ok().as_deref() {
+    let handle = || match ON_SIGNAL.lock().ok().as_deref() {
         Some(Some(action)) => action(),
         _ => {
             eprintln!("coffer: interrupted; nothing half-written is left");
             crate::fsutil::remove_pending_and_exit(130)
         }
-    });
+    };
+    let _ = ctrlc::set_handler(handle);
+    // The other signals whose default is to end the process (QUIT would also dump core)
+    // end it the same way.
+    use signal_hook::consts::{SIGALRM, SIGQUIT, SIGUSR1, SIGUSR2};
+    if let Ok(mut signals) =
+        signal_hook::iterator::Signals::new([SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM])
+    {
+        std::thread::spawn(move || {
+            for _ in signals.forever() {
+                handle();
+            }
+        });
+    }
+    // Plaintext and keys are held from here on: no core dump may carry them, and no
+    // other process of the user may read this one's memory.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Core);
+    let _ = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: limit.maximum,
+        },
+    );
 }
 
 /// Instead of ending the process on a signal, run `action` (after temp files are gone).

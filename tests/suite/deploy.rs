@@ -298,3 +298,20 @@ fn exec_and_exec_file_do_not_hand_the_command_coffer_s_keys() {
         ]
     );
 }
+
+/// Keys that flatten to one variable name are never settled by order.
+#[test]
+fn exec_refuses_keys_that_flatten_to_one_name() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.yaml", "a_b: one\na:\n  b: two\nc: three\n");
+    let out = sb.run(&["exec", "a.yaml", "--", "env"]);
+    assert_error(
+        &out,
+        1,
+        "a.yaml: the keys a_b and a.b are both the variable A_B",
+    );
+    let out = sb.ok(&["exec", "--skip-invalid", "a.yaml", "--", "env"]);
+    let env = stdout(&out);
+    assert!(env.contains("C=three\n") && !env.contains("A_B="), "{env}");
+    assert!(stderr(&out).contains("left out variables more than one key would set: A_B"));
+}

@@ -1,7 +1,7 @@
 //! No side doors in what coffer writes: through symlinks, with the file's owner and mode,
 //! under the umask, without plaintext left behind by a signal, and no edit lost.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use super::common::*;
@@ -98,7 +98,7 @@ fn a_signal_during_an_in_place_decrypt_leaves_no_plaintext_temp_file() {
             .filter(|n| n.starts_with(".coffer-"))
             .collect()
     };
-    for signal in ["TERM", "INT", "HUP"] {
+    for signal in ["TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "ALRM"] {
         // Signal it while the plaintext is being written beside the file; a write that
         // ends before the test sees its temp file is tried again.
         let mut caught = false;
@@ -238,4 +238,114 @@ fn an_output_replaces_a_symlink_rather_than_writing_where_it_points() {
     assert!(out.symlink_metadata().unwrap().file_type().is_file());
     assert_eq!(mode(&out), 0o600);
     assert_eq!(sb.read_str("out.yaml"), "password: hunter2\n");
+}
+
+/// Every signal whose default ends the process ends an edit or an exec-file without
+/// leaving their plaintext behind, and no core dump can hold it.
+#[test]
+fn signals_during_edit_and_exec_file_leave_no_plaintext() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.yaml", "password: hunter2\n");
+    let private_dirs = || -> Vec<String> {
+        std::fs::read_dir(sb.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("coffer-edit-") || n.starts_with("coffer-exec-"))
+            .collect()
+    };
+    let editor = sb.editor("slow.sh", "sleep 1");
+    for signal in ["QUIT", "USR1", "USR2", "ALRM", "TERM"] {
+        for args in [
+            vec!["edit", "a.yaml"],
+            vec!["exec-file", "a.yaml", "--", "sleep", "1"],
+        ] {
+            let mut child = sb
+                .cmd()
+                .args(&args)
+                .env("EDITOR", &editor)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Wait until the plaintext is out, then signal coffer.
+            let start = std::time::Instant::now();
+            while private_dirs().is_empty() && start.elapsed().as_secs() < 5 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(
+                !private_dirs().is_empty(),
+                "{args:?}: no private directory seen"
+            );
+            let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+            let core = limits
+                .lines()
+                .find(|l| l.starts_with("Max core file size"))
+                .unwrap();
+            assert!(core.split_whitespace().nth(4) == Some("0"), "{core}");
+            Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()
+                .unwrap();
+            let status = child.wait().unwrap();
+            assert!(
+                private_dirs().is_empty(),
+                "SIG{signal} {args:?}: {:?} left",
+                private_dirs()
+            );
+            assert!(
+                status.code().is_some(),
+                "SIG{signal} {args:?}: killed by it: {status:?}"
+            );
+        }
+    }
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "a.yaml"])),
+        "password: hunter2\n"
+    );
+}
+
+/// `-o` to a pipe, a device or a FIFO writes through it, as sops does; it never puts a
+/// regular file holding the plaintext in its place.
+#[test]
+fn outputs_that_are_not_regular_files_are_written_through() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.env", "TOKEN=t1\n");
+    // stdout is a pipe to this test.
+    let out = sb.ok(&["decrypt", "-o", "/dev/stdout", "a.env"]);
+    assert_eq!(stdout(&out), "TOKEN=t1\n");
+    let out = sb.ok(&["decrypt", "-o", "/dev/null", "a.env"]);
+    assert_eq!(stdout(&out), "");
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    // A FIFO with a reader.
+    let fifo = sb.path("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    sb.ok(&["decrypt", "-o", "pipe", "a.env"]);
+    assert_eq!(reader.join().unwrap(), "TOKEN=t1\n");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // And a link to /dev/stdout through the sops front end.
+    std::os::unix::fs::symlink("/dev/stdout", sb.path("out-link")).unwrap();
+    let out = sb
+        .as_sops()
+        .args(["-d", "--output", "out-link", "a.env"])
+        .output()
+        .unwrap();
+    assert_success(&out, &["sops -d --output link"]);
+    assert_eq!(stdout(&out), "TOKEN=t1\n");
+    assert!(std::fs::symlink_metadata(sb.path("out-link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
