@@ -273,7 +273,53 @@ pub fn stage(path: &Path, staged: &[Staged]) -> Result<Vec<(String, String)>> {
         path.parent().unwrap_or(path)
     };
     let (repo, _) = repository(dir).ok_or_else(|| Error::Git("not in a git repository".into()))?;
-    let mut index = repo.index().map_err(git)?;
+    // git's own protocol: hold `index.lock` from before the index is read to the rename
+    // over it, so no `git add` landing meanwhile is written back over. The index is read
+    // and changed in a copy, which then becomes the lock file's content.
+    let git_dir = repo.path().to_path_buf();
+    let lock_path = git_dir.join("index.lock");
+    let _lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            Error::Git(format!(
+                "{}: {e}; another git process is running (rerun when it is done)",
+                lock_path.display()
+            ))
+        })?;
+    let release = |result: Result<Vec<(String, String)>>| {
+        if result.is_err() {
+            let _ = std::fs::remove_file(&lock_path);
+        }
+        result
+    };
+    let copy = git_dir.join(format!("coffer-index-{}", std::process::id()));
+    let changed = (|| {
+        let index_file = git_dir.join("index");
+        match std::fs::copy(&index_file, &copy) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&index_file, e)),
+        }
+        let mut index = git2::Index::open(&copy).map_err(git)?;
+        let left = stage_into(&repo, &mut index, staged)?;
+        index.write().map_err(git)?;
+        std::fs::rename(&copy, &lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        std::fs::rename(&lock_path, &index_file).map_err(|e| Error::io(&index_file, e))?;
+        Ok(left)
+    })();
+    let _ = std::fs::remove_file(&copy);
+    release(changed)
+}
+
+/// Each new blob in place of the one read, in `index`; what was not staged, with why.
+fn stage_into(
+    repo: &git2::Repository,
+    index: &mut git2::Index,
+    staged: &[Staged],
+) -> Result<Vec<(String, String)>> {
+    let git = |e: git2::Error| Error::Git(format!("git: {}", e.message()));
     let mut left = Vec::new();
     for Staged { name, was, bytes } in staged {
         let Some(mut entry) = index.get_path(Path::new(name), 0).filter(|e| e.id == *was) else {
@@ -292,6 +338,5 @@ pub fn stage(path: &Path, staged: &[Staged]) -> Result<Vec<(String, String)>> {
         entry.file_size = 0;
         index.add(&entry).map_err(git)?;
     }
-    index.write().map_err(git)?;
     Ok(left)
 }

@@ -114,3 +114,64 @@ fn a_writer_waits_for_another_and_gives_up_after_the_lock_timeout() {
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&sb.ok(&["decrypt", "a.yaml"])), "a: 2\n");
 }
+
+/// updatekeys stages through git's own index.lock: a `git add` landing while it works is
+/// never undone by an index read before it.
+#[test]
+fn updatekeys_never_unstages_a_concurrent_git_add() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    super::git::repo(&sb);
+    // Enough covered files that staging them takes a while.
+    for i in 0..150 {
+        sb.write(&format!("repo/secrets/s{i}.env"), format!("K{i}=v{i}\n"));
+    }
+    sb.git("repo", &["add", "secrets"]);
+    sb.git("repo", &["commit", "-q", "-m", "many"]);
+    for round in 0..3 {
+        // Alternate the rule, so each round has every covered file to re-key.
+        let keys = if round % 2 == 0 {
+            format!("{}, {}", sb.recipient, other.recipient)
+        } else {
+            sb.recipient.clone()
+        };
+        sb.write(
+            "repo/.coffer.yaml",
+            format!("creation_rules:\n  - age: [{keys}]\n"),
+        );
+        let mut rekey = sb
+            .cmd()
+            .current_dir(sb.path("repo"))
+            .args(["updatekeys", "--all", "-y"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Files added one after another for as long as updatekeys runs; git refuses
+        // while the index is locked, and the add is tried again, as a user would.
+        let mut added = Vec::new();
+        let mut i = 0;
+        while rekey.try_wait().unwrap().is_none() {
+            let name = format!("notes/r{round}-{i}.txt");
+            sb.write(&format!("repo/{name}"), format!("{i}\n"));
+            if sb.git_in("repo", &["add", &name]).status.success() {
+                added.push(name);
+            }
+            i += 1;
+        }
+        let out = rekey.wait_with_output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(9)),
+            "{}",
+            stderr(&out)
+        );
+        let listed = sb.git("repo", &["ls-files", "--cached", "notes"]);
+        for name in &added {
+            assert!(
+                listed.contains(name.as_str()),
+                "round {round}: {name} was unstaged"
+            );
+        }
+        assert!(!added.is_empty());
+    }
+}
