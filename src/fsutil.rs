@@ -216,8 +216,36 @@ pub fn write_atomic(
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io)?;
         f.sync_all().map_err(io)?;
-        fs::rename(&tmp, path).map_err(io)
+        Ok(())
     })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        pending(&tmp, false);
+        return result;
+    }
+    // A file with other hard links is written through its inode, as sops writes it: a
+    // rename would leave the old content under the other names. The copy beside stays
+    // until the write through is done, so a cut write loses nothing.
+    let linked = matches!((target, &existing), (Target::InPlace, Some(m)) if m.nlink() > 1);
+    if linked {
+        pending(&tmp, false);
+        let through = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()));
+        return match through {
+            Ok(()) => fs::remove_file(&tmp).map_err(io),
+            Err(e) => Err(Error::io(
+                path,
+                std::io::Error::new(
+                    e.kind(),
+                    format!("{e}; the whole new content is in {}", tmp.display()),
+                ),
+            )),
+        };
+    }
+    let result = fs::rename(&tmp, path).map_err(io);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

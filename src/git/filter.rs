@@ -537,7 +537,7 @@ impl Smudger {
                     note,
                     state: SmudgeState::Decrypted,
                 },
-                Err(e) => done(Err(e), SmudgeState::Decrypted),
+                Err(e) => passed(path, content, e),
             },
             // Not a sops file after all: it is stored as it is.
             Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => {
@@ -548,7 +548,21 @@ impl Smudger {
             Err(Error::NoKey { .. } | Error::EntryAltered { .. }) => {
                 done(Ok(content), SmudgeState::NoKey)
             }
-            Err(e) => done(Err(e), SmudgeState::Decrypted),
+            Err(e) => passed(path, content, e),
         }
+    }
+}
+
+/// A smudge that fails (a blob that does not open: half of `git stash -p`, say) leaves
+/// the blob in the working tree as it is stored, never an empty or cut file, and says
+/// how to get at what it holds.
+fn passed(path: &str, content: Zeroizing<Vec<u8>>, e: Error) -> Smudged {
+    Smudged {
+        result: Ok(content),
+        note: Some(format!(
+            "{e}; {path} is left as git stores it (encrypted): `coffer decrypt --ignore-mac {path}` shows what is readable"
+        )),
+        state: SmudgeState::Decrypted,
+        seen: None,
     }
 }

@@ -875,3 +875,34 @@ fn a_rule_with_shamir_key_groups_splits_what_the_filter_commits() {
     assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
     assert_no_plaintext_in_git(&sb, "repo", SECRET);
 }
+
+/// A blob that does not open (a value's hunk staged without the MAC's, as `git stash -p`
+/// can leave one) is checked out as it is stored, never as an empty file.
+#[test]
+fn a_blob_that_does_not_open_is_checked_out_as_stored_not_empty() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let stored = blob(&sb, "repo", "HEAD:secrets/app.env");
+    let other = stored.replacen(
+        "DB_HOST=ENC[AES256_GCM,data:",
+        "DB_HOST=ENC[AES256_GCM,data:AA",
+        1,
+    );
+    assert_ne!(other, stored);
+    sb.write("broken.env", &other);
+    let id = sb.git(
+        "repo",
+        &["hash-object", "-w", "--no-filters", "../broken.env"],
+    );
+    let info = format!("100644,{},secrets/app.env", id.trim());
+    sb.git("repo", &["update-index", "--cacheinfo", &info]);
+    std::fs::remove_file(sb.path("repo/secrets/app.env")).unwrap();
+    let out = sb.git_in("repo", &["checkout", "--", "secrets/app.env"]);
+    assert_success(&out, &["checkout of a broken blob"]);
+    assert_eq!(sb.read_str("repo/secrets/app.env"), other);
+    assert!(
+        stderr(&out).contains("coffer decrypt --ignore-mac secrets/app.env"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -349,3 +349,30 @@ fn outputs_that_are_not_regular_files_are_written_through() {
         .file_type()
         .is_symlink());
 }
+
+/// A file with other hard links is encrypted through its inode, as sops does it: no
+/// name is left holding the plaintext.
+#[test]
+fn in_place_writes_reach_every_hard_link() {
+    let sb = Sandbox::new();
+    sb.write("a.yaml", "password: hunter2\n");
+    std::fs::hard_link(sb.path("a.yaml"), sb.path("b.yaml")).unwrap();
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "a.yaml"]);
+    for name in ["a.yaml", "b.yaml"] {
+        let text = sb.read_str(name);
+        assert!(
+            !text.contains("hunter2") && text.contains("password: ENC["),
+            "{name}: {text}"
+        );
+    }
+    assert_eq!(std::fs::metadata(sb.path("b.yaml")).unwrap().nlink(), 2);
+    sb.ok(&["set", "b.yaml", r#"["password"]"#, "s2"]);
+    assert_eq!(sb.read("a.yaml"), sb.read("b.yaml"));
+    assert_eq!(stdout(&sb.ok(&["decrypt", "a.yaml"])), "password: s2\n");
+    let leftovers: Vec<_> = std::fs::read_dir(sb.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".coffer-"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
