@@ -169,16 +169,23 @@ fn merge_file(
     theirs_plain: &[u8],
     marker_size: usize,
 ) -> Result<(Zeroizing<Vec<u8>>, bool)> {
-    let dir = crate::fsutil::PrivateDir::new("coffer-merge-")?;
-    let write = |name: &str, data: &[u8]| -> Result<std::path::PathBuf> {
-        let p = dir.path().join(name);
-        crate::fsutil::write_new(&p, data, 0o600)?;
-        Ok(p)
+    // The three sides live in memory-backed files (memfd) that `git merge-file` reads as
+    // /dev/fd/N: no plaintext is ever on disk, so not even SIGKILL can leave any behind.
+    let side = |name: &str, data: &[u8]| -> Result<(std::os::fd::OwnedFd, String)> {
+        use rustix::fs::{memfd_create, MemfdFlags};
+        let fd = memfd_create(name, MemfdFlags::empty()).map_err(|e| {
+            Error::Git(format!("cannot make a memory file for git merge-file: {e}"))
+        })?;
+        let mut f = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut f, data).map_err(|e| Error::io("<memfd>", e))?;
+        let fd = std::os::fd::OwnedFd::from(f);
+        let path = format!("/dev/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        Ok((fd, path))
     };
-    let (o, b, t) = (
-        write("ours", ours_plain)?,
-        write("base", base_plain)?,
-        write("theirs", theirs_plain)?,
+    let ((_o_fd, o), (_b_fd, b), (_t_fd, t)) = (
+        side("ours", ours_plain)?,
+        side("base", base_plain)?,
+        side("theirs", theirs_plain)?,
     );
     let out = Command::new("git")
         .args(["merge-file", "-p", &format!("--marker-size={marker_size}")])

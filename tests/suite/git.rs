@@ -906,3 +906,35 @@ fn a_blob_that_does_not_open_is_checked_out_as_stored_not_empty() {
         stderr(&out)
     );
 }
+
+/// Files merged line by line (`git merge-file`: whole-file secrets, say) are merged from
+/// memory-backed files: no side's plaintext is ever written to disk.
+#[test]
+fn whole_files_merge_line_by_line_without_plaintext_on_disk() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.write("repo/secrets/notes.txt", "one\ntwo\nthree\nfour\n");
+    sb.git("repo", &["add", "secrets/notes.txt"]);
+    sb.git("repo", &["commit", "-q", "-m", "notes"]);
+    let edit = |branch: &str, from: &str, to: &str| {
+        sb.git("repo", &["checkout", "-q", "-b", branch, "main"]);
+        let text = sb.read_str("repo/secrets/notes.txt");
+        sb.write("repo/secrets/notes.txt", text.replace(from, to));
+        sb.git("repo", &["commit", "-q", "-am", branch]);
+    };
+    edit("a", "one\n", "ONE-secret-a\n");
+    edit("b", "four\n", "FOUR-secret-b\n");
+    sb.git("repo", &["checkout", "-q", "a"]);
+    sb.git("repo", &["merge", "-q", "--no-edit", "b"]);
+    assert_eq!(
+        sb.read_str("repo/secrets/notes.txt"),
+        "ONE-secret-a\ntwo\nthree\nFOUR-secret-b\n"
+    );
+    let stray: Vec<_> = std::fs::read_dir(sb.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("coffer-merge-"))
+        .collect();
+    assert!(stray.is_empty());
+    assert_no_plaintext_in_git(&sb, "repo", "ONE-secret-a");
+}
