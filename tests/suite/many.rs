@@ -175,3 +175,54 @@ fn updatekeys_never_unstages_a_concurrent_git_add() {
         assert!(!added.is_empty());
     }
 }
+
+/// A revocation racing a set: either updatekeys fails (exit 9, run it again) or the
+/// removed key no longer opens the file, and the set is never lost.
+#[test]
+fn a_revocation_racing_a_set_lands_whole_or_fails() {
+    let sb = Sandbox::new();
+    let bob = Sandbox::new();
+    for round in 0..8 {
+        sb.write(
+            ".coffer.yaml",
+            format!(
+                "creation_rules:\n  - age: [{}, {}]\n",
+                sb.recipient, bob.recipient
+            ),
+        );
+        sb.write("a.yaml", "a: 0\n");
+        sb.ok(&["encrypt", "-i", "a.yaml"]);
+        sb.write(
+            ".coffer.yaml",
+            format!("creation_rules:\n  - age: [{}]\n", sb.recipient),
+        );
+        let spawn = |args: &[&str]| {
+            sb.cmd()
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let value = format!("v{round}");
+        let set = spawn(&["set", "a.yaml", r#"["b"]"#, &value]);
+        let rekey = spawn(&["updatekeys", "-y", "a.yaml"]);
+        let (set, rekey) = (
+            set.wait_with_output().unwrap(),
+            rekey.wait_with_output().unwrap(),
+        );
+        assert_success(&set, &["set", &value]);
+        let plain = stdout(&sb.ok(&["decrypt", "a.yaml"]));
+        assert!(
+            plain.contains(&format!("b: {value}\n")),
+            "round {round}: the set was lost"
+        );
+        bob.copy(&sb.path("a.yaml"), "a.yaml");
+        let bob_opens = bob.run(&["decrypt", "a.yaml"]).status.success();
+        match rekey.status.code() {
+            Some(0) => assert!(!bob_opens, "round {round}: exit 0, yet bob still opens it"),
+            Some(9) => {}
+            other => panic!("round {round}: updatekeys {other:?}: {}", stderr(&rekey)),
+        }
+    }
+}
