@@ -48,7 +48,10 @@ pub fn parse(text: &str) -> Result<Template, Vec<Failure>> {
     let mut failures = Vec::new();
     let b = text.as_bytes();
     let (mut pos, mut start) = (0, 0);
-    let line_at = |p: usize| text[..p].matches('\n').count() + 1;
+    // Lines by binary search over the line breaks: linear in the template, however many
+    // references it holds.
+    let breaks: Vec<usize> = memchr::memchr_iter(b'\n', b).collect();
+    let line_at = |p: usize| breaks.partition_point(|&n| n < p) + 1;
     while pos < b.len() {
         if b[pos] == b'\\' && text[pos + 1..].starts_with("{{") {
             pieces.push(Piece::Text(start..pos));

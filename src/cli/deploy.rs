@@ -203,13 +203,17 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
     let mut values: HashMap<String, std::result::Result<Zeroizing<String>, String>> =
         HashMap::new();
     let mut aws = Vec::new();
+    let mut queued = std::collections::HashSet::new();
     for (_, tpl) in &parsed {
         for r in &tpl.refs {
-            if values.contains_key(&r.uri) || aws.iter().any(|(u, _)| *u == r.uri) {
+            if values.contains_key(&r.uri) || queued.contains(&r.uri) {
                 continue;
             }
             match crate::aws::read::AwsRef::parse(&r.uri) {
-                Some(Ok(a)) => aws.push((r.uri.clone(), a)),
+                Some(Ok(a)) => {
+                    queued.insert(r.uri.clone());
+                    aws.push((r.uri.clone(), a))
+                }
                 Some(Err(why)) => {
                     values.insert(r.uri.clone(), Err(why));
                 }
