@@ -32,53 +32,39 @@ fn twenty_concurrent_sets_keep_all_twenty_values() {
     }
 }
 
+/// `edit a.yaml` whose editor runs `sed` on the plaintext and then waits while
+/// `set b` to `value` lands; what the edit came to.
+fn edit_while_set(sb: &Sandbox, sed: &str, value: &str) -> std::process::Output {
+    let done = sb.path(&format!("set-{value}"));
+    let script = format!(
+        "sed -i '{sed}' \"$1\"\nwhile [ ! -e {} ]; do sleep 0.05; done",
+        done.display()
+    );
+    let editor = sb.editor(&format!("ed-{value}.sh"), &script);
+    let edit = sb
+        .cmd()
+        .args(["edit", "a.yaml"])
+        .env("EDITOR", &editor)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sb.ok(&["set", "a.yaml", r#"["b"]"#, value]);
+    std::fs::write(&done, "").unwrap();
+    edit.wait_with_output().unwrap()
+}
+
 #[test]
 fn a_set_that_lands_while_the_editor_is_open_is_kept() {
     let sb = Sandbox::new();
     sb.encrypted("a.yaml", "a: 1\nb: 2\n");
-    // The editor changes a, and waits until the set of b has landed.
-    let editor = sb.editor(
-        "ed.sh",
-        &format!(
-            "sed -i 's/^a: 1$/a: 10/' \"$1\"\nwhile [ ! -e {} ]; do sleep 0.05; done",
-            sb.path("set-done").display()
-        ),
-    );
-    let edit = sb
-        .cmd()
-        .args(["edit", "a.yaml"])
-        .env("EDITOR", &editor)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    sb.ok(&["set", "a.yaml", r#"["b"]"#, "20"]);
-    sb.write("set-done", "");
-    let out = edit.wait_with_output().unwrap();
+    let out = edit_while_set(&sb, "s/^a: 1$/a: 10/", "20");
     assert_success(&out, &["edit"]);
     assert_eq!(stdout(&sb.ok(&["decrypt", "a.yaml"])), "a: 10\nb: 20\n");
 
     // The same value changed both ways: the edit is refused and rescued, the set kept.
-    let editor = sb.editor(
-        "ed2.sh",
-        &format!(
-            "sed -i 's/^b: 20$/b: 200/' \"$1\"\nwhile [ ! -e {} ]; do sleep 0.05; done",
-            sb.path("set-done-3").display()
-        ),
-    );
-    let edit = sb
-        .cmd()
-        .args(["edit", "a.yaml"])
-        .env("EDITOR", &editor)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    sb.ok(&["set", "a.yaml", r#"["b"]"#, "21"]);
-    sb.write("set-done-3", "");
-    let out = edit.wait_with_output().unwrap();
+    let out = edit_while_set(&sb, "s/^b: 20$/b: 200/", "21");
     assert_error(
         &out,
         8,

@@ -174,21 +174,26 @@ fn a_value_pasted_in_clear_into_ciphertext_is_encrypted_or_refused() {
     assert_eq!(status.status.code(), Some(1));
 }
 
+/// A branch `feature` that changes `user`, with `main` checked out again.
+fn feature_branch(sb: &Sandbox) {
+    sb.git("repo", &["checkout", "-q", "-b", "feature"]);
+    sb.ok(&[
+        "set",
+        "repo/secrets/app.yaml",
+        r#"["user"]"#,
+        "feature-user",
+    ]);
+    sb.git("repo", &["commit", "-q", "-am", "feature"]);
+    sb.git("repo", &["checkout", "-q", "main"]);
+}
+
 #[test]
 fn merges_keep_a_revocation_both_ways() {
     let alice = Sandbox::new();
     let bob = Sandbox::new();
     shared(&alice, &[&alice.recipient, &bob.recipient]);
     let git = |args: &[&str]| alice.git("repo", args);
-    git(&["checkout", "-q", "-b", "feature"]);
-    alice.ok(&[
-        "set",
-        "repo/secrets/app.yaml",
-        r#"["user"]"#,
-        "feature-user",
-    ]);
-    git(&["commit", "-q", "-am", "feature"]);
-    git(&["checkout", "-q", "main"]);
+    feature_branch(&alice);
     // main revokes bob: a new data key for alice alone.
     alice.write(
         &format!("repo/{RULE_FILE}"),
@@ -535,15 +540,7 @@ fn a_merge_does_not_keep_a_data_key_the_other_side_rotated_away() {
     let alice = Sandbox::new();
     shared(&alice, &[&alice.recipient]);
     let git = |args: &[&str]| alice.git("repo", args);
-    git(&["checkout", "-q", "-b", "feature"]);
-    alice.ok(&[
-        "set",
-        "repo/secrets/app.yaml",
-        r#"["user"]"#,
-        "feature-user",
-    ]);
-    git(&["commit", "-q", "-am", "feature"]);
-    git(&["checkout", "-q", "main"]);
+    feature_branch(&alice);
     assert_success(
         &alice.coffer_in("repo", &["rotate", "--all", "-y"]),
         &["rotate"],
