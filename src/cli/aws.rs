@@ -872,21 +872,21 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
 
 /// A line of a report on stdout, with what came from files or AWS made safe to show.
 fn report(line: &str) {
-    println!("{}", command_error::one_line(line));
+    // A reader gone away ends the report, not the work it reports on.
+    let _ = super::print_out(&format!("{}\n", command_error::one_line(line)));
 }
 
 fn print_table(rows: &[(String, String, std::result::Result<&'static str, String>)]) {
     let w1 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
     let w2 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
-    println!("{:w1$}  {:w2$}  STATUS", "SOURCE", "SECRET");
+    report(&format!("{:w1$}  {:w2$}  STATUS", "SOURCE", "SECRET"));
     for (source, target, status) in rows {
         let status = match status {
             Ok(s) => format!("{s}, verified"),
             Err(why) => format!("FAILED: {why}"),
         };
         // S3 keys and AWS's words come from elsewhere: nothing raw to the terminal.
-        let line = format!("{source:w1$}  {target:w2$}  {status}");
-        println!("{}", command_error::one_line(&line));
+        report(&format!("{source:w1$}  {target:w2$}  {status}"));
     }
 }
 

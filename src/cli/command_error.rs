@@ -47,6 +47,8 @@ pub struct CommandError {
     pub kind: Kind,
     pub message: String,
     pub hints: Vec<String>,
+    /// Writing to stdout failed because nobody reads it any more.
+    pub broken_pipe: bool,
 }
 
 impl Kind {
@@ -140,10 +142,13 @@ impl From<Error> for CommandError {
             }
             _ => Vec::new(),
         };
+        let broken_pipe = matches!(&err, Error::Io { path, source }
+            if path.as_os_str() == "<stdout>" && source.kind() == std::io::ErrorKind::BrokenPipe);
         CommandError {
             kind,
             message: err.to_string(),
             hints,
+            broken_pipe,
         }
     }
 }
@@ -154,6 +159,7 @@ impl CommandError {
             kind: Kind::Usage,
             message: message.into(),
             hints: Vec::new(),
+            broken_pipe: false,
         }
     }
 
@@ -164,6 +170,11 @@ impl CommandError {
 
     /// Print the error and its hints on stderr, ending with `code` (sops's codes).
     pub fn report_as(&self, code: u8) -> ExitCode {
+        // The reader went away (`| head`): nothing to say, and the exit status of a
+        // program a closed pipe ended, as `head` and the shell expect.
+        if self.broken_pipe {
+            return ExitCode::from(141);
+        }
         eprintln!("coffer: {}", one_line(&self.message));
         for h in &self.hints {
             eprintln!("hint: {}", one_line(h));

@@ -269,8 +269,7 @@ pub fn filestatus(args: FilestatusArgs) -> Result<()> {
         .map_or_else(|| Format::from_path(&args.file), Into::into);
     let input = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
     let encrypted = format.store().is_encrypted(&input);
-    println!("{{\"encrypted\":{encrypted}}}");
-    Ok(())
+    super::print_out(&format!("{{\"encrypted\":{encrypted}}}\n"))
 }
 
 /// Before a new data key: the master keys of `meta` coffer cannot wrap one for, which

@@ -27,7 +27,7 @@ pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
     if args.show {
         let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
         for recipient in crate::keys::age::recipients_of(&bytes, &path.display().to_string())? {
-            println!("{recipient}");
+            super::print_out(&format!("{recipient}\n"))?;
         }
         return Ok(());
     }
@@ -53,7 +53,7 @@ pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
     );
     crate::fsutil::write_new(&path, zeroize::Zeroizing::new(contents).as_bytes(), 0o600)?;
     eprintln!("coffer: wrote a new age identity to {}", path.display());
-    println!("{recipient}");
+    super::print_out(&format!("{recipient}\n"))?;
     super::hint(&format!(
         "send this recipient to a teammate, who adds you with: coffer team add YOUR-NAME {recipient}"
     ));

@@ -612,6 +612,15 @@ pub(crate) fn comma_list<'a>(flag: impl IntoIterator<Item = &'a String>) -> Vec<
         .collect()
 }
 
+/// Data for stdout (`print!`, whose failure would panic): a closed pipe or a full disk is
+/// an error like any other write's.
+pub(crate) fn print_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
+}
+
 pub fn warn(msg: &str) {
     eprintln!("coffer: warning: {}", command_error::one_line(msg));
 }

@@ -201,20 +201,20 @@ fn change(
         .join(", ");
     let shown = file.display();
     if added {
-        println!(
-            "{shown}: + {} ({}) in creation rule(s) {rules_list}",
+        super::print_out(&format!(
+            "{shown}: + {} ({}) in creation rule(s) {rules_list}\n",
             m.name, m.key
-        );
+        ))?;
     } else if edited.rules.is_empty() {
-        println!(
-            "{shown}: - {} ({}), who is in no creation rule",
+        super::print_out(&format!(
+            "{shown}: - {} ({}), who is in no creation rule\n",
             m.name, m.key
-        );
+        ))?;
     } else {
-        println!(
-            "{shown}: - {} ({}) from creation rule(s) {rules_list}",
+        super::print_out(&format!(
+            "{shown}: - {} ({}) from creation rule(s) {rules_list}\n",
             m.name, m.key
-        );
+        ))?;
     }
     // The plan is made with the rules as they will be.
     let at = match explicit {
@@ -248,10 +248,10 @@ fn change(
                 })
                 .count();
         if with_kms > 0 {
-            println!(
-                "{with_kms} of these file(s) are also opened by KMS keys, which coffer cannot revoke: remove {}'s IAM access to those keys too",
+            super::print_out(&format!(
+                "{with_kms} of these file(s) are also opened by KMS keys, which coffer cannot revoke: remove {}'s IAM access to those keys too\n",
                 m.name
-            );
+            ))?;
         }
     }
     if dry_run {
@@ -311,6 +311,5 @@ fn list(file: &Path, text: &str, bad: impl Fn(team::TeamError) -> Error) -> Resu
         )));
         out.push('\n');
     }
-    print!("{out}");
-    Ok(())
+    super::print_out(&out)
 }

@@ -376,3 +376,23 @@ fn in_place_writes_reach_every_hard_link() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+/// A reader that goes away (`| head`) ends coffer quietly, as it ends other programs:
+/// no error line, no panic, the status of a closed pipe.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let sb = Sandbox::new();
+    let big: String = (0..20_000).map(|i| format!("K{i}=value-{i}\n")).collect();
+    sb.encrypted("big.env", &big);
+    let mut child = sb
+        .cmd()
+        .args(["decrypt", "big.env"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141));
+    assert_eq!(stderr(&out), "");
+}

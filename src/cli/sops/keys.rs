@@ -228,8 +228,7 @@ fn update_one(
         super::super::say(&format!("File {} already up to date", abs.display()));
         return Ok(());
     };
-    print!("{diff}");
-    let _ = std::io::stdout().flush();
+    super::super::print_out(&diff)?;
     if !yes && !confirm()? {
         super::super::say(&format!("File {} left unchanged", abs.display()));
         return Ok(());

@@ -84,11 +84,14 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         }
     };
     if cli.global.version {
-        println!(
-            "sops {SOPS_INTERFACE} (coffer {}, answering to sops's command line)",
+        let version = format!(
+            "sops {SOPS_INTERFACE} (coffer {}, answering to sops's command line)\n",
             env!("CARGO_PKG_VERSION")
         );
-        return ExitCode::SUCCESS;
+        return match super::print_out(&version) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => super::command_error::CommandError::from(e).report(),
+        };
     }
     super::install_signal_handler();
     let env = Env::from_process(aws_profile(&cli));
@@ -725,8 +728,7 @@ fn confirm() -> Result<bool> {
     // sops reads stdin whatever it is: a script without -y gets its EOF error.
     let stdin = std::io::stdin();
     loop {
-        print!("Is this okay? (y/n):");
-        let _ = std::io::stdout().flush();
+        super::print_out("Is this okay? (y/n):")?;
         let mut line = String::new();
         match stdin.read_line(&mut line) {
             Ok(0) => return fail(1, "EOF"),

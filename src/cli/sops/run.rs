@@ -505,6 +505,7 @@ fn filestatus(a: FilestatusArgs) -> Result<()> {
         Err(Error::NotEncrypted { .. } | Error::Metadata { .. }) => false,
         Err(e) => return Err(coded(1)(e)),
     };
-    println!("{{\"encrypted\":{encrypted}}}");
-    Ok(())
+    Ok(super::super::print_out(&format!(
+        "{{\"encrypted\":{encrypted}}}\n"
+    ))?)
 }
