@@ -212,3 +212,35 @@ fn a_revocation_racing_a_set_lands_whole_or_fails() {
         }
     }
 }
+
+/// The same under the name sops: concurrent `sops set`s all land.
+#[test]
+fn concurrent_sops_sets_keep_every_value() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.json", "{\"start\": 0}\n");
+    let children: Vec<_> = (0..10)
+        .map(|i| {
+            sb.as_sops()
+                .args([
+                    "set",
+                    "a.json",
+                    &format!("[\"k{i}\"]"),
+                    &format!("\"v{i}\""),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        assert_success(&c.wait_with_output().unwrap(), &["sops set"]);
+    }
+    let plain = stdout(&sb.ok(&["decrypt", "a.json"]));
+    for i in 0..10 {
+        assert!(
+            plain.contains(&format!("\"k{i}\": \"v{i}\"")),
+            "k{i} lost:\n{plain}"
+        );
+    }
+}

@@ -660,7 +660,11 @@ fn modify(
     env: &Env,
     change: impl FnOnce(&str, &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>>,
 ) -> Result<()> {
-    let (name, bytes) = read_input(Some(file), 2)?;
+    // sops's checks and codes for the file first; then it is held from the read to the
+    // rename, so concurrent writers of it take turns.
+    let (name, _) = read_input(Some(file), 2)?;
+    let mut held = env.hold(file).map_err(coded(2))?;
+    let bytes = held.read().map_err(coded(2))?;
     let opened = sops::open(&name, format, bytes, &env.keyring()?, ignore_mac)?;
     let plaintext = env.accept(opened.render()?)?;
     let Some(changed) = change(&name, &plaintext)? else {
@@ -671,8 +675,7 @@ fn modify(
         None if idempotent => return Ok(()),
         None => rewrite(&opened)?,
     };
-    crate::fsutil::write_atomic(file, &env.accept(sealed)?, 0o644, None, Target::InPlace)
-        .map_err(coded(3))
+    held.write(&env.accept(sealed)?).map_err(coded(3))
 }
 
 /// The file written anew with what it holds: a new `lastmodified` and MAC, as sops
