@@ -320,6 +320,13 @@ pub(super) fn export_lines(opened: &sops::Opened) -> Result<Zeroizing<Vec<u8>>> 
                 "{k:?} is not a valid environment variable name"
             )));
         }
+        // A shell cuts a value at a NUL: the variable would hold less than the file.
+        if v.contains('\0') {
+            return Err(Error::Refused(format!(
+                "{}: the value of {k} holds a NUL byte, which a shell variable cannot hold",
+                opened.file
+            )));
+        }
         out.push_str(&format!("export {k}='{}'\n", v.replace('\'', "'\\''")));
     }
     Ok(Zeroizing::new(std::mem::take(&mut *out).into_bytes()))

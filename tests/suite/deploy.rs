@@ -315,3 +315,13 @@ fn exec_refuses_keys_that_flatten_to_one_name() {
     assert!(env.contains("C=three\n") && !env.contains("A_B="), "{env}");
     assert!(stderr(&out).contains("left out variables more than one key would set: A_B"));
 }
+
+/// The export format refuses a value a shell would cut short.
+#[test]
+fn export_refuses_a_nul_in_a_value() {
+    let sb = Sandbox::new();
+    sb.encrypted("a.json", "{\"A\": \"x\\u0000y\", \"B\": \"ok\"}\n");
+    let out = sb.run(&["decrypt", "--output-type", "export", "a.json"]);
+    assert_error(&out, 1, "a.json: the value of A holds a NUL byte");
+    assert_eq!(stdout(&out), "");
+}
