@@ -265,7 +265,6 @@ pub struct Held {
 }
 
 fn stamp(m: &fs::Metadata) -> (u64, u64, u64, i64, i64) {
-    use std::os::unix::fs::MetadataExt;
     (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())
 }
 
@@ -307,7 +306,7 @@ impl Held {
             let held = file.metadata().map_err(|e| Error::io(path, e))?;
             let now = fs::metadata(&target).map_err(|e| Error::io(path, e))?;
             // The writer before renamed a new version in: lock that one.
-            if stamp(&now).1 != stamp(&held).1 || stamp(&now).0 != stamp(&held).0 {
+            if (now.dev(), now.ino()) != (held.dev(), held.ino()) {
                 continue;
             }
             return Ok(Held {

@@ -326,33 +326,32 @@ pub fn merged_keys(base: &Recipients, ours: &Recipients, theirs: &Recipients) ->
     if !base.groups.is_empty() || !ours.groups.is_empty() || !theirs.groups.is_empty() {
         return ours.clone();
     }
-    let mut out = ours.clone();
-    let gone = |k: &String| base.age.contains(k) && !theirs.age.contains(k);
-    out.age.retain(|k| !gone(k));
-    out.age.extend(
+    Recipients {
+        age: merged_list(&base.age, &ours.age, &theirs.age, |a, b| a == b),
+        kms: merged_list(&base.kms, &ours.kms, &theirs.kms, same_kms),
+        pgp: merged_list(&base.pgp, &ours.pgp, &theirs.pgp, |a, b| a == b),
+        ..ours.clone()
+    }
+}
+
+/// One kind of key merged three ways: ours, less what theirs removed since base, plus
+/// what theirs added since base.
+fn merged_list<T: Clone>(
+    base: &[T],
+    ours: &[T],
+    theirs: &[T],
+    same: impl Fn(&T, &T) -> bool,
+) -> Vec<T> {
+    let has = |list: &[T], k: &T| list.iter().any(|o| same(o, k));
+    let mut out: Vec<T> = ours
+        .iter()
+        .filter(|k| !has(base, k) || has(theirs, k))
+        .cloned()
+        .collect();
+    out.extend(
         theirs
-            .age
             .iter()
-            .filter(|k| !base.age.contains(k) && !ours.age.contains(k))
-            .cloned(),
-    );
-    let has = |list: &[KmsSpec], k: &KmsSpec| list.iter().any(|o| same_kms(o, k));
-    out.kms
-        .retain(|k| !has(&base.kms, k) || has(&theirs.kms, k));
-    out.kms.extend(
-        theirs
-            .kms
-            .iter()
-            .filter(|k| !has(&base.kms, k) && !has(&ours.kms, k))
-            .cloned(),
-    );
-    let gone_pgp = |k: &String| base.pgp.contains(k) && !theirs.pgp.contains(k);
-    out.pgp.retain(|k| !gone_pgp(k));
-    out.pgp.extend(
-        theirs
-            .pgp
-            .iter()
-            .filter(|k| !base.pgp.contains(k) && !ours.pgp.contains(k))
+            .filter(|k| !has(base, k) && !has(ours, k))
             .cloned(),
     );
     out
