@@ -5,6 +5,20 @@ use std::process::Stdio;
 
 use super::common::*;
 
+/// A command started with its output captured, to be waited for.
+trait Started {
+    fn started(&mut self) -> std::process::Child;
+}
+
+impl Started for std::process::Command {
+    fn started(&mut self) -> std::process::Child {
+        self.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the command starts")
+    }
+}
+
 #[test]
 fn twenty_concurrent_sets_keep_all_twenty_values() {
     let sb = Sandbox::new();
@@ -13,10 +27,7 @@ fn twenty_concurrent_sets_keep_all_twenty_values() {
         .map(|i| {
             sb.cmd()
                 .args(["set", "a.yaml", &format!("[\"k{i}\"]"), &format!("v{i}")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .started()
         })
         .collect();
     for c in children {
@@ -45,10 +56,7 @@ fn edit_while_set(sb: &Sandbox, sed: &str, value: &str) -> std::process::Output 
         .cmd()
         .args(["edit", "a.yaml"])
         .env("EDITOR", &editor)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .started();
     std::thread::sleep(std::time::Duration::from_millis(300));
     sb.ok(&["set", "a.yaml", r#"["b"]"#, value]);
     std::fs::write(&done, "").unwrap();
@@ -182,14 +190,7 @@ fn a_revocation_racing_a_set_lands_whole_or_fails() {
             ".coffer.yaml",
             format!("creation_rules:\n  - age: [{}]\n", sb.recipient),
         );
-        let spawn = |args: &[&str]| {
-            sb.cmd()
-                .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
+        let spawn = |args: &[&str]| sb.cmd().args(args).started();
         let value = format!("v{round}");
         let set = spawn(&["set", "a.yaml", r#"["b"]"#, &value]);
         let rekey = spawn(&["updatekeys", "-y", "a.yaml"]);
@@ -227,10 +228,7 @@ fn concurrent_sops_sets_keep_every_value() {
                     &format!("[\"k{i}\"]"),
                     &format!("\"v{i}\""),
                 ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .started()
         })
         .collect();
     for c in children {
