@@ -666,6 +666,56 @@ pub fn format_rfc3339(secs: i64) -> String {
     )
 }
 
+/// Seconds since the epoch of an RFC 3339 time, or of the forms Python writes for one
+/// (`…UTC` from `strftime('%Z')`, `+00:00` from `isoformat()`), fractions ignored.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if s.get(4..5)? != "-" || s.get(7..8)? != "-" || !matches!(s.get(10..11)?, "T" | "t" | " ") {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" | "UTC" | "GMT" => 0,
+        _ => {
+            let sign = match rest.get(..1)? {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let h: i64 = digits[..2].parse().ok()?;
+            let mi: i64 = digits[2..].parse().ok()?;
+            sign * (h * 3600 + mi * 60)
+        }
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,6 +781,24 @@ mod tests {
     fn rfc3339() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(1_779_480_983), "2026-05-22T20:16:23Z");
+        for (text, secs) in [
+            ("2026-05-22T20:16:23Z", Some(1_779_480_983)),
+            ("2026-05-22T20:16:23UTC", Some(1_779_480_983)),
+            ("2026-05-22T20:16:23.123456+00:00", Some(1_779_480_983)),
+            ("2026-05-22T22:16:23+02:00", Some(1_779_480_983)),
+            ("2026-05-22T19:16:23-0100", Some(1_779_480_983)),
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400)),
+            ("2026-05-22", None),
+            ("2026-13-22T20:16:23Z", None),
+            ("2026-05-22T20:16:23", None),
+            ("2026-05-22T20:16:23+2", None),
+        ] {
+            assert_eq!(parse_rfc3339(text), secs, "{text}");
+        }
+        for secs in [0, 951_782_400, 1_779_480_983, 4_102_444_800] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Some(secs));
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use zeroize::Zeroizing;
 
+pub mod cache;
 pub mod migrate;
+pub mod profiles;
 pub mod push;
 pub mod read;
 pub mod session;

@@ -82,6 +82,32 @@ impl Service {
     }
 }
 
+/// The most a Secrets Manager secret holds (`SecretString` or `SecretBinary`).
+pub const SECRETS_MANAGER_MAX: usize = 65_536;
+
+impl Service {
+    /// Why a value of `len` bytes cannot be stored, if it cannot: found in the plan, not
+    /// by a failed apply. Secrets Manager takes an empty value, but a secret without one
+    /// fails every later read, so it is refused too.
+    pub fn check_value(self, len: usize) -> Option<String> {
+        match self {
+            Service::SecretsManager if len == 0 => {
+                Some("is empty (or null), and a Secrets Manager secret needs a value".into())
+            }
+            Service::SecretsManager if len > SECRETS_MANAGER_MAX => Some(format!(
+                "has {len} bytes, and a Secrets Manager secret holds at most {SECRETS_MANAGER_MAX}"
+            )),
+            Service::Ssm if len == 0 => {
+                Some("is empty, and Parameter Store keeps no empty values".into())
+            }
+            Service::Ssm if len > SSM_ADVANCED_MAX => Some(format!(
+                "has {len} bytes, and a parameter holds at most {SSM_ADVANCED_MAX}"
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -251,6 +277,9 @@ pub fn desired(
                     Payload::Text(json)
                 }
             };
+            if let Some(why) = service.check_value(value.as_bytes().len()) {
+                return Err(bad(format!("the whole file {why}")));
+            }
             return Ok(vec![Desired {
                 name: name.clone(),
                 key_path: Vec::new(),
@@ -279,16 +308,8 @@ pub fn desired(
                 "{shown}: {name:?} is also the name of another key"
             )));
         }
-        if service == Service::Ssm && value.is_empty() {
-            return Err(bad(format!(
-                "{shown}: is empty, and Parameter Store keeps no empty values"
-            )));
-        }
-        if service == Service::Ssm && value.len() > SSM_ADVANCED_MAX {
-            return Err(bad(format!(
-                "{shown}: has {} bytes, and a parameter holds at most {SSM_ADVANCED_MAX}",
-                value.len()
-            )));
+        if let Some(why) = service.check_value(value.len()) {
+            return Err(bad(format!("{shown}: {why}")));
         }
         out.push(Desired {
             name,
@@ -310,6 +331,9 @@ pub enum Action {
     Update,
     Unchanged,
     Delete,
+    /// Made by this file or target, and gone from it: `--prune` deletes it, a push
+    /// without it leaves it (and `--check` reports it).
+    Leftover,
 }
 
 /// Settings of an existing secret or parameter that differ from the target's.
@@ -457,6 +481,7 @@ impl fmt::Display for Change {
             Action::Update => "~",
             Action::Unchanged => return write!(f, "  {} (unchanged)", self.name),
             Action::Delete => return write!(f, "- {}", self.name),
+            Action::Leftover => return write!(f, "- {} (would delete with --prune)", self.name),
         };
         let mut notes = Vec::new();
         if self.action == Action::Restore {
@@ -497,9 +522,15 @@ impl Plan {
         self.changes.iter().filter(|c| c.action == action).count()
     }
 
-    /// The changes that call AWS when applied.
+    /// What differs from the source: the changes a push makes, and the leftovers only
+    /// `--prune` deletes (what `--check` reports).
     pub fn pending(&self) -> usize {
         self.changes.len() - self.count(Action::Unchanged)
+    }
+
+    /// The changes that call AWS when applied.
+    pub fn to_apply(&self) -> usize {
+        self.pending() - self.count(Action::Leftover)
     }
 
     /// `Plan: 1 to create, 2 to update, 3 unchanged, 0 to delete.`
@@ -510,7 +541,10 @@ impl Plan {
             self.count(Action::Update),
             self.count(Action::Unchanged),
             self.count(Action::Delete)
-        )
+        ) + &match self.count(Action::Leftover) {
+            0 => String::new(),
+            n => format!(" {n} left over: --prune deletes them."),
+        }
     }
 
     /// What the source asks for, in its order.
@@ -556,6 +590,7 @@ impl fmt::Display for Outcome {
             Action::Update => "updated",
             Action::Unchanged => "unchanged",
             Action::Delete => "deleted",
+            Action::Leftover => "left",
         };
         match &self.result {
             Ok(_) => write!(f, "{done} {}", self.name),
@@ -610,13 +645,18 @@ pub struct Pusher<'s> {
     kms: aws_sdk_kms::Client,
     sts: aws_sdk_sts::Client,
     region: Option<String>,
+    /// `in REGION (account A, profile P)`, for error lines.
+    place: String,
     target: Target,
 }
 
 impl<'s> Pusher<'s> {
     pub fn connect(session: &'s Session, scope: &Scope, target: Target) -> Result<Pusher<'s>> {
+        session.check(scope).map_err(Error::Aws)?;
         let conf = session.config(scope).map_err(Error::Aws)?;
+        let place = session.place(scope, conf.region().map(|r| r.as_ref()), None);
         Ok(Pusher {
+            place,
             session,
             sm: aws_sdk_secretsmanager::Client::new(&conf),
             ssm: aws_sdk_ssm::Client::new(&conf),
@@ -641,18 +681,35 @@ impl<'s> Pusher<'s> {
         let out = self
             .session
             .block_on(self.sts.get_caller_identity().send())
-            .map_err(|e| Error::Aws(format!("cannot tell the account: {}", reason(&e, "STS"))))?;
+            .map_err(|e| {
+                Error::Aws(format!(
+                    "sts GetCallerIdentity {}: {}",
+                    self.place,
+                    reason(&e, "STS")
+                ))
+            })?;
         Ok(out.account().unwrap_or("unknown").to_string())
     }
 
-    /// Read the remote state and compare. `prune`: the sources whose leftovers to delete.
-    pub fn plan(&self, desired: Vec<Desired>, prune: Option<Owner<'_>>) -> Result<Plan> {
-        let changes = self.session.block_on(async {
+    /// Read the remote state and compare. `owner`: whose leftovers to look for, deleted
+    /// when `prune`, else reported.
+    pub fn plan(
+        &self,
+        desired: Vec<Desired>,
+        owner: Option<Owner<'_>>,
+        prune: bool,
+    ) -> Result<Plan> {
+        let mut changes = self.session.block_on(async {
             match self.target.service {
-                Service::SecretsManager => self.plan_secrets(&desired, prune).await,
-                Service::Ssm => self.plan_parameters(&desired, prune).await,
+                Service::SecretsManager => self.plan_secrets(&desired, owner).await,
+                Service::Ssm => self.plan_parameters(&desired, owner).await,
             }
         })?;
+        if !prune {
+            for c in changes.iter_mut().filter(|c| c.action == Action::Delete) {
+                c.action = Action::Leftover;
+            }
+        }
         Ok(Plan {
             service: self.target.service,
             changes,
@@ -823,7 +880,7 @@ impl<'s> Pusher<'s> {
         let mut pages = req.into_paginator().send();
         let mut out = HashMap::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.aws_error("list secrets", &self.target.prefix, &e))?;
+            let page = page.map_err(|e| self.aws_error("ListSecrets", &self.target.prefix, &e))?;
             for s in page.secret_list() {
                 let (Some(name), Some(arn)) = (s.name(), s.arn()) else {
                     continue;
@@ -875,8 +932,15 @@ impl<'s> Pusher<'s> {
         bounded(chunks, CONCURRENCY, work, |page| pages.push(page)).await;
         let mut out = HashMap::new();
         for (chunk, res) in pages {
-            let page = res.map_err(|e| self.aws_error("read secrets", &chunk[0], &e))?;
-            if let Some(err) = page.errors().first() {
+            let page = res.map_err(|e| self.aws_error("BatchGetSecretValue", &chunk[0], &e))?;
+            // A secret created without a value (by hand, or by coffer before it refused
+            // empty values) has no AWSCURRENT version: it has no value, and the push
+            // writes one.
+            let unreadable = page
+                .errors()
+                .iter()
+                .find(|e| e.error_code() != Some("ResourceNotFoundException"));
+            if let Some(err) = unreadable {
                 return Err(Error::Aws(format!(
                     "cannot read secret {}: {}: {}",
                     err.secret_id().unwrap_or_default(),
@@ -1043,7 +1107,7 @@ impl<'s> Pusher<'s> {
             .send();
         let mut out = HashMap::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.aws_error("list parameters", &path, &e))?;
+            let page = page.map_err(|e| self.aws_error("GetParametersByPath", &path, &e))?;
             for p in page.parameters() {
                 let Some(name) = p.name() else { continue };
                 out.insert(
@@ -1081,7 +1145,7 @@ impl<'s> Pusher<'s> {
             .send();
         while let Some(page) = pages.next().await {
             let page =
-                page.map_err(|e| self.aws_error("describe parameters", &self.ssm_path(), &e))?;
+                page.map_err(|e| self.aws_error("DescribeParameters", &self.ssm_path(), &e))?;
             for m in page.parameters() {
                 if let Some(p) = m.name().and_then(|n| remote.get_mut(n)) {
                     p.advanced = m.tier() == Some(&aws_sdk_ssm::types::ParameterTier::Advanced);
@@ -1107,7 +1171,7 @@ impl<'s> Pusher<'s> {
         let mut names = HashSet::new();
         while let Some(page) = pages.next().await {
             let page =
-                page.map_err(|e| self.aws_error("list parameter tags", &self.ssm_path(), &e))?;
+                page.map_err(|e| self.aws_error("DescribeParameters", &self.ssm_path(), &e))?;
             names.extend(
                 page.parameters()
                     .iter()
@@ -1146,7 +1210,7 @@ impl<'s> Pusher<'s> {
                     .collect();
                 out.insert(name, tags);
             }
-            Err(e) => failed = Some(self.aws_error("read the tags of", &name, &e)),
+            Err(e) => failed = Some(self.aws_error("ListTagsForResource", &name, &e)),
         })
         .await;
         match failed {
@@ -1172,7 +1236,7 @@ impl<'s> Pusher<'s> {
                 .changes
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.action != Action::Unchanged)
+                .filter(|(_, c)| !matches!(c.action, Action::Unchanged | Action::Leftover))
                 .map(|(i, c)| {
                     (
                         i,
@@ -1245,17 +1309,23 @@ impl<'s> Pusher<'s> {
         })
     }
 
+    /// `secretsmanager ListSecrets web/ in eu-west-1 (account A, profile P): reason`.
     fn aws_error<E>(
         &self,
-        what: &str,
+        operation: &str,
         name: &str,
         e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
     ) -> Error
     where
         E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let service = match self.target.service {
+            Service::SecretsManager => "secretsmanager",
+            Service::Ssm => "ssm",
+        };
         Error::Aws(format!(
-            "cannot {what} ({name}): {}",
+            "{service} {operation} {name} {}: {}",
+            self.place,
             reason(e, &self.target.service.to_string())
         ))
     }
@@ -1444,7 +1514,7 @@ impl Job {
                 req.send().await.map_err(reason_sm)?;
                 Ok(c.arn.clone())
             }
-            Action::Unchanged => Ok(c.arn.clone()),
+            Action::Unchanged | Action::Leftover => Ok(c.arn.clone()),
         }
     }
 
@@ -1561,7 +1631,7 @@ impl Job {
                     Err(e) => Err(reason(&e, "Parameter Store")),
                 }
             }
-            Action::Unchanged => Ok(c.arn.clone()),
+            Action::Unchanged | Action::Leftover => Ok(c.arn.clone()),
         }
     }
 }

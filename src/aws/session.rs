@@ -1,43 +1,64 @@
 //! The one way coffer reaches AWS. Every service (KMS, STS, Secrets Manager, SSM, S3) gets
 //! its configuration here: one runtime, one loader over the SDK's default chain (profiles,
-//! SSO, credential process, web identity, `role_arn` chains), one retry configuration, and
-//! the piece the SDK lacks: profiles whose role needs an MFA code. The code is asked for
-//! once per MFA profile and process, through a callback the CLI supplies, and the role's
-//! session is reused by every scope and service built on that profile.
+//! SSO, credential process, web identity), one retry configuration, and what the SDK
+//! lacks, done as the aws CLI and aws-vault do it:
+//!
+//! - roles of profiles (`role_arn` chains) are assumed here, each session kept in the aws
+//!   CLI's cache ([`super::cache`]) so later processes, and the aws CLI, reuse it;
+//! - an MFA device (`mfa_serial`) is asked for one code, for a `GetSessionToken` session
+//!   that every role on that device is then assumed from, cached too;
+//! - which profile counts: `--aws-profile`, then a key's or target's own, then
+//!   `AWS_PROFILE`, then the default chain; a profile named anywhere must exist.
 //!
 //! Endpoints come from the standard `AWS_ENDPOINT_URL`, which is how tests reach a local
 //! AWS: there is no test switch in this code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_kms::config::http::HttpResponse;
-use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_kms::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use zeroize::Zeroizing;
 
-/// Asks for the MFA code of a device (its serial is the argument); the CLI's terminal
-/// prompt or `COFFER_MFA_TOKEN`.
-pub type MfaCode = Box<dyn Fn(&str) -> Result<Zeroizing<String>, String> + Send + Sync>;
+use super::cache::{Cache, Sts};
+use super::profiles::{self, Base, Chain, Device, Profiles, Role};
+
+/// Asks for the code of an MFA device: the profile that names it, and its serial.
+pub type MfaCode = Box<dyn Fn(&str, &str) -> Result<Zeroizing<String>, String> + Send + Sync>;
 
 /// What the process knows about AWS before any call, resolved at the CLI edge.
 pub struct Settings {
-    /// `--aws-profile`, else `AWS_PROFILE`: the profile of scopes that name none.
-    pub profile: Option<String>,
-    /// The shared config file (`AWS_CONFIG_FILE`, else `~/.aws/config`), read for MFA
-    /// profiles only; the SDK reads it for everything else.
+    /// `--aws-profile`: wins over every other, a key's or target's own included.
+    pub flag_profile: Option<String>,
+    /// `AWS_PROFILE`: for what names no profile.
+    pub env_profile: Option<String>,
+    /// The shared config file (`AWS_CONFIG_FILE`, else `~/.aws/config`).
     pub config_file: Option<PathBuf>,
+    /// The shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+    /// `~/.aws/credentials`).
+    pub credentials_file: Option<PathBuf>,
+    /// The aws CLI's session cache (`~/.aws/cli/cache`); `None`: sessions last the process.
+    pub cache_dir: Option<PathBuf>,
     pub mfa_code: MfaCode,
+    /// Tells the user something they should know (a profile overridden).
+    pub notice: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            profile: None,
+            flag_profile: None,
+            env_profile: None,
             config_file: None,
-            mfa_code: Box::new(|serial| Err(format!("the profile needs an MFA code for {serial}"))),
+            credentials_file: None,
+            cache_dir: None,
+            mfa_code: Box::new(|profile, serial| {
+                Err(format!("profile {profile} needs an MFA code for {serial}"))
+            }),
+            notice: Box::new(|_| {}),
         }
     }
 }
@@ -61,21 +82,27 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
 pub struct Session {
     settings: Settings,
     runtime: OnceLock<tokio::runtime::Runtime>,
+    profiles: OnceLock<Profiles>,
+    cache: Option<Cache>,
     configs: Mutex<HashMap<Scope, aws_config::SdkConfig>>,
-    /// Credentials of MFA profiles' roles, by profile name.
-    mfa_sessions: Mutex<HashMap<String, Credentials>>,
-    /// Held while an MFA role is assumed, so two threads never ask for two codes.
-    mfa_lock: Mutex<()>,
+    /// STS sessions made or read by this process, by cache key.
+    sessions: Mutex<HashMap<String, Sts>>,
+    /// Held while a chain's sessions are made, so two threads never ask for two codes.
+    making: Mutex<()>,
+    noticed: Mutex<HashSet<String>>,
 }
 
 impl Session {
     pub fn new(settings: Settings) -> Session {
         Session {
+            cache: settings.cache_dir.clone().map(Cache::new),
             settings,
             runtime: OnceLock::new(),
+            profiles: OnceLock::new(),
             configs: Mutex::new(HashMap::new()),
-            mfa_sessions: Mutex::new(HashMap::new()),
-            mfa_lock: Mutex::new(()),
+            sessions: Mutex::new(HashMap::new()),
+            making: Mutex::new(()),
+            noticed: Mutex::new(HashSet::new()),
         }
     }
 
@@ -92,33 +119,117 @@ impl Session {
             .block_on(f)
     }
 
-    /// The configuration for `scope`, made once per process. Failing here means an MFA
-    /// role could not be assumed; every other credential problem shows on the first call.
+    fn profiles(&self) -> &Profiles {
+        self.profiles.get_or_init(|| {
+            Profiles::read(
+                self.settings.config_file.clone(),
+                self.settings.credentials_file.clone(),
+            )
+        })
+    }
+
+    /// The profile `scope`'s calls are made with, which must exist: `--aws-profile`
+    /// (saying so when it overrides the scope's own), the scope's, `AWS_PROFILE`, or none
+    /// (the rest of the default chain).
+    pub fn profile(&self, scope: &Scope) -> Result<Option<String>, String> {
+        let s = &self.settings;
+        if let (Some(flag), Some(own)) = (&s.flag_profile, &scope.profile) {
+            if flag != own
+                && self
+                    .noticed
+                    .lock()
+                    .expect("notice lock")
+                    .insert(own.clone())
+            {
+                (s.notice)(&format!(
+                    "--aws-profile {flag} is used where profile {own} is named"
+                ));
+            }
+        }
+        let profile = s
+            .flag_profile
+            .clone()
+            .or_else(|| scope.profile.clone())
+            .or_else(|| s.env_profile.clone());
+        if let Some(p) = &profile {
+            self.profiles().check(p).map_err(|e| e.to_string())?;
+        }
+        Ok(profile)
+    }
+
+    /// Every profile `scope` needs exists and its chain can be followed: what a plan
+    /// checks before its first call.
+    pub fn check(&self, scope: &Scope) -> Result<(), String> {
+        let profile = self.profile(scope)?;
+        self.profiles()
+            .chain(profile.as_deref().unwrap_or("default"))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Where `scope`'s calls go, for error lines: `in REGION (account A, profile P)`, each
+    /// part when known without a call (`region` and `account` when the caller knows
+    /// better: the region a client resolved, the account in a key's ARN).
+    pub fn place(&self, scope: &Scope, region: Option<&str>, account: Option<&str>) -> String {
+        let profile = self.profile(scope).ok().flatten();
+        let account = scope
+            .role
+            .as_deref()
+            .and_then(profiles::account_of)
+            .or(account)
+            .map(str::to_string)
+            .or_else(|| {
+                let chain = self
+                    .profiles()
+                    .chain(profile.as_deref().unwrap_or("default"))
+                    .ok()??;
+                chain.account().map(str::to_string)
+            });
+        let mut parts = Vec::new();
+        if let Some(a) = account {
+            parts.push(format!("account {a}"));
+        }
+        if let Some(p) = profile {
+            parts.push(format!("profile {p}"));
+        }
+        let region = region
+            .or(scope.region.as_deref())
+            .unwrap_or("the default region");
+        match parts.is_empty() {
+            true => format!("in {region}"),
+            false => format!("in {region} ({})", parts.join(", ")),
+        }
+    }
+
+    /// The configuration for `scope`, made once per process. Failing here means a
+    /// profile is unknown or a role of its chain could not be assumed; every other
+    /// credential problem shows on the first call.
     pub fn config(&self, scope: &Scope) -> Result<aws_config::SdkConfig, String> {
         if let Some(c) = self.configs.lock().expect("config cache lock").get(scope) {
             return Ok(c.clone());
         }
-        let profile = scope
-            .profile
-            .clone()
-            .or_else(|| self.settings.profile.clone());
-        let mut conf = self.block_on(load(profile.as_deref(), scope.region.as_deref()));
-        // The SDK would assume an MFA profile's role without the code: coffer does it.
-        let chain = self.settings.config_file.as_deref().and_then(|file| {
-            let text = std::fs::read_to_string(file).ok()?;
-            mfa_chain(
-                &parse_profiles(&text),
-                profile.as_deref().unwrap_or("default"),
-            )
-        });
-        if let Some(chain) = chain {
-            let creds = self.mfa_session(&chain.mfa, conf.region().cloned())?;
-            conf = with_credentials(conf, SharedCredentialsProvider::new(creds));
-            // Roles of the profiles above the MFA one, nearest first.
-            for (role, session_name) in chain.above.iter().rev() {
-                conf = self.block_on(assume(conf, role, session_name));
+        let profile = self.profile(scope)?;
+        let chain = self
+            .profiles()
+            .chain(profile.as_deref().unwrap_or("default"))
+            .map_err(|e| e.to_string())?;
+        let mut conf = match &chain {
+            // The SDK would assume roles without caching them, and without an MFA
+            // code: coffer makes the credentials itself.
+            Some(chain) => {
+                let base = match &chain.base {
+                    Base::Profile(p) => p.as_str(),
+                    Base::Credential(_) => "default",
+                };
+                let conf = self.block_on(load(
+                    Some(profile.as_deref().unwrap_or(base)),
+                    scope.region.as_deref(),
+                ));
+                let creds = self.chain_credentials(chain, conf.region().cloned())?;
+                with_credentials(conf, SharedCredentialsProvider::new(creds))
             }
-        }
+            None => self.block_on(load(profile.as_deref(), scope.region.as_deref())),
+        };
         if let Some(role) = &scope.role {
             conf = self.block_on(assume(conf, role, "coffer"));
         }
@@ -129,75 +240,214 @@ impl Session {
         Ok(conf)
     }
 
-    /// Credentials of an MFA profile's role: the code is asked for once per process.
-    fn mfa_session(
+    /// A session cached under `key`, by this process or on disk.
+    fn cached(&self, key: &str) -> Option<Sts> {
+        let mut mine = self.sessions.lock().expect("session lock");
+        if let Some(s) = mine.get(key).filter(|s| s.fresh()) {
+            return Some(s.clone());
+        }
+        let found = self.cache.as_ref()?.get(key)?;
+        mine.insert(key.to_string(), found.clone());
+        Some(found)
+    }
+
+    fn keep(&self, key: &str, sts: &Sts) {
+        self.sessions
+            .lock()
+            .expect("session lock")
+            .insert(key.to_string(), sts.clone());
+        if let Some(cache) = &self.cache {
+            // A cache that cannot be written costs the next process a session, no more.
+            let _ = cache.put(key, sts);
+        }
+    }
+
+    /// The credentials at the top of `chain`: from the highest role whose session is
+    /// cached, else from the base, through the MFA device's session, up every role.
+    fn chain_credentials(
         &self,
-        m: &MfaProfile,
+        chain: &Chain,
         region: Option<aws_config::Region>,
     ) -> Result<Credentials, String> {
-        let _one_at_a_time = self.mfa_lock.lock().expect("MFA lock");
-        if let Some(c) = self.mfa_sessions.lock().expect("MFA lock").get(&m.name) {
-            return Ok(c.clone());
+        let _one_at_a_time = self.making.lock().expect("making lock");
+        let region = region.unwrap_or(aws_config::Region::from_static("us-east-1"));
+        // Processes making the same chain take turns, the later ones finding the
+        // sessions the first made. (A device's session has its own turn inside, for
+        // chains that share the device.)
+        let top = chain.roles.last().map(Role::cache_key).or_else(|| {
+            let d = chain.device.as_ref()?;
+            Some(format!("{}-chain", profiles::device_cache_key(&d.serial)))
+        });
+        let _turn = top
+            .filter(|t| self.cached(t).is_none())
+            .and_then(|t| Some(self.cache.as_ref()?.making(&t)));
+        let found = chain
+            .roles
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, r)| Some((i + 1, self.cached(&r.cache_key())?)));
+        let (start, mut below) = match found {
+            Some((i, sts)) => (i, sts.credentials()),
+            None => {
+                let base = self.block_on(base_config(&chain.base, region.clone()))?;
+                let creds = match &chain.device {
+                    Some(device) => self.device_session(device, &base)?.credentials(),
+                    None => self
+                        .block_on(
+                            base.credentials_provider()
+                                .expect("a loaded configuration has a provider")
+                                .provide_credentials(),
+                        )
+                        .map_err(|e| {
+                            format!(
+                                "no AWS credentials for {}: {}",
+                                describe_base(&chain.base),
+                                DisplayErrorContext(e)
+                            )
+                        })?,
+                };
+                (0, creds)
+            }
+        };
+        for role in &chain.roles[start..] {
+            below = self.role_session(role, below, &region)?.credentials();
         }
-        let code = (self.settings.mfa_code)(&m.mfa_serial)?;
-        let creds = self.block_on(async {
-            let mut conf = match &m.source {
-                Source::Profile(p) => load(Some(p), None).await,
-                Source::Credential(kind) => {
-                    use aws_config::{ecs, environment, imds};
-                    let provider = match kind.as_str() {
-                        "Environment" => SharedCredentialsProvider::new(
-                            environment::EnvironmentVariableCredentialsProvider::new(),
-                        ),
-                        "Ec2InstanceMetadata" => SharedCredentialsProvider::new(
-                            imds::credentials::ImdsCredentialsProvider::builder().build(),
-                        ),
-                        "EcsContainer" => SharedCredentialsProvider::new(
-                            ecs::EcsCredentialsProvider::builder().build(),
-                        ),
-                        other => {
-                            return Err(format!(
-                                "profile {}: credential_source {other:?} is not Environment, Ec2InstanceMetadata or EcsContainer",
-                                m.name
-                            ))
-                        }
-                    };
-                    with_credentials(load(None, None).await, provider)
+        Ok(below)
+    }
+
+    /// The session of an MFA device (`GetSessionToken` with its code), cached.
+    fn device_session(&self, device: &Device, base: &aws_config::SdkConfig) -> Result<Sts, String> {
+        let key = profiles::device_cache_key(&device.serial);
+        if let Some(s) = self.cached(&key) {
+            return Ok(s);
+        }
+        let _wait = self.cache.as_ref().map(|c| c.making(&key));
+        if let Some(s) = self.cached(&key) {
+            return Ok(s);
+        }
+        let code = (self.settings.mfa_code)(&device.profile, &device.serial)?;
+        let out = self
+            .block_on(
+                aws_sdk_sts::Client::new(base)
+                    .get_session_token()
+                    .serial_number(&device.serial)
+                    .token_code(code.as_str())
+                    .send(),
+            )
+            .map_err(|e| {
+                format!(
+                    "sts GetSessionToken with MFA device {} (profile {}): {}",
+                    device.serial,
+                    device.profile,
+                    reason(&e, "STS")
+                )
+            })?;
+        let c = out.credentials.ok_or("STS returned no credentials")?;
+        let sts = sts_of(c, None);
+        self.keep(&key, &sts);
+        Ok(sts)
+    }
+
+    /// A profile role's session, cached under the aws CLI's key.
+    fn role_session(
+        &self,
+        role: &Role,
+        source: Credentials,
+        region: &aws_config::Region,
+    ) -> Result<Sts, String> {
+        let key = role.cache_key();
+        if let Some(s) = self.cached(&key) {
+            return Ok(s);
+        }
+        let conf = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(region.clone())
+            .retry_config(retry_config())
+            .credentials_provider(SharedCredentialsProvider::new(source))
+            .build();
+        let conf = self.block_on(async {
+            // The endpoint (AWS_ENDPOINT_URL) as every other client has it.
+            let env = aws_config::defaults(BehaviorVersion::latest())
+                .region(region.clone())
+                .load()
+                .await;
+            let mut b = conf.into_builder();
+            b.set_endpoint_url(env.endpoint_url().map(str::to_string));
+            b.build()
+        });
+        let mut req = aws_sdk_sts::Client::new(&conf)
+            .assume_role()
+            .role_arn(&role.arn)
+            .role_session_name(role.session_name.as_deref().unwrap_or("coffer"));
+        if let Some(e) = &role.external_id {
+            req = req.external_id(e);
+        }
+        if let Some(d) = role.duration {
+            req = req.duration_seconds(d as i32);
+        }
+        let out = self.block_on(req.send()).map_err(|e| {
+            format!(
+                "sts AssumeRole {} (profile {}): {}",
+                role.arn,
+                role.profile,
+                reason(&e, "STS")
+            )
+        })?;
+        let c = out.credentials.ok_or("STS returned no credentials")?;
+        let sts = sts_of(c, out.assumed_role_user.map(|u| u.arn));
+        self.keep(&key, &sts);
+        Ok(sts)
+    }
+}
+
+fn sts_of(c: aws_sdk_sts::types::Credentials, arn: Option<String>) -> Sts {
+    Sts {
+        access_key_id: c.access_key_id,
+        secret_access_key: Zeroizing::new(c.secret_access_key),
+        session_token: Zeroizing::new(c.session_token),
+        expires: c.expiration.secs(),
+        arn,
+    }
+}
+
+fn describe_base(base: &Base) -> String {
+    match base {
+        Base::Profile(p) => format!("profile {p}"),
+        Base::Credential(kind) => format!("credential_source {kind}"),
+    }
+}
+
+/// The configuration of a chain's base: a profile the SDK resolves, or a
+/// `credential_source`.
+async fn base_config(
+    base: &Base,
+    region: aws_config::Region,
+) -> Result<aws_config::SdkConfig, String> {
+    use aws_config::{ecs, environment, imds};
+    let conf = match base {
+        Base::Profile(p) => load(Some(p), Some(region.as_ref())).await,
+        Base::Credential(kind) => {
+            let provider = match kind.as_str() {
+                "Environment" => SharedCredentialsProvider::new(
+                    environment::EnvironmentVariableCredentialsProvider::new(),
+                ),
+                "Ec2InstanceMetadata" => SharedCredentialsProvider::new(
+                    imds::credentials::ImdsCredentialsProvider::builder().build(),
+                ),
+                "EcsContainer" => {
+                    SharedCredentialsProvider::new(ecs::EcsCredentialsProvider::builder().build())
+                }
+                other => {
+                    return Err(format!(
+                        "credential_source {other:?} is not Environment, Ec2InstanceMetadata or EcsContainer"
+                    ))
                 }
             };
-            if conf.region().is_none() {
-                // STS answers in every region; it needs one to sign for.
-                conf = conf
-                    .into_builder()
-                    .region(region.unwrap_or(aws_config::Region::from_static("us-east-1")))
-                    .build();
-            }
-            let out = aws_sdk_sts::Client::new(&conf)
-                .assume_role()
-                .role_arn(&m.role_arn)
-                .role_session_name(&m.session_name)
-                .serial_number(&m.mfa_serial)
-                .token_code(code.as_str())
-                .send()
-                .await
-                .map_err(|e| format!("assuming {} with MFA: {}", m.role_arn, reason(&e, "STS")))?;
-            let c = out
-                .credentials
-                .ok_or("STS returned no credentials".to_string())?;
-            Ok::<_, String>(Credentials::new(
-                c.access_key_id,
-                c.secret_access_key,
-                Some(c.session_token),
-                None,
-                "coffer-mfa",
-            ))
-        })?;
-        self.mfa_sessions
-            .lock()
-            .expect("MFA lock")
-            .insert(m.name.clone(), creds.clone());
-        Ok(creds)
-    }
+            with_credentials(load(None, Some(region.as_ref())).await, provider)
+        }
+    };
+    Ok(conf)
 }
 
 async fn load(profile: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
@@ -232,96 +482,6 @@ async fn assume(
     }
     let provider = builder.build().await;
     with_credentials(conf, SharedCredentialsProvider::new(provider))
-}
-
-/// A profile that assumes a role with an MFA code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct MfaProfile {
-    name: String,
-    role_arn: String,
-    source: Source,
-    mfa_serial: String,
-    session_name: String,
-}
-
-/// Where an MFA profile's own credentials come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Source {
-    /// `source_profile` (default: `default`).
-    Profile(String),
-    /// `credential_source`: `Environment`, `Ec2InstanceMetadata` or `EcsContainer`.
-    Credential(String),
-}
-
-/// The way from a profile down to the first profile in its `source_profile` chain that
-/// needs an MFA code.
-#[derive(Debug, PartialEq, Eq)]
-struct MfaChain {
-    mfa: MfaProfile,
-    /// (role, session name) of the profiles above it, from the selected one down.
-    above: Vec<(String, String)>,
-}
-
-type Profiles = HashMap<String, HashMap<String, String>>;
-
-/// The sections of a shared config file: `[default]` and `[profile NAME]`.
-fn parse_profiles(text: &str) -> Profiles {
-    let mut out: Profiles = HashMap::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let header = header.trim();
-            current = match header.strip_prefix("profile") {
-                Some(name) if name.starts_with(char::is_whitespace) => Some(name.trim().into()),
-                _ if header == "default" => Some("default".into()),
-                _ => None,
-            };
-            continue;
-        }
-        if let (Some(section), Some((k, v))) = (&current, line.split_once('=')) {
-            out.entry(section.clone())
-                .or_default()
-                .insert(k.trim().to_string(), v.trim().to_string());
-        }
-    }
-    out
-}
-
-fn mfa_chain(profiles: &Profiles, selected: &str) -> Option<MfaChain> {
-    let mut above = Vec::new();
-    let mut name = selected.to_string();
-    // A chain longer than this is a loop in the file; the SDK reports it.
-    for _ in 0..16 {
-        let p = profiles.get(&name)?;
-        let role = p.get("role_arn")?;
-        let session_name = p
-            .get("role_session_name")
-            .cloned()
-            .unwrap_or_else(|| "coffer".into());
-        if let Some(serial) = p.get("mfa_serial") {
-            return Some(MfaChain {
-                mfa: MfaProfile {
-                    name,
-                    role_arn: role.clone(),
-                    source: match (p.get("source_profile"), p.get("credential_source")) {
-                        (Some(sp), _) => Source::Profile(sp.clone()),
-                        (None, Some(cs)) => Source::Credential(cs.clone()),
-                        (None, None) => Source::Profile("default".into()),
-                    },
-                    mfa_serial: serial.clone(),
-                    session_name,
-                },
-                above,
-            });
-        }
-        above.push((role.clone(), session_name));
-        name = p.get("source_profile")?.clone();
-    }
-    None
 }
 
 /// One line: AWS's error code and message (with what the code usually means), or why no
@@ -423,62 +583,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const CONFIG: &str = "\
-[default]
-region = eu-west-1
-
-[profile base]
-region = eu-west-1
-
-# the admin role needs MFA
-[profile admin]
-role_arn = arn:aws:iam::222222222222:role/admin
-source_profile = base
-mfa_serial = arn:aws:iam::111111111111:mfa/alice
-
-[profile deploy]
-role_arn = arn:aws:iam::333333333333:role/deploy
-source_profile = admin
-role_session_name = ci
-
-[profile ci]
-role_arn = arn:aws:iam::666666666666:role/ci
-credential_source = Environment
-mfa_serial = arn:aws:iam::111111111111:mfa/bob
-
-[profile plain]
-role_arn = arn:aws:iam::444444444444:role/plain
-source_profile = base
-
-[profile loop]
-role_arn = arn:aws:iam::555555555555:role/loop
-source_profile = loop
-";
-
-    #[test]
-    fn mfa_chains_are_found_through_source_profiles() {
-        let p = parse_profiles(CONFIG);
-        let admin = mfa_chain(&p, "admin").expect("admin needs MFA");
-        assert_eq!(admin.mfa.source, Source::Profile("base".into()));
-        assert_eq!(admin.mfa.mfa_serial, "arn:aws:iam::111111111111:mfa/alice");
-        assert!(admin.above.is_empty());
-        // A role whose source profile needs MFA: the code is for admin, then deploy's role.
-        let deploy = mfa_chain(&p, "deploy").expect("deploy sits on admin");
-        assert_eq!(deploy.mfa, admin.mfa);
-        assert_eq!(
-            deploy.above,
-            vec![("arn:aws:iam::333333333333:role/deploy".into(), "ci".into())]
-        );
-        assert_eq!(
-            mfa_chain(&p, "ci").expect("ci needs MFA").mfa.source,
-            Source::Credential("Environment".into())
-        );
-        // No MFA anywhere, no role, an unknown profile, a loop: the SDK's business.
-        for name in ["plain", "base", "default", "nope", "loop"] {
-            assert_eq!(mfa_chain(&p, name), None, "{name}");
-        }
-    }
 
     /// A local endpoint that answers 503 `fail` times, then a KMS Decrypt answer; it
     /// counts the requests it got.

@@ -426,10 +426,10 @@ fn plan_file<'s>(file: &Path, args: &PushArgs, env: &'s Env) -> Result<Planned<'
         settings: settings(&args.create)?,
     };
     let pusher = Pusher::connect(env.aws(), &scope(&args.create.region), target)?;
-    let plan = pusher.plan(
-        secrets.desired,
-        args.prune.then_some(push::Owner::Source(&source)),
-    )?;
+    // Secrets of this file gone from it are looked for with --each: reported, or deleted
+    // with --prune.
+    let owner = matches!(layout, Layout::Each { .. }).then_some(push::Owner::Source(&source));
+    let plan = pusher.plan(secrets.desired, owner, args.prune)?;
     Ok(Planned {
         label: None,
         pusher,
@@ -492,15 +492,35 @@ fn plan_targets<'s>(
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let keyring = env.keyring()?;
-    let mut out = Vec::new();
-    for t in config
+    let chosen: Vec<&crate::config::PushTarget> = config
         .push
         .iter()
         .filter(|t| args.targets.is_empty() || args.targets.contains(&t.name))
-    {
-        out.push(plan_target(t, &base, &keyring, args, env)?);
+        .collect();
+    // Every target's profile exists, before the first call.
+    for t in &chosen {
+        env.aws()
+            .check(&target_scope(t))
+            .map_err(|why| Error::Aws(format!("push {}: {why}", t.name)))?;
+    }
+    let mut out = Vec::new();
+    for t in chosen {
+        out.push(
+            plan_target(t, &base, &keyring, args, env).map_err(|e| match e {
+                Error::Aws(why) => Error::Aws(format!("push {}: {why}", t.name)),
+                e => e,
+            })?,
+        );
     }
     Ok(out)
+}
+
+fn target_scope(t: &crate::config::PushTarget) -> Scope {
+    Scope {
+        profile: t.aws_profile.clone(),
+        region: t.region.clone(),
+        role: t.role.clone(),
+    }
 }
 
 fn plan_target<'s>(
@@ -593,14 +613,10 @@ fn plan_target<'s>(
         prefix: layout_prefix(&layout),
         settings: t.settings.clone(),
     };
-    let scope = Scope {
-        profile: t.aws_profile.clone(),
-        region: t.region.clone(),
-        role: t.role.clone(),
-    };
-    let pusher = Pusher::connect(env.aws(), &scope, target)?;
+    let pusher = Pusher::connect(env.aws(), &target_scope(t), target)?;
     // What the target made, from whichever file: a file removed from git included.
-    let plan = pusher.plan(desired, prune.then_some(push::Owner::Target(&t.name)))?;
+    let owner = matches!(layout, Layout::Each { .. }).then_some(push::Owner::Target(&t.name));
+    let plan = pusher.plan(desired, owner, prune)?;
     Ok(Planned {
         label: Some(t.name.clone()),
         pusher,
@@ -705,7 +721,7 @@ fn print_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
 /// Apply with a progress bar on a terminal when there is more than a handful to do, one
 /// line per change otherwise.
 fn apply(pusher: &Pusher, plan: &Plan, deletion: Deletion) -> Vec<Outcome> {
-    let pending = plan.pending();
+    let pending = plan.to_apply();
     // indicatif draws only on a terminal that can show it (not TERM=dumb, not a pipe).
     let bar = Some(indicatif::ProgressBar::new(pending as u64))
         .filter(|bar| pending > 5 && !bar.is_hidden());
@@ -816,7 +832,7 @@ fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
         settings: settings(&args.create)?,
     };
     let pusher = Pusher::connect(env.aws(), &scope, target)?;
-    let plan = pusher.plan(desired, None)?;
+    let plan = pusher.plan(desired, None, false)?;
     print_plan(&mut std::io::stderr(), &plan)?;
     if args.create.dry_run {
         return Ok(());

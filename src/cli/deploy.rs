@@ -16,9 +16,14 @@ pub struct ExecArgs {
     /// More files, as options
     #[arg(long = "file", value_name = "FILE")]
     pub more: Vec<PathBuf>,
-    /// Prefix for every variable name (nested keys are joined with _ and upper-cased)
+    /// Prefix for every variable name. Nested keys are joined with _ and upper-cased,
+    /// except dotenv keys and names under TF_VAR_, which keep their case (Terraform's
+    /// variable names are case-sensitive)
     #[arg(long, value_name = "PREFIX", default_value = "")]
     pub prefix: String,
+    /// Upper-case every name, TF_VAR_ ones too
+    #[arg(long)]
+    pub upper: bool,
     /// Start from an empty environment instead of coffer's
     #[arg(long)]
     pub pristine: bool,
@@ -89,7 +94,13 @@ pub fn exec(args: ExecArgs, env: &Env) -> Result<()> {
             .map_or_else(|| Format::from_path(file), Into::into);
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
         let (opened, _) = super::open_file(file, format, bytes, &keyring, false)?;
-        for (k, v) in variables(&opened, args.skip_invalid)? {
+        // Terraform reads TF_VAR_name for the variable `name`, case and all.
+        let case = match (args.upper, args.prefix.starts_with("TF_VAR_")) {
+            (true, _) => Case::Upper,
+            (false, true) => Case::Keep,
+            (false, false) => Case::Default,
+        };
+        for (k, v) in variables(&opened, args.skip_invalid, case)? {
             let k = format!("{}{k}", args.prefix);
             vars.retain(|(existing, _)| *existing != k);
             vars.push((k, v));
@@ -276,12 +287,17 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
 fn variables(
     opened: &sops::Opened,
     skip_colliding: bool,
+    case: Case,
 ) -> Result<Vec<(String, Zeroizing<String>)>> {
     let root = match opened.doc.docs.first() {
         Some(d) => &d.root,
         None => return Ok(Vec::new()),
     };
-    let verbatim = opened.format == Format::Dotenv;
+    let verbatim = match case {
+        Case::Default => opened.format == Format::Dotenv,
+        Case::Keep => true,
+        Case::Upper => false,
+    };
     let leaves = opened.value(root)?.leaves();
     let mut out: Vec<(String, Zeroizing<String>, Vec<String>)> = Vec::new();
     let mut colliding = Vec::new();
@@ -311,10 +327,19 @@ fn variables(
     Ok(out.into_iter().map(|(n, v, _)| (n, v)).collect())
 }
 
+/// How keys become variable names.
+#[derive(Clone, Copy)]
+enum Case {
+    /// Upper case, but dotenv keys as they are.
+    Default,
+    Keep,
+    Upper,
+}
+
 /// `export NAME='value'` lines for a shell to `eval`.
 pub(super) fn export_lines(opened: &sops::Opened) -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(String::new());
-    for (k, v) in variables(opened, false)? {
+    for (k, v) in variables(opened, false, Case::Default)? {
         if !valid_name(&k) {
             return Err(Error::Refused(format!(
                 "{k:?} is not a valid environment variable name"

@@ -380,17 +380,33 @@ impl Env {
         let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
         crate::keys::pgp::set_gpg(vars.get("SOPS_GPG_EXEC").cloned());
         let var = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
-        let config_file = var("AWS_CONFIG_FILE")
-            .map(PathBuf::from)
-            .or_else(|| var("HOME").map(|h| Path::new(&h).join(".aws").join("config")));
-        let token = var("COFFER_MFA_TOKEN").map(Zeroizing::new);
+        let home = var("HOME").map(PathBuf::from);
+        let in_home = |rel: &[&str]| {
+            home.as_ref()
+                .map(|h| rel.iter().fold(h.clone(), |p, r| p.join(r)))
+        };
+        // COFFER_MFA_TOKEN answers one device: AWS refuses a code used twice.
+        let token = std::sync::Mutex::new(var("COFFER_MFA_TOKEN").map(Zeroizing::new));
         let aws = std::sync::Arc::new(crate::aws::Session::new(crate::aws::session::Settings {
-            profile: aws_profile.or_else(|| var("AWS_PROFILE")),
-            config_file,
-            mfa_code: Box::new(move |serial| match &token {
-                Some(t) => Ok(Zeroizing::new(t.trim().to_string())),
-                None => ask_mfa_code(serial),
+            flag_profile: aws_profile,
+            env_profile: var("AWS_PROFILE"),
+            config_file: var("AWS_CONFIG_FILE")
+                .map(PathBuf::from)
+                .or_else(|| in_home(&[".aws", "config"])),
+            credentials_file: var("AWS_SHARED_CREDENTIALS_FILE")
+                .map(PathBuf::from)
+                .or_else(|| in_home(&[".aws", "credentials"])),
+            cache_dir: match var("COFFER_NO_CREDENTIAL_CACHE").as_deref() {
+                Some(v) if v != "0" && v != "false" => None,
+                _ => in_home(&[".aws", "cli", "cache"]),
+            },
+            mfa_code: Box::new(move |profile, serial| {
+                match token.lock().expect("token lock").take() {
+                    Some(t) => Ok(Zeroizing::new(t.trim().to_string())),
+                    None => ask_mfa_code(profile, serial),
+                }
             }),
+            notice: Box::new(warn),
         }));
         Env {
             kms: std::sync::Arc::new(KmsKeys::new(aws.clone())),
@@ -471,24 +487,27 @@ impl Env {
 
 pub use crate::config::creation_rule;
 
-/// The code of an MFA device, asked for on the terminal (`COFFER_MFA_TOKEN` spares that).
-fn ask_mfa_code(serial: &str) -> std::result::Result<Zeroizing<String>, String> {
+/// The code of an MFA device, asked for on the terminal (`COFFER_MFA_TOKEN` spares that,
+/// once).
+fn ask_mfa_code(profile: &str, serial: &str) -> std::result::Result<Zeroizing<String>, String> {
     use std::io::{BufRead, Write};
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
         .map_err(|_| {
-            format!("the profile needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN")
+            format!("profile {profile} needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN (it answers one device)")
         })?;
     let mut w = &tty;
-    write!(w, "MFA code for {serial}: ").map_err(|e| e.to_string())?;
+    write!(w, "MFA code for {serial} (profile {profile}): ").map_err(|e| e.to_string())?;
     let mut line = Zeroizing::new(String::new());
     std::io::BufReader::new(&tty)
         .read_line(&mut line)
         .map_err(|e| e.to_string())?;
     match line.trim() {
-        "" => Err(format!("no MFA code given for {serial}")),
+        "" => Err(format!(
+            "no MFA code given for {serial} (profile {profile})"
+        )),
         code => Ok(Zeroizing::new(code.to_string())),
     }
 }
@@ -505,6 +524,13 @@ pub fn run(cli: Cli, env: &Env) -> std::process::ExitCode {
 fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
     use std::process::ExitCode;
     let config = cli.config.as_deref();
+    // A profile passed by hand that does not exist is a mistake to stop at, whatever
+    // the command goes on to need.
+    if cli.aws_profile.is_some() {
+        env.aws()
+            .check(&crate::aws::Scope::default())
+            .map_err(Error::Aws)?;
+    }
     let done = match cli.command {
         Command::Keygen(a) => keygen::run(a, env),
         Command::Encrypt(a) => crypt::encrypt(a, config, env),

@@ -89,33 +89,38 @@ impl KmsKeys {
         }
     }
 
+    /// A key's client, and where its calls go (for error lines: `in REGION (account A,
+    /// profile P)`; the account is the key's).
     fn client(
         &self,
         arn: &str,
         profile: Option<&str>,
         role: Option<&str>,
-    ) -> std::result::Result<aws_sdk_kms::Client, String> {
+    ) -> std::result::Result<(aws_sdk_kms::Client, String), String> {
         let scope = Scope {
             region: Some(region_of(arn)?.to_string()),
             profile: profile.map(str::to_string),
             role: role.map(str::to_string),
         };
+        let place = self
+            .session
+            .place(&scope, None, crate::aws::profiles::account_of(arn));
         if let Some(c) = self.clients.lock().expect("client cache lock").get(&scope) {
-            return Ok(c.clone());
+            return Ok((c.clone(), place));
         }
         let client = aws_sdk_kms::Client::new(&self.session.config(&scope)?);
         self.clients
             .lock()
             .expect("client cache lock")
             .insert(scope, client.clone());
-        Ok(client)
+        Ok((client, place))
     }
 
     /// Wrap a data key with one KMS key, as a sops metadata entry.
     /// `secret` (a data key, or a Shamir share of one) encrypted under `spec`'s key.
     pub fn wrap(&self, secret: &[u8], spec: &KmsSpec) -> Result<KmsEntry> {
         let fail = |why: String| Error::Aws(format!("kms:{}: {why}", spec.arn));
-        let client = self
+        let (client, place) = self
             .client(&spec.arn, spec.aws_profile.as_deref(), spec.role.as_deref())
             .map_err(fail)?;
         let mut req = client
@@ -125,10 +130,12 @@ impl KmsKeys {
         for (k, v) in &spec.context {
             req = req.encryption_context(k, v);
         }
-        let out = self
-            .session
-            .block_on(req.send())
-            .map_err(|e| fail(reason_as(&e, "KMS", spec.aws_profile.as_deref())))?;
+        let out = self.session.block_on(req.send()).map_err(|e| {
+            fail(format!(
+                "Encrypt {place}: {}",
+                reason_as(&e, "KMS", spec.aws_profile.as_deref())
+            ))
+        })?;
         let blob = out
             .ciphertext_blob()
             .ok_or_else(|| fail("KMS returned no ciphertext".into()))?;
@@ -143,7 +150,7 @@ impl KmsKeys {
     }
 
     fn open(&self, entry: &KmsEntry) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
-        let client = self.client(
+        let (client, place) = self.client(
             &entry.arn,
             entry.aws_profile.as_deref(),
             entry.role.as_deref(),
@@ -158,10 +165,12 @@ impl KmsKeys {
         for (k, v) in &entry.context {
             req = req.encryption_context(k, v);
         }
-        let out = self
-            .session
-            .block_on(req.send())
-            .map_err(|e| reason_as(&e, "KMS", entry.aws_profile.as_deref()))?;
+        let out = self.session.block_on(req.send()).map_err(|e| {
+            format!(
+                "Decrypt {place}: {}",
+                reason_as(&e, "KMS", entry.aws_profile.as_deref())
+            )
+        })?;
         Ok(Zeroizing::new(
             out.plaintext()
                 .map(|b| b.as_ref().to_vec())

@@ -1,5 +1,5 @@
 //! One AWS session for every service: MFA profiles reach KMS, Secrets Manager, SSM and S3
-//! with one code per process; push targets of `.coffer.yaml` in two accounts; `--check`;
+//! with one code per session; push targets of `.coffer.yaml` in two accounts; `--check`;
 //! settings kept in step. All against the local endpoint.
 
 use super::common::*;
@@ -40,22 +40,28 @@ fn mfa_sandbox(moto: &Moto) -> (Sandbox, Vec<(&'static str, String)>) {
 }
 
 /// Run coffer with exactly `env` (the endpoint's default credentials left out), and
-/// return the `AssumeRole` calls the process made.
+/// return the STS calls the process made: `GetSessionToken`s and `AssumeRole`s.
 fn run_counting(
     sb: &Sandbox,
     moto: &Moto,
     env: &[(&'static str, String)],
     args: &[&str],
-) -> Vec<String> {
-    let before = moto.assume_role_calls().len();
+) -> (Vec<String>, Vec<String>) {
+    let before = (
+        moto.sts_calls("GetSessionToken").len(),
+        moto.assume_role_calls().len(),
+    );
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = sb.run_with(args, &pairs);
     assert_success(&out, args);
-    moto.assume_role_calls().split_off(before)
+    (
+        moto.sts_calls("GetSessionToken").split_off(before.0),
+        moto.assume_role_calls().split_off(before.1),
+    )
 }
 
 #[test]
-fn an_mfa_profile_reaches_every_service_with_one_code_per_process() {
+fn an_mfa_profile_reaches_every_service_with_one_code_per_session() {
     let moto = Moto::start();
     let (sb, env) = mfa_sandbox(&moto);
     // What lives in the role's account: a KMS key, a parameter and an S3 object.
@@ -102,28 +108,38 @@ fn an_mfa_profile_reaches_every_service_with_one_code_per_process() {
             .unwrap();
     });
 
-    // Every process assumes the role once, with the device's serial and the code, and
-    // never without them.
-    let with_mfa = |calls: Vec<String>, what: &str| {
-        assert_eq!(calls.len(), 1, "{what}: {calls:#?}");
-        assert!(
-            calls[0].contains("SerialNumber=arn%3Aaws%3Aiam%3A%3A123456789012%3Amfa%2Falice")
-                && calls[0].contains("TokenCode=123456")
-                && calls[0].contains("RoleArn=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fadmin"),
-            "{what}: {}",
-            calls[0]
-        );
-    };
+    // The first process asks for the code once: a session of the device (GetSessionToken
+    // with its serial and the code), the role assumed from it without a code.
     sb.write("app.env", "API_KEY=key-one\nDB_PASSWORD=hunter2\n");
-    with_mfa(
-        run_counting(
-            &sb,
-            &moto,
-            &env,
-            &["encrypt", "--kms", &key, "-i", "app.env"],
-        ),
-        "encrypt (KMS Encrypt)",
+    let (sessions, roles) = run_counting(
+        &sb,
+        &moto,
+        &env,
+        &["encrypt", "--kms", &key, "-i", "app.env"],
     );
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert!(
+        sessions[0].contains("SerialNumber=arn%3Aaws%3Aiam%3A%3A123456789012%3Amfa%2Falice")
+            && sessions[0].contains("TokenCode=123456"),
+        "{}",
+        sessions[0]
+    );
+    assert_eq!(roles.len(), 1, "{roles:#?}");
+    assert!(
+        roles[0].contains("RoleArn=arn%3Aaws%3Aiam%3A%3A222222222222%3Arole%2Fadmin")
+            && !roles[0].contains("TokenCode"),
+        "{}",
+        roles[0]
+    );
+    // Every later process finds the role's session in the aws CLI's cache: no STS call,
+    // and no code to give.
+    let env: Vec<(&'static str, String)> = env
+        .into_iter()
+        .filter(|(k, _)| *k != "COFFER_MFA_TOKEN")
+        .collect();
+    let with_mfa = |calls: (Vec<String>, Vec<String>), what: &str| {
+        assert_eq!(calls, (vec![], vec![]), "{what}");
+    };
     with_mfa(
         run_counting(
             &sb,

@@ -330,3 +330,17 @@ pub fn first_enc(text: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// A command started with its output captured, to be waited for.
+pub trait Started {
+    fn started(&mut self) -> std::process::Child;
+}
+
+impl Started for std::process::Command {
+    fn started(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the command starts")
+    }
+}

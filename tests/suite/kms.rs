@@ -19,7 +19,7 @@ impl Moto {
     }
 
     /// A new symmetric key's ARN.
-    fn create_key(&self, region: &str) -> String {
+    pub(super) fn create_key(&self, region: &str) -> String {
         let c = self.client(region);
         Self::rt().block_on(async {
             c.create_key()
@@ -117,8 +117,11 @@ fn two_regions_either_key_opens_the_file() {
     assert_error(&out, 3, "s.yaml: no identity could open the data key");
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("hint: kms:{a}: InvalidCiphertextException"))
-            && err.contains(&format!("hint: kms:{b}: InvalidCiphertextException")),
+        err.contains(&format!(
+            "hint: kms:{a}: Decrypt in us-east-1 (account 123456789012): InvalidCiphertextException"
+        )) && err.contains(&format!(
+            "hint: kms:{b}: Decrypt in eu-west-1 (account 123456789012): InvalidCiphertextException"
+        )),
         "{err}"
     );
 }
@@ -262,7 +265,11 @@ fn errors_name_the_key_and_the_reason() {
         .unwrap();
     sb.write("m.env", "A=1\n");
     let out = run(&sb, &moto, &["encrypt", "--kms", &missing, "m.env"]);
-    assert_error(&out, 1, &format!("kms:{missing}: NotFoundException"));
+    assert_error(
+        &out,
+        1,
+        &format!("kms:{missing}: Encrypt in eu-west-1 (account 123456789012): NotFoundException"),
+    );
     assert_eq!(sb.read_str("m.env"), "A=1\n");
     // No credentials anywhere: no env keys, no profile, no instance metadata.
     ok(&sb, &moto, &["encrypt", "--kms", &key, "-i", "m.env"]);
@@ -538,7 +545,11 @@ fn an_unreachable_endpoint_is_named() {
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ],
     );
-    assert_error(&out, 1, &format!("kms:{key}: cannot reach KMS"));
+    assert_error(
+        &out,
+        1,
+        &format!("kms:{key}: Encrypt in eu-west-1 (account 123456789012): cannot reach KMS"),
+    );
 }
 
 #[test]

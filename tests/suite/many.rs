@@ -5,20 +5,6 @@ use std::process::Stdio;
 
 use super::common::*;
 
-/// A command started with its output captured, to be waited for.
-trait Started {
-    fn started(&mut self) -> std::process::Child;
-}
-
-impl Started for std::process::Command {
-    fn started(&mut self) -> std::process::Child {
-        self.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the command starts")
-    }
-}
-
 #[test]
 fn twenty_concurrent_sets_keep_all_twenty_values() {
     let sb = Sandbox::new();

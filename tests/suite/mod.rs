@@ -8,6 +8,7 @@ mod deploy;
 mod edit;
 mod errors;
 mod git;
+mod identity;
 mod interop;
 mod kms;
 mod many;

@@ -412,6 +412,13 @@ impl Moto {
 
     /// The form bodies of the `AssumeRole` calls moto has served, decoded.
     pub(super) fn assume_role_calls(&self) -> Vec<String> {
+        self.sts_calls("AssumeRole")
+    }
+
+    /// The bodies of the STS `action` requests moto has served (`Action=…&…`), with
+    /// the access key each was signed with in front: `KEY_ID body`.
+    pub(super) fn sts_calls(&self, action: &str) -> Vec<String> {
+        let needle = format!("Action={action}&");
         use base64::Engine;
         self.requests()
             .iter()
@@ -426,7 +433,17 @@ impl Moto {
                 } else {
                     body.to_string()
                 };
-                body.contains("Action=AssumeRole&").then_some(body)
+                let auth = v
+                    .get("headers")
+                    .and_then(|h| h.get("Authorization"))
+                    .and_then(|a| a.as_str())
+                    .unwrap_or_default();
+                let key = auth
+                    .split("Credential=")
+                    .nth(1)
+                    .and_then(|c| c.split('/').next())
+                    .unwrap_or("-");
+                body.contains(&needle).then(|| format!("{key} {body}"))
             })
             .collect()
     }

@@ -420,7 +420,7 @@ fn push_refuses_bad_requests_before_calling_aws() {
     assert_error(
         &out,
         1,
-        "coffer: cannot list secrets (p/): cannot reach Secrets Manager: ",
+        "coffer: secretsmanager ListSecrets p/ in us-east-1: cannot reach Secrets Manager: ",
     );
 }
 
