@@ -1,20 +1,72 @@
-//! Moving secrets kept in S3 into Secrets Manager, and pointing templates at them.
+//! Moving secrets kept in S3 into Secrets Manager or Parameter Store, in one account or
+//! into each push target's own, and pointing templates at them.
 //!
 //! Objects are read, never written or deleted: the bucket stays as it was until the team
 //! removes it themselves.
 
 use std::collections::HashMap;
 
+use super::push::Service;
 use super::read::AwsRef;
 use super::{bounded, code, reason, s3_client, Payload, Scope, Session, CONCURRENCY};
 use crate::render::Reference;
 use crate::{Error, Result};
+
+/// How an object's key becomes a secret's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// `<bucket>/<key>`, or `<name_prefix><key>`; in Parameter Store with a leading `/`.
+    Bucket { name_prefix: Option<String> },
+    /// Objects under `s3_prefix` go under a push target's `prefix`, the rest of the key
+    /// kept: `s3://b/prod/db` with `prod/` → `web/` becomes `web/db`.
+    Under { s3_prefix: String, prefix: String },
+}
+
+impl Naming {
+    pub fn name(&self, service: Service, bucket: &str, key: &str) -> String {
+        match self {
+            Naming::Bucket { name_prefix } => {
+                let name = secret_name(bucket, key, name_prefix.as_deref());
+                match service {
+                    Service::Ssm if !name.starts_with('/') => format!("/{name}"),
+                    _ => name,
+                }
+            }
+            Naming::Under { s3_prefix, prefix } => {
+                format!(
+                    "{prefix}{}",
+                    key.strip_prefix(s3_prefix.as_str()).unwrap_or(key)
+                )
+            }
+        }
+    }
+}
 
 /// `s3://bucket/key` becomes the secret `<name_prefix><key>`, by default `<bucket>/<key>`.
 pub fn secret_name(bucket: &str, key: &str, name_prefix: Option<&str>) -> String {
     match name_prefix {
         Some(p) => format!("{p}{key}"),
         None => format!("{bucket}/{key}"),
+    }
+}
+
+/// The route of `key` among `(S3 prefix, destination)` pairs: the longest prefix it
+/// starts with.
+pub fn route<'r, T>(routes: &'r [(String, T)], key: &str) -> Option<&'r T> {
+    routes
+        .iter()
+        .filter(|(p, _)| key.starts_with(p.as_str()))
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, t)| t)
+}
+
+/// `PREFIX=TARGET`, as `--target` takes it.
+pub fn parse_route(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((prefix, target)) if !target.trim().is_empty() => {
+            Ok((prefix.trim().to_string(), target.trim().to_string()))
+        }
+        _ => Err(format!("{s:?} is not S3-PREFIX=TARGET (e.g. prod/=prod)")),
     }
 }
 
@@ -75,22 +127,35 @@ pub fn read_objects(
     })
 }
 
-/// Whether each secret exists (and is not scheduled for deletion), or why that is unknown.
+/// Whether each secret (or parameter) exists (a secret not scheduled for deletion), or
+/// why that is unknown.
 pub fn secrets_exist(
     session: &Session,
     scope: &Scope,
+    service: Service,
     names: Vec<String>,
 ) -> Result<HashMap<String, std::result::Result<bool, String>>> {
-    let sm = aws_sdk_secretsmanager::Client::new(&session.config(scope).map_err(Error::Aws)?);
+    let conf = session.config(scope).map_err(Error::Aws)?;
+    let sm = aws_sdk_secretsmanager::Client::new(&conf);
+    let ssm = aws_sdk_ssm::Client::new(&conf);
     Ok(session.block_on(async {
         let mut out = HashMap::new();
         let work = |name: String| {
-            let sm = sm.clone();
+            let (sm, ssm) = (sm.clone(), ssm.clone());
             async move {
-                let found = match sm.describe_secret().secret_id(&name).send().await {
-                    Ok(d) => Ok(d.deleted_date().is_none()),
-                    Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
-                    Err(e) => Err(reason(&e, "Secrets Manager")),
+                let found = match service {
+                    Service::SecretsManager => {
+                        match sm.describe_secret().secret_id(&name).send().await {
+                            Ok(d) => Ok(d.deleted_date().is_none()),
+                            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
+                            Err(e) => Err(reason(&e, "Secrets Manager")),
+                        }
+                    }
+                    Service::Ssm => match ssm.get_parameter().name(&name).send().await {
+                        Ok(_) => Ok(true),
+                        Err(e) if code(&e) == Some("ParameterNotFound") => Ok(false),
+                        Err(e) => Err(reason(&e, "Parameter Store")),
+                    },
                 };
                 (name, found)
             }
@@ -103,27 +168,63 @@ pub fn secrets_exist(
     }))
 }
 
-/// One `s3://` reference of a template and the `awsSecret://` reference it may become.
+/// One `s3://` reference of a template and the reference it may become.
 pub struct Move<'t> {
     pub reference: &'t Reference,
+    /// The object's key.
+    pub key: String,
+    /// The secret's (or parameter's) name.
     pub target: String,
+    pub service: Service,
+    /// The push target whose account it is in, named in the new reference.
+    pub push_target: Option<String>,
 }
 
-/// The `s3://` references of a template with the secret name each would read.
-pub fn s3_moves<'t>(refs: &'t [Reference], name_prefix: Option<&str>) -> Vec<Move<'t>> {
+impl Move<'_> {
+    /// `awsSecret://NAME` or `ssm://NAME`, with `?target=T` when it lives in a push
+    /// target's account.
+    pub fn uri(&self) -> String {
+        let scheme = match self.service {
+            Service::SecretsManager => "awsSecret",
+            Service::Ssm => "ssm",
+        };
+        match &self.push_target {
+            Some(t) => format!("{scheme}://{}?target={t}", self.target),
+            None => format!("{scheme}://{}", self.target),
+        }
+    }
+}
+
+/// Where an object's key goes: the service, how it is named, and the push target whose
+/// account it is in (none: the default one).
+pub type Placement = (Service, Naming, Option<String>);
+
+/// The `s3://` references of a template with the name each would read: `dest` says
+/// where an object's key goes (service, naming, push target), `None` for keys no route
+/// takes.
+pub fn s3_moves<'t>(
+    refs: &'t [Reference],
+    dest: &dyn Fn(&str) -> Option<Placement>,
+) -> Vec<Move<'t>> {
     refs.iter()
         .filter_map(|r| match AwsRef::parse(&r.uri) {
-            Some(Ok(AwsRef::Object { bucket, key })) => Some(Move {
-                reference: r,
-                target: secret_name(&bucket, &key, name_prefix),
-            }),
+            Some(Ok(AwsRef::Object { bucket, key })) => {
+                let (service, naming, push_target) = dest(&key)?;
+                Some(Move {
+                    reference: r,
+                    target: naming.name(service, &bucket, &key),
+                    key,
+                    service,
+                    push_target,
+                })
+            }
             _ => None,
         })
         .collect()
 }
 
-/// The template with the chosen references' URIs replaced by `awsSecret://<target>`;
-/// everything else, filters included, stays byte for byte.
+/// The template with the chosen references' URIs replaced by their new ones; everything
+/// else, filters included, stays byte for byte.
 pub fn rewrite(text: &str, moves: &[&Move<'_>]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
@@ -137,8 +238,7 @@ pub fn rewrite(text: &str, moves: &[&Move<'_>]) -> String {
         };
         let uri_at = span.start + pos;
         out.push_str(&text[at..uri_at]);
-        out.push_str("awsSecret://");
-        out.push_str(&m.target);
+        out.push_str(&m.uri());
         at = uri_at + m.reference.uri.len();
     }
     out.push_str(&text[at..]);
@@ -162,12 +262,54 @@ mod tests {
     fn rewrites_only_the_chosen_uris() {
         let text = "a={{ secret s3://b/one }}\nb={{secret s3://b/two | default \"x\"}}\n\\{{ secret s3://b/one }}\n";
         let tpl = crate::render::parse(text).unwrap_or_else(|_| panic!("parses"));
-        let moves = s3_moves(&tpl.refs, None);
+        let bucket = |_: &str| {
+            Some((
+                Service::SecretsManager,
+                Naming::Bucket { name_prefix: None },
+                None,
+            ))
+        };
+        let moves = s3_moves(&tpl.refs, &bucket);
         assert_eq!(moves.len(), 2);
         let chosen: Vec<&Move> = moves.iter().filter(|m| m.target == "b/two").collect();
         assert_eq!(
             rewrite(text, &chosen),
             "a={{ secret s3://b/one }}\nb={{secret awsSecret://b/two | default \"x\"}}\n\\{{ secret s3://b/one }}\n"
         );
+    }
+
+    #[test]
+    fn routes_take_the_longest_prefix_and_name_under_the_targets_prefix() {
+        let routes = vec![
+            ("prod/".to_string(), "prod"),
+            ("prod/eu/".to_string(), "prod-eu"),
+            ("staging/".to_string(), "staging"),
+        ];
+        assert_eq!(route(&routes, "prod/db"), Some(&"prod"));
+        assert_eq!(route(&routes, "prod/eu/db"), Some(&"prod-eu"));
+        assert_eq!(route(&routes, "qa/db"), None);
+        let under = Naming::Under {
+            s3_prefix: "prod/".into(),
+            prefix: "/web/".into(),
+        };
+        assert_eq!(under.name(Service::Ssm, "b", "prod/db/pw"), "/web/db/pw");
+        let bucket = Naming::Bucket { name_prefix: None };
+        assert_eq!(bucket.name(Service::Ssm, "b", "k"), "/b/k");
+        assert_eq!(bucket.name(Service::SecretsManager, "b", "k"), "b/k");
+        assert_eq!(
+            parse_route("prod/=prod"),
+            Ok(("prod/".into(), "prod".into()))
+        );
+        assert!(parse_route("prod/").is_err() && parse_route("prod/=").is_err());
+        let m = Move {
+            reference: &crate::render::parse("{{ secret s3://b/prod/db }}")
+                .unwrap_or_else(|_| panic!("parses"))
+                .refs[0],
+            key: "prod/db".into(),
+            target: "/web/db".into(),
+            service: Service::Ssm,
+            push_target: Some("prod".into()),
+        };
+        assert_eq!(m.uri(), "ssm:///web/db?target=prod");
     }
 }

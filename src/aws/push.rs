@@ -643,26 +643,34 @@ pub struct Pusher<'s> {
     sm: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
     kms: aws_sdk_kms::Client,
-    sts: aws_sdk_sts::Client,
+    scope: Scope,
     region: Option<String>,
     /// `in REGION (account A, profile P)`, for error lines.
     place: String,
+    account: Option<String>,
     target: Target,
 }
 
 impl<'s> Pusher<'s> {
+    /// The clients of `target`. A named target (of `.coffer.yaml`) learns its account
+    /// first, as its plan's header and every error line name it.
     pub fn connect(session: &'s Session, scope: &Scope, target: Target) -> Result<Pusher<'s>> {
         session.check(scope).map_err(Error::Aws)?;
         let conf = session.config(scope).map_err(Error::Aws)?;
-        let place = session.place(scope, conf.region().map(|r| r.as_ref()), None);
+        let region = conf.region().map(ToString::to_string);
+        let account = match target.name {
+            Some(_) => Some(session.account(scope).map_err(Error::Aws)?),
+            None => None,
+        };
         Ok(Pusher {
-            place,
+            place: session.place(scope, region.as_deref(), account.as_deref()),
+            account,
+            scope: scope.clone(),
             session,
             sm: aws_sdk_secretsmanager::Client::new(&conf),
             ssm: aws_sdk_ssm::Client::new(&conf),
             kms: aws_sdk_kms::Client::new(&conf),
-            sts: aws_sdk_sts::Client::new(&conf),
-            region: conf.region().map(ToString::to_string),
+            region,
             target,
         })
     }
@@ -676,19 +684,12 @@ impl<'s> Pusher<'s> {
         &self.target
     }
 
-    /// The account these credentials act in (`GetCallerIdentity`).
+    /// The account these credentials act in (`GetCallerIdentity`, once).
     pub fn account(&self) -> Result<String> {
-        let out = self
-            .session
-            .block_on(self.sts.get_caller_identity().send())
-            .map_err(|e| {
-                Error::Aws(format!(
-                    "sts GetCallerIdentity {}: {}",
-                    self.place,
-                    reason(&e, "STS")
-                ))
-            })?;
-        Ok(out.account().unwrap_or("unknown").to_string())
+        match &self.account {
+            Some(a) => Ok(a.clone()),
+            None => self.session.account(&self.scope).map_err(Error::Aws),
+        }
     }
 
     /// Read the remote state and compare. `owner`: whose leftovers to look for, deleted
@@ -931,29 +932,50 @@ impl<'s> Pusher<'s> {
         let chunks = names.chunks(BATCH).map(<[String]>::to_vec);
         bounded(chunks, CONCURRENCY, work, |page| pages.push(page)).await;
         let mut out = HashMap::new();
+        let payload =
+            |string: Option<&str>, binary: Option<&aws_sdk_secretsmanager::primitives::Blob>| match (
+                string, binary,
+            ) {
+                (Some(s), _) => Payload::Text(Zeroizing::new(s.to_string())),
+                (None, Some(b)) => Payload::Binary(Zeroizing::new(b.as_ref().to_vec())),
+                (None, None) => Payload::Text(Zeroizing::new(String::new())),
+            };
         for (chunk, res) in pages {
-            let page = res.map_err(|e| self.aws_error("BatchGetSecretValue", &chunk[0], &e))?;
             // A secret created without a value (by hand, or by coffer before it refused
             // empty values) has no AWSCURRENT version: it has no value, and the push
-            // writes one.
+            // writes one. Some endpoints fail the whole batch for it: the chunk is then
+            // read one secret at a time.
+            let page = match res {
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => {
+                    for name in chunk {
+                        match self.sm.get_secret_value().secret_id(&name).send().await {
+                            Ok(v) => {
+                                let value = payload(v.secret_string(), v.secret_binary());
+                                out.insert(name, (value, v.version_id().map(str::to_string)));
+                            }
+                            Err(e) if code(&e) == Some("ResourceNotFoundException") => {}
+                            Err(e) => return Err(self.aws_error("GetSecretValue", &name, &e)),
+                        }
+                    }
+                    continue;
+                }
+                res => res.map_err(|e| self.aws_error("BatchGetSecretValue", &chunk[0], &e))?,
+            };
             let unreadable = page
                 .errors()
                 .iter()
                 .find(|e| e.error_code() != Some("ResourceNotFoundException"));
             if let Some(err) = unreadable {
                 return Err(Error::Aws(format!(
-                    "cannot read secret {}: {}: {}",
+                    "secretsmanager BatchGetSecretValue {} {}: {}: {}",
                     err.secret_id().unwrap_or_default(),
+                    self.place,
                     err.error_code().unwrap_or("error"),
                     err.message().unwrap_or_default()
                 )));
             }
             for v in page.secret_values() {
-                let value = match (v.secret_string(), v.secret_binary()) {
-                    (Some(s), _) => Payload::Text(Zeroizing::new(s.to_string())),
-                    (None, Some(b)) => Payload::Binary(Zeroizing::new(b.as_ref().to_vec())),
-                    (None, None) => Payload::Text(Zeroizing::new(String::new())),
-                };
+                let value = payload(v.secret_string(), v.secret_binary());
                 if let Some(name) = v.name() {
                     out.insert(
                         name.to_string(),
@@ -1282,10 +1304,23 @@ impl<'s> Pusher<'s> {
         }
     }
 
-    /// Read the current values of these secrets back (Secrets Manager only).
+    /// Read the current values of these secrets or parameters back.
     pub fn read_back(&self, names: Vec<String>) -> Result<HashMap<String, Payload>> {
-        let values = self.session.block_on(self.secret_values(names))?;
-        Ok(values.into_iter().map(|(k, (v, _))| (k, v)).collect())
+        match self.target.service {
+            Service::SecretsManager => {
+                let values = self.session.block_on(self.secret_values(names))?;
+                Ok(values.into_iter().map(|(k, (v, _))| (k, v)).collect())
+            }
+            Service::Ssm => {
+                let wanted: HashSet<String> = names.into_iter().collect();
+                let listed = self.session.block_on(self.list_parameters())?;
+                Ok(listed
+                    .into_iter()
+                    .filter(|(n, _)| wanted.contains(n))
+                    .map(|(n, p)| (n, p.value))
+                    .collect())
+            }
+        }
     }
 
     /// The ARN of every name under the prefix (for `--emit ecs` after creating).

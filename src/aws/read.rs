@@ -14,9 +14,12 @@ pub enum AwsRef {
         json_key: Option<String>,
         version: Option<String>,
         stage: Option<String>,
+        /// `?target=T`: the secret is in push target T's account (`.coffer.yaml`).
+        target: Option<String>,
     },
     Parameter {
         name: String,
+        target: Option<String>,
     },
     Object {
         bucket: String,
@@ -25,6 +28,14 @@ pub enum AwsRef {
 }
 
 impl AwsRef {
+    /// The push target whose account the reference is read in, if it names one.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            AwsRef::Secret { target, .. } | AwsRef::Parameter { target, .. } => target.as_deref(),
+            AwsRef::Object { .. } => None,
+        }
+    }
+
     /// `None` for URIs of other schemes.
     pub fn parse(uri: &str) -> Option<Result<AwsRef, String>> {
         let (scheme, rest) = uri.split_once("://")?;
@@ -36,7 +47,7 @@ impl AwsRef {
                 let (id, key) = rest
                     .split_once('#')
                     .map_or((rest, None), |(a, k)| (a, Some(k.to_string())));
-                let (mut version, mut stage) = (None, None);
+                let (mut version, mut stage, mut target) = (None, None, None);
                 for pair in query
                     .unwrap_or_default()
                     .split('&')
@@ -45,8 +56,11 @@ impl AwsRef {
                     match pair.split_once('=') {
                         Some(("version", v)) => version = Some(v.to_string()),
                         Some(("stage", v)) => stage = Some(v.to_string()),
+                        Some(("target", v)) => target = Some(v.to_string()),
                         _ => {
-                            return Some(Err(format!("unknown query {pair:?} (version=, stage=)")))
+                            return Some(Err(format!(
+                                "unknown query {pair:?} (version=, stage=, target=)"
+                            )))
                         }
                     }
                 }
@@ -58,13 +72,27 @@ impl AwsRef {
                         json_key: key,
                         version,
                         stage,
+                        target,
                     })
                 }
             }
             // `ssm:///a/b` is the hierarchical `/a/b`; `ssm://flat` the flat `flat`.
-            "ssm" if !rest.is_empty() => Ok(AwsRef::Parameter {
-                name: rest.to_string(),
-            }),
+            "ssm" if !rest.is_empty() => {
+                let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+                match query {
+                    "" => Ok(AwsRef::Parameter {
+                        name: name.to_string(),
+                        target: None,
+                    }),
+                    q => match q.strip_prefix("target=") {
+                        Some(t) if !t.is_empty() && !t.contains('&') => Ok(AwsRef::Parameter {
+                            name: name.to_string(),
+                            target: Some(t.to_string()),
+                        }),
+                        _ => Err(format!("unknown query {q:?} (target=)")),
+                    },
+                }
+            }
             "s3" => match rest.split_once('/') {
                 Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
                     Ok(AwsRef::Object {
@@ -118,6 +146,7 @@ async fn fetch(
             json_key,
             version,
             stage,
+            target: _,
         } => {
             let out = sm
                 .get_secret_value()
@@ -140,7 +169,7 @@ async fn fetch(
                 Some(k) => json_field(&text, &k),
             }
         }
-        AwsRef::Parameter { name } => {
+        AwsRef::Parameter { name, target: _ } => {
             let out = ssm
                 .get_parameter()
                 .name(&name)
@@ -204,21 +233,39 @@ mod tests {
                 id: "prod/web".into(),
                 json_key: Some("password".into()),
                 version: None,
-                stage: Some("AWSPREVIOUS".into())
+                stage: Some("AWSPREVIOUS".into()),
+                target: None,
             }
         );
         assert_eq!(
             AwsRef::parse("ssm:///prod/web/token").unwrap().unwrap(),
             AwsRef::Parameter {
-                name: "/prod/web/token".into()
+                name: "/prod/web/token".into(),
+                target: None,
             }
         );
         assert_eq!(
             AwsRef::parse("ssm://flat").unwrap().unwrap(),
             AwsRef::Parameter {
-                name: "flat".into()
+                name: "flat".into(),
+                target: None,
             }
         );
+        assert_eq!(
+            AwsRef::parse("ssm:///web/db?target=prod").unwrap().unwrap(),
+            AwsRef::Parameter {
+                name: "/web/db".into(),
+                target: Some("prod".into()),
+            }
+        );
+        assert_eq!(
+            AwsRef::parse("awsSecret://web/db?target=prod")
+                .unwrap()
+                .unwrap()
+                .target(),
+            Some("prod")
+        );
+        assert!(AwsRef::parse("ssm:///web/db?stage=x").unwrap().is_err());
         assert_eq!(
             AwsRef::parse("s3://ecs-generic/client-management/admins/smpp")
                 .unwrap()

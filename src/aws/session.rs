@@ -201,6 +201,21 @@ impl Session {
         }
     }
 
+    /// The account `scope`'s credentials act in (`GetCallerIdentity`).
+    pub fn account(&self, scope: &Scope) -> Result<String, String> {
+        let conf = self.config(scope)?;
+        let out = self
+            .block_on(aws_sdk_sts::Client::new(&conf).get_caller_identity().send())
+            .map_err(|e| {
+                format!(
+                    "sts GetCallerIdentity {}: {}",
+                    self.place(scope, conf.region().map(|r| r.as_ref()), None),
+                    reason(&e, "STS")
+                )
+            })?;
+        Ok(out.account().unwrap_or("unknown").to_string())
+    }
+
     /// The configuration for `scope`, made once per process. Failing here means a
     /// profile is unknown or a role of its chain could not be assumed; every other
     /// credential problem shows on the first call.

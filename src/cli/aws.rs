@@ -29,6 +29,15 @@ pub enum ServiceArg {
     Ssm,
 }
 
+impl ServiceArg {
+    fn service(self) -> Service {
+        match self {
+            ServiceArg::Secretsmanager => Service::SecretsManager,
+            ServiceArg::Ssm => Service::Ssm,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum EmitArg {
     /// The `secrets` list of an ECS container definition: name and valueFrom ARN
@@ -105,22 +114,29 @@ pub struct PushArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum MigrateCommand {
-    /// Copy objects of an S3 bucket into Secrets Manager, one secret per object
+    /// Copy objects of an S3 bucket into Secrets Manager or Parameter Store, one secret per object
     #[command(
-        long_about = "Copy objects of an S3 bucket into Secrets Manager, one secret per object.\n\n\
-            s3://BUCKET/KEY becomes the secret BUCKET/KEY (or NAME-PREFIX + KEY). Each secret is \
-            read back and compared with its object. Nothing is ever deleted from S3: remove the \
-            objects yourself once every reader uses the secrets (see `coffer migrate refs`).",
-        after_help = "Examples:\n  coffer migrate s3 --bucket swt-secrets --prefix prod/ --to secretsmanager --dry-run\n  coffer migrate s3 --bucket swt-secrets --prefix prod/ --to secretsmanager --kms-key-id alias/app"
+        long_about = "Copy objects of an S3 bucket into Secrets Manager or Parameter Store, one \
+            secret per object.\n\n\
+            s3://BUCKET/KEY becomes the secret BUCKET/KEY (or NAME-PREFIX + KEY). With \
+            --target S3-PREFIX=TARGET, the objects under S3-PREFIX go into that push target of \
+            .coffer.yaml instead: its service, account (role, profile) and region, named under \
+            its prefix; one command fills every account. Each secret is read back and compared \
+            with its object. Nothing is ever deleted from S3: remove the objects yourself once \
+            every reader uses the secrets (see `coffer migrate refs`).",
+        after_help = "Examples:\n  coffer migrate s3 --bucket swt-secrets --prefix prod/ --to secretsmanager --dry-run\n  coffer migrate s3 --bucket swt-secrets --prefix prod/ --to ssm --kms-key-id alias/app\n  coffer migrate s3 --bucket swt-secrets --target prod/=prod --target staging/=staging --dry-run"
     )]
     S3(MigrateS3Args),
     /// Point {{ secret s3://… }} references of templates at the migrated secrets
     #[command(
         long_about = "Point {{ secret s3://BUCKET/KEY }} references of templates at the migrated \
-            secrets: awsSecret://BUCKET/KEY (or NAME-PREFIX + KEY).\n\n\
+            secrets: awsSecret://BUCKET/KEY (or NAME-PREFIX + KEY), or ssm:///BUCKET/KEY. With \
+            --target S3-PREFIX=TARGET (as given to `migrate s3`), a reference becomes the \
+            secret in that push target's account, named in the URI (awsSecret://NAME?target=T), \
+            so `render` reads each from its own account.\n\n\
             Only references whose secret exists change; each file is rewritten atomically, and \
             every reference changed or left is listed.",
-        after_help = "Examples:\n  coffer migrate refs deploy/*.tmpl --from s3 --to awsSecret --dry-run\n  coffer migrate refs deploy/app.tmpl --from s3 --to awsSecret --name-prefix app/"
+        after_help = "Examples:\n  coffer migrate refs deploy/*.tmpl --from s3 --to awsSecret --dry-run\n  coffer migrate refs deploy/app.tmpl --from s3 --to awsSecret --name-prefix app/\n  coffer migrate refs deploy/*.tmpl --from s3 --target prod/=prod --target staging/=staging"
     )]
     Refs(MigrateRefsArgs),
 }
@@ -131,14 +147,10 @@ pub enum FromArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ToSecretsArg {
-    Secretsmanager,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ToRefArg {
     #[value(name = "awsSecret")]
     AwsSecret,
+    Ssm,
 }
 
 #[derive(Args, Debug)]
@@ -147,13 +159,27 @@ pub struct MigrateS3Args {
     #[arg(long, value_name = "BUCKET")]
     pub bucket: String,
     /// Only objects whose key starts with this
-    #[arg(long, value_name = "PREFIX", default_value = "")]
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "",
+        conflicts_with = "targets"
+    )]
     pub prefix: String,
-    /// Where the secrets go
-    #[arg(long, value_enum, value_name = "SERVICE")]
-    pub to: ToSecretsArg,
+    /// Where the secrets go (without --target)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "SERVICE",
+        required_unless_present = "targets",
+        conflicts_with = "targets"
+    )]
+    pub to: Option<ServiceArg>,
+    /// Objects under S3-PREFIX go into the push target TARGET of .coffer.yaml (repeatable)
+    #[arg(long = "target", value_name = "S3-PREFIX=TARGET", value_parser = migrate::parse_route)]
+    pub targets: Vec<(String, String)>,
     /// Secret names are NAME-PREFIX + KEY instead of BUCKET/KEY
-    #[arg(long, value_name = "NAME-PREFIX")]
+    #[arg(long, value_name = "NAME-PREFIX", conflicts_with = "targets")]
     pub name_prefix: Option<String>,
     #[command(flatten)]
     pub create: CreateOptions,
@@ -167,11 +193,20 @@ pub struct MigrateRefsArgs {
     /// Scheme of the references to move
     #[arg(long, value_enum, value_name = "SCHEME")]
     pub from: FromArg,
-    /// Scheme they become
-    #[arg(long, value_enum, value_name = "SCHEME")]
-    pub to: ToRefArg,
+    /// Scheme they become (without --target)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "SCHEME",
+        required_unless_present = "targets",
+        conflicts_with = "targets"
+    )]
+    pub to: Option<ToRefArg>,
+    /// References under S3-PREFIX become the secrets of push target TARGET (repeatable)
+    #[arg(long = "target", value_name = "S3-PREFIX=TARGET", value_parser = migrate::parse_route)]
+    pub targets: Vec<(String, String)>,
     /// Secret names are NAME-PREFIX + KEY instead of BUCKET/KEY (as given to `migrate s3`)
-    #[arg(long, value_name = "NAME-PREFIX")]
+    #[arg(long, value_name = "NAME-PREFIX", conflicts_with = "targets")]
     pub name_prefix: Option<String>,
     /// AWS region (default: AWS_REGION, then the profile's)
     #[arg(long, value_name = "REGION")]
@@ -438,6 +473,29 @@ fn plan_file<'s>(file: &Path, args: &PushArgs, env: &'s Env) -> Result<Planned<'
     })
 }
 
+/// The config file (`--config`, else the nearest) and its push targets, which it must have.
+pub(super) fn push_targets(
+    config: Option<&Path>,
+    no_file: &str,
+    no_targets: &str,
+) -> Result<(PathBuf, crate::config::Config)> {
+    let config_file = match config {
+        Some(c) => c.to_path_buf(),
+        None => {
+            let here = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+            crate::config::find(&here).ok_or_else(|| Error::Usage(no_file.into()))?
+        }
+    };
+    let config = crate::config::Config::load(&config_file)?;
+    if config.push.is_empty() {
+        return Err(Error::Config {
+            file: config_file.display().to_string(),
+            message: no_targets.into(),
+        });
+    }
+    Ok((config_file, config))
+}
+
 /// `push` without a file: every target of the config's `push:` list, or those named.
 fn plan_targets<'s>(
     args: &PushArgs,
@@ -458,25 +516,12 @@ fn plan_targets<'s>(
             "{flag} is for `push FILE`; a target sets it in the config's push: list"
         )));
     }
-    let config_file = match config {
-        Some(c) => c.to_path_buf(),
-        None => {
-            let here = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-            crate::config::find(&here).ok_or_else(|| {
-                Error::Usage(
-                    "push needs a FILE, or a .coffer.yaml with a push: list here or above".into(),
-                )
-            })?
-        }
-    };
-    let config = crate::config::Config::load(&config_file)?;
+    let (config_file, config) = push_targets(
+        config,
+        "push needs a FILE, or a .coffer.yaml with a push: list here or above",
+        "has no push: targets; add some, or give push a FILE",
+    )?;
     let shown = config_file.display().to_string();
-    if config.push.is_empty() {
-        return Err(Error::Config {
-            file: shown,
-            message: "has no push: targets; add some, or give push a FILE".into(),
-        });
-    }
     for name in &args.targets {
         if !config.push.iter().any(|t| &t.name == name) {
             let known: Vec<&str> = config.push.iter().map(|t| t.name.as_str()).collect();
@@ -515,7 +560,7 @@ fn plan_targets<'s>(
     Ok(out)
 }
 
-fn target_scope(t: &crate::config::PushTarget) -> Scope {
+pub(super) fn target_scope(t: &crate::config::PushTarget) -> Scope {
     Scope {
         profile: t.aws_profile.clone(),
         region: t.region.clone(),
@@ -779,104 +824,262 @@ fn finish(label: Option<&str>, plan: &Plan, outcomes: &[Outcome]) -> Result<()> 
     })
 }
 
-pub fn migrate(cmd: MigrateCommand, env: &Env) -> Result<()> {
+pub fn migrate(cmd: MigrateCommand, config: Option<&Path>, env: &Env) -> Result<()> {
     match cmd {
-        MigrateCommand::S3(a) => migrate_s3(a, env),
-        MigrateCommand::Refs(a) => migrate_refs(a, env),
+        MigrateCommand::S3(a) => migrate_s3(a, config, env),
+        MigrateCommand::Refs(a) => migrate_refs(a, config, env),
     }
 }
 
-fn migrate_s3(args: MigrateS3Args, env: &Env) -> Result<()> {
-    let scope = scope(&args.create.region);
-    let objects = migrate::read_objects(env.aws(), &scope, &args.bucket, &args.prefix)?;
-    if objects.is_empty() {
-        eprintln!(
-            "coffer: no objects under s3://{}/{}",
-            args.bucket, args.prefix
-        );
-        return Ok(());
+/// Where a migration's objects go: the command line's service in the default account,
+/// or a push target (its service, account, region and prefix).
+struct Destination {
+    /// The push target's name.
+    label: Option<String>,
+    /// The objects it takes: keys under this.
+    s3_prefix: String,
+    service: Service,
+    scope: Scope,
+    naming: migrate::Naming,
+    settings: Option<Settings>,
+}
+
+impl Destination {
+    fn error(&self, e: Error) -> Error {
+        match (e, &self.label) {
+            (Error::Aws(why), Some(l)) => Error::Aws(format!("migrate to {l}: {why}")),
+            (e, _) => e,
+        }
     }
-    let name_prefix = args.name_prefix.as_deref();
-    // (source, target, status) rows; a failed row is final.
-    let mut rows: Vec<(String, String, std::result::Result<&'static str, String>)> = Vec::new();
-    let mut desired = Vec::new();
+}
+
+/// The destinations of `--target S3-PREFIX=TARGET`s, or else the one of `--to`.
+fn destinations(
+    targets: &[(String, String)],
+    to: Option<Service>,
+    s3_prefix: &str,
+    name_prefix: Option<&str>,
+    region: &Option<String>,
+    config: Option<&Path>,
+) -> Result<Vec<Destination>> {
+    if targets.is_empty() {
+        let service = to.ok_or_else(|| Error::Usage("give --to, or --target".into()))?;
+        return Ok(vec![Destination {
+            label: None,
+            s3_prefix: s3_prefix.to_string(),
+            service,
+            scope: scope(region),
+            naming: migrate::Naming::Bucket {
+                name_prefix: name_prefix.map(str::to_string),
+            },
+            settings: None,
+        }]);
+    }
+    let (file, config) = push_targets(
+        config,
+        "--target needs a .coffer.yaml with a push: list here or above",
+        "has no push: targets for --target",
+    )?;
+    let mut out = Vec::new();
+    for (s3_prefix, name) in targets {
+        let t = config
+            .push
+            .iter()
+            .find(|t| &t.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = config.push.iter().map(|t| t.name.as_str()).collect();
+                Error::Usage(format!(
+                    "no push target {name:?} in {} (it has: {})",
+                    file.display(),
+                    known.join(", ")
+                ))
+            })?;
+        let crate::config::TargetLayout::Each(prefix) = &t.layout else {
+            return Err(Error::Usage(format!(
+                "target {name}: holds one whole secret; migrating needs a target with a prefix"
+            )));
+        };
+        out.push(Destination {
+            label: Some(t.name.clone()),
+            s3_prefix: s3_prefix.clone(),
+            service: t.service,
+            scope: target_scope(t),
+            naming: migrate::Naming::Under {
+                s3_prefix: s3_prefix.clone(),
+                prefix: prefix.clone(),
+            },
+            settings: Some(t.settings.clone()),
+        });
+    }
+    Ok(out)
+}
+
+/// One line of the migration's table.
+struct Row {
+    source: String,
+    name: String,
+    account: String,
+    status: std::result::Result<String, String>,
+}
+
+fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<()> {
+    let source = scope(&args.create.region);
+    let dests = destinations(
+        &args.targets,
+        args.to.map(ServiceArg::service),
+        &args.prefix,
+        args.name_prefix.as_deref(),
+        &args.create.region,
+        config,
+    )?;
+    if !args.targets.is_empty() && args.create.region.is_some() {
+        return Err(Error::Usage(
+            "--region with --target: each target has its own region in .coffer.yaml".into(),
+        ));
+    }
+    // Every profile exists, before the first call.
+    for d in &dests {
+        env.aws()
+            .check(&d.scope)
+            .map_err(|why| d.error(Error::Aws(why)))?;
+    }
     // No secret keys these tokens: a public hash of a value would let anyone who can list
     // versions test guesses. Per-run tokens still make a retried call idempotent.
     let token_key = Arc::new(SecretBox::new(Box::new(
         *crate::cipher::DataKey::generate().expose(),
     )));
-    for (key, got) in objects {
-        let source = format!("s3://{}/{key}", args.bucket);
-        let name = migrate::secret_name(&args.bucket, &key, name_prefix);
-        let status = match (got, Service::SecretsManager.check_name(&name)) {
-            (Err(why), _) => Err(format!("cannot read the object: {why}")),
-            (Ok(_), Some(why)) => Err(format!("not a valid secret name: {why}")),
-            (Ok(value), None) => {
-                desired.push(Desired {
-                    name: name.clone(),
-                    key_path: Vec::new(),
-                    value,
-                    source: source.clone(),
-                    token_key: token_key.clone(),
-                });
-                Ok("")
-            }
-        };
-        rows.push((source, name, status));
-    }
-    let prefix = migrate::secret_name(&args.bucket, &args.prefix, name_prefix);
-    let target = Target {
-        name: None,
-        service: Service::SecretsManager,
-        prefix,
-        settings: settings(&args.create)?,
-    };
-    let pusher = Pusher::connect(env.aws(), &scope, target)?;
-    let plan = pusher.plan(desired, None, false)?;
-    print_plan(&mut std::io::stderr(), &plan)?;
-    if args.create.dry_run {
-        return Ok(());
-    }
-    let outcomes = apply(&pusher, &plan, Deletion::Force);
-    let applied: HashMap<&str, &Outcome> = outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
-    let names: Vec<String> = plan
-        .changes
-        .iter()
-        .filter(|c| {
-            applied
-                .get(c.name.as_str())
-                .is_none_or(|o| o.result.is_ok())
-        })
-        .map(|c| c.name.clone())
-        .collect();
-    let read_back = pusher.read_back(names)?;
-    let wanted: HashMap<&str, &Payload> = plan
-        .desired()
-        .iter()
-        .map(|d| (d.name.as_str(), &d.value))
-        .collect();
-    for (_, name, status) in rows.iter_mut() {
-        if status.is_err() {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut planned = Vec::new();
+    for d in &dests {
+        let objects = migrate::read_objects(env.aws(), &source, &args.bucket, &d.s3_prefix)?;
+        if objects.is_empty() {
+            eprintln!(
+                "coffer: no objects under s3://{}/{}",
+                args.bucket, d.s3_prefix
+            );
             continue;
         }
-        let done = match applied.get(name.as_str()) {
-            Some(o) => match &o.result {
-                Err(why) => {
-                    *status = Err(why.clone());
-                    continue;
-                }
-                Ok(_) if o.action == Action::Update => "updated",
-                Ok(_) => "created",
+        let target = Target {
+            name: d.label.clone(),
+            service: d.service,
+            prefix: d.naming.name(d.service, &args.bucket, &d.s3_prefix),
+            settings: match &d.settings {
+                Some(s) => s.clone(),
+                None => settings(&args.create)?,
             },
-            None => "already there",
         };
-        *status = match (read_back.get(name.as_str()), wanted.get(name.as_str())) {
-            (Some(got), Some(want)) if got == *want => Ok(done),
-            _ => Err("read back a different value".into()),
-        };
+        let pusher = Pusher::connect(env.aws(), &d.scope, target).map_err(|e| d.error(e))?;
+        let account = pusher.account().map_err(|e| d.error(e))?;
+        let mut desired = Vec::new();
+        for (key, got) in objects {
+            let source = format!("s3://{}/{key}", args.bucket);
+            let name = d.naming.name(d.service, &args.bucket, &key);
+            let status = match got {
+                Err(why) => Err(format!("cannot read the object: {why}")),
+                Ok(value) => match (
+                    d.service.check_name(&name),
+                    d.service.check_value(value.as_bytes().len()),
+                ) {
+                    (Some(why), _) => Err(format!("not a valid name: {why}")),
+                    (None, Some(why)) => Err(format!("the object {why}")),
+                    (None, None) => {
+                        desired.push(Desired {
+                            name: name.clone(),
+                            key_path: Vec::new(),
+                            value,
+                            source: source.clone(),
+                            token_key: token_key.clone(),
+                        });
+                        Ok(String::new())
+                    }
+                },
+            };
+            rows.push(Row {
+                source,
+                name,
+                account: account.clone(),
+                status,
+            });
+        }
+        let plan = pusher.plan(desired, None, false).map_err(|e| d.error(e))?;
+        if let Some(label) = &d.label {
+            let region = pusher.region().unwrap_or_else(|| "no region".into());
+            eprintln!(
+                "{}",
+                command_error::one_line(&format!(
+                    "{label}: {} in account {account}, {region}",
+                    plan.service
+                ))
+            );
+        }
+        print_plan(&mut std::io::stderr(), &plan)?;
+        planned.push((pusher, plan));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if args.create.dry_run {
+        let actions: HashMap<&str, Action> = planned
+            .iter()
+            .flat_map(|(_, plan)| plan.changes.iter().map(|c| (c.name.as_str(), c.action)))
+            .collect();
+        for row in rows.iter_mut().filter(|r| r.status.is_ok()) {
+            row.status = Ok(match actions.get(row.name.as_str()) {
+                Some(Action::Create | Action::Restore) => "would create",
+                Some(Action::Update) => "would update",
+                _ => "already there",
+            }
+            .into());
+        }
+        print_table(&rows);
+        return Ok(());
+    }
+    for (pusher, plan) in &planned {
+        let outcomes = apply(pusher, plan, Deletion::Force);
+        let applied: HashMap<&str, &Outcome> =
+            outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
+        let names: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| {
+                applied
+                    .get(c.name.as_str())
+                    .is_none_or(|o| o.result.is_ok())
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        let read_back = pusher.read_back(names)?;
+        let wanted: HashMap<&str, &Payload> = plan
+            .desired()
+            .iter()
+            .map(|d| (d.name.as_str(), &d.value))
+            .collect();
+        for row in rows.iter_mut() {
+            if row.status.is_err() || !wanted.contains_key(row.name.as_str()) {
+                continue;
+            }
+            let done = match applied.get(row.name.as_str()) {
+                Some(o) => match &o.result {
+                    Err(why) => {
+                        row.status = Err(why.clone());
+                        continue;
+                    }
+                    Ok(_) if o.action == Action::Update => "updated",
+                    Ok(_) => "created",
+                },
+                None => "already there",
+            };
+            row.status = match (
+                read_back.get(row.name.as_str()),
+                wanted.get(row.name.as_str()),
+            ) {
+                (Some(got), Some(want)) if got == *want => Ok(format!("{done}, verified")),
+                _ => Err("read back a different value".into()),
+            };
+        }
     }
     print_table(&rows);
-    let failed = rows.iter().filter(|r| r.2.is_err()).count();
+    let failed = rows.iter().filter(|r| r.status.is_err()).count();
     if failed > 0 {
         return Err(Error::PartlyApplied {
             failed,
@@ -892,23 +1095,65 @@ fn report(line: &str) {
     let _ = super::print_out(&format!("{}\n", command_error::one_line(line)));
 }
 
-fn print_table(rows: &[(String, String, std::result::Result<&'static str, String>)]) {
-    let w1 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
-    let w2 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
-    report(&format!("{:w1$}  {:w2$}  STATUS", "SOURCE", "SECRET"));
-    for (source, target, status) in rows {
-        let status = match status {
-            Ok(s) => format!("{s}, verified"),
+fn print_table(rows: &[Row]) {
+    let w1 = rows
+        .iter()
+        .map(|r| r.source.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let w2 = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(6);
+    let w3 = rows
+        .iter()
+        .map(|r| r.account.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    report(&format!(
+        "{:w1$}  {:w2$}  {:w3$}  STATUS",
+        "SOURCE", "SECRET", "ACCOUNT"
+    ));
+    for r in rows {
+        let status = match &r.status {
+            Ok(s) => s.clone(),
             Err(why) => format!("FAILED: {why}"),
         };
         // S3 keys and AWS's words come from elsewhere: nothing raw to the terminal.
-        report(&format!("{source:w1$}  {target:w2$}  {status}"));
+        report(&format!(
+            "{:w1$}  {:w2$}  {:w3$}  {status}",
+            r.source, r.name, r.account
+        ));
     }
 }
 
-fn migrate_refs(args: MigrateRefsArgs, env: &Env) -> Result<()> {
-    let (FromArg::S3, ToRefArg::AwsSecret) = (args.from, args.to);
-    let name_prefix = args.name_prefix.as_deref();
+fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &Env) -> Result<()> {
+    let FromArg::S3 = args.from;
+    let dests = destinations(
+        &args.targets,
+        args.to.map(|t| match t {
+            ToRefArg::AwsSecret => Service::SecretsManager,
+            ToRefArg::Ssm => Service::Ssm,
+        }),
+        "",
+        args.name_prefix.as_deref(),
+        &args.region,
+        config,
+    )?;
+    for d in &dests {
+        env.aws()
+            .check(&d.scope)
+            .map_err(|why| d.error(Error::Aws(why)))?;
+    }
+    let routes: Vec<(String, usize)> = dests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.s3_prefix.clone(), i))
+        .collect();
+    let dest_of = |key: &str| {
+        let d = &dests[*migrate::route(&routes, key)?];
+        Some((d.service, d.naming.clone(), d.label.clone()))
+    };
+    let index_of = |m: &Move| migrate::route(&routes, &m.key).copied();
     let mut templates = Vec::new();
     for t in &args.templates {
         let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
@@ -922,31 +1167,57 @@ fn migrate_refs(args: MigrateRefsArgs, env: &Env) -> Result<()> {
         })?;
         templates.push((t, text, tpl));
     }
-    let mut names: Vec<String> = templates
-        .iter()
-        .flat_map(|(_, _, tpl)| migrate::s3_moves(&tpl.refs, name_prefix))
-        .map(|m| m.target)
-        .collect();
-    names.sort();
-    names.dedup();
-    let exists = migrate::secrets_exist(env.aws(), &scope(&args.region), names)?;
+    // Whether each secret exists, asked in its own account; and the account, to show.
+    let mut exists: HashMap<(usize, String), std::result::Result<bool, String>> = HashMap::new();
+    let mut accounts: HashMap<usize, String> = HashMap::new();
+    for (i, d) in dests.iter().enumerate() {
+        let mut names: Vec<String> = templates
+            .iter()
+            .flat_map(|(_, _, tpl)| migrate::s3_moves(&tpl.refs, &dest_of))
+            .filter(|m| index_of(m) == Some(i))
+            .map(|m| m.target)
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            continue;
+        }
+        if d.label.is_some() {
+            let account = env
+                .aws()
+                .account(&d.scope)
+                .map_err(|why| d.error(Error::Aws(why)))?;
+            accounts.insert(i, account);
+        }
+        for (name, found) in
+            migrate::secrets_exist(env.aws(), &d.scope, d.service, names).map_err(|e| d.error(e))?
+        {
+            exists.insert((i, name), found);
+        }
+    }
     let mut unknown = 0;
     for (path, text, tpl) in &templates {
         let file = path.display();
-        let moves = migrate::s3_moves(&tpl.refs, name_prefix);
+        let moves = migrate::s3_moves(&tpl.refs, &dest_of);
         let mut chosen: Vec<&Move> = Vec::new();
         for m in &moves {
             let line = m.reference.line;
-            match exists.get(&m.target) {
+            let Some(i) = index_of(m) else { continue };
+            let account = accounts
+                .get(&i)
+                .map(|a| format!(" (account {a})"))
+                .unwrap_or_default();
+            match exists.get(&(i, m.target.clone())) {
                 Some(Ok(true)) => {
                     report(&format!(
-                        "changed {file}:{line}: {} -> awsSecret://{}",
-                        m.reference.uri, m.target
+                        "changed {file}:{line}: {} -> {}{account}",
+                        m.reference.uri,
+                        m.uri()
                     ));
                     chosen.push(m);
                 }
                 Some(Ok(false)) => report(&format!(
-                    "left    {file}:{line}: {} (no secret {})",
+                    "left    {file}:{line}: {} (no secret {}{account})",
                     m.reference.uri, m.target
                 )),
                 Some(Err(why)) => {

@@ -194,7 +194,7 @@ pub(super) fn wait_for(
         .map_err(|e| Error::Exec(format!("waiting for {what:?}: {e}")))
 }
 
-pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
+pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> Result<()> {
     if args.output.is_some() && args.templates.len() != 1 {
         return Err(Error::Usage("-o takes one template".into()));
     }
@@ -235,11 +235,44 @@ pub fn render(args: RenderArgs, env: &Env) -> Result<()> {
             }
         }
     }
-    values.extend(crate::aws::read::fetch_all(
-        &aws,
-        env.aws(),
-        &crate::aws::Scope::default(),
-    )?);
+    // Each reference is read in its own account: the default one, or its push target's.
+    let mut by_target: std::collections::BTreeMap<Option<String>, Vec<_>> = Default::default();
+    for (uri, r) in aws {
+        by_target
+            .entry(r.target().map(str::to_string))
+            .or_default()
+            .push((uri, r));
+    }
+    let mut targets = None;
+    for (target, refs) in by_target {
+        let scope = match &target {
+            None => crate::aws::Scope::default(),
+            Some(name) => {
+                if targets.is_none() {
+                    targets = Some(super::aws::push_targets(
+                        config,
+                        "a ?target= reference needs a .coffer.yaml with a push: list here or above",
+                        "has no push: targets for ?target= references",
+                    )?);
+                }
+                let (file, config) = targets.as_ref().expect("loaded above");
+                match config.push.iter().find(|t| &t.name == name) {
+                    Some(t) => super::aws::target_scope(t),
+                    None => {
+                        for (uri, _) in refs {
+                            values.insert(
+                                uri,
+                                Err(format!("no push target {name:?} in {}", file.display())),
+                            );
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        env.aws().check(&scope).map_err(Error::Aws)?;
+        values.extend(crate::aws::read::fetch_all(&refs, env.aws(), &scope)?);
+    }
     let mut outputs = Vec::new();
     for (name, tpl) in &parsed {
         match tpl.fill(&values) {

@@ -549,9 +549,9 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
             let code = deploy::exec_file(a, env)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
-        Command::Render(a) => deploy::render(a, env),
+        Command::Render(a) => deploy::render(a, config, env),
         Command::Push(a) => aws::push(a, config, env),
-        Command::Migrate(cmd) => aws::migrate(cmd, env),
+        Command::Migrate(cmd) => aws::migrate(cmd, config, env),
         // `coffer sops …` reaches here only after coffer's own flags (main hands the
         // rest to cli::sops directly): --config carries over, the others are coffer's.
         Command::Sops { args } => {

@@ -733,3 +733,109 @@ fn bad_push_lists_and_flags_are_refused_before_any_call() {
         "coffer: push FILE needs --to secretsmanager or --to ssm",
     );
 }
+
+/// One `migrate s3` fills every account: each S3 prefix goes to its push target (service,
+/// role, region, prefix); the dry run shows each line's account and what the real run
+/// refuses. `migrate refs` then names each secret's target, and `render` reads every
+/// reference in its own account.
+#[test]
+fn migrate_moves_each_prefix_into_its_targets_account_and_refs_follow() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    sb.write(".coffer.yaml", TARGETS);
+    moto.put_object("legacy", "staging/db", "stage-db");
+    moto.put_object("legacy", "staging/big", &"x".repeat(70_000));
+    moto.put_object("legacy", "prod/db", "prod-db");
+    moto.put_object("legacy", "prod/bad name", "x");
+    moto.put_object("legacy", "other/token", "untouched");
+    let template = "a={{ secret s3://legacy/staging/db }}\nb={{ secret s3://legacy/prod/db }}\nc={{ secret s3://legacy/other/token }}\n";
+    sb.write("app.tmpl", template);
+    let before = run_as(&sb, &moto, &["render", "app.tmpl"], &[]);
+    assert_success(&before, &["render before"]);
+
+    let migrate = [
+        "migrate",
+        "s3",
+        "--bucket",
+        "legacy",
+        "--target",
+        "staging/=staging",
+        "--target",
+        "prod/=prod",
+    ];
+    let out = run_as(&sb, &moto, &[&migrate[..], &["--dry-run"]].concat(), &[]);
+    assert_success(&out, &["migrate --dry-run"]);
+    let table = stdout(&out);
+    for line in [
+        "s3://legacy/staging/big    web/big        111111111111  FAILED: the object has 70000 bytes, and a Secrets Manager secret holds at most 65536",
+        "s3://legacy/staging/db     web/db         111111111111  would create",
+        "s3://legacy/prod/bad name  /web/bad name  444455556666  FAILED: not a valid name: a parameter name has only letters, digits and /_.-",
+        "s3://legacy/prod/db        /web/db        444455556666  would create",
+    ] {
+        assert!(table.contains(line), "{line}\n{table}");
+    }
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert_eq!(writes(&moto), 0);
+
+    // The real run moves what it can, into each account, and exits 9 for the rest.
+    let out = run_as(&sb, &moto, &migrate, &[]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("s3://legacy/prod/db        /web/db        444455556666  created, verified"),
+        "{}",
+        stdout(&out)
+    );
+    let staging = moto.as_role("arn:aws:iam::111111111111:role/deploy", "eu-west-1");
+    let prod = moto.as_role("arn:aws:iam::444455556666:role/deploy", "eu-west-1");
+    let rt = Moto::rt();
+    let secret = rt
+        .block_on(
+            aws_sdk_secretsmanager::Client::new(&staging)
+                .get_secret_value()
+                .secret_id("web/db")
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(secret.secret_string(), Some("stage-db"));
+    let param = rt
+        .block_on(
+            aws_sdk_ssm::Client::new(&prod)
+                .get_parameter()
+                .name("/web/db")
+                .with_decryption(true)
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(param.parameter.unwrap().value(), Some("prod-db"));
+
+    // References follow, each naming its target; the dry run shows the account.
+    let refs = [
+        "migrate",
+        "refs",
+        "app.tmpl",
+        "--from",
+        "s3",
+        "--target",
+        "staging/=staging",
+        "--target",
+        "prod/=prod",
+    ];
+    let out = run_as(&sb, &moto, &[&refs[..], &["--dry-run"]].concat(), &[]);
+    assert_success(&out, &["migrate refs --dry-run"]);
+    assert_eq!(
+        stdout(&out),
+        "changed app.tmpl:1: s3://legacy/staging/db -> awsSecret://web/db?target=staging (account 111111111111)\n\
+         changed app.tmpl:2: s3://legacy/prod/db -> ssm:///web/db?target=prod (account 444455556666)\n"
+    );
+    assert_eq!(sb.read_str("app.tmpl"), template);
+    assert_success(&run_as(&sb, &moto, &refs, &[]), &["migrate refs"]);
+    assert_eq!(
+        sb.read_str("app.tmpl"),
+        "a={{ secret awsSecret://web/db?target=staging }}\nb={{ secret ssm:///web/db?target=prod }}\nc={{ secret s3://legacy/other/token }}\n"
+    );
+    let after = run_as(&sb, &moto, &["render", "app.tmpl"], &[]);
+    assert_success(&after, &["render after"]);
+    assert_eq!(stdout(&after), stdout(&before));
+    assert_eq!(stdout(&after), "a=stage-db\nb=prod-db\nc=untouched\n");
+}

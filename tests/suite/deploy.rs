@@ -325,3 +325,47 @@ fn export_refuses_a_nul_in_a_value() {
     assert_error(&out, 1, "a.json: the value of A holds a NUL byte");
     assert_eq!(stdout(&out), "");
 }
+
+/// Terraform reads `TF_VAR_name` for the variable `name`, case and all: under that
+/// prefix keys keep their case, and `--upper` asks for upper case.
+#[test]
+fn exec_under_tf_var_keeps_the_case_of_terraform_variable_names() {
+    let sb = Sandbox::new();
+    sb.encrypted(
+        "tf.yaml",
+        "db_password: hunter2\nRegion: eu-west-1\nnetwork:\n  cidrBlock: 10.0.0.0/16\n",
+    );
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["exec", "--pristine"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["tf.yaml", "--", "/usr/bin/env"]);
+        let mut out: Vec<String> = stdout(&sb.ok(&all)).lines().map(str::to_string).collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        names(&["--prefix", "TF_VAR_"]),
+        [
+            "TF_VAR_Region=eu-west-1",
+            "TF_VAR_db_password=hunter2",
+            "TF_VAR_network_cidrBlock=10.0.0.0/16"
+        ]
+    );
+    assert_eq!(
+        names(&["--prefix", "TF_VAR_", "--upper"]),
+        [
+            "TF_VAR_DB_PASSWORD=hunter2",
+            "TF_VAR_NETWORK_CIDRBLOCK=10.0.0.0/16",
+            "TF_VAR_REGION=eu-west-1"
+        ]
+    );
+    // Any other prefix upper-cases, as before.
+    assert_eq!(
+        names(&["--prefix", "APP_"]),
+        [
+            "APP_DB_PASSWORD=hunter2",
+            "APP_NETWORK_CIDRBLOCK=10.0.0.0/16",
+            "APP_REGION=eu-west-1"
+        ]
+    );
+}

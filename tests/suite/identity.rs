@@ -461,3 +461,45 @@ fn unknown_profiles_are_errors_before_any_call_and_the_flag_wins() {
         "coffer: warning: --aws-profile ci is used where profile laptop is named\n"
     );
 }
+
+#[test]
+fn aws_errors_name_the_operation_region_account_profile_and_target() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    let (id, secret) = moto.user("deployer", &["secretsmanager:ListSecrets"]);
+    moto.enforce_iam();
+    sb.write(
+        "aws/credentials",
+        format!("[deploy-prod]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+    );
+    sb.write("aws/config", "[profile deploy-prod]\nregion = eu-west-1\n");
+    sb.write(
+        ".coffer.yaml",
+        "push:\n  - name: prod\n    files: prod.env\n    to: secretsmanager\n    prefix: web/\n    aws_profile: deploy-prod\n",
+    );
+    sb.encrypted("prod.env", "A=1\n");
+    let env = vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            sb.path("aws/credentials").display().to_string(),
+        ),
+        (
+            "AWS_CONFIG_FILE",
+            sb.path("aws/config").display().to_string(),
+        ),
+    ];
+    let out = detached(&sb, &coffer(), &["push", "--check"], &env);
+    assert_error(
+        &out,
+        1,
+        "coffer: push prod: secretsmanager ListSecrets web/ in eu-west-1 (account 123456789012, profile deploy-prod): ",
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("AccessDenied") || err.contains("HTTP 403 (access denied)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -293,6 +293,98 @@ fn prune_deletes_only_coffer_tagged_secrets_of_that_source() {
     assert!(moto.secret("prod/web/PORT").is_none());
 }
 
+/// `--check` reports what a push would leave behind too (exit 10), with or without
+/// `--prune`; a push without it keeps the leftover and says so.
+#[test]
+fn check_reports_leftovers_that_only_prune_deletes() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.encrypted("deploy/prod.env", ENV_FILE);
+    ok(&sb, &moto, EACH);
+    sb.ok(&["unset", "deploy/prod.env", "[\"PORT\"]"]);
+
+    let plan = "  prod/web/API_KEY (unchanged)\n  prod/web/DB_PASSWORD (unchanged)\n\
+                - prod/web/PORT (would delete with --prune)\n\
+                Plan: 0 to create, 0 to update, 2 unchanged, 0 to delete. 1 left over: --prune deletes them.\n";
+    let out = run(&sb, &moto, &with(EACH, &["--check"]));
+    assert_error(&out, 10, "coffer: 1 change(s) to make");
+    assert_eq!(stdout(&out), plan);
+    let out = run(&sb, &moto, &with(EACH, &["--check", "--prune"]));
+    assert_error(&out, 10, "coffer: 1 change(s) to make");
+    assert!(
+        stdout(&out).contains("- prod/web/PORT\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A push without --prune leaves it, and says so; with --prune, --check is clean.
+    let out = ok(&sb, &moto, EACH);
+    assert_eq!(stdout(&out), plan);
+    assert!(!moto.secret("prod/web/PORT").unwrap().deleted);
+    ok(&sb, &moto, &with(EACH, &["--prune"]));
+    assert!(moto.secret("prod/web/PORT").unwrap().deleted);
+    ok(&sb, &moto, &with(EACH, &["--check"]));
+}
+
+/// What Secrets Manager would refuse, or keep broken, fails the plan: an empty or null
+/// value, a value over 65,536 bytes. A secret left without a value is given one.
+#[test]
+fn secrets_manager_limits_fail_the_plan_and_a_valueless_secret_is_repaired() {
+    let moto = Moto::start();
+    let sb = Sandbox::new();
+    repo(&sb);
+    let before = moto.requests().len();
+    for (plain, why) in [
+        (
+            "EMPTY=\n".to_string(),
+            "deploy/prod.env: EMPTY: is empty (or null), and a Secrets Manager secret needs a value",
+        ),
+        (
+            format!("BIG={}\n", "x".repeat(65_537)),
+            "deploy/prod.env: BIG: has 65537 bytes, and a Secrets Manager secret holds at most 65536",
+        ),
+    ] {
+        sb.encrypted("deploy/prod.env", &plain);
+        let out = run(&sb, &moto, &with(EACH, &["--dry-run"]));
+        assert_error(&out, 1, why);
+        assert_eq!(moto.requests().len(), before, "refused before any call");
+    }
+    sb.write("null.yaml", "token: null\n");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "null.yaml"]);
+    let out = run(
+        &sb,
+        &moto,
+        &[
+            "push",
+            "null.yaml",
+            "--to",
+            "secretsmanager",
+            "--prefix",
+            "p/",
+            "--each",
+        ],
+    );
+    assert_error(&out, 1, "null.yaml: token: is empty (or null)");
+
+    // A secret created with no value (by hand, or by an older push): read as no value,
+    // and the push writes one.
+    let c = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
+    Moto::rt()
+        .block_on(c.create_secret().name("prod/web/API_KEY").send())
+        .unwrap();
+    sb.encrypted("deploy/prod.env", ENV_FILE);
+    let out = ok(&sb, &moto, EACH);
+    assert!(
+        stdout(&out).contains("~ prod/web/API_KEY (value changed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(moto.secret_value("prod/web/API_KEY"), "key-one");
+    let out = ok(&sb, &moto, &with(EACH, &["--check"]));
+    assert!(stdout(&out).contains("3 unchanged"), "{}", stdout(&out));
+}
+
 #[test]
 fn a_failure_part_way_is_reported_and_a_rerun_completes() {
     let moto = Moto::start();
@@ -460,7 +552,7 @@ fn migrate_s3_then_refs_gives_identical_renders() {
     let table = stdout(&out);
     assert!(
         table.contains(
-            "s3://ecs-generic/client-management/admins/smpp  ecs-generic/client-management/admins/smpp  created, verified"
+            "s3://ecs-generic/client-management/admins/smpp  ecs-generic/client-management/admins/smpp  123456789012  created, verified"
         ),
         "{table}"
     );
@@ -592,22 +684,26 @@ fn migrate_s3_reports_what_failed_and_a_rerun_finishes() {
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     let table = stdout(&out);
     assert!(
-        table.contains("s3://team-vault/prod/a  team-vault/prod/a  FAILED: "),
+        table.contains("s3://team-vault/prod/a  team-vault/prod/a  123456789012  FAILED: "),
         "{table}"
     );
     assert!(
-        table.contains("s3://team-vault/prod/b  team-vault/prod/b  already there, verified"),
+        table.contains(
+            "s3://team-vault/prod/b  team-vault/prod/b  123456789012  already there, verified"
+        ),
         "{table}"
     );
     assert!(
-        table.contains("s3://team-vault/prod/c  team-vault/prod/c  created, verified"),
+        table
+            .contains("s3://team-vault/prod/c  team-vault/prod/c  123456789012  created, verified"),
         "{table}"
     );
     assert!(stderr(&out).contains("1 of 3 change(s) not applied"));
     assert_eq!(moto.secret_value("team-vault/prod/a"), "a-1");
 
     let out = ok(&sb, &moto, &migrate);
-    assert!(stdout(&out).contains("s3://team-vault/prod/a  team-vault/prod/a  updated, verified"));
+    assert!(stdout(&out)
+        .contains("s3://team-vault/prod/a  team-vault/prod/a  123456789012  updated, verified"));
     assert_eq!(moto.secret_value("team-vault/prod/a"), "a-2");
     assert_eq!(moto.secret_versions("team-vault/prod/c"), 1);
 }
