@@ -78,7 +78,9 @@ pub fn read_objects(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<(String, std::result::Result<Payload, String>)>> {
-    let s3 = s3_client(&session.config(scope).map_err(Error::Aws)?);
+    let conf = session.config(scope).map_err(Error::Aws)?;
+    let place = session.place(scope, conf.region().map(|r| r.as_ref()), None);
+    let s3 = s3_client(&conf);
     session.block_on(async {
         let mut pages = s3
             .list_objects_v2()
@@ -90,7 +92,7 @@ pub fn read_objects(
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
                 Error::Aws(format!(
-                    "cannot list s3://{bucket}/{prefix}: {}",
+                    "s3 ListObjectsV2 s3://{bucket}/{prefix} {place}: {}",
                     reason(&e, "S3")
                 ))
             })?;
@@ -113,7 +115,7 @@ pub fn read_objects(
                         .await
                         .map(|b| Payload::from_bytes(b.into_bytes().to_vec()))
                         .map_err(|e| e.to_string()),
-                    Err(e) => Err(reason(&e, "S3")),
+                    Err(e) => Err(format!("s3 GetObject: {}", reason(&e, "S3"))),
                 };
                 (i, key, got)
             }
@@ -148,13 +150,19 @@ pub fn secrets_exist(
                         match sm.describe_secret().secret_id(&name).send().await {
                             Ok(d) => Ok(d.deleted_date().is_none()),
                             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
-                            Err(e) => Err(reason(&e, "Secrets Manager")),
+                            Err(e) => Err(format!(
+                                "secretsmanager DescribeSecret: {}",
+                                reason(&e, "Secrets Manager")
+                            )),
                         }
                     }
                     Service::Ssm => match ssm.get_parameter().name(&name).send().await {
                         Ok(_) => Ok(true),
                         Err(e) if code(&e) == Some("ParameterNotFound") => Ok(false),
-                        Err(e) => Err(reason(&e, "Parameter Store")),
+                        Err(e) => Err(format!(
+                            "ssm GetParameter: {}",
+                            reason(&e, "Parameter Store")
+                        )),
                     },
                 };
                 (name, found)

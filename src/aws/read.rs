@@ -117,14 +117,15 @@ pub fn fetch_all(
         return Ok(HashMap::new());
     }
     let conf = session.config(scope).map_err(crate::Error::Aws)?;
+    let place = session.place(scope, conf.region().map(|r| r.as_ref()), None);
     Ok(session.block_on(async {
         let sm = aws_sdk_secretsmanager::Client::new(&conf);
         let ssm = aws_sdk_ssm::Client::new(&conf);
         let s3 = s3_client(&conf);
         let mut out = HashMap::new();
         let work = |(uri, r): (String, AwsRef)| {
-            let (sm, ssm, s3) = (sm.clone(), ssm.clone(), s3.clone());
-            async move { (uri, fetch(&sm, &ssm, &s3, r).await) }
+            let (sm, ssm, s3, place) = (sm.clone(), ssm.clone(), s3.clone(), place.clone());
+            async move { (uri, fetch(&sm, &ssm, &s3, r, &place).await) }
         };
         bounded(refs.iter().cloned(), CONCURRENCY, work, |(uri, v)| {
             out.insert(uri, v);
@@ -139,6 +140,7 @@ async fn fetch(
     ssm: &aws_sdk_ssm::Client,
     s3: &aws_sdk_s3::Client,
     r: AwsRef,
+    place: &str,
 ) -> Result<Zeroizing<String>, String> {
     match r {
         AwsRef::Secret {
@@ -155,7 +157,12 @@ async fn fetch(
                 .set_version_stage(stage)
                 .send()
                 .await
-                .map_err(|e| reason(&e, "Secrets Manager"))?;
+                .map_err(|e| {
+                    format!(
+                        "secretsmanager GetSecretValue {place}: {}",
+                        reason(&e, "Secrets Manager")
+                    )
+                })?;
             let text = match (out.secret_string, out.secret_binary) {
                 (Some(s), _) => Zeroizing::new(s),
                 (None, Some(b)) => Zeroizing::new(
@@ -176,7 +183,12 @@ async fn fetch(
                 .with_decryption(true)
                 .send()
                 .await
-                .map_err(|e| reason(&e, "Parameter Store"))?;
+                .map_err(|e| {
+                    format!(
+                        "ssm GetParameter {place}: {}",
+                        reason(&e, "Parameter Store")
+                    )
+                })?;
             out.parameter
                 .and_then(|p| p.value)
                 .map(Zeroizing::new)
@@ -189,7 +201,7 @@ async fn fetch(
                 .key(&key)
                 .send()
                 .await
-                .map_err(|e| reason(&e, "S3"))?;
+                .map_err(|e| format!("s3 GetObject {place}: {}", reason(&e, "S3")))?;
             let bytes = out
                 .body
                 .collect()

@@ -57,7 +57,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// AWS profile for AWS calls, and for KMS keys whose metadata names none (default: AWS_PROFILE, then the default chain)
+    /// AWS profile for every AWS call, over one a KMS key or push target names (then: that one, AWS_PROFILE, the default chain)
     #[arg(long, global = true, value_name = "NAME")]
     pub aws_profile: Option<String>,
 

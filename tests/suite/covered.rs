@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::common::*;
 use super::git::{blob, repo};
-use super::moto::{ok as moto_ok, Moto};
+use super::moto::{ok as moto_ok, run as moto_run, Moto};
 
 /// The states a covered file is found in.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -238,6 +238,18 @@ fn push_takes_the_plaintext_and_the_staged_data_key() {
             prefix.as_str(),
             "--each",
         ];
+        // An empty value is refused for Secrets Manager, from the plaintext too.
+        let out = moto_run(&sb, &moto, &args);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).ends_with(&format!(
+                "coffer: {env}: EMPTY: is empty (or null), and a Secrets Manager secret needs a value\n"
+            )),
+            "{}",
+            stderr(&out)
+        );
+        let plain = sb.read_str(&env).replace("EMPTY=\n", "EMPTY=set\n");
+        sb.write(&env, plain);
         let out = moto_ok(&sb, &moto, &[&args[..], &["--dry-run"]].concat());
         assert!(
             stdout(&out).contains(&format!("+ {prefix}DB_PASSWORD\n")),

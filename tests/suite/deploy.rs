@@ -239,7 +239,7 @@ fn render_reads_secrets_manager_ssm_and_s3_at_a_local_aws_endpoint() {
     let out = super::moto::run(&sb, &moto, &["render", "bad.tmpl", "-o", "bad.out"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("bad.tmpl:2: awsSecret://nope: ResourceNotFoundException"),
+        stderr(&out).contains("bad.tmpl:2: awsSecret://nope: secretsmanager GetSecretValue in us-east-1: ResourceNotFoundException"),
         "{}",
         stderr(&out)
     );

@@ -283,7 +283,7 @@ fn errors_name_the_key_and_the_reason() {
     assert_error(&out, 3, "no identity could open");
     assert!(
         stderr(&out).contains(&format!(
-            "hint: kms:{key}: no AWS credentials found (tried the default credential chain)"
+            "hint: kms:{key}: Decrypt in eu-west-1 (account 123456789012): no AWS credentials found (tried the default credential chain)"
         )),
         "{}",
         stderr(&out)
