@@ -35,6 +35,9 @@ pub struct Settings {
     pub flag_profile: Option<String>,
     /// `AWS_PROFILE`: for what names no profile.
     pub env_profile: Option<String>,
+    /// Keys in the environment (`AWS_ACCESS_KEY_ID`): with no profile named, they come
+    /// before the `default` profile, as in the SDK's chain.
+    pub env_keys: bool,
     /// The shared config file (`AWS_CONFIG_FILE`, else `~/.aws/config`).
     pub config_file: Option<PathBuf>,
     /// The shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
@@ -52,6 +55,7 @@ impl Default for Settings {
         Settings {
             flag_profile: None,
             env_profile: None,
+            env_keys: false,
             config_file: None,
             credentials_file: None,
             cache_dir: None,
@@ -161,9 +165,17 @@ impl Session {
     /// checks before its first call.
     pub fn check(&self, scope: &Scope) -> Result<(), String> {
         let profile = self.profile(scope)?;
+        self.chain(profile.as_deref()).map(drop)
+    }
+
+    /// The roles and MFA device coffer makes `profile`'s credentials through, if any.
+    /// With no profile named, keys in the environment come before the `default` one.
+    fn chain(&self, profile: Option<&str>) -> Result<Option<Chain>, String> {
+        if profile.is_none() && self.settings.env_keys {
+            return Ok(None);
+        }
         self.profiles()
-            .chain(profile.as_deref().unwrap_or("default"))
-            .map(drop)
+            .chain(profile.unwrap_or("default"))
             .map_err(|e| e.to_string())
     }
 
@@ -179,10 +191,7 @@ impl Session {
             .or(account)
             .map(str::to_string)
             .or_else(|| {
-                let chain = self
-                    .profiles()
-                    .chain(profile.as_deref().unwrap_or("default"))
-                    .ok()??;
+                let chain = self.chain(profile.as_deref()).ok()??;
                 chain.account().map(str::to_string)
             });
         let mut parts = Vec::new();
@@ -224,10 +233,7 @@ impl Session {
             return Ok(c.clone());
         }
         let profile = self.profile(scope)?;
-        let chain = self
-            .profiles()
-            .chain(profile.as_deref().unwrap_or("default"))
-            .map_err(|e| e.to_string())?;
+        let chain = self.chain(profile.as_deref())?;
         let mut conf = match &chain {
             // The SDK would assume roles without caching them, and without an MFA
             // code: coffer makes the credentials itself.

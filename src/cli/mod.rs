@@ -390,6 +390,7 @@ impl Env {
         let aws = std::sync::Arc::new(crate::aws::Session::new(crate::aws::session::Settings {
             flag_profile: aws_profile,
             env_profile: var("AWS_PROFILE"),
+            env_keys: var("AWS_ACCESS_KEY_ID").is_some(),
             config_file: var("AWS_CONFIG_FILE")
                 .map(PathBuf::from)
                 .or_else(|| in_home(&[".aws", "config"])),
