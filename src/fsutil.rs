@@ -253,6 +253,33 @@ pub fn write_atomic(
     result
 }
 
+/// The process holding a `flock` on the inode `(dev, ino)`, from `/proc/locks`: its pid
+/// and program name (never its arguments, which may hold a value).
+fn lock_holder(dev: u64, ino: u64) -> Option<(u32, String)> {
+    let id = format!(
+        "{:02x}:{:02x}:{ino}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    let pid: u32 = locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // `1: FLOCK  ADVISORY  WRITE 23610 fe:00:10018846 0 EOF`
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str()))
+            .then(|| f.get(4)?.parse().ok())?
+    })?;
+    let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let name = name.trim();
+    Some((
+        pid,
+        if name.is_empty() {
+            "unknown".into()
+        } else {
+            name.into()
+        },
+    ))
+}
+
 /// A file held for a read-modify-write: an advisory lock (`flock`) on the inode its path
 /// names, taken before reading and held until the new version is renamed over it, so
 /// coffer's writers of one file run one after another and none loses another's edit.
@@ -288,8 +315,14 @@ impl Held {
                 Err(rustix::io::Errno::WOULDBLOCK) => {
                     let waited = start.elapsed();
                     if waited >= timeout {
+                        let by = file
+                            .metadata()
+                            .ok()
+                            .and_then(|m| lock_holder(m.dev(), m.ino()))
+                            .map(|(pid, name)| format!(" ({name}, pid {pid})"))
+                            .unwrap_or_default();
                         return Err(Error::Refused(format!(
-                            "{}: another coffer process has been writing it for {}s; nothing was written (--lock-timeout sets how long to wait)",
+                            "{}: another coffer process{by} has been writing it for {}s; nothing was written (--lock-timeout sets how long to wait)",
                             path.display(),
                             waited.as_secs()
                         )));

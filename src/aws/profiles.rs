@@ -9,13 +9,14 @@ use std::path::PathBuf;
 /// A file's sections: profile name to its settings.
 pub type Sections = HashMap<String, HashMap<String, String>>;
 
-/// What the shared files say, and which files were read.
-#[derive(Debug, Default)]
+/// What the shared files say (never their keys' secrets), and which files were read.
+#[derive(Default)]
 pub struct Profiles {
     config: Sections,
     credentials: Sections,
     /// The files looked in, for errors naming them.
     pub files: Vec<PathBuf>,
+    credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +33,10 @@ impl Profiles {
     /// The config file (`[default]`, `[profile NAME]`) and the credentials file (`[NAME]`),
     /// either of which may be missing.
     pub fn read(config: Option<PathBuf>, credentials: Option<PathBuf>) -> Profiles {
-        let mut p = Profiles::default();
+        let mut p = Profiles {
+            credentials_file: credentials.clone(),
+            ..Profiles::default()
+        };
         for (path, is_config) in [(config, true), (credentials, false)] {
             let Some(path) = path else { continue };
             if let Ok(text) = std::fs::read_to_string(&path) {
@@ -54,6 +58,7 @@ impl Profiles {
             config: parse(config, true),
             credentials: parse(credentials, false),
             files: vec!["config".into(), "credentials".into()],
+            credentials_file: None,
         }
     }
 
@@ -74,11 +79,43 @@ impl Profiles {
         })
     }
 
+    /// A setting of `profile`: the config file's, else the credentials file's (the SDK
+    /// merges the two). An empty value is no value.
     fn get(&self, profile: &str, key: &str) -> Option<&str> {
-        self.config
-            .get(profile)
-            .and_then(|s| s.get(key))
+        [&self.config, &self.credentials]
+            .iter()
+            .find_map(|f| f.get(profile)?.get(key))
             .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The long-term keys of a profile that is its own `source_profile` (a role on the
+    /// profile's own keys), read from the credentials file when needed, not kept.
+    pub fn own_keys(&self, name: &str) -> Option<(String, zeroize::Zeroizing<String>)> {
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(self.credentials_file.as_ref()?).ok()?);
+        let mut current = None;
+        let (mut id, mut secret) = (None, None);
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(h) = line.strip_prefix('[').and_then(|l| l.split_once(']')) {
+                current = Some(h.0.trim() == name);
+                continue;
+            }
+            if current != Some(true) {
+                continue;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                match k.trim() {
+                    "aws_access_key_id" => id = Some(value(v).to_string()),
+                    "aws_secret_access_key" => {
+                        secret = Some(zeroize::Zeroizing::new(value(v).to_string()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some((id?, secret?))
     }
 
     /// How `name`'s credentials are made, when coffer has a part in it (a role, or an MFA
@@ -119,7 +156,11 @@ impl Profiles {
                 self.get(&current, "source_profile"),
                 self.get(&current, "credential_source"),
             ) {
-                // A profile naming itself (its own keys under a role) is a loop here.
+                // A profile naming itself: the role on the profile's own keys.
+                (Some(source), _) if source == current => {
+                    roles.reverse();
+                    return Ok(Some(Chain::on(Base::Keys(current), roles)));
+                }
                 (Some(source), _) => current = source.to_string(),
                 (None, Some(kind)) => {
                     roles.reverse();
@@ -139,6 +180,9 @@ pub enum Base {
     Profile(String),
     /// `credential_source`: `Environment`, `Ec2InstanceMetadata` or `EcsContainer`.
     Credential(String),
+    /// The long-term keys of this profile in the credentials file (a profile that is its
+    /// own `source_profile`).
+    Keys(String),
 }
 
 /// An MFA device, and the profile that names it (for the prompt).
@@ -162,7 +206,8 @@ pub struct Role {
 }
 
 impl Role {
-    /// A role named by a push target or a key, assumed with default settings.
+    /// A role with default settings.
+    #[cfg(test)]
     pub fn plain(arn: &str, by: &str) -> Role {
         Role {
             arn: arn.to_string(),
@@ -299,7 +344,9 @@ fn parse(text: &str, is_config: bool) -> Sections {
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.split_once(']')) {
             let header = header.0.trim();
             current = if !is_config {
-                Some(header.to_string())
+                // `[profile x]` is the config file's way; in the credentials file it
+                // names no profile the SDK reads.
+                (!header.starts_with("profile ")).then(|| header.to_string())
             } else {
                 match header.strip_prefix("profile") {
                     Some(name) if name.starts_with(char::is_whitespace) => {
@@ -316,14 +363,30 @@ fn parse(text: &str, is_config: bool) -> Sections {
             continue;
         }
         if let (Some(section), Some((k, v))) = (&current, line.split_once('=')) {
+            let k = k.trim();
+            // Secrets are read where needed ([`Profiles::own_keys`]), never kept here.
+            let v = match k {
+                "aws_secret_access_key" | "aws_session_token" => "",
+                _ => value(v),
+            };
             // Nested settings (`s3 =` then indented lines) are kept flat; coffer reads
             // none of them.
             out.entry(section.clone())
                 .or_default()
-                .insert(k.trim().to_string(), v.trim().to_string());
+                .insert(k.to_string(), v.to_string());
         }
     }
     out
+}
+
+/// A setting's value without an inline comment (` #…` or ` ;…`), as the SDK reads it.
+fn value(v: &str) -> &str {
+    let v = v.trim();
+    let cut = v
+        .char_indices()
+        .find(|&(i, c)| (c == '#' || c == ';') && v[..i].ends_with(char::is_whitespace))
+        .map_or(v.len(), |(i, _)| i);
+    v[..cut].trim_end()
 }
 
 #[cfg(test)]
@@ -375,11 +438,16 @@ source_profile = nowhere
 [profile sourceless]
 role_arn = arn:aws:iam::555555555555:role/x
 
+[profile self]
+role_arn = arn:aws:iam::777777777777:role/self # the team's role
+source_profile = self
+role_session_name =
+
 [sso-session corp]
 sso_region = eu-west-1
 ";
 
-    const CREDENTIALS: &str = "[base]\naws_access_key_id = A\naws_secret_access_key = B\n[user-mfa]\naws_access_key_id = C\n";
+    const CREDENTIALS: &str = "[base]\naws_access_key_id = A\naws_secret_access_key = B\n[user-mfa]\naws_access_key_id = C\n[self]\naws_access_key_id = S\n[profile odd]\naws_access_key_id = O\n[creds-role]\nrole_arn = arn:aws:iam::888888888888:role/c\nsource_profile = base\n";
 
     fn profiles() -> Profiles {
         Profiles::from_texts(CONFIG, CREDENTIALS)
@@ -421,6 +489,18 @@ sso_region = eu-west-1
             user.device.unwrap().serial,
             "arn:aws:iam::111111111111:mfa/carol"
         );
+        // A profile that is its own source: the role on its own keys; an inline comment
+        // is no part of the value, and an empty session name is none.
+        let own = p.chain("self").unwrap().unwrap();
+        assert_eq!(own.base, Base::Keys("self".into()));
+        assert_eq!(own.roles[0].arn, "arn:aws:iam::777777777777:role/self");
+        assert_eq!(own.roles[0].session_name, None);
+        // Settings in the credentials file count too; `[profile x]` there is no profile.
+        let c = p.chain("creds-role").unwrap().unwrap();
+        assert_eq!(c.account(), Some("888888888888"));
+        assert!(!p.exists("odd") && !p.exists("profile odd"));
+        // Secrets are not kept.
+        assert_eq!(p.get("base", "aws_secret_access_key"), None);
         // No role, no device: the SDK's.
         assert_eq!(p.chain("base"), Ok(None));
         assert_eq!(p.chain("default"), Ok(None));

@@ -1287,6 +1287,7 @@ impl<'s> Pusher<'s> {
     fn job(&self, change: &Change, desired: Option<&Desired>, deletion: Deletion) -> Job {
         let settings = &self.target.settings;
         Job {
+            place: self.place.clone(),
             sm: self.sm.clone(),
             ssm: self.ssm.clone(),
             service: self.target.service,
@@ -1417,6 +1418,8 @@ struct Parameter {
 }
 
 struct Job {
+    /// Where its calls go, for its errors.
+    place: String,
     sm: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
     service: Service,
@@ -1441,6 +1444,7 @@ impl Job {
 
     async fn run_secret(self) -> std::result::Result<Option<String>, String> {
         use aws_sdk_secretsmanager::types::Tag;
+        let place = self.place.clone();
         let c = &self.change;
         let id = c.arn.clone().unwrap_or_else(|| c.name.clone());
         let (string, binary) = match &self.value {
@@ -1463,7 +1467,7 @@ impl Job {
                     .set_client_request_token(self.token)
                     .send()
                     .await
-                    .map_err(reason_sm)?;
+                    .map_err(|e| failed("secretsmanager CreateSecret", &place, &e))?;
                 Ok(out.arn().map(str::to_string))
             }
             Action::Restore | Action::Update => {
@@ -1474,7 +1478,7 @@ impl Job {
                         .secret_id(&id)
                         .send()
                         .await
-                        .map_err(reason_sm)?;
+                        .map_err(|e| failed("secretsmanager RestoreSecret", &place, &e))?;
                     // The token names the version it replaces, known only now: without it,
                     // a value the secret once had would repeat that version's token, and
                     // AWS would take the write for a retry and change nothing.
@@ -1484,7 +1488,7 @@ impl Job {
                         .secret_id(&id)
                         .send()
                         .await
-                        .map_err(reason_sm)?
+                        .map_err(|e| failed("secretsmanager DescribeSecret", &place, &e))?
                         .version_ids_to_stages()
                         .and_then(|v| {
                             v.iter()
@@ -1504,7 +1508,7 @@ impl Job {
                         .set_description(c.drift.description.clone())
                         .send()
                         .await
-                        .map_err(reason_sm)?;
+                        .map_err(|e| failed("secretsmanager UpdateSecret", &place, &e))?;
                 }
                 let mut arn = c.arn.clone();
                 if c.value_changed || c.action == Action::Restore {
@@ -1517,7 +1521,7 @@ impl Job {
                         .set_client_request_token(request_token)
                         .send()
                         .await
-                        .map_err(reason_sm)?;
+                        .map_err(|e| failed("secretsmanager PutSecretValue", &place, &e))?;
                     arn = out.arn().map(str::to_string).or(arn);
                 }
                 if !c.drift.tag.is_empty() {
@@ -1527,7 +1531,7 @@ impl Job {
                         .set_tags(Some(c.drift.tag.iter().map(tag).collect()))
                         .send()
                         .await
-                        .map_err(reason_sm)?;
+                        .map_err(|e| failed("secretsmanager TagResource", &place, &e))?;
                 }
                 if !c.drift.untag.is_empty() {
                     self.sm
@@ -1536,7 +1540,7 @@ impl Job {
                         .set_tag_keys(Some(c.drift.untag.clone()))
                         .send()
                         .await
-                        .map_err(reason_sm)?;
+                        .map_err(|e| failed("secretsmanager UntagResource", &place, &e))?;
                 }
                 Ok(arn)
             }
@@ -1546,7 +1550,9 @@ impl Job {
                     Deletion::Recoverable(days) => req.recovery_window_in_days(days),
                     Deletion::Force => req.force_delete_without_recovery(true),
                 };
-                req.send().await.map_err(reason_sm)?;
+                req.send()
+                    .await
+                    .map_err(|e| failed("secretsmanager DeleteSecret", &place, &e))?;
                 Ok(c.arn.clone())
             }
             Action::Unchanged | Action::Leftover => Ok(c.arn.clone()),
@@ -1555,6 +1561,7 @@ impl Job {
 
     async fn run_parameter(self) -> std::result::Result<Option<String>, String> {
         use aws_sdk_ssm::types::{ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
+        let place = self.place.clone();
         let c = &self.change;
         let value = match &self.value {
             Some(Payload::Text(s)) => Zeroizing::new(s.to_string()),
@@ -1634,7 +1641,7 @@ impl Job {
                         transient,
                     )
                     .await
-                    .map_err(|e| reason(&e, "Parameter Store"))?;
+                    .map_err(|e| failed("ssm PutParameter", &place, &e))?;
                 }
                 if !create && !c.drift.tag.is_empty() {
                     self.ssm
@@ -1644,7 +1651,7 @@ impl Job {
                         .set_tags(Some(c.drift.tag.iter().map(tag).collect()))
                         .send()
                         .await
-                        .map_err(|e| reason(&e, "Parameter Store"))?;
+                        .map_err(|e| failed("ssm AddTagsToResource", &place, &e))?;
                 }
                 if !create && !c.drift.untag.is_empty() {
                     self.ssm
@@ -1654,7 +1661,7 @@ impl Job {
                         .set_tag_keys(Some(c.drift.untag.clone()))
                         .send()
                         .await
-                        .map_err(|e| reason(&e, "Parameter Store"))?;
+                        .map_err(|e| failed("ssm RemoveTagsFromResource", &place, &e))?;
                 }
                 Ok(c.arn.clone())
             }
@@ -1663,7 +1670,7 @@ impl Job {
                     Ok(_) => Ok(c.arn.clone()),
                     // Already gone is what a delete wants.
                     Err(e) if code(&e) == Some("ParameterNotFound") => Ok(c.arn.clone()),
-                    Err(e) => Err(reason(&e, "Parameter Store")),
+                    Err(e) => Err(failed("ssm DeleteParameter", &place, &e)),
                 }
             }
             Action::Unchanged | Action::Leftover => Ok(c.arn.clone()),
@@ -1671,13 +1678,22 @@ impl Job {
     }
 }
 
-fn reason_sm<E>(
-    e: aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+/// `secretsmanager PutSecretValue in REGION (account A, profile P): reason`: a failed
+/// write, as the report lists it beside the name.
+fn failed<E>(
+    operation: &str,
+    place: &str,
+    e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
 ) -> String
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    reason(&e, "Secrets Manager")
+    let service = if operation.starts_with("ssm") {
+        "Parameter Store"
+    } else {
+        "Secrets Manager"
+    };
+    format!("{operation} {place}: {}", reason(e, service))
 }
 
 /// Attempts of a Parameter Store write, the first included.

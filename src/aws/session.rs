@@ -239,7 +239,7 @@ impl Session {
             // code: coffer makes the credentials itself.
             Some(chain) => {
                 let base = match &chain.base {
-                    Base::Profile(p) => p.as_str(),
+                    Base::Profile(p) | Base::Keys(p) => p.as_str(),
                     Base::Credential(_) => "default",
                 };
                 let conf = self.block_on(load(
@@ -311,28 +311,58 @@ impl Session {
         let (start, mut below) = match found {
             Some((i, sts)) => (i, sts.credentials()),
             None => {
-                let base = self.block_on(base_config(&chain.base, region.clone()))?;
-                let creds = match &chain.device {
-                    Some(device) => self.device_session(device, &base)?.credentials(),
-                    None => self
-                        .block_on(
-                            base.credentials_provider()
-                                .expect("a loaded configuration has a provider")
-                                .provide_credentials(),
-                        )
-                        .map_err(|e| {
-                            format!(
-                                "no AWS credentials for {}: {}",
-                                describe_base(&chain.base),
-                                DisplayErrorContext(e)
-                            )
-                        })?,
+                let own_keys = match &chain.base {
+                    Base::Keys(p) => self.profiles().own_keys(p),
+                    _ => None,
                 };
-                (0, creds)
+                let base = self.block_on(base_config(&chain.base, region.clone(), own_keys))?;
+                let creds = self
+                    .block_on(
+                        base.credentials_provider()
+                            .expect("a loaded configuration has a provider")
+                            .provide_credentials(),
+                    )
+                    .map_err(|e| {
+                        format!(
+                            "no AWS credentials for {}: {}",
+                            describe_base(&chain.base),
+                            DisplayErrorContext(e)
+                        )
+                    })?;
+                match &chain.device {
+                    // GetSessionToken takes long-term keys only; on temporary ones (a
+                    // credential_source, SSO, a process) the code goes with the first
+                    // AssumeRole instead, as the aws CLI sends it.
+                    Some(device) if creds.session_token().is_some() => {
+                        let Some(first) = chain.roles.first() else {
+                            return Err(format!(
+                                "profile {}: an MFA session (GetSessionToken) needs long-term keys, and {} gives temporary ones",
+                                device.profile,
+                                describe_base(&chain.base)
+                            ));
+                        };
+                        let sts = self.role_session(first, creds, &region, Some(device))?;
+                        (1, sts.credentials())
+                    }
+                    Some(device) => (0, self.device_session(device, &base)?.credentials()),
+                    None => (0, creds),
+                }
             }
         };
+        let device = chain.device.as_ref().map(|d| d.serial.as_str());
         for role in &chain.roles[start..] {
-            below = self.role_session(role, below, &region)?.credentials();
+            // A role further up naming a device of its own needs that device's code.
+            let own = role
+                .mfa_serial
+                .as_deref()
+                .filter(|s| Some(*s) != device)
+                .map(|serial| Device {
+                    serial: serial.to_string(),
+                    profile: role.profile.clone(),
+                });
+            below = self
+                .role_session(role, below, &region, own.as_ref())?
+                .credentials();
         }
         Ok(below)
     }
@@ -376,6 +406,7 @@ impl Session {
         role: &Role,
         source: Credentials,
         region: &aws_config::Region,
+        mfa: Option<&Device>,
     ) -> Result<Sts, String> {
         let key = role.cache_key();
         if let Some(s) = self.cached(&key) {
@@ -405,7 +436,11 @@ impl Session {
             req = req.external_id(e);
         }
         if let Some(d) = role.duration {
-            req = req.duration_seconds(d as i32);
+            req = req.duration_seconds(i32::try_from(d).unwrap_or(i32::MAX));
+        }
+        if let Some(device) = mfa {
+            let code = (self.settings.mfa_code)(&device.profile, &device.serial)?;
+            req = req.serial_number(&device.serial).token_code(code.as_str());
         }
         let out = self.block_on(req.send()).map_err(|e| {
             format!(
@@ -436,18 +471,32 @@ fn describe_base(base: &Base) -> String {
     match base {
         Base::Profile(p) => format!("profile {p}"),
         Base::Credential(kind) => format!("credential_source {kind}"),
+        Base::Keys(p) => format!("the keys of profile {p}"),
     }
 }
 
-/// The configuration of a chain's base: a profile the SDK resolves, or a
-/// `credential_source`.
+/// The configuration of a chain's base: a profile the SDK resolves, a
+/// `credential_source`, or a profile's own keys.
 async fn base_config(
     base: &Base,
     region: aws_config::Region,
+    own_keys: Option<(String, Zeroizing<String>)>,
 ) -> Result<aws_config::SdkConfig, String> {
     use aws_config::{ecs, environment, imds};
     let conf = match base {
         Base::Profile(p) => load(Some(p), Some(region.as_ref())).await,
+        Base::Keys(p) => {
+            let (id, secret) = own_keys.ok_or_else(|| {
+                format!(
+                    "profile {p} is its own source_profile and has no keys in the credentials file"
+                )
+            })?;
+            let creds = Credentials::new(id, secret.as_str(), None, None, "profile");
+            with_credentials(
+                load(None, Some(region.as_ref())).await,
+                SharedCredentialsProvider::new(creds),
+            )
+        }
         Base::Credential(kind) => {
             let provider = match kind.as_str() {
                 "Environment" => SharedCredentialsProvider::new(
@@ -474,7 +523,14 @@ async fn base_config(
 async fn load(profile: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config());
     if let Some(p) = profile {
-        loader = loader.profile_name(p);
+        // A named profile's credentials, not the environment's keys, which the default
+        // chain would try first: a profile asked for is the one used (as the aws CLI has
+        // it).
+        loader = loader.profile_name(p).credentials_provider(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(p)
+                .build(),
+        );
     }
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));

@@ -914,8 +914,35 @@ fn destinations(
     Ok(out)
 }
 
+/// Every destination's profile exists, before the first call.
+fn check_all(dests: &[Destination], env: &Env) -> Result<()> {
+    for d in dests {
+        env.aws()
+            .check(&d.scope)
+            .map_err(|why| d.error(Error::Aws(why)))?;
+    }
+    Ok(())
+}
+
+/// `(S3 prefix, destination)` pairs; a prefix given twice is a mistake.
+fn routes(dests: &[Destination]) -> Result<Vec<(String, usize)>> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for (i, d) in dests.iter().enumerate() {
+        if out.iter().any(|(p, _)| *p == d.s3_prefix) {
+            return Err(Error::Usage(format!(
+                "--target {:?} is given twice",
+                d.s3_prefix
+            )));
+        }
+        out.push((d.s3_prefix.clone(), i));
+    }
+    Ok(out)
+}
+
 /// One line of the migration's table.
 struct Row {
+    /// The destination it goes to.
+    dest: usize,
     source: String,
     name: String,
     account: String,
@@ -937,12 +964,8 @@ fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<(
             "--region with --target: each target has its own region in .coffer.yaml".into(),
         ));
     }
-    // Every profile exists, before the first call.
-    for d in &dests {
-        env.aws()
-            .check(&d.scope)
-            .map_err(|why| d.error(Error::Aws(why)))?;
-    }
+    check_all(&dests, env)?;
+    let routes = routes(&dests)?;
     // No secret keys these tokens: a public hash of a value would let anyone who can list
     // versions test guesses. Per-run tokens still make a retried call idempotent.
     let token_key = Arc::new(SecretBox::new(Box::new(
@@ -950,8 +973,10 @@ fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<(
     )));
     let mut rows: Vec<Row> = Vec::new();
     let mut planned = Vec::new();
-    for d in &dests {
-        let objects = migrate::read_objects(env.aws(), &source, &args.bucket, &d.s3_prefix)?;
+    for (i, d) in dests.iter().enumerate() {
+        let mut objects = migrate::read_objects(env.aws(), &source, &args.bucket, &d.s3_prefix)?;
+        // An object under two routes' prefixes goes by the longer one only.
+        objects.retain(|(key, _)| migrate::route(&routes, key) == Some(&i));
         if objects.is_empty() {
             eprintln!(
                 "coffer: no objects under s3://{}/{}",
@@ -995,6 +1020,7 @@ fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<(
                 },
             };
             rows.push(Row {
+                dest: i,
                 source,
                 name,
                 account: account.clone(),
@@ -1013,18 +1039,22 @@ fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<(
             );
         }
         print_plan(&mut std::io::stderr(), &plan)?;
-        planned.push((pusher, plan));
+        planned.push((i, pusher, plan));
     }
     if rows.is_empty() {
         return Ok(());
     }
     if args.create.dry_run {
-        let actions: HashMap<&str, Action> = planned
+        let actions: HashMap<(usize, &str), Action> = planned
             .iter()
-            .flat_map(|(_, plan)| plan.changes.iter().map(|c| (c.name.as_str(), c.action)))
+            .flat_map(|(i, _, plan)| {
+                plan.changes
+                    .iter()
+                    .map(move |c| ((*i, c.name.as_str()), c.action))
+            })
             .collect();
         for row in rows.iter_mut().filter(|r| r.status.is_ok()) {
-            row.status = Ok(match actions.get(row.name.as_str()) {
+            row.status = Ok(match actions.get(&(row.dest, row.name.as_str())) {
                 Some(Action::Create | Action::Restore) => "would create",
                 Some(Action::Update) => "would update",
                 _ => "already there",
@@ -1034,7 +1064,7 @@ fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<(
         print_table(&rows);
         return Ok(());
     }
-    for (pusher, plan) in &planned {
+    for (i, pusher, plan) in &planned {
         let outcomes = apply(pusher, plan, Deletion::Force);
         let applied: HashMap<&str, &Outcome> =
             outcomes.iter().map(|o| (o.name.as_str(), o)).collect();
@@ -1054,7 +1084,7 @@ fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<(
             .iter()
             .map(|d| (d.name.as_str(), &d.value))
             .collect();
-        for row in rows.iter_mut() {
+        for row in rows.iter_mut().filter(|r| r.dest == *i) {
             if row.status.is_err() || !wanted.contains_key(row.name.as_str()) {
                 continue;
             }
@@ -1139,16 +1169,8 @@ fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &Env) -> Resu
         &args.region,
         config,
     )?;
-    for d in &dests {
-        env.aws()
-            .check(&d.scope)
-            .map_err(|why| d.error(Error::Aws(why)))?;
-    }
-    let routes: Vec<(String, usize)> = dests
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.s3_prefix.clone(), i))
-        .collect();
+    check_all(&dests, env)?;
+    let routes = routes(&dests)?;
     let dest_of = |key: &str| {
         let d = &dests[*migrate::route(&routes, key)?];
         Some((d.service, d.naming.clone(), d.label.clone()))
@@ -1228,6 +1250,18 @@ fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &Env) -> Resu
                     ));
                 }
                 None => unknown += 1,
+            }
+        }
+        for r in &tpl.refs {
+            if let Some(Ok(crate::aws::read::AwsRef::Object { key, .. })) =
+                crate::aws::read::AwsRef::parse(&r.uri)
+            {
+                if migrate::route(&routes, &key).is_none() {
+                    report(&format!(
+                        "left    {file}:{}: {} (no --target for it)",
+                        r.line, r.uri
+                    ));
+                }
             }
         }
         if !chosen.is_empty() && !args.dry_run {

@@ -776,6 +776,27 @@ fn migrate_moves_each_prefix_into_its_targets_account_and_refs_follow() {
     }
     assert_eq!(table.lines().count(), 5, "{table}");
     assert_eq!(writes(&moto), 0);
+    // A prefix routed twice is a mistake.
+    assert_error(
+        &run_as(
+            &sb,
+            &moto,
+            &[
+                "migrate",
+                "s3",
+                "--bucket",
+                "legacy",
+                "--target",
+                "prod/=prod",
+                "--target",
+                "prod/=staging",
+                "--dry-run",
+            ],
+            &[],
+        ),
+        2,
+        "--target \"prod/\" is given twice",
+    );
 
     // The real run moves what it can, into each account, and exits 9 for the rest.
     let out = run_as(&sb, &moto, &migrate, &[]);
@@ -826,7 +847,8 @@ fn migrate_moves_each_prefix_into_its_targets_account_and_refs_follow() {
     assert_eq!(
         stdout(&out),
         "changed app.tmpl:1: s3://legacy/staging/db -> awsSecret://web/db?target=staging (account 111111111111)\n\
-         changed app.tmpl:2: s3://legacy/prod/db -> ssm:///web/db?target=prod (account 444455556666)\n"
+         changed app.tmpl:2: s3://legacy/prod/db -> ssm:///web/db?target=prod (account 444455556666)\n\
+         left    app.tmpl:3: s3://legacy/other/token (no --target for it)\n"
     );
     assert_eq!(sb.read_str("app.tmpl"), template);
     assert_success(&run_as(&sb, &moto, &refs, &[]), &["migrate refs"]);

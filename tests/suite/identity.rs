@@ -429,7 +429,7 @@ fn unknown_profiles_are_errors_before_any_call_and_the_flag_wins() {
     );
     sb.write(
         "aws/config",
-        format!("{}\n[profile laptop]\nregion = eu-west-1\n", admin_config()),
+        format!("{}\n[profile laptop]\nregion = eu-west-1\naws_access_key_id = AKIALAPTOP\naws_secret_access_key = laptop-secret\n", admin_config()),
     );
     let out = detached(&sb, &coffer(), &["encrypt", "-i", "f.env"], &keys);
     assert_success(&out, &["encrypt with the key's profile"]);
@@ -446,7 +446,7 @@ fn unknown_profiles_are_errors_before_any_call_and_the_flag_wins() {
     // --aws-profile wins over it, and says so.
     sb.write(
         "aws/credentials",
-        format!("[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = {BASE_SECRET}\n[ci]\naws_access_key_id = testing\naws_secret_access_key = testing\n"),
+        format!("[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = {BASE_SECRET}\n[ci]\naws_access_key_id = AKIACIPROFILE\naws_secret_access_key = ci-secret\n"),
     );
     let out = detached(
         &sb,
@@ -459,6 +459,13 @@ fn unknown_profiles_are_errors_before_any_call_and_the_flag_wins() {
     assert_eq!(
         stderr(&out),
         "coffer: warning: --aws-profile ci is used where profile laptop is named\n"
+    );
+    // The named profile's keys, not the environment's, signed the call.
+    assert_eq!(
+        moto.signers("TrentService.Decrypt")
+            .last()
+            .map(String::as_str),
+        Some("AKIACIPROFILE")
     );
 }
 

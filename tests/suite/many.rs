@@ -83,10 +83,14 @@ fn a_writer_waits_for_another_and_gives_up_after_the_lock_timeout() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let out = sb.run(&["--lock-timeout", "1", "set", "a.yaml", r#"["a"]"#, "2"]);
+    // The holder is named by program and pid, never by its arguments.
     assert_error(
         &out,
         1,
-        "another coffer process has been writing it for 1s; nothing was written",
+        &format!(
+            "another coffer process (flock, pid {}) has been writing it for 1s; nothing was written",
+            holder.id()
+        ),
     );
     let mut holder = holder;
     assert!(holder.wait().unwrap().success());

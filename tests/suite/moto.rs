@@ -118,6 +118,20 @@ impl Moto {
             .count()
     }
 
+    /// The access key each request for `target` (e.g. `TrentService.Decrypt`) was
+    /// signed with, in order.
+    pub(super) fn signers(&self, target: &str) -> Vec<String> {
+        let needle = format!("{target}\"");
+        self.requests()
+            .iter()
+            .filter(|l| l.contains(&needle))
+            .filter_map(|l| {
+                let rest = l.split("Credential=").nth(1)?;
+                Some(rest.split('/').next()?.to_string())
+            })
+            .collect()
+    }
+
     /// Every request moto has recorded, one JSON line each.
     pub(super) fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(self._log.path().join("requests"))

@@ -412,8 +412,8 @@ fn a_failure_part_way_is_reported_and_a_rerun_completes() {
     );
     // moto answers a JSON API's access denial in XML, which the SDK reads as a bare 403.
     assert!(
-        err.contains("Not applied:\n  not updated: prod/web/API_KEY: HTTP 403 (access denied)\n")
-            || err.contains("Not applied:\n  not updated: prod/web/API_KEY: AccessDenied"),
+        err.contains("Not applied:\n  not updated: prod/web/API_KEY: secretsmanager PutSecretValue in us-east-1: HTTP 403 (access denied)\n")
+            || err.contains("Not applied:\n  not updated: prod/web/API_KEY: secretsmanager PutSecretValue in us-east-1: AccessDenied"),
         "{err}"
     );
     assert!(
