@@ -485,28 +485,77 @@ pub struct Rules {
 impl Rules {
     /// `comments` are the comments seen just before this leaf at each nesting level
     /// (sops's "comments stack"); the last one is the leaf itself when it is a comment.
+    #[cfg(test)]
     pub fn should_encrypt(&self, path: &[String], comments: &[&str], is_comment: bool) -> bool {
+        let before = if is_comment {
+            &comments[..comments.len().saturating_sub(1)]
+        } else {
+            comments
+        };
+        let unenc = comments
+            .iter()
+            .any(|c| self.unenc_comment.as_ref().is_some_and(|r| r.is_match(c)));
+        let enc = before
+            .iter()
+            .any(|c| self.enc_comment.as_ref().is_some_and(|r| r.is_match(c)));
+        self.decide(path, unenc, enc)
+    }
+
+    /// The rules walked along a document's leaves in order, each leaf passed once (the
+    /// skipped ones too): the comments since the last value are remembered as whether
+    /// any matched, so a run of comments costs one match each, not the whole run again.
+    pub fn walk(&self) -> CommentRun<'_> {
+        CommentRun {
+            rules: self,
+            unenc: false,
+            enc: false,
+        }
+    }
+
+    /// `unenc`: a comment before (or the leaf itself) matched `unencrypted_comment_regex`;
+    /// `enc`: a comment before it matched `encrypted_comment_regex`.
+    fn decide(&self, path: &[String], unenc: bool, enc: bool) -> bool {
         let mut encrypted = match &self.selector {
             Sel::UnencSuffix(s) => !path.iter().any(|p| p.ends_with(s.as_str())),
             Sel::EncSuffix(s) => path.iter().any(|p| p.ends_with(s.as_str())),
             Sel::UnencRegex(r) => !path.iter().any(|p| r.is_match(p)),
             Sel::EncRegex(r) => path.iter().any(|p| r.is_match(p)),
         };
-        if let Some(r) = &self.unenc_comment {
-            if comments.iter().any(|c| r.is_match(c)) {
-                encrypted = false;
-            }
+        if self.unenc_comment.is_some() && unenc {
+            encrypted = false;
         }
-        if let Some(r) = &self.enc_comment {
+        if self.enc_comment.is_some() {
             // A comment that matches is itself left readable; the values after it are not.
-            let considered = if is_comment {
-                &comments[..comments.len().saturating_sub(1)]
-            } else {
-                comments
-            };
-            encrypted = considered.iter().any(|c| r.is_match(c));
+            encrypted = enc;
         }
         encrypted
+    }
+}
+
+/// [`Rules::walk`]: where a document's walk stands.
+pub struct CommentRun<'r> {
+    rules: &'r Rules,
+    unenc: bool,
+    enc: bool,
+}
+
+impl CommentRun<'_> {
+    /// Whether the next leaf is encrypted: its key path, its text when it is a comment.
+    pub fn next(&mut self, path: &[String], comment: Option<&str>) -> bool {
+        let matches =
+            |r: &Option<Regex>| comment.is_some_and(|c| r.as_ref().is_some_and(|r| r.is_match(c)));
+        let unenc_here = matches(&self.rules.unenc_comment);
+        let enc_here = matches(&self.rules.enc_comment);
+        let out = self.rules.decide(path, self.unenc || unenc_here, self.enc);
+        if comment.is_some() {
+            self.unenc |= unenc_here;
+            self.enc |= enc_here;
+        } else {
+            // A value ends the run of comments before it.
+            self.unenc = false;
+            self.enc = false;
+        }
+        out
     }
 }
 
@@ -827,5 +876,51 @@ mod tests {
         let r = md.rules().unwrap();
         assert!(r.should_encrypt(&["data".into(), "x".into()], &[], false));
         assert!(!r.should_encrypt(&["meta".into()], &[], false));
+    }
+
+    /// The walk decides as the comment stack would: every comment since the last value,
+    /// the leaf itself when it is a comment (for `encrypted_comment_regex` not counted).
+    #[test]
+    fn the_walk_decides_as_the_comment_stack() {
+        // (comment text or None for a value) in document order.
+        let doc: Vec<Option<&str>> = vec![
+            None,
+            Some("plain"),
+            Some("sops:enc"),
+            None,
+            Some("sops:plain"),
+            Some("x"),
+            None,
+            None,
+            Some("sops:enc"),
+            Some("sops:plain"),
+            None,
+            Some("y"),
+        ];
+        for (unenc, enc) in [
+            (None, None),
+            (Some("sops:plain"), None),
+            (None, Some("sops:enc")),
+        ] {
+            let md = Metadata {
+                unencrypted_comment_regex: unenc.map(str::to_string),
+                encrypted_comment_regex: enc.map(str::to_string),
+                ..Metadata::default()
+            };
+            let rules = md.rules().unwrap();
+            let mut walk = rules.walk();
+            let mut stack: Vec<&str> = Vec::new();
+            for (i, leaf) in doc.iter().enumerate() {
+                let path = vec![format!("k{i}")];
+                if let Some(c) = leaf {
+                    stack.push(c);
+                }
+                let want = rules.should_encrypt(&path, &stack, leaf.is_some());
+                assert_eq!(walk.next(&path, *leaf), want, "{unenc:?} {enc:?} at {i}");
+                if leaf.is_none() {
+                    stack.clear();
+                }
+            }
+        }
     }
 }

@@ -21,6 +21,8 @@ impl Store for IniStore {
         let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
         let mut sections: Vec<(String, usize, usize, Vec<Entry>)> = Vec::new();
+        // Where each section is in `sections`: a lookup per line, not a scan.
+        let mut section_at: std::collections::HashMap<String, usize> = Default::default();
         let mut section = DEFAULT_SECTION.to_string();
         let mut in_meta = false;
         let mut meta_items = Vec::new();
@@ -86,7 +88,8 @@ impl Store for IniStore {
                     meta_start = Some(start);
                 }
                 section = name.clone();
-                if !in_meta && !sections.iter().any(|s| s.0 == name) {
+                if !in_meta && !section_at.contains_key(&name) {
+                    section_at.insert(name.clone(), sections.len());
                     sections.push((name, start, start + line.len(), Vec::new()));
                 }
                 continue;
@@ -132,7 +135,8 @@ impl Store for IniStore {
             for c in pending_comments.drain(..) {
                 leaves[c].path = vec![section.clone()];
             }
-            if !sections.iter().any(|s| s.0 == section) {
+            if !section_at.contains_key(&section) {
+                section_at.insert(section.clone(), sections.len());
                 sections.push((section.clone(), start, start, Vec::new()));
             }
             leaves.push(Leaf {
@@ -147,10 +151,7 @@ impl Store for IniStore {
                 },
             });
             let idx = leaves.len() - 1;
-            let sec = sections
-                .iter_mut()
-                .find(|s| s.0 == section)
-                .expect("section was added above");
+            let sec = &mut sections[section_at[&section]];
             sec.2 = vend;
             sec.3.push(Entry {
                 key,

@@ -91,8 +91,14 @@ impl<'t> Parse<'t> {
         crate::tree::line_end_after(self.text, pos)
     }
 
+    /// The 0-based column (in characters) of byte `pos`; found, not counted, as one long
+    /// line of flow items would make counting quadratic.
     fn col(&self, pos: usize) -> usize {
-        self.text[self.line_start(pos)..pos].chars().count()
+        let start = self.line_start(pos);
+        match &self.offsets {
+            None => pos - start,
+            Some(o) => o.partition_point(|&b| b < pos) - o.partition_point(|&b| b < start),
+        }
     }
 }
 

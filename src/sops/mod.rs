@@ -62,18 +62,9 @@ fn order(doc: &Document) -> Vec<usize> {
     idx
 }
 
-/// The comments since the previous value, for sops's comment-regex rules.
-fn comments_before<'d>(doc: &'d Document, order: &[usize], pos: usize) -> Vec<&'d str> {
-    let mut out = Vec::new();
-    for &j in order[..pos].iter().rev() {
-        let l = &doc.leaves[j];
-        if l.kind != LeafKind::Comment {
-            break;
-        }
-        out.push(l.value_str().unwrap_or_default());
-    }
-    out.reverse();
-    out
+/// A comment leaf's text, for the comment-regex rules; `None` for a value.
+fn comment_text(leaf: &Leaf) -> Option<&str> {
+    (leaf.kind == LeafKind::Comment).then(|| leaf.value_str().unwrap_or_default())
 }
 
 /// Encrypt a parsed plaintext document and check the result by reading it back (see
@@ -202,18 +193,14 @@ fn splice_encrypted(
     // values are large (a binary file is one value of many megabytes).
     let mut hashed: Vec<(ScalarType, &[u8])> = Vec::new();
     let mut to_encrypt: Vec<&Leaf> = Vec::new();
-    let order = order(doc);
-    for (pos, &i) in order.iter().enumerate() {
+    let mut walk = rules.walk();
+    for i in order(doc) {
         let leaf = &doc.leaves[i];
         let is_comment = leaf.kind == LeafKind::Comment;
-        let mut stack = comments_before(doc, &order, pos);
-        if is_comment {
-            stack.push(leaf.value_str().unwrap_or_default());
-        }
+        let encrypt = walk.next(&leaf.path, comment_text(leaf));
         if leaf.ty == ScalarType::Null {
             continue;
         }
-        let encrypt = rules.should_encrypt(&leaf.path, &stack, is_comment);
         if !is_comment && (encrypt || !md.mac_only_encrypted) {
             hashed.push((leaf.ty, &leaf.value));
         }
@@ -435,24 +422,19 @@ pub fn clear_parts(file: &str, doc: &Document, meta: &Metadata) -> Result<Clear>
         file: file.to_string(),
         message: e.to_string(),
     })?;
-    let order = order(doc);
     let mut clear = Clear {
         values: Vec::new(),
         comment_lines: Vec::new(),
     };
-    for (pos, &i) in order.iter().enumerate() {
+    let mut walk = rules.walk();
+    for i in order(doc) {
         let leaf = &doc.leaves[i];
         let is_comment = leaf.kind == LeafKind::Comment;
+        let encrypt = walk.next(&leaf.path, comment_text(leaf));
         if leaf.ty == ScalarType::Null || leaf.value.is_empty() {
             continue;
         }
-        let mut stack = comments_before(doc, &order, pos);
-        if is_comment {
-            stack.push(leaf.value_str().unwrap_or_default());
-        }
-        if !rules.should_encrypt(&leaf.path, &stack, is_comment)
-            || leaf.value_str().is_some_and(cipher::is_encrypted)
-        {
+        if !encrypt || leaf.value_str().is_some_and(cipher::is_encrypted) {
             continue;
         }
         if is_comment {
@@ -481,18 +463,14 @@ fn open_inner(
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);
     let mut warnings = Vec::new();
     let mut clear_comments = Vec::new();
-    let order = order(&doc);
-    for (pos, &i) in order.iter().enumerate() {
+    let mut walk = rules.walk();
+    for i in order(&doc) {
         let leaf = &doc.leaves[i];
         let is_comment = leaf.kind == LeafKind::Comment;
+        let encrypted = walk.next(&leaf.path, comment_text(leaf));
         if leaf.ty == ScalarType::Null {
             continue;
         }
-        let mut stack = comments_before(&doc, &order, pos);
-        if is_comment {
-            stack.push(leaf.value_str().unwrap_or_default());
-        }
-        let encrypted = rules.should_encrypt(&leaf.path, &stack, is_comment);
         // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
         if is_comment && leaf.value.is_empty() {
             continue;
