@@ -175,14 +175,24 @@ pub struct MigrateS3Args {
         conflicts_with = "targets"
     )]
     pub to: Option<ServiceArg>,
-    /// Objects under S3-PREFIX go into the push target TARGET of .coffer.yaml (repeatable)
-    #[arg(long = "target", value_name = "S3-PREFIX=TARGET", value_parser = migrate::parse_route)]
-    pub targets: Vec<(String, String)>,
-    /// Secret names are NAME-PREFIX + KEY instead of BUCKET/KEY
-    #[arg(long, value_name = "NAME-PREFIX", conflicts_with = "targets")]
-    pub name_prefix: Option<String>,
+    #[command(flatten)]
+    pub routes: Routes,
     #[command(flatten)]
     pub create: CreateOptions,
+}
+
+/// Where a migration's secrets are named: by bucket (or a name prefix) in one account, or
+/// in push targets' accounts.
+#[derive(Args, Debug)]
+pub struct Routes {
+    /// Objects under S3-PREFIX go to (and references under it name) the push target
+    /// TARGET of .coffer.yaml: its service, account and region (repeatable)
+    #[arg(long = "target", value_name = "S3-PREFIX=TARGET", value_parser = migrate::parse_route)]
+    pub targets: Vec<(String, String)>,
+    /// Secret names are NAME-PREFIX + KEY instead of BUCKET/KEY (the same for `migrate s3`
+    /// and `migrate refs`)
+    #[arg(long, value_name = "NAME-PREFIX", conflicts_with = "targets")]
+    pub name_prefix: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -202,12 +212,8 @@ pub struct MigrateRefsArgs {
         conflicts_with = "targets"
     )]
     pub to: Option<ToRefArg>,
-    /// References under S3-PREFIX become the secrets of push target TARGET (repeatable)
-    #[arg(long = "target", value_name = "S3-PREFIX=TARGET", value_parser = migrate::parse_route)]
-    pub targets: Vec<(String, String)>,
-    /// Secret names are NAME-PREFIX + KEY instead of BUCKET/KEY (as given to `migrate s3`)
-    #[arg(long, value_name = "NAME-PREFIX", conflicts_with = "targets")]
-    pub name_prefix: Option<String>,
+    #[command(flatten)]
+    pub routes: Routes,
     /// AWS region (default: AWS_REGION, then the profile's)
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
@@ -952,14 +958,14 @@ struct Row {
 fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<()> {
     let source = scope(&args.create.region);
     let dests = destinations(
-        &args.targets,
+        &args.routes.targets,
         args.to.map(ServiceArg::service),
         &args.prefix,
-        args.name_prefix.as_deref(),
+        args.routes.name_prefix.as_deref(),
         &args.create.region,
         config,
     )?;
-    if !args.targets.is_empty() && args.create.region.is_some() {
+    if !args.routes.targets.is_empty() && args.create.region.is_some() {
         return Err(Error::Usage(
             "--region with --target: each target has its own region in .coffer.yaml".into(),
         ));
@@ -1159,13 +1165,13 @@ fn print_table(rows: &[Row]) {
 fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &Env) -> Result<()> {
     let FromArg::S3 = args.from;
     let dests = destinations(
-        &args.targets,
+        &args.routes.targets,
         args.to.map(|t| match t {
             ToRefArg::AwsSecret => Service::SecretsManager,
             ToRefArg::Ssm => Service::Ssm,
         }),
         "",
-        args.name_prefix.as_deref(),
+        args.routes.name_prefix.as_deref(),
         &args.region,
         config,
     )?;

@@ -22,20 +22,9 @@ fn mfa_sandbox(moto: &Moto) -> (Sandbox, Vec<(&'static str, String)>) {
             "[profile base]\nregion = eu-west-1\n\n[profile admin]\nregion = eu-west-1\nrole_arn = {ADMIN}\nsource_profile = base\nmfa_serial = {MFA_SERIAL}\n"
         ),
     );
-    let env = vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            sb.path("aws/credentials").display().to_string(),
-        ),
-        (
-            "AWS_CONFIG_FILE",
-            sb.path("aws/config").display().to_string(),
-        ),
-        ("AWS_PROFILE", "admin".to_string()),
-        ("COFFER_MFA_TOKEN", "123456".to_string()),
-    ];
+    let mut env = moto.files_env(&sb);
+    env.push(("AWS_PROFILE", "admin".to_string()));
+    env.push(("COFFER_MFA_TOKEN", "123456".to_string()));
     (sb, env)
 }
 

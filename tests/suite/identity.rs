@@ -30,18 +30,7 @@ fn developer(moto: &Moto, config: &str) -> (Sandbox, Vec<(&'static str, String)>
         format!("[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = {BASE_SECRET}\n"),
     );
     sb.write("aws/config", config);
-    let env = vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            sb.path("aws/credentials").display().to_string(),
-        ),
-        (
-            "AWS_CONFIG_FILE",
-            sb.path("aws/config").display().to_string(),
-        ),
-    ];
+    let env = moto.files_env(&sb);
     (sb, env)
 }
 
@@ -98,14 +87,7 @@ fn counts(moto: &Moto) -> (usize, usize) {
 }
 
 fn kms_key(moto: &Moto, role: &str) -> String {
-    let conf = moto.as_role(role, "eu-west-1");
-    Moto::rt()
-        .block_on(aws_sdk_kms::Client::new(&conf).create_key().send())
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .arn
-        .unwrap()
+    Moto::key_in(&moto.as_role(role, "eu-west-1"))
 }
 
 #[test]
@@ -485,18 +467,7 @@ fn aws_errors_name_the_operation_region_account_profile_and_target() {
         "push:\n  - name: prod\n    files: prod.env\n    to: secretsmanager\n    prefix: web/\n    aws_profile: deploy-prod\n",
     );
     sb.encrypted("prod.env", "A=1\n");
-    let env = vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            sb.path("aws/credentials").display().to_string(),
-        ),
-        (
-            "AWS_CONFIG_FILE",
-            sb.path("aws/config").display().to_string(),
-        ),
-    ];
+    let env = moto.files_env(&sb);
     let out = detached(&sb, &coffer(), &["push", "--check"], &env);
     assert_error(
         &out,

@@ -20,17 +20,12 @@ impl Moto {
 
     /// A new symmetric key's ARN.
     pub(super) fn create_key(&self, region: &str) -> String {
-        let c = self.client(region);
-        Self::rt().block_on(async {
-            c.create_key()
-                .send()
-                .await
-                .unwrap()
-                .key_metadata
-                .unwrap()
-                .arn
-                .unwrap()
-        })
+        let conf = self
+            .sdk_config()
+            .into_builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .build();
+        Self::key_in(&conf)
     }
 
     fn alias(&self, region: &str, key_arn: &str, name: &str) -> String {

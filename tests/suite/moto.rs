@@ -102,6 +102,34 @@ impl Moto {
         ]
     }
 
+    /// The environment that points coffer at moto through the sandbox's own AWS files
+    /// (`aws/config`, `aws/credentials`), with no keys of its own.
+    pub(super) fn files_env(&self, sb: &Sandbox) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                sb.path("aws/credentials").display().to_string(),
+            ),
+            (
+                "AWS_CONFIG_FILE",
+                sb.path("aws/config").display().to_string(),
+            ),
+        ]
+    }
+
+    /// A new KMS key's ARN, made with `conf` (in its account and region).
+    pub(super) fn key_in(conf: &aws_config::SdkConfig) -> String {
+        Self::rt()
+            .block_on(aws_sdk_kms::Client::new(conf).create_key().send())
+            .unwrap()
+            .key_metadata
+            .unwrap()
+            .arn
+            .unwrap()
+    }
+
     pub(super) fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
