@@ -388,8 +388,10 @@ impl Session {
             )
             .map_err(|e| {
                 format!(
-                    "sts GetSessionToken with MFA device {} (profile {}): {}",
+                    "sts GetSessionToken with MFA device {} in {} (account {}, profile {}): {}",
                     device.serial,
+                    base.region().map_or("us-east-1", |r| r.as_ref()),
+                    profiles::account_of(&device.serial).unwrap_or("unknown"),
                     device.profile,
                     reason(&e, "STS")
                 )
@@ -444,8 +446,9 @@ impl Session {
         }
         let out = self.block_on(req.send()).map_err(|e| {
             format!(
-                "sts AssumeRole {} (profile {}): {}",
+                "sts AssumeRole {} in {region} (account {}, profile {}): {}",
                 role.arn,
+                role.account().unwrap_or("unknown"),
                 role.profile,
                 reason(&e, "STS")
             )

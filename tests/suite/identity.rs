@@ -455,20 +455,31 @@ fn unknown_profiles_are_errors_before_any_call_and_the_flag_wins() {
 fn aws_errors_name_the_operation_region_account_profile_and_target() {
     let moto = Moto::start();
     let sb = Sandbox::new();
-    let (id, secret) = moto.user("deployer", &["secretsmanager:ListSecrets"]);
+    let (id, secret) = moto.user(
+        "deployer",
+        &["secretsmanager:ListSecrets", "sts:AssumeRole"],
+    );
     moto.enforce_iam();
     sb.write(
         "aws/credentials",
         format!("[deploy-prod]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
     );
-    sb.write("aws/config", "[profile deploy-prod]\nregion = eu-west-1\n");
+    sb.write(
+        "aws/config",
+        "[profile deploy-prod]\nregion = eu-west-1\n\n[profile deploy-stage]\nregion = eu-west-1\nrole_arn = arn:aws:iam::333333333333:role/stage\nsource_profile = deploy-prod\n",
+    );
     sb.write(
         ".coffer.yaml",
-        "push:\n  - name: prod\n    files: prod.env\n    to: secretsmanager\n    prefix: web/\n    aws_profile: deploy-prod\n",
+        "push:\n  - name: prod\n    files: prod.env\n    to: secretsmanager\n    prefix: web/\n    aws_profile: deploy-prod\n  - name: stage\n    files: prod.env\n    to: secretsmanager\n    prefix: web/\n    aws_profile: deploy-stage\n",
     );
     sb.encrypted("prod.env", "A=1\n");
     let env = moto.files_env(&sb);
-    let out = detached(&sb, &coffer(), &["push", "--check"], &env);
+    let out = detached(
+        &sb,
+        &coffer(),
+        &["push", "--check", "--target", "prod"],
+        &env,
+    );
     assert_error(
         &out,
         1,
@@ -480,4 +491,16 @@ fn aws_errors_name_the_operation_region_account_profile_and_target() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    // A role of a profile's chain that cannot be assumed: the call, the role, where.
+    let out = detached(
+        &sb,
+        &coffer(),
+        &["push", "--check", "--target", "stage"],
+        &env,
+    );
+    assert_error(
+        &out,
+        1,
+        "coffer: push stage: sts AssumeRole arn:aws:iam::333333333333:role/stage in eu-west-1 (account 333333333333, profile deploy-stage): ",
+    );
 }
