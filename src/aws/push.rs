@@ -1278,6 +1278,11 @@ impl<'s> Pusher<'s> {
                 out.push((i, outcome));
             })
             .await;
+            let done: HashSet<usize> = out.iter().map(|(i, _)| *i).collect();
+            for (i, outcome) in unreported(plan, &done) {
+                on_done(&outcome);
+                out.push((i, outcome));
+            }
             out.sort_by_key(|(i, _)| *i);
             out.into_iter().map(|(_, o)| o).collect()
         })
@@ -1678,6 +1683,29 @@ impl Job {
     }
 }
 
+/// The changes to apply whose task ended without an outcome (it panicked), as failures:
+/// never left out of the count as if they had been made.
+fn unreported(plan: &Plan, done: &HashSet<usize>) -> Vec<(usize, Outcome)> {
+    plan.changes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            !done.contains(i) && !matches!(c.action, Action::Unchanged | Action::Leftover)
+        })
+        .map(|(i, c)| {
+            let outcome = Outcome {
+                name: c.name.clone(),
+                action: c.action,
+                result: Err(
+                    "coffer failed while applying it (a bug; it may or may not have been made)"
+                        .into(),
+                ),
+            };
+            (i, outcome)
+        })
+        .collect()
+}
+
 /// `secretsmanager PutSecretValue in REGION (account A, profile P): reason`: a failed
 /// write, as the report lists it beside the name.
 fn failed<E>(
@@ -1871,6 +1899,33 @@ mod tests {
             ..Settings::default()
         };
         assert!(many.check().is_some());
+    }
+
+    #[test]
+    fn a_change_without_an_outcome_is_a_failure() {
+        let plan = Plan {
+            service: Service::SecretsManager,
+            changes: vec![
+                Change::new(Action::Create, "a", None),
+                Change::new(Action::Unchanged, "b", None),
+                Change::new(Action::Update, "c", None),
+                Change::new(Action::Leftover, "d", None),
+                Change::new(Action::Delete, "e", None),
+            ],
+            desired: Vec::new(),
+        };
+        let missing = |done: &[usize]| -> Vec<String> {
+            unreported(&plan, &done.iter().copied().collect())
+                .into_iter()
+                .map(|(_, o)| o.to_string())
+                .collect()
+        };
+        assert_eq!(
+            missing(&[0, 2]),
+            ["not deleted: e: coffer failed while applying it (a bug; it may or may not have been made)"]
+        );
+        assert_eq!(missing(&[0, 2, 4]), Vec::<String>::new());
+        assert_eq!(missing(&[]).len(), 3);
     }
 
     #[test]
