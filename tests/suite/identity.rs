@@ -504,3 +504,70 @@ fn aws_errors_name_the_operation_region_account_profile_and_target() {
         "coffer: push stage: sts AssumeRole arn:aws:iam::333333333333:role/stage in eu-west-1 (account 333333333333, profile deploy-stage): ",
     );
 }
+
+/// A cached session that has expired, or a cache file that does not read, is made anew
+/// (and written over); the device's session, still good, spares the code.
+#[test]
+fn expired_or_broken_cached_sessions_are_made_anew() {
+    let moto = Moto::start();
+    let (sb, env) = developer(&moto, &admin_config());
+    let key = kms_key(&moto, ADMIN);
+    let setup = counts(&moto);
+    let made = || {
+        let now = counts(&moto);
+        (now.0 - setup.0, now.1 - setup.1)
+    };
+    let coded = with(
+        &env,
+        &[("AWS_PROFILE", "admin"), ("COFFER_MFA_TOKEN", "123456")],
+    );
+    let uncoded = with(&env, &[("AWS_PROFILE", "admin")]);
+    sb.write("a.env", "A=1\n");
+    let out = detached(
+        &sb,
+        &coffer(),
+        &["encrypt", "--kms", &key, "-i", "a.env"],
+        &coded,
+    );
+    assert_success(&out, &["encrypt"]);
+    assert_eq!(made(), (1, 1));
+    let role_file = sb
+        .home()
+        .join(format!(".aws/cli/cache/{ADMIN_CACHE_KEY}.json"));
+
+    // The role's session expired: assumed again from the device's session, no code.
+    let mut cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&role_file).unwrap()).unwrap();
+    cached["Credentials"]["Expiration"] = "2020-01-01T00:00:00UTC".into();
+    std::fs::write(&role_file, cached.to_string()).unwrap();
+    let out = detached(&sb, &coffer(), &["decrypt", "a.env"], &uncoded);
+    assert_success(&out, &["decrypt with the role's session expired"]);
+    assert_eq!(made(), (1, 2));
+    let renewed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&role_file).unwrap()).unwrap();
+    assert_ne!(
+        renewed["Credentials"]["Expiration"],
+        "2020-01-01T00:00:00UTC"
+    );
+
+    // Every cached session broken: a new code makes them anew.
+    for entry in std::fs::read_dir(role_file.parent().unwrap()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "json") {
+            std::fs::write(&p, "{not json").unwrap();
+        }
+    }
+    let out = detached(&sb, &coffer(), &["decrypt", "a.env"], &uncoded);
+    assert_error(&out, 3, "no identity could open the data key");
+    assert!(
+        stderr(&out).contains(&format!(
+            "profile admin needs an MFA code for {DEVICE} and there is no terminal"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = detached(&sb, &coffer(), &["decrypt", "a.env"], &coded);
+    assert_success(&out, &["decrypt with a new code"]);
+    assert_eq!(made(), (2, 3));
+    assert_eq!(mode(&role_file), 0o600);
+}
