@@ -117,6 +117,13 @@ fn parse(value: &str) -> Result<Parsed<'_>, CipherError> {
     Ok(Parsed { data, iv, tag, ty })
 }
 
+/// The IV, tag and type of an `ENC[...]` value, without its data.
+pub fn iv_tag_type(value: &str) -> Result<(Vec<u8>, Vec<u8>, ScalarType), CipherError> {
+    let p = parse(value)?;
+    let (iv, tag) = p.iv_and_tag()?;
+    Ok((iv, tag, p.scalar_type()?))
+}
+
 /// True for strings that look like a sops encrypted value.
 pub fn is_encrypted(value: &str) -> bool {
     parse(value).is_ok()
@@ -125,14 +132,133 @@ pub fn is_encrypted(value: &str) -> bool {
 /// The IV: HMAC-SHA256 keyed by the data key over a domain tag, the additional data,
 /// the type and the plaintext, each length-prefixed so no two inputs collide.
 fn derive_iv(key: &DataKey, aad: &str, ty: &str, plaintext: &[u8]) -> [u8; 32] {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
-    mac.update(b"coffer-value-iv-v1");
-    for part in [aad.as_bytes(), ty.as_bytes(), plaintext] {
-        mac.update(&(part.len() as u64).to_be_bytes());
-        mac.update(part);
+    let mut iv = IvStream::new(key, aad, ty, plaintext.len() as u64);
+    iv.update(plaintext);
+    iv.finish()
+}
+
+/// [`derive_iv`] over a plaintext given in pieces, its length known first.
+pub struct IvStream(Hmac<Sha256>);
+
+impl IvStream {
+    pub fn new(key: &DataKey, aad: &str, ty: &str, len: u64) -> Self {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
+        mac.update(b"coffer-value-iv-v1");
+        for part in [aad.as_bytes(), ty.as_bytes()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.update(&len.to_be_bytes());
+        IvStream(mac)
     }
-    mac.finalize().into_bytes().into()
+
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into_bytes().into()
+    }
+}
+
+/// AES-256-GCM over a value given in pieces (NIST SP 800-38D, from the same AES, CTR
+/// and GHASH the aes-gcm crate uses), for values too large to hold twice. Every piece
+/// but the last must be whole AES blocks.
+pub struct Gcm {
+    aes: aes::Aes256,
+    ctr: ctr::Ctr32BE<aes::Aes256>,
+    ghash: ghash::GHash,
+    j0: GenericArray<u8, U16>,
+    aad_len: usize,
+    len: usize,
+}
+
+impl Gcm {
+    pub fn new(key: &DataKey, iv: &[u8], aad: &str) -> Gcm {
+        use aes::cipher::{BlockEncrypt, KeyInit as _, KeyIvInit};
+        use ghash::universal_hash::UniversalHash;
+        let aes = aes::Aes256::new(GenericArray::from_slice(key.expose()));
+        let mut h = GenericArray::default();
+        aes.encrypt_block(&mut h);
+        // The pre-counter block: the IV and 1 for 96-bit IVs, else GHASH of the IV.
+        let j0 = if iv.len() == 12 {
+            let mut j = GenericArray::default();
+            j[..12].copy_from_slice(iv);
+            j[15] = 1;
+            j
+        } else {
+            let mut g = ghash::GHash::new(&h);
+            g.update_padded(iv);
+            g.update(&[lengths(0, iv.len())]);
+            g.finalize()
+        };
+        let mut counter = j0;
+        let low = u32::from_be_bytes(counter[12..].try_into().expect("4 bytes"));
+        counter[12..].copy_from_slice(&low.wrapping_add(1).to_be_bytes());
+        let ctr =
+            ctr::Ctr32BE::<aes::Aes256>::new(GenericArray::from_slice(key.expose()), &counter);
+        let mut ghash = ghash::GHash::new(&h);
+        ghash.update_padded(aad.as_bytes());
+        Gcm {
+            aes,
+            ctr,
+            ghash,
+            j0,
+            aad_len: aad.len(),
+            len: 0,
+        }
+    }
+
+    /// Encrypt a piece in place.
+    pub fn seal(&mut self, piece: &mut [u8]) {
+        use aes::cipher::StreamCipher;
+        use ghash::universal_hash::UniversalHash;
+        self.ctr.apply_keystream(piece);
+        self.ghash.update_padded(piece);
+        self.len += piece.len();
+    }
+
+    /// Decrypt a piece in place (its plaintext is not authentic until [`Gcm::check`]).
+    pub fn open(&mut self, piece: &mut [u8]) {
+        use aes::cipher::StreamCipher;
+        use ghash::universal_hash::UniversalHash;
+        self.ghash.update_padded(piece);
+        self.ctr.apply_keystream(piece);
+        self.len += piece.len();
+    }
+
+    pub fn tag(self) -> [u8; 16] {
+        use aes::cipher::BlockEncrypt;
+        use ghash::universal_hash::UniversalHash;
+        let mut ghash = self.ghash;
+        ghash.update(&[lengths(self.aad_len, self.len)]);
+        let mut tag = ghash.finalize();
+        let mut mask = self.j0;
+        self.aes.encrypt_block(&mut mask);
+        for (t, m) in tag.iter_mut().zip(mask.iter()) {
+            *t ^= m;
+        }
+        tag.into()
+    }
+
+    /// Whether `tag` authenticates everything opened.
+    pub fn check(self, tag: &[u8]) -> Result<(), CipherError> {
+        let expected = self.tag();
+        if bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], tag)) {
+            Ok(())
+        } else {
+            Err(CipherError::Auth)
+        }
+    }
+}
+
+/// GCM's lengths block: the bit lengths of the additional data and the text.
+fn lengths(a: usize, b: usize) -> GenericArray<u8, U16> {
+    let mut block = GenericArray::default();
+    block[..8].copy_from_slice(&(a as u64 * 8).to_be_bytes());
+    block[8..].copy_from_slice(&(b as u64 * 8).to_be_bytes());
+    block
 }
 
 /// Encrypt one value. Empty plaintexts are the caller's business: sops leaves them as they are.
@@ -183,8 +309,6 @@ pub fn decrypt_hashing(
     value: &str,
     mac: &mut MacBuilder,
 ) -> Result<(ScalarType, Zeroizing<Vec<u8>>), CipherError> {
-    use aes::cipher::{BlockEncrypt, KeyIvInit, StreamCipher};
-    use ghash::universal_hash::{KeyInit as _, UniversalHash};
     let p = parse(value)?;
     let ty = p.scalar_type()?;
     // Other types are hashed in their canonical form, which needs the value whole.
@@ -199,34 +323,7 @@ pub fn decrypt_hashing(
             .map_err(|_| CipherError::Base64("data"))?,
     );
     let (iv, tag) = p.iv_and_tag()?;
-    let aes = aes::Aes256::new(GenericArray::from_slice(key.expose()));
-    let mut h = GenericArray::default();
-    aes.encrypt_block(&mut h);
-    let lengths = |a: usize, b: usize| {
-        let mut block = GenericArray::default();
-        block[..8].copy_from_slice(&(a as u64 * 8).to_be_bytes());
-        block[8..].copy_from_slice(&(b as u64 * 8).to_be_bytes());
-        block
-    };
-    // The pre-counter block: the IV and 1 for 96-bit IVs, else GHASH of the IV.
-    let j0 = if iv.len() == 12 {
-        let mut j = GenericArray::default();
-        j[..12].copy_from_slice(&iv);
-        j[15] = 1;
-        j
-    } else {
-        let mut g = ghash::GHash::new(&h);
-        g.update_padded(&iv);
-        g.update(&[lengths(0, iv.len())]);
-        g.finalize()
-    };
-    let mut counter = j0;
-    let low = u32::from_be_bytes(counter[12..].try_into().expect("4 bytes"));
-    counter[12..].copy_from_slice(&low.wrapping_add(1).to_be_bytes());
-    let mut ctr =
-        ctr::Ctr32BE::<aes::Aes256>::new(GenericArray::from_slice(key.expose()), &counter);
-    let mut ghash = ghash::GHash::new(&h);
-    ghash.update_padded(aad.as_bytes());
+    let mut gcm = Gcm::new(key, &iv, aad);
     std::thread::scope(|scope| {
         let (opened, to_hash) = std::sync::mpsc::channel::<&[u8]>();
         let hasher = scope.spawn(move || {
@@ -235,8 +332,7 @@ pub fn decrypt_hashing(
             }
         });
         for chunk in data.chunks_mut(CHUNK) {
-            ghash.update_padded(chunk);
-            ctr.apply_keystream(chunk);
+            gcm.open(chunk);
             if opened.send(chunk).is_err() {
                 break;
             }
@@ -244,16 +340,7 @@ pub fn decrypt_hashing(
         drop(opened);
         hasher.join().expect("the MAC thread does not panic");
     });
-    ghash.update(&[lengths(aad.len(), data.len())]);
-    let mut expected = ghash.finalize();
-    let mut mask = j0;
-    aes.encrypt_block(&mut mask);
-    for (e, m) in expected.iter_mut().zip(mask.iter()) {
-        *e ^= m;
-    }
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &tag[..])) {
-        return Err(CipherError::Auth);
-    }
+    gcm.check(&tag)?;
     Ok((ty, data))
 }
 
@@ -340,6 +427,12 @@ impl MacBuilder {
             Some(c) => self.0.update(c.as_bytes()),
             None => self.0.update(plaintext),
         }
+    }
+
+    /// A piece of one string or bytes value, in order: such values are hashed as they
+    /// are, so a value fed in pieces hashes as the whole would.
+    pub fn add_piece(&mut self, piece: &[u8]) {
+        self.0.update(piece);
     }
 
     /// Uppercase hex, as sops stores it.

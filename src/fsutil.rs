@@ -161,6 +161,60 @@ pub fn write_atomic(
     force_mode: Option<u32>,
     target: Target,
 ) -> Result<()> {
+    write_atomic_from(
+        path,
+        &mut Content::Bytes(data),
+        new_mode,
+        force_mode,
+        target,
+    )
+}
+
+/// What a write puts in the file: bytes in memory, or a file already written and
+/// checked (a streamed binary file), copied from its start each time it is asked for.
+pub enum Content<'a> {
+    Bytes(&'a [u8]),
+    File(&'a mut fs::File),
+}
+
+impl Content<'_> {
+    /// Whether it reads as UTF-8 text (a file: judged by its first 64 KiB).
+    pub fn is_utf8(&mut self) -> bool {
+        match self {
+            Content::Bytes(b) => std::str::from_utf8(b).is_ok(),
+            Content::File(f) => {
+                use std::io::{Read, Seek};
+                let mut head = zeroize::Zeroizing::new(Vec::new());
+                let read = f
+                    .seek(std::io::SeekFrom::Start(0))
+                    .and_then(|_| f.take(64 << 10).read_to_end(&mut head));
+                // A character cut at the end of the sample is no reason to call it binary.
+                read.is_ok()
+                    && std::str::from_utf8(&head).map_or_else(|e| e.error_len().is_none(), |_| true)
+            }
+        }
+    }
+
+    pub fn write_to(&mut self, w: &mut dyn Write) -> std::io::Result<()> {
+        match self {
+            Content::Bytes(b) => w.write_all(b),
+            Content::File(f) => {
+                use std::io::Seek;
+                f.seek(std::io::SeekFrom::Start(0))?;
+                std::io::copy(f, w).map(drop)
+            }
+        }
+    }
+}
+
+/// [`write_atomic`] of any [`Content`].
+pub fn write_atomic_from(
+    path: &Path,
+    data: &mut Content<'_>,
+    new_mode: u32,
+    force_mode: Option<u32>,
+    target: Target,
+) -> Result<()> {
     // A FIFO, a device, `/dev/stdout` or `/dev/fd/N` (or a link to one) is written
     // through, as sops writes it: replacing it would put the data in a new regular file
     // nobody reads, and take the device or pipe away.
@@ -169,7 +223,7 @@ pub fn write_atomic(
             if !m.is_file() && !m.is_dir() {
                 let io = |e| Error::io(path, e);
                 let mut f = fs::OpenOptions::new().write(true).open(path).map_err(io)?;
-                return f.write_all(data).and_then(|()| f.flush()).map_err(io);
+                return data.write_to(&mut f).and_then(|()| f.flush()).map_err(io);
             }
         }
     }
@@ -201,7 +255,7 @@ pub fn write_atomic(
             .mode(0o600)
             .open(&tmp)
             .map_err(io)?;
-        f.write_all(data).map_err(io)?;
+        data.write_to(&mut f).map_err(io)?;
         if let (Target::InPlace, Some(m)) = (target, &existing) {
             let made = f.metadata().map_err(io)?;
             if (m.uid(), m.gid()) != (made.uid(), made.gid()) {
@@ -233,7 +287,7 @@ pub fn write_atomic(
             .write(true)
             .truncate(true)
             .open(path)
-            .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()));
+            .and_then(|mut f| data.write_to(&mut f).and_then(|()| f.sync_all()));
         return match through {
             Ok(()) => fs::remove_file(&tmp).map_err(io),
             Err(e) => Err(Error::io(
@@ -369,6 +423,11 @@ impl Held {
 
     /// As `write`, with `force_mode` for plaintext (0600).
     pub fn write_mode(self, data: &[u8], force_mode: Option<u32>) -> Result<()> {
+        self.write_from(&mut Content::Bytes(data), force_mode)
+    }
+
+    /// [`Held::write_mode`] of any [`Content`].
+    pub fn write_from(self, data: &mut Content<'_>, force_mode: Option<u32>) -> Result<()> {
         let now = fs::metadata(&self.path).map_err(|e| Error::io(&self.path, e))?;
         if stamp(&now) != self.stamp {
             return Err(Error::Refused(format!(
@@ -376,7 +435,7 @@ impl Held {
                 self.path.display()
             )));
         }
-        write_atomic(&self.path, data, 0o644, force_mode, Target::InPlace)
+        write_atomic_from(&self.path, data, 0o644, force_mode, Target::InPlace)
     }
 }
 

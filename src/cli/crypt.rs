@@ -171,7 +171,12 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     let io = &args.io;
     let name = io.name();
     let format = io.format()?;
-    let (input, held) = io.read_held(env)?;
+    // A large binary file is streamed, never held whole (see `sops::stream`).
+    let streamed = streamable(io, format);
+    let (input, held) = match streamed {
+        true => (Default::default(), None),
+        false => io.read_held(env)?,
+    };
     let target = if io.is_stdin() {
         Path::new("stdin")
     } else {
@@ -191,13 +196,120 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
         file: name.clone(),
         message: format!("its creation rule's {}", metadata::regex_reason(&e)),
     })?;
+    if streamed {
+        return encrypt_streamed(io, &name, &key, &mut md, env);
+    }
     let out = env.accept(sops::encrypt_plain(&name, format, input, &key, &mut md)?)?;
     io.write_held(held, &out, false, false)
+}
+
+/// A binary file read from a regular file of [`sops::stream::FROM`] bytes or more.
+fn streamable(io: &Io, format: Format) -> bool {
+    format == Format::Binary
+        && !io.is_stdin()
+        && std::fs::metadata(&io.file).is_ok_and(|m| m.is_file() && m.len() >= sops::stream::FROM)
+}
+
+/// A new file, readable and writable, 0600, in a private directory.
+fn staging(dir: &crate::fsutil::PrivateDir) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.path().join("staged");
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))
+}
+
+/// `encrypt` of a large binary file: streamed into a private file, checked there by
+/// reading it back, then written where asked as any output is.
+fn encrypt_streamed(
+    io: &Io,
+    name: &str,
+    key: &DataKey,
+    md: &mut metadata::Metadata,
+    env: &Env,
+) -> Result<()> {
+    let held = match io.in_place {
+        true => Some(env.hold(&io.file)?),
+        false => None,
+    };
+    let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
+    let located = sops::stream::locate(&mut src).map_err(|e| Error::io(&io.file, e))?;
+    if located.is_some_and(|l| l.is_sops(name)) {
+        return Err(Error::AlreadyEncrypted {
+            file: name.to_string(),
+        });
+    }
+    if !sops::stream::encrypts_data(md) {
+        // The rules leave the data in clear: the general way says what that means.
+        let (input, held) = (io.read()?, held);
+        let out = env.accept(sops::encrypt_plain(name, Format::Binary, input, key, md)?)?;
+        return io.write_held(held, &out, false, false);
+    }
+    let dir = crate::fsutil::PrivateDir::new("coffer-stream-")?;
+    let mut out = staging(&dir)?;
+    sops::stream::encrypt(name, &mut src, &mut out, key, md)?;
+    io.write_held_from(
+        held,
+        &mut crate::fsutil::Content::File(&mut out),
+        false,
+        false,
+    )
+}
+
+/// `decrypt` of a large binary file to a file (-o or -i): decrypted piece by piece into
+/// a private file, handed on once its tag and MAC check. `None`: not such a file.
+fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> {
+    if io.output.is_none() && !io.in_place {
+        // To stdout the general way: no plaintext on disk the user did not ask for.
+        return Ok(None);
+    }
+    let held = match io.in_place {
+        true => Some(env.hold(&io.file)?),
+        false => None,
+    };
+    let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
+    let Some(located) = sops::stream::locate(&mut src).map_err(|e| Error::io(&io.file, e))? else {
+        return Ok(None);
+    };
+    let dir = crate::fsutil::PrivateDir::new("coffer-stream-")?;
+    let mut out = staging(&dir)?;
+    let name = io.name();
+    let warnings = sops::stream::decrypt(
+        &name,
+        &mut src,
+        &located,
+        &env.keyring()?,
+        ignore_mac,
+        &mut out,
+    )?;
+    for w in warnings {
+        warn(&w);
+    }
+    io.write_held_from(
+        held,
+        &mut crate::fsutil::Content::File(&mut out),
+        true,
+        true,
+    )
+    .map(Some)
 }
 
 pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     let io = &args.io;
     let format = io.format()?;
+    let whole = args.extract.is_none()
+        && args
+            .output_type
+            .is_none_or(|t| Format::from(t) == Format::Binary);
+    if whole && streamable(io, format) {
+        if let Some(()) = decrypt_streamed(io, args.ignore_mac, env)? {
+            return Ok(());
+        }
+    }
     let (input, held) = io.read_held(env)?;
     let keyring = env.keyring()?;
     let (opened, _) = super::open_file(&io.file, format, input, &keyring, args.ignore_mac)?;

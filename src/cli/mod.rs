@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
 use crate::format::Format;
-use crate::fsutil::Target;
+use crate::fsutil::{Content, Target};
 use crate::keys::age::{AgeKeys, IdentitySources};
 use crate::keys::kms::KmsKeys;
 use crate::keys::Keyring;
@@ -291,20 +291,41 @@ impl Io {
         plaintext: bool,
         binary: bool,
     ) -> Result<()> {
+        self.write_held_from(held, &mut Content::Bytes(data), plaintext, binary)
+    }
+
+    /// [`Io::write_held`] of any [`Content`] (a streamed file's checked output).
+    pub fn write_held_from(
+        &self,
+        held: Option<crate::fsutil::Held>,
+        data: &mut Content<'_>,
+        plaintext: bool,
+        binary: bool,
+    ) -> Result<()> {
         match held {
-            Some(h) => h.write_mode(data, plaintext.then_some(0o600)),
-            None => self.write(data, plaintext, binary),
+            Some(h) => h.write_from(data, plaintext.then_some(0o600)),
+            None => self.write_from(data, plaintext, binary),
         }
     }
 
     /// Write the result where the user asked. `plaintext` outputs get mode 0600.
     pub fn write(&self, data: &[u8], plaintext: bool, binary: bool) -> Result<()> {
+        self.write_from(&mut Content::Bytes(data), plaintext, binary)
+    }
+
+    fn write_from(&self, data: &mut Content<'_>, plaintext: bool, binary: bool) -> Result<()> {
         let force = plaintext.then_some(0o600);
         if self.in_place {
             if self.is_stdin() {
                 return Err(Error::Usage("-i needs a file, not stdin".into()));
             }
-            return crate::fsutil::write_atomic(&self.file, data, 0o644, force, Target::InPlace);
+            return crate::fsutil::write_atomic_from(
+                &self.file,
+                data,
+                0o644,
+                force,
+                Target::InPlace,
+            );
         }
         if let Some(out) = &self.output {
             if !self.is_stdin() && same_file(out, &self.file) {
@@ -313,16 +334,15 @@ impl Io {
                     out.display()
                 )));
             }
-            return crate::fsutil::write_atomic(out, data, 0o644, force, Target::Output);
+            return crate::fsutil::write_atomic_from(out, data, 0o644, force, Target::Output);
         }
         let mut stdout = std::io::stdout().lock();
-        if binary && plaintext && stdout.is_terminal() && std::str::from_utf8(data).is_err() {
+        if binary && plaintext && stdout.is_terminal() && !data.is_utf8() {
             return Err(Error::Refused(
                 "refusing to write binary plaintext to a terminal; use -o FILE".into(),
             ));
         }
-        stdout
-            .write_all(data)
+        data.write_to(&mut stdout)
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("<stdout>", e))
     }

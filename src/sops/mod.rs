@@ -13,6 +13,7 @@ use crate::path::{self, Step};
 use crate::tree::{splice, Document, Leaf, LeafKind, Node, ScalarType, Value};
 use crate::{Error, Result};
 
+pub mod stream;
 pub mod verify;
 
 #[cfg(test)]
@@ -446,6 +447,44 @@ pub fn clear_parts(file: &str, doc: &Document, meta: &Metadata) -> Result<Clear>
     Ok(clear)
 }
 
+/// The MAC the values hashed to against the file's: a mismatch or none is an error,
+/// or with `ignore_mac` a warning.
+fn check_mac(
+    file: &str,
+    key: &DataKey,
+    meta: &Metadata,
+    computed: &str,
+    ignore_mac: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    match &meta.mac {
+        None if !ignore_mac => Err(Error::MacMissing {
+            file: file.to_string(),
+        }),
+        None => {
+            warnings.push(format!(
+                "{file}: the file has no MAC; its integrity was not checked"
+            ));
+            Ok(())
+        }
+        Some(stored) => {
+            let ok = cipher::decrypt(key, &meta.lastmodified, stored)
+                .ok()
+                .and_then(|(_, m)| String::from_utf8(m.to_vec()).ok().map(Zeroizing::new))
+                .is_some_and(|m| cipher::ct_eq(&m, computed));
+            if !ok && !ignore_mac {
+                return Err(Error::MacMismatch {
+                    file: file.to_string(),
+                });
+            }
+            if !ok {
+                warnings.push(format!("{file}: MAC mismatch ignored (--ignore-mac)"));
+            }
+            Ok(())
+        }
+    }
+}
+
 fn open_inner(
     file: &str,
     format: Format,
@@ -541,31 +580,7 @@ fn open_inner(
             doc.line_of(doc.leaves[i].span.start)
         ));
     }
-    let computed = mac.finish();
-    match &meta.mac {
-        None if !ignore_mac => {
-            return Err(Error::MacMissing {
-                file: file.to_string(),
-            })
-        }
-        None => warnings.push(format!(
-            "{file}: the file has no MAC; its integrity was not checked"
-        )),
-        Some(stored) => {
-            let ok = cipher::decrypt(&key, &meta.lastmodified, stored)
-                .ok()
-                .and_then(|(_, m)| String::from_utf8(m.to_vec()).ok().map(Zeroizing::new))
-                .is_some_and(|m| cipher::ct_eq(&m, &computed));
-            if !ok && !ignore_mac {
-                return Err(Error::MacMismatch {
-                    file: file.to_string(),
-                });
-            }
-            if !ok {
-                warnings.push(format!("{file}: MAC mismatch ignored (--ignore-mac)"));
-            }
-        }
-    }
+    check_mac(file, &key, &meta, &mac.finish(), ignore_mac, &mut warnings)?;
     Ok(Opened {
         file: file.to_string(),
         format,

@@ -104,6 +104,124 @@ fn binary_files_round_trip_and_plaintext_outputs_are_private() {
     assert_eq!(mode(&sb.path("blob.bin.enc")), 0o644);
 }
 
+/// Binary files of 4 MiB or more are streamed (peak memory a few pieces, whatever the
+/// size): they round trip through -o and -i, the real sops reads what coffer wrote and
+/// coffer what sops wrote, and a changed byte of the data is refused with nothing written.
+#[test]
+fn large_binary_files_stream_and_stay_sops_files() {
+    let sb = Sandbox::new();
+    let blob: Vec<u8> = (0..(4u32 << 20) + 12_345)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    sb.write("big.bin", &blob);
+    let enc_args = [
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "-o",
+        "big.enc",
+        "big.bin",
+    ];
+    sb.ok(&enc_args);
+    assert!(sb
+        .read_str("big.enc")
+        .starts_with("{\n\t\"data\": \"ENC[AES256_GCM,data:"));
+    let dec = [
+        "decrypt",
+        "--input-type",
+        "binary",
+        "-o",
+        "big.out",
+        "big.enc",
+    ];
+    sb.ok(&dec);
+    assert!(
+        sb.read("big.out") == blob,
+        "the round trip gave something else"
+    );
+    assert_eq!(mode(&sb.path("big.out")), 0o600);
+    let first = sb.read("big.enc");
+    // In place, both ways.
+    sb.write("inplace.bin", &blob);
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "inplace.bin"]);
+    assert!(sb.read("inplace.bin") != blob);
+    assert_error(
+        &sb.run(&["encrypt", "--age", &sb.recipient, "-i", "inplace.bin"]),
+        6,
+        "already encrypted",
+    );
+    sb.ok(&["decrypt", "--input-type", "binary", "-i", "inplace.bin"]);
+    assert!(sb.read("inplace.bin") == blob, "-i gave something else");
+
+    // The real sops, both ways.
+    let out = sb.sops(&[
+        "decrypt",
+        "--input-type",
+        "binary",
+        "--output-type",
+        "binary",
+        "big.enc",
+    ]);
+    assert_success(&out, &["sops decrypt"]);
+    assert!(out.stdout == blob, "sops read something else");
+    let out = sb.sops(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "--input-type",
+        "binary",
+        "--output-type",
+        "binary",
+        "big.bin",
+    ]);
+    assert_success(&out, &["sops encrypt"]);
+    sb.write("by-sops.enc", &out.stdout);
+    sb.ok(&[
+        "decrypt",
+        "--input-type",
+        "binary",
+        "-o",
+        "from-sops.out",
+        "by-sops.enc",
+    ]);
+    assert!(
+        sb.read("from-sops.out") == blob,
+        "sops's file read as something else"
+    );
+
+    // One base64 character of the data changed: refused, nothing written.
+    let mut tampered = first.clone();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    sb.write("tampered.enc", &tampered);
+    let out = sb.run(&[
+        "decrypt",
+        "--input-type",
+        "binary",
+        "-o",
+        "tampered.out",
+        "tampered.enc",
+    ]);
+    // As a changed value is refused when the file is read whole (exit 4).
+    assert_error(
+        &out,
+        4,
+        "tampered.enc: cannot decrypt the value at data: the data does not decrypt (authentication failed",
+    );
+    assert!(!sb.path("tampered.out").exists());
+    // No private staging directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(sb.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("coffer-stream-")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn stdin_needs_an_input_type_and_then_works() {
     let sb = Sandbox::new();

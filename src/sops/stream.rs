@@ -1,0 +1,450 @@
+//! Binary files too large to hold several times over, encrypted and decrypted in pieces:
+//! peak memory is a few pieces, whatever the file's size.
+//!
+//! Encrypting reads the plaintext twice (coffer's IV covers the whole value before its
+//! first byte is encrypted), writes the document sops writes for a binary file, and
+//! checks it by reading it back from the file: the layout around the data parsed as a
+//! sops file, the data decrypted to the plaintext's digest, the tag and the MAC. The
+//! output is byte for byte what encrypting in memory writes. Decrypting finds the data
+//! in the file, opens the metadata without it, and decrypts into the caller's file; the
+//! caller hands that file on only when this returns `Ok` (tag and MAC checked).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::cipher::{self, DataKey, Gcm, IvStream, MacBuilder};
+use crate::format::binary::DATA_KEY;
+use crate::format::Format;
+use crate::keys::Keyring;
+use crate::metadata::Metadata;
+use crate::tree::ScalarType;
+use crate::{Error, Result};
+
+/// Binary files at least this large are streamed.
+pub const FROM: u64 = 4 << 20;
+
+/// A piece of plaintext: whole AES blocks and whole base64 groups.
+const PIECE: usize = 3 << 18;
+const B64_PIECE: usize = PIECE / 3 * 4;
+const _: () = assert!(PIECE.is_multiple_of(16) && PIECE.is_multiple_of(3));
+
+const PREFIX: &str = "ENC[AES256_GCM,data:";
+
+/// The additional data of a binary file's one value.
+fn aad() -> String {
+    format!("{DATA_KEY}:")
+}
+
+fn io(file: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(file, e)
+}
+
+/// Read up to a whole piece (less only at the end).
+fn fill(src: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The document around the data: everything before `ENC[...]`'s data, and everything
+/// after its `]`, as encrypting in memory lays it out (the same store, the same splice).
+fn frame(md: &Metadata) -> (String, String) {
+    let doc = crate::format::binary::plain_document(Zeroizing::new(Vec::new()));
+    let store = Format::Binary.store();
+    let leaf = &doc.leaves[0];
+    let (open, close) = store.enc_quotes(leaf);
+    // A byte no JSON text holds raw marks where the value goes.
+    let marker = "\u{1}";
+    let (at, meta) = store.render_metadata(&doc, 0, &md.to_meta());
+    let text = crate::tree::splice(
+        &doc.text,
+        vec![
+            (leaf.span.clone(), format!("{open}{marker}{close}")),
+            (at..at, meta),
+        ],
+    );
+    let (head, tail) = text.split_once(marker).expect("the marker was spliced in");
+    (format!("{head}{PREFIX}"), tail.to_string())
+}
+
+/// Whether the rules encrypt a binary file's value (a streamed file must be encrypted
+/// whole; anything else goes the general way).
+pub fn encrypts_data(md: &Metadata) -> bool {
+    md.rules()
+        .is_ok_and(|r| r.walk().next(&[DATA_KEY.to_string()], None))
+}
+
+/// Encrypt the binary file `src` into `out` (empty, readable and writable), setting the
+/// MAC in `md`, and check `out` by reading it back.
+pub fn encrypt(
+    file: &str,
+    src: &mut File,
+    out: &mut File,
+    key: &DataKey,
+    md: &mut Metadata,
+) -> Result<()> {
+    let len = src.metadata().map_err(io(file))?.len();
+    let aad = aad();
+    let changed = || {
+        Error::Refused(format!(
+            "{file}: it changed while coffer was reading it; nothing was written"
+        ))
+    };
+    // First pass: the IV, the MAC and a digest of the plaintext.
+    let mut buf = Zeroizing::new(vec![0u8; PIECE]);
+    let mut iv = IvStream::new(key, &aad, ScalarType::Str.sops_name(), len);
+    let mut mac = MacBuilder::new(md.mac_only_encrypted);
+    let mut digest = Sha256::new();
+    let mut seen = 0u64;
+    src.seek(SeekFrom::Start(0)).map_err(io(file))?;
+    loop {
+        let n = fill(src, &mut buf).map_err(io(file))?;
+        if n == 0 {
+            break;
+        }
+        iv.update(&buf[..n]);
+        mac.add_piece(&buf[..n]);
+        digest.update(&buf[..n]);
+        seen += n as u64;
+    }
+    if seen != len {
+        return Err(changed());
+    }
+    let iv = iv.finish();
+    let digest = digest.finalize();
+    md.mac = Some(cipher::encrypt(
+        key,
+        &md.lastmodified,
+        ScalarType::Str,
+        mac.finish().as_bytes(),
+    ));
+    let (head, tail) = frame(md);
+    // Second pass: the document, the data encrypted and encoded piece by piece.
+    let mut w = std::io::BufWriter::with_capacity(B64_PIECE, &mut *out);
+    w.write_all(head.as_bytes()).map_err(io(file))?;
+    let mut gcm = Gcm::new(key, &iv, &aad);
+    let mut again = Sha256::new();
+    let mut text = String::with_capacity(B64_PIECE);
+    src.seek(SeekFrom::Start(0)).map_err(io(file))?;
+    loop {
+        let n = fill(src, &mut buf).map_err(io(file))?;
+        if n == 0 {
+            break;
+        }
+        again.update(&buf[..n]);
+        gcm.seal(&mut buf[..n]);
+        text.clear();
+        B64.encode_string(&buf[..n], &mut text);
+        w.write_all(text.as_bytes()).map_err(io(file))?;
+    }
+    if again.finalize() != digest {
+        return Err(changed());
+    }
+    let tag = gcm.tag();
+    let end = format!(
+        ",iv:{},tag:{},type:str]{tail}",
+        B64.encode(iv),
+        B64.encode(tag)
+    );
+    w.write_all(end.as_bytes()).map_err(io(file))?;
+    w.flush().map_err(io(file))?;
+    drop(w);
+    check(file, out, key, &head, len, &digest)
+}
+
+/// Read the encrypted file back: the layout parses as a sops binary file with this
+/// metadata and MAC, and the data decrypts, tag checked, to the plaintext's digest.
+fn check(
+    file: &str,
+    out: &mut File,
+    key: &DataKey,
+    head: &str,
+    len: u64,
+    digest: &[u8],
+) -> Result<()> {
+    let bad = |why: &str| {
+        Error::Refused(format!(
+            "{file}: the streamed output does not read back ({why}); nothing was written"
+        ))
+    };
+    let located = locate(out)
+        .map_err(io(file))?
+        .ok_or_else(|| bad("no data where it was written"))?;
+    if located.small[..located.data_at] != *head.as_bytes() {
+        return Err(bad("the layout before the data differs"));
+    }
+    let (meta, leaf_value) = located.metadata(file)?;
+    let (iv, tag, ty) = cipher::iv_tag_type(&leaf_value).map_err(|e| bad(&e.to_string()))?;
+    if ty != ScalarType::Str || located.data.end - located.data.start != len.div_ceil(3) * 4 {
+        return Err(bad("the data is not the file's"));
+    }
+    let mut mac = MacBuilder::new(meta.mac_only_encrypted);
+    let mut again = Sha256::new();
+    decrypt_data(out, &located, key, &iv, &tag, &mut mac, &mut |piece| {
+        again.update(piece);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        Error::Io { .. } => e,
+        e => bad(&e.to_string()),
+    })?;
+    if again.finalize()[..] != *digest {
+        return Err(bad("the data decrypts to something else"));
+    }
+    let mut warnings = Vec::new();
+    super::check_mac(file, key, &meta, &mac.finish(), false, &mut warnings)
+        .map_err(|_| bad("the MAC does not match"))
+}
+
+/// Where an encrypted binary file's data is, and the file without it.
+pub struct Located {
+    /// Byte offsets of the data's base64 in the file.
+    data: std::ops::Range<u64>,
+    /// The file with the data left out: small, and a sops file still.
+    small: Zeroizing<Vec<u8>>,
+    /// Where the data was in `small`.
+    data_at: usize,
+}
+
+impl Located {
+    /// Whether the file is a sops file indeed (its metadata reads).
+    pub fn is_sops(&self, file: &str) -> bool {
+        self.metadata(file).is_ok()
+    }
+
+    /// The metadata, and the value as it stands without its data.
+    fn metadata(&self, file: &str) -> Result<(Metadata, String)> {
+        let doc = crate::format::parse(file, Format::Binary, self.small.to_vec())?;
+        let value = Format::Binary
+            .store()
+            .payload(&doc)
+            .and_then(|i| doc.leaves[i].value_str().map(str::to_string))
+            .ok_or_else(|| Error::NotEncrypted {
+                file: file.to_string(),
+            })?;
+        let (_, meta, _) = super::metadata_of(file, doc)?;
+        Ok((meta, value))
+    }
+}
+
+/// Find the data of a sops binary file (`{"data": "ENC[AES256_GCM,data:…` in the first
+/// 64 KiB, the data running to the first comma), reading it once without holding it.
+/// `None` for anything else: it goes the general way.
+pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
+    src.seek(SeekFrom::Start(0))?;
+    let mut start = vec![0u8; 64 << 10];
+    let n = fill(src, &mut start)?;
+    start.truncate(n);
+    let Some(p) = memchr::memmem::find(&start, PREFIX.as_bytes()) else {
+        return Ok(None);
+    };
+    let before = &start[..p];
+    if !before.trim_ascii_start().starts_with(b"{")
+        || !before.trim_ascii_end().ends_with(b"\"data\": \"")
+    {
+        return Ok(None);
+    }
+    let data_at = p + PREFIX.len();
+    // The data is base64: the first comma after it ends it.
+    let mut at = data_at as u64;
+    src.seek(SeekFrom::Start(at))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let end = loop {
+        let n = fill(src, &mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = memchr::memchr(b',', &buf[..n]) {
+            break at + i as u64;
+        }
+        at += n as u64;
+    };
+    let total = src.metadata()?.len();
+    // What follows the data is the IV, tag and metadata: small, or no file of ours.
+    if total - end > 16 << 20 {
+        return Ok(None);
+    }
+    let mut small = Zeroizing::new(before.to_vec());
+    small.extend_from_slice(PREFIX.as_bytes());
+    src.seek(SeekFrom::Start(end))?;
+    src.read_to_end(&mut small)?;
+    Ok(Some(Located {
+        data: data_at as u64..end,
+        small,
+        data_at,
+    }))
+}
+
+/// Decrypt the located data piece by piece, each piece to `sink`; `Ok` once the tag
+/// authenticates all of it.
+fn decrypt_data(
+    src: &mut File,
+    located: &Located,
+    key: &DataKey,
+    iv: &[u8],
+    tag: &[u8],
+    mac: &mut MacBuilder,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let file = "the data";
+    src.seek(SeekFrom::Start(located.data.start))
+        .map_err(io(file))?;
+    let mut left = located.data.end - located.data.start;
+    let mut text = vec![0u8; B64_PIECE];
+    let mut piece = Zeroizing::new(vec![0u8; PIECE]);
+    let mut gcm = Gcm::new(key, iv, &aad());
+    while left > 0 {
+        let want = (left as usize).min(B64_PIECE);
+        let n = fill(src, &mut text[..want]).map_err(io(file))?;
+        if n < want {
+            return Err(Error::Refused("the file ends inside its data".into()));
+        }
+        left -= n as u64;
+        let k = B64
+            .decode_slice(&text[..n], &mut piece[..])
+            .map_err(|_| Error::Refused("the data is not base64".into()))?;
+        gcm.open(&mut piece[..k]);
+        mac.add_piece(&piece[..k]);
+        sink(&piece[..k])?;
+    }
+    gcm.check(tag)
+        .map_err(|e| Error::Refused(format!("the data does not decrypt ({e})")))
+}
+
+/// Decrypt the binary file `src` (located with [`locate`]) into `out`. The plaintext in
+/// `out` is good only when this returns `Ok`: tag and MAC checked (the MAC unless
+/// `ignore_mac`). Returns the warnings to show.
+pub fn decrypt(
+    file: &str,
+    src: &mut File,
+    located: &Located,
+    keyring: &Keyring,
+    ignore_mac: bool,
+    out: &mut File,
+) -> Result<Vec<String>> {
+    let (meta, value) = located.metadata(file)?;
+    let (iv, tag, ty) = cipher::iv_tag_type(&value).map_err(|e| Error::Value {
+        file: file.to_string(),
+        path: DATA_KEY.to_string(),
+        reason: e.to_string(),
+    })?;
+    if !matches!(ty, ScalarType::Str | ScalarType::Bytes) {
+        return Err(Error::Value {
+            file: file.to_string(),
+            path: DATA_KEY.to_string(),
+            reason: format!("a binary file's data is a string, not a {}", ty.sops_name()),
+        });
+    }
+    let key = keyring
+        .data_key(&meta)
+        .map_err(|reasons| super::no_key(file, &meta, reasons))?;
+    let mut mac = MacBuilder::new(meta.mac_only_encrypted);
+    let mut w = std::io::BufWriter::with_capacity(PIECE, &mut *out);
+    decrypt_data(src, located, &key, &iv, &tag, &mut mac, &mut |piece| {
+        w.write_all(piece).map_err(io(file))
+    })
+    .map_err(|e| match e {
+        Error::Refused(why) => Error::Value {
+            file: file.to_string(),
+            path: DATA_KEY.to_string(),
+            reason: why,
+        },
+        e => e,
+    })?;
+    w.flush().map_err(io(file))?;
+    drop(w);
+    let mut warnings = Vec::new();
+    super::check_mac(file, &key, &meta, &mac.finish(), ignore_mac, &mut warnings)?;
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_with(bytes: &[u8]) -> File {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(bytes).unwrap();
+        f
+    }
+
+    fn metadata() -> Metadata {
+        Metadata {
+            lastmodified: "2026-01-01T00:00:00Z".into(),
+            version: Some(crate::metadata::SOPS_VERSION.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Streamed, a file encrypts to exactly what encrypting it in memory writes, and
+    /// reads back; a byte changed in the data, or the MAC, is refused.
+    #[test]
+    fn streaming_writes_what_the_general_way_writes() {
+        let key = DataKey::generate();
+        for len in [1usize, PIECE - 1, PIECE, PIECE + 1, 2 * PIECE + 7] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 + i / 3) as u8).collect();
+            let mut md = metadata();
+            let mut whole_md = md.clone();
+            let mut src = temp_with(&plain);
+            let mut out = tempfile::tempfile().unwrap();
+            encrypt("f", &mut src, &mut out, &key, &mut md).unwrap();
+            let mut streamed = Vec::new();
+            out.seek(SeekFrom::Start(0)).unwrap();
+            out.read_to_end(&mut streamed).unwrap();
+            let whole = super::super::encrypt_plain(
+                "f",
+                Format::Binary,
+                plain.clone(),
+                &key,
+                &mut whole_md,
+            )
+            .unwrap()
+            .accept(super::super::Layout::Strict)
+            .unwrap()
+            .0;
+            assert_eq!(streamed, whole.to_vec(), "{len}");
+
+            // Decrypted piece by piece with the key.
+            let located = locate(&mut out).unwrap().unwrap();
+            let (meta, value) = located.metadata("f").unwrap();
+            let (iv, tag, _) = cipher::iv_tag_type(&value).unwrap();
+            let mut got = Vec::new();
+            let mut mac = MacBuilder::new(meta.mac_only_encrypted);
+            decrypt_data(&mut out, &located, &key, &iv, &tag, &mut mac, &mut |p| {
+                got.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, plain, "{len}");
+
+            // One base64 character of the data changed: the tag refuses it.
+            let mut tampered = streamed.clone();
+            let at = located.data.start as usize + 1;
+            tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+            let mut t = temp_with(&tampered);
+            let l = locate(&mut t).unwrap().unwrap();
+            let r = decrypt_data(
+                &mut t,
+                &l,
+                &key,
+                &iv,
+                &tag,
+                &mut MacBuilder::new(false),
+                &mut |_| Ok(()),
+            );
+            assert!(r.is_err(), "{len}");
+        }
+    }
+}
