@@ -260,12 +260,35 @@ fn encrypt_streamed(
     )
 }
 
-/// `decrypt` of a large binary file to a file (-o or -i): decrypted piece by piece into
-/// a private file, handed on once its tag and MAC check. `None`: not such a file.
+/// `decrypt` of a large binary file: to a file (-o or -i), decrypted piece by piece into
+/// a private file handed on once its tag and MAC check; to stdout, in two passes.
+/// `None`: not such a file.
 fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> {
+    use std::io::IsTerminal;
     if io.output.is_none() && !io.in_place {
-        // To stdout the general way: no plaintext on disk the user did not ask for.
-        return Ok(None);
+        // To stdout: no plaintext on disk the user did not ask for, so straight out,
+        // in two passes (`sops::stream::decrypt_to`). A terminal gets the general way,
+        // which refuses binary plaintext.
+        if std::io::stdout().is_terminal() {
+            return Ok(None);
+        }
+        let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
+        let Some(located) = sops::stream::locate(&mut src).map_err(|e| Error::io(&io.file, e))?
+        else {
+            return Ok(None);
+        };
+        let warnings = sops::stream::decrypt_to(
+            &io.name(),
+            &mut src,
+            &located,
+            &env.keyring()?,
+            ignore_mac,
+            &mut std::io::stdout().lock(),
+        )?;
+        for w in warnings {
+            warn(&w);
+        }
+        return Ok(Some(()));
     }
     let held = match io.in_place {
         true => Some(env.hold(&io.file)?),

@@ -298,6 +298,21 @@ fn decrypt_data(
     mac: &mut MacBuilder,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
+    decrypt_pieces(src, located, key, iv, tag, mac, &mut |_| Ok(()), sink)
+}
+
+/// [`decrypt_data`], each piece's base64 shown to `seen` before it is decrypted.
+#[allow(clippy::too_many_arguments)]
+fn decrypt_pieces(
+    src: &mut File,
+    located: &Located,
+    key: &DataKey,
+    iv: &[u8],
+    tag: &[u8],
+    mac: &mut MacBuilder,
+    seen: &mut dyn FnMut(&[u8]) -> Result<()>,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let file = "the data";
     src.seek(SeekFrom::Start(located.data.start))
         .map_err(io(file))?;
@@ -312,6 +327,7 @@ fn decrypt_data(
             return Err(Error::Refused("the file ends inside its data".into()));
         }
         left -= n as u64;
+        seen(&text[..n])?;
         let k = B64
             .decode_slice(&text[..n], &mut piece[..])
             .map_err(|_| Error::Refused("the data is not base64".into()))?;
@@ -335,21 +351,7 @@ pub fn decrypt(
     out: &mut File,
 ) -> Result<Vec<String>> {
     let (meta, value) = located.metadata(file)?;
-    let (iv, tag, ty) = cipher::iv_tag_type(&value).map_err(|e| Error::Value {
-        file: file.to_string(),
-        path: DATA_KEY.to_string(),
-        reason: e.to_string(),
-    })?;
-    if !matches!(ty, ScalarType::Str | ScalarType::Bytes) {
-        return Err(Error::Value {
-            file: file.to_string(),
-            path: DATA_KEY.to_string(),
-            reason: format!("a binary file's data is a string, not a {}", ty.sops_name()),
-        });
-    }
-    let key = keyring
-        .data_key(&meta)
-        .map_err(|reasons| super::no_key(file, &meta, reasons))?;
+    let (iv, tag, key) = data_key(file, &meta, &value, keyring)?;
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);
     let mut w = std::io::BufWriter::with_capacity(PIECE, &mut *out);
     decrypt_data(src, located, &key, &iv, &tag, &mut mac, &mut |piece| {
@@ -368,6 +370,117 @@ pub fn decrypt(
     let mut warnings = Vec::new();
     super::check_mac(file, &key, &meta, &mac.finish(), ignore_mac, &mut warnings)?;
     Ok(warnings)
+}
+
+/// Decrypt the binary file `src` (located with [`locate`]) to `out`, a stream nothing
+/// can be taken back from (stdout): a first pass checks the tag and the MAC and keeps a
+/// digest of each piece; the second writes only pieces whose digest is the first pass's,
+/// so no byte written comes from data that was not authenticated, even if the file
+/// changes in between. Returns the warnings to show.
+pub fn decrypt_to(
+    file: &str,
+    src: &mut File,
+    located: &Located,
+    keyring: &Keyring,
+    ignore_mac: bool,
+    out: &mut dyn Write,
+) -> Result<Vec<String>> {
+    let (meta, value) = located.metadata(file)?;
+    let (iv, tag, key) = data_key(file, &meta, &value, keyring)?;
+    write_checked(
+        file,
+        src,
+        located,
+        (&iv, &tag, &key),
+        &meta,
+        ignore_mac,
+        out,
+    )
+}
+
+/// [`decrypt_to`] with the data key opened.
+fn write_checked(
+    file: &str,
+    src: &mut File,
+    located: &Located,
+    (iv, tag, key): (&[u8], &[u8], &DataKey),
+    meta: &Metadata,
+    ignore_mac: bool,
+    out: &mut dyn Write,
+) -> Result<Vec<String>> {
+    let value_error = |e: Error| match e {
+        Error::Refused(why) => Error::Value {
+            file: file.to_string(),
+            path: DATA_KEY.to_string(),
+            reason: why,
+        },
+        e => e,
+    };
+    let mut digests: Vec<[u8; 32]> = Vec::new();
+    let mut mac = MacBuilder::new(meta.mac_only_encrypted);
+    decrypt_pieces(
+        src,
+        located,
+        key,
+        iv,
+        tag,
+        &mut mac,
+        &mut |text| {
+            digests.push(Sha256::digest(text).into());
+            Ok(())
+        },
+        &mut |_| Ok(()),
+    )
+    .map_err(value_error)?;
+    let mut warnings = Vec::new();
+    super::check_mac(file, key, meta, &mac.finish(), ignore_mac, &mut warnings)?;
+    let mut next = digests.iter();
+    let changed = || {
+        Error::Refused(format!(
+            "{file}: it changed while coffer was reading it; what was written stops there"
+        ))
+    };
+    let mut w = std::io::BufWriter::with_capacity(PIECE, out);
+    decrypt_pieces(
+        src,
+        located,
+        key,
+        iv,
+        tag,
+        &mut MacBuilder::new(false),
+        &mut |text| match next.next() {
+            Some(d) if *d == <[u8; 32]>::from(Sha256::digest(text)) => Ok(()),
+            _ => Err(changed()),
+        },
+        &mut |piece| w.write_all(piece).map_err(|e| Error::io("<stdout>", e)),
+    )?;
+    w.flush().map_err(|e| Error::io("<stdout>", e))?;
+    Ok(warnings)
+}
+
+/// The IV and tag of a binary file's data, and its data key.
+fn data_key(
+    file: &str,
+    meta: &Metadata,
+    value: &str,
+    keyring: &Keyring,
+) -> Result<(Vec<u8>, Vec<u8>, DataKey)> {
+    let (iv, tag, ty) = cipher::iv_tag_type(value).map_err(|e| Error::Value {
+        file: file.to_string(),
+        path: DATA_KEY.to_string(),
+        reason: e.to_string(),
+    })?;
+    if !matches!(ty, ScalarType::Str | ScalarType::Bytes) {
+        return Err(Error::Value {
+            file: file.to_string(),
+            path: DATA_KEY.to_string(),
+            reason: format!("a binary file's data is a string, not a {}", ty.sops_name()),
+        });
+    }
+    let key = keyring
+        .data_key(meta)
+        .map_err(|reasons| super::no_key(file, meta, reasons))?;
+    Ok((iv, tag, key))
 }
 
 #[cfg(test)]
@@ -446,5 +559,82 @@ mod tests {
             );
             assert!(r.is_err(), "{len}");
         }
+    }
+
+    /// To a stream nothing can be taken back from, only authenticated pieces go: a file
+    /// changed after the first pass stops the second at the first changed piece.
+    #[test]
+    fn a_file_changed_between_the_passes_writes_nothing_unchecked() {
+        let key = DataKey::generate();
+        let plain: Vec<u8> = (0..3 * PIECE).map(|i| (i % 251) as u8).collect();
+        let mut md = metadata();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.enc");
+        let mut out = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        encrypt("f", &mut temp_with(&plain), &mut out, &key, &mut md).unwrap();
+        let located = locate(&mut out).unwrap().unwrap();
+        let (meta, value) = located.metadata("f").unwrap();
+        let (iv, tag, _) = cipher::iv_tag_type(&value).unwrap();
+
+        // Unchanged: all of it.
+        let mut all = Vec::new();
+        let mut src = File::open(&path).unwrap();
+        write_checked(
+            "f",
+            &mut src,
+            &located,
+            (&iv, &tag, &key),
+            &meta,
+            false,
+            &mut all,
+        )
+        .unwrap();
+        assert!(all == plain);
+
+        /// Changes the file's second piece once the first is written.
+        struct Tamper<'p> {
+            path: &'p std::path::Path,
+            at: u64,
+            got: Vec<u8>,
+        }
+        impl Write for Tamper<'_> {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if self.got.is_empty() {
+                    let mut f = std::fs::OpenOptions::new().write(true).open(self.path)?;
+                    f.seek(SeekFrom::Start(self.at))?;
+                    f.write_all(b"AAAA")?;
+                }
+                self.got.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut tamper = Tamper {
+            path: &path,
+            at: located.data.start + B64_PIECE as u64 + 8,
+            got: Vec::new(),
+        };
+        let mut src = File::open(&path).unwrap();
+        let r = write_checked(
+            "f",
+            &mut src,
+            &located,
+            (&iv, &tag, &key),
+            &meta,
+            false,
+            &mut tamper,
+        );
+        assert!(r.is_err());
+        assert!(
+            tamper.got == plain[..PIECE],
+            "only the first, checked piece"
+        );
     }
 }

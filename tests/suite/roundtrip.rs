@@ -209,6 +209,26 @@ fn large_binary_files_stream_and_stay_sops_files() {
         "tampered.enc: cannot decrypt the value at data: the data does not decrypt (authentication failed",
     );
     assert!(!sb.path("tampered.out").exists());
+    // To stdout (a pipe): the whole plaintext; a tampered file, not one byte of it.
+    let out = sb.ok(&[
+        "decrypt",
+        "--input-type",
+        "binary",
+        "--output-type",
+        "binary",
+        "big.enc",
+    ]);
+    assert!(out.stdout == blob, "stdout gave something else");
+    let out = sb.run(&[
+        "decrypt",
+        "--input-type",
+        "binary",
+        "--output-type",
+        "binary",
+        "tampered.enc",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "{} bytes written", out.stdout.len());
     // No private staging directory is left behind.
     let left: Vec<_> = std::fs::read_dir(sb.dir.path())
         .unwrap()
