@@ -210,17 +210,24 @@ fn streamable(io: &Io, format: Format) -> bool {
         && std::fs::metadata(&io.file).is_ok_and(|m| m.is_file() && m.len() >= sops::stream::FROM)
 }
 
-/// A new file, readable and writable, 0600, in a private directory.
-fn staging(dir: &crate::fsutil::PrivateDir) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.path().join("staged");
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))
+/// An unnamed file, readable and writable, for a streamed output until it is checked:
+/// beside `beside` (the destination, so plaintext stays on the disk the user named), or
+/// in the temporary directory. It has no name, so nothing is left of it after a crash.
+fn staging(beside: Option<&Path>) -> Result<std::fs::File> {
+    let dir = beside
+        .filter(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()))
+        .and_then(|p| p.parent())
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        });
+    match dir {
+        Some(d) => tempfile::tempfile_in(d).map_err(|e| Error::io(d, e)),
+        None => tempfile::tempfile().map_err(|e| Error::io("the temporary directory", e)),
+    }
 }
 
 /// `encrypt` of a large binary file: streamed into a private file, checked there by
@@ -237,20 +244,23 @@ fn encrypt_streamed(
         false => None,
     };
     let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
-    let located = sops::stream::locate(&mut src).map_err(|e| Error::io(&io.file, e))?;
-    if located.is_some_and(|l| l.is_sops(name)) {
-        return Err(Error::AlreadyEncrypted {
-            file: name.to_string(),
-        });
-    }
-    if !sops::stream::encrypts_data(md) {
-        // The rules leave the data in clear: the general way says what that means.
-        let (input, held) = (io.read()?, held);
-        let out = env.accept(sops::encrypt_plain(name, Format::Binary, input, key, md)?)?;
+    // Something that may be JSON (a sops file in any layout), or data the rules leave
+    // in clear: the general way, which knows an encrypted file when it sees one.
+    let json = std::io::Read::bytes(std::io::BufReader::new(&src))
+        .map_while(std::result::Result::ok)
+        .find(|b| !b.is_ascii_whitespace())
+        == Some(b'{');
+    if json || !sops::stream::encrypts_data(md) {
+        let out = env.accept(sops::encrypt_plain(
+            name,
+            Format::Binary,
+            io.read()?,
+            key,
+            md,
+        )?)?;
         return io.write_held(held, &out, false, false);
     }
-    let dir = crate::fsutil::PrivateDir::new("coffer-stream-")?;
-    let mut out = staging(&dir)?;
+    let mut out = staging(None)?;
     sops::stream::encrypt(name, &mut src, &mut out, key, md)?;
     io.write_held_from(
         held,
@@ -273,7 +283,9 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
             return Ok(None);
         }
         let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
-        let Some(located) = sops::stream::locate(&mut src).map_err(|e| Error::io(&io.file, e))?
+        let Some(located) = sops::stream::locate(&mut src)
+            .map_err(|e| Error::io(&io.file, e))?
+            .filter(|l| l.streams(&io.name()))
         else {
             return Ok(None);
         };
@@ -295,11 +307,13 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
         false => None,
     };
     let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
-    let Some(located) = sops::stream::locate(&mut src).map_err(|e| Error::io(&io.file, e))? else {
+    let Some(located) = sops::stream::locate(&mut src)
+        .map_err(|e| Error::io(&io.file, e))?
+        .filter(|l| l.streams(&io.name()))
+    else {
         return Ok(None);
     };
-    let dir = crate::fsutil::PrivateDir::new("coffer-stream-")?;
-    let mut out = staging(&dir)?;
+    let mut out = staging(Some(io.output.as_deref().unwrap_or(&io.file)))?;
     let name = io.name();
     let warnings = sops::stream::decrypt(
         &name,

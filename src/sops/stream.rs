@@ -35,6 +35,9 @@ const _: () = assert!(PIECE.is_multiple_of(16) && PIECE.is_multiple_of(3));
 
 const PREFIX: &str = "ENC[AES256_GCM,data:";
 
+/// The most AES-GCM encrypts under one IV: 2^32 - 2 blocks.
+pub const MAX: u64 = ((1 << 32) - 2) * 16;
+
 /// The additional data of a binary file's one value.
 fn aad() -> String {
     format!("{DATA_KEY}:")
@@ -95,7 +98,16 @@ pub fn encrypt(
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<()> {
-    let len = src.metadata().map_err(io(file))?.len();
+    let meta = src.metadata().map_err(io(file))?;
+    if !meta.is_file() {
+        return Err(Error::Refused(format!("{file}: not a regular file")));
+    }
+    let len = meta.len();
+    if len > MAX {
+        return Err(Error::Refused(format!(
+            "{file}: {len} bytes is more than AES-GCM encrypts under one IV ({MAX})"
+        )));
+    }
     let aad = aad();
     let changed = || {
         Error::Refused(format!(
@@ -114,10 +126,14 @@ pub fn encrypt(
         if n == 0 {
             break;
         }
+        seen += n as u64;
+        if seen > len {
+            // It grows as it is read: no file to encrypt as it stands.
+            return Err(changed());
+        }
         iv.update(&buf[..n]);
         mac.add_piece(&buf[..n]);
         digest.update(&buf[..n]);
-        seen += n as u64;
     }
     if seen != len {
         return Err(changed());
@@ -137,11 +153,16 @@ pub fn encrypt(
     let mut gcm = Gcm::new(key, &iv, &aad);
     let mut again = Sha256::new();
     let mut text = String::with_capacity(B64_PIECE);
+    let mut sealed = 0u64;
     src.seek(SeekFrom::Start(0)).map_err(io(file))?;
     loop {
         let n = fill(src, &mut buf).map_err(io(file))?;
         if n == 0 {
             break;
+        }
+        sealed += n as u64;
+        if sealed > len {
+            return Err(changed());
         }
         again.update(&buf[..n]);
         gcm.seal(&mut buf[..n]);
@@ -224,18 +245,33 @@ impl Located {
         self.metadata(file).is_ok()
     }
 
+    /// Whether its rules encrypt the data, which is then streamed; other files (rules
+    /// that do not read, the data left in clear) go the general way, which says why.
+    pub fn streams(&self, file: &str) -> bool {
+        self.metadata(file)
+            .is_ok_and(|(meta, _)| encrypts_data(&meta))
+    }
+
     /// The metadata, and the value as it stands without its data.
     fn metadata(&self, file: &str) -> Result<(Metadata, String)> {
+        self.read(file).map(|(meta, value, _)| (meta, value))
+    }
+
+    /// The metadata, the value without its data, and the warnings reading them gave. The
+    /// document must be a binary file's: one value, the one cut.
+    fn read(&self, file: &str) -> Result<(Metadata, String, Vec<String>)> {
         let doc = crate::format::parse(file, Format::Binary, self.small.to_vec())?;
         let value = Format::Binary
             .store()
             .payload(&doc)
+            .filter(|_| doc.leaves.len() == 1)
             .and_then(|i| doc.leaves[i].value_str().map(str::to_string))
+            .filter(|v| v.starts_with(&format!("{PREFIX},iv:")))
             .ok_or_else(|| Error::NotEncrypted {
                 file: file.to_string(),
             })?;
-        let (_, meta, _) = super::metadata_of(file, doc)?;
-        Ok((meta, value))
+        let (_, meta, warnings) = super::metadata_of(file, doc)?;
+        Ok((meta, value, warnings))
     }
 }
 
@@ -244,7 +280,8 @@ impl Located {
 /// `None` for anything else: it goes the general way.
 pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
     src.seek(SeekFrom::Start(0))?;
-    let mut start = vec![0u8; 64 << 10];
+    // What is read may be plaintext (encrypt asks whether its input is encrypted).
+    let mut start = Zeroizing::new(vec![0u8; 64 << 10]);
     let n = fill(src, &mut start)?;
     start.truncate(n);
     let Some(p) = memchr::memmem::find(&start, PREFIX.as_bytes()) else {
@@ -257,34 +294,41 @@ pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
         return Ok(None);
     }
     let data_at = p + PREFIX.len();
-    // The data is base64: the first comma after it ends it.
+    // The data is base64 as sops writes it, ended by a comma; anything else (a JSON
+    // escape, a line break) is left to the general way.
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
     let mut at = data_at as u64;
     src.seek(SeekFrom::Start(at))?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = Zeroizing::new(vec![0u8; 1 << 20]);
     let end = loop {
         let n = fill(src, &mut buf)?;
         if n == 0 {
             return Ok(None);
         }
-        if let Some(i) = memchr::memchr(b',', &buf[..n]) {
+        if let Some(i) = buf[..n].iter().position(|b| !base64(b)) {
+            if buf[i] != b',' {
+                return Ok(None);
+            }
             break at + i as u64;
         }
         at += n as u64;
     };
-    let total = src.metadata()?.len();
     // What follows the data is the IV, tag and metadata: small, or no file of ours.
-    if total - end > 16 << 20 {
+    let total = src.metadata()?.len();
+    if total.checked_sub(end).is_none_or(|tail| tail > 16 << 20) {
         return Ok(None);
     }
     let mut small = Zeroizing::new(before.to_vec());
     small.extend_from_slice(PREFIX.as_bytes());
     src.seek(SeekFrom::Start(end))?;
     src.read_to_end(&mut small)?;
-    Ok(Some(Located {
+    let located = Located {
         data: data_at as u64..end,
         small,
         data_at,
-    }))
+    };
+    // The cut value must be the file's one value, as sops writes a binary file.
+    Ok(located.is_sops("the file").then_some(located))
 }
 
 /// Decrypt the located data piece by piece, each piece to `sink`; `Ok` once the tag
@@ -314,9 +358,14 @@ fn decrypt_pieces(
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let file = "the data";
+    let mut left = located.data.end - located.data.start;
+    if left / 4 * 3 > MAX {
+        return Err(Error::Refused(
+            "the data is more than AES-GCM encrypts under one IV".into(),
+        ));
+    }
     src.seek(SeekFrom::Start(located.data.start))
         .map_err(io(file))?;
-    let mut left = located.data.end - located.data.start;
     let mut text = vec![0u8; B64_PIECE];
     let mut piece = Zeroizing::new(vec![0u8; PIECE]);
     let mut gcm = Gcm::new(key, iv, &aad());
@@ -331,6 +380,10 @@ fn decrypt_pieces(
         let k = B64
             .decode_slice(&text[..n], &mut piece[..])
             .map_err(|_| Error::Refused("the data is not base64".into()))?;
+        // Every piece but the last is whole: padding inside the data is no sops data.
+        if left > 0 && k != PIECE {
+            return Err(Error::Refused("the data is not base64".into()));
+        }
         gcm.open(&mut piece[..k]);
         mac.add_piece(&piece[..k]);
         sink(&piece[..k])?;
@@ -350,7 +403,7 @@ pub fn decrypt(
     ignore_mac: bool,
     out: &mut File,
 ) -> Result<Vec<String>> {
-    let (meta, value) = located.metadata(file)?;
+    let (meta, value, mut warnings) = located.read(file)?;
     let (iv, tag, key) = data_key(file, &meta, &value, keyring)?;
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);
     let mut w = std::io::BufWriter::with_capacity(PIECE, &mut *out);
@@ -367,7 +420,6 @@ pub fn decrypt(
     })?;
     w.flush().map_err(io(file))?;
     drop(w);
-    let mut warnings = Vec::new();
     super::check_mac(file, &key, &meta, &mac.finish(), ignore_mac, &mut warnings)?;
     Ok(warnings)
 }
@@ -385,9 +437,9 @@ pub fn decrypt_to(
     ignore_mac: bool,
     out: &mut dyn Write,
 ) -> Result<Vec<String>> {
-    let (meta, value) = located.metadata(file)?;
+    let (meta, value, mut warnings) = located.read(file)?;
     let (iv, tag, key) = data_key(file, &meta, &value, keyring)?;
-    write_checked(
+    warnings.extend(write_checked(
         file,
         src,
         located,
@@ -395,7 +447,8 @@ pub fn decrypt_to(
         &meta,
         ignore_mac,
         out,
-    )
+    )?);
+    Ok(warnings)
 }
 
 /// [`decrypt_to`] with the data key opened.
@@ -477,6 +530,10 @@ fn data_key(
             reason: format!("a binary file's data is a string, not a {}", ty.sops_name()),
         });
     }
+    meta.rules().map_err(|e| Error::Metadata {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
     let key = keyring
         .data_key(meta)
         .map_err(|reasons| super::no_key(file, meta, reasons))?;

@@ -153,6 +153,32 @@ fn large_binary_files_stream_and_stay_sops_files() {
     sb.ok(&["decrypt", "--input-type", "binary", "-i", "inplace.bin"]);
     assert!(sb.read("inplace.bin") == blob, "-i gave something else");
 
+    // The same file in another JSON layout is still an encrypted file: refused for
+    // encryption, opened (the general way) for decryption.
+    let compact = String::from_utf8(sb.read("big.enc")).unwrap().replacen(
+        "{\n\t\"data\": \"",
+        "{\"data\":\"",
+        1,
+    );
+    sb.write("compact.enc", &compact);
+    assert_error(
+        &sb.run(&["encrypt", "--age", &sb.recipient, "-i", "compact.enc"]),
+        6,
+        "already encrypted",
+    );
+    sb.ok(&[
+        "decrypt",
+        "--input-type",
+        "binary",
+        "-o",
+        "compact.out",
+        "compact.enc",
+    ]);
+    assert!(
+        sb.read("compact.out") == blob,
+        "the compact file read as something else"
+    );
+
     // The real sops, both ways.
     let out = sb.sops(&[
         "decrypt",
