@@ -334,6 +334,27 @@ fn lock_holder(dev: u64, ino: u64) -> Option<(u32, String)> {
     ))
 }
 
+/// The whole of `file`, its room reserved first: a file larger than the memory coffer
+/// may take is one line naming it, not an abort. (What is made of it later can still
+/// need more; binary files of 4 MiB and more are streamed instead.)
+pub fn read_whole(path: &Path, file: &mut fs::File) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut buf = zeroize::Zeroizing::new(Vec::new());
+    let room = usize::try_from(len).unwrap_or(usize::MAX);
+    buf.try_reserve_exact(room).map_err(|_| {
+        Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("not enough memory to read it ({len} bytes)"),
+            ),
+        )
+    })?;
+    file.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}
+
 /// A file held for a read-modify-write: an advisory lock (`flock`) on the inode its path
 /// names, taken before reading and held until the new version is renamed over it, so
 /// coffer's writers of one file run one after another and none loses another's edit.
@@ -406,11 +427,10 @@ impl Held {
 
     /// The file's bytes, read under the lock.
     pub fn read(&mut self) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        use std::io::{Read, Seek};
+        use std::io::Seek;
         let io = |e| Error::io(&self.path, e);
-        let mut buf = zeroize::Zeroizing::new(Vec::new());
         self.file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
-        self.file.read_to_end(&mut buf).map_err(io)?;
+        let buf = read_whole(&self.path, &mut self.file)?;
         self.stamp = stamp(&self.file.metadata().map_err(io)?);
         Ok(buf)
     }

@@ -266,7 +266,8 @@ impl Io {
                 .read_to_end(&mut buf)
                 .map_err(|e| Error::io("<stdin>", e))?;
         } else {
-            buf = Zeroizing::new(std::fs::read(&self.file).map_err(|e| Error::io(&self.file, e))?);
+            let mut f = std::fs::File::open(&self.file).map_err(|e| Error::io(&self.file, e))?;
+            buf = crate::fsutil::read_whole(&self.file, &mut f)?;
         }
         Ok(buf)
     }

@@ -396,3 +396,36 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(out.status.code(), Some(141));
     assert_eq!(stderr(&out), "");
 }
+
+/// A file larger than the memory coffer may take is one line naming it, exit 1, and
+/// nothing written: never an abort. (A sparse file: 3 GiB that takes no disk.)
+#[test]
+fn a_file_larger_than_the_memory_allowed_is_one_line() {
+    let sb = Sandbox::new();
+    let big = sb.path("big.yaml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let coffer = env!("CARGO_BIN_EXE_coffer");
+    for args in [
+        format!("encrypt --age {} -i big.yaml", sb.recipient),
+        "decrypt big.yaml".to_string(),
+    ] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 1000000; exec {coffer} {args}"))
+            .current_dir(sb.dir.path())
+            .env_clear()
+            .env("HOME", sb.home())
+            .env("PATH", path_with_coffer())
+            .output()
+            .unwrap();
+        assert_error(
+            &out,
+            1,
+            "coffer: big.yaml: not enough memory to read it (3221225472 bytes)",
+        );
+        assert_eq!(std::fs::metadata(&big).unwrap().len(), 3 << 30);
+    }
+}
