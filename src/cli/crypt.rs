@@ -275,57 +275,37 @@ fn encrypt_streamed(
 /// `None`: not such a file.
 fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> {
     use std::io::IsTerminal;
-    if io.output.is_none() && !io.in_place {
-        // To stdout: no plaintext on disk the user did not ask for, so straight out,
-        // in two passes (`sops::stream::decrypt_to`). A terminal gets the general way,
-        // which refuses binary plaintext.
-        if std::io::stdout().is_terminal() {
-            return Ok(None);
-        }
-        let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
-        let Some(located) = sops::stream::locate(&mut src)
-            .map_err(|e| Error::io(&io.file, e))?
-            .filter(|l| l.streams(&io.name()))
-        else {
-            return Ok(None);
-        };
-        let warnings = sops::stream::decrypt_to(
-            &io.name(),
-            &mut src,
-            &located,
-            &env.keyring()?,
-            ignore_mac,
-            &mut std::io::stdout().lock(),
-        )?;
-        for w in warnings {
-            warn(&w);
-        }
-        return Ok(Some(()));
+    // To stdout: no plaintext on disk the user did not ask for, so straight out, in two
+    // passes (`sops::stream::decrypt_to`). A terminal gets the general way, which
+    // refuses binary plaintext.
+    let to_stdout = io.output.is_none() && !io.in_place;
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Ok(None);
     }
     let held = match io.in_place {
         true => Some(env.hold(&io.file)?),
         false => None,
     };
+    let name = io.name();
     let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
     let Some(located) = sops::stream::locate(&mut src)
         .map_err(|e| Error::io(&io.file, e))?
-        .filter(|l| l.streams(&io.name()))
+        .filter(|l| l.streams(&name))
     else {
         return Ok(None);
     };
-    let mut out = staging(Some(io.output.as_deref().unwrap_or(&io.file)))?;
-    let name = io.name();
-    let warnings = sops::stream::decrypt(
-        &name,
-        &mut src,
-        &located,
-        &env.keyring()?,
-        ignore_mac,
-        &mut out,
-    )?;
-    for w in warnings {
-        warn(&w);
+    let keyring = env.keyring()?;
+    if to_stdout {
+        let out = &mut std::io::stdout().lock();
+        let warnings =
+            sops::stream::decrypt_to(&name, &mut src, &located, &keyring, ignore_mac, out)?;
+        warnings.iter().for_each(|w| warn(w));
+        return Ok(Some(()));
     }
+    let mut out = staging(Some(io.output.as_deref().unwrap_or(&io.file)))?;
+    let warnings =
+        sops::stream::decrypt(&name, &mut src, &located, &keyring, ignore_mac, &mut out)?;
+    warnings.iter().for_each(|w| warn(w));
     io.write_held_from(
         held,
         &mut crate::fsutil::Content::File(&mut out),

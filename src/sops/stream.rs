@@ -47,6 +47,19 @@ fn io(file: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(file, e)
 }
 
+/// Why the data does not open, as the error of its value (as reading the file whole
+/// reports it); other errors as they are.
+fn value_error(file: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Refused(reason) => Error::Value {
+            file: file.to_string(),
+            path: DATA_KEY.to_string(),
+            reason,
+        },
+        e => e,
+    }
+}
+
 /// Read up to a whole piece (less only at the end).
 fn fill(src: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -59,6 +72,31 @@ fn fill(src: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Hand every piece of `src`, from its start, to `each`: `Ok(false)` when it holds other
+/// than `len` bytes (it changed, or grows as it is read), and then stops reading.
+fn each_piece(
+    src: &mut File,
+    buf: &mut [u8],
+    len: u64,
+    each: &mut dyn FnMut(&mut [u8]) -> Result<()>,
+) -> std::io::Result<Result<bool>> {
+    src.seek(SeekFrom::Start(0))?;
+    let mut seen = 0u64;
+    loop {
+        let n = fill(src, buf)?;
+        if n == 0 {
+            return Ok(Ok(seen == len));
+        }
+        seen += n as u64;
+        if seen > len {
+            return Ok(Ok(false));
+        }
+        if let Err(e) = each(&mut buf[..n]) {
+            return Ok(Err(e));
+        }
+    }
 }
 
 /// The document around the data: everything before `ENC[...]`'s data, and everything
@@ -119,23 +157,14 @@ pub fn encrypt(
     let mut iv = IvStream::new(key, &aad, ScalarType::Str.sops_name(), len);
     let mut mac = MacBuilder::new(md.mac_only_encrypted);
     let mut digest = Sha256::new();
-    let mut seen = 0u64;
-    src.seek(SeekFrom::Start(0)).map_err(io(file))?;
-    loop {
-        let n = fill(src, &mut buf).map_err(io(file))?;
-        if n == 0 {
-            break;
-        }
-        seen += n as u64;
-        if seen > len {
-            // It grows as it is read: no file to encrypt as it stands.
-            return Err(changed());
-        }
-        iv.update(&buf[..n]);
-        mac.add_piece(&buf[..n]);
-        digest.update(&buf[..n]);
-    }
-    if seen != len {
+    let whole = each_piece(src, &mut buf, len, &mut |piece| {
+        iv.update(piece);
+        mac.add_piece(piece);
+        digest.update(&*piece);
+        Ok(())
+    })
+    .map_err(io(file))??;
+    if !whole {
         return Err(changed());
     }
     let iv = iv.finish();
@@ -153,24 +182,15 @@ pub fn encrypt(
     let mut gcm = Gcm::new(key, &iv, &aad);
     let mut again = Sha256::new();
     let mut text = String::with_capacity(B64_PIECE);
-    let mut sealed = 0u64;
-    src.seek(SeekFrom::Start(0)).map_err(io(file))?;
-    loop {
-        let n = fill(src, &mut buf).map_err(io(file))?;
-        if n == 0 {
-            break;
-        }
-        sealed += n as u64;
-        if sealed > len {
-            return Err(changed());
-        }
-        again.update(&buf[..n]);
-        gcm.seal(&mut buf[..n]);
+    let whole = each_piece(src, &mut buf, len, &mut |piece| {
+        again.update(&*piece);
+        gcm.seal(piece);
         text.clear();
-        B64.encode_string(&buf[..n], &mut text);
-        w.write_all(text.as_bytes()).map_err(io(file))?;
-    }
-    if again.finalize() != digest {
+        B64.encode_string(&*piece, &mut text);
+        w.write_all(text.as_bytes()).map_err(io(file))
+    })
+    .map_err(io(file))??;
+    if !whole || again.finalize() != digest {
         return Err(changed());
     }
     let tag = gcm.tag();
@@ -410,14 +430,7 @@ pub fn decrypt(
     decrypt_data(src, located, &key, &iv, &tag, &mut mac, &mut |piece| {
         w.write_all(piece).map_err(io(file))
     })
-    .map_err(|e| match e {
-        Error::Refused(why) => Error::Value {
-            file: file.to_string(),
-            path: DATA_KEY.to_string(),
-            reason: why,
-        },
-        e => e,
-    })?;
+    .map_err(value_error(file))?;
     w.flush().map_err(io(file))?;
     drop(w);
     super::check_mac(file, &key, &meta, &mac.finish(), ignore_mac, &mut warnings)?;
@@ -461,14 +474,6 @@ fn write_checked(
     ignore_mac: bool,
     out: &mut dyn Write,
 ) -> Result<Vec<String>> {
-    let value_error = |e: Error| match e {
-        Error::Refused(why) => Error::Value {
-            file: file.to_string(),
-            path: DATA_KEY.to_string(),
-            reason: why,
-        },
-        e => e,
-    };
     let mut digests: Vec<[u8; 32]> = Vec::new();
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);
     decrypt_pieces(
@@ -484,7 +489,7 @@ fn write_checked(
         },
         &mut |_| Ok(()),
     )
-    .map_err(value_error)?;
+    .map_err(value_error(file))?;
     let mut warnings = Vec::new();
     super::check_mac(file, key, meta, &mac.finish(), ignore_mac, &mut warnings)?;
     let mut next = digests.iter();
