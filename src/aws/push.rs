@@ -655,7 +655,6 @@ impl<'s> Pusher<'s> {
     /// The clients of `target`. A named target (of `.coffer.yaml`) learns its account
     /// first, as its plan's header and every error line name it.
     pub fn connect(session: &'s Session, scope: &Scope, target: Target) -> Result<Pusher<'s>> {
-        session.check(scope).map_err(Error::Aws)?;
         let conf = session.config(scope).map_err(Error::Aws)?;
         let region = conf.region().map(ToString::to_string);
         let account = match target.name {

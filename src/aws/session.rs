@@ -246,7 +246,7 @@ impl Session {
                     Some(profile.as_deref().unwrap_or(base)),
                     scope.region.as_deref(),
                 ));
-                let creds = self.chain_credentials(chain, conf.region().cloned())?;
+                let creds = self.chain_credentials(chain, &conf)?;
                 with_credentials(conf, SharedCredentialsProvider::new(creds))
             }
             None => self.block_on(load(profile.as_deref(), scope.region.as_deref())),
@@ -288,10 +288,13 @@ impl Session {
     fn chain_credentials(
         &self,
         chain: &Chain,
-        region: Option<aws_config::Region>,
+        conf: &aws_config::SdkConfig,
     ) -> Result<Credentials, String> {
         let _one_at_a_time = self.making.lock().expect("making lock");
-        let region = region.unwrap_or(aws_config::Region::from_static("us-east-1"));
+        let region = conf
+            .region()
+            .cloned()
+            .unwrap_or(aws_config::Region::from_static("us-east-1"));
         // Processes making the same chain take turns, the later ones finding the
         // sessions the first made. (A device's session has its own turn inside, for
         // chains that share the device.)
@@ -341,7 +344,7 @@ impl Session {
                                 describe_base(&chain.base)
                             ));
                         };
-                        let sts = self.role_session(first, creds, &region, Some(device))?;
+                        let sts = self.role_session(first, creds, conf, &region, Some(device))?;
                         (1, sts.credentials())
                     }
                     Some(device) => (0, self.device_session(device, &base)?.credentials()),
@@ -361,7 +364,7 @@ impl Session {
                     profile: role.profile.clone(),
                 });
             below = self
-                .role_session(role, below, &region, own.as_ref())?
+                .role_session(role, below, conf, &region, own.as_ref())?
                 .credentials();
         }
         Ok(below)
@@ -407,6 +410,7 @@ impl Session {
         &self,
         role: &Role,
         source: Credentials,
+        conf: &aws_config::SdkConfig,
         region: &aws_config::Region,
         mfa: Option<&Device>,
     ) -> Result<Sts, String> {
@@ -414,22 +418,13 @@ impl Session {
         if let Some(s) = self.cached(&key) {
             return Ok(s);
         }
-        let conf = aws_config::SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
+        // The scope's configuration (endpoint, retries) with the credentials below.
+        let conf = conf
+            .clone()
+            .into_builder()
             .region(region.clone())
-            .retry_config(retry_config())
             .credentials_provider(SharedCredentialsProvider::new(source))
             .build();
-        let conf = self.block_on(async {
-            // The endpoint (AWS_ENDPOINT_URL) as every other client has it.
-            let env = aws_config::defaults(BehaviorVersion::latest())
-                .region(region.clone())
-                .load()
-                .await;
-            let mut b = conf.into_builder();
-            b.set_endpoint_url(env.endpoint_url().map(str::to_string));
-            b.build()
-        });
         let mut req = aws_sdk_sts::Client::new(&conf)
             .assume_role()
             .role_arn(&role.arn)

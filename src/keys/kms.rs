@@ -89,38 +89,41 @@ impl KmsKeys {
         }
     }
 
-    /// A key's client, and where its calls go (for error lines: `in REGION (account A,
-    /// profile P)`; the account is the key's).
+    /// A key's client, and the scope it was made for.
     fn client(
         &self,
         arn: &str,
         profile: Option<&str>,
         role: Option<&str>,
-    ) -> std::result::Result<(aws_sdk_kms::Client, String), String> {
+    ) -> std::result::Result<(aws_sdk_kms::Client, Scope), String> {
         let scope = Scope {
             region: Some(region_of(arn)?.to_string()),
             profile: profile.map(str::to_string),
             role: role.map(str::to_string),
         };
-        let place = self
-            .session
-            .place(&scope, None, crate::aws::profiles::account_of(arn));
         if let Some(c) = self.clients.lock().expect("client cache lock").get(&scope) {
-            return Ok((c.clone(), place));
+            return Ok((c.clone(), scope));
         }
         let client = aws_sdk_kms::Client::new(&self.session.config(&scope)?);
         self.clients
             .lock()
             .expect("client cache lock")
-            .insert(scope, client.clone());
-        Ok((client, place))
+            .insert(scope.clone(), client.clone());
+        Ok((client, scope))
+    }
+
+    /// Where a key's calls go, for its error lines: `in REGION (account A, profile P)`,
+    /// the account the key's.
+    fn place(&self, scope: &Scope, arn: &str) -> String {
+        self.session
+            .place(scope, None, crate::aws::profiles::account_of(arn))
     }
 
     /// Wrap a data key with one KMS key, as a sops metadata entry.
     /// `secret` (a data key, or a Shamir share of one) encrypted under `spec`'s key.
     pub fn wrap(&self, secret: &[u8], spec: &KmsSpec) -> Result<KmsEntry> {
         let fail = |why: String| Error::Aws(format!("kms:{}: {why}", spec.arn));
-        let (client, place) = self
+        let (client, scope) = self
             .client(&spec.arn, spec.aws_profile.as_deref(), spec.role.as_deref())
             .map_err(fail)?;
         let mut req = client
@@ -132,7 +135,8 @@ impl KmsKeys {
         }
         let out = self.session.block_on(req.send()).map_err(|e| {
             fail(format!(
-                "Encrypt {place}: {}",
+                "Encrypt {}: {}",
+                self.place(&scope, &spec.arn),
                 reason_as(&e, "KMS", spec.aws_profile.as_deref())
             ))
         })?;
@@ -150,7 +154,7 @@ impl KmsKeys {
     }
 
     fn open(&self, entry: &KmsEntry) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
-        let (client, place) = self.client(
+        let (client, scope) = self.client(
             &entry.arn,
             entry.aws_profile.as_deref(),
             entry.role.as_deref(),
@@ -167,7 +171,8 @@ impl KmsKeys {
         }
         let out = self.session.block_on(req.send()).map_err(|e| {
             format!(
-                "Decrypt {place}: {}",
+                "Decrypt {}: {}",
+                self.place(&scope, &entry.arn),
                 reason_as(&e, "KMS", entry.aws_profile.as_deref())
             )
         })?;
