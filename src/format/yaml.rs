@@ -156,7 +156,9 @@ impl Store for YamlStore {
         for d in &mut p.docs {
             d.indent = indent;
         }
-        let (leaves, docs, mut constructs, foreign) = (p.leaves, p.docs, p.constructs, p.foreign);
+        let (mut leaves, docs, mut constructs, foreign) =
+            (p.leaves, p.docs, p.constructs, p.foreign);
+        leaves.shrink_to_fit();
         constructs.sort_by_key(|c| c.0);
         Ok(Document {
             text: source,
@@ -509,7 +511,10 @@ impl Parse<'_> {
                             .map_or(self.text.len(), |i| p + i + 1),
                     };
                     let root = match stack.pop() {
-                        Some(Frame::Map { entries, .. }) => Node::Map(entries),
+                        Some(Frame::Map { mut entries, .. }) => {
+                            entries.shrink_to_fit();
+                            Node::Map(entries)
+                        }
                         _ => Node::Map(Vec::new()),
                     };
                     self.docs.push(Doc {
@@ -605,9 +610,16 @@ impl Parse<'_> {
                     });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
+                    // A file of a million keys keeps no spare room in its collections.
                     let node = match stack.pop() {
-                        Some(Frame::Map { entries, .. }) => Node::Map(entries),
-                        Some(Frame::Seq { items, .. }) => Node::Seq(items),
+                        Some(Frame::Map { mut entries, .. }) => {
+                            entries.shrink_to_fit();
+                            Node::Map(entries)
+                        }
+                        Some(Frame::Seq { mut items, .. }) => {
+                            items.shrink_to_fit();
+                            Node::Seq(items)
+                        }
                         None => continue,
                     };
                     let mut end = node.end(&self.leaves);
@@ -687,7 +699,8 @@ impl Parse<'_> {
                         self.occupied.push(range.clone());
                         last_content_end = last_content_end.max(range.end);
                         if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                            *key = Some((value.into_owned(), range.start));
+                            // The scanner's string keeps spare room: keep the key alone.
+                            *key = Some((String::from(&*value), range.start));
                         }
                         continue;
                     }
@@ -729,9 +742,7 @@ impl Parse<'_> {
         match stack.last() {
             None => Vec::new(),
             Some(Frame::Map { key, container, .. }) => {
-                let mut p = self.containers[*container].path.clone();
-                p.push(key.as_ref().map(|k| k.0.clone()).unwrap_or_default());
-                p
+                extended(&self.containers[*container].path, key)
             }
             Some(Frame::Seq { container, .. }) => self.containers[*container].path.clone(),
         }
@@ -795,14 +806,11 @@ impl Parse<'_> {
     ) -> Result<usize, super::SyntaxError> {
         let container = frame_container(stack.last().expect("scalar inside a collection"));
         let flow = self.containers[container].flow;
-        let mut path = self.containers[container].path.clone();
-        let owner_col;
-        if let Some(Frame::Map { key, .. }) = stack.last() {
-            path.push(key.as_ref().map(|k| k.0.clone()).unwrap_or_default());
-            owner_col = self.items.last().map_or(0, |i| i.col);
-        } else {
-            owner_col = self.items.last().map_or(0, |i| i.col);
-        }
+        let path = match stack.last() {
+            Some(Frame::Map { key, .. }) => extended(&self.containers[container].path, key),
+            _ => self.containers[container].path.clone(),
+        };
+        let owner_col = self.items.last().map_or(0, |i| i.col);
         // Anchors and tags sit inside the span; the value's own text starts after them.
         let mut start = raw.start;
         if !matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
@@ -1157,6 +1165,14 @@ fn frame_container(f: &Frame) -> usize {
     match f {
         Frame::Map { container, .. } | Frame::Seq { container, .. } => *container,
     }
+}
+
+/// `path` and the key being read, with no spare room (a path per leaf adds up).
+fn extended(path: &[String], key: &Option<(String, usize)>) -> Vec<String> {
+    let mut p = Vec::with_capacity(path.len() + 1);
+    p.extend_from_slice(path);
+    p.push(key.as_ref().map(|k| k.0.clone()).unwrap_or_default());
+    p
 }
 
 fn attach(stack: &mut [Frame], node: Node, end: usize) {

@@ -93,10 +93,10 @@ pub fn encrypt_document(
         Some((pos, what)) => format!("{what} at line {}", doc.line_of(pos)),
         None => {
             let kept = splice_encrypted(store, file, doc, key, md)?;
-            match verify::encrypted(file, format, &kept, key, doc, &expected) {
-                Ok(()) => {
+            match verify::encrypted(file, format, kept, key, doc, &expected) {
+                Ok(bytes) => {
                     return Ok(Sealed {
-                        bytes: kept,
+                        bytes,
                         fallback: None,
                     })
                 }
@@ -113,7 +113,7 @@ pub fn encrypt_document(
         .and_then(|text| store.parse(into_bytes(text)).map_err(|e| e.to_string()))
         .map_err(&refused)?;
     let bytes = splice_encrypted(store, file, &canonical, key, md)?;
-    verify::encrypted(file, format, &bytes, key, doc, &expected).map_err(refused)?;
+    let bytes = verify::encrypted(file, format, bytes, key, doc, &expected).map_err(refused)?;
     Ok(Sealed {
         bytes,
         fallback: Some(layout_note(file, doc, &why)),
@@ -915,18 +915,21 @@ impl Opened {
             .collect();
         let bytes = into_bytes(splice(&doc.text, edits));
         let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
-        let Err(why) = verify::encrypted(
+        let why = match verify::encrypted(
             &self.file,
             self.format,
-            &bytes,
+            bytes,
             &self.key,
             &self.doc,
             &expected,
-        ) else {
-            return Ok(Sealed {
-                bytes,
-                fallback: None,
-            });
+        ) {
+            Ok(bytes) => {
+                return Ok(Sealed {
+                    bytes,
+                    fallback: None,
+                })
+            }
+            Err(why) => why,
         };
         let mut md = md.clone();
         let mut sealed = encrypt_plain(

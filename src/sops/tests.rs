@@ -1141,7 +1141,15 @@ fn the_check_rejects_what_a_broken_writer_would_write() {
     let expected = Content::of_plain(&doc);
     let good = String::from_utf8(trip(Format::Yaml, text.as_bytes()).encrypted).expect("text");
     let check = |bytes: &str| {
-        verify::encrypted("t", Format::Yaml, bytes.as_bytes(), &key(), &doc, &expected)
+        verify::encrypted(
+            "t",
+            Format::Yaml,
+            Zeroizing::new(bytes.as_bytes().to_vec()),
+            &key(),
+            &doc,
+            &expected,
+        )
+        .map(|back| assert_eq!(&back[..], bytes.as_bytes(), "given back as it was"))
     };
     assert_eq!(check(&good), Ok(()));
     let value = |key: &str| {

@@ -7,6 +7,7 @@ use crate::cipher::{self, DataKey};
 use crate::format::Format;
 use crate::path::{self, Step};
 use crate::tree::{Document, Node, ScalarType, Value};
+use zeroize::Zeroizing;
 
 /// What a reader finds in a file: every document's structure with its typed values in
 /// order, and the comments in order. Layout (indentation, quoting, line breaks between
@@ -270,22 +271,24 @@ fn same_value(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
 
 /// Check an encrypted output: it parses as `format`, every document carries the
 /// metadata, it opens with `key` (MAC included), no value or comment its rules encrypt
-/// is left in clear, and it holds `expected` (comments included).
+/// is left in clear, and it holds `expected` (comments included). The bytes are read
+/// where they are, not copied, and given back when they pass.
 pub fn encrypted(
     file: &str,
     format: Format,
-    bytes: &[u8],
+    bytes: Zeroizing<Vec<u8>>,
     key: &DataKey,
     source: &Document,
     expected: &Content,
-) -> Result<(), String> {
-    let doc = crate::format::parse(file, format, bytes.to_vec())
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    let len = bytes.len();
+    let doc = crate::format::parse(file, format, bytes)
         .map_err(|e| format!("the output does not parse ({})", strip_file(file, &e)))?;
     if doc.docs.iter().any(|d| d.meta.is_none()) {
         return Err("a document of the output has no sops metadata".into());
     }
     let (doc, meta, _) = super::metadata_of(file, doc).map_err(|e| strip_file(file, &e))?;
-    let opened = super::open_with_key(file, format, doc, meta, key.clone(), false)
+    let mut opened = super::open_with_key(file, format, doc, meta, key.clone(), false)
         .map_err(|e| format!("the output does not open ({})", strip_file(file, &e)))?;
     if let Some(&i) = opened.clear_comments.first() {
         return Err(format!(
@@ -294,10 +297,14 @@ pub fn encrypted(
         ));
     }
     let got = Content::of(&opened.doc, &|i| opened.typed(i));
-    match expected.difference(source, &got, Compare::Full, is_json(format)) {
-        Some(d) => Err(d),
-        None => Ok(()),
+    if let Some(d) = expected.difference(source, &got, Compare::Full, is_json(format)) {
+        return Err(d);
     }
+    drop(got);
+    // The parsers keep the text they are given as it is.
+    let text = std::mem::take(&mut *opened.doc.text);
+    debug_assert_eq!(text.len(), len);
+    Ok(Zeroizing::new(text.into_bytes()))
 }
 
 /// Check a plaintext output: it parses as `format`, holds no sops metadata, and holds
