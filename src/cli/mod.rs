@@ -492,7 +492,8 @@ impl Env {
     }
 
     pub fn keyring(&self) -> Result<Keyring> {
-        let sources = IdentitySources::from_env(|k| self.get(k));
+        let mut sources = IdentitySources::from_env(|k| self.get(k));
+        sources.ask = Some(std::sync::Arc::new(ask_passphrase));
         let age = AgeKeys::load(&sources)?;
         // age first, then KMS, then PGP (the slowest: a gpg process per key).
         Ok(Keyring::new(vec![
@@ -508,6 +509,35 @@ impl Env {
 }
 
 pub use crate::config::creation_rule;
+
+/// A passphrase, asked for on the terminal with echo off, as age and ssh ask.
+fn ask_passphrase(prompt: &str) -> std::result::Result<secrecy::SecretString, String> {
+    use rustix::termios::{self, LocalModes, OptionalActions};
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| "a passphrase is needed and there is no terminal to ask on".to_string())?;
+    let saved = termios::tcgetattr(&tty).map_err(|e| format!("terminal: {e}"))?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    termios::tcsetattr(&tty, OptionalActions::Flush, &quiet)
+        .map_err(|e| format!("terminal: {e}"))?;
+    let mut w = &tty;
+    let mut line = Zeroizing::new(String::new());
+    let read =
+        write!(w, "{prompt} ").and_then(|()| std::io::BufReader::new(&tty).read_line(&mut line));
+    // Echo comes back whatever happened.
+    let _ = termios::tcsetattr(&tty, OptionalActions::Flush, &saved);
+    read.map_err(|e| format!("terminal: {e}"))?;
+    let given = line.trim_end_matches(['\n', '\r']);
+    if given.is_empty() {
+        return Err("no passphrase given".into());
+    }
+    Ok(secrecy::SecretString::from(given.to_string()))
+}
 
 /// The code of an MFA device, asked for on the terminal (`COFFER_MFA_TOKEN` spares that,
 /// once).

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::unlock::{self, AskPassphrase, Failures, Ident, KeyCommand, LockedFile, LockedSsh};
 use super::MasterKey;
 use crate::metadata::{AgeEntry, Metadata};
 use crate::{Error, Result};
@@ -19,14 +20,20 @@ pub struct IdentitySources {
     pub inline: Vec<SecretString>,
     /// Identity files, in the order they are tried; missing ones are skipped.
     pub files: Vec<PathBuf>,
-    /// OpenSSH private keys (ed25519 or RSA, without passphrase); missing ones are skipped.
+    /// OpenSSH private keys (ed25519 or RSA); missing ones are skipped.
     pub ssh_files: Vec<PathBuf>,
+    /// Commands that print identities (`SOPS_AGE_KEY_CMD`, `SOPS_AGE_SSH_PRIVATE_KEY_CMD`),
+    /// run only when the identities at hand open nothing.
+    pub commands: Vec<KeyCommand>,
+    /// How to ask for the passphrase of an encrypted identity file or SSH key; without
+    /// it such a key opens nothing, and the error says why.
+    pub ask: Option<AskPassphrase>,
 }
 
 impl IdentitySources {
     /// The documented lookup: `COFFER_AGE_KEY`, `COFFER_AGE_KEY_FILE`, `SOPS_AGE_KEY`,
     /// `SOPS_AGE_KEY_FILE`, then coffer's and sops's default key files under
-    /// `$XDG_CONFIG_HOME` (or `~/.config`).
+    /// `$XDG_CONFIG_HOME` (or `~/.config`); SSH keys; then the key commands.
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
         let mut s = IdentitySources::default();
         for (inline, file) in [
@@ -61,6 +68,20 @@ impl IdentitySources {
             }
             (None, None) => {}
         }
+        for (name, ssh) in [
+            ("COFFER_AGE_KEY_CMD", false),
+            ("SOPS_AGE_KEY_CMD", false),
+            ("COFFER_AGE_SSH_PRIVATE_KEY_CMD", true),
+            ("SOPS_AGE_SSH_PRIVATE_KEY_CMD", true),
+        ] {
+            if let Some(line) = env(name).filter(|v| !v.trim().is_empty()) {
+                s.commands.push(KeyCommand {
+                    origin: name.to_string(),
+                    line,
+                    ssh,
+                });
+            }
+        }
         s
     }
 }
@@ -82,7 +103,7 @@ pub fn default_key_file(config_dir: &Path) -> PathBuf {
 
 /// All age identities this process has.
 pub struct AgeKeys {
-    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    identities: Vec<Ident>,
     /// Where they came from, for error messages.
     origins: Vec<String>,
     /// Keys the git filter's record of seen plaintext (`git::seen`), from the first
@@ -91,6 +112,10 @@ pub struct AgeKeys {
     /// The recipients of the X25519 identities: an entry named for one of them must open
     /// with it.
     mine: Vec<String>,
+    commands: Vec<KeyCommand>,
+    ran: unlock::Ran,
+    ask: Option<AskPassphrase>,
+    failures: Failures,
 }
 
 impl AgeKeys {
@@ -100,18 +125,24 @@ impl AgeKeys {
             origins: Vec::new(),
             seen_key: None,
             mine: Vec::new(),
+            commands: Vec::new(),
+            ran: unlock::Ran::default(),
+            ask: sources.ask.clone(),
+            failures: Failures::default(),
         };
+        // Inline keys may stand several to a line (sops 3.10 and later).
         for (i, inline) in sources.inline.iter().enumerate() {
             keys.add(
                 inline.expose_secret().as_bytes(),
                 &format!("inline key #{}", i + 1),
+                true,
             )?;
         }
         for file in &sources.files {
             match std::fs::read(file) {
                 Ok(bytes) => {
                     let bytes = Zeroizing::new(bytes);
-                    keys.add(&bytes, &file.display().to_string())?;
+                    keys.add(&bytes, &file.display().to_string(), false)?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(file, e)),
@@ -124,29 +155,39 @@ impl AgeKeys {
                 Err(e) => return Err(Error::io(file, e)),
             };
             let name = file.display().to_string();
-            // Passphrase-protected and unsupported keys are skipped: decryption then
-            // reports that no identity matched, naming where it looked.
-            let parsed = age::ssh::Identity::from_buffer(&bytes[..], Some(name.clone()));
-            if let Ok(id @ age::ssh::Identity::Unencrypted(_)) = parsed {
-                keys.identities.push(Box::new(id));
+            // Unsupported keys are skipped: decryption then reports that no identity
+            // matched, naming where it looked.
+            if let Some(id) = keys.ssh_identity(&bytes, &name) {
+                keys.identities.push(id);
                 keys.origins.push(name);
             }
         }
+        keys.commands = sources
+            .commands
+            .iter()
+            .map(|c| KeyCommand {
+                origin: c.origin.clone(),
+                line: c.line.clone(),
+                ssh: c.ssh,
+            })
+            .collect();
         Ok(keys)
     }
 
-    fn add(&mut self, contents: &[u8], origin: &str) -> Result<()> {
-        // Identity files hold `AGE-SECRET-KEY-1…` lines and comments.
-        for line in String::from_utf8_lossy(contents).lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let id = X25519Identity::parse(line).ok_or_else(|| {
-                Error::KeySource(format!(
-                    "{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"
-                ))
-            })?;
+    fn add(&mut self, contents: &[u8], origin: &str, several_to_a_line: bool) -> Result<()> {
+        if unlock::is_encrypted_identity(contents) {
+            let locked = LockedFile::new(
+                origin,
+                Zeroizing::new(contents.to_vec()),
+                self.ask.clone(),
+                self.failures.clone(),
+                plain_identities,
+            );
+            self.identities.push(Box::new(locked));
+            self.origins.push(origin.to_string());
+            return Ok(());
+        }
+        for id in parse_identities(contents, origin, several_to_a_line).map_err(Error::KeySource)? {
             if self.seen_key.is_none() {
                 self.seen_key = Some(id.derive(b"coffer git filter: seen plaintext"));
             }
@@ -157,9 +198,83 @@ impl AgeKeys {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.identities.is_empty()
+    /// An OpenSSH private key's identity; one with a passphrase asks for it when used.
+    fn ssh_identity(&self, bytes: &[u8], origin: &str) -> Option<Ident> {
+        match age::ssh::Identity::from_buffer(bytes, Some(origin.to_string())).ok()? {
+            id @ age::ssh::Identity::Unencrypted(_) => Some(Box::new(id)),
+            id @ age::ssh::Identity::Encrypted(_) => Some(Box::new(LockedSsh::new(
+                origin,
+                id,
+                self.ask.clone(),
+                self.failures.clone(),
+            ))),
+            age::ssh::Identity::Unsupported(_) => None,
+        }
     }
+
+    /// What a key command printed, as identities.
+    fn output_identities(
+        &self,
+        out: Zeroizing<Vec<u8>>,
+        origin: &str,
+        ssh: bool,
+    ) -> std::result::Result<Vec<Ident>, String> {
+        if ssh {
+            return self
+                .ssh_identity(&out, origin)
+                .map(|id| vec![id])
+                .ok_or_else(|| format!("{origin}: the output is not an OpenSSH private key"));
+        }
+        if unlock::is_encrypted_identity(&out) {
+            return Ok(vec![Box::new(LockedFile::new(
+                origin,
+                out,
+                self.ask.clone(),
+                self.failures.clone(),
+                plain_identities,
+            ))]);
+        }
+        plain_identities(&out, origin)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.identities.is_empty() && self.commands.is_empty()
+    }
+}
+
+/// Identity-file text: `AGE-SECRET-KEY-1…` lines and comments (with `several_to_a_line`,
+/// keys separated by spaces too).
+fn parse_identities(
+    contents: &[u8],
+    origin: &str,
+    several_to_a_line: bool,
+) -> std::result::Result<Vec<X25519Identity>, String> {
+    let text = Zeroizing::new(String::from_utf8_lossy(contents).into_owned());
+    let mut ids = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = if several_to_a_line {
+            line.split_whitespace().collect()
+        } else {
+            vec![line]
+        };
+        for word in words {
+            ids.push(X25519Identity::parse(word).ok_or_else(|| {
+                format!("{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)")
+            })?);
+        }
+    }
+    Ok(ids)
+}
+
+fn plain_identities(contents: &[u8], origin: &str) -> std::result::Result<Vec<Ident>, String> {
+    Ok(parse_identities(contents, origin, false)?
+        .into_iter()
+        .map(|id| Box::new(id) as Ident)
+        .collect())
 }
 
 impl MasterKey for AgeKeys {
@@ -171,15 +286,35 @@ impl MasterKey for AgeKeys {
         if meta.age.is_empty() {
             return Ok(None);
         }
-        if self.identities.is_empty() {
+        if self.is_empty() {
             return Err(vec![
                 "age: no identity found (set COFFER_AGE_KEY_FILE or SOPS_AGE_KEY_FILE, or run `coffer keygen`)".into(),
             ]);
         }
         for entry in &meta.age {
-            if let Some(key) = self.open(&entry.enc) {
+            if let Some(key) = self.open(&entry.enc, &self.identities) {
                 return Ok(Some(key));
             }
+        }
+        // Key commands run only now, once per recipient, as sops runs them.
+        for entry in &meta.age {
+            for (k, command) in self.commands.iter().enumerate() {
+                let load = |out, origin: &str, ssh| self.output_identities(out, origin, ssh);
+                let ids = self
+                    .ran
+                    .identities(k, command, &entry.recipient, &load, &self.failures);
+                if let Some(key) = self.open(&entry.enc, &ids) {
+                    return Ok(Some(key));
+                }
+            }
+        }
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !failures.is_empty() {
+            return Err(failures.into_iter().map(|f| format!("age: {f}")).collect());
         }
         // An entry named for an identity here that does not open with it was altered:
         // someone else's copy of the data key under this name, say.
@@ -205,13 +340,10 @@ impl MasterKey for AgeKeys {
 }
 
 impl AgeKeys {
-    fn open(&self, armored: &str) -> Option<Zeroizing<Vec<u8>>> {
+    fn open(&self, armored: &str, identities: &[Ident]) -> Option<Zeroizing<Vec<u8>>> {
         let reader = age::armor::ArmoredReader::new(armored.as_bytes());
         let decryptor = age::Decryptor::new(reader).ok()?;
-        let ids = self
-            .identities
-            .iter()
-            .map(|i| i.as_ref() as &dyn age::Identity);
+        let ids = identities.iter().map(|i| i.as_ref() as &dyn age::Identity);
         let mut r = decryptor.decrypt(ids).ok()?;
         let mut out = Zeroizing::new(Vec::with_capacity(33));
         r.read_to_end(&mut out).ok()?;

@@ -14,6 +14,7 @@ pub mod age;
 pub mod kms;
 pub mod pgp;
 pub mod shamir;
+pub mod unlock;
 
 /// The master keys a new data key is wrapped for: all of them, or, split over Shamir key
 /// groups, a share for each group wrapped for the keys of that group.

@@ -1,6 +1,7 @@
 mod common;
 
 mod accounts;
+mod age_keys;
 mod cli;
 mod corpus;
 mod covered;
