@@ -33,5 +33,8 @@ fn main() -> ExitCode {
     }
     env.force = cli.force;
     env.lock_timeout = std::time::Duration::from_secs(cli.lock_timeout);
+    if let Some(order) = &cli.decryption_order {
+        env.decryption_order = Some(order.clone());
+    }
     coffer::cli::run(cli, &env)
 }

@@ -52,6 +52,36 @@ pub fn parse(s: &str) -> Result<Vec<Step>> {
     Ok(steps)
 }
 
+/// A tree path exactly as sops parses one (`parseTreePath`): the text is split at each
+/// `[`, every piece must end with `]`, a piece that opens with a quote is a key whose
+/// first and last characters are dropped (no escapes: `["d\"b"]` is the key `d\"b`),
+/// anything else an index.
+pub fn parse_sops(s: &str) -> Result<Vec<Step>> {
+    let bad = |reason: String| Error::BadPath {
+        path: s.to_string(),
+        reason,
+    };
+    let mut steps = Vec::new();
+    for piece in s.split('[').filter(|p| !p.is_empty()) {
+        let inner = piece
+            .strip_suffix(']')
+            .ok_or_else(|| bad(format!("component {piece} doesn't end with ]")))?;
+        match inner.chars().next() {
+            Some(q @ ('"' | '\'')) if inner.len() >= 2 => {
+                let body = &inner[q.len_utf8()..];
+                let last = body.chars().next_back().map_or(0, char::len_utf8);
+                steps.push(Step::Key(body[..body.len() - last].to_string()));
+            }
+            _ => steps.push(Step::Index(inner.parse().map_err(|_| {
+                bad(format!(
+                    "component {inner:?} is neither a quoted key nor an index"
+                ))
+            })?)),
+        }
+    }
+    Ok(steps)
+}
+
 pub fn display(steps: &[Step]) -> String {
     steps
         .iter()
@@ -78,6 +108,31 @@ pub fn lookup<'n>(root: &'n Node, steps: &[Step]) -> Option<&'n Node> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sops_tree_paths_parse_as_sops_parses_them() {
+        use super::Step::{Index as I, Key as K};
+        let k = |s: &str| K(s.to_string());
+        let table: &[(&str, Option<Vec<super::Step>>)] = &[
+            (r#"["a"][0]['b']"#, Some(vec![k("a"), I(0), k("b")])),
+            // No escapes: the backslash is part of the key.
+            (r#"["d\"b"]"#, Some(vec![k(r#"d\"b"#)])),
+            // The first and last characters go, whatever they are.
+            (r#"["ab']"#, Some(vec![k("ab")])),
+            (r#"["a]b"]"#, None),
+            (r#"a["b"]"#, None),
+            (r#"["a"]x"#, None),
+            ("[x]", None),
+            ("[]", None),
+            ("", Some(vec![])),
+            (r#"[["a"]"#, Some(vec![k("a")])),
+            (r#"["é"]"#, Some(vec![k("é")])),
+        ];
+        for (text, want) in table {
+            let got = super::parse_sops(text).ok();
+            assert_eq!(&got, want, "{text}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -72,6 +72,10 @@ pub struct Cli {
     /// How long to wait for another coffer writing the same file
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     pub lock_timeout: u64,
+
+    /// Key kinds to try first when opening a file, in order (age, pgp, kms; env SOPS_DECRYPTION_ORDER)
+    #[arg(long, global = true, value_name = "KINDS")]
+    pub decryption_order: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -394,6 +398,8 @@ pub struct Env {
     pub force: bool,
     /// `--lock-timeout`: how long a writer waits for another writing the same file.
     pub lock_timeout: std::time::Duration,
+    /// `--decryption-order` (or `SOPS_DECRYPTION_ORDER`): key kinds tried first.
+    pub decryption_order: Option<String>,
 }
 
 impl Env {
@@ -430,6 +436,8 @@ impl Env {
             }),
             notice: Box::new(warn),
         }));
+        let decryption_order =
+            var("COFFER_DECRYPTION_ORDER").or_else(|| var("SOPS_DECRYPTION_ORDER"));
         Env {
             kms: std::sync::Arc::new(KmsKeys::new(aws.clone())),
             aws,
@@ -437,6 +445,7 @@ impl Env {
             layout: Layout::default(),
             force: false,
             lock_timeout: std::time::Duration::from_secs(30),
+            decryption_order,
         }
     }
 
@@ -495,12 +504,20 @@ impl Env {
         let mut sources = IdentitySources::from_env(|k| self.get(k));
         sources.ask = Some(std::sync::Arc::new(ask_passphrase));
         let age = AgeKeys::load(&sources)?;
-        // age first, then KMS, then PGP (the slowest: a gpg process per key).
+        // age first, then KMS, then PGP (the slowest: a gpg process per key), unless
+        // a decryption order says otherwise.
+        let order = self.decryption_order.as_deref().unwrap_or_default();
+        let order: Vec<&str> = order
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
         Ok(Keyring::new(vec![
             Box::new(age),
             Box::new(self.kms.clone()),
             Box::new(crate::keys::pgp::PgpKeys::default()),
-        ]))
+        ])
+        .in_order(&order))
     }
 
     pub fn config_dir(&self) -> Option<PathBuf> {

@@ -278,6 +278,10 @@ fn plain_identities(contents: &[u8], origin: &str) -> std::result::Result<Vec<Id
 }
 
 impl MasterKey for AgeKeys {
+    fn kind(&self) -> &'static str {
+        "age"
+    }
+
     fn seen_key(&self) -> Option<Zeroizing<[u8; 32]>> {
         self.seen_key.clone()
     }

@@ -185,6 +185,10 @@ impl KmsKeys {
 }
 
 impl MasterKey for KmsKeys {
+    fn kind(&self) -> &'static str {
+        "kms"
+    }
+
     fn unwrap(
         &self,
         meta: &Metadata,

@@ -72,6 +72,10 @@ impl Recipients {
 }
 
 impl<T: MasterKey> MasterKey for std::sync::Arc<T> {
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+
     fn unwrap(&self, meta: &Metadata) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
         (**self).unwrap(meta)
     }
@@ -84,6 +88,9 @@ pub const ENTRY_ALTERED: &str =
 
 /// One way of opening data keys (all age identities, or one KMS client).
 pub trait MasterKey: Send + Sync {
+    /// The kind's name in sops's `--decryption-order` (`age`, `pgp`, `kms`).
+    fn kind(&self) -> &'static str;
+
     /// Try to open what the entries in `meta` this key kind understands wrap: the data
     /// key, or a file's Shamir share of it. `Ok(None)` means no entry of this kind was
     /// present.
@@ -132,7 +139,28 @@ struct Cache {
     opening: std::collections::HashSet<String>,
 }
 
+/// The order key kinds are tried in: those `order` names first, in its order, then the
+/// rest as they were (sops's `--decryption-order`; names of kinds not here are ignored).
+pub fn decryption_order(kinds: &[&str], order: &[&str]) -> Vec<usize> {
+    let rank = |k: &str| order.iter().position(|o| *o == k).unwrap_or(order.len());
+    let mut idx: Vec<usize> = (0..kinds.len()).collect();
+    // A stable sort keeps the unnamed kinds in their own order.
+    idx.sort_by_key(|&i| rank(kinds[i]));
+    idx
+}
+
 impl Keyring {
+    /// The same keys, tried in `order` (see [`decryption_order`]).
+    pub fn in_order(mut self, order: &[&str]) -> Self {
+        let kinds: Vec<&'static str> = self.sources.iter().map(|s| s.kind()).collect();
+        let mut slots: Vec<Option<Box<dyn MasterKey>>> = self.sources.drain(..).map(Some).collect();
+        self.sources = decryption_order(&kinds, order)
+            .into_iter()
+            .filter_map(|i| slots[i].take())
+            .collect();
+        self
+    }
+
     pub fn new(sources: Vec<Box<dyn MasterKey>>) -> Self {
         Keyring {
             sources,
@@ -271,7 +299,27 @@ mod tests {
     /// A master key that takes its time and counts its calls.
     struct Slow(std::sync::Arc<AtomicUsize>);
 
+    #[test]
+    fn a_decryption_order_puts_the_kinds_it_names_first() {
+        let kinds = ["age", "kms", "pgp"];
+        let table: &[(&[&str], [usize; 3])] = &[
+            (&[], [0, 1, 2]),
+            (&["pgp"], [2, 0, 1]),
+            (&["pgp", "age"], [2, 0, 1]),
+            (&["kms", "pgp", "age"], [1, 2, 0]),
+            (&["gcp_kms", "pgp"], [2, 0, 1]),
+            (&["age"], [0, 1, 2]),
+        ];
+        for (order, want) in table {
+            assert_eq!(super::decryption_order(&kinds, order), want, "{order:?}");
+        }
+    }
+
     impl MasterKey for Slow {
+        fn kind(&self) -> &'static str {
+            "slow"
+        }
+
         fn unwrap(&self, _: &Metadata) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
             self.0.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(50));

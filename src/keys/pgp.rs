@@ -134,6 +134,10 @@ impl PgpKeys {
 }
 
 impl MasterKey for PgpKeys {
+    fn kind(&self) -> &'static str {
+        "pgp"
+    }
+
     fn unwrap(
         &self,
         meta: &Metadata,

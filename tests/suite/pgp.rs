@@ -327,3 +327,93 @@ fn under_the_name_sops_pgp_files_round_trip_and_a_missing_key_is_128() {
         stdout(&out)
     );
 }
+
+/// `--decryption-order` (and `SOPS_DECRYPTION_ORDER`) decides which key kind opens a file
+/// that both could open, in both front ends: a gpg that writes down each run tells.
+#[test]
+fn a_decryption_order_decides_which_key_kind_opens_the_file() {
+    let sb = Sandbox::new();
+    let gpg = Gpg::new(&sb, "gnupg");
+    let log = sb.path("gpg-runs.txt");
+    sb.write(
+        "gpg-logging",
+        format!(
+            "#!/bin/sh\necho run >> '{}'\nexec gpg \"$@\"\n",
+            log.display()
+        ),
+    );
+    let script = sb.path("gpg-logging");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    sb.write("a.yaml", "a: secret\n");
+    let out = gpg.coffer(
+        &sb,
+        &[
+            "encrypt",
+            "--age",
+            &sb.recipient,
+            "--pgp",
+            &gpg.fp,
+            "-i",
+            "a.yaml",
+        ],
+    );
+    assert_success(&out, &["encrypt for age and pgp"]);
+    let runs = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let decrypt = |front: &str, args: &[&str], env: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&log);
+        let mut c = if front == "sops" {
+            sb.as_sops()
+        } else {
+            sb.cmd()
+        };
+        c.env("GNUPGHOME", &gpg.home)
+            .env("SOPS_GPG_EXEC", &script)
+            .env("SOPS_AGE_KEY_FILE", sb.key_file());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.args(args).output().unwrap();
+        assert_success(&out, &[front, &format!("{args:?} {env:?}")]);
+        assert_eq!(stdout(&out), "a: secret\n");
+        runs()
+    };
+    for front in ["coffer", "sops"] {
+        assert_eq!(
+            decrypt(front, &["decrypt", "a.yaml"], &[]),
+            0,
+            "{front}: age by default"
+        );
+        assert_eq!(
+            decrypt(
+                front,
+                &["decrypt", "--decryption-order", "pgp,age", "a.yaml"],
+                &[]
+            ),
+            1,
+            "{front}: pgp first by the flag"
+        );
+        assert_eq!(
+            decrypt(
+                front,
+                &["decrypt", "a.yaml"],
+                &[("SOPS_DECRYPTION_ORDER", "pgp")]
+            ),
+            1,
+            "{front}: pgp first by the environment"
+        );
+        assert_eq!(
+            decrypt(
+                front,
+                &["decrypt", "--decryption-order", "age", "a.yaml"],
+                &[("SOPS_DECRYPTION_ORDER", "pgp")]
+            ),
+            0,
+            "{front}: the flag over the environment"
+        );
+    }
+}

@@ -195,6 +195,10 @@ fn exit_codes_are_sops_codes() {
         (&["-d", "value.yaml"], 25),
         (&["-d", "--extract", "db", "e.yaml"], 91),
         (&["-d", "--extract", "[\"zz\"]", "e.yaml"], 1),
+        // sops reads no escapes in a path: this is the key `d\"b`, which is not there.
+        (&["-d", "--extract", "[\"d\\\"b\"]", "e.yaml"], 1),
+        (&["-d", "--extract", "[\"db\"]x", "e.yaml"], 91),
+        (&["-d", "--extract", "[x]", "e.yaml"], 91),
         (&["-d", "--output-type", "dotenv", "e.yaml"], 4),
         (&["-d", "--output-type", "binary", "e.yaml"], 4),
         (&["-d", "-i", "--output", "x", "e.yaml"], 8),
@@ -270,6 +274,11 @@ fn exit_codes_are_sops_codes() {
     assert_error(&out, 1, "GCP KMS");
     assert_error(&fake(&sb, &["publish", "e.yaml"]), 1, "sops publish");
     assert_error(&fake(&sb, &["keyservice"]), 1, "sops keyservice");
+    // `--check-for-updates` alone: the version, and no check made.
+    let out = fake(&sb, &["--check-for-updates"]);
+    assert_success(&out, &["--check-for-updates"]);
+    assert!(stdout(&out).starts_with("sops 3."), "{}", stdout(&out));
+    assert!(stderr(&out).contains("no update check"), "{}", stderr(&out));
 }
 
 #[test]

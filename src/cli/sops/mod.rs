@@ -83,7 +83,13 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
-    if cli.global.version {
+    // `--check-for-updates` alone asks for the version and a check; coffer makes none.
+    let check_alone =
+        cli.global.check_for_updates.is_some() && cli.command.is_none() && cli.main.file.is_none();
+    if check_alone {
+        warn("coffer makes no update check (it never calls out to look for a newer version)");
+    }
+    if cli.global.version || check_alone {
         let version = format!(
             "sops {SOPS_INTERFACE} (coffer {}, answering to sops's command line)\n",
             env!("CARGO_PKG_VERSION")
@@ -94,7 +100,10 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         };
     }
     super::install_signal_handler();
-    let env = Env::from_process(aws_profile(&cli));
+    let mut env = Env::from_process(aws_profile(&cli));
+    if let Some(order) = &cli.global.decryption_order {
+        env.decryption_order = Some(order.clone());
+    }
     match run::run(cli, &env) {
         Ok(code) => code,
         Err(f) => CommandError::from(f.error).report_as(f.code),
@@ -479,13 +488,7 @@ fn new_metadata(
 
 /// A tree path as sops reads it (`["a"][0]`); anything else is not one.
 fn tree_path(s: &str) -> crate::Result<Vec<Step>> {
-    if !s.trim_start().starts_with('[') {
-        return Err(Error::BadPath {
-            path: s.to_string(),
-            reason: "each component must be [\"key\"] or [index]".into(),
-        });
-    }
-    crate::path::parse(s)
+    crate::path::parse_sops(s)
 }
 
 /// JSON output as sops writes it: a tab per level (or `--indent` spaces). coffer's
