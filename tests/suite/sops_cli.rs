@@ -946,3 +946,49 @@ fn keys_coffer_cannot_wrap_are_never_dropped_by_a_new_split() {
     assert!(stderr(&out).contains("GCP KMS"), "{}", stderr(&out));
     assert_eq!(sb.read_str("e.yaml"), text);
 }
+
+/// A creation rule that matches and names no key (none, `key_groups: []`, an empty
+/// group) fails in sops's exact words, the file untouched; no matching rule keeps its
+/// own message.
+#[test]
+fn a_rule_without_keys_fails_in_sops_words() {
+    let sb = Sandbox::new();
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - path_regex: none\\.yaml$\n  - path_regex: zero\\.yaml$\n    key_groups: []\n  - path_regex: empty\\.yaml$\n    key_groups:\n      - {{}}\n  - path_regex: keyed\\.yaml$\n    age: {}\n",
+            sb.recipient
+        ),
+    );
+    for name in ["none.yaml", "zero.yaml", "empty.yaml"] {
+        sb.write(name, "a: secret");
+        let (s, c) = both(&sb, &["encrypt", "-i", name], &[], None);
+        assert_eq!(s.status.code(), Some(1), "sops {name}: {}", stderr(&s));
+        assert_eq!(c.status.code(), Some(1), "coffer {name}: {}", stderr(&c));
+        assert_eq!(
+            stderr(&c),
+            "Could not generate data key: [empty key group provided]\n"
+        );
+        assert_eq!(stderr(&c), stderr(&s), "{name}");
+        assert_eq!(sb.read_str(name), "a: secret", "{name} untouched");
+    }
+    sb.write("keyed.yaml", "a: secret");
+    let out = fake(&sb, &["encrypt", "-i", "keyed.yaml"]);
+    assert_success(&out, &["a rule with a key"]);
+    sb.write(
+        "elsewhere/.sops.yaml",
+        "creation_rules:\n  - path_regex: nothing$\n    age: x\n",
+    );
+    sb.write("elsewhere/f.yaml", "a: 1");
+    let out = run(
+        {
+            let mut c = sops_cmd(&sb, false);
+            c.current_dir(sb.path("elsewhere"));
+            c
+        },
+        &["encrypt", "f.yaml"],
+        &[],
+        None,
+    );
+    assert_error(&out, 1, "no matching creation rules found");
+}

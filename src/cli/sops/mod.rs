@@ -41,11 +41,15 @@ pub fn is_sops_name(argv0: &OsStr) -> bool {
 struct Failure {
     code: u8,
     error: Error,
+    /// Said as it is, with no `coffer:` in front: sops's exact words, which scripts and
+    /// sops's own tests compare.
+    verbatim: bool,
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         Failure {
+            verbatim: false,
             code: sops_code(&error),
             error,
         }
@@ -57,6 +61,7 @@ type Result<T> = std::result::Result<T, Failure>;
 /// A failure with sops's `code` and one line of text.
 fn fail<T>(code: u8, message: impl Into<String>) -> Result<T> {
     Err(Failure {
+        verbatim: false,
         code,
         error: Error::Usage(message.into()),
     })
@@ -64,7 +69,11 @@ fn fail<T>(code: u8, message: impl Into<String>) -> Result<T> {
 
 /// An error with another code than its kind has in sops.
 fn coded(code: u8) -> impl FnOnce(Error) -> Failure {
-    move |error| Failure { code, error }
+    move |error| Failure {
+        code,
+        error,
+        verbatim: false,
+    }
 }
 
 /// Run sops's command line; `argv[0]` is the program name.
@@ -106,6 +115,10 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     }
     match run::run(cli, &env) {
         Ok(code) => code,
+        Err(f) if f.verbatim => {
+            eprintln!("{}", f.error);
+            ExitCode::from(f.code)
+        }
         Err(f) => CommandError::from(f.error).report_as(f.code),
     }
 }
@@ -247,6 +260,7 @@ fn types(
 /// sops's words for a missing file it was asked to work on (exit 100).
 fn no_such_file(file: &Path) -> Failure {
     Failure {
+        verbatim: false,
         code: 100,
         error: Error::Usage(format!(
             "Error: cannot operate on non-existent file {:?}",
@@ -404,7 +418,8 @@ fn new_recipients(keys: &KeyFlags, rule: Option<&CreationRule>) -> Result<Recipi
     refuse_other_keys(&keys.unsupported)?;
     let context = context(&keys.encryption_context)?;
     let (age, kms, pgp) = (list(&keys.age), list(&keys.kms), list(&keys.pgp));
-    let mut found = if !(age.is_empty() && kms.is_empty() && pgp.is_empty()) {
+    let from_flags = !(age.is_empty() && kms.is_empty() && pgp.is_empty());
+    let mut found = if from_flags {
         Recipients {
             age,
             kms: kms
@@ -419,6 +434,15 @@ fn new_recipients(keys: &KeyFlags, rule: Option<&CreationRule>) -> Result<Recipi
     } else {
         Recipients::default()
     };
+    if found.is_empty() && rule.is_some() && !from_flags {
+        // A rule matched and names no key (none at all, `key_groups: []`, or an empty
+        // group): sops's words for it.
+        return Err(Failure {
+            code: 1,
+            error: Error::Usage("Could not generate data key: [empty key group provided]".into()),
+            verbatim: true,
+        });
+    }
     if found.is_empty() {
         return fail(
             1,

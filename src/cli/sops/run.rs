@@ -129,6 +129,7 @@ fn legacy_set(set: &str) -> Result<(Vec<Step>, Zeroizing<String>)> {
     let (path, value) = (set[..=at].trim_end(), &set[at + 2..]);
     let value = json_value(value)?;
     let steps = tree_path(path).map_err(|_| Failure {
+        verbatim: false,
         code: 7,
         error: Error::Usage("Invalid --set format".into()),
     })?;
@@ -210,6 +211,7 @@ fn decrypt(
     let (input, output) = types(name, io.input_type, io.output_type);
     let steps = match extract_path {
         Some(p) => Some(tree_path(p).map_err(|e| Failure {
+            verbatim: false,
             code: 91,
             error: Error::Usage(format!("error parsing --extract path: {e}")),
         })?),
@@ -351,6 +353,7 @@ fn set_command(a: SetArgs, env: &Env) -> Result<()> {
     };
     note_indent(a.indent);
     let steps = tree_path(&a.path).map_err(|_| Failure {
+        verbatim: false,
         code: 7,
         error: Error::Usage("Invalid set index format".into()),
     })?;
@@ -370,6 +373,7 @@ fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
     let (format, _) = types(Some(&a.file), a.input_type, a.output_type);
     note_indent(a.indent);
     let steps = tree_path(&a.path).map_err(|_| Failure {
+        verbatim: false,
         code: 7,
         error: Error::Usage("Invalid unset index format".into()),
     })?;
