@@ -956,6 +956,37 @@ pub fn encrypt_plain(
     encrypt_document(format, file, &doc, key, md)
 }
 
+/// Plaintext ending with a line break, as sops writes every text format it emits: the
+/// break is added when it changes nothing a reader finds (after a `|+` block scalar it
+/// would add to the value, and the bytes are kept as they are).
+pub fn with_final_line_break(
+    file: &str,
+    format: Format,
+    bytes: Zeroizing<Vec<u8>>,
+) -> Zeroizing<Vec<u8>> {
+    if format == Format::Binary || bytes.is_empty() || bytes.ends_with(b"\n") {
+        return bytes;
+    }
+    let mut ended = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
+    ended.extend_from_slice(&bytes);
+    ended.push(b'\n');
+    let Ok(before) = parse(file, format, bytes.to_vec()) else {
+        return bytes;
+    };
+    let expected = verify::Content::of_plain(&before);
+    match verify::plaintext(
+        file,
+        format,
+        &ended,
+        &before,
+        &expected,
+        verify::Compare::Full,
+    ) {
+        Ok(()) => ended,
+        Err(_) => bytes,
+    }
+}
+
 /// Plaintext of `from` in `to`'s syntax, before encrypting it (sops's `-e
 /// --output-type`): the values as they read, in `to`'s canonical layout.
 pub fn convert_plain(

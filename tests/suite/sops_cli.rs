@@ -992,3 +992,32 @@ fn a_rule_without_keys_fails_in_sops_words() {
     );
     assert_error(&out, 1, "no matching creation rules found");
 }
+
+/// As sops, `decrypt -i` writes times in RFC 3339 and ends the file with a line break,
+/// whatever the plaintext ended with; coffer's own CLI keeps the bytes.
+#[test]
+fn decrypt_in_place_ends_with_a_line_break_as_sops_writes() {
+    let sb = Sandbox::new();
+    let plain = "a: 2024-01-01\nb: 2006-01-02T15:04:05+07:06";
+    for real in [true, false] {
+        sb.write("t.yaml", plain);
+        let enc = run(
+            sops_cmd(&sb, real),
+            &["encrypt", "-i", "--age", &sb.recipient, "t.yaml"],
+            &[],
+            None,
+        );
+        assert_success(&enc, &["encrypt", &real.to_string()]);
+        let dec = run(sops_cmd(&sb, real), &["decrypt", "-i", "t.yaml"], &[], None);
+        assert_success(&dec, &["decrypt -i", &real.to_string()]);
+        assert_eq!(
+            sb.read_str("t.yaml"),
+            "a: 2024-01-01T00:00:00Z\nb: 2006-01-02T15:04:05+07:06\n",
+            "real sops: {real}"
+        );
+    }
+    sb.write("own.yaml", "a: secret");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "own.yaml"]);
+    sb.ok(&["decrypt", "-i", "own.yaml"]);
+    assert_eq!(sb.read_str("own.yaml"), "a: secret");
+}

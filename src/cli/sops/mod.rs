@@ -607,7 +607,8 @@ fn plaintext_out(
     Ok(if converted_json {
         sops_json(&out, indent)
     } else {
-        out
+        // sops ends every text file it writes with a line break.
+        sops::with_final_line_break("output", to, out)
     })
 }
 
