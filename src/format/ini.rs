@@ -291,13 +291,19 @@ impl Store for IniStore {
                 out.push('\n');
             }
             out.push_str(&format!("[{name}]\n"));
+            // `=` in one column per section, as sops (go-ini's pretty format) writes it.
+            let width = entries
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0);
             for (k, v) in entries {
                 let Value::Scalar(_, s) = v else {
                     return Err(format!(
                         "cannot write the nested value at {name}:{k} as INI"
                     ));
                 };
-                out.push_str(&format!("{k} = {}\n", s.as_str()));
+                out.push_str(&format!("{k:width$} = {}\n", s.as_str()));
             }
         }
         Ok(out)

@@ -1021,3 +1021,28 @@ fn decrypt_in_place_ends_with_a_line_break_as_sops_writes() {
     sb.ok(&["decrypt", "-i", "own.yaml"]);
     assert_eq!(sb.read_str("own.yaml"), "a: secret");
 }
+
+/// `decrypt --output-type ini` writes what sops writes: `=` in one column per section,
+/// dates and times in RFC 3339.
+#[test]
+fn ini_output_is_laid_out_as_sops_lays_it_out() {
+    let sb = Sandbox::new();
+    sb.write(
+        "v.yaml",
+        "the_section:\n  int: 123\n  float: 1.23\n  bool: true\n  date: 2025-01-02\n  timestamp: 2025-01-02 03:04:05\n  utc_timestamp: 2025-01-02T03:04:05Z\n  string: this is a string\nother:\n  k: v\n",
+    );
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "v.yaml"]);
+    let (s, c) = both(
+        &sb,
+        &["decrypt", "--output-type", "ini", "v.yaml"],
+        &[],
+        None,
+    );
+    assert_success(&s, &["sops --output-type ini"]);
+    assert_success(&c, &["coffer --output-type ini"]);
+    assert_eq!(
+        stdout(&c),
+        "[the_section]\nint           = 123\nfloat         = 1.23\nbool          = true\ndate          = 2025-01-02T00:00:00Z\ntimestamp     = 2025-01-02T03:04:05Z\nutc_timestamp = 2025-01-02T03:04:05Z\nstring        = this is a string\n\n[other]\nk = v\n"
+    );
+    assert_eq!(stdout(&c), stdout(&s));
+}
