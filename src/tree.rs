@@ -218,13 +218,30 @@ impl Document {
 }
 
 /// Replace byte ranges of `text`. Edits must not overlap; an empty range inserts.
-pub fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Zeroizing<String> {
+pub fn splice(text: &str, edits: Vec<(Range<usize>, String)>) -> Zeroizing<String> {
+    splice_checked(text, edits).expect("edits that do not overlap")
+}
+
+/// [`splice`] for edits that may overlap (spans a parser found in odd input, a JSON
+/// file read as YAML): `None` then, and the replacements are wiped all the same.
+pub fn splice_checked(
+    text: &str,
+    mut edits: Vec<(Range<usize>, String)>,
+) -> Option<Zeroizing<String>> {
     edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let fits = edits.iter().try_fold(0usize, |pos, (r, _)| {
+        (r.start >= pos && r.start <= r.end && r.end <= text.len()).then_some(r.end)
+    });
+    if fits.is_none() {
+        for (_, replacement) in edits {
+            drop(Zeroizing::new(replacement));
+        }
+        return None;
+    }
     let extra: usize = edits.iter().map(|(_, s)| s.len()).sum();
     let mut out = Zeroizing::new(String::with_capacity(text.len() + extra));
     let mut pos = 0;
     for (range, replacement) in edits {
-        debug_assert!(range.start >= pos, "overlapping edits");
         out.push_str(&text[pos..range.start]);
         out.push_str(&replacement);
         // Replacements may hold plaintext: wipe them once copied.
@@ -232,7 +249,7 @@ pub fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Zeroizing<S
         pos = range.end;
     }
     out.push_str(&text[pos..]);
-    out
+    Some(out)
 }
 
 /// `ranges` sorted, with those that overlap or touch joined into one.

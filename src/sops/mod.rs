@@ -10,7 +10,7 @@ use crate::format::{Format, Store};
 use crate::keys::Keyring;
 use crate::metadata::{self, Metadata};
 use crate::path::{self, Step};
-use crate::tree::{splice, Document, Leaf, LeafKind, Node, ScalarType, Value};
+use crate::tree::{splice, splice_checked, Document, Leaf, LeafKind, Node, ScalarType, Value};
 use crate::{Error, Result};
 
 pub mod stream;
@@ -91,9 +91,8 @@ pub fn encrypt_document(
     let why = match doc.foreign {
         // Its own layout would not read back with sops: no need to try.
         Some((pos, what)) => format!("{what} at line {}", doc.line_of(pos)),
-        None => {
-            let kept = splice_encrypted(store, file, doc, key, md)?;
-            match verify::encrypted(file, format, kept, key, doc, &expected) {
+        None => match splice_encrypted(store, file, doc, key, md)? {
+            Ok(kept) => match verify::encrypted(file, format, kept, key, doc, &expected) {
                 Ok(bytes) => {
                     return Ok(Sealed {
                         bytes,
@@ -101,8 +100,9 @@ pub fn encrypt_document(
                     })
                 }
                 Err(why) => why,
-            }
-        }
+            },
+            Err(why) => why,
+        },
     };
     let refused = |again: String| Error::Unsupported {
         file: file.to_string(),
@@ -112,7 +112,7 @@ pub fn encrypt_document(
         .canonical(doc, &|i| leaf_text(doc, i))
         .and_then(|text| store.parse(into_bytes(text)).map_err(|e| e.to_string()))
         .map_err(&refused)?;
-    let bytes = splice_encrypted(store, file, &canonical, key, md)?;
+    let bytes = splice_encrypted(store, file, &canonical, key, md)?.map_err(&refused)?;
     let bytes = verify::encrypted(file, format, bytes, key, doc, &expected).map_err(refused)?;
     Ok(Sealed {
         bytes,
@@ -178,14 +178,15 @@ fn reserved_keys(file: &str, doc: &Document) -> Result<()> {
 }
 
 /// The encrypted text of `doc`: every value's span replaced where it stands, metadata
-/// added. Not checked: [`encrypt_document`] is the way in.
+/// added. Not checked: [`encrypt_document`] is the way in. The inner error: the spans
+/// overlap (the layout cannot be kept).
 fn splice_encrypted(
     store: &dyn Store,
     file: &str,
     doc: &Document,
     key: &DataKey,
     md: &mut Metadata,
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<std::result::Result<Zeroizing<Vec<u8>>, String>> {
     let rules = md.rules().map_err(|e| Error::Metadata {
         file: file.to_string(),
         message: e.to_string(),
@@ -254,7 +255,9 @@ fn splice_encrypted(
         let (at, text) = store.render_metadata(doc, d, &meta);
         edits.push((at..at, text));
     }
-    Ok(into_bytes(splice(&doc.text, edits)))
+    Ok(splice_checked(&doc.text, edits)
+        .map(into_bytes)
+        .ok_or_else(|| "the values and the metadata overlap in the text".to_string()))
 }
 
 fn into_bytes(mut s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
@@ -709,17 +712,18 @@ impl Opened {
                 verify::Compare::Full,
             )
         };
-        let kept = self.splice_plain()?;
-        let why = match check(&kept) {
-            Ok(()) => {
-                return Ok(Sealed {
-                    bytes: kept,
-                    fallback: None,
-                })
-            }
+        let why = match self.splice_plain()? {
+            Ok(kept) => match check(&kept) {
+                Ok(()) => {
+                    return Ok(Sealed {
+                        bytes: kept,
+                        fallback: None,
+                    })
+                }
+                Err(why) => why,
+            },
             Err(why) => why,
         };
-        drop(kept);
         let refused = |again: String| Error::Unsupported {
             file: self.file.clone(),
             what: format!("cannot be decrypted so that it reads back ({again})"),
@@ -736,8 +740,9 @@ impl Opened {
         })
     }
 
-    /// Every decrypted value put back where its ciphertext stood; metadata removed.
-    fn splice_plain(&self) -> Result<Zeroizing<Vec<u8>>> {
+    /// Every decrypted value put back where its ciphertext stood; metadata removed. The
+    /// inner error: the spans overlap (the layout cannot be kept).
+    fn splice_plain(&self) -> Result<std::result::Result<Zeroizing<Vec<u8>>, String>> {
         let mut edits = Vec::new();
         for (i, (leaf, plain)) in self.doc.leaves.iter().zip(&self.values).enumerate() {
             if !plain.as_ref().is_some_and(|p| p.encrypted) {
@@ -761,7 +766,9 @@ impl Opened {
                 edits.extend(spans.iter().map(|s| (s.clone(), String::new())));
             }
         }
-        Ok(into_bytes(splice(&self.doc.text, edits)))
+        Ok(splice_checked(&self.doc.text, edits)
+            .map(into_bytes)
+            .ok_or_else(|| "the values and the metadata overlap in the text".to_string()))
     }
 
     /// The decrypted tree under `node`.

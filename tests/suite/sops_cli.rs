@@ -1046,3 +1046,31 @@ fn ini_output_is_laid_out_as_sops_lays_it_out() {
     );
     assert_eq!(stdout(&c), stdout(&s));
 }
+
+/// A JSON file read as YAML (JSON is YAML): its values and its metadata share one flow
+/// mapping, whose spans overlap; it opens in the canonical layout with a warning, in
+/// both front ends, as the real sops opens it. It used to panic.
+#[test]
+fn a_json_file_read_as_yaml_opens_in_the_canonical_layout() {
+    let sb = Sandbox::new();
+    sb.write("s.json", r#"{"a": 2, "b": "ba", "c": [1, {"d": "x"}]}"#);
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "s.json"]);
+    let before = sb.read("s.json");
+    let args = [
+        "decrypt",
+        "--input-type",
+        "yaml",
+        "--output-type",
+        "yaml",
+        "s.json",
+    ];
+    let (s, c) = both(&sb, &args, &[], None);
+    assert_success(&s, &["sops"]);
+    assert_success(&c, &["coffer as sops"]);
+    let own = sb.ok(&["decrypt", "--input-type", "yaml", "s.json"]);
+    for out in [&c, &own] {
+        assert_eq!(stdout(out), "a: 2\nb: ba\nc:\n    - 1\n    - d: x\n");
+        assert!(stderr(out).contains("canonical layout"), "{}", stderr(out));
+    }
+    assert_eq!(sb.read("s.json"), before);
+}
