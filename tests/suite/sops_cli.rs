@@ -1074,3 +1074,49 @@ fn a_json_file_read_as_yaml_opens_in_the_canonical_layout() {
     }
     assert_eq!(sb.read("s.json"), before);
 }
+
+/// `set --output-type yaml` on a JSON file writes it anew as YAML, even when the value
+/// was already there; `--idempotent` then writes nothing. As the real sops does.
+#[test]
+fn set_with_another_output_type_writes_the_file_in_it() {
+    let sb = Sandbox::new();
+    for real in [true, false] {
+        sb.write("s.json", r#"{"a": 2, "b": "ba"}"#);
+        sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "s.json"]);
+        let before = sb.read("s.json");
+        let set = |extra: &[&str]| {
+            let mut args = vec!["set", "--output-type", "yaml"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["s.json", r#"["b"]"#, r#""ba""#]);
+            let out = run(sops_cmd(&sb, real), &args, &[], None);
+            assert_success(&out, &["set", &real.to_string()]);
+        };
+        set(&["--idempotent"]);
+        assert_eq!(
+            sb.read("s.json"),
+            before,
+            "real sops: {real}: nothing to write"
+        );
+        set(&[]);
+        let after = sb.read_str("s.json");
+        assert!(after.starts_with("a: ENC["), "real sops: {real}: {after}");
+        // Either reads what the other wrote.
+        for reader in [true, false] {
+            let out = run(
+                sops_cmd(&sb, reader),
+                &[
+                    "decrypt",
+                    "--input-type",
+                    "yaml",
+                    "--output-type",
+                    "yaml",
+                    "s.json",
+                ],
+                &[],
+                None,
+            );
+            assert_success(&out, &["decrypt", &format!("{real} {reader}")]);
+            assert_eq!(stdout(&out), "a: 2\nb: ba\n");
+        }
+    }
+}

@@ -659,30 +659,38 @@ fn json_value(data: &str) -> Result<Zeroizing<String>> {
 /// was already there, unless `idempotent`.
 fn set_value(
     file: &Path,
-    format: Format,
+    (format, to): (Format, Format),
     steps: &[Step],
     value: &str,
     idempotent: bool,
     ignore_mac: bool,
     env: &Env,
 ) -> Result<()> {
-    modify(file, format, idempotent, ignore_mac, env, |name, plain| {
-        // Paths sops would follow that coffer does not (through a scalar): sops's 1.
-        mutate::set(name, format, plain, steps, value)
-            .map(Some)
-            .map_err(|e| match e {
-                Error::BadPath { .. } | Error::PathNotFound { .. } => coded(1)(e),
-                e => e.into(),
-            })
-    })
+    modify(
+        file,
+        (format, to),
+        idempotent,
+        ignore_mac,
+        env,
+        |name, plain| {
+            // Paths sops would follow that coffer does not (through a scalar): sops's 1.
+            mutate::set(name, format, plain, steps, value)
+                .map(Some)
+                .map_err(|e| match e {
+                    Error::BadPath { .. } | Error::PathNotFound { .. } => coded(1)(e),
+                    e => e.into(),
+                })
+        },
+    )
 }
 
 /// Change the plaintext of `file` and write it back in place, as sops's set and unset
 /// do: `None` from `change` leaves the file as it is; plaintext the file already holds
-/// is written anew unless `idempotent`.
+/// is written anew unless `idempotent`; with another output type (`to`), the file is
+/// written anew in it, checked as every encryption is.
 fn modify(
     file: &Path,
-    format: Format,
+    (format, to): (Format, Format),
     idempotent: bool,
     ignore_mac: bool,
     env: &Env,
@@ -698,6 +706,16 @@ fn modify(
     let Some(changed) = change(&name, &plaintext)? else {
         return Ok(());
     };
+    if to != format {
+        if idempotent && changed[..] == plaintext[..] {
+            return Ok(());
+        }
+        let converted = sops::convert_plain(&name, format, to, changed).map_err(coded(1))?;
+        let mut md = opened.meta.clone();
+        md.lastmodified = crate::metadata::now_rfc3339();
+        let sealed = sops::encrypt_plain(&name, to, converted, &opened.key, &mut md)?;
+        return held.write(&env.accept(sealed)?).map_err(coded(3));
+    }
     let sealed = match opened.reencrypt(&changed)? {
         Some(sealed) => sealed,
         None if idempotent => return Ok(()),

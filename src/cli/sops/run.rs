@@ -111,8 +111,8 @@ fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
         super::keys::rotate(file, &a.io, &a.change, &a.keys.encryption_context, 100, env)?;
     } else if let Some(set) = &a.set {
         let (steps, value) = legacy_set(set)?;
-        let (format, _) = types(Some(&name), a.io.input_type, a.io.output_type);
-        set_value(file, format, &steps, &value, false, a.ignore_mac, env)?;
+        let types = types(Some(&name), a.io.input_type, a.io.output_type);
+        set_value(file, types, &steps, &value, false, a.ignore_mac, env)?;
     } else {
         refuse_show_master_keys(a.show_master_keys)?;
         let (format, _) = types(Some(&name), a.io.input_type, a.io.output_type);
@@ -335,7 +335,7 @@ fn edit_command(a: EditArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
 }
 
 fn set_command(a: SetArgs, env: &Env) -> Result<()> {
-    let (format, _) = types(Some(&a.file), a.input_type, a.output_type);
+    let (format, to) = types(Some(&a.file), a.input_type, a.output_type);
     let data = match (a.value_stdin, a.value_file, &a.value) {
         (true, _, None) => {
             let mut buf = Zeroizing::new(Vec::new());
@@ -360,7 +360,7 @@ fn set_command(a: SetArgs, env: &Env) -> Result<()> {
     let value = json_value(&data)?;
     set_value(
         &a.file,
-        format,
+        (format, to),
         &steps,
         &value,
         a.idempotent,
@@ -370,7 +370,7 @@ fn set_command(a: SetArgs, env: &Env) -> Result<()> {
 }
 
 fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
-    let (format, _) = types(Some(&a.file), a.input_type, a.output_type);
+    let (format, to) = types(Some(&a.file), a.input_type, a.output_type);
     note_indent(a.indent);
     let steps = tree_path(&a.path).map_err(|_| Failure {
         verbatim: false,
@@ -379,7 +379,7 @@ fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
     })?;
     modify(
         &a.file,
-        format,
+        (format, to),
         false,
         a.ignore_mac,
         env,
