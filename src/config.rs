@@ -91,8 +91,30 @@ impl CreationRule {
 pub struct Config {
     pub file: PathBuf,
     pub rules: Vec<(Option<Regex>, CreationRule)>,
+    /// `destination_rules:`: where `sops publish` sends which files.
+    pub destinations: Vec<DestinationRule>,
     /// `push:`: where `coffer push` without a file sends which files.
     pub push: Vec<PushTarget>,
+}
+
+/// One entry of `destination_rules:`.
+#[derive(Debug)]
+pub struct DestinationRule {
+    pub path_regex: Option<Regex>,
+    /// Where the file goes, or why the rule names no one place.
+    pub destination: std::result::Result<Destination, String>,
+    /// `recreation_rule`: the keys the file is encrypted for anew before it is
+    /// published; `None` or a rule without keys: the file goes as it is.
+    pub recreation: Option<CreationRule>,
+    pub omit_extensions: bool,
+}
+
+/// A place `sops publish` sends files to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    S3 { bucket: String, prefix: String },
+    Gcs { bucket: String, prefix: String },
+    Vault { path: String },
 }
 
 /// One entry of `push:`.
@@ -366,128 +388,21 @@ impl Config {
             Some(_) => return Err(bad("creation_rules must be a list".into())),
         };
         for (i, r) in list.iter().enumerate() {
-            let mut rule = CreationRule {
-                // sops reads `path_regex`; some configs in the wild spell it `path_regexp`.
-                path_regex: scalar(r, "path_regex").or_else(|| scalar(r, "path_regexp")),
-                age: string_list(get(r, "age")),
-                kms: string_list(get(r, "kms")),
-                pgp: string_list(get(r, "pgp")),
-                unencrypted_comment_regex: scalar(r, "unencrypted_comment_regex"),
-                encrypted_comment_regex: scalar(r, "encrypted_comment_regex"),
-                mac_only_encrypted: scalar(r, "mac_only_encrypted").is_some_and(|v| v == "true"),
-                selector: None,
-                unsupported: None,
-                aws_profile: scalar(r, "aws_profile"),
-                groups: Vec::new(),
-                shamir_threshold: None,
-            };
-            match get(r, "key_groups") {
-                Some(Value::Seq(groups)) if groups.len() > 1 => {
-                    for g in groups {
-                        let kms = match group_kms(get(g, "kms")) {
-                            Ok(kms) => kms,
-                            Err(why) => {
-                                rule.unsupported = Some(format!("creation rule {}: {why}", i + 1));
-                                Vec::new()
-                            }
-                        };
-                        let group = KeyGroup {
-                            age: string_list(get(g, "age")),
-                            kms,
-                            pgp: string_list(get(g, "pgp")),
-                        };
-                        // Any other kind (GCP, Azure, Vault, HuaweiCloud…) would get no share.
-                        let foreign = match g {
-                            Value::Map(entries) => entries
-                                .iter()
-                                .find(|(k, v)| {
-                                    !matches!(k.as_str(), "age" | "kms" | "pgp")
-                                        && !matches!(v, Value::Seq(s) if s.is_empty())
-                                        && !matches!(v, Value::Scalar(_, s) if s.is_empty())
-                                })
-                                .map(|(k, _)| k.clone()),
-                            _ => None,
-                        };
-                        if let Some(kind) = foreign {
-                            rule.unsupported = Some(format!(
-                                "creation rule {}: a key group holds {kind} keys, which coffer cannot wrap a share for",
-                                i + 1
-                            ));
-                        } else if rule.unsupported.is_none()
-                            && group.age.is_empty()
-                            && group.kms.is_empty()
-                            && group.pgp.is_empty()
-                        {
-                            return Err(bad(format!(
-                                "creation rule {}: a key group names no keys",
-                                i + 1
-                            )));
-                        }
-                        rule.groups.push(group);
-                    }
-                    let n = groups.len();
-                    rule.shamir_threshold = match scalar(r, "shamir_threshold") {
-                        None => None,
-                        Some(t) => match t.trim().parse::<usize>() {
-                            Ok(0) => None,
-                            Ok(t) if (2..=n).contains(&t) => Some(t),
-                            _ => {
-                                return Err(bad(format!(
-                                    "creation rule {}: shamir_threshold must be a number from 2 to {n} (the key groups), not {t:?}",
-                                    i + 1
-                                )))
-                            }
-                        },
-                    };
-                }
-                Some(Value::Seq(groups)) => {
-                    for g in groups {
-                        rule.age.extend(string_list(get(g, "age")));
-                        match group_kms(get(g, "kms")) {
-                            Ok(kms) => rule.kms.extend(kms),
-                            Err(why) => {
-                                rule.unsupported = Some(format!("creation rule {}: {why}", i + 1))
-                            }
-                        }
-                        rule.pgp.extend(string_list(get(g, "pgp")));
-                    }
-                }
-                _ => {}
-            }
-            let selectors: Vec<Selector> = [
-                (
-                    "unencrypted_suffix",
-                    Selector::UnencryptedSuffix as fn(String) -> Selector,
-                ),
-                ("encrypted_suffix", Selector::EncryptedSuffix),
-                ("unencrypted_regex", Selector::UnencryptedRegex),
-                ("encrypted_regex", Selector::EncryptedRegex),
-            ]
-            .into_iter()
-            .filter_map(|(k, make)| scalar(r, k).map(make))
-            .collect();
-            if selectors.len() > 1 {
-                return Err(bad(format!(
-                    "creation rule {}: give only one of the suffix and regex settings",
-                    i + 1
-                )));
-            }
-            rule.selector = selectors.into_iter().next();
-            let re = match &rule.path_regex {
-                Some(p) => Some(Regex::new(p).map_err(|e| {
-                    bad(format!(
-                        "creation rule {}: path_regex {}",
-                        i + 1,
-                        crate::metadata::regex_reason(&e)
-                    ))
-                })?),
-                None => None,
-            };
-            rules.push((re, rule));
+            rules.push(parse_rule(i, r, &bad)?);
         }
+        let destinations = match get(&root, "destination_rules") {
+            Some(Value::Seq(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, r)| parse_destination(i, r, &bad))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+            Some(_) => return Err(bad("destination_rules must be a list".into())),
+        };
         Ok(Config {
             file: file.to_path_buf(),
             rules,
+            destinations,
             push: push_targets(&root).map_err(bad)?,
         })
     }
@@ -509,6 +424,192 @@ impl Config {
         self.rules.iter().find_map(|(re, rule)| match re {
             None => Some(rule),
             Some(re) => re.is_match(&candidate).then_some(rule),
+        })
+    }
+}
+
+/// Creation rule `i` (from 0) of a config, read as sops reads it.
+fn parse_rule(
+    i: usize,
+    r: &Value,
+    bad: &impl Fn(String) -> Error,
+) -> Result<(Option<Regex>, CreationRule)> {
+    let mut rule = CreationRule {
+        // sops reads `path_regex`; some configs in the wild spell it `path_regexp`.
+        path_regex: scalar(r, "path_regex").or_else(|| scalar(r, "path_regexp")),
+        age: string_list(get(r, "age")),
+        kms: string_list(get(r, "kms")),
+        pgp: string_list(get(r, "pgp")),
+        unencrypted_comment_regex: scalar(r, "unencrypted_comment_regex"),
+        encrypted_comment_regex: scalar(r, "encrypted_comment_regex"),
+        mac_only_encrypted: scalar(r, "mac_only_encrypted").is_some_and(|v| v == "true"),
+        selector: None,
+        unsupported: None,
+        aws_profile: scalar(r, "aws_profile"),
+        groups: Vec::new(),
+        shamir_threshold: None,
+    };
+    match get(r, "key_groups") {
+        Some(Value::Seq(groups)) if groups.len() > 1 => {
+            for g in groups {
+                let kms = match group_kms(get(g, "kms")) {
+                    Ok(kms) => kms,
+                    Err(why) => {
+                        rule.unsupported = Some(format!("creation rule {}: {why}", i + 1));
+                        Vec::new()
+                    }
+                };
+                let group = KeyGroup {
+                    age: string_list(get(g, "age")),
+                    kms,
+                    pgp: string_list(get(g, "pgp")),
+                };
+                // Any other kind (GCP, Azure, Vault, HuaweiCloud…) would get no share.
+                let foreign = match g {
+                    Value::Map(entries) => entries
+                        .iter()
+                        .find(|(k, v)| {
+                            !matches!(k.as_str(), "age" | "kms" | "pgp")
+                                && !matches!(v, Value::Seq(s) if s.is_empty())
+                                && !matches!(v, Value::Scalar(_, s) if s.is_empty())
+                        })
+                        .map(|(k, _)| k.clone()),
+                    _ => None,
+                };
+                if let Some(kind) = foreign {
+                    rule.unsupported = Some(format!(
+                        "creation rule {}: a key group holds {kind} keys, which coffer cannot wrap a share for",
+                        i + 1
+                    ));
+                } else if rule.unsupported.is_none()
+                    && group.age.is_empty()
+                    && group.kms.is_empty()
+                    && group.pgp.is_empty()
+                {
+                    return Err(bad(format!(
+                        "creation rule {}: a key group names no keys",
+                        i + 1
+                    )));
+                }
+                rule.groups.push(group);
+            }
+            let n = groups.len();
+            rule.shamir_threshold = match scalar(r, "shamir_threshold") {
+                None => None,
+                Some(t) => match t.trim().parse::<usize>() {
+                    Ok(0) => None,
+                    Ok(t) if (2..=n).contains(&t) => Some(t),
+                    _ => {
+                        return Err(bad(format!(
+                            "creation rule {}: shamir_threshold must be a number from 2 to {n} (the key groups), not {t:?}",
+                            i + 1
+                        )))
+                    }
+                },
+            };
+        }
+        Some(Value::Seq(groups)) => {
+            for g in groups {
+                rule.age.extend(string_list(get(g, "age")));
+                match group_kms(get(g, "kms")) {
+                    Ok(kms) => rule.kms.extend(kms),
+                    Err(why) => rule.unsupported = Some(format!("creation rule {}: {why}", i + 1)),
+                }
+                rule.pgp.extend(string_list(get(g, "pgp")));
+            }
+        }
+        _ => {}
+    }
+    let selectors: Vec<Selector> = [
+        (
+            "unencrypted_suffix",
+            Selector::UnencryptedSuffix as fn(String) -> Selector,
+        ),
+        ("encrypted_suffix", Selector::EncryptedSuffix),
+        ("unencrypted_regex", Selector::UnencryptedRegex),
+        ("encrypted_regex", Selector::EncryptedRegex),
+    ]
+    .into_iter()
+    .filter_map(|(k, make)| scalar(r, k).map(make))
+    .collect();
+    if selectors.len() > 1 {
+        return Err(bad(format!(
+            "creation rule {}: give only one of the suffix and regex settings",
+            i + 1
+        )));
+    }
+    rule.selector = selectors.into_iter().next();
+    let re = match &rule.path_regex {
+        Some(p) => Some(Regex::new(p).map_err(|e| {
+            bad(format!(
+                "creation rule {}: path_regex {}",
+                i + 1,
+                crate::metadata::regex_reason(&e)
+            ))
+        })?),
+        None => None,
+    };
+    Ok((re, rule))
+}
+
+/// Destination rule `i` (from 0): where `sops publish` sends a file. Several places in
+/// one rule are refused when the rule is used, as sops refuses them.
+fn parse_destination(
+    i: usize,
+    r: &Value,
+    bad: &impl Fn(String) -> Error,
+) -> Result<DestinationRule> {
+    let path_regex = match scalar(r, "path_regex").filter(|p| !p.is_empty()) {
+        Some(p) => Some(Regex::new(&p).map_err(|e| {
+            bad(format!(
+                "destination rule {}: path_regex {}",
+                i + 1,
+                crate::metadata::regex_reason(&e)
+            ))
+        })?),
+        None => None,
+    };
+    let text = |k: &str| scalar(r, k).filter(|v| !v.is_empty());
+    let mut places = Vec::new();
+    if let Some(bucket) = text("s3_bucket") {
+        places.push(Destination::S3 {
+            bucket,
+            prefix: text("s3_prefix").unwrap_or_default(),
+        });
+    }
+    if let Some(bucket) = text("gcs_bucket") {
+        places.push(Destination::Gcs {
+            bucket,
+            prefix: text("gcs_prefix").unwrap_or_default(),
+        });
+    }
+    if let Some(path) = text("vault_path") {
+        places.push(Destination::Vault { path });
+    }
+    let destination = match places.len() {
+        1 => Ok(places.remove(0)),
+        0 => Err("error loading config: no destination configured for this file".to_string()),
+        _ => Err("error loading config: more than one destinations were found in a single destination rule, you can only use one per rule".to_string()),
+    };
+    let recreation = match get(r, "recreation_rule") {
+        Some(rule @ Value::Map(_)) => Some(parse_rule(i, rule, bad)?.1),
+        _ => None,
+    };
+    Ok(DestinationRule {
+        path_regex,
+        destination,
+        recreation,
+        omit_extensions: scalar(r, "omit_extensions").is_some_and(|v| v == "true"),
+    })
+}
+
+impl Config {
+    /// The first destination rule whose `path_regex` matches `target` as given (as sops
+    /// matches it), or one without a regex.
+    pub fn destination_for(&self, target: &str) -> Option<&DestinationRule> {
+        self.destinations.iter().find(|d| match &d.path_regex {
+            None => true,
+            Some(re) => re.is_match(target),
         })
     }
 }

@@ -118,7 +118,8 @@ mod tests {
             (r#"["d\"b"]"#, Some(vec![k(r#"d\"b"#)])),
             // The first and last characters go, whatever they are.
             (r#"["ab']"#, Some(vec![k("ab")])),
-            (r#"["a]b"]"#, None),
+            // Only `[` splits: a `]` inside a key is part of it.
+            (r#"["a]b"]"#, Some(vec![k("a]b")])),
             (r#"a["b"]"#, None),
             (r#"["a"]x"#, None),
             ("[x]", None),

@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 pub mod cache;
 pub mod migrate;
 pub mod profiles;
+pub mod publish;
 pub mod push;
 pub mod read;
 pub mod session;

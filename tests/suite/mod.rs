@@ -15,6 +15,7 @@ mod kms;
 mod many;
 mod moto;
 mod pgp;
+mod publish;
 mod push;
 mod rekey;
 mod roundtrip;

@@ -302,18 +302,31 @@ pub enum SopsCommand {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Not supported by coffer
-    #[command(hide = true)]
-    Publish {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    /// Publish an encrypted file, or a directory of them, to the S3 destination the
+    /// config's destination_rules give it
+    Publish(PublishArgs),
     /// Not supported by coffer
     #[command(hide = true)]
     Keyservice {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Pre-approve all changes and run non-interactively
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Omit file extensions in the destination path
+    #[arg(long)]
+    pub omit_extensions: bool,
+    /// If the path is a directory, publish all its content recursively
+    #[arg(long)]
+    pub recursive: bool,
+    pub file: Option<PathBuf>,
+    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<String>,
 }
 
 #[derive(Args, Debug)]

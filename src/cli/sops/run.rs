@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::args::{
     DecryptArgs, EditArgs, EncryptArgs, ExecEnvArgs, ExecFileArgs, FilestatusArgs, MainArgs,
-    SetArgs, UnsetArgs,
+    PublishArgs, SetArgs, UnsetArgs,
 };
 use super::*;
 
@@ -30,14 +30,9 @@ pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
         Some(SopsCommand::Encrypt(a)) => encrypt_command(a, g, env),
         Some(SopsCommand::Decrypt(a)) => decrypt_command(a, env),
         Some(SopsCommand::Edit(a)) => return edit_command(a, g, env),
-        Some(SopsCommand::Rotate(a)) => super::keys::rotate(
-            &a.file,
-            &a.io,
-            &a.change,
-            &a.encryption_context,
-            2,
-            env,
-        ),
+        Some(SopsCommand::Rotate(a)) => {
+            super::keys::rotate(&a.file, &a.io, &a.change, &a.encryption_context, 2, env)
+        }
         Some(SopsCommand::Set(a)) => set_command(a, env),
         Some(SopsCommand::Unset(a)) => unset_command(a, env),
         Some(SopsCommand::ExecEnv(a)) => return exec_env(a, env),
@@ -50,10 +45,7 @@ pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "sops", &mut std::io::stdout());
             Ok(())
         }
-        Some(SopsCommand::Publish { .. }) => fail(
-            1,
-            "coffer does not support `sops publish`; `coffer push` puts values into AWS Secrets Manager and SSM",
-        ),
+        Some(SopsCommand::Publish(a)) => publish(a, g, env),
         Some(SopsCommand::Keyservice { .. }) => {
             fail(1, "coffer does not support `sops keyservice`")
         }
@@ -512,4 +504,146 @@ fn filestatus(a: FilestatusArgs) -> Result<()> {
     Ok(super::super::print_out(&format!(
         "{{\"encrypted\":{encrypted}}}\n"
     ))?)
+}
+
+/// `sops publish`: each file to the S3 destination its destination rule names, as it is
+/// or, with a `recreation_rule` that names keys, encrypted anew for those keys (checked
+/// as every encryption is). Asks before each upload unless `--yes`.
+fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
+    use crate::config::{Config, Destination};
+    let config_path = match &g.config {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| coded(1)(Error::io(".", e)))?;
+            match crate::config::find(&cwd) {
+                Some(p) => p,
+                None => return fail(1, "config file not found"),
+            }
+        }
+    };
+    let Some(path) = a.file.as_deref() else {
+        return fail(100, "Error: no file specified");
+    };
+    let meta = std::fs::metadata(path).map_err(|e| coded(1)(Error::io(path, e)))?;
+    if meta.is_dir() && !a.recursive {
+        return fail(1, "can't operate on a directory without --recursive flag.");
+    }
+    let config = Config::load(&config_path).map_err(coded(1))?;
+    let mut files = Vec::new();
+    walk_files(path, &mut files).map_err(coded(1))?;
+    for file in files {
+        let shown = file.to_string_lossy().into_owned();
+        let Some(rule) = config.destination_for(&shown) else {
+            return fail(
+                1,
+                "error loading config: no matching destination found in config",
+            );
+        };
+        let (bucket, prefix) = match &rule.destination {
+            Ok(Destination::S3 { bucket, prefix }) => (bucket.clone(), prefix.clone()),
+            Ok(Destination::Gcs { .. }) => {
+                return fail(1, "coffer does not publish to Google Cloud Storage (gcs_bucket); S3 destinations only")
+            }
+            Ok(Destination::Vault { .. }) => {
+                return fail(1, "coffer does not publish to HashiCorp Vault (vault_path); S3 destinations only")
+            }
+            Err(why) => return fail(1, why.clone()),
+        };
+        let name = crate::aws::publish::object_name(
+            path,
+            &file,
+            a.recursive,
+            a.omit_extensions || rule.omit_extensions,
+        );
+        let (format, _) = types(Some(&file), None, None);
+        let (label, bytes) = read_input(Some(&file), 2)?;
+        let recreation = match &rule.recreation {
+            Some(r) => Some(r.recipients()?).filter(|k| !k.is_empty()),
+            None => None,
+        };
+        let contents = match recreation {
+            Some(recipients) => {
+                let opened = sops::open(&label, format, bytes, &env.keyring()?, false)?;
+                let key = DataKey::generate();
+                let recreation = rule.recreation.as_ref();
+                let selector = recreation.and_then(|r| r.selector.clone());
+                let mut md =
+                    sops::new_metadata(&key, &recipients, env.kms(), recreation, selector)?;
+                let sealed =
+                    sops::encrypt_plain(&label, format, opened.plaintext()?, &key, &mut md)?;
+                env.accept(sealed)?
+            }
+            None => {
+                // Only a file sops wrote is published as it is.
+                sops::read_metadata(&label, format, bytes.to_vec())?;
+                bytes
+            }
+        };
+        let target = format!("s3://{bucket}/{prefix}{name}");
+        if !a.yes && !confirm(&file, &target)? {
+            let msg = format!("Publication of {} canceled", absolute(&file).display());
+            if a.recursive {
+                println!("{msg}");
+                continue;
+            }
+            return fail(1, msg);
+        }
+        crate::aws::publish::put(
+            env.aws(),
+            &bucket,
+            &format!("{prefix}{name}"),
+            contents.to_vec(),
+        )
+        .map_err(coded(1))?;
+    }
+    Ok(())
+}
+
+/// Every file under `path` (itself, when a file), in name order.
+fn walk_files(path: &Path, out: &mut Vec<std::path::PathBuf>) -> crate::Result<()> {
+    if !std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .is_dir()
+    {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| Error::io(path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        walk_files(&entry, out)?;
+    }
+    Ok(())
+}
+
+/// sops's question before an upload, answered `y` or `n` on stdin.
+fn confirm(file: &Path, target: &str) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    loop {
+        print!(
+            "uploading {} to {target} ? (y/n): ",
+            absolute(file).display()
+        );
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let read = stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| coded(1)(Error::io("<stdin>", e)))?;
+        if read == 0 {
+            return fail(
+                1,
+                "no answer on stdin (use --yes to publish without asking)",
+            );
+        }
+        match line.trim() {
+            "y" => return Ok(true),
+            "n" => return Ok(false),
+            _ => {}
+        }
+    }
 }
