@@ -104,9 +104,29 @@ pub struct Metadata {
     pub shamir_raw: Option<(MetaValue, Option<MetaValue>)>,
 }
 
-const FOREIGN: [&str; 3] = ["gcp_kms", "azure_kv", "hc_vault"];
+/// Master key kinds sops writes that coffer cannot use: kept verbatim on every write
+/// (a kind left out here would be dropped from the file).
+const FOREIGN: [&str; 4] = ["gcp_kms", "azure_kv", "hc_vault", "hckms"];
 
 impl Metadata {
+    /// The kinds of master key in the file that coffer cannot use, with their names.
+    pub fn foreign_kinds(&self) -> Vec<(&'static str, &'static str)> {
+        let named = [
+            ("gcp_kms", "GCP KMS"),
+            ("azure_kv", "Azure Key Vault"),
+            ("hc_vault", "HashiCorp Vault"),
+            ("hckms", "HuaweiCloud KMS"),
+        ];
+        named
+            .into_iter()
+            .filter(|(kind, _)| {
+                std::iter::once(self)
+                    .chain(&self.groups)
+                    .any(|m| m.foreign_keys.iter().any(|(k, _)| k == kind))
+            })
+            .collect()
+    }
+
     /// Whether a `sops` mapping is metadata sops wrote (a MAC or a master key, and
     /// `lastmodified`), rather than a plaintext key that happens to be named `sops`.
     pub fn is_sops_written(meta: &MetaValue) -> bool {
@@ -301,10 +321,17 @@ impl Metadata {
         out.extend(self.pgp.iter().map(|p| format!("pgp:{}", p.fp)));
         for (name, v) in &self.foreign_keys {
             for item in seq(Some(v)) {
-                let id = ["fp", "resource_id", "vault_address", "vaultUrl"]
-                    .iter()
-                    .find_map(|k| item.get(k).and_then(MetaValue::as_str))
-                    .unwrap_or("?");
+                // The field naming the key in each kind (sops's stores.go).
+                let id = [
+                    "resource_id",
+                    "vault_url",
+                    "key_name",
+                    "key_id",
+                    "vault_address",
+                ]
+                .iter()
+                .find_map(|k| item.get(k).and_then(MetaValue::as_str))
+                .unwrap_or("?");
                 out.push(format!("{name}:{id}"));
             }
         }

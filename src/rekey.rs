@@ -298,7 +298,7 @@ pub fn to_rule(
         if foreign {
             return Err(Error::Unsupported {
                 file: opened.file.clone(),
-                what: "it has GCP KMS, Azure Key Vault or Vault keys, which coffer cannot wrap a new data key for; change its keys with sops".into(),
+                what: "it has GCP KMS, Azure Key Vault, Vault or HuaweiCloud KMS keys, which coffer cannot wrap a new data key for; change its keys with sops".into(),
             });
         }
         let fresh = sops::new_metadata(&key, &wanted, kms, None, None)?;
@@ -374,7 +374,7 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
     {
         return Err(Error::Unsupported {
             file: opened.file.clone(),
-            what: "it has GCP KMS, Azure Key Vault or Vault keys, which coffer cannot wrap a new share for; change its key groups with sops".into(),
+            what: "it has GCP KMS, Azure Key Vault, Vault or HuaweiCloud KMS keys, which coffer cannot wrap a new share for; change its key groups with sops".into(),
         });
     }
     let mut md = opened.meta.clone();

@@ -152,7 +152,7 @@ pub(super) struct Plan {
     ruleless: Vec<PathBuf>,
     /// Skipped files that would have lost a key: the revocation is not complete.
     held_back: usize,
-    /// Files with master keys coffer does not speak (GCP KMS, Azure Key Vault, Vault), left as they are.
+    /// Files with master keys coffer does not speak (GCP KMS, Azure Key Vault, Vault, HuaweiCloud KMS), left as they are.
     foreign: usize,
     skipped: Vec<(String, String)>,
 }
@@ -530,7 +530,7 @@ pub(super) fn finish(
 ) -> Result<()> {
     if plan.foreign > 0 {
         warn(&format!(
-            "{} file(s) also have GCP KMS, Azure Key Vault or Vault master keys that coffer neither compares with the rules nor removes (rotating drops them)",
+            "{} file(s) also have GCP KMS, Azure Key Vault, Vault or HuaweiCloud KMS master keys that coffer neither compares with the rules nor removes (rotating drops them)",
             plan.foreign
         ));
     }

@@ -361,11 +361,17 @@ fn no_key(file: &str, meta: &Metadata, reasons: Vec<String>) -> Error {
             file: file.to_string(),
             why: why.clone(),
         },
-        None => Error::NoKey {
-            file: file.to_string(),
-            recipients: meta.recipients(),
-            reasons,
-        },
+        None => {
+            let mut reasons = reasons;
+            reasons.extend(meta.foreign_kinds().into_iter().map(|(kind, name)| {
+                format!("{kind}: coffer cannot use {name} keys; open the file with one of its other keys, or with sops")
+            }));
+            Error::NoKey {
+                file: file.to_string(),
+                recipients: meta.recipients(),
+                reasons,
+            }
+        }
     }
 }
 

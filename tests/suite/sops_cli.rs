@@ -1125,3 +1125,47 @@ fn set_with_another_output_type_writes_the_file_in_it() {
         }
     }
 }
+
+/// Master keys of every kind coffer cannot use (GCP KMS, Azure Key Vault, Vault transit,
+/// HuaweiCloud KMS) stay in the file through every write, byte for byte; with no key at
+/// hand, the error names each kind. A HuaweiCloud key was dropped by `set`.
+#[test]
+fn keys_of_every_kind_coffer_cannot_use_are_kept_and_named() {
+    let sb = Sandbox::new();
+    sb.write("p.yaml", "a: 1\n");
+    // Written by the real sops: its metadata indented as the entries below are.
+    sops_encrypted(&sb, "p.yaml", "e.yaml");
+    let foreign = "    gcp_kms:\n        - resource_id: projects/p/locations/l/keyRings/r/cryptoKeys/k\n          created_at: \"2025-01-01T00:00:00Z\"\n          enc: QUJD\n    azure_kv:\n        - vault_url: https://v.vault.azure.net\n          name: k\n          version: \"1\"\n          created_at: \"2025-01-01T00:00:00Z\"\n          enc: QUJD\n    hc_vault:\n        - vault_address: http://127.0.0.1:8200\n          engine_path: transit\n          key_name: k\n          created_at: \"2025-01-01T00:00:00Z\"\n          enc: QUJD\n    hckms:\n        - key_id: tr-west-1:abcd-1234\n          created_at: \"2025-01-01T00:00:00Z\"\n          enc: QUJD\n";
+    let text = sb
+        .read_str("e.yaml")
+        .replacen("sops:\n", &format!("sops:\n{foreign}"), 1);
+    sb.write("e.yaml", &text);
+    sb.ok(&["set", "e.yaml", "a", "2"]);
+    let after = sb.read_str("e.yaml");
+    for entry in foreign
+        .split("    ")
+        .filter(|l| l.ends_with(":\n") && !l.starts_with(' '))
+    {
+        assert!(after.contains(entry), "{entry:?} kept:\n{after}");
+    }
+    assert!(after.contains("key_id: tr-west-1:abcd-1234"), "{after}");
+    // The real sops reads what coffer wrote (with the age key).
+    let real = sb.sops(&["decrypt", "e.yaml"]);
+    assert_success(&real, &["sops decrypt"]);
+    assert_eq!(stdout(&real), "a: 2\n");
+    // No age identity: every kind is named.
+    let out = sb.run_with(&["decrypt", "e.yaml"], &[("HOME", "/nonexistent")]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    for name in [
+        "gcp_kms:projects/p/locations/l/keyRings/r/cryptoKeys/k",
+        "azure_kv:https://v.vault.azure.net",
+        "hc_vault:k",
+        "hckms:tr-west-1:abcd-1234",
+        "coffer cannot use GCP KMS keys",
+        "coffer cannot use Azure Key Vault keys",
+        "coffer cannot use HashiCorp Vault keys",
+        "coffer cannot use HuaweiCloud KMS keys",
+    ] {
+        assert!(stderr(&out).contains(name), "{name}: {}", stderr(&out));
+    }
+}
