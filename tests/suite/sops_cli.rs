@@ -279,6 +279,21 @@ fn exit_codes_are_sops_codes() {
         "config file not found",
     );
     assert_error(&fake(&sb, &["keyservice"]), 1, "sops keyservice");
+    // The local key service changes nothing here; a remote one is refused, nothing read.
+    for local in [
+        vec!["--enable-local-keyservice", "-d", "e.yaml"],
+        vec!["-d", "--enable-local-keyservice=true", "e.yaml"],
+    ] {
+        let out = fake(&sb, &local);
+        assert_success(&out, &local);
+        assert_eq!(stdout(&out), YAML);
+    }
+    let out = fake(
+        &sb,
+        &["--keyservice", "unix:///tmp/sops.sock", "-d", "e.yaml"],
+    );
+    assert_error(&out, 1, "remote key services");
+    assert_eq!(stdout(&out), "");
     // `--check-for-updates` alone: the version, and no check made.
     let out = fake(&sb, &["--check-for-updates"]);
     assert_success(&out, &["--check-for-updates"]);
