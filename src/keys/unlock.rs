@@ -241,13 +241,19 @@ impl Ran {
 }
 
 /// Run a key command; its standard output, kept secret. Its standard error goes to the
-/// user (it may ask for a PIN there); its input is the terminal's.
+/// user (it may ask for a PIN there); its input is the terminal's. As gpg, it gets no
+/// key source of coffer's (the identities at hand, the MFA code), only the recipient.
 fn run(command: &KeyCommand, recipient: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     let origin = &command.origin;
     let words = shlex::split(&command.line)
         .filter(|w| !w.is_empty())
         .ok_or_else(|| format!("{origin}: cannot split the command line into words"))?;
-    let out = std::process::Command::new(&words[0])
+    let mut cmd = std::process::Command::new(&words[0]);
+    super::remove_key_sources(
+        &mut cmd,
+        std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()),
+    );
+    let out = cmd
         .args(&words[1..])
         .env("SOPS_AGE_RECIPIENT", recipient)
         .stderr(std::process::Stdio::inherit())

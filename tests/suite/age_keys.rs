@@ -99,6 +99,32 @@ fn a_key_command_runs_when_needed_once_per_recipient_with_the_recipient_in_its_e
     assert_success(&real, &["sops decrypt with SOPS_AGE_KEY_CMD"]);
     assert!(sb.read_str("ran.log").contains(&sb.recipient));
 
+    // The command gets the recipient, and none of coffer's key sources: not the
+    // identities at hand (here one that does not open the file), not the MFA code.
+    let stranger = Sandbox::new();
+    let wrong = secret_line(&std::fs::read_to_string(stranger.key_file()).unwrap());
+    let out = sb.run_with(
+        &["decrypt", "a.yaml"],
+        &[
+            ("SOPS_AGE_KEY_CMD", "sh -c 'env > cmd-env.txt; cat key.txt'"),
+            ("SOPS_AGE_KEY", &wrong),
+            ("COFFER_MFA_TOKEN", "123456"),
+        ],
+    );
+    assert_success(
+        &out,
+        &["decrypt with a command beside a key that does not open"],
+    );
+    let seen = sb.read_str("cmd-env.txt");
+    assert!(seen.contains("SOPS_AGE_RECIPIENT=age1"), "{seen}");
+    assert!(
+        !seen.contains(&wrong),
+        "an identity reached the command: {seen}"
+    );
+    for name in ["SOPS_AGE_KEY=", "SOPS_AGE_KEY_CMD=", "COFFER_MFA_TOKEN="] {
+        assert!(!seen.contains(name), "{name} reached the command");
+    }
+
     // Not run when an identity at hand opens the file.
     let _ = std::fs::remove_file(sb.path("ran.log"));
     let out = sb.run_with(
