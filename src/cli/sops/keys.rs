@@ -229,7 +229,7 @@ fn update_one(
         return Ok(());
     };
     super::super::print_out(&diff)?;
-    if !yes && !confirm()? {
+    if !yes && !confirm("Is this okay? (y/n):")? {
         super::super::say(&format!("File {} left unchanged", abs.display()));
         return Ok(());
     }

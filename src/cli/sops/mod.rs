@@ -771,13 +771,13 @@ fn environment(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>
     Ok(out)
 }
 
-/// sops's answer to a yes/no question on the terminal: `y` or `n`, asked again
+/// sops's answer to a yes/no `question` (Go's `fmt.Scanln`): `y` or `n`, asked again
 /// otherwise.
-fn confirm() -> Result<bool> {
+fn confirm(question: &str) -> Result<bool> {
     // sops reads stdin whatever it is: a script without -y gets its EOF error.
     let stdin = std::io::stdin();
     loop {
-        super::print_out("Is this okay? (y/n):")?;
+        super::print_out(question)?;
         let mut line = String::new();
         match stdin.read_line(&mut line) {
             Ok(0) => return fail(1, "EOF"),

@@ -529,8 +529,13 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
         return fail(1, "can't operate on a directory without --recursive flag.");
     }
     let config = Config::load(&config_path).map_err(coded(1))?;
-    let mut files = Vec::new();
-    walk_files(path, &mut files).map_err(coded(1))?;
+    // A directory: every file below it, sorted, `.git` and symlinked directories left
+    // out (a link may loop or leave the tree), as coffer's globs walk.
+    let files = if meta.is_dir() {
+        crate::glob::expand(path, "**").map_err(|e| coded(1)(Error::io(path, e)))?
+    } else {
+        vec![path.to_path_buf()]
+    };
     for file in files {
         let shown = file.to_string_lossy().into_owned();
         let Some(rule) = config.destination_for(&shown) else {
@@ -580,10 +585,14 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
             }
         };
         let target = format!("s3://{bucket}/{prefix}{name}");
-        if !a.yes && !confirm(&file, &target)? {
+        let question = format!(
+            "uploading {} to {target} ? (y/n): ",
+            absolute(&file).display()
+        );
+        if !a.yes && !confirm(&question)? {
             let msg = format!("Publication of {} canceled", absolute(&file).display());
             if a.recursive {
-                println!("{msg}");
+                super::super::print_out(&format!("{msg}\n"))?;
                 continue;
             }
             return fail(1, msg);
@@ -597,53 +606,4 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
         .map_err(coded(1))?;
     }
     Ok(())
-}
-
-/// Every file under `path` (itself, when a file), in name order.
-fn walk_files(path: &Path, out: &mut Vec<std::path::PathBuf>) -> crate::Result<()> {
-    if !std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .is_dir()
-    {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(path)
-        .map_err(|e| Error::io(path, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for entry in entries {
-        walk_files(&entry, out)?;
-    }
-    Ok(())
-}
-
-/// sops's question before an upload, answered `y` or `n` on stdin.
-fn confirm(file: &Path, target: &str) -> Result<bool> {
-    use std::io::{BufRead, Write};
-    let stdin = std::io::stdin();
-    loop {
-        print!(
-            "uploading {} to {target} ? (y/n): ",
-            absolute(file).display()
-        );
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let read = stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| coded(1)(Error::io("<stdin>", e)))?;
-        if read == 0 {
-            return fail(
-                1,
-                "no answer on stdin (use --yes to publish without asking)",
-            );
-        }
-        match line.trim() {
-            "y" => return Ok(true),
-            "n" => return Ok(false),
-            _ => {}
-        }
-    }
 }
