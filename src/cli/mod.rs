@@ -527,28 +527,45 @@ impl Env {
 
 pub use crate::config::creation_rule;
 
-/// A passphrase, asked for on the terminal with echo off, as age and ssh ask.
-fn ask_passphrase(prompt: &str) -> std::result::Result<secrecy::SecretString, String> {
+/// One line answered on the terminal (`/dev/tty`, whatever stdin is), after `prompt`;
+/// with `echo` off, as age and ssh ask for passphrases. `Err(None)`: no terminal.
+fn ask_on_tty(prompt: &str, echo: bool) -> std::result::Result<Zeroizing<String>, Option<String>> {
     use rustix::termios::{self, LocalModes, OptionalActions};
     use std::io::{BufRead, Write};
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| "a passphrase is needed and there is no terminal to ask on".to_string())?;
-    let saved = termios::tcgetattr(&tty).map_err(|e| format!("terminal: {e}"))?;
-    let mut quiet = saved.clone();
-    quiet.local_modes.remove(LocalModes::ECHO);
-    quiet.local_modes.insert(LocalModes::ECHONL);
-    termios::tcsetattr(&tty, OptionalActions::Flush, &quiet)
-        .map_err(|e| format!("terminal: {e}"))?;
+        .map_err(|_| None)?;
+    let saved = match echo {
+        true => None,
+        false => {
+            let saved = termios::tcgetattr(&tty).map_err(|e| Some(format!("terminal: {e}")))?;
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            quiet.local_modes.insert(LocalModes::ECHONL);
+            termios::tcsetattr(&tty, OptionalActions::Flush, &quiet)
+                .map_err(|e| Some(format!("terminal: {e}")))?;
+            Some(saved)
+        }
+    };
     let mut w = &tty;
     let mut line = Zeroizing::new(String::new());
     let read =
-        write!(w, "{prompt} ").and_then(|()| std::io::BufReader::new(&tty).read_line(&mut line));
+        write!(w, "{prompt}").and_then(|()| std::io::BufReader::new(&tty).read_line(&mut line));
     // Echo comes back whatever happened.
-    let _ = termios::tcsetattr(&tty, OptionalActions::Flush, &saved);
-    read.map_err(|e| format!("terminal: {e}"))?;
+    if let Some(saved) = saved {
+        let _ = termios::tcsetattr(&tty, OptionalActions::Flush, &saved);
+    }
+    read.map_err(|e| Some(format!("terminal: {e}")))?;
+    Ok(line)
+}
+
+/// A passphrase, asked for on the terminal with echo off, as age and ssh ask.
+fn ask_passphrase(prompt: &str) -> std::result::Result<secrecy::SecretString, String> {
+    let line = ask_on_tty(&format!("{prompt} "), false).map_err(|e| {
+        e.unwrap_or_else(|| "a passphrase is needed and there is no terminal to ask on".into())
+    })?;
     let given = line.trim_end_matches(['\n', '\r']);
     if given.is_empty() {
         return Err("no passphrase given".into());
@@ -559,20 +576,10 @@ fn ask_passphrase(prompt: &str) -> std::result::Result<secrecy::SecretString, St
 /// The code of an MFA device, asked for on the terminal (`COFFER_MFA_TOKEN` spares that,
 /// once).
 fn ask_mfa_code(profile: &str, serial: &str) -> std::result::Result<Zeroizing<String>, String> {
-    use std::io::{BufRead, Write};
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|_| {
-            format!("profile {profile} needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN (it answers one device)")
+    let line = ask_on_tty(&format!("MFA code for {serial} (profile {profile}): "), true)
+        .map_err(|e| {
+            e.unwrap_or_else(|| format!("profile {profile} needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN (it answers one device)"))
         })?;
-    let mut w = &tty;
-    write!(w, "MFA code for {serial} (profile {profile}): ").map_err(|e| e.to_string())?;
-    let mut line = Zeroizing::new(String::new());
-    std::io::BufReader::new(&tty)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
     match line.trim() {
         "" => Err(format!(
             "no MFA code given for {serial} (profile {profile})"

@@ -162,28 +162,14 @@ impl AgeKeys {
                 keys.origins.push(name);
             }
         }
-        keys.commands = sources
-            .commands
-            .iter()
-            .map(|c| KeyCommand {
-                origin: c.origin.clone(),
-                line: c.line.clone(),
-                ssh: c.ssh,
-            })
-            .collect();
+        keys.commands = sources.commands.clone();
         Ok(keys)
     }
 
     fn add(&mut self, contents: &[u8], origin: &str, several_to_a_line: bool) -> Result<()> {
         if unlock::is_encrypted_identity(contents) {
-            let locked = LockedFile::new(
-                origin,
-                Zeroizing::new(contents.to_vec()),
-                self.ask.clone(),
-                self.failures.clone(),
-                plain_identities,
-            );
-            self.identities.push(Box::new(locked));
+            let locked = self.locked_file(origin, Zeroizing::new(contents.to_vec()));
+            self.identities.push(locked);
             self.origins.push(origin.to_string());
             return Ok(());
         }
@@ -226,15 +212,20 @@ impl AgeKeys {
                 .ok_or_else(|| format!("{origin}: the output is not an OpenSSH private key"));
         }
         if unlock::is_encrypted_identity(&out) {
-            return Ok(vec![Box::new(LockedFile::new(
-                origin,
-                out,
-                self.ask.clone(),
-                self.failures.clone(),
-                plain_identities,
-            ))]);
+            return Ok(vec![self.locked_file(origin, out)]);
         }
         plain_identities(&out, origin)
+    }
+
+    /// An identity file behind a passphrase, asked for when first needed.
+    fn locked_file(&self, origin: &str, contents: Zeroizing<Vec<u8>>) -> Ident {
+        Box::new(LockedFile::new(
+            origin,
+            contents,
+            self.ask.clone(),
+            self.failures.clone(),
+            plain_identities,
+        ))
     }
 
     pub fn is_empty(&self) -> bool {

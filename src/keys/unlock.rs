@@ -194,6 +194,7 @@ impl age::Identity for LockedSsh {
 
 /// A command that prints identities, run with `SOPS_AGE_RECIPIENT` set to the recipient
 /// being opened, once per recipient.
+#[derive(Clone)]
 pub struct KeyCommand {
     /// Where it was set (`SOPS_AGE_KEY_CMD`), for messages.
     pub origin: String,

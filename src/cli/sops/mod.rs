@@ -60,11 +60,7 @@ type Result<T> = std::result::Result<T, Failure>;
 
 /// A failure with sops's `code` and one line of text.
 fn fail<T>(code: u8, message: impl Into<String>) -> Result<T> {
-    Err(Failure {
-        verbatim: false,
-        code,
-        error: Error::Usage(message.into()),
-    })
+    Err(coded(code)(Error::Usage(message.into())))
 }
 
 /// An error with another code than its kind has in sops.
@@ -259,14 +255,10 @@ fn types(
 
 /// sops's words for a missing file it was asked to work on (exit 100).
 fn no_such_file(file: &Path) -> Failure {
-    Failure {
-        verbatim: false,
-        code: 100,
-        error: Error::Usage(format!(
-            "Error: cannot operate on non-existent file {:?}",
-            absolute(file).display().to_string()
-        )),
-    }
+    coded(100)(Error::Usage(format!(
+        "Error: cannot operate on non-existent file {:?}",
+        absolute(file).display().to_string()
+    )))
 }
 
 impl IoFlags {
@@ -711,31 +703,28 @@ fn modify(
             return Ok(());
         }
         let converted = sops::convert_plain(&name, format, to, changed).map_err(coded(1))?;
-        let mut md = opened.meta.clone();
-        md.lastmodified = crate::metadata::now_rfc3339();
-        let sealed = sops::encrypt_plain(&name, to, converted, &opened.key, &mut md)?;
+        let sealed = rewrite(&opened, to, converted)?;
         return held.write(&env.accept(sealed)?).map_err(coded(3));
     }
     let sealed = match opened.reencrypt(&changed)? {
         Some(sealed) => sealed,
         None if idempotent => return Ok(()),
-        None => rewrite(&opened)?,
+        None => rewrite(&opened, opened.format, opened.plaintext()?)?,
     };
     held.write(&env.accept(sealed)?).map_err(coded(3))
 }
 
-/// The file written anew with what it holds: a new `lastmodified` and MAC, as sops
-/// writes a file it was asked to change to what it already was.
-fn rewrite(opened: &sops::Opened) -> crate::Result<sops::Sealed> {
+/// The file written anew as `plaintext` of `format`, with its data key and metadata, a
+/// new `lastmodified` and MAC: as sops writes a file it was asked to change to what it
+/// already was, or in another output type.
+fn rewrite(
+    opened: &sops::Opened,
+    format: Format,
+    plaintext: Zeroizing<Vec<u8>>,
+) -> crate::Result<sops::Sealed> {
     let mut md = opened.meta.clone();
     md.lastmodified = crate::metadata::now_rfc3339();
-    sops::encrypt_plain(
-        &opened.file,
-        opened.format,
-        opened.plaintext()?,
-        &opened.key,
-        &mut md,
-    )
+    sops::encrypt_plain(&opened.file, format, plaintext, &opened.key, &mut md)
 }
 
 /// The top-level values of a file as sops's exec-env passes them: keys as they are,

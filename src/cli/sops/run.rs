@@ -120,11 +120,8 @@ fn legacy_set(set: &str) -> Result<(Vec<Step>, Zeroizing<String>)> {
     };
     let (path, value) = (set[..=at].trim_end(), &set[at + 2..]);
     let value = json_value(value)?;
-    let steps = tree_path(path).map_err(|_| Failure {
-        verbatim: false,
-        code: 7,
-        error: Error::Usage("Invalid --set format".into()),
-    })?;
+    let steps =
+        tree_path(path).map_err(|_| coded(7)(Error::Usage("Invalid --set format".into())))?;
     Ok((steps, value))
 }
 
@@ -201,14 +198,13 @@ fn decrypt(
 ) -> Result<()> {
     let name = io.filename_override.as_deref().or(file);
     let (input, output) = types(name, io.input_type, io.output_type);
-    let steps = match extract_path {
-        Some(p) => Some(tree_path(p).map_err(|e| Failure {
-            verbatim: false,
-            code: 91,
-            error: Error::Usage(format!("error parsing --extract path: {e}")),
-        })?),
-        None => None,
-    };
+    let steps =
+        match extract_path {
+            Some(p) => Some(tree_path(p).map_err(|e| {
+                coded(91)(Error::Usage(format!("error parsing --extract path: {e}")))
+            })?),
+            None => None,
+        };
     let (label, bytes) = read_input(file, 100)?;
     let opened = sops::open(&label, input, bytes, &env.keyring()?, ignore_mac)?;
     for w in &opened.warnings {
@@ -344,11 +340,8 @@ fn set_command(a: SetArgs, env: &Env) -> Result<()> {
         (false, false, Some(v)) => Zeroizing::new(v.clone()),
     };
     note_indent(a.indent);
-    let steps = tree_path(&a.path).map_err(|_| Failure {
-        verbatim: false,
-        code: 7,
-        error: Error::Usage("Invalid set index format".into()),
-    })?;
+    let steps = tree_path(&a.path)
+        .map_err(|_| coded(7)(Error::Usage("Invalid set index format".into())))?;
     let value = json_value(&data)?;
     set_value(
         &a.file,
@@ -364,11 +357,8 @@ fn set_command(a: SetArgs, env: &Env) -> Result<()> {
 fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
     let (format, to) = types(Some(&a.file), a.input_type, a.output_type);
     note_indent(a.indent);
-    let steps = tree_path(&a.path).map_err(|_| Failure {
-        verbatim: false,
-        code: 7,
-        error: Error::Usage("Invalid unset index format".into()),
-    })?;
+    let steps = tree_path(&a.path)
+        .map_err(|_| coded(7)(Error::Usage("Invalid unset index format".into())))?;
     modify(
         &a.file,
         (format, to),
