@@ -3,7 +3,7 @@
 //! identity files and SSH keys behind a passphrase asked on the terminal.
 
 use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use super::common::*;
 
@@ -162,15 +162,9 @@ fn a_key_command_runs_when_needed_once_per_recipient_with_the_recipient_in_its_e
 #[test]
 fn an_ssh_key_command_prints_the_private_key() {
     let sb = Sandbox::without_key();
-    let gen = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "t", "-f"])
-        .arg(sb.path("id"))
-        .output()
-        .unwrap();
-    assert_success(&gen, &["ssh-keygen"]);
-    let public = sb.read_str("id.pub");
+    let public = ssh_keygen(&sb, "id", "");
     sb.write("a.env", "A=1\n");
-    sb.ok(&["encrypt", "--age", public.trim(), "-i", "a.env"]);
+    sb.ok(&["encrypt", "--age", &public, "-i", "a.env"]);
     let out = sb.run_with(
         &["decrypt", "a.env"],
         &[("SOPS_AGE_SSH_PRIVATE_KEY_CMD", "cat id")],
@@ -219,18 +213,10 @@ fn on_a_terminal(
         .write(true)
         .open(name.to_str().unwrap())
         .unwrap();
-    let mut c = Command::new("setsid");
     // -c: the terminal on stdin becomes the session's controlling terminal.
-    c.args(["-w", "-c", env!("CARGO_BIN_EXE_coffer")])
-        .args(args)
-        .env_clear()
-        .env("PATH", path_with_coffer())
-        .env("HOME", sb.home())
-        .env("TMPDIR", sb.dir.path())
-        .current_dir(sb.dir.path())
-        .stdin(slave)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let coffer = std::path::Path::new(env!("CARGO_BIN_EXE_coffer"));
+    let mut c = in_own_session(sb, &["-w", "-c"], coffer, args);
+    c.stdin(slave).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -304,13 +290,9 @@ fn an_identity_file_behind_a_passphrase_is_asked_for_on_the_terminal_without_ech
         assert_eq!(sb.read("a.yaml"), before);
     }
     // No terminal: one clear line, not a hang.
-    let out = Command::new("setsid")
-        .args(["-w", env!("CARGO_BIN_EXE_coffer"), "decrypt", "a.yaml"])
-        .env_clear()
-        .env("PATH", path_with_coffer())
-        .env("HOME", sb.home())
+    let coffer = std::path::Path::new(env!("CARGO_BIN_EXE_coffer"));
+    let out = in_own_session(&sb, &["-w"], coffer, &["decrypt", "a.yaml"])
         .env("SOPS_AGE_KEY_FILE", sb.path("locked.age"))
-        .current_dir(sb.dir.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -320,15 +302,9 @@ fn an_identity_file_behind_a_passphrase_is_asked_for_on_the_terminal_without_ech
 #[test]
 fn an_ssh_key_behind_a_passphrase_is_asked_for_once() {
     let sb = Sandbox::without_key();
-    let gen = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "hunter22", "-C", "t", "-f"])
-        .arg(sb.path("id"))
-        .output()
-        .unwrap();
-    assert_success(&gen, &["ssh-keygen"]);
-    let public = sb.read_str("id.pub");
+    let public = ssh_keygen(&sb, "id", "hunter22");
     sb.write("a.env", "A=1\nB=2\n");
-    sb.ok(&["encrypt", "--age", public.trim(), "-i", "a.env"]);
+    sb.ok(&["encrypt", "--age", &public, "-i", "a.env"]);
     let env = [("SOPS_AGE_SSH_PRIVATE_KEY_FILE", sb.path("id"))];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
     let (out, shown) = on_a_terminal(

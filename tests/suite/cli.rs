@@ -107,15 +107,9 @@ fn identities_are_found_in_the_documented_order() {
 fn ssh_ed25519_keys_work_as_recipient_and_identity() {
     let sb = Sandbox::without_key();
     let key = sb.path("id_ed25519");
-    let gen = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert_success(&gen, &["ssh-keygen"]);
-    let public = std::fs::read_to_string(sb.path("id_ed25519.pub")).unwrap();
+    let public = ssh_keygen(&sb, "id_ed25519", "");
     sb.write("a.env", "A=1\n");
-    sb.ok(&["encrypt", "--age", public.trim(), "-i", "a.env"]);
+    sb.ok(&["encrypt", "--age", &public, "-i", "a.env"]);
     assert!(sb
         .read_str("a.env")
         .contains("sops_age__list_0__map_recipient=ssh-ed25519 "));

@@ -344,3 +344,31 @@ impl Started for std::process::Command {
             .expect("the command starts")
     }
 }
+
+/// `program` in the sandbox in a session of its own (`setsid` with `flags`), with a
+/// cleared environment: only PATH, HOME and TMPDIR, and no terminal unless `-c` gives it
+/// the one on stdin.
+pub fn in_own_session(sb: &Sandbox, flags: &[&str], program: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("setsid");
+    c.args(flags)
+        .arg(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", path_with_coffer())
+        .env("HOME", sb.home())
+        .env("TMPDIR", sb.dir.path())
+        .current_dir(sb.dir.path());
+    c
+}
+
+/// A new ed25519 SSH key at `rel` in the sandbox (with `passphrase`, or none when
+/// empty); its public key line.
+pub fn ssh_keygen(sb: &Sandbox, rel: &str, passphrase: &str) -> String {
+    let gen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", "test", "-f"])
+        .arg(sb.path(rel))
+        .output()
+        .unwrap();
+    assert_success(&gen, &["ssh-keygen"]);
+    sb.read_str(&format!("{rel}.pub")).trim().to_string()
+}

@@ -50,16 +50,8 @@ fn detached(
     args: &[&str],
     env: &[(&str, String)],
 ) -> Output {
-    let mut c = Command::new("setsid");
-    c.arg("-w")
-        .arg(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", path_with_coffer())
-        .env("HOME", sb.home())
-        .env("TMPDIR", sb.dir.path())
-        .current_dir(sb.dir.path())
-        .stdin(Stdio::null());
+    let mut c = in_own_session(sb, &["-w"], program, args);
+    c.stdin(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }

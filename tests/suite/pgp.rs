@@ -59,6 +59,20 @@ impl Gpg {
     }
 }
 
+impl Gpg {
+    /// A gpg (for `SOPS_GPG_EXEC`) that runs the shell line `before` (writing down its
+    /// runs or its environment), then is gpg.
+    fn logging(sb: &Sandbox, before: &str) -> PathBuf {
+        let script = sb.write(
+            "gpg-logging",
+            format!("#!/bin/sh\n{before}\nexec gpg \"$@\"\n"),
+        );
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        script
+    }
+}
+
 impl Drop for Gpg {
     fn drop(&mut self) {
         let _ = Command::new("gpgconf")
@@ -243,12 +257,7 @@ fn gpg_runs_without_the_age_identities_in_its_environment() {
     let gpg = Gpg::new(&sb, "gnupg");
     // A gpg that writes down its environment, then is gpg.
     let log = sb.path("gpg-env.txt");
-    sb.write(
-        "gpg-logging",
-        format!("#!/bin/sh\nenv > '{}'\nexec gpg \"$@\"\n", log.display()),
-    );
-    let script = sb.path("gpg-logging");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = Gpg::logging(&sb, &format!("env > '{}'", log.display()));
     let identity = std::fs::read_to_string(sb.key_file()).unwrap();
     let identity = identity
         .lines()
@@ -335,15 +344,7 @@ fn a_decryption_order_decides_which_key_kind_opens_the_file() {
     let sb = Sandbox::new();
     let gpg = Gpg::new(&sb, "gnupg");
     let log = sb.path("gpg-runs.txt");
-    sb.write(
-        "gpg-logging",
-        format!(
-            "#!/bin/sh\necho run >> '{}'\nexec gpg \"$@\"\n",
-            log.display()
-        ),
-    );
-    let script = sb.path("gpg-logging");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = Gpg::logging(&sb, &format!("echo run >> '{}'", log.display()));
     sb.write("a.yaml", "a: secret\n");
     let out = gpg.coffer(
         &sb,

@@ -63,24 +63,18 @@ fn publish_puts_files_in_s3_as_they_are_or_encrypted_for_the_recreation_rule() {
         assert!(object.contains(&ops.recipient), "{key}: for the ops key");
         assert!(!object.contains(&sb.recipient), "{key}: not for mine");
         ops.write("got", &object);
-        let out = ops.ok(&[
+        let args = [
             "decrypt",
             "--input-type",
             format,
             "--output-type",
             format,
             "got",
-        ]);
+        ];
+        let out = ops.ok(&args);
         assert_eq!(stdout(&out), plain, "{key}");
         // The real sops opens it too.
-        let real = ops.sops(&[
-            "decrypt",
-            "--input-type",
-            format,
-            "--output-type",
-            format,
-            "got",
-        ]);
+        let real = ops.sops(&args);
         assert_success(&real, &["sops decrypt", key]);
         assert_eq!(stdout(&real), plain);
     }

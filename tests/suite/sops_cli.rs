@@ -1067,6 +1067,16 @@ fn ini_output_is_laid_out_as_sops_lays_it_out() {
     assert_eq!(stdout(&c), stdout(&s));
 }
 
+/// `s.json` decrypted as YAML, as sops's functional tests read it.
+const DECRYPT_JSON_AS_YAML: [&str; 6] = [
+    "decrypt",
+    "--input-type",
+    "yaml",
+    "--output-type",
+    "yaml",
+    "s.json",
+];
+
 /// A JSON file read as YAML (JSON is YAML): its values and its metadata share one flow
 /// mapping, whose spans overlap; it opens in the canonical layout with a warning, in
 /// both front ends, as the real sops opens it. It used to panic.
@@ -1076,15 +1086,7 @@ fn a_json_file_read_as_yaml_opens_in_the_canonical_layout() {
     sb.write("s.json", r#"{"a": 2, "b": "ba", "c": [1, {"d": "x"}]}"#);
     sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "s.json"]);
     let before = sb.read("s.json");
-    let args = [
-        "decrypt",
-        "--input-type",
-        "yaml",
-        "--output-type",
-        "yaml",
-        "s.json",
-    ];
-    let (s, c) = both(&sb, &args, &[], None);
+    let (s, c) = both(&sb, &DECRYPT_JSON_AS_YAML, &[], None);
     assert_success(&s, &["sops"]);
     assert_success(&c, &["coffer as sops"]);
     let own = sb.ok(&["decrypt", "--input-type", "yaml", "s.json"]);
@@ -1122,19 +1124,7 @@ fn set_with_another_output_type_writes_the_file_in_it() {
         assert!(after.starts_with("a: ENC["), "real sops: {real}: {after}");
         // Either reads what the other wrote.
         for reader in [true, false] {
-            let out = run(
-                sops_cmd(&sb, reader),
-                &[
-                    "decrypt",
-                    "--input-type",
-                    "yaml",
-                    "--output-type",
-                    "yaml",
-                    "s.json",
-                ],
-                &[],
-                None,
-            );
+            let out = run(sops_cmd(&sb, reader), &DECRYPT_JSON_AS_YAML, &[], None);
             assert_success(&out, &["decrypt", &format!("{real} {reader}")]);
             assert_eq!(stdout(&out), "a: 2\nb: ba\n");
         }
