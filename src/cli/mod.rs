@@ -503,6 +503,7 @@ impl Env {
     pub fn keyring(&self) -> Result<Keyring> {
         let mut sources = IdentitySources::from_env(|k| self.get(k));
         sources.ask = Some(std::sync::Arc::new(ask_passphrase));
+        sources.tell = Some(std::sync::Arc::new(|m: &str| say(&format!("age: {m}"))));
         let age = AgeKeys::load(&sources)?;
         // age first, then KMS, then PGP (the slowest: a gpg process per key), unless
         // a decryption order says otherwise.

@@ -4,10 +4,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::plugin::{self, PluginIdentity, Tell};
 use super::unlock::{self, AskPassphrase, Failures, Ident, KeyCommand, LockedFile, LockedSsh};
 use super::MasterKey;
 use crate::metadata::{AgeEntry, Metadata};
@@ -26,8 +28,10 @@ pub struct IdentitySources {
     /// run only when the identities at hand open nothing.
     pub commands: Vec<KeyCommand>,
     /// How to ask for the passphrase of an encrypted identity file or SSH key; without
-    /// it such a key opens nothing, and the error says why.
+    /// it such a key opens nothing, and the error says why. Plugins ask their PINs so.
     pub ask: Option<AskPassphrase>,
+    /// Where an age plugin's messages to the user go; without it they are dropped.
+    pub tell: Option<Tell>,
 }
 
 impl IdentitySources {
@@ -115,6 +119,8 @@ pub struct AgeKeys {
     commands: Vec<KeyCommand>,
     ran: unlock::Ran,
     ask: Option<AskPassphrase>,
+    /// How plugins reach the user.
+    ui: plugin::Ui,
     failures: Failures,
 }
 
@@ -128,6 +134,11 @@ impl AgeKeys {
             commands: Vec::new(),
             ran: unlock::Ran::default(),
             ask: sources.ask.clone(),
+            ui: plugin::Ui {
+                tell: sources.tell.clone(),
+                ask: sources.ask.clone(),
+                failures: None,
+            },
             failures: Failures::default(),
         };
         // Inline keys may stand several to a line (sops 3.10 and later).
@@ -173,7 +184,22 @@ impl AgeKeys {
             self.origins.push(origin.to_string());
             return Ok(());
         }
-        for id in parse_identities(contents, origin, several_to_a_line).map_err(Error::KeySource)? {
+        let words = parse_identities(
+            contents,
+            origin,
+            several_to_a_line,
+            &self.ui,
+            &self.failures,
+        )
+        .map_err(Error::KeySource)?;
+        for word in words {
+            let id = match word {
+                Word::Plugin(id) => {
+                    self.identities.push(Box::new(id));
+                    continue;
+                }
+                Word::Native(id) => id,
+            };
             if self.seen_key.is_none() {
                 self.seen_key = Some(id.derive(b"coffer git filter: seen plaintext"));
             }
@@ -214,17 +240,20 @@ impl AgeKeys {
         if unlock::is_encrypted_identity(&out) {
             return Ok(vec![self.locked_file(origin, out)]);
         }
-        plain_identities(&out, origin)
+        plain_identities(&out, origin, &self.ui, &self.failures)
     }
 
     /// An identity file behind a passphrase, asked for when first needed.
     fn locked_file(&self, origin: &str, contents: Zeroizing<Vec<u8>>) -> Ident {
+        let (ui, failures) = (self.ui.clone(), self.failures.clone());
         Box::new(LockedFile::new(
             origin,
             contents,
             self.ask.clone(),
             self.failures.clone(),
-            plain_identities,
+            Arc::new(move |text: &[u8], origin: &str| {
+                plain_identities(text, origin, &ui, &failures)
+            }),
         ))
     }
 
@@ -233,13 +262,21 @@ impl AgeKeys {
     }
 }
 
-/// Identity-file text: `AGE-SECRET-KEY-1…` lines and comments (with `several_to_a_line`,
-/// keys separated by spaces too).
+/// One identity of an identity file.
+enum Word {
+    Native(X25519Identity),
+    Plugin(PluginIdentity),
+}
+
+/// Identity-file text: `AGE-SECRET-KEY-1…` and `AGE-PLUGIN-…` lines and comments (with
+/// `several_to_a_line`, keys separated by spaces too).
 fn parse_identities(
     contents: &[u8],
     origin: &str,
     several_to_a_line: bool,
-) -> std::result::Result<Vec<X25519Identity>, String> {
+    ui: &plugin::Ui,
+    failures: &Failures,
+) -> std::result::Result<Vec<Word>, String> {
     let text = Zeroizing::new(String::from_utf8_lossy(contents).into_owned());
     let mut ids = Vec::new();
     for line in text.lines() {
@@ -253,18 +290,32 @@ fn parse_identities(
             vec![line]
         };
         for word in words {
-            ids.push(X25519Identity::parse(word).ok_or_else(|| {
-                format!("{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)")
-            })?);
+            if plugin::is_plugin_identity(word) {
+                ids.push(Word::Plugin(PluginIdentity::parse(
+                    word, origin, ui, failures,
+                )?));
+                continue;
+            }
+            ids.push(Word::Native(X25519Identity::parse(word).ok_or_else(
+                || format!("{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"),
+            )?));
         }
     }
     Ok(ids)
 }
 
-fn plain_identities(contents: &[u8], origin: &str) -> std::result::Result<Vec<Ident>, String> {
-    Ok(parse_identities(contents, origin, false)?
+fn plain_identities(
+    contents: &[u8],
+    origin: &str,
+    ui: &plugin::Ui,
+    failures: &Failures,
+) -> std::result::Result<Vec<Ident>, String> {
+    Ok(parse_identities(contents, origin, false, ui, failures)?
         .into_iter()
-        .map(|id| Box::new(id) as Ident)
+        .map(|word| match word {
+            Word::Native(id) => Box::new(id) as Ident,
+            Word::Plugin(id) => Box::new(id) as Ident,
+        })
         .collect())
 }
 
@@ -346,9 +397,13 @@ impl AgeKeys {
     }
 }
 
-/// Parse a recipient: `age1…` or an `ssh-ed25519`/`ssh-rsa` public key line.
+/// Parse a recipient: `age1…`, a plugin's `age1NAME1…` (its plugin on PATH), or an
+/// `ssh-ed25519`/`ssh-rsa` public key line.
 pub fn parse_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>> {
     let s = s.trim();
+    if plugin::is_plugin_recipient(s) {
+        return plugin::recipient(s).map_err(|e| Error::KeySource(format!("age: {e}")));
+    }
     if s.starts_with("ssh-") {
         return age::ssh::Recipient::from_str(s)
             .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
@@ -365,7 +420,10 @@ pub fn wrap(secret: &[u8], recipient: &str) -> Result<AgeEntry> {
     let r = parse_recipient(recipient)?;
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(r.as_ref() as &dyn age::Recipient))
-            .map_err(|e| Error::KeySource(format!("age: cannot encrypt to {recipient}: {e}")))?;
+            .map_err(|e| {
+                let why = plugin::encrypt_error(&e);
+                Error::KeySource(format!("age: cannot encrypt to {recipient}: {why}"))
+            })?;
     let mut out = Vec::new();
     let io = |e: std::io::Error| Error::KeySource(format!("age: {e}"));
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
@@ -383,12 +441,13 @@ pub fn wrap(secret: &[u8], recipient: &str) -> Result<AgeEntry> {
     })
 }
 
-/// The recipients of the identities in an identity file's text, in order.
+/// The recipients of the X25519 identities in an identity file's text, in order. A
+/// plugin identity is passed over: only its plugin knows its recipient.
 pub fn recipients_of(contents: &[u8], origin: &str) -> Result<Vec<String>> {
     let text = Zeroizing::new(String::from_utf8_lossy(contents).into_owned());
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !plugin::is_plugin_identity(l))
         .map(|line| {
             line.parse::<age::x25519::Identity>()
                 .map(|id| id.to_public().to_string())

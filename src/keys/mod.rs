@@ -13,6 +13,7 @@ use crate::metadata::Metadata;
 pub mod age;
 pub mod kms;
 pub mod pgp;
+pub mod plugin;
 pub mod shamir;
 pub mod unlock;
 

@@ -44,8 +44,11 @@ pub struct LockedFile {
     /// `None` until tried; then the identities inside, or nothing (the failure is noted).
     state: Mutex<Option<Vec<Ident>>>,
     failures: Failures,
-    parse: fn(&[u8], &str) -> Result<Vec<Ident>, String>,
+    parse: ParseIdentities,
 }
+
+/// Reads decrypted identity-file text (from where it came) into identities.
+pub type ParseIdentities = Arc<dyn Fn(&[u8], &str) -> Result<Vec<Ident>, String> + Send + Sync>;
 
 impl LockedFile {
     /// `parse` reads the decrypted identity-file text.
@@ -54,7 +57,7 @@ impl LockedFile {
         contents: Zeroizing<Vec<u8>>,
         ask: Option<AskPassphrase>,
         failures: Failures,
-        parse: fn(&[u8], &str) -> Result<Vec<Ident>, String>,
+        parse: ParseIdentities,
     ) -> Self {
         LockedFile {
             origin: origin.to_string(),

@@ -196,7 +196,7 @@ fn locked_identity(key: &str, passphrase: &str, armored: bool) -> Vec<u8> {
 
 /// Run coffer in a session whose terminal is a pseudo-terminal: answer `answer` once
 /// `prompt` shows there. Returns the output and everything the terminal showed.
-fn on_a_terminal(
+pub(super) fn on_a_terminal(
     sb: &Sandbox,
     args: &[&str],
     env: &[(&str, &str)],

@@ -2,6 +2,7 @@ mod common;
 
 mod accounts;
 mod age_keys;
+mod age_plugin;
 mod cli;
 mod corpus;
 mod covered;
