@@ -93,10 +93,10 @@ pub fn encrypt_document(
         Some((pos, what)) => format!("{what} at line {}", doc.line_of(pos)),
         None => match splice_encrypted(store, file, doc, key, md)? {
             Ok(kept) => match verify::encrypted(file, format, kept, key, doc, &expected) {
-                Ok(bytes) => {
+                Ok(checked) => {
                     return Ok(Sealed {
-                        bytes,
-                        fallback: None,
+                        bytes: checked.bytes,
+                        fallback: checked.differs_at.map(|at| round_trip_note(file, doc, at)),
                     })
                 }
                 Err(why) => why,
@@ -113,11 +113,29 @@ pub fn encrypt_document(
         .and_then(|text| store.parse(into_bytes(text)).map_err(|e| e.to_string()))
         .map_err(&refused)?;
     let bytes = splice_encrypted(store, file, &canonical, key, md)?.map_err(&refused)?;
-    let bytes = verify::encrypted(file, format, bytes, key, doc, &expected).map_err(refused)?;
+    let bytes = verify::encrypted(file, format, bytes, key, doc, &expected)
+        .map_err(refused)?
+        .bytes;
     Ok(Sealed {
         bytes,
         fallback: Some(layout_note(file, doc, &why)),
     })
+}
+
+/// The warning for an encrypted file whose decryption gives the source's values but
+/// not its bytes (from `at`): said, never silent.
+fn round_trip_note(file: &str, doc: &Document, at: usize) -> String {
+    let line = doc.line_of(at);
+    match doc
+        .constructs
+        .iter()
+        .find(|(pos, _)| doc.line_of(*pos) == line)
+    {
+        Some((_, what)) => format!(
+            "{file}: the {what} at line {line} will decrypt to the same value written another way"
+        ),
+        None => format!("{file}: line {line} will decrypt to the same values written another way"),
+    }
 }
 
 /// The warning for a document written in the canonical layout.
@@ -746,6 +764,25 @@ impl Opened {
         })
     }
 
+    /// Where the plaintext this file decrypts to first differs from `want` (a byte
+    /// offset), if it does. A binary file is its value: never.
+    pub(crate) fn first_difference(&self, want: &[u8]) -> Option<usize> {
+        if self.store().payload(&self.doc).is_some() {
+            return None;
+        }
+        match self.splice_plain() {
+            Ok(Ok(got)) if *got == *want => None,
+            Ok(Ok(got)) => Some(
+                got.iter()
+                    .zip(want)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(got.len().min(want.len())),
+            ),
+            // Not kept at all: the canonical layout, from the start.
+            _ => Some(0),
+        }
+    }
+
     /// Every decrypted value put back where its ciphertext stood; metadata removed. The
     /// inner error: the spans overlap (the layout cannot be kept).
     fn splice_plain(&self) -> Result<std::result::Result<Zeroizing<Vec<u8>>, String>> {
@@ -936,9 +973,9 @@ impl Opened {
             &self.doc,
             &expected,
         ) {
-            Ok(bytes) => {
+            Ok(checked) => {
                 return Ok(Sealed {
-                    bytes,
+                    bytes: checked.bytes,
                     fallback: None,
                 })
             }

@@ -63,7 +63,11 @@ fn a_literal_block_at_the_end_without_a_line_break_stays_secret() {
     let sb = Sandbox::new();
     sb.write("app.yaml", "a: 1\nkey: |\n  first\n  secret-last-line");
     let out = sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "app.yaml"]);
-    assert_eq!(stderr(&out), "");
+    // It decrypts as `|-`, which says the same: said.
+    assert_eq!(
+        stderr(&out),
+        "coffer: warning: app.yaml: the literal block scalar at line 2 will decrypt to the same value written another way\n"
+    );
     let enc = sb.read_str("app.yaml");
     assert!(
         !enc.contains("secret-last-line") && !enc.contains("first"),
@@ -241,4 +245,52 @@ fn every_comment_sops_writes_opens() {
             assert_eq!(text, plain, "{enc}");
         }
     }
+}
+
+/// Whatever the layout check lets through, decrypting is compared with the input byte
+/// for byte: a file that will not come back as written is said, and refused under
+/// `--strict-layout`, in every format.
+#[test]
+fn a_file_that_will_not_decrypt_as_written_is_said_never_silent() {
+    let sb = Sandbox::new();
+    for (file, text, line) in [
+        (
+            "a.json",
+            "{\n  \"name\": \"caf\\u00e9\",\n  \"n\": 1\n}\n",
+            2,
+        ),
+        ("b.yaml", "a: 1\nb: |\n  x\n  y", 2),
+    ] {
+        sb.write(file, text);
+        let out = sb.ok(&["encrypt", "--age", &sb.recipient, file]);
+        let warning = stderr(&out);
+        assert!(
+            warning.starts_with(&format!("coffer: warning: {file}: "))
+                && warning.contains(&format!("line {line} will decrypt to the same"))
+                && warning.lines().count() == 1,
+            "{file}: {warning:?}"
+        );
+        let strict = sb.run(&[
+            "--strict-layout",
+            "encrypt",
+            "--age",
+            &sb.recipient,
+            "-i",
+            file,
+        ]);
+        assert_error(
+            &strict,
+            5,
+            "refused by --strict-layout, nothing was written",
+        );
+        assert_eq!(sb.read_str(file), text);
+    }
+    // Kept byte for byte: no word.
+    sb.write("c.json", "{\n  \"name\": \"café\"\n}\n");
+    let out = sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "c.json"]);
+    assert_eq!(stderr(&out), "");
+    assert_eq!(
+        stdout(&sb.ok(&["decrypt", "c.json"])),
+        "{\n  \"name\": \"café\"\n}\n"
+    );
 }
