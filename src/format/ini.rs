@@ -87,6 +87,16 @@ impl Store for IniStore {
                 if in_meta {
                     meta_start = Some(start);
                 }
+                // sops keeps both as sections of one name, go-ini and coffer merge them.
+                if let Some(&first) = section_at.get(&name).filter(|_| !in_meta) {
+                    return Err(super::SyntaxError::line(
+                        line_no(text, start),
+                        format!(
+                            "the section [{name}] appears twice (first at line {}): keep one",
+                            line_no(text, sections[first].1)
+                        ),
+                    ));
+                }
                 section = name.clone();
                 if !in_meta && !section_at.contains_key(&name) {
                     section_at.insert(name.clone(), sections.len());

@@ -127,6 +127,10 @@ pub fn parse(
     format
         .store()
         .parse(bytes)
+        .and_then(|doc| match duplicate_key(&doc) {
+            Some(error) => Err(error),
+            None => Ok(doc),
+        })
         .map_err(|error| crate::Error::Syntax {
             file: file.to_string(),
             // A file left mid-merge does not parse because of its markers: say that.
@@ -137,6 +141,65 @@ pub fn parse(
                 None => error,
             },
         })
+}
+
+/// A key that appears twice in one mapping (a dotenv file, an INI section), as an
+/// error at its second line. sops reads the last of them, coffer's `--extract` and `set`
+/// would find the first: one key, one meaning, so neither is guessed.
+fn duplicate_key(doc: &crate::tree::Document) -> Option<SyntaxError> {
+    use crate::path::Step;
+    use crate::tree::Node;
+    fn walk(node: &Node, path: &mut Vec<Step>, found: &mut Option<(Vec<Step>, usize, usize)>) {
+        if found.is_some() {
+            return;
+        }
+        match node {
+            Node::Map(entries) => {
+                // Sorted positions, not a set of keys: a mapping can be large.
+                let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+                order.sort_by(|&a, &b| entries[a as usize].key.cmp(&entries[b as usize].key));
+                if let Some(pair) = order
+                    .windows(2)
+                    .filter(|w| entries[w[0] as usize].key == entries[w[1] as usize].key)
+                    .map(|w| (w[0].min(w[1]) as usize, w[0].max(w[1]) as usize))
+                    .min_by_key(|&(_, second)| second)
+                {
+                    let (first, second) = (&entries[pair.0], &entries[pair.1]);
+                    path.push(Step::Key(second.key.clone()));
+                    *found = Some((path.clone(), first.at, second.at));
+                    return;
+                }
+                for e in entries {
+                    path.push(Step::Key(e.key.clone()));
+                    walk(&e.value, path, found);
+                    path.pop();
+                }
+            }
+            Node::Seq(items) => {
+                for (i, n) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    walk(n, path, found);
+                    path.pop();
+                }
+            }
+            Node::Leaf(_) => {}
+        }
+    }
+    let mut found = None;
+    for d in &doc.docs {
+        walk(&d.root, &mut Vec::new(), &mut found);
+        if let Some((path, first, second)) = found {
+            return Some(SyntaxError::line(
+                doc.line_of(second),
+                format!(
+                    "the key {} appears twice (first at line {}): keep one",
+                    crate::path::display(&path),
+                    doc.line_of(first)
+                ),
+            ));
+        }
+    }
+    None
 }
 
 /// The line of the first merge conflict marker (`<<<<<<< `) standing at a line start.

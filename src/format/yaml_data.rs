@@ -257,6 +257,7 @@ fn resolve(
         ),
         Kind::Map(entries) => {
             let mut own: Vec<(String, Value)> = Vec::new();
+            let mut own_at: Vec<usize> = Vec::new();
             let mut merged: Vec<(String, Value)> = Vec::new();
             for e in entries {
                 let value = resolve(&e.value, anchors, line)?;
@@ -289,13 +290,19 @@ fn resolve(
                     },
                     None => e.key.clone(),
                 };
-                if own.iter().any(|(k, _)| *k == key) {
+                // go-yaml, so sops, refuses it; taking either would drop a recipient
+                // or a rule without a word.
+                if let Some(first) = own.iter().position(|(k, _)| *k == key) {
                     return Err(SyntaxError::line(
                         line(e.key_span.start),
-                        format!("the key {key:?} is defined twice"),
+                        format!(
+                            "the key {key:?} is defined twice (first at line {}): keep one",
+                            line(own_at[first])
+                        ),
                     ));
                 }
                 own.push((key, value));
+                own_at.push(e.key_span.start);
             }
             for (k, v) in merged {
                 if !own.iter().any(|(o, _)| *o == k) {

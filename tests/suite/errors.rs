@@ -185,3 +185,81 @@ fn yaml_aliases_and_sequence_documents_are_refused_clearly() {
         "sequences are not supported",
     );
 }
+
+/// A key given twice means one thing to sops (the last) and another to `--extract` and
+/// `set` (the first): refused in every format, with both lines, exit 5, nothing written.
+#[test]
+fn a_key_given_twice_is_refused_with_both_lines() {
+    let sb = Sandbox::new();
+    for (file, text, said) in [
+        (
+            "a.yaml",
+            "db:\n  user: app\n  password: one\n  password: two\n",
+            "a.yaml: line 4: the key [\"db\"][\"password\"] appears twice (first at line 3): keep one",
+        ),
+        (
+            "b.json",
+            "{\n  \"list\": [{\"k\": 1,\n    \"k\": 2}]\n}\n",
+            "b.json: line 3: the key [\"list\"][0][\"k\"] appears twice (first at line 2): keep one",
+        ),
+        (
+            "c.env",
+            "TOKEN=a\nOTHER=b\nTOKEN=c\n",
+            "c.env: line 3: the key [\"TOKEN\"] appears twice (first at line 1): keep one",
+        ),
+        (
+            "d.ini",
+            "[db]\npass = a\npass = b\n",
+            "d.ini: line 3: the key [\"db\"][\"pass\"] appears twice (first at line 2): keep one",
+        ),
+        (
+            "e.ini",
+            "[db]\npass = a\n[web]\nx = 1\n[db]\nuser = b\n",
+            "e.ini: line 5: the section [db] appears twice (first at line 1): keep one",
+        ),
+    ] {
+        sb.write(file, text);
+        let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", file]);
+        assert_error(&out, 5, said);
+        assert_eq!(sb.read_str(file), text, "{file} untouched");
+        // Under the name sops too, with sops's code for input it cannot read.
+        let out = sb.as_sops().args(["encrypt", "--age", &sb.recipient, file]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+        assert!(stderr(&out).contains("appears twice"), "{}", stderr(&out));
+    }
+    // The real sops refuses the YAML one too.
+    let real = sb.sops(&["encrypt", "--age", &sb.recipient, "a.yaml"]);
+    assert_eq!(real.status.code(), Some(2), "{}", stderr(&real));
+
+    // An encrypted file with a key twice (written by anything) does not open either:
+    // here two encrypted files of one data key, glued.
+    sb.write("f.env", "TOKEN=a\n");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "f.env"]);
+    let enc = sb.read_str("f.env");
+    let token = enc.lines().find(|l| l.starts_with("TOKEN=")).unwrap();
+    sb.write("f.env", format!("{token}\n{enc}"));
+    let out = sb.run(&["decrypt", "f.env"]);
+    assert_error(
+        &out,
+        5,
+        "the key [\"TOKEN\"] appears twice (first at line 1)",
+    );
+    assert_eq!(stdout(&out), "");
+
+    // The rules: a second `age:` in one rule would drop a recipient without a word.
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - age: {}\n    age: age1other\n",
+            sb.recipient
+        ),
+    );
+    sb.write("g.yaml", "a: 1\n");
+    let out = sb.run(&["encrypt", "-i", "g.yaml"]);
+    assert_error(
+        &out,
+        5,
+        ".sops.yaml: line 3: the key \"age\" is defined twice (first at line 2): keep one",
+    );
+    assert_eq!(sb.read_str("g.yaml"), "a: 1\n");
+}
