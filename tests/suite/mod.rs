@@ -24,5 +24,6 @@ mod rules;
 mod safety;
 mod snapshots;
 mod sops_cli;
+mod sops_suite;
 mod team;
 mod verify;

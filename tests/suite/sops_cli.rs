@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use super::common::*;
 
 /// A command for the real sops (`real`) or coffer as sops, alike in all else.
-fn sops_cmd(sb: &Sandbox, real: bool) -> Command {
+pub(super) fn sops_cmd(sb: &Sandbox, real: bool) -> Command {
     let mut c = if real {
         let mut c = Command::new(sops_bin());
         c.env_clear()
@@ -26,7 +26,12 @@ fn sops_cmd(sb: &Sandbox, real: bool) -> Command {
     c
 }
 
-fn run(mut c: Command, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Output {
+pub(super) fn run(
+    mut c: Command,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: Option<&[u8]>,
+) -> Output {
     c.args(args).envs(env.iter().copied());
     if input.is_some() {
         c.stdin(Stdio::piped());
@@ -43,12 +48,12 @@ fn run(mut c: Command, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>
 }
 
 /// coffer as sops.
-fn fake(sb: &Sandbox, args: &[&str]) -> Output {
+pub(super) fn fake(sb: &Sandbox, args: &[&str]) -> Output {
     run(sops_cmd(sb, false), args, &[], None)
 }
 
 /// The real sops and coffer as sops on the same command line: (sops, coffer).
-fn both(
+pub(super) fn both(
     sb: &Sandbox,
     args: &[&str],
     env: &[(&str, &str)],
@@ -61,11 +66,16 @@ fn both(
 }
 
 /// Both exit alike and print the same on stdout.
-fn same(sb: &Sandbox, args: &[&str]) -> Output {
+pub(super) fn same(sb: &Sandbox, args: &[&str]) -> Output {
     same_with(sb, args, &[], None)
 }
 
-fn same_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Output {
+pub(super) fn same_with(
+    sb: &Sandbox,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: Option<&[u8]>,
+) -> Output {
     let (s, c) = both(sb, args, env, input);
     assert_eq!(
         s.status.code(),
@@ -86,15 +96,15 @@ fn same_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], input: Option<&[
 }
 
 /// `plain` encrypted by the real sops for the sandbox's identity, written to `to`.
-fn sops_encrypted(sb: &Sandbox, plain: &str, to: &str) {
+pub(super) fn sops_encrypted(sb: &Sandbox, plain: &str, to: &str) {
     let out = sb.sops(&["-e", "-a", &sb.recipient, plain]);
     assert_success(&out, &["sops -e", plain]);
     sb.write(to, &out.stdout);
 }
 
 /// Plaintext in the layout sops itself writes, so that both print the same bytes.
-const YAML: &str = "db:\n    user: app\n    password: s3cr3t\n    port: 5432\nhosts:\n    - a.example\n    - b.example\nflag: true\nratio: 1.5\nnothing: null\n";
-const JSON: &str = "{\n\t\"db\": {\n\t\t\"user\": \"app\",\n\t\t\"port\": 5432\n\t},\n\t\"list\": [\n\t\t1,\n\t\t\"two\"\n\t]\n}\n";
+pub(super) const YAML: &str = "db:\n    user: app\n    password: s3cr3t\n    port: 5432\nhosts:\n    - a.example\n    - b.example\nflag: true\nratio: 1.5\nnothing: null\n";
+pub(super) const JSON: &str = "{\n\t\"db\": {\n\t\t\"user\": \"app\",\n\t\t\"port\": 5432\n\t},\n\t\"list\": [\n\t\t1,\n\t\t\"two\"\n\t]\n}\n";
 const DOTENV: &str = "USER=app\nPASSWORD=s3cr3t\n";
 const INI: &str = "[db]\nuser     = app\npassword = s3cr3t\n";
 
