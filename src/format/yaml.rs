@@ -64,6 +64,13 @@ struct Parse<'t> {
     indent: Option<usize>,
     constructs: Vec<(usize, &'static str)>,
     foreign: Option<(usize, &'static str)>,
+    /// Anchored nodes (`&name`) once complete, by anchor id, with their key path: an
+    /// alias (`*name`) is read as a copy of one, as go-yaml and so sops read it.
+    anchors: std::collections::HashMap<usize, (Node, Vec<String>)>,
+    /// Anchored collections still open: the stack depth they sit at, and their id.
+    open_anchors: Vec<(usize, usize)>,
+    /// Leaves made by copying, bounded so a small document cannot expand without end.
+    copied: usize,
 }
 
 impl<'t> Parse<'t> {
@@ -131,6 +138,9 @@ impl Store for YamlStore {
             indent: None,
             constructs: Vec::new(),
             foreign: None,
+            anchors: Default::default(),
+            open_anchors: Vec::new(),
+            copied: 0,
         };
         // go-yaml, and so sops, knows the %YAML and %TAG directives only, and reads only
         // YAML 1.1 documents when a version is named.
@@ -525,12 +535,26 @@ impl Parse<'_> {
                         indent_char: ' ',
                     });
                 }
-                Event::Alias(_) => {
-                    return Err(err_at(
-                        span.start.line(),
-                        span.start.col(),
-                        "YAML aliases (*name) are not supported: write the value out",
+                Event::Alias(id) => {
+                    let at = |m: &str| err_at(span.start.line(), span.start.col(), m);
+                    if matches!(stack.last(), Some(Frame::Map { key: None, .. }) | None) {
+                        return Err(at("an alias (*name) as a mapping key is not supported"));
+                    }
+                    let (node, base) = self
+                        .anchors
+                        .get(&id)
+                        .cloned()
+                        .ok_or_else(|| at("an alias (*name) of a mapping key, or inside the node it names, is not supported"))?;
+                    let target = self.child_path(&stack);
+                    self.note_item(&stack, range.start);
+                    let copy = self.copy_node(&node, &base, &target).map_err(|m| at(&m))?;
+                    // Its copy cannot stand where the alias does: the canonical layout.
+                    self.foreign.get_or_insert((
+                        range.start,
+                        "a YAML alias (expanded into a copy, as sops reads it)",
                     ));
+                    last_content_end = last_content_end.max(range.end);
+                    attach(&mut stack, copy, range.end);
                 }
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
                     let is_map = matches!(ev, Event::MappingStart(..));
@@ -608,8 +632,20 @@ impl Parse<'_> {
                             container: id,
                         }
                     });
+                    if let Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) = ev {
+                        if anchor != 0 {
+                            self.open_anchors.push((stack.len(), anchor));
+                        }
+                    }
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
+                    let anchored = match self.open_anchors.last() {
+                        Some(&(depth, anchor)) if depth == stack.len() => {
+                            self.open_anchors.pop();
+                            stack.last().map(|f| (anchor, frame_container(f)))
+                        }
+                        _ => None,
+                    };
                     // A file of a million keys keeps no spare room in its collections.
                     let node = match stack.pop() {
                         Some(Frame::Map { mut entries, .. }) => {
@@ -622,6 +658,10 @@ impl Parse<'_> {
                         }
                         None => continue,
                     };
+                    if let Some((anchor, container)) = anchored {
+                        let path = self.containers[container].path.clone();
+                        self.anchors.insert(anchor, (node.clone(), path));
+                    }
                     let mut end = node.end(&self.leaves);
                     if self.text[range.clone()].starts_with(['}', ']']) {
                         last_content_end = last_content_end.max(range.end);
@@ -640,7 +680,7 @@ impl Parse<'_> {
                         attach(&mut stack, node, end);
                     }
                 }
-                Event::Scalar(value, style, _anchor, tag) => {
+                Event::Scalar(value, style, anchor, tag) => {
                     // A document whose root is a scalar: only an empty one (null) is
                     // accepted; `--- |` is the empty string, not nothing.
                     if stack.is_empty() {
@@ -713,6 +753,10 @@ impl Parse<'_> {
                     }
                     let idx =
                         self.scalar_leaf(&stack, &value, style, tag.as_deref(), range, &span)?;
+                    if anchor != 0 {
+                        let path = self.leaves[idx].path.clone();
+                        self.anchors.insert(anchor, (Node::Leaf(idx), path));
+                    }
                     let end = self.leaves[idx].span.end;
                     last_content_end = last_content_end.max(end);
                     attach(&mut stack, Node::Leaf(idx), end);
@@ -735,6 +779,58 @@ impl Parse<'_> {
             });
         }
         Ok(())
+    }
+
+    /// A copy of `node` (an anchored node whose key path is `base`) standing at
+    /// `target`: new leaves with the same values, their paths moved under `target`.
+    fn copy_node(
+        &mut self,
+        node: &Node,
+        base: &[String],
+        target: &[String],
+    ) -> Result<Node, String> {
+        Ok(match node {
+            Node::Leaf(i) => {
+                // go-yaml bounds expansion too: a few lines must not grow without end.
+                self.copied += 1;
+                if self.copied > 10_000 && self.copied > 10 * (self.leaves.len() - self.copied) {
+                    return Err("aliases expand to too many values (more than ten copies for each value written)".into());
+                }
+                let l = &self.leaves[*i];
+                let mut path = Vec::with_capacity(target.len() + l.path.len() - base.len());
+                path.extend_from_slice(target);
+                path.extend_from_slice(l.path.get(base.len()..).unwrap_or_default());
+                let copy = Leaf {
+                    kind: l.kind,
+                    path,
+                    span: l.span.clone(),
+                    ty: l.ty,
+                    value: l.value.clone(),
+                    style: l.style,
+                };
+                self.leaves.push(copy);
+                Node::Leaf(self.leaves.len() - 1)
+            }
+            Node::Map(entries) => Node::Map(
+                entries
+                    .iter()
+                    .map(|e| {
+                        Ok(Entry {
+                            key: e.key.clone(),
+                            at: e.at,
+                            end: e.end,
+                            value: self.copy_node(&e.value, base, target)?,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            Node::Seq(items) => Node::Seq(
+                items
+                    .iter()
+                    .map(|n| self.copy_node(n, base, target))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
     }
 
     /// The key path of a collection about to be opened under the current frame.
@@ -1633,6 +1729,25 @@ mod tests {
         assert!(err("? [a]\n: b\n").starts_with("line 1, column 3: complex mapping keys"));
         assert!(err("a: 1\nb: 99999999999999999999\n").starts_with("line 2, column 4: an integer"));
         assert!(err("- a\n").contains("sequences are not supported"));
-        assert!(err("a: &x 1\nb: *x\n").contains("aliases"));
+        assert!(err("&k a: 1\n*k : 2\n").contains("an alias (*name) as a mapping key"));
+        let laughs = format!(
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n{}",
+            (b'b'..=b'h')
+                .map(|c| {
+                    let prev = (c - 1) as char;
+                    format!(
+                        "{}: &{} [{}]\n",
+                        c as char,
+                        c as char,
+                        vec![format!("*{prev}"); 10].join(", ")
+                    )
+                })
+                .collect::<String>()
+        );
+        assert!(
+            err(&laughs).contains("aliases expand to too many values"),
+            "{}",
+            err(&laughs)
+        );
     }
 }

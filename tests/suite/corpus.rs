@@ -158,3 +158,92 @@ fn sops_reads_every_yaml_test_suite_document_coffer_writes() {
     }
     assert!(written > 100, "{written} documents written");
 }
+
+/// Anchors, aliases and merge keys as Rails `database.yml` and compose files write them:
+/// read as go-yaml (so sops) reads them, an alias a copy and `<<` a key of its own;
+/// written in the canonical layout with one warning naming the first alias; the real
+/// sops reads coffer's file as it reads its own encryption of the same input.
+#[test]
+fn anchors_aliases_and_merge_keys_are_read_as_sops_reads_them() {
+    let sb = Sandbox::new();
+    let text = "\
+# shared settings
+default: &default
+  adapter: postgresql
+  password: zq-shared-pw # the old one
+  hosts: &hosts
+    - db1.internal
+    - db2.internal
+
+development:
+  <<: *default
+  database: app_dev
+
+production:
+  <<: *default
+  database: app_prod
+  password: zq-prod-pw
+  replicas: *hosts
+  token: &token zq-token
+  again: *token
+";
+    sb.write("database.yml", text);
+    let out = sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "database.yml"]);
+    assert_eq!(
+        stderr(&out),
+        "coffer: warning: database.yml: a YAML alias (expanded into a copy, as sops reads it) at line 10; rewritten in the canonical layout\n"
+    );
+    let encrypted = sb.read_str("database.yml");
+    for secret in [
+        "zq-shared-pw",
+        "zq-prod-pw",
+        "zq-token",
+        "db1.internal",
+        "the old one",
+    ] {
+        assert!(
+            !encrypted.contains(secret),
+            "{secret} in clear:\n{encrypted}"
+        );
+    }
+    // The same data for coffer and for the real sops, from coffer's file and from sops's
+    // encryption of the input.
+    sb.write("input.yml", text);
+    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "input.yml"]);
+    assert_success(&own, &["sops encrypts the anchors"]);
+    sb.write("by-sops.yml", &own.stdout);
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert_success(&out, &["decrypt to JSON"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "by-sops.yml"]));
+    assert_eq!(
+        json(sb.sops(&["decrypt", "--output-type", "json", "database.yml"])),
+        theirs
+    );
+    assert_eq!(
+        json(sb.ok(&["decrypt", "--output-type", "json", "database.yml"])),
+        theirs
+    );
+    assert_eq!(theirs["production"]["<<"]["password"], "zq-shared-pw");
+    assert_eq!(theirs["production"]["again"], "zq-token");
+    assert_eq!(theirs["production"]["replicas"][1], "db2.internal");
+    // The comments are kept, in order.
+    let plain = stdout(&sb.ok(&["decrypt", "database.yml"]));
+    assert!(plain.starts_with("# shared settings\n"), "{plain}");
+    assert!(plain.contains("# the old one"), "{plain}");
+
+    // A few lines that would expand without end are refused.
+    let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for c in 'b'..='h' {
+        let prev = (c as u8 - 1) as char;
+        laughs.push_str(&format!(
+            "{c}: &{c} [{}]\n",
+            vec![format!("*{prev}"); 10].join(", ")
+        ));
+    }
+    sb.write("laughs.yaml", &laughs);
+    let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "laughs.yaml"]);
+    assert_error(&out, 5, "aliases expand to too many values");
+    assert_eq!(sb.read_str("laughs.yaml"), laughs);
+}

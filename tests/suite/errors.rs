@@ -170,13 +170,13 @@ fn output_over_the_input_needs_in_place() {
 }
 
 #[test]
-fn yaml_aliases_and_sequence_documents_are_refused_clearly() {
+fn yaml_key_aliases_and_sequence_documents_are_refused_clearly() {
     let sb = Sandbox::new();
-    sb.write("a.yaml", "a: &x 1\nb: *x\n");
+    sb.write("a.yaml", "&k a: 1\nb: *k\n");
     assert_error(
         &sb.run(&["encrypt", "--age", &sb.recipient, "a.yaml"]),
         5,
-        "a.yaml: line 2, column 4: YAML aliases",
+        "a.yaml: line 2, column 4: an alias (*name) of a mapping key",
     );
     sb.write("s.yaml", "- a\n- b\n");
     assert_error(
