@@ -9,12 +9,13 @@ use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType, Val
 use crate::{Error, Result};
 
 /// A value given on the command line: JSON scalars keep their type (`5432`, `true`,
-/// `"text"`); anything else is taken as a string.
-pub fn parse_value(s: &str) -> (ScalarType, Zeroizing<String>) {
+/// `"text"`); anything else is taken as a string. A JSON string with half a surrogate
+/// pair (`"\ud800"`) is refused: it holds no character, and no value can be kept.
+pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String>), String> {
     let t = s.trim();
     match t {
-        "true" | "false" => return (ScalarType::Bool, Zeroizing::new(t.to_string())),
-        "null" => return (ScalarType::Null, Zeroizing::new(String::new())),
+        "true" | "false" => return Ok((ScalarType::Bool, Zeroizing::new(t.to_string()))),
+        "null" => return Ok((ScalarType::Null, Zeroizing::new(String::new()))),
         _ => {}
     }
     if crate::format::json::is_json_number(t) {
@@ -23,23 +24,27 @@ pub fn parse_value(s: &str) -> (ScalarType, Zeroizing<String>) {
         } else {
             ScalarType::Int
         };
-        return (ty, Zeroizing::new(t.to_string()));
+        return Ok((ty, Zeroizing::new(t.to_string())));
     }
     if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
         let wrapped = format!("{{\"v\": {t}}}");
-        if let Ok(doc) = Format::Json
+        match Format::Json
             .store()
             .parse(Zeroizing::new(wrapped.into_bytes()))
         {
-            if let Some(l) = doc.leaves.first() {
-                return (
-                    ScalarType::Str,
-                    Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
-                );
+            Ok(doc) => {
+                if let Some(l) = doc.leaves.first() {
+                    return Ok((
+                        ScalarType::Str,
+                        Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
+                    ));
+                }
             }
+            Err(e) if e.what.contains("surrogate") => return Err(e.what),
+            Err(_) => {}
         }
     }
-    (ScalarType::Str, Zeroizing::new(s.to_string()))
+    Ok((ScalarType::Str, Zeroizing::new(s.to_string())))
 }
 
 fn line_start(text: &str, pos: usize) -> usize {
@@ -247,11 +252,12 @@ pub fn set(
     let doc = crate::format::parse(file, format, plaintext.to_vec())?;
     let store = format.store();
     let text = doc.text.as_str();
-    let (ty, value) = parse_value(value);
     let unsupported = |what: String| Error::Unsupported {
         file: file.into(),
         what,
     };
+    let (ty, value) =
+        parse_value(value).map_err(|why| unsupported(format!("the value to set: {why}")))?;
     let root = &doc.docs[0].root;
     // An index past the end of a list appends the value, as sops does.
     if let Some((Step::Index(i), parent)) = steps.split_last() {

@@ -132,17 +132,29 @@ impl<'t> P<'t> {
                         b'r' => out.push('\r'),
                         b't' => out.push('\t'),
                         b'u' => {
+                            let at = self.pos - 2;
                             let mut cp = self.hex4()?;
                             if (0xD800..0xDC00).contains(&cp)
                                 && self.text[self.pos..].starts_with("\\u")
                             {
+                                let back = self.pos;
                                 self.pos += 2;
-                                let lo = self.hex4()?;
-                                cp = 0x10000
-                                    + ((cp - 0xD800) << 10)
-                                    + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                match self.hex4()? {
+                                    lo @ 0xDC00..0xE000 => {
+                                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                                    }
+                                    _ => self.pos = back,
+                                }
                             }
-                            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                            // Half of a UTF-16 pair is no character: Go and serde would
+                            // read U+FFFD, another value than the one written.
+                            let ch = char::from_u32(cp).ok_or_else(|| {
+                                self.pos = at;
+                                self.err(&format!(
+                                    "\\u{cp:04x} is half of a UTF-16 surrogate pair, no character"
+                                ))
+                            })?;
+                            out.push(ch);
                         }
                         _ => return Err(self.err("bad escape in string")),
                     }

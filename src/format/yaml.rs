@@ -7,6 +7,7 @@ use std::ops::Range;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use zeroize::Zeroizing;
 
+pub(crate) use super::yaml_resolve::{resolve_plain, stored_form};
 use super::{LeafText, Store};
 use crate::tree::{
     Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
@@ -360,90 +361,6 @@ fn block_literal(s: &str, indent: usize) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The YAML 1.2 core schema type of a plain scalar (the schema sops's YAML library uses).
-pub(crate) fn resolve_plain(s: &str) -> ScalarType {
-    match s {
-        "" | "~" | "null" | "Null" | "NULL" => return ScalarType::Null,
-        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return ScalarType::Bool,
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
-        | ".nan" | ".NaN" | ".NAN" => return ScalarType::Float,
-        _ => {}
-    }
-    let b = s.as_bytes();
-    let digits = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
-    let unsigned = b
-        .strip_prefix(b"-")
-        .or_else(|| b.strip_prefix(b"+"))
-        .unwrap_or(b);
-    if digits(unsigned) {
-        return ScalarType::Int;
-    }
-    if let Some(h) = b.strip_prefix(b"0x") {
-        if !h.is_empty() && h.iter().all(u8::is_ascii_hexdigit) {
-            return ScalarType::Int;
-        }
-    }
-    if let Some(o) = b.strip_prefix(b"0o") {
-        if !o.is_empty() && o.iter().all(|c| (b'0'..=b'7').contains(c)) {
-            return ScalarType::Int;
-        }
-    }
-    // [-+]? ( \.[0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
-    let (mantissa, exp) = match unsigned.iter().position(|c| *c == b'e' || *c == b'E') {
-        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
-        None => (unsigned, None),
-    };
-    let mantissa_ok = match mantissa.iter().position(|c| *c == b'.') {
-        Some(0) => digits(&mantissa[1..]),
-        Some(i) => digits(&mantissa[..i]) && mantissa[i + 1..].iter().all(u8::is_ascii_digit),
-        None => digits(mantissa),
-    };
-    let exp_ok = exp.is_none_or(|e| {
-        let e = e
-            .strip_prefix(b"-")
-            .or_else(|| e.strip_prefix(b"+"))
-            .unwrap_or(e);
-        digits(e)
-    });
-    if mantissa_ok && exp_ok {
-        return ScalarType::Float;
-    }
-    // go-yaml resolves these to time.Time, which sops 3.10 and later store as `time`.
-    if crate::cipher::time_canonical(s, false).is_some() {
-        return ScalarType::Time;
-    }
-    ScalarType::Str
-}
-
-/// The text to encrypt for a typed plain scalar: its own spelling when sops (Go's strconv)
-/// reads it back to the same value, otherwise the canonical form.
-pub(crate) fn stored_form(ty: ScalarType, s: &str) -> String {
-    match ty {
-        ScalarType::Int => {
-            if s.parse::<i64>().is_ok() {
-                s.to_string()
-            } else if let Some(h) = s.strip_prefix("0x") {
-                i64::from_str_radix(h, 16).map_or_else(|_| s.to_string(), |v| v.to_string())
-            } else if let Some(o) = s.strip_prefix("0o") {
-                i64::from_str_radix(o, 8).map_or_else(|_| s.to_string(), |v| v.to_string())
-            } else {
-                s.to_string()
-            }
-        }
-        // What sops encrypts and hashes: Go's RFC 3339 text of the time.
-        ScalarType::Time => {
-            crate::cipher::time_canonical(s, false).unwrap_or_else(|| s.to_string())
-        }
-        ScalarType::Float => match s.to_ascii_lowercase().as_str() {
-            ".inf" | "+.inf" => "+Inf".into(),
-            "-.inf" => "-Inf".into(),
-            ".nan" => "NaN".into(),
-            _ => s.to_string(),
-        },
-        _ => s.to_string(),
-    }
 }
 
 impl Parse<'_> {
@@ -909,9 +826,13 @@ impl Parse<'_> {
         let owner_col = self.items.last().map_or(0, |i| i.col);
         // Anchors and tags sit inside the span; the value's own text starts after them.
         let mut start = raw.start;
+        let mut tag_at = None;
         if !matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
             loop {
                 let rest = &self.text[start..raw.end];
+                if rest.starts_with('!') {
+                    tag_at = Some(start);
+                }
                 if rest.starts_with('&') || rest.starts_with('!') {
                     let skip = rest.find([' ', '\t', '\n']).unwrap_or(rest.len());
                     // libyaml ends an anchor name at anything but [A-Za-z0-9_-].
@@ -967,8 +888,13 @@ impl Parse<'_> {
             _ if self.text[raw.clone()].contains('\n') => Some("value over several lines"),
             _ => None,
         };
-        let tag_suffix = tag.map(|t| t.suffix.as_str());
-        let ty = match (style, tag_suffix) {
+        // Tags of other schemas (`!Ref`, `!vault`) leave the value a string, as go-yaml
+        // reads it, and stay in the text before the ciphertext.
+        let core = tag
+            .filter(|t| t.is_yaml_core_schema())
+            .map(|t| t.suffix.as_str());
+        let mut tagged = None;
+        let ty = match (style, core) {
             // go-yaml (so sops) stores the decoded bytes, which coffer's layout cannot
             // hold as written.
             (_, Some("binary")) => {
@@ -979,20 +905,28 @@ impl Parse<'_> {
                 ))
             }
             (_, Some("str")) => ScalarType::Str,
-            (ScalarStyle::Plain, Some("int")) => ScalarType::Int,
-            (ScalarStyle::Plain, Some("float")) => ScalarType::Float,
-            (ScalarStyle::Plain, Some("bool")) => ScalarType::Bool,
-            (ScalarStyle::Plain, Some("null")) => ScalarType::Null,
+            // go-yaml decodes the value to its type, and sops cannot read the tag before
+            // a ciphertext: the tag goes with the value, which is stored typed.
+            (_, Some(t @ ("int" | "float" | "bool" | "timestamp" | "null"))) => {
+                let (ty, stored) = super::yaml_resolve::resolve_tagged(t, value)
+                    .map_err(|m| err_at(span.start.line(), span.start.col(), m))?;
+                tagged = Some(stored);
+                ty
+            }
             (ScalarStyle::Plain, _) => resolve_plain(value),
             _ => ScalarType::Str,
+        };
+        let span_range = match (&tagged, tag_at) {
+            (Some(_), Some(at)) if ty != ScalarType::Null => at..span_range.end,
+            _ => span_range,
         };
         if let Some(what) = construct {
             self.constructs.push((span_range.start, what));
         }
-        let mut stored = if ty == ScalarType::Str {
-            value.to_string()
-        } else {
-            stored_form(ty, value)
+        let mut stored = match tagged {
+            Some(stored) => stored,
+            None if ty == ScalarType::Str => value.to_string(),
+            None => stored_form(ty, value),
         };
         // A block scalar that ends the text without a line break has none in its value
         // (YAML 1.2, 8.1.1.2; go-yaml and so sops read it so); saphyr adds one.

@@ -247,3 +247,89 @@ production:
     assert_error(&out, 5, "aliases expand to too many values");
     assert_eq!(sb.read_str("laughs.yaml"), laughs);
 }
+
+/// Numbers, tags and escapes mean to coffer what they mean to sops (go-yaml v3 and Go's
+/// strconv): `0755` is 493, `0b101` 5, `1_000` 1000, `08` a float, `1e400` a string; a
+/// standard tag gives its type and leaves the text with the value. The real sops reads
+/// coffer's file as it reads its own encryption of the same input.
+#[test]
+fn numbers_and_tags_mean_what_they_mean_to_sops() {
+    let sb = Sandbox::new();
+    let text = "mode: 0755\nmask: 0b101\nhex: +0x1F\nbig: 1_000\nzero8: 08\nhuge: 1e400\nport: !!int \"5432\"\nratio: !!float 1\nflag: !!bool true\nday: !!timestamp 2024-01-02\nref: !Ref bucket\n";
+    sb.write("n.yaml", text);
+    let out = sb.ok(&["encrypt", "--age", &sb.recipient, "n.yaml"]);
+    assert!(
+        stderr(&out) == "coffer: warning: n.yaml: line 1 will decrypt to the same values written another way\n",
+        "{}",
+        stderr(&out)
+    );
+    sb.write("coffer.yaml", &out.stdout);
+    assert!(
+        !stdout(&out).contains("!!int"),
+        "a standard tag before a ciphertext"
+    );
+    sb.write("input.yaml", text);
+    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "input.yaml"]);
+    sb.write("sops.yaml", &own.stdout);
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert_success(&out, &["decrypt to JSON"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "sops.yaml"]));
+    assert_eq!(
+        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.yaml"])),
+        theirs
+    );
+    assert_eq!(
+        json(sb.ok(&["decrypt", "--output-type", "json", "coffer.yaml"])),
+        theirs
+    );
+    for (key, want) in [
+        ("mode", serde_json::json!(493)),
+        ("mask", serde_json::json!(5)),
+        ("hex", serde_json::json!(31)),
+        ("big", serde_json::json!(1000)),
+        ("huge", serde_json::json!("1e400")),
+        ("port", serde_json::json!(5432)),
+        ("ref", serde_json::json!("bucket")),
+    ] {
+        assert_eq!(theirs[key], want, "{key}");
+    }
+
+    // A tag go-yaml cannot apply is refused, as sops refuses the file.
+    sb.write("bad.yaml", "a: 1\nport: !!int abc\n");
+    let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "bad.yaml"]);
+    assert_error(
+        &out,
+        5,
+        "bad.yaml: line 2, column 7: go-yaml (so sops) cannot read \"abc\" as !!int",
+    );
+    assert!(!sb
+        .sops(&["encrypt", "--age", &sb.recipient, "bad.yaml"])
+        .status
+        .success());
+
+    // Half a UTF-16 pair is no character: refused in a file and in `set`, where Go
+    // would put U+FFFD in its place. A whole pair is the character it spells.
+    sb.write("u.json", "{\n  \"a\": \"ok\",\n  \"b\": \"x\\ud800y\"\n}\n");
+    let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "u.json"]);
+    assert_error(
+        &out,
+        5,
+        "u.json: line 3, column 10: \\ud800 is half of a UTF-16 surrogate pair",
+    );
+    sb.write("pair.json", "{\"a\": \"\\ud83d\\ude00\"}\n");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "pair.json"]);
+    assert_eq!(
+        json(sb.ok(&["decrypt", "--output-type", "json", "pair.json"]))["a"],
+        "😀"
+    );
+    let before = sb.read("pair.json");
+    let out = sb.run(&["set", "pair.json", "[\"a\"]", "\"\\ud800\""]);
+    assert_error(
+        &out,
+        5,
+        "the value to set: \\ud800 is half of a UTF-16 surrogate pair",
+    );
+    assert_eq!(sb.read("pair.json"), before);
+}
