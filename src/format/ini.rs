@@ -112,9 +112,14 @@ impl Store for IniStore {
             let vstart = start + indent + delim + 1 + (after.len() - after.trim_start().len());
             let mut value = after.trim().to_string();
             let mut vend = vstart + value.len();
+            let mut value_start = vstart;
+            let mut comment = None;
             // Triple-quoted values run over several lines (sops 3.13.0 wrote metadata so).
-            if let Some(body) = value.strip_prefix("\"\"\"") {
+            if let Some(body) = value.strip_prefix("\"\"\"").filter(|b| !b.is_empty()) {
                 if let Some(inner) = body.strip_suffix("\"\"\"") {
+                    // The quotes stay in the layout, around the ciphertext.
+                    value_start = vstart + 3;
+                    vend = value_start + inner.len();
                     value = inner.to_string();
                 } else {
                     let mut collected = body.to_string();
@@ -137,6 +142,15 @@ impl Store for IniStore {
                     }
                     value = collected;
                 }
+            } else if !in_meta {
+                let read = go_ini_value(&value)
+                    .map_err(|why| super::SyntaxError::line(line_no(text, start), why))?;
+                // The value's own bytes are what the ciphertext replaces: quotes and an
+                // inline comment stay where they stand.
+                comment = read.comment.map(|c| (vstart + c.start)..(vstart + c.end));
+                value_start = vstart + read.value.start;
+                vend = vstart + read.value.end;
+                value = value[read.value].to_string();
             }
             if in_meta {
                 meta_items.push((key, value.replace("\\n", "\n")));
@@ -152,7 +166,7 @@ impl Store for IniStore {
             leaves.push(Leaf {
                 kind: LeafKind::Value,
                 path: vec![section.clone(), key.clone()],
-                span: vstart..vend,
+                span: value_start..vend,
                 ty: ScalarType::Str,
                 value: Zeroizing::new(value.into_bytes()),
                 style: Style {
@@ -161,6 +175,17 @@ impl Store for IniStore {
                 },
             });
             let idx = leaves.len() - 1;
+            // go-ini takes what follows a `;` or `#` in a value for a comment.
+            if let Some(span) = comment {
+                leaves.push(Leaf {
+                    kind: LeafKind::Comment,
+                    path: vec![section.clone()],
+                    value: Zeroizing::new(text.as_bytes()[span.clone()].to_vec()),
+                    span,
+                    ty: ScalarType::Comment,
+                    style: Style::default(),
+                });
+            }
             let sec = &mut sections[section_at[&section]];
             sec.2 = vend;
             sec.3.push(Entry {
@@ -280,7 +305,8 @@ impl Store for IniStore {
                     let Node::Leaf(i) = e.value else {
                         return Err(format!("the value of {}:{} is not a scalar", s.key, e.key));
                     };
-                    out.push_str(&format!("{} = {}\n", e.key, value(i)?.1.as_str()));
+                    let v = ini_value(value(i)?.1.as_str())?;
+                    out.push_str(&format!("{} = {v}\n", e.key));
                 }
             }
         }
@@ -313,11 +339,80 @@ impl Store for IniStore {
                         "cannot write the nested value at {name}:{k} as INI"
                     ));
                 };
-                out.push_str(&format!("{k:width$} = {}\n", s.as_str()));
+                out.push_str(&format!("{k:width$} = {}\n", ini_value(s)?));
             }
         }
         Ok(out)
     }
+}
+
+/// An INI value as go-ini reads it with sops's options, by byte ranges of the text
+/// after `=` with its spaces trimmed.
+struct GoIniValue {
+    value: std::ops::Range<usize>,
+    /// An inline comment: after its `;` or `#` and the spaces there.
+    comment: Option<std::ops::Range<usize>>,
+}
+
+/// go-ini's `readValue`: a value in backticks is taken as it stands; otherwise the
+/// first `;` or `#` starts a comment, and quotes around what is left (`"x"`, `'x'`,
+/// holding no other quote of their kind) are taken off. Values continued on the next
+/// line (`\`, an open backtick) are refused rather than read another way.
+fn go_ini_value(v: &str) -> Result<GoIniValue, String> {
+    if let Some(body) = v.strip_prefix('`') {
+        return match body.rfind('`') {
+            Some(end) => Ok(GoIniValue {
+                value: 1..1 + end,
+                comment: None,
+            }),
+            None => Err(
+                "a value in backticks over several lines is not supported: put it on one line"
+                    .into(),
+            ),
+        };
+    }
+    if v.ends_with('\\') {
+        return Err(
+            "a value continued on the next line (\\) is not supported: join the lines".into(),
+        );
+    }
+    let (mut value, comment) = match v.find([';', '#']) {
+        Some(c) => {
+            let body = &v[c + 1..];
+            let start = c + 1 + (body.len() - body.trim_start().len());
+            (0..v[..c].trim_end().len(), Some(start..v.len()))
+        }
+        None => (0..v.len(), None),
+    };
+    let text = &v[value.clone()];
+    let surrounded = |q: char| {
+        text.len() >= 2 && text.starts_with(q) && text.ends_with(q) && text.matches(q).count() == 2
+    };
+    if surrounded('"') || surrounded('\'') {
+        value = value.start + 1..value.end - 1;
+    }
+    Ok(GoIniValue { value, comment })
+}
+
+/// A value written so go-ini reads it back as it is, as go-ini writes it: `"""` around
+/// one holding a line break or a backtick, backticks around one holding `;` or `#`,
+/// quotes or spaces go-ini would take off.
+fn ini_value(s: &str) -> Result<String, String> {
+    if s.contains('\n') || s.contains('`') {
+        if s.contains("\"\"\"") || s.ends_with('"') {
+            return Err(format!(
+                "{s:?} cannot be written as an INI value that reads back"
+            ));
+        }
+        return Ok(format!("\"\"\"{s}\"\"\""));
+    }
+    let read = go_ini_value(s.trim())
+        .ok()
+        .filter(|r| r.comment.is_none() && &s.trim()[r.value.clone()] == s);
+    Ok(match read {
+        Some(_) if s.trim() == s => s.to_string(),
+        _ => format!("`{s}`"),
+    })
 }
 
 fn line_no(text: &str, pos: usize) -> usize {
@@ -328,6 +423,52 @@ fn line_no(text: &str, pos: usize) -> usize {
 mod tests {
     use super::super::table::check;
     use super::*;
+
+    /// go-ini's reading (parser.go, readValue, with sops's options), case by case.
+    #[test]
+    fn values_read_as_go_ini_reads_them() {
+        for (v, value, comment) in [
+            ("x ; y", "x", Some("y")),
+            ("x;y", "x", Some("y")),
+            ("http://host/#frag", "http://host/", Some("frag")),
+            ("\"quoted\"", "quoted", None),
+            ("'single'", "single", None),
+            ("\"a\" \"b\"", "\"a\" \"b\"", None),
+            ("`back ; tick`", "back ; tick", None),
+            ("\"x\" ; c", "x", Some("c")),
+            ("", "", None),
+            ("; only", "", Some("only")),
+        ] {
+            let read = go_ini_value(v).unwrap();
+            assert_eq!(&v[read.value], value, "{v}");
+            assert_eq!(read.comment.map(|c| &v[c]), comment, "{v}");
+        }
+        assert!(go_ini_value("x \\").is_err());
+        assert!(go_ini_value("`open").is_err());
+    }
+
+    /// What INI written anew holds reads back the same through go-ini's rules.
+    #[test]
+    fn values_are_written_so_they_read_back() {
+        for (s, written) in [
+            ("plain", "plain"),
+            ("a;b", "`a;b`"),
+            ("a # b", "`a # b`"),
+            ("\"q\"", "`\"q\"`"),
+            (" padded ", "` padded `"),
+            ("ends\\", "`ends\\`"),
+            ("tick`s", "\"\"\"tick`s\"\"\""),
+            ("", ""),
+        ] {
+            assert_eq!(ini_value(s).unwrap(), written, "{s:?}");
+            let v = written.trim();
+            let back = match v.strip_prefix("\"\"\"") {
+                Some(b) => b.strip_suffix("\"\"\"").unwrap().to_string(),
+                None => v[go_ini_value(v).unwrap().value].to_string(),
+            };
+            assert_eq!(back, s, "{written}");
+        }
+    }
 
     #[test]
     fn constructs() {

@@ -961,7 +961,14 @@ fn flat_doc(
                 let v = format!("{m} {extra}").trim_end().to_string();
                 let k = format!("K{n}");
                 if ini {
-                    text.push_str(&format!("{k} = {v}\n"));
+                    // go-ini takes `;` and `#` for a comment, quotes around a value and a
+                    // final `\` for its own: such a value is written in backticks.
+                    let v = v.replace('`', "_");
+                    if v.contains([';', '#', '"', '\'', '\\']) {
+                        text.push_str(&format!("{k} = `{v}`\n"));
+                    } else {
+                        text.push_str(&format!("{k} = {v}\n"));
+                    }
                     let last = sections.last_mut().expect("a section");
                     last.1
                         .push((k, Value::Scalar(ScalarType::Str, Zeroizing::new(v))));

@@ -333,3 +333,80 @@ fn numbers_and_tags_mean_what_they_mean_to_sops() {
     );
     assert_eq!(sb.read("pair.json"), before);
 }
+
+/// INI values mean to coffer what they mean to sops (go-ini): a `;` or `#` starts a
+/// comment, quotes and backticks around a value are not part of it. The file comes back
+/// byte for byte, and the real sops reads coffer's file as its own encryption of it.
+/// INI written anew quotes what go-ini would read otherwise.
+#[test]
+fn ini_values_mean_what_they_mean_to_sops() {
+    let sb = Sandbox::new();
+    let text = "; settings\n[db]\nhost = db.internal ; the primary\npass = \"zq-quoted pw\"\nkey = 'zq-single'\nurl = https://example.com/#zq-frag\nraw = `zq-a;b#c`\nsame = \"\"\"zq-triple\"\"\"\n[aws]\ns3 =\n  max_concurrent_requests = 20\n";
+    sb.write("app.ini", text);
+    let out = sb.ok(&["encrypt", "--age", &sb.recipient, "app.ini"]);
+    assert_eq!(stderr(&out), "");
+    sb.write("coffer.ini", &out.stdout);
+    for secret in ["zq-", "the primary", "db.internal"] {
+        assert!(
+            !stdout(&out).contains(secret),
+            "{secret} in clear:\n{}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(stdout(&sb.ok(&["decrypt", "coffer.ini"])), text);
+    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "app.ini"]);
+    sb.write("sops.ini", &own.stdout);
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert_success(&out, &["decrypt to JSON"]);
+        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // go-ini always has a DEFAULT section, and sops shows it even when empty.
+        v.as_object_mut().unwrap().remove("DEFAULT");
+        v
+    };
+    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "sops.ini"]));
+    assert_eq!(
+        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.ini"])),
+        theirs
+    );
+    assert_eq!(
+        json(sb.ok(&["decrypt", "--output-type", "json", "coffer.ini"])),
+        theirs
+    );
+    assert_eq!(
+        theirs["db"],
+        serde_json::json!({
+            "host": "db.internal",
+            "pass": "zq-quoted pw",
+            "key": "zq-single",
+            "url": "https://example.com/",
+            "raw": "zq-a;b#c",
+            "same": "zq-triple",
+        })
+    );
+
+    // Written anew: values go-ini would cut or strip are quoted, and read back whole.
+    sb.write(
+        "v.yaml",
+        "s:\n    semi: a;b\n    hash: 'x # y'\n    quoted: '\"q\"'\n    padded: ' p '\n    tick: a`b\n",
+    );
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "v.yaml"]);
+    let out = sb.ok(&["decrypt", "--output-type", "ini", "v.yaml"]);
+    sb.write("v.ini", &out.stdout);
+    // go-ini's reading of it: the real sops encrypts it and shows what it read.
+    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "v.ini"]);
+    sb.write("v.sops.ini", &own.stdout);
+    let back = json(sb.sops(&["decrypt", "--output-type", "json", "v.sops.ini"]));
+    assert_eq!(
+        back["s"],
+        serde_json::json!({"semi": "a;b", "hash": "x # y", "quoted": "\"q\"", "padded": " p ", "tick": "a`b"})
+    );
+
+    // A value continued on the next line is refused, not read another way.
+    sb.write("cont.ini", "[s]\na = one \\\n  two\n");
+    let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "cont.ini"]);
+    assert_error(
+        &out,
+        5,
+        "cont.ini: line 2: a value continued on the next line",
+    );
+}
