@@ -59,8 +59,8 @@ impl Store for BinaryStore {
         JsonStore.render_plain(doc, leaf, ty, value)
     }
 
-    fn enc_quotes(&self, leaf: &Leaf) -> (&'static str, &'static str) {
-        JsonStore.enc_quotes(leaf)
+    fn enc_quotes(&self, doc: &Document, leaf: &Leaf) -> (String, &'static str) {
+        JsonStore.enc_quotes(doc, leaf)
     }
 
     fn render_metadata(

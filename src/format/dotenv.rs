@@ -127,8 +127,8 @@ impl Store for DotenvStore {
         })
     }
 
-    fn enc_quotes(&self, _leaf: &Leaf) -> (&'static str, &'static str) {
-        ("", "")
+    fn enc_quotes(&self, _doc: &Document, _leaf: &Leaf) -> (String, &'static str) {
+        (String::new(), "")
     }
 
     fn render_metadata(

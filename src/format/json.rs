@@ -502,8 +502,8 @@ impl Store for JsonStore {
         Ok(json_scalar(ty, value))
     }
 
-    fn enc_quotes(&self, _leaf: &Leaf) -> (&'static str, &'static str) {
-        ("\"", "\"")
+    fn enc_quotes(&self, _doc: &Document, _leaf: &Leaf) -> (String, &'static str) {
+        ("\"".into(), "\"")
     }
 
     fn render_metadata(

@@ -309,8 +309,9 @@ pub trait Store: Sync {
         value: &str,
     ) -> Result<String, String>;
 
-    /// What goes before and after an `ENC[...]` string at `leaf`'s place (quotes).
-    fn enc_quotes(&self, leaf: &Leaf) -> (&'static str, &'static str);
+    /// What goes before and after an `ENC[...]` string at `leaf`'s place in `doc`
+    /// (quotes, a block scalar's header).
+    fn enc_quotes(&self, doc: &Document, leaf: &Leaf) -> (String, &'static str);
 
     /// Where to insert the metadata of document `doc_index`, and the text to insert.
     fn render_metadata(

@@ -203,18 +203,30 @@ impl Store for YamlStore {
                     .to_string(),
             },
             ScalarType::Null => "null".to_string(),
+            ScalarType::Str | ScalarType::Bytes if leaf.style.quote == Quote::Block => {
+                match BlockHeader::of(doc, leaf).and_then(|b| b.render(value)) {
+                    Some(block) => block,
+                    None => render_str(value, leaf.style, indent),
+                }
+            }
             ScalarType::Str | ScalarType::Bytes => render_str(value, leaf.style, indent),
         })
     }
 
-    fn enc_quotes(&self, leaf: &Leaf) -> (&'static str, &'static str) {
+    fn enc_quotes(&self, doc: &Document, leaf: &Leaf) -> (String, &'static str) {
         match leaf.style.quote {
-            Quote::Double => ("\"", "\""),
-            Quote::Single => ("'", "'"),
+            Quote::Double => ("\"".into(), "\""),
+            Quote::Single => ("'".into(), "'"),
             // `ENC[...]` holds commas and brackets, which end a plain scalar in flow
             // context; single quotes there stand for "was plain" (see `render_str`).
-            _ if leaf.style.flow => ("'", "'"),
-            _ => ("", ""),
+            _ if leaf.style.flow => ("'".into(), "'"),
+            // A block scalar keeps its header and indentation around the ciphertext,
+            // which go-yaml reads as the block's one line.
+            Quote::Block => match BlockHeader::of(doc, leaf) {
+                Some(b) => (format!("{}\n{}", b.header, " ".repeat(b.indent)), ""),
+                None => (String::new(), ""),
+            },
+            _ => (String::new(), ""),
         }
     }
 
@@ -324,6 +336,60 @@ pub(crate) fn render_str(s: &str, style: Style, indent: usize) -> String {
             format!("'{}'", s.replace('\'', "''"))
         }
         _ => double_quoted(s),
+    }
+}
+
+/// A block scalar's header (`|`, `|-`, `|+`, `>`, `>-`, `>+`) and the indentation of
+/// its first content line, as they stand in the text. A header with an explicit
+/// indentation (`|2`) is not kept: its content may start with spaces of its own.
+struct BlockHeader<'t> {
+    header: &'t str,
+    indent: usize,
+}
+
+impl<'t> BlockHeader<'t> {
+    fn of(doc: &'t Document, leaf: &Leaf) -> Option<BlockHeader<'t>> {
+        let text = doc.text.as_str();
+        let region = text.get(leaf.span.clone())?;
+        let header_end = region.find('\n')?;
+        let header = region[..header_end].trim_end();
+        if !matches!(header, "|" | "|-" | "|+" | ">" | ">-" | ">+") {
+            return None;
+        }
+        let first = text[leaf.span.start + header_end + 1..]
+            .lines()
+            .find(|l| !l.trim().is_empty())?;
+        let indent = first.len() - first.trim_start_matches(' ').len();
+        (indent > 0).then_some(BlockHeader { header, indent })
+    }
+
+    /// `s` under this header, if the header holds it as it is: the chomping says how
+    /// many final line breaks it has, and a folded block holds one line only.
+    fn render(&self, s: &str) -> Option<String> {
+        let body = s.trim_end_matches('\n');
+        let newlines = s.len() - body.len();
+        let fits = match &self.header[1..] {
+            "-" => newlines == 0,
+            "" => newlines == 1,
+            _ => newlines >= 1,
+        };
+        let folded = self.header.starts_with('>');
+        if !fits || !block_representable(s) || (folded && body.contains('\n')) {
+            return None;
+        }
+        let pad = " ".repeat(self.indent);
+        let mut out = self.header.to_string();
+        for line in body.split('\n') {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str(&pad);
+                out.push_str(line);
+            }
+        }
+        for _ in 1..newlines.max(1) {
+            out.push('\n');
+        }
+        Some(out)
     }
 }
 
@@ -936,6 +1002,14 @@ impl Parse<'_> {
             && stored.ends_with('\n')
         {
             stored.pop();
+        }
+        // A ciphertext in a block scalar (`|` + `ENC[…]`) is the ciphertext: its
+        // chomping added the line break.
+        if quote == Quote::Block {
+            let enc = stored.trim_end_matches('\n');
+            if enc.len() < stored.len() && crate::cipher::is_encrypted(enc) {
+                stored.truncate(enc.len());
+            }
         }
         if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
             return Err(err_at(span.start.line(), span.start.col(), super::BIG_INT));

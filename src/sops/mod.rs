@@ -125,14 +125,26 @@ pub fn encrypt_document(
 /// The warning for an encrypted file whose decryption gives the source's values but
 /// not its bytes (from `at`): said, never silent.
 fn round_trip_note(file: &str, doc: &Document, at: usize) -> String {
-    let line = doc.line_of(at);
-    match doc
-        .constructs
+    // The construct the difference falls in (a block scalar, from its header), else one
+    // on the difference's line.
+    let owner = doc
+        .leaves
         .iter()
-        .find(|(pos, _)| doc.line_of(*pos) == line)
-    {
-        Some((_, what)) => format!(
-            "{file}: the {what} at line {line} will decrypt to the same value written another way"
+        .filter(|l| l.span.start <= at && at < l.span.end)
+        .map(|l| l.span.start)
+        .min();
+    let line = doc.line_of(at);
+    let construct = owner
+        .and_then(|start| doc.constructs.iter().find(|(pos, _)| *pos == start))
+        .or_else(|| {
+            doc.constructs
+                .iter()
+                .find(|(pos, _)| doc.line_of(*pos) == line)
+        });
+    match construct {
+        Some((pos, what)) => format!(
+            "{file}: the {what} at line {} will decrypt to the same value written another way",
+            doc.line_of(*pos)
         ),
         None => format!("{file}: line {line} will decrypt to the same values written another way"),
     }
@@ -241,11 +253,11 @@ fn splice_encrypted(
             .iter()
             .map(|leaf| {
                 let (open, close) = if leaf.kind == LeafKind::Comment {
-                    ("", "")
+                    (String::new(), "")
                 } else {
-                    store.enc_quotes(leaf)
+                    store.enc_quotes(doc, leaf)
                 };
-                let mut text = String::from(open);
+                let mut text = open;
                 cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, &leaf.value);
                 text.push_str(close);
                 (leaf.span.clone(), text)

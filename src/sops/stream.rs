@@ -105,7 +105,7 @@ fn frame(md: &Metadata) -> (String, String) {
     let doc = crate::format::binary::plain_document(Zeroizing::new(Vec::new()));
     let store = Format::Binary.store();
     let leaf = &doc.leaves[0];
-    let (open, close) = store.enc_quotes(leaf);
+    let (open, close) = store.enc_quotes(&doc, leaf);
     // A byte no JSON text holds raw marks where the value goes.
     let marker = "\u{1}";
     let (at, meta) = store.render_metadata(&doc, 0, &md.to_meta());

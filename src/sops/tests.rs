@@ -146,6 +146,10 @@ fn yaml_constructs_kept_exactly() {
         "strip: |-\n  line1\n  line2\nnext: 1\n",
         "keep: |+\n  line1\n\nnext: 1\n",
         "end: |\n  line1\n  line2\n",
+        // A block keeps its header and indentation, around one line of ciphertext.
+        "one: |-\n  one line\nnext: 1\n",
+        "folded: >\n    one folded line\nstrip: >-\n  x\n",
+        "l:\n  - |+\n    kept\n\n  - |\n      deeper\n",
         "q: 'single # not a comment'\nd: \"tab\\tnew\\nline\"\n",
         "u: ünïcödé 日本\n",
         "t: 2024-01-02T03:04:05Z\n",

@@ -410,3 +410,53 @@ fn ini_values_mean_what_they_mean_to_sops() {
         "cont.ini: line 2: a value continued on the next line",
     );
 }
+
+/// Block scalars as Helm values and CI configs write them (`key: |-` and one line,
+/// folded `>`, kept `|+`) keep their header and indentation around the ciphertext, come
+/// back byte for byte, and the real sops reads the encrypted file as its own.
+#[test]
+fn block_scalars_keep_their_header_and_sops_reads_them() {
+    let sb = Sandbox::new();
+    let text = "image:\n  tag: |-\n    zq-tag-1.2.3\nscript: >\n  zq-run --all\ncert: |\n  -----BEGIN zq-CERT-----\n  abc\n  -----END zq-CERT-----\nlist:\n  - |+\n    zq-kept\n\n  - plain\n";
+    sb.write("values.yaml", text);
+    let out = sb.ok(&["encrypt", "--age", &sb.recipient, "values.yaml"]);
+    assert_eq!(stderr(&out), "");
+    let enc = stdout(&out);
+    assert!(!enc.contains("zq-"), "{enc}");
+    for kept in [
+        "  tag: |-\n    ENC[",
+        "script: >\n  ENC[",
+        "cert: |\n  ENC[",
+        "  - |+\n    ENC[",
+    ] {
+        assert!(enc.contains(kept), "{kept:?} missing from:\n{enc}");
+    }
+    sb.write("coffer.yaml", &enc);
+    assert_eq!(stdout(&sb.ok(&["decrypt", "coffer.yaml"])), text);
+    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "values.yaml"]);
+    sb.write("sops.yaml", &own.stdout);
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert_success(&out, &["decrypt to JSON"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "sops.yaml"]));
+    assert_eq!(
+        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.yaml"])),
+        theirs
+    );
+    assert_eq!(theirs["script"], "zq-run --all\n");
+    assert_eq!(theirs["list"][0], "zq-kept\n\n");
+    // A value changed by `set` that its header cannot hold gets a header that can.
+    sb.ok(&[
+        "set",
+        "coffer.yaml",
+        "[\"image\"][\"tag\"]",
+        "\"two\\nlines\\n\"",
+    ]);
+    let plain = stdout(&sb.ok(&["decrypt", "coffer.yaml"]));
+    assert!(plain.starts_with("image:\n  tag: |\n"), "{plain}");
+    assert_eq!(
+        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.yaml"]))["image"]["tag"],
+        "two\nlines\n"
+    );
+}

@@ -64,8 +64,12 @@ fn keys_and_layout_stay_readable_and_values_do_not() {
     // The layout is the plaintext's: same number of lines before the metadata.
     let body = enc.split("\nsops:\n").next().unwrap();
     let plain = std::fs::read_to_string(testdata("plain/app.yaml")).unwrap();
-    // The literal block collapses to one line: 3 content lines fewer.
-    assert_eq!(body.lines().count() + 1 + 2, plain.lines().count());
+    // The literal block keeps its header; its three content lines become one.
+    assert_eq!(body.lines().count() + 2, plain.lines().count());
+    assert!(
+        enc.contains(": |\n    ENC[AES256_GCM") || enc.contains(": |\n  ENC[AES256_GCM"),
+        "{enc}"
+    );
 }
 
 #[test]
@@ -540,13 +544,18 @@ fn filestatus_reports_json() {
 
 #[test]
 fn documented_yaml_limitations() {
-    // Folded and multi-line plain scalars come back as one line with the same value.
+    // Folded and multi-line plain scalars come back as one line with the same value (a
+    // folded block keeps its header), and encrypting says so.
     let sb = Sandbox::new();
     sb.write("l.yaml", "a: >-\n  folded\n  text\nb: plain\n  continued\n");
-    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "l.yaml"]);
+    let out = sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "l.yaml"]);
+    assert_eq!(
+        stderr(&out),
+        "coffer: warning: l.yaml: the folded block scalar at line 1 will decrypt to the same value written another way\n"
+    );
     assert_eq!(
         stdout(&sb.ok(&["decrypt", "l.yaml"])),
-        "a: folded text\nb: plain continued\n"
+        "a: >-\n  folded text\nb: plain continued\n"
     );
 }
 
