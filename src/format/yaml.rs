@@ -72,6 +72,9 @@ struct Parse<'t> {
     open_anchors: Vec<(usize, usize)>,
     /// Leaves made by copying, bounded so a small document cannot expand without end.
     copied: usize,
+    /// The first key that is no string to go-yaml (`404:`, `true:`, `~:`): where, and
+    /// what it is. sops walks only string keys, so a plaintext holding one is refused.
+    nonstring_key: Option<(usize, ScalarType)>,
 }
 
 impl<'t> Parse<'t> {
@@ -142,6 +145,7 @@ impl Store for YamlStore {
             anchors: Default::default(),
             open_anchors: Vec::new(),
             copied: 0,
+            nonstring_key: None,
         };
         // go-yaml, and so sops, knows the %YAML and %TAG directives only, and reads only
         // YAML 1.1 documents when a version is named.
@@ -167,17 +171,45 @@ impl Store for YamlStore {
         for d in &mut p.docs {
             d.indent = indent;
         }
+        let nonstring_key = p.nonstring_key;
         let (mut leaves, docs, mut constructs, foreign) =
             (p.leaves, p.docs, p.constructs, p.foreign);
         leaves.shrink_to_fit();
         constructs.sort_by_key(|c| c.0);
-        Ok(Document {
+        let doc = Document {
             text: source,
             leaves,
             docs,
             constructs,
             foreign,
-        })
+        };
+        // An encrypted file holding one still opens (coffer wrote such files before).
+        if let Some((pos, ty)) = nonstring_key.filter(|_| !doc.is_encrypted()) {
+            let line = doc.line_of(pos);
+            let col = doc.text[..pos].rfind('\n').map_or(pos, |nl| pos - nl - 1);
+            let (key, quoted) = match doc.text[pos..]
+                .split([':', '\n'])
+                .next()
+                .unwrap_or("")
+                .trim()
+            {
+                "" | "?" => ("(empty)", "\"\"".to_string()),
+                key => (key, format!("\"{key}\"")),
+            };
+            let what = match ty {
+                ScalarType::Null => "null",
+                ScalarType::Int => "an integer",
+                ScalarType::Float => "a float",
+                ScalarType::Bool => "a boolean",
+                _ => "a time",
+            };
+            return Err(err_at(
+                line,
+                col,
+                format!("the key {key} is {what} to sops (go-yaml), which takes only string keys: quote it ({quoted}) to mean the string"),
+            ));
+        }
+        Ok(doc)
     }
 
     fn render_plain(
@@ -700,6 +732,22 @@ impl Parse<'_> {
                         ));
                     }
                     if is_key {
+                        if self.nonstring_key.is_none() {
+                            let core = tag
+                                .as_ref()
+                                .filter(|t| t.is_yaml_core_schema())
+                                .map(|t| t.suffix.as_str());
+                            let ty = match (style, core) {
+                                (_, Some("str")) => ScalarType::Str,
+                                (_, Some(t)) => super::yaml_resolve::resolve_tagged(t, &value)
+                                    .map_or(ScalarType::Str, |(ty, _)| ty),
+                                (ScalarStyle::Plain, None) => resolve_plain(&value),
+                                _ => ScalarType::Str,
+                            };
+                            if ty != ScalarType::Str {
+                                self.nonstring_key = Some((range.start, ty));
+                            }
+                        }
                         let container = frame_container(stack.last().expect("in a mapping"));
                         if self.containers[container].flow && self.foreign.is_none() {
                             let end = match self.text.as_bytes().get(range.start) {

@@ -263,3 +263,30 @@ fn a_key_given_twice_is_refused_with_both_lines() {
     );
     assert_eq!(sb.read_str("g.yaml"), "a: 1\n");
 }
+
+/// A YAML key that is no string to go-yaml (`404:`, `true:`, `~:`, a date) would make a
+/// file sops cannot open at all ("only string keys are supported"): refused with the
+/// reason and the way out, as sops refuses to encrypt it. Quoted, it is a string.
+#[test]
+fn a_key_that_is_no_string_to_sops_is_refused_with_the_way_out() {
+    let sb = Sandbox::new();
+    for (text, said) in [
+        ("codes:\n  404: not found\n", "k.yaml: line 2, column 3: the key 404 is an integer to sops (go-yaml), which takes only string keys: quote it (\"404\") to mean the string"),
+        ("true: x\n", "k.yaml: line 1, column 1: the key true is a boolean to sops"),
+        ("~: x\n", "k.yaml: line 1, column 1: the key ~ is null to sops"),
+        ("2024-01-02: x\n", "the key 2024-01-02 is a time to sops"),
+        ("l:\n  - 1.5: x\n", "the key 1.5 is a float to sops"),
+    ] {
+        sb.write("k.yaml", text);
+        let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "k.yaml"]);
+        assert_error(&out, 5, said);
+        assert_eq!(sb.read_str("k.yaml"), text);
+        let real = sb.sops(&["encrypt", "--age", &sb.recipient, "k.yaml"]);
+        assert!(!real.status.success(), "sops encrypted {text:?}");
+    }
+    sb.write("q.yaml", "codes:\n  \"404\": not found\n");
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "q.yaml"]);
+    let real = sb.sops(&["decrypt", "q.yaml"]);
+    assert_success(&real, &["sops opens a quoted number key"]);
+    assert_eq!(stdout(&real), "codes:\n    \"404\": not found\n");
+}
