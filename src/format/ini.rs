@@ -70,6 +70,13 @@ impl Store for IniStore {
                             "unterminated section header",
                         )
                     })?;
+                // go-ini, so sops, cannot read a file with one.
+                if name.is_empty() {
+                    return Err(super::SyntaxError::line(
+                        line_no(text, start),
+                        "an empty section name ([]) is not supported: sops cannot read the file",
+                    ));
+                }
                 // sops writes one [sops] section, last.
                 if meta_start.is_some() {
                     return Err(super::SyntaxError::line(

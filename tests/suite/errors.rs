@@ -217,6 +217,12 @@ fn a_key_given_twice_is_refused_with_both_lines() {
             "[db]\npass = a\n[web]\nx = 1\n[db]\nuser = b\n",
             "e.ini: line 5: the section [db] appears twice (first at line 1): keep one",
         ),
+        // Not a duplicate, but as little a meaning: go-ini refuses it.
+        (
+            "f.ini",
+            "[]\npass = a\n",
+            "f.ini: line 1: an empty section name ([]) is not supported: sops cannot read the file",
+        ),
     ] {
         sb.write(file, text);
         let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", file]);
@@ -225,7 +231,11 @@ fn a_key_given_twice_is_refused_with_both_lines() {
         // Under the name sops too, with sops's code for input it cannot read.
         let out = sb.as_sops().args(["encrypt", "--age", &sb.recipient, file]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
-        assert!(stderr(&out).contains("appears twice"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("appears twice") || stderr(&out).contains("empty section"),
+            "{}",
+            stderr(&out)
+        );
     }
     // The real sops refuses the YAML one too.
     let real = sb.sops(&["encrypt", "--age", &sb.recipient, "a.yaml"]);
