@@ -573,7 +573,8 @@ impl Parse<'_> {
                 }
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
                     let is_map = matches!(ev, Event::MappingStart(..));
-                    let flow = self.text[range.clone()].starts_with(['{', '[']);
+                    // A tag or anchor may stand before the bracket (`!Select [0, x]`).
+                    let flow = after_properties(&self.text[range.clone()]).starts_with(['{', '[']);
                     // A collection where a key is expected: sops has no such keys, and
                     // taking it for a value would shift every key after it.
                     if let Some(Frame::Map { key: None, .. }) = stack.last() {
@@ -1027,7 +1028,9 @@ impl Parse<'_> {
                 tagged = Some(stored);
                 ty
             }
-            (ScalarStyle::Plain, _) => resolve_plain(value),
+            // A tag of another schema (`!t`, `!Ref`) makes a string of any value, an
+            // empty one included, as go-yaml decodes it.
+            (ScalarStyle::Plain, None) if tag.is_none() => resolve_plain(value),
             _ => ScalarType::Str,
         };
         let span_range = match (&tagged, tag_at) {
@@ -1311,6 +1314,16 @@ fn quoted_end(text: &str, start: usize, quote: u8) -> Option<usize> {
         }
     }
     None
+}
+
+/// `s` after the node properties at its start: tags (`!t`, `!!map`) and anchors (`&a`),
+/// each with the spaces after it.
+fn after_properties(mut s: &str) -> &str {
+    while s.starts_with(['!', '&']) {
+        let end = s.find([' ', '\t', '\n', '\r']).unwrap_or(s.len());
+        s = s[end..].trim_start();
+    }
+    s
 }
 
 fn frame_container(f: &Frame) -> usize {

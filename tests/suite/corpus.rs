@@ -255,7 +255,7 @@ production:
 #[test]
 fn numbers_and_tags_mean_what_they_mean_to_sops() {
     let sb = Sandbox::new();
-    let text = "mode: 0755\nmask: 0b101\nhex: +0x1F\nbig: 1_000\nzero8: 08\nhuge: 1e400\nport: !!int \"5432\"\nratio: !!float 1\nflag: !!bool true\nday: !!timestamp 2024-01-02\nref: !Ref bucket\n";
+    let text = "mode: 0755\nmask: 0b101\nhex: +0x1F\nbig: 1_000\nzero8: 08\nhuge: 1e400\nport: !!int \"5432\"\nratio: !!float 1\nflag: !!bool true\nday: !!timestamp 2024-01-02\nref: !Ref bucket\nzone: !Select [ 0, !GetAZs ]\nnum: !Sub 5\n";
     sb.write("n.yaml", text);
     let out = sb.ok(&["encrypt", "--age", &sb.recipient, "n.yaml"]);
     assert!(
@@ -292,6 +292,9 @@ fn numbers_and_tags_mean_what_they_mean_to_sops() {
         ("huge", serde_json::json!("1e400")),
         ("port", serde_json::json!(5432)),
         ("ref", serde_json::json!("bucket")),
+        // CloudFormation's tags make strings of what they tag, an empty one included.
+        ("zone", serde_json::json!([0, ""])),
+        ("num", serde_json::json!("5")),
     ] {
         assert_eq!(theirs[key], want, "{key}");
     }
