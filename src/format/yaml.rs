@@ -388,7 +388,8 @@ impl<'t> BlockHeader<'t> {
         if !matches!(header, "|" | "|-" | "|+" | ">" | ">-" | ">+") {
             return None;
         }
-        let first = text[leaf.span.start + header_end + 1..]
+        // Within the block: one holding only blank lines has no line to go by.
+        let first = region[header_end + 1..]
             .lines()
             .find(|l| !l.trim().is_empty())?;
         let indent = first.len() - first.trim_start_matches(' ').len();

@@ -191,6 +191,8 @@ fn yaml_block_scalars_at_the_end_without_a_line_break_keep_their_value() {
     respelled(Format::Yaml, "a: 1\nlit: |\n  line1\n  last");
     respelled(Format::Yaml, "a: 1\nlit: |+\n  line1\n  last");
     exact(Format::Yaml, "a: 1\nlit: |-\n  line1\n  last");
+    // A kept block of blank lines only has no line to indent by: quoted, the rest kept.
+    respelled(Format::Yaml, "a:\n  - |+\n\n  - x\n");
 }
 
 #[test]
