@@ -269,10 +269,17 @@ impl Store for YamlStore {
         meta: &MetaValue,
     ) -> (usize, String) {
         let d = &doc.docs[doc_index];
-        let mut block = String::new();
-        yaml_entry(&mut block, "sops", &Value::from_meta(meta), 0, d.indent);
-        let pos = d.end;
         let text = doc.text.as_str();
+        // At the column of the document's keys: a root mapping may be indented.
+        let col = match &d.root {
+            Node::Map(entries) => entries
+                .first()
+                .map_or(0, |e| e.at - text[..e.at].rfind('\n').map_or(0, |i| i + 1)),
+            _ => 0,
+        };
+        let mut block = String::new();
+        yaml_entry(&mut block, "sops", &Value::from_meta(meta), col, d.indent);
+        let pos = d.end;
         (pos, crate::tree::lines_at(text, pos, block))
     }
 

@@ -146,6 +146,8 @@ fn yaml_constructs_kept_exactly() {
         "strip: |-\n  line1\n  line2\nnext: 1\n",
         "keep: |+\n  line1\n\nnext: 1\n",
         "end: |\n  line1\n  line2\n",
+        // A root mapping indented under `---`: the metadata goes at its keys' column.
+        "---\n  a: 1\n\n  b:\n    c: [x, y]\n",
         // CloudFormation's tags before flow sequences, and an empty tagged value.
         "zone: !Select [ 0, !GetAZs ]\ncond: !Equals [ !Ref Env, prod ]\n",
         // A block keeps its header and indentation, around one line of ciphertext.
