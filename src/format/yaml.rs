@@ -417,19 +417,25 @@ impl<'t> BlockHeader<'t> {
         if !fits || !block_representable(s) || (folded && body.contains('\n')) {
             return None;
         }
-        let pad = " ".repeat(self.indent);
         let mut out = self.header.to_string();
-        for line in body.split('\n') {
-            out.push('\n');
-            if !line.is_empty() {
-                out.push_str(&pad);
-                out.push_str(line);
-            }
-        }
-        for _ in 1..newlines.max(1) {
-            out.push('\n');
-        }
+        block_lines(&mut out, body, newlines, self.indent);
         Some(out)
+    }
+}
+
+/// A block scalar's content after its header: `body`'s lines at `indent`, then the
+/// final line breaks past the first (the layout supplies that one).
+fn block_lines(out: &mut String, body: &str, newlines: usize, indent: usize) {
+    let pad = " ".repeat(indent);
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    for _ in 1..newlines.max(1) {
+        out.push('\n');
     }
 }
 
@@ -454,18 +460,8 @@ fn block_literal(s: &str, indent: usize) -> String {
         1 => "",
         _ => "+",
     };
-    let pad = " ".repeat(indent);
     let mut out = format!("|{chomp}");
-    for line in body.split('\n') {
-        out.push('\n');
-        if !line.is_empty() {
-            out.push_str(&pad);
-            out.push_str(line);
-        }
-    }
-    for _ in 1..newlines.max(1) {
-        out.push('\n');
-    }
+    block_lines(&mut out, body, newlines, indent);
     out
 }
 

@@ -35,6 +35,44 @@ fn normalized(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// What a decrypt to JSON printed, parsed, without the empty `DEFAULT` section go-ini
+/// always has (sops shows it).
+fn json_of(out: std::process::Output) -> serde_json::Value {
+    assert_success(&out, &["decrypt to JSON"]);
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    if let Some(o) = v.as_object_mut() {
+        if o.get("DEFAULT")
+            .is_some_and(|d| d.as_object().is_some_and(|d| d.is_empty()))
+        {
+            o.remove("DEFAULT");
+        }
+    }
+    v
+}
+
+/// `text`, saved as `input` and encrypted by the real sops, reads as coffer's encrypted
+/// `coffer_file` reads, to sops and to coffer: what sops reads from its own.
+fn read_alike(sb: &Sandbox, input: &str, text: &str, coffer_file: &str) -> serde_json::Value {
+    sb.write(input, text);
+    let own = sb.sops(&["encrypt", "--age", &sb.recipient, input]);
+    assert_success(&own, &["sops encrypts", input]);
+    let by_sops = format!("by-sops.{}", input.rsplit('.').next().unwrap());
+    sb.write(&by_sops, &own.stdout);
+    let theirs = json_of(sb.sops(&["decrypt", "--output-type", "json", &by_sops]));
+    let decrypt = ["decrypt", "--output-type", "json", coffer_file];
+    assert_eq!(
+        json_of(sb.sops(&decrypt)),
+        theirs,
+        "sops reads {coffer_file} otherwise"
+    );
+    assert_eq!(
+        json_of(sb.ok(&decrypt)),
+        theirs,
+        "coffer reads {coffer_file} otherwise"
+    );
+    theirs
+}
+
 #[test]
 fn every_hard_case_encrypts_and_decrypts_with_coffer_and_sops() {
     let sb = Sandbox::new();
@@ -208,23 +246,7 @@ production:
     }
     // The same data for coffer and for the real sops, from coffer's file and from sops's
     // encryption of the input.
-    sb.write("input.yml", text);
-    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "input.yml"]);
-    assert_success(&own, &["sops encrypts the anchors"]);
-    sb.write("by-sops.yml", &own.stdout);
-    let json = |out: std::process::Output| -> serde_json::Value {
-        assert_success(&out, &["decrypt to JSON"]);
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "by-sops.yml"]));
-    assert_eq!(
-        json(sb.sops(&["decrypt", "--output-type", "json", "database.yml"])),
-        theirs
-    );
-    assert_eq!(
-        json(sb.ok(&["decrypt", "--output-type", "json", "database.yml"])),
-        theirs
-    );
+    let theirs = read_alike(&sb, "input.yml", text, "database.yml");
     assert_eq!(theirs["production"]["<<"]["password"], "zq-shared-pw");
     assert_eq!(theirs["production"]["again"], "zq-token");
     assert_eq!(theirs["production"]["replicas"][1], "db2.internal");
@@ -268,22 +290,7 @@ fn numbers_and_tags_mean_what_they_mean_to_sops() {
         !stdout(&out).contains("!!int"),
         "a standard tag before a ciphertext"
     );
-    sb.write("input.yaml", text);
-    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "input.yaml"]);
-    sb.write("sops.yaml", &own.stdout);
-    let json = |out: std::process::Output| -> serde_json::Value {
-        assert_success(&out, &["decrypt to JSON"]);
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "sops.yaml"]));
-    assert_eq!(
-        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.yaml"])),
-        theirs
-    );
-    assert_eq!(
-        json(sb.ok(&["decrypt", "--output-type", "json", "coffer.yaml"])),
-        theirs
-    );
+    let theirs = read_alike(&sb, "input.yaml", text, "coffer.yaml");
     for (key, want) in [
         ("mode", serde_json::json!(493)),
         ("mask", serde_json::json!(5)),
@@ -324,7 +331,7 @@ fn numbers_and_tags_mean_what_they_mean_to_sops() {
     sb.write("pair.json", "{\"a\": \"\\ud83d\\ude00\"}\n");
     sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "pair.json"]);
     assert_eq!(
-        json(sb.ok(&["decrypt", "--output-type", "json", "pair.json"]))["a"],
+        json_of(sb.ok(&["decrypt", "--output-type", "json", "pair.json"]))["a"],
         "😀"
     );
     let before = sb.read("pair.json");
@@ -357,24 +364,7 @@ fn ini_values_mean_what_they_mean_to_sops() {
         );
     }
     assert_eq!(stdout(&sb.ok(&["decrypt", "coffer.ini"])), text);
-    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "app.ini"]);
-    sb.write("sops.ini", &own.stdout);
-    let json = |out: std::process::Output| -> serde_json::Value {
-        assert_success(&out, &["decrypt to JSON"]);
-        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        // go-ini always has a DEFAULT section, and sops shows it even when empty.
-        v.as_object_mut().unwrap().remove("DEFAULT");
-        v
-    };
-    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "sops.ini"]));
-    assert_eq!(
-        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.ini"])),
-        theirs
-    );
-    assert_eq!(
-        json(sb.ok(&["decrypt", "--output-type", "json", "coffer.ini"])),
-        theirs
-    );
+    let theirs = read_alike(&sb, "app.ini", text, "coffer.ini");
     assert_eq!(
         theirs["db"],
         serde_json::json!({
@@ -398,7 +388,7 @@ fn ini_values_mean_what_they_mean_to_sops() {
     // go-ini's reading of it: the real sops encrypts it and shows what it read.
     let own = sb.sops(&["encrypt", "--age", &sb.recipient, "v.ini"]);
     sb.write("v.sops.ini", &own.stdout);
-    let back = json(sb.sops(&["decrypt", "--output-type", "json", "v.sops.ini"]));
+    let back = json_of(sb.sops(&["decrypt", "--output-type", "json", "v.sops.ini"]));
     assert_eq!(
         back["s"],
         serde_json::json!({"semi": "a;b", "hash": "x # y", "quoted": "\"q\"", "padded": " p ", "tick": "a`b"})
@@ -436,17 +426,7 @@ fn block_scalars_keep_their_header_and_sops_reads_them() {
     }
     sb.write("coffer.yaml", &enc);
     assert_eq!(stdout(&sb.ok(&["decrypt", "coffer.yaml"])), text);
-    let own = sb.sops(&["encrypt", "--age", &sb.recipient, "values.yaml"]);
-    sb.write("sops.yaml", &own.stdout);
-    let json = |out: std::process::Output| -> serde_json::Value {
-        assert_success(&out, &["decrypt to JSON"]);
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let theirs = json(sb.sops(&["decrypt", "--output-type", "json", "sops.yaml"]));
-    assert_eq!(
-        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.yaml"])),
-        theirs
-    );
+    let theirs = read_alike(&sb, "values.yaml", text, "coffer.yaml");
     assert_eq!(theirs["script"], "zq-run --all\n");
     assert_eq!(theirs["list"][0], "zq-kept\n\n");
     // A value changed by `set` that its header cannot hold gets a header that can.
@@ -459,7 +439,7 @@ fn block_scalars_keep_their_header_and_sops_reads_them() {
     let plain = stdout(&sb.ok(&["decrypt", "coffer.yaml"]));
     assert!(plain.starts_with("image:\n  tag: |\n"), "{plain}");
     assert_eq!(
-        json(sb.sops(&["decrypt", "--output-type", "json", "coffer.yaml"]))["image"]["tag"],
+        json_of(sb.sops(&["decrypt", "--output-type", "json", "coffer.yaml"]))["image"]["tag"],
         "two\nlines\n"
     );
 }
