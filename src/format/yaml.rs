@@ -270,11 +270,17 @@ impl Store for YamlStore {
     ) -> (usize, String) {
         let d = &doc.docs[doc_index];
         let text = doc.text.as_str();
-        // At the column of the document's keys: a root mapping may be indented.
+        // At the column of the document's keys: a block root mapping may be indented.
         let col = match &d.root {
-            Node::Map(entries) => entries
-                .first()
-                .map_or(0, |e| e.at - text[..e.at].rfind('\n').map_or(0, |i| i + 1)),
+            Node::Map(entries) => entries.first().map_or(0, |e| {
+                let line_start = text[..e.at].rfind('\n').map_or(0, |i| i + 1);
+                let before = &text[line_start..e.at];
+                if before.bytes().all(|b| b == b' ') {
+                    before.len()
+                } else {
+                    0
+                }
+            }),
             _ => 0,
         };
         let mut block = String::new();
