@@ -24,6 +24,10 @@ pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String
         } else {
             ScalarType::Int
         };
+        // Go's JSON (so sops) refuses it, and no float holds it.
+        if ty == ScalarType::Float && !t.parse::<f64>().is_ok_and(f64::is_finite) {
+            return Err(format!("{t} is beyond the range of a 64-bit float"));
+        }
         return Ok((ty, Zeroizing::new(t.to_string())));
     }
     if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {

@@ -335,6 +335,13 @@ fn numbers_and_tags_mean_what_they_mean_to_sops() {
         "😀"
     );
     let before = sb.read("pair.json");
+    let out = sb.run(&["set", "pair.json", "[\"a\"]", "1e400"]);
+    assert_error(
+        &out,
+        5,
+        "the value to set: 1e400 is beyond the range of a 64-bit float",
+    );
+    assert_eq!(sb.read("pair.json"), before);
     let out = sb.run(&["set", "pair.json", "[\"a\"]", "\"\\ud800\""]);
     assert_error(
         &out,
