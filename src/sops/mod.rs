@@ -92,7 +92,7 @@ pub fn encrypt_document(
         // Its own layout would not read back with sops: no need to try.
         Some((pos, what)) => format!("{what} at line {}", doc.line_of(pos)),
         None => match splice_encrypted(store, file, doc, key, md)? {
-            Ok(kept) => match verify::encrypted(file, format, kept, key, doc, &expected) {
+            Ok(kept) => match verify::encrypted(file, format, kept, key, doc, &expected, true) {
                 Ok(checked) => {
                     return Ok(Sealed {
                         bytes: checked.bytes,
@@ -113,7 +113,8 @@ pub fn encrypt_document(
         .and_then(|text| store.parse(into_bytes(text)).map_err(|e| e.to_string()))
         .map_err(&refused)?;
     let bytes = splice_encrypted(store, file, &canonical, key, md)?.map_err(&refused)?;
-    let bytes = verify::encrypted(file, format, bytes, key, doc, &expected)
+    // Not its own layout: the warning says so already.
+    let bytes = verify::encrypted(file, format, bytes, key, doc, &expected, false)
         .map_err(refused)?
         .bytes;
     Ok(Sealed {
@@ -984,6 +985,7 @@ impl Opened {
             &self.key,
             &self.doc,
             &expected,
+            false,
         ) {
             Ok(checked) => {
                 return Ok(Sealed {

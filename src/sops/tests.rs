@@ -1177,6 +1177,7 @@ fn the_check_rejects_what_a_broken_writer_would_write() {
             &key(),
             &doc,
             &expected,
+            false,
         )
         .map(|back| assert_eq!(&back.bytes[..], bytes.as_bytes(), "given back as it was"))
     };

@@ -272,17 +272,18 @@ fn same_value(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
 /// An encrypted output that passed the check.
 pub struct Checked {
     pub bytes: Zeroizing<Vec<u8>>,
-    /// For a plaintext source: where (a byte offset of the source) decrypting the output
-    /// first gives other bytes than the source holds, if anywhere. The values are the
-    /// same (the check saw to that); their spelling or layout is not.
+    /// When asked: where (a byte offset of the source) decrypting the output first gives
+    /// other bytes than the source holds, if anywhere. The values are the same (the
+    /// check saw to that); their spelling or layout is not.
     pub differs_at: Option<usize>,
 }
 
 /// Check an encrypted output: it parses as `format`, every document carries the
 /// metadata, it opens with `key` (MAC included), no value or comment its rules encrypt
 /// is left in clear, and it holds `expected` (comments included). The bytes are read
-/// where they are, not copied, and given back when they pass. For a plaintext source,
-/// the output's decryption is also compared with the source byte for byte.
+/// where they are, not copied, and given back when they pass. With `byte_for_byte` (a
+/// plaintext source in its own layout), the output's decryption is also compared with
+/// the source's text.
 pub fn encrypted(
     file: &str,
     format: Format,
@@ -290,6 +291,7 @@ pub fn encrypted(
     key: &DataKey,
     source: &Document,
     expected: &Content,
+    byte_for_byte: bool,
 ) -> Result<Checked, String> {
     let len = bytes.len();
     let doc = crate::format::parse(file, format, bytes)
@@ -311,10 +313,9 @@ pub fn encrypted(
         return Err(d);
     }
     drop(got);
-    let differs_at = match source.is_encrypted() {
-        true => None,
-        false => opened.first_difference(source.text.as_bytes()),
-    };
+    let differs_at = byte_for_byte
+        .then(|| opened.first_difference(source.text.as_bytes()))
+        .flatten();
     // The parsers keep the text they are given as it is.
     let text = std::mem::take(&mut *opened.doc.text);
     debug_assert_eq!(text.len(), len);
