@@ -72,9 +72,10 @@ struct Parse<'t> {
     open_anchors: Vec<(usize, usize)>,
     /// Leaves made by copying, bounded so a small document cannot expand without end.
     copied: usize,
-    /// The first key that is no string to go-yaml (`404:`, `true:`, `~:`): where, and
-    /// what it is. sops walks only string keys, so a plaintext holding one is refused.
-    nonstring_key: Option<(usize, ScalarType)>,
+    /// The first key that is no string to go-yaml (`404:`, `true:`, `~:`): where, what
+    /// it is, and the key. sops walks only string keys, so a plaintext holding one is
+    /// refused.
+    nonstring_key: Option<(usize, ScalarType, String)>,
 }
 
 impl<'t> Parse<'t> {
@@ -184,16 +185,11 @@ impl Store for YamlStore {
             foreign,
         };
         // An encrypted file holding one still opens (coffer wrote such files before).
-        if let Some((pos, ty)) = nonstring_key.filter(|_| !doc.is_encrypted()) {
+        if let Some((pos, ty, key)) = nonstring_key.filter(|_| !doc.is_encrypted()) {
             let line = doc.line_of(pos);
             let col = doc.text[..pos].rfind('\n').map_or(pos, |nl| pos - nl - 1);
-            let (key, quoted) = match doc.text[pos..]
-                .split([':', '\n'])
-                .next()
-                .unwrap_or("")
-                .trim()
-            {
-                "" | "?" => ("(empty)", "\"\"".to_string()),
+            let (key, quoted) = match key.as_str() {
+                "" => ("(empty)", "\"\"".to_string()),
                 key => (key, format!("\"{key}\"")),
             };
             let what = match ty {
@@ -744,19 +740,12 @@ impl Parse<'_> {
                     }
                     if is_key {
                         if self.nonstring_key.is_none() {
-                            let core = tag
-                                .as_ref()
-                                .filter(|t| t.is_yaml_core_schema())
-                                .map(|t| t.suffix.as_str());
-                            let ty = match (style, core) {
-                                (_, Some("str")) => ScalarType::Str,
-                                (_, Some(t)) => super::yaml_resolve::resolve_tagged(t, &value)
-                                    .map_or(ScalarType::Str, |(ty, _)| ty),
-                                (ScalarStyle::Plain, None) => resolve_plain(&value),
-                                _ => ScalarType::Str,
-                            };
+                            // One go-yaml refuses as a value is a string to us here: the
+                            // error is about keys.
+                            let ty = scalar_type(style, tag.as_deref(), &value)
+                                .map_or(ScalarType::Str, |(ty, _)| ty);
                             if ty != ScalarType::Str {
-                                self.nonstring_key = Some((range.start, ty));
+                                self.nonstring_key = Some((range.start, ty, value.to_string()));
                             }
                         }
                         let container = frame_container(stack.last().expect("in a mapping"));
@@ -1013,36 +1002,8 @@ impl Parse<'_> {
             _ if self.text[raw.clone()].contains('\n') => Some("value over several lines"),
             _ => None,
         };
-        // Tags of other schemas (`!Ref`, `!vault`) leave the value a string, as go-yaml
-        // reads it, and stay in the text before the ciphertext.
-        let core = tag
-            .filter(|t| t.is_yaml_core_schema())
-            .map(|t| t.suffix.as_str());
-        let mut tagged = None;
-        let ty = match (style, core) {
-            // go-yaml (so sops) stores the decoded bytes, which coffer's layout cannot
-            // hold as written.
-            (_, Some("binary")) => {
-                return Err(err_at(
-                    span.start.line(),
-                    span.start.col(),
-                    "!!binary values are not supported: sops stores the decoded bytes; store the text without the tag",
-                ))
-            }
-            (_, Some("str")) => ScalarType::Str,
-            // go-yaml decodes the value to its type, and sops cannot read the tag before
-            // a ciphertext: the tag goes with the value, which is stored typed.
-            (_, Some(t @ ("int" | "float" | "bool" | "timestamp" | "null"))) => {
-                let (ty, stored) = super::yaml_resolve::resolve_tagged(t, value)
-                    .map_err(|m| err_at(span.start.line(), span.start.col(), m))?;
-                tagged = Some(stored);
-                ty
-            }
-            // A tag of another schema (`!t`, `!Ref`) makes a string of any value, an
-            // empty one included, as go-yaml decodes it.
-            (ScalarStyle::Plain, None) if tag.is_none() => resolve_plain(value),
-            _ => ScalarType::Str,
-        };
+        let (ty, tagged) = scalar_type(style, tag, value)
+            .map_err(|m| err_at(span.start.line(), span.start.col(), m))?;
         let span_range = match (&tagged, tag_at) {
             (Some(_), Some(at)) if ty != ScalarType::Null => at..span_range.end,
             _ => span_range,
@@ -1324,6 +1285,34 @@ fn quoted_end(text: &str, start: usize, quote: u8) -> Option<usize> {
         }
     }
     None
+}
+
+/// The type go-yaml gives a scalar written in `style` under `tag`, with the text sops
+/// stores for it when a standard tag decides it; why go-yaml refuses it otherwise.
+fn scalar_type(
+    style: ScalarStyle,
+    tag: Option<&saphyr_parser::Tag>,
+    value: &str,
+) -> Result<(ScalarType, Option<String>), String> {
+    let core = tag
+        .filter(|t| t.is_yaml_core_schema())
+        .map(|t| t.suffix.as_str());
+    Ok(match (style, core) {
+        // go-yaml (so sops) stores the decoded bytes, which coffer's layout cannot hold
+        // as written.
+        (_, Some("binary")) => return Err("!!binary values are not supported: sops stores the decoded bytes; store the text without the tag".into()),
+        (_, Some("str")) => (ScalarType::Str, None),
+        // go-yaml decodes the value to its type, and sops cannot read the tag before a
+        // ciphertext: the tag goes with the value, which is stored typed.
+        (_, Some(t @ ("int" | "float" | "bool" | "timestamp" | "null"))) => {
+            let (ty, stored) = super::yaml_resolve::resolve_tagged(t, value)?;
+            (ty, Some(stored))
+        }
+        // A tag of another schema (`!t`, `!Ref`, `!vault`) makes a string of any value,
+        // an empty one included, and stays in the text before the ciphertext.
+        (ScalarStyle::Plain, None) if tag.is_none() => (resolve_plain(value), None),
+        _ => (ScalarType::Str, None),
+    })
 }
 
 /// `s` after the node properties at its start: tags (`!t`, `!!map`) and anchors (`&a`),
