@@ -105,7 +105,7 @@ impl Store for IniStore {
                     ));
                 }
                 section = name.clone();
-                if !in_meta && !section_at.contains_key(&name) {
+                if !in_meta {
                     section_at.insert(name.clone(), sections.len());
                     sections.push((name, start, start + line.len(), Vec::new()));
                 }
@@ -413,12 +413,12 @@ fn ini_value(s: &str) -> Result<String, String> {
         }
         return Ok(format!("\"\"\"{s}\"\"\""));
     }
-    let read = go_ini_value(s.trim())
-        .ok()
-        .filter(|r| r.comment.is_none() && &s.trim()[r.value.clone()] == s);
-    Ok(match read {
-        Some(_) if s.trim() == s => s.to_string(),
-        _ => format!("`{s}`"),
+    let as_is =
+        s.trim() == s && go_ini_value(s).is_ok_and(|r| r.comment.is_none() && s[r.value] == *s);
+    Ok(if as_is {
+        s.to_string()
+    } else {
+        format!("`{s}`")
     })
 }
 
