@@ -46,14 +46,7 @@ fn sops_age_key_holds_several_keys_to_a_line_or_one_to_a_line() {
         if joined.contains(' ') || joined.contains('\t') {
             continue;
         }
-        sb.write("empty.txt", "");
-        let real = sb.sops_env(
-            &[
-                ("SOPS_AGE_KEY", joined.as_ref()),
-                ("SOPS_AGE_KEY_FILE", sb.path("empty.txt").as_os_str()),
-            ],
-            &["decrypt", "a.yaml"],
-        );
+        let real = sb.sops_only(&[("SOPS_AGE_KEY", joined.as_ref())], &["decrypt", "a.yaml"]);
         assert_success(&real, &["sops decrypt"]);
         assert_eq!(stdout(&real), "a: secret\n");
     }
@@ -88,12 +81,8 @@ fn a_key_command_runs_when_needed_once_per_recipient_with_the_recipient_in_its_e
     }
     // The real sops runs it the same way.
     let _ = std::fs::remove_file(sb.path("ran.log"));
-    sb.write("empty.txt", "");
-    let real = sb.sops_env(
-        &[
-            ("SOPS_AGE_KEY_CMD", command.as_ref()),
-            ("SOPS_AGE_KEY_FILE", sb.path("empty.txt").as_os_str()),
-        ],
+    let real = sb.sops_only(
+        &[("SOPS_AGE_KEY_CMD", command.as_ref())],
         &["decrypt", "a.yaml"],
     );
     assert_success(&real, &["sops decrypt with SOPS_AGE_KEY_CMD"]);

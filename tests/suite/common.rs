@@ -251,6 +251,15 @@ impl Sandbox {
         self.sops_env(&[], args)
     }
 
+    /// The real sops with no identity but what `vars` give it (its key file an empty
+    /// one).
+    pub fn sops_only(&self, vars: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> Output {
+        let empty = self.write("empty.txt", "");
+        let mut vars = vars.to_vec();
+        vars.push(("SOPS_AGE_KEY_FILE", empty.as_os_str()));
+        self.sops_env(&vars, args)
+    }
+
     /// The real sops, with this sandbox's identity unless `vars` set another.
     pub fn sops_env(&self, vars: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> Output {
         Command::new(sops_bin())
