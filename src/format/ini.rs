@@ -115,50 +115,12 @@ impl Store for IniStore {
                 super::SyntaxError::line(line_no(text, start), "expected key = value")
             })?;
             let key = trimmed[..delim].trim().to_string();
-            let after = &trimmed[delim + 1..];
-            let vstart = start + indent + delim + 1 + (after.len() - after.trim_start().len());
-            let mut value = after.trim().to_string();
-            let mut vend = vstart + value.len();
-            let mut value_start = vstart;
-            let mut comment = None;
-            // Triple-quoted values run over several lines (sops 3.13.0 wrote metadata so).
-            if let Some(body) = value.strip_prefix("\"\"\"").filter(|b| !b.is_empty()) {
-                if let Some(inner) = body.strip_suffix("\"\"\"") {
-                    // The quotes stay in the layout, around the ciphertext.
-                    value_start = vstart + 3;
-                    vend = value_start + inner.len();
-                    value = inner.to_string();
-                } else {
-                    let mut collected = body.to_string();
-                    loop {
-                        let Some(&(s2, l2)) = all.get(i) else {
-                            return Err(super::SyntaxError::line(
-                                line_no(text, start),
-                                "unterminated \"\"\" value",
-                            ));
-                        };
-                        i += 1;
-                        let l2 = l2.strip_suffix('\r').unwrap_or(l2);
-                        collected.push('\n');
-                        if let Some(end) = l2.find("\"\"\"") {
-                            collected.push_str(&l2[..end]);
-                            vend = s2 + end + 3;
-                            break;
-                        }
-                        collected.push_str(l2);
-                    }
-                    value = collected;
-                }
-            } else if !in_meta {
-                let read = go_ini_value(&value)
-                    .map_err(|why| super::SyntaxError::line(line_no(text, start), why))?;
-                // The value's own bytes are what the ciphertext replaces: quotes and an
-                // inline comment stay where they stand.
-                comment = read.comment.map(|c| (vstart + c.start)..(vstart + c.end));
-                value_start = vstart + read.value.start;
-                vend = vstart + read.value.end;
-                value = value[read.value].to_string();
-            }
+            let read = read_value(text, &all, i - 1, start + indent + delim + 1)
+                .map_err(|why| super::SyntaxError::line(line_no(text, start), why))?;
+            i = read.next;
+            let (value_start, vend) = (read.span.start, read.span.end);
+            let comment = read.comment;
+            let value = read.value;
             if in_meta {
                 meta_items.push((key, value.replace("\\n", "\n")));
                 continue;
@@ -251,21 +213,40 @@ impl Store for IniStore {
 
     fn render_plain(
         &self,
-        _doc: &Document,
+        doc: &Document,
         leaf: &Leaf,
         ty: ScalarType,
         value: &str,
     ) -> Result<String, String> {
-        if value.contains('\n') {
+        // Between `"""` or backticks, a value may run over lines that do not hold the
+        // quote (go-ini ends the value at the last quote of the first line holding one).
+        let text = doc.text.as_str();
+        let quote = ["\"\"\"", "`"]
+            .into_iter()
+            .find(|q| text[..leaf.span.start].ends_with(q) && text[leaf.span.end..].starts_with(q));
+        let held = |q: &str| {
+            value
+                .rsplit_once('\n')
+                .is_none_or(|(before, _)| !before.contains(q))
+        };
+        if value.contains('\n') && quote.is_some_and(|q| !held(q)) {
             return Err(format!(
-                "the value at {} holds a line break, which INI cannot store",
+                "the value at {} holds a line break, which INI cannot store there",
                 leaf.path.join(":")
             ));
         }
+        let quoted = quote.is_some()
+            || ['"', '\''].into_iter().any(|q| {
+                text[..leaf.span.start].ends_with(q) && text[leaf.span.end..].starts_with(q)
+            });
         Ok(match ty {
             ScalarType::Bool => crate::cipher::parse_bool(value)
                 .unwrap_or(false)
                 .to_string(),
+            ScalarType::Comment => value.to_string(),
+            // Where the text held it bare (or continued over lines), written so go-ini
+            // reads it back whole.
+            _ if !quoted => ini_value(value)?,
             _ => value.to_string(),
         })
     }
@@ -361,28 +342,111 @@ struct GoIniValue {
     comment: Option<std::ops::Range<usize>>,
 }
 
-/// go-ini's `readValue`: a value in backticks is taken as it stands; otherwise the
-/// first `;` or `#` starts a comment, and quotes around what is left (`"x"`, `'x'`,
-/// holding no other quote of their kind) are taken off. Values continued on the next
-/// line (`\`, an open backtick) are refused rather than read another way.
-fn go_ini_value(v: &str) -> Result<GoIniValue, String> {
-    if let Some(body) = v.strip_prefix('`') {
-        return match body.rfind('`') {
-            Some(end) => Ok(GoIniValue {
-                value: 1..1 + end,
+/// A value as go-ini's `readValue` reads it from the text after a key's delimiter,
+/// which may run over the lines after it.
+struct IniRead {
+    value: String,
+    /// The bytes the ciphertext replaces: the value's own where it stands in the text
+    /// as it is, or all of a value continued with `\`.
+    span: std::ops::Range<usize>,
+    comment: Option<std::ops::Range<usize>>,
+    /// The index of the first line after the value.
+    next: usize,
+}
+
+/// go-ini's `readValue` (parser.go) with sops's options, over the lines `all` from line
+/// `at`, whose value starts after byte `from`: a value in `"""` or backticks runs to
+/// the last such quote on its line or a later one, line breaks included; a value whose
+/// line ends in `\` goes on with the next lines, trimmed, until one does not; any
+/// other is read by [`go_ini_value`].
+fn read_value(
+    text: &str,
+    all: &[(usize, &str)],
+    at: usize,
+    from: usize,
+) -> Result<IniRead, String> {
+    let (start, raw) = all[at];
+    let line_end = start + raw.len();
+    // go-ini reads the line with its line break.
+    let full_end = (line_end + 1).min(text.len());
+    let rest = text[from..full_end].trim_start();
+    let rest_at = full_end - rest.len();
+    let quote = if rest.len() > 3 && rest.starts_with("\"\"\"") {
+        Some("\"\"\"")
+    } else if rest.starts_with('`') {
+        Some("`")
+    } else {
+        None
+    };
+    if let Some(q) = quote {
+        let body = rest_at + q.len();
+        if let Some(p) = text[body..full_end].rfind(q) {
+            return Ok(IniRead {
+                value: text[body..body + p].to_string(),
+                span: body..body + p,
                 comment: None,
-            }),
-            None => Err(
-                "a value in backticks over several lines is not supported: put it on one line"
-                    .into(),
-            ),
-        };
+                next: at + 1,
+            });
+        }
+        for (n, &(s, l)) in all.iter().enumerate().skip(at + 1) {
+            let end = (s + l.len() + 1).min(text.len());
+            if let Some(p) = text[s..end].rfind(q) {
+                // What follows the closing quote is a comment from its `;` or `#` on.
+                let after = &text[s + p + q.len()..s + l.len()];
+                let comment = after.find([';', '#']).map(|c| {
+                    let body = &after[c + 1..];
+                    let from = s + p + q.len() + c + 1 + (body.len() - body.trim_start().len());
+                    from..s + p + q.len() + after.trim_end().len()
+                });
+                return Ok(IniRead {
+                    value: text[body..s + p].to_string(),
+                    span: body..s + p,
+                    comment: comment.filter(|c| !c.is_empty()),
+                    next: n + 1,
+                });
+            }
+        }
+        return Err(format!("the value in {q} has no closing {q}"));
     }
-    if v.ends_with('\\') {
-        return Err(
-            "a value continued on the next line (\\) is not supported: join the lines".into(),
-        );
+    let value_at = rest_at.min(line_end);
+    let line = text[value_at..line_end].trim_end();
+    if let Some(first) = line.strip_suffix('\\') {
+        let mut value = first.to_string();
+        let mut end = value_at + line.len();
+        let mut next = at + 1;
+        while let Some(&(s, l)) = all.get(next) {
+            next += 1;
+            let more = l.trim();
+            if more.is_empty() {
+                break;
+            }
+            value.push_str(more);
+            end = s + (l.len() - l.trim_start().len()) + more.len();
+            if !value.ends_with('\\') {
+                break;
+            }
+            value.pop();
+        }
+        return Ok(IniRead {
+            value,
+            span: value_at..end,
+            comment: None,
+            next,
+        });
     }
+    let read = go_ini_value(line);
+    Ok(IniRead {
+        value: line[read.value.clone()].to_string(),
+        span: value_at + read.value.start..value_at + read.value.end,
+        comment: read.comment.map(|c| value_at + c.start..value_at + c.end),
+        next: at + 1,
+    })
+}
+
+/// go-ini's `readValue` for a value on its line, neither quoted with `"""` or
+/// backticks nor continued: the first `;` or `#` starts a comment, and quotes around
+/// what is left (`"x"`, `'x'`, holding no other quote of their kind) are taken off.
+fn go_ini_value(v: &str) -> GoIniValue {
     let (mut value, comment) = match v.find([';', '#']) {
         Some(c) => {
             let body = &v[c + 1..];
@@ -398,7 +462,7 @@ fn go_ini_value(v: &str) -> Result<GoIniValue, String> {
     if surrounded('"') || surrounded('\'') {
         value = value.start + 1..value.end - 1;
     }
-    Ok(GoIniValue { value, comment })
+    GoIniValue { value, comment }
 }
 
 /// A value written so go-ini reads it back as it is, as go-ini writes it: `"""` around
@@ -413,8 +477,12 @@ fn ini_value(s: &str) -> Result<String, String> {
         }
         return Ok(format!("\"\"\"{s}\"\"\""));
     }
+    // Not quoted, continued, or cut or stripped by go-ini.
     let as_is =
-        s.trim() == s && go_ini_value(s).is_ok_and(|r| r.comment.is_none() && s[r.value] == *s);
+        s.trim() == s && !s.starts_with('`') && !s.starts_with("\"\"\"") && !s.ends_with('\\') && {
+            let r = go_ini_value(s);
+            r.comment.is_none() && s[r.value] == *s
+        };
     Ok(if as_is {
         s.to_string()
     } else {
@@ -431,27 +499,54 @@ mod tests {
     use super::super::table::check;
     use super::*;
 
+    /// `k = …` read as go-ini reads it: the value and the inline comment.
+    fn read(text: &str) -> Result<(String, Option<&str>, usize), String> {
+        let all: Vec<(usize, &str)> = lines(text).collect();
+        let r = read_value(text, &all, 0, text.find('=').unwrap() + 1)?;
+        Ok((r.value, r.comment.map(|c| &text[c]), r.next))
+    }
+
     /// go-ini's reading (parser.go, readValue, with sops's options), case by case.
     #[test]
     fn values_read_as_go_ini_reads_them() {
-        for (v, value, comment) in [
-            ("x ; y", "x", Some("y")),
-            ("x;y", "x", Some("y")),
-            ("http://host/#frag", "http://host/", Some("frag")),
-            ("\"quoted\"", "quoted", None),
-            ("'single'", "single", None),
-            ("\"a\" \"b\"", "\"a\" \"b\"", None),
-            ("`back ; tick`", "back ; tick", None),
-            ("\"x\" ; c", "x", Some("c")),
-            ("", "", None),
-            ("; only", "", Some("only")),
+        for (text, value, comment, next) in [
+            ("k = x ; y", "x", Some("y"), 1),
+            ("k = x;y\n", "x", Some("y"), 1),
+            ("k = http://host/#frag", "http://host/", Some("frag"), 1),
+            ("k = \"quoted\"", "quoted", None, 1),
+            ("k = 'single'", "single", None, 1),
+            ("k = \"a\" \"b\"", "\"a\" \"b\"", None, 1),
+            ("k = `back ; tick`", "back ; tick", None, 1),
+            ("k = `a`b` ; dropped", "a`b", None, 1),
+            ("k = \"x\" ; c", "x", Some("c"), 1),
+            ("k =", "", None, 1),
+            ("k = ; only", "", Some("only"), 1),
+            // Quoted over several lines: the line breaks, a CR too, are the value's.
+            (
+                "k = `multi  \nline` ; after\nz = 1\n",
+                "multi  \nline",
+                Some("after"),
+                2,
+            ),
+            ("k = \"\"\"a\r\nb\"\"\"\r\n", "a\r\nb", None, 2),
+            ("k = \"\"\"\n\"\"\"\n", "\n", None, 2),
+            // Three quotes and nothing after, at the end of the file: a plain value.
+            ("k = \"\"\"", "\"\"\"", None, 1),
+            // Continued: lines trimmed and joined, comments and quotes kept, until a
+            // line that does not end in `\\` or a blank one.
+            ("k = one \\\n   two\nz = 1\n", "one two", None, 2),
+            ("k = a\\\nb\\\n c ; d\nz", "abc ; d", None, 3),
+            ("k = \"x \\\n y\"\n", "\"x y\"", None, 2),
+            ("k = a \\\n\nz = 1\n", "a ", None, 2),
+            ("k = a \\", "a ", None, 1),
         ] {
-            let read = go_ini_value(v).unwrap();
-            assert_eq!(&v[read.value], value, "{v}");
-            assert_eq!(read.comment.map(|c| &v[c]), comment, "{v}");
+            let got = read(text).unwrap();
+            assert_eq!(got, (value.to_string(), comment, next), "{text:?}");
         }
-        assert!(go_ini_value("x \\").is_err());
-        assert!(go_ini_value("`open").is_err());
+        assert!(read("k = `open\nmore\n")
+            .unwrap_err()
+            .contains("no closing `"));
+        assert!(read("k = \"\"\"open\n").is_err());
     }
 
     /// What INI written anew holds reads back the same through go-ini's rules.
@@ -464,16 +559,16 @@ mod tests {
             ("\"q\"", "`\"q\"`"),
             (" padded ", "` padded `"),
             ("ends\\", "`ends\\`"),
+            ("`starts", "\"\"\"`starts\"\"\""),
+            ("\"\"\"", "`\"\"\"`"),
             ("tick`s", "\"\"\"tick`s\"\"\""),
+            ("two\nlines", "\"\"\"two\nlines\"\"\""),
             ("", ""),
         ] {
             assert_eq!(ini_value(s).unwrap(), written, "{s:?}");
-            let v = written.trim();
-            let back = match v.strip_prefix("\"\"\"") {
-                Some(b) => b.strip_suffix("\"\"\"").unwrap().to_string(),
-                None => v[go_ini_value(v).unwrap().value].to_string(),
-            };
-            assert_eq!(back, s, "{written}");
+            let line = format!("k = {written}\n");
+            let (back, comment, _) = read(&line).unwrap();
+            assert_eq!((back.as_str(), comment), (s, None), "{written}");
         }
     }
 

@@ -7,6 +7,7 @@ use std::ops::Range;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use zeroize::Zeroizing;
 
+use super::yaml_lenient::{self, Pads};
 pub(crate) use super::yaml_resolve::{resolve_plain, stored_form};
 use super::{LeafText, Store};
 use crate::tree::{
@@ -34,6 +35,8 @@ struct Container {
     col: usize,
     parent: Option<usize>,
     flow: bool,
+    /// Just past a flow collection's closing bracket, once read.
+    end: usize,
 }
 
 /// Where a key or sequence item starts, for placing comments.
@@ -52,8 +55,13 @@ enum MetaFrame {
 
 struct Parse<'t> {
     text: &'t str,
+    /// What saphyr reads: the text, or it with spaces added (`yaml_lenient`).
+    input: &'t str,
+    pads: &'t Pads,
+    /// The scanner's error, if it stopped: line (1-based), column, and what.
+    scan_error: Option<(usize, usize, String)>,
     /// Byte offset of each char index, when the text is not pure ASCII.
-    offsets: Option<Vec<usize>>,
+    offsets: Option<&'t [usize]>,
     /// Byte offset where each line starts, to find line numbers without rescanning.
     line_starts: Vec<usize>,
     leaves: Vec<Leaf>,
@@ -79,8 +87,39 @@ struct Parse<'t> {
 }
 
 impl<'t> Parse<'t> {
+    fn new(
+        text: &'t str,
+        input: &'t str,
+        pads: &'t Pads,
+        offsets: Option<&'t [usize]>,
+        line_starts: Vec<usize>,
+    ) -> Self {
+        Parse {
+            text,
+            input,
+            pads,
+            scan_error: None,
+            offsets,
+            line_starts,
+            leaves: Vec::new(),
+            docs: Vec::new(),
+            containers: Vec::new(),
+            items: Vec::new(),
+            occupied: Vec::new(),
+            indent: None,
+            constructs: Vec::new(),
+            foreign: None,
+            anchors: Default::default(),
+            open_anchors: Vec::new(),
+            copied: 0,
+            nonstring_key: None,
+        }
+    }
+
+    /// The byte in the text of a char index saphyr gives.
     fn byte(&self, char_index: usize) -> usize {
-        match &self.offsets {
+        let char_index = self.pads.original(char_index);
+        match self.offsets {
             None => char_index,
             Some(o) => o[char_index.min(o.len() - 1)],
         }
@@ -107,7 +146,7 @@ impl<'t> Parse<'t> {
     /// line of flow items would make counting quadratic.
     fn col(&self, pos: usize) -> usize {
         let start = self.line_start(pos);
-        match &self.offsets {
+        match self.offsets {
             None => pos - start,
             Some(o) => o.partition_point(|&b| b < pos) - o.partition_point(|&b| b < start),
         }
@@ -129,25 +168,6 @@ impl Store for YamlStore {
             o.push(text.len());
             Some(o)
         };
-        let mut p = Parse {
-            text,
-            offsets,
-            line_starts: std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect(),
-            leaves: Vec::new(),
-            docs: Vec::new(),
-            containers: Vec::new(),
-            items: Vec::new(),
-            occupied: Vec::new(),
-            indent: None,
-            constructs: Vec::new(),
-            foreign: None,
-            anchors: Default::default(),
-            open_anchors: Vec::new(),
-            copied: 0,
-            nonstring_key: None,
-        };
         // go-yaml, and so sops, knows the %YAML and %TAG directives only, and reads only
         // YAML 1.1 documents when a version is named.
         let unreadable = |l: &str| {
@@ -166,7 +186,30 @@ impl Store for YamlStore {
                 "sops cannot read a file with this directive; remove the line",
             ));
         }
-        p.run()?;
+        let line_starts: Vec<usize> = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        // go-yaml reads some lines saphyr refuses: saphyr reads them padded, up to a
+        // bound, and the latest error stands.
+        let mut pads = Pads::default();
+        let mut padded = String::new();
+        let mut p = loop {
+            let input = if pads.is_empty() { text } else { &padded };
+            let mut p = Parse::new(text, input, &pads, offsets.as_deref(), line_starts.clone());
+            let Err(err) = p.run() else {
+                break p;
+            };
+            let scan_error = p.scan_error.take();
+            drop(p);
+            let input = if pads.is_empty() { text } else { &padded };
+            let fixed = scan_error.is_some_and(|(line, col, info)| {
+                pads.fixes() < yaml_lenient::MAX_FIXES && pads.fix(text, input, line, col, &info)
+            });
+            if !fixed {
+                return Err(err);
+            }
+            padded = pads.apply(text);
+        };
         p.find_comments();
         let indent = p.indent.unwrap_or(2);
         for d in &mut p.docs {
@@ -469,7 +512,7 @@ fn block_literal(s: &str, indent: usize) -> String {
 
 impl Parse<'_> {
     fn run(&mut self) -> Result<(), super::SyntaxError> {
-        let mut parser = Parser::new_from_str(self.text);
+        let mut parser = Parser::new_from_str(self.input);
         let mut stack: Vec<Frame> = Vec::new();
         // Metadata capture: depth of the `sops` subtree being read, with its own stack.
         let mut meta_stack: Vec<MetaFrame> = Vec::new();
@@ -481,6 +524,7 @@ impl Parse<'_> {
         while let Some(ev) = parser.next_event() {
             let (ev, span) = ev.map_err(|e| {
                 let m = e.marker();
+                self.scan_error = Some((m.line(), m.col(), e.info().to_string()));
                 err_at(m.line(), m.col(), e.info())
             })?;
             let range = self.range(&span);
@@ -641,6 +685,7 @@ impl Parse<'_> {
                         col,
                         parent,
                         flow: flow || parent.is_some_and(|p| self.containers[p].flow),
+                        end: usize::MAX,
                     });
                     stack.push(if is_map {
                         Frame::Map {
@@ -668,6 +713,15 @@ impl Parse<'_> {
                         }
                         _ => None,
                     };
+                    let closing = stack
+                        .last()
+                        .map(frame_container)
+                        .filter(|&c| self.containers[c].flow)
+                        .map(|c| {
+                            let end = closing_bracket(self.text, range.start);
+                            self.containers[c].end = end;
+                            end
+                        });
                     // A file of a million keys keeps no spare room in its collections.
                     let node = match stack.pop() {
                         Some(Frame::Map { mut entries, .. }) => {
@@ -685,9 +739,9 @@ impl Parse<'_> {
                         self.anchors.insert(anchor, (node.clone(), path));
                     }
                     let mut end = node.end(&self.leaves);
-                    if self.text[range.clone()].starts_with(['}', ']']) {
-                        last_content_end = last_content_end.max(range.end);
-                        end = range.end;
+                    if let Some(closing) = closing {
+                        last_content_end = last_content_end.max(closing);
+                        end = closing;
                     }
                     if stack.is_empty() {
                         stack.push(match node {
@@ -721,6 +775,7 @@ impl Parse<'_> {
                             col: 0,
                             parent: None,
                             flow: false,
+                            end: usize::MAX,
                         });
                         stack.push(Frame::Map {
                             entries: Vec::new(),
@@ -1234,7 +1289,10 @@ impl Parse<'_> {
             }
         }
         let mut c = prev?.container;
-        while self.containers[c].col > col {
+        // A comment before a flow collection's closing bracket is inside it, wherever
+        // it stands (go-yaml and so sops read it so).
+        let open_flow = |c: &Container| c.flow && pos < c.end;
+        while self.containers[c].col > col && !open_flow(&self.containers[c]) {
             match self.containers[c].parent {
                 Some(p) => c = p,
                 None => break,
@@ -1266,6 +1324,21 @@ fn without_comment(line: &str) -> &str {
         Some(i) => &line[..i],
         None => line,
     }
+}
+
+/// Just past the bracket that closes a flow collection whose end saphyr reports at
+/// `pos`: there for a sequence, before the blanks, `,` and comments that precede the
+/// `}` of a mapping.
+fn closing_bracket(text: &str, mut pos: usize) -> usize {
+    let b = text.as_bytes();
+    while let Some(&c) = b.get(pos) {
+        match c {
+            b'}' | b']' => return pos + 1,
+            b'#' => pos = text[pos..].find('\n').map_or(text.len(), |i| pos + i),
+            _ => pos += 1,
+        }
+    }
+    pos
 }
 
 /// Just past the quote that closes the scalar opening at `start` (`''` and `\"` are

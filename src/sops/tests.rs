@@ -973,8 +973,18 @@ fn flat_doc(
                 if ini {
                     // go-ini takes `;` and `#` for a comment, quotes around a value and a
                     // final `\` for its own: such a value is written in backticks.
-                    let v = v.replace('`', "_");
-                    if v.contains([';', '#', '"', '\'', '\\']) {
+                    let mut v = v.replace('`', "_");
+                    if !crlf && n % 4 == 3 {
+                        // Over two lines in `"""` or backticks: go-ini keeps the break.
+                        v = format!("{m}\n{extra}");
+                        match n % 8 {
+                            3 => text.push_str(&format!("{k} = \"\"\"{v}\"\"\"\n")),
+                            _ => {
+                                v = v.replace('`', "_");
+                                text.push_str(&format!("{k} = `{v}`\n"));
+                            }
+                        }
+                    } else if v.contains([';', '#', '"', '\'', '\\']) {
                         text.push_str(&format!("{k} = `{v}`\n"));
                     } else {
                         text.push_str(&format!("{k} = {v}\n"));

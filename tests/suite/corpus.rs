@@ -123,6 +123,26 @@ fn every_hard_case_encrypts_and_decrypts_with_coffer_and_sops() {
         }
         let by_sops = sb.sops(&["-d", &file]);
         assert_success(&by_sops, &["sops -d", &file]);
+        // sops says so, and shows the ciphertext, for a comment it cannot open.
+        assert!(
+            !stderr(&by_sops).contains("unencrypted comment"),
+            "{file}: {}",
+            stderr(&by_sops)
+        );
+        // sops prints what it read in its own layout: the same text for coffer's file
+        // and its own encryption of the input means the same tree, comments included.
+        if file.ends_with(".yaml") {
+            let own = format!("own-{file}");
+            sb.write(&own, &original);
+            let encrypted = sb.sops(&["encrypt", "--age", &sb.recipient, "-i", &own]);
+            if encrypted.status.success() {
+                assert_eq!(
+                    stdout(&by_sops),
+                    stdout(&sb.sops(&["-d", &own])),
+                    "{file}: sops reads coffer's file otherwise than its own"
+                );
+            }
+        }
         if file.ends_with(".yaml") && original.matches("---").count() > 1 {
             continue;
         }
@@ -401,14 +421,44 @@ fn ini_values_mean_what_they_mean_to_sops() {
         serde_json::json!({"semi": "a;b", "hash": "x # y", "quoted": "\"q\"", "padded": " p ", "tick": "a`b"})
     );
 
-    // A value continued on the next line is refused, not read another way.
-    sb.write("cont.ini", "[s]\na = one \\\n  two\n");
-    let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "cont.ini"]);
-    assert_error(
-        &out,
-        5,
-        "cont.ini: line 2: a value continued on the next line",
+    // Values over several lines, as go-ini reads them: continued with `\\` (joined,
+    // trimmed, quotes and comment characters kept), in backticks or `"""` (line breaks
+    // kept). Continued ones cannot keep their lines: said once, read alike.
+    let text = "[check]\ncommand = /usr/lib/zq-check \\\n    --host db ; not a comment \\\n    --pw zq-\"pw\"\nnotes = `zq-first\nsecond = line`\nsql = \"\"\"zq-select 1;\n-- two\"\"\"\nlast = 1\n";
+    sb.write("cont.ini", text);
+    let out = sb.ok(&["encrypt", "--age", &sb.recipient, "cont.ini"]);
+    assert_eq!(
+        stderr(&out),
+        "coffer: warning: cont.ini: line 2 will decrypt to the same values written another way\n"
     );
+    assert!(!stdout(&out).contains("zq-"), "{}", stdout(&out));
+    sb.write("cont.coffer.ini", &out.stdout);
+    let theirs = read_alike(&sb, "cont.ini", text, "cont.coffer.ini");
+    assert_eq!(
+        theirs["check"],
+        serde_json::json!({
+            "command": "/usr/lib/zq-check --host db ; not a comment --pw zq-\"pw\"",
+            "notes": "zq-first\nsecond = line",
+            "sql": "zq-select 1;\n-- two",
+            "last": "1",
+        })
+    );
+    // The decryption reads back the same without a word; the lines in quotes are kept.
+    let back = sb.ok(&["decrypt", "cont.coffer.ini"]);
+    assert_eq!(stderr(&back), "");
+    assert!(stdout(&back)
+        .contains("notes = `zq-first\nsecond = line`\nsql = \"\"\"zq-select 1;\n-- two\"\"\"\n"));
+    sb.write("cont.back.ini", &back.stdout);
+    sb.ok(&["encrypt", "--age", &sb.recipient, "-i", "cont.back.ini"]);
+    assert_eq!(
+        json_of(sb.ok(&["decrypt", "--output-type", "json", "cont.back.ini"]))["check"],
+        theirs["check"]
+    );
+    // A quote never closed is refused with its reason.
+    sb.write("open.ini", "[s]\na = `zq-open\nb = 2\n");
+    let out = sb.run(&["encrypt", "--age", &sb.recipient, "-i", "open.ini"]);
+    assert_error(&out, 5, "open.ini: line 2: the value in ` has no closing `");
+    assert_eq!(sb.read_str("open.ini"), "[s]\na = `zq-open\nb = 2\n");
 }
 
 /// Block scalars as Helm values and CI configs write them (`key: |-` and one line,
