@@ -186,7 +186,7 @@ impl Store for YamlStore {
                 "sops cannot read a file with this directive; remove the line",
             ));
         }
-        let line_starts: Vec<usize> = std::iter::once(0)
+        let mut line_starts: Vec<usize> = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         // go-yaml reads some lines saphyr refuses: saphyr reads them padded, up to a
@@ -195,11 +195,12 @@ impl Store for YamlStore {
         let mut padded = String::new();
         let mut p = loop {
             let input = if pads.is_empty() { text } else { &padded };
-            let mut p = Parse::new(text, input, &pads, offsets.as_deref(), line_starts.clone());
+            let mut p = Parse::new(text, input, &pads, offsets.as_deref(), line_starts);
             let Err(err) = p.run() else {
                 break p;
             };
             let scan_error = p.scan_error.take();
+            line_starts = std::mem::take(&mut p.line_starts);
             drop(p);
             let input = if pads.is_empty() { text } else { &padded };
             let fixed = scan_error.is_some_and(|(line, col, info)| {
