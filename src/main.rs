@@ -22,8 +22,15 @@ fn main() -> ExitCode {
     let cli = match coffer::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            // Help or a version that did not reach stdout is a failure (a closed pipe
+            // is not: the reader had what it wanted).
+            return match e.print() {
+                Err(io) if !e.use_stderr() && io.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("coffer: <stdout>: {io}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::from(if e.use_stderr() { 2 } else { 0 }),
+            };
         }
     };
     coffer::cli::install_signal_handler();

@@ -200,6 +200,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (coffer.1, coffer-encrypt.1, …) into a directory
+    #[command(
+        after_help = "Example:\n  coffer manpages ~/.local/share/man/man1 && man coffer-encrypt\n\nscripts/install PREFIX installs them with the binary and the completions."
+    )]
+    Manpages {
+        /// Where to write them (made if missing)
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -646,9 +654,16 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
             return Ok(sops::main(argv));
         }
         Command::Completions { shell } => {
+            // Generated whole first: clap_complete panics on a failed write.
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "coffer", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "coffer", &mut script);
+            print_out(&String::from_utf8_lossy(&script))
+        }
+        Command::Manpages { dir } => {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(cmd, &dir).map_err(|e| Error::io(&dir, e))
         }
     };
     done.map(|()| ExitCode::SUCCESS)

@@ -123,3 +123,80 @@ fn ssh_ed25519_keys_work_as_recipient_and_identity() {
     sb.copy(&key, "home/.ssh/id_ed25519");
     assert_eq!(stdout(&sb.ok(&["decrypt", "a.env"])), "A=1\n");
 }
+
+/// `scripts/install` puts the binary, man pages, completions and a `sops` link under a
+/// prefix, and each works from there.
+#[test]
+fn install_puts_binary_man_pages_completions_and_sops_link_under_a_prefix() {
+    let sb = Sandbox::without_key();
+    let prefix = sb.path("prefix");
+    let out = std::process::Command::new(repo().join("scripts/install"))
+        .args(["--binary", env!("CARGO_BIN_EXE_coffer"), "--sops-link"])
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    assert_success(&out, &["scripts/install"]);
+    let man = std::fs::read_to_string(prefix.join("share/man/man1/coffer-encrypt.1")).unwrap();
+    assert!(
+        man.contains(".TH coffer-encrypt 1") && man.contains("strict\\-layout"),
+        "{man}"
+    );
+    for page in [
+        "coffer.1",
+        "coffer-decrypt.1",
+        "coffer-team-add.1",
+        "coffer-git-setup.1",
+    ] {
+        assert!(prefix.join("share/man/man1").join(page).is_file(), "{page}");
+    }
+    let bash =
+        std::fs::read_to_string(prefix.join("share/bash-completion/completions/coffer")).unwrap();
+    assert!(bash.contains("complete -F _coffer"), "{bash}");
+    let zsh = std::fs::read_to_string(prefix.join("share/zsh/site-functions/_coffer")).unwrap();
+    assert!(zsh.starts_with("#compdef coffer"), "{zsh}");
+    assert!(prefix
+        .join("share/fish/vendor_completions.d/coffer.fish")
+        .is_file());
+    // The link answers as sops, the binary as coffer.
+    let run = |name: &str| {
+        let o = std::process::Command::new(prefix.join("bin").join(name))
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_success(&o, &[name, "--version"]);
+        stdout(&o)
+    };
+    assert!(run("sops").starts_with("sops 3."), "{}", run("sops"));
+    assert!(run("coffer").starts_with("coffer "), "{}", run("coffer"));
+}
+
+/// Output that cannot be written is one line and exit 1, never a panic; a closed pipe
+/// ends quietly (the reader had what it wanted).
+#[test]
+fn help_version_and_completions_report_a_full_disk() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for args in [
+        &["completions", "bash"][..],
+        &["--version"],
+        &["--help"],
+        &["sops", "--version"],
+        &["sops", "--help"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(args)
+            .stdout(full())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err, "coffer: <stdout>: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+}

@@ -83,9 +83,15 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            // urfave/cli ends a usage mistake with 1.
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+            // urfave/cli ends a usage mistake with 1; help that did not reach stdout
+            // fails too (a closed pipe does not: the reader had what it wanted).
+            return match e.print() {
+                Err(io) if !e.use_stderr() && io.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("coffer: <stdout>: {io}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::from(if e.use_stderr() { 1 } else { 0 }),
+            };
         }
     };
     // `--check-for-updates` alone asks for the version and a check; coffer makes none.
