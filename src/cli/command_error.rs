@@ -8,7 +8,7 @@ pub use crate::error::one_line;
 use crate::team::TeamError;
 use crate::Error;
 
-/// What kind of failure, as the README's exit-code table names them.
+/// What kind of failure, as the exit-code table in docs/commands.md names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Other,

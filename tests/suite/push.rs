@@ -460,7 +460,7 @@ fn push_refuses_bad_requests_before_calling_aws() {
         "prod.yaml: db.pass word: cannot name it \"p/db/pass word\": a Secrets Manager name has only letters, digits and /_+=.@-",
     );
     let out = run(&sb, &moto, &["push", "prod.env", "--to", "secretsmanager"]);
-    // Usage mistakes exit 2, as the README says.
+    // Usage mistakes exit 2, as docs/commands.md says.
     assert_error(
         &out,
         2,

@@ -189,7 +189,7 @@ fn errors_hints_and_warnings() {
     all.push_str(&case(&sb, &["edit", "app.yaml"], &out));
     seen.insert(out.status.code());
     insta::assert_snapshot!("errors", all);
-    // Every exit code of the README's table but 9 (AWS, see push.rs) and 130 (signals,
+    // Every exit code of the table in docs/commands.md but 9 (AWS, see push.rs) and 130 (signals,
     // see safety.rs) comes from one of these.
     let codes: Vec<i32> = seen.into_iter().flatten().collect();
     for code in [0, 1, 2, 3, 4, 5, 6, 7, 8] {
