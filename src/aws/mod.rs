@@ -28,13 +28,30 @@ pub(crate) fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// Run `work` on every item, at most `limit` at a time, handing each result to `on_done`
-/// as it finishes (so in completion order). A task that panicked is dropped.
-pub(crate) async fn bounded<I, T, F, Fut>(
+/// as it finishes (so in completion order). A task that panicked panics here too: a bug
+/// must not pass for an answer (a missing reference, a secret taken for absent).
+pub(crate) async fn bounded<I, T, F, Fut>(items: I, limit: usize, work: F, on_done: impl FnMut(T))
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    if let Some(panic) = bounded_settled(items, limit, work, on_done).await {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// [`bounded`] for callers that account for every item themselves (a push reports a
+/// change whose job never finished as failed): the first panic, once the others are
+/// done, instead of panicking.
+pub(crate) async fn bounded_settled<I, T, F, Fut>(
     items: I,
     limit: usize,
     work: F,
     mut on_done: impl FnMut(T),
-) where
+) -> Option<Box<dyn std::any::Any + Send>>
+where
     I: IntoIterator,
     F: Fn(I::Item) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,
@@ -49,11 +66,17 @@ pub(crate) async fn bounded<I, T, F, Fut>(
             job.await
         });
     }
+    let mut panicked = None;
     while let Some(done) = tasks.join_next().await {
-        if let Ok(t) = done {
-            on_done(t);
+        match done {
+            Ok(t) => on_done(t),
+            Err(e) if e.is_panic() => {
+                panicked.get_or_insert(e.into_panic());
+            }
+            Err(_) => {}
         }
     }
+    panicked
 }
 
 /// A secret's value: text, or bytes for objects that are not UTF-8.
@@ -76,5 +99,39 @@ impl Payload {
             Payload::Text(s) => s.as_bytes(),
             Payload::Binary(b) => b,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    /// A job that panics is never taken for one that finished: `bounded` panics, and
+    /// `bounded_settled` says so once the others are done.
+    #[test]
+    fn a_panicking_job_is_not_dropped() {
+        let work = |i: u32| async move {
+            assert!(i != 2, "job {i} fails");
+            i
+        };
+        let mut done = Vec::new();
+        let panic = runtime().block_on(bounded_settled(0..5, 2, work, |i| done.push(i)));
+        done.sort();
+        assert_eq!(done, [0, 1, 3, 4]);
+        let message = panic.expect("the panic is handed back");
+        assert_eq!(
+            message.downcast_ref::<String>().map(String::as_str),
+            Some("job 2 fails")
+        );
+        let caught = std::panic::catch_unwind(|| {
+            runtime().block_on(bounded(0..5, 2, work, |_| {}));
+        });
+        assert!(caught.is_err());
     }
 }

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::{bounded, code, reason, Payload, Scope, Session, CONCURRENCY};
+use super::{bounded, bounded_settled, code, reason, Payload, Scope, Session, CONCURRENCY};
 use crate::tree::Value;
 use crate::{Error, Result};
 
@@ -1266,7 +1266,8 @@ impl<'s> Pusher<'s> {
                 });
             let mut out: Vec<(usize, Outcome)> = Vec::new();
             let work = |(i, job): (usize, Job)| async move { (i, job.run().await) };
-            bounded(jobs, writers, work, |(i, result)| {
+            // A job that panicked is reported as failed below, as one that never ran.
+            let _ = bounded_settled(jobs, writers, work, |(i, result)| {
                 let c = &plan.changes[i];
                 let outcome = Outcome {
                     name: c.name.clone(),

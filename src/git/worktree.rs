@@ -91,7 +91,16 @@ pub fn open(
     ignore_mac: bool,
 ) -> Result<(Opened, Option<Covered>)> {
     let bytes = bytes.into();
-    if bytes.is_empty() || format.store().is_encrypted(&bytes) || !is_covered(file) {
+    // An encrypted file is parsed once, to tell and to open.
+    if crate::format::mentions_sops(&bytes) {
+        if let Ok(doc) = crate::format::parse(name, format, bytes.clone()) {
+            if doc.is_encrypted() {
+                return sops::open_document(name, format, doc, keyring, ignore_mac)
+                    .map(|o| (o, None));
+            }
+        }
+    }
+    if bytes.is_empty() || !is_covered(file) {
         return sops::open(name, format, bytes, keyring, ignore_mac).map(|o| (o, None));
     }
     let (base, origin, note) = match committed(file) {

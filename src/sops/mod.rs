@@ -367,7 +367,24 @@ pub fn open(
     keyring: &Keyring,
     ignore_mac: bool,
 ) -> Result<Opened> {
-    let (doc, meta, mut warnings) = read_metadata(file, format, bytes)?;
+    open_document(
+        file,
+        format,
+        parse(file, format, bytes)?,
+        keyring,
+        ignore_mac,
+    )
+}
+
+/// [`open`] for a file already parsed.
+pub fn open_document(
+    file: &str,
+    format: Format,
+    doc: Document,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<Opened> {
+    let (doc, meta, mut warnings) = metadata_of(file, doc)?;
     let key = keyring
         .data_key(&meta)
         .map_err(|reasons| no_key(file, &meta, reasons))?;
