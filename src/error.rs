@@ -137,6 +137,59 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an error is: the error boundary picks exit codes and hints by
+/// it (`coffer`'s codes in the CLI; sops's are its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    Other,
+    Usage,
+    NoKey,
+    Integrity,
+    Syntax,
+    EncryptedOrNot,
+    KeyPath,
+    Editor,
+    PartlyApplied,
+    Drift,
+    Interrupted,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::team::TeamError;
+        match self {
+            Error::Usage(_)
+            | Error::Team {
+                error: TeamError::Unknown(_) | TeamError::BadName(_) | TeamError::NoSuchRule(_),
+                ..
+            } => ErrorKind::Usage,
+            Error::Team {
+                error: TeamError::Syntax(_),
+                ..
+            } => ErrorKind::Syntax,
+            Error::NoKey { .. } => ErrorKind::NoKey,
+            Error::MacMismatch { .. }
+            | Error::MacMissing { .. }
+            | Error::Value { .. }
+            | Error::StagedBroken { .. }
+            | Error::EntryAltered { .. } => ErrorKind::Integrity,
+            Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => {
+                ErrorKind::Syntax
+            }
+            Error::AlreadyEncrypted { .. } | Error::NotEncrypted { .. } => {
+                ErrorKind::EncryptedOrNot
+            }
+            Error::PathNotFound { .. } | Error::BadPath { .. } => ErrorKind::KeyPath,
+            Error::Editor { .. } => ErrorKind::Editor,
+            Error::PartlyApplied { .. } => ErrorKind::PartlyApplied,
+            Error::Drift { .. } => ErrorKind::Drift,
+            Error::Interrupted => ErrorKind::Interrupted,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -7,7 +7,6 @@
 
 pub mod aws;
 pub mod cipher;
-pub mod cli;
 pub mod config;
 pub mod error;
 pub mod format;

@@ -5,21 +5,20 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod cli;
+
 fn main() -> ExitCode {
     // Under sops's name (a symlink), or as `coffer sops …`: sops's command line.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if argv
-        .first()
-        .is_some_and(|a| coffer::cli::sops::is_sops_name(a))
-    {
-        return coffer::cli::sops::main(argv);
+    if argv.first().is_some_and(|a| cli::sops::is_sops_name(a)) {
+        return cli::sops::main(argv);
     }
     if argv.get(1).is_some_and(|a| a == "sops") {
-        return coffer::cli::sops::main(argv[1..].to_vec());
+        return cli::sops::main(argv[1..].to_vec());
     }
     // clap's own rendering (usage and a suggestion) for command-line mistakes, exit 2;
     // help and version on stdout, exit 0.
-    let cli = match coffer::cli::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // Help or a version that did not reach stdout is a failure (a closed pipe
@@ -33,8 +32,8 @@ fn main() -> ExitCode {
             };
         }
     };
-    coffer::cli::install_signal_handler();
-    let mut env = coffer::cli::Env::from_process(cli.aws_profile.clone());
+    cli::install_signal_handler();
+    let mut env = cli::Env::from_process(cli.aws_profile.clone());
     if cli.strict_layout {
         env.layout = coffer::sops::Layout::Strict;
     }
@@ -43,5 +42,5 @@ fn main() -> ExitCode {
     if let Some(order) = &cli.decryption_order {
         env.decryption_order = Some(order.clone());
     }
-    coffer::cli::run(cli, &env)
+    cli::run(cli, &env)
 }

@@ -10,16 +10,16 @@ use secrecy::SecretBox;
 
 use super::command_error;
 use super::{Env, FormatArg};
-use crate::aws::migrate::{self, Move};
-use crate::aws::push::{
+use coffer::aws::migrate::{self, Move};
+use coffer::aws::push::{
     self, Action, Deletion, Desired, Layout, Outcome, Plan, Pusher, Service, Settings, Target,
 };
-use crate::aws::{Payload, Scope};
-use crate::format::json::json_string;
-use crate::format::Format;
-use crate::git::workspace::repo_relative;
-use crate::tree::{variable_name, Value};
-use crate::{Error, Result};
+use coffer::aws::{Payload, Scope};
+use coffer::format::json::json_string;
+use coffer::format::Format;
+use coffer::git::workspace::repo_relative;
+use coffer::tree::{variable_name, Value};
+use coffer::{Error, Result};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ServiceArg {
@@ -265,7 +265,7 @@ struct FileSecrets {
 fn file_secrets(
     file: &Path,
     format: Format,
-    keyring: &crate::keys::Keyring,
+    keyring: &coffer::keys::Keyring,
     layout: &Layout,
     service: Service,
     source: &str,
@@ -484,15 +484,15 @@ pub(super) fn push_targets(
     config: Option<&Path>,
     no_file: &str,
     no_targets: &str,
-) -> Result<(PathBuf, crate::config::Config)> {
+) -> Result<(PathBuf, coffer::config::Config)> {
     let config_file = match config {
         Some(c) => c.to_path_buf(),
         None => {
             let here = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-            crate::config::find(&here).ok_or_else(|| Error::Usage(no_file.into()))?
+            coffer::config::find(&here).ok_or_else(|| Error::Usage(no_file.into()))?
         }
     };
-    let config = crate::config::Config::load(&config_file)?;
+    let config = coffer::config::Config::load(&config_file)?;
     if config.push.is_empty() {
         return Err(Error::Config {
             file: config_file.display().to_string(),
@@ -543,7 +543,7 @@ fn plan_targets<'s>(
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let keyring = env.keyring()?;
-    let chosen: Vec<&crate::config::PushTarget> = config
+    let chosen: Vec<&coffer::config::PushTarget> = config
         .push
         .iter()
         .filter(|t| args.targets.is_empty() || args.targets.contains(&t.name))
@@ -566,7 +566,7 @@ fn plan_targets<'s>(
     Ok(out)
 }
 
-pub(super) fn target_scope(t: &crate::config::PushTarget) -> Scope {
+pub(super) fn target_scope(t: &coffer::config::PushTarget) -> Scope {
     Scope {
         profile: t.aws_profile.clone(),
         region: t.region.clone(),
@@ -575,13 +575,13 @@ pub(super) fn target_scope(t: &crate::config::PushTarget) -> Scope {
 }
 
 fn plan_target<'s>(
-    t: &crate::config::PushTarget,
+    t: &coffer::config::PushTarget,
     base: &Path,
-    keyring: &crate::keys::Keyring,
+    keyring: &coffer::keys::Keyring,
     args: &PushArgs,
     env: &'s Env,
 ) -> Result<Planned<'s>> {
-    use crate::config::TargetLayout;
+    use coffer::config::TargetLayout;
     let layout = match &t.layout {
         TargetLayout::Whole(name) => Layout::Whole { name: name.clone() },
         TargetLayout::Each(prefix) => Layout::Each {
@@ -597,7 +597,7 @@ fn plan_target<'s>(
     }
     let mut files = Vec::new();
     for pattern in &t.files {
-        files.extend(crate::glob::expand(base, pattern).map_err(|e| Error::io(base, e))?);
+        files.extend(coffer::glob::expand(base, pattern).map_err(|e| Error::io(base, e))?);
     }
     files.sort();
     files.dedup();
@@ -629,7 +629,7 @@ fn plan_target<'s>(
         // Outside a repository, the path from the config file's directory: still the same
         // from every working directory.
         let source = repo_relative(file)
-            .unwrap_or_else(|| crate::glob::slashed(file.strip_prefix(base).unwrap_or(file)));
+            .unwrap_or_else(|| coffer::glob::slashed(file.strip_prefix(base).unwrap_or(file)));
         let secrets = file_secrets(
             file,
             Format::from_path(file),
@@ -900,7 +900,7 @@ fn destinations(
                     known.join(", ")
                 ))
             })?;
-        let crate::config::TargetLayout::Each(prefix) = &t.layout else {
+        let coffer::config::TargetLayout::Each(prefix) = &t.layout else {
             return Err(Error::Usage(format!(
                 "target {name}: holds one whole secret; migrating needs a target with a prefix"
             )));
@@ -975,7 +975,7 @@ fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) -> Result<(
     // No secret keys these tokens: a public hash of a value would let anyone who can list
     // versions test guesses. Per-run tokens still make a retried call idempotent.
     let token_key = Arc::new(SecretBox::new(Box::new(
-        *crate::cipher::DataKey::generate().expose(),
+        *coffer::cipher::DataKey::generate().expose(),
     )));
     let mut rows: Vec<Row> = Vec::new();
     let mut planned = Vec::new();
@@ -1186,11 +1186,11 @@ fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &Env) -> Resu
     for t in &args.templates {
         let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
         // The first failure, with its line (render lists them all).
-        let tpl = crate::render::parse(&text).map_err(|fs| Error::Syntax {
+        let tpl = coffer::render::parse(&text).map_err(|fs| Error::Syntax {
             file: t.display().to_string(),
             error: fs.first().map_or_else(
-                || crate::format::SyntaxError::from("not a template".to_string()),
-                |f| crate::format::SyntaxError::line(f.line, &f.reason),
+                || coffer::format::SyntaxError::from("not a template".to_string()),
+                |f| coffer::format::SyntaxError::line(f.line, &f.reason),
             ),
         })?;
         templates.push((t, text, tpl));
@@ -1259,8 +1259,8 @@ fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &Env) -> Resu
             }
         }
         for r in &tpl.refs {
-            if let Some(Ok(crate::aws::read::AwsRef::Object { key, .. })) =
-                crate::aws::read::AwsRef::parse(&r.uri)
+            if let Some(Ok(coffer::aws::read::AwsRef::Object { key, .. })) =
+                coffer::aws::read::AwsRef::parse(&r.uri)
             {
                 if migrate::route(&routes, &key).is_none() {
                     report(&format!(
@@ -1272,12 +1272,12 @@ fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &Env) -> Resu
         }
         if !chosen.is_empty() && !args.dry_run {
             let new = migrate::rewrite(text, &chosen);
-            crate::fsutil::write_atomic(
+            coffer::fsutil::write_atomic(
                 path,
                 new.as_bytes(),
                 0o644,
                 None,
-                crate::fsutil::Target::InPlace,
+                coffer::fsutil::Target::InPlace,
             )?;
         }
     }

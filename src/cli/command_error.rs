@@ -4,42 +4,25 @@
 
 use std::process::ExitCode;
 
-pub use crate::error::one_line;
-use crate::team::TeamError;
-use crate::Error;
+pub use coffer::error::one_line;
+use coffer::Error;
 
-/// What kind of failure, as the exit-code table in docs/commands.md names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Other,
-    Usage,
-    NoKey,
-    Integrity,
-    Syntax,
-    EncryptedOrNot,
-    KeyPath,
-    Editor,
-    PartlyApplied,
-    Drift,
-    Interrupted,
-}
+pub use coffer::error::ErrorKind as Kind;
 
-impl Kind {
-    /// The documented exit code.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Kind::Other => 1,
-            Kind::Usage => 2,
-            Kind::NoKey => 3,
-            Kind::Integrity => 4,
-            Kind::Syntax => 5,
-            Kind::EncryptedOrNot => 6,
-            Kind::KeyPath => 7,
-            Kind::Editor => 8,
-            Kind::PartlyApplied => 9,
-            Kind::Drift => 10,
-            Kind::Interrupted => 130,
-        }
+/// The documented exit code of a kind of failure (the table in docs/commands.md).
+pub fn exit_code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Other => 1,
+        Kind::Usage => 2,
+        Kind::NoKey => 3,
+        Kind::Integrity => 4,
+        Kind::Syntax => 5,
+        Kind::EncryptedOrNot => 6,
+        Kind::KeyPath => 7,
+        Kind::Editor => 8,
+        Kind::PartlyApplied => 9,
+        Kind::Drift => 10,
+        Kind::Interrupted => 130,
     }
 }
 
@@ -49,39 +32,6 @@ pub struct CommandError {
     pub hints: Vec<String>,
     /// Writing to stdout failed because nobody reads it any more.
     pub broken_pipe: bool,
-}
-
-impl Kind {
-    /// The kind of a library error.
-    pub fn of(err: &Error) -> Kind {
-        match err {
-            Error::Usage(_)
-            | Error::Team {
-                error: TeamError::Unknown(_) | TeamError::BadName(_) | TeamError::NoSuchRule(_),
-                ..
-            } => Kind::Usage,
-            Error::Team {
-                error: TeamError::Syntax(_),
-                ..
-            } => Kind::Syntax,
-            Error::NoKey { .. } => Kind::NoKey,
-            Error::MacMismatch { .. }
-            | Error::MacMissing { .. }
-            | Error::Value { .. }
-            | Error::StagedBroken { .. }
-            | Error::EntryAltered { .. } => Kind::Integrity,
-            Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => {
-                Kind::Syntax
-            }
-            Error::AlreadyEncrypted { .. } | Error::NotEncrypted { .. } => Kind::EncryptedOrNot,
-            Error::PathNotFound { .. } | Error::BadPath { .. } => Kind::KeyPath,
-            Error::Editor { .. } => Kind::Editor,
-            Error::PartlyApplied { .. } => Kind::PartlyApplied,
-            Error::Drift { .. } => Kind::Drift,
-            Error::Interrupted => Kind::Interrupted,
-            _ => Kind::Other,
-        }
-    }
 }
 
 /// sops's exit code for a library error (`cmd/sops/codes/codes.go`), for coffer
@@ -102,7 +52,7 @@ pub fn sops_code(err: &Error) -> u8 {
 
 impl From<Error> for CommandError {
     fn from(err: Error) -> Self {
-        let kind = Kind::of(&err);
+        let kind = err.kind();
         let hints = match &err {
             Error::NoKey { reasons, .. } => reasons.clone(),
             Error::AlreadyEncrypted { .. } => {
@@ -154,18 +104,9 @@ impl From<Error> for CommandError {
 }
 
 impl CommandError {
-    pub fn usage(message: impl Into<String>) -> Self {
-        CommandError {
-            kind: Kind::Usage,
-            message: message.into(),
-            hints: Vec::new(),
-            broken_pipe: false,
-        }
-    }
-
     /// Print the error and its hints on stderr; the exit code to end with.
     pub fn report(&self) -> ExitCode {
-        self.report_as(self.kind.exit_code())
+        self.report_as(exit_code(self.kind))
     }
 
     /// Print the error and its hints on stderr, ending with `code` (sops's codes).

@@ -3,13 +3,13 @@ use std::path::Path;
 use clap::Args;
 
 use super::{creation_rule, warn, Env, FormatArg, Io};
-use crate::cipher::DataKey;
-use crate::config::CreationRule;
-use crate::format::Format;
-use crate::keys::kms::{parse_context, KmsSpec};
-use crate::keys::Recipients;
-use crate::metadata::{self, Selector};
-use crate::{path, sops, Error, Result};
+use coffer::cipher::DataKey;
+use coffer::config::CreationRule;
+use coffer::format::Format;
+use coffer::keys::kms::{parse_context, KmsSpec};
+use coffer::keys::Recipients;
+use coffer::metadata::{self, Selector};
+use coffer::{path, sops, Error, Result};
 
 /// Master keys for a new file.
 #[derive(Args, Debug, Default)]
@@ -264,7 +264,7 @@ fn encrypt_streamed(
     sops::stream::encrypt(name, &mut src, &mut out, key, md)?;
     io.write_held_from(
         held,
-        &mut crate::fsutil::Content::File(&mut out),
+        &mut coffer::fsutil::Content::File(&mut out),
         false,
         false,
     )
@@ -308,7 +308,7 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
     warnings.iter().for_each(|w| warn(w));
     io.write_held_from(
         held,
-        &mut crate::fsutil::Content::File(&mut out),
+        &mut coffer::fsutil::Content::File(&mut out),
         true,
         true,
     )
@@ -382,14 +382,14 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     if recipients.is_empty() {
         return Err(Error::NoRecipients { file: name });
     }
-    let out = env.accept(crate::rekey::rekey(&opened, &recipients, true, env.kms())?)?;
+    let out = env.accept(coffer::rekey::rekey(&opened, &recipients, true, env.kms())?)?;
     io.write_held(held, &out, false, false)
 }
 
 /// A file in the working tree that holds plaintext the coffer filter covers.
 fn covered_plaintext(file: &Path) -> bool {
     std::fs::read(file).is_ok_and(|b| !Format::from_path(file).store().is_encrypted(&b))
-        && crate::git::worktree::is_covered(file)
+        && coffer::git::worktree::is_covered(file)
 }
 
 pub fn filestatus(args: FilestatusArgs) -> Result<()> {
@@ -403,7 +403,7 @@ pub fn filestatus(args: FilestatusArgs) -> Result<()> {
 
 /// Before a new data key: the master keys of `meta` coffer cannot wrap one for, which
 /// the file loses.
-pub(super) fn warn_dropped_keys(name: &str, meta: &crate::metadata::Metadata) {
+pub(super) fn warn_dropped_keys(name: &str, meta: &coffer::metadata::Metadata) {
     for (kind, _) in &meta.foreign_keys {
         warn(&format!(
             "{name}: dropping the {kind} master keys, which coffer cannot wrap a new data key for"

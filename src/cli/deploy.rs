@@ -5,9 +5,9 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::{warn, Env, FormatArg};
-use crate::format::Format;
-use crate::render::{self, Failure, Sources};
-use crate::{sops, Error, Result};
+use coffer::format::Format;
+use coffer::render::{self, Failure, Sources};
+use coffer::{sops, Error, Result};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -62,7 +62,7 @@ fn without_key_sources(cmd: &mut std::process::Command, env: &Env, keep: bool) {
     if keep {
         return;
     }
-    crate::keys::remove_key_sources(cmd, env.var_names());
+    coffer::keys::remove_key_sources(cmd, env.var_names());
 }
 
 #[derive(Args, Debug)]
@@ -151,13 +151,13 @@ pub fn exec_file(args: ExecFileArgs, env: &Env) -> Result<i32> {
     let plaintext = super::open_file(&args.file, format, bytes, &env.keyring()?, false)?
         .0
         .into_plaintext()?;
-    let dir = crate::fsutil::PrivateDir::new("coffer-exec-")?;
+    let dir = coffer::fsutil::PrivateDir::new("coffer-exec-")?;
     let base = args.file.file_name().map_or_else(
         || "secret".into(),
         |n| n.to_string_lossy().trim_end_matches(".enc").to_string(),
     );
     let path = dir.path().join(base);
-    crate::fsutil::write_new(&path, &plaintext, 0o600)?;
+    coffer::fsutil::write_new(&path, &plaintext, 0o600)?;
     drop(plaintext);
     let argv: Vec<String> = args
         .command
@@ -220,7 +220,7 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
             if values.contains_key(&r.uri) || queued.contains(&r.uri) {
                 continue;
             }
-            match crate::aws::read::AwsRef::parse(&r.uri) {
+            match coffer::aws::read::AwsRef::parse(&r.uri) {
                 Some(Ok(a)) => {
                     queued.insert(r.uri.clone());
                     aws.push((r.uri.clone(), a))
@@ -246,7 +246,7 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
     let mut targets = None;
     for (target, refs) in by_target {
         let scope = match &target {
-            None => crate::aws::Scope::default(),
+            None => coffer::aws::Scope::default(),
             Some(name) => {
                 if targets.is_none() {
                     targets = Some(super::aws::push_targets(
@@ -271,7 +271,7 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
             }
         };
         env.aws().check(&scope).map_err(Error::Aws)?;
-        values.extend(crate::aws::read::fetch_all(&refs, env.aws(), &scope)?);
+        values.extend(coffer::aws::read::fetch_all(&refs, env.aws(), &scope)?);
     }
     let mut outputs = Vec::new();
     for (name, tpl) in &parsed {
@@ -293,12 +293,12 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
         return Ok(());
     }
     match &args.output {
-        Some(out) => crate::fsutil::write_atomic(
+        Some(out) => coffer::fsutil::write_atomic(
             out,
             outputs[0].as_bytes(),
             0o600,
             Some(0o600),
-            crate::fsutil::Target::Output,
+            coffer::fsutil::Target::Output,
         ),
         None => {
             use std::io::Write;
@@ -335,7 +335,7 @@ fn variables(
     let mut out: Vec<(String, Zeroizing<String>, Vec<String>)> = Vec::new();
     let mut colliding = Vec::new();
     for (path, v) in leaves {
-        let name = crate::tree::variable_name(&path, verbatim);
+        let name = coffer::tree::variable_name(&path, verbatim);
         if let Some((_, _, first)) = out.iter().find(|(n, _, _)| *n == name) {
             colliding.push((name.clone(), first.join("."), path.join(".")));
             continue;

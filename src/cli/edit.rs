@@ -6,10 +6,10 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::{creation_rule, Env, FormatArg};
-use crate::cipher::DataKey;
-use crate::format::Format;
-use crate::fsutil::Target;
-use crate::{mutate, path, sops, Error, Result};
+use coffer::cipher::DataKey;
+use coffer::format::Format;
+use coffer::fsutil::Target;
+use coffer::{mutate, path, sops, Error, Result};
 
 #[derive(Args, Debug)]
 pub struct EditArgs {
@@ -87,7 +87,7 @@ fn modify(
 /// filter covers the plaintext it decrypts to (the filter encrypts it on `git add`).
 fn settled(opened: &sops::Opened, covered: bool, sealed: sops::Sealed) -> Result<sops::Sealed> {
     if covered {
-        crate::git::worktree::checked_out(opened, sealed)
+        coffer::git::worktree::checked_out(opened, sealed)
     } else {
         Ok(sealed)
     }
@@ -191,7 +191,7 @@ impl Session<'_> {
     /// run the editor on its plaintext, and write back what changed.
     pub fn run(
         &self,
-        new_file: impl FnOnce() -> Result<(DataKey, crate::metadata::Metadata)>,
+        new_file: impl FnOnce() -> Result<(DataKey, coffer::metadata::Metadata)>,
         env: &Env,
     ) -> Result<Edited> {
         let (file, format, editor) = (self.file, self.format, self.editor);
@@ -208,7 +208,7 @@ impl Session<'_> {
                 (Some(opened), covered.is_some())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                (None, crate::git::worktree::is_covered(file))
+                (None, coffer::git::worktree::is_covered(file))
             }
             Err(e) => return Err(Error::io(file, e)),
         };
@@ -225,12 +225,12 @@ impl Session<'_> {
 
         // Plaintext only ever sits in a private directory (0700, file 0600) that is
         // removed when `dir` drops, on every return path below.
-        let dir = crate::fsutil::PrivateDir::new("coffer-edit-")?;
+        let dir = coffer::fsutil::PrivateDir::new("coffer-edit-")?;
         let base = file
             .file_name()
             .map_or_else(|| "secret".into(), |n| n.to_os_string());
         let tmp = dir.path().join(base);
-        crate::fsutil::write_new(&tmp, &original, 0o600)?;
+        coffer::fsutil::write_new(&tmp, &original, 0o600)?;
 
         // Ctrl-C reaches the editor too; coffer waits for it to exit, then cleans up.
         super::on_signal(|| INTERRUPTED.store(true, Ordering::SeqCst));
@@ -332,7 +332,7 @@ impl Session<'_> {
                     sops::encrypt_plain(&name, format, edited.to_vec(), &key, &mut md)
                 }
                 // A new covered file: its plaintext, checked as every write is.
-                (None, None) => crate::git::worktree::plain_new(&name, format, edited.to_vec())
+                (None, None) => coffer::git::worktree::plain_new(&name, format, edited.to_vec())
                     .and_then(|o| o.into_output(format)),
             };
             let out = result
@@ -340,7 +340,7 @@ impl Session<'_> {
                 .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
             match held {
                 Some(h) => h.write(&out),
-                None => crate::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace),
+                None => coffer::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace),
             }
             .map_err(|e| rescue(format!("{e}; the file was not changed")))?;
             Ok(Edited::Saved)
@@ -373,7 +373,7 @@ impl Session<'_> {
         )?;
         theirs.rewrite_future = env.force;
         let their_plain = theirs.plaintext()?;
-        match crate::git::merge_values(&name, self.format, original, edited, &their_plain, 7) {
+        match coffer::git::merge_values(&name, self.format, original, edited, &their_plain, 7) {
             Some((merged, false)) => Ok((theirs, merged)),
             _ => Err(Error::Refused(format!(
                 "{name}: it changed while the editor was open, and the edit changes the same values"
@@ -401,7 +401,7 @@ fn rescue_edit(env: &Env, file: &Path, content: &[u8]) -> std::result::Result<Pa
         .mode(0o700)
         .create(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let stamp = crate::metadata::now_rfc3339().replace(':', "");
+    let stamp = coffer::metadata::now_rfc3339().replace(':', "");
     let base = file
         .file_name()
         .map_or_else(|| "edit".into(), |n| n.to_string_lossy().into_owned());
@@ -412,7 +412,7 @@ fn rescue_edit(env: &Env, file: &Path, content: &[u8]) -> std::result::Result<Pa
             n => format!("{base}.{stamp}.{n}"),
         };
         let path = dir.join(name);
-        match crate::fsutil::write_new(&path, content, 0o600) {
+        match coffer::fsutil::write_new(&path, content, 0o600) {
             Ok(()) => return Ok(path),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
             }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::{say, warn, Env};
-use crate::git::{self, Filter};
-use crate::{Error, Result};
+use coffer::git::{self, Filter};
+use coffer::{Error, Result};
 
 #[derive(Subcommand, Debug)]
 pub enum GitCommand {
@@ -69,7 +69,7 @@ fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
     let from_env = match super::crypt::recipients(&super::crypt::KeyFlags::default(), None, env, "")
     {
         Ok(r) => r,
-        Err(Error::NoRecipients { .. }) => crate::keys::Recipients::default(),
+        Err(Error::NoRecipients { .. }) => coffer::keys::Recipients::default(),
         Err(e) => return Err(e),
     };
     let mut f = Filter::new(
@@ -199,7 +199,7 @@ fn weakened(
     head: bool,
 ) -> Result<()> {
     let workdir = repo.workdir().unwrap_or(Path::new("."));
-    let mut rules = crate::config::RulesCache::new(config.map(Path::to_path_buf));
+    let mut rules = coffer::config::RulesCache::new(config.map(Path::to_path_buf));
     let git::status::Weakened { files, ruleless } =
         git::status::weakened(repo, workdir, covered, &mut rules, head)?;
     for f in ruleless {

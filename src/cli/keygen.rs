@@ -4,7 +4,7 @@ use clap::Args;
 use secrecy::ExposeSecret;
 
 use super::Env;
-use crate::{Error, Result};
+use coffer::{Error, Result};
 
 #[derive(Args, Debug)]
 pub struct KeygenArgs {
@@ -20,13 +20,13 @@ pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
     let path =
         match args.output {
             Some(p) => p,
-            None => crate::keys::age::default_key_file(&env.config_dir().ok_or_else(|| {
+            None => coffer::keys::age::default_key_file(&env.config_dir().ok_or_else(|| {
                 Error::Refused("cannot find a home directory; pass -o PATH".into())
             })?),
         };
     if args.show {
         let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
-        for recipient in crate::keys::age::recipients_of(&bytes, &path.display().to_string())? {
+        for recipient in coffer::keys::age::recipients_of(&bytes, &path.display().to_string())? {
             super::print_out(&format!("{recipient}\n"))?;
         }
         return Ok(());
@@ -45,13 +45,13 @@ pub fn run(args: KeygenArgs, env: &Env) -> Result<()> {
             .create(dir)
             .map_err(|e| Error::io(dir, e))?;
     }
-    let (identity, recipient) = crate::keys::age::generate();
+    let (identity, recipient) = coffer::keys::age::generate();
     let contents = format!(
         "# created by coffer keygen at {}\n# public key: {recipient}\n{}\n",
-        crate::metadata::now_rfc3339(),
+        coffer::metadata::now_rfc3339(),
         identity.expose_secret()
     );
-    crate::fsutil::write_new(&path, zeroize::Zeroizing::new(contents).as_bytes(), 0o600)?;
+    coffer::fsutil::write_new(&path, zeroize::Zeroizing::new(contents).as_bytes(), 0o600)?;
     eprintln!("coffer: wrote a new age identity to {}", path.display());
     super::print_out(&format!("{recipient}\n"))?;
     super::hint(&format!(

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{command_error, say, warn, Env};
-use crate::config::{Config, CreationRule};
-use crate::format::json::json_string;
-use crate::git::workspace::{self, Found, Selection};
-use crate::keys::Recipients;
-use crate::rekey::{self, KeyChange, Rotation};
-use crate::{sops, Error, Result};
+use coffer::config::{Config, CreationRule};
+use coffer::format::json::json_string;
+use coffer::git::workspace::{self, Found, Selection};
+use coffer::keys::Recipients;
+use coffer::rekey::{self, KeyChange, Rotation};
+use coffer::{sops, Error, Result};
 
 #[derive(Args, Debug)]
 pub struct UpdatekeysArgs {
@@ -71,7 +71,7 @@ pub(super) fn found(all: bool, paths: &[PathBuf]) -> Result<Vec<Found>> {
             let known = found
                 .iter()
                 .any(|f| std::fs::canonicalize(&f.path).is_ok_and(|c| c == abs));
-            if !known && crate::git::worktree::is_covered(p) {
+            if !known && coffer::git::worktree::is_covered(p) {
                 return Err(Error::Refused(format!(
                     "{}: the coffer filter covers it and git stores no encrypted version of it yet; `git add` it first",
                     p.display()
@@ -97,7 +97,7 @@ impl Rules<'_> {
     fn for_file(&mut self, path: &Path) -> Result<Option<CreationRule>> {
         let file = match self.explicit {
             Some(p) => Some(p.to_path_buf()),
-            None => path.parent().and_then(crate::config::find),
+            None => path.parent().and_then(coffer::config::find),
         };
         let Some(file) = file else { return Ok(None) };
         if !self.loaded.contains_key(&file) {
@@ -123,10 +123,10 @@ impl Rules<'_> {
         let mut out = HashMap::new();
         for file in self.loaded.keys() {
             if let Some(text) = workspace::committed_text(file) {
-                out.extend(crate::config::key_names(&text));
+                out.extend(coffer::config::key_names(&text));
             }
             if let Ok(text) = std::fs::read_to_string(file) {
-                out.extend(crate::config::key_names(&text));
+                out.extend(coffer::config::key_names(&text));
             }
         }
         out
@@ -431,7 +431,7 @@ fn apply(plan: Plan, env: &Env) -> Result<()> {
 /// One file re-keyed: written in place, or, for a covered file, the blob to stage.
 fn rekey_one(
     p: &Planned,
-    keyring: &crate::keys::Keyring,
+    keyring: &coffer::keys::Keyring,
     env: &Env,
 ) -> std::result::Result<Option<Vec<u8>>, String> {
     let f = &p.found;
@@ -644,9 +644,9 @@ pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
         let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
         let near = config
             .map(Path::to_path_buf)
-            .or_else(|| crate::config::find(&cwd));
+            .or_else(|| coffer::config::find(&cwd));
         if let Some(text) = near.and_then(|p| std::fs::read_to_string(p).ok()) {
-            names.extend(crate::config::key_names(&text));
+            names.extend(coffer::config::key_names(&text));
         }
         let all: Vec<&String> = rows.iter().flat_map(|(_, l, _)| l).collect();
         let who = resolve_who(who.trim(), &all, &names)?;

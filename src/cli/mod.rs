@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
-use crate::format::Format;
-use crate::fsutil::{Content, Target};
-use crate::keys::age::{AgeKeys, IdentitySources};
-use crate::keys::kms::KmsKeys;
-use crate::keys::Keyring;
-use crate::sops::{Layout, Sealed};
-use crate::{Error, Result};
+use coffer::format::Format;
+use coffer::fsutil::{Content, Target};
+use coffer::keys::age::{AgeKeys, IdentitySources};
+use coffer::keys::kms::KmsKeys;
+use coffer::keys::Keyring;
+use coffer::sops::{Layout, Sealed};
+use coffer::{Error, Result};
 
 mod aws;
 pub mod command_error;
@@ -279,7 +279,7 @@ impl Io {
                 .map_err(|e| Error::io("<stdin>", e))?;
         } else {
             let mut f = std::fs::File::open(&self.file).map_err(|e| Error::io(&self.file, e))?;
-            buf = crate::fsutil::read_whole(&self.file, &mut f)?;
+            buf = coffer::fsutil::read_whole(&self.file, &mut f)?;
         }
         Ok(buf)
     }
@@ -288,7 +288,7 @@ impl Io {
     pub fn read_held(
         &self,
         env: &Env,
-    ) -> Result<(Zeroizing<Vec<u8>>, Option<crate::fsutil::Held>)> {
+    ) -> Result<(Zeroizing<Vec<u8>>, Option<coffer::fsutil::Held>)> {
         if !self.in_place || self.is_stdin() {
             return Ok((self.read()?, None));
         }
@@ -299,7 +299,7 @@ impl Io {
     /// `write`, through the hold taken by `read_held` when there is one.
     pub fn write_held(
         &self,
-        held: Option<crate::fsutil::Held>,
+        held: Option<coffer::fsutil::Held>,
         data: &[u8],
         plaintext: bool,
         binary: bool,
@@ -310,7 +310,7 @@ impl Io {
     /// [`Io::write_held`] of any [`Content`] (a streamed file's checked output).
     pub fn write_held_from(
         &self,
-        held: Option<crate::fsutil::Held>,
+        held: Option<coffer::fsutil::Held>,
         data: &mut Content<'_>,
         plaintext: bool,
         binary: bool,
@@ -321,18 +321,13 @@ impl Io {
         }
     }
 
-    /// Write the result where the user asked. `plaintext` outputs get mode 0600.
-    pub fn write(&self, data: &[u8], plaintext: bool, binary: bool) -> Result<()> {
-        self.write_from(&mut Content::Bytes(data), plaintext, binary)
-    }
-
     fn write_from(&self, data: &mut Content<'_>, plaintext: bool, binary: bool) -> Result<()> {
         let force = plaintext.then_some(0o600);
         if self.in_place {
             if self.is_stdin() {
                 return Err(Error::Usage("-i needs a file, not stdin".into()));
             }
-            return crate::fsutil::write_atomic_from(
+            return coffer::fsutil::write_atomic_from(
                 &self.file,
                 data,
                 0o644,
@@ -347,7 +342,7 @@ impl Io {
                     out.display()
                 )));
             }
-            return crate::fsutil::write_atomic_from(out, data, 0o644, force, Target::Output);
+            return coffer::fsutil::write_atomic_from(out, data, 0o644, force, Target::Output);
         }
         let mut stdout = std::io::stdout().lock();
         if binary && plaintext && stdout.is_terminal() && !data.is_utf8() {
@@ -369,14 +364,14 @@ pub(crate) fn open_file(
     bytes: impl Into<Zeroizing<Vec<u8>>>,
     keyring: &Keyring,
     ignore_mac: bool,
-) -> Result<(crate::sops::Opened, Option<crate::git::worktree::Covered>)> {
+) -> Result<(coffer::sops::Opened, Option<coffer::git::worktree::Covered>)> {
     let name = if file.as_os_str() == "-" {
         "<stdin>".to_string()
     } else {
         file.display().to_string()
     };
     let (opened, covered) =
-        crate::git::worktree::open(file, &name, format, bytes, keyring, ignore_mac)?;
+        coffer::git::worktree::open(file, &name, format, bytes, keyring, ignore_mac)?;
     if let Some(note) = covered.as_ref().and_then(|c| c.note.as_deref()) {
         warn(note);
     }
@@ -397,7 +392,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub struct Env {
     vars: std::collections::HashMap<String, String>,
     /// The process's way to AWS, shared by the KMS keys and every AWS command.
-    aws: std::sync::Arc<crate::aws::Session>,
+    aws: std::sync::Arc<coffer::aws::Session>,
     /// KMS clients, shared by every key lookup of the process.
     kms: std::sync::Arc<KmsKeys>,
     /// `--strict-layout`: what to do when a layout cannot be kept.
@@ -413,7 +408,7 @@ pub struct Env {
 impl Env {
     pub fn from_process(aws_profile: Option<String>) -> Self {
         let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
-        crate::keys::pgp::set_gpg(vars.get("SOPS_GPG_EXEC").cloned());
+        coffer::keys::pgp::set_gpg(vars.get("SOPS_GPG_EXEC").cloned());
         let var = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
         let home = var("HOME").map(PathBuf::from);
         let in_home = |rel: &[&str]| {
@@ -422,7 +417,7 @@ impl Env {
         };
         // COFFER_MFA_TOKEN answers one device: AWS refuses a code used twice.
         let token = std::sync::Mutex::new(var("COFFER_MFA_TOKEN").map(Zeroizing::new));
-        let aws = std::sync::Arc::new(crate::aws::Session::new(crate::aws::session::Settings {
+        let aws = std::sync::Arc::new(coffer::aws::Session::new(coffer::aws::session::Settings {
             flag_profile: aws_profile,
             env_profile: var("AWS_PROFILE"),
             env_keys: var("AWS_ACCESS_KEY_ID").is_some(),
@@ -469,8 +464,8 @@ impl Env {
 
     /// `file` held for a read-modify-write (`fsutil::Held`), saying so when another
     /// coffer makes it wait.
-    pub fn hold(&self, file: &Path) -> Result<crate::fsutil::Held> {
-        crate::fsutil::Held::take(
+    pub fn hold(&self, file: &Path) -> Result<coffer::fsutil::Held> {
+        coffer::fsutil::Held::take(
             file,
             self.lock_timeout,
             std::time::Duration::from_secs(1),
@@ -484,7 +479,7 @@ impl Env {
     }
 
     /// The process's AWS session.
-    pub fn aws(&self) -> &crate::aws::Session {
+    pub fn aws(&self) -> &coffer::aws::Session {
         &self.aws
     }
 
@@ -524,17 +519,17 @@ impl Env {
         Ok(Keyring::new(vec![
             Box::new(age),
             Box::new(self.kms.clone()),
-            Box::new(crate::keys::pgp::PgpKeys::default()),
+            Box::new(coffer::keys::pgp::PgpKeys::default()),
         ])
         .in_order(&order))
     }
 
     pub fn config_dir(&self) -> Option<PathBuf> {
-        crate::keys::age::config_dir(&|k| self.get(k))
+        coffer::keys::age::config_dir(&|k| self.get(k))
     }
 }
 
-pub use crate::config::creation_rule;
+pub use coffer::config::creation_rule;
 
 /// One line answered on the terminal (`/dev/tty`, whatever stdin is), after `prompt`;
 /// with `echo` off, as age and ssh ask for passphrases. `Err(None)`: no terminal.
@@ -613,7 +608,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
     // the command goes on to need.
     if cli.aws_profile.is_some() {
         env.aws()
-            .check(&crate::aws::Scope::default())
+            .check(&coffer::aws::Scope::default())
             .map_err(Error::Aws)?;
     }
     let done = match cli.command {
@@ -683,7 +678,7 @@ pub fn install_signal_handler() {
         Some(Some(action)) => action(),
         _ => {
             eprintln!("coffer: interrupted; nothing half-written is left");
-            crate::fsutil::remove_pending_and_exit(130)
+            coffer::fsutil::remove_pending_and_exit(130)
         }
     };
     let _ = ctrlc::set_handler(handle);

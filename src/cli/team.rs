@@ -9,10 +9,10 @@ use clap::Subcommand;
 
 use super::keys::{finish, found, plan, print_plan, Rules};
 use super::{say, Env};
-use crate::config::Config;
-use crate::rekey::{self, Rotation};
-use crate::team::{self, Member};
-use crate::{sops, Error, Result};
+use coffer::config::Config;
+use coffer::rekey::{self, Rotation};
+use coffer::team::{self, Member};
+use coffer::{sops, Error, Result};
 
 #[derive(Subcommand, Debug)]
 pub enum TeamCommand {
@@ -60,7 +60,7 @@ fn rules_file(config: Option<&Path>) -> Result<PathBuf> {
         return Ok(c.to_path_buf());
     }
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-    crate::config::find(&cwd).ok_or_else(|| {
+    coffer::config::find(&cwd).ok_or_else(|| {
         Error::Refused(
             "no .coffer.yaml or .sops.yaml here or above; write one with creation_rules first"
                 .into(),
@@ -69,7 +69,7 @@ fn rules_file(config: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// The encrypted files the rules file governs: the repository's, else those below it.
-fn files_of(file: &Path) -> Result<Vec<crate::git::workspace::Found>> {
+fn files_of(file: &Path) -> Result<Vec<coffer::git::workspace::Found>> {
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -98,7 +98,7 @@ pub fn run(cmd: TeamCommand, config: Option<&Path>, env: &Env) -> Result<()> {
             dry_run,
             yes,
         } => {
-            crate::keys::age::parse_recipient(recipient.trim())
+            coffer::keys::age::parse_recipient(recipient.trim())
                 .map_err(|e| Error::Usage(e.to_string()))?;
             let key = recipient.trim();
             let edited = team::add(&text, &who, key, &path_regex).map_err(bad)?;
@@ -141,7 +141,7 @@ fn checked(
     if before.rules.len() != after.rules.len() {
         return Err(bad("the number of creation rules changed".into()));
     }
-    let ages = |r: &crate::config::CreationRule| {
+    let ages = |r: &coffer::config::CreationRule| {
         let mut all = r.age.clone();
         all.extend(r.groups.iter().flat_map(|g| g.age.clone()));
         all
@@ -227,7 +227,7 @@ fn change(
     };
     let plan = plan(files_of(file)?, Rotation::OnRemoval, &mut rules, false)?;
     let mut names = rules.names();
-    names.extend(crate::config::key_names(&edited.text));
+    names.extend(coffer::config::key_names(&edited.text));
     names.insert(m.key.clone(), m.name.clone());
     print_plan(&plan, &names)?;
     if !added {
@@ -261,27 +261,16 @@ fn change(
         say("nothing changed");
         return Ok(());
     }
-    crate::fsutil::write_atomic(
+    coffer::fsutil::write_atomic(
         file,
         edited.text.as_bytes(),
         0o644,
         None,
-        crate::fsutil::Target::InPlace,
+        coffer::fsutil::Target::InPlace,
     )?;
-    stage(file)?;
+    // The rules file is staged where it is in a git repository, beside the re-keyed files.
+    coffer::git::stage_file(file)?;
     finish(plan, false, true, "team", env, false)
-}
-
-/// Stage the rules file where it is in a git repository, beside the re-keyed files.
-fn stage(file: &Path) -> Result<()> {
-    let abs = std::fs::canonicalize(file).map_err(|e| Error::io(file, e))?;
-    let (Some(dir), Some(base)) = (abs.parent(), abs.file_name().and_then(|n| n.to_str())) else {
-        return Ok(());
-    };
-    if git2::Repository::discover(dir).is_err() {
-        return Ok(());
-    }
-    crate::git::git(dir, &["add", "--"], &[base.to_string()]).map(|_| ())
 }
 
 fn list(file: &Path, text: &str, bad: impl Fn(team::TeamError) -> Error) -> Result<()> {
@@ -289,7 +278,7 @@ fn list(file: &Path, text: &str, bad: impl Fn(team::TeamError) -> Error) -> Resu
     let mut opens: HashMap<&str, usize> = HashMap::new();
     for f in files_of(file)? {
         let (_, meta, _) = sops::read_metadata(&f.name, f.format, f.bytes.clone())?;
-        let labels = rekey::labels(&crate::keys::Recipients::of(&meta));
+        let labels = rekey::labels(&coffer::keys::Recipients::of(&meta));
         for m in &members {
             if labels.iter().any(|l| rekey::key_of_label(l) == m.key) {
                 *opens.entry(m.key.as_str()).or_default() += 1;

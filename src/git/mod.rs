@@ -21,6 +21,18 @@ use std::process::Command;
 
 use crate::{Error, Result};
 
+/// Stage `file` (`git add`) when it is in a git repository; outside one, nothing.
+pub fn stage_file(file: &Path) -> Result<()> {
+    let abs = std::fs::canonicalize(file).map_err(|e| Error::io(file, e))?;
+    let (Some(dir), Some(base)) = (abs.parent(), abs.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    if git2::Repository::discover(dir).is_err() {
+        return Ok(());
+    }
+    git(dir, &["add", "--"], &[base.to_string()]).map(|_| ())
+}
+
 /// Run the real git in `dir` with `args` then `paths`; its stdout, or its stderr as the error.
 pub(crate) fn git(dir: &Path, args: &[&str], paths: &[String]) -> Result<String> {
     let out = Command::new("git")

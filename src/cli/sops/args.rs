@@ -86,10 +86,10 @@ pub struct GlobalArgs {
 /// A file type as sops takes it: one it does not know is ignored, and the type then
 /// comes from the file name (sops's `FormatForPathOrString`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SopsType(pub Option<crate::format::Format>);
+pub struct SopsType(pub Option<coffer::format::Format>);
 
 fn sops_type(s: &str) -> Result<SopsType, std::convert::Infallible> {
-    use crate::format::Format;
+    use coffer::format::Format;
     Ok(SopsType(match s {
         "yaml" => Some(Format::Yaml),
         "json" => Some(Format::Json),

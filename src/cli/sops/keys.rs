@@ -118,7 +118,7 @@ pub(super) fn rotate(
         return fail(1, "Could not generate data key: [empty key group provided]");
     }
     super::super::crypt::warn_dropped_keys(&label, &opened.meta);
-    let out = env.accept(crate::rekey::rekey(&opened, &wanted, true, env.kms())?)?;
+    let out = env.accept(coffer::rekey::rekey(&opened, &wanted, true, env.kms())?)?;
     write_output(io, Some(file), &out, false)
 }
 
@@ -234,8 +234,8 @@ fn update_one(
         return Ok(());
     }
     let opened = sops::open(&name, format, bytes, &env.keyring()?, false)?;
-    let out = env.accept(crate::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
-    crate::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace).map_err(coded(3))?;
+    let out = env.accept(coffer::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
+    coffer::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace).map_err(coded(3))?;
     super::super::say(&format!("File {} synced with new keys", abs.display()));
     Ok(())
 }
@@ -272,7 +272,7 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
                 kms: list(&a.kms)
                     .iter()
                     .map(|k| KmsSpec::parse(k, &context, a.aws_profile.as_deref()))
-                    .collect::<crate::Result<_>>()?,
+                    .collect::<coffer::Result<_>>()?,
                 pgp: list(&a.pgp),
                 ..Recipients::default()
             };
@@ -318,7 +318,7 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
             split_over(groups, threshold)?
         }
     };
-    let out = env.accept(crate::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
+    let out = env.accept(coffer::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
     let io = IoFlags {
         in_place,
         ..IoFlags::default()

@@ -12,16 +12,16 @@ use zeroize::Zeroizing;
 
 use super::command_error::{sops_code, CommandError};
 use super::{comma_list as list, warn, Env};
-use crate::cipher::DataKey;
-use crate::config::{Config, CreationRule};
-use crate::format::Format;
-use crate::fsutil::Target;
-use crate::keys::kms::KmsSpec;
-use crate::keys::Recipients;
-use crate::metadata::{Metadata, Selector};
-use crate::path::Step;
-use crate::tree::{ScalarType, Value};
-use crate::{mutate, sops, Error};
+use coffer::cipher::DataKey;
+use coffer::config::{Config, CreationRule};
+use coffer::format::Format;
+use coffer::fsutil::Target;
+use coffer::keys::kms::KmsSpec;
+use coffer::keys::Recipients;
+use coffer::metadata::{Metadata, Selector};
+use coffer::path::Step;
+use coffer::tree::{ScalarType, Value};
+use coffer::{mutate, sops, Error};
 
 mod args;
 mod keys;
@@ -309,11 +309,11 @@ fn write_output(io: &IoFlags, file: Option<&Path>, data: &[u8], plaintext: bool)
     let private = plaintext.then_some(0o600);
     let written = if io.in_place {
         match file {
-            Some(f) => crate::fsutil::write_atomic(f, data, 0o644, private, Target::InPlace),
+            Some(f) => coffer::fsutil::write_atomic(f, data, 0o644, private, Target::InPlace),
             None => return fail(8, "Error: cannot use --in-place when reading from stdin"),
         }
     } else if let Some(out) = &io.output {
-        crate::fsutil::write_atomic(out, data, 0o644, private, Target::Output)
+        coffer::fsutil::write_atomic(out, data, 0o644, private, Target::Output)
     } else {
         let mut stdout = std::io::stdout().lock();
         stdout
@@ -335,7 +335,7 @@ fn config_file(g: &GlobalArgs) -> Result<Option<PathBuf>> {
         Some(p) => Ok(Some(p.clone())),
         None => {
             let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-            Ok(crate::config::find(&cwd))
+            Ok(coffer::config::find(&cwd))
         }
     }
 }
@@ -423,7 +423,7 @@ fn new_recipients(keys: &KeyFlags, rule: Option<&CreationRule>) -> Result<Recipi
             kms: kms
                 .iter()
                 .map(|k| KmsSpec::parse(k, &context, keys.aws_profile.as_deref()))
-                .collect::<crate::Result<_>>()?,
+                .collect::<coffer::Result<_>>()?,
             pgp,
             ..Recipients::default()
         }
@@ -501,7 +501,7 @@ fn new_metadata(
             1,
             format!(
                 "can not compile regexp: {}",
-                crate::metadata::regex_reason(&e)
+                coffer::metadata::regex_reason(&e)
             ),
         );
     }
@@ -509,8 +509,8 @@ fn new_metadata(
 }
 
 /// A tree path as sops reads it (`["a"][0]`); anything else is not one.
-fn tree_path(s: &str) -> crate::Result<Vec<Step>> {
-    crate::path::parse_sops(s)
+fn tree_path(s: &str) -> coffer::Result<Vec<Step>> {
+    coffer::path::parse_sops(s)
 }
 
 /// JSON output as sops writes it: a tab per level (or `--indent` spaces). coffer's
@@ -539,20 +539,20 @@ fn extract(
     steps: &[Step],
     to: Format,
     indent: Option<usize>,
-) -> crate::Result<Zeroizing<Vec<u8>>> {
+) -> coffer::Result<Zeroizing<Vec<u8>>> {
     // The library finds the value (or says it is not there) and writes it; what sops
     // adds or leaves out depends on the kind of node only.
     let mut out = opened.extract(steps, to)?;
     let json = matches!(to, Format::Json | Format::Binary);
-    match crate::path::lookup(opened_root(opened)?, steps) {
-        Some(leaf @ crate::tree::Node::Leaf(_)) if to == Format::Yaml => {
+    match coffer::path::lookup(opened_root(opened)?, steps) {
+        Some(leaf @ coffer::tree::Node::Leaf(_)) if to == Format::Yaml => {
             let text = matches!(opened.value(leaf)?, Value::Scalar(ScalarType::Str, _));
             if !text {
                 out.push(b'\n');
             }
         }
-        Some(crate::tree::Node::Map(_)) if json => out = sops_json(&out, indent),
-        Some(crate::tree::Node::Seq(_)) if json => {
+        Some(coffer::tree::Node::Map(_)) if json => out = sops_json(&out, indent),
+        Some(coffer::tree::Node::Seq(_)) if json => {
             out = sops_json(&out, indent);
             if out.ends_with(b"\n") {
                 out.pop();
@@ -563,7 +563,7 @@ fn extract(
     Ok(out)
 }
 
-fn opened_root(opened: &sops::Opened) -> crate::Result<&crate::tree::Node> {
+fn opened_root(opened: &sops::Opened) -> coffer::Result<&coffer::tree::Node> {
     opened
         .doc
         .docs
@@ -629,14 +629,14 @@ fn refuse_show_master_keys(given: bool) -> Result<()> {
 fn json_value(data: &str) -> Result<Zeroizing<String>> {
     // One JSON value: the only item of a list, so that `1, "w": 2` is not taken for one.
     let wrapped = Zeroizing::new(format!("{{\"v\": [{}]}}", data.trim()));
-    let one_value = |d: &crate::tree::Document| {
+    let one_value = |d: &coffer::tree::Document| {
         let [doc] = d.docs.as_slice() else {
             return false;
         };
-        let crate::tree::Node::Map(entries) = &doc.root else {
+        let coffer::tree::Node::Map(entries) = &doc.root else {
             return false;
         };
-        matches!(entries.as_slice(), [e] if matches!(&e.value, crate::tree::Node::Seq(items) if items.len() == 1))
+        matches!(entries.as_slice(), [e] if matches!(&e.value, coffer::tree::Node::Seq(items) if items.len() == 1))
     };
     let ok = !data.trim().is_empty()
         && Format::Json
@@ -727,9 +727,9 @@ fn rewrite(
     opened: &sops::Opened,
     format: Format,
     plaintext: Zeroizing<Vec<u8>>,
-) -> crate::Result<sops::Sealed> {
+) -> coffer::Result<sops::Sealed> {
     let mut md = opened.meta.clone();
-    md.lastmodified = crate::metadata::now_rfc3339();
+    md.lastmodified = coffer::metadata::now_rfc3339();
     sops::encrypt_plain(&opened.file, format, plaintext, &opened.key, &mut md)
 }
 
@@ -748,7 +748,7 @@ fn environment(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>
         let text = match v {
             Value::Scalar(ScalarType::Null, _) => Zeroizing::new("<nil>".to_string()),
             Value::Scalar(ScalarType::Bool, s) => {
-                Zeroizing::new(crate::cipher::parse_bool(&s).unwrap_or(false).to_string())
+                Zeroizing::new(coffer::cipher::parse_bool(&s).unwrap_or(false).to_string())
             }
             Value::Scalar(_, s) => s,
             _ => {

@@ -283,7 +283,7 @@ fn edit(
     };
     // Failures of the key set-up keep their own codes: they happen before the editor.
     let mut early: Option<Failure> = None;
-    let new_file = || -> crate::Result<(DataKey, Metadata)> {
+    let new_file = || -> coffer::Result<(DataKey, Metadata)> {
         let made = new_recipients(keys, rule.as_ref()).and_then(|r| {
             let key = DataKey::generate();
             new_metadata(&key, &r, rule.as_ref(), selector, env).map(|md| (key, md))
@@ -405,7 +405,7 @@ fn exec_env(a: ExecEnvArgs, env: &Env) -> Result<ExitCode> {
         cmd.env_clear();
     }
     // The command gets the file's values, not the keys that open every file.
-    crate::keys::remove_key_sources(&mut cmd, env.var_names());
+    coffer::keys::remove_key_sources(&mut cmd, env.var_names());
     for (k, v) in &vars {
         cmd.env(k, v.as_str());
     }
@@ -441,14 +441,14 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
             format!("--filename {filename:?} must be a plain file name"),
         );
     }
-    let dir = crate::fsutil::PrivateDir::new(".sops")?;
+    let dir = coffer::fsutil::PrivateDir::new(".sops")?;
     let path = dir.path().join(filename);
     // A FIFO hands the plaintext over without it ever being on disk; it can be read once.
     let writer = if a.no_fifo {
-        crate::fsutil::write_new(&path, &plaintext, 0o600)?;
+        coffer::fsutil::write_new(&path, &plaintext, 0o600)?;
         None
     } else {
-        crate::fsutil::make_fifo(&path)?;
+        coffer::fsutil::make_fifo(&path)?;
         let path = path.clone();
         Some(std::thread::spawn(move || {
             if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
@@ -459,7 +459,7 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
     let command = a.command.replace("{}", &path.to_string_lossy());
     let mut cmd = std::process::Command::new("/bin/sh");
     cmd.arg("-c").arg(&command);
-    crate::keys::remove_key_sources(&mut cmd, env.var_names());
+    coffer::keys::remove_key_sources(&mut cmd, env.var_names());
     let status = super::super::deploy::wait_for(&mut cmd, "/bin/sh")?;
     if let Some(w) = writer {
         // A writer still waiting for a reader is let go: opening the FIFO without
@@ -500,12 +500,12 @@ fn filestatus(a: FilestatusArgs) -> Result<()> {
 /// or, with a `recreation_rule` that names keys, encrypted anew for those keys (checked
 /// as every encryption is). Asks before each upload unless `--yes`.
 fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
-    use crate::config::{Config, Destination};
+    use coffer::config::{Config, Destination};
     let config_path = match &g.config {
         Some(p) => p.clone(),
         None => {
             let cwd = std::env::current_dir().map_err(|e| coded(1)(Error::io(".", e)))?;
-            match crate::config::find(&cwd) {
+            match coffer::config::find(&cwd) {
                 Some(p) => p,
                 None => return fail(1, "config file not found"),
             }
@@ -522,7 +522,7 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
     // A directory: every file below it, sorted, `.git` and symlinked directories left
     // out (a link may loop or leave the tree), as coffer's globs walk.
     let files = if meta.is_dir() {
-        crate::glob::expand(path, "**").map_err(|e| coded(1)(Error::io(path, e)))?
+        coffer::glob::expand(path, "**").map_err(|e| coded(1)(Error::io(path, e)))?
     } else {
         vec![path.to_path_buf()]
     };
@@ -544,7 +544,7 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
             }
             Err(why) => return fail(1, why.clone()),
         };
-        let name = crate::aws::publish::object_name(
+        let name = coffer::aws::publish::object_name(
             path,
             &file,
             a.recursive,
@@ -587,7 +587,7 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
             }
             return fail(1, msg);
         }
-        crate::aws::publish::put(
+        coffer::aws::publish::put(
             env.aws(),
             &bucket,
             &format!("{prefix}{name}"),
