@@ -19,6 +19,7 @@ pub mod mutate;
 pub mod path;
 pub mod rekey;
 pub mod render;
+pub mod scalar;
 pub mod sops;
 pub mod team;
 pub mod tree;

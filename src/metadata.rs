@@ -3,7 +3,30 @@
 
 use regex::Regex;
 
-use crate::tree::MetaValue;
+/// The `sops` metadata as found in a file, before it is interpreted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetaValue {
+    Map(Vec<(String, MetaValue)>),
+    Seq(Vec<MetaValue>),
+    Str(String),
+    Null,
+}
+
+impl MetaValue {
+    pub fn get(&self, key: &str) -> Option<&MetaValue> {
+        match self {
+            MetaValue::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            MetaValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
 
 /// Written into every file coffer encrypts. sops refuses files without a version, and
 /// nothing coffer writes needs a feature newer than this release.
@@ -586,130 +609,36 @@ impl CommentRun<'_> {
     }
 }
 
-/// Flatten metadata into `key__list_0__map_field` names, as sops does for dotenv and INI.
-pub fn flatten(meta: &MetaValue) -> Vec<(String, String)> {
-    fn walk(prefix: String, v: &MetaValue, out: &mut Vec<(String, String)>) {
-        match v {
-            MetaValue::Map(entries) => {
-                for (k, v) in entries {
-                    let p = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}__map_{k}")
-                    };
-                    walk(p, v, out);
-                }
-            }
-            MetaValue::Seq(items) => {
-                for (i, v) in items.iter().enumerate() {
-                    walk(format!("{prefix}__list_{i}"), v, out);
-                }
-            }
-            MetaValue::Str(s) => out.push((prefix, s.clone())),
-            MetaValue::Null => {}
-        }
+/// An age recipient as plans and `access` show it; an entry that names none (sops reads
+/// such entries) is shown as what it is.
+pub fn label_age(recipient: &str) -> String {
+    if recipient.is_empty() {
+        "unknown age recipient".to_string()
+    } else {
+        recipient.to_string()
     }
-    let mut out = Vec::new();
-    walk(String::new(), meta, &mut out);
-    out
 }
 
-/// The inverse of [`flatten`].
-pub fn unflatten(items: &[(String, String)]) -> Result<MetaValue, String> {
-    enum Tok {
-        Key(String),
-        Index(usize),
-    }
-    fn tokens(name: &str) -> Vec<Tok> {
-        let mut out = Vec::new();
-        let mut rest = name;
-        let mut current = Tok::Key(String::new());
-        loop {
-            let next_map = rest.find("__map_");
-            let next_list = rest.find("__list_");
-            let (pos, is_map) = match (next_map, next_list) {
-                (Some(m), Some(l)) if l < m => (l, false),
-                (Some(m), _) => (m, true),
-                (None, Some(l)) => (l, false),
-                (None, None) => break,
-            };
-            match &mut current {
-                Tok::Key(k) => k.push_str(&rest[..pos]),
-                Tok::Index(_) => {}
-            }
-            out.push(current);
-            rest = &rest[pos + if is_map { 6 } else { 7 }..];
-            if is_map {
-                current = Tok::Key(String::new());
-            } else {
-                let end = rest.find("__").unwrap_or(rest.len());
-                current = Tok::Index(rest[..end].parse().unwrap_or(0));
-                rest = &rest[end..];
-            }
-        }
-        if let Tok::Key(k) = &mut current {
-            k.push_str(rest);
-        }
-        out.push(current);
-        out
-    }
-    fn insert(node: &mut MetaValue, toks: &[Tok], value: &str) {
-        let Some((first, rest)) = toks.split_first() else {
-            *node = MetaValue::Str(value.to_string());
-            return;
-        };
-        let child = match first {
-            Tok::Key(k) => {
-                if !matches!(node, MetaValue::Map(_)) {
-                    *node = MetaValue::Map(Vec::new());
-                }
-                let MetaValue::Map(entries) = node else {
-                    unreachable!()
-                };
-                let idx = match entries.iter().position(|(ek, _)| ek == k) {
-                    Some(i) => i,
-                    None => {
-                        entries.push((k.clone(), MetaValue::Null));
-                        entries.len() - 1
-                    }
-                };
-                &mut entries[idx].1
-            }
-            Tok::Index(i) => {
-                if !matches!(node, MetaValue::Seq(_)) {
-                    *node = MetaValue::Seq(Vec::new());
-                }
-                let MetaValue::Seq(items) = node else {
-                    unreachable!()
-                };
-                if items.len() <= *i {
-                    items.resize(*i + 1, MetaValue::Null);
-                }
-                &mut items[*i]
-            }
-        };
-        insert(child, rest, value);
-    }
-    // Bounded like every parser: a name nests no deeper than a document may, a list
-    // index stays small, and no name comes twice.
-    let mut root = MetaValue::Map(Vec::new());
-    let mut seen = std::collections::HashSet::new();
-    for (k, v) in items {
-        let toks = tokens(k);
-        if toks.len() > crate::format::MAX_DEPTH {
-            return Err(format!("the metadata name sops_{k} is nested too deep"));
-        }
-        if toks.iter().any(|t| matches!(t, Tok::Index(i) if *i > 1000)) {
-            return Err(format!(
-                "the metadata name sops_{k} has a list index over 1000"
-            ));
-        }
-        if !seen.insert(k.as_str()) {
-            return Err(format!("the metadata name sops_{k} is there twice"));
-        }
-        insert(&mut root, &toks, v);
-    }
-    Ok(root)
+/// Age recipients named by more than one entry of a file: the second may hold someone
+/// else's copy of the data key under a borrowed name.
+pub fn duplicate_entries(meta: &Metadata) -> Vec<String> {
+    // Within one list: a key may rightly hold a share in each of several groups.
+    let mut twice: Vec<String> = std::iter::once(&meta.age)
+        .chain(meta.groups.iter().map(|g| &g.age))
+        .flat_map(|entries| {
+            (1..entries.len())
+                .filter(|&i| {
+                    entries[..i]
+                        .iter()
+                        .any(|e| e.recipient == entries[i].recipient)
+                })
+                .map(|i| label_age(&entries[i].recipient))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    twice.sort();
+    twice.dedup();
+    twice
 }
 
 /// `lastmodified` as sops writes it: RFC 3339, UTC, whole seconds.
@@ -875,22 +804,6 @@ mod tests {
         for secs in [0, 951_782_400, 1_779_480_983, 4_102_444_800] {
             assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Some(secs));
         }
-    }
-
-    #[test]
-    fn flatten_round_trip() {
-        let md = Metadata {
-            age: vec![AgeEntry {
-                recipient: "age1x".into(),
-                enc: "a\nb\n".into(),
-            }],
-            lastmodified: "t".into(),
-            ..Default::default()
-        };
-        let flat = flatten(&md.to_meta());
-        assert!(flat.contains(&("age__list_0__map_recipient".into(), "age1x".into())));
-        let back = Metadata::parse(&unflatten(&flat).unwrap()).unwrap();
-        assert_eq!(back.age, md.age);
     }
 
     #[test]

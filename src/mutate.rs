@@ -753,7 +753,7 @@ fn same_text(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
     if ty == ScalarType::Null {
         return true;
     }
-    let canon = |x: &[u8]| crate::cipher::canonical(ty, x).map(|c| c.as_bytes().to_vec());
+    let canon = |x: &[u8]| crate::scalar::canonical(ty, x).map(|c| c.as_bytes().to_vec());
     a == b || (canon(a).is_some() && canon(a) == canon(b))
 }
 

@@ -22,16 +22,6 @@ pub fn label_kms(k: &KmsSpec) -> String {
     }
 }
 
-/// An age recipient as plans and `access` show it; an entry that names none (sops reads
-/// such entries) is shown as what it is.
-pub fn label_age(recipient: &str) -> String {
-    if recipient.is_empty() {
-        "unknown age recipient".to_string()
-    } else {
-        recipient.to_string()
-    }
-}
-
 /// Every master key of `r`, labelled: age recipients, then `kms:…`, then `pgp:FP`; keys
 /// of Shamir key groups as `group N: …`, from 0 as sops counts them.
 pub fn labels(r: &Recipients) -> Vec<String> {
@@ -49,7 +39,7 @@ pub fn labels(r: &Recipients) -> Vec<String> {
     }
     r.age
         .iter()
-        .map(|a| label_age(a))
+        .map(|a| metadata::label_age(a))
         .chain(r.kms.iter().map(label_kms))
         .chain(r.pgp.iter().map(|p| format!("pgp:{p}")))
         .collect()
@@ -145,7 +135,7 @@ fn missing_flat(these: &Recipients, others: &Recipients) -> Vec<String> {
         .age
         .iter()
         .filter(|r| !others.age.contains(r))
-        .map(|r| label_age(r))
+        .map(|r| metadata::label_age(r))
         .chain(
             these
                 .kms
@@ -214,28 +204,6 @@ fn rule_keys_for(current: &Recipients, rule: &CreationRule) -> Result<Option<Rec
     Ok(Some(wanted))
 }
 
-/// Age recipients named by more than one entry of a file: the second may hold someone
-/// else's copy of the data key under a borrowed name.
-pub fn duplicate_entries(meta: &metadata::Metadata) -> Vec<String> {
-    // Within one list: a key may rightly hold a share in each of several groups.
-    let mut twice: Vec<String> = std::iter::once(&meta.age)
-        .chain(meta.groups.iter().map(|g| &g.age))
-        .flat_map(|entries| {
-            (1..entries.len())
-                .filter(|&i| {
-                    entries[..i]
-                        .iter()
-                        .any(|e| e.recipient == entries[i].recipient)
-                })
-                .map(|i| label_age(&entries[i].recipient))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    twice.sort();
-    twice.dedup();
-    twice
-}
-
 /// What differs between `meta` and `rule`. Two entries for one age recipient are drift
 /// too: the second may hold someone else's copy of the data key under a borrowed name.
 pub fn drift(meta: &metadata::Metadata, rule: &CreationRule) -> Result<Drift> {
@@ -246,7 +214,7 @@ pub fn drift(meta: &metadata::Metadata, rule: &CreationRule) -> Result<Drift> {
         Some(wanted) => change(&current, wanted, Rotation::OnRemoval),
         None => KeyChange::default(),
     };
-    if !duplicate_entries(meta).is_empty() {
+    if !metadata::duplicate_entries(meta).is_empty() {
         keys.rotate = true;
     }
     let mut settings = Vec::new();

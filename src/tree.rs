@@ -10,46 +10,7 @@ use std::ops::Range;
 
 use zeroize::Zeroizing;
 
-/// The value types sops knows, plus null (never encrypted) and comments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScalarType {
-    Str,
-    Int,
-    Float,
-    Bool,
-    Bytes,
-    /// A YAML timestamp; sops 3.10 and later store it as `type:time`.
-    Time,
-    Comment,
-    Null,
-}
-
-impl ScalarType {
-    pub fn sops_name(self) -> &'static str {
-        match self {
-            ScalarType::Str | ScalarType::Null => "str",
-            ScalarType::Int => "int",
-            ScalarType::Float => "float",
-            ScalarType::Bool => "bool",
-            ScalarType::Bytes => "bytes",
-            ScalarType::Time => "time",
-            ScalarType::Comment => "comment",
-        }
-    }
-
-    pub fn from_sops(name: &str) -> Option<Self> {
-        Some(match name {
-            "str" => ScalarType::Str,
-            "int" | "int64" => ScalarType::Int,
-            "float" => ScalarType::Float,
-            "bool" => ScalarType::Bool,
-            "bytes" => ScalarType::Bytes,
-            "time" => ScalarType::Time,
-            "comment" => ScalarType::Comment,
-            _ => return None,
-        })
-    }
-}
+pub use crate::scalar::ScalarType;
 
 /// How a scalar was written, so that decryption can write it back the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -146,30 +107,7 @@ impl Node {
     }
 }
 
-/// The `sops` metadata as found in a file, before it is interpreted.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MetaValue {
-    Map(Vec<(String, MetaValue)>),
-    Seq(Vec<MetaValue>),
-    Str(String),
-    Null,
-}
-
-impl MetaValue {
-    pub fn get(&self, key: &str) -> Option<&MetaValue> {
-        match self {
-            MetaValue::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            MetaValue::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
+pub use crate::metadata::MetaValue;
 
 /// One document of a file (YAML files may hold several).
 pub struct Doc {
@@ -353,7 +291,7 @@ impl Value {
                 Value::Scalar(ty, s) => {
                     let text = match ty {
                         ScalarType::Bool => {
-                            crate::cipher::parse_bool(s).unwrap_or(false).to_string()
+                            crate::scalar::parse_bool(s).unwrap_or(false).to_string()
                         }
                         ScalarType::Null => String::new(),
                         _ => s.to_string(),

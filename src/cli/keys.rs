@@ -217,7 +217,7 @@ pub(super) fn plan(
         }
         let mut change = rekey::change(&current, &wanted, rotation);
         // A recipient named twice: the second entry may be someone else's, relabelled.
-        for twice in rekey::duplicate_entries(&meta) {
+        for twice in coffer::metadata::duplicate_entries(&meta) {
             change.removed.push(format!("a second entry named {twice}"));
             change.rotate = rotation != Rotation::Never;
         }
@@ -628,7 +628,7 @@ pub fn access(args: AccessArgs, config: Option<&Path>) -> Result<()> {
             Some(r) => {
                 let mut c = rekey::change(&keys, &r.recipients()?, Rotation::Never);
                 c.removed.extend(
-                    rekey::duplicate_entries(&meta)
+                    coffer::metadata::duplicate_entries(&meta)
                         .into_iter()
                         .map(|k| format!("a second entry named {k}")),
                 );

@@ -4,7 +4,6 @@
 use zeroize::Zeroizing;
 
 use super::{LeafText, Store};
-use crate::metadata;
 use crate::tree::{
     Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
@@ -96,7 +95,7 @@ impl Store for DotenvStore {
         }
         let meta = match meta_items.is_empty() {
             true => None,
-            false => Some((metadata::unflatten(&meta_items)?, meta_spans)),
+            false => Some((super::flatten::unflatten(&meta_items)?, meta_spans)),
         };
         let doc = Doc {
             root: Node::Map(entries),
@@ -137,7 +136,7 @@ impl Store for DotenvStore {
         _doc_index: usize,
         meta: &MetaValue,
     ) -> (usize, String) {
-        let mut items = metadata::flatten(meta);
+        let mut items = super::flatten::flatten(meta);
         items.sort();
         let mut block = String::new();
         for (k, v) in items {
@@ -182,7 +181,7 @@ impl Store for DotenvStore {
             out.push_str(k);
             out.push('=');
             if *ty == ScalarType::Bool {
-                out.push_str(&crate::cipher::parse_bool(s).unwrap_or(false).to_string());
+                out.push_str(&crate::scalar::parse_bool(s).unwrap_or(false).to_string());
             } else {
                 out.push_str(&s.replace('\n', "\\n"));
             }

@@ -5,7 +5,6 @@ use zeroize::Zeroizing;
 
 use super::dotenv::lines;
 use super::{LeafText, Store};
-use crate::metadata;
 use crate::tree::{
     Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
@@ -179,7 +178,7 @@ impl Store for IniStore {
                 }
                 let end = text.len();
                 Some((
-                    metadata::unflatten(&meta_items)?,
+                    super::flatten::unflatten(&meta_items)?,
                     std::iter::once(s..end).collect(),
                 ))
             }
@@ -240,7 +239,7 @@ impl Store for IniStore {
                 text[..leaf.span.start].ends_with(q) && text[leaf.span.end..].starts_with(q)
             });
         Ok(match ty {
-            ScalarType::Bool => crate::cipher::parse_bool(value)
+            ScalarType::Bool => crate::scalar::parse_bool(value)
                 .unwrap_or(false)
                 .to_string(),
             ScalarType::Comment => value.to_string(),
@@ -261,7 +260,7 @@ impl Store for IniStore {
         _doc_index: usize,
         meta: &MetaValue,
     ) -> (usize, String) {
-        let mut items = metadata::flatten(meta);
+        let mut items = super::flatten::flatten(meta);
         items.sort();
         let width = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let text = doc.text.as_str();

@@ -568,11 +568,11 @@ pub fn json_string(s: &str) -> String {
 pub fn json_scalar(ty: ScalarType, s: &str) -> String {
     match ty {
         ScalarType::Null => "null".into(),
-        ScalarType::Bool => crate::cipher::parse_bool(s).unwrap_or(false).to_string(),
+        ScalarType::Bool => crate::scalar::parse_bool(s).unwrap_or(false).to_string(),
         ScalarType::Int | ScalarType::Float if is_json_number(s) => s.to_string(),
         // A YAML float JSON cannot spell (`.5`, `1.`): the same number in Go's form.
-        ScalarType::Float => match crate::cipher::parse_float(s).filter(|f| f.is_finite()) {
-            Some(f) => crate::cipher::format_float(f),
+        ScalarType::Float => match crate::scalar::parse_float(s).filter(|f| f.is_finite()) {
+            Some(f) => crate::scalar::format_float(f),
             None => json_string(s),
         },
         _ => json_string(s),

@@ -10,6 +10,7 @@ use crate::tree::{Document, Leaf, MetaValue, ScalarType, Value};
 
 pub mod binary;
 pub mod dotenv;
+pub mod flatten;
 pub mod ini;
 pub mod json;
 pub mod yaml;

@@ -270,7 +270,7 @@ impl Store for YamlStore {
             ScalarType::Time => value.to_string(),
             ScalarType::Bool => match value {
                 "true" | "false" | "TRUE" | "FALSE" => value.to_string(),
-                other => crate::cipher::parse_bool(other)
+                other => crate::scalar::parse_bool(other)
                     .unwrap_or(false)
                     .to_string(),
             },
@@ -387,9 +387,9 @@ fn yaml_float(v: &str) -> String {
     if resolve_plain(v) == ScalarType::Float {
         return v.to_string();
     }
-    match crate::cipher::parse_float(v) {
+    match crate::scalar::parse_float(v) {
         Some(f) => {
-            let g = crate::cipher::format_float_g(f);
+            let g = crate::scalar::format_float_g(f);
             if resolve_plain(&g) == ScalarType::Float {
                 g
             } else {
@@ -1584,7 +1584,7 @@ fn yaml_key(k: &str) -> String {
 fn yaml_scalar(ty: ScalarType, s: &str, block_indent: usize) -> String {
     match ty {
         ScalarType::Null => "null".into(),
-        ScalarType::Bool => crate::cipher::parse_bool(s).unwrap_or(false).to_string(),
+        ScalarType::Bool => crate::scalar::parse_bool(s).unwrap_or(false).to_string(),
         ScalarType::Int => s.to_string(),
         ScalarType::Float => yaml_float(s),
         ScalarType::Time => s.to_string(),

@@ -3,7 +3,7 @@
 //! it. coffer must read every scalar as sops does, or the two would disagree about a
 //! file's values (a `0755` that sops reads as 493).
 
-use crate::cipher;
+use crate::scalar;
 use crate::tree::ScalarType;
 
 /// The type of a plain scalar: go-yaml's `resolve` with no tag. Its first character
@@ -20,7 +20,7 @@ pub fn resolve_plain(s: &str) -> ScalarType {
     match s.as_bytes().first() {
         Some(b'.') if go_float(s).is_some() => ScalarType::Float,
         Some(b'0'..=b'9' | b'+' | b'-') => {
-            if cipher::time_canonical(s, false).is_some() {
+            if scalar::time_canonical(s, false).is_some() {
                 return ScalarType::Time;
             }
             let plain = s.replace('_', "");
@@ -102,7 +102,7 @@ pub fn stored_form(ty: ScalarType, s: &str) -> String {
             Some(v) if i64::try_from(v).is_ok() => v.to_string(),
             _ => s.to_string(),
         },
-        ScalarType::Time => cipher::time_canonical(s, false).unwrap_or_else(|| s.to_string()),
+        ScalarType::Time => scalar::time_canonical(s, false).unwrap_or_else(|| s.to_string()),
         ScalarType::Float => match s.to_ascii_lowercase().as_str() {
             ".inf" | "+.inf" => "+Inf".into(),
             "-.inf" => "-Inf".into(),
@@ -131,7 +131,7 @@ pub fn resolve_tagged(tag: &str, s: &str) -> Result<(ScalarType, String), String
     let stored = match (ty, plain) {
         (ScalarType::Float, ScalarType::Int) => {
             let v = go_int(&s.replace('_', "")).ok_or_else(refused)?;
-            cipher::format_float(v as f64)
+            scalar::format_float(v as f64)
         }
         _ => stored_form(ty, s),
     };

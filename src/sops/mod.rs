@@ -10,6 +10,7 @@ use crate::format::{Format, Store};
 use crate::keys::Keyring;
 use crate::metadata::{self, Metadata};
 use crate::path::{self, Step};
+use crate::scalar;
 use crate::tree::{splice, splice_checked, Document, Leaf, LeafKind, Node, ScalarType, Value};
 use crate::{Error, Result};
 
@@ -388,7 +389,7 @@ pub fn open_document(
     let key = keyring
         .data_key(&meta)
         .map_err(|reasons| no_key(file, &meta, reasons))?;
-    for twice in crate::rekey::duplicate_entries(&meta) {
+    for twice in crate::metadata::duplicate_entries(&meta) {
         warnings.push(format!(
             "{file}: {twice} is named by two age entries (one may be someone else's, relabelled); `coffer updatekeys` gives the file a new data key"
         ));
@@ -601,7 +602,7 @@ fn open_inner(
             .map_err(|e| bad(e.to_string()))?;
             // The MAC covers the typed value, but a value that is no value of its type
             // at all is refused as sops refuses it.
-            if !cipher::valid_typed(ty, &bytes) {
+            if !scalar::valid_typed(ty, &bytes) {
                 return Err(bad(format!(
                     "the plaintext is not a valid {}",
                     ty.sops_name()
@@ -909,7 +910,7 @@ impl Opened {
         })?;
         match self.value(node)? {
             Value::Scalar(ty, s) => Ok(Zeroizing::new(match ty {
-                ScalarType::Bool => cipher::parse_bool(&s)
+                ScalarType::Bool => scalar::parse_bool(&s)
                     .unwrap_or(false)
                     .to_string()
                     .into_bytes(),

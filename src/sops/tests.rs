@@ -530,7 +530,7 @@ impl Render<'_> {
             Sc::Int(i) => (i.to_string(), s(ScalarType::Int, &i.to_string())),
             Sc::Float(t, v) => (
                 t.to_string(),
-                s(ScalarType::Float, &cipher::format_float(v)),
+                s(ScalarType::Float, &scalar::format_float(v)),
             ),
             Sc::Bool(b) => (b.to_string(), s(ScalarType::Bool, &b.to_string())),
             Sc::Null => ("null".into(), s(ScalarType::Null, "")),
@@ -720,7 +720,7 @@ fn same_tree(got: &Value, want: &Value) -> Result<(), String> {
             let same = ta == tb
                 && (a == b
                     || (*ta == ScalarType::Float
-                        && cipher::parse_float(a) == cipher::parse_float(b)));
+                        && scalar::parse_float(a) == scalar::parse_float(b)));
             if same {
                 Ok(())
             } else {
@@ -1043,13 +1043,13 @@ fn json_differs(got: &Value, want: &serde_json::Value) -> Option<String> {
         (Value::Scalar(ty, s), w) => {
             let same = match (ty, w) {
                 (ScalarType::Null, J::Null) => true,
-                (ScalarType::Bool, J::Bool(b)) => cipher::parse_bool(s) == Some(*b),
+                (ScalarType::Bool, J::Bool(b)) => scalar::parse_bool(s) == Some(*b),
                 (ScalarType::Int | ScalarType::Float, J::Number(n)) => {
-                    cipher::parse_float(s) == n.as_f64()
+                    scalar::parse_float(s) == n.as_f64()
                 }
                 (ScalarType::Str, J::String(t)) => s.as_str() == t,
                 (ScalarType::Time, J::String(t)) => {
-                    cipher::time_canonical(t, false).as_deref() == Some(s.as_str())
+                    scalar::time_canonical(t, false).as_deref() == Some(s.as_str())
                 }
                 _ => false,
             };
@@ -1404,15 +1404,15 @@ fn normalized(v: &Value) -> Value {
         Value::Map(e) => Value::Map(e.iter().map(|(k, v)| (k.clone(), normalized(v))).collect()),
         Value::Seq(items) => Value::Seq(items.iter().map(normalized).collect()),
         Value::Scalar(ScalarType::Int | ScalarType::Float, s) => {
-            let f = cipher::parse_float(s).or_else(|| cipher::parse_float(&stored_float(s)));
+            let f = scalar::parse_float(s).or_else(|| scalar::parse_float(&stored_float(s)));
             Value::Scalar(
                 ScalarType::Float,
-                Zeroizing::new(f.map_or_else(|| s.to_string(), cipher::format_float)),
+                Zeroizing::new(f.map_or_else(|| s.to_string(), scalar::format_float)),
             )
         }
         Value::Scalar(ScalarType::Bool, s) => Value::Scalar(
             ScalarType::Bool,
-            Zeroizing::new(cipher::parse_bool(s).map_or_else(|| s.to_string(), |b| b.to_string())),
+            Zeroizing::new(scalar::parse_bool(s).map_or_else(|| s.to_string(), |b| b.to_string())),
         ),
         other => other.clone(),
     }

@@ -3,9 +3,10 @@
 //! compare what they hold with what was meant to be written. The check never looks at
 //! the writer's own bookkeeping (spans, styles), only at what a parser finds.
 
-use crate::cipher::{self, DataKey};
+use crate::cipher::DataKey;
 use crate::format::Format;
 use crate::path::{self, Step};
+use crate::scalar;
 use crate::tree::{Document, Node, ScalarType, Value};
 use zeroize::Zeroizing;
 
@@ -226,7 +227,7 @@ fn as_text(ty: ScalarType, v: &[u8]) -> Vec<u8> {
         ScalarType::Null => Vec::new(),
         ScalarType::Bool => std::str::from_utf8(v)
             .ok()
-            .and_then(cipher::parse_bool)
+            .and_then(scalar::parse_bool)
             .map_or_else(|| v.to_vec(), |b| b.to_string().into_bytes()),
         _ => v.to_vec(),
     }
@@ -255,15 +256,15 @@ fn same_value(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
     };
     match ty {
         ScalarType::Int => matches!((a.parse::<i64>(), b.parse::<i64>()), (Ok(x), Ok(y)) if x == y),
-        ScalarType::Float => match (cipher::parse_float(a), cipher::parse_float(b)) {
+        ScalarType::Float => match (scalar::parse_float(a), scalar::parse_float(b)) {
             (Some(x), Some(y)) => x == y || (x.is_nan() && y.is_nan()),
             _ => false,
         },
         ScalarType::Bool => {
-            matches!((cipher::parse_bool(a), cipher::parse_bool(b)), (Some(x), Some(y)) if x == y)
+            matches!((scalar::parse_bool(a), scalar::parse_bool(b)), (Some(x), Some(y)) if x == y)
         }
         ScalarType::Time => {
-            cipher::canonical(ty, a.as_bytes()) == cipher::canonical(ty, b.as_bytes())
+            scalar::canonical(ty, a.as_bytes()) == scalar::canonical(ty, b.as_bytes())
         }
         _ => false,
     }

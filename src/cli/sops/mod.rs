@@ -748,7 +748,7 @@ fn environment(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>
         let text = match v {
             Value::Scalar(ScalarType::Null, _) => Zeroizing::new("<nil>".to_string()),
             Value::Scalar(ScalarType::Bool, s) => {
-                Zeroizing::new(coffer::cipher::parse_bool(&s).unwrap_or(false).to_string())
+                Zeroizing::new(coffer::scalar::parse_bool(&s).unwrap_or(false).to_string())
             }
             Value::Scalar(_, s) => s,
             _ => {
