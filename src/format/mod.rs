@@ -15,7 +15,6 @@ pub mod ini;
 pub mod json;
 pub mod yaml;
 pub mod yaml_data;
-mod yaml_lenient;
 pub mod yaml_resolve;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

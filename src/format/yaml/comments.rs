@@ -1,0 +1,141 @@
+//! Comments: found in the text outside scalars and metadata, each given the path of the
+//! container go-yaml (and so sops) attaches it to.
+
+use super::*;
+
+impl Parse<'_> {
+    /// Find every comment outside scalars and metadata, and give it the path of the
+    /// container sops's YAML library would attach it to.
+    pub(super) fn find_comments(&mut self) {
+        self.occupied.sort_by_key(|r| r.start);
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let mut occ = 0usize;
+        let mut comments = Vec::new();
+        let mut pos = 0usize;
+        let mut line_has_content = false;
+        let mut line_no = 0usize;
+        while pos < bytes.len() {
+            while occ < self.occupied.len() && self.occupied[occ].end <= pos {
+                occ += 1;
+            }
+            if occ < self.occupied.len() && self.occupied[occ].start <= pos {
+                // Inside a scalar: jump over it, counting the lines it spans.
+                let end = self.occupied[occ].end.max(pos + 1);
+                line_no += text[pos..end].matches('\n').count();
+                line_has_content = !text[pos..end].ends_with('\n');
+                pos = end;
+                continue;
+            }
+            match bytes[pos] {
+                b'\n' => {
+                    line_no += 1;
+                    line_has_content = false;
+                    pos += 1;
+                }
+                b'#' if pos == 0 || matches!(bytes[pos - 1], b' ' | b'\t' | b'\n') => {
+                    let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+                    let end = if end > pos && bytes[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
+                    comments.push((pos, end, line_no, line_has_content));
+                    pos = end;
+                }
+                b'\t' => {
+                    if self.foreign.is_none()
+                        && tab_go_yaml_refuses(text, self.line_start(pos), pos)
+                    {
+                        self.foreign = Some((
+                            pos,
+                            "a tab after `-`, `?` or `:`, or in indentation (sops cannot read it)",
+                        ));
+                    }
+                    pos += 1;
+                }
+                b' ' | b'\r' => pos += 1,
+                _ => {
+                    line_has_content = true;
+                    pos += 1;
+                }
+            }
+        }
+        for (start, end, line, trailing) in comments {
+            let container = self.comment_container(start, line, trailing);
+            let path = container
+                .map(|c| self.containers[c].path.clone())
+                .unwrap_or_default();
+            self.leaves.push(Leaf {
+                kind: LeafKind::Comment,
+                path,
+                span: start + 1..end,
+                ty: ScalarType::Comment,
+                value: Zeroizing::new(self.text.as_bytes()[start + 1..end].to_vec()),
+                style: Style::default(),
+            });
+        }
+    }
+
+    pub(super) fn comment_container(
+        &self,
+        pos: usize,
+        line: usize,
+        trailing: bool,
+    ) -> Option<usize> {
+        let idx = self.items.partition_point(|i| i.pos < pos);
+        let prev = idx.checked_sub(1).map(|i| &self.items[i]);
+        // A collection and its first key start at the same place; the comment belongs
+        // to the innermost of them, as in go-yaml.
+        let next = self.items[idx..]
+            .iter()
+            .take_while(|i| i.pos == self.items[idx].pos)
+            .last();
+        if trailing {
+            if let Some(p) = prev.filter(|p| p.line == line) {
+                return Some(p.container);
+            }
+        }
+        let col = self.col(pos);
+        if let Some(n) = next {
+            if col <= n.col || prev.is_none() {
+                return Some(n.container);
+            }
+        }
+        let mut c = prev?.container;
+        // A comment before a flow collection's closing bracket is inside it, wherever
+        // it stands (go-yaml and so sops read it so).
+        let open_flow = |c: &Container| c.flow && pos < c.end;
+        while self.containers[c].col > col && !open_flow(&self.containers[c]) {
+            match self.containers[c].parent {
+                Some(p) => c = p,
+                None => break,
+            }
+        }
+        Some(c)
+    }
+}
+
+/// libyaml (and so go-yaml and sops) refuses a tab that separates a block indicator
+/// (`-`, `?`, a `:` that starts its line) from what follows, or that stands in a
+/// line's indentation (even on a blank line).
+pub(super) fn tab_go_yaml_refuses(text: &str, line_start: usize, pos: usize) -> bool {
+    let before = text[line_start..pos].trim_end_matches([' ', '\t']);
+    before.is_empty()
+        || (before.ends_with(['-', '?', ':'])
+            && before
+                .chars()
+                .all(|c| matches!(c, ' ' | '\t' | '-' | '?' | ':'))
+            && (before.len() == 1
+                || before[..before.len() - 1].ends_with([' ', '\t'])
+                || !before.ends_with(':')))
+}
+
+/// A header line without the comment that may end it (`#` after a space or tab).
+pub(super) fn without_comment(line: &str) -> &str {
+    let b = line.as_bytes();
+    match (1..b.len()).find(|&i| b[i] == b'#' && matches!(b[i - 1], b' ' | b'\t')) {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}

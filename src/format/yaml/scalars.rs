@@ -1,0 +1,228 @@
+//! How a scalar event becomes a leaf: its type as go-yaml reads it, its style, and
+//! the span a block scalar's text occupies.
+
+use super::*;
+
+impl Parse<'_> {
+    pub(super) fn scalar_leaf(
+        &mut self,
+        stack: &[Frame],
+        value: &str,
+        style: ScalarStyle,
+        tag: Option<&saphyr_parser::Tag>,
+        raw: Range<usize>,
+        span: &Span,
+    ) -> Result<usize, crate::format::SyntaxError> {
+        let container = frame_container(stack.last().expect("scalar inside a collection"));
+        let flow = self.containers[container].flow;
+        let path = match stack.last() {
+            Some(Frame::Map { key, .. }) => extended(&self.containers[container].path, key),
+            _ => self.containers[container].path.clone(),
+        };
+        let owner_col = self.items.last().map_or(0, |i| i.col);
+        // Anchors and tags sit inside the span; the value's own text starts after them.
+        let mut start = raw.start;
+        let mut tag_at = None;
+        if !matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            loop {
+                let rest = &self.text[start..raw.end];
+                if rest.starts_with('!') {
+                    tag_at = Some(start);
+                }
+                if rest.starts_with('&') || rest.starts_with('!') {
+                    let skip = rest.find([' ', '\t', '\n']).unwrap_or(rest.len());
+                    // libyaml ends an anchor name at anything but [A-Za-z0-9_-].
+                    let odd = |c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if rest.starts_with('&')
+                        && rest[1..skip].contains(odd)
+                        && self.foreign.is_none()
+                    {
+                        self.foreign = Some((start, "an anchor name that sops reads differently"));
+                    }
+                    start += skip;
+                    start += self.text[start..raw.end].len()
+                        - self.text[start..raw.end].trim_start().len();
+                } else {
+                    break;
+                }
+            }
+        }
+        // The parser's span of a quoted scalar can run on over a comment after it on
+        // the line: the scalar ends at its closing quote.
+        let quoted_end = |q: u8| quoted_end(self.text, start, q).unwrap_or(raw.end);
+        let (quote, span_range) = match style {
+            ScalarStyle::Plain => (Quote::Plain, start..raw.end),
+            ScalarStyle::SingleQuoted => (Quote::Single, start..quoted_end(b'\'')),
+            ScalarStyle::DoubleQuoted => (Quote::Double, start..quoted_end(b'"')),
+            ScalarStyle::Literal | ScalarStyle::Folded => (
+                Quote::Block,
+                self.block_range(&raw, value, owner_col)
+                    .map_err(|m| err_at(span.start.line(), span.start.col(), m))?,
+            ),
+        };
+        // A comment after the indicator sits inside the span that the ciphertext
+        // replaces: it is found as a comment, and the layout cannot be kept.
+        let mut occupied = raw.start.min(span_range.start)..span_range.end;
+        if quote == Quote::Block {
+            let header_end = self.text[span_range.start..]
+                .find('\n')
+                .map_or(self.text.len(), |i| span_range.start + i);
+            let header = &self.text[span_range.start..header_end];
+            let code = without_comment(header).len();
+            if code < header.len() && header_end < span_range.end {
+                let comment = span_range.start + code;
+                self.foreign
+                    .get_or_insert((comment, "a comment after a block scalar's indicator"));
+                self.occupied.push(occupied.start..comment);
+                occupied = header_end..span_range.end;
+            }
+        }
+        let construct = match style {
+            ScalarStyle::Literal => Some("literal block scalar"),
+            ScalarStyle::Folded => Some("folded block scalar"),
+            _ if tag.is_some() => Some("tagged value"),
+            _ if self.text[raw.clone()].contains('\n') => Some("value over several lines"),
+            _ => None,
+        };
+        let (ty, tagged) = scalar_type(style, tag, value)
+            .map_err(|m| err_at(span.start.line(), span.start.col(), m))?;
+        let span_range = match (&tagged, tag_at) {
+            (Some(_), Some(at)) if ty != ScalarType::Null => at..span_range.end,
+            _ => span_range,
+        };
+        if let Some(what) = construct {
+            self.constructs.push((span_range.start, what));
+        }
+        let mut stored = match tagged {
+            Some(stored) => stored,
+            None if ty == ScalarType::Str => value.to_string(),
+            None => stored_form(ty, value),
+        };
+        // A block scalar that ends the text without a line break has none in its value
+        // (YAML 1.2, 8.1.1.2; go-yaml and so sops read it so); saphyr adds one.
+        if quote == Quote::Block
+            && span_range.end == self.text.len()
+            && !self.text.ends_with('\n')
+            && stored.ends_with('\n')
+        {
+            stored.pop();
+        }
+        // A ciphertext in a block scalar (`|` + `ENC[…]`) is the ciphertext: its
+        // chomping added the line break.
+        if quote == Quote::Block {
+            let enc = stored.trim_end_matches('\n');
+            if enc.len() < stored.len() && crate::cipher::is_encrypted(enc) {
+                stored.truncate(enc.len());
+            }
+        }
+        if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
+            return Err(err_at(
+                span.start.line(),
+                span.start.col(),
+                crate::format::BIG_INT,
+            ));
+        }
+        self.occupied.push(occupied);
+        self.leaves.push(Leaf {
+            kind: LeafKind::Value,
+            path,
+            span: span_range,
+            ty,
+            value: Zeroizing::new(stored.into_bytes()),
+            style: Style {
+                quote,
+                owner_col,
+                flow,
+            },
+        });
+        Ok(self.leaves.len() - 1)
+    }
+
+    /// The bytes a block scalar occupies: from its `|`/`>` indicator to the end of its
+    /// last content line. Trailing blank lines belong to the layout, except with the
+    /// keep (`+`) indicator, where they are part of the value.
+    pub(super) fn block_range(
+        &self,
+        raw: &Range<usize>,
+        value: &str,
+        _owner_col: usize,
+    ) -> Result<Range<usize>, &'static str> {
+        let start = self
+            .block_indicator(raw.start)
+            .ok_or("cannot find the block scalar indicator")?;
+        let header_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
+        let content_start = (header_end + 1).min(self.text.len());
+        // The region ends at the last line break inside the raw span, or with the
+        // text when the block is its last line.
+        let region_end = match self.text[..raw.end.min(self.text.len())].rfind('\n') {
+            _ if raw.end >= self.text.len() => self.text.len(),
+            Some(i) if i + 1 >= content_start => i + 1,
+            _ => content_start,
+        };
+        let region = &self.text[content_start..region_end.max(content_start)];
+        let keep = without_comment(&self.text[start..header_end]).contains('+');
+        let end = if keep {
+            // Up to (not including) the final line break.
+            if region.ends_with('\n') {
+                region_end - 1
+            } else {
+                region_end
+            }
+        } else {
+            // End of the last line that has content.
+            let trimmed = region.trim_end_matches(|c: char| c.is_whitespace());
+            if trimmed.is_empty() && value.is_empty() {
+                header_end
+            } else {
+                content_start + trimmed.len()
+            }
+        };
+        Ok(start..end.max(start + 1))
+    }
+
+    /// The `|` or `>` of the block scalar whose event starts at `pos`: on the header
+    /// line before the content (blank lines between are content), or after the node's
+    /// tag or anchor when the event starts there.
+    pub(super) fn block_indicator(&self, pos: usize) -> Option<usize> {
+        let before = &self.text[..pos];
+        let line = self.line_start(pos);
+        if self.text[line..pos].trim().is_empty() {
+            let mut end = line;
+            while end > 0 {
+                let start = self.text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
+                let l = without_comment(&before[start..end - 1]);
+                if !l.trim().is_empty() {
+                    if let Some(i) = l.trim_end().rfind(['|', '>']) {
+                        let after = &l.trim_end()[i + 1..];
+                        if after
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+                        {
+                            return Some(start + i);
+                        }
+                    }
+                    break;
+                }
+                end = start;
+            }
+        }
+        // Forward, over the node's properties.
+        let b = self.text.as_bytes();
+        let mut i = pos;
+        loop {
+            while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+                i += 1;
+            }
+            if i < b.len() && matches!(b[i], b'!' | b'&') {
+                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+                    i += 1;
+                }
+                continue;
+            }
+            break;
+        }
+        (i < b.len() && matches!(b[i], b'|' | b'>')).then_some(i)
+    }
+}
