@@ -1,0 +1,510 @@
+//! The write path against every construct the formats allow: table tests of what is
+//! kept exactly, what falls back to the canonical layout and what is refused, property
+//! tests over generated documents, and byte flips of encrypted files.
+
+use proptest::prelude::*;
+use zeroize::Zeroizing;
+
+use super::verify::{Compare, Content};
+use super::*;
+use crate::tree::Value;
+
+use crate::error::ErrorKind;
+
+mod generated;
+mod real_sops;
+mod yaml_suite;
+
+use generated::*;
+use yaml_suite::*;
+
+pub(super) fn key() -> DataKey {
+    DataKey::from_slice(&[9u8; 32]).expect("32 bytes")
+}
+
+pub(super) fn metadata() -> Metadata {
+    Metadata {
+        lastmodified: "2026-01-01T00:00:00Z".into(),
+        version: Some(metadata::SOPS_VERSION.into()),
+        ..Default::default()
+    }
+}
+
+/// What writing `text` encrypted and reading it back gave.
+pub(super) enum Outcome {
+    /// Decrypts to the input byte for byte.
+    Exact,
+    /// Written in the canonical layout; the warning.
+    Fallback(String),
+    /// Refused; the message.
+    Refused(String),
+}
+
+pub(super) struct Trip {
+    pub(super) outcome: Outcome,
+    pub(super) encrypted: Vec<u8>,
+}
+
+/// Encrypt `text`, open the result with the data key, render its plaintext, and check
+/// the invariants every write must keep whatever the outcome.
+pub(super) fn trip(format: Format, text: &[u8]) -> Trip {
+    let refused = |e: Error| {
+        assert!(
+            matches!(e.kind(), ErrorKind::Syntax | ErrorKind::EncryptedOrNot),
+            "a refusal is a syntax or unsupported-input error, got {e}"
+        );
+        Trip {
+            outcome: Outcome::Refused(e.to_string()),
+            encrypted: Vec::new(),
+        }
+    };
+    let doc = match parse("t", format, text.to_vec()) {
+        Ok(d) => d,
+        Err(e) => return refused(e),
+    };
+    let sealed = match encrypt_document(format, "t", &doc, &key(), &mut metadata()) {
+        Ok(s) => s,
+        Err(e) => return refused(e),
+    };
+    let (doc2, meta, _) = read_metadata("t", format, sealed.bytes.to_vec())
+        .expect("what encrypt_document returns parses");
+    let opened =
+        open_with_key("t", format, doc2, meta, key(), false).expect("and opens with its key");
+    let plain = opened.render().expect("and decrypts");
+    let original = Content::of_plain(&doc);
+    let back = parse("t", format, plain.bytes.to_vec()).expect("the plaintext parses");
+    assert!(
+        original
+            .difference(
+                &doc,
+                &Content::of_plain(&back),
+                Compare::Full,
+                format == Format::Json
+            )
+            .is_none(),
+        "the plaintext holds what the input held"
+    );
+    let outcome = match sealed.fallback.clone().or(plain.fallback) {
+        None if *plain.bytes == text => Outcome::Exact,
+        Some(note) => Outcome::Fallback(note),
+        None => Outcome::Fallback(String::new()),
+    };
+    Trip {
+        outcome,
+        encrypted: sealed.bytes.to_vec(),
+    }
+}
+
+pub(super) fn exact(format: Format, text: &str) {
+    match trip(format, text.as_bytes()).outcome {
+        Outcome::Exact => {}
+        Outcome::Fallback(n) => panic!("{text:?}: fell back: {n}"),
+        Outcome::Refused(m) => panic!("{text:?}: refused: {m}"),
+    }
+}
+
+/// Kept as data, in another spelling (`\u00e9` for `é`), and said: never silently.
+pub(super) fn respelled(format: Format, text: &str) {
+    match trip(format, text.as_bytes()).outcome {
+        Outcome::Fallback(n) => assert!(
+            n.contains("will decrypt to the same value") && n.contains("written another way"),
+            "{text:?}: warning {n:?}"
+        ),
+        Outcome::Exact => panic!("{text:?}: kept exactly"),
+        Outcome::Refused(m) => panic!("{text:?}: refused: {m}"),
+    }
+}
+
+/// At most the start of a long text, for messages.
+pub(super) fn head(text: &str) -> &str {
+    &text[..text.char_indices().nth(300).map_or(text.len(), |(i, _)| i)]
+}
+
+pub(super) fn fallback(format: Format, text: &str, note: &str) {
+    match trip(format, text.as_bytes()).outcome {
+        Outcome::Fallback(n) => assert!(n.contains(note), "{text:?}: warning {n:?}"),
+        Outcome::Exact => panic!("{text:?}: kept exactly, a fallback was expected"),
+        Outcome::Refused(m) => panic!("{text:?}: refused: {m}"),
+    }
+}
+
+pub(super) fn refused(format: Format, text: &str, message: &str) {
+    let text_head = head(text);
+    match trip(format, text.as_bytes()).outcome {
+        Outcome::Refused(m) => assert!(m.contains(message), "{text_head:?}: message {m:?}"),
+        Outcome::Exact => panic!("{text_head:?}: accepted, a refusal was expected"),
+        Outcome::Fallback(n) => panic!("{text_head:?}: fell back ({n}), a refusal was expected"),
+    }
+}
+
+#[test]
+pub(super) fn yaml_constructs_kept_exactly() {
+    for text in [
+        "a: 1\nb: two\n",
+        "a: 1\nb: two",
+        "# head\na: x # trailing\n\n# foot\n",
+        "a:\n  b:\n    c: deep\n  d: [1, 2]\n",
+        "nested: {x: 1, y: [a, b]}\n",
+        "l:\n  - a\n  - {k: v}\n  - - x\n    - y\n",
+        "lit: |\n  line1\n  line2\nnext: 1\n",
+        "strip: |-\n  line1\n  line2\nnext: 1\n",
+        "keep: |+\n  line1\n\nnext: 1\n",
+        "end: |\n  line1\n  line2\n",
+        // A root mapping indented under `---`: the metadata goes at its keys' column.
+        "---\n  a: 1\n\n  b:\n    c: [x, y]\n",
+        // CloudFormation's tags before flow sequences, and an empty tagged value.
+        "zone: !Select [ 0, !GetAZs ]\ncond: !Equals [ !Ref Env, prod ]\n",
+        // A block keeps its header and indentation, around one line of ciphertext.
+        "one: |-\n  one line\nnext: 1\n",
+        "folded: >\n    one folded line\nstrip: >-\n  x\n",
+        "l:\n  - |+\n    kept\n\n  - |\n      deeper\n",
+        "q: 'single # not a comment'\nd: \"tab\\tnew\\nline\"\n",
+        "u: ünïcödé 日本\n",
+        "t: 2024-01-02T03:04:05Z\n",
+        "f: 1.5e+10\ng: 0.25\ni: -7\nb: true\nn: null\n",
+        "a: 1\r\nb: two\r\n",
+        "---\na: 1\n",
+        "a: 1\n---\nb: 2\n",
+    ] {
+        exact(Format::Yaml, text);
+    }
+}
+
+#[test]
+pub(super) fn yaml_constructs_that_fall_back_name_what_was_not_kept() {
+    fallback(
+        Format::Yaml,
+        "{\"password\": \"x\", \"n\": 1}\n",
+        "flow mapping at line 1",
+    );
+    fallback(Format::Yaml, "{a: 1,\n b: 2}\n", "flow mapping at line 1");
+    fallback(
+        Format::Yaml,
+        "lit: | # why\n  a\nnext: 1\n",
+        "a comment after a block scalar's indicator at line 1",
+    );
+    fallback(
+        Format::Yaml,
+        "list:\n-\titem\n",
+        "a tab after `-`, `?` or `:`, or in indentation (sops cannot read it) at line 2",
+    );
+}
+
+#[test]
+pub(super) fn yaml_block_scalars_at_the_end_without_a_line_break_keep_their_value() {
+    // Without a final line break a block's value has none either (YAML 1.2, 8.1.1.2),
+    // so `|` and `|+` there come back as `|-`, which says the same.
+    respelled(Format::Yaml, "a: 1\nlit: |\n  line1\n  last");
+    respelled(Format::Yaml, "a: 1\nlit: |+\n  line1\n  last");
+    exact(Format::Yaml, "a: 1\nlit: |-\n  line1\n  last");
+    // A kept block of blank lines only has no line to indent by: quoted, the rest kept.
+    respelled(Format::Yaml, "a:\n  - |+\n\n  - x\n");
+}
+
+#[test]
+pub(super) fn yaml_inputs_refused_with_their_line() {
+    refused(
+        Format::Yaml,
+        "? [k1]\n: v1\nother: v2\n",
+        "line 1, column 3: complex mapping keys",
+    );
+    refused(
+        Format::Yaml,
+        "[a, b]: v\nz: secret\n",
+        "complex mapping keys",
+    );
+    refused(
+        Format::Yaml,
+        "big: 123456789012345678901234567890\n",
+        "64 bits",
+    );
+    refused(
+        Format::Yaml,
+        "sops: x\na: 1\n",
+        "the key `sops` (line 1) is reserved",
+    );
+    refused(Format::Yaml, "- a\n- b\n", "sequences are not supported");
+    fallback(
+        Format::Yaml,
+        "a: &x 1\nb: *x\n",
+        "a YAML alias (expanded into a copy, as sops reads it) at line 2",
+    );
+    // saphyr bounds flow nesting itself; block nesting is bounded by coffer.
+    let flow = format!("a: {}1{}\n", "[".repeat(20_000), "]".repeat(20_000));
+    refused(Format::Yaml, &flow, "recursion limit exceeded");
+    let block: String = (0..20_000)
+        .map(|i| format!("{}k:\n", " ".repeat(i)))
+        .collect();
+    refused(
+        Format::Yaml,
+        &format!("{block}{}v: 1\n", " ".repeat(20_000)),
+        "nested more than 256 levels",
+    );
+}
+
+#[test]
+pub(super) fn json_constructs() {
+    for text in [
+        "{\"a\": 1, \"b\": \"two\"}",
+        "{\n    \"a\": 1,\n    \"b\": [true, null, 1.5e10]\n}\n",
+        "{\n\t\"a\": {\"b\": \"\\n\\\"q\\\"\"}\n}",
+        "{}",
+    ] {
+        exact(Format::Json, text);
+    }
+    respelled(Format::Json, "{\"a\": \"caf\\u00e9\"}");
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(20_000), "]".repeat(20_000));
+    refused(Format::Json, &deep, "nested more than 256 levels");
+    refused(Format::Json, "{\"sops\": 1}", "reserved");
+    refused(Format::Json, "{\"n\": 99999999999999999999}", "64 bits");
+}
+
+#[test]
+pub(super) fn dotenv_and_ini_constructs() {
+    for text in [
+        "A=1\n# comment\n\nB=two words\nC=\n",
+        "A=1\r\nB=x\r\n",
+        "A=line\\nbreak",
+        "# only a comment\n",
+    ] {
+        exact(Format::Dotenv, text);
+    }
+    for text in [
+        "[s]\nk = v\n; c\nk2 = v2\n",
+        "; only a comment\n",
+        "top = 1\n[s]\n# hash comment\nk = v",
+    ] {
+        exact(Format::Ini, text);
+    }
+}
+
+#[test]
+pub(super) fn a_changed_type_tag_and_a_value_that_is_no_value_of_its_type_fail() {
+    let open = |text: &str, ignore_mac: bool| {
+        let (doc, meta, _) =
+            read_metadata("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
+        open_with_key("t", Format::Yaml, doc, meta, key(), ignore_mac)
+            .err()
+            .expect("refused")
+    };
+    // `"false"` → bool: the MAC sees `False` for `false` and fails, as in sops. `"True"`
+    // and `"7"` hash the same as bool and int, but coffer's IVs name the type.
+    for (plain, to) in [
+        ("false", "bool"),
+        ("True", "bool"),
+        ("7", "int"),
+        ("2024-01-02T03:04:05Z", "time"),
+    ] {
+        let t = trip(Format::Yaml, format!("a: \"{plain}\"\n").as_bytes());
+        let text = String::from_utf8(t.encrypted).expect("text");
+        let retyped = text.replacen("type:str", &format!("type:{to}"), 1);
+        let err = open(&retyped, true);
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{plain}: {err}");
+        assert!(
+            err.to_string().contains("its type tag was changed"),
+            "{plain}: {err}"
+        );
+    }
+    // A value whose plaintext is no value of its type (written so by hand).
+    let t = trip(Format::Yaml, b"a: 1\n");
+    let text = String::from_utf8(t.encrypted).expect("text");
+    let start = text.find("ENC[").expect("a value");
+    let end = start + text[start..].find(']').expect("its end") + 1;
+    let forged = cipher::encrypt(&key(), "a:", ScalarType::Int, b"abc");
+    let err = open(&format!("{}{forged}{}", &text[..start], &text[end..]), true);
+    assert_eq!(err.kind(), ErrorKind::Integrity);
+    assert!(err.to_string().contains("not a valid int"), "{err}");
+}
+
+#[test]
+pub(super) fn metadata_twice_or_not_last_is_refused_on_read() {
+    let t = trip(Format::Yaml, b"a: 1\n");
+    let text = String::from_utf8(t.encrypted).expect("text");
+    for bad in [format!("sops:\n  x: 1\n{text}"), format!("{text}z: 1\n")] {
+        let err = read_metadata("t", Format::Yaml, bad.into_bytes())
+            .err()
+            .expect("refused");
+        assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    }
+}
+
+// ---- The check itself --------------------------------------------------------------------
+
+/// What a broken writer could produce is caught by the check, whatever it is.
+#[test]
+fn the_check_rejects_what_a_broken_writer_would_write() {
+    let text = "# head\na: secret-a\nb: secret-b\nc:\n  d: 1\n";
+    let doc = parse("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
+    let expected = Content::of_plain(&doc);
+    let good = String::from_utf8(trip(Format::Yaml, text.as_bytes()).encrypted).expect("text");
+    let check = |bytes: &str| {
+        verify::encrypted(
+            "t",
+            Format::Yaml,
+            Zeroizing::new(bytes.as_bytes().to_vec()),
+            &key(),
+            &doc,
+            &expected,
+            false,
+        )
+        .map(|back| assert_eq!(&back.bytes[..], bytes.as_bytes(), "given back as it was"))
+    };
+    assert_eq!(check(&good), Ok(()));
+    let value = |key: &str| {
+        let line = good
+            .lines()
+            .find(|l| l.starts_with(&format!("{key}: ENC[")))
+            .expect("line");
+        line[key.len() + 2..].to_string()
+    };
+    let (a, b) = (value("a"), value("b"));
+    let comment = good
+        .lines()
+        .find(|l| l.starts_with("#ENC["))
+        .expect("comment")
+        .to_string();
+    for (what, broken) in [
+        ("a value left in clear", good.replacen(&a, "secret-a", 1)),
+        (
+            "a comment left in clear",
+            good.replacen(&comment, "# head", 1),
+        ),
+        (
+            "a comment dropped",
+            good.replacen(&format!("{comment}\n"), "", 1),
+        ),
+        (
+            "values swapped",
+            good.replacen(&a, "X", 1)
+                .replacen(&b, &a, 1)
+                .replacen("X", &b, 1),
+        ),
+        ("a key renamed", good.replacen("\nb: ", "\nbb: ", 1)),
+        (
+            "an entry dropped",
+            good.replacen(&format!("b: {b}\n"), "", 1),
+        ),
+        (
+            "a nested value moved up",
+            good.replacen("c:\n  d:", "c: {}\nd:", 1),
+        ),
+        (
+            "the metadata dropped",
+            good[..good.find("sops:").expect("metadata")].to_string(),
+        ),
+        ("the text cut", good[..good.len() / 2].to_string()),
+    ] {
+        assert!(
+            check(&broken).is_err(),
+            "{what} passed the check:\n{broken}"
+        );
+    }
+}
+
+#[test]
+fn empty_comments_and_reserved_names() {
+    exact(Format::Yaml, "a: 1\n#\nb: 2 #\n");
+    exact(Format::Dotenv, "#\nA=1\n");
+    exact(Format::Ini, ";\n[s]\nk = v\n");
+    // A plaintext key named like the metadata is not metadata: refused, never taken for
+    // an encrypted file (which git's clean filter would pass through in clear).
+    for (format, text, line) in [
+        (Format::Yaml, "a: 1\nsops:\n  note: hi\n", "line 2"),
+        (
+            Format::Json,
+            "{\"a\": 1, \"sops\": {\"note\": \"hi\"}}",
+            "line 1",
+        ),
+        (Format::Dotenv, "A=1\nsops_note=hi\n", "line 2"),
+        (Format::Ini, "[s]\nk = v\n[sops]\nnote = hi\n", "line 3"),
+    ] {
+        assert!(!format.store().is_encrypted(text.as_bytes()), "{text:?}");
+        refused(
+            format,
+            text,
+            &format!("the key `sops` ({line}) is reserved"),
+        );
+    }
+}
+
+#[test]
+fn metadata_names_are_bounded_and_placed_as_sops_places_them() {
+    for (format, text, message) in [
+        (
+            Format::Dotenv,
+            "A=1\nsops_a__list_99999999=1\n",
+            "list index over 1000",
+        ),
+        (
+            Format::Dotenv,
+            &format!("A=1\nsops_{}=1\n", "a__map_".repeat(300)),
+            "nested too deep",
+        ),
+        (Format::Dotenv, "sops_version=1\nA=1\n", "not at the end"),
+        (
+            Format::Dotenv,
+            "A=1\nsops_version=1\nsops_version=2\n",
+            "there twice",
+        ),
+        (
+            Format::Ini,
+            "[sops]\nversion = 1\n[s]\nk = v\n",
+            "not the last one",
+        ),
+    ] {
+        let err = parse("t", format, text.as_bytes().to_vec())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains(message), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn conversions_that_would_change_a_value_are_refused() {
+    let t = trip(Format::Yaml, b"a: 'x\\ny'\nb: .5\n");
+    let (doc, meta, _) = read_metadata("t", Format::Yaml, t.encrypted).expect("parses");
+    let opened = open_with_key("t", Format::Yaml, doc, meta, key(), false).expect("opens");
+    // dotenv reads `\n` back as a line break: refused rather than changed.
+    let err = opened.convert(Format::Dotenv).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("cannot be converted so that it reads back"),
+        "{err}"
+    );
+    // JSON cannot spell `.5`: the same float in Go's form.
+    let json = opened.convert(Format::Json).expect("converts");
+    assert!(
+        String::from_utf8_lossy(&json).contains("\"b\": 0.5"),
+        "{}",
+        String::from_utf8_lossy(&json)
+    );
+}
+
+/// Encrypted files are found by content: a sops binary file is `{data, sops}` only, and a
+/// structured file with an unknown extension is read as the structure it is (rotating it
+/// as binary would keep only its `data` value).
+#[test]
+fn encrypted_files_are_detected_by_content() {
+    let sealed = |format: Format, text: &str| {
+        let mut md = metadata();
+        encrypt_plain("t", format, text.as_bytes().to_vec(), &key(), &mut md)
+            .expect("encrypts")
+            .bytes
+            .to_vec()
+    };
+    let detect =
+        |name: &str, bytes: &[u8]| crate::format::detect(std::path::Path::new(name), bytes);
+    let binary = sealed(Format::Binary, "raw\u{1}bytes");
+    assert_eq!(detect("blob", &binary), Some(Format::Binary));
+    assert_eq!(detect("blob.json", &binary), Some(Format::Json));
+    let json = sealed(Format::Json, "{\"data\": \"x\", \"other\": \"y\"}\n");
+    assert_eq!(detect("secrets.json.enc", &json), Some(Format::Json));
+    let yaml = sealed(Format::Yaml, "data: x\n");
+    assert_eq!(detect("config", &yaml), Some(Format::Yaml));
+    assert_eq!(
+        detect("app.env", &sealed(Format::Dotenv, "A=1\n")),
+        Some(Format::Dotenv)
+    );
+    assert_eq!(detect("plain.yaml", b"sops: is just a word here\n"), None);
+    assert_eq!(detect("notes.txt", b"nothing"), None);
+}
