@@ -1,0 +1,364 @@
+//! Opening: an encrypted file's metadata read, its data key found, every value
+//! decrypted and the MAC checked.
+
+use super::*;
+
+/// Read the metadata of an encrypted file without decrypting anything.
+pub fn read_metadata(
+    file: &str,
+    format: Format,
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
+) -> Result<(Document, Metadata, Vec<String>)> {
+    metadata_of(file, parse(file, format, bytes)?)
+}
+
+/// The metadata of a parsed file. Every document of a file sops wrote carries it.
+pub(super) fn metadata_of(file: &str, doc: Document) -> Result<(Document, Metadata, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let raw = doc
+        .docs
+        .iter()
+        .find_map(|d| d.meta.as_ref())
+        .map(|(m, _)| m.clone())
+        .ok_or_else(|| Error::NotEncrypted {
+            file: file.to_string(),
+        })?;
+    if let Some(n) = doc.docs.iter().position(|d| d.meta.is_none()) {
+        return Err(Error::Metadata {
+            file: file.to_string(),
+            message: format!("document {} of the file has no sops metadata", n + 1),
+        });
+    }
+    let meta = Metadata::parse(&raw).map_err(|message| Error::Metadata {
+        file: file.to_string(),
+        message,
+    })?;
+    if meta.version.is_none() {
+        warnings.push(format!(
+            "{file}: the sops metadata has no version; reading it anyway"
+        ));
+    }
+    if let Some(v) = meta.unknown_major() {
+        warnings.push(format!(
+            "{file}: written by sops {v}, a version coffer does not know; read as 3.x"
+        ));
+    }
+    Ok((doc, meta, warnings))
+}
+
+/// Decrypt every value and check the MAC.
+pub fn open(
+    file: &str,
+    format: Format,
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<Opened> {
+    open_document(
+        file,
+        format,
+        parse(file, format, bytes)?,
+        keyring,
+        ignore_mac,
+    )
+}
+
+/// [`open`] for a file already parsed.
+pub fn open_document(
+    file: &str,
+    format: Format,
+    doc: Document,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<Opened> {
+    let (doc, meta, mut warnings) = metadata_of(file, doc)?;
+    let key = keyring
+        .data_key(&meta)
+        .map_err(|reasons| no_key(file, &meta, reasons))?;
+    for twice in crate::metadata::duplicate_entries(&meta) {
+        warnings.push(format!(
+            "{file}: {twice} is named by two age entries (one may be someone else's, relabelled); `coffer updatekeys` gives the file a new data key"
+        ));
+    }
+    open_with_key(file, format, doc, meta, key, ignore_mac).map(|mut o| {
+        o.warnings.splice(0..0, warnings.drain(..));
+        o
+    })
+}
+
+/// Why no key opened `meta`'s data key: an altered entry is an integrity error.
+pub(super) fn no_key(file: &str, meta: &Metadata, reasons: Vec<String>) -> Error {
+    match reasons
+        .iter()
+        .find(|r| r.contains(crate::keys::ENTRY_ALTERED))
+    {
+        Some(why) => Error::EntryAltered {
+            file: file.to_string(),
+            why: why.clone(),
+        },
+        None => {
+            let mut reasons = reasons;
+            reasons.extend(meta.foreign_kinds().into_iter().map(|(kind, name)| {
+                format!("{kind}: coffer cannot use {name} keys; open the file with one of its other keys, or with sops")
+            }));
+            Error::NoKey {
+                file: file.to_string(),
+                recipients: meta.recipients(),
+                reasons,
+            }
+        }
+    }
+}
+
+/// Decrypt with a known data key (tests inject the recovered keys of sops's own files).
+pub fn open_with_key(
+    file: &str,
+    format: Format,
+    doc: Document,
+    meta: Metadata,
+    key: DataKey,
+    ignore_mac: bool,
+) -> Result<Opened> {
+    open_inner(file, format, doc, meta, key, ignore_mac, false)
+}
+
+/// Open a file in which values the rules encrypt were typed in clear (the `sops` block
+/// kept): those are taken as the plaintext they are, and the MAC, which cannot cover
+/// them, is not checked then. For re-encrypting such a file, never for reading one.
+pub fn open_repairing(
+    file: &str,
+    format: Format,
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
+    keyring: &Keyring,
+) -> Result<Opened> {
+    let (doc, meta, _) = read_metadata(file, format, bytes)?;
+    let key = keyring
+        .data_key(&meta)
+        .map_err(|reasons| no_key(file, &meta, reasons))?;
+    open_inner(file, format, doc, meta, key, false, true)
+}
+
+/// What stands in clear in an encrypted file although its rules encrypt it: values (by
+/// key path) and comments (by line). Read from the text alone: no key is needed.
+pub struct Clear {
+    pub values: Vec<String>,
+    pub comment_lines: Vec<usize>,
+}
+
+impl Clear {
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.comment_lines.is_empty()
+    }
+
+    /// One line: where.
+    pub fn describe(&self) -> String {
+        let mut parts = self.values.clone();
+        parts.extend(
+            self.comment_lines
+                .iter()
+                .map(|l| format!("the comment at line {l}")),
+        );
+        parts.join(", ")
+    }
+}
+
+pub fn clear_parts(file: &str, doc: &Document, meta: &Metadata) -> Result<Clear> {
+    let rules = meta.rules().map_err(|e| Error::Metadata {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut clear = Clear {
+        values: Vec::new(),
+        comment_lines: Vec::new(),
+    };
+    let mut walk = rules.walk();
+    for i in order(doc) {
+        let leaf = &doc.leaves[i];
+        let is_comment = leaf.kind == LeafKind::Comment;
+        let encrypt = walk.next(&leaf.path, comment_text(leaf));
+        if leaf.ty == ScalarType::Null || leaf.value.is_empty() {
+            continue;
+        }
+        if !encrypt || leaf.value_str().is_some_and(cipher::is_encrypted) {
+            continue;
+        }
+        if is_comment {
+            clear.comment_lines.push(doc.line_of(leaf.span.start));
+        } else {
+            clear.values.push(display_path(&leaf.path));
+        }
+    }
+    Ok(clear)
+}
+
+/// The MAC the values hashed to against the file's: a mismatch or none is an error,
+/// or with `ignore_mac` a warning.
+pub(super) fn check_mac(
+    file: &str,
+    key: &DataKey,
+    meta: &Metadata,
+    computed: &str,
+    ignore_mac: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    match &meta.mac {
+        None if !ignore_mac => Err(Error::MacMissing {
+            file: file.to_string(),
+        }),
+        None => {
+            warnings.push(format!(
+                "{file}: the file has no MAC; its integrity was not checked"
+            ));
+            Ok(())
+        }
+        Some(stored) => {
+            let ok = cipher::decrypt(key, &meta.lastmodified, stored)
+                .ok()
+                .and_then(|(_, m)| String::from_utf8(m.to_vec()).ok().map(Zeroizing::new))
+                .is_some_and(|m| cipher::ct_eq(&m, computed));
+            if !ok && !ignore_mac {
+                return Err(Error::MacMismatch {
+                    file: file.to_string(),
+                });
+            }
+            if !ok {
+                warnings.push(format!("{file}: MAC mismatch ignored (--ignore-mac)"));
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn open_inner(
+    file: &str,
+    format: Format,
+    doc: Document,
+    meta: Metadata,
+    key: DataKey,
+    mut ignore_mac: bool,
+    take_clear: bool,
+) -> Result<Opened> {
+    let rules = meta.rules().map_err(|e| Error::Metadata {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut values: Vec<Option<Plain>> = (0..doc.leaves.len()).map(|_| None).collect();
+    let mut mac = MacBuilder::new(meta.mac_only_encrypted);
+    let mut warnings = Vec::new();
+    let mut clear_comments = Vec::new();
+    let mut walk = rules.walk();
+    for i in order(&doc) {
+        let leaf = &doc.leaves[i];
+        let is_comment = leaf.kind == LeafKind::Comment;
+        let encrypted = walk.next(&leaf.path, comment_text(leaf));
+        if leaf.ty == ScalarType::Null {
+            continue;
+        }
+        // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
+        if is_comment && leaf.value.is_empty() {
+            continue;
+        }
+        if is_comment {
+            if encrypted {
+                values[i] = decrypt_comment(&key, leaf);
+                if values[i].is_none() && !leaf.value_str().is_some_and(cipher::is_encrypted) {
+                    clear_comments.push(i);
+                }
+            }
+            continue;
+        }
+        let typed_in_clear = take_clear && !leaf.value_str().is_some_and(cipher::is_encrypted);
+        if encrypted && typed_in_clear && !leaf.value.is_empty() {
+            ignore_mac = true;
+        }
+        let (plain, hashed) = if encrypted && !leaf.value.is_empty() && !typed_in_clear {
+            let text = leaf.value_str().unwrap_or_default();
+            let bad = |reason: String| Error::Value {
+                file: file.to_string(),
+                path: display_path(&leaf.path),
+                reason,
+            };
+            // A large value is hashed for the MAC as it is decrypted.
+            let hashed = text.len() >= cipher::LARGE;
+            let (ty, bytes) = if hashed {
+                cipher::decrypt_hashing(&key, &leaf.aad(), text, &mut mac)
+            } else {
+                cipher::decrypt(&key, &leaf.aad(), text)
+            }
+            .map_err(|e| bad(e.to_string()))?;
+            // The MAC covers the typed value, but a value that is no value of its type
+            // at all is refused as sops refuses it.
+            if !scalar::valid_typed(ty, &bytes) {
+                return Err(bad(format!(
+                    "the plaintext is not a valid {}",
+                    ty.sops_name()
+                )));
+            }
+            (
+                Plain {
+                    ty,
+                    bytes,
+                    encrypted: true,
+                },
+                hashed,
+            )
+        } else {
+            (
+                Plain {
+                    ty: leaf.ty,
+                    bytes: leaf.value.clone(),
+                    encrypted: false,
+                },
+                false,
+            )
+        };
+        if !hashed && (encrypted || !meta.mac_only_encrypted) {
+            mac.add(plain.ty, &plain.bytes);
+        }
+        values[i] = Some(plain);
+    }
+    for &i in &clear_comments {
+        // As sops warns: the rules encrypt comments, and this one was typed in after.
+        warnings.push(format!(
+            "{file}: possibly unencrypted comment at line {}",
+            doc.line_of(doc.leaves[i].span.start)
+        ));
+    }
+    check_mac(file, &key, &meta, &mac.finish(), ignore_mac, &mut warnings)?;
+    Ok(Opened {
+        file: file.to_string(),
+        format,
+        doc,
+        meta,
+        key,
+        values,
+        warnings,
+        clear_comments,
+        rendered: std::cell::OnceCell::new(),
+        rewrite_future: false,
+    })
+}
+
+/// Comments are authenticated with the path of their container; sops's YAML library
+/// sometimes attaches a comment one level up or down from where it stands, so try the
+/// enclosing paths too. A comment that opens with none is left as it is, as sops does.
+pub(super) fn decrypt_comment(key: &DataKey, leaf: &Leaf) -> Option<Plain> {
+    let text = leaf.value_str()?;
+    if !cipher::is_encrypted(text) {
+        return None;
+    }
+    let mut candidates: Vec<String> = (0..=leaf.path.len())
+        .rev()
+        .map(|n| format!("{}:", leaf.path[..n].join(":")))
+        .collect();
+    candidates.dedup();
+    candidates.into_iter().find_map(|aad| {
+        cipher::decrypt(key, &aad, text)
+            .ok()
+            .map(|(ty, bytes)| Plain {
+                ty,
+                bytes,
+                encrypted: true,
+            })
+    })
+}

@@ -1,0 +1,414 @@
+//! An opened file: its plaintext rendered in its own layout or another format, values
+//! extracted, changed and re-encrypted.
+
+use super::*;
+
+impl Opened {
+    pub(super) fn store(&self) -> &'static dyn Store {
+        self.format.store()
+    }
+
+    /// Whether the file is one value (a binary file) rather than a tree of them.
+    pub fn is_whole_file(&self) -> bool {
+        self.store().payload(&self.doc).is_some()
+    }
+
+    /// Leaf `i` as a reader of the plaintext sees it: decrypted, or as it stands.
+    pub(super) fn typed(&self, i: usize) -> (ScalarType, &[u8]) {
+        match &self.values[i] {
+            Some(p) => (p.ty, &p.bytes),
+            None => (self.doc.leaves[i].ty, &self.doc.leaves[i].value),
+        }
+    }
+
+    /// Leaf `i`'s decrypted type and text.
+    pub(super) fn leaf_text(
+        &self,
+        i: usize,
+    ) -> std::result::Result<(ScalarType, Zeroizing<String>), String> {
+        let (ty, bytes) = self.typed(i);
+        std::str::from_utf8(bytes)
+            .map(|s| (ty, Zeroizing::new(s.to_string())))
+            .map_err(|_| {
+                format!(
+                    "the value at {} is not UTF-8 text",
+                    display_path(&self.doc.leaves[i].path)
+                )
+            })
+    }
+
+    /// The plaintext, consuming the opened file so a binary value moves out uncopied.
+    pub fn into_plaintext(mut self) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(i) = self.store().payload(&self.doc) {
+            return Ok(self.values[i]
+                .as_mut()
+                .map(|p| std::mem::take(&mut p.bytes))
+                .unwrap_or_default());
+        }
+        self.plaintext()
+    }
+
+    /// The plaintext file, laid out as the encrypted one is (see [`Opened::render`]).
+    pub fn plaintext(&self) -> Result<Zeroizing<Vec<u8>>> {
+        self.render().map(|s| s.bytes)
+    }
+
+    /// The plaintext file, laid out as the encrypted one is, and checked by parsing it
+    /// back: the same keys, typed values and comments. When that layout does not read
+    /// back, the canonical layout is used instead (and `fallback` says so).
+    pub fn render(&self) -> Result<Sealed> {
+        // A binary file is its one value: nothing to parse, nothing worth keeping twice.
+        if let Some(i) = self.store().payload(&self.doc) {
+            return Ok(Sealed {
+                bytes: self.values[i]
+                    .as_ref()
+                    .map(|p| p.bytes.clone())
+                    .unwrap_or_default(),
+                fallback: None,
+            });
+        }
+        if let Some((bytes, fallback)) = self.rendered.get() {
+            return Ok(Sealed {
+                bytes: bytes.clone(),
+                fallback: fallback.clone(),
+            });
+        }
+        let sealed = self.render_checked()?;
+        let _ = self
+            .rendered
+            .set((sealed.bytes.clone(), sealed.fallback.clone()));
+        Ok(sealed)
+    }
+
+    pub(super) fn render_checked(&self) -> Result<Sealed> {
+        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        let check = |bytes: &[u8]| {
+            verify::plaintext(
+                &self.file,
+                self.format,
+                bytes,
+                &self.doc,
+                &expected,
+                verify::Compare::Full,
+            )
+        };
+        let why = match self.splice_plain()? {
+            Ok(kept) => match check(&kept) {
+                Ok(()) => {
+                    return Ok(Sealed {
+                        bytes: kept,
+                        fallback: None,
+                    })
+                }
+                Err(why) => why,
+            },
+            Err(why) => why,
+        };
+        let refused = |again: String| Error::Unsupported {
+            file: self.file.clone(),
+            what: format!("cannot be decrypted so that it reads back ({again})"),
+        };
+        let bytes = into_bytes(
+            self.store()
+                .canonical(&self.doc, &|i| self.leaf_text(i))
+                .map_err(&refused)?,
+        );
+        check(&bytes).map_err(refused)?;
+        Ok(Sealed {
+            bytes,
+            fallback: Some(layout_note(&self.file, &self.doc, &why)),
+        })
+    }
+
+    /// Where the plaintext this file decrypts to first differs from `want` (a byte
+    /// offset), if it does. A binary file is its value: never.
+    pub(crate) fn first_difference(&self, want: &[u8]) -> Option<usize> {
+        if self.store().payload(&self.doc).is_some() {
+            return None;
+        }
+        match self.splice_plain() {
+            Ok(Ok(got)) if *got == *want => None,
+            Ok(Ok(got)) => Some(
+                got.iter()
+                    .zip(want)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(got.len().min(want.len())),
+            ),
+            // Not kept at all: the canonical layout, from the start.
+            _ => Some(0),
+        }
+    }
+
+    /// Every decrypted value put back where its ciphertext stood; metadata removed. The
+    /// inner error: the spans overlap (the layout cannot be kept).
+    pub(super) fn splice_plain(&self) -> Result<std::result::Result<Zeroizing<Vec<u8>>, String>> {
+        let mut edits = Vec::new();
+        for (i, (leaf, plain)) in self.doc.leaves.iter().zip(&self.values).enumerate() {
+            if !plain.as_ref().is_some_and(|p| p.encrypted) {
+                continue;
+            }
+            let (ty, text) = self.leaf_text(i).map_err(|what| Error::Unsupported {
+                file: self.file.clone(),
+                what,
+            })?;
+            let rendered = self
+                .store()
+                .render_plain(&self.doc, leaf, ty, &text)
+                .map_err(|what| Error::Unsupported {
+                    file: self.file.clone(),
+                    what,
+                })?;
+            edits.push((leaf.span.clone(), rendered));
+        }
+        for d in &self.doc.docs {
+            if let Some((_, spans)) = &d.meta {
+                edits.extend(spans.iter().map(|s| (s.clone(), String::new())));
+            }
+        }
+        Ok(splice_checked(&self.doc.text, edits)
+            .map(into_bytes)
+            .ok_or_else(|| "the values and the metadata overlap in the text".to_string()))
+    }
+
+    /// The decrypted tree under `node`.
+    pub fn value(&self, node: &Node) -> Result<Value> {
+        self.doc
+            .value_of(node, &|i| self.leaf_text(i))
+            .map_err(|what| Error::Unsupported {
+                file: self.file.clone(),
+                what,
+            })
+    }
+
+    pub(super) fn root(&self) -> Result<&Node> {
+        match self.doc.docs.as_slice() {
+            [d] => Ok(&d.root),
+            _ => Err(Error::Unsupported {
+                file: self.file.clone(),
+                what: "a file with several YAML documents can only be decrypted to YAML".into(),
+            }),
+        }
+    }
+
+    /// Whether output in `to` is this file's own plaintext rather than a conversion.
+    pub(super) fn is_own(&self, to: Format) -> bool {
+        to == self.format || (to == Format::Binary && self.store().payload(&self.doc).is_none())
+    }
+
+    /// The whole plaintext in `to`'s syntax, consuming the opened file.
+    pub fn into_output(self, to: Format) -> Result<Sealed> {
+        if self.is_own(to) {
+            if self.store().payload(&self.doc).is_some() {
+                return self.into_plaintext().map(|bytes| Sealed {
+                    bytes,
+                    fallback: None,
+                });
+            }
+            return self.render();
+        }
+        self.convert(to).map(|bytes| Sealed {
+            bytes,
+            fallback: None,
+        })
+    }
+
+    /// The whole plaintext in another format, checked by parsing it back (comments are
+    /// not carried over, and dotenv and INI hold text only).
+    pub fn convert(&self, to: Format) -> Result<Zeroizing<Vec<u8>>> {
+        if self.is_own(to) {
+            return self.plaintext();
+        }
+        let value = self.value(self.root()?)?;
+        let out = into_bytes(to.store().emit(&value).map_err(|what| Error::Unsupported {
+            file: self.file.clone(),
+            what,
+        })?);
+        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        converted(&self.file, to, out, &self.doc, &expected)
+    }
+
+    /// One value: a scalar as its bare text, a subtree in `to`'s syntax.
+    pub fn extract(&self, steps: &[Step], to: Format) -> Result<Zeroizing<Vec<u8>>> {
+        let node = path::lookup(self.root()?, steps).ok_or_else(|| Error::PathNotFound {
+            file: self.file.clone(),
+            path: path::display(steps),
+        })?;
+        match self.value(node)? {
+            Value::Scalar(ty, s) => Ok(Zeroizing::new(match ty {
+                ScalarType::Bool => scalar::parse_bool(&s)
+                    .unwrap_or(false)
+                    .to_string()
+                    .into_bytes(),
+                _ => s.as_bytes().to_vec(),
+            })),
+            tree => {
+                let to = if to == Format::Binary {
+                    Format::Json
+                } else {
+                    to
+                };
+                let unsupported = |what: String| Error::Unsupported {
+                    file: self.file.clone(),
+                    what,
+                };
+                let out = into_bytes(to.store().emit(&tree).map_err(unsupported)?);
+                verify::emitted(to, &out, &tree).map_err(|why| {
+                    unsupported(format!("cannot be extracted so that it reads back ({why})"))
+                })?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// A file of a future sops format is written as 3.x only when the user asked.
+    pub fn check_rewritable(&self) -> Result<()> {
+        match self.meta.unknown_major() {
+            Some(v) if !self.rewrite_future => Err(Error::Refused(format!(
+                "{}: written by sops {v}, a version coffer does not know; writing it would make it a 3.x file: pass --force for that",
+                self.file
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Encrypt `plaintext` with this file's data key and master keys. `None` when the
+    /// plaintext is what the file already holds, so the file can be left byte for byte.
+    pub fn reencrypt(&self, plaintext: &[u8]) -> Result<Option<Sealed>> {
+        if *self.plaintext()? == plaintext {
+            return Ok(None);
+        }
+        self.check_rewritable()?;
+        let mut md = self.meta.clone();
+        md.lastmodified = metadata::now_rfc3339();
+        if md.unknown_major().is_some() {
+            md.version = Some(metadata::SOPS_VERSION.to_string());
+        }
+        encrypt_plain(
+            &self.file,
+            self.format,
+            plaintext.to_vec(),
+            &self.key,
+            &mut md,
+        )
+        .map(Some)
+    }
+
+    /// The encrypted file with its values as they are and `md` as its metadata,
+    /// checked by opening it with the data key. A layout that does not read back is
+    /// re-encrypted in the canonical layout instead.
+    pub fn with_metadata(&self, md: &Metadata) -> Result<Sealed> {
+        self.check_rewritable()?;
+        let spans = self
+            .doc
+            .docs
+            .iter()
+            .filter_map(|d| d.meta.as_ref())
+            .flat_map(|(_, s)| s.iter().cloned());
+        let stripped = splice(&self.doc.text, spans.map(|s| (s, String::new())).collect());
+        let store = self.store();
+        let doc = store
+            .parse_stripped(into_bytes(stripped))
+            .map_err(|error| Error::Syntax {
+                file: self.file.clone(),
+                error,
+            })?;
+        let meta = md.to_meta();
+        let edits = (0..doc.docs.len())
+            .map(|d| {
+                let (at, text) = store.render_metadata(&doc, d, &meta);
+                (at..at, text)
+            })
+            .collect();
+        let bytes = into_bytes(splice(&doc.text, edits));
+        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        let why = match verify::encrypted(
+            &self.file,
+            self.format,
+            bytes,
+            &self.key,
+            &self.doc,
+            &expected,
+            false,
+        ) {
+            Ok(checked) => {
+                return Ok(Sealed {
+                    bytes: checked.bytes,
+                    fallback: None,
+                })
+            }
+            Err(why) => why,
+        };
+        let mut md = md.clone();
+        let mut sealed = encrypt_plain(
+            &self.file,
+            self.format,
+            self.plaintext()?,
+            &self.key,
+            &mut md,
+        )?;
+        sealed.fallback = Some(layout_note(&self.file, &self.doc, &why));
+        Ok(sealed)
+    }
+}
+
+/// Plaintext of `from` in `to`'s syntax, before encrypting it (sops's `-e
+/// --output-type`): the values as they read, in `to`'s canonical layout.
+pub fn convert_plain(
+    file: &str,
+    from: Format,
+    to: Format,
+    plaintext: impl Into<Zeroizing<Vec<u8>>>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let doc = parse(file, from, plaintext)?;
+    reserved_keys(file, &doc)?;
+    if doc.is_encrypted() {
+        return Err(Error::AlreadyEncrypted {
+            file: file.to_string(),
+        });
+    }
+    let unsupported = |what: String| Error::Unsupported {
+        file: file.to_string(),
+        what,
+    };
+    let root = match doc.docs.as_slice() {
+        [d] => &d.root,
+        _ => {
+            return Err(unsupported(
+                "a file with several YAML documents can only be encrypted as YAML".into(),
+            ))
+        }
+    };
+    let value = doc
+        .value_of(root, &|i| {
+            let leaf = &doc.leaves[i];
+            leaf.value_str()
+                .map(|s| (leaf.ty, Zeroizing::new(s.to_string())))
+                .ok_or_else(|| "a value is not UTF-8 text".to_string())
+        })
+        .map_err(unsupported)?;
+    let out = into_bytes(to.store().emit(&value).map_err(unsupported)?);
+    converted(file, to, out, &doc, &verify::Content::of_plain(&doc))
+}
+
+/// Plaintext converted to `to`, once it reads back as `expected`: JSON has no time or
+/// bytes type, dotenv and INI hold text only, so the check goes as far as `to` can say.
+pub(super) fn converted(
+    file: &str,
+    to: Format,
+    out: Zeroizing<Vec<u8>>,
+    source: &Document,
+    expected: &verify::Content,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let compare = match to {
+        Format::Yaml => verify::Compare::Data,
+        Format::Json => verify::Compare::Json,
+        _ => verify::Compare::Text,
+    };
+    verify::plaintext(file, to, &out, source, expected, compare).map_err(|why| {
+        Error::Unsupported {
+            file: file.to_string(),
+            what: format!("cannot be converted so that it reads back ({why})"),
+        }
+    })?;
+    Ok(out)
+}
