@@ -34,22 +34,6 @@ pub struct CommandError {
     pub broken_pipe: bool,
 }
 
-/// sops's exit code for a library error (`cmd/sops/codes/codes.go`), for coffer
-/// answering to `sops`. Reading and writing files pick theirs where they happen
-/// (2, 3, 100), as sops does.
-pub fn sops_code(err: &Error) -> u8 {
-    match err {
-        Error::NoKey { .. } => 128,
-        Error::MacMismatch { .. } | Error::MacMissing { .. } => 51,
-        Error::Value { .. } => 25,
-        Error::AlreadyEncrypted { .. } => 203,
-        Error::BadPath { .. } => 91,
-        Error::Editor { .. } => 201,
-        Error::Interrupted => 130,
-        _ => 1,
-    }
-}
-
 impl From<Error> for CommandError {
     fn from(err: Error) -> Self {
         let kind = err.kind();

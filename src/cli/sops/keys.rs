@@ -62,13 +62,13 @@ pub(super) fn rotate(
     change.refuse_other_keys()?;
     io.check()?;
     if change.any() && std::fs::symlink_metadata(file).is_err() {
-        return fail(49, format!("Error: cannot add or remove keys on non-existent file {:?}, use the `edit` subcommand instead.", absolute(file).display().to_string()));
+        return fail(codes::CANNOT_CHANGE_KEYS_FROM_NON_EXISTENT_FILE, format!("Error: cannot add or remove keys on non-existent file {:?}, use the `edit` subcommand instead.", absolute(file).display().to_string()));
     }
     let name = io.filename_override.as_deref().unwrap_or(file);
     let (input, output) = types(Some(name), io.input_type, io.output_type);
     if output != input {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             "coffer rotates a file in its own type: --output-type differs from the input's",
         );
     }
@@ -115,7 +115,10 @@ pub(super) fn rotate(
     prune(&mut wanted);
     wanted.groups.iter_mut().for_each(&mut prune);
     if wanted.is_empty() || wanted.groups.iter().any(Recipients::is_empty) {
-        return fail(1, "Could not generate data key: [empty key group provided]");
+        return fail(
+            codes::ERROR_GENERIC,
+            "Could not generate data key: [empty key group provided]",
+        );
     }
     super::super::crypt::warn_dropped_keys(&label, &opened.meta);
     let out = env.accept(coffer::rekey::rekey(&opened, &wanted, true, env.kms())?)?;
@@ -168,7 +171,7 @@ fn key_diff(current: &Recipients, wanted: &Recipients) -> Option<String> {
 
 pub(super) fn updatekeys(a: UpdatekeysArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
     let Some(cfg) = config_file(g)? else {
-        return fail(1, "config file not found");
+        return fail(codes::ERROR_GENERIC, "config file not found");
     };
     let config = Config::load(&cfg)?;
     let mut failed = 0;
@@ -183,7 +186,10 @@ pub(super) fn updatekeys(a: UpdatekeysArgs, g: &GlobalArgs, env: &Env) -> Result
         }
     }
     if failed > 0 {
-        return fail(1, format!("failed updating {failed} key(s)"));
+        return fail(
+            codes::ERROR_GENERIC,
+            format!("failed updating {failed} key(s)"),
+        );
     }
     Ok(())
 }
@@ -198,7 +204,7 @@ fn update_one(
     let abs = absolute(file);
     if abs.is_dir() {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             format!("{}: can't operate on a directory", file.display()),
         );
     }
@@ -206,7 +212,12 @@ fn update_one(
     let (name, bytes) = read_input(Some(file), 1)?;
     let (_, meta, _) = sops::read_metadata(&name, format, bytes.clone())?;
     let rule = match config.rule_for(&abs) {
-        None => return fail(1, "error loading config: no matching creation rules found"),
+        None => {
+            return fail(
+                codes::ERROR_GENERIC,
+                "error loading config: no matching creation rules found",
+            )
+        }
         Some(CreationRule {
             unsupported: Some(why),
             ..
@@ -221,7 +232,10 @@ fn update_one(
     };
     let wanted = rule.recipients()?;
     if wanted.is_empty() {
-        return fail(1, format!("{name}: its creation rule names no keys"));
+        return fail(
+            codes::ERROR_GENERIC,
+            format!("{name}: its creation rule names no keys"),
+        );
     }
     let current = Recipients::of(&meta);
     let Some(diff) = key_diff(&current, &wanted) else {
@@ -235,7 +249,8 @@ fn update_one(
     }
     let opened = sops::open(&name, format, bytes, &env.keyring()?, false)?;
     let out = env.accept(coffer::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
-    coffer::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace).map_err(coded(3))?;
+    coffer::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace)
+        .map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE))?;
     super::super::say(&format!("File {} synced with new keys", abs.display()));
     Ok(())
 }
@@ -278,7 +293,7 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
             };
             if group.is_empty() {
                 return fail(
-                    1,
+                    codes::ERROR_GENERIC,
                     "the new key group names no key: pass --age, --kms or --pgp",
                 );
             }
@@ -296,7 +311,7 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
         GroupsCommand::Delete(a) => {
             if a.index >= groups.len() {
                 return fail(
-                    1,
+                    codes::ERROR_GENERIC,
                     format!(
                         "there is no key group {}: the file has {} (counted from 0)",
                         a.index,
@@ -310,10 +325,13 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
                 .filter(|t| *t > 0)
                 .unwrap_or(old_threshold);
             if groups.is_empty() {
-                return fail(1, "removing this key group leaves the file without a key");
+                return fail(
+                    codes::ERROR_GENERIC,
+                    "removing this key group leaves the file without a key",
+                );
             }
             if groups.len() < threshold {
-                return fail(1, format!("removing this key group will make the Shamir threshold impossible to satisfy: Shamir threshold is {threshold}, but we only have {} key groups", groups.len()));
+                return fail(codes::ERROR_GENERIC, format!("removing this key group will make the Shamir threshold impossible to satisfy: Shamir threshold is {threshold}, but we only have {} key groups", groups.len()));
             }
             split_over(groups, threshold)?
         }
@@ -332,7 +350,7 @@ fn split_over(mut groups: Vec<Recipients>, threshold: usize) -> Result<Recipient
         return Ok(groups.remove(0));
     }
     if threshold > groups.len() {
-        return fail(1, format!("a Shamir threshold of {threshold} needs at least {threshold} key groups; there are {}", groups.len()));
+        return fail(codes::ERROR_GENERIC, format!("a Shamir threshold of {threshold} needs at least {threshold} key groups; there are {}", groups.len()));
     }
     Ok(Recipients {
         groups,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use zeroize::Zeroizing;
 
-use super::command_error::{sops_code, CommandError};
+use super::command_error::CommandError;
 use super::{comma_list as list, warn, Env};
 use coffer::cipher::DataKey;
 use coffer::config::{Config, CreationRule};
@@ -24,6 +24,7 @@ use coffer::tree::{ScalarType, Value};
 use coffer::{mutate, sops, Error};
 
 mod args;
+mod codes;
 mod keys;
 mod run;
 
@@ -50,7 +51,7 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         Failure {
             verbatim: false,
-            code: sops_code(&error),
+            code: codes::of(&error),
             error,
         }
     }
@@ -88,9 +89,13 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             return match e.print() {
                 Err(io) if !e.use_stderr() && io.kind() != std::io::ErrorKind::BrokenPipe => {
                     eprintln!("coffer: <stdout>: {io}");
-                    ExitCode::from(1)
+                    ExitCode::from(codes::ERROR_GENERIC)
                 }
-                _ => ExitCode::from(if e.use_stderr() { 1 } else { 0 }),
+                _ => ExitCode::from(if e.use_stderr() {
+                    codes::ERROR_GENERIC
+                } else {
+                    0
+                }),
             };
         }
     };
@@ -261,7 +266,7 @@ fn types(
 
 /// sops's words for a missing file it was asked to work on (exit 100).
 fn no_such_file(file: &Path) -> Failure {
-    coded(100)(Error::Usage(format!(
+    coded(codes::NO_FILE_SPECIFIED)(Error::Usage(format!(
         "Error: cannot operate on non-existent file {:?}",
         absolute(file).display().to_string()
     )))
@@ -271,7 +276,10 @@ impl IoFlags {
     /// `-i` and `--output` together end with 8, as in sops.
     fn check(&self) -> Result<()> {
         if self.in_place && self.output.is_some() {
-            return fail(8, "Error: cannot operate on both --output and --in-place");
+            return fail(
+                codes::ERROR_CONFLICTING_PARAMETERS,
+                "Error: cannot operate on both --output and --in-place",
+            );
         }
         Ok(())
     }
@@ -288,7 +296,7 @@ fn read_input(file: Option<&Path>, missing: u8) -> Result<(String, Zeroizing<Vec
         let mut buf = Zeroizing::new(Vec::new());
         std::io::stdin()
             .read_to_end(&mut buf)
-            .map_err(|e| coded(2)(Error::io("<stdin>", e)))?;
+            .map_err(|e| coded(codes::COULD_NOT_READ_INPUT_FILE)(Error::io("<stdin>", e)))?;
         return Ok(("<stdin>".into(), buf));
     };
     match std::fs::read(file) {
@@ -297,9 +305,11 @@ fn read_input(file: Option<&Path>, missing: u8) -> Result<(String, Zeroizing<Vec
             Err(no_such_file(file))
         }
         // A directory, a file that cannot be read: sops's "Error reading file".
-        Err(e) => Err(coded(if missing == 100 { 2 } else { missing })(Error::io(
-            file, e,
-        ))),
+        Err(e) => Err(coded(if missing == codes::NO_FILE_SPECIFIED {
+            codes::COULD_NOT_READ_INPUT_FILE
+        } else {
+            missing
+        })(Error::io(file, e))),
     }
 }
 
@@ -310,7 +320,12 @@ fn write_output(io: &IoFlags, file: Option<&Path>, data: &[u8], plaintext: bool)
     let written = if io.in_place {
         match file {
             Some(f) => coffer::fsutil::write_atomic(f, data, 0o644, private, Target::InPlace),
-            None => return fail(8, "Error: cannot use --in-place when reading from stdin"),
+            None => {
+                return fail(
+                    codes::ERROR_CONFLICTING_PARAMETERS,
+                    "Error: cannot use --in-place when reading from stdin",
+                )
+            }
         }
     } else if let Some(out) = &io.output {
         coffer::fsutil::write_atomic(out, data, 0o644, private, Target::Output)
@@ -321,7 +336,7 @@ fn write_output(io: &IoFlags, file: Option<&Path>, data: &[u8], plaintext: bool)
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("<stdout>", e))
     };
-    written.map_err(coded(3))
+    written.map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE))
 }
 
 /// The config file: `--config` (or SOPS_CONFIG), else the nearest one above the
@@ -329,7 +344,7 @@ fn write_output(io: &IoFlags, file: Option<&Path>, data: &[u8], plaintext: bool)
 fn config_file(g: &GlobalArgs) -> Result<Option<PathBuf>> {
     match &g.config {
         Some(p) if !p.is_file() => fail(
-            1,
+            codes::ERROR_GENERIC,
             format!("could not read config file: {}: no such file", p.display()),
         ),
         Some(p) => Ok(Some(p.clone())),
@@ -351,7 +366,10 @@ fn creation_rule(g: &GlobalArgs, name: &Path) -> Result<Option<CreationRule>> {
         return Ok(None);
     }
     match config.rule_for(&absolute(name)) {
-        None => fail(1, "error loading config: no matching creation rules found"),
+        None => fail(
+            codes::ERROR_GENERIC,
+            "error loading config: no matching creation rules found",
+        ),
         Some(CreationRule {
             unsupported: Some(why),
             ..
@@ -371,12 +389,17 @@ fn context(flag: &Option<String>) -> Result<Vec<(String, String)>> {
         match pair.split_once(':') {
             Some((k, _)) if out.iter().any(|(o, _)| o == k) => {
                 return fail(
-                    6,
+                    codes::ERROR_INVALID_KMS_ENCRYPTION_CONTEXT_FORMAT,
                     format!("Invalid KMS encryption context: {k:?} given twice"),
                 )
             }
             Some((k, v)) if !k.is_empty() => out.push((k.to_string(), v.to_string())),
-            _ => return fail(6, "Invalid KMS encryption context format"),
+            _ => {
+                return fail(
+                    codes::ERROR_INVALID_KMS_ENCRYPTION_CONTEXT_FORMAT,
+                    "Invalid KMS encryption context format",
+                )
+            }
         }
     }
     Ok(out)
@@ -386,7 +409,7 @@ fn context(flag: &Option<String>) -> Result<Vec<(String, String)>> {
 fn refuse_unusable(flags: [(&str, bool); 4]) -> Result<()> {
     match flags.iter().find(|(_, given)| *given) {
         Some((flag, _)) => fail(
-            1,
+            codes::ERROR_GENERIC,
             format!("coffer cannot use {flag} keys; use age, AWS KMS or PGP keys"),
         ),
         None => Ok(()),
@@ -436,14 +459,14 @@ fn new_recipients(keys: &KeyFlags, rule: Option<&CreationRule>) -> Result<Recipi
         // A rule matched and names no key (none at all, `key_groups: []`, or an empty
         // group): sops's words for it.
         return Err(Failure {
-            code: 1,
+            code: codes::ERROR_GENERIC,
             error: Error::Usage("Could not generate data key: [empty key group provided]".into()),
             verbatim: true,
         });
     }
     if found.is_empty() {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             "config file not found, or has no creation rules, and no keys provided through command line options",
         );
     }
@@ -451,7 +474,7 @@ fn new_recipients(keys: &KeyFlags, rule: Option<&CreationRule>) -> Result<Recipi
         if !found.groups.is_empty() {
             if t > found.groups.len() {
                 return fail(
-                    1,
+                    codes::ERROR_GENERIC,
                     format!(
                         "a Shamir threshold of {t} needs at least {t} key groups; there are {}",
                         found.groups.len()
@@ -482,7 +505,7 @@ fn new_metadata(
         &s.encrypted_comment_regex,
     ];
     if given.iter().filter(|g| g.is_some()).count() > 1 {
-        return fail(8, "Error: cannot use more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, or unencrypted_comment_regex in the same file");
+        return fail(codes::ERROR_CONFLICTING_PARAMETERS, "Error: cannot use more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, or unencrypted_comment_regex in the same file");
     }
     let selector = Selector::first_given(
         &s.unencrypted_suffix,
@@ -498,7 +521,7 @@ fn new_metadata(
     md.mac_only_encrypted |= s.mac_only_encrypted;
     if let Err(e) = md.rules() {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             format!(
                 "can not compile regexp: {}",
                 coffer::metadata::regex_reason(&e)
@@ -594,14 +617,20 @@ fn plaintext_out(
             }
         }
         return fail(
-            4,
+            codes::ERROR_DUMPING_TREE,
             "Error dumping file: error emitting binary store: no binary data found in tree",
         );
     }
     let converted_json = to == Format::Json && !own;
     // A value the output type cannot hold ends with 4, as sops's "Error dumping file".
     let dumped = opened.into_output(to).and_then(|sealed| env.accept(sealed));
-    let out = dumped.map_err(|e| if own { e.into() } else { coded(4)(e) })?;
+    let out = dumped.map_err(|e| {
+        if own {
+            e.into()
+        } else {
+            coded(codes::ERROR_DUMPING_TREE)(e)
+        }
+    })?;
     Ok(if converted_json {
         sops_json(&out, indent)
     } else {
@@ -620,7 +649,7 @@ fn note_indent(indent: Option<usize>) {
 /// `-s`/`--show-master-keys` edits the metadata in the editor, which coffer does not.
 fn refuse_show_master_keys(given: bool) -> Result<()> {
     if given {
-        return fail(1, "coffer does not support --show-master-keys (-s): `coffer access FILE` lists a file's master keys");
+        return fail(codes::ERROR_GENERIC, "coffer does not support --show-master-keys (-s): `coffer access FILE` lists a file's master keys");
     }
     Ok(())
 }
@@ -644,11 +673,17 @@ fn json_value(data: &str) -> Result<Zeroizing<String>> {
             .parse(Zeroizing::new(wrapped.as_bytes().to_vec()))
             .is_ok_and(|d| one_value(&d));
     if !ok {
-        return fail(7, "Value for --set is not valid JSON");
+        return fail(
+            codes::ERROR_INVALID_SET_FORMAT,
+            "Value for --set is not valid JSON",
+        );
     }
     // sops reads a compound value as a JSON document, which must be an object.
     if data.trim_start().starts_with('[') {
-        return fail(7, "Invalid --set value format");
+        return fail(
+            codes::ERROR_INVALID_SET_FORMAT,
+            "Invalid --set value format",
+        );
     }
     Ok(Zeroizing::new(data.trim().to_string()))
 }
@@ -675,7 +710,9 @@ fn set_value(
             mutate::set(name, format, plain, steps, value)
                 .map(Some)
                 .map_err(|e| match e {
-                    Error::BadPath { .. } | Error::PathNotFound { .. } => coded(1)(e),
+                    Error::BadPath { .. } | Error::PathNotFound { .. } => {
+                        coded(codes::ERROR_GENERIC)(e)
+                    }
                     e => e.into(),
                 })
         },
@@ -697,8 +734,12 @@ fn modify(
     // sops's checks and codes for the file first; then it is held from the read to the
     // rename, so concurrent writers of it take turns.
     let (name, _) = read_input(Some(file), 2)?;
-    let mut held = env.hold(file).map_err(coded(2))?;
-    let bytes = held.read().map_err(coded(2))?;
+    let mut held = env
+        .hold(file)
+        .map_err(coded(codes::COULD_NOT_READ_INPUT_FILE))?;
+    let bytes = held
+        .read()
+        .map_err(coded(codes::COULD_NOT_READ_INPUT_FILE))?;
     let opened = sops::open(&name, format, bytes, &env.keyring()?, ignore_mac)?;
     let plaintext = env.accept(opened.render()?)?;
     let Some(changed) = change(&name, &plaintext)? else {
@@ -708,16 +749,20 @@ fn modify(
         if idempotent && changed[..] == plaintext[..] {
             return Ok(());
         }
-        let converted = sops::convert_plain(&name, format, to, changed).map_err(coded(1))?;
+        let converted =
+            sops::convert_plain(&name, format, to, changed).map_err(coded(codes::ERROR_GENERIC))?;
         let sealed = rewrite(&opened, to, converted)?;
-        return held.write(&env.accept(sealed)?).map_err(coded(3));
+        return held
+            .write(&env.accept(sealed)?)
+            .map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE));
     }
     let sealed = match opened.reencrypt(&changed)? {
         Some(sealed) => sealed,
         None if idempotent => return Ok(()),
         None => rewrite(&opened, opened.format, opened.plaintext()?)?,
     };
-    held.write(&env.accept(sealed)?).map_err(coded(3))
+    held.write(&env.accept(sealed)?)
+        .map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE))
 }
 
 /// The file written anew as `plaintext` of `format`, with its data key and metadata, a
@@ -739,7 +784,7 @@ fn environment(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>
     let root = opened.value(opened_root(opened)?)?;
     let Value::Map(entries) = root else {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             "cannot use complex value in environment; the file is not a mapping",
         );
     };
@@ -753,13 +798,16 @@ fn environment(opened: &sops::Opened) -> Result<Vec<(String, Zeroizing<String>)>
             Value::Scalar(_, s) => s,
             _ => {
                 return fail(
-                    1,
+                    codes::ERROR_GENERIC,
                     format!("cannot use complex value in environment; offending key {k}"),
                 )
             }
         };
         if k.contains('=') {
-            return fail(1, format!("cannot use keys with '=' in environment: {k}"));
+            return fail(
+                codes::ERROR_GENERIC,
+                format!("cannot use keys with '=' in environment: {k}"),
+            );
         }
         out.push((k, text));
     }
@@ -775,14 +823,14 @@ fn confirm(question: &str) -> Result<bool> {
         super::print_out(question)?;
         let mut line = String::new();
         match stdin.read_line(&mut line) {
-            Ok(0) => return fail(1, "EOF"),
+            Ok(0) => return fail(codes::ERROR_GENERIC, "EOF"),
             Ok(_) => match line.trim() {
                 "y" => return Ok(true),
                 "n" => return Ok(false),
-                "" => return fail(1, "unexpected newline"),
+                "" => return fail(codes::ERROR_GENERIC, "unexpected newline"),
                 _ => {}
             },
-            Err(e) => return Err(coded(1)(Error::io("<stdin>", e))),
+            Err(e) => return Err(coded(codes::ERROR_GENERIC)(Error::io("<stdin>", e))),
         }
     }
 }

@@ -13,7 +13,7 @@ pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
     let g = &cli.global;
     if !g.keyservice.is_empty() {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             "coffer does not use remote key services (--keyservice): keys are used in this process",
         );
     }
@@ -21,7 +21,10 @@ pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
         let mut seen = std::collections::HashSet::new();
         for kind in order.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             if !seen.insert(kind) {
-                return fail(112, format!("Duplicate decryption key type: {kind}"));
+                return fail(
+                    codes::DUPLICATE_DECRYPTION_KEY_TYPE,
+                    format!("Duplicate decryption key type: {kind}"),
+                );
             }
         }
     }
@@ -46,9 +49,10 @@ pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
             Ok(())
         }
         Some(SopsCommand::Publish(a)) => publish(a, g, env),
-        Some(SopsCommand::Keyservice { .. }) => {
-            fail(1, "coffer does not support `sops keyservice`")
-        }
+        Some(SopsCommand::Keyservice { .. }) => fail(
+            codes::ERROR_GENERIC,
+            "coffer does not support `sops keyservice`",
+        ),
     };
     done.map(|()| ExitCode::SUCCESS)
 }
@@ -56,7 +60,7 @@ pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
 /// `sops [flags] FILE`: -e, -d, -r, --set, or edit.
 fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
     let Some(file) = a.file.as_deref() else {
-        return fail(100, "Error: no file specified");
+        return fail(codes::NO_FILE_SPECIFIED, "Error: no file specified");
     };
     if !a.rest.is_empty() {
         warn("More than one positional argument provided. Only the first one will be used!");
@@ -68,14 +72,14 @@ fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
     let modes = [a.encrypt, a.decrypt, a.rotate, a.set.is_some()];
     if modes.iter().filter(|m| **m).count() > 1 {
         return fail(
-            8,
+            codes::ERROR_CONFLICTING_PARAMETERS,
             "more than one of --encrypt, --decrypt, --rotate and --set: coffer runs one",
         );
     }
     let exists = std::fs::symlink_metadata(file).is_ok();
     if !exists {
         if a.change.any() {
-            return fail(49, format!("Error: cannot add or remove keys on non-existent file {:?}, use `--kms` and `--pgp` instead.", absolute(file).display().to_string()));
+            return fail(codes::CANNOT_CHANGE_KEYS_FROM_NON_EXISTENT_FILE, format!("Error: cannot add or remove keys on non-existent file {:?}, use `--kms` and `--pgp` instead.", absolute(file).display().to_string()));
         }
         if a.encrypt || a.decrypt || a.rotate {
             return Err(no_such_file(file));
@@ -116,12 +120,13 @@ fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
 /// `--set '["a"]["b"] JSON'`: split at the first `"] "`.
 fn legacy_set(set: &str) -> Result<(Vec<Step>, Zeroizing<String>)> {
     let Some(at) = set.find("] ") else {
-        return fail(7, "Invalid --set format");
+        return fail(codes::ERROR_INVALID_SET_FORMAT, "Invalid --set format");
     };
     let (path, value) = (set[..=at].trim_end(), &set[at + 2..]);
     let value = json_value(value)?;
-    let steps =
-        tree_path(path).map_err(|_| coded(7)(Error::Usage("Invalid --set format".into())))?;
+    let steps = tree_path(path).map_err(|_| {
+        coded(codes::ERROR_INVALID_SET_FORMAT)(Error::Usage("Invalid --set format".into()))
+    })?;
     Ok((steps, value))
 }
 
@@ -141,7 +146,7 @@ fn encrypt(
     let mut md = new_metadata(&key, &recipients, rule, selector, env)?;
     // Plaintext that does not parse is sops's "Error unmarshalling file" (2).
     let syntax = |e: Error| match e {
-        Error::Syntax { .. } => coded(2)(e),
+        Error::Syntax { .. } => coded(codes::COULD_NOT_READ_INPUT_FILE)(e),
         e => e.into(),
     };
     let bytes = if output == input {
@@ -157,11 +162,14 @@ fn encrypt(
 fn encrypt_command(a: EncryptArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
     if a.file.is_none() {
         if a.io.in_place {
-            return fail(8, "Error: cannot use --in-place when reading from stdin");
+            return fail(
+                codes::ERROR_CONFLICTING_PARAMETERS,
+                "Error: cannot use --in-place when reading from stdin",
+            );
         }
         if a.io.filename_override.is_none() {
             return fail(
-                8,
+                codes::ERROR_CONFLICTING_PARAMETERS,
                 "Error: must specify --filename-override when reading from stdin",
             );
         }
@@ -198,13 +206,14 @@ fn decrypt(
 ) -> Result<()> {
     let name = io.filename_override.as_deref().or(file);
     let (input, output) = types(name, io.input_type, io.output_type);
-    let steps =
-        match extract_path {
-            Some(p) => Some(tree_path(p).map_err(|e| {
-                coded(91)(Error::Usage(format!("error parsing --extract path: {e}")))
-            })?),
-            None => None,
-        };
+    let steps = match extract_path {
+        Some(p) => Some(tree_path(p).map_err(|e| {
+            coded(codes::INVALID_TREE_PATH_FORMAT)(Error::Usage(format!(
+                "error parsing --extract path: {e}"
+            )))
+        })?),
+        None => None,
+    };
     let (label, bytes) = read_input(file, 100)?;
     let opened = sops::open(&label, input, bytes, &env.keyring()?, ignore_mac)?;
     for w in &opened.warnings {
@@ -219,7 +228,10 @@ fn decrypt(
 
 fn decrypt_command(a: DecryptArgs, env: &Env) -> Result<()> {
     if a.io.in_place && a.file.is_none() {
-        return fail(8, "Error: cannot use --in-place when reading from stdin");
+        return fail(
+            codes::ERROR_CONFLICTING_PARAMETERS,
+            "Error: cannot use --in-place when reading from stdin",
+        );
     }
     a.io.check()?;
     let extract = a.extract.as_deref().filter(|e| !e.is_empty());
@@ -247,7 +259,7 @@ fn editor(env: &Env) -> Result<String> {
             return Ok(candidate.to_string());
         }
     }
-    fail(201, "Could not run editor: no editor available: sops attempts to use the editor defined in the SOPS_EDITOR or EDITOR environment variables, and if that's not set defaults to any of vim, nano, vi, but none of them could be found")
+    fail(codes::NO_EDITOR_FOUND, "Could not run editor: no editor available: sops attempts to use the editor defined in the SOPS_EDITOR or EDITOR environment variables, and if that's not set defaults to any of vim, nano, vi, but none of them could be found")
 }
 
 /// What sops puts in the editor for a new file.
@@ -296,7 +308,10 @@ fn edit(
     };
     match session.run(new_file, env) {
         Ok(super::super::edit::Edited::Saved) => Ok(ExitCode::SUCCESS),
-        Ok(super::super::edit::Edited::Unchanged) => fail(200, "File has not changed, exiting."),
+        Ok(super::super::edit::Edited::Unchanged) => fail(
+            codes::FILE_HAS_NOT_BEEN_MODIFIED,
+            "File has not changed, exiting.",
+        ),
         Err(e) => Err(early.take().unwrap_or_else(|| e.into())),
     }
 }
@@ -329,19 +344,20 @@ fn set_command(a: SetArgs, env: &Env) -> Result<()> {
             let mut buf = Zeroizing::new(Vec::new());
             std::io::stdin()
                 .read_to_end(&mut buf)
-                .map_err(|e| coded(1)(Error::io("<stdin>", e)))?;
+                .map_err(|e| coded(codes::ERROR_GENERIC)(Error::io("<stdin>", e)))?;
             Zeroizing::new(String::from_utf8_lossy(&buf).into_owned())
         }
-        (true, _, Some(_)) => return fail(100, "Error: file specified, or index and value are missing. Need precisely 2 positional arguments since --value-stdin is used."),
-        (false, _, None) => return fail(100, "Error: no file specified, or index and value are missing. Need precisely 3 positional arguments."),
+        (true, _, Some(_)) => return fail(codes::NO_FILE_SPECIFIED, "Error: file specified, or index and value are missing. Need precisely 2 positional arguments since --value-stdin is used."),
+        (false, _, None) => return fail(codes::NO_FILE_SPECIFIED, "Error: no file specified, or index and value are missing. Need precisely 3 positional arguments."),
         (false, true, Some(f)) => Zeroizing::new(String::from_utf8_lossy(
-            &std::fs::read(f).map_err(|e| coded(1)(Error::io(f, e)))?,
+            &std::fs::read(f).map_err(|e| coded(codes::ERROR_GENERIC)(Error::io(f, e)))?,
         ).into_owned()),
         (false, false, Some(v)) => Zeroizing::new(v.clone()),
     };
     note_indent(a.indent);
-    let steps = tree_path(&a.path)
-        .map_err(|_| coded(7)(Error::Usage("Invalid set index format".into())))?;
+    let steps = tree_path(&a.path).map_err(|_| {
+        coded(codes::ERROR_INVALID_SET_FORMAT)(Error::Usage("Invalid set index format".into()))
+    })?;
     let value = json_value(&data)?;
     set_value(
         &a.file,
@@ -357,8 +373,9 @@ fn set_command(a: SetArgs, env: &Env) -> Result<()> {
 fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
     let (format, to) = types(Some(&a.file), a.input_type, a.output_type);
     note_indent(a.indent);
-    let steps = tree_path(&a.path)
-        .map_err(|_| coded(7)(Error::Usage("Invalid unset index format".into())))?;
+    let steps = tree_path(&a.path).map_err(|_| {
+        coded(codes::ERROR_INVALID_SET_FORMAT)(Error::Usage("Invalid unset index format".into()))
+    })?;
     modify(
         &a.file,
         (format, to),
@@ -368,7 +385,7 @@ fn unset_command(a: UnsetArgs, env: &Env) -> Result<()> {
         |name, plain| match mutate::unset(name, format, plain, &steps) {
             Ok(changed) => Ok(Some(changed)),
             Err(Error::PathNotFound { .. }) if a.idempotent => Ok(None),
-            Err(e @ Error::PathNotFound { .. }) => Err(coded(1)(e)),
+            Err(e @ Error::PathNotFound { .. }) => Err(coded(codes::ERROR_GENERIC)(e)),
             Err(e) => Err(e.into()),
         },
     )
@@ -386,11 +403,14 @@ fn child_code(status: std::process::ExitStatus) -> ExitCode {
 
 fn exec_env(a: ExecEnvArgs, env: &Env) -> Result<ExitCode> {
     if a.user.is_some() {
-        return fail(1, "coffer does not run commands as another user (--user)");
+        return fail(
+            codes::ERROR_GENERIC,
+            "coffer does not run commands as another user (--user)",
+        );
     }
     if a.background {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             "coffer does not support --background, which sops deprecated",
         );
     }
@@ -422,11 +442,14 @@ fn exec_env(a: ExecEnvArgs, env: &Env) -> Result<ExitCode> {
 
 fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
     if a.user.is_some() {
-        return fail(1, "coffer does not run commands as another user (--user)");
+        return fail(
+            codes::ERROR_GENERIC,
+            "coffer does not run commands as another user (--user)",
+        );
     }
     if a.background {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             "coffer does not support --background, which sops deprecated",
         );
     }
@@ -437,7 +460,7 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
     let filename = a.filename.as_deref().unwrap_or("tmp-file");
     if filename.contains('/') || filename == "." || filename == ".." || filename.is_empty() {
         return fail(
-            1,
+            codes::ERROR_GENERIC,
             format!("--filename {filename:?} must be a plain file name"),
         );
     }
@@ -481,7 +504,7 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
 fn filestatus(a: FilestatusArgs) -> Result<()> {
     let (format, _) = types(Some(&a.file), a.input_type, None);
     let bytes = std::fs::read(&a.file).map_err(|e| {
-        coded(1)(Error::Usage(format!(
+        coded(codes::ERROR_GENERIC)(Error::Usage(format!(
             "cannot check file status: cannot load encrypted file: Error reading file: {}: {e}",
             a.file.display()
         )))
@@ -489,7 +512,7 @@ fn filestatus(a: FilestatusArgs) -> Result<()> {
     let encrypted = match sops::read_metadata(&a.file.display().to_string(), format, bytes) {
         Ok((_, md, _)) => md.version.is_some() && md.mac.as_deref().is_some_and(|m| !m.is_empty()),
         Err(Error::NotEncrypted { .. } | Error::Metadata { .. }) => false,
-        Err(e) => return Err(coded(1)(e)),
+        Err(e) => return Err(coded(codes::ERROR_GENERIC)(e)),
     };
     Ok(super::super::print_out(&format!(
         "{{\"encrypted\":{encrypted}}}\n"
@@ -504,25 +527,31 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
     let config_path = match &g.config {
         Some(p) => p.clone(),
         None => {
-            let cwd = std::env::current_dir().map_err(|e| coded(1)(Error::io(".", e)))?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| coded(codes::ERROR_GENERIC)(Error::io(".", e)))?;
             match coffer::config::find(&cwd) {
                 Some(p) => p,
-                None => return fail(1, "config file not found"),
+                None => return fail(codes::ERROR_GENERIC, "config file not found"),
             }
         }
     };
     let Some(path) = a.file.as_deref() else {
-        return fail(100, "Error: no file specified");
+        return fail(codes::NO_FILE_SPECIFIED, "Error: no file specified");
     };
-    let meta = std::fs::metadata(path).map_err(|e| coded(1)(Error::io(path, e)))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| coded(codes::ERROR_GENERIC)(Error::io(path, e)))?;
     if meta.is_dir() && !a.recursive {
-        return fail(1, "can't operate on a directory without --recursive flag.");
+        return fail(
+            codes::ERROR_GENERIC,
+            "can't operate on a directory without --recursive flag.",
+        );
     }
-    let config = Config::load(&config_path).map_err(coded(1))?;
+    let config = Config::load(&config_path).map_err(coded(codes::ERROR_GENERIC))?;
     // A directory: every file below it, sorted, `.git` and symlinked directories left
     // out (a link may loop or leave the tree), as coffer's globs walk.
     let files = if meta.is_dir() {
-        coffer::glob::expand(path, "**").map_err(|e| coded(1)(Error::io(path, e)))?
+        coffer::glob::expand(path, "**")
+            .map_err(|e| coded(codes::ERROR_GENERIC)(Error::io(path, e)))?
     } else {
         vec![path.to_path_buf()]
     };
@@ -530,19 +559,19 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
         let shown = file.to_string_lossy().into_owned();
         let Some(rule) = config.destination_for(&shown) else {
             return fail(
-                1,
+                codes::ERROR_GENERIC,
                 "error loading config: no matching destination found in config",
             );
         };
         let (bucket, prefix) = match &rule.destination {
             Ok(Destination::S3 { bucket, prefix }) => (bucket.clone(), prefix.clone()),
             Ok(Destination::Gcs { .. }) => {
-                return fail(1, "coffer does not publish to Google Cloud Storage (gcs_bucket); S3 destinations only")
+                return fail(codes::ERROR_GENERIC, "coffer does not publish to Google Cloud Storage (gcs_bucket); S3 destinations only")
             }
             Ok(Destination::Vault { .. }) => {
-                return fail(1, "coffer does not publish to HashiCorp Vault (vault_path); S3 destinations only")
+                return fail(codes::ERROR_GENERIC, "coffer does not publish to HashiCorp Vault (vault_path); S3 destinations only")
             }
-            Err(why) => return fail(1, why.clone()),
+            Err(why) => return fail(codes::ERROR_GENERIC, why.clone()),
         };
         let name = coffer::aws::publish::object_name(
             path,
@@ -585,7 +614,7 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
                 super::super::print_out(&format!("{msg}\n"))?;
                 continue;
             }
-            return fail(1, msg);
+            return fail(codes::ERROR_GENERIC, msg);
         }
         coffer::aws::publish::put(
             env.aws(),
@@ -593,7 +622,7 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
             &format!("{prefix}{name}"),
             contents.to_vec(),
         )
-        .map_err(coded(1))?;
+        .map_err(coded(codes::ERROR_GENERIC))?;
     }
     Ok(())
 }
