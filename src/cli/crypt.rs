@@ -2,7 +2,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::{creation_rule, warn, Env, FormatArg, Io};
+use super::{creation_rule, warn, Env, FormatArg, Io, Output};
 use coffer::cipher::DataKey;
 use coffer::config::CreationRule;
 use coffer::format::Format;
@@ -200,7 +200,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
         return encrypt_streamed(io, &name, &key, &mut md, env);
     }
     let out = env.accept(sops::encrypt_plain(&name, format, input, &key, &mut md)?)?;
-    io.write_held(held, &out, false, false)
+    io.write_held(held, &out, Output::Sealed)
 }
 
 /// A binary file read from a regular file of [`sops::stream::FROM`] bytes or more.
@@ -258,15 +258,14 @@ fn encrypt_streamed(
             key,
             md,
         )?)?;
-        return io.write_held(held, &out, false, false);
+        return io.write_held(held, &out, Output::Sealed);
     }
     let mut out = staging(None)?;
     sops::stream::encrypt(name, &mut src, &mut out, key, md)?;
     io.write_held_from(
         held,
         &mut coffer::fsutil::Content::File(&mut out),
-        false,
-        false,
+        Output::Sealed,
     )
 }
 
@@ -309,8 +308,7 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
     io.write_held_from(
         held,
         &mut coffer::fsutil::Content::File(&mut out),
-        true,
-        true,
+        Output::PlainBinary,
     )
     .map(Some)
 }
@@ -331,14 +329,19 @@ pub fn decrypt(args: DecryptArgs, env: &Env) -> Result<()> {
     let keyring = env.keyring()?;
     let (opened, _) = super::open_file(&io.file, format, input, &keyring, args.ignore_mac)?;
     if matches!(args.output_type, Some(FormatArg::Export)) && args.extract.is_none() {
-        return io.write_held(held, &super::deploy::export_lines(&opened)?, true, false);
+        return io.write_held(held, &super::deploy::export_lines(&opened)?, Output::Plain);
     }
     let to: Format = args.output_type.map_or(format, Into::into);
     let out = match &args.extract {
         Some(p) => opened.extract(&path::parse(p)?, to)?,
         None => env.accept(opened.into_output(to)?)?,
     };
-    io.write_held(held, &out, true, to == Format::Binary)
+    let holds = if to == Format::Binary {
+        Output::PlainBinary
+    } else {
+        Output::Plain
+    };
+    io.write_held(held, &out, holds)
 }
 
 pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
@@ -383,7 +386,7 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
         return Err(Error::NoRecipients { file: name });
     }
     let out = env.accept(coffer::rekey::rekey(&opened, &recipients, true, env.kms())?)?;
-    io.write_held(held, &out, false, false)
+    io.write_held(held, &out, Output::Sealed)
 }
 
 /// A file in the working tree that holds plaintext the coffer filter covers.

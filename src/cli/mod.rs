@@ -296,15 +296,15 @@ impl Io {
         Ok((held.read()?, Some(held)))
     }
 
-    /// `write`, through the hold taken by `read_held` when there is one.
+    /// The output where the user asked, through the hold taken by `read_held` when
+    /// there is one.
     pub fn write_held(
         &self,
         held: Option<coffer::fsutil::Held>,
         data: &[u8],
-        plaintext: bool,
-        binary: bool,
+        holds: Output,
     ) -> Result<()> {
-        self.write_held_from(held, &mut Content::Bytes(data), plaintext, binary)
+        self.write_held_from(held, &mut Content::Bytes(data), holds)
     }
 
     /// [`Io::write_held`] of any [`Content`] (a streamed file's checked output).
@@ -312,17 +312,16 @@ impl Io {
         &self,
         held: Option<coffer::fsutil::Held>,
         data: &mut Content<'_>,
-        plaintext: bool,
-        binary: bool,
+        holds: Output,
     ) -> Result<()> {
         match held {
-            Some(h) => h.write_from(data, plaintext.then_some(0o600)),
-            None => self.write_from(data, plaintext, binary),
+            Some(h) => h.write_from(data, holds.mode()),
+            None => self.write_from(data, holds),
         }
     }
 
-    fn write_from(&self, data: &mut Content<'_>, plaintext: bool, binary: bool) -> Result<()> {
-        let force = plaintext.then_some(0o600);
+    fn write_from(&self, data: &mut Content<'_>, holds: Output) -> Result<()> {
+        let force = holds.mode();
         if self.in_place {
             if self.is_stdin() {
                 return Err(Error::Usage("-i needs a file, not stdin".into()));
@@ -345,7 +344,7 @@ impl Io {
             return coffer::fsutil::write_atomic_from(out, data, 0o644, force, Target::Output);
         }
         let mut stdout = std::io::stdout().lock();
-        if binary && plaintext && stdout.is_terminal() && !data.is_utf8() {
+        if holds == Output::PlainBinary && stdout.is_terminal() && !data.is_utf8() {
             return Err(Error::Refused(
                 "refusing to write binary plaintext to a terminal; use -o FILE".into(),
             ));
@@ -353,6 +352,25 @@ impl Io {
         data.write_to(&mut stdout)
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("<stdout>", e))
+    }
+}
+
+/// What an output holds, for how it is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// An encrypted file.
+    Sealed,
+    /// Plaintext: a file written for it gets mode 0600.
+    Plain,
+    /// A binary file's plaintext: mode 0600, and never bytes that are not text to a
+    /// terminal.
+    PlainBinary,
+}
+
+impl Output {
+    /// The mode a plaintext file is written with, whatever the old file's was.
+    fn mode(self) -> Option<u32> {
+        (self != Output::Sealed).then_some(0o600)
     }
 }
 
