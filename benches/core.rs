@@ -83,10 +83,17 @@ fn bench_lib(name: &str, format: Format, plain: &[u8], n: usize) {
     });
     let t_dec = time(n, || {
         let (doc, meta, _) = sops::read_metadata(name, format, enc.to_vec()).expect("parses");
-        sops::open_with_key(name, format, doc, meta, key.clone(), false)
-            .expect("opens")
-            .plaintext()
-            .expect("renders")
+        sops::open_with_key(
+            name,
+            format,
+            doc,
+            meta,
+            key.clone(),
+            sops::OpenOptions::default(),
+        )
+        .expect("opens")
+        .plaintext()
+        .expect("renders")
     });
     report("library", name, plain.len(), t_enc, t_dec);
 }

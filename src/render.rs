@@ -229,7 +229,7 @@ impl<'k> Sources<'k> {
                                 format,
                                 bytes,
                                 self.keyring,
-                                false,
+                                crate::sops::OpenOptions::default(),
                             )
                             .map(|(opened, _)| opened)
                             .map_err(|e| e.to_string())

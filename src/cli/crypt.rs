@@ -9,6 +9,7 @@ use coffer::format::Format;
 use coffer::keys::kms::{parse_context, KmsSpec};
 use coffer::keys::Recipients;
 use coffer::metadata::{self, Selector};
+use coffer::sops::OpenOptions;
 use coffer::{path, sops, Error, Result};
 
 /// Master keys for a new file.
@@ -378,7 +379,13 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     let name = io.name();
     let format = io.format()?;
     let (input, held) = io.read_held(env)?;
-    let mut opened = sops::open(&name, format, input, &env.keyring()?, false)?;
+    let mut opened = sops::open(
+        &name,
+        format,
+        input,
+        &env.keyring()?,
+        OpenOptions::default(),
+    )?;
     opened.rewrite_future = env.force;
     warn_dropped_keys(&name, &opened.meta);
     let recipients = Recipients::of(&opened.meta);

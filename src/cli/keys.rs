@@ -12,6 +12,7 @@ use coffer::format::json::json_string;
 use coffer::git::workspace::{self, Found, Selection};
 use coffer::keys::Recipients;
 use coffer::rekey::{self, KeyChange, Rotation};
+use coffer::sops::OpenOptions;
 use coffer::{sops, Error, Result};
 
 #[derive(Args, Debug)]
@@ -435,8 +436,14 @@ fn rekey_one(
     env: &Env,
 ) -> std::result::Result<Option<Vec<u8>>, String> {
     let f = &p.found;
-    let mut opened = sops::open(&f.name, f.format, f.bytes.clone(), keyring, false)
-        .map_err(|e| e.to_string())?;
+    let mut opened = sops::open(
+        &f.name,
+        f.format,
+        f.bytes.clone(),
+        keyring,
+        OpenOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
     opened.rewrite_future = env.force;
     let sealed = match &p.rule {
         // Values the rule encrypts otherwise: every value is encrypted anew.

@@ -388,8 +388,14 @@ pub(crate) fn open_file(
     } else {
         file.display().to_string()
     };
-    let (opened, covered) =
-        coffer::git::worktree::open(file, &name, format, bytes, keyring, ignore_mac)?;
+    let (opened, covered) = coffer::git::worktree::open(
+        file,
+        &name,
+        format,
+        bytes,
+        keyring,
+        coffer::sops::OpenOptions::ignoring_mac(ignore_mac),
+    )?;
     if let Some(note) = covered.as_ref().and_then(|c| c.note.as_deref()) {
         warn(note);
     }

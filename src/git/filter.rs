@@ -20,6 +20,7 @@ use crate::sops::{Layout, Sealed};
 use crate::{sops, Error, Result};
 
 use super::seen::{Hit, Seen, Tagger};
+use crate::sops::OpenOptions;
 
 pub struct Filter {
     keyring: std::sync::Arc<Keyring>,
@@ -212,9 +213,15 @@ impl Filter {
             }
             seen.push(id);
             let blob = repo.find_blob(id).ok()?.content().to_vec();
-            let same = sops::open(path, format, blob.clone(), &self.keyring, false)
-                .and_then(|o| o.plaintext())
-                .is_ok_and(|p| *p == content);
+            let same = sops::open(
+                path,
+                format,
+                blob.clone(),
+                &self.keyring,
+                OpenOptions::default(),
+            )
+            .and_then(|o| o.plaintext())
+            .is_ok_and(|p| *p == content);
             if same {
                 return Some(blob);
             }
@@ -320,7 +327,13 @@ impl Filter {
             .and_then(|id| self.blob(id))
             .filter(|b| crate::format::mentions_sops(b))
         {
-            match sops::open(path, format, blob.clone(), &self.keyring, false) {
+            match sops::open(
+                path,
+                format,
+                blob.clone(),
+                &self.keyring,
+                OpenOptions::default(),
+            ) {
                 Ok(opened) => {
                     // The rules are the truth, not the metadata committed last.
                     if let Ok(Some(rule)) = self.rule_for(path) {
@@ -523,7 +536,13 @@ impl Smudger {
         if self.keep_ciphertext {
             return done(Ok(content), SmudgeState::Kept);
         }
-        match sops::open(path, format, content.to_vec(), &self.keyring, false) {
+        match sops::open(
+            path,
+            format,
+            content.to_vec(),
+            &self.keyring,
+            OpenOptions::default(),
+        ) {
             Ok(opened) => match opened
                 .into_output(format)
                 .and_then(|s| s.accept(self.layout))

@@ -16,6 +16,7 @@ use super::filter::{is_encrypted, Filter};
 use crate::cipher::DataKey;
 use crate::format::{binary, Format};
 use crate::keys::Recipients;
+use crate::sops::OpenOptions;
 use crate::{sops, Error, Result};
 
 /// Returns true for a clean merge.
@@ -41,7 +42,7 @@ pub fn merge(
             format,
             ours_bytes.to_vec(),
             filter.keyring(),
-            false,
+            OpenOptions::default(),
         )?)
     } else {
         None
@@ -49,7 +50,13 @@ pub fn merge(
     // Each side's plaintext, and its data key when it is encrypted.
     let plain = |bytes: &Zeroizing<Vec<u8>>| -> Result<(Zeroizing<Vec<u8>>, Option<DataKey>)> {
         if is_encrypted(format, bytes) {
-            let opened = sops::open(path, format, bytes.to_vec(), filter.keyring(), false)?;
+            let opened = sops::open(
+                path,
+                format,
+                bytes.to_vec(),
+                filter.keyring(),
+                OpenOptions::default(),
+            )?;
             let key = opened.key.clone();
             Ok((opened.into_plaintext()?, Some(key)))
         } else {
@@ -157,7 +164,14 @@ fn rekeyed(
             recipients: meta.recipients(),
             reasons,
         })?;
-    let opened = sops::open_with_key(&ours.file, ours.format, doc, meta, key, false)?;
+    let opened = sops::open_with_key(
+        &ours.file,
+        ours.format,
+        doc,
+        meta,
+        key,
+        OpenOptions::default(),
+    )?;
     Ok(Some((opened, sealed.bytes)))
 }
 

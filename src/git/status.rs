@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::filter::{is_encrypted, Filter};
 use crate::format::Format;
+use crate::sops::OpenOptions;
 use crate::{Error, Result};
 
 pub struct Covered {
@@ -169,7 +170,13 @@ pub fn staged_changes_that_do_not_open(
         }
         let blob = repo.find_blob(entry.id).map_err(git)?;
         let format = Format::from_path(Path::new(&c.path));
-        match crate::sops::open(&c.path, format, blob.content().to_vec(), keyring, false) {
+        match crate::sops::open(
+            &c.path,
+            format,
+            blob.content().to_vec(),
+            keyring,
+            OpenOptions::default(),
+        ) {
             Ok(_) | Err(Error::NoKey { .. }) => {}
             Err(
                 e @ (Error::MacMismatch { .. }

@@ -11,6 +11,7 @@ use crate::cipher::DataKey;
 use crate::format::Format;
 use crate::keys::Keyring;
 use crate::metadata::Metadata;
+use crate::sops::OpenOptions;
 use crate::sops::{self, Opened};
 use crate::{Error, Result};
 
@@ -88,24 +89,23 @@ pub fn open(
     format: Format,
     bytes: impl Into<Zeroizing<Vec<u8>>>,
     keyring: &Keyring,
-    ignore_mac: bool,
+    options: sops::OpenOptions,
 ) -> Result<(Opened, Option<Covered>)> {
     let bytes = bytes.into();
     // An encrypted file is parsed once, to tell and to open.
     if crate::format::mentions_sops(&bytes) {
         if let Ok(doc) = crate::format::parse(name, format, bytes.clone()) {
             if doc.is_encrypted() {
-                return sops::open_document(name, format, doc, keyring, ignore_mac)
-                    .map(|o| (o, None));
+                return sops::open_document(name, format, doc, keyring, options).map(|o| (o, None));
             }
         }
     }
     if bytes.is_empty() || !is_covered(file) {
-        return sops::open(name, format, bytes, keyring, ignore_mac).map(|o| (o, None));
+        return sops::open(name, format, bytes, keyring, options).map(|o| (o, None));
     }
     let (base, origin, note) = match committed(file) {
         Some((blob, origin)) if crate::format::mentions_sops(&blob) => {
-            match sops::open(name, format, blob.clone(), keyring, false) {
+            match sops::open(name, format, blob.clone(), keyring, OpenOptions::default()) {
                 Ok(opened) => (Ok(opened), origin, None),
                 // Plaintext committed before setup: no encrypted version yet.
                 Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => {
@@ -170,7 +170,7 @@ fn lifted(
 /// The plaintext as encrypted in memory, opened again with its key.
 fn reopen(name: &str, format: Format, sealed: sops::Sealed, key: DataKey) -> Result<Opened> {
     let (doc, meta, _) = sops::read_metadata(name, format, sealed.bytes)?;
-    let mut opened = sops::open_with_key(name, format, doc, meta, key, false)?;
+    let mut opened = sops::open_with_key(name, format, doc, meta, key, OpenOptions::default())?;
     opened.warnings.extend(sealed.fallback);
     Ok(opened)
 }

@@ -46,21 +46,28 @@ pub(super) fn metadata_of(file: &str, doc: Document) -> Result<(Document, Metada
     Ok((doc, meta, warnings))
 }
 
+/// How a file is opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Open it even when its MAC does not match (`--ignore-mac`): to repair a file.
+    pub ignore_mac: bool,
+}
+
+impl OpenOptions {
+    pub fn ignoring_mac(ignore_mac: bool) -> OpenOptions {
+        OpenOptions { ignore_mac }
+    }
+}
+
 /// Decrypt every value and check the MAC.
 pub fn open(
     file: &str,
     format: Format,
     bytes: impl Into<Zeroizing<Vec<u8>>>,
     keyring: &Keyring,
-    ignore_mac: bool,
+    options: OpenOptions,
 ) -> Result<Opened> {
-    open_document(
-        file,
-        format,
-        parse(file, format, bytes)?,
-        keyring,
-        ignore_mac,
-    )
+    open_document(file, format, parse(file, format, bytes)?, keyring, options)
 }
 
 /// [`open`] for a file already parsed.
@@ -69,7 +76,7 @@ pub fn open_document(
     format: Format,
     doc: Document,
     keyring: &Keyring,
-    ignore_mac: bool,
+    options: OpenOptions,
 ) -> Result<Opened> {
     let (doc, meta, mut warnings) = metadata_of(file, doc)?;
     let key = keyring
@@ -80,7 +87,7 @@ pub fn open_document(
             "{file}: {twice} is named by two age entries (one may be someone else's, relabelled); `coffer updatekeys` gives the file a new data key"
         ));
     }
-    open_with_key(file, format, doc, meta, key, ignore_mac).map(|mut o| {
+    open_with_key(file, format, doc, meta, key, options).map(|mut o| {
         o.warnings.splice(0..0, warnings.drain(..));
         o
     })
@@ -117,9 +124,9 @@ pub fn open_with_key(
     doc: Document,
     meta: Metadata,
     key: DataKey,
-    ignore_mac: bool,
+    options: OpenOptions,
 ) -> Result<Opened> {
-    open_inner(file, format, doc, meta, key, ignore_mac, false)
+    open_inner(file, format, doc, meta, key, options.ignore_mac, false)
 }
 
 /// Open a file in which values the rules encrypt were typed in clear (the `sops` block

@@ -7,6 +7,7 @@ use crate::cipher::DataKey;
 use crate::format::Format;
 use crate::path::{self, Step};
 use crate::scalar;
+use crate::sops::OpenOptions;
 use crate::tree::{Document, Node, ScalarType, Value};
 use zeroize::Zeroizing;
 
@@ -301,8 +302,9 @@ pub fn encrypted(
         return Err("a document of the output has no sops metadata".into());
     }
     let (doc, meta, _) = super::metadata_of(file, doc).map_err(|e| strip_file(file, &e))?;
-    let mut opened = super::open_with_key(file, format, doc, meta, key.clone(), false)
-        .map_err(|e| format!("the output does not open ({})", strip_file(file, &e)))?;
+    let mut opened =
+        super::open_with_key(file, format, doc, meta, key.clone(), OpenOptions::default())
+            .map_err(|e| format!("the output does not open ({})", strip_file(file, &e)))?;
     if let Some(&i) = opened.clear_comments.first() {
         return Err(format!(
             "a comment at line {} is left in clear",

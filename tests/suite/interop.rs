@@ -33,7 +33,14 @@ fn open_with_recovered(
 ) -> coffer::Result<sops::Opened> {
     let bytes = std::fs::read(testdata(path)).unwrap();
     let (doc, meta, _) = sops::read_metadata(path, format, bytes)?;
-    sops::open_with_key(path, format, doc, meta, recovered_key(key_name), ignore_mac)
+    sops::open_with_key(
+        path,
+        format,
+        doc,
+        meta,
+        recovered_key(key_name),
+        sops::OpenOptions::ignoring_mac(ignore_mac),
+    )
 }
 
 fn plaintext(path: &str, key_name: &str, format: Format) -> String {

@@ -3,6 +3,7 @@
 
 use super::args::{GroupsCommand, KeyChangeFlags, UpdatekeysArgs};
 use super::*;
+use coffer::sops::OpenOptions;
 
 impl KeyChangeFlags {
     /// Whether any key is to be added or removed.
@@ -74,7 +75,13 @@ pub(super) fn rotate(
     }
     let context = context(encryption_context)?;
     let (label, bytes) = read_input(Some(file), missing)?;
-    let opened = sops::open(&label, input, bytes, &env.keyring()?, false)?;
+    let opened = sops::open(
+        &label,
+        input,
+        bytes,
+        &env.keyring()?,
+        OpenOptions::default(),
+    )?;
     let mut wanted = Recipients::of(&opened.meta);
     {
         let first = match wanted.groups.first_mut() {
@@ -247,7 +254,13 @@ fn update_one(
         super::super::say(&format!("File {} left unchanged", abs.display()));
         return Ok(());
     }
-    let opened = sops::open(&name, format, bytes, &env.keyring()?, false)?;
+    let opened = sops::open(
+        &name,
+        format,
+        bytes,
+        &env.keyring()?,
+        OpenOptions::default(),
+    )?;
     let out = env.accept(coffer::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
     coffer::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace)
         .map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE))?;
@@ -262,7 +275,13 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
     };
     let format = type_of_name(&file);
     let (name, bytes) = read_input(Some(&file), 2)?;
-    let opened = sops::open(&name, format, bytes, &env.keyring()?, false)?;
+    let opened = sops::open(
+        &name,
+        format,
+        bytes,
+        &env.keyring()?,
+        OpenOptions::default(),
+    )?;
     let current = Recipients::of(&opened.meta);
     let mut groups = current.groups_or_self();
     let old_threshold = if current.groups.is_empty() {

@@ -29,6 +29,7 @@ mod keys;
 mod run;
 
 use args::{GlobalArgs, IoFlags, KeyFlags, SelectorFlags, SopsCli, SopsCommand, SopsType};
+use coffer::sops::OpenOptions;
 
 /// The sops release whose command line this speaks.
 const SOPS_INTERFACE: &str = "3.11.0";
@@ -740,7 +741,13 @@ fn modify(
     let bytes = held
         .read()
         .map_err(coded(codes::COULD_NOT_READ_INPUT_FILE))?;
-    let opened = sops::open(&name, format, bytes, &env.keyring()?, ignore_mac)?;
+    let opened = sops::open(
+        &name,
+        format,
+        bytes,
+        &env.keyring()?,
+        OpenOptions::ignoring_mac(ignore_mac),
+    )?;
     let plaintext = env.accept(opened.render()?)?;
     let Some(changed) = change(&name, &plaintext)? else {
         return Ok(());

@@ -8,6 +8,7 @@ use super::args::{
     PublishArgs, SetArgs, UnsetArgs,
 };
 use super::*;
+use coffer::sops::OpenOptions;
 
 pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
     let g = &cli.global;
@@ -215,7 +216,13 @@ fn decrypt(
         None => None,
     };
     let (label, bytes) = read_input(file, 100)?;
-    let opened = sops::open(&label, input, bytes, &env.keyring()?, ignore_mac)?;
+    let opened = sops::open(
+        &label,
+        input,
+        bytes,
+        &env.keyring()?,
+        OpenOptions::ignoring_mac(ignore_mac),
+    )?;
     for w in &opened.warnings {
         warn(w);
     }
@@ -416,7 +423,13 @@ fn exec_env(a: ExecEnvArgs, env: &Env) -> Result<ExitCode> {
     }
     let (format, _) = types(Some(&a.file), a.input_type, None);
     let (name, bytes) = read_input(Some(&a.file), 2)?;
-    let opened = sops::open(&name, format, bytes, &env.keyring()?, a.ignore_mac)?;
+    let opened = sops::open(
+        &name,
+        format,
+        bytes,
+        &env.keyring()?,
+        OpenOptions::ignoring_mac(a.ignore_mac),
+    )?;
     let vars = environment(&opened)?;
     drop(opened);
     let mut cmd = std::process::Command::new("/bin/sh");
@@ -455,7 +468,13 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
     }
     let (input, output) = types(Some(&a.file), a.input_type, a.output_type);
     let (name, bytes) = read_input(Some(&a.file), 2)?;
-    let opened = sops::open(&name, input, bytes, &env.keyring()?, a.ignore_mac)?;
+    let opened = sops::open(
+        &name,
+        input,
+        bytes,
+        &env.keyring()?,
+        OpenOptions::ignoring_mac(a.ignore_mac),
+    )?;
     let plaintext = plaintext_out(opened, output, None, env)?;
     let filename = a.filename.as_deref().unwrap_or("tmp-file");
     if filename.contains('/') || filename == "." || filename == ".." || filename.is_empty() {
@@ -587,7 +606,13 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
         };
         let contents = match recreation {
             Some(recipients) => {
-                let opened = sops::open(&label, format, bytes, &env.keyring()?, false)?;
+                let opened = sops::open(
+                    &label,
+                    format,
+                    bytes,
+                    &env.keyring()?,
+                    OpenOptions::default(),
+                )?;
                 let key = DataKey::generate();
                 let recreation = rule.recreation.as_ref();
                 let selector = recreation.and_then(|r| r.selector.clone());

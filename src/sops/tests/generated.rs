@@ -2,6 +2,7 @@
 //! byte or says why not, and a flipped byte never gives another value.
 
 use super::*;
+use crate::sops::OpenOptions;
 
 // ---- Generated documents -------------------------------------------------------------
 
@@ -526,7 +527,7 @@ proptest! {
             bytes[i] ^= b.max(1);
         }
         let Ok((doc, meta, _)) = read_metadata("t", format, bytes) else { return Ok(()); };
-        let Ok(opened) = open_with_key("t", format, doc, meta, key(), false) else { return Ok(()); };
+        let Ok(opened) = open_with_key("t", format, doc, meta, key(), OpenOptions::default()) else { return Ok(()); };
         // It opened: every value is what was written (comments and layout may differ;
         // as in sops, nothing protects the key of a null or empty value).
         let got = values(&opened.doc, &|i| opened.typed(i));

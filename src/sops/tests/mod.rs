@@ -15,6 +15,7 @@ mod generated;
 mod real_sops;
 mod yaml_suite;
 
+use crate::sops::OpenOptions;
 use generated::*;
 use yaml_suite::*;
 
@@ -68,8 +69,8 @@ pub(super) fn trip(format: Format, text: &[u8]) -> Trip {
     };
     let (doc2, meta, _) = read_metadata("t", format, sealed.bytes.to_vec())
         .expect("what encrypt_document returns parses");
-    let opened =
-        open_with_key("t", format, doc2, meta, key(), false).expect("and opens with its key");
+    let opened = open_with_key("t", format, doc2, meta, key(), OpenOptions::default())
+        .expect("and opens with its key");
     let plain = opened.render().expect("and decrypts");
     let original = Content::of_plain(&doc);
     let back = parse("t", format, plain.bytes.to_vec()).expect("the plaintext parses");
@@ -283,9 +284,16 @@ pub(super) fn a_changed_type_tag_and_a_value_that_is_no_value_of_its_type_fail()
     let open = |text: &str, ignore_mac: bool| {
         let (doc, meta, _) =
             read_metadata("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
-        open_with_key("t", Format::Yaml, doc, meta, key(), ignore_mac)
-            .err()
-            .expect("refused")
+        open_with_key(
+            "t",
+            Format::Yaml,
+            doc,
+            meta,
+            key(),
+            OpenOptions::ignoring_mac(ignore_mac),
+        )
+        .err()
+        .expect("refused")
     };
     // `"false"` → bool: the MAC sees `False` for `false` and fails, as in sops. `"True"`
     // and `"7"` hash the same as bool and int, but coffer's IVs name the type.
@@ -463,7 +471,8 @@ fn metadata_names_are_bounded_and_placed_as_sops_places_them() {
 fn conversions_that_would_change_a_value_are_refused() {
     let t = trip(Format::Yaml, b"a: 'x\\ny'\nb: .5\n");
     let (doc, meta, _) = read_metadata("t", Format::Yaml, t.encrypted).expect("parses");
-    let opened = open_with_key("t", Format::Yaml, doc, meta, key(), false).expect("opens");
+    let opened =
+        open_with_key("t", Format::Yaml, doc, meta, key(), OpenOptions::default()).expect("opens");
     // dotenv reads `\n` back as a line break: refused rather than changed.
     let err = opened.convert(Format::Dotenv).expect_err("refused");
     assert!(

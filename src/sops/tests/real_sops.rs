@@ -166,7 +166,7 @@ pub(super) fn the_real_sops_reads_generated_files_as_coffer_wrote_them() {
             .output()
             .expect("sops runs");
         if out.status.success() {
-            let opened = open("s", format, out.stdout, &keyring, false)
+            let opened = open("s", format, out.stdout, &keyring, OpenOptions::default())
                 .unwrap_or_else(|e| panic!("coffer cannot open sops's file: {e}\n{text}"));
             let got = opened.value(&opened.doc.docs[0].root).expect("values");
             if let Err(d) = same_tree(&normalized(&got), &normalized(want)) {
