@@ -157,11 +157,21 @@ pub fn encrypt(
     let mut iv = IvStream::new(key, &aad, ScalarType::Str.sops_name(), len);
     let mut mac = MacBuilder::new(md.mac_only_encrypted);
     let mut digest = Sha256::new();
-    let whole = each_piece(src, &mut buf, len, &mut |piece| {
-        iv.update(piece);
-        mac.add_piece(piece);
-        digest.update(&*piece);
-        Ok(())
+    // The MAC's SHA-512 is hashed on a thread of its own, as in `decrypt_pieces`.
+    let whole = std::thread::scope(|scope| {
+        let (to_hash, pieces) = std::sync::mpsc::sync_channel::<Zeroizing<Vec<u8>>>(2);
+        let mac = &mut mac;
+        scope.spawn(move || {
+            for p in pieces {
+                mac.add_piece(&p);
+            }
+        });
+        each_piece(src, &mut buf, len, &mut |piece| {
+            iv.update(piece);
+            let _ = to_hash.send(Zeroizing::new(piece.to_vec()));
+            digest.update(&*piece);
+            Ok(())
+        })
     })
     .map_err(io(file))??;
     if !whole {
@@ -316,7 +326,6 @@ pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
     let data_at = p + PREFIX.len();
     // The data is base64 as sops writes it, ended by a comma; anything else (a JSON
     // escape, a line break) is left to the general way.
-    let base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
     let mut at = data_at as u64;
     src.seek(SeekFrom::Start(at))?;
     let mut buf = Zeroizing::new(vec![0u8; 1 << 20]);
@@ -325,7 +334,7 @@ pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
         if n == 0 {
             return Ok(None);
         }
-        if let Some(i) = buf[..n].iter().position(|b| !base64(b)) {
+        if let Some(i) = first_not_base64(&buf[..n]) {
             if buf[i] != b',' {
                 return Ok(None);
             }
@@ -349,6 +358,27 @@ pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
     };
     // The cut value must be the file's one value, as sops writes a binary file.
     Ok(located.is_sops("the file").then_some(located))
+}
+
+/// The first byte of `bytes` that is not base64 (`A-Za-z0-9+/=`). Blocks of 64 are
+/// classified without branching, which the compiler turns into vector code: a 50 MB
+/// file's data is scanned in a few milliseconds, not a fifth of a second.
+fn first_not_base64(bytes: &[u8]) -> Option<usize> {
+    let is = |b: u8| {
+        ((b | 0x20).wrapping_sub(b'a') < 26)
+            | (b.wrapping_sub(b'0') < 10)
+            | (b == b'+')
+            | (b == b'/')
+            | (b == b'=')
+    };
+    let mut at = 0;
+    for block in bytes.chunks(64) {
+        if !block.iter().fold(true, |all, &b| all & is(b)) {
+            return block.iter().position(|&b| !is(b)).map(|i| at + i);
+        }
+        at += block.len();
+    }
+    None
 }
 
 /// Decrypt the located data piece by piece, each piece to `sink`; `Ok` once the tag
@@ -389,25 +419,38 @@ fn decrypt_pieces(
     let mut text = vec![0u8; B64_PIECE];
     let mut piece = Zeroizing::new(vec![0u8; PIECE]);
     let mut gcm = Gcm::new(key, iv, &aad());
-    while left > 0 {
-        let want = (left as usize).min(B64_PIECE);
-        let n = fill(src, &mut text[..want]).map_err(io(file))?;
-        if n < want {
-            return Err(Error::Refused("the file ends inside its data".into()));
+    // sops's MAC (SHA-512 over the plaintext) is as much work as all the rest: it is
+    // hashed on a thread of its own, piece by piece in order, while the next piece is
+    // read and decrypted.
+    std::thread::scope(|scope| {
+        let (to_hash, pieces) = std::sync::mpsc::sync_channel::<Zeroizing<Vec<u8>>>(2);
+        scope.spawn(move || {
+            for p in pieces {
+                mac.add_piece(&p);
+            }
+        });
+        while left > 0 {
+            let want = (left as usize).min(B64_PIECE);
+            let n = fill(src, &mut text[..want]).map_err(io(file))?;
+            if n < want {
+                return Err(Error::Refused("the file ends inside its data".into()));
+            }
+            left -= n as u64;
+            seen(&text[..n])?;
+            let k = B64
+                .decode_slice(&text[..n], &mut piece[..])
+                .map_err(|_| Error::Refused("the data is not base64".into()))?;
+            // Every piece but the last is whole: padding inside the data is no sops data.
+            if left > 0 && k != PIECE {
+                return Err(Error::Refused("the data is not base64".into()));
+            }
+            gcm.open(&mut piece[..k]);
+            // The hashing thread ends only when this one drops the channel.
+            let _ = to_hash.send(Zeroizing::new(piece[..k].to_vec()));
+            sink(&piece[..k])?;
         }
-        left -= n as u64;
-        seen(&text[..n])?;
-        let k = B64
-            .decode_slice(&text[..n], &mut piece[..])
-            .map_err(|_| Error::Refused("the data is not base64".into()))?;
-        // Every piece but the last is whole: padding inside the data is no sops data.
-        if left > 0 && k != PIECE {
-            return Err(Error::Refused("the data is not base64".into()));
-        }
-        gcm.open(&mut piece[..k]);
-        mac.add_piece(&piece[..k]);
-        sink(&piece[..k])?;
-    }
+        Ok(())
+    })?;
     gcm.check(tag)
         .map_err(|e| Error::Refused(format!("the data does not decrypt ({e})")))
 }
@@ -548,6 +591,23 @@ fn data_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan finds the first byte that is not base64, wherever it stands, for every
+    /// byte value.
+    #[test]
+    fn the_first_byte_that_is_not_base64_is_found() {
+        let naive = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+        let data: Vec<u8> = b"QUJD+/==".iter().copied().cycle().take(200).collect();
+        assert_eq!(first_not_base64(&data), None);
+        for byte in 0..=255u8 {
+            for at in [0, 1, 63, 64, 65, 130, 199] {
+                let mut d = data.clone();
+                d[at] = byte;
+                let want = if naive(byte) { None } else { Some(at) };
+                assert_eq!(first_not_base64(&d), want, "byte {byte:#x} at {at}");
+            }
+        }
+    }
 
     fn temp_with(bytes: &[u8]) -> File {
         let mut f = tempfile::tempfile().unwrap();
