@@ -216,7 +216,7 @@ fn update_one(
         );
     }
     let (format, _) = types(Some(file), input_type, None);
-    let (name, bytes) = read_input(Some(file), 1)?;
+    let (name, bytes) = read_input(Some(file), codes::ERROR_GENERIC)?;
     let (_, meta, _) = sops::read_metadata(&name, format, bytes.clone())?;
     let rule = match config.rule_for(&abs) {
         None => {
@@ -274,7 +274,7 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
         GroupsCommand::Delete(a) => (a.file.clone(), a.in_place),
     };
     let format = type_of_name(&file);
-    let (name, bytes) = read_input(Some(&file), 2)?;
+    let (name, bytes) = read_input(Some(&file), codes::COULD_NOT_READ_INPUT_FILE)?;
     let opened = sops::open(
         &name,
         format,

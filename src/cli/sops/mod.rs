@@ -734,7 +734,7 @@ fn modify(
 ) -> Result<()> {
     // sops's checks and codes for the file first; then it is held from the read to the
     // rename, so concurrent writers of it take turns.
-    let (name, _) = read_input(Some(file), 2)?;
+    let (name, _) = read_input(Some(file), codes::COULD_NOT_READ_INPUT_FILE)?;
     let mut held = env
         .hold(file)
         .map_err(coded(codes::COULD_NOT_READ_INPUT_FILE))?;

@@ -34,9 +34,14 @@ pub(super) fn run(cli: SopsCli, env: &Env) -> Result<ExitCode> {
         Some(SopsCommand::Encrypt(a)) => encrypt_command(a, g, env),
         Some(SopsCommand::Decrypt(a)) => decrypt_command(a, env),
         Some(SopsCommand::Edit(a)) => return edit_command(a, g, env),
-        Some(SopsCommand::Rotate(a)) => {
-            super::keys::rotate(&a.file, &a.io, &a.change, &a.encryption_context, 2, env)
-        }
+        Some(SopsCommand::Rotate(a)) => super::keys::rotate(
+            &a.file,
+            &a.io,
+            &a.change,
+            &a.encryption_context,
+            codes::COULD_NOT_READ_INPUT_FILE,
+            env,
+        ),
         Some(SopsCommand::Set(a)) => set_command(a, env),
         Some(SopsCommand::Unset(a)) => unset_command(a, env),
         Some(SopsCommand::ExecEnv(a)) => return exec_env(a, env),
@@ -105,7 +110,14 @@ fn main_command(a: MainArgs, g: &GlobalArgs, env: &Env) -> Result<ExitCode> {
         decrypt(Some(file), &a.io, extract, a.ignore_mac, a.indent, env)?;
     } else if a.rotate {
         note_indent(a.indent);
-        super::keys::rotate(file, &a.io, &a.change, &a.keys.encryption_context, 100, env)?;
+        super::keys::rotate(
+            file,
+            &a.io,
+            &a.change,
+            &a.keys.encryption_context,
+            codes::NO_FILE_SPECIFIED,
+            env,
+        )?;
     } else if let Some(set) = &a.set {
         let (steps, value) = legacy_set(set)?;
         let types = types(Some(&name), a.io.input_type, a.io.output_type);
@@ -141,7 +153,7 @@ fn encrypt(
 ) -> Result<()> {
     let name = io.filename_override.as_deref().or(file);
     let (input, output) = types(name, io.input_type, io.output_type);
-    let (label, bytes) = read_input(file, 100)?;
+    let (label, bytes) = read_input(file, codes::NO_FILE_SPECIFIED)?;
     let recipients = new_recipients(keys, rule)?;
     let key = DataKey::generate();
     let mut md = new_metadata(&key, &recipients, rule, selector, env)?;
@@ -215,7 +227,7 @@ fn decrypt(
         })?),
         None => None,
     };
-    let (label, bytes) = read_input(file, 100)?;
+    let (label, bytes) = read_input(file, codes::NO_FILE_SPECIFIED)?;
     let opened = sops::open(
         &label,
         input,
@@ -422,7 +434,7 @@ fn exec_env(a: ExecEnvArgs, env: &Env) -> Result<ExitCode> {
         );
     }
     let (format, _) = types(Some(&a.file), a.input_type, None);
-    let (name, bytes) = read_input(Some(&a.file), 2)?;
+    let (name, bytes) = read_input(Some(&a.file), codes::COULD_NOT_READ_INPUT_FILE)?;
     let opened = sops::open(
         &name,
         format,
@@ -467,7 +479,7 @@ fn exec_file(a: ExecFileArgs, env: &Env) -> Result<ExitCode> {
         );
     }
     let (input, output) = types(Some(&a.file), a.input_type, a.output_type);
-    let (name, bytes) = read_input(Some(&a.file), 2)?;
+    let (name, bytes) = read_input(Some(&a.file), codes::COULD_NOT_READ_INPUT_FILE)?;
     let opened = sops::open(
         &name,
         input,
@@ -599,7 +611,7 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
             a.omit_extensions || rule.omit_extensions,
         );
         let (format, _) = types(Some(&file), None, None);
-        let (label, bytes) = read_input(Some(&file), 2)?;
+        let (label, bytes) = read_input(Some(&file), codes::COULD_NOT_READ_INPUT_FILE)?;
         let recreation = match &rule.recreation {
             Some(r) => Some(r.recipients()?).filter(|k| !k.is_empty()),
             None => None,
