@@ -56,17 +56,6 @@ pub fn key_of_label(label: &str) -> &str {
     }
 }
 
-/// Two KMS entries are the same master key when key, role and encryption context agree;
-/// the profile only says how to reach it.
-fn same_kms(a: &KmsSpec, b: &KmsSpec) -> bool {
-    let sorted = |c: &[(String, String)]| {
-        let mut c = c.to_vec();
-        c.sort();
-        c
-    };
-    a.arn == b.arn && a.role == b.role && sorted(&a.context) == sorted(&b.context)
-}
-
 /// When a file gets a new data key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rotation {
@@ -140,7 +129,7 @@ fn missing_flat(these: &Recipients, others: &Recipients) -> Vec<String> {
             these
                 .kms
                 .iter()
-                .filter(|k| !others.kms.iter().any(|o| same_kms(o, k)))
+                .filter(|k| !others.kms.iter().any(|o| o.same_key(k)))
                 .map(label_kms),
         )
         .chain(
@@ -296,7 +285,7 @@ pub fn merged_keys(base: &Recipients, ours: &Recipients, theirs: &Recipients) ->
     }
     Recipients {
         age: merged_list(&base.age, &ours.age, &theirs.age, |a, b| a == b),
-        kms: merged_list(&base.kms, &ours.kms, &theirs.kms, same_kms),
+        kms: merged_list(&base.kms, &ours.kms, &theirs.kms, KmsSpec::same_key),
         pgp: merged_list(&base.pgp, &ours.pgp, &theirs.pgp, |a, b| a == b),
         ..ours.clone()
     }
@@ -368,37 +357,11 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
         md.take_keys(fresh);
         return opened.with_metadata(&md);
     }
-    md.age = wanted
-        .age
-        .iter()
-        .map(
-            |r| match opened.meta.age.iter().find(|a| a.recipient == *r) {
-                Some(existing) => Ok(existing.clone()),
-                None => crate::keys::age::wrap(opened.key.expose(), r),
-            },
-        )
-        .collect::<Result<_>>()?;
-    // The file's KMS keys as specs, in the order of its entries.
-    let current = Recipients::of(&opened.meta).kms;
-    md.kms = wanted
-        .kms
-        .iter()
-        .map(
-            |spec| match current.iter().position(|c| same_kms(c, spec)) {
-                Some(i) => Ok(opened.meta.kms[i].clone()),
-                None => kms.wrap(opened.key.expose(), spec),
-            },
-        )
-        .collect::<Result<_>>()?;
-    let gpg = crate::keys::pgp::PgpKeys::default();
-    md.pgp = wanted
-        .pgp
-        .iter()
-        .map(|fp| match opened.meta.pgp.iter().find(|p| p.fp == *fp) {
-            Some(existing) => Ok(existing.clone()),
-            None => gpg.wrap(opened.key.expose(), fp),
-        })
-        .collect::<Result<_>>()?;
+    // The entries of keys the file keeps stay as they are.
+    let wrapped = wanted.wrap(opened.key.expose(), kms, Some(&opened.meta))?;
+    md.age = wrapped.age;
+    md.kms = wrapped.kms;
+    md.pgp = wrapped.pgp;
     opened.with_metadata(&md)
 }
 

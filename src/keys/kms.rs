@@ -25,6 +25,19 @@ pub struct KmsSpec {
 }
 
 impl KmsSpec {
+    /// The same master key as `other`: key, role and encryption context agree; the
+    /// profile only says how to reach it.
+    pub fn same_key(&self, other: &KmsSpec) -> bool {
+        let sorted = |c: &[(String, String)]| {
+            let mut c = c.to_vec();
+            c.sort();
+            c
+        };
+        self.arn == other.arn
+            && self.role == other.role
+            && sorted(&self.context) == sorted(&other.context)
+    }
+
     /// `arn:aws:kms:…:key/…` or `…:alias/…`, optionally `+arn:aws:iam::…:role/…`.
     pub fn parse(
         s: &str,

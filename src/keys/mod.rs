@@ -32,6 +32,71 @@ pub struct Recipients {
 }
 
 impl Recipients {
+    /// The data key `key` wrapped for every master key here, as metadata entries: flat
+    /// lists, or with key groups, the key split once (Shamir) and each share wrapped for
+    /// every key of its group. An entry `keep` already holds for a key (of the same data
+    /// key) is kept as it is.
+    pub fn wrap(
+        &self,
+        key: &[u8],
+        kms: &kms::KmsKeys,
+        keep: Option<&Metadata>,
+    ) -> crate::Result<Metadata> {
+        if self.groups.is_empty() {
+            return self.wrap_flat(key, kms, keep);
+        }
+        let n = self.groups.len();
+        let shares = shamir::split(key, n, self.threshold)
+            .map_err(|e| crate::Error::KeySource(format!("Shamir key groups: {e}")))?;
+        let mut groups = Vec::with_capacity(n);
+        for (share, group) in shares.iter().zip(&self.groups) {
+            if group.is_empty() {
+                return Err(crate::Error::KeySource(
+                    "a Shamir key group names no key coffer can wrap its share for".into(),
+                ));
+            }
+            groups.push(group.wrap_flat(share, kms, None)?);
+        }
+        let mut md = Metadata::default();
+        md.split_over(groups, self.threshold);
+        Ok(md)
+    }
+
+    fn wrap_flat(
+        &self,
+        key: &[u8],
+        kms: &kms::KmsKeys,
+        keep: Option<&Metadata>,
+    ) -> crate::Result<Metadata> {
+        let mut md = Metadata::default();
+        let kept_kms = keep.map(|m| Recipients::of(m).kms).unwrap_or_default();
+        for r in &self.age {
+            md.age.push(
+                match keep.and_then(|m| m.age.iter().find(|a| a.recipient == *r)) {
+                    Some(entry) => entry.clone(),
+                    None => age::wrap(key, r)?,
+                },
+            );
+        }
+        for spec in &self.kms {
+            let kept = kept_kms.iter().position(|c| c.same_key(spec));
+            md.kms.push(match keep.zip(kept) {
+                Some((m, i)) => m.kms[i].clone(),
+                None => kms.wrap(key, spec)?,
+            });
+        }
+        let gpg = pgp::PgpKeys::default();
+        for fp in &self.pgp {
+            md.pgp.push(
+                match keep.and_then(|m| m.pgp.iter().find(|p| p.fp == *fp)) {
+                    Some(entry) => entry.clone(),
+                    None => gpg.wrap(key, fp)?,
+                },
+            );
+        }
+        Ok(md)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.age.is_empty() && self.kms.is_empty() && self.pgp.is_empty() && self.groups.is_empty()
     }

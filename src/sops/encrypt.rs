@@ -286,43 +286,7 @@ pub fn new_metadata(
         version: Some(metadata::SOPS_VERSION.to_string()),
         ..Default::default()
     };
-    let pgp = crate::keys::pgp::PgpKeys::default();
-    if recipients.groups.is_empty() {
-        for r in &recipients.age {
-            md.age.push(crate::keys::age::wrap(key.expose(), r)?);
-        }
-        for spec in &recipients.kms {
-            md.kms.push(kms.wrap(key.expose(), spec)?);
-        }
-        for fp in &recipients.pgp {
-            md.pgp.push(pgp.wrap(key.expose(), fp)?);
-        }
-    } else {
-        // Shamir: one share per group, each wrapped for every key of its group.
-        let n = recipients.groups.len();
-        let shares = crate::keys::shamir::split(key.expose(), n, recipients.threshold)
-            .map_err(|e| Error::KeySource(format!("Shamir key groups: {e}")))?;
-        let mut groups = Vec::with_capacity(n);
-        for (share, group) in shares.iter().zip(&recipients.groups) {
-            if group.is_empty() {
-                return Err(Error::KeySource(
-                    "a Shamir key group names no key coffer can wrap its share for".into(),
-                ));
-            }
-            let mut g = Metadata::default();
-            for r in &group.age {
-                g.age.push(crate::keys::age::wrap(share, r)?);
-            }
-            for spec in &group.kms {
-                g.kms.push(kms.wrap(share, spec)?);
-            }
-            for fp in &group.pgp {
-                g.pgp.push(pgp.wrap(share, fp)?);
-            }
-            groups.push(g);
-        }
-        md.split_over(groups, recipients.threshold);
-    }
+    md.take_keys(recipients.wrap(key.expose(), kms, None)?);
     if let Some(rule) = rule {
         md.selector = rule.selector.clone().unwrap_or_default();
         md.unencrypted_comment_regex = rule.unencrypted_comment_regex.clone();
