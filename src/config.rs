@@ -44,6 +44,52 @@ pub struct KeyGroup {
     pub pgp: Vec<String>,
 }
 
+/// Master keys named on a command line (or in its environment variables), as the
+/// user wrote them.
+#[derive(Clone, Debug, Default)]
+pub struct KeyLists {
+    pub age: Vec<String>,
+    /// `ARN[+ROLE_ARN]` each.
+    pub kms: Vec<String>,
+    pub pgp: Vec<String>,
+    /// The KMS encryption context for the `kms` keys.
+    pub context: Vec<(String, String)>,
+    /// The AWS profile the `kms` keys are reached with.
+    pub aws_profile: Option<String>,
+}
+
+impl KeyLists {
+    pub fn is_empty(&self) -> bool {
+        self.age.is_empty() && self.kms.is_empty() && self.pgp.is_empty()
+    }
+}
+
+/// Master keys for a new file, for both front ends: keys named on the command line
+/// replace the creation rule's entirely, as in sops; without either, none.
+pub fn new_file_recipients(
+    given: &KeyLists,
+    rule: Option<&CreationRule>,
+) -> Result<crate::keys::Recipients> {
+    if given.is_empty() {
+        return match rule {
+            Some(r) => r.recipients(),
+            None => Ok(crate::keys::Recipients::default()),
+        };
+    }
+    Ok(crate::keys::Recipients {
+        age: given.age.clone(),
+        kms: given
+            .kms
+            .iter()
+            .map(|k| {
+                crate::keys::kms::KmsSpec::parse(k, &given.context, given.aws_profile.as_deref())
+            })
+            .collect::<Result<_>>()?,
+        pgp: given.pgp.clone(),
+        ..Default::default()
+    })
+}
+
 impl CreationRule {
     /// The rule's master keys (`kms` entries are `ARN[+ROLE]`, with the rule's profile).
     pub fn recipients(&self) -> Result<crate::keys::Recipients> {
@@ -698,6 +744,31 @@ pub fn key_names(text: &str) -> std::collections::HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys named on the command line replace the rule's entirely (both front ends);
+    /// the context and profile go to the KMS keys named there.
+    #[test]
+    fn keys_for_a_new_file_come_from_the_flags_or_the_rule() {
+        let rule =
+            rules_of("creation_rules:\n  - age: age1rule\n    aws_profile: ruled\n").remove(0);
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/k";
+        let flags = KeyLists {
+            kms: vec![arn.into()],
+            context: vec![("app".into(), "web".into())],
+            aws_profile: Some("flag".into()),
+            ..Default::default()
+        };
+        let from_flags = new_file_recipients(&flags, Some(&rule)).unwrap();
+        assert!(from_flags.age.is_empty(), "the rule's age key is not added");
+        assert_eq!(from_flags.kms.len(), 1);
+        assert_eq!(from_flags.kms[0].context, flags.context);
+        assert_eq!(from_flags.kms[0].aws_profile.as_deref(), Some("flag"));
+        let from_rule = new_file_recipients(&KeyLists::default(), Some(&rule)).unwrap();
+        assert_eq!(from_rule.age, ["age1rule"]);
+        assert!(new_file_recipients(&KeyLists::default(), None)
+            .unwrap()
+            .is_empty());
+    }
 
     fn rules_of(text: &str) -> Vec<CreationRule> {
         let dir = tempfile::tempdir().unwrap();

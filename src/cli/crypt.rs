@@ -6,7 +6,7 @@ use super::{creation_rule, warn, Env, FormatArg, Io, Output};
 use coffer::cipher::DataKey;
 use coffer::config::CreationRule;
 use coffer::format::Format;
-use coffer::keys::kms::{parse_context, KmsSpec};
+use coffer::keys::kms::parse_context;
 use coffer::keys::Recipients;
 use coffer::metadata::{self, Selector};
 use coffer::sops::OpenOptions;
@@ -140,26 +140,18 @@ pub(super) fn recipients(
     let age = list(&flags.age, ["COFFER_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS"]);
     let kms = list(&flags.kms, ["COFFER_KMS_ARN", "SOPS_KMS_ARN"]);
     let pgp = list(&flags.pgp, ["COFFER_PGP_FP", "SOPS_PGP_FP"]);
-    let found = if age.is_empty() && kms.is_empty() && pgp.is_empty() {
-        match rule {
-            Some(r) => r.recipients()?,
-            None => Recipients::default(),
-        }
-    } else {
-        let context = match &flags.encryption_context {
-            Some(c) => parse_context(c)?,
-            None => Vec::new(),
-        };
-        Recipients {
-            age,
-            kms: kms
-                .iter()
-                .map(|k| KmsSpec::parse(k, &context, None))
-                .collect::<Result<_>>()?,
-            pgp,
-            ..Recipients::default()
-        }
+    let context = match &flags.encryption_context {
+        Some(c) if !(age.is_empty() && kms.is_empty() && pgp.is_empty()) => parse_context(c)?,
+        _ => Vec::new(),
     };
+    let given = coffer::config::KeyLists {
+        age,
+        kms,
+        pgp,
+        context,
+        aws_profile: None,
+    };
+    let found = coffer::config::new_file_recipients(&given, rule)?;
     if found.is_empty() {
         return Err(Error::NoRecipients {
             file: file.to_string(),

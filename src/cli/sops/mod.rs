@@ -439,23 +439,15 @@ fn refuse_other_keys(o: &args::OtherKeyFlags) -> Result<()> {
 fn new_recipients(keys: &KeyFlags, rule: Option<&CreationRule>) -> Result<Recipients> {
     refuse_other_keys(&keys.unsupported)?;
     let context = context(&keys.encryption_context)?;
-    let (age, kms, pgp) = (list(&keys.age), list(&keys.kms), list(&keys.pgp));
-    let from_flags = !(age.is_empty() && kms.is_empty() && pgp.is_empty());
-    let mut found = if from_flags {
-        Recipients {
-            age,
-            kms: kms
-                .iter()
-                .map(|k| KmsSpec::parse(k, &context, keys.aws_profile.as_deref()))
-                .collect::<coffer::Result<_>>()?,
-            pgp,
-            ..Recipients::default()
-        }
-    } else if let Some(rule) = rule {
-        rule.recipients()?
-    } else {
-        Recipients::default()
+    let given = coffer::config::KeyLists {
+        age: list(&keys.age),
+        kms: list(&keys.kms),
+        pgp: list(&keys.pgp),
+        context,
+        aws_profile: keys.aws_profile.clone(),
     };
+    let from_flags = !given.is_empty();
+    let mut found = coffer::config::new_file_recipients(&given, rule)?;
     if found.is_empty() && rule.is_some() && !from_flags {
         // A rule matched and names no key (none at all, `key_groups: []`, or an empty
         // group): sops's words for it.
