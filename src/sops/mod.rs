@@ -82,7 +82,7 @@ pub struct Opened {
     pub format: Format,
     pub doc: Document,
     pub meta: Metadata,
-    pub key: DataKey,
+    pub(crate) key: DataKey,
     /// One entry per leaf of `doc`; `None` for nulls and comments left as they were.
     pub values: Vec<Option<Plain>>,
     /// Things the user should hear about on stderr (never a secret).

@@ -4,6 +4,20 @@
 use super::*;
 
 impl Opened {
+    /// `plaintext` (of `format`) encrypted anew under this file's data key and master
+    /// keys, stamped now: the file after an edit made outside the engine.
+    pub fn rewritten(&self, format: Format, plaintext: Zeroizing<Vec<u8>>) -> Result<Sealed> {
+        let mut md = self.meta.clone();
+        md.lastmodified = metadata::now_rfc3339();
+        encrypt_plain(&self.file, format, plaintext, &self.key, &mut md)
+    }
+
+    /// The key a push derives its request tokens with, from this file's data key: the
+    /// tokens stay the same across runs, and the data key stays inside the engine.
+    pub fn push_token_key(&self) -> crate::aws::push::TokenKey {
+        std::sync::Arc::new(secrecy::SecretBox::new(Box::new(*self.key.expose())))
+    }
+
     pub(super) fn store(&self) -> &'static dyn Store {
         self.format.store()
     }

@@ -47,7 +47,7 @@ pub(super) fn file_secrets(
     } else {
         None
     };
-    let token_key = Arc::new(SecretBox::new(Box::new(*opened.key.expose())));
+    let token_key = opened.push_token_key();
     let desired = push::desired(
         &name,
         &root,

@@ -772,9 +772,7 @@ fn rewrite(
     format: Format,
     plaintext: Zeroizing<Vec<u8>>,
 ) -> coffer::Result<sops::Sealed> {
-    let mut md = opened.meta.clone();
-    md.lastmodified = coffer::metadata::now_rfc3339();
-    sops::encrypt_plain(&opened.file, format, plaintext, &opened.key, &mut md)
+    opened.rewritten(format, plaintext)
 }
 
 /// The top-level values of a file as sops's exec-env passes them: keys as they are,
