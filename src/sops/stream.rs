@@ -663,6 +663,10 @@ mod tests {
             })
             .unwrap();
             assert_eq!(got, plain, "{len}");
+            // The MAC, hashed on its own thread piece by piece, is the whole value's.
+            let mut whole_mac = MacBuilder::new(meta.mac_only_encrypted);
+            whole_mac.add_piece(&plain);
+            assert_eq!(*mac.finish(), *whole_mac.finish(), "{len}");
 
             // One base64 character of the data changed: the tag refuses it.
             let mut tampered = streamed.clone();
