@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use super::parse::quoted_end;
+
 /// Re-readings allowed per file: each is a whole parse, and real files need a few.
 pub(super) const MAX_FIXES: usize = 100;
 
@@ -71,7 +73,7 @@ impl Pads {
     ) -> bool {
         let lines: Vec<&str> = padded.split('\n').collect();
         let added = match info {
-            "invalid indentation in quoted scalar" => quoted_lines(&lines, line - 1, col),
+            "invalid indentation in quoted scalar" => quoted_lines(padded, &lines, line - 1, col),
             "invalid indentation" | "invalid indentation in flow construct" => {
                 flow_line(&lines, line - 1, col).into_iter().collect()
             }
@@ -110,50 +112,32 @@ fn indentation(line: &str) -> usize {
 /// left of its quote, with the spaces that bring them to it (the quote itself stands
 /// where saphyr accepts a token). A document marker at column 0 is left for saphyr to
 /// refuse, as go-yaml does.
-fn quoted_lines(lines: &[&str], at: usize, col: usize) -> Vec<(usize, usize)> {
+fn quoted_lines(text: &str, lines: &[&str], at: usize, col: usize) -> Vec<(usize, usize)> {
     let Some(first) = lines.get(at) else {
         return Vec::new();
     };
-    let mut chars = first.chars().skip(col);
-    let quote = match chars.next() {
-        Some(q @ ('"' | '\'')) => q,
-        _ => return Vec::new(),
+    let Some((offset, quote @ ('"' | '\''))) = first.char_indices().nth(col) else {
+        return Vec::new();
     };
-    let mut out = Vec::new();
-    let mut rest: String = chars.collect();
-    let mut n = at;
-    loop {
-        let mut it = rest.chars().peekable();
-        while let Some(c) = it.next() {
-            match c {
-                '\\' if quote == '"' => {
-                    it.next();
-                }
-                '\'' if quote == '\'' && it.peek() == Some(&'\'') => {
-                    it.next();
-                }
-                c if c == quote => return out,
-                _ => {}
-            }
-        }
-        n += 1;
-        let Some(line) = lines.get(n) else {
-            return out;
-        };
-        let ind = indentation(line);
-        let content =
-            line[line.len() - line.trim_start_matches([' ', '\t']).len()..].trim_end_matches('\r');
-        let marker = ind == 0
-            && (content.starts_with("---") || content.starts_with("..."))
-            && content[3..]
-                .chars()
-                .next()
-                .is_none_or(|c| c == ' ' || c == '\t');
-        if !content.is_empty() && ind < col && !marker {
-            out.push((n, col - ind));
-        }
-        rest = line.to_string();
-    }
+    let start = lines[..at].iter().map(|l| l.len() + 1).sum::<usize>() + offset;
+    // Unclosed, it runs to the end: saphyr says so once it reads that far.
+    let end = quoted_end(text, start, quote as u8).unwrap_or(text.len());
+    let last = at + text[start..end].matches('\n').count();
+    (at + 1..=last.min(lines.len() - 1))
+        .filter_map(|n| {
+            let line = lines[n];
+            let ind = indentation(line);
+            let content = line[line.len() - line.trim_start_matches([' ', '\t']).len()..]
+                .trim_end_matches('\r');
+            let marker = ind == 0
+                && (content.starts_with("---") || content.starts_with("..."))
+                && content[3..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c == ' ' || c == '\t');
+            (!content.is_empty() && ind < col && !marker).then_some((n, col - ind))
+        })
+        .collect()
 }
 
 /// The spaces that bring line `at`, whose first token at `col` sits left of its flow

@@ -78,7 +78,6 @@ impl Store for YamlStore {
             let scan_error = p.scan_error.take();
             line_starts = std::mem::take(&mut p.line_starts);
             drop(p);
-            let input = if pads.is_empty() { text } else { &padded };
             let fixed = scan_error.is_some_and(|(line, col, info)| {
                 pads.fixes() < lenient::MAX_FIXES && pads.fix(text, input, line, col, &info)
             });
