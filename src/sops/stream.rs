@@ -157,18 +157,10 @@ pub fn encrypt(
     let mut iv = IvStream::new(key, &aad, ScalarType::Str.sops_name(), len);
     let mut mac = MacBuilder::new(md.mac_only_encrypted);
     let mut digest = Sha256::new();
-    // The MAC's SHA-512 is hashed on a thread of its own, as in `decrypt_pieces`.
-    let whole = std::thread::scope(|scope| {
-        let (to_hash, pieces) = std::sync::mpsc::sync_channel::<Zeroizing<Vec<u8>>>(2);
-        let mac = &mut mac;
-        scope.spawn(move || {
-            for p in pieces {
-                mac.add_piece(&p);
-            }
-        });
+    let whole = hashing_aside(&mut mac, |to_mac| {
         each_piece(src, &mut buf, len, &mut |piece| {
             iv.update(piece);
-            let _ = to_hash.send(Zeroizing::new(piece.to_vec()));
+            to_mac(piece);
             digest.update(&*piece);
             Ok(())
         })
@@ -381,6 +373,25 @@ fn first_not_base64(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// Run `work`, which hands the plaintext to `mac` piece by piece in order, with the
+/// hashing on a thread of its own: sops's MAC (SHA-512 over the plaintext) is as much
+/// work as reading, decrypting and writing the pieces, which go on meanwhile.
+fn hashing_aside<T>(mac: &mut MacBuilder, work: impl FnOnce(&mut dyn FnMut(&[u8])) -> T) -> T {
+    std::thread::scope(|scope| {
+        let (to_hash, pieces) = std::sync::mpsc::sync_channel::<Zeroizing<Vec<u8>>>(2);
+        scope.spawn(move || {
+            for p in pieces {
+                mac.add_piece(&p);
+            }
+        });
+        // The sender goes when `work` has returned, which ends the hashing thread; the
+        // scope waits for it before returning.
+        work(&mut |piece| {
+            let _ = to_hash.send(Zeroizing::new(piece.to_vec()));
+        })
+    })
+}
+
 /// Decrypt the located data piece by piece, each piece to `sink`; `Ok` once the tag
 /// authenticates all of it.
 fn decrypt_data(
@@ -419,16 +430,7 @@ fn decrypt_pieces(
     let mut text = vec![0u8; B64_PIECE];
     let mut piece = Zeroizing::new(vec![0u8; PIECE]);
     let mut gcm = Gcm::new(key, iv, &aad());
-    // sops's MAC (SHA-512 over the plaintext) is as much work as all the rest: it is
-    // hashed on a thread of its own, piece by piece in order, while the next piece is
-    // read and decrypted.
-    std::thread::scope(|scope| {
-        let (to_hash, pieces) = std::sync::mpsc::sync_channel::<Zeroizing<Vec<u8>>>(2);
-        scope.spawn(move || {
-            for p in pieces {
-                mac.add_piece(&p);
-            }
-        });
+    hashing_aside(mac, |to_mac| {
         while left > 0 {
             let want = (left as usize).min(B64_PIECE);
             let n = fill(src, &mut text[..want]).map_err(io(file))?;
@@ -445,8 +447,7 @@ fn decrypt_pieces(
                 return Err(Error::Refused("the data is not base64".into()));
             }
             gcm.open(&mut piece[..k]);
-            // The hashing thread ends only when this one drops the channel.
-            let _ = to_hash.send(Zeroizing::new(piece[..k].to_vec()));
+            to_mac(&piece[..k]);
             sink(&piece[..k])?;
         }
         Ok(())
