@@ -20,17 +20,7 @@ fn main() -> ExitCode {
     // help and version on stdout, exit 0.
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help or a version that did not reach stdout is a failure (a closed pipe
-            // is not: the reader had what it wanted).
-            return match e.print() {
-                Err(io) if !e.use_stderr() && io.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!("coffer: <stdout>: {io}");
-                    ExitCode::from(1)
-                }
-                _ => ExitCode::from(if e.use_stderr() { 2 } else { 0 }),
-            };
-        }
+        Err(e) => return cli::clap_exit(&e, 2),
     };
     cli::install_signal_handler();
     let mut env = cli::Env::from_process(cli.aws_profile.clone());

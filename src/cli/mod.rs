@@ -749,6 +749,20 @@ pub(crate) fn comma_list<'a>(flag: impl IntoIterator<Item = &'a String>) -> Vec<
         .collect()
 }
 
+/// The end of a command line clap did not run: its usage mistake (exit `usage`), or the
+/// help or version it printed (exit 0). Help or a version that did not reach stdout is a
+/// failure, exit 1; a closed pipe is not: the reader had what it wanted.
+pub(crate) fn clap_exit(e: &clap::Error, usage: u8) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match e.print() {
+        Err(io) if !e.use_stderr() && io.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("coffer: <stdout>: {io}");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::from(if e.use_stderr() { usage } else { 0 }),
+    }
+}
+
 /// Data for stdout (`print!`, whose failure would panic): a closed pipe or a full disk is
 /// an error like any other write's.
 pub(crate) fn print_out(text: &str) -> Result<()> {

@@ -84,21 +84,8 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         .and_then(|m| SopsCli::from_arg_matches(&m));
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => {
-            // urfave/cli ends a usage mistake with 1; help that did not reach stdout
-            // fails too (a closed pipe does not: the reader had what it wanted).
-            return match e.print() {
-                Err(io) if !e.use_stderr() && io.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!("coffer: <stdout>: {io}");
-                    ExitCode::from(codes::ERROR_GENERIC)
-                }
-                _ => ExitCode::from(if e.use_stderr() {
-                    codes::ERROR_GENERIC
-                } else {
-                    0
-                }),
-            };
-        }
+        // urfave/cli ends a usage mistake with 1.
+        Err(e) => return super::clap_exit(&e, codes::ERROR_GENERIC),
     };
     // `--check-for-updates` alone asks for the version and a check; coffer makes none.
     let check_alone =
