@@ -140,17 +140,20 @@ pub(super) fn recipients(
     let age = list(&flags.age, ["COFFER_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS"]);
     let kms = list(&flags.kms, ["COFFER_KMS_ARN", "SOPS_KMS_ARN"]);
     let pgp = list(&flags.pgp, ["COFFER_PGP_FP", "SOPS_PGP_FP"]);
-    let context = match &flags.encryption_context {
-        Some(c) if !(age.is_empty() && kms.is_empty() && pgp.is_empty()) => parse_context(c)?,
-        _ => Vec::new(),
-    };
-    let given = coffer::config::KeyLists {
+    let mut given = coffer::config::KeyLists {
         age,
         kms,
         pgp,
-        context,
-        aws_profile: None,
+        ..Default::default()
     };
+    // The context is for the keys named here: a rule's keys have their own.
+    if let Some(c) = flags
+        .encryption_context
+        .as_ref()
+        .filter(|_| !given.is_empty())
+    {
+        given.context = parse_context(c)?;
+    }
     let found = coffer::config::new_file_recipients(&given, rule)?;
     if found.is_empty() {
         return Err(Error::NoRecipients {

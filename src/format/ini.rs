@@ -217,27 +217,25 @@ impl Store for IniStore {
         ty: ScalarType,
         value: &str,
     ) -> Result<String, String> {
-        // Between `"""` or backticks, a value may run over lines that do not hold the
-        // quote (go-ini ends the value at the last quote of the first line holding one).
+        // The quotes the text holds the value in, if any (`"""` before `"`).
         let text = doc.text.as_str();
-        let quote = ["\"\"\"", "`"]
+        let quote = ["\"\"\"", "`", "\"", "'"]
             .into_iter()
             .find(|q| text[..leaf.span.start].ends_with(q) && text[leaf.span.end..].starts_with(q));
+        // Between `"""` or backticks, a value may run over lines that do not hold the
+        // quote (go-ini ends the value at the last quote of the first line holding one).
         let held = |q: &str| {
             value
                 .rsplit_once('\n')
                 .is_none_or(|(before, _)| !before.contains(q))
         };
-        if value.contains('\n') && quote.is_some_and(|q| !held(q)) {
+        let over_lines = quote.filter(|q| matches!(*q, "\"\"\"" | "`"));
+        if value.contains('\n') && over_lines.is_some_and(|q| !held(q)) {
             return Err(format!(
                 "the value at {} holds a line break, which INI cannot store there",
                 leaf.path.join(":")
             ));
         }
-        let quoted = quote.is_some()
-            || ['"', '\''].into_iter().any(|q| {
-                text[..leaf.span.start].ends_with(q) && text[leaf.span.end..].starts_with(q)
-            });
         Ok(match ty {
             ScalarType::Bool => crate::scalar::parse_bool(value)
                 .unwrap_or(false)
@@ -245,7 +243,7 @@ impl Store for IniStore {
             ScalarType::Comment => value.to_string(),
             // Where the text held it bare (or continued over lines), written so go-ini
             // reads it back whole.
-            _ if !quoted => ini_value(value)?,
+            _ if quote.is_none() => ini_value(value)?,
             _ => value.to_string(),
         })
     }
