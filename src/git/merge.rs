@@ -36,31 +36,24 @@ pub fn merge(
     };
     let (base_bytes, ours_bytes, theirs_bytes) = (read(base)?, read(ours)?, read(theirs)?);
 
-    let ours_opened = if is_encrypted(format, &ours_bytes) {
-        Some(sops::open(
+    let open = |bytes: &[u8]| {
+        sops::open_if_encrypted(
             path,
             format,
-            ours_bytes.to_vec(),
+            bytes,
             filter.keyring(),
             OpenOptions::default(),
-        )?)
-    } else {
-        None
+        )
     };
+    let ours_opened = open(&ours_bytes)?;
     // Each side's plaintext, and its data key when it is encrypted.
     let plain = |bytes: &Zeroizing<Vec<u8>>| -> Result<(Zeroizing<Vec<u8>>, Option<DataKey>)> {
-        if is_encrypted(format, bytes) {
-            let opened = sops::open(
-                path,
-                format,
-                bytes.to_vec(),
-                filter.keyring(),
-                OpenOptions::default(),
-            )?;
-            let key = opened.key.clone();
-            Ok((opened.into_plaintext()?, Some(key)))
-        } else {
-            Ok((bytes.clone(), None))
+        match open(bytes)? {
+            Some(opened) => {
+                let key = opened.key.clone();
+                Ok((opened.into_plaintext()?, Some(key)))
+            }
+            None => Ok((bytes.clone(), None)),
         }
     };
     let (base_plain, base_key) = plain(&base_bytes)?;

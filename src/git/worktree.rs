@@ -92,13 +92,8 @@ pub fn open(
     options: sops::OpenOptions,
 ) -> Result<(Opened, Option<Covered>)> {
     let bytes = bytes.into();
-    // An encrypted file is parsed once, to tell and to open.
-    if crate::format::mentions_sops(&bytes) {
-        if let Ok(doc) = crate::format::parse(name, format, bytes.clone()) {
-            if doc.is_encrypted() {
-                return sops::open_document(name, format, doc, keyring, options).map(|o| (o, None));
-            }
-        }
+    if let Some(opened) = sops::open_if_encrypted(name, format, &bytes, keyring, options)? {
+        return Ok((opened, None));
     }
     if bytes.is_empty() || !is_covered(file) {
         return sops::open(name, format, bytes, keyring, options).map(|o| (o, None));

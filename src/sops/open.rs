@@ -70,6 +70,26 @@ pub fn open(
     open_document(file, format, parse(file, format, bytes)?, keyring, options)
 }
 
+/// [`open`] for bytes that may be plaintext: `None` when they are no sops file (what
+/// [`Store::is_encrypted`](crate::format::Store::is_encrypted) says), parsed once either way.
+pub fn open_if_encrypted(
+    file: &str,
+    format: Format,
+    bytes: &[u8],
+    keyring: &Keyring,
+    options: OpenOptions,
+) -> Result<Option<Opened>> {
+    if !crate::format::mentions_sops(bytes) {
+        return Ok(None);
+    }
+    match parse(file, format, bytes.to_vec()) {
+        Ok(doc) if doc.is_encrypted() => {
+            open_document(file, format, doc, keyring, options).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// [`open`] for a file already parsed.
 pub fn open_document(
     file: &str,
