@@ -51,6 +51,29 @@ pub enum Error {
         reason: String,
     },
 
+    /// The tree, or a value of it, cannot be written in the format asked for.
+    #[error("{file}: {error}")]
+    Write {
+        file: String,
+        error: crate::format::WriteError,
+    },
+
+    /// What coffer would write does not read back as what it was given; nothing is
+    /// written.
+    #[error("{file}: cannot be {doing} so that it reads back ({why})")]
+    ReadBack {
+        file: String,
+        /// What was asked: "encrypted", "decrypted", "converted", "extracted".
+        doing: &'static str,
+        why: crate::sops::verify::Mismatch,
+    },
+
+    #[error("{file}: the value to set: {error}")]
+    SetValue {
+        file: String,
+        error: crate::mutate::BadValue,
+    },
+
     #[error("{file}: key path {path} not found")]
     PathNotFound { file: String, path: String },
 
@@ -174,9 +197,12 @@ impl Error {
             | Error::Value { .. }
             | Error::StagedBroken { .. }
             | Error::EntryAltered { .. } => ErrorKind::Integrity,
-            Error::Syntax { .. } | Error::Unsupported { .. } | Error::LayoutRefused { .. } => {
-                ErrorKind::Syntax
-            }
+            Error::Syntax { .. }
+            | Error::Unsupported { .. }
+            | Error::Write { .. }
+            | Error::SetValue { .. }
+            | Error::ReadBack { .. }
+            | Error::LayoutRefused { .. } => ErrorKind::Syntax,
             Error::AlreadyEncrypted { .. } | Error::NotEncrypted { .. } => {
                 ErrorKind::EncryptedOrNot
             }
@@ -191,6 +217,31 @@ impl Error {
 }
 
 impl Error {
+    /// The file the error is about, when it is about one.
+    pub fn file(&self) -> Option<&str> {
+        match self {
+            Error::Syntax { file, .. }
+            | Error::Unsupported { file, .. }
+            | Error::AlreadyEncrypted { file }
+            | Error::NotEncrypted { file }
+            | Error::Metadata { file, .. }
+            | Error::NoKey { file, .. }
+            | Error::EntryAltered { file, .. }
+            | Error::MacMismatch { file }
+            | Error::MacMissing { file }
+            | Error::Value { file, .. }
+            | Error::Write { file, .. }
+            | Error::SetValue { file, .. }
+            | Error::ReadBack { file, .. }
+            | Error::PathNotFound { file, .. }
+            | Error::NoRecipients { file }
+            | Error::Editor { file, .. }
+            | Error::Config { file, .. }
+            | Error::Team { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

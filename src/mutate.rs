@@ -8,10 +8,20 @@ use crate::path::{self, Step};
 use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType, Value};
 use crate::{Error, Result};
 
+/// Why a value given to `set` cannot be stored. Never the value itself.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    #[error("a number beyond the range of a 64-bit float")]
+    OutOfRange,
+    /// The JSON reader's reason, as for a file.
+    #[error("{0}")]
+    Json(String),
+}
+
 /// A value given on the command line: JSON scalars keep their type (`5432`, `true`,
 /// `"text"`); anything else is taken as a string. A JSON string with half a surrogate
 /// pair (`"\ud800"`) is refused: it holds no character, and no value can be kept.
-pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String>), String> {
+pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String>), BadValue> {
     let t = s.trim();
     match t {
         "true" | "false" => return Ok((ScalarType::Bool, Zeroizing::new(t.to_string()))),
@@ -26,7 +36,7 @@ pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String
         };
         // Go's JSON (so sops) refuses it, and no float holds it.
         if ty == ScalarType::Float && !t.parse::<f64>().is_ok_and(f64::is_finite) {
-            return Err(format!("{t} is beyond the range of a 64-bit float"));
+            return Err(BadValue::OutOfRange);
         }
         return Ok((ty, Zeroizing::new(t.to_string())));
     }
@@ -44,7 +54,7 @@ pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String
                     ));
                 }
             }
-            Err(e) if e.what.contains("surrogate") => return Err(e.what),
+            Err(e) if e.what.contains("surrogate") => return Err(BadValue::Json(e.what)),
             Err(_) => {}
         }
     }
@@ -132,14 +142,7 @@ fn json_tree(value: &str) -> Option<Value> {
         .parse(Zeroizing::new(format!("{{\"v\": {t}}}").into_bytes()))
         .ok()?;
     let node = doc.docs.first()?.root.get("v")?;
-    doc.value_of(node, &|i| {
-        let l = &doc.leaves[i];
-        Ok((
-            l.ty,
-            Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
-        ))
-    })
-    .ok()
+    doc.plain_value(node)
 }
 
 /// Set a subtree (a JSON object or array given as the value) at `steps`: the entry is
@@ -260,8 +263,14 @@ pub fn set(
         file: file.into(),
         what,
     };
-    let (ty, value) =
-        parse_value(value).map_err(|why| unsupported(format!("the value to set: {why}")))?;
+    let unwritable = |error| Error::Write {
+        file: file.into(),
+        error,
+    };
+    let (ty, value) = parse_value(value).map_err(|error| Error::SetValue {
+        file: file.into(),
+        error,
+    })?;
     let root = &doc.docs[0].root;
     // An index past the end of a list appends the value, as sops does.
     if let Some((Step::Index(i), parent)) = steps.split_last() {
@@ -288,7 +297,7 @@ pub fn set(
         };
         let rendered = store
             .render_plain(&doc, &shaped, ty, &value)
-            .map_err(unsupported)?;
+            .map_err(unwritable)?;
         let out = bytes(splice(text, vec![(leaf.span.clone(), rendered)]));
         return checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value));
     }
@@ -341,7 +350,7 @@ pub fn set(
             };
             let v = store
                 .render_plain(&doc, &leaf, ty, &value)
-                .map_err(unsupported)?;
+                .map_err(unwritable)?;
             let k = if yaml::plain_safe(&key, false) {
                 key.clone()
             } else {

@@ -322,29 +322,39 @@ pub fn variable_name(path: &[String], verbatim: bool) -> String {
 impl Document {
     /// The tree under `node`, each leaf's typed text given by `value` (which knows
     /// whether leaves hold plaintext or need decrypting).
-    pub fn value_of(
+    pub fn value_of<E>(
         &self,
         node: &Node,
-        value: &dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), String>,
-    ) -> Result<Value, String> {
+        value: &dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), E>,
+    ) -> Result<Value, E> {
         Ok(match node {
             Node::Map(entries) => Value::Map(
                 entries
                     .iter()
                     .map(|e| Ok((e.key.clone(), self.value_of(&e.value, value)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, E>>()?,
             ),
             Node::Seq(items) => Value::Seq(
                 items
                     .iter()
                     .map(|n| self.value_of(n, value))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, E>>()?,
             ),
             Node::Leaf(i) => {
                 let (ty, text) = value(*i)?;
                 Value::Scalar(ty, text)
             }
         })
+    }
+
+    /// The tree under `node` as a plaintext reader sees it; `None` when a leaf is not
+    /// UTF-8 text.
+    pub fn plain_value(&self, node: &Node) -> Option<Value> {
+        self.value_of(node, &|i| {
+            let l = &self.leaves[i];
+            Ok::<_, ()>((l.ty, Zeroizing::new(l.value_str().ok_or(())?.to_string())))
+        })
+        .ok()
     }
 
     /// Where `node` starts in the text: its first key or value.

@@ -55,7 +55,7 @@ impl Store for BinaryStore {
         leaf: &Leaf,
         ty: ScalarType,
         value: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, super::WriteError> {
         JsonStore.render_plain(doc, leaf, ty, value)
     }
 
@@ -72,11 +72,15 @@ impl Store for BinaryStore {
         JsonStore.render_metadata(doc, doc_index, meta)
     }
 
-    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         JsonStore.emit(value)
     }
 
-    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+    fn canonical(
+        &self,
+        doc: &Document,
+        value: &LeafText,
+    ) -> Result<Zeroizing<String>, super::WriteError> {
         JsonStore.canonical(doc, value)
     }
 }

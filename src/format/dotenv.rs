@@ -119,7 +119,7 @@ impl Store for DotenvStore {
         _leaf: &Leaf,
         ty: ScalarType,
         value: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, super::WriteError> {
         Ok(match ty {
             ScalarType::Comment => value.replace('\n', " "),
             _ => value.replace('\n', "\\n"),
@@ -150,14 +150,18 @@ impl Store for DotenvStore {
         (end, crate::tree::lines_at(&doc.text, end, block))
     }
 
-    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+    fn canonical(
+        &self,
+        doc: &Document,
+        value: &LeafText,
+    ) -> Result<Zeroizing<String>, super::WriteError> {
         let mut out = Zeroizing::new(String::new());
         let mut comments = super::CommentLines::new(doc, "#");
         if let Some(Node::Map(entries)) = doc.docs.first().map(|d| &d.root) {
             for e in entries {
                 comments.before(&mut out, e.at, value)?;
                 let Node::Leaf(i) = e.value else {
-                    return Err(format!("the value of {} is not a scalar", e.key));
+                    return Err(super::WriteError::NotAScalar(e.key.clone()));
                 };
                 out.push_str(&e.key);
                 out.push('=');
@@ -169,14 +173,17 @@ impl Store for DotenvStore {
         Ok(out)
     }
 
-    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         let Value::Map(entries) = value else {
-            return Err("only a mapping can be written as dotenv".into());
+            return Err(super::WriteError::NotAMapping("", "dotenv"));
         };
         let mut out = Zeroizing::new(String::new());
         for (k, v) in entries {
             let Value::Scalar(ty, s) = v else {
-                return Err(format!("cannot write the nested value at {k:?} as dotenv"));
+                return Err(super::WriteError::Nested {
+                    path: format!("{k:?}"),
+                    format: "dotenv",
+                });
             };
             out.push_str(k);
             out.push('=');

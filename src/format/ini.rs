@@ -114,8 +114,7 @@ impl Store for IniStore {
                 super::SyntaxError::line(line_no(text, start), "expected key = value")
             })?;
             let key = trimmed[..delim].trim().to_string();
-            let read = read_value(text, &all, i - 1, start + indent + delim + 1)
-                .map_err(|why| super::SyntaxError::line(line_no(text, start), why))?;
+            let read = read_value(text, &all, i - 1, start + indent + delim + 1)?;
             i = read.next;
             let (value_start, vend) = (read.span.start, read.span.end);
             let comment = read.comment;
@@ -216,7 +215,7 @@ impl Store for IniStore {
         leaf: &Leaf,
         ty: ScalarType,
         value: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, super::WriteError> {
         // The quotes the text holds the value in, if any (`"""` before `"`).
         let text = doc.text.as_str();
         let quote = ["\"\"\"", "`", "\"", "'"]
@@ -231,10 +230,7 @@ impl Store for IniStore {
         };
         let over_lines = quote.filter(|q| matches!(*q, "\"\"\"" | "`"));
         if value.contains('\n') && over_lines.is_some_and(|q| !held(q)) {
-            return Err(format!(
-                "the value at {} holds a line break, which INI cannot store there",
-                leaf.path.join(":")
-            ));
+            return Err(super::WriteError::LineBreak(leaf.path.join(":")));
         }
         Ok(match ty {
             ScalarType::Bool => crate::scalar::parse_bool(value)
@@ -243,7 +239,8 @@ impl Store for IniStore {
             ScalarType::Comment => value.to_string(),
             // Where the text held it bare (or continued over lines), written so go-ini
             // reads it back whole.
-            _ if quote.is_none() => ini_value(value)?,
+            _ if quote.is_none() => ini_value(value)
+                .ok_or_else(|| super::WriteError::NotReadBack(leaf.path.join(":")))?,
             _ => value.to_string(),
         })
     }
@@ -273,14 +270,18 @@ impl Store for IniStore {
         (text.len(), crate::tree::lines_at(text, text.len(), block))
     }
 
-    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+    fn canonical(
+        &self,
+        doc: &Document,
+        value: &LeafText,
+    ) -> Result<Zeroizing<String>, super::WriteError> {
         let mut out = Zeroizing::new(String::new());
         let mut comments = super::CommentLines::new(doc, "; ");
         if let Some(Node::Map(sections)) = doc.docs.first().map(|d| &d.root) {
             for (n, s) in sections.iter().enumerate() {
                 comments.before(&mut out, s.at, value)?;
                 let Node::Map(entries) = &s.value else {
-                    return Err(format!("{} is not a section", s.key));
+                    return Err(super::WriteError::NotASection(s.key.clone()));
                 };
                 if n > 0 || s.key != DEFAULT_SECTION {
                     out.push_str(&format!("[{}]\n", s.key));
@@ -288,9 +289,14 @@ impl Store for IniStore {
                 for e in entries {
                     comments.before(&mut out, e.at, value)?;
                     let Node::Leaf(i) = e.value else {
-                        return Err(format!("the value of {}:{} is not a scalar", s.key, e.key));
+                        return Err(super::WriteError::NotAScalar(format!(
+                            "{}:{}",
+                            s.key, e.key
+                        )));
                     };
-                    let v = ini_value(value(i)?.1.as_str())?;
+                    let v = ini_value(value(i)?.1.as_str()).ok_or_else(|| {
+                        super::WriteError::NotReadBack(format!("{}:{}", s.key, e.key))
+                    })?;
                     out.push_str(&format!("{} = {v}\n", e.key));
                 }
             }
@@ -299,14 +305,16 @@ impl Store for IniStore {
         Ok(out)
     }
 
-    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         let Value::Map(sections) = value else {
-            return Err("only a mapping of sections can be written as INI".into());
+            return Err(super::WriteError::NotAMapping("of sections ", "INI"));
         };
         let mut out = Zeroizing::new(String::new());
         for (i, (name, body)) in sections.iter().enumerate() {
             let Value::Map(entries) = body else {
-                return Err(format!("the top-level value {name:?} is not a section"));
+                return Err(super::WriteError::NotASection(format!(
+                    "the top-level value {name:?}"
+                )));
             };
             if i > 0 {
                 out.push('\n');
@@ -320,11 +328,14 @@ impl Store for IniStore {
                 .unwrap_or(0);
             for (k, v) in entries {
                 let Value::Scalar(_, s) = v else {
-                    return Err(format!(
-                        "cannot write the nested value at {name}:{k} as INI"
-                    ));
+                    return Err(super::WriteError::Nested {
+                        path: format!("{name}:{k}"),
+                        format: "INI",
+                    });
                 };
-                out.push_str(&format!("{k:width$} = {}\n", ini_value(s)?));
+                let s = ini_value(s)
+                    .ok_or_else(|| super::WriteError::NotReadBack(format!("{name}:{k}")))?;
+                out.push_str(&format!("{k:width$} = {s}\n"));
             }
         }
         Ok(out)
@@ -361,7 +372,7 @@ fn read_value(
     all: &[(usize, &str)],
     at: usize,
     from: usize,
-) -> Result<IniRead, String> {
+) -> Result<IniRead, super::SyntaxError> {
     let (start, raw) = all[at];
     let line_end = start + raw.len();
     // go-ini reads the line with its line break.
@@ -403,7 +414,10 @@ fn read_value(
                 });
             }
         }
-        return Err(format!("the value in {q} has no closing {q}"));
+        return Err(super::SyntaxError::line(
+            line_no(text, start),
+            format!("the value in {q} has no closing {q}"),
+        ));
     }
     let value_at = rest_at.min(line_end);
     let line = text[value_at..line_end].trim_end();
@@ -464,15 +478,13 @@ fn go_ini_value(v: &str) -> GoIniValue {
 
 /// A value written so go-ini reads it back as it is, as go-ini writes it: `"""` around
 /// one holding a line break or a backtick, backticks around one holding `;` or `#`,
-/// quotes or spaces go-ini would take off.
-fn ini_value(s: &str) -> Result<String, String> {
+/// quotes or spaces go-ini would take off. `None` when no spelling reads back.
+fn ini_value(s: &str) -> Option<String> {
     if s.contains('\n') || s.contains('`') {
         if s.contains("\"\"\"") || s.ends_with('"') {
-            return Err(format!(
-                "{s:?} cannot be written as an INI value that reads back"
-            ));
+            return None;
         }
-        return Ok(format!("\"\"\"{s}\"\"\""));
+        return Some(format!("\"\"\"{s}\"\"\""));
     }
     // Not quoted, continued, or cut or stripped by go-ini.
     let as_is =
@@ -480,7 +492,7 @@ fn ini_value(s: &str) -> Result<String, String> {
             let r = go_ini_value(s);
             r.comment.is_none() && s[r.value] == *s
         };
-    Ok(if as_is {
+    Some(if as_is {
         s.to_string()
     } else {
         format!("`{s}`")
@@ -497,7 +509,7 @@ mod tests {
     use super::*;
 
     /// `k = …` read as go-ini reads it: the value and the inline comment.
-    fn read(text: &str) -> Result<(String, Option<&str>, usize), String> {
+    fn read(text: &str) -> Result<(String, Option<&str>, usize), super::super::SyntaxError> {
         let all: Vec<(usize, &str)> = lines(text).collect();
         let r = read_value(text, &all, 0, text.find('=').unwrap() + 1)?;
         Ok((r.value, r.comment.map(|c| &text[c]), r.next))
@@ -540,9 +552,10 @@ mod tests {
             let got = read(text).unwrap();
             assert_eq!(got, (value.to_string(), comment, next), "{text:?}");
         }
-        assert!(read("k = `open\nmore\n")
-            .unwrap_err()
-            .contains("no closing `"));
+        assert_eq!(
+            read("k = `open\nmore\n").unwrap_err().to_string(),
+            "line 1: the value in ` has no closing `"
+        );
         assert!(read("k = \"\"\"open\n").is_err());
     }
 

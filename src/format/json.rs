@@ -498,7 +498,7 @@ impl Store for JsonStore {
         _leaf: &Leaf,
         ty: ScalarType,
         value: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, super::WriteError> {
         Ok(json_scalar(ty, value))
     }
 
@@ -537,7 +537,7 @@ impl Store for JsonStore {
         }
     }
 
-    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         let mut out = Zeroizing::new(String::new());
         json(&mut out, value, Some("    "), 0);
         out.push('\n');

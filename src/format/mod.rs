@@ -118,6 +118,28 @@ impl std::fmt::Display for SyntaxError {
     }
 }
 
+/// Why a tree, or one value of it, cannot be written in a format. Names the key path,
+/// never a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("the value at {0} is not UTF-8 text")]
+    NotText(String),
+    #[error("the value at {0} holds a line break, which INI cannot store there")]
+    LineBreak(String),
+    #[error("the value at {0} cannot be written as an INI value that reads back")]
+    NotReadBack(String),
+    #[error("only a mapping {0}can be written as {1}")]
+    NotAMapping(&'static str, &'static str),
+    #[error("{0} is not a section")]
+    NotASection(String),
+    #[error("the value of {0} is not a scalar")]
+    NotAScalar(String),
+    #[error("cannot write the nested value at {path} as {format}")]
+    Nested { path: String, format: &'static str },
+    #[error("several documents in one file")]
+    SeveralDocuments,
+}
+
 /// Parse a file's bytes in `format`. Errors name the file and, where known, the line.
 pub fn parse(
     file: &str,
@@ -213,15 +235,15 @@ fn conflict_marker(bytes: &[u8]) -> Option<usize> {
 }
 
 /// The bytes of a text format as a string; the bytes are wiped either way.
-pub(crate) fn text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, String> {
+pub(crate) fn text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, SyntaxError> {
     match String::from_utf8(std::mem::take(&mut *bytes)) {
         Ok(s) => Ok(Zeroizing::new(s)),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             drop(Zeroizing::new(e.into_bytes()));
-            Err(format!(
+            Err(SyntaxError::from(format!(
                 "not UTF-8 text (byte {at}); use --input-type binary for binary files"
-            ))
+            )))
         }
     }
 }
@@ -308,7 +330,7 @@ pub trait Store: Sync {
         leaf: &Leaf,
         ty: ScalarType,
         value: &str,
-    ) -> Result<String, String>;
+    ) -> Result<String, WriteError>;
 
     /// What goes before and after an `ENC[...]` string at `leaf`'s place in `doc`
     /// (quotes, a block scalar's header).
@@ -323,12 +345,12 @@ pub trait Store: Sync {
     ) -> (usize, String);
 
     /// Serialise a whole plaintext tree (for `--output-type` and `--extract`).
-    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String>;
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, WriteError>;
 
     /// `doc` written afresh in the format's canonical layout (the one sops writes), with
     /// its comments in order; each leaf's typed text comes from `value`. Used when the
     /// document's own layout cannot be kept.
-    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, WriteError> {
         let roots: Vec<Value> = doc
             .docs
             .iter()
@@ -336,7 +358,7 @@ pub trait Store: Sync {
             .collect::<Result<_, _>>()?;
         match roots.as_slice() {
             [one] => self.emit(one),
-            _ => Err("several documents in one file".into()),
+            _ => Err(WriteError::SeveralDocuments),
         }
     }
 }
@@ -365,7 +387,7 @@ impl<'d> CommentLines<'d> {
         out: &mut String,
         before: usize,
         value: &LeafText,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         while let Some(&i) = self
             .order
             .peek()
@@ -381,7 +403,7 @@ impl<'d> CommentLines<'d> {
 }
 
 /// A leaf's type and text, as [`Store::canonical`] asks for it.
-pub type LeafText<'a> = dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), String> + 'a;
+pub type LeafText<'a> = dyn Fn(usize) -> Result<(ScalarType, Zeroizing<String>), WriteError> + 'a;
 
 #[cfg(test)]
 pub(crate) mod table {

@@ -113,12 +113,21 @@ pub fn stored_form(ty: ScalarType, s: &str) -> String {
     }
 }
 
+/// Why go-yaml refuses a tagged scalar. Never names the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("go-yaml (so sops) cannot read the value as !!{0}")]
+    Tag(String),
+    #[error("!!binary values are not supported: sops stores the decoded bytes; store the text without the tag")]
+    Binary,
+}
+
 /// A scalar with a standard tag (`!!int`, `!!float`, `!!bool`, `!!timestamp`, `!!null`),
 /// quoted or not, as go-yaml decodes it: its type and stored text, or why go-yaml
 /// refuses it. `!!str` and tags of other schemas are the caller's.
-pub fn resolve_tagged(tag: &str, s: &str) -> Result<(ScalarType, String), String> {
+pub fn resolve_tagged(tag: &str, s: &str) -> Result<(ScalarType, String), Refused> {
     let plain = resolve_plain(s);
-    let refused = || format!("go-yaml (so sops) cannot read {s:?} as !!{tag}");
+    let refused = || Refused::Tag(tag.to_string());
     let ty = match (tag, plain) {
         ("int", ScalarType::Int) => ScalarType::Int,
         // An int is a float too.

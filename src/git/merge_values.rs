@@ -36,14 +36,7 @@ pub fn merge(
         let [d] = doc.docs.as_slice() else {
             return None;
         };
-        doc.value_of(&d.root, &|i| {
-            let l = &doc.leaves[i];
-            Ok((
-                l.ty,
-                Zeroizing::new(l.value_str().ok_or("not text")?.to_string()),
-            ))
-        })
-        .ok()
+        doc.plain_value(&d.root)
     };
     let (b, o, t) = (value(&base_doc)?, value(&ours_doc)?, value(&theirs_doc)?);
     let mut ops = Vec::new();

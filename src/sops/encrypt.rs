@@ -34,20 +34,29 @@ pub fn encrypt_document(
                         fallback: checked.differs_at.map(|at| round_trip_note(file, doc, at)),
                     })
                 }
-                Err(why) => why,
+                Err(why) => why.to_string(),
             },
-            Err(why) => why,
+            Err(why) => why.to_string(),
         },
     };
-    let refused = |again: String| Error::Unsupported {
+    let refused = |why: verify::Mismatch| Error::ReadBack {
         file: file.to_string(),
-        what: format!("cannot be encrypted so that it reads back ({again}); nothing was written"),
+        doing: "encrypted",
+        why,
     };
     let canonical = store
         .canonical(doc, &|i| leaf_text(doc, i))
-        .and_then(|text| store.parse(into_bytes(text)).map_err(|e| e.to_string()))
-        .map_err(&refused)?;
-    let bytes = splice_encrypted(store, file, &canonical, key, md)?.map_err(&refused)?;
+        .map_err(verify::Mismatch::from)
+        .and_then(|text| {
+            store.parse(into_bytes(text)).map_err(|error| {
+                verify::Mismatch::DoesNotParse(Box::new(Error::Syntax {
+                    file: file.to_string(),
+                    error,
+                }))
+            })
+        })
+        .map_err(refused)?;
+    let bytes = splice_encrypted(store, file, &canonical, key, md)?.map_err(refused)?;
     // Not its own layout: the warning says so already.
     let bytes = verify::encrypted(file, format, bytes, key, doc, &expected, false)
         .map_err(refused)?
@@ -104,14 +113,11 @@ pub(super) fn layout_note(file: &str, doc: &Document, why: &str) -> String {
 pub(super) fn leaf_text(
     doc: &Document,
     i: usize,
-) -> std::result::Result<(ScalarType, Zeroizing<String>), String> {
+) -> std::result::Result<(ScalarType, Zeroizing<String>), WriteError> {
     let leaf = &doc.leaves[i];
-    let text = leaf.value_str().ok_or_else(|| {
-        format!(
-            "the value at {} is not UTF-8 text",
-            display_path(&leaf.path)
-        )
-    })?;
+    let text = leaf
+        .value_str()
+        .ok_or_else(|| WriteError::NotText(display_path(&leaf.path)))?;
     Ok((leaf.ty, Zeroizing::new(text.to_string())))
 }
 
@@ -152,7 +158,7 @@ pub(super) fn splice_encrypted(
     doc: &Document,
     key: &DataKey,
     md: &mut Metadata,
-) -> Result<std::result::Result<Zeroizing<Vec<u8>>, String>> {
+) -> Result<std::result::Result<Zeroizing<Vec<u8>>, verify::Mismatch>> {
     let rules = md.rules().map_err(|e| Error::Metadata {
         file: file.to_string(),
         message: e.to_string(),
@@ -223,7 +229,7 @@ pub(super) fn splice_encrypted(
     }
     Ok(splice_checked(&doc.text, edits)
         .map(into_bytes)
-        .ok_or_else(|| "the values and the metadata overlap in the text".to_string()))
+        .ok_or(verify::Mismatch::Overlap))
 }
 
 pub(super) fn into_bytes(mut s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {

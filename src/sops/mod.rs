@@ -6,7 +6,7 @@ use std::ops::Range;
 use zeroize::Zeroizing;
 
 use crate::cipher::{self, DataKey, MacBuilder};
-use crate::format::{Format, Store};
+use crate::format::{Format, Store, WriteError};
 use crate::keys::Keyring;
 use crate::metadata::{self, Metadata};
 use crate::path::{self, Step};

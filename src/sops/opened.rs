@@ -39,16 +39,11 @@ impl Opened {
     pub(super) fn leaf_text(
         &self,
         i: usize,
-    ) -> std::result::Result<(ScalarType, Zeroizing<String>), String> {
+    ) -> std::result::Result<(ScalarType, Zeroizing<String>), WriteError> {
         let (ty, bytes) = self.typed(i);
         std::str::from_utf8(bytes)
             .map(|s| (ty, Zeroizing::new(s.to_string())))
-            .map_err(|_| {
-                format!(
-                    "the value at {} is not UTF-8 text",
-                    display_path(&self.doc.leaves[i].path)
-                )
-            })
+            .map_err(|_| WriteError::NotText(display_path(&self.doc.leaves[i].path)))
     }
 
     /// The plaintext, consuming the opened file so a binary value moves out uncopied.
@@ -118,19 +113,20 @@ impl Opened {
             },
             Err(why) => why,
         };
-        let refused = |again: String| Error::Unsupported {
+        let refused = |why: verify::Mismatch| Error::ReadBack {
             file: self.file.clone(),
-            what: format!("cannot be decrypted so that it reads back ({again})"),
+            doing: "decrypted",
+            why,
         };
         let bytes = into_bytes(
             self.store()
                 .canonical(&self.doc, &|i| self.leaf_text(i))
-                .map_err(&refused)?,
+                .map_err(|e| refused(e.into()))?,
         );
         check(&bytes).map_err(refused)?;
         Ok(Sealed {
             bytes,
-            fallback: Some(layout_note(&self.file, &self.doc, &why)),
+            fallback: Some(layout_note(&self.file, &self.doc, &why.to_string())),
         })
     }
 
@@ -155,23 +151,23 @@ impl Opened {
 
     /// Every decrypted value put back where its ciphertext stood; metadata removed. The
     /// inner error: the spans overlap (the layout cannot be kept).
-    pub(super) fn splice_plain(&self) -> Result<std::result::Result<Zeroizing<Vec<u8>>, String>> {
+    pub(super) fn splice_plain(
+        &self,
+    ) -> Result<std::result::Result<Zeroizing<Vec<u8>>, verify::Mismatch>> {
         let mut edits = Vec::new();
+        let unwritable = |error| Error::Write {
+            file: self.file.clone(),
+            error,
+        };
         for (i, (leaf, plain)) in self.doc.leaves.iter().zip(&self.values).enumerate() {
             if !plain.as_ref().is_some_and(|p| p.encrypted) {
                 continue;
             }
-            let (ty, text) = self.leaf_text(i).map_err(|what| Error::Unsupported {
-                file: self.file.clone(),
-                what,
-            })?;
+            let (ty, text) = self.leaf_text(i).map_err(unwritable)?;
             let rendered = self
                 .store()
                 .render_plain(&self.doc, leaf, ty, &text)
-                .map_err(|what| Error::Unsupported {
-                    file: self.file.clone(),
-                    what,
-                })?;
+                .map_err(unwritable)?;
             edits.push((leaf.span.clone(), rendered));
         }
         for d in &self.doc.docs {
@@ -181,16 +177,16 @@ impl Opened {
         }
         Ok(splice_checked(&self.doc.text, edits)
             .map(into_bytes)
-            .ok_or_else(|| "the values and the metadata overlap in the text".to_string()))
+            .ok_or(verify::Mismatch::Overlap))
     }
 
     /// The decrypted tree under `node`.
     pub fn value(&self, node: &Node) -> Result<Value> {
         self.doc
             .value_of(node, &|i| self.leaf_text(i))
-            .map_err(|what| Error::Unsupported {
+            .map_err(|error| Error::Write {
                 file: self.file.clone(),
-                what,
+                error,
             })
     }
 
@@ -233,9 +229,9 @@ impl Opened {
             return self.plaintext();
         }
         let value = self.value(self.root()?)?;
-        let out = into_bytes(to.store().emit(&value).map_err(|what| Error::Unsupported {
+        let out = into_bytes(to.store().emit(&value).map_err(|error| Error::Write {
             file: self.file.clone(),
-            what,
+            error,
         })?);
         let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
         converted(&self.file, to, out, &self.doc, &expected)
@@ -261,13 +257,14 @@ impl Opened {
                 } else {
                     to
                 };
-                let unsupported = |what: String| Error::Unsupported {
+                let out = into_bytes(to.store().emit(&tree).map_err(|error| Error::Write {
                     file: self.file.clone(),
-                    what,
-                };
-                let out = into_bytes(to.store().emit(&tree).map_err(unsupported)?);
-                verify::emitted(to, &out, &tree).map_err(|why| {
-                    unsupported(format!("cannot be extracted so that it reads back ({why})"))
+                    error,
+                })?);
+                verify::emitted(to, &out, &tree).map_err(|why| Error::ReadBack {
+                    file: self.file.clone(),
+                    doing: "extracted",
+                    why,
                 })?;
                 Ok(out)
             }
@@ -350,7 +347,7 @@ impl Opened {
                     fallback: None,
                 })
             }
-            Err(why) => why,
+            Err(why) => why.to_string(),
         };
         let mut md = md.clone();
         let mut sealed = encrypt_plain(
@@ -380,27 +377,23 @@ pub fn convert_plain(
             file: file.to_string(),
         });
     }
-    let unsupported = |what: String| Error::Unsupported {
-        file: file.to_string(),
-        what,
-    };
     let root = match doc.docs.as_slice() {
         [d] => &d.root,
         _ => {
-            return Err(unsupported(
-                "a file with several YAML documents can only be encrypted as YAML".into(),
-            ))
+            return Err(Error::Unsupported {
+                file: file.to_string(),
+                what: "a file with several YAML documents can only be encrypted as YAML".into(),
+            })
         }
     };
+    let unwritable = |error| Error::Write {
+        file: file.to_string(),
+        error,
+    };
     let value = doc
-        .value_of(root, &|i| {
-            let leaf = &doc.leaves[i];
-            leaf.value_str()
-                .map(|s| (leaf.ty, Zeroizing::new(s.to_string())))
-                .ok_or_else(|| "a value is not UTF-8 text".to_string())
-        })
-        .map_err(unsupported)?;
-    let out = into_bytes(to.store().emit(&value).map_err(unsupported)?);
+        .value_of(root, &|i| super::encrypt::leaf_text(&doc, i))
+        .map_err(unwritable)?;
+    let out = into_bytes(to.store().emit(&value).map_err(unwritable)?);
     converted(file, to, out, &doc, &verify::Content::of_plain(&doc))
 }
 
@@ -419,9 +412,10 @@ pub(super) fn converted(
         _ => verify::Compare::Text,
     };
     verify::plaintext(file, to, &out, source, expected, compare).map_err(|why| {
-        Error::Unsupported {
+        Error::ReadBack {
             file: file.to_string(),
-            what: format!("cannot be converted so that it reads back ({why})"),
+            doing: "converted",
+            why,
         }
     })?;
     Ok(out)

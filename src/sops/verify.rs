@@ -272,6 +272,48 @@ fn same_value(ty: ScalarType, a: &[u8], b: &[u8]) -> bool {
 }
 
 /// An encrypted output that passed the check.
+/// Why an output does not read back as its source: by line and key path, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum Mismatch {
+    #[error("the output does not parse ({})", unfiled(.0))]
+    DoesNotParse(Box<crate::Error>),
+    #[error("{}", unfiled(.0))]
+    Metadata(Box<crate::Error>),
+    #[error("the output does not open ({})", unfiled(.0))]
+    DoesNotOpen(Box<crate::Error>),
+    #[error("a document of the output has no sops metadata")]
+    NoMetadata,
+    #[error("the output holds sops metadata")]
+    HoldsMetadata,
+    #[error("a comment at line {0} is left in clear")]
+    ClearComment(usize),
+    #[error("the output is not UTF-8 text")]
+    NotText,
+    #[error("the output is several documents")]
+    SeveralDocuments,
+    #[error("no value")]
+    NoValue,
+    #[error("the values and the metadata overlap in the text")]
+    Overlap,
+    #[error(transparent)]
+    Write(#[from] crate::format::WriteError),
+    /// What a reader would get wrong, by key path and line (see [`Content::difference`]).
+    #[error("{0}")]
+    Differs(String),
+}
+
+/// An error's text without the file name it starts with (the outer error names it).
+fn unfiled(e: &crate::Error) -> String {
+    let s = e.to_string();
+    match e.file() {
+        Some(file) => s
+            .strip_prefix(&format!("{file}: "))
+            .map(str::to_string)
+            .unwrap_or(s),
+        None => s,
+    }
+}
+
 pub struct Checked {
     pub bytes: Zeroizing<Vec<u8>>,
     /// When asked: where (a byte offset of the source) decrypting the output first gives
@@ -294,26 +336,26 @@ pub fn encrypted(
     source: &Document,
     expected: &Content,
     byte_for_byte: bool,
-) -> Result<Checked, String> {
+) -> Result<Checked, Mismatch> {
     let len = bytes.len();
     let doc = crate::format::parse(file, format, bytes)
-        .map_err(|e| format!("the output does not parse ({})", strip_file(file, &e)))?;
+        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
     if doc.docs.iter().any(|d| d.meta.is_none()) {
-        return Err("a document of the output has no sops metadata".into());
+        return Err(Mismatch::NoMetadata);
     }
-    let (doc, meta, _) = super::metadata_of(file, doc).map_err(|e| strip_file(file, &e))?;
+    let (doc, meta, _) =
+        super::metadata_of(file, doc).map_err(|e| Mismatch::Metadata(Box::new(e)))?;
     let mut opened =
         super::open_with_key(file, format, doc, meta, key.clone(), OpenOptions::default())
-            .map_err(|e| format!("the output does not open ({})", strip_file(file, &e)))?;
+            .map_err(|e| Mismatch::DoesNotOpen(Box::new(e)))?;
     if let Some(&i) = opened.clear_comments.first() {
-        return Err(format!(
-            "a comment at line {} is left in clear",
-            opened.doc.line_of(opened.doc.leaves[i].span.start)
+        return Err(Mismatch::ClearComment(
+            opened.doc.line_of(opened.doc.leaves[i].span.start),
         ));
     }
     let got = Content::of(&opened.doc, &|i| opened.typed(i));
     if let Some(d) = expected.difference(source, &got, Compare::Full, is_json(format)) {
-        return Err(d);
+        return Err(Mismatch::Differs(d));
     }
     drop(got);
     let differs_at = byte_for_byte
@@ -337,15 +379,15 @@ pub fn plaintext(
     source: &Document,
     expected: &Content,
     compare: Compare,
-) -> Result<(), String> {
+) -> Result<(), Mismatch> {
     let doc = crate::format::parse(file, format, bytes.to_vec())
-        .map_err(|e| format!("the output does not parse ({})", strip_file(file, &e)))?;
+        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
     if doc.is_encrypted() {
-        return Err("the output holds sops metadata".into());
+        return Err(Mismatch::HoldsMetadata);
     }
     let json = is_json(format) || compare == Compare::Json;
     match expected.difference(source, &Content::of_plain(&doc), compare, json) {
-        Some(d) => Err(d),
+        Some(d) => Err(Mismatch::Differs(d)),
         None => Ok(()),
     }
 }
@@ -354,17 +396,10 @@ fn is_json(format: Format) -> bool {
     matches!(format, Format::Json | Format::Binary)
 }
 
-fn strip_file(file: &str, e: &crate::Error) -> String {
-    let s = e.to_string();
-    s.strip_prefix(&format!("{file}: "))
-        .map(str::to_string)
-        .unwrap_or(s)
-}
-
 /// Check a tree written afresh in `format` (`--extract` of a subtree, a pushed secret):
 /// it parses back to `want`.
-pub fn emitted(format: Format, bytes: &[u8], want: &Value) -> Result<(), String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "the output is not UTF-8 text")?;
+pub fn emitted(format: Format, bytes: &[u8], want: &Value) -> Result<(), Mismatch> {
+    let text = std::str::from_utf8(bytes).map_err(|_| Mismatch::NotText)?;
     // Read it as the value of one key, so a list or a scalar is a document too.
     let wrapped = match format {
         Format::Yaml => {
@@ -375,28 +410,22 @@ pub fn emitted(format: Format, bytes: &[u8], want: &Value) -> Result<(), String>
         _ => text.to_string(),
     };
     let doc = crate::format::parse("output", format, wrapped.into_bytes())
-        .map_err(|e| format!("the output does not parse ({})", strip_file("output", &e)))?;
+        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
     let [d] = doc.docs.as_slice() else {
-        return Err("the output is several documents".into());
+        return Err(Mismatch::SeveralDocuments);
     };
     let root = match format {
-        Format::Yaml | Format::Json | Format::Binary => d.root.get("v").ok_or("no value")?,
+        Format::Yaml | Format::Json | Format::Binary => d.root.get("v").ok_or(Mismatch::NoValue)?,
         _ => &d.root,
     };
-    let got = doc.value_of(root, &|i| {
-        let l = &doc.leaves[i];
-        Ok((
-            l.ty,
-            zeroize::Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
-        ))
-    })?;
+    let got = doc.plain_value(root).ok_or(Mismatch::NotText)?;
     let compare = match format {
         Format::Yaml => Compare::Data,
         Format::Json | Format::Binary => Compare::Json,
         _ => Compare::Text,
     };
     match same_tree(&got, want, compare) {
-        Some(d) => Err(d),
+        Some(d) => Err(Mismatch::Differs(d)),
         None => Ok(()),
     }
 }

@@ -378,12 +378,20 @@ impl Canonical<'_, '_> {
         }
     }
 
-    pub(super) fn scalar(&self, i: usize, block_indent: usize) -> Result<String, String> {
+    pub(super) fn scalar(
+        &self,
+        i: usize,
+        block_indent: usize,
+    ) -> Result<String, crate::format::WriteError> {
         let (ty, text) = (self.value)(i)?;
         Ok(yaml_scalar(ty, &text, block_indent))
     }
 
-    pub(super) fn map(&mut self, entries: &[Entry], indent: usize) -> Result<(), String> {
+    pub(super) fn map(
+        &mut self,
+        entries: &[Entry],
+        indent: usize,
+    ) -> Result<(), crate::format::WriteError> {
         for e in entries {
             self.flush(e.at, indent);
             self.out.push_str(&" ".repeat(indent));
@@ -394,7 +402,11 @@ impl Canonical<'_, '_> {
         Ok(())
     }
 
-    pub(super) fn value_after_key(&mut self, node: &Node, indent: usize) -> Result<(), String> {
+    pub(super) fn value_after_key(
+        &mut self,
+        node: &Node,
+        indent: usize,
+    ) -> Result<(), crate::format::WriteError> {
         match node {
             Node::Leaf(i) => {
                 let s = self.scalar(*i, indent + CANONICAL_INDENT)?;
@@ -416,7 +428,11 @@ impl Canonical<'_, '_> {
         Ok(())
     }
 
-    pub(super) fn seq(&mut self, items: &[Node], indent: usize) -> Result<(), String> {
+    pub(super) fn seq(
+        &mut self,
+        items: &[Node],
+        indent: usize,
+    ) -> Result<(), crate::format::WriteError> {
         for item in items {
             if let Some(pos) = self.doc.node_start(item) {
                 self.flush(pos, indent);

@@ -133,7 +133,7 @@ impl Store for YamlStore {
         leaf: &Leaf,
         ty: ScalarType,
         value: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, super::WriteError> {
         let indent = doc.docs.first().map_or(2, |d| d.indent);
         Ok(match ty {
             ScalarType::Comment if leaf.style.quote == Quote::Item => {
@@ -204,7 +204,11 @@ impl Store for YamlStore {
         (pos, crate::tree::lines_at(text, pos, block))
     }
 
-    fn canonical(&self, doc: &Document, value: &LeafText) -> Result<Zeroizing<String>, String> {
+    fn canonical(
+        &self,
+        doc: &Document,
+        value: &LeafText,
+    ) -> Result<Zeroizing<String>, super::WriteError> {
         let mut w = Canonical {
             doc,
             value,
@@ -225,7 +229,7 @@ impl Store for YamlStore {
         Ok(w.out)
     }
 
-    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, String> {
+    fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         let mut out = Zeroizing::new(String::new());
         match value {
             Value::Map(entries) => {

@@ -242,7 +242,7 @@ impl Parse<'_> {
                         .ok_or_else(|| at("an alias (*name) of a mapping key, or inside the node it names, is not supported"))?;
                     let target = self.child_path(&stack);
                     self.note_item(&stack, range.start);
-                    let copy = self.copy_node(&node, &base, &target).map_err(|m| at(&m))?;
+                    let copy = self.copy_node(&node, &base, &target).map_err(at)?;
                     // Its copy cannot stand where the alias does: the canonical layout.
                     self.foreign.get_or_insert((
                         range.start,
@@ -504,13 +504,13 @@ impl Parse<'_> {
         node: &Node,
         base: &[String],
         target: &[String],
-    ) -> Result<Node, String> {
+    ) -> Result<Node, &'static str> {
         Ok(match node {
             Node::Leaf(i) => {
                 // go-yaml bounds expansion too: a few lines must not grow without end.
                 self.copied += 1;
                 if self.copied > 10_000 && self.copied > 10 * (self.leaves.len() - self.copied) {
-                    return Err("aliases expand to too many values (more than ten copies for each value written)".into());
+                    return Err("aliases expand to too many values (more than ten copies for each value written)");
                 }
                 let l = &self.leaves[*i];
                 let mut path = Vec::with_capacity(target.len() + l.path.len() - base.len());
@@ -538,13 +538,13 @@ impl Parse<'_> {
                             value: self.copy_node(&e.value, base, target)?,
                         })
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, &str>>()?,
             ),
             Node::Seq(items) => Node::Seq(
                 items
                     .iter()
                     .map(|n| self.copy_node(n, base, target))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, &str>>()?,
             ),
         })
     }
@@ -653,14 +653,14 @@ pub(super) fn scalar_type(
     style: ScalarStyle,
     tag: Option<&saphyr_parser::Tag>,
     value: &str,
-) -> Result<(ScalarType, Option<String>), String> {
+) -> Result<(ScalarType, Option<String>), crate::format::yaml_resolve::Refused> {
     let core = tag
         .filter(|t| t.is_yaml_core_schema())
         .map(|t| t.suffix.as_str());
     Ok(match (style, core) {
         // go-yaml (so sops) stores the decoded bytes, which coffer's layout cannot hold
         // as written.
-        (_, Some("binary")) => return Err("!!binary values are not supported: sops stores the decoded bytes; store the text without the tag".into()),
+        (_, Some("binary")) => return Err(crate::format::yaml_resolve::Refused::Binary),
         (_, Some("str")) => (ScalarType::Str, None),
         // go-yaml decodes the value to its type, and sops cannot read the tag before a
         // ciphertext: the tag goes with the value, which is stored typed.

@@ -428,15 +428,7 @@ pub(super) fn check_generated(
     // The parser reads what the text says (the generator is the reference).
     let doc = parse("t", format, text.as_bytes().to_vec())
         .unwrap_or_else(|e| panic!("valid input refused: {e}\n{text}"));
-    let got = doc
-        .value_of(&doc.docs[0].root, &|i| {
-            let l = &doc.leaves[i];
-            Ok((
-                l.ty,
-                Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
-            ))
-        })
-        .expect("text values");
+    let got = doc.plain_value(&doc.docs[0].root).expect("text values");
     if let Err(e) = same_tree(&got, want) {
         panic!("misread: {e}\n{text}");
     }

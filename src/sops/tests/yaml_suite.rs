@@ -100,16 +100,7 @@ pub(super) fn the_yaml_test_suite_is_read_right_or_refused() {
         let got: Vec<Value> = doc
             .docs
             .iter()
-            .map(|d| {
-                doc.value_of(&d.root, &|i| {
-                    let l = &doc.leaves[i];
-                    Ok((
-                        l.ty,
-                        Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
-                    ))
-                })
-                .expect("text")
-            })
+            .map(|d| doc.plain_value(&d.root).expect("text"))
             .collect();
         let empty =
             |v: &serde_json::Value| v.is_null() || v.as_object().is_some_and(|o| o.is_empty());
