@@ -91,13 +91,32 @@ pub enum Error {
     #[error("{0}")]
     Aws(String),
 
+    /// No AWS credentials could be made (a profile, a role, an MFA device).
+    #[error(transparent)]
+    AwsSession(#[from] crate::aws::session::SessionError),
+
+    /// An AWS failure while working on one target (`push stage`, `migrate to prod`).
+    #[error("{target}: {error}")]
+    ForTarget {
+        target: String,
+        #[source]
+        error: Box<Error>,
+    },
+
     /// git, or the repository, did not do what was needed.
     #[error("{0}")]
     Git(String),
 
     /// A recipient, identity or master key is malformed or cannot be used.
-    #[error("{0}")]
-    KeySource(String),
+    #[error(transparent)]
+    KeySource(#[from] crate::keys::KeyError),
+
+    /// One master key (`kms:ARN`, `pgp:FP`, `age:RECIPIENT`) could not wrap a data key.
+    #[error("{key}: {error}")]
+    Key {
+        key: String,
+        error: crate::keys::KeyError,
+    },
 
     /// A command coffer was asked to run could not be run.
     #[error("{0}")]
@@ -211,6 +230,7 @@ impl Error {
             Error::PartlyApplied { .. } => ErrorKind::PartlyApplied,
             Error::Drift { .. } => ErrorKind::Drift,
             Error::Interrupted => ErrorKind::Interrupted,
+            Error::ForTarget { error, .. } => error.kind(),
             _ => ErrorKind::Other,
         }
     }
@@ -242,6 +262,18 @@ impl Error {
         }
     }
 
+    /// `self` as met working on `target`, when it is an AWS failure (which needs
+    /// saying where); any other error names its file already.
+    pub fn for_target(self, target: impl Into<String>) -> Self {
+        match self {
+            Error::Aws(_) | Error::AwsSession(_) => Error::ForTarget {
+                target: target.into(),
+                error: Box::new(self),
+            },
+            e => e,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -249,6 +281,12 @@ impl Error {
         }
     }
 }
+
+/// A question the library asked through the front end (a passphrase, an MFA code)
+/// that got no answer; the front end says why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unanswered(pub String);
 
 /// The longest line coffer prints about a failure; longer ones are cut in the middle.
 const MAX_LINE: usize = 600;

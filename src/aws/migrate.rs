@@ -78,7 +78,7 @@ pub fn read_objects(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<(String, std::result::Result<Payload, String>)>> {
-    let conf = session.config(scope).map_err(Error::Aws)?;
+    let conf = session.config(scope)?;
     let place = session.place(scope, conf.region().map(|r| r.as_ref()), None);
     let s3 = s3_client(&conf);
     session.block_on(async {
@@ -137,7 +137,7 @@ pub fn secrets_exist(
     service: Service,
     names: Vec<String>,
 ) -> Result<HashMap<String, std::result::Result<bool, String>>> {
-    let conf = session.config(scope).map_err(Error::Aws)?;
+    let conf = session.config(scope)?;
     let sm = aws_sdk_secretsmanager::Client::new(&conf);
     let ssm = aws_sdk_ssm::Client::new(&conf);
     Ok(session.block_on(async {

@@ -30,7 +30,7 @@ pub fn object_name(root: &Path, file: &Path, recursive: bool, omit_extension: bo
 /// Put `bytes` (an encrypted file) at `s3://bucket/key`.
 pub fn put(session: &Session, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<()> {
     let scope = Scope::default();
-    let conf = session.config(&scope).map_err(Error::Aws)?;
+    let conf = session.config(&scope)?;
     let place = session.place(&scope, conf.region().map(|r| r.as_ref()), None);
     let s3 = s3_client(&conf);
     session.block_on(async {

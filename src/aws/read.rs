@@ -116,7 +116,7 @@ pub fn fetch_all(
     if refs.is_empty() {
         return Ok(HashMap::new());
     }
-    let conf = session.config(scope).map_err(crate::Error::Aws)?;
+    let conf = session.config(scope)?;
     let place = session.place(scope, conf.region().map(|r| r.as_ref()), None);
     Ok(session.block_on(async {
         let sm = aws_sdk_secretsmanager::Client::new(&conf);

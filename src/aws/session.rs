@@ -27,7 +27,36 @@ use super::cache::{Cache, Sts};
 use super::profiles::{self, Base, Chain, Device, Profiles, Role};
 
 /// Asks for the code of an MFA device: the profile that names it, and its serial.
-pub type MfaCode = Box<dyn Fn(&str, &str) -> Result<Zeroizing<String>, String> + Send + Sync>;
+pub type MfaCode =
+    Box<dyn Fn(&str, &str) -> Result<Zeroizing<String>, crate::error::Unanswered> + Send + Sync>;
+
+/// Why no credentials could be made for a scope: a profile, a role of its chain, an MFA
+/// device. Names profiles, roles and accounts, never a key.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Profile(#[from] profiles::Error),
+    /// The front end could not get the MFA code, and says why.
+    #[error(transparent)]
+    MfaCode(#[from] crate::error::Unanswered),
+    /// STS refused or could not be reached: the call, where, and AWS's reason.
+    #[error("sts {call} {place}: {reason}")]
+    Sts {
+        call: String,
+        place: String,
+        reason: String,
+    },
+    #[error("STS returned no credentials")]
+    NoStsCredentials,
+    #[error("no AWS credentials for {base}: {reason}")]
+    NoCredentials { base: String, reason: String },
+    #[error("profile {profile}: an MFA session (GetSessionToken) needs long-term keys, and {base} gives temporary ones")]
+    TemporaryKeys { profile: String, base: String },
+    #[error("profile {0} is its own source_profile and has no keys in the credentials file")]
+    NoOwnKeys(String),
+    #[error("credential_source {0:?} is not Environment, Ec2InstanceMetadata or EcsContainer")]
+    CredentialSource(String),
+}
 
 /// What the process knows about AWS before any call, resolved at the CLI edge.
 pub struct Settings {
@@ -60,7 +89,9 @@ impl Default for Settings {
             credentials_file: None,
             cache_dir: None,
             mfa_code: Box::new(|profile, serial| {
-                Err(format!("profile {profile} needs an MFA code for {serial}"))
+                Err(crate::error::Unanswered(format!(
+                    "profile {profile} needs an MFA code for {serial}"
+                )))
             }),
             notice: Box::new(|_| {}),
         }
@@ -135,7 +166,7 @@ impl Session {
     /// The profile `scope`'s calls are made with, which must exist: `--aws-profile`
     /// (saying so when it overrides the scope's own), the scope's, `AWS_PROFILE`, or none
     /// (the rest of the default chain).
-    pub fn profile(&self, scope: &Scope) -> Result<Option<String>, String> {
+    pub fn profile(&self, scope: &Scope) -> Result<Option<String>, SessionError> {
         let s = &self.settings;
         if let (Some(flag), Some(own)) = (&s.flag_profile, &scope.profile) {
             if flag != own
@@ -156,27 +187,25 @@ impl Session {
             .or_else(|| scope.profile.clone())
             .or_else(|| s.env_profile.clone());
         if let Some(p) = &profile {
-            self.profiles().check(p).map_err(|e| e.to_string())?;
+            self.profiles().check(p)?;
         }
         Ok(profile)
     }
 
     /// Every profile `scope` needs exists and its chain can be followed: what a plan
     /// checks before its first call.
-    pub fn check(&self, scope: &Scope) -> Result<(), String> {
+    pub fn check(&self, scope: &Scope) -> Result<(), SessionError> {
         let profile = self.profile(scope)?;
         self.chain(profile.as_deref()).map(drop)
     }
 
     /// The roles and MFA device coffer makes `profile`'s credentials through, if any.
     /// With no profile named, keys in the environment come before the `default` one.
-    fn chain(&self, profile: Option<&str>) -> Result<Option<Chain>, String> {
+    fn chain(&self, profile: Option<&str>) -> Result<Option<Chain>, SessionError> {
         if profile.is_none() && self.settings.env_keys {
             return Ok(None);
         }
-        self.profiles()
-            .chain(profile.unwrap_or("default"))
-            .map_err(|e| e.to_string())
+        Ok(self.profiles().chain(profile.unwrap_or("default"))?)
     }
 
     /// Where `scope`'s calls go, for error lines: `in REGION (account A, profile P)`, each
@@ -211,16 +240,14 @@ impl Session {
     }
 
     /// The account `scope`'s credentials act in (`GetCallerIdentity`).
-    pub fn account(&self, scope: &Scope) -> Result<String, String> {
+    pub fn account(&self, scope: &Scope) -> Result<String, SessionError> {
         let conf = self.config(scope)?;
         let out = self
             .block_on(aws_sdk_sts::Client::new(&conf).get_caller_identity().send())
-            .map_err(|e| {
-                format!(
-                    "sts GetCallerIdentity {}: {}",
-                    self.place(scope, conf.region().map(|r| r.as_ref()), None),
-                    reason(&e, "STS")
-                )
+            .map_err(|e| SessionError::Sts {
+                call: "GetCallerIdentity".into(),
+                place: self.place(scope, conf.region().map(|r| r.as_ref()), None),
+                reason: reason(&e, "STS"),
             })?;
         Ok(out.account().unwrap_or("unknown").to_string())
     }
@@ -228,7 +255,7 @@ impl Session {
     /// The configuration for `scope`, made once per process. Failing here means a
     /// profile is unknown or a role of its chain could not be assumed; every other
     /// credential problem shows on the first call.
-    pub fn config(&self, scope: &Scope) -> Result<aws_config::SdkConfig, String> {
+    pub fn config(&self, scope: &Scope) -> Result<aws_config::SdkConfig, SessionError> {
         if let Some(c) = self.configs.lock().expect("config cache lock").get(scope) {
             return Ok(c.clone());
         }
@@ -289,7 +316,7 @@ impl Session {
         &self,
         chain: &Chain,
         conf: &aws_config::SdkConfig,
-    ) -> Result<Credentials, String> {
+    ) -> Result<Credentials, SessionError> {
         let _one_at_a_time = self.making.lock().expect("making lock");
         let region = conf
             .region()
@@ -325,12 +352,9 @@ impl Session {
                             .expect("a loaded configuration has a provider")
                             .provide_credentials(),
                     )
-                    .map_err(|e| {
-                        format!(
-                            "no AWS credentials for {}: {}",
-                            describe_base(&chain.base),
-                            DisplayErrorContext(e)
-                        )
+                    .map_err(|e| SessionError::NoCredentials {
+                        base: describe_base(&chain.base),
+                        reason: DisplayErrorContext(e).to_string(),
                     })?;
                 match &chain.device {
                     // GetSessionToken takes long-term keys only; on temporary ones (a
@@ -338,11 +362,10 @@ impl Session {
                     // AssumeRole instead, as the aws CLI sends it.
                     Some(device) if creds.session_token().is_some() => {
                         let Some(first) = chain.roles.first() else {
-                            return Err(format!(
-                                "profile {}: an MFA session (GetSessionToken) needs long-term keys, and {} gives temporary ones",
-                                device.profile,
-                                describe_base(&chain.base)
-                            ));
+                            return Err(SessionError::TemporaryKeys {
+                                profile: device.profile.clone(),
+                                base: describe_base(&chain.base),
+                            });
                         };
                         let sts = self.role_session(first, creds, conf, &region, Some(device))?;
                         (1, sts.credentials())
@@ -371,7 +394,11 @@ impl Session {
     }
 
     /// The session of an MFA device (`GetSessionToken` with its code), cached.
-    fn device_session(&self, device: &Device, base: &aws_config::SdkConfig) -> Result<Sts, String> {
+    fn device_session(
+        &self,
+        device: &Device,
+        base: &aws_config::SdkConfig,
+    ) -> Result<Sts, SessionError> {
         let key = profiles::device_cache_key(&device.serial);
         if let Some(s) = self.cached(&key) {
             return Ok(s);
@@ -389,17 +416,17 @@ impl Session {
                     .token_code(code.as_str())
                     .send(),
             )
-            .map_err(|e| {
-                format!(
-                    "sts GetSessionToken with MFA device {} in {} (account {}, profile {}): {}",
-                    device.serial,
+            .map_err(|e| SessionError::Sts {
+                call: format!("GetSessionToken with MFA device {}", device.serial),
+                place: format!(
+                    "in {} (account {}, profile {})",
                     base.region().map_or("us-east-1", |r| r.as_ref()),
                     profiles::account_of(&device.serial).unwrap_or("unknown"),
                     device.profile,
-                    reason(&e, "STS")
-                )
+                ),
+                reason: reason(&e, "STS"),
             })?;
-        let c = out.credentials.ok_or("STS returned no credentials")?;
+        let c = out.credentials.ok_or(SessionError::NoStsCredentials)?;
         let sts = sts_of(c, None);
         self.keep(&key, &sts);
         Ok(sts)
@@ -413,7 +440,7 @@ impl Session {
         conf: &aws_config::SdkConfig,
         region: &aws_config::Region,
         mfa: Option<&Device>,
-    ) -> Result<Sts, String> {
+    ) -> Result<Sts, SessionError> {
         let key = role.cache_key();
         if let Some(s) = self.cached(&key) {
             return Ok(s);
@@ -439,16 +466,16 @@ impl Session {
             let code = (self.settings.mfa_code)(&device.profile, &device.serial)?;
             req = req.serial_number(&device.serial).token_code(code.as_str());
         }
-        let out = self.block_on(req.send()).map_err(|e| {
-            format!(
-                "sts AssumeRole {} in {region} (account {}, profile {}): {}",
-                role.arn,
+        let out = self.block_on(req.send()).map_err(|e| SessionError::Sts {
+            call: format!("AssumeRole {}", role.arn),
+            place: format!(
+                "in {region} (account {}, profile {})",
                 role.account().unwrap_or("unknown"),
                 role.profile,
-                reason(&e, "STS")
-            )
+            ),
+            reason: reason(&e, "STS"),
         })?;
-        let c = out.credentials.ok_or("STS returned no credentials")?;
+        let c = out.credentials.ok_or(SessionError::NoStsCredentials)?;
         let sts = sts_of(c, out.assumed_role_user.map(|u| u.arn));
         self.keep(&key, &sts);
         Ok(sts)
@@ -479,16 +506,12 @@ async fn base_config(
     base: &Base,
     region: aws_config::Region,
     own_keys: Option<(String, Zeroizing<String>)>,
-) -> Result<aws_config::SdkConfig, String> {
+) -> Result<aws_config::SdkConfig, SessionError> {
     use aws_config::{ecs, environment, imds};
     let conf = match base {
         Base::Profile(p) => load(Some(p), Some(region.as_ref())).await,
         Base::Keys(p) => {
-            let (id, secret) = own_keys.ok_or_else(|| {
-                format!(
-                    "profile {p} is its own source_profile and has no keys in the credentials file"
-                )
-            })?;
+            let (id, secret) = own_keys.ok_or_else(|| SessionError::NoOwnKeys(p.clone()))?;
             let creds = Credentials::new(id, secret.as_str(), None, None, "profile");
             with_credentials(
                 load(None, Some(region.as_ref())).await,
@@ -506,11 +529,7 @@ async fn base_config(
                 "EcsContainer" => {
                     SharedCredentialsProvider::new(ecs::EcsCredentialsProvider::builder().build())
                 }
-                other => {
-                    return Err(format!(
-                        "credential_source {other:?} is not Environment, Ec2InstanceMetadata or EcsContainer"
-                    ))
-                }
+                other => return Err(SessionError::CredentialSource(other.to_string())),
             };
             with_credentials(load(None, Some(region.as_ref())).await, provider)
         }

@@ -270,7 +270,7 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
                 }
             }
         };
-        env.aws().check(&scope).map_err(Error::Aws)?;
+        env.aws().check(&scope)?;
         values.extend(coffer::aws::read::fetch_all(&refs, env.aws(), &scope)?);
     }
     let mut outputs = Vec::new();

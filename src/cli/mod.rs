@@ -554,6 +554,7 @@ impl Env {
 }
 
 pub use coffer::config::creation_rule;
+use coffer::error::Unanswered;
 
 /// One line answered on the terminal (`/dev/tty`, whatever stdin is), after `prompt`;
 /// with `echo` off, as age and ssh ask for passphrases. `Err(None)`: no terminal.
@@ -590,28 +591,30 @@ fn ask_on_tty(prompt: &str, echo: bool) -> std::result::Result<Zeroizing<String>
 }
 
 /// A passphrase, asked for on the terminal with echo off, as age and ssh ask.
-fn ask_passphrase(prompt: &str) -> std::result::Result<secrecy::SecretString, String> {
+fn ask_passphrase(prompt: &str) -> std::result::Result<secrecy::SecretString, Unanswered> {
     let line = ask_on_tty(&format!("{prompt} "), false).map_err(|e| {
-        e.unwrap_or_else(|| "a passphrase is needed and there is no terminal to ask on".into())
+        Unanswered(
+            e.unwrap_or_else(|| "a passphrase is needed and there is no terminal to ask on".into()),
+        )
     })?;
     let given = line.trim_end_matches(['\n', '\r']);
     if given.is_empty() {
-        return Err("no passphrase given".into());
+        return Err(Unanswered("no passphrase given".into()));
     }
     Ok(secrecy::SecretString::from(given.to_string()))
 }
 
 /// The code of an MFA device, asked for on the terminal (`COFFER_MFA_TOKEN` spares that,
 /// once).
-fn ask_mfa_code(profile: &str, serial: &str) -> std::result::Result<Zeroizing<String>, String> {
+fn ask_mfa_code(profile: &str, serial: &str) -> std::result::Result<Zeroizing<String>, Unanswered> {
     let line = ask_on_tty(&format!("MFA code for {serial} (profile {profile}): "), true)
         .map_err(|e| {
-            e.unwrap_or_else(|| format!("profile {profile} needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN (it answers one device)"))
+            Unanswered(e.unwrap_or_else(|| format!("profile {profile} needs an MFA code for {serial} and there is no terminal; set COFFER_MFA_TOKEN (it answers one device)")))
         })?;
     match line.trim() {
-        "" => Err(format!(
+        "" => Err(Unanswered(format!(
             "no MFA code given for {serial} (profile {profile})"
-        )),
+        ))),
         code => Ok(Zeroizing::new(code.to_string())),
     }
 }
@@ -631,9 +634,7 @@ fn dispatch(cli: Cli, env: &Env) -> Result<std::process::ExitCode> {
     // A profile passed by hand that does not exist is a mistake to stop at, whatever
     // the command goes on to need.
     if cli.aws_profile.is_some() {
-        env.aws()
-            .check(&coffer::aws::Scope::default())
-            .map_err(Error::Aws)?;
+        env.aws().check(&coffer::aws::Scope::default())?;
     }
     let done = match cli.command {
         Command::Keygen(a) => keygen::run(a, env),

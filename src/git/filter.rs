@@ -376,7 +376,7 @@ impl Filter {
                     }
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
                     if Recipients::of(&meta).is_empty() {
-                        return Err(Error::KeySource(format!(
+                        return Err(Error::Refused(format!(
                             "{path}: cannot re-encrypt without a key that opens the committed version"
                         )));
                     }

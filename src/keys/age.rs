@@ -11,7 +11,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::plugin::{self, PluginIdentity, Tell};
 use super::unlock::{self, AskPassphrase, Failures, Ident, KeyCommand, LockedFile, LockedSsh};
-use super::MasterKey;
+use super::{KeyError, MasterKey};
 use crate::metadata::{AgeEntry, Metadata};
 use crate::{Error, Result};
 
@@ -190,8 +190,7 @@ impl AgeKeys {
             several_to_a_line,
             &self.ui,
             &self.failures,
-        )
-        .map_err(Error::KeySource)?;
+        )?;
         for word in words {
             let id = match word {
                 Word::Plugin(id) => {
@@ -230,12 +229,14 @@ impl AgeKeys {
         out: Zeroizing<Vec<u8>>,
         origin: &str,
         ssh: bool,
-    ) -> std::result::Result<Vec<Ident>, String> {
+    ) -> std::result::Result<Vec<Ident>, KeyError> {
         if ssh {
             return self
                 .ssh_identity(&out, origin)
                 .map(|id| vec![id])
-                .ok_or_else(|| format!("{origin}: the output is not an OpenSSH private key"));
+                .ok_or_else(|| KeyError::NotSshKey {
+                    origin: origin.to_string(),
+                });
         }
         if unlock::is_encrypted_identity(&out) {
             return Ok(vec![self.locked_file(origin, out)]);
@@ -276,7 +277,7 @@ fn parse_identities(
     several_to_a_line: bool,
     ui: &plugin::Ui,
     failures: &Failures,
-) -> std::result::Result<Vec<Word>, String> {
+) -> std::result::Result<Vec<Word>, KeyError> {
     let text = Zeroizing::new(String::from_utf8_lossy(contents).into_owned());
     let mut ids = Vec::new();
     for line in text.lines() {
@@ -297,7 +298,9 @@ fn parse_identities(
                 continue;
             }
             ids.push(Word::Native(X25519Identity::parse(word).ok_or_else(
-                || format!("{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"),
+                || KeyError::NotIdentityFile {
+                    origin: origin.to_string(),
+                },
             )?));
         }
     }
@@ -309,7 +312,7 @@ fn plain_identities(
     origin: &str,
     ui: &plugin::Ui,
     failures: &Failures,
-) -> std::result::Result<Vec<Ident>, String> {
+) -> std::result::Result<Vec<Ident>, KeyError> {
     Ok(parse_identities(contents, origin, false, ui, failures)?
         .into_iter()
         .map(|word| match word {
@@ -402,16 +405,16 @@ impl AgeKeys {
 pub fn parse_recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>> {
     let s = s.trim();
     if plugin::is_plugin_recipient(s) {
-        return plugin::recipient(s).map_err(|e| Error::KeySource(format!("age: {e}")));
+        return plugin::recipient(s).map_err(Error::from);
     }
     if s.starts_with("ssh-") {
         return age::ssh::Recipient::from_str(s)
             .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
-            .map_err(|_| Error::KeySource(format!("not a valid ssh recipient: {s}")));
+            .map_err(|_| KeyError::NotSshRecipient(s.to_string()).into());
     }
     age::x25519::Recipient::from_str(s)
         .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
-        .map_err(|_| Error::KeySource(format!("not a valid age recipient: {s:?} (expected age1…)")))
+        .map_err(|_| KeyError::NotAgeRecipient(s.to_string()).into())
 }
 
 /// Encrypt the data key to one recipient, armored, as sops stores it.
@@ -420,12 +423,15 @@ pub fn wrap(secret: &[u8], recipient: &str) -> Result<AgeEntry> {
     let r = parse_recipient(recipient)?;
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(r.as_ref() as &dyn age::Recipient))
-            .map_err(|e| {
-                let why = plugin::encrypt_error(&e);
-                Error::KeySource(format!("age: cannot encrypt to {recipient}: {why}"))
+            .map_err(|e| Error::Key {
+                key: format!("age:{}", recipient.trim()),
+                error: KeyError::Age(plugin::encrypt_error(&e)),
             })?;
     let mut out = Vec::new();
-    let io = |e: std::io::Error| Error::KeySource(format!("age: {e}"));
+    let io = |e: std::io::Error| Error::Key {
+        key: format!("age:{}", recipient.trim()),
+        error: KeyError::Age(e.to_string()),
+    };
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(io)?;
     let mut w = encryptor.wrap_output(armor).map_err(io)?;
@@ -452,9 +458,10 @@ pub fn recipients_of(contents: &[u8], origin: &str) -> Result<Vec<String>> {
             line.parse::<age::x25519::Identity>()
                 .map(|id| id.to_public().to_string())
                 .map_err(|_| {
-                    Error::KeySource(format!(
-                        "{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)"
-                    ))
+                    KeyError::NotIdentityFile {
+                        origin: origin.to_string(),
+                    }
+                    .into()
                 })
         })
         .collect()

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::MasterKey;
+use super::{KeyError, MasterKey};
 use crate::aws::session::{reason_as, Scope, Session};
 use crate::metadata::{KmsEntry, Metadata};
 use crate::{Error, Result};
@@ -49,7 +49,7 @@ impl KmsSpec {
             Some((a, r)) => (a.trim(), Some(r.trim().to_string())),
             None => (s, None),
         };
-        region_of(arn).map_err(Error::KeySource)?;
+        region_of(arn)?;
         Ok(KmsSpec {
             arn: arn.to_string(),
             role,
@@ -79,11 +79,15 @@ pub fn parse_context(s: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// The region is the fourth field of the ARN, as sops reads it.
-pub fn region_of(arn: &str) -> std::result::Result<&str, String> {
+pub fn region_of(arn: &str) -> std::result::Result<&str, KeyError> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {
-        ["arn", _, "kms", region, _, rest] if !region.is_empty() && (rest.starts_with("key/") || rest.starts_with("alias/")) => Ok(region),
-        _ => Err(format!("{arn:?} is not a KMS key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)")),
+        ["arn", _, "kms", region, _, rest]
+            if !region.is_empty() && (rest.starts_with("key/") || rest.starts_with("alias/")) =>
+        {
+            Ok(region)
+        }
+        _ => Err(KeyError::NotKmsArn(arn.to_string())),
     }
 }
 
@@ -108,7 +112,7 @@ impl KmsKeys {
         arn: &str,
         profile: Option<&str>,
         role: Option<&str>,
-    ) -> std::result::Result<(aws_sdk_kms::Client, Scope), String> {
+    ) -> std::result::Result<(aws_sdk_kms::Client, Scope), KeyError> {
         let scope = Scope {
             region: Some(region_of(arn)?.to_string()),
             profile: profile.map(str::to_string),
@@ -135,7 +139,10 @@ impl KmsKeys {
     /// Wrap a data key with one KMS key, as a sops metadata entry.
     /// `secret` (a data key, or a Shamir share of one) encrypted under `spec`'s key.
     pub fn wrap(&self, secret: &[u8], spec: &KmsSpec) -> Result<KmsEntry> {
-        let fail = |why: String| Error::Aws(format!("kms:{}: {why}", spec.arn));
+        let fail = |error: KeyError| Error::Key {
+            key: format!("kms:{}", spec.arn),
+            error,
+        };
         let (client, scope) = self
             .client(&spec.arn, spec.aws_profile.as_deref(), spec.role.as_deref())
             .map_err(fail)?;
@@ -147,15 +154,15 @@ impl KmsKeys {
             req = req.encryption_context(k, v);
         }
         let out = self.session.block_on(req.send()).map_err(|e| {
-            fail(format!(
-                "Encrypt {}: {}",
-                self.place(&scope, &spec.arn),
-                reason_as(&e, "KMS", spec.aws_profile.as_deref())
-            ))
+            fail(KeyError::Kms {
+                call: "Encrypt",
+                place: self.place(&scope, &spec.arn),
+                reason: reason_as(&e, "KMS", spec.aws_profile.as_deref()),
+            })
         })?;
         let blob = out
             .ciphertext_blob()
-            .ok_or_else(|| fail("KMS returned no ciphertext".into()))?;
+            .ok_or_else(|| fail(KeyError::NoCiphertext))?;
         Ok(KmsEntry {
             arn: spec.arn.clone(),
             role: spec.role.clone(),
@@ -166,7 +173,7 @@ impl KmsKeys {
         })
     }
 
-    fn open(&self, entry: &KmsEntry) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+    fn open(&self, entry: &KmsEntry) -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
         let (client, scope) = self.client(
             &entry.arn,
             entry.aws_profile.as_deref(),
@@ -174,7 +181,7 @@ impl KmsKeys {
         )?;
         let blob = B64
             .decode(entry.enc.trim())
-            .map_err(|_| "the wrapped key is not base64".to_string())?;
+            .map_err(|_| KeyError::NotBase64)?;
         let mut req = client
             .decrypt()
             .key_id(&entry.arn)
@@ -182,13 +189,14 @@ impl KmsKeys {
         for (k, v) in &entry.context {
             req = req.encryption_context(k, v);
         }
-        let out = self.session.block_on(req.send()).map_err(|e| {
-            format!(
-                "Decrypt {}: {}",
-                self.place(&scope, &entry.arn),
-                reason_as(&e, "KMS", entry.aws_profile.as_deref())
-            )
-        })?;
+        let out = self
+            .session
+            .block_on(req.send())
+            .map_err(|e| KeyError::Kms {
+                call: "Decrypt",
+                place: self.place(&scope, &entry.arn),
+                reason: reason_as(&e, "KMS", entry.aws_profile.as_deref()),
+            })?;
         Ok(Zeroizing::new(
             out.plaintext()
                 .map(|b| b.as_ref().to_vec())

@@ -46,14 +46,12 @@ impl Recipients {
             return self.wrap_flat(key, kms, keep);
         }
         let n = self.groups.len();
-        let shares = shamir::split(key, n, self.threshold)
-            .map_err(|e| crate::Error::KeySource(format!("Shamir key groups: {e}")))?;
+        let shares =
+            shamir::split(key, n, self.threshold).map_err(|e| KeyError::Shamir(e.to_string()))?;
         let mut groups = Vec::with_capacity(n);
         for (share, group) in shares.iter().zip(&self.groups) {
             if group.is_empty() {
-                return Err(crate::Error::KeySource(
-                    "a Shamir key group names no key coffer can wrap its share for".into(),
-                ));
+                return Err(KeyError::EmptyGroup.into());
             }
             groups.push(group.wrap_flat(share, kms, None)?);
         }
@@ -147,6 +145,95 @@ impl<T: MasterKey> MasterKey for std::sync::Arc<T> {
     }
 }
 
+/// Why a master key could not wrap or open a data key, or an identity could not be
+/// read: named by key, recipient or where the identity came from, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "{0:?} is not a KMS key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)"
+    )]
+    NotKmsArn(String),
+    #[error(transparent)]
+    Session(#[from] crate::aws::session::SessionError),
+    /// KMS refused or could not be reached: the call, where, and AWS's reason.
+    #[error("{call} {place}: {reason}")]
+    Kms {
+        call: &'static str,
+        place: String,
+        reason: String,
+    },
+    #[error("KMS returned no ciphertext")]
+    NoCiphertext,
+    #[error("the wrapped key is not base64")]
+    NotBase64,
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    /// gpg failed: the last line it wrote to stderr, or its exit status.
+    #[error("{0}")]
+    Gpg(String),
+    #[error("gpg did not report a decrypted message")]
+    NotDecrypted,
+    #[error("gpg wrote no ASCII armor")]
+    NoArmor,
+    #[error("not a valid age recipient: {0:?} (expected age1…)")]
+    NotAgeRecipient(String),
+    #[error("not a valid ssh recipient: {0}")]
+    NotSshRecipient(String),
+    #[error("not a valid age plugin recipient: {recipient} ({reason})")]
+    NotPluginRecipient { recipient: String, reason: String },
+    /// An age plugin, or age itself, failed: its reason on one line.
+    #[error("{0}")]
+    Age(String),
+    #[error("{origin}: not an age identity file (expected AGE-SECRET-KEY-1… lines)")]
+    NotIdentityFile { origin: String },
+    #[error("{origin}: not a valid age plugin identity ({reason})")]
+    NotPluginIdentity { origin: String, reason: String },
+    #[error("{origin}: the output is not an OpenSSH private key")]
+    NotSshKey { origin: String },
+    #[error("{origin}: {why}")]
+    Locked { origin: String, why: Locked },
+    #[error("{origin}: {command} failed ({status})")]
+    CommandFailed {
+        origin: String,
+        command: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("{origin}: cannot run {command}: {source}")]
+    CommandSpawn {
+        origin: String,
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: cannot split the command line into words")]
+    CommandLine { origin: String },
+    #[error("Shamir key groups: {0}")]
+    Shamir(String),
+    #[error("a Shamir key group names no key coffer can wrap its share for")]
+    EmptyGroup,
+}
+
+/// Why a passphrase-protected identity file did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum Locked {
+    #[error(
+        "the identity file is passphrase-protected and there is no way to ask for the passphrase"
+    )]
+    NoWayToAsk,
+    #[error("not an age-encrypted identity file ({0})")]
+    NotEncrypted(String),
+    #[error("an encrypted identity file must be encrypted with a passphrase")]
+    NotScrypt,
+    #[error(transparent)]
+    Unanswered(#[from] crate::error::Unanswered),
+    #[error("incorrect passphrase")]
+    Incorrect,
+    #[error("cannot decrypt the identity file ({0})")]
+    Undecryptable(String),
+}
+
 /// Why an age entry named for an identity at hand does not open with it (`sops::open`
 /// makes that an integrity error, not a missing key).
 pub const ENTRY_ALTERED: &str =
@@ -174,7 +261,7 @@ pub trait MasterKey: Send + Sync {
 pub(crate) fn first_opened<E>(
     entries: &[E],
     name: impl Fn(&E) -> String,
-    open: impl Fn(&E) -> Result<Zeroizing<Vec<u8>>, String>,
+    open: impl Fn(&E) -> Result<Zeroizing<Vec<u8>>, KeyError>,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
     if entries.is_empty() {
         return Ok(None);

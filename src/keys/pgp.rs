@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use zeroize::Zeroizing;
 
-use super::MasterKey;
+use super::{KeyError, MasterKey};
 use crate::metadata::{Metadata, PgpEntry};
 use crate::{Error, Result};
 
@@ -42,7 +42,7 @@ impl Default for PgpKeys {
 
 impl PgpKeys {
     /// Run gpg with `args`, `input` on stdin; its stdout, or its stderr's last line.
-    fn run(&self, args: &[&str], input: &[u8]) -> std::result::Result<Ran, String> {
+    fn run(&self, args: &[&str], input: &[u8]) -> std::result::Result<Ran, KeyError> {
         let mut cmd = Command::new(&self.gpg);
         // gpg needs GNUPGHOME and its agent's variables, not the age identities.
         super::remove_key_sources(
@@ -55,14 +55,18 @@ impl PgpKeys {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.gpg))?;
+            .map_err(|source| KeyError::Spawn {
+                program: self.gpg.clone(),
+                source,
+            })?;
         let mut stdin = child.stdin.take().expect("piped");
         // Written from another thread: gpg may fill its stdout before reading all of stdin.
         let input = Zeroizing::new(input.to_vec());
         let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("{}: {e}", self.gpg))?;
+        let out = child.wait_with_output().map_err(|source| KeyError::Spawn {
+            program: self.gpg.clone(),
+            source,
+        })?;
         let _ = writer.join();
         let stdout = Zeroizing::new(out.stdout);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -70,10 +74,10 @@ impl PgpKeys {
             let last = err
                 .lines()
                 .rfind(|l| !l.trim().is_empty() && !l.starts_with("[GNUPG:]"));
-            return Err(last.map_or_else(
+            return Err(KeyError::Gpg(last.map_or_else(
                 || format!("{} failed ({})", self.gpg, out.status),
                 |l| l.trim().to_string(),
-            ));
+            )));
         }
         Ok(Ran {
             stdout,
@@ -98,11 +102,12 @@ impl PgpKeys {
             fp,
             "--no-encrypt-to",
         ];
-        let out = self
-            .run(&args, secret)
-            .map_err(|why| Error::KeySource(format!("pgp:{fp}: {why}")))?;
-        let enc = String::from_utf8(out.stdout.to_vec())
-            .map_err(|_| Error::KeySource(format!("pgp:{fp}: gpg wrote no ASCII armor")))?;
+        let fail = |error| Error::Key {
+            key: format!("pgp:{fp}"),
+            error,
+        };
+        let out = self.run(&args, secret).map_err(fail)?;
+        let enc = String::from_utf8(out.stdout.to_vec()).map_err(|_| fail(KeyError::NoArmor))?;
         Ok(PgpEntry {
             fp: fp.to_string(),
             created_at: crate::metadata::now_rfc3339(),
@@ -110,7 +115,7 @@ impl PgpKeys {
         })
     }
 
-    fn open(&self, entry: &PgpEntry) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+    fn open(&self, entry: &PgpEntry) -> std::result::Result<Zeroizing<Vec<u8>>, KeyError> {
         // A data key or share is 32 or 33 bytes: gpg stops at 1 KiB, so a crafted message
         // (a compressed bomb) cannot fill memory; and it must have been encrypted, not
         // merely signed or stored.
@@ -127,7 +132,7 @@ impl PgpKeys {
             entry.enc.as_bytes(),
         )?;
         if !out.status_ok {
-            return Err("gpg did not report a decrypted message".into());
+            return Err(KeyError::NotDecrypted);
         }
         Ok(out.stdout)
     }

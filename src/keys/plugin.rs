@@ -11,6 +11,7 @@ use age_core::format::{FileKey, Stanza};
 use secrecy::SecretString;
 
 use super::unlock::{note, AskPassphrase, Failures};
+use super::KeyError;
 
 /// Shows a plugin's message ("touch your key") to the user. The CLI provides it.
 pub type Tell = Arc<dyn Fn(&str) + Send + Sync>;
@@ -27,17 +28,20 @@ pub fn is_plugin_identity(s: &str) -> bool {
 }
 
 /// A plugin recipient, its plugin found on PATH.
-pub fn recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>, String> {
-    let parsed: age::plugin::Recipient = s
-        .parse()
-        .map_err(|e| format!("not a valid age plugin recipient: {s} ({e})"))?;
+pub fn recipient(s: &str) -> Result<Box<dyn age::Recipient + Send>, KeyError> {
+    let parsed: age::plugin::Recipient =
+        s.parse::<age::plugin::Recipient>()
+            .map_err(|e| KeyError::NotPluginRecipient {
+                recipient: s.to_string(),
+                reason: e.to_string(),
+            })?;
     let plugin = age::plugin::RecipientPluginV1::new(
         parsed.plugin(),
         std::slice::from_ref(&parsed),
         &[],
         Ui::default(),
     )
-    .map_err(|e| encrypt_error(&e))?;
+    .map_err(|e| KeyError::Age(encrypt_error(&e)))?;
     Ok(Box::new(plugin))
 }
 
@@ -97,7 +101,9 @@ impl age::Callbacks for Ui {
     fn request_passphrase(&self, description: &str) -> Option<SecretString> {
         let asked = match &self.ask {
             Some(ask) => ask(description),
-            None => Err("the plugin asks for a secret and there is no way to ask".into()),
+            None => Err(crate::error::Unanswered(
+                "the plugin asks for a secret and there is no way to ask".into(),
+            )),
         };
         asked
             .map_err(|why| {
@@ -128,10 +134,13 @@ fn needs_no_plugin(stanza: &Stanza) -> bool {
 
 impl PluginIdentity {
     /// `word` is an `AGE-PLUGIN-…` identity from `origin`.
-    pub fn parse(word: &str, origin: &str, ui: &Ui, failures: &Failures) -> Result<Self, String> {
-        let id: age::plugin::Identity = word
-            .parse()
-            .map_err(|e| format!("{origin}: not a valid age plugin identity ({e})"))?;
+    pub fn parse(word: &str, origin: &str, ui: &Ui, failures: &Failures) -> Result<Self, KeyError> {
+        let id: age::plugin::Identity =
+            word.parse::<age::plugin::Identity>()
+                .map_err(|e| KeyError::NotPluginIdentity {
+                    origin: origin.to_string(),
+                    reason: e.to_string(),
+                })?;
         let ui = Ui {
             failures: Some((failures.clone(), origin.to_string())),
             ..ui.clone()
@@ -203,7 +212,7 @@ mod tests {
             bech32::Variant::Bech32,
         )
         .unwrap();
-        let err = recipient(&r).err().expect("no such plugin");
+        let err = recipient(&r).err().expect("no such plugin").to_string();
         assert!(
             err.starts_with("age-plugin-nosuchplugin is not on PATH"),
             "{err}"

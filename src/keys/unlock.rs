@@ -12,9 +12,12 @@ use age_core::format::{FileKey, Stanza};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+use super::{KeyError, Locked};
+
 /// Asks for a passphrase, given the prompt; an error says why none can be had (no
 /// terminal, say). The CLI provides it; the library never touches the terminal.
-pub type AskPassphrase = Arc<dyn Fn(&str) -> Result<SecretString, String> + Send + Sync>;
+pub type AskPassphrase =
+    Arc<dyn Fn(&str) -> Result<SecretString, crate::error::Unanswered> + Send + Sync>;
 
 /// An age identity that can be shared between threads.
 pub type Ident = Box<dyn age::Identity + Send + Sync>;
@@ -48,7 +51,7 @@ pub struct LockedFile {
 }
 
 /// Reads decrypted identity-file text (from where it came) into identities.
-pub type ParseIdentities = Arc<dyn Fn(&[u8], &str) -> Result<Vec<Ident>, String> + Send + Sync>;
+pub type ParseIdentities = Arc<dyn Fn(&[u8], &str) -> Result<Vec<Ident>, KeyError> + Send + Sync>;
 
 impl LockedFile {
     /// `parse` reads the decrypted identity-file text.
@@ -69,33 +72,36 @@ impl LockedFile {
         }
     }
 
-    fn unlock(&self) -> Result<Vec<Ident>, String> {
+    fn unlock(&self) -> Result<Vec<Ident>, KeyError> {
         let origin = &self.origin;
-        let ask = self.ask.as_ref().ok_or_else(|| {
-            format!("{origin}: the identity file is passphrase-protected and there is no way to ask for the passphrase")
-        })?;
+        let locked = |why: Locked| KeyError::Locked {
+            origin: origin.clone(),
+            why,
+        };
+        let ask = self
+            .ask
+            .as_ref()
+            .ok_or_else(|| locked(Locked::NoWayToAsk))?;
         let decryptor = age::Decryptor::new(age::armor::ArmoredReader::new(&self.contents[..]))
-            .map_err(|e| format!("{origin}: not an age-encrypted identity file ({e})"))?;
+            .map_err(|e| locked(Locked::NotEncrypted(e.to_string())))?;
         if !decryptor.is_scrypt() {
-            return Err(format!(
-                "{origin}: an encrypted identity file must be encrypted with a passphrase"
-            ));
+            return Err(locked(Locked::NotScrypt));
         }
         let passphrase = ask(&format!("Enter passphrase for identity '{origin}':"))
-            .map_err(|e| format!("{origin}: {e}"))?;
+            .map_err(|e| locked(e.into()))?;
         let identity = age::scrypt::Identity::new(passphrase);
         let mut reader = decryptor
             .decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|e| match e {
                 age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
-                    format!("{origin}: incorrect passphrase")
+                    locked(Locked::Incorrect)
                 }
-                other => format!("{origin}: cannot decrypt the identity file ({other})"),
+                other => locked(Locked::Undecryptable(other.to_string())),
             })?;
         let mut text = Zeroizing::new(Vec::new());
         reader
             .read_to_end(&mut text)
-            .map_err(|e| format!("{origin}: cannot decrypt the identity file ({e})"))?;
+            .map_err(|e| locked(Locked::Undecryptable(e.to_string())))?;
         (self.parse)(&text, origin)
     }
 }
@@ -105,7 +111,7 @@ impl age::Identity for LockedFile {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ids = state.get_or_insert_with(|| {
             self.unlock().unwrap_or_else(|why| {
-                note(&self.failures, why);
+                note(&self.failures, why.to_string());
                 Vec::new()
             })
         });
@@ -208,7 +214,8 @@ pub struct KeyCommand {
 }
 
 /// Reads what a key command printed (its output, where it was set, whether SSH).
-pub type LoadOutput<'a> = &'a dyn Fn(Zeroizing<Vec<u8>>, &str, bool) -> Result<Vec<Ident>, String>;
+pub type LoadOutput<'a> =
+    &'a dyn Fn(Zeroizing<Vec<u8>>, &str, bool) -> Result<Vec<Ident>, KeyError>;
 
 /// The identities each command printed, by command index and recipient.
 type ByRecipient = HashMap<(usize, String), Arc<Vec<Ident>>>;
@@ -235,7 +242,7 @@ impl Ran {
                 let ids = run(command, recipient)
                     .and_then(|out| load(out, &command.origin, command.ssh))
                     .unwrap_or_else(|why| {
-                        note(failures, why);
+                        note(failures, why.to_string());
                         Vec::new()
                     });
                 Arc::new(ids)
@@ -247,11 +254,13 @@ impl Ran {
 /// Run a key command; its standard output, kept secret. Its standard error goes to the
 /// user (it may ask for a PIN there); its input is the terminal's. As gpg, it gets no
 /// key source of coffer's (the identities at hand, the MFA code), only the recipient.
-fn run(command: &KeyCommand, recipient: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+fn run(command: &KeyCommand, recipient: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let origin = &command.origin;
     let words = shlex::split(&command.line)
         .filter(|w| !w.is_empty())
-        .ok_or_else(|| format!("{origin}: cannot split the command line into words"))?;
+        .ok_or_else(|| KeyError::CommandLine {
+            origin: origin.clone(),
+        })?;
     let mut cmd = std::process::Command::new(&words[0]);
     super::remove_key_sources(
         &mut cmd,
@@ -262,10 +271,18 @@ fn run(command: &KeyCommand, recipient: &str) -> Result<Zeroizing<Vec<u8>>, Stri
         .env("SOPS_AGE_RECIPIENT", recipient)
         .stderr(std::process::Stdio::inherit())
         .output()
-        .map_err(|e| format!("{origin}: cannot run {}: {e}", words[0]))?;
+        .map_err(|source| KeyError::CommandSpawn {
+            origin: origin.clone(),
+            command: words[0].clone(),
+            source,
+        })?;
     let stdout = Zeroizing::new(out.stdout);
     if !out.status.success() {
-        return Err(format!("{origin}: {} failed ({})", words[0], out.status));
+        return Err(KeyError::CommandFailed {
+            origin: origin.clone(),
+            command: words[0].clone(),
+            status: out.status,
+        });
     }
     Ok(stdout)
 }

@@ -61,10 +61,10 @@ impl<'s> Pusher<'s> {
     /// The clients of `target`. A named target (of `.coffer.yaml`) learns its account
     /// first, as its plan's header and every error line name it.
     pub fn connect(session: &'s Session, scope: &Scope, target: Target) -> Result<Pusher<'s>> {
-        let conf = session.config(scope).map_err(Error::Aws)?;
+        let conf = session.config(scope)?;
         let region = conf.region().map(ToString::to_string);
         let account = match target.name {
-            Some(_) => Some(session.account(scope).map_err(Error::Aws)?),
+            Some(_) => Some(session.account(scope)?),
             None => None,
         };
         Ok(Pusher {
@@ -93,7 +93,7 @@ impl<'s> Pusher<'s> {
     pub fn account(&self) -> Result<String> {
         match &self.account {
             Some(a) => Ok(a.clone()),
-            None => self.session.account(&self.scope).map_err(Error::Aws),
+            None => Ok(self.session.account(&self.scope)?),
         }
     }
 

@@ -25,9 +25,9 @@ pub(super) struct Destination {
 
 impl Destination {
     fn error(&self, e: Error) -> Error {
-        match (e, &self.label) {
-            (Error::Aws(why), Some(l)) => Error::Aws(format!("migrate to {l}: {why}")),
-            (e, _) => e,
+        match &self.label {
+            Some(l) => e.for_target(format!("migrate to {l}")),
+            None => e,
         }
     }
 }
@@ -98,7 +98,7 @@ pub(super) fn check_all(dests: &[Destination], env: &Env) -> Result<()> {
     for d in dests {
         env.aws()
             .check(&d.scope)
-            .map_err(|why| d.error(Error::Aws(why)))?;
+            .map_err(|why| d.error(why.into()))?;
     }
     Ok(())
 }
@@ -387,7 +387,7 @@ pub(super) fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &E
             let account = env
                 .aws()
                 .account(&d.scope)
-                .map_err(|why| d.error(Error::Aws(why)))?;
+                .map_err(|why| d.error(why.into()))?;
             accounts.insert(i, account);
         }
         for (name, found) in

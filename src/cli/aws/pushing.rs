@@ -307,15 +307,13 @@ pub(super) fn plan_targets<'s>(
     for t in &chosen {
         env.aws()
             .check(&target_scope(t))
-            .map_err(|why| Error::Aws(format!("push {}: {why}", t.name)))?;
+            .map_err(|why| Error::from(why).for_target(format!("push {}", t.name)))?;
     }
     let mut out = Vec::new();
     for t in chosen {
         out.push(
-            plan_target(t, &base, &keyring, args, env).map_err(|e| match e {
-                Error::Aws(why) => Error::Aws(format!("push {}: {why}", t.name)),
-                e => e,
-            })?,
+            plan_target(t, &base, &keyring, args, env)
+                .map_err(|e| e.for_target(format!("push {}", t.name)))?,
         );
     }
     Ok(out)
