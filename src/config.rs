@@ -203,22 +203,42 @@ const TARGET_KEYS: [&str; 13] = [
     "prune",
 ];
 
+/// Why the `push:` list, or one target of it, cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}{why}", target, if target.is_empty() { "" } else { ": " })]
+pub struct BadTarget {
+    /// `push target 2`, `push target "prod"`; empty for the list as a whole.
+    pub target: String,
+    pub why: String,
+}
+
 /// The `push:` list, checked: every target has a unique name, files, a service and one
 /// way of naming what it writes.
-fn push_targets(root: &Value) -> std::result::Result<Vec<PushTarget>, String> {
+fn push_targets(root: &Value) -> std::result::Result<Vec<PushTarget>, BadTarget> {
     let list = match get(root, "push") {
         None => return Ok(Vec::new()),
         Some(Value::Seq(items)) => items,
-        Some(_) => return Err("push must be a list of targets".into()),
+        Some(_) => {
+            return Err(BadTarget {
+                target: String::new(),
+                why: "push must be a list of targets".into(),
+            })
+        }
     };
     let mut out: Vec<PushTarget> = Vec::new();
     for (i, t) in list.iter().enumerate() {
-        let at = |why: &str| format!("push target {}: {why}", i + 1);
+        let at = |why: &str| BadTarget {
+            target: format!("push target {}", i + 1),
+            why: why.to_string(),
+        };
         if !matches!(t, Value::Map(_)) {
             return Err(at("is not a map"));
         }
         let name = scalar(t, "name").ok_or_else(|| at("has no name"))?;
-        let at = |why: &str| format!("push target {name:?}: {why}");
+        let at = |why: &str| BadTarget {
+            target: format!("push target {name:?}"),
+            why: why.to_string(),
+        };
         if out.iter().any(|o| o.name == name) {
             return Err(at("is named twice"));
         }
@@ -364,7 +384,7 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
 
 /// The KMS keys of a key group: `ARN[+ROLE]` strings, or sops's maps (`arn`, `role`).
 /// `Err` names what coffer cannot take from a map yet.
-fn group_kms(v: Option<&Value>) -> std::result::Result<Vec<String>, String> {
+fn group_kms(v: Option<&Value>) -> std::result::Result<Vec<String>, &'static str> {
     let Some(Value::Seq(items)) = v else {
         return Ok(string_list(v));
     };
@@ -377,7 +397,10 @@ fn group_kms(v: Option<&Value>) -> std::result::Result<Vec<String>, String> {
                     if get(item, unsupported)
                         .is_some_and(|v| !matches!(v, Value::Map(m) if m.is_empty()))
                     {
-                        return Err(format!("a KMS key in key_groups sets {unsupported}, which coffer does not take there yet"));
+                        return Err(match unsupported {
+                            "context" => "a KMS key in key_groups sets context, which coffer does not take there yet",
+                            _ => "a KMS key in key_groups sets aws_profile, which coffer does not take there yet",
+                        });
                     }
                 }
                 out.push(match scalar(item, "role") {
@@ -449,7 +472,7 @@ impl Config {
             file: file.to_path_buf(),
             rules,
             destinations,
-            push: push_targets(&root).map_err(bad)?,
+            push: push_targets(&root).map_err(|e| bad(e.to_string()))?,
         })
     }
 

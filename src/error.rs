@@ -16,16 +16,17 @@ pub enum Error {
     #[error("{file}: {what}")]
     Unsupported { file: String, what: String },
 
-    #[error(
-        "{file}: already encrypted (it has sops metadata); decrypt it first or use `coffer edit`"
-    )]
+    #[error("{file}: already encrypted (it has sops metadata)")]
     AlreadyEncrypted { file: String },
 
     #[error("{file}: not encrypted (no sops metadata found)")]
     NotEncrypted { file: String },
 
-    #[error("{file}: invalid sops metadata: {message}")]
-    Metadata { file: String, message: String },
+    #[error("{file}: invalid sops metadata: {error}")]
+    Metadata {
+        file: String,
+        error: crate::metadata::MetaError,
+    },
 
     #[error("{file}: no identity could open the data key; it was encrypted for: {}", recipients.join(", "))]
     NoKey {
@@ -38,10 +39,10 @@ pub enum Error {
     #[error("{file}: {why}")]
     EntryAltered { file: String, why: String },
 
-    #[error("{file}: MAC mismatch: the file was altered or corrupted (use --ignore-mac to recover what is readable)")]
+    #[error("{file}: MAC mismatch: the file was altered or corrupted")]
     MacMismatch { file: String },
 
-    #[error("{file}: the file has no MAC (use --ignore-mac to read it anyway)")]
+    #[error("{file}: the file has no MAC")]
     MacMissing { file: String },
 
     #[error("{file}: cannot decrypt the value at {path}: {reason}")]
@@ -80,7 +81,7 @@ pub enum Error {
     #[error("invalid key path {path:?}: {reason}")]
     BadPath { path: String, reason: String },
 
-    #[error("{file}: no master key to encrypt with (pass --age, or add a creation rule to .coffer.yaml)")]
+    #[error("{file}: no master key to encrypt with")]
     NoRecipients { file: String },
 
     /// The command line asks for something that cannot be done.

@@ -131,6 +131,33 @@ pub struct Metadata {
 /// (a kind left out here would be dropped from the file).
 const FOREIGN: [&str; 4] = ["gcp_kms", "azure_kv", "hc_vault", "hckms"];
 
+/// Why a file's sops metadata cannot be read. Names metadata keys, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("the sops key is not a mapping")]
+    NotAMapping,
+    #[error("key_groups is not a list")]
+    GroupsNotAList,
+    #[error("shamir_threshold {given:?} is not a number of key groups (1 to {groups})")]
+    Threshold { given: String, groups: usize },
+    #[error("lastmodified is missing")]
+    NoLastModified,
+    #[error(
+        "more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex"
+    )]
+    Selectors,
+    /// An entry of a key kind without a field it needs: (`a kms`, `arn`).
+    #[error("{0} entry has no {1}")]
+    Entry(&'static str, &'static str),
+    #[error("document {0} of the file has no sops metadata")]
+    Missing(usize),
+    /// A flattened (dotenv, INI) metadata name that cannot be read back: `sops_NAME`.
+    #[error("the metadata name sops_{name} {problem}")]
+    FlatName { name: String, problem: &'static str },
+    #[error("{}", regex_reason(.0))]
+    Regex(#[from] regex::Error),
+}
+
 impl Metadata {
     /// The kinds of master key in the file that coffer cannot use, with their names.
     pub fn foreign_kinds(&self) -> Vec<(&'static str, &'static str)> {
@@ -163,9 +190,9 @@ impl Metadata {
         })
     }
 
-    pub fn parse(meta: &MetaValue) -> Result<Metadata, String> {
+    pub fn parse(meta: &MetaValue) -> Result<Metadata, MetaError> {
         if !matches!(meta, MetaValue::Map(_)) {
-            return Err("the sops key is not a mapping".into());
+            return Err(MetaError::NotAMapping);
         }
         let mut md = Metadata::default();
         let str_of = |key: &str| {
@@ -175,7 +202,7 @@ impl Metadata {
         };
         if let Some(groups) = meta.get("key_groups") {
             let MetaValue::Seq(groups) = groups else {
-                return Err("key_groups is not a list".into());
+                return Err(MetaError::GroupsNotAList);
             };
             if groups.len() > 1 {
                 for group in groups {
@@ -191,10 +218,10 @@ impl Metadata {
                         Ok(0) => groups.len(),
                         Ok(n) if n <= groups.len() => n,
                         _ => {
-                            return Err(format!(
-                                "shamir_threshold {t:?} is not a number of key groups (1 to {})",
-                                groups.len()
-                            ))
+                            return Err(MetaError::Threshold {
+                                given: t.to_string(),
+                                groups: groups.len(),
+                            })
                         }
                     },
                 };
@@ -204,7 +231,7 @@ impl Metadata {
             }
         }
         md.read_keys(meta)?;
-        md.lastmodified = str_of("lastmodified").ok_or("lastmodified is missing")?;
+        md.lastmodified = str_of("lastmodified").ok_or(MetaError::NoLastModified)?;
         md.mac = str_of("mac").filter(|m| !m.is_empty());
         let mut selectors = Vec::new();
         for (key, make) in [
@@ -221,7 +248,7 @@ impl Metadata {
             }
         }
         if selectors.len() > 1 {
-            return Err("more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex".into());
+            return Err(MetaError::Selectors);
         }
         // Files from sops before 2.0 had no suffix key; sops then used the default.
         md.selector = selectors.pop().unwrap_or_default();
@@ -233,13 +260,13 @@ impl Metadata {
         Ok(md)
     }
 
-    fn read_keys(&mut self, from: &MetaValue) -> Result<(), String> {
+    fn read_keys(&mut self, from: &MetaValue) -> Result<(), MetaError> {
         for entry in seq(from.get("age")) {
             let field = |k: &str| entry.get(k).and_then(MetaValue::as_str).map(str::to_string);
             self.age.push(AgeEntry {
                 // sops opens an entry without one: its stanza says nothing of whose it is.
                 recipient: field("recipient").unwrap_or_default(),
-                enc: field("enc").ok_or("an age entry has no enc")?,
+                enc: field("enc").ok_or(MetaError::Entry("an age", "enc"))?,
             });
         }
         for entry in seq(from.get("kms")) {
@@ -258,20 +285,20 @@ impl Metadata {
                 _ => Vec::new(),
             };
             self.kms.push(KmsEntry {
-                arn: field("arn").ok_or("a kms entry has no arn")?,
+                arn: field("arn").ok_or(MetaError::Entry("a kms", "arn"))?,
                 role: field("role"),
                 context,
                 created_at: field("created_at").unwrap_or_default(),
-                enc: field("enc").ok_or("a kms entry has no enc")?,
+                enc: field("enc").ok_or(MetaError::Entry("a kms", "enc"))?,
                 aws_profile: field("aws_profile"),
             });
         }
         for entry in seq(from.get("pgp")) {
             let field = |k: &str| entry.get(k).and_then(MetaValue::as_str).map(str::to_string);
             self.pgp.push(PgpEntry {
-                fp: field("fp").ok_or("a pgp entry has no fp")?,
+                fp: field("fp").ok_or(MetaError::Entry("a pgp", "fp"))?,
                 created_at: field("created_at").unwrap_or_default(),
-                enc: field("enc").ok_or("a pgp entry has no enc")?,
+                enc: field("enc").ok_or(MetaError::Entry("a pgp", "enc"))?,
             });
         }
         for name in FOREIGN {
@@ -471,7 +498,7 @@ impl Metadata {
         (!entries.is_empty()).then(|| ("age".into(), MetaValue::Seq(entries)))
     }
 
-    pub fn rules(&self) -> Result<Rules, regex::Error> {
+    pub fn rules(&self) -> Result<Rules, MetaError> {
         Ok(Rules {
             selector: match &self.selector {
                 Selector::UnencryptedSuffix(s) => Sel::UnencSuffix(s.clone()),

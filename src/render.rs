@@ -34,6 +34,36 @@ pub struct Template {
     pub refs: Vec<Reference>,
 }
 
+/// Why one reference has no value: the reference or where it points, never a value.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Unresolved {
+    #[error("expected SCHEME://…")]
+    NoScheme,
+    #[error("unknown source scheme {0:?} (file, env, awsSecret, ssm, s3)")]
+    Scheme(String),
+    #[error("environment variable {0} is not set")]
+    NoVariable(String),
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    /// The file, or the value in it, cannot be opened or found: the library's error.
+    #[error("{0}")]
+    File(std::sync::Arc<crate::Error>),
+    #[error("the {0} is not text")]
+    NotText(&'static str),
+    #[error("AWS references are fetched together, before filling")]
+    NotFetched,
+    #[error("no push target {name:?} in {file}")]
+    NoTarget { name: String, file: String },
+    #[error(transparent)]
+    Aws(#[from] crate::aws::read::ReadError),
+}
+
+impl From<crate::Error> for Unresolved {
+    fn from(e: crate::Error) -> Self {
+        Unresolved::File(std::sync::Arc::new(e))
+    }
+}
+
 /// A problem in the template itself or in resolving one reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
@@ -143,7 +173,7 @@ impl Template {
     /// The output, given a value (or a reason) for every distinct URI.
     pub fn fill(
         &self,
-        values: &HashMap<String, Result<Zeroizing<String>, String>>,
+        values: &HashMap<String, Result<Zeroizing<String>, Unresolved>>,
     ) -> Result<Zeroizing<String>, Vec<Failure>> {
         let mut out = Zeroizing::new(String::with_capacity(self.text.len()));
         let mut failures = Vec::new();
@@ -160,7 +190,7 @@ impl Template {
                             failures.push(Failure {
                                 line: r.line,
                                 uri: r.uri.clone(),
-                                reason: why.clone(),
+                                reason: why.to_string(),
                             });
                             continue;
                         }
@@ -195,7 +225,7 @@ impl Template {
 pub struct Sources<'k> {
     keyring: &'k crate::keys::Keyring,
     env: HashMap<String, String>,
-    files: HashMap<String, Result<crate::sops::Opened, String>>,
+    files: HashMap<String, Result<crate::sops::Opened, Unresolved>>,
 }
 
 impl<'k> Sources<'k> {
@@ -207,19 +237,22 @@ impl<'k> Sources<'k> {
         }
     }
 
-    pub fn resolve(&mut self, uri: &str) -> Result<Zeroizing<String>, String> {
-        let (scheme, rest) = uri.split_once("://").ok_or("expected SCHEME://…")?;
+    pub fn resolve(&mut self, uri: &str) -> Result<Zeroizing<String>, Unresolved> {
+        let (scheme, rest) = uri.split_once("://").ok_or(Unresolved::NoScheme)?;
         match scheme {
             "env" => self
                 .env
                 .get(rest)
                 .map(|v| Zeroizing::new(v.clone()))
-                .ok_or_else(|| format!("environment variable {rest} is not set")),
+                .ok_or_else(|| Unresolved::NoVariable(rest.to_string())),
             "file" => {
                 let (path, selector) = rest.split_once('#').unwrap_or((rest, ""));
                 if !self.files.contains_key(path) {
                     let opened = std::fs::read(path)
-                        .map_err(|e| format!("cannot read {path}: {e}"))
+                        .map_err(|e| Unresolved::Unreadable {
+                            path: path.to_string(),
+                            reason: e.to_string(),
+                        })
                         .and_then(|bytes| {
                             let format =
                                 crate::format::Format::from_path(std::path::Path::new(path));
@@ -232,30 +265,26 @@ impl<'k> Sources<'k> {
                                 crate::sops::OpenOptions::default(),
                             )
                             .map(|(opened, _)| opened)
-                            .map_err(|e| e.to_string())
+                            .map_err(Unresolved::from)
                         });
                     self.files.insert(path.to_string(), opened);
                 }
                 let opened = self.files[path].as_ref().map_err(Clone::clone)?;
                 if selector.is_empty() {
-                    let bytes = opened.plaintext().map_err(|e| e.to_string())?;
+                    let bytes = opened.plaintext()?;
                     return String::from_utf8(bytes.to_vec())
                         .map(Zeroizing::new)
-                        .map_err(|_| "the file is not text".to_string());
+                        .map_err(|_| Unresolved::NotText("file"));
                 }
-                let steps = crate::path::parse(selector).map_err(|e| e.to_string())?;
+                let steps = crate::path::parse(selector)?;
                 let format = opened.format;
-                let bytes = opened.extract(&steps, format).map_err(|e| e.to_string())?;
+                let bytes = opened.extract(&steps, format)?;
                 String::from_utf8(bytes.to_vec())
                     .map(Zeroizing::new)
-                    .map_err(|_| "the value is not text".to_string())
+                    .map_err(|_| Unresolved::NotText("value"))
             }
-            "awsSecret" | "ssm" | "s3" => {
-                Err("AWS references are fetched together, before filling".into())
-            }
-            other => Err(format!(
-                "unknown source scheme {other:?} (file, env, awsSecret, ssm, s3)"
-            )),
+            "awsSecret" | "ssm" | "s3" => Err(Unresolved::NotFetched),
+            other => Err(Unresolved::Scheme(other.to_string())),
         }
     }
 }
@@ -266,14 +295,14 @@ mod tests {
 
     fn values(
         pairs: &[(&str, Result<&str, &str>)],
-    ) -> HashMap<String, Result<Zeroizing<String>, String>> {
+    ) -> HashMap<String, Result<Zeroizing<String>, Unresolved>> {
         pairs
             .iter()
             .map(|(k, v)| {
                 (
                     k.to_string(),
                     v.map(|s| Zeroizing::new(s.to_string()))
-                        .map_err(str::to_string),
+                        .map_err(|name| Unresolved::NoVariable(name.to_string())),
                 )
             })
             .collect()

@@ -4,6 +4,7 @@
 //! Objects are read, never written or deleted: the bucket stays as it was until the team
 //! removes it themselves.
 
+use super::CallError;
 use std::collections::HashMap;
 
 use super::push::Service;
@@ -61,14 +62,19 @@ pub fn route<'r, T>(routes: &'r [(String, T)], key: &str) -> Option<&'r T> {
 }
 
 /// `PREFIX=TARGET`, as `--target` takes it.
-pub fn parse_route(s: &str) -> std::result::Result<(String, String), String> {
+pub fn parse_route(s: &str) -> std::result::Result<(String, String), BadRoute> {
     match s.split_once('=') {
         Some((prefix, target)) if !target.trim().is_empty() => {
             Ok((prefix.trim().to_string(), target.trim().to_string()))
         }
-        _ => Err(format!("{s:?} is not S3-PREFIX=TARGET (e.g. prod/=prod)")),
+        _ => Err(BadRoute(s.to_string())),
     }
 }
+
+/// A `--target` that is not `S3-PREFIX=TARGET`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not S3-PREFIX=TARGET (e.g. prod/=prod)")]
+pub struct BadRoute(String);
 
 /// Every object under `prefix` with its contents (or why it could not be read), by key.
 /// Keys ending in `/` are folder markers, not secrets.
@@ -77,7 +83,7 @@ pub fn read_objects(
     scope: &Scope,
     bucket: &str,
     prefix: &str,
-) -> Result<Vec<(String, std::result::Result<Payload, String>)>> {
+) -> Result<Vec<(String, std::result::Result<Payload, CallError>)>> {
     let conf = session.config(scope)?;
     let place = session.place(scope, conf.region().map(|r| r.as_ref()), None);
     let s3 = s3_client(&conf);
@@ -114,8 +120,8 @@ pub fn read_objects(
                         .collect()
                         .await
                         .map(|b| Payload::from_bytes(b.into_bytes().to_vec()))
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("s3 GetObject: {}", reason(&e, "S3"))),
+                        .map_err(|e| CallError::new("s3 GetObject", None, e.to_string())),
+                    Err(e) => Err(CallError::new("s3 GetObject", None, reason(&e, "S3"))),
                 };
                 (i, key, got)
             }
@@ -136,7 +142,7 @@ pub fn secrets_exist(
     scope: &Scope,
     service: Service,
     names: Vec<String>,
-) -> Result<HashMap<String, std::result::Result<bool, String>>> {
+) -> Result<HashMap<String, std::result::Result<bool, CallError>>> {
     let conf = session.config(scope)?;
     let sm = aws_sdk_secretsmanager::Client::new(&conf);
     let ssm = aws_sdk_ssm::Client::new(&conf);
@@ -150,18 +156,20 @@ pub fn secrets_exist(
                         match sm.describe_secret().secret_id(&name).send().await {
                             Ok(d) => Ok(d.deleted_date().is_none()),
                             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(false),
-                            Err(e) => Err(format!(
-                                "secretsmanager DescribeSecret: {}",
-                                reason(&e, "Secrets Manager")
+                            Err(e) => Err(CallError::new(
+                                "secretsmanager DescribeSecret",
+                                None,
+                                reason(&e, "Secrets Manager"),
                             )),
                         }
                     }
                     Service::Ssm => match ssm.get_parameter().name(&name).send().await {
                         Ok(_) => Ok(true),
                         Err(e) if code(&e) == Some("ParameterNotFound") => Ok(false),
-                        Err(e) => Err(format!(
-                            "ssm GetParameter: {}",
-                            reason(&e, "Parameter Store")
+                        Err(e) => Err(CallError::new(
+                            "ssm GetParameter",
+                            None,
+                            reason(&e, "Parameter Store"),
                         )),
                     },
                 };

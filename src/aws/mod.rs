@@ -14,6 +14,26 @@ pub mod session;
 
 pub use session::{code, reason, Scope, Session};
 
+/// An AWS call that failed: the call (`s3 GetObject`), where when known, and AWS's
+/// reason. Never a value sent or received.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{call}{}: {reason}", place.as_ref().map(|p| format!(" {p}")).unwrap_or_default())]
+pub struct CallError {
+    pub call: String,
+    pub place: Option<String>,
+    pub reason: String,
+}
+
+impl CallError {
+    pub fn new(call: impl Into<String>, place: Option<&str>, reason: impl Into<String>) -> Self {
+        CallError {
+            call: call.into(),
+            place: place.map(str::to_string),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// At most this many AWS requests are in flight at once.
 pub const CONCURRENCY: usize = 8;
 

@@ -37,7 +37,7 @@ impl AwsRef {
     }
 
     /// `None` for URIs of other schemes.
-    pub fn parse(uri: &str) -> Option<Result<AwsRef, String>> {
+    pub fn parse(uri: &str) -> Option<Result<AwsRef, ReadError>> {
         let (scheme, rest) = uri.split_once("://")?;
         Some(match scheme {
             "awsSecret" => {
@@ -58,14 +58,17 @@ impl AwsRef {
                         Some(("stage", v)) => stage = Some(v.to_string()),
                         Some(("target", v)) => target = Some(v.to_string()),
                         _ => {
-                            return Some(Err(format!(
-                                "unknown query {pair:?} (version=, stage=, target=)"
-                            )))
+                            return Some(Err(ReadError::Query {
+                                query: pair.to_string(),
+                                known: "version=, stage=, target=",
+                            }))
                         }
                     }
                 }
                 if id.is_empty() {
-                    Err("awsSecret:// needs a secret name or ARN".into())
+                    Err(ReadError::Incomplete(
+                        "awsSecret:// needs a secret name or ARN",
+                    ))
                 } else {
                     Ok(AwsRef::Secret {
                         id: id.to_string(),
@@ -89,7 +92,10 @@ impl AwsRef {
                             name: name.to_string(),
                             target: Some(t.to_string()),
                         }),
-                        _ => Err(format!("unknown query {q:?} (target=)")),
+                        _ => Err(ReadError::Query {
+                            query: q.to_string(),
+                            known: "target=",
+                        }),
                     },
                 }
             }
@@ -100,11 +106,32 @@ impl AwsRef {
                         key: key.to_string(),
                     })
                 }
-                _ => Err("s3:// needs a bucket and a key".into()),
+                _ => Err(ReadError::Incomplete("s3:// needs a bucket and a key")),
             },
             _ => return None,
         })
     }
+}
+
+/// Why a reference to AWS cannot be read: the reference or the call, never the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("unknown query {query:?} ({known})")]
+    Query { query: String, known: &'static str },
+    #[error("{0}")]
+    Incomplete(&'static str),
+    #[error(transparent)]
+    Call(#[from] super::CallError),
+    #[error("{0}, not text")]
+    Binary(&'static str),
+    #[error("{0} has no value")]
+    NoValue(&'static str),
+    #[error("the secret is not a JSON object")]
+    NotJson,
+    #[error("the JSON key {0:?} holds an object or list")]
+    NotScalar(String),
+    #[error("the secret has no JSON key {0:?}")]
+    NoKey(String),
 }
 
 /// Fetch every reference, at most [`CONCURRENCY`] at a time.
@@ -112,7 +139,7 @@ pub fn fetch_all(
     refs: &[(String, AwsRef)],
     session: &Session,
     scope: &Scope,
-) -> crate::Result<HashMap<String, Result<Zeroizing<String>, String>>> {
+) -> crate::Result<HashMap<String, Result<Zeroizing<String>, ReadError>>> {
     if refs.is_empty() {
         return Ok(HashMap::new());
     }
@@ -141,7 +168,8 @@ async fn fetch(
     s3: &aws_sdk_s3::Client,
     r: AwsRef,
     place: &str,
-) -> Result<Zeroizing<String>, String> {
+) -> Result<Zeroizing<String>, ReadError> {
+    let failed = |call: &str, reason: String| super::CallError::new(call, Some(place), reason);
     match r {
         AwsRef::Secret {
             id,
@@ -158,18 +186,18 @@ async fn fetch(
                 .send()
                 .await
                 .map_err(|e| {
-                    format!(
-                        "secretsmanager GetSecretValue {place}: {}",
-                        reason(&e, "Secrets Manager")
+                    failed(
+                        "secretsmanager GetSecretValue",
+                        reason(&e, "Secrets Manager"),
                     )
                 })?;
             let text = match (out.secret_string, out.secret_binary) {
                 (Some(s), _) => Zeroizing::new(s),
                 (None, Some(b)) => Zeroizing::new(
                     String::from_utf8(b.into_inner())
-                        .map_err(|_| "the secret is binary, not text".to_string())?,
+                        .map_err(|_| ReadError::Binary("the secret is binary"))?,
                 ),
-                (None, None) => return Err("the secret has no value".into()),
+                (None, None) => return Err(ReadError::NoValue("the secret")),
             };
             match json_key {
                 None => Ok(text),
@@ -183,16 +211,11 @@ async fn fetch(
                 .with_decryption(true)
                 .send()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "ssm GetParameter {place}: {}",
-                        reason(&e, "Parameter Store")
-                    )
-                })?;
+                .map_err(|e| failed("ssm GetParameter", reason(&e, "Parameter Store")))?;
             out.parameter
                 .and_then(|p| p.value)
                 .map(Zeroizing::new)
-                .ok_or_else(|| "the parameter has no value".into())
+                .ok_or(ReadError::NoValue("the parameter"))
         }
         AwsRef::Object { bucket, key } => {
             let out = s3
@@ -201,33 +224,33 @@ async fn fetch(
                 .key(&key)
                 .send()
                 .await
-                .map_err(|e| format!("s3 GetObject {place}: {}", reason(&e, "S3")))?;
+                .map_err(|e| failed("s3 GetObject", reason(&e, "S3")))?;
             let bytes = out
                 .body
                 .collect()
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| failed("s3 GetObject", e.to_string()))?
                 .into_bytes();
             String::from_utf8(bytes.to_vec())
                 .map(Zeroizing::new)
-                .map_err(|_| "the object is not text".into())
+                .map_err(|_| ReadError::Binary("the object is binary"))
         }
     }
 }
 
 /// One field of a JSON secret, without the secret ever reaching an error message.
-fn json_field(text: &str, key: &str) -> Result<Zeroizing<String>, String> {
+fn json_field(text: &str, key: &str) -> Result<Zeroizing<String>, ReadError> {
     let doc = crate::format::Format::Json
         .store()
         .parse(Zeroizing::new(text.as_bytes().to_vec()))
-        .map_err(|_| "the secret is not a JSON object".to_string())?;
+        .map_err(|_| ReadError::NotJson)?;
     let root = &doc.docs[0].root;
     match root.get(key) {
         Some(crate::tree::Node::Leaf(i)) => Ok(Zeroizing::new(
             doc.leaves[*i].value_str().unwrap_or_default().to_string(),
         )),
-        Some(_) => Err(format!("the JSON key {key:?} holds an object or list")),
-        None => Err(format!("the secret has no JSON key {key:?}")),
+        Some(_) => Err(ReadError::NotScalar(key.to_string())),
+        None => Err(ReadError::NoKey(key.to_string())),
     }
 }
 

@@ -39,12 +39,17 @@ impl From<Error> for CommandError {
         let kind = err.kind();
         let hints = match &err {
             Error::NoKey { reasons, .. } => reasons.clone(),
-            Error::AlreadyEncrypted { .. } => {
-                vec!["`coffer edit FILE` changes an encrypted file".into()]
+            Error::AlreadyEncrypted { file } => {
+                vec![format!("decrypt it first, or change it in place with: coffer edit {file}")]
             }
-            Error::NoRecipients { .. } => {
-                vec!["`coffer keygen` prints a recipient to pass to --age".into()]
+            Error::NoRecipients { .. } => vec![
+                "pass --age RECIPIENT, or add a creation rule to .coffer.yaml".into(),
+                "`coffer keygen` prints a recipient to pass to --age".into(),
+            ],
+            Error::MacMismatch { .. } => {
+                vec!["--ignore-mac recovers what is readable".into()]
             }
+            Error::MacMissing { .. } => vec!["--ignore-mac reads it anyway".into()],
             Error::PlaintextStaged { files, filter_on } => files
                 .iter()
                 .map(|f| {

@@ -190,7 +190,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     let mut md = sops::new_metadata(&key, &recipients, env.kms(), rule.as_ref(), flagged)?;
     md.rules().map_err(|e| Error::Config {
         file: name.clone(),
-        message: format!("its creation rule's {}", metadata::regex_reason(&e)),
+        message: format!("its creation rule's {e}"),
     })?;
     if streamed {
         return encrypt_streamed(io, &name, &key, &mut md, env);

@@ -1,3 +1,4 @@
+use coffer::render::Unresolved;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -211,7 +212,7 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
         }
     }
     // Each distinct reference is resolved once per run; the AWS ones concurrently.
-    let mut values: HashMap<String, std::result::Result<Zeroizing<String>, String>> =
+    let mut values: HashMap<String, std::result::Result<Zeroizing<String>, Unresolved>> =
         HashMap::new();
     let mut aws = Vec::new();
     let mut queued = std::collections::HashSet::new();
@@ -226,7 +227,7 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
                     aws.push((r.uri.clone(), a))
                 }
                 Some(Err(why)) => {
-                    values.insert(r.uri.clone(), Err(why));
+                    values.insert(r.uri.clone(), Err(why.into()));
                 }
                 None => {
                     let v = sources.resolve(&r.uri);
@@ -262,7 +263,10 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
                         for (uri, _) in refs {
                             values.insert(
                                 uri,
-                                Err(format!("no push target {name:?} in {}", file.display())),
+                                Err(Unresolved::NoTarget {
+                                    name: name.clone(),
+                                    file: file.display().to_string(),
+                                }),
                             );
                         }
                         continue;
@@ -271,7 +275,11 @@ pub fn render(args: RenderArgs, config: Option<&std::path::Path>, env: &Env) -> 
             }
         };
         env.aws().check(&scope)?;
-        values.extend(coffer::aws::read::fetch_all(&refs, env.aws(), &scope)?);
+        values.extend(
+            coffer::aws::read::fetch_all(&refs, env.aws(), &scope)?
+                .into_iter()
+                .map(|(uri, v)| (uri, v.map_err(Unresolved::from))),
+        );
     }
     let mut outputs = Vec::new();
     for (name, tpl) in &parsed {

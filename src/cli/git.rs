@@ -262,8 +262,18 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
         }
         GitCommand::FilterProcess => {
             let mut f = smudge_filter(env, config)?;
-            git::process::serve(&mut f, std::io::stdin().lock(), std::io::stdout().lock())
-                .map_err(|e| Error::io("<git filter protocol>", e))?;
+            // One line per file, and no hint: the filter takes no flags.
+            let mut said = |s: git::process::Said| match s {
+                git::process::Said::Warning(w) => warn(&w),
+                git::process::Said::Failed(e) => say(&e.to_string()),
+            };
+            git::process::serve(
+                &mut f,
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+                &mut said,
+            )
+            .map_err(|e| Error::io("<git filter protocol>", e))?;
             if let Some(w) = f.locked_warning() {
                 warn(&w);
             }

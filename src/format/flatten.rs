@@ -1,7 +1,7 @@
 //! sops's metadata in dotenv and INI files: one `sops_key__list_0__map_field = value`
 //! line per leaf, flattened from the metadata tree and read back into it.
 
-use crate::metadata::MetaValue;
+use crate::metadata::{MetaError, MetaValue};
 
 /// Flatten metadata into `key__list_0__map_field` names, as sops does for dotenv and INI.
 pub fn flatten(meta: &MetaValue) -> Vec<(String, String)> {
@@ -32,7 +32,7 @@ pub fn flatten(meta: &MetaValue) -> Vec<(String, String)> {
 }
 
 /// The inverse of [`flatten`].
-pub fn unflatten(items: &[(String, String)]) -> Result<MetaValue, String> {
+pub fn unflatten(items: &[(String, String)]) -> Result<MetaValue, MetaError> {
     enum Tok {
         Key(String),
         Index(usize),
@@ -114,15 +114,22 @@ pub fn unflatten(items: &[(String, String)]) -> Result<MetaValue, String> {
     for (k, v) in items {
         let toks = tokens(k);
         if toks.len() > super::MAX_DEPTH {
-            return Err(format!("the metadata name sops_{k} is nested too deep"));
+            return Err(MetaError::FlatName {
+                name: k.clone(),
+                problem: "is nested too deep",
+            });
         }
         if toks.iter().any(|t| matches!(t, Tok::Index(i) if *i > 1000)) {
-            return Err(format!(
-                "the metadata name sops_{k} has a list index over 1000"
-            ));
+            return Err(MetaError::FlatName {
+                name: k.clone(),
+                problem: "has a list index over 1000",
+            });
         }
         if !seen.insert(k.as_str()) {
-            return Err(format!("the metadata name sops_{k} is there twice"));
+            return Err(MetaError::FlatName {
+                name: k.clone(),
+                problem: "is there twice",
+            });
         }
         insert(&mut root, &toks, v);
     }

@@ -108,6 +108,13 @@ impl From<String> for SyntaxError {
     }
 }
 
+/// Metadata a line-based format holds flattened, which does not read back.
+impl From<crate::metadata::MetaError> for SyntaxError {
+    fn from(e: crate::metadata::MetaError) -> Self {
+        SyntaxError::from(e.to_string())
+    }
+}
+
 impl std::fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.line, self.column) {

@@ -14,7 +14,18 @@ use super::pktline::{self, Packet};
 /// With git's `delay` capability (checkout and clone offer it), smudges are handed to one
 /// worker per core and answered `status=delayed`; git then asks which are done
 /// (`list_available_blobs`) and fetches each again.
-pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::Result<()> {
+/// What the filter has to tell the user about one file: the front end says it.
+pub enum Said {
+    Warning(String),
+    Failed(crate::Error),
+}
+
+pub fn serve(
+    filter: &mut Filter,
+    input: impl Read,
+    output: impl Write,
+    say: &mut dyn FnMut(Said),
+) -> io::Result<()> {
     let mut r = BufReader::new(input);
     let mut w = BufWriter::new(output);
     let delay = handshake(&mut r, &mut w)?;
@@ -47,7 +58,7 @@ pub fn serve(filter: &mut Filter, input: impl Read, output: impl Write) -> io::R
             pending: 0,
             listed: HashMap::new(),
         };
-        let served = requests(filter, &mut r, &mut w, &mut delayed);
+        let served = requests(filter, &mut r, &mut w, &mut delayed, say);
         // The workers end when there is no more work to wait for.
         delayed.jobs = None;
         served
@@ -70,6 +81,7 @@ fn requests(
     r: &mut impl Read,
     w: &mut impl Write,
     delayed: &mut Delayed,
+    say: &mut dyn FnMut(Said),
 ) -> io::Result<()> {
     loop {
         // A request: header lines, flush, content packets, flush.
@@ -133,7 +145,7 @@ fn requests(
             ))),
         };
         for note in filter.notes.drain(..) {
-            eprintln!("coffer: warning: {}", crate::error::one_line(&note));
+            say(Said::Warning(note));
         }
         match result {
             Ok(out) => {
@@ -145,7 +157,7 @@ fn requests(
                 pktline::flush(w)?;
             }
             Err(e) => {
-                eprintln!("coffer: {}", crate::error::one_line(&e.to_string()));
+                say(Said::Failed(e));
                 // Exactly one flush after an error status, or git loses sync.
                 pktline::write_text(w, "status=error")?;
                 pktline::flush(w)?;

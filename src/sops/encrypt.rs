@@ -159,9 +159,9 @@ pub(super) fn splice_encrypted(
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<std::result::Result<Zeroizing<Vec<u8>>, verify::Mismatch>> {
-    let rules = md.rules().map_err(|e| Error::Metadata {
+    let rules = md.rules().map_err(|error| Error::Metadata {
         file: file.to_string(),
-        message: e.to_string(),
+        error,
     })?;
     // Decide leaf by leaf first; then hash the MAC and encrypt, on two cores when the
     // values are large (a binary file is one value of many megabytes).

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::cipher::{self, DataKey, MacBuilder};
 use crate::format::{Format, Store, WriteError};
 use crate::keys::Keyring;
-use crate::metadata::{self, Metadata};
+use crate::metadata::{self, MetaError, Metadata};
 use crate::path::{self, Step};
 use crate::scalar;
 use crate::tree::{splice, splice_checked, Document, Leaf, LeafKind, Node, ScalarType, Value};

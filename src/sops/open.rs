@@ -26,12 +26,12 @@ pub(super) fn metadata_of(file: &str, doc: Document) -> Result<(Document, Metada
     if let Some(n) = doc.docs.iter().position(|d| d.meta.is_none()) {
         return Err(Error::Metadata {
             file: file.to_string(),
-            message: format!("document {} of the file has no sops metadata", n + 1),
+            error: MetaError::Missing(n + 1),
         });
     }
-    let meta = Metadata::parse(&raw).map_err(|message| Error::Metadata {
+    let meta = Metadata::parse(&raw).map_err(|error| Error::Metadata {
         file: file.to_string(),
-        message,
+        error,
     })?;
     if meta.version.is_none() {
         warnings.push(format!(
@@ -190,9 +190,9 @@ impl Clear {
 }
 
 pub fn clear_parts(file: &str, doc: &Document, meta: &Metadata) -> Result<Clear> {
-    let rules = meta.rules().map_err(|e| Error::Metadata {
+    let rules = meta.rules().map_err(|error| Error::Metadata {
         file: file.to_string(),
-        message: e.to_string(),
+        error,
     })?;
     let mut clear = Clear {
         values: Vec::new(),
@@ -265,9 +265,9 @@ pub(super) fn open_inner(
     mut ignore_mac: bool,
     take_clear: bool,
 ) -> Result<Opened> {
-    let rules = meta.rules().map_err(|e| Error::Metadata {
+    let rules = meta.rules().map_err(|error| Error::Metadata {
         file: file.to_string(),
-        message: e.to_string(),
+        error,
     })?;
     let mut values: Vec<Option<Plain>> = (0..doc.leaves.len()).map(|_| None).collect();
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);

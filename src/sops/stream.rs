@@ -579,9 +579,9 @@ fn data_key(
             reason: format!("a binary file's data is a string, not a {}", ty.sops_name()),
         });
     }
-    meta.rules().map_err(|e| Error::Metadata {
+    meta.rules().map_err(|error| Error::Metadata {
         file: file.to_string(),
-        message: e.to_string(),
+        error,
     })?;
     let key = keyring
         .data_key(meta)

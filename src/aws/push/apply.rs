@@ -17,7 +17,19 @@ pub struct Outcome {
     pub name: String,
     pub action: Action,
     /// The secret's or parameter's ARN when AWS said it, or AWS's reason for refusing.
-    pub result: std::result::Result<Option<String>, String>,
+    pub result: std::result::Result<Option<String>, ChangeError>,
+}
+
+/// Why a change was not made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Call(#[from] crate::aws::CallError),
+    #[error("Parameter Store holds text only")]
+    BinaryToSsm,
+    /// Its task ended without an outcome.
+    #[error("coffer failed while applying it (a bug; it may or may not have been made)")]
+    Panicked,
 }
 
 impl fmt::Display for Outcome {
@@ -55,14 +67,14 @@ pub(super) struct Job {
 }
 
 impl Job {
-    pub(super) async fn run(self) -> std::result::Result<Option<String>, String> {
+    pub(super) async fn run(self) -> std::result::Result<Option<String>, ChangeError> {
         match self.service {
             Service::SecretsManager => self.run_secret().await,
             Service::Ssm => self.run_parameter().await,
         }
     }
 
-    pub(super) async fn run_secret(self) -> std::result::Result<Option<String>, String> {
+    pub(super) async fn run_secret(self) -> std::result::Result<Option<String>, ChangeError> {
         use aws_sdk_secretsmanager::types::Tag;
         let place = self.place.clone();
         let c = &self.change;
@@ -179,13 +191,13 @@ impl Job {
         }
     }
 
-    pub(super) async fn run_parameter(self) -> std::result::Result<Option<String>, String> {
+    pub(super) async fn run_parameter(self) -> std::result::Result<Option<String>, ChangeError> {
         use aws_sdk_ssm::types::{ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
         let place = self.place.clone();
         let c = &self.change;
         let value = match &self.value {
             Some(Payload::Text(s)) => Zeroizing::new(s.to_string()),
-            Some(Payload::Binary(_)) => return Err("Parameter Store holds text only".into()),
+            Some(Payload::Binary(_)) => return Err(ChangeError::BinaryToSsm),
             None => Zeroizing::new(String::new()),
         };
         let tag = |(k, v): &(String, String)| {
@@ -290,7 +302,7 @@ impl Job {
                     Ok(_) => Ok(c.arn.clone()),
                     // Already gone is what a delete wants.
                     Err(e) if code(&e) == Some("ParameterNotFound") => Ok(c.arn.clone()),
-                    Err(e) => Err(failed("ssm DeleteParameter", &place, &e)),
+                    Err(e) => Err(failed("ssm DeleteParameter", &place, &e).into()),
                 }
             }
             Action::Unchanged | Action::Leftover => Ok(c.arn.clone()),
@@ -311,10 +323,7 @@ pub(super) fn unreported(plan: &Plan, done: &HashSet<usize>) -> Vec<(usize, Outc
             let outcome = Outcome {
                 name: c.name.clone(),
                 action: c.action,
-                result: Err(
-                    "coffer failed while applying it (a bug; it may or may not have been made)"
-                        .into(),
-                ),
+                result: Err(ChangeError::Panicked),
             };
             (i, outcome)
         })
@@ -327,7 +336,7 @@ pub(super) fn failed<E>(
     operation: &str,
     place: &str,
     e: &aws_sdk_kms::error::SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
-) -> String
+) -> crate::aws::CallError
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -336,7 +345,7 @@ where
     } else {
         "Secrets Manager"
     };
-    format!("{operation} {place}: {}", reason(e, service))
+    crate::aws::CallError::new(operation, Some(place), reason(e, service))
 }
 
 /// Attempts of a Parameter Store write, the first included.

@@ -270,7 +270,7 @@ pub(super) fn migrate_s3(args: MigrateS3Args, config: Option<&Path>, env: &Env) 
             let done = match applied.get(row.name.as_str()) {
                 Some(o) => match &o.result {
                     Err(why) => {
-                        row.status = Err(why.clone());
+                        row.status = Err(why.to_string());
                         continue;
                     }
                     Ok(_) if o.action == Action::Update => "updated",
@@ -369,7 +369,8 @@ pub(super) fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &E
         templates.push((t, text, tpl));
     }
     // Whether each secret exists, asked in its own account; and the account, to show.
-    let mut exists: HashMap<(usize, String), std::result::Result<bool, String>> = HashMap::new();
+    let mut exists: HashMap<(usize, String), std::result::Result<bool, coffer::aws::CallError>> =
+        HashMap::new();
     let mut accounts: HashMap<usize, String> = HashMap::new();
     for (i, d) in dests.iter().enumerate() {
         let mut names: Vec<String> = templates

@@ -500,13 +500,7 @@ fn new_metadata(
     }
     md.mac_only_encrypted |= s.mac_only_encrypted;
     if let Err(e) = md.rules() {
-        return fail(
-            codes::ERROR_GENERIC,
-            format!(
-                "can not compile regexp: {}",
-                coffer::metadata::regex_reason(&e)
-            ),
-        );
+        return fail(codes::ERROR_GENERIC, format!("can not compile regexp: {e}"));
     }
     Ok(md)
 }
