@@ -61,12 +61,15 @@ pub fn encrypt_for_age(file: &str, plaintext: &[u8], recipients: &[&str]) -> Res
             file: file.to_string(),
         });
     }
-    // No KMS key is named: the AWS session is never used.
-    let kms = keys::kms::KmsKeys::new(std::sync::Arc::new(aws::Session::new(
-        aws::session::Settings::default(),
-    )));
+    // No KMS or PGP key is named: the AWS session and gpg are never used.
+    let with = keys::Wrappers {
+        kms: std::sync::Arc::new(keys::kms::KmsKeys::new(std::sync::Arc::new(
+            aws::Session::new(aws::session::Settings::default()),
+        ))),
+        pgp: std::sync::Arc::new(keys::pgp::PgpKeys::default()),
+    };
     let key = cipher::DataKey::generate();
-    let mut md = sops::new_metadata(&key, &recipients, &kms, None, None)?;
+    let mut md = sops::new_metadata(&key, &recipients, &with, None, None)?;
     sops::encrypt_plain(file, format, plaintext.to_vec(), &key, &mut md)
 }
 

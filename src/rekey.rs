@@ -7,8 +7,9 @@
 //! removed key may have kept the old data key.
 
 use crate::config::CreationRule;
-use crate::keys::kms::{KmsKeys, KmsSpec};
+use crate::keys::kms::KmsSpec;
 use crate::keys::Recipients;
+use crate::keys::Wrappers;
 use crate::metadata;
 use crate::sops::{self, Opened, Sealed};
 use crate::{Error, Result};
@@ -234,7 +235,7 @@ pub fn to_rule(
     plaintext: &[u8],
     rule: &CreationRule,
     drift: &Drift,
-    kms: &KmsKeys,
+    with: &Wrappers,
 ) -> Result<Sealed> {
     opened.check_rewritable()?;
     let key = if drift.keys.rotate {
@@ -258,7 +259,7 @@ pub fn to_rule(
                 what: "it has GCP KMS, Azure Key Vault, Vault or HuaweiCloud KMS keys, which coffer cannot wrap a new data key for; change its keys with sops".into(),
             });
         }
-        let fresh = sops::new_metadata(&key, &wanted, kms, None, None)?;
+        let fresh = sops::new_metadata(&key, &wanted, with, None, None)?;
         md.take_keys(fresh);
     }
     md.selector = rule.selector.clone().unwrap_or_default();
@@ -317,7 +318,12 @@ fn merged_list<T: Clone>(
 /// `opened` wrapped for `wanted`: the same data key re-wrapped (entries of keys that stay
 /// are kept as they are), or, with `rotate`, a new data key for every value. Checked as
 /// every write is.
-pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) -> Result<Sealed> {
+pub fn rekey(
+    opened: &Opened,
+    wanted: &Recipients,
+    rotate: bool,
+    with: &Wrappers,
+) -> Result<Sealed> {
     opened.check_rewritable()?;
     let split = opened.meta.is_shamir() || !wanted.groups.is_empty();
     // A new split would leave keys coffer cannot wrap for without a share.
@@ -340,7 +346,7 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
     }
     if rotate {
         let key = crate::cipher::DataKey::generate();
-        let fresh = sops::new_metadata(&key, wanted, kms, None, None)?;
+        let fresh = sops::new_metadata(&key, wanted, with, None, None)?;
         md.take_keys(fresh);
         md.lastmodified = metadata::now_rfc3339();
         md.version = Some(metadata::SOPS_VERSION.to_string());
@@ -353,12 +359,12 @@ pub fn rekey(opened: &Opened, wanted: &Recipients, rotate: bool, kms: &KmsKeys) 
     // Shares are never re-wrapped for the keys of one group alone: the same data key is
     // split anew over the groups wanted, as sops's updatekeys and groups do.
     if split {
-        let fresh = sops::new_metadata(&opened.key, wanted, kms, None, None)?;
+        let fresh = sops::new_metadata(&opened.key, wanted, with, None, None)?;
         md.take_keys(fresh);
         return opened.with_metadata(&md);
     }
     // The entries of keys the file keeps stay as they are.
-    let wrapped = wanted.wrap(opened.key.expose(), kms, Some(&opened.meta))?;
+    let wrapped = wanted.wrap(opened.key.expose(), with, Some(&opened.meta))?;
     md.age = wrapped.age;
     md.kms = wrapped.kms;
     md.pgp = wrapped.pgp;

@@ -28,7 +28,8 @@ pub fn exit_code(kind: Kind) -> u8 {
 
 pub struct CommandError {
     pub kind: Kind,
-    pub message: String,
+    /// The library's error, kept whole: its text is the message.
+    pub error: Error,
     pub hints: Vec<String>,
     /// Writing to stdout failed because nobody reads it any more.
     pub broken_pipe: bool,
@@ -85,7 +86,7 @@ impl From<Error> for CommandError {
             if path.as_os_str() == "<stdout>" && source.kind() == std::io::ErrorKind::BrokenPipe);
         CommandError {
             kind,
-            message: err.to_string(),
+            error: err,
             hints,
             broken_pipe,
         }
@@ -105,7 +106,7 @@ impl CommandError {
         if self.broken_pipe {
             return ExitCode::from(141);
         }
-        eprintln!("coffer: {}", one_line(&self.message));
+        eprintln!("coffer: {}", one_line(&self.error.to_string()));
         for h in &self.hints {
             eprintln!("hint: {}", one_line(h));
         }

@@ -187,7 +187,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     let rule = creation_rule(config, target)?;
     let recipients = recipients(&args.keys, rule.as_ref(), env, &name)?;
     let key = DataKey::generate();
-    let mut md = sops::new_metadata(&key, &recipients, env.kms(), rule.as_ref(), flagged)?;
+    let mut md = sops::new_metadata(&key, &recipients, env.wrappers(), rule.as_ref(), flagged)?;
     md.rules().map_err(|e| Error::Config {
         file: name.clone(),
         message: format!("its creation rule's {e}"),
@@ -387,7 +387,12 @@ pub fn rotate(args: RotateArgs, env: &Env) -> Result<()> {
     if recipients.is_empty() {
         return Err(Error::NoRecipients { file: name });
     }
-    let out = env.accept(coffer::rekey::rekey(&opened, &recipients, true, env.kms())?)?;
+    let out = env.accept(coffer::rekey::rekey(
+        &opened,
+        &recipients,
+        true,
+        env.wrappers(),
+    )?)?;
     io.write_held(held, &out, Output::Sealed)
 }
 

@@ -155,7 +155,7 @@ pub fn edit(args: EditArgs, config: Option<&Path>, env: &Env) -> Result<()> {
         let rule = creation_rule(config, file)?;
         let recipients = super::crypt::recipients(&args.keys, rule.as_ref(), env, &name)?;
         let key = DataKey::generate();
-        let md = sops::new_metadata(&key, &recipients, env.kms(), rule.as_ref(), None)?;
+        let md = sops::new_metadata(&key, &recipients, env.wrappers(), rule.as_ref(), None)?;
         Ok((key, md))
     };
     if session.run(new_file, env)? == Edited::Unchanged {

@@ -74,7 +74,7 @@ fn filter(env: &Env, config: Option<&Path>) -> Result<Filter> {
     };
     let mut f = Filter::new(
         env.keyring()?,
-        env.kms_shared(),
+        env.wrappers().clone(),
         workdir,
         config.map(Path::to_path_buf),
         from_env,

@@ -453,9 +453,9 @@ fn rekey_one(
                 settings: p.settings.clone(),
             };
             let plaintext = opened.render().map_err(|e| e.to_string())?;
-            rekey::to_rule(&opened, &plaintext.bytes, rule, &drift, env.kms())
+            rekey::to_rule(&opened, &plaintext.bytes, rule, &drift, env.wrappers())
         }
-        _ => rekey::rekey(&opened, &p.wanted, p.change.rotate, env.kms()),
+        _ => rekey::rekey(&opened, &p.wanted, p.change.rotate, env.wrappers()),
     }
     .map_err(|e| e.to_string())?;
     let bytes = env.accept(sealed).map_err(|e| e.to_string())?;

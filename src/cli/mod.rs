@@ -418,7 +418,7 @@ pub struct Env {
     /// The process's way to AWS, shared by the KMS keys and every AWS command.
     aws: std::sync::Arc<coffer::aws::Session>,
     /// KMS clients, shared by every key lookup of the process.
-    kms: std::sync::Arc<KmsKeys>,
+    wrappers: coffer::keys::Wrappers,
     /// `--strict-layout`: what to do when a layout cannot be kept.
     pub layout: Layout,
     /// `--force`: files of a sops major version coffer does not know may be rewritten.
@@ -432,7 +432,6 @@ pub struct Env {
 impl Env {
     pub fn from_process(aws_profile: Option<String>) -> Self {
         let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
-        coffer::keys::pgp::set_gpg(vars.get("SOPS_GPG_EXEC").cloned());
         let var = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
         let home = var("HOME").map(PathBuf::from);
         let in_home = |rel: &[&str]| {
@@ -466,7 +465,12 @@ impl Env {
         let decryption_order =
             var("COFFER_DECRYPTION_ORDER").or_else(|| var("SOPS_DECRYPTION_ORDER"));
         Env {
-            kms: std::sync::Arc::new(KmsKeys::new(aws.clone())),
+            wrappers: coffer::keys::Wrappers {
+                kms: std::sync::Arc::new(KmsKeys::new(aws.clone())),
+                pgp: std::sync::Arc::new(coffer::keys::pgp::PgpKeys::new(
+                    vars.get("SOPS_GPG_EXEC").cloned(),
+                )),
+            },
             aws,
             vars,
             layout: Layout::default(),
@@ -507,12 +511,9 @@ impl Env {
         &self.aws
     }
 
-    pub fn kms(&self) -> &KmsKeys {
-        &self.kms
-    }
-
-    pub fn kms_shared(&self) -> std::sync::Arc<KmsKeys> {
-        self.kms.clone()
+    /// What data keys are wrapped with besides age: KMS and gpg.
+    pub fn wrappers(&self) -> &coffer::keys::Wrappers {
+        &self.wrappers
     }
 
     pub fn vars(&self) -> std::collections::HashMap<String, String> {
@@ -542,8 +543,8 @@ impl Env {
             .collect();
         Ok(Keyring::new(vec![
             Box::new(age),
-            Box::new(self.kms.clone()),
-            Box::new(coffer::keys::pgp::PgpKeys::default()),
+            Box::new(self.wrappers.kms.clone()),
+            Box::new(self.wrappers.pgp.clone()),
         ])
         .in_order(&order))
     }

@@ -12,9 +12,7 @@ use zeroize::Zeroizing;
 use crate::cipher::DataKey;
 use crate::config::CreationRule;
 use crate::format::{binary, Format};
-use std::sync::Arc;
 
-use crate::keys::kms::KmsKeys;
 use crate::keys::{Keyring, Recipients};
 use crate::sops::{Layout, Sealed};
 use crate::{sops, Error, Result};
@@ -28,7 +26,7 @@ pub struct Filter {
     workdir: PathBuf,
     /// Recipients for new files from the environment; creation rules otherwise.
     env_recipients: Recipients,
-    kms: Arc<KmsKeys>,
+    wrappers: crate::keys::Wrappers,
     /// Files smudged without a key, reported once when the filter is done.
     pub locked: Vec<String>,
     /// What to do when a file's layout cannot be kept (`--strict-layout`).
@@ -105,7 +103,7 @@ pub fn is_conflict(bytes: &[u8]) -> bool {
 impl Filter {
     pub fn new(
         keyring: Keyring,
-        kms: Arc<KmsKeys>,
+        wrappers: crate::keys::Wrappers,
         workdir: PathBuf,
         config: Option<PathBuf>,
         env_recipients: Recipients,
@@ -119,7 +117,7 @@ impl Filter {
             repo,
             workdir,
             env_recipients,
-            kms,
+            wrappers,
             locked: Vec::new(),
             layout: Layout::default(),
             notes: Vec::new(),
@@ -148,8 +146,8 @@ impl Filter {
         &self.keyring
     }
 
-    pub fn kms(&self) -> &KmsKeys {
-        &self.kms
+    pub fn wrappers(&self) -> &crate::keys::Wrappers {
+        &self.wrappers
     }
 
     /// The file's blob in the index, else in HEAD.
@@ -344,8 +342,13 @@ impl Filter {
                                 "{path}: encrypted as the creation rules say, not as committed ({})",
                                 drift.describe()
                             ));
-                            let sealed =
-                                crate::rekey::to_rule(&opened, &content, &rule, &drift, &self.kms)?;
+                            let sealed = crate::rekey::to_rule(
+                                &opened,
+                                &content,
+                                &rule,
+                                &drift,
+                                &self.wrappers,
+                            )?;
                             return self.accept(sealed);
                         }
                     }
@@ -423,7 +426,7 @@ impl Filter {
         key: &DataKey,
         recipients: &Recipients,
     ) -> Result<crate::metadata::Metadata> {
-        sops::new_metadata(key, recipients, &self.kms, None, None)
+        sops::new_metadata(key, recipients, &self.wrappers, None, None)
     }
 
     pub fn encrypt_new(
@@ -435,7 +438,7 @@ impl Filter {
         rule: Option<&CreationRule>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let key = DataKey::generate();
-        let mut md = sops::new_metadata(&key, recipients, &self.kms, rule, None)?;
+        let mut md = sops::new_metadata(&key, recipients, &self.wrappers, rule, None)?;
         self.accept(sops::encrypt_plain(path, format, content, &key, &mut md)?)
     }
 

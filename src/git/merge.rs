@@ -147,7 +147,7 @@ fn rekeyed(
     if change.is_empty() || wanted.is_empty() {
         return Ok(None);
     }
-    let sealed = crate::rekey::rekey(ours, &wanted, change.rotate, filter.kms())?;
+    let sealed = crate::rekey::rekey(ours, &wanted, change.rotate, filter.wrappers())?;
     let (doc, meta, _) = sops::read_metadata(&ours.file, ours.format, sealed.bytes.clone())?;
     let key = filter
         .keyring()

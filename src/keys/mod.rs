@@ -39,11 +39,11 @@ impl Recipients {
     pub fn wrap(
         &self,
         key: &[u8],
-        kms: &kms::KmsKeys,
+        with: &Wrappers,
         keep: Option<&Metadata>,
     ) -> crate::Result<Metadata> {
         if self.groups.is_empty() {
-            return self.wrap_flat(key, kms, keep);
+            return self.wrap_flat(key, with, keep);
         }
         let n = self.groups.len();
         let shares =
@@ -53,7 +53,7 @@ impl Recipients {
             if group.is_empty() {
                 return Err(KeyError::EmptyGroup.into());
             }
-            groups.push(group.wrap_flat(share, kms, None)?);
+            groups.push(group.wrap_flat(share, with, None)?);
         }
         let mut md = Metadata::default();
         md.split_over(groups, self.threshold);
@@ -63,7 +63,7 @@ impl Recipients {
     fn wrap_flat(
         &self,
         key: &[u8],
-        kms: &kms::KmsKeys,
+        with: &Wrappers,
         keep: Option<&Metadata>,
     ) -> crate::Result<Metadata> {
         let mut md = Metadata::default();
@@ -80,15 +80,14 @@ impl Recipients {
             let kept = kept_kms.iter().position(|c| c.same_key(spec));
             md.kms.push(match keep.zip(kept) {
                 Some((m, i)) => m.kms[i].clone(),
-                None => kms.wrap(key, spec)?,
+                None => with.kms.wrap(key, spec)?,
             });
         }
-        let gpg = pgp::PgpKeys::default();
         for fp in &self.pgp {
             md.pgp.push(
                 match keep.and_then(|m| m.pgp.iter().find(|p| p.fp == *fp)) {
                     Some(entry) => entry.clone(),
-                    None => gpg.wrap(key, fp)?,
+                    None => with.pgp.wrap(key, fp)?,
                 },
             );
         }
@@ -143,6 +142,14 @@ impl<T: MasterKey> MasterKey for std::sync::Arc<T> {
     fn unwrap(&self, meta: &Metadata) -> Result<Option<Zeroizing<Vec<u8>>>, Vec<String>> {
         (**self).unwrap(meta)
     }
+}
+
+/// What this process wraps data keys with, besides age (which needs nothing but the
+/// recipient): its KMS clients and its gpg.
+#[derive(Clone)]
+pub struct Wrappers {
+    pub kms: std::sync::Arc<kms::KmsKeys>,
+    pub pgp: std::sync::Arc<pgp::PgpKeys>,
 }
 
 /// Why a master key could not wrap or open a data key, or an identity could not be

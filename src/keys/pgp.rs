@@ -16,16 +16,6 @@ pub struct PgpKeys {
     gpg: String,
 }
 
-/// The gpg binary, set once by the CLI from `SOPS_GPG_EXEC`.
-static GPG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// Use `gpg` (a program name or path) for every PGP key of this process.
-pub fn set_gpg(gpg: Option<String>) {
-    if let Some(g) = gpg.filter(|g| !g.trim().is_empty()) {
-        let _ = GPG.set(g);
-    }
-}
-
 /// What gpg printed: stdout, and whether its status lines say it decrypted.
 struct Ran {
     stdout: Zeroizing<Vec<u8>>,
@@ -34,13 +24,21 @@ struct Ran {
 
 impl Default for PgpKeys {
     fn default() -> PgpKeys {
-        PgpKeys {
-            gpg: GPG.get().cloned().unwrap_or_else(|| "gpg".into()),
-        }
+        PgpKeys::new(None)
     }
 }
 
 impl PgpKeys {
+    /// PGP keys through `gpg` (a program name or path; `gpg` when not given, as sops's
+    /// `SOPS_GPG_EXEC`).
+    pub fn new(gpg: Option<String>) -> PgpKeys {
+        PgpKeys {
+            gpg: gpg
+                .filter(|g| !g.trim().is_empty())
+                .unwrap_or_else(|| "gpg".into()),
+        }
+    }
+
     /// Run gpg with `args`, `input` on stdin; its stdout, or its stderr's last line.
     fn run(&self, args: &[&str], input: &[u8]) -> std::result::Result<Ran, KeyError> {
         let mut cmd = Command::new(&self.gpg);

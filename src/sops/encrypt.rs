@@ -283,7 +283,7 @@ pub fn with_final_line_break(
 pub fn new_metadata(
     key: &DataKey,
     recipients: &crate::keys::Recipients,
-    kms: &crate::keys::kms::KmsKeys,
+    with: &crate::keys::Wrappers,
     rule: Option<&crate::config::CreationRule>,
     selector: Option<crate::metadata::Selector>,
 ) -> Result<Metadata> {
@@ -292,7 +292,7 @@ pub fn new_metadata(
         version: Some(metadata::SOPS_VERSION.to_string()),
         ..Default::default()
     };
-    md.take_keys(recipients.wrap(key.expose(), kms, None)?);
+    md.take_keys(recipients.wrap(key.expose(), with, None)?);
     if let Some(rule) = rule {
         md.selector = rule.selector.clone().unwrap_or_default();
         md.unencrypted_comment_regex = rule.unencrypted_comment_regex.clone();

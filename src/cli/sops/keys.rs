@@ -128,7 +128,12 @@ pub(super) fn rotate(
         );
     }
     super::super::crypt::warn_dropped_keys(&label, &opened.meta);
-    let out = env.accept(coffer::rekey::rekey(&opened, &wanted, true, env.kms())?)?;
+    let out = env.accept(coffer::rekey::rekey(
+        &opened,
+        &wanted,
+        true,
+        env.wrappers(),
+    )?)?;
     write_output(io, Some(file), &out, false)
 }
 
@@ -261,7 +266,12 @@ fn update_one(
         &env.keyring()?,
         OpenOptions::default(),
     )?;
-    let out = env.accept(coffer::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
+    let out = env.accept(coffer::rekey::rekey(
+        &opened,
+        &wanted,
+        false,
+        env.wrappers(),
+    )?)?;
     coffer::fsutil::write_atomic(file, &out, 0o644, None, Target::InPlace)
         .map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE))?;
     super::super::say(&format!("File {} synced with new keys", abs.display()));
@@ -355,7 +365,12 @@ pub(super) fn groups(c: GroupsCommand, env: &Env) -> Result<()> {
             split_over(groups, threshold)?
         }
     };
-    let out = env.accept(coffer::rekey::rekey(&opened, &wanted, false, env.kms())?)?;
+    let out = env.accept(coffer::rekey::rekey(
+        &opened,
+        &wanted,
+        false,
+        env.wrappers(),
+    )?)?;
     let io = IoFlags {
         in_place,
         ..IoFlags::default()

@@ -493,7 +493,7 @@ fn new_metadata(
         &s.unencrypted_regex,
         &s.encrypted_regex,
     );
-    let mut md = sops::new_metadata(key, recipients, env.kms(), rule, selector)?;
+    let mut md = sops::new_metadata(key, recipients, env.wrappers(), rule, selector)?;
     if s.unencrypted_comment_regex.is_some() || s.encrypted_comment_regex.is_some() {
         md.unencrypted_comment_regex = s.unencrypted_comment_regex.clone();
         md.encrypted_comment_regex = s.encrypted_comment_regex.clone();

@@ -629,7 +629,7 @@ fn publish(a: PublishArgs, g: &GlobalArgs, env: &Env) -> Result<()> {
                 let recreation = rule.recreation.as_ref();
                 let selector = recreation.and_then(|r| r.selector.clone());
                 let mut md =
-                    sops::new_metadata(&key, &recipients, env.kms(), recreation, selector)?;
+                    sops::new_metadata(&key, &recipients, env.wrappers(), recreation, selector)?;
                 let sealed =
                     sops::encrypt_plain(&label, format, opened.plaintext()?, &key, &mut md)?;
                 env.accept(sealed)?
