@@ -89,8 +89,8 @@ pub enum Error {
     Usage(String),
 
     /// An AWS call failed, or answered what coffer cannot use.
-    #[error("{0}")]
-    Aws(String),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::CallError),
 
     /// No AWS credentials could be made (a profile, a role, an MFA device).
     #[error(transparent)]

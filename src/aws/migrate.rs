@@ -97,9 +97,10 @@ pub fn read_objects(
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                Error::Aws(format!(
-                    "s3 ListObjectsV2 s3://{bucket}/{prefix} {place}: {}",
-                    reason(&e, "S3")
+                Error::Aws(CallError::new(
+                    format!("s3 ListObjectsV2 s3://{bucket}/{prefix}"),
+                    Some(&place),
+                    reason(&e, "S3"),
                 ))
             })?;
             keys.extend(

@@ -42,9 +42,10 @@ pub fn put(session: &Session, bucket: &str, key: &str, bytes: Vec<u8>) -> Result
             .await
             .map(|_| ())
             .map_err(|e| {
-                Error::Aws(format!(
-                    "s3 PutObject s3://{bucket}/{key} {place}: {}",
-                    reason(&e, "S3")
+                Error::Aws(super::CallError::new(
+                    format!("s3 PutObject s3://{bucket}/{key}"),
+                    Some(&place),
+                    reason(&e, "S3"),
                 ))
             })
     })

@@ -307,12 +307,17 @@ impl<'s> Pusher<'s> {
                 .iter()
                 .find(|e| e.error_code() != Some("ResourceNotFoundException"));
             if let Some(err) = unreadable {
-                return Err(Error::Aws(format!(
-                    "secretsmanager BatchGetSecretValue {} {}: {}: {}",
-                    err.secret_id().unwrap_or_default(),
-                    self.place,
-                    err.error_code().unwrap_or("error"),
-                    err.message().unwrap_or_default()
+                return Err(Error::Aws(crate::aws::CallError::new(
+                    format!(
+                        "secretsmanager BatchGetSecretValue {}",
+                        err.secret_id().unwrap_or_default()
+                    ),
+                    Some(&self.place),
+                    format!(
+                        "{}: {}",
+                        err.error_code().unwrap_or("error"),
+                        err.message().unwrap_or_default()
+                    ),
                 )));
             }
             for v in page.secret_values() {
@@ -660,10 +665,10 @@ impl<'s> Pusher<'s> {
             Service::SecretsManager => "secretsmanager",
             Service::Ssm => "ssm",
         };
-        Error::Aws(format!(
-            "{service} {operation} {name} {}: {}",
-            self.place,
-            reason(e, &self.target.service.to_string())
+        Error::Aws(crate::aws::CallError::new(
+            format!("{service} {operation} {name}"),
+            Some(&self.place),
+            reason(e, &self.target.service.to_string()),
         ))
     }
 }

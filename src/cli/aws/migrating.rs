@@ -456,8 +456,10 @@ pub(super) fn migrate_refs(args: MigrateRefsArgs, config: Option<&Path>, env: &E
         }
     }
     if unknown > 0 {
-        return Err(Error::Aws(format!(
-            "{unknown} reference(s) left because AWS could not say whether their secret exists"
+        return Err(Error::Aws(coffer::aws::CallError::new(
+            format!("{unknown} reference(s) left"),
+            None,
+            "AWS could not say whether their secret exists",
         )));
     }
     Ok(())

@@ -444,8 +444,10 @@ pub(super) fn emit_ecs(
         let mut out = String::from("[");
         for (i, (var, name, json_key)) in wanted.iter().enumerate() {
             let arn = arns.get(name).ok_or_else(|| {
-                Error::Aws(format!(
-                    "{name}: AWS did not say its ARN; run the push again"
+                Error::Aws(coffer::aws::CallError::new(
+                    name.as_str(),
+                    None,
+                    "AWS did not say its ARN; run the push again",
                 ))
             })?;
             let value_from = match json_key {
