@@ -283,12 +283,6 @@ impl Error {
     }
 }
 
-/// A question the library asked through the front end (a passphrase, an MFA code)
-/// that got no answer; the front end says why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Unanswered(pub String);
-
 /// The longest line coffer prints about a failure; longer ones are cut in the middle.
 const MAX_LINE: usize = 600;
 

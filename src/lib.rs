@@ -17,6 +17,7 @@ pub mod keys;
 pub mod metadata;
 pub mod mutate;
 pub mod path;
+pub mod prompt;
 pub mod rekey;
 pub mod render;
 pub mod scalar;

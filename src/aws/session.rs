@@ -28,7 +28,7 @@ use super::profiles::{self, Base, Chain, Device, Profiles, Role};
 
 /// Asks for the code of an MFA device: the profile that names it, and its serial.
 pub type MfaCode =
-    Box<dyn Fn(&str, &str) -> Result<Zeroizing<String>, crate::error::Unanswered> + Send + Sync>;
+    Box<dyn Fn(&str, &str) -> Result<Zeroizing<String>, crate::prompt::Unanswered> + Send + Sync>;
 
 /// Why no credentials could be made for a scope: a profile, a role of its chain, an MFA
 /// device. Names profiles, roles and accounts, never a key.
@@ -38,7 +38,7 @@ pub enum SessionError {
     Profile(#[from] profiles::Error),
     /// The front end could not get the MFA code, and says why.
     #[error(transparent)]
-    MfaCode(#[from] crate::error::Unanswered),
+    MfaCode(#[from] crate::prompt::Unanswered),
     /// STS refused or could not be reached: the call, where, and AWS's reason.
     #[error("sts {call} {place}: {reason}")]
     Sts {
@@ -89,7 +89,7 @@ impl Default for Settings {
             credentials_file: None,
             cache_dir: None,
             mfa_code: Box::new(|profile, serial| {
-                Err(crate::error::Unanswered(format!(
+                Err(crate::prompt::Unanswered(format!(
                     "profile {profile} needs an MFA code for {serial}"
                 )))
             }),

@@ -555,7 +555,7 @@ impl Env {
 }
 
 pub use coffer::config::creation_rule;
-use coffer::error::Unanswered;
+use coffer::prompt::Unanswered;
 
 /// One line answered on the terminal (`/dev/tty`, whatever stdin is), after `prompt`;
 /// with `echo` off, as age and ssh ask for passphrases. `Err(None)`: no terminal.

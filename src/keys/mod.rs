@@ -234,7 +234,7 @@ pub enum Locked {
     #[error("an encrypted identity file must be encrypted with a passphrase")]
     NotScrypt,
     #[error(transparent)]
-    Unanswered(#[from] crate::error::Unanswered),
+    Unanswered(#[from] crate::prompt::Unanswered),
     #[error("incorrect passphrase")]
     Incorrect,
     #[error("cannot decrypt the identity file ({0})")]

@@ -101,7 +101,7 @@ impl age::Callbacks for Ui {
     fn request_passphrase(&self, description: &str) -> Option<SecretString> {
         let asked = match &self.ask {
             Some(ask) => ask(description),
-            None => Err(crate::error::Unanswered(
+            None => Err(crate::prompt::Unanswered(
                 "the plugin asks for a secret and there is no way to ask".into(),
             )),
         };

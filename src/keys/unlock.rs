@@ -17,7 +17,7 @@ use super::{KeyError, Locked};
 /// Asks for a passphrase, given the prompt; an error says why none can be had (no
 /// terminal, say). The CLI provides it; the library never touches the terminal.
 pub type AskPassphrase =
-    Arc<dyn Fn(&str) -> Result<SecretString, crate::error::Unanswered> + Send + Sync>;
+    Arc<dyn Fn(&str) -> Result<SecretString, crate::prompt::Unanswered> + Send + Sync>;
 
 /// An age identity that can be shared between threads.
 pub type Ident = Box<dyn age::Identity + Send + Sync>;
