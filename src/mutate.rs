@@ -3,9 +3,10 @@
 
 use zeroize::Zeroizing;
 
-use crate::format::{json, yaml, Format};
+use crate::format::edit::NoEdit;
+use crate::format::Format;
 use crate::path::{self, Step};
-use crate::tree::{line_end_after, splice, Document, Entry, Node, ScalarType, Value};
+use crate::tree::{splice, Document, Entry, Node, ScalarType, Value};
 use crate::{Error, Result};
 
 /// Why a value given to `set` cannot be stored. Never the value itself.
@@ -59,10 +60,6 @@ pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String
         }
     }
     Ok((ScalarType::Str, Zeroizing::new(s.to_string())))
-}
-
-fn line_start(text: &str, pos: usize) -> usize {
-    text[..pos].rfind('\n').map_or(0, |i| i + 1)
 }
 
 fn find_parent<'d>(file: &str, doc: &'d Document, steps: &[Step]) -> Result<(&'d [Entry], String)> {
@@ -121,16 +118,6 @@ fn find_nested<'d>(
     })
 }
 
-fn format_name(format: Format) -> &'static str {
-    match format {
-        Format::Dotenv => "dotenv",
-        Format::Ini => "INI",
-        Format::Binary => "a binary file",
-        Format::Yaml => "YAML",
-        Format::Json => "JSON",
-    }
-}
-
 /// A value given as a JSON object or array: the tree it stands for.
 fn json_tree(value: &str) -> Option<Value> {
     let t = value.trim();
@@ -154,54 +141,14 @@ fn set_tree(
     steps: &[Step],
     tree: &Value,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let text = doc.text.as_str();
-    let unsupported = |what: String| Error::Unsupported {
-        file: file.into(),
-        what,
-    };
-    let unit = doc.docs[0].indent.max(1);
-    let block_col = |at: usize| -> Result<usize> {
-        let ls = line_start(text, at);
-        if text[ls..at].trim() != "" {
-            return Err(unsupported(
-                "cannot write a subtree into a flow mapping; edit the file instead".into(),
-            ));
-        }
-        Ok(at - ls)
-    };
-    let render = |key: &str, v: &Value, col: usize| -> String {
-        match format {
-            Format::Yaml => {
-                let mut s = String::new();
-                yaml::yaml_entry(&mut s, key, v, col, unit);
-                s
-            }
-            _ => {
-                let mut s = String::new();
-                json::json(&mut s, v, None, 0);
-                format!("{}: {s}", json::json_string(key))
-            }
-        }
-    };
+    let store = format.store();
+    let refused = |why: NoEdit| refused(file, "set", steps, why);
     // The entry exists: replace it whole.
     if path::lookup(&doc.docs[0].root, steps).is_some() {
         let (entries, key) = find_parent(file, doc, steps)?;
         let e = entries.iter().find(|e| e.key == key).expect("looked up");
-        let (range, insertion) = match format {
-            Format::Yaml => {
-                let col = block_col(e.at)?;
-                let end = line_end_after(text, e.end.max(e.at));
-                let mut lines = render(&key, tree, col);
-                let range = line_start(text, e.at)..end;
-                // The entry's last line had no line break (the end of the file).
-                if !text[range.clone()].ends_with('\n') {
-                    lines.pop();
-                }
-                (range, lines)
-            }
-            _ => (e.at..e.end, render(&key, tree, 0)),
-        };
-        let out = bytes(splice(text, vec![(range, insertion)]));
+        let edit = store.replace_entry(doc, e, &key, tree).map_err(refused)?;
+        let out = bytes(splice(&doc.text, vec![edit]));
         return checked(file, format, doc, out, steps, Meant::Tree(tree));
     }
     // Added: under the deepest mapping that exists.
@@ -212,32 +159,39 @@ fn set_tree(
             (entries, key, Vec::new())
         }
     };
-    let last = entries.last().ok_or_else(|| {
-        unsupported("cannot add a key to an empty mapping; edit the file instead".into())
-    })?;
+    let last = entries.last().ok_or_else(|| empty_mapping(file))?;
     let nested = rest.iter().rev().fold(clone_value(tree), |inner, k| {
         Value::Map(vec![(k.clone(), inner)])
     });
-    let (at, insertion) = match format {
-        Format::Yaml => {
-            let col = block_col(last.at)?;
-            let at = line_end_after(text, last.end);
-            (
-                at,
-                crate::tree::lines_at(text, at, render(&key, &nested, col)),
-            )
-        }
-        _ => {
-            let before = &text[..last.at];
-            let lead = match &before[before.trim_end().len()..] {
-                "" => " ",
-                lead => lead,
-            };
-            (last.end, format!(",{lead}{}", render(&key, &nested, 0)))
-        }
-    };
-    let out = bytes(splice(text, vec![(at..at, insertion)]));
+    let edit = store
+        .insert_entry(doc, last, &key, &nested)
+        .map_err(refused)?;
+    let out = bytes(splice(&doc.text, vec![edit]));
     checked(file, format, doc, out, steps, Meant::Tree(tree))
+}
+
+/// Why `doing` (set, remove, add an item to) cannot be done at `steps` in place.
+fn refused(file: &str, doing: &str, steps: &[Step], why: NoEdit) -> Error {
+    match why {
+        NoEdit::Write(error) => Error::Write {
+            file: file.into(),
+            error,
+        },
+        why => Error::Unsupported {
+            file: file.into(),
+            what: format!(
+                "cannot {doing} {}: {why}; edit the file instead",
+                path::display(steps)
+            ),
+        },
+    }
+}
+
+fn empty_mapping(file: &str) -> Error {
+    Error::Unsupported {
+        file: file.into(),
+        what: "cannot add a key to an empty mapping; edit the file instead".into(),
+    }
 }
 
 fn clone_value(v: &Value) -> Value {
@@ -259,14 +213,6 @@ pub fn set(
     let doc = crate::format::parse(file, format, plaintext.to_vec())?;
     let store = format.store();
     let text = doc.text.as_str();
-    let unsupported = |what: String| Error::Unsupported {
-        file: file.into(),
-        what,
-    };
-    let unwritable = |error| Error::Write {
-        file: file.into(),
-        error,
-    };
     let (ty, value) = parse_value(value).map_err(|error| Error::SetValue {
         file: file.into(),
         error,
@@ -281,8 +227,7 @@ pub fn set(
             }
         }
     }
-    if let Some(tree) = json_tree(&value).filter(|_| matches!(format, Format::Yaml | Format::Json))
-    {
+    if let Some(tree) = json_tree(&value).filter(|_| store.holds_trees()) {
         return set_tree(file, format, &doc, steps, &tree);
     }
     if let Some(Node::Leaf(i)) = path::lookup(root, steps) {
@@ -297,97 +242,27 @@ pub fn set(
         };
         let rendered = store
             .render_plain(&doc, &shaped, ty, &value)
-            .map_err(unwritable)?;
+            .map_err(|error| Error::Write {
+                file: file.into(),
+                error,
+            })?;
         let out = bytes(splice(text, vec![(leaf.span.clone(), rendered)]));
         return checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value));
     }
-    if path::lookup(root, steps).is_some() {
-        // A mapping or list replaced by a scalar, as sops replaces it.
-        if matches!(format, Format::Yaml | Format::Json) {
-            return set_tree(file, format, &doc, steps, &Value::Scalar(ty, value.clone()));
-        }
-        return Err(unsupported(format!(
-            "{} holds a mapping or list; set replaces single values",
-            path::display(steps)
-        )));
-    }
-    // Keys missing on the way: the deepest mapping that exists takes them as one new
-    // entry holding the rest (`["db"]["new"]["port"]` adds `new: {port: …}` to db).
-    if find_nested(&doc, steps).is_some() {
-        if !matches!(format, Format::Yaml | Format::Json) {
-            return Err(unsupported(format!(
-                "{} holds no nested keys; set a key that exists or one at the top",
-                format_name(format)
-            )));
-        }
-        // A scalar is the smallest subtree: added the same way.
-        return set_tree(file, format, &doc, steps, &Value::Scalar(ty, value.clone()));
+    let scalar = Value::Scalar(ty, value.clone());
+    // A mapping or list replaced by a scalar, as sops replaces it; or keys missing on
+    // the way: the deepest mapping that exists takes them as one new entry holding the
+    // rest (`["db"]["new"]["port"]` adds `new: {port: …}` to db). A scalar is the
+    // smallest subtree.
+    if path::lookup(root, steps).is_some() || find_nested(&doc, steps).is_some() {
+        return set_tree(file, format, &doc, steps, &scalar);
     }
     let (entries, key) = find_parent(file, &doc, steps)?;
-    let last = entries.last().ok_or_else(|| {
-        unsupported("cannot add a key to an empty mapping; edit the file instead".into())
-    })?;
-    let insert = match format {
-        Format::Yaml => {
-            let col = last.at - line_start(text, last.at);
-            if text[line_start(text, last.at)..last.at].trim() != "" {
-                return Err(unsupported(
-                    "cannot add a key to a flow mapping; edit the file instead".into(),
-                ));
-            }
-            let at = line_end_after(text, last.end);
-            let style = crate::tree::Style {
-                owner_col: col,
-                ..Default::default()
-            };
-            let leaf = crate::tree::Leaf {
-                kind: crate::tree::LeafKind::Value,
-                path: Vec::new(),
-                span: at..at,
-                ty,
-                value: Zeroizing::new(Vec::new()),
-                style,
-            };
-            let v = store
-                .render_plain(&doc, &leaf, ty, &value)
-                .map_err(unwritable)?;
-            let k = if yaml::plain_safe(&key, false) {
-                key.clone()
-            } else {
-                yaml::double_quoted(&key)
-            };
-            let line = format!("{}{k}: {v}\n", " ".repeat(col));
-            (at, crate::tree::lines_at(text, at, line))
-        }
-        Format::Json | Format::Binary => {
-            let before = &text[..last.at];
-            // The spacing before the last key (a line break and indentation, or a space
-            // when the mapping's first key follows its `{` directly).
-            let lead = match &before[before.trim_end().len()..] {
-                "" => " ",
-                lead => lead,
-            };
-            (
-                last.end,
-                format!(
-                    ",{lead}{}: {}",
-                    json::json_string(&key),
-                    json::json_scalar(ty, &value)
-                ),
-            )
-        }
-        Format::Dotenv | Format::Ini => {
-            let at = line_end_after(text, last.end);
-            let v = value.replace('\n', "\\n");
-            let line = if format == Format::Dotenv {
-                format!("{key}={v}\n")
-            } else {
-                format!("{key} = {v}\n")
-            };
-            (at, crate::tree::lines_at(text, at, line))
-        }
-    };
-    let out = bytes(splice(text, vec![(insert.0..insert.0, insert.1)]));
+    let last = entries.last().ok_or_else(|| empty_mapping(file))?;
+    let edit = store
+        .insert_entry(&doc, last, &key, &scalar)
+        .map_err(|why| refused(file, "set", steps, why))?;
+    let out = bytes(splice(text, vec![edit]));
     checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value))
 }
 
@@ -401,7 +276,6 @@ fn unset_item(
     parent: &[Step],
     i: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let text = doc.text.as_str();
     let not_found = || Error::PathNotFound {
         file: file.into(),
         path: path::display(steps),
@@ -409,77 +283,15 @@ fn unset_item(
     let Some(Node::Seq(items)) = path::lookup(&doc.docs[0].root, parent) else {
         return Err(not_found());
     };
-    let item = items.get(i).ok_or_else(not_found)?;
-    let unsupported = |what: &str| Error::Unsupported {
-        file: file.into(),
-        what: format!(
-            "cannot remove {}: {what}; edit the file instead",
-            path::display(steps)
-        ),
-    };
-    let range = match format {
-        Format::Yaml => {
-            let start = doc
-                .node_start(item)
-                .ok_or_else(|| unsupported("it is empty"))?;
-            let ls = line_start(text, start);
-            let lead = text[ls..start].trim();
-            if lead != "-" {
-                return Err(unsupported("it is not an item of a block list"));
-            }
-            let end = line_end_after(text, item.end(&doc.leaves).max(start));
-            if end == text.len() && !text.ends_with('\n') && ls > 0 {
-                ls - 1..end
-            } else {
-                ls..end
-            }
-        }
-        Format::Json => {
-            let bounds = |n: &Node| {
-                json_bounds(text, doc, n).ok_or_else(|| unsupported("its extent is unclear"))
-            };
-            let (s, e) = bounds(item)?;
-            if i > 0 {
-                bounds(&items[i - 1])?.1..e
-            } else if let Some(next) = items.get(1) {
-                s..bounds(next)?.0
-            } else {
-                s..e
-            }
-        }
-        _ => return Err(unsupported("the format has no lists")),
-    };
-    let out = bytes(splice(text, vec![(range, String::new())]));
-    checked(file, format, doc, out, steps, Meant::Removed(i))
-}
-
-/// Where a JSON value starts and ends, brackets included.
-fn json_bounds(text: &str, doc: &Document, node: &Node) -> Option<(usize, usize)> {
-    let b = text.as_bytes();
-    let back = |mut p: usize, open: u8| -> Option<usize> {
-        while p > 0 && b[p - 1].is_ascii_whitespace() {
-            p -= 1;
-        }
-        (p > 0 && b[p - 1] == open).then(|| p - 1)
-    };
-    let forward = |mut p: usize, close: u8| -> Option<usize> {
-        while p < b.len() && b[p].is_ascii_whitespace() {
-            p += 1;
-        }
-        (b.get(p) == Some(&close)).then_some(p + 1)
-    };
-    match node {
-        Node::Leaf(i) => Some((doc.leaves[*i].span.start, doc.leaves[*i].span.end)),
-        Node::Map(entries) => {
-            let (first, last) = (entries.first()?, entries.last()?);
-            Some((back(first.at, b'{')?, forward(last.end, b'}')?))
-        }
-        Node::Seq(items) => {
-            let first = json_bounds(text, doc, items.first()?)?.0;
-            let last = json_bounds(text, doc, items.last()?)?.1;
-            Some((back(first, b'[')?, forward(last, b']')?))
-        }
+    if i >= items.len() {
+        return Err(not_found());
     }
+    let edit = format
+        .store()
+        .remove_item(doc, items, i)
+        .map_err(|why| refused(file, "remove", steps, why))?;
+    let out = bytes(splice(&doc.text, vec![edit]));
+    checked(file, format, doc, out, steps, Meant::Removed(i))
 }
 
 /// `v` as a new last item of the non-empty list at `parent` (a YAML block list, a JSON
@@ -492,51 +304,11 @@ fn append_item(
     items: &[Node],
     v: &Value,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let text = doc.text.as_str();
-    let unsupported = |what: &str| Error::Unsupported {
-        file: file.into(),
-        what: format!(
-            "cannot add an item to {}: {what}; edit the file instead",
-            path::display(parent)
-        ),
-    };
-    let last = items
-        .last()
-        .ok_or_else(|| unsupported("the list is empty"))?;
-    let (at, insertion) = match format {
-        Format::Yaml => {
-            let start = doc
-                .node_start(last)
-                .ok_or_else(|| unsupported("its last item is empty"))?;
-            let ls = line_start(text, start);
-            let lead = &text[ls..start];
-            let (Some(col), "-") = (lead.find('-'), lead.trim()) else {
-                return Err(unsupported("it is not a block list"));
-            };
-            let end = line_end_after(text, last.end(&doc.leaves).max(start));
-            let mut item = String::new();
-            yaml::yaml_item(&mut item, v, col, doc.docs[0].indent.max(1));
-            if !text[..end].ends_with('\n') {
-                item.insert(0, '\n');
-            }
-            (end, item)
-        }
-        Format::Json => {
-            let (s, e) =
-                json_bounds(text, doc, last).ok_or_else(|| unsupported("its extent is unclear"))?;
-            let ls = line_start(text, s);
-            let sep = if text[ls..s].trim().is_empty() {
-                format!(",\n{}", &text[ls..s])
-            } else {
-                ", ".to_string()
-            };
-            let mut j = String::new();
-            json::json(&mut j, v, None, 0);
-            (e, format!("{sep}{j}"))
-        }
-        _ => return Err(unsupported("the format has no lists")),
-    };
-    let out = bytes(splice(text, vec![(at..at, insertion)]));
+    let edit = format
+        .store()
+        .append_item(doc, items, v)
+        .map_err(|why| refused(file, "add an item to", parent, why))?;
+    let out = bytes(splice(&doc.text, vec![edit]));
     let mut steps = parent.to_vec();
     steps.push(Step::Index(items.len()));
     let meant = match v {
@@ -554,7 +326,6 @@ pub fn unset(
     steps: &[Step],
 ) -> Result<Zeroizing<Vec<u8>>> {
     let doc = crate::format::parse(file, format, plaintext.to_vec())?;
-    let text = doc.text.as_str();
     if let Some((Step::Index(i), parent)) = steps.split_last() {
         return unset_item(file, format, &doc, steps, parent, *i);
     }
@@ -566,35 +337,11 @@ pub fn unset(
             file: file.into(),
             path: path::display(steps),
         })?;
-    let e = &entries[idx];
-    let range = match format {
-        Format::Json | Format::Binary => {
-            if idx > 0 {
-                entries[idx - 1].end..e.end
-            } else if let Some(next) = entries.get(1) {
-                e.at..next.at
-            } else {
-                let before = &text[..e.at];
-                before.trim_end().len()..e.end
-            }
-        }
-        _ => {
-            let start = line_start(text, e.at);
-            if text[start..e.at].trim() != "" && format == Format::Yaml {
-                return Err(Error::Unsupported {
-                    file: file.into(),
-                    what: "cannot remove a key from a flow mapping; edit the file instead".into(),
-                });
-            }
-            let end = line_end_after(text, e.end.max(e.at));
-            if end == text.len() && !text.ends_with('\n') && start > 0 {
-                start - 1..end
-            } else {
-                start..end
-            }
-        }
-    };
-    let out = bytes(splice(text, vec![(range, String::new())]));
+    let edit = format
+        .store()
+        .remove_entry(&doc, entries, idx)
+        .map_err(|why| refused(file, "remove", steps, why))?;
+    let out = bytes(splice(&doc.text, vec![edit]));
     checked(file, format, &doc, out, steps, Meant::Absent)
 }
 
@@ -617,7 +364,7 @@ fn checked(
     };
     let after = crate::format::parse(file, format, out.to_vec()).map_err(|_| wrong("not parse"))?;
     // dotenv and INI hold text: only YAML and JSON keep a value's type.
-    let typed = matches!(format, Format::Yaml | Format::Json);
+    let typed = format.store().holds_trees();
     let found = path::lookup(&after.docs[0].root, steps);
     let holds = match (&meant, found) {
         (Meant::Absent, None) => true,

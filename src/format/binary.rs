@@ -72,6 +72,26 @@ impl Store for BinaryStore {
         JsonStore.render_metadata(doc, doc_index, meta)
     }
 
+    // The metadata beside the data is JSON: edited as JSON.
+    fn insert_entry(
+        &self,
+        doc: &Document,
+        last: &Entry,
+        key: &str,
+        value: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        JsonStore.insert_entry(doc, last, key, value)
+    }
+
+    fn remove_entry(
+        &self,
+        doc: &Document,
+        entries: &[Entry],
+        idx: usize,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        JsonStore.remove_entry(doc, entries, idx)
+    }
+
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         JsonStore.emit(value)
     }

@@ -173,6 +173,20 @@ impl Store for DotenvStore {
         Ok(out)
     }
 
+    fn insert_entry(
+        &self,
+        doc: &Document,
+        last: &Entry,
+        key: &str,
+        value: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        let Value::Scalar(_, v) = value else {
+            return Err(super::edit::NoEdit::NoTrees);
+        };
+        let line = format!("{key}={}\n", v.replace('\n', "\\n"));
+        Ok(super::edit::line_after(&doc.text, last.end, line))
+    }
+
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         let Value::Map(entries) = value else {
             return Err(super::WriteError::NotAMapping("", "dotenv"));

@@ -305,6 +305,20 @@ impl Store for IniStore {
         Ok(out)
     }
 
+    fn insert_entry(
+        &self,
+        doc: &Document,
+        last: &Entry,
+        key: &str,
+        value: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        let Value::Scalar(_, v) = value else {
+            return Err(super::edit::NoEdit::NoTrees);
+        };
+        let line = format!("{key} = {}\n", v.replace('\n', "\\n"));
+        Ok(super::edit::line_after(&doc.text, last.end, line))
+    }
+
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         let Value::Map(sections) = value else {
             return Err(super::WriteError::NotAMapping("of sections ", "INI"));

@@ -537,11 +537,137 @@ impl Store for JsonStore {
         }
     }
 
+    fn holds_trees(&self) -> bool {
+        true
+    }
+
+    fn replace_entry(
+        &self,
+        _doc: &Document,
+        e: &Entry,
+        key: &str,
+        tree: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        Ok((e.at..e.end, member(key, tree)))
+    }
+
+    fn insert_entry(
+        &self,
+        doc: &Document,
+        last: &Entry,
+        key: &str,
+        value: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        let before = &doc.text[..last.at];
+        // The spacing before the last key (a line break and indentation, or a space when
+        // the mapping's first key follows its `{` directly).
+        let lead = match &before[before.trim_end().len()..] {
+            "" => " ",
+            lead => lead,
+        };
+        Ok((last.end..last.end, format!(",{lead}{}", member(key, value))))
+    }
+
+    fn remove_entry(
+        &self,
+        doc: &Document,
+        entries: &[Entry],
+        idx: usize,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        let e = &entries[idx];
+        // The member and one comma: the one before it, else the one after it.
+        let range = if idx > 0 {
+            entries[idx - 1].end..e.end
+        } else if let Some(next) = entries.get(1) {
+            e.at..next.at
+        } else {
+            let before = &doc.text[..e.at];
+            before.trim_end().len()..e.end
+        };
+        Ok((range, String::new()))
+    }
+
+    fn append_item(
+        &self,
+        doc: &Document,
+        items: &[Node],
+        v: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        let text = doc.text.as_str();
+        let last = items.last().ok_or(super::edit::NoEdit::Empty)?;
+        let (s, e) = bounds(text, doc, last).ok_or(super::edit::NoEdit::Unclear)?;
+        let ls = super::edit::line_start(text, s);
+        // After a comma, spaced as the item before it: on a line of its own, or not.
+        let sep = if text[ls..s].trim().is_empty() {
+            format!(",\n{}", &text[ls..s])
+        } else {
+            ", ".to_string()
+        };
+        let mut j = String::new();
+        json(&mut j, v, None, 0);
+        Ok((e..e, format!("{sep}{j}")))
+    }
+
+    fn remove_item(
+        &self,
+        doc: &Document,
+        items: &[Node],
+        i: usize,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        let text = doc.text.as_str();
+        let at = |n: &Node| bounds(text, doc, n).ok_or(super::edit::NoEdit::Unclear);
+        let (s, e) = at(&items[i])?;
+        let range = if i > 0 {
+            at(&items[i - 1])?.1..e
+        } else if let Some(next) = items.get(1) {
+            s..at(next)?.0
+        } else {
+            s..e
+        };
+        Ok((range, String::new()))
+    }
+
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
         let mut out = Zeroizing::new(String::new());
         json(&mut out, value, Some("    "), 0);
         out.push('\n');
         Ok(out)
+    }
+}
+
+/// `"key": value` on one line.
+fn member(key: &str, v: &Value) -> String {
+    let mut s = String::new();
+    json(&mut s, v, None, 0);
+    format!("{}: {s}", json_string(key))
+}
+
+/// Where a value starts and ends in the text, brackets included.
+fn bounds(text: &str, doc: &Document, node: &Node) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let back = |mut p: usize, open: u8| -> Option<usize> {
+        while p > 0 && b[p - 1].is_ascii_whitespace() {
+            p -= 1;
+        }
+        (p > 0 && b[p - 1] == open).then(|| p - 1)
+    };
+    let forward = |mut p: usize, close: u8| -> Option<usize> {
+        while p < b.len() && b[p].is_ascii_whitespace() {
+            p += 1;
+        }
+        (b.get(p) == Some(&close)).then_some(p + 1)
+    };
+    match node {
+        Node::Leaf(i) => Some((doc.leaves[*i].span.start, doc.leaves[*i].span.end)),
+        Node::Map(entries) => {
+            let (first, last) = (entries.first()?, entries.last()?);
+            Some((back(first.at, b'{')?, forward(last.end, b'}')?))
+        }
+        Node::Seq(items) => {
+            let first = bounds(text, doc, items.first()?)?.0;
+            let last = bounds(text, doc, items.last()?)?.1;
+            Some((back(first, b'[')?, forward(last, b']')?))
+        }
     }
 }
 

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::tree::{Document, Leaf, MetaValue, ScalarType, Value};
+use crate::tree::{Document, Entry, Leaf, MetaValue, Node, ScalarType, Value};
 
 pub mod binary;
 pub mod dotenv;
+pub mod edit;
 pub mod flatten;
 pub mod ini;
 pub mod json;
@@ -350,6 +351,62 @@ pub trait Store: Sync {
         doc_index: usize,
         meta: &MetaValue,
     ) -> (usize, String);
+
+    /// Whether values keep their type and may be subtrees (YAML, JSON); dotenv and INI
+    /// hold text.
+    fn holds_trees(&self) -> bool {
+        false
+    }
+
+    /// Entry `e` (its key and all it holds) replaced by `key` holding `tree`.
+    fn replace_entry(
+        &self,
+        _doc: &Document,
+        _e: &Entry,
+        _key: &str,
+        _tree: &Value,
+    ) -> Result<edit::Edit, edit::NoEdit> {
+        Err(edit::NoEdit::NoTrees)
+    }
+
+    /// `key` holding `value` added after `last`, the last entry of its mapping.
+    fn insert_entry(
+        &self,
+        doc: &Document,
+        last: &Entry,
+        key: &str,
+        value: &Value,
+    ) -> Result<edit::Edit, edit::NoEdit>;
+
+    /// Entry `idx` of `entries` removed.
+    fn remove_entry(
+        &self,
+        doc: &Document,
+        entries: &[Entry],
+        idx: usize,
+    ) -> Result<edit::Edit, edit::NoEdit> {
+        Ok(edit::remove_entry_lines(doc, entries, idx))
+    }
+
+    /// `v` added after the last of `items`, a list that is not empty.
+    fn append_item(
+        &self,
+        _doc: &Document,
+        _items: &[Node],
+        _v: &Value,
+    ) -> Result<edit::Edit, edit::NoEdit> {
+        Err(edit::NoEdit::NoLists)
+    }
+
+    /// Item `i` of `items` removed.
+    fn remove_item(
+        &self,
+        _doc: &Document,
+        _items: &[Node],
+        _i: usize,
+    ) -> Result<edit::Edit, edit::NoEdit> {
+        Err(edit::NoEdit::NoLists)
+    }
 
     /// Serialise a whole plaintext tree (for `--output-type` and `--extract`).
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, WriteError>;

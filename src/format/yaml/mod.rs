@@ -3,6 +3,7 @@
 //! comments, blank lines and key quoting survive untouched.
 
 mod comments;
+mod edit;
 mod emit;
 mod lenient;
 mod parse;
@@ -22,9 +23,7 @@ use lenient::Pads;
 
 use comments::*;
 use emit::*;
-pub(crate) use emit::{
-    double_quoted, plain_safe, render_str, yaml_entry, yaml_item, yaml_scalar_or_flow,
-};
+pub(crate) use emit::{render_str, yaml_entry, yaml_item, yaml_scalar_or_flow};
 use parse::*;
 
 pub struct YamlStore;
@@ -227,6 +226,57 @@ impl Store for YamlStore {
         }
         w.flush(usize::MAX, 0);
         Ok(w.out)
+    }
+
+    fn holds_trees(&self) -> bool {
+        true
+    }
+
+    fn replace_entry(
+        &self,
+        doc: &Document,
+        e: &Entry,
+        key: &str,
+        tree: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        edit::replace_entry(doc, e, key, tree)
+    }
+
+    fn insert_entry(
+        &self,
+        doc: &Document,
+        last: &Entry,
+        key: &str,
+        value: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        edit::insert_entry(self, doc, last, key, value)
+    }
+
+    fn remove_entry(
+        &self,
+        doc: &Document,
+        entries: &[Entry],
+        idx: usize,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        edit::remove_entry(doc, entries, idx)
+    }
+
+    fn append_item(
+        &self,
+        doc: &Document,
+        items: &[Node],
+        v: &Value,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        edit::append_item(doc, items, v)
+    }
+
+    fn remove_item(
+        &self,
+        doc: &Document,
+        items: &[Node],
+        i: usize,
+    ) -> Result<super::edit::Edit, super::edit::NoEdit> {
+        edit::remove_item(doc, items, i)
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {
