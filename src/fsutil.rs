@@ -52,40 +52,47 @@ fn pending(path: &Path, add: bool) {
     }
 }
 
-/// A private directory (0700) for plaintext, removed when dropped and on signals.
-pub struct PrivateDir(Option<tempfile::TempDir>);
+/// A private directory (0700) for plaintext, removed when dropped and on signals. It is
+/// registered before it is made and forgotten only once removed, so a signal at any
+/// moment finds it.
+pub struct PrivateDir(Option<PathBuf>);
 
 impl PrivateDir {
     pub fn new(prefix: &str) -> Result<PrivateDir> {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .permissions(fs::Permissions::from_mode(0o700))
-            .tempdir()
-            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        // A signal between creation and this line leaves an empty directory at most.
-        pending(dir.path(), true);
-        Ok(PrivateDir(Some(dir)))
+        use std::os::unix::fs::DirBuilderExt;
+        let tmp = std::env::temp_dir();
+        loop {
+            let path = tmp.join(format!("{prefix}{}", random_word(10)));
+            pending(&path, true);
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(PrivateDir(Some(path))),
+                Err(e) => {
+                    pending(&path, false);
+                    if e.kind() != std::io::ErrorKind::AlreadyExists {
+                        return Err(Error::io(tmp, e));
+                    }
+                }
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
-        self.0
-            .as_ref()
-            .expect("present until dropped or kept")
-            .path()
+        self.0.as_deref().expect("present until dropped or kept")
     }
 
     /// Keep the directory (an edit that could not be rescued stays there).
     pub fn keep(mut self) -> PathBuf {
         let dir = self.0.take().expect("present until dropped or kept");
-        pending(dir.path(), false);
-        dir.keep()
+        pending(&dir, false);
+        dir
     }
 }
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
         if let Some(dir) = self.0.take() {
-            pending(dir.path(), false);
+            let _ = fs::remove_dir_all(&dir);
+            pending(&dir, false);
         }
     }
 }
@@ -137,17 +144,20 @@ fn umask() -> u32 {
     })
 }
 
-/// A name for a temporary file beside `path`, not in use.
-fn temp_name(dir: &Path) -> PathBuf {
+/// `n` random letters and digits, for names no one else uses.
+fn random_word(n: usize) -> String {
     use aes_gcm::aead::rand_core::RngCore;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut raw = [0u8; 12];
+    let mut raw = vec![0u8; n];
     aes_gcm::aead::OsRng.fill_bytes(&mut raw);
-    let name: String = raw
-        .iter()
+    raw.iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect();
-    dir.join(format!(".coffer-{name}.tmp"))
+        .collect()
+}
+
+/// A name for a temporary file beside `path`, not in use.
+fn temp_name(dir: &Path) -> PathBuf {
+    dir.join(format!(".coffer-{}.tmp", random_word(12)))
 }
 
 /// Write `data` to a temp file beside the target, then rename it over the target, so a
