@@ -180,11 +180,7 @@ impl Store for DotenvStore {
         key: &str,
         value: &Value,
     ) -> Result<super::edit::Edit, super::edit::NoEdit> {
-        let Value::Scalar(_, v) = value else {
-            return Err(super::edit::NoEdit::NoTrees);
-        };
-        let line = format!("{key}={}\n", v.replace('\n', "\\n"));
-        Ok(super::edit::line_after(&doc.text, last.end, line))
+        super::edit::insert_line(doc, last, key, value, "=")
     }
 
     fn emit(&self, value: &Value) -> Result<Zeroizing<String>, super::WriteError> {

@@ -62,6 +62,22 @@ pub(crate) fn remove_entry_lines(doc: &Document, entries: &[Entry], idx: usize) 
     (whole_lines(&doc.text, e.at, e.end), String::new())
 }
 
+/// `KEY{sep}VALUE` on a line of its own after `last` (dotenv, INI: text only, a line
+/// break written `\n`).
+pub(crate) fn insert_line(
+    doc: &Document,
+    last: &Entry,
+    key: &str,
+    value: &crate::tree::Value,
+    sep: &str,
+) -> Result<Edit, NoEdit> {
+    let crate::tree::Value::Scalar(_, v) = value else {
+        return Err(NoEdit::NoTrees);
+    };
+    let line = format!("{key}{sep}{}\n", v.replace('\n', "\\n"));
+    Ok(line_after(&doc.text, last.end, line))
+}
+
 /// A new `line` (ending in a line break) after the line holding `after`.
 pub(crate) fn line_after(text: &str, after: usize, line: String) -> Edit {
     let at = line_end_after(text, after);
