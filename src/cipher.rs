@@ -51,6 +51,11 @@ impl std::fmt::Debug for DataKey {
     }
 }
 
+/// `buf` filled from the operating system's random source.
+pub(crate) fn random(buf: &mut [u8]) {
+    getrandom(buf)
+}
+
 fn getrandom(buf: &mut [u8]) {
     use aes_gcm::aead::rand_core::RngCore;
     aes_gcm::aead::OsRng.fill_bytes(buf);

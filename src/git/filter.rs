@@ -41,6 +41,8 @@ pub struct Filter {
     committed: std::cell::RefCell<Option<Committed>>,
     /// Plaintext seen with each blob (`git::seen`), when the process keeps that record.
     seen: Option<Seen>,
+    /// Data keys kept between processes (`git::keycache`), with the record above.
+    key_cache: Option<std::sync::Arc<super::keycache::KeyCache>>,
     /// The creation rules, each config file read once a process.
     rules: std::cell::RefCell<crate::config::RulesCache>,
 }
@@ -125,20 +127,28 @@ impl Filter {
             kept: 0,
             committed: std::cell::RefCell::new(None),
             seen: None,
+            key_cache: None,
             rules: std::cell::RefCell::new(crate::config::RulesCache::new(config)),
         }
     }
 
-    /// Keep the record of seen plaintext (`git::seen`) for this process: read it now,
-    /// write it with `save_seen`. Needs a repository and an age identity.
+    /// Keep the record of seen plaintext (`git::seen`) and the data keys opened
+    /// (`git::keycache`) for this process: read them now, write them with `save_seen`.
+    /// Needs a repository and an age identity.
     pub fn load_seen(&mut self) {
         let (Some(repo), Some(key)) = (&self.repo, self.keyring.seen_key()) else {
             return;
         };
+        let cache = std::sync::Arc::new(super::keycache::KeyCache::load(repo.path(), &key));
+        self.keyring.keep_keys_in(cache.clone());
+        self.key_cache = Some(cache);
         self.seen = Some(Seen::load(repo.path(), Tagger::new(key)));
     }
 
     pub fn save_seen(&self) -> std::io::Result<()> {
+        if let Some(cache) = &self.key_cache {
+            cache.save()?;
+        }
         self.seen.as_ref().map_or(Ok(()), Seen::save)
     }
 
@@ -439,7 +449,12 @@ impl Filter {
     ) -> Result<Zeroizing<Vec<u8>>> {
         let key = DataKey::generate();
         let mut md = sops::new_metadata(&key, recipients, &self.wrappers, rule, None)?;
-        self.accept(sops::encrypt_plain(path, format, content, &key, &mut md)?)
+        let out = self.accept(sops::encrypt_plain(path, format, content, &key, &mut md)?)?;
+        // The next checkout opens it without unwrapping.
+        if let Some(cache) = &self.key_cache {
+            cache.put(&md, &key);
+        }
+        Ok(out)
     }
 
     /// The bytes of checked output; a layout warning is kept for the report.

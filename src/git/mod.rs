@@ -3,6 +3,7 @@
 //! merge driver, `status` the checks and lock/unlock.
 
 pub mod filter;
+mod keycache;
 pub mod merge;
 mod merge_values;
 pub mod pktline;

@@ -246,6 +246,13 @@ pub enum Locked {
 pub const ENTRY_ALTERED: &str =
     "the entry named for this identity does not open with it: it was altered";
 
+/// Data keys kept between processes (the git filter's `.git/coffer/keys`), by a file's
+/// key entries. Whatever it gives is still checked by the file's MAC.
+pub trait KeptKeys: Send + Sync {
+    fn get(&self, meta: &Metadata) -> Option<DataKey>;
+    fn put(&self, meta: &Metadata, key: &DataKey);
+}
+
 /// One way of opening data keys (all age identities, or one KMS client).
 pub trait MasterKey: Send + Sync {
     /// The kind's name in sops's `--decryption-order` (`age`, `pgp`, `kms`).
@@ -286,6 +293,8 @@ pub(crate) fn first_opened<E>(
 /// Everything this process can decrypt with.
 pub struct Keyring {
     sources: Vec<Box<dyn MasterKey>>,
+    /// Data keys kept between processes, looked in before any master key is tried.
+    kept: std::sync::OnceLock<std::sync::Arc<dyn KeptKeys>>,
     state: Mutex<Cache>,
     /// Signalled when an unwrap ends, for threads waiting on the same data key.
     unwrapped: std::sync::Condvar,
@@ -324,6 +333,7 @@ impl Keyring {
     pub fn new(sources: Vec<Box<dyn MasterKey>>) -> Self {
         Keyring {
             sources,
+            kept: std::sync::OnceLock::new(),
             state: Mutex::new(Cache::default()),
             unwrapped: std::sync::Condvar::new(),
         }
@@ -359,14 +369,25 @@ impl Keyring {
                 .opening
                 .extend(wrapped.iter().map(|w| (*w).to_string()));
         }
-        let opened = if meta.is_shamir() {
-            self.combine(meta)
-        } else {
-            self.unwrap(meta).and_then(|raw| {
-                DataKey::from_slice(&raw).ok_or_else(|| {
-                    vec!["a master key opened to a data key that is not 32 bytes".to_string()]
-                })
-            })
+        let kept = self.kept.get();
+        let opened = match kept.and_then(|k| k.get(meta)) {
+            Some(key) => Ok(key),
+            None => {
+                let opened = if meta.is_shamir() {
+                    self.combine(meta)
+                } else {
+                    self.unwrap(meta).and_then(|raw| {
+                        DataKey::from_slice(&raw).ok_or_else(|| {
+                            vec!["a master key opened to a data key that is not 32 bytes"
+                                .to_string()]
+                        })
+                    })
+                };
+                if let (Ok(key), Some(kept)) = (&opened, kept) {
+                    kept.put(meta, key);
+                }
+                opened
+            }
         };
         let mut state = self.state.lock().expect("key cache lock");
         for w in &wrapped {
@@ -377,6 +398,12 @@ impl Keyring {
         }
         self.unwrapped.notify_all();
         opened
+    }
+
+    /// Look in `kept` for data keys before unwrapping any, and keep there those
+    /// unwrapped (once per keyring; later calls are ignored).
+    pub fn keep_keys_in(&self, kept: std::sync::Arc<dyn KeptKeys>) {
+        let _ = self.kept.set(kept);
     }
 
     /// See `MasterKey::seen_key`: the first source's that has one.

@@ -938,3 +938,103 @@ fn whole_files_merge_line_by_line_without_plaintext_on_disk() {
     assert!(stray.is_empty());
     assert_no_plaintext_in_git(&sb, "repo", "ONE-secret-a");
 }
+
+/// The filter keeps each data key it opens or makes, sealed, in `.git/coffer/keys`, so a
+/// later checkout skips the unwrap; a key is kept under the file's whole set of key
+/// entries. Once someone's entry is taken out of a file, its data key kept (as `sops
+/// updatekeys` keeps it), the key kept for the old set opens nothing.
+#[test]
+fn kept_data_keys_open_only_the_key_entries_they_were_kept_for() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let cache = sb.path("repo/.git/coffer/keys");
+    // The header, then 92 bytes per key: one for each file committed.
+    let entries = |sb: &Sandbox| {
+        (std::fs::metadata(sb.path("repo/.git/coffer/keys"))
+            .unwrap()
+            .len()
+            - 30)
+            / 92
+    };
+    assert!(cache.exists(), "committing kept no data key");
+    assert_eq!(entries(&sb), 2);
+    assert_eq!(mode(&cache) & 0o077, 0);
+    assert!(!std::fs::read(&cache)
+        .unwrap()
+        .windows(SECRET.len())
+        .any(|w| w == SECRET.as_bytes()));
+
+    // Bob's entry first, this sandbox's (Alice's) second.
+    let bob_keys = sb.path("bob.txt");
+    sb.ok(&["keygen", "-o", bob_keys.to_str().unwrap()]);
+    let bob = stdout(&sb.ok(&["keygen", "--show", "-o", bob_keys.to_str().unwrap()]));
+    sb.write(
+        "repo/.coffer.yaml",
+        format!(
+            "creation_rules:\n  - age: [{}, {}]\n",
+            bob.trim(),
+            sb.recipient
+        ),
+    );
+    sb.write("repo/secrets/team.env", format!("PASSWORD={SECRET}\n"));
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-qm", "team"]);
+    assert_eq!(entries(&sb), 3);
+    std::fs::remove_file(sb.path("repo/secrets/team.env")).unwrap();
+    sb.git("repo", &["checkout", "-q", "--", "secrets/team.env"]);
+    assert_eq!(
+        sb.read_str("repo/secrets/team.env"),
+        format!("PASSWORD={SECRET}\n")
+    );
+
+    // Alice's entry taken out; the data key, and so the values and MAC, as they were.
+    let stored = blob(&sb, "repo", "HEAD:secrets/team.env");
+    assert!(stored.contains("sops_age__list_1__map_enc="), "{stored}");
+    let without: String = stored
+        .lines()
+        .filter(|l| !l.starts_with("sops_age__list_1__"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    sb.write("bob-only.env", &without);
+    let id = sb.git(
+        "repo",
+        &[
+            "hash-object",
+            "-w",
+            "--no-filters",
+            sb.path("bob-only.env").to_str().unwrap(),
+        ],
+    );
+    sb.git(
+        "repo",
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{},secrets/team.env", id.trim()),
+        ],
+    );
+    sb.git("repo", &["commit", "-qm", "alice leaves"]);
+    // Bob still opens it.
+    let out = sb.run_with(
+        &["decrypt", sb.path("bob-only.env").to_str().unwrap()],
+        &[("COFFER_AGE_KEY_FILE", bob_keys.to_str().unwrap())],
+    );
+    assert_eq!(stdout(&out), format!("PASSWORD={SECRET}\n"));
+    // Alice does not: not from her kept keys either.
+    std::fs::remove_file(sb.path("repo/secrets/team.env")).unwrap();
+    let _ = sb.git_in("repo", &["checkout", "-q", "--", "secrets/team.env"]);
+    let there = std::fs::read_to_string(sb.path("repo/secrets/team.env")).unwrap_or_default();
+    assert!(!there.contains(SECRET), "opened from a kept key: {there}");
+
+    // A damaged cache is not read: the checkout unwraps, and answers the same.
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&cache, &bytes).unwrap();
+    std::fs::remove_file(sb.path("repo/secrets/app.env")).unwrap();
+    sb.git("repo", &["checkout", "-q", "--", "secrets/app.env"]);
+    assert_eq!(
+        sb.read_str("repo/secrets/app.env"),
+        std::fs::read_to_string(testdata("plain/app.env")).unwrap()
+    );
+}
