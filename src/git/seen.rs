@@ -136,10 +136,11 @@ impl Seen {
         {
             return Hit::Miss;
         }
-        // The bytes are answered only when they are the blob: the tag does not cover them.
+        // The bytes are the blob's: the entry was made from them (`Tagger::entry`) and
+        // the record's check finds damage, so no SHA-1 of them on the way to the answer.
         match entry.bytes.as_deref() {
-            Some(b) if blob_id(b) == blob => Hit::Bytes(b),
-            _ => Hit::Stored,
+            Some(b) => Hit::Bytes(b),
+            None => Hit::Stored,
         }
     }
 
