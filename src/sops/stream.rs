@@ -24,6 +24,8 @@ use crate::keys::Keyring;
 use crate::metadata::Metadata;
 use crate::tree::ScalarType;
 use crate::{Error, Result};
+use aes_gcm::aead::consts::U16;
+use aes_gcm::aead::generic_array::GenericArray;
 
 /// Binary files at least this large are streamed.
 pub const FROM: u64 = 4 << 20;
@@ -31,6 +33,9 @@ pub const FROM: u64 = 4 << 20;
 /// A piece of plaintext: whole AES blocks and whole base64 groups.
 const PIECE: usize = 3 << 18;
 const B64_PIECE: usize = PIECE / 3 * 4;
+/// Binary files up to this size decrypt to a stream (stdout) in one reading held in
+/// memory; larger ones in two readings, the first checking, the second writing.
+const IN_MEMORY: u64 = 256 << 20;
 const _: () = assert!(PIECE.is_multiple_of(16) && PIECE.is_multiple_of(3));
 
 const PREFIX: &str = "ENC[AES256_GCM,data:";
@@ -403,18 +408,26 @@ fn decrypt_data(
     mac: &mut MacBuilder,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    decrypt_pieces(src, located, key, iv, tag, mac, &mut |_| Ok(()), sink)
+    decrypt_pieces(
+        src,
+        located,
+        key,
+        iv,
+        Some((tag, mac)),
+        &mut |_| Ok(()),
+        sink,
+    )
 }
 
-/// [`decrypt_data`], each piece's base64 shown to `seen` before it is decrypted.
-#[allow(clippy::too_many_arguments)]
+/// [`decrypt_data`], each piece's base64 shown to `seen` before it is decrypted. With
+/// no tag and MAC to check, the data is only decrypted: a second reading of data whose
+/// first was checked, `seen` comparing each piece with the first reading's.
 fn decrypt_pieces(
     src: &mut File,
     located: &Located,
     key: &DataKey,
     iv: &[u8],
-    tag: &[u8],
-    mac: &mut MacBuilder,
+    check: Option<(&[u8], &mut MacBuilder)>,
     seen: &mut dyn FnMut(&[u8]) -> Result<()>,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
@@ -430,7 +443,8 @@ fn decrypt_pieces(
     let mut text = vec![0u8; B64_PIECE];
     let mut piece = Zeroizing::new(vec![0u8; PIECE]);
     let mut gcm = Gcm::new(key, iv, &aad());
-    hashing_aside(mac, |to_mac| {
+    let checked = check.is_some();
+    let mut each = |to_mac: &mut dyn FnMut(&[u8])| -> Result<()> {
         while left > 0 {
             let want = (left as usize).min(B64_PIECE);
             let n = fill(src, &mut text[..want]).map_err(io(file))?;
@@ -446,14 +460,101 @@ fn decrypt_pieces(
             if left > 0 && k != PIECE {
                 return Err(Error::Refused("the data is not base64".into()));
             }
-            gcm.open(&mut piece[..k]);
+            if checked {
+                gcm.open(&mut piece[..k]);
+            } else {
+                gcm.open_checked_before(&mut piece[..k]);
+            }
             to_mac(&piece[..k]);
             sink(&piece[..k])?;
         }
         Ok(())
-    })?;
+    };
+    let Some((tag, mac)) = check else {
+        return each(&mut |_| ());
+    };
+    hashing_aside(mac, |to_mac| each(to_mac))?;
     gcm.check(tag)
         .map_err(|e| Error::Refused(format!("the data does not decrypt ({e})")))
+}
+
+/// [`decrypt_data`] into `plain` (empty, with room for all of the data): each piece
+/// decoded and decrypted where it ends up, and hashed for the MAC from there on another
+/// thread, so the plaintext is never copied.
+fn decrypt_into(
+    src: &mut File,
+    located: &Located,
+    key: &DataKey,
+    iv: &[u8],
+    tag: &[u8],
+    mac: &mut MacBuilder,
+    plain: &mut Zeroizing<Vec<u8>>,
+) -> Result<()> {
+    let mut left = located.data.end - located.data.start;
+    // Within the capacity reserved: the buffer never moves, so no copy is left behind.
+    plain.resize((left / 4 * 3) as usize, 0);
+    src.seek(SeekFrom::Start(located.data.start))
+        .map_err(io("the data"))?;
+    let mut text = vec![0u8; B64_PIECE];
+    let mut gcm = Gcm::new(key, iv, &aad());
+    let mut len = 0;
+    std::thread::scope(|scope| -> Result<()> {
+        let (to_hash, pieces) = std::sync::mpsc::sync_channel::<&[u8]>(4);
+        scope.spawn(move || {
+            for p in pieces {
+                mac.add_piece(p);
+            }
+        });
+        for chunk in plain.chunks_mut(PIECE) {
+            if left == 0 {
+                break;
+            }
+            let want = (left as usize).min(B64_PIECE);
+            let n = fill(src, &mut text[..want]).map_err(io("the data"))?;
+            if n < want {
+                return Err(Error::Refused("the file ends inside its data".into()));
+            }
+            left -= n as u64;
+            let k = B64
+                .decode_slice(&text[..n], &mut chunk[..])
+                .map_err(|_| Error::Refused("the data is not base64".into()))?;
+            // Every piece but the last is whole: padding inside the data is no sops data.
+            if left > 0 && k != PIECE {
+                return Err(Error::Refused("the data is not base64".into()));
+            }
+            gcm.open(&mut chunk[..k]);
+            len += k;
+            let done: &[u8] = chunk;
+            let _ = to_hash.send(&done[..k]);
+        }
+        Ok(())
+    })?;
+    plain.truncate(len);
+    gcm.check(tag)
+        .map_err(|e| Error::Refused(format!("the data does not decrypt ({e})")))
+}
+
+/// Tells the pieces of one reading of a file from another's: a universal hash (GHASH)
+/// under a key drawn for this process, which whoever changes the file cannot know.
+struct PieceDigest(GenericArray<u8, U16>);
+
+impl PieceDigest {
+    fn new() -> Self {
+        let mut key = GenericArray::default();
+        cipher::random(&mut key);
+        PieceDigest(key)
+    }
+
+    fn of(&self, text: &[u8]) -> [u8; 16] {
+        use aes::cipher::KeyInit as _;
+        use ghash::universal_hash::UniversalHash;
+        let mut g = ghash::GHash::new(&self.0);
+        g.update_padded(text);
+        let mut len = GenericArray::default();
+        len[8..].copy_from_slice(&(text.len() as u64 * 8).to_be_bytes());
+        g.update(&[len]);
+        g.finalize().into()
+    }
 }
 
 /// Decrypt the binary file `src` (located with [`locate`]) into `out`. The plaintext in
@@ -501,9 +602,9 @@ pub fn decrypt_to(
         src,
         located,
         (&iv, &tag, &key),
-        &meta,
-        ignore_mac,
+        (&meta, ignore_mac),
         out,
+        IN_MEMORY,
     )?);
     Ok(warnings)
 }
@@ -514,21 +615,38 @@ fn write_checked(
     src: &mut File,
     located: &Located,
     (iv, tag, key): (&[u8], &[u8], &DataKey),
-    meta: &Metadata,
-    ignore_mac: bool,
+    (meta, ignore_mac): (&Metadata, bool),
     out: &mut dyn Write,
+    in_memory: u64,
 ) -> Result<Vec<String>> {
-    let mut digests: Vec<[u8; 32]> = Vec::new();
+    // Up to `in_memory` bytes, one reading into memory (zeroized), checked, then
+    // written: the file's size in memory once, and no second reading.
+    let most = (located.data.end - located.data.start) / 4 * 3;
+    if most <= in_memory {
+        let mut plain = Zeroizing::new(Vec::new());
+        if plain.try_reserve_exact(most as usize).is_ok() {
+            let mut mac = MacBuilder::new(meta.mac_only_encrypted);
+            decrypt_into(src, located, key, iv, tag, &mut mac, &mut plain)
+                .map_err(value_error(file))?;
+            let mut warnings = Vec::new();
+            super::check_mac(file, key, meta, &mac.finish(), ignore_mac, &mut warnings)?;
+            out.write_all(&plain)
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::io("<stdout>", e))?;
+            return Ok(warnings);
+        }
+    }
+    let digest = PieceDigest::new();
+    let mut digests: Vec<[u8; 16]> = Vec::new();
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);
     decrypt_pieces(
         src,
         located,
         key,
         iv,
-        tag,
-        &mut mac,
+        Some((tag, &mut mac)),
         &mut |text| {
-            digests.push(Sha256::digest(text).into());
+            digests.push(digest.of(text));
             Ok(())
         },
         &mut |_| Ok(()),
@@ -548,10 +666,9 @@ fn write_checked(
         located,
         key,
         iv,
-        tag,
-        &mut MacBuilder::new(false),
+        None,
         &mut |text| match next.next() {
-            Some(d) if *d == <[u8; 32]>::from(Sha256::digest(text)) => Ok(()),
+            Some(d) if *d == digest.of(text) => Ok(()),
             _ => Err(changed()),
         },
         &mut |piece| w.write_all(piece).map_err(|e| Error::io("<stdout>", e)),
@@ -708,20 +825,22 @@ mod tests {
         let (meta, value) = located.metadata("f").unwrap();
         let (iv, tag, _) = cipher::iv_tag_type(&value).unwrap();
 
-        // Unchanged: all of it.
-        let mut all = Vec::new();
-        let mut src = File::open(&path).unwrap();
-        write_checked(
-            "f",
-            &mut src,
-            &located,
-            (&iv, &tag, &key),
-            &meta,
-            false,
-            &mut all,
-        )
-        .unwrap();
-        assert!(all == plain);
+        // Unchanged: all of it, read once into memory or twice.
+        for in_memory in [IN_MEMORY, 0] {
+            let mut all = Vec::new();
+            let mut src = File::open(&path).unwrap();
+            write_checked(
+                "f",
+                &mut src,
+                &located,
+                (&iv, &tag, &key),
+                (&meta, false),
+                &mut all,
+                in_memory,
+            )
+            .unwrap();
+            assert!(all == plain, "{in_memory}");
+        }
 
         /// Changes the file's second piece once the first is written.
         struct Tamper<'p> {
@@ -754,9 +873,9 @@ mod tests {
             &mut src,
             &located,
             (&iv, &tag, &key),
-            &meta,
-            false,
+            (&meta, false),
             &mut tamper,
+            0,
         );
         assert!(r.is_err());
         assert!(
