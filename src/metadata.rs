@@ -343,6 +343,16 @@ impl Metadata {
         (major > 3).then_some(v)
     }
 
+    /// The wrapped forms of the data key (or of this group's share) this level of the
+    /// metadata holds, key groups not included: age, then KMS, then PGP entries.
+    pub fn wrapped_keys(&self) -> impl Iterator<Item = &str> {
+        self.age
+            .iter()
+            .map(|a| a.enc.as_str())
+            .chain(self.kms.iter().map(|k| k.enc.as_str()))
+            .chain(self.pgp.iter().map(|p| p.enc.as_str()))
+    }
+
     /// Whether the data key is split over Shamir key groups.
     pub fn is_shamir(&self) -> bool {
         !self.groups.is_empty()

@@ -98,13 +98,7 @@ impl KeyCache {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret[..]).expect("any length");
         mac.update(b"id");
         for m in std::iter::once(meta).chain(&meta.groups) {
-            let wrapped = m
-                .age
-                .iter()
-                .map(|a| a.enc.as_str())
-                .chain(m.kms.iter().map(|k| k.enc.as_str()))
-                .chain(m.pgp.iter().map(|p| p.enc.as_str()));
-            for w in wrapped {
+            for w in m.wrapped_keys() {
                 mac.update(&(w.len() as u64).to_le_bytes());
                 mac.update(w.as_bytes());
             }

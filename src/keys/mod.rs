@@ -346,13 +346,7 @@ impl Keyring {
         // Shares of a split key name it too: each belongs to this file's split alone.
         let wrapped: Vec<&str> = std::iter::once(meta)
             .chain(&meta.groups)
-            .flat_map(|m| {
-                m.age
-                    .iter()
-                    .map(|a| a.enc.as_str())
-                    .chain(m.kms.iter().map(|k| k.enc.as_str()))
-                    .chain(m.pgp.iter().map(|p| p.enc.as_str()))
-            })
+            .flat_map(Metadata::wrapped_keys)
             .collect();
         {
             let mut state = self.state.lock().expect("key cache lock");
