@@ -446,20 +446,7 @@ fn decrypt_pieces(
     let checked = check.is_some();
     let mut each = |to_mac: &mut dyn FnMut(&[u8])| -> Result<()> {
         while left > 0 {
-            let want = (left as usize).min(B64_PIECE);
-            let n = fill(src, &mut text[..want]).map_err(io(file))?;
-            if n < want {
-                return Err(Error::Refused("the file ends inside its data".into()));
-            }
-            left -= n as u64;
-            seen(&text[..n])?;
-            let k = B64
-                .decode_slice(&text[..n], &mut piece[..])
-                .map_err(|_| Error::Refused("the data is not base64".into()))?;
-            // Every piece but the last is whole: padding inside the data is no sops data.
-            if left > 0 && k != PIECE {
-                return Err(Error::Refused("the data is not base64".into()));
-            }
+            let k = next_piece(src, &mut text, &mut left, seen, &mut piece[..])?;
             if checked {
                 gcm.open(&mut piece[..k]);
             } else {
@@ -476,6 +463,32 @@ fn decrypt_pieces(
     hashing_aside(mac, |to_mac| each(to_mac))?;
     gcm.check(tag)
         .map_err(|e| Error::Refused(format!("the data does not decrypt ({e})")))
+}
+
+/// Read the next piece of the data's base64 (`left` bytes of it are still to come) into
+/// `text`, show it to `seen`, and decode it into `into`; its length.
+fn next_piece(
+    src: &mut File,
+    text: &mut [u8],
+    left: &mut u64,
+    seen: &mut dyn FnMut(&[u8]) -> Result<()>,
+    into: &mut [u8],
+) -> Result<usize> {
+    let want = (*left as usize).min(B64_PIECE);
+    let n = fill(src, &mut text[..want]).map_err(io("the data"))?;
+    if n < want {
+        return Err(Error::Refused("the file ends inside its data".into()));
+    }
+    *left -= n as u64;
+    seen(&text[..n])?;
+    let k = B64
+        .decode_slice(&text[..n], into)
+        .map_err(|_| Error::Refused("the data is not base64".into()))?;
+    // Every piece but the last is whole: padding inside the data is no sops data.
+    if *left > 0 && k != PIECE {
+        return Err(Error::Refused("the data is not base64".into()));
+    }
+    Ok(k)
 }
 
 /// [`decrypt_data`] into `plain` (empty, with room for all of the data): each piece
@@ -509,19 +522,7 @@ fn decrypt_into(
             if left == 0 {
                 break;
             }
-            let want = (left as usize).min(B64_PIECE);
-            let n = fill(src, &mut text[..want]).map_err(io("the data"))?;
-            if n < want {
-                return Err(Error::Refused("the file ends inside its data".into()));
-            }
-            left -= n as u64;
-            let k = B64
-                .decode_slice(&text[..n], &mut chunk[..])
-                .map_err(|_| Error::Refused("the data is not base64".into()))?;
-            // Every piece but the last is whole: padding inside the data is no sops data.
-            if left > 0 && k != PIECE {
-                return Err(Error::Refused("the data is not base64".into()));
-            }
+            let k = next_piece(src, &mut text, &mut left, &mut |_| Ok(()), chunk)?;
             gcm.open(&mut chunk[..k]);
             len += k;
             let done: &[u8] = chunk;
