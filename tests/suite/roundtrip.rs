@@ -249,16 +249,6 @@ fn large_binary_files_stream_and_stay_sops_files() {
         "big.enc",
     ]);
     assert!(out.stdout == blob, "stdout gave something else");
-    let out = sb.run(&[
-        "decrypt",
-        "--input-type",
-        "binary",
-        "--output-type",
-        "binary",
-        "tampered.enc",
-    ]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(out.stdout.is_empty(), "{} bytes written", out.stdout.len());
     // The data intact but the MAC altered: not one byte to stdout either (the data is
     // decrypted into memory and written once the MAC is checked).
     let text = String::from_utf8(first.clone()).unwrap();
@@ -266,16 +256,22 @@ fn large_binary_files_stream_and_stay_sops_files() {
     let mut bad_mac = first.clone();
     bad_mac[at] = if bad_mac[at] == b'A' { b'B' } else { b'A' };
     sb.write("bad-mac.enc", &bad_mac);
-    let out = sb.run(&[
-        "decrypt",
-        "--input-type",
-        "binary",
-        "--output-type",
-        "binary",
-        "bad-mac.enc",
-    ]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(out.stdout.is_empty(), "{} bytes written", out.stdout.len());
+    for file in ["tampered.enc", "bad-mac.enc"] {
+        let out = sb.run(&[
+            "decrypt",
+            "--input-type",
+            "binary",
+            "--output-type",
+            "binary",
+            file,
+        ]);
+        assert_eq!(out.status.code(), Some(4), "{file}: {}", stderr(&out));
+        assert!(
+            out.stdout.is_empty(),
+            "{file}: {} bytes written",
+            out.stdout.len()
+        );
+    }
     // No private staging directory is left behind.
     let left: Vec<_> = std::fs::read_dir(sb.dir.path())
         .unwrap()
