@@ -12,7 +12,6 @@
 //! unseal is passed over, never trusted; whatever opens is checked by the file's MAC.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -158,8 +157,6 @@ impl KeyCache {
         if state.added.is_empty() {
             return Ok(());
         }
-        let dir = self.file.parent().expect("a file in a directory");
-        std::fs::create_dir_all(dir)?;
         let mut order: Vec<([u8; ID_LEN], Sealed)> = std::fs::read(&self.file)
             .ok()
             .and_then(|b| parse(&b, &self.key_id()))
@@ -181,10 +178,7 @@ impl KeyCache {
             out.extend_from_slice(id);
             out.extend_from_slice(sealed);
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&out)?;
-        tmp.persist(&self.file).map_err(|e| e.error)?;
-        Ok(())
+        super::replace_record(&self.file, &out)
     }
 }
 

@@ -22,6 +22,19 @@ use std::process::Command;
 
 use crate::{Error, Result};
 
+/// Replace one of the filter's records under `.git/coffer/` with `bytes`: a new file
+/// (0600, as tempfile makes them) renamed over the old, so a reader sees one or the
+/// other.
+fn replace_record(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = file.parent().expect("a file in a directory");
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Stage `file` (`git add`) when it is in a git repository; outside one, nothing.
 pub fn stage_file(file: &Path) -> Result<()> {
     let abs = std::fs::canonicalize(file).map_err(|e| Error::io(file, e))?;

@@ -13,7 +13,6 @@
 //! bytes are ciphertext, as in git's own store.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -164,8 +163,6 @@ impl Seen {
         if !self.changed {
             return Ok(());
         }
-        let dir = self.file.parent().expect("a file in a directory");
-        std::fs::create_dir_all(dir)?;
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.tagger.key_id());
@@ -180,10 +177,7 @@ impl Seen {
         }
         let sum = crc32fast::hash(&out);
         out.extend_from_slice(&sum.to_le_bytes());
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&out)?;
-        tmp.persist(&self.file).map_err(|e| e.error)?;
-        Ok(())
+        super::replace_record(&self.file, &out)
     }
 }
 
