@@ -601,12 +601,12 @@ impl Rules {
 
     /// `unenc`: a comment before (or the leaf itself) matched `unencrypted_comment_regex`;
     /// `enc`: a comment before it matched `encrypted_comment_regex`.
-    fn decide(&self, path: &[String], unenc: bool, enc: bool) -> bool {
+    fn decide<K: AsRef<str>>(&self, path: &[K], unenc: bool, enc: bool) -> bool {
         let mut encrypted = match &self.selector {
-            Sel::UnencSuffix(s) => !path.iter().any(|p| p.ends_with(s.as_str())),
-            Sel::EncSuffix(s) => path.iter().any(|p| p.ends_with(s.as_str())),
-            Sel::UnencRegex(r) => !path.iter().any(|p| r.is_match(p)),
-            Sel::EncRegex(r) => path.iter().any(|p| r.is_match(p)),
+            Sel::UnencSuffix(s) => !path.iter().any(|p| p.as_ref().ends_with(s.as_str())),
+            Sel::EncSuffix(s) => path.iter().any(|p| p.as_ref().ends_with(s.as_str())),
+            Sel::UnencRegex(r) => !path.iter().any(|p| r.is_match(p.as_ref())),
+            Sel::EncRegex(r) => path.iter().any(|p| r.is_match(p.as_ref())),
         };
         if self.unenc_comment.is_some() && unenc {
             encrypted = false;
@@ -628,7 +628,7 @@ pub struct CommentRun<'r> {
 
 impl CommentRun<'_> {
     /// Whether the next leaf is encrypted: its key path, its text when it is a comment.
-    pub fn next(&mut self, path: &[String], comment: Option<&str>) -> bool {
+    pub fn next(&mut self, path: &[crate::tree::Key], comment: Option<&str>) -> bool {
         let matches =
             |r: &Option<Regex>| comment.is_some_and(|c| r.as_ref().is_some_and(|r| r.is_match(c)));
         let unenc_here = matches(&self.rules.unenc_comment);
@@ -893,7 +893,11 @@ mod tests {
                     stack.push(c);
                 }
                 let want = rules.should_encrypt(&path, &stack, leaf.is_some());
-                assert_eq!(walk.next(&path, *leaf), want, "{unenc:?} {enc:?} at {i}");
+                assert_eq!(
+                    walk.next(&[path[0].as_str().into()], *leaf),
+                    want,
+                    "{unenc:?} {enc:?} at {i}"
+                );
                 if leaf.is_none() {
                     stack.clear();
                 }

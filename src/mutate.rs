@@ -110,7 +110,7 @@ fn find_nested<'d>(
             })
             .collect();
         let mut keys = keys?;
-        if entries.iter().any(|e| e.key == keys[0]) {
+        if entries.iter().any(|e| *e.key == *keys[0]) {
             return None;
         }
         let first = keys.remove(0);
@@ -146,7 +146,7 @@ fn set_tree(
     // The entry exists: replace it whole.
     if path::lookup(&doc.docs[0].root, steps).is_some() {
         let (entries, key) = find_parent(file, doc, steps)?;
-        let e = entries.iter().find(|e| e.key == key).expect("looked up");
+        let e = entries.iter().find(|e| *e.key == *key).expect("looked up");
         let edit = store.replace_entry(doc, e, &key, tree).map_err(refused)?;
         let out = bytes(splice(&doc.text, vec![edit]));
         return checked(file, format, doc, out, steps, Meant::Tree(tree));
@@ -332,7 +332,7 @@ pub fn unset(
     let (entries, key) = find_parent(file, &doc, steps)?;
     let idx = entries
         .iter()
-        .position(|e| e.key == key)
+        .position(|e| *e.key == *key)
         .ok_or_else(|| Error::PathNotFound {
             file: file.into(),
             path: path::display(steps),
@@ -452,7 +452,7 @@ fn same_tree(doc: &Document, node: &Node, v: &Value) -> bool {
                 && entries
                     .iter()
                     .zip(want)
-                    .all(|(e, (k, w))| e.key == *k && same_tree(doc, &e.value, w))
+                    .all(|(e, (k, w))| *e.key == **k && same_tree(doc, &e.value, w))
         }
         (Node::Seq(items), Value::Seq(want)) => {
             items.len() == want.len() && items.iter().zip(want).all(|(n, w)| same_tree(doc, n, w))
@@ -480,7 +480,7 @@ fn items(doc: &Document, node: &Node, at: &mut Vec<Step>, out: &mut Items) {
                 Zeroizing::new(entries.len().to_string().into_bytes()),
             ));
             for e in entries {
-                at.push(Step::Key(e.key.clone()));
+                at.push(Step::Key(e.key.to_string()));
                 items(doc, &e.value, at, out);
                 at.pop();
             }

@@ -7,6 +7,7 @@
 //! quoting of keys) is carried over byte for byte.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -43,12 +44,40 @@ pub enum LeafKind {
     Comment,
 }
 
+/// A mapping key, shared by its entry and by every path that runs through it.
+pub type Key = Arc<str>;
+
+/// The mapping keys leading to a value (list indices left out), shared: a leaf's path
+/// is its container's with one key more, so a million leaves copy pointers, not names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPath(Arc<[Key]>);
+
+impl KeyPath {
+    /// This path with `key` after it.
+    pub fn child(&self, key: Key) -> KeyPath {
+        KeyPath(self.0.iter().cloned().chain([key]).collect())
+    }
+}
+
+impl std::ops::Deref for KeyPath {
+    type Target = [Key];
+    fn deref(&self) -> &[Key] {
+        &self.0
+    }
+}
+
+impl<K: Into<Key>> FromIterator<K> for KeyPath {
+    fn from_iter<I: IntoIterator<Item = K>>(keys: I) -> Self {
+        KeyPath(keys.into_iter().map(Into::into).collect())
+    }
+}
+
 /// One value or comment of the document.
 pub struct Leaf {
     pub kind: LeafKind,
-    /// The mapping keys leading to the value (list indices left out), as sops uses them
-    /// for the additional data. For a comment, the path of the container it sits in.
-    pub path: Vec<String>,
+    /// The mapping keys leading to the value, as sops uses them for the additional
+    /// data. For a comment, the path of the container it sits in.
+    pub path: KeyPath,
     /// Bytes of the source text this leaf's text occupies (for a comment: after the `#`).
     pub span: Range<usize>,
     pub ty: ScalarType,
@@ -81,7 +110,7 @@ pub enum Node {
 /// A mapping entry with where it sits in the source, for `set` and `unset`.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    pub key: String,
+    pub key: Key,
     /// Byte offset of the key.
     pub at: usize,
     /// Byte offset just past the value.
@@ -92,7 +121,7 @@ pub struct Entry {
 impl Node {
     pub fn get(&self, key: &str) -> Option<&Node> {
         match self {
-            Node::Map(entries) => entries.iter().find(|e| e.key == key).map(|e| &e.value),
+            Node::Map(entries) => entries.iter().find(|e| &*e.key == key).map(|e| &e.value),
             _ => None,
         }
     }
@@ -331,7 +360,7 @@ impl Document {
             Node::Map(entries) => Value::Map(
                 entries
                     .iter()
-                    .map(|e| Ok((e.key.clone(), self.value_of(&e.value, value)?)))
+                    .map(|e| Ok((e.key.to_string(), self.value_of(&e.value, value)?)))
                     .collect::<Result<_, E>>()?,
             ),
             Node::Seq(items) => Value::Seq(

@@ -69,7 +69,7 @@ impl Sts {
         let get = |path: &[&str]| {
             doc.leaves
                 .iter()
-                .find(|l| l.path.iter().map(String::as_str).eq(path.iter().copied()))
+                .find(|l| l.path.iter().map(|k| &**k).eq(path.iter().copied()))
                 .and_then(|l| String::from_utf8(l.value.to_vec()).ok())
                 .map(Zeroizing::new)
         };

@@ -124,7 +124,7 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
     let value_at = skeleton.find("\"\"").expect("skeleton has an empty string");
     let leaf = Leaf {
         kind: LeafKind::Value,
-        path: vec![key.to_string()],
+        path: [key].into_iter().collect(),
         span: value_at..value_at + 2,
         ty: ScalarType::Str,
         value: content,
@@ -135,7 +135,7 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
     };
     let doc = Doc {
         root: Node::Map(vec![Entry {
-            key: key.to_string(),
+            key: key.into(),
             at: 3,
             end: value_at + 2,
             value: Node::Leaf(0),

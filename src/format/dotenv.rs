@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::{LeafText, Store};
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
+    Doc, Document, Entry, KeyPath, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
 
 pub struct DotenvStore;
@@ -44,7 +44,7 @@ impl Store for DotenvStore {
             if let Some(comment) = line.strip_prefix('#') {
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
-                    path: Vec::new(),
+                    path: KeyPath::default(),
                     span: start + 1..start + line.len(),
                     ty: ScalarType::Comment,
                     value: Zeroizing::new(comment.as_bytes().to_vec()),
@@ -69,7 +69,7 @@ impl Store for DotenvStore {
             }
             leaves.push(Leaf {
                 kind: LeafKind::Value,
-                path: vec![key.to_string()],
+                path: [key].into_iter().collect(),
                 span: start + eq + 1..start + line.len(),
                 ty: ScalarType::Str,
                 value: Zeroizing::new(value.replace("\\n", "\n").into_bytes()),
@@ -79,7 +79,7 @@ impl Store for DotenvStore {
                 },
             });
             entries.push(Entry {
-                key: key.to_string(),
+                key: key.into(),
                 at: start,
                 end: start + line.len(),
                 value: Node::Leaf(leaves.len() - 1),
@@ -161,7 +161,7 @@ impl Store for DotenvStore {
             for e in entries {
                 comments.before(&mut out, e.at, value)?;
                 let Node::Leaf(i) = e.value else {
-                    return Err(super::WriteError::NotAScalar(e.key.clone()));
+                    return Err(super::WriteError::NotAScalar(e.key.to_string()));
                 };
                 out.push_str(&e.key);
                 out.push('=');

@@ -124,10 +124,10 @@ mod tests {
         let edit = match (node, op) {
             (Node::Map(e), Op::Insert(k, v)) => store.insert_entry(&doc, e.last().unwrap(), k, &v),
             (Node::Map(e), Op::Replace(k, v)) => {
-                store.replace_entry(&doc, e.iter().find(|x| x.key == k).unwrap(), k, &v)
+                store.replace_entry(&doc, e.iter().find(|x| &*x.key == k).unwrap(), k, &v)
             }
             (Node::Map(e), Op::RemoveEntry(k)) => {
-                store.remove_entry(&doc, e, e.iter().position(|x| x.key == k).unwrap())
+                store.remove_entry(&doc, e, e.iter().position(|x| &*x.key == k).unwrap())
             }
             (Node::Seq(items), Op::Append(v)) => store.append_item(&doc, items, &v),
             (Node::Seq(items), Op::RemoveItem(i)) => store.remove_item(&doc, items, i),

@@ -50,7 +50,7 @@ impl Store for IniStore {
                 let s = start + indent + 1 + (body.len() - body.trim_start().len());
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
-                    path: vec![section.clone()],
+                    path: [section.as_str()].into_iter().collect(),
                     span: s..start + line.len(),
                     ty: ScalarType::Comment,
                     value: Zeroizing::new(text.as_bytes()[s..start + line.len()].to_vec()),
@@ -87,7 +87,7 @@ impl Store for IniStore {
                 // Comments before the metadata belong to the data, not to `[sops]`.
                 if !in_meta {
                     for c in pending_comments.drain(..) {
-                        leaves[c].path = vec![name.clone()];
+                        leaves[c].path = [name.as_str()].into_iter().collect();
                     }
                 }
                 if in_meta {
@@ -124,7 +124,7 @@ impl Store for IniStore {
                 continue;
             }
             for c in pending_comments.drain(..) {
-                leaves[c].path = vec![section.clone()];
+                leaves[c].path = [section.as_str()].into_iter().collect();
             }
             if !section_at.contains_key(&section) {
                 section_at.insert(section.clone(), sections.len());
@@ -132,7 +132,7 @@ impl Store for IniStore {
             }
             leaves.push(Leaf {
                 kind: LeafKind::Value,
-                path: vec![section.clone(), key.clone()],
+                path: [section.as_str(), key.as_str()].into_iter().collect(),
                 span: value_start..vend,
                 ty: ScalarType::Str,
                 value: Zeroizing::new(value.into_bytes()),
@@ -146,7 +146,7 @@ impl Store for IniStore {
             if let Some(span) = comment {
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
-                    path: vec![section.clone()],
+                    path: [section.as_str()].into_iter().collect(),
                     value: Zeroizing::new(text.as_bytes()[span.clone()].to_vec()),
                     span,
                     ty: ScalarType::Comment,
@@ -156,7 +156,7 @@ impl Store for IniStore {
             let sec = &mut sections[section_at[&section]];
             sec.2 = vend;
             sec.3.push(Entry {
-                key,
+                key: key.into(),
                 at: start + indent,
                 end: vend,
                 value: Node::Leaf(idx),
@@ -186,7 +186,7 @@ impl Store for IniStore {
             sections
                 .into_iter()
                 .map(|(key, at, end, e)| Entry {
-                    key,
+                    key: key.into(),
                     at,
                     end,
                     value: Node::Map(e),
@@ -281,9 +281,9 @@ impl Store for IniStore {
             for (n, s) in sections.iter().enumerate() {
                 comments.before(&mut out, s.at, value)?;
                 let Node::Map(entries) = &s.value else {
-                    return Err(super::WriteError::NotASection(s.key.clone()));
+                    return Err(super::WriteError::NotASection(s.key.to_string()));
                 };
-                if n > 0 || s.key != DEFAULT_SECTION {
+                if n > 0 || &*s.key != DEFAULT_SECTION {
                     out.push_str(&format!("[{}]\n", s.key));
                 }
                 for e in entries {
@@ -626,6 +626,6 @@ mod tests {
             .iter()
             .find(|l| l.kind == LeafKind::Comment)
             .expect("comment");
-        assert_eq!(c.path, ["s"]);
+        assert_eq!(&*c.path, [crate::tree::Key::from("s")]);
     }
 }

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::Store;
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
+    Doc, Document, Entry, Key, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
 };
 
 pub struct JsonStore;
@@ -184,7 +184,7 @@ impl<'t> P<'t> {
         Ok(v)
     }
 
-    fn value(&mut self, path: &mut Vec<String>, meta: bool) -> Result<Parsed, super::SyntaxError> {
+    fn value(&mut self, path: &mut Vec<Key>, meta: bool) -> Result<Parsed, super::SyntaxError> {
         self.depth += 1;
         let v = self.value_inner(path, meta);
         self.depth -= 1;
@@ -193,7 +193,7 @@ impl<'t> P<'t> {
 
     fn value_inner(
         &mut self,
-        path: &mut Vec<String>,
+        path: &mut Vec<Key>,
         meta: bool,
     ) -> Result<Parsed, super::SyntaxError> {
         self.ws();
@@ -216,7 +216,7 @@ impl<'t> P<'t> {
                     loop {
                         self.ws();
                         let at = self.pos;
-                        let key = self.string()?;
+                        let key = Key::from(self.string()?);
                         self.expect(b':')?;
                         path.push(key.clone());
                         let v = self.value(path, meta)?;
@@ -228,7 +228,7 @@ impl<'t> P<'t> {
                                 end: self.pos,
                                 value: n,
                             }),
-                            Parsed::Meta(m) => meta_entries.push((key, m)),
+                            Parsed::Meta(m) => meta_entries.push((key.to_string(), m)),
                         }
                         if self.separator(b'}')? {
                             break;
@@ -326,7 +326,7 @@ impl<'t> P<'t> {
 
     fn leaf(
         &mut self,
-        path: &[String],
+        path: &[Key],
         ty: ScalarType,
         value: String,
         span: Range<usize>,
@@ -334,7 +334,7 @@ impl<'t> P<'t> {
     ) -> Node {
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
-            path: path.to_vec(),
+            path: path.iter().cloned().collect(),
             span,
             ty,
             value: Zeroizing::new(value.into_bytes()),
@@ -395,9 +395,9 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
         loop {
             p.ws();
             let key_start = p.pos;
-            let key = p.string()?;
+            let key = Key::from(p.string()?);
             p.expect(b':')?;
-            let is_meta = key == "sops" && {
+            let is_meta = &*key == "sops" && {
                 let save = p.pos;
                 p.ws();
                 let obj = p.b.get(p.pos) == Some(&b'{');

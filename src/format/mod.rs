@@ -197,12 +197,12 @@ fn duplicate_key(doc: &crate::tree::Document) -> Option<SyntaxError> {
                     .min_by_key(|&(_, second)| second)
                 {
                     let (first, second) = (&entries[pair.0], &entries[pair.1]);
-                    path.push(Step::Key(second.key.clone()));
+                    path.push(Step::Key(second.key.to_string()));
                     *found = Some((path.clone(), first.at, second.at));
                     return;
                 }
                 for e in entries {
-                    path.push(Step::Key(e.key.clone()));
+                    path.push(Step::Key(e.key.to_string()));
                     walk(&e.value, path, found);
                     path.pop();
                 }
@@ -273,9 +273,7 @@ pub fn detect(path: &Path, bytes: &[u8]) -> Option<Format> {
         // file with an unknown extension is read as what it is, so no key of it is lost.
         if let Ok(doc) = json::JsonStore.parse(Zeroizing::new(bytes.to_vec())) {
             let keys: Vec<&str> = match doc.docs.first().map(|d| &d.root) {
-                Some(crate::tree::Node::Map(entries)) => {
-                    entries.iter().map(|e| e.key.as_str()).collect()
-                }
+                Some(crate::tree::Node::Map(entries)) => entries.iter().map(|e| &*e.key).collect(),
                 _ => Vec::new(),
             };
             if doc.is_encrypted() && keys == [binary::DATA_KEY] {

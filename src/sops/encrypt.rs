@@ -135,7 +135,7 @@ pub(super) fn reserved_keys(file: &str, doc: &Document) -> Result<()> {
     }
     for d in &doc.docs {
         if let Node::Map(entries) = &d.root {
-            if let Some(e) = entries.iter().find(|e| e.key == "sops") {
+            if let Some(e) = entries.iter().find(|e| &*e.key == "sops") {
                 return Err(Error::Unsupported {
                     file: file.to_string(),
                     what: format!(

@@ -11,7 +11,7 @@ use crate::keys::Keyring;
 use crate::metadata::{self, MetaError, Metadata};
 use crate::path::{self, Step};
 use crate::scalar;
-use crate::tree::{splice, splice_checked, Document, Leaf, LeafKind, Node, ScalarType, Value};
+use crate::tree::{splice, splice_checked, Document, Key, Leaf, LeafKind, Node, ScalarType, Value};
 use crate::{Error, Result};
 
 mod encrypt;
@@ -97,6 +97,10 @@ pub struct Opened {
     pub rewrite_future: bool,
 }
 
-fn display_path(p: &[String]) -> String {
-    path::display(&p.iter().map(|k| Step::Key(k.clone())).collect::<Vec<_>>())
+fn display_path(p: &[Key]) -> String {
+    path::display(
+        &p.iter()
+            .map(|k| Step::Key(k.to_string()))
+            .collect::<Vec<_>>(),
+    )
 }

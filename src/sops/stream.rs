@@ -129,7 +129,7 @@ fn frame(md: &Metadata) -> (String, String) {
 /// whole; anything else goes the general way).
 pub fn encrypts_data(md: &Metadata) -> bool {
     md.rules()
-        .is_ok_and(|r| r.walk().next(&[DATA_KEY.to_string()], None))
+        .is_ok_and(|r| r.walk().next(&[DATA_KEY.into()], None))
 }
 
 /// Encrypt the binary file `src` into `out` (empty, readable and writable), setting the

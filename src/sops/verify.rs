@@ -75,7 +75,7 @@ impl<'d> Builder<'d, '_> {
                 self.push(Item::Map(entries.len()), pos);
                 for e in entries {
                     if self.places.is_some() {
-                        self.path.push(Step::Key(e.key.clone()));
+                        self.path.push(Step::Key(e.key.to_string()));
                     }
                     self.push(Item::Key(&e.key), Some(e.at));
                     self.node(&e.value);

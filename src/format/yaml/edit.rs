@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 use super::emit::{double_quoted, plain_safe, yaml_entry, yaml_item};
 use crate::format::edit::{block_col, line_after, line_start, whole_lines, Edit, NoEdit};
 use crate::format::Store;
-use crate::tree::{line_end_after, Document, Entry, Leaf, LeafKind, Node, Style, Value};
+use crate::tree::{line_end_after, Document, Entry, KeyPath, Leaf, LeafKind, Node, Style, Value};
 
 /// The indentation unit of the document's nested blocks.
 fn unit(doc: &Document) -> usize {
@@ -47,7 +47,7 @@ pub(super) fn insert_entry(
             let at = line_end_after(text, last.end);
             let leaf = Leaf {
                 kind: LeafKind::Value,
-                path: Vec::new(),
+                path: KeyPath::default(),
                 span: at..at,
                 ty: *ty,
                 value: Zeroizing::new(Vec::new()),

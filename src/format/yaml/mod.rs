@@ -8,6 +8,7 @@ mod emit;
 mod lenient;
 mod parse;
 mod scalars;
+mod shrink;
 
 use std::ops::Range;
 
@@ -17,9 +18,11 @@ use zeroize::Zeroizing;
 pub(crate) use super::yaml_resolve::{resolve_plain, stored_form};
 use super::{LeafText, Store};
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
+    Doc, Document, Entry, Key, KeyPath, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+    Value,
 };
 use lenient::Pads;
+use shrink::Shrunk;
 
 use comments::*;
 use emit::*;
@@ -32,43 +35,64 @@ fn err_at(line: usize, col: usize, msg: impl std::fmt::Display) -> super::Syntax
     super::SyntaxError::at(line, col + 1, msg)
 }
 
-impl Store for YamlStore {
-    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
-        let source = super::text(source)?;
-        let text: &str = &source;
-        let offsets = if text.is_ascii() {
-            None
-        } else {
-            let mut o: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-            o.push(text.len());
-            Some(o)
-        };
-        // go-yaml, and so sops, knows the %YAML and %TAG directives only, and reads only
-        // YAML 1.1 documents when a version is named.
-        let unreadable = |l: &str| {
-            let mut words = l.split_whitespace();
-            match words.next() {
-                Some("%YAML") => words.next() != Some("1.1"),
-                Some("%TAG") => false,
-                Some(w) => w.starts_with('%'),
-                None => false,
-            }
-        };
-        if let Some(n) = text.lines().position(unreadable) {
-            return Err(err_at(
-                n + 1,
-                0,
-                "sops cannot read a file with this directive; remove the line",
-            ));
+/// Read a YAML file; `stand_ins`: an encrypted file's values may be read through
+/// stand-ins (see `shrink`), which the tests turn off to compare.
+fn read(source: Zeroizing<Vec<u8>>, stand_ins: bool) -> Result<Document, super::SyntaxError> {
+    let source = super::text(source)?;
+    let text: &str = &source;
+    let offsets = if text.is_ascii() {
+        None
+    } else {
+        let mut o: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        o.push(text.len());
+        Some(o)
+    };
+    // go-yaml, and so sops, knows the %YAML and %TAG directives only, and reads only
+    // YAML 1.1 documents when a version is named.
+    let unreadable = |l: &str| {
+        let mut words = l.split_whitespace();
+        match words.next() {
+            Some("%YAML") => words.next() != Some("1.1"),
+            Some("%TAG") => false,
+            Some(w) => w.starts_with('%'),
+            None => false,
         }
-        let mut line_starts: Vec<usize> = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        // go-yaml reads some lines saphyr refuses: saphyr reads them padded, up to a
-        // bound, and the latest error stands.
-        let mut pads = Pads::default();
-        let mut padded = String::new();
-        let mut p = loop {
+    };
+    if let Some(n) = text.lines().position(unreadable) {
+        return Err(err_at(
+            n + 1,
+            0,
+            "sops cannot read a file with this directive; remove the line",
+        ));
+    }
+    let mut line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    // An encrypted file is read with stand-ins for its values when that reads it
+    // alike (see `shrink`), else as written.
+    let shrunk = stand_ins
+        .then(|| Shrunk::of(text, offsets.as_deref()))
+        .flatten();
+    let no_pads = Pads::default();
+    let mut fast = None;
+    if let Some(shrunk) = &shrunk {
+        let starts = std::mem::take(&mut line_starts);
+        let mut p = Parse::new(text, &shrunk.input, &no_pads, offsets.as_deref(), starts);
+        p.shrunk = Some(shrunk);
+        let ok = p.run();
+        if ok.is_ok() && p.restored == shrunk.len() {
+            fast = Some(p);
+        } else {
+            line_starts = std::mem::take(&mut p.line_starts);
+        }
+    }
+    // go-yaml reads some lines saphyr refuses: saphyr reads them padded, up to a
+    // bound, and the latest error stands.
+    let mut pads = Pads::default();
+    let mut padded = String::new();
+    let mut p = match fast {
+        Some(p) => p,
+        None => loop {
             let input = if pads.is_empty() { text } else { &padded };
             let mut p = Parse::new(text, input, &pads, offsets.as_deref(), line_starts);
             let Err(err) = p.run() else {
@@ -84,46 +108,51 @@ impl Store for YamlStore {
                 return Err(err);
             }
             padded = pads.apply(text);
+        },
+    };
+    p.find_comments();
+    let indent = p.indent.unwrap_or(2);
+    for d in &mut p.docs {
+        d.indent = indent;
+    }
+    let nonstring_key = p.nonstring_key;
+    let (mut leaves, docs, mut constructs, foreign) = (p.leaves, p.docs, p.constructs, p.foreign);
+    leaves.shrink_to_fit();
+    constructs.sort_by_key(|c| c.0);
+    let doc = Document {
+        text: source,
+        leaves,
+        docs,
+        constructs,
+        foreign,
+    };
+    // An encrypted file holding one still opens (coffer wrote such files before).
+    if let Some((pos, ty, key)) = nonstring_key.filter(|_| !doc.is_encrypted()) {
+        let line = doc.line_of(pos);
+        let col = doc.text[..pos].rfind('\n').map_or(pos, |nl| pos - nl - 1);
+        let (key, quoted) = match key.as_str() {
+            "" => ("(empty)", "\"\"".to_string()),
+            key => (key, format!("\"{key}\"")),
         };
-        p.find_comments();
-        let indent = p.indent.unwrap_or(2);
-        for d in &mut p.docs {
-            d.indent = indent;
-        }
-        let nonstring_key = p.nonstring_key;
-        let (mut leaves, docs, mut constructs, foreign) =
-            (p.leaves, p.docs, p.constructs, p.foreign);
-        leaves.shrink_to_fit();
-        constructs.sort_by_key(|c| c.0);
-        let doc = Document {
-            text: source,
-            leaves,
-            docs,
-            constructs,
-            foreign,
+        let what = match ty {
+            ScalarType::Null => "null",
+            ScalarType::Int => "an integer",
+            ScalarType::Float => "a float",
+            ScalarType::Bool => "a boolean",
+            _ => "a time",
         };
-        // An encrypted file holding one still opens (coffer wrote such files before).
-        if let Some((pos, ty, key)) = nonstring_key.filter(|_| !doc.is_encrypted()) {
-            let line = doc.line_of(pos);
-            let col = doc.text[..pos].rfind('\n').map_or(pos, |nl| pos - nl - 1);
-            let (key, quoted) = match key.as_str() {
-                "" => ("(empty)", "\"\"".to_string()),
-                key => (key, format!("\"{key}\"")),
-            };
-            let what = match ty {
-                ScalarType::Null => "null",
-                ScalarType::Int => "an integer",
-                ScalarType::Float => "a float",
-                ScalarType::Bool => "a boolean",
-                _ => "a time",
-            };
-            return Err(err_at(
-                line,
-                col,
-                format!("the key {key} is {what} to sops (go-yaml), which takes only string keys: quote it ({quoted}) to mean the string"),
-            ));
-        }
-        Ok(doc)
+        return Err(err_at(
+            line,
+            col,
+            format!("the key {key} is {what} to sops (go-yaml), which takes only string keys: quote it ({quoted}) to mean the string"),
+        ));
+    }
+    Ok(doc)
+}
+
+impl Store for YamlStore {
+    fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
+        read(source, true)
     }
 
     fn render_plain(

@@ -7,7 +7,7 @@ use super::*;
 pub(super) enum Frame {
     Map {
         entries: Vec<Entry>,
-        key: Option<(String, usize)>,
+        key: Option<(Key, usize)>,
         container: usize,
     },
     Seq {
@@ -17,7 +17,7 @@ pub(super) enum Frame {
 }
 
 pub(super) struct Container {
-    pub(super) path: Vec<String>,
+    pub(super) path: KeyPath,
     /// Column of the container's keys or dashes.
     pub(super) col: usize,
     pub(super) parent: Option<usize>,
@@ -45,6 +45,10 @@ pub(super) struct Parse<'t> {
     /// What saphyr reads: the text, or it with spaces added (`lenient`).
     pub(super) input: &'t str,
     pub(super) pads: &'t Pads,
+    /// When saphyr reads stand-ins for encrypted values (`shrink`), and how many of them
+    /// have come back so far.
+    pub(super) shrunk: Option<&'t Shrunk>,
+    pub(super) restored: usize,
     /// The scanner's error, if it stopped: line (1-based), column, and what.
     pub(super) scan_error: Option<(usize, usize, String)>,
     /// Byte offset of each char index, when the text is not pure ASCII.
@@ -62,7 +66,7 @@ pub(super) struct Parse<'t> {
     pub(super) foreign: Option<(usize, &'static str)>,
     /// Anchored nodes (`&name`) once complete, by anchor id, with their key path: an
     /// alias (`*name`) is read as a copy of one, as go-yaml and so sops read it.
-    pub(super) anchors: std::collections::HashMap<usize, (Node, Vec<String>)>,
+    pub(super) anchors: std::collections::HashMap<usize, (Node, KeyPath)>,
     /// Anchored collections still open: the stack depth they sit at, and their id.
     pub(super) open_anchors: Vec<(usize, usize)>,
     /// Leaves made by copying, bounded so a small document cannot expand without end.
@@ -85,6 +89,8 @@ impl<'t> Parse<'t> {
             text,
             input,
             pads,
+            shrunk: None,
+            restored: 0,
             scan_error: None,
             offsets,
             line_starts,
@@ -105,7 +111,10 @@ impl<'t> Parse<'t> {
 
     /// The byte in the text of a char index saphyr gives.
     pub(super) fn byte(&self, char_index: usize) -> usize {
-        let char_index = self.pads.original(char_index);
+        let char_index = match self.shrunk {
+            Some(s) => s.original(char_index),
+            None => self.pads.original(char_index),
+        };
         match self.offsets {
             None => char_index,
             Some(o) => o[char_index.min(o.len() - 1)],
@@ -140,7 +149,7 @@ impl<'t> Parse<'t> {
     }
 }
 
-impl Parse<'_> {
+impl<'t> Parse<'t> {
     pub(super) fn run(&mut self) -> Result<(), crate::format::SyntaxError> {
         let mut parser = Parser::new_from_str(self.input);
         let mut stack: Vec<Frame> = Vec::new();
@@ -158,6 +167,10 @@ impl Parse<'_> {
                 err_at(m.line(), m.col(), e.info())
             })?;
             let range = self.range(&span);
+            let ev = match self.shrunk {
+                Some(shrunk) => self.restore(shrunk, ev, &range, &stack)?,
+                None => ev,
+            };
 
             // Inside the `sops` block: build the metadata tree and nothing else.
             if meta_start.is_some() {
@@ -291,7 +304,7 @@ impl Parse<'_> {
                     // `sops:` at the top level of a document: capture it as metadata.
                     if is_map && stack.len() == 1 {
                         if let Some(Frame::Map { key: Some(k), .. }) = stack.last() {
-                            if k.0 == "sops" {
+                            if &*k.0 == "sops" {
                                 meta_stack.push(MetaFrame::Map(Vec::new(), None));
                                 let key_pos = self.items.last().map_or(range.start, |i| i.pos);
                                 meta_start = Some(key_pos);
@@ -401,7 +414,7 @@ impl Parse<'_> {
                         }
                         let id = self.containers.len();
                         self.containers.push(Container {
-                            path: Vec::new(),
+                            path: KeyPath::default(),
                             col: 0,
                             parent: None,
                             flow: false,
@@ -456,7 +469,7 @@ impl Parse<'_> {
                         last_content_end = last_content_end.max(range.end);
                         if let Some(Frame::Map { key, .. }) = stack.last_mut() {
                             // The scanner's string keeps spare room: keep the key alone.
-                            *key = Some((String::from(&*value), range.start));
+                            *key = Some((Key::from(&*value), range.start));
                         }
                         continue;
                     }
@@ -502,8 +515,8 @@ impl Parse<'_> {
     pub(super) fn copy_node(
         &mut self,
         node: &Node,
-        base: &[String],
-        target: &[String],
+        base: &[Key],
+        target: &[Key],
     ) -> Result<Node, &'static str> {
         Ok(match node {
             Node::Leaf(i) => {
@@ -513,9 +526,11 @@ impl Parse<'_> {
                     return Err("aliases expand to too many values (more than ten copies for each value written)");
                 }
                 let l = &self.leaves[*i];
-                let mut path = Vec::with_capacity(target.len() + l.path.len() - base.len());
-                path.extend_from_slice(target);
-                path.extend_from_slice(l.path.get(base.len()..).unwrap_or_default());
+                let path = target
+                    .iter()
+                    .chain(l.path.get(base.len()..).unwrap_or_default())
+                    .cloned()
+                    .collect();
                 let copy = Leaf {
                     kind: l.kind,
                     path,
@@ -549,10 +564,42 @@ impl Parse<'_> {
         })
     }
 
+    /// A shrunk reading's event with its value's text put back (see `shrink`). Refused
+    /// when a stand-in did not come back as one whole plain scalar in block context: the
+    /// text is then read as written.
+    fn restore(
+        &mut self,
+        shrunk: &Shrunk,
+        ev: Event<'t>,
+        range: &Range<usize>,
+        stack: &[Frame],
+    ) -> Result<Event<'t>, crate::format::SyntaxError> {
+        let Some(next) = shrunk.bytes(self.restored) else {
+            return Ok(ev);
+        };
+        let missed = || err_at(0, 0, "a stand-in for an encrypted value was not read alone");
+        if next.start >= range.end && !matches!(ev, Event::StreamEnd) {
+            return Ok(ev);
+        }
+        match ev {
+            Event::Scalar(_, ScalarStyle::Plain, anchor, tag)
+                if next == *range
+                    && !stack
+                        .last()
+                        .is_some_and(|f| self.containers[frame_container(f)].flow) =>
+            {
+                self.restored += 1;
+                let value = std::borrow::Cow::Borrowed(&self.text[next]);
+                Ok(Event::Scalar(value, ScalarStyle::Plain, anchor, tag))
+            }
+            _ => Err(missed()),
+        }
+    }
+
     /// The key path of a collection about to be opened under the current frame.
-    pub(super) fn child_path(&self, stack: &[Frame]) -> Vec<String> {
+    pub(super) fn child_path(&self, stack: &[Frame]) -> KeyPath {
         match stack.last() {
-            None => Vec::new(),
+            None => KeyPath::default(),
             Some(Frame::Map { key, container, .. }) => {
                 extended(&self.containers[*container].path, key)
             }
@@ -692,11 +739,8 @@ pub(super) fn frame_container(f: &Frame) -> usize {
 }
 
 /// `path` and the key being read, with no spare room (a path per leaf adds up).
-pub(super) fn extended(path: &[String], key: &Option<(String, usize)>) -> Vec<String> {
-    let mut p = Vec::with_capacity(path.len() + 1);
-    p.extend_from_slice(path);
-    p.push(key.as_ref().map(|k| k.0.clone()).unwrap_or_default());
-    p
+pub(super) fn extended(path: &KeyPath, key: &Option<(Key, usize)>) -> KeyPath {
+    path.child(key.as_ref().map_or_else(|| Key::from(""), |k| k.0.clone()))
 }
 
 pub(super) fn attach(stack: &mut [Frame], node: Node, end: usize) {

@@ -538,7 +538,11 @@ pub(super) fn values<'d>(
         .filter(|&i| doc.leaves[i].kind == LeafKind::Value)
         .map(|i| {
             let (ty, v) = typed(i);
-            (doc.leaves[i].path.clone(), ty, v.to_vec())
+            (
+                doc.leaves[i].path.iter().map(|k| k.to_string()).collect(),
+                ty,
+                v.to_vec(),
+            )
         })
         .filter(|(_, ty, v)| *ty != ScalarType::Null && !v.is_empty())
         .collect();
