@@ -205,8 +205,9 @@ pub fn splice_checked(
         }
         return None;
     }
-    let extra: usize = edits.iter().map(|(_, s)| s.len()).sum();
-    let mut out = Zeroizing::new(String::with_capacity(text.len() + extra));
+    let added: usize = edits.iter().map(|(_, s)| s.len()).sum();
+    let removed: usize = edits.iter().map(|(r, _)| r.len()).sum();
+    let mut out = Zeroizing::new(String::with_capacity(text.len() - removed + added));
     let mut pos = 0;
     for (range, replacement) in edits {
         out.push_str(&text[pos..range.start]);

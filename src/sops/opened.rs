@@ -90,7 +90,7 @@ impl Opened {
     }
 
     pub(super) fn render_checked(&self) -> Result<Sealed> {
-        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        let expected = verify::Content::of(&self.doc, |i| self.typed(i));
         let check = |bytes: &[u8]| {
             verify::plaintext(
                 &self.file,
@@ -233,7 +233,7 @@ impl Opened {
             file: self.file.clone(),
             error,
         })?);
-        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        let expected = verify::Content::of(&self.doc, |i| self.typed(i));
         converted(&self.file, to, out, &self.doc, &expected)
     }
 
@@ -331,7 +331,7 @@ impl Opened {
             })
             .collect();
         let bytes = into_bytes(splice(&doc.text, edits));
-        let expected = verify::Content::of(&self.doc, &|i| self.typed(i));
+        let expected = verify::Content::of(&self.doc, |i| self.typed(i));
         let why = match verify::encrypted(
             &self.file,
             self.format,
@@ -394,7 +394,8 @@ pub fn convert_plain(
         .value_of(root, &|i| super::encrypt::leaf_text(&doc, i))
         .map_err(unwritable)?;
     let out = into_bytes(to.store().emit(&value).map_err(unwritable)?);
-    converted(file, to, out, &doc, &verify::Content::of_plain(&doc))
+    let expected = verify::Content::of_plain(&doc);
+    converted(file, to, out, &doc, &expected)
 }
 
 /// Plaintext converted to `to`, once it reads back as `expected`: JSON has no time or

@@ -13,19 +13,93 @@ use zeroize::Zeroizing;
 
 /// What a reader finds in a file: every document's structure with its typed values in
 /// order, and the comments in order. Layout (indentation, quoting, line breaks between
-/// items) is not part of it.
+/// items) is not part of it. Walked as it is compared, never held: a file of a million
+/// values would otherwise hold two more lists of them while it is checked.
 pub struct Content<'d> {
-    items: Vec<Item<'d>>,
-    comments: Vec<&'d [u8]>,
+    doc: &'d Document,
+    value: Box<dyn Fn(usize) -> (ScalarType, &'d [u8]) + 'd>,
 }
 
-/// Borrowed from the document and its values: building a content copies nothing.
+/// Borrowed from the document and its values: walking a content copies nothing.
 enum Item<'d> {
     Doc,
     Map(usize),
     Seq(usize),
     Key(&'d str),
     Scalar(ScalarType, &'d [u8]),
+}
+
+/// A content's items in order: the documents, and within them each collection before
+/// what it holds (a mapping's keys before their values), depth first.
+struct Items<'c, 'd> {
+    content: &'c Content<'d>,
+    docs: std::slice::Iter<'d, crate::tree::Doc>,
+    open: Vec<Open<'d>>,
+}
+
+/// A collection being walked, or a node about to be.
+enum Open<'d> {
+    Entries(std::slice::Iter<'d, crate::tree::Entry>),
+    Items(std::slice::Iter<'d, Node>),
+    Node(&'d Node),
+}
+
+impl<'d> Items<'_, 'd> {
+    fn enter(&mut self, node: &'d Node) -> Item<'d> {
+        match node {
+            Node::Map(entries) => {
+                self.open.push(Open::Entries(entries.iter()));
+                Item::Map(entries.len())
+            }
+            Node::Seq(items) => {
+                self.open.push(Open::Items(items.iter()));
+                Item::Seq(items.len())
+            }
+            Node::Leaf(i) => {
+                let (ty, bytes) = (self.content.value)(*i);
+                Item::Scalar(ty, bytes)
+            }
+        }
+    }
+}
+
+impl<'d> Iterator for Items<'_, 'd> {
+    type Item = Item<'d>;
+
+    fn next(&mut self) -> Option<Item<'d>> {
+        loop {
+            let next = match self.open.last_mut() {
+                None => {
+                    let d = self.docs.next()?;
+                    self.open.push(Open::Node(&d.root));
+                    return Some(Item::Doc);
+                }
+                Some(Open::Node(n)) => {
+                    let n = *n;
+                    self.open.pop();
+                    n
+                }
+                Some(Open::Entries(entries)) => match entries.next() {
+                    Some(e) => {
+                        self.open.push(Open::Node(&e.value));
+                        return Some(Item::Key(&e.key));
+                    }
+                    None => {
+                        self.open.pop();
+                        continue;
+                    }
+                },
+                Some(Open::Items(items)) => match items.next() {
+                    Some(n) => n,
+                    None => {
+                        self.open.pop();
+                        continue;
+                    }
+                },
+            };
+            return Some(self.enter(next));
+        }
+    }
 }
 
 /// How much of the content an output must keep.
@@ -48,90 +122,87 @@ struct Place {
     pos: Option<usize>,
 }
 
-struct Builder<'d, 'v> {
+/// Where each item of a document sits, in the order of [`Items`]: worked out only to
+/// describe a difference (each costs a copy of its path).
+struct Places<'d> {
     doc: &'d Document,
-    value: &'v dyn Fn(usize) -> (ScalarType, &'d [u8]),
-    content: Content<'d>,
-    /// Filled only to describe a difference (paths cost a copy per item).
-    places: Option<Vec<Place>>,
+    places: Vec<Place>,
     path: Vec<Step>,
 }
 
-impl<'d> Builder<'d, '_> {
-    fn push(&mut self, item: Item<'d>, pos: Option<usize>) {
-        self.content.items.push(item);
-        if let Some(places) = &mut self.places {
-            places.push(Place {
-                path: self.path.clone(),
-                pos,
-            });
-        }
+impl Places<'_> {
+    fn push(&mut self, pos: Option<usize>) {
+        self.places.push(Place {
+            path: self.path.clone(),
+            pos,
+        });
     }
 
-    fn node(&mut self, node: &'d Node) {
+    fn node(&mut self, node: &Node) {
         let pos = self.doc.node_start(node);
+        self.push(pos);
         match node {
             Node::Map(entries) => {
-                self.push(Item::Map(entries.len()), pos);
                 for e in entries {
-                    if self.places.is_some() {
-                        self.path.push(Step::Key(e.key.to_string()));
-                    }
-                    self.push(Item::Key(&e.key), Some(e.at));
+                    self.path.push(Step::Key(e.key.to_string()));
+                    self.push(Some(e.at));
                     self.node(&e.value);
                     self.path.pop();
                 }
             }
             Node::Seq(items) => {
-                self.push(Item::Seq(items.len()), pos);
                 for (i, n) in items.iter().enumerate() {
-                    if self.places.is_some() {
-                        self.path.push(Step::Index(i));
-                    }
+                    self.path.push(Step::Index(i));
                     self.node(n);
                     self.path.pop();
                 }
             }
-            Node::Leaf(i) => {
-                let (ty, bytes) = (self.value)(*i);
-                self.push(Item::Scalar(ty, bytes), pos);
-            }
+            Node::Leaf(_) => {}
         }
+    }
+
+    /// Each item's place, in the order of [`Items`].
+    fn of(doc: &Document) -> Vec<Place> {
+        let mut p = Places {
+            doc,
+            places: Vec::new(),
+            path: Vec::new(),
+        };
+        for d in &doc.docs {
+            p.push(None);
+            p.node(&d.root);
+        }
+        p.places
     }
 }
 
 impl<'d> Content<'d> {
     /// The content of `doc`, each leaf's typed plaintext given by `value`.
-    pub fn of(doc: &'d Document, value: &dyn Fn(usize) -> (ScalarType, &'d [u8])) -> Content<'d> {
-        Self::build(doc, value, false).0
-    }
-
-    fn build(
+    pub fn of(
         doc: &'d Document,
-        value: &dyn Fn(usize) -> (ScalarType, &'d [u8]),
-        with_places: bool,
-    ) -> (Content<'d>, Vec<Place>) {
-        let mut b = Builder {
+        value: impl Fn(usize) -> (ScalarType, &'d [u8]) + 'd,
+    ) -> Content<'d> {
+        Content {
             doc,
-            value,
-            content: Content {
-                items: Vec::new(),
-                comments: Vec::new(),
-            },
-            places: with_places.then(Vec::new),
-            path: Vec::new(),
-        };
-        for d in &doc.docs {
-            b.push(Item::Doc, None);
-            b.node(&d.root);
+            value: Box::new(value),
         }
-        b.content.comments = doc.comments().into_iter().map(|i| value(i).1).collect();
-        (b.content, b.places.unwrap_or_default())
     }
 
     /// The content of a plaintext document, as its parser found it.
     pub fn of_plain(doc: &'d Document) -> Content<'d> {
-        Content::of(doc, &|i| (doc.leaves[i].ty, &doc.leaves[i].value[..]))
+        Content::of(doc, |i| (doc.leaves[i].ty, &doc.leaves[i].value[..]))
+    }
+
+    fn items(&self) -> Items<'_, 'd> {
+        Items {
+            content: self,
+            docs: self.doc.docs.iter(),
+            open: Vec::new(),
+        }
+    }
+
+    fn comments(&self) -> impl Iterator<Item = &'d [u8]> + '_ {
+        self.doc.comments().into_iter().map(|i| (self.value)(i).1)
     }
 
     /// The first difference from `other` (what a reader of `other` would get wrong),
@@ -145,7 +216,7 @@ impl<'d> Content<'d> {
     ) -> Option<String> {
         // Where things are is worked out only once something differs.
         let place = |k: usize| -> String {
-            let (_, places) = Content::build(doc, &|i| (doc.leaves[i].ty, &[][..]), true);
+            let places = Places::of(doc);
             let Some(p) = places.get(k) else {
                 return "the end of the document".into();
             };
@@ -159,7 +230,13 @@ impl<'d> Content<'d> {
                 None => at,
             }
         };
-        for (k, pair) in self.items.iter().zip(&other.items).enumerate() {
+        let (mut mine, mut theirs) = (self.items(), other.items());
+        for k in 0.. {
+            let pair = match (mine.next(), theirs.next()) {
+                (None, None) => break,
+                (Some(a), Some(b)) => (a, b),
+                _ => return Some(format!("{}: a different structure", place(k))),
+            };
             let what = match pair {
                 (Item::Doc, Item::Doc) => continue,
                 (Item::Map(a), Item::Map(b)) | (Item::Seq(a), Item::Seq(b)) if a == b => continue,
@@ -168,22 +245,22 @@ impl<'d> Content<'d> {
                 (Item::Key(a), Item::Key(b)) if a == b => continue,
                 (Item::Key(_), Item::Key(_)) => "a different key",
                 (Item::Scalar(ta, a), Item::Scalar(tb, b)) if compare == Compare::Text => {
-                    if as_text(*ta, a) == as_text(*tb, b) {
+                    if as_text(ta, a) == as_text(tb, b) {
                         continue;
                     }
                     "a different value"
                 }
                 (Item::Scalar(ta, a), Item::Scalar(tb, b))
-                    if ta == tb || (compare == Compare::Json && as_json(*ta) == *tb) =>
+                    if ta == tb || (compare == Compare::Json && as_json(ta) == tb) =>
                 {
-                    if same_value(*tb, a, b) {
+                    if same_value(tb, a, b) {
                         continue;
                     }
                     "a different value"
                 }
                 // JSON has one number type: sops 3.11 reads every number as a float.
                 (Item::Scalar(ta, a), Item::Scalar(tb, b))
-                    if json && is_number(*ta) && is_number(*tb) =>
+                    if json && is_number(ta) && is_number(tb) =>
                 {
                     if same_value(ScalarType::Float, a, b) {
                         continue;
@@ -195,20 +272,15 @@ impl<'d> Content<'d> {
             };
             return Some(format!("{}: {what}", place(k)));
         }
-        if self.items.len() != other.items.len() {
-            let k = self.items.len().min(other.items.len());
-            return Some(format!("{}: a different structure", place(k)));
-        }
         if compare == Compare::Full {
-            if self.comments.len() != other.comments.len() {
-                return Some(format!(
-                    "{} comment(s) where {} were meant",
-                    other.comments.len(),
-                    self.comments.len()
-                ));
+            let (mine, theirs) = (self.doc.comments().len(), other.doc.comments().len());
+            if mine != theirs {
+                return Some(format!("{theirs} comment(s) where {mine} were meant"));
             }
-            if let Some(k) =
-                (0..self.comments.len()).find(|&k| self.comments[k] != other.comments[k])
+            if let Some(k) = self
+                .comments()
+                .zip(other.comments())
+                .position(|(a, b)| a != b)
             {
                 let line = doc
                     .comments()
@@ -353,7 +425,7 @@ pub fn encrypted(
             opened.doc.line_of(opened.doc.leaves[i].span.start),
         ));
     }
-    let got = Content::of(&opened.doc, &|i| opened.typed(i));
+    let got = Content::of(&opened.doc, |i| opened.typed(i));
     if let Some(d) = expected.difference(source, &got, Compare::Full, is_json(format)) {
         return Err(Mismatch::Differs(d));
     }
@@ -386,7 +458,8 @@ pub fn plaintext(
         return Err(Mismatch::HoldsMetadata);
     }
     let json = is_json(format) || compare == Compare::Json;
-    match expected.difference(source, &Content::of_plain(&doc), compare, json) {
+    let got = Content::of_plain(&doc);
+    match expected.difference(source, &got, compare, json) {
         Some(d) => Err(Mismatch::Differs(d)),
         None => Ok(()),
     }
@@ -459,5 +532,71 @@ fn same_tree(got: &Value, want: &Value, compare: Compare) -> Option<String> {
             (!same).then(|| ": a different value".to_string())
         }
         _ => Some(": a different structure".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Document {
+        crate::format::parse("f.yaml", Format::Yaml, text.as_bytes().to_vec()).expect("parses")
+    }
+
+    /// What a reader of `got` would get wrong about `want`, as the check says it.
+    #[test]
+    fn a_difference_is_named_by_key_path_and_line() {
+        let want = "a: 1\nb:\n  c: x\n  d: [1, 2]\n# note\n";
+        let cases = [
+            (want, None),
+            // Layout is not content.
+            (
+                "a: +1\nb: {c: 'x', d: [1, 2]}\n#  note\n",
+                Some("the comment at line 5 reads differently"),
+            ),
+            (
+                "a: 1\nb:\n  c: x\n  d: [1, 2]\n#  note\n",
+                Some("the comment at line 5 reads differently"),
+            ),
+            (
+                "a: 1\nb:\n  c: y\n  d: [1, 2]\n# note\n",
+                Some("[\"b\"][\"c\"] (line 3): a different value"),
+            ),
+            (
+                "a: 1\nb:\n  c: 1\n  d: [1, 2]\n# note\n",
+                Some("[\"b\"][\"c\"] (line 3): a value of another type"),
+            ),
+            (
+                "a: 1\nb:\n  e: x\n  d: [1, 2]\n# note\n",
+                Some("[\"b\"][\"c\"] (line 3): a different key"),
+            ),
+            (
+                "a: 1\nb:\n  c: x\n  d: [1]\n# note\n",
+                Some("[\"b\"][\"d\"] (line 4): a different number of items"),
+            ),
+            (
+                "a: 1\nb:\n  c: x\n# note\n",
+                Some("[\"b\"] (line 3): a different number of keys"),
+            ),
+            (
+                "a: 1\nb:\n  c: x\n  d: [1, 2]\n",
+                Some("0 comment(s) where 1 were meant"),
+            ),
+            (
+                "a: 1\nb:\n  c: x\n  d: [1, 2]\n# note\n---\nz: 1\n",
+                Some("the end of the document: a different structure"),
+            ),
+            (
+                "a: 1\nb:\n  c: x\n  d: {x: 1}\n# note\n",
+                Some("[\"b\"][\"d\"] (line 4): a different structure"),
+            ),
+        ];
+        let source = doc(want);
+        let expected = Content::of_plain(&source);
+        for (text, said) in cases {
+            let got = doc(text);
+            let d = expected.difference(&source, &Content::of_plain(&got), Compare::Full, false);
+            assert_eq!(d.as_deref(), said, "{text}");
+        }
     }
 }
