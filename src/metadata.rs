@@ -628,7 +628,7 @@ pub struct CommentRun<'r> {
 
 impl CommentRun<'_> {
     /// Whether the next leaf is encrypted: its key path, its text when it is a comment.
-    pub fn next(&mut self, path: &[crate::tree::Key], comment: Option<&str>) -> bool {
+    pub fn next<K: AsRef<str>>(&mut self, path: &[K], comment: Option<&str>) -> bool {
         let matches =
             |r: &Option<Regex>| comment.is_some_and(|c| r.as_ref().is_some_and(|r| r.is_match(c)));
         let unenc_here = matches(&self.rules.unenc_comment);
@@ -893,11 +893,7 @@ mod tests {
                     stack.push(c);
                 }
                 let want = rules.should_encrypt(&path, &stack, leaf.is_some());
-                assert_eq!(
-                    walk.next(&[path[0].as_str().into()], *leaf),
-                    want,
-                    "{unenc:?} {enc:?} at {i}"
-                );
+                assert_eq!(walk.next(&path, *leaf), want, "{unenc:?} {enc:?} at {i}");
                 if leaf.is_none() {
                     stack.clear();
                 }

@@ -128,8 +128,7 @@ fn frame(md: &Metadata) -> (String, String) {
 /// Whether the rules encrypt a binary file's value (a streamed file must be encrypted
 /// whole; anything else goes the general way).
 pub fn encrypts_data(md: &Metadata) -> bool {
-    md.rules()
-        .is_ok_and(|r| r.walk().next(&[DATA_KEY.into()], None))
+    md.rules().is_ok_and(|r| r.walk().next(&[DATA_KEY], None))
 }
 
 /// Encrypt the binary file `src` into `out` (empty, readable and writable), setting the
