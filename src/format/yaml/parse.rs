@@ -49,6 +49,9 @@ pub(super) struct Parse<'t> {
     /// have come back so far.
     pub(super) shrunk: Option<&'t Shrunk>,
     pub(super) restored: usize,
+    /// The collections open in a shrunk reading, metadata included: whether each is in
+    /// flow context, where a stand-in would not scan as its value does.
+    pub(super) open_flow: Vec<bool>,
     /// The scanner's error, if it stopped: line (1-based), column, and what.
     pub(super) scan_error: Option<(usize, usize, String)>,
     /// Byte offset of each char index, when the text is not pure ASCII.
@@ -91,6 +94,7 @@ impl<'t> Parse<'t> {
             pads,
             shrunk: None,
             restored: 0,
+            open_flow: Vec::new(),
             scan_error: None,
             offsets,
             line_starts,
@@ -168,7 +172,7 @@ impl<'t> Parse<'t> {
             })?;
             let range = self.range(&span);
             let ev = match self.shrunk {
-                Some(shrunk) => self.restore(shrunk, ev, &range, &stack)?,
+                Some(shrunk) => self.restore(shrunk, ev, &range)?,
                 None => ev,
             };
 
@@ -572,27 +576,38 @@ impl<'t> Parse<'t> {
         shrunk: &Shrunk,
         ev: Event<'t>,
         range: &Range<usize>,
-        stack: &[Frame],
     ) -> Result<Event<'t>, crate::format::SyntaxError> {
         let Some(next) = shrunk.bytes(self.restored) else {
             return Ok(ev);
         };
-        let missed = || err_at(0, 0, "a stand-in for an encrypted value was not read alone");
+        match ev {
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                // As the collections read it (a tag or anchor may stand before the bracket).
+                let flow = after_properties(&self.text[range.clone()]).starts_with(['{', '[']);
+                let inside = self.open_flow.last() == Some(&true);
+                self.open_flow.push(flow || inside);
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.open_flow.pop();
+            }
+            _ => {}
+        }
         if next.start >= range.end && !matches!(ev, Event::StreamEnd) {
             return Ok(ev);
         }
         match ev {
             Event::Scalar(_, ScalarStyle::Plain, anchor, tag)
-                if next == *range
-                    && !stack
-                        .last()
-                        .is_some_and(|f| self.containers[frame_container(f)].flow) =>
+                if next == *range && self.open_flow.last() != Some(&true) =>
             {
                 self.restored += 1;
                 let value = std::borrow::Cow::Borrowed(&self.text[next]);
                 Ok(Event::Scalar(value, ScalarStyle::Plain, anchor, tag))
             }
-            _ => Err(missed()),
+            _ => Err(err_at(
+                0,
+                0,
+                "a stand-in for an encrypted value was not read alone",
+            )),
         }
     }
 

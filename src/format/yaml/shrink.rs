@@ -254,6 +254,8 @@ mod tests {
             (format!("a: {V}\n\tb: 1\n"), false),
             (format!("a: {V}\nb: [\n"), false),
             (format!("a:\n  b: {V}\n c: {V}\n"), false),
+            (format!("a: 1\nsops: {{\n  mac: {V}\n}}\n"), false),
+            (format!("a: 1\nsops:\n  x: [\n    - {V}\n  ]\n"), false),
         ];
         for (text, fast) in &cases {
             assert_eq!(described(text, true), described(text, false), "{text}");
