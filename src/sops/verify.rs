@@ -201,10 +201,6 @@ impl<'d> Content<'d> {
         }
     }
 
-    fn comments(&self) -> impl Iterator<Item = &'d [u8]> + '_ {
-        self.doc.comments().into_iter().map(|i| (self.value)(i).1)
-    }
-
     /// The first difference from `other` (what a reader of `other` would get wrong),
     /// described by key path and line of `self`'s source, never by value.
     pub fn difference(
@@ -273,14 +269,18 @@ impl<'d> Content<'d> {
             return Some(format!("{}: {what}", place(k)));
         }
         if compare == Compare::Full {
-            let (mine, theirs) = (self.doc.comments().len(), other.doc.comments().len());
-            if mine != theirs {
-                return Some(format!("{theirs} comment(s) where {mine} were meant"));
+            let (mine, theirs) = (self.doc.comments(), other.doc.comments());
+            if mine.len() != theirs.len() {
+                return Some(format!(
+                    "{} comment(s) where {} were meant",
+                    theirs.len(),
+                    mine.len()
+                ));
             }
-            if let Some(k) = self
-                .comments()
-                .zip(other.comments())
-                .position(|(a, b)| a != b)
+            if let Some(k) = mine
+                .iter()
+                .zip(&theirs)
+                .position(|(&a, &b)| (self.value)(a).1 != (other.value)(b).1)
             {
                 let line = doc
                     .comments()
