@@ -258,7 +258,7 @@ pub(crate) fn text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, S
 
 /// Every sops file names its metadata; most plaintext does not, which spares a parse.
 pub fn mentions_sops(bytes: &[u8]) -> bool {
-    bytes.windows(4).any(|w| w[0] == b's' && w == b"sops")
+    memchr::memmem::find(bytes, b"sops").is_some()
 }
 
 /// The format a sops-encrypted file is in, found by content: its extension's format

@@ -191,20 +191,17 @@ pub(super) fn splice_encrypted(
         mac.finish()
     };
     let encrypt_all = || -> Vec<(Range<usize>, String)> {
-        to_encrypt
-            .iter()
-            .map(|leaf| {
-                let (open, close) = if leaf.kind == LeafKind::Comment {
-                    (String::new(), "")
-                } else {
-                    store.enc_quotes(doc, leaf)
-                };
-                let mut text = open;
-                cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, &leaf.value);
-                text.push_str(close);
-                (leaf.span.clone(), text)
-            })
-            .collect()
+        par_map(&to_encrypt, |leaf| {
+            let (open, close) = if leaf.kind == LeafKind::Comment {
+                (String::new(), "")
+            } else {
+                store.enc_quotes(doc, leaf)
+            };
+            let mut text = open;
+            cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, &leaf.value);
+            text.push_str(close);
+            (leaf.span.clone(), text)
+        })
     };
     let total: usize = hashed.iter().map(|(_, v)| v.len()).sum();
     let (mac, mut edits) = if total >= 1 << 20 {

@@ -269,10 +269,9 @@ pub(super) fn open_inner(
         file: file.to_string(),
         error,
     })?;
-    let mut values: Vec<Option<Plain>> = (0..doc.leaves.len()).map(|_| None).collect();
-    let mut mac = MacBuilder::new(meta.mac_only_encrypted);
-    let mut warnings = Vec::new();
-    let mut clear_comments = Vec::new();
+    // Decide leaf by leaf in document order (the rules walk is sequential), decrypt on
+    // every core, then hash the MAC in order.
+    let mut todo = Vec::with_capacity(doc.leaves.len());
     let mut walk = rules.walk();
     for i in order(&doc) {
         let leaf = &doc.leaves[i];
@@ -287,10 +286,7 @@ pub(super) fn open_inner(
         }
         if is_comment {
             if encrypted {
-                values[i] = decrypt_comment(&key, leaf);
-                if values[i].is_none() && !leaf.value_str().is_some_and(cipher::is_encrypted) {
-                    clear_comments.push(i);
-                }
+                todo.push(Todo::Comment(i));
             }
             continue;
         }
@@ -298,49 +294,81 @@ pub(super) fn open_inner(
         if encrypted && typed_in_clear && !leaf.value.is_empty() {
             ignore_mac = true;
         }
-        let (plain, hashed) = if encrypted && !leaf.value.is_empty() && !typed_in_clear {
+        todo.push(if encrypted && !leaf.value.is_empty() && !typed_in_clear {
             let text = leaf.value_str().unwrap_or_default();
-            let bad = |reason: String| Error::Value {
-                file: file.to_string(),
-                path: display_path(&leaf.path),
-                reason,
-            };
-            // A large value is hashed for the MAC as it is decrypted.
-            let hashed = text.len() >= cipher::LARGE;
-            let (ty, bytes) = if hashed {
-                cipher::decrypt_hashing(&key, &leaf.aad(), text, &mut mac)
+            // A large value is hashed for the MAC as it is decrypted, in order.
+            if text.len() >= cipher::LARGE {
+                Todo::Large(i, text)
             } else {
-                cipher::decrypt(&key, &leaf.aad(), text)
+                Todo::Value(i, text)
             }
-            .map_err(|e| bad(e.to_string()))?;
-            // The MAC covers the typed value, but a value that is no value of its type
-            // at all is refused as sops refuses it.
-            if !scalar::valid_typed(ty, &bytes) {
-                return Err(bad(format!(
-                    "the plaintext is not a valid {}",
-                    ty.sops_name()
-                )));
+        } else {
+            Todo::Clear(i, encrypted || !meta.mac_only_encrypted)
+        });
+    }
+    let done = par_map(&todo, |t| match *t {
+        Todo::Comment(i) => Done::Comment(decrypt_comment(&key, &doc.leaves[i])),
+        Todo::Value(i, text) => Done::Value(cipher::decrypt(&key, &doc.leaves[i].aad(), text)),
+        Todo::Large(..) | Todo::Clear(..) => Done::Later,
+    });
+    let mut values: Vec<Option<Plain>> = (0..doc.leaves.len()).map(|_| None).collect();
+    let mut mac = MacBuilder::new(meta.mac_only_encrypted);
+    let mut warnings = Vec::new();
+    let mut clear_comments = Vec::new();
+    for (t, d) in todo.iter().zip(done) {
+        let i = t.leaf();
+        let leaf = &doc.leaves[i];
+        let bad = |reason: String| Error::Value {
+            file: file.to_string(),
+            path: display_path(&leaf.path),
+            reason,
+        };
+        let plain = match (t, d) {
+            (Todo::Comment(_), Done::Comment(plain)) => {
+                if plain.is_none() && !leaf.value_str().is_some_and(cipher::is_encrypted) {
+                    clear_comments.push(i);
+                }
+                values[i] = plain;
+                continue;
             }
-            (
+            (Todo::Clear(_, hash), _) => {
+                let plain = Plain {
+                    ty: leaf.ty,
+                    bytes: leaf.value.clone(),
+                    encrypted: false,
+                };
+                if *hash {
+                    mac.add(plain.ty, &plain.bytes);
+                }
+                plain
+            }
+            (Todo::Value(..), Done::Value(opened)) => {
+                let (ty, bytes) = opened.map_err(|e| bad(e.to_string()))?;
+                mac.add(ty, &bytes);
                 Plain {
                     ty,
                     bytes,
                     encrypted: true,
-                },
-                hashed,
-            )
-        } else {
-            (
+                }
+            }
+            (Todo::Large(_, text), _) => {
+                let (ty, bytes) = cipher::decrypt_hashing(&key, &leaf.aad(), text, &mut mac)
+                    .map_err(|e| bad(e.to_string()))?;
                 Plain {
-                    ty: leaf.ty,
-                    bytes: leaf.value.clone(),
-                    encrypted: false,
-                },
-                false,
-            )
+                    ty,
+                    bytes,
+                    encrypted: true,
+                }
+            }
+            _ => unreachable!("each step is done as it was planned"),
         };
-        if !hashed && (encrypted || !meta.mac_only_encrypted) {
-            mac.add(plain.ty, &plain.bytes);
+        // The MAC covers the typed value, but a value that is no value of its type at
+        // all is refused as sops refuses it.
+        if plain.encrypted && !scalar::valid_typed(plain.ty, &plain.bytes) {
+            return Err(bad(format!(
+                "the plaintext is not a valid {}",
+                plain.ty.sops_name()
+            )));
         }
         values[i] = Some(plain);
     }
@@ -364,6 +392,34 @@ pub(super) fn open_inner(
         rendered: std::cell::OnceCell::new(),
         rewrite_future: false,
     })
+}
+
+/// What opening does with a leaf, decided in document order.
+enum Todo<'d> {
+    /// An encrypted comment.
+    Comment(usize),
+    /// An encrypted value.
+    Value(usize, &'d str),
+    /// An encrypted value large enough to be hashed for the MAC as it is decrypted.
+    Large(usize, &'d str),
+    /// A value kept as it stands; whether the MAC covers it.
+    Clear(usize, bool),
+}
+
+impl Todo<'_> {
+    fn leaf(&self) -> usize {
+        match *self {
+            Todo::Comment(i) | Todo::Value(i, _) | Todo::Large(i, _) | Todo::Clear(i, _) => i,
+        }
+    }
+}
+
+/// What the parallel step made of a [`Todo`].
+enum Done {
+    Comment(Option<Plain>),
+    Value(std::result::Result<(ScalarType, Zeroizing<Vec<u8>>), cipher::CipherError>),
+    /// Done in order, with the MAC.
+    Later,
 }
 
 /// Comments are authenticated with the path of their container; sops's YAML library
