@@ -7,6 +7,7 @@ mod edit;
 mod emit;
 mod lenient;
 mod parse;
+mod quick;
 mod scalars;
 mod shrink;
 
@@ -79,7 +80,7 @@ fn read(source: Zeroizing<Vec<u8>>, stand_ins: bool) -> Result<Document, super::
         let starts = std::mem::take(&mut line_starts);
         let mut p = Parse::new(text, &shrunk.input, &no_pads, offsets.as_deref(), starts);
         p.shrunk = Some(shrunk);
-        let ok = p.run();
+        let (mut p, ok) = p.run_once();
         if ok.is_ok() && p.restored == shrunk.len() {
             fast = Some(p);
         } else {
@@ -94,8 +95,9 @@ fn read(source: Zeroizing<Vec<u8>>, stand_ins: bool) -> Result<Document, super::
         Some(p) => p,
         None => loop {
             let input = if pads.is_empty() { text } else { &padded };
-            let mut p = Parse::new(text, input, &pads, offsets.as_deref(), line_starts);
-            let Err(err) = p.run() else {
+            let (mut p, ok) =
+                Parse::new(text, input, &pads, offsets.as_deref(), line_starts).run_once();
+            let Err(err) = ok else {
                 break p;
             };
             let scan_error = p.scan_error.take();

@@ -3,6 +3,35 @@
 
 use super::*;
 
+/// Where the events come from: the quick reader when it knows the whole text, else saphyr.
+enum Events<'a> {
+    Quick(super::quick::Quick<'a>),
+    Saphyr(Box<Parser<'a, saphyr_parser::StrInput<'a>>>),
+}
+
+impl<'a> Events<'a> {
+    fn of(input: &'a str, quick: bool) -> Self {
+        match quick.then(|| super::quick::reader(input)).flatten() {
+            Some(quick) => Events::Quick(quick),
+            None => Events::Saphyr(Box::new(Parser::new_from_str(input))),
+        }
+    }
+
+    fn next_event(&mut self) -> Option<Result<(Event<'a>, Span), saphyr_parser::ScanError>> {
+        match self {
+            Events::Quick(quick) => quick.next().map(|e| {
+                e.map_err(|_| saphyr_parser::ScanError::new_str(Default::default(), "declined"))
+            }),
+            Events::Saphyr(parser) => parser.next_event(),
+        }
+    }
+
+    /// The quick reader stopped at text it does not know: the reading starts over.
+    fn declined(&self) -> bool {
+        matches!(self, Events::Quick(q) if q.declined)
+    }
+}
+
 /// A collection being built while events stream in.
 pub(super) enum Frame {
     Map {
@@ -78,6 +107,11 @@ pub(super) struct Parse<'t> {
     /// it is, and the key. sops walks only string keys, so a plaintext holding one is
     /// refused.
     pub(super) nonstring_key: Option<(usize, ScalarType, String)>,
+    /// Whether the quick reader may read the input (see `quick`), and whether it
+    /// declined part way, which leaves this reading to be started over without it.
+    pub(super) quick: bool,
+    pub(super) declined: bool,
+    pub(super) read_quickly: bool,
 }
 
 impl<'t> Parse<'t> {
@@ -110,7 +144,29 @@ impl<'t> Parse<'t> {
             open_anchors: Vec::new(),
             copied: 0,
             nonstring_key: None,
+            quick: true,
+            declined: false,
+            read_quickly: false,
         }
+    }
+
+    /// Read the input, with saphyr from the start again if the quick reader declines it
+    /// part way.
+    pub(super) fn run_once(self) -> (Self, Result<(), crate::format::SyntaxError>) {
+        let mut p = self;
+        let ok = p.run();
+        // Only a whole reading is known to match saphyr's: a quick reading that stopped
+        // (declined, or an error about events saphyr might have made otherwise further
+        // on) is done again by saphyr.
+        if !(p.declined || (ok.is_err() && p.read_quickly)) {
+            return (p, ok);
+        }
+        let starts = std::mem::take(&mut p.line_starts);
+        let mut again = Parse::new(p.text, p.input, p.pads, p.offsets, starts);
+        again.shrunk = p.shrunk;
+        again.quick = false;
+        let ok = again.run();
+        (again, ok)
     }
 
     /// The byte in the text of a char index saphyr gives.
@@ -155,7 +211,8 @@ impl<'t> Parse<'t> {
 
 impl<'t> Parse<'t> {
     pub(super) fn run(&mut self) -> Result<(), crate::format::SyntaxError> {
-        let mut parser = Parser::new_from_str(self.input);
+        let mut parser = Events::of(self.input, self.quick);
+        self.read_quickly = matches!(parser, Events::Quick(_));
         let mut stack: Vec<Frame> = Vec::new();
         // Metadata capture: depth of the `sops` subtree being read, with its own stack.
         let mut meta_stack: Vec<MetaFrame> = Vec::new();
@@ -165,6 +222,10 @@ impl<'t> Parse<'t> {
         let mut last_content_end = 0usize;
 
         while let Some(ev) = parser.next_event() {
+            if ev.is_err() && parser.declined() {
+                self.declined = true;
+                return Err(err_at(0, 0, "the quick reader declined the text"));
+            }
             let (ev, span) = ev.map_err(|e| {
                 let m = e.marker();
                 self.scan_error = Some((m.line(), m.col(), e.info().to_string()));
