@@ -51,7 +51,7 @@ pub fn parse_value(s: &str) -> std::result::Result<(ScalarType, Zeroizing<String
                 if let Some(l) = doc.leaves.first() {
                     return Ok((
                         ScalarType::Str,
-                        Zeroizing::new(l.value_str().unwrap_or_default().to_string()),
+                        Zeroizing::new(l.value_str(&doc.text).unwrap_or_default().to_string()),
                     ));
                 }
             }
@@ -371,7 +371,7 @@ fn checked(
         (Meant::Scalar(ty, v), Some(Node::Leaf(i))) => {
             let leaf = &after.leaves[*i];
             let same_type = !typed || leaf.ty == *ty;
-            same_type && (*ty == ScalarType::Null || same_text(*ty, &leaf.value, v.as_bytes()))
+            same_type && (*ty == ScalarType::Null || same_text(*ty, after.value(*i), v.as_bytes()))
         }
         (Meant::Tree(v), Some(node)) => same_tree(&after, node, v),
         (Meant::Removed(_), _) => {
@@ -407,7 +407,7 @@ fn checked(
     let comments = |doc: &Document| -> Vec<Zeroizing<Vec<u8>>> {
         doc.comments()
             .iter()
-            .map(|&i| doc.leaves[i].value.clone())
+            .map(|&i| Zeroizing::new(doc.value(i).to_vec()))
             .collect()
     };
     // A removed list item: the items after it are expected one place up.
@@ -460,7 +460,7 @@ fn same_tree(doc: &Document, node: &Node, v: &Value) -> bool {
         (Node::Leaf(i), Value::Scalar(ty, s)) => {
             let l = &doc.leaves[*i];
             (l.ty == *ty || (*ty == ScalarType::Null && l.ty == ScalarType::Null))
-                && (*ty == ScalarType::Null || same_text(*ty, &l.value, s.as_bytes()))
+                && (*ty == ScalarType::Null || same_text(*ty, doc.value(*i), s.as_bytes()))
         }
         _ => false,
     }
@@ -499,7 +499,11 @@ fn items(doc: &Document, node: &Node, at: &mut Vec<Step>, out: &mut Items) {
         }
         Node::Leaf(i) => {
             let l = &doc.leaves[*i];
-            out.push((at.clone(), Some(l.ty), l.value.clone()));
+            out.push((
+                at.clone(),
+                Some(l.ty),
+                Zeroizing::new(doc.value(*i).to_vec()),
+            ));
         }
     }
 }
@@ -519,7 +523,7 @@ fn clone_leaf(l: &crate::tree::Leaf) -> crate::tree::Leaf {
         path: l.path.clone(),
         span: l.span.clone(),
         ty: l.ty,
-        value: l.value.clone(),
+        own: l.own.clone(),
         style: l.style,
     }
 }

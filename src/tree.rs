@@ -81,21 +81,39 @@ pub struct Leaf {
     /// Bytes of the source text this leaf's text occupies (for a comment: after the `#`).
     pub span: Range<usize>,
     pub ty: ScalarType,
-    /// The decoded scalar: plaintext, or an `ENC[...]` string in an encrypted file.
-    pub value: Zeroizing<Vec<u8>>,
+    /// The decoded scalar (plaintext, or an `ENC[...]` string in an encrypted file) when
+    /// it is not the text of `span` as it stands; `None` when it is (plain scalars,
+    /// ciphertexts, comments, raw values), which spares a copy of each. Read it with
+    /// [`Leaf::value`].
+    pub own: Option<Zeroizing<Vec<u8>>>,
     pub style: Style,
 }
 
+/// A leaf's value as stored: `None` when `bytes` are the text's own at `span` (see
+/// [`Leaf::own`]).
+pub fn own_value(text: &str, span: &Range<usize>, bytes: Vec<u8>) -> Option<Zeroizing<Vec<u8>>> {
+    let bytes = Zeroizing::new(bytes);
+    (text.as_bytes().get(span.clone()) != Some(&bytes[..])).then_some(bytes)
+}
+
 impl Leaf {
+    /// The decoded scalar, given the text the leaf was read from.
+    pub fn value<'a>(&'a self, text: &'a str) -> &'a [u8] {
+        match &self.own {
+            Some(v) => v,
+            None => &text.as_bytes()[self.span.clone()],
+        }
+    }
+
+    pub fn value_str<'a>(&'a self, text: &'a str) -> Option<&'a str> {
+        std::str::from_utf8(self.value(text)).ok()
+    }
+
     /// The additional data sops authenticates a value with: `a:b:c:`.
     pub fn aad(&self) -> String {
         let mut s = self.path.join(":");
         s.push(':');
         s
-    }
-
-    pub fn value_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.value).ok()
     }
 }
 
@@ -163,6 +181,15 @@ pub struct Document {
 }
 
 impl Document {
+    /// The value of leaf `i`.
+    pub fn value(&self, i: usize) -> &[u8] {
+        self.leaves[i].value(&self.text)
+    }
+
+    pub fn value_str(&self, i: usize) -> Option<&str> {
+        self.leaves[i].value_str(&self.text)
+    }
+
     /// Whether the document carries sops metadata (that sops wrote, not a plaintext
     /// key named `sops`).
     pub fn is_encrypted(&self) -> bool {
@@ -382,7 +409,10 @@ impl Document {
     pub fn plain_value(&self, node: &Node) -> Option<Value> {
         self.value_of(node, &|i| {
             let l = &self.leaves[i];
-            Ok::<_, ()>((l.ty, Zeroizing::new(l.value_str().ok_or(())?.to_string())))
+            Ok::<_, ()>((
+                l.ty,
+                Zeroizing::new(l.value_str(&self.text).ok_or(())?.to_string()),
+            ))
         })
         .ok()
     }

@@ -70,7 +70,7 @@ impl Sts {
             doc.leaves
                 .iter()
                 .find(|l| l.path.iter().map(|k| &**k).eq(path.iter().copied()))
-                .and_then(|l| String::from_utf8(l.value.to_vec()).ok())
+                .and_then(|l| String::from_utf8(l.value(&doc.text).to_vec()).ok())
                 .map(Zeroizing::new)
         };
         Some(Sts {

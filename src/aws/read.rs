@@ -247,7 +247,7 @@ fn json_field(text: &str, key: &str) -> Result<Zeroizing<String>, ReadError> {
     let root = &doc.docs[0].root;
     match root.get(key) {
         Some(crate::tree::Node::Leaf(i)) => Ok(Zeroizing::new(
-            doc.leaves[*i].value_str().unwrap_or_default().to_string(),
+            doc.value_str(*i).unwrap_or_default().to_string(),
         )),
         Some(_) => Err(ReadError::NotScalar(key.to_string())),
         None => Err(ReadError::NoKey(key.to_string())),

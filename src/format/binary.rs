@@ -127,7 +127,7 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
         path: [key].into_iter().collect(),
         span: value_at..value_at + 2,
         ty: ScalarType::Str,
-        value: content,
+        own: Some(content),
         style: Style {
             quote: Quote::Double,
             ..Style::default()

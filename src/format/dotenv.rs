@@ -5,7 +5,8 @@ use zeroize::Zeroizing;
 
 use super::{LeafText, Store};
 use crate::tree::{
-    Doc, Document, Entry, KeyPath, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
+    own_value, Doc, Document, Entry, KeyPath, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType,
+    Style, Value,
 };
 
 pub struct DotenvStore;
@@ -41,13 +42,13 @@ impl Store for DotenvStore {
             if line.trim().is_empty() {
                 continue;
             }
-            if let Some(comment) = line.strip_prefix('#') {
+            if line.starts_with('#') {
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
                     path: KeyPath::default(),
                     span: start + 1..start + line.len(),
                     ty: ScalarType::Comment,
-                    value: Zeroizing::new(comment.as_bytes().to_vec()),
+                    own: None,
                     style: Style::default(),
                 });
                 continue;
@@ -72,7 +73,11 @@ impl Store for DotenvStore {
                 path: [key].into_iter().collect(),
                 span: start + eq + 1..start + line.len(),
                 ty: ScalarType::Str,
-                value: Zeroizing::new(value.replace("\\n", "\n").into_bytes()),
+                own: own_value(
+                    text,
+                    &(start + eq + 1..start + line.len()),
+                    value.replace("\\n", "\n").into_bytes(),
+                ),
                 style: Style {
                     quote: Quote::Raw,
                     ..Style::default()

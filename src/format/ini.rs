@@ -6,7 +6,8 @@ use zeroize::Zeroizing;
 use super::dotenv::lines;
 use super::{LeafText, Store};
 use crate::tree::{
-    Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
+    own_value, Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
+    Value,
 };
 
 pub struct IniStore;
@@ -53,7 +54,7 @@ impl Store for IniStore {
                     path: [section.as_str()].into_iter().collect(),
                     span: s..start + line.len(),
                     ty: ScalarType::Comment,
-                    value: Zeroizing::new(text.as_bytes()[s..start + line.len()].to_vec()),
+                    own: None,
                     style: Style::default(),
                 });
                 pending_comments.push(leaves.len() - 1);
@@ -135,7 +136,7 @@ impl Store for IniStore {
                 path: [section.as_str(), key.as_str()].into_iter().collect(),
                 span: value_start..vend,
                 ty: ScalarType::Str,
-                value: Zeroizing::new(value.into_bytes()),
+                own: own_value(text, &(value_start..vend), value.into_bytes()),
                 style: Style {
                     quote: Quote::Raw,
                     ..Style::default()
@@ -147,7 +148,7 @@ impl Store for IniStore {
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
                     path: [section.as_str()].into_iter().collect(),
-                    value: Zeroizing::new(text.as_bytes()[span.clone()].to_vec()),
+                    own: None,
                     span,
                     ty: ScalarType::Comment,
                     style: Style::default(),

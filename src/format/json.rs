@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 
 use super::Store;
 use crate::tree::{
-    Doc, Document, Entry, Key, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style, Value,
+    own_value, Doc, Document, Entry, Key, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType,
+    Style, Value,
 };
 
 pub struct JsonStore;
@@ -335,9 +336,9 @@ impl<'t> P<'t> {
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path: path.iter().cloned().collect(),
+            own: own_value(self.text, &span, value.into_bytes()),
             span,
             ty,
-            value: Zeroizing::new(value.into_bytes()),
             style: Style {
                 quote,
                 owner_col: 0,

@@ -484,7 +484,7 @@ pub(crate) mod table {
         idx.iter()
             .map(|&i| {
                 let l = &doc.leaves[i];
-                let v = l.value_str().expect("text");
+                let v = l.value_str(&doc.text).expect("text");
                 match l.kind {
                     crate::tree::LeafKind::Comment => format!("#{v}"),
                     crate::tree::LeafKind::Value => {
@@ -509,7 +509,7 @@ pub(crate) mod table {
             .iter()
             .filter(|l| l.kind == crate::tree::LeafKind::Value && l.ty != ScalarType::Null)
             .map(|l| {
-                let v = l.value_str().expect("text");
+                let v = l.value_str(&doc.text).expect("text");
                 let r = store.render_plain(&doc, l, l.ty, v).expect("renders");
                 (l.span.clone(), r)
             })

@@ -116,7 +116,7 @@ pub(super) fn leaf_text(
 ) -> std::result::Result<(ScalarType, Zeroizing<String>), WriteError> {
     let leaf = &doc.leaves[i];
     let text = leaf
-        .value_str()
+        .value_str(&doc.text)
         .ok_or_else(|| WriteError::NotText(display_path(&leaf.path)))?;
     Ok((leaf.ty, Zeroizing::new(text.to_string())))
 }
@@ -171,14 +171,14 @@ pub(super) fn splice_encrypted(
     for i in order(doc) {
         let leaf = &doc.leaves[i];
         let is_comment = leaf.kind == LeafKind::Comment;
-        let encrypt = walk.next(&leaf.path, comment_text(leaf));
+        let encrypt = walk.next(&leaf.path, comment_text(leaf, &doc.text));
         if leaf.ty == ScalarType::Null {
             continue;
         }
         if !is_comment && (encrypt || !md.mac_only_encrypted) {
-            hashed.push((leaf.ty, &leaf.value));
+            hashed.push((leaf.ty, leaf.value(&doc.text)));
         }
-        if encrypt && !leaf.value.is_empty() {
+        if encrypt && !leaf.value(&doc.text).is_empty() {
             to_encrypt.push(leaf);
         }
     }
@@ -198,7 +198,7 @@ pub(super) fn splice_encrypted(
                 store.enc_quotes(doc, leaf)
             };
             let mut text = open;
-            cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, &leaf.value);
+            cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, leaf.value(&doc.text));
             text.push_str(close);
             (leaf.span.clone(), text)
         })

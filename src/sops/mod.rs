@@ -104,8 +104,8 @@ fn order(doc: &Document) -> Vec<usize> {
 }
 
 /// A comment leaf's text, for the comment-regex rules; `None` for a value.
-fn comment_text(leaf: &Leaf) -> Option<&str> {
-    (leaf.kind == LeafKind::Comment).then(|| leaf.value_str().unwrap_or_default())
+fn comment_text<'a>(leaf: &'a Leaf, text: &'a str) -> Option<&'a str> {
+    (leaf.kind == LeafKind::Comment).then(|| leaf.value_str(text).unwrap_or_default())
 }
 
 /// An encrypted file, opened: its data key, metadata and decrypted values.

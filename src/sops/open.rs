@@ -202,11 +202,11 @@ pub fn clear_parts(file: &str, doc: &Document, meta: &Metadata) -> Result<Clear>
     for i in order(doc) {
         let leaf = &doc.leaves[i];
         let is_comment = leaf.kind == LeafKind::Comment;
-        let encrypt = walk.next(&leaf.path, comment_text(leaf));
-        if leaf.ty == ScalarType::Null || leaf.value.is_empty() {
+        let encrypt = walk.next(&leaf.path, comment_text(leaf, &doc.text));
+        if leaf.ty == ScalarType::Null || leaf.value(&doc.text).is_empty() {
             continue;
         }
-        if !encrypt || leaf.value_str().is_some_and(cipher::is_encrypted) {
+        if !encrypt || leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted) {
             continue;
         }
         if is_comment {
@@ -276,12 +276,12 @@ pub(super) fn open_inner(
     for i in order(&doc) {
         let leaf = &doc.leaves[i];
         let is_comment = leaf.kind == LeafKind::Comment;
-        let encrypted = walk.next(&leaf.path, comment_text(leaf));
+        let encrypted = walk.next(&leaf.path, comment_text(leaf, &doc.text));
         if leaf.ty == ScalarType::Null {
             continue;
         }
         // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
-        if is_comment && leaf.value.is_empty() {
+        if is_comment && leaf.value(&doc.text).is_empty() {
             continue;
         }
         if is_comment {
@@ -290,24 +290,27 @@ pub(super) fn open_inner(
             }
             continue;
         }
-        let typed_in_clear = take_clear && !leaf.value_str().is_some_and(cipher::is_encrypted);
-        if encrypted && typed_in_clear && !leaf.value.is_empty() {
+        let typed_in_clear =
+            take_clear && !leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted);
+        if encrypted && typed_in_clear && !leaf.value(&doc.text).is_empty() {
             ignore_mac = true;
         }
-        todo.push(if encrypted && !leaf.value.is_empty() && !typed_in_clear {
-            let text = leaf.value_str().unwrap_or_default();
-            // A large value is hashed for the MAC as it is decrypted, in order.
-            if text.len() >= cipher::LARGE {
-                Todo::Large(i, text)
+        todo.push(
+            if encrypted && !leaf.value(&doc.text).is_empty() && !typed_in_clear {
+                let text = leaf.value_str(&doc.text).unwrap_or_default();
+                // A large value is hashed for the MAC as it is decrypted, in order.
+                if text.len() >= cipher::LARGE {
+                    Todo::Large(i, text)
+                } else {
+                    Todo::Value(i, text)
+                }
             } else {
-                Todo::Value(i, text)
-            }
-        } else {
-            Todo::Clear(i, encrypted || !meta.mac_only_encrypted)
-        });
+                Todo::Clear(i, encrypted || !meta.mac_only_encrypted)
+            },
+        );
     }
     let done = par_map(&todo, |t| match *t {
-        Todo::Comment(i) => Done::Comment(decrypt_comment(&key, &doc.leaves[i])),
+        Todo::Comment(i) => Done::Comment(decrypt_comment(&key, &doc.leaves[i], &doc.text)),
         Todo::Value(i, text) => Done::Value(cipher::decrypt(&key, &doc.leaves[i].aad(), text)),
         Todo::Large(..) | Todo::Clear(..) => Done::Later,
     });
@@ -325,7 +328,7 @@ pub(super) fn open_inner(
         };
         let plain = match (t, d) {
             (Todo::Comment(_), Done::Comment(plain)) => {
-                if plain.is_none() && !leaf.value_str().is_some_and(cipher::is_encrypted) {
+                if plain.is_none() && !leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted) {
                     clear_comments.push(i);
                 }
                 values[i] = plain;
@@ -334,7 +337,7 @@ pub(super) fn open_inner(
             (Todo::Clear(_, hash), _) => {
                 let plain = Plain {
                     ty: leaf.ty,
-                    bytes: leaf.value.clone(),
+                    bytes: Zeroizing::new(leaf.value(&doc.text).to_vec()),
                     encrypted: false,
                 };
                 if *hash {
@@ -425,8 +428,8 @@ enum Done {
 /// Comments are authenticated with the path of their container; sops's YAML library
 /// sometimes attaches a comment one level up or down from where it stands, so try the
 /// enclosing paths too. A comment that opens with none is left as it is, as sops does.
-pub(super) fn decrypt_comment(key: &DataKey, leaf: &Leaf) -> Option<Plain> {
-    let text = leaf.value_str()?;
+pub(super) fn decrypt_comment(key: &DataKey, leaf: &Leaf, text: &str) -> Option<Plain> {
+    let text = leaf.value_str(text)?;
     if !cipher::is_encrypted(text) {
         return None;
     }

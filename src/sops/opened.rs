@@ -31,7 +31,7 @@ impl Opened {
     pub(super) fn typed(&self, i: usize) -> (ScalarType, &[u8]) {
         match &self.values[i] {
             Some(p) => (p.ty, &p.bytes),
-            None => (self.doc.leaves[i].ty, &self.doc.leaves[i].value),
+            None => (self.doc.leaves[i].ty, self.doc.value(i)),
         }
     }
 

@@ -291,7 +291,7 @@ impl Located {
             .store()
             .payload(&doc)
             .filter(|_| doc.leaves.len() == 1)
-            .and_then(|i| doc.leaves[i].value_str().map(str::to_string))
+            .and_then(|i| doc.value_str(i).map(str::to_string))
             .filter(|v| v.starts_with(&format!("{PREFIX},iv:")))
             .ok_or_else(|| Error::NotEncrypted {
                 file: file.to_string(),

@@ -190,7 +190,7 @@ impl<'d> Content<'d> {
 
     /// The content of a plaintext document, as its parser found it.
     pub fn of_plain(doc: &'d Document) -> Content<'d> {
-        Content::of(doc, |i| (doc.leaves[i].ty, &doc.leaves[i].value[..]))
+        Content::of(doc, |i| (doc.leaves[i].ty, doc.value(i)))
     }
 
     fn items(&self) -> Items<'_, 'd> {

@@ -71,7 +71,7 @@ impl Parse<'_> {
                 path,
                 span: start + 1..end,
                 ty: ScalarType::Comment,
-                value: Zeroizing::new(self.text.as_bytes()[start + 1..end].to_vec()),
+                own: None,
                 style: Style::default(),
             });
         }

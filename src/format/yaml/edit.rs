@@ -50,7 +50,7 @@ pub(super) fn insert_entry(
                 path: KeyPath::default(),
                 span: at..at,
                 ty: *ty,
-                value: Zeroizing::new(Vec::new()),
+                own: Some(Zeroizing::new(Vec::new())),
                 style: Style {
                     owner_col: col,
                     ..Default::default()

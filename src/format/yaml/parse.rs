@@ -601,7 +601,7 @@ impl<'t> Parse<'t> {
                     path,
                     span: l.span.clone(),
                     ty: l.ty,
-                    value: l.value.clone(),
+                    own: l.own.clone(),
                     style: l.style,
                 };
                 self.leaves.push(copy);
@@ -726,7 +726,7 @@ impl<'t> Parse<'t> {
             path: self.containers[container].path.clone(),
             span: dash..range.end,
             ty: ScalarType::Comment,
-            value: Zeroizing::new(value.as_bytes().to_vec()),
+            own: Some(Zeroizing::new(value.as_bytes().to_vec())),
             style: Style {
                 quote: Quote::Item,
                 ..Style::default()

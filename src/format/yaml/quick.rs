@@ -888,9 +888,9 @@ mod tests {
         )
         .expect("saphyr reads one string");
         assert_eq!(
-            doc.leaves[0].value_str(),
+            doc.value_str(0),
             Some("123456789012345678901234567890 more")
         );
-        assert_eq!(doc.leaves[1].value_str(), Some("1"));
+        assert_eq!(doc.value_str(1), Some("1"));
     }
 }

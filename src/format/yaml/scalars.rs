@@ -126,9 +126,9 @@ impl Parse<'_> {
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path,
+            own: crate::tree::own_value(self.text, &span_range, stored.into_bytes()),
             span: span_range,
             ty,
-            value: Zeroizing::new(stored.into_bytes()),
             style: Style {
                 quote,
                 owner_col,

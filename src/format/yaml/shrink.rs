@@ -189,7 +189,7 @@ mod tests {
                         &*l.path,
                         l.span,
                         l.ty,
-                        String::from_utf8_lossy(&l.value),
+                        String::from_utf8_lossy(l.value(&doc.text)),
                         l.style
                     );
                 }

@@ -435,7 +435,7 @@ pub(super) fn check_generated(
     let found: Vec<&str> = doc
         .comments()
         .iter()
-        .map(|&i| doc.leaves[i].value_str().unwrap_or_default())
+        .map(|&i| doc.value_str(i).unwrap_or_default())
         .collect();
     assert_eq!(found, comments, "comments misread\n{text}");
     // Writing it keeps the data, whatever happens to the layout, and no secret survives.
@@ -523,7 +523,7 @@ proptest! {
         // It opened: every value is what was written (comments and layout may differ;
         // as in sops, nothing protects the key of a null or empty value).
         let got = values(&opened.doc, &|i| opened.typed(i));
-        let want = values(&original, &|i| (original.leaves[i].ty, &original.leaves[i].value[..]));
+        let want = values(&original, &|i| (original.leaves[i].ty, original.value(i)));
         prop_assert!(got == want, "a flipped file opened with other values");
         let _ = opened.render();
     }
