@@ -20,28 +20,64 @@ use zeroize::Zeroizing;
 use crate::scalar::{canonical, ScalarType};
 
 /// A file's 32-byte data key. Zeroized on drop, never printed.
-pub struct DataKey(SecretBox<[u8; 32]>);
+pub struct DataKey {
+    key: SecretBox<[u8; 32]>,
+    /// What every value's cipher and IV start from, made once: ten thousand values
+    /// would otherwise expand the AES key and key the HMAC ten thousand times.
+    prepared: std::sync::OnceLock<Prepared>,
+}
+
+struct Prepared {
+    /// The AES key schedule (wiped on drop: `aes`'s `zeroize`).
+    aes: Aes256,
+    /// The IV's HMAC, keyed and given its label.
+    iv: Hmac<Sha256>,
+}
 
 impl DataKey {
+    fn new(key: Box<[u8; 32]>) -> Self {
+        DataKey {
+            key: SecretBox::new(key),
+            prepared: std::sync::OnceLock::new(),
+        }
+    }
+
     pub fn generate() -> Self {
         let mut key = Box::new([0u8; 32]);
         getrandom(&mut key[..]);
-        DataKey(SecretBox::new(key))
+        DataKey::new(key)
     }
 
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         let arr: [u8; 32] = bytes.try_into().ok()?;
-        Some(DataKey(SecretBox::new(Box::new(arr))))
+        Some(DataKey::new(Box::new(arr)))
     }
 
     pub fn expose(&self) -> &[u8; 32] {
-        self.0.expose_secret()
+        self.key.expose_secret()
+    }
+
+    fn prepared(&self) -> &Prepared {
+        self.prepared.get_or_init(|| {
+            let mut iv = <Hmac<Sha256> as Mac>::new_from_slice(self.expose())
+                .expect("HMAC takes any key length");
+            iv.update(b"coffer-value-iv-v1");
+            Prepared {
+                aes: Aes256::new(GenericArray::from_slice(self.expose())),
+                iv,
+            }
+        })
+    }
+
+    /// AES-GCM under this key, for IVs of `N` bytes.
+    fn gcm<N: ArrayLength<u8>>(&self) -> AesGcm<Aes256, N> {
+        AesGcm::from(self.prepared().aes.clone())
     }
 }
 
 impl Clone for DataKey {
     fn clone(&self) -> Self {
-        DataKey(SecretBox::new(Box::new(*self.expose())))
+        DataKey::new(Box::new(*self.expose()))
     }
 }
 
@@ -147,9 +183,7 @@ pub struct IvStream(Hmac<Sha256>);
 
 impl IvStream {
     pub fn new(key: &DataKey, aad: &str, ty: &str, len: u64) -> Self {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key length");
-        mac.update(b"coffer-value-iv-v1");
+        let mut mac = key.prepared().iv.clone();
         for part in [aad.as_bytes(), ty.as_bytes()] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
@@ -183,7 +217,7 @@ impl Gcm {
     pub fn new(key: &DataKey, iv: &[u8], aad: &str) -> Gcm {
         use aes::cipher::{BlockEncrypt, KeyInit as _, KeyIvInit};
         use ghash::universal_hash::UniversalHash;
-        let aes = aes::Aes256::new(GenericArray::from_slice(key.expose()));
+        let aes = key.prepared().aes.clone();
         let mut h = GenericArray::default();
         aes.encrypt_block(&mut h);
         // The pre-counter block: the IV and 1 for 96-bit IVs, else GHASH of the IV.
@@ -286,7 +320,7 @@ pub fn encrypt(key: &DataKey, aad: &str, ty: ScalarType, plaintext: &[u8]) -> St
 pub fn encrypt_into(out: &mut String, key: &DataKey, aad: &str, ty: ScalarType, plaintext: &[u8]) {
     let type_name = ty.sops_name();
     let iv = derive_iv(key, aad, type_name, plaintext);
-    let cipher = AesGcm::<Aes256, U32>::new(GenericArray::from_slice(key.expose()));
+    let cipher = key.gcm::<U32>();
     // Encrypted in place: the buffer holds plaintext only until the call returns.
     let mut buf = Zeroizing::new(plaintext.to_vec());
     let tag = cipher
@@ -404,7 +438,7 @@ fn open<N: ArrayLength<u8>>(
     data: &mut [u8],
     tag: &[u8],
 ) -> Result<(), CipherError> {
-    let cipher = AesGcm::<Aes256, N>::new(GenericArray::from_slice(key.expose()));
+    let cipher = key.gcm::<N>();
     cipher
         .decrypt_in_place_detached(
             GenericArray::from_slice(iv),
