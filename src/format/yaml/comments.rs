@@ -7,7 +7,8 @@ impl Parse<'_> {
     /// Find every comment outside scalars and metadata, and give it the path of the
     /// container sops's YAML library would attach it to.
     pub(super) fn find_comments(&mut self) {
-        self.occupied.sort_by_key(|r| r.start);
+        // Unstable: ranges with one start are jumped over to the furthest end either way.
+        self.occupied.sort_unstable_by_key(|r| (r.start, r.end));
         let text = self.text;
         let bytes = text.as_bytes();
         let mut occ = 0usize;
