@@ -727,6 +727,20 @@ mod tests {
         }
     }
 
+    /// The lines of a block scalar, when `value` opened one under a key at `indent`.
+    fn block(r: &mut Rng, value: &str, indent: usize, out: &mut String) {
+        if !value.starts_with(['|', '>']) {
+            return;
+        }
+        let inner = " ".repeat(indent + 1 + r.below(3));
+        for _ in 0..1 + r.below(3) {
+            out.push_str(&format!("{inner}text {}\n", r.below(9)));
+            if r.below(8) == 0 {
+                out.push('\n');
+            }
+        }
+    }
+
     /// A mapping at `indent`, with now and then a list, a literal block, a comment or a
     /// blank line, and now and then a line put out of place.
     fn map(r: &mut Rng, indent: usize, depth: usize, out: &mut String) {
@@ -750,15 +764,7 @@ mod tests {
                     let value = value(r);
                     let sep = if r.below(10) == 0 { "  " } else { " " };
                     out.push_str(&format!("{pad}{key}:{sep}{value}\n"));
-                    if value.starts_with(['|', '>']) {
-                        let inner = " ".repeat(indent + 1 + r.below(3));
-                        for _ in 0..1 + r.below(3) {
-                            out.push_str(&format!("{inner}text {}\n", r.below(9)));
-                            if r.below(8) == 0 {
-                                out.push('\n');
-                            }
-                        }
-                    }
+                    block(r, value, indent, out);
                 }
                 2 | 3 => {
                     out.push_str(&format!("{pad}{key}:\n"));
@@ -787,9 +793,11 @@ mod tests {
                         "{pad}- {key}: {first}\n",
                         key = r.pick(&KEYS[..6])
                     ));
+                    block(r, first, indent + 2, out);
                     if r.below(2) == 0 {
                         let (key, value) = (r.pick(&KEYS[..6]), value(r));
                         out.push_str(&format!("{pad}  {key}: {value}\n"));
+                        block(r, value, indent + 2, out);
                     }
                 }
                 1 if depth < 4 => {
