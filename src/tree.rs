@@ -47,28 +47,77 @@ pub enum LeafKind {
 /// A mapping key, shared by its entry and by every path that runs through it.
 pub type Key = Arc<str>;
 
-/// The mapping keys leading to a value (list indices left out), shared: a leaf's path
-/// is its container's with one key more, so a million leaves copy pointers, not names.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyPath(Arc<[Key]>);
+/// The mapping keys leading to a value (list indices left out). Up to two keys are held
+/// in place (most leaves of a config file: `service.key`), deeper paths are shared: a
+/// leaf's path is its container's with one key more, so a million leaves copy pointers,
+/// not names, and most allocate nothing.
+#[derive(Clone, Default)]
+pub struct KeyPath(Keys);
+
+#[derive(Clone, Default)]
+enum Keys {
+    #[default]
+    Root,
+    One([Key; 1]),
+    Two([Key; 2]),
+    Shared(Arc<[Key]>),
+}
 
 impl KeyPath {
     /// This path with `key` after it.
     pub fn child(&self, key: Key) -> KeyPath {
-        KeyPath(self.0.iter().cloned().chain([key]).collect())
+        KeyPath(match &self.0 {
+            Keys::Root => Keys::One([key]),
+            Keys::One([a]) => Keys::Two([a.clone(), key]),
+            _ => Keys::Shared(self.iter().cloned().chain([key]).collect()),
+        })
     }
 }
 
 impl std::ops::Deref for KeyPath {
     type Target = [Key];
     fn deref(&self) -> &[Key] {
-        &self.0
+        match &self.0 {
+            Keys::Root => &[],
+            Keys::One(k) => k,
+            Keys::Two(k) => k,
+            Keys::Shared(k) => k,
+        }
+    }
+}
+
+impl PartialEq for KeyPath {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for KeyPath {}
+
+impl std::fmt::Debug for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
 impl<K: Into<Key>> FromIterator<K> for KeyPath {
     fn from_iter<I: IntoIterator<Item = K>>(keys: I) -> Self {
-        KeyPath(keys.into_iter().map(Into::into).collect())
+        let mut keys = keys.into_iter().map(Into::into);
+        let path = KeyPath::default();
+        let Some(a) = keys.next() else {
+            return path;
+        };
+        let path = path.child(a);
+        let Some(b) = keys.next() else {
+            return path;
+        };
+        let path = path.child(b);
+        match keys.next() {
+            None => path,
+            Some(c) => KeyPath(Keys::Shared(
+                path.iter().cloned().chain([c]).chain(keys).collect(),
+            )),
+        }
     }
 }
 
@@ -438,5 +487,39 @@ impl Document {
     /// The 1-based line holding byte `pos`.
     pub fn line_of(&self, pos: usize) -> usize {
         self.text[..pos.min(self.text.len())].matches('\n').count() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However a path was made (key by key, from a list, short or long), it is the same
+    /// keys in order: equal, printed and sliced alike.
+    #[test]
+    fn key_paths_are_their_keys_however_made() {
+        let names = ["a", "b", "c", "d"];
+        for n in 0..=names.len() {
+            let listed: KeyPath = names[..n].iter().copied().collect();
+            let built = names[..n]
+                .iter()
+                .fold(KeyPath::default(), |p, k| p.child(Key::from(*k)));
+            let shared = KeyPath(Keys::Shared(
+                names[..n].iter().map(|k| Key::from(*k)).collect(),
+            ));
+            for path in [&listed, &built, &shared] {
+                assert_eq!(path.iter().map(|k| &**k).collect::<Vec<_>>(), names[..n]);
+                assert_eq!(format!("{path:?}"), format!("{:?}", &names[..n]));
+                assert_eq!(*path, listed);
+            }
+            if n > 0 {
+                let shorter: KeyPath = names[..n - 1].iter().copied().collect();
+                assert_ne!(listed, shorter);
+                assert_eq!(shorter.child(Key::from(names[n - 1])), listed);
+            }
+        }
+        let ab: KeyPath = ["a", "b"].into_iter().collect();
+        let ac: KeyPath = ["a", "c"].into_iter().collect();
+        assert_ne!(ab, ac);
     }
 }
