@@ -134,7 +134,7 @@ impl<'a> Quick<'a> {
         let b = self.text.as_bytes();
         while self.pos < b.len() {
             let end = memchr::memchr(b'\n', &b[self.pos..]).map_or(b.len(), |n| self.pos + n);
-            let col = b[self.pos..end].iter().take_while(|&&c| c == b' ').count();
+            let col = blanks(&b[self.pos..end]);
             let first = b.get(self.pos + col).copied();
             if self.pos + col == end || first == Some(b'#') {
                 self.advance_past(end);
@@ -227,12 +227,7 @@ impl<'a> Quick<'a> {
                 });
             } else if line.col == parent.col && dash {
                 // saphyr puts the start of a list at its key's column on its first item.
-                let item = token
-                    + 1
-                    + b[token + 1..line.end]
-                        .iter()
-                        .take_while(|&&c| c == b' ')
-                        .count();
+                let item = token + 1 + blanks(&b[token + 1..line.end]);
                 if item == line.end {
                     return Err(Declined);
                 }
@@ -314,12 +309,7 @@ impl<'a> Quick<'a> {
     /// `- item`: a scalar, or the first key of a mapping.
     fn item(&mut self, line: &Line, token: usize) -> Result<(), Declined> {
         let b = self.text.as_bytes();
-        let content = token
-            + 1
-            + b[token + 1..line.end]
-                .iter()
-                .take_while(|&&c| c == b' ')
-                .count();
+        let content = token + 1 + blanks(&b[token + 1..line.end]);
         if content == line.end || matches!(b[content], b'#' | b'-' | b'|' | b'>') {
             return Err(Declined);
         }
@@ -354,7 +344,7 @@ impl<'a> Quick<'a> {
             token + len,
         );
         let colon = token + len;
-        let value = colon + 1 + b[colon + 1..end].iter().take_while(|&&c| c == b' ').count();
+        let value = colon + 1 + blanks(&b[colon + 1..end]);
         if value == end || b[value] == b'#' {
             self.pending = Some(self.at(colon));
             self.advance_past(end);
@@ -443,7 +433,7 @@ impl<'a> Quick<'a> {
         while self.pos < b.len() {
             let line_end = memchr::memchr(b'\n', &b[self.pos..]).map_or(b.len(), |n| self.pos + n);
             let line = &b[self.pos..line_end];
-            let col = line.iter().take_while(|&&c| c == b' ').count();
+            let col = blanks(line);
             if col == line.len() {
                 // A blank line: it may end the block, never sit inside it (nor hold
                 // spaces past the block's indentation, which would be text).
@@ -453,7 +443,7 @@ impl<'a> Quick<'a> {
                 let mut p = line_end + 1;
                 while p < b.len() {
                     let e = memchr::memchr(b'\n', &b[p..]).map_or(b.len(), |n| p + n);
-                    let c = b[p..e].iter().take_while(|&&c| c == b' ').count();
+                    let c = blanks(&b[p..e]);
                     if c > indent.unwrap_or(0) || (c < e - p && c == indent.unwrap_or(0)) {
                         return Err(Declined);
                     }
@@ -491,7 +481,7 @@ impl<'a> Quick<'a> {
         let mut next = self.pos;
         while next < b.len() {
             let e = memchr::memchr(b'\n', &b[next..]).map_or(b.len(), |n| next + n);
-            let c = b[next..e].iter().take_while(|&&c| c == b' ').count();
+            let c = blanks(&b[next..e]);
             if next + c < e {
                 next += c;
                 break;
@@ -531,10 +521,15 @@ impl<'a> Iterator for Quick<'a> {
     }
 }
 
+/// How many spaces `bytes` start with.
+fn blanks(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|&&c| c == b' ').count()
+}
+
 /// Whether what follows a token on its line is blanks, then perhaps a comment.
 fn blanks_or_comment(after: &[u8]) -> bool {
-    let blanks = after.iter().take_while(|&&c| c == b' ').count();
-    blanks == after.len() || (blanks > 0 && after[blanks] == b'#')
+    let n = blanks(after);
+    n == after.len() || (n > 0 && after[n] == b'#')
 }
 
 /// Where `first` then `second` stand in `line` (lines are short: no searcher to set up).
