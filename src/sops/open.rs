@@ -269,111 +269,116 @@ pub(super) fn open_inner(
         file: file.to_string(),
         error,
     })?;
-    // Decide leaf by leaf in document order (the rules walk is sequential), decrypt on
-    // every core, then hash the MAC in order.
-    let mut todo = Vec::with_capacity(doc.leaves.len());
-    let mut walk = rules.walk();
-    for i in order(&doc) {
-        let leaf = &doc.leaves[i];
-        let is_comment = leaf.kind == LeafKind::Comment;
-        let encrypted = walk.next(&leaf.path, comment_text(leaf, &doc.text));
-        if leaf.ty == ScalarType::Null {
-            continue;
-        }
-        // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
-        if is_comment && leaf.value(&doc.text).is_empty() {
-            continue;
-        }
-        if is_comment {
-            if encrypted {
-                todo.push(Todo::Comment(i));
-            }
-            continue;
-        }
-        let typed_in_clear =
-            take_clear && !leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted);
-        if encrypted && typed_in_clear && !leaf.value(&doc.text).is_empty() {
-            ignore_mac = true;
-        }
-        todo.push(
-            if encrypted && !leaf.value(&doc.text).is_empty() && !typed_in_clear {
-                let text = leaf.value_str(&doc.text).unwrap_or_default();
-                // A large value is hashed for the MAC as it is decrypted, in order.
-                if text.len() >= cipher::LARGE {
-                    Todo::Large(i, text)
-                } else {
-                    Todo::Value(i, text)
-                }
-            } else {
-                Todo::Clear(i, encrypted || !meta.mac_only_encrypted)
-            },
-        );
-    }
-    let done = par_map(&todo, |t| match *t {
-        Todo::Comment(i) => Done::Comment(decrypt_comment(&key, &doc.leaves[i], &doc.text)),
-        Todo::Value(i, text) => Done::Value(cipher::decrypt(&key, &doc.leaves[i].aad(), text)),
-        Todo::Large(..) | Todo::Clear(..) => Done::Later,
-    });
     let mut values: Vec<Option<Plain>> = (0..doc.leaves.len()).map(|_| None).collect();
     let mut mac = MacBuilder::new(meta.mac_only_encrypted);
     let mut warnings = Vec::new();
     let mut clear_comments = Vec::new();
-    for (t, d) in todo.iter().zip(done) {
-        let i = t.leaf();
-        let leaf = &doc.leaves[i];
-        let bad = |reason: String| Error::Value {
-            file: file.to_string(),
-            path: display_path(&leaf.path),
-            reason,
-        };
-        let plain = match (t, d) {
-            (Todo::Comment(_), Done::Comment(plain)) => {
-                if plain.is_none() && !leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted) {
-                    clear_comments.push(i);
-                }
-                values[i] = plain;
+    let mut walk = rules.walk();
+    // Decide leaf by leaf in document order (the rules walk is sequential), decrypt on
+    // every core, then hash the MAC in order; a block at a time, so that the plan and
+    // what it decrypted stay small beside a million values.
+    for block in order(&doc).chunks(1 << 16) {
+        let mut todo = Vec::with_capacity(block.len());
+        for &i in block {
+            let leaf = &doc.leaves[i];
+            let is_comment = leaf.kind == LeafKind::Comment;
+            let encrypted = walk.next(&leaf.path, comment_text(leaf, &doc.text));
+            if leaf.ty == ScalarType::Null {
                 continue;
             }
-            (Todo::Clear(_, hash), _) => {
-                let plain = Plain {
-                    ty: leaf.ty,
-                    bytes: Zeroizing::new(leaf.value(&doc.text).to_vec()),
-                    encrypted: false,
-                };
-                if *hash {
-                    mac.add(plain.ty, &plain.bytes);
-                }
-                plain
+            // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
+            if is_comment && leaf.value(&doc.text).is_empty() {
+                continue;
             }
-            (Todo::Value(..), Done::Value(opened)) => {
-                let (ty, bytes) = opened.map_err(|e| bad(e.to_string()))?;
-                mac.add(ty, &bytes);
-                Plain {
-                    ty,
-                    bytes,
-                    encrypted: true,
+            if is_comment {
+                if encrypted {
+                    todo.push(Todo::Comment(i));
                 }
+                continue;
             }
-            (Todo::Large(_, text), _) => {
-                let (ty, bytes) = cipher::decrypt_hashing(&key, &leaf.aad(), text, &mut mac)
-                    .map_err(|e| bad(e.to_string()))?;
-                Plain {
-                    ty,
-                    bytes,
-                    encrypted: true,
-                }
+            let typed_in_clear =
+                take_clear && !leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted);
+            if encrypted && typed_in_clear && !leaf.value(&doc.text).is_empty() {
+                ignore_mac = true;
             }
-            _ => unreachable!("each step is done as it was planned"),
-        };
-        // The MAC covers the typed value, but a value that is no value of its type at
-        // all is refused as sops refuses it.
-        if plain.encrypted && !scalar::valid_typed(plain.ty, &plain.bytes) {
-            return Err(bad(format!(
-                "the plaintext is not a valid {}",
-                plain.ty.sops_name()
-            )));
+            todo.push(
+                if encrypted && !leaf.value(&doc.text).is_empty() && !typed_in_clear {
+                    let text = leaf.value_str(&doc.text).unwrap_or_default();
+                    // A large value is hashed for the MAC as it is decrypted, in order.
+                    if text.len() >= cipher::LARGE {
+                        Todo::Large(i, text)
+                    } else {
+                        Todo::Value(i, text)
+                    }
+                } else {
+                    Todo::Clear(i, encrypted || !meta.mac_only_encrypted)
+                },
+            );
         }
-        values[i] = Some(plain);
+        let done = par_map(&todo, |t| match *t {
+            Todo::Comment(i) => Done::Comment(decrypt_comment(&key, &doc.leaves[i], &doc.text)),
+            Todo::Value(i, text) => Done::Value(cipher::decrypt(&key, &doc.leaves[i].aad(), text)),
+            Todo::Large(..) | Todo::Clear(..) => Done::Later,
+        });
+        for (t, d) in todo.iter().zip(done) {
+            let i = t.leaf();
+            let leaf = &doc.leaves[i];
+            let bad = |reason: String| Error::Value {
+                file: file.to_string(),
+                path: display_path(&leaf.path),
+                reason,
+            };
+            let plain = match (t, d) {
+                (Todo::Comment(_), Done::Comment(plain)) => {
+                    if plain.is_none()
+                        && !leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted)
+                    {
+                        clear_comments.push(i);
+                    }
+                    values[i] = plain;
+                    continue;
+                }
+                (Todo::Clear(_, hash), _) => {
+                    let plain = Plain {
+                        ty: leaf.ty,
+                        bytes: Zeroizing::new(leaf.value(&doc.text).to_vec()),
+                        encrypted: false,
+                    };
+                    if *hash {
+                        mac.add(plain.ty, &plain.bytes);
+                    }
+                    plain
+                }
+                (Todo::Value(..), Done::Value(opened)) => {
+                    let (ty, bytes) = opened.map_err(|e| bad(e.to_string()))?;
+                    mac.add(ty, &bytes);
+                    Plain {
+                        ty,
+                        bytes,
+                        encrypted: true,
+                    }
+                }
+                (Todo::Large(_, text), _) => {
+                    let (ty, bytes) = cipher::decrypt_hashing(&key, &leaf.aad(), text, &mut mac)
+                        .map_err(|e| bad(e.to_string()))?;
+                    Plain {
+                        ty,
+                        bytes,
+                        encrypted: true,
+                    }
+                }
+                _ => unreachable!("each step is done as it was planned"),
+            };
+            // The MAC covers the typed value, but a value that is no value of its type at
+            // all is refused as sops refuses it.
+            if plain.encrypted && !scalar::valid_typed(plain.ty, &plain.bytes) {
+                return Err(bad(format!(
+                    "the plaintext is not a valid {}",
+                    plain.ty.sops_name()
+                )));
+            }
+            values[i] = Some(plain);
+        }
     }
     for &i in &clear_comments {
         // As sops warns: the rules encrypt comments, and this one was typed in after.

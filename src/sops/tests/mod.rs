@@ -517,3 +517,46 @@ fn encrypted_files_are_detected_by_content() {
     assert_eq!(detect("plain.yaml", b"sops: is just a word here\n"), None);
     assert_eq!(detect("notes.txt", b"nothing"), None);
 }
+
+/// Opening plans, decrypts (on every core) and hashes values a block of 65,536 at a
+/// time: a file of more values opens whole, and a value altered past the first block
+/// is named, as one in the first would be.
+#[test]
+fn values_past_the_first_block_open_and_are_checked() {
+    let n = 70_000;
+    let text: String = (0..n).map(|i| format!("k{i}: v{i}\n")).collect();
+    let key = key();
+    let sealed = encrypt_plain(
+        "big.yaml",
+        Format::Yaml,
+        text.as_bytes().to_vec(),
+        &key,
+        &mut metadata(),
+    )
+    .expect("encrypts");
+    let open = |bytes: Vec<u8>| {
+        let (doc, meta, _) = read_metadata("big.yaml", Format::Yaml, bytes)?;
+        open_with_key(
+            "big.yaml",
+            Format::Yaml,
+            doc,
+            meta,
+            key.clone(),
+            OpenOptions::default(),
+        )
+    };
+    let opened = open(sealed.bytes.to_vec()).expect("opens");
+    assert_eq!(&opened.plaintext().expect("renders")[..], text.as_bytes());
+    // Another value's ciphertext in the place of k68000's: its tag holds, its path does not.
+    let enc = String::from_utf8(sealed.bytes.to_vec()).expect("text");
+    let line = |k: &str| {
+        enc.lines()
+            .find(|l| l.starts_with(&format!("{k}: ")))
+            .expect("the key")
+            .to_string()
+    };
+    let (late, other) = (line("k68000"), line("k3"));
+    let swapped = enc.replace(&late, &format!("k68000: {}", &other["k3: ".len()..]));
+    let err = open(swapped.into_bytes()).err().expect("refused");
+    assert!(err.to_string().contains("k68000"), "{err}");
+}
