@@ -32,10 +32,17 @@ pub enum Quote {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Style {
     pub quote: Quote,
-    /// Column of the key or `-` that owns the value (YAML block scalars indent from it).
-    pub owner_col: usize,
+    /// Column of the key or `-` that owns the value (YAML block scalars indent from it);
+    /// 32 bits keep a leaf small (see [`column`]).
+    pub owner_col: u32,
     /// Inside a YAML flow collection, where block scalars are not allowed.
     pub flow: bool,
+}
+
+/// A column as [`Style::owner_col`] holds it. One past 4 GiB of a line saturates: the
+/// block scalar it places then does not read back, and the layout falls back.
+pub fn column(col: usize) -> u32 {
+    u32::try_from(col).unwrap_or(u32::MAX)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

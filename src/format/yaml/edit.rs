@@ -52,7 +52,7 @@ pub(super) fn insert_entry(
                 ty: *ty,
                 own: Some(Zeroizing::new(Vec::new())),
                 style: Style {
-                    owner_col: col,
+                    owner_col: crate::tree::column(col),
                     ..Default::default()
                 },
             };

@@ -42,9 +42,9 @@ pub(crate) fn render_str(s: &str, style: Style, indent: usize) -> String {
         Quote::Single if !s.contains('\n') && !s.chars().any(char::is_control) => {
             format!("'{}'", s.replace('\'', "''"))
         }
-        Quote::Block if block_ok => block_literal(s, style.owner_col + indent),
+        Quote::Block if block_ok => block_literal(s, style.owner_col as usize + indent),
         _ if plain_safe(s, style.flow) => s.to_string(),
-        _ if s.contains('\n') && block_ok => block_literal(s, style.owner_col + indent),
+        _ if s.contains('\n') && block_ok => block_literal(s, style.owner_col as usize + indent),
         _ if style.flow && !s.contains('\n') && !s.chars().any(char::is_control) => {
             format!("'{}'", s.replace('\'', "''"))
         }
@@ -251,7 +251,7 @@ pub(super) fn yaml_scalar(ty: ScalarType, s: &str, block_indent: usize) -> Strin
         _ => {
             let style = crate::tree::Style {
                 quote: crate::tree::Quote::Plain,
-                owner_col: block_indent,
+                owner_col: crate::tree::column(block_indent),
                 flow: false,
             };
             render_str(s, style, 0)

@@ -131,7 +131,7 @@ impl Parse<'_> {
             ty,
             style: Style {
                 quote,
-                owner_col,
+                owner_col: crate::tree::column(owner_col),
                 flow,
             },
         });
