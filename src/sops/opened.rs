@@ -91,8 +91,8 @@ impl Opened {
 
     pub(super) fn render_checked(&self) -> Result<Sealed> {
         let expected = verify::Content::of(&self.doc, |i| self.typed(i));
-        let check = |bytes: &[u8]| {
-            verify::plaintext(
+        let check = |bytes: Zeroizing<Vec<u8>>| {
+            verify::plaintext_owned(
                 &self.file,
                 self.format,
                 bytes,
@@ -102,10 +102,10 @@ impl Opened {
             )
         };
         let why = match self.splice_plain()? {
-            Ok(kept) => match check(&kept) {
-                Ok(()) => {
+            Ok(kept) => match check(kept) {
+                Ok(bytes) => {
                     return Ok(Sealed {
-                        bytes: kept,
+                        bytes,
                         fallback: None,
                     })
                 }
@@ -123,7 +123,7 @@ impl Opened {
                 .canonical(&self.doc, &|i| self.leaf_text(i))
                 .map_err(|e| refused(e.into()))?,
         );
-        check(&bytes).map_err(refused)?;
+        let bytes = check(bytes).map_err(refused)?;
         Ok(Sealed {
             bytes,
             fallback: Some(layout_note(&self.file, &self.doc, &why.to_string())),

@@ -454,11 +454,54 @@ pub fn plaintext(
 ) -> Result<(), Mismatch> {
     let doc = crate::format::parse(file, format, bytes.to_vec())
         .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
+    holds_plain(format, &doc, source, expected, compare)
+}
+
+/// [`plaintext`] for bytes given, not lent: a text format reads them where they are
+/// (a copy as large as the output spared) and gives them back when they pass.
+pub fn plaintext_owned(
+    file: &str,
+    format: Format,
+    bytes: Zeroizing<Vec<u8>>,
+    source: &Document,
+    expected: &Content,
+    compare: Compare,
+) -> Result<Zeroizing<Vec<u8>>, Mismatch> {
+    // A binary file's bytes are a value, not the document's text.
+    if format == Format::Binary {
+        plaintext(file, format, &bytes, source, expected, compare)?;
+        return Ok(bytes);
+    }
+    let len = bytes.len();
+    let mut doc = crate::format::parse(file, format, bytes)
+        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
+    holds_plain(format, &doc, source, expected, compare)?;
+    // The parsers keep the text they are given as it is; were one not to, nothing
+    // other than what was checked may go out.
+    let text = std::mem::take(&mut *doc.text);
+    if text.len() != len {
+        return Err(Mismatch::DoesNotParse(Box::new(crate::Error::Syntax {
+            file: file.to_string(),
+            error: crate::format::SyntaxError::from(
+                "the reader changed the text it read".to_string(),
+            ),
+        })));
+    }
+    Ok(Zeroizing::new(text.into_bytes()))
+}
+
+fn holds_plain(
+    format: Format,
+    doc: &Document,
+    source: &Document,
+    expected: &Content,
+    compare: Compare,
+) -> Result<(), Mismatch> {
     if doc.is_encrypted() {
         return Err(Mismatch::HoldsMetadata);
     }
     let json = is_json(format) || compare == Compare::Json;
-    let got = Content::of_plain(&doc);
+    let got = Content::of_plain(doc);
     match expected.difference(source, &got, compare, json) {
         Some(d) => Err(Mismatch::Differs(d)),
         None => Ok(()),
