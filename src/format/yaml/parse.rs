@@ -17,6 +17,8 @@ impl<'a> Events<'a> {
         }
     }
 
+    /// The next event. The quick reader's refusal of text it does not know is an error
+    /// like any other: `Parse::run_once` starts such a reading over with saphyr.
     fn next_event(&mut self) -> Option<Result<(Event<'a>, Span), saphyr_parser::ScanError>> {
         match self {
             Events::Quick(quick) => quick.next().map(|e| {
@@ -24,11 +26,6 @@ impl<'a> Events<'a> {
             }),
             Events::Saphyr(parser) => parser.next_event(),
         }
-    }
-
-    /// The quick reader stopped at text it does not know: the reading starts over.
-    fn declined(&self) -> bool {
-        matches!(self, Events::Quick(q) if q.declined)
     }
 }
 
@@ -107,10 +104,8 @@ pub(super) struct Parse<'t> {
     /// it is, and the key. sops walks only string keys, so a plaintext holding one is
     /// refused.
     pub(super) nonstring_key: Option<(usize, ScalarType, String)>,
-    /// Whether the quick reader may read the input (see `quick`), and whether it
-    /// declined part way, which leaves this reading to be started over without it.
+    /// Whether the quick reader may read the input (see `quick`), and whether it did.
     pub(super) quick: bool,
-    pub(super) declined: bool,
     pub(super) read_quickly: bool,
 }
 
@@ -145,7 +140,6 @@ impl<'t> Parse<'t> {
             copied: 0,
             nonstring_key: None,
             quick: true,
-            declined: false,
             read_quickly: false,
         }
     }
@@ -158,7 +152,7 @@ impl<'t> Parse<'t> {
         // Only a whole reading is known to match saphyr's: a quick reading that stopped
         // (declined, or an error about events saphyr might have made otherwise further
         // on) is done again by saphyr.
-        if !(p.declined || (ok.is_err() && p.read_quickly)) {
+        if !(ok.is_err() && p.read_quickly) {
             return (p, ok);
         }
         let starts = std::mem::take(&mut p.line_starts);
@@ -222,10 +216,6 @@ impl<'t> Parse<'t> {
         let mut last_content_end = 0usize;
 
         while let Some(ev) = parser.next_event() {
-            if ev.is_err() && parser.declined() {
-                self.declined = true;
-                return Err(err_at(0, 0, "the quick reader declined the text"));
-            }
             let (ev, span) = ev.map_err(|e| {
                 let m = e.marker();
                 self.scan_error = Some((m.line(), m.col(), e.info().to_string()));

@@ -49,8 +49,6 @@ pub(super) struct Quick<'a> {
     queue: VecDeque<(Event<'a>, Span)>,
     started: bool,
     done: bool,
-    /// It met text it does not know, and made no event after.
-    pub(super) declined: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -86,7 +84,6 @@ impl<'a> Quick<'a> {
             queue: VecDeque::new(),
             started: false,
             done: false,
-            declined: false,
         }
     }
 
@@ -511,7 +508,6 @@ impl<'a> Iterator for Quick<'a> {
                 Ok(false) => self.done = true,
                 Err(d) => {
                     self.done = true;
-                    self.declined = true;
                     self.queue.clear();
                     return Some(Err(d));
                 }
