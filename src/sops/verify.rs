@@ -410,8 +410,7 @@ pub fn encrypted(
     byte_for_byte: bool,
 ) -> Result<Checked, Mismatch> {
     let len = bytes.len();
-    let doc = crate::format::parse(file, format, bytes)
-        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
+    let doc = read_back(file, format, bytes)?;
     if doc.docs.iter().any(|d| d.meta.is_none()) {
         return Err(Mismatch::NoMetadata);
     }
@@ -433,13 +432,35 @@ pub fn encrypted(
     let differs_at = byte_for_byte
         .then(|| opened.first_difference(source.text.as_bytes()))
         .flatten();
-    // The parsers keep the text they are given as it is.
-    let text = std::mem::take(&mut *opened.doc.text);
-    debug_assert_eq!(text.len(), len);
     Ok(Checked {
-        bytes: Zeroizing::new(text.into_bytes()),
+        bytes: given_back(file, &mut opened.doc, len)?,
         differs_at,
     })
+}
+
+/// `bytes` read as `format`, for a check.
+fn read_back(
+    file: &str,
+    format: Format,
+    bytes: impl Into<Zeroizing<Vec<u8>>>,
+) -> Result<Document, Mismatch> {
+    crate::format::parse(file, format, bytes).map_err(|e| Mismatch::DoesNotParse(Box::new(e)))
+}
+
+/// The `len` bytes `doc` was read from, taken back once checked. The text parsers keep
+/// the text they are given as it is; were one not to, nothing but what was checked may
+/// go out.
+fn given_back(file: &str, doc: &mut Document, len: usize) -> Result<Zeroizing<Vec<u8>>, Mismatch> {
+    let text = std::mem::take(&mut doc.text);
+    if text.len() != len {
+        return Err(Mismatch::DoesNotParse(Box::new(crate::Error::Syntax {
+            file: file.to_string(),
+            error: crate::format::SyntaxError::from(
+                "the reader changed the text it read".to_string(),
+            ),
+        })));
+    }
+    Ok(super::into_bytes(text))
 }
 
 /// Check a plaintext output: it parses as `format`, holds no sops metadata, and holds
@@ -452,8 +473,7 @@ pub fn plaintext(
     expected: &Content,
     compare: Compare,
 ) -> Result<(), Mismatch> {
-    let doc = crate::format::parse(file, format, bytes.to_vec())
-        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
+    let doc = read_back(file, format, bytes.to_vec())?;
     holds_plain(format, &doc, source, expected, compare)
 }
 
@@ -473,21 +493,9 @@ pub fn plaintext_owned(
         return Ok(bytes);
     }
     let len = bytes.len();
-    let mut doc = crate::format::parse(file, format, bytes)
-        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
+    let mut doc = read_back(file, format, bytes)?;
     holds_plain(format, &doc, source, expected, compare)?;
-    // The parsers keep the text they are given as it is; were one not to, nothing
-    // other than what was checked may go out.
-    let text = std::mem::take(&mut *doc.text);
-    if text.len() != len {
-        return Err(Mismatch::DoesNotParse(Box::new(crate::Error::Syntax {
-            file: file.to_string(),
-            error: crate::format::SyntaxError::from(
-                "the reader changed the text it read".to_string(),
-            ),
-        })));
-    }
-    Ok(Zeroizing::new(text.into_bytes()))
+    given_back(file, &mut doc, len)
 }
 
 fn holds_plain(
@@ -525,8 +533,7 @@ pub fn emitted(format: Format, bytes: &[u8], want: &Value) -> Result<(), Mismatc
         Format::Json | Format::Binary => format!("{{\"v\": {text}}}"),
         _ => text.to_string(),
     };
-    let doc = crate::format::parse("output", format, wrapped.into_bytes())
-        .map_err(|e| Mismatch::DoesNotParse(Box::new(e)))?;
+    let doc = read_back("output", format, wrapped.into_bytes())?;
     let [d] = doc.docs.as_slice() else {
         return Err(Mismatch::SeveralDocuments);
     };
