@@ -68,16 +68,13 @@ impl Store for DotenvStore {
                 meta_spans.push(line_span(text, start, raw));
                 continue;
             }
+            let span = start + eq + 1..start + line.len();
             leaves.push(Leaf {
                 kind: LeafKind::Value,
                 path: [key].into_iter().collect(),
-                span: start + eq + 1..start + line.len(),
+                own: own_value(text, &span, value.replace("\\n", "\n").into_bytes()),
+                span,
                 ty: ScalarType::Str,
-                own: own_value(
-                    text,
-                    &(start + eq + 1..start + line.len()),
-                    value.replace("\\n", "\n").into_bytes(),
-                ),
                 style: Style {
                     quote: Quote::Raw,
                     ..Style::default()
