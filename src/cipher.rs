@@ -128,11 +128,9 @@ impl Parsed<'_> {
     }
 
     /// The IV and the tag, decoded and checked as every reader of a value checks them.
-    fn iv_and_tag(&self) -> Result<(Vec<u8>, Vec<u8>), CipherError> {
-        let iv = B64.decode(self.iv).map_err(|_| CipherError::Base64("iv"))?;
-        let tag = B64
-            .decode(self.tag)
-            .map_err(|_| CipherError::Base64("tag"))?;
+    fn iv_and_tag(&self) -> Result<(Short, Short), CipherError> {
+        let iv = Short::decode(self.iv).ok_or(CipherError::Base64("iv"))?;
+        let tag = Short::decode(self.tag).ok_or(CipherError::Base64("tag"))?;
         if tag.len() != 16 {
             return Err(CipherError::Auth);
         }
@@ -141,6 +139,38 @@ impl Parsed<'_> {
             return Err(CipherError::IvLength(iv.len()));
         }
         Ok((iv, tag))
+    }
+}
+
+/// A decoded IV or tag, on the stack: each value has both. One longer than any IV is
+/// refused by its length, so only that is kept of it.
+struct Short {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Short {
+    /// `None` when `text` is not base64.
+    fn decode(text: &str) -> Option<Short> {
+        let mut bytes = [0u8; 48];
+        if base64::decoded_len_estimate(text.len()) > bytes.len() {
+            let len = B64.decode(text).ok()?.len();
+            return Some(Short { bytes, len });
+        }
+        let len = B64.decode_slice(text, &mut bytes).ok()?;
+        Some(Short { bytes, len })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl std::ops::Deref for Short {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // A long one is refused before its bytes are read.
+        &self.bytes[..self.len.min(self.bytes.len())]
     }
 }
 
@@ -162,7 +192,7 @@ fn parse(value: &str) -> Result<Parsed<'_>, CipherError> {
 pub fn iv_tag_type(value: &str) -> Result<(Vec<u8>, Vec<u8>, ScalarType), CipherError> {
     let p = parse(value)?;
     let (iv, tag) = p.iv_and_tag()?;
-    Ok((iv, tag, p.scalar_type()?))
+    Ok((iv.to_vec(), tag.to_vec(), p.scalar_type()?))
 }
 
 /// True for strings that look like a sops encrypted value.

@@ -145,11 +145,21 @@ pub struct Leaf {
     pub style: Style,
 }
 
-/// A leaf's value as stored: `None` when `bytes` are the text's own at `span` (see
-/// [`Leaf::own`]).
-pub fn own_value(text: &str, span: &Range<usize>, bytes: Vec<u8>) -> Option<Zeroizing<Vec<u8>>> {
-    let bytes = Zeroizing::new(bytes);
-    (text.as_bytes().get(span.clone()) != Some(&bytes[..])).then_some(bytes)
+/// A leaf's value as stored: `None` when `value` is the text's own at `span` (see
+/// [`Leaf::own`]). A borrowed value is copied only when it differs.
+pub fn own_value<'v>(
+    text: &str,
+    span: &Range<usize>,
+    value: impl Into<std::borrow::Cow<'v, str>>,
+) -> Option<Zeroizing<Vec<u8>>> {
+    let same = |v: &str| text.get(span.clone()) == Some(v);
+    match value.into() {
+        std::borrow::Cow::Borrowed(v) => (!same(v)).then(|| Zeroizing::new(v.as_bytes().to_vec())),
+        std::borrow::Cow::Owned(v) => {
+            let v = Zeroizing::new(v.into_bytes());
+            (text.as_bytes().get(span.clone()) != Some(&v[..])).then_some(v)
+        }
+    }
 }
 
 impl Leaf {
@@ -170,6 +180,28 @@ impl Leaf {
         let mut s = self.path.join(":");
         s.push(':');
         s
+    }
+
+    /// `f` of [`Leaf::aad`], spelled on the stack when it is short (it is made for
+    /// every value opened or sealed).
+    pub fn with_aad<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let mut buf = [0u8; 256];
+        let mut n = 0;
+        for key in self.path.iter() {
+            let end = n + key.len() + 1;
+            let Some(room) = buf.get_mut(n..end) else {
+                return f(&self.aad());
+            };
+            room[..key.len()].copy_from_slice(key.as_bytes());
+            room[key.len()] = b':';
+            n = end;
+        }
+        if n == 0 {
+            // No key: the additional data is the `:` alone.
+            return f(":");
+        }
+        // Whole keys and `:` joined: UTF-8 as the keys are.
+        f(std::str::from_utf8(&buf[..n]).expect("keys are UTF-8"))
     }
 }
 
@@ -528,5 +560,31 @@ mod tests {
         let ab: KeyPath = ["a", "b"].into_iter().collect();
         let ac: KeyPath = ["a", "c"].into_iter().collect();
         assert_ne!(ab, ac);
+    }
+
+    /// The additional data spelled on the stack is sops's `a:b:` for every path: none
+    /// (`:`), short ones, non-ASCII keys, and one too long for the stack.
+    #[test]
+    fn additional_data_is_the_keys_joined_however_long() {
+        let long = "k".repeat(300);
+        let cases: [(&[&str], &str); 5] = [
+            (&[], ":"),
+            (&["a"], "a:"),
+            (&["a", "b", "c"], "a:b:c:"),
+            (&["ключ", "é"], "ключ:é:"),
+            (&["a", &long], &format!("a:{long}:")),
+        ];
+        for (keys, want) in cases {
+            let leaf = Leaf {
+                kind: LeafKind::Value,
+                path: keys.iter().copied().collect(),
+                span: 0..0,
+                ty: ScalarType::Str,
+                own: None,
+                style: Style::default(),
+            };
+            assert_eq!(leaf.aad(), want);
+            assert_eq!(leaf.with_aad(str::to_string), want, "{keys:?}");
+        }
     }
 }

@@ -72,7 +72,7 @@ impl Store for DotenvStore {
             leaves.push(Leaf {
                 kind: LeafKind::Value,
                 path: [key].into_iter().collect(),
-                own: own_value(text, &span, value.replace("\\n", "\n").into_bytes()),
+                own: own_value(text, &span, unescaped(value)),
                 span,
                 ty: ScalarType::Str,
                 style: Style {
@@ -207,6 +207,15 @@ impl Store for DotenvStore {
             out.push('\n');
         }
         Ok(out)
+    }
+}
+
+/// A value as sops reads it: `\n` is a line break. Borrowed when there is none.
+fn unescaped(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains("\\n") {
+        value.replace("\\n", "\n").into()
+    } else {
+        value.into()
     }
 }
 

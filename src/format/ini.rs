@@ -136,7 +136,7 @@ impl Store for IniStore {
                 path: [section.as_str(), key.as_str()].into_iter().collect(),
                 span: value_start..vend,
                 ty: ScalarType::Str,
-                own: own_value(text, &(value_start..vend), value.into_bytes()),
+                own: own_value(text, &(value_start..vend), value),
                 style: Style {
                     quote: Quote::Raw,
                     ..Style::default()

@@ -336,7 +336,7 @@ impl<'t> P<'t> {
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path: path.iter().cloned().collect(),
-            own: own_value(self.text, &span, value.into_bytes()),
+            own: own_value(self.text, &span, value),
             span,
             ty,
             style: Style {

@@ -198,7 +198,9 @@ pub(super) fn splice_encrypted(
                 store.enc_quotes(doc, leaf)
             };
             let mut text = open;
-            cipher::encrypt_into(&mut text, key, &leaf.aad(), leaf.ty, leaf.value(&doc.text));
+            leaf.with_aad(|aad| {
+                cipher::encrypt_into(&mut text, key, aad, leaf.ty, leaf.value(&doc.text))
+            });
             text.push_str(close);
             (leaf.span.clone(), text)
         })

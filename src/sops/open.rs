@@ -317,7 +317,9 @@ pub(super) fn open_inner(
         }
         let done = par_map(&todo, |t| match *t {
             Todo::Comment(i) => Done::Comment(decrypt_comment(&key, &doc.leaves[i], &doc.text)),
-            Todo::Value(i, text) => Done::Value(cipher::decrypt(&key, &doc.leaves[i].aad(), text)),
+            Todo::Value(i, text) => {
+                Done::Value(doc.leaves[i].with_aad(|aad| cipher::decrypt(&key, aad, text)))
+            }
             Todo::Large(..) | Todo::Clear(..) => Done::Later,
         });
         for (t, d) in todo.iter().zip(done) {

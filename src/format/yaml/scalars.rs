@@ -94,9 +94,9 @@ impl Parse<'_> {
             self.constructs.push((span_range.start, what));
         }
         let mut stored = match tagged {
-            Some(stored) => stored,
-            None if ty == ScalarType::Str => value.to_string(),
-            None => stored_form(ty, value),
+            Some(stored) => std::borrow::Cow::Owned(stored),
+            None if ty == ScalarType::Str => std::borrow::Cow::Borrowed(value),
+            None => std::borrow::Cow::Owned(stored_form(ty, value)),
         };
         // A block scalar that ends the text without a line break has none in its value
         // (YAML 1.2, 8.1.1.2; go-yaml and so sops read it so); saphyr adds one.
@@ -105,14 +105,15 @@ impl Parse<'_> {
             && !self.text.ends_with('\n')
             && stored.ends_with('\n')
         {
-            stored.pop();
+            stored.to_mut().pop();
         }
         // A ciphertext in a block scalar (`|` + `ENC[…]`) is the ciphertext: its
         // chomping added the line break.
         if quote == Quote::Block {
             let enc = stored.trim_end_matches('\n');
             if enc.len() < stored.len() && crate::cipher::is_encrypted(enc) {
-                stored.truncate(enc.len());
+                let len = enc.len();
+                stored.to_mut().truncate(len);
             }
         }
         if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
@@ -126,7 +127,7 @@ impl Parse<'_> {
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path,
-            own: crate::tree::own_value(self.text, &span_range, stored.into_bytes()),
+            own: crate::tree::own_value(self.text, &span_range, stored),
             span: span_range,
             ty,
             style: Style {
