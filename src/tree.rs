@@ -54,6 +54,36 @@ pub enum LeafKind {
 /// A mapping key, shared by its entry and by every path that runs through it.
 pub type Key = Arc<str>;
 
+/// Keys a reader made lately, so that a name met again (`host:` under each of a
+/// thousand services) is shared rather than allocated again. A fixed table: names
+/// met once cost it nothing more than a slot, however many there are.
+pub struct KeyTable {
+    slots: Box<[Option<Key>; 256]>,
+}
+
+impl Default for KeyTable {
+    fn default() -> Self {
+        KeyTable {
+            slots: Box::new([const { None }; 256]),
+        }
+    }
+}
+
+impl KeyTable {
+    /// `name` as a key, the one made last time when it is still in the table.
+    pub fn key(&mut self, name: &str) -> Key {
+        // FNV-1a over the name: cheap, and spreads `key0`, `key1`, … apart.
+        let hash = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let slot = &mut self.slots[(hash ^ (hash >> 16)) as usize & 255];
+        match slot {
+            Some(k) if **k == *name => k.clone(),
+            _ => slot.insert(Key::from(name)).clone(),
+        }
+    }
+}
+
 /// The mapping keys leading to a value (list indices left out). Up to two keys are held
 /// in place (most leaves of a config file: `service.key`), deeper paths are shared: a
 /// leaf's path is its container's with one key more, so a million leaves copy pointers,
@@ -586,5 +616,18 @@ mod tests {
             assert_eq!(leaf.aad(), want);
             assert_eq!(leaf.with_aad(str::to_string), want, "{keys:?}");
         }
+    }
+
+    /// Keys met again are shared; different names never are, even in one slot.
+    #[test]
+    fn the_key_table_shares_names_met_again() {
+        let mut table = KeyTable::default();
+        let a = table.key("host");
+        assert!(Arc::ptr_eq(&a, &table.key("host")));
+        let names: Vec<String> = (0..2000).map(|i| format!("key{i}")).collect();
+        for name in &names {
+            assert_eq!(&*table.key(name), name.as_str());
+        }
+        assert_eq!(&*table.key("host"), "host");
     }
 }

@@ -55,6 +55,7 @@ struct P<'t> {
     pos: usize,
     leaves: Vec<Leaf>,
     depth: usize,
+    keys: crate::tree::KeyTable,
 }
 
 enum Parsed {
@@ -217,7 +218,8 @@ impl<'t> P<'t> {
                     loop {
                         self.ws();
                         let at = self.pos;
-                        let key = Key::from(self.string()?);
+                        let name = self.string()?;
+                        let key = self.keys.key(&name);
                         self.expect(b':')?;
                         path.push(key.clone());
                         let v = self.value(path, meta)?;
@@ -376,6 +378,7 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
         pos: 0,
         leaves: Vec::new(),
         depth: 0,
+        keys: Default::default(),
     };
     p.ws();
     if p.b.get(p.pos) != Some(&b'{') {
@@ -396,7 +399,8 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
         loop {
             p.ws();
             let key_start = p.pos;
-            let key = Key::from(p.string()?);
+            let name = p.string()?;
+            let key = p.keys.key(&name);
             p.expect(b':')?;
             let is_meta = &*key == "sops" && {
                 let save = p.pos;

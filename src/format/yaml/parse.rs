@@ -107,6 +107,7 @@ pub(super) struct Parse<'t> {
     /// Whether the quick reader may read the input (see `quick`), and whether it did.
     pub(super) quick: bool,
     pub(super) read_quickly: bool,
+    pub(super) keys: crate::tree::KeyTable,
 }
 
 impl<'t> Parse<'t> {
@@ -117,6 +118,10 @@ impl<'t> Parse<'t> {
         offsets: Option<&'t [usize]>,
         line_starts: Vec<usize>,
     ) -> Self {
+        // A leaf or an item per line is the common case (and an item more for each
+        // nested collection): room for them from the start spares copying each list as
+        // it doubles, and holding it twice meanwhile.
+        let lines = line_starts.len();
         Parse {
             text,
             input,
@@ -127,11 +132,11 @@ impl<'t> Parse<'t> {
             scan_error: None,
             offsets,
             line_starts,
-            leaves: Vec::new(),
+            leaves: Vec::with_capacity(lines),
             docs: Vec::new(),
             containers: Vec::new(),
-            items: Vec::new(),
-            occupied: Vec::new(),
+            items: Vec::with_capacity(lines + lines / 4),
+            occupied: Vec::with_capacity(lines),
             indent: None,
             constructs: Vec::new(),
             foreign: None,
@@ -141,6 +146,7 @@ impl<'t> Parse<'t> {
             nonstring_key: None,
             quick: true,
             read_quickly: false,
+            keys: Default::default(),
         }
     }
 
@@ -524,7 +530,7 @@ impl<'t> Parse<'t> {
                         last_content_end = last_content_end.max(range.end);
                         if let Some(Frame::Map { key, .. }) = stack.last_mut() {
                             // The scanner's string keeps spare room: keep the key alone.
-                            *key = Some((Key::from(&*value), range.start));
+                            *key = Some((self.keys.key(&value), range.start));
                         }
                         continue;
                     }
