@@ -250,7 +250,7 @@ impl Filter {
         // What `git status` mostly asks after a touch or a checkout: nothing changed.
         if let (Some(id), Some(seen)) = (committed, &self.seen) {
             match seen.lookup(path, id, &content) {
-                Hit::Bytes(b) => return Ok(Zeroizing::new(b.to_vec())),
+                Hit::Bytes(b) => return Ok(Zeroizing::new(b)),
                 Hit::Stored => {
                     if let Some(blob) = self.blob(id) {
                         return Ok(Zeroizing::new(blob));
