@@ -163,10 +163,13 @@ impl Opened {
             if !plain.as_ref().is_some_and(|p| p.encrypted) {
                 continue;
             }
-            let (ty, text) = self.leaf_text(i).map_err(unwritable)?;
+            // Rendered from the decrypted bytes where they are: no copy of each value.
+            let (ty, bytes) = self.typed(i);
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| unwritable(WriteError::NotText(display_path(&leaf.path))))?;
             let rendered = self
                 .store()
-                .render_plain(&self.doc, leaf, ty, &text)
+                .render_plain(&self.doc, leaf, ty, text)
                 .map_err(unwritable)?;
             edits.push((leaf.span.clone(), rendered));
         }
