@@ -283,24 +283,60 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
     };
     let name = io.name();
     let mut src = std::fs::File::open(&io.file).map_err(|e| Error::io(&io.file, e))?;
-    let Some(located) = sops::stream::locate(&mut src)
-        .map_err(|e| Error::io(&io.file, e))?
-        .filter(|l| l.streams(&name))
-    else {
+    let locate = |src: &mut std::fs::File, scan: bool| -> Result<_> {
+        Ok(sops::stream::locate(src, scan)
+            .map_err(|e| Error::io(&io.file, e))?
+            .filter(|l| l.streams(&name)))
+    };
+    let Some(mut located) = locate(&mut src, false)? else {
         return Ok(None);
     };
     let keyring = env.keyring()?;
-    if to_stdout {
-        let out = &mut std::io::stdout().lock();
-        let warnings =
-            sops::stream::decrypt_to(&name, &mut src, &located, &keyring, ignore_mac, out)?;
-        warnings.iter().for_each(|w| warn(w));
-        return Ok(Some(()));
-    }
-    let mut out = staging(Some(io.output.as_deref().unwrap_or(&io.file)))?;
-    let warnings =
-        sops::stream::decrypt(&name, &mut src, &located, &keyring, ignore_mac, &mut out)?;
+    let mut out = match to_stdout {
+        true => None,
+        false => Some(staging(Some(io.output.as_deref().unwrap_or(&io.file)))?),
+    };
+    let warnings = loop {
+        let done = match &mut out {
+            None => sops::stream::decrypt_to(
+                &name,
+                &mut src,
+                &located,
+                &keyring,
+                ignore_mac,
+                &mut std::io::stdout().lock(),
+            ),
+            Some(out) => {
+                sops::stream::decrypt(&name, &mut src, &located, &keyring, ignore_mac, out)
+            }
+        };
+        match done {
+            Ok(warnings) => break warnings,
+            // Found from its end, the data was not read whole before: a file whose data
+            // does not decode is located again by reading it all (nothing was written,
+            // as the first reading checks before any output). Found the same, the error
+            // stands; not streamable, it goes the general way.
+            Err(e) if !located.scanned => match locate(&mut src, true)? {
+                None => return Ok(None),
+                Some(again) if again.data_range() == located.data_range() => return Err(e),
+                Some(again) => {
+                    // The private staging file starts over.
+                    if let Some(out) = &mut out {
+                        use std::io::Seek;
+                        out.set_len(0)
+                            .and_then(|()| out.rewind())
+                            .map_err(|e| Error::io("the staging file", e))?;
+                    }
+                    located = again;
+                }
+            },
+            Err(e) => return Err(e),
+        }
+    };
     warnings.iter().for_each(|w| warn(w));
+    let Some(mut out) = out else {
+        return Ok(Some(()));
+    };
     io.write_held_from(
         held,
         &mut coffer::fsutil::Content::File(&mut out),

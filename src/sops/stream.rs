@@ -226,7 +226,7 @@ fn check(
             "{file}: the streamed output does not read back ({why}); nothing was written"
         ))
     };
-    let located = locate(out)
+    let located = locate(out, true)
         .map_err(io(file))?
         .ok_or_else(|| bad("no data where it was written"))?;
     if located.small[..located.data_at] != *head.as_bytes() {
@@ -263,9 +263,16 @@ pub struct Located {
     small: Zeroizing<Vec<u8>>,
     /// Where the data was in `small`.
     data_at: usize,
+    /// Whether every byte of the data was seen to be base64 (see [`locate`]).
+    pub scanned: bool,
 }
 
 impl Located {
+    /// Where the data lies in the file.
+    pub fn data_range(&self) -> std::ops::Range<u64> {
+        self.data.clone()
+    }
+
     /// Whether the file is a sops file indeed (its metadata reads).
     pub fn is_sops(&self, file: &str) -> bool {
         self.metadata(file).is_ok()
@@ -304,7 +311,13 @@ impl Located {
 /// Find the data of a sops binary file (`{"data": "ENC[AES256_GCM,data:…` in the first
 /// 64 KiB, the data running to the first comma), reading it once without holding it.
 /// `None` for anything else: it goes the general way.
-pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
+///
+/// Without `scan`, a large file's data is found from its end: the last 64 KiB hold the
+/// comma that ends it and the metadata after it, which must read as the file's. Its
+/// bytes are then only seen to be base64 by decoding them; a file that does not decode
+/// is located again with `scan`, which tells a file for the general way (a JSON escape
+/// in the data) from a damaged one.
+pub fn locate(src: &mut File, scan: bool) -> std::io::Result<Option<Located>> {
     src.seek(SeekFrom::Start(0))?;
     // What is read may be plaintext (encrypt asks whether its input is encrypted).
     let mut start = Zeroizing::new(vec![0u8; 64 << 10]);
@@ -320,6 +333,33 @@ pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
         return Ok(None);
     }
     let data_at = p + PREFIX.len();
+    let total = src.metadata()?.len();
+    let located = |end: u64, src: &mut File| -> std::io::Result<Located> {
+        let mut small = Zeroizing::new(before.to_vec());
+        small.extend_from_slice(PREFIX.as_bytes());
+        src.seek(SeekFrom::Start(end))?;
+        src.read_to_end(&mut small)?;
+        Ok(Located {
+            data: data_at as u64..end,
+            small,
+            data_at,
+            scanned: scan,
+        })
+    };
+    const TAIL: u64 = 64 << 10;
+    if !scan && total > data_at as u64 + 4 * TAIL {
+        let from = total - TAIL;
+        let mut tail = Zeroizing::new(vec![0u8; TAIL as usize]);
+        src.seek(SeekFrom::Start(from))?;
+        let n = fill(src, &mut tail)?;
+        if let Some(i) = first_not_base64(&tail[..n]).filter(|&i| tail[i] == b',') {
+            let l = located(from + i as u64, src)?;
+            // The cut value must be the file's one value, as sops writes a binary file.
+            if l.is_sops("the file") {
+                return Ok(Some(l));
+            }
+        }
+    }
     // The data is base64 as sops writes it, ended by a comma; anything else (a JSON
     // escape, a line break) is left to the general way.
     let mut at = data_at as u64;
@@ -339,21 +379,15 @@ pub fn locate(src: &mut File) -> std::io::Result<Option<Located>> {
         at += n as u64;
     };
     // What follows the data is the IV, tag and metadata: small, or no file of ours.
-    let total = src.metadata()?.len();
     if total.checked_sub(end).is_none_or(|tail| tail > 16 << 20) {
         return Ok(None);
     }
-    let mut small = Zeroizing::new(before.to_vec());
-    small.extend_from_slice(PREFIX.as_bytes());
-    src.seek(SeekFrom::Start(end))?;
-    src.read_to_end(&mut small)?;
-    let located = Located {
-        data: data_at as u64..end,
-        small,
-        data_at,
+    let l = Located {
+        scanned: true,
+        ..located(end, src)?
     };
     // The cut value must be the file's one value, as sops writes a binary file.
-    Ok(located.is_sops("the file").then_some(located))
+    Ok(l.is_sops("the file").then_some(l))
 }
 
 /// The first byte of `bytes` that is not base64 (`A-Za-z0-9+/=`). Blocks of 64 are
@@ -794,7 +828,11 @@ mod tests {
             assert_eq!(streamed, whole.to_vec(), "{len}");
 
             // Decrypted piece by piece with the key.
-            let located = locate(&mut out).unwrap().unwrap();
+            let located = locate(&mut out, true).unwrap().unwrap();
+            // Found from the end, a large file's data is the same bytes.
+            let from_end = locate(&mut out, false).unwrap().unwrap();
+            assert_eq!(from_end.data_range(), located.data_range(), "{len}");
+            assert_eq!(from_end.scanned, len < 256 << 10, "{len}");
             let (meta, value) = located.metadata("f").unwrap();
             let (iv, tag, _) = cipher::iv_tag_type(&value).unwrap();
             let mut got = Vec::new();
@@ -830,7 +868,7 @@ mod tests {
             let at = located.data.start as usize + 1;
             tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
             let mut t = temp_with(&tampered);
-            let l = locate(&mut t).unwrap().unwrap();
+            let l = locate(&mut t, true).unwrap().unwrap();
             let r = decrypt_data(
                 &mut t,
                 &l,
@@ -862,7 +900,7 @@ mod tests {
             .open(&path)
             .unwrap();
         encrypt("f", &mut temp_with(&plain), &mut out, &key, &mut md).unwrap();
-        let located = locate(&mut out).unwrap().unwrap();
+        let located = locate(&mut out, true).unwrap().unwrap();
         let (meta, value) = located.metadata("f").unwrap();
         let (iv, tag, _) = cipher::iv_tag_type(&value).unwrap();
 

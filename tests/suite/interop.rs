@@ -494,6 +494,22 @@ fn large_binary_files_open_both_ways_and_a_changed_byte_is_refused() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(stderr(&out).contains("bad.bin"), "{}", stderr(&out));
+    let out = sb.run(&["decrypt", "-o", "bad.out", "bad.bin"]);
+    assert!(!out.status.success());
+    assert!(!sb.path("bad.out").exists());
+
+    // A `/` of the data written `\/` (the same JSON string): the data is found from the
+    // file's end and does not decode as it stands, so the file goes the general way,
+    // which reads the escape, both to stdout and with -o.
+    let at = text.find("data:").unwrap() + 5;
+    let slash = at + text[at + 1_000..].find('/').unwrap() + 1_000;
+    sb.write(
+        "escaped.bin",
+        format!("{}\\{}", &text[..slash], &text[slash..]),
+    );
+    assert_eq!(sb.ok(&["decrypt", "escaped.bin"]).stdout, big);
+    sb.ok(&["decrypt", "-o", "escaped.out", "escaped.bin"]);
+    assert_eq!(std::fs::read(sb.path("escaped.out")).unwrap(), big);
 }
 
 /// The real sops with the identities in `keys`.
