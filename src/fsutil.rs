@@ -29,6 +29,28 @@ pub fn remove_pending() {
     }
 }
 
+/// [`remove_pending_and_exit`] when memory has run out: without waiting for the list
+/// should this thread hold it (it may have run out growing it); a file registered
+/// meanwhile may be left.
+pub fn remove_pending_now_and_exit(code: i32) -> ! {
+    use std::sync::TryLockError;
+    for _ in 0..1000 {
+        let mut pending = match PENDING.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                std::thread::yield_now();
+                continue;
+            }
+        };
+        for p in pending.drain(..) {
+            remove(&p);
+        }
+        std::process::exit(code)
+    }
+    std::process::exit(code)
+}
+
 /// Remove them all and end the process, holding the list so that no new one can be
 /// registered (and created) after the removal.
 pub fn remove_pending_and_exit(code: i32) -> ! {
@@ -352,7 +374,7 @@ pub fn read_whole(path: &Path, file: &mut fs::File) -> Result<zeroize::Zeroizing
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut buf = zeroize::Zeroizing::new(Vec::new());
     let room = usize::try_from(len).unwrap_or(usize::MAX);
-    buf.try_reserve_exact(room).map_err(|_| {
+    crate::memory::fallible(|| buf.try_reserve_exact(room)).map_err(|_| {
         Error::io(
             path,
             std::io::Error::new(

@@ -7,6 +7,9 @@ use clap::Parser;
 
 mod cli;
 
+#[global_allocator]
+static ALLOCATOR: cli::oom::OneLine = cli::oom::OneLine;
+
 fn main() -> ExitCode {
     // Under sops's name (a symlink), or as `coffer sops …`: sops's command line.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -23,6 +23,7 @@ mod edit;
 mod git;
 mod keygen;
 mod keys;
+pub mod oom;
 pub mod sops;
 mod team;
 

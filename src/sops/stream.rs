@@ -561,7 +561,7 @@ fn decrypt_held(
         });
         while left > 0 {
             let mut piece = Zeroizing::new(Vec::new());
-            if piece.try_reserve_exact(PIECE).is_err() {
+            if crate::memory::fallible(|| piece.try_reserve_exact(PIECE)).is_err() {
                 return Ok(None);
             }
             piece.resize(PIECE, 0);

@@ -429,3 +429,45 @@ fn a_file_larger_than_the_memory_allowed_is_one_line() {
         assert_eq!(std::fs::metadata(&big).unwrap().len(), 3 << 30);
     }
 }
+
+/// Memory that runs out part way (the file is read, its parse is not made) is one line,
+/// exit 1, with the file as it was and nothing beside it: never Rust's abort with a
+/// backtrace. Both in place and to another file.
+#[test]
+fn memory_that_runs_out_part_way_is_one_line() {
+    let sb = Sandbox::new();
+    let text: String = (0..2_000_000)
+        .map(|i| format!("key{i}: value-{i}-abcdefgh\n"))
+        .collect();
+    sb.write("big.yaml", &text);
+    let coffer = env!("CARGO_BIN_EXE_coffer");
+    for args in [
+        format!("encrypt --age {} -i big.yaml", sb.recipient),
+        format!("encrypt --age {} -o out.yaml big.yaml", sb.recipient),
+    ] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 1000000; exec {coffer} {args}"))
+            .current_dir(sb.dir.path())
+            .env_clear()
+            .env("HOME", sb.home())
+            .env("PATH", path_with_coffer())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("coffer: out of memory (")
+                && err.ends_with("nothing half-written is left\n"),
+            "{args}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(sb.read_str("big.yaml") == text, "{args}: the file changed");
+        let names: Vec<_> = std::fs::read_dir(sb.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "big.yaml" && !n.starts_with('.') && n != "home")
+            .collect();
+        assert!(names.is_empty(), "{args}: left beside it: {names:?}");
+    }
+}

@@ -1,0 +1,54 @@
+//! Memory that runs out ends the process with one line, as any error does, and
+//! removes what is half-written (see `fsutil`), instead of Rust's abort with its
+//! backtrace. Where a caller handles the failure (`coffer::memory::fallible`, around
+//! a `try_reserve`), the failure is given back to it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The system allocator, with the failure above.
+pub struct OneLine;
+
+// Stable Rust has no hook for an allocation that fails but the global allocator, and
+// `GlobalAlloc` is an unsafe trait: each method passes the caller's contract straight
+// on to `System`, adding only a look at the result.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for OneLine {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        checked(unsafe { System.alloc(layout) }, layout.size())
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        checked(unsafe { System.alloc_zeroed(layout) }, layout.size())
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        checked(unsafe { System.realloc(ptr, layout, new_size) }, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+fn checked(ptr: *mut u8, size: usize) -> *mut u8 {
+    if ptr.is_null() && !coffer::memory::is_fallible() {
+        out_of_memory(size)
+    }
+    ptr
+}
+
+/// One line, no allocation (the line is formatted straight onto stderr), then the
+/// half-written files go. A second failure while doing so aborts as Rust would.
+fn out_of_memory(size: usize) -> ! {
+    static ONCE: AtomicBool = AtomicBool::new(false);
+    if ONCE.swap(true, Ordering::SeqCst) {
+        std::process::abort()
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "coffer: out of memory ({size} more bytes were needed); nothing half-written is left"
+    );
+    coffer::fsutil::remove_pending_now_and_exit(1)
+}
