@@ -181,7 +181,14 @@ pub fn parse(
 fn duplicate_key(doc: &crate::tree::Document) -> Option<SyntaxError> {
     use crate::path::Step;
     use crate::tree::Node;
-    fn walk(node: &Node, path: &mut Vec<Step>, found: &mut Option<(Vec<Step>, usize, usize)>) {
+    /// A step of the path walked, borrowed: made into a `Step` only for the message.
+    #[derive(Clone, Copy)]
+    enum At<'d> {
+        Key(&'d str),
+        Index(usize),
+    }
+    type Found = (Vec<Step>, usize, usize);
+    fn walk<'d>(node: &'d Node, path: &mut Vec<At<'d>>, found: &mut Option<Found>) {
         if found.is_some() {
             return;
         }
@@ -197,19 +204,26 @@ fn duplicate_key(doc: &crate::tree::Document) -> Option<SyntaxError> {
                     .min_by_key(|&(_, second)| second)
                 {
                     let (first, second) = (&entries[pair.0], &entries[pair.1]);
-                    path.push(Step::Key(second.key.to_string()));
-                    *found = Some((path.clone(), first.at, second.at));
+                    path.push(At::Key(&second.key));
+                    let steps = path
+                        .iter()
+                        .map(|at| match *at {
+                            At::Key(k) => Step::Key(k.to_string()),
+                            At::Index(i) => Step::Index(i),
+                        })
+                        .collect();
+                    *found = Some((steps, first.at, second.at));
                     return;
                 }
                 for e in entries {
-                    path.push(Step::Key(e.key.to_string()));
+                    path.push(At::Key(&e.key));
                     walk(&e.value, path, found);
                     path.pop();
                 }
             }
             Node::Seq(items) => {
                 for (i, n) in items.iter().enumerate() {
-                    path.push(Step::Index(i));
+                    path.push(At::Index(i));
                     walk(n, path, found);
                     path.pop();
                 }
