@@ -414,18 +414,26 @@ fn first_not_base64(bytes: &[u8]) -> Option<usize> {
 /// Run `work`, which hands the plaintext to `mac` piece by piece in order, with the
 /// hashing on a thread of its own: sops's MAC (SHA-512 over the plaintext) is as much
 /// work as reading, decrypting and writing the pieces, which go on meanwhile.
+/// Each piece is copied into a buffer the hashing thread hands back once hashed: a
+/// few buffers serve the whole file, rather than fresh memory (its page faults and
+/// its return) for every piece.
 fn hashing_aside<T>(mac: &mut MacBuilder, work: impl FnOnce(&mut dyn FnMut(&[u8])) -> T) -> T {
     std::thread::scope(|scope| {
         let (to_hash, pieces) = std::sync::mpsc::sync_channel::<Zeroizing<Vec<u8>>>(2);
+        let (give_back, hashed) = std::sync::mpsc::channel::<Zeroizing<Vec<u8>>>();
         scope.spawn(move || {
             for p in pieces {
                 mac.add_piece(&p);
+                let _ = give_back.send(p);
             }
         });
         // The sender goes when `work` has returned, which ends the hashing thread; the
-        // scope waits for it before returning.
+        // scope waits for it before returning. Buffers are wiped when dropped.
         work(&mut |piece| {
-            let _ = to_hash.send(Zeroizing::new(piece.to_vec()));
+            let mut buf = hashed.try_recv().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(piece);
+            let _ = to_hash.send(buf);
         })
     })
 }
