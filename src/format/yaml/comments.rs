@@ -10,57 +10,17 @@ impl Parse<'_> {
         // Unstable: ranges with one start are jumped over to the furthest end either way.
         self.occupied.sort_unstable_by_key(|r| (r.start, r.end));
         let text = self.text;
-        let bytes = text.as_bytes();
-        let mut occ = 0usize;
-        let mut comments = Vec::new();
-        let mut pos = 0usize;
-        let mut line_has_content = false;
-        let mut line_no = 0usize;
-        while pos < bytes.len() {
-            while occ < self.occupied.len() && self.occupied[occ].end <= pos {
-                occ += 1;
+        let mut refused_tab = None;
+        let comments = comment_spans(text, &self.occupied, |pos| {
+            if refused_tab.is_none() && tab_go_yaml_refuses(text, self.line_start(pos), pos) {
+                refused_tab = Some(pos);
             }
-            if occ < self.occupied.len() && self.occupied[occ].start <= pos {
-                // Inside a scalar: jump over it, counting the lines it spans.
-                let end = self.occupied[occ].end.max(pos + 1);
-                line_no += text[pos..end].matches('\n').count();
-                line_has_content = !text[pos..end].ends_with('\n');
-                pos = end;
-                continue;
-            }
-            match bytes[pos] {
-                b'\n' => {
-                    line_no += 1;
-                    line_has_content = false;
-                    pos += 1;
-                }
-                b'#' if pos == 0 || matches!(bytes[pos - 1], b' ' | b'\t' | b'\n') => {
-                    let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
-                    let end = if end > pos && bytes[end - 1] == b'\r' {
-                        end - 1
-                    } else {
-                        end
-                    };
-                    comments.push((pos, end, line_no, line_has_content));
-                    pos = end;
-                }
-                b'\t' => {
-                    if self.foreign.is_none()
-                        && tab_go_yaml_refuses(text, self.line_start(pos), pos)
-                    {
-                        self.foreign = Some((
-                            pos,
-                            "a tab after `-`, `?` or `:`, or in indentation (sops cannot read it)",
-                        ));
-                    }
-                    pos += 1;
-                }
-                b' ' | b'\r' => pos += 1,
-                _ => {
-                    line_has_content = true;
-                    pos += 1;
-                }
-            }
+        });
+        if let (None, Some(pos)) = (self.foreign, refused_tab) {
+            self.foreign = Some((
+                pos,
+                "a tab after `-`, `?` or `:`, or in indentation (sops cannot read it)",
+            ));
         }
         for (start, end, line, trailing) in comments {
             let container = self.comment_container(start, line, trailing);
@@ -115,6 +75,62 @@ impl Parse<'_> {
         }
         Some(c)
     }
+}
+
+/// Where the comments of `text` are, outside the `occupied` spans (sorted): each
+/// comment's `#`, its end (before a `\r`), its 0-based line, and whether content stands
+/// before it on its line. `tab` is shown each tab outside those spans.
+pub(super) fn comment_spans(
+    text: &str,
+    occupied: &[Range<usize>],
+    mut tab: impl FnMut(usize),
+) -> Vec<(usize, usize, usize, bool)> {
+    let bytes = text.as_bytes();
+    let mut occ = 0usize;
+    let mut comments = Vec::new();
+    let mut pos = 0usize;
+    let mut line_has_content = false;
+    let mut line_no = 0usize;
+    while pos < bytes.len() {
+        while occ < occupied.len() && occupied[occ].end <= pos {
+            occ += 1;
+        }
+        if occ < occupied.len() && occupied[occ].start <= pos {
+            // Inside a scalar: jump over it, counting the lines it spans.
+            let end = occupied[occ].end.max(pos + 1);
+            line_no += text[pos..end].matches('\n').count();
+            line_has_content = !text[pos..end].ends_with('\n');
+            pos = end;
+            continue;
+        }
+        match bytes[pos] {
+            b'\n' => {
+                line_no += 1;
+                line_has_content = false;
+                pos += 1;
+            }
+            b'#' if pos == 0 || matches!(bytes[pos - 1], b' ' | b'\t' | b'\n') => {
+                let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+                let end = if end > pos && bytes[end - 1] == b'\r' {
+                    end - 1
+                } else {
+                    end
+                };
+                comments.push((pos, end, line_no, line_has_content));
+                pos = end;
+            }
+            b'\t' => {
+                tab(pos);
+                pos += 1;
+            }
+            b' ' | b'\r' => pos += 1,
+            _ => {
+                line_has_content = true;
+                pos += 1;
+            }
+        }
+    }
+    comments
 }
 
 /// libyaml (and so go-yaml and sops) refuses a tab that separates a block indicator

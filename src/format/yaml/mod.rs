@@ -6,6 +6,7 @@ mod comments;
 mod edit;
 mod emit;
 mod lenient;
+mod lite;
 mod parse;
 mod quick;
 mod scalars;
@@ -28,6 +29,7 @@ use shrink::Shrunk;
 use comments::*;
 use emit::*;
 pub(crate) use emit::{render_str, yaml_entry, yaml_item, yaml_scalar_or_flow};
+pub(crate) use lite::{content as lite_content, Item as LiteItem};
 use parse::*;
 
 pub struct YamlStore;

@@ -563,7 +563,7 @@ fn plain_start(c: u8, next: Option<u8>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use saphyr_parser::Parser;
 
@@ -809,11 +809,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn generated_texts_read_as_saphyr_reads_them_or_are_declined() {
+    /// `n` generated texts, the same on every run: nested mappings and lists, compact
+    /// mappings, literal blocks, comments, documents, values on both sides of the line.
+    pub(in crate::format::yaml) fn generated(n: usize) -> impl Iterator<Item = String> {
         let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-        let (mut taken, mut runs) = (0, 0);
-        for _ in 0..20_000 {
+        (0..n).map(move |_| {
             let mut text = String::new();
             if r.below(6) == 0 {
                 text.push_str("---\n");
@@ -826,6 +826,14 @@ mod tests {
             if r.below(5) == 0 {
                 text.pop();
             }
+            text
+        })
+    }
+
+    #[test]
+    fn generated_texts_read_as_saphyr_reads_them_or_are_declined() {
+        let (mut taken, mut runs) = (0, 0);
+        for text in generated(20_000) {
             runs += 1;
             taken += usize::from(check(&text));
         }
@@ -836,10 +844,9 @@ mod tests {
         );
     }
 
-    /// Every YAML file under `testdata` (sops's own files among them), and each with
-    /// its encrypted values read through stand-ins, as `read` hands them over.
-    #[test]
-    fn test_files_read_as_saphyr_reads_them_or_are_declined() {
+    /// Every YAML file under `testdata`: the YAML test suite, sops's own files, the
+    /// corpus.
+    pub(in crate::format::yaml) fn test_files() -> Vec<std::path::PathBuf> {
         fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
             for entry in std::fs::read_dir(dir).expect("testdata").flatten() {
                 let path = entry.path();
@@ -855,6 +862,14 @@ mod tests {
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata"),
             &mut files,
         );
+        files
+    }
+
+    /// Every YAML file under `testdata` (sops's own files among them), and each with
+    /// its encrypted values read through stand-ins, as `read` hands them over.
+    #[test]
+    fn test_files_read_as_saphyr_reads_them_or_are_declined() {
+        let files = test_files();
         let mut taken = 0;
         for file in &files {
             let Ok(text) = std::fs::read_to_string(file) else {

@@ -1,0 +1,337 @@
+//! What a plain YAML text holds, read without building a document: for checking a
+//! decryption's output, whose reader needs only the structure, the typed values and
+//! the comments in order. It takes only what the quick reader reads whole, and of that
+//! only the plainest (no block scalars, no `sops` key, nothing that looks encrypted,
+//! every key a string); for anything else it gives up, and the whole reader runs. It
+//! makes the values with the whole reader's own functions, and finds the comments with
+//! its scan, so what it gives is what a `Document` of the text would hold.
+
+use std::borrow::Cow;
+
+use super::*;
+
+/// One item of a text's content, in the order `sops::verify` walks a document: each
+/// document, then each collection (with its size) before what it holds, a mapping's
+/// keys before their values.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Item<'t> {
+    Doc,
+    Map(usize),
+    Seq(usize),
+    Key(&'t str),
+    Scalar(ScalarType, Cow<'t, [u8]>),
+}
+
+/// The content of a text: its items, and its comments' text (after the `#`) in order.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Content<'t> {
+    pub items: Vec<Item<'t>>,
+    pub comments: Vec<&'t str>,
+}
+
+/// A collection being read: where its item is, how many it holds so far, and (for a
+/// mapping) whether a key comes next and the keys so far.
+struct Open<'t> {
+    at: usize,
+    len: usize,
+    key_next: Option<bool>,
+    keys: Vec<&'t str>,
+}
+
+/// The content of `text` when it is read whole this way; `None` when it is not (the
+/// whole reader then reads it, and says what is wrong, if anything is).
+pub(crate) fn content(text: &str) -> Option<Content<'_>> {
+    // Directives, conflict markers and sops's own strings have readers of their own.
+    if text.starts_with('%')
+        || text.contains("\n%")
+        || text.contains("<<<<<<<")
+        || text.contains("ENC[")
+    {
+        return None;
+    }
+    let mut quick = super::quick::reader(text)?;
+    let mut items = Vec::with_capacity(text.len() / 16);
+    let mut open: Vec<Open<'_>> = Vec::new();
+    let mut occupied = Vec::with_capacity(text.len() / 16);
+    let mut root = false;
+    let mut docs = 0;
+    for event in quick.by_ref() {
+        let (event, span) = event.ok()?;
+        // The quick reader reads ASCII only: a char index is a byte offset.
+        let range = span.start.index()..span.end.index();
+        match event {
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+            Event::DocumentStart(_) => {
+                items.push(Item::Doc);
+                docs += 1;
+                root = false;
+            }
+            Event::DocumentEnd => {
+                // A document without content is an empty mapping.
+                if !root {
+                    items.push(Item::Map(0));
+                }
+            }
+            Event::MappingStart(anchor, ref tag) | Event::SequenceStart(anchor, ref tag) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                if anchor != 0 || tag.is_some() || open.len() + 1 >= crate::format::MAX_DEPTH {
+                    return None;
+                }
+                // `sops:` at the top level holding a collection is the metadata.
+                if open.len() == 1 && matches!(items.last(), Some(Item::Key("sops"))) {
+                    return None;
+                }
+                match open.last_mut() {
+                    // The root: a mapping, as sops reads documents.
+                    None if is_map && !root => root = true,
+                    None => return None,
+                    // A collection as a key.
+                    Some(Open {
+                        key_next: Some(true),
+                        ..
+                    }) => return None,
+                    Some(parent) => taken(parent),
+                }
+                open.push(Open {
+                    at: items.len(),
+                    len: 0,
+                    key_next: is_map.then_some(true),
+                    keys: Vec::new(),
+                });
+                items.push(if is_map { Item::Map(0) } else { Item::Seq(0) });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let mut done = open.pop()?;
+                if done.key_next == Some(false) {
+                    return None;
+                }
+                // A key twice in one mapping is refused by the whole reader.
+                done.keys.sort_unstable();
+                if done.keys.windows(2).any(|w| w[0] == w[1]) {
+                    return None;
+                }
+                items[done.at] = match items[done.at] {
+                    Item::Map(_) => Item::Map(done.len),
+                    _ => Item::Seq(done.len),
+                };
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                let Cow::Borrowed(value) = value else {
+                    return None;
+                };
+                if anchor != 0 || tag.is_some() {
+                    return None;
+                }
+                let parent = open.last_mut()?;
+                if parent.key_next == Some(true) {
+                    // Keys go-yaml reads as anything but a string are refused; `<<` merges.
+                    let is_str =
+                        scalar_type(style, None, value).is_ok_and(|(ty, _)| ty == ScalarType::Str);
+                    if !is_str || value == "<<" || (open.len() == 1 && value == "sops") {
+                        return None;
+                    }
+                    let parent = open.last_mut()?;
+                    parent.key_next = Some(false);
+                    parent.len += 1;
+                    parent.keys.push(value);
+                    occupied.push(range);
+                    items.push(Item::Key(value));
+                    continue;
+                }
+                let span = match style {
+                    ScalarStyle::Plain => range.start..range.end,
+                    ScalarStyle::SingleQuoted => {
+                        range.start..quoted_end(text, range.start, b'\'').unwrap_or(range.end)
+                    }
+                    ScalarStyle::DoubleQuoted => {
+                        range.start..quoted_end(text, range.start, b'"').unwrap_or(range.end)
+                    }
+                    ScalarStyle::Literal | ScalarStyle::Folded => return None,
+                };
+                let (ty, tagged) = scalar_type(style, None, value).ok()?;
+                if tagged.is_some() {
+                    return None;
+                }
+                let stored: Cow<'_, [u8]> = match ty {
+                    ScalarType::Str => Cow::Borrowed(value.as_bytes()),
+                    _ => Cow::Owned(stored_form(ty, value).into_bytes()),
+                };
+                if ty == ScalarType::Int
+                    && std::str::from_utf8(&stored).ok()?.parse::<i64>().is_err()
+                {
+                    return None;
+                }
+                taken(open.last_mut()?);
+                occupied.push(span);
+                items.push(Item::Scalar(ty, stored));
+            }
+            Event::Alias(_) => return None,
+        }
+    }
+    if !open.is_empty() {
+        return None;
+    }
+    // No document at all (only comments, or nothing): an empty mapping, as the whole
+    // reader makes one.
+    if docs == 0 {
+        items.extend([Item::Doc, Item::Map(0)]);
+    }
+    occupied.sort_unstable_by_key(|r: &Range<usize>| (r.start, r.end));
+    let comments = comment_spans(text, &occupied, |_| {})
+        .into_iter()
+        .map(|(start, end, ..)| &text[start + 1..end])
+        .collect();
+    Some(Content { items, comments })
+}
+
+/// A collection takes one more item (a mapping: the value of its key).
+fn taken(parent: &mut Open<'_>) {
+    match parent.key_next {
+        Some(_) => parent.key_next = Some(true),
+        None => parent.len += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::quick::tests::{generated, test_files};
+    use super::*;
+    use crate::format::Format;
+
+    /// A content as lines, to compare and to show.
+    fn lines(
+        items: impl Iterator<Item = String>,
+        comments: impl Iterator<Item = String>,
+    ) -> Vec<String> {
+        items
+            .chain(comments.map(|c| format!("comment {c:?}")))
+            .collect()
+    }
+
+    fn lite_lines(c: &Content) -> Vec<String> {
+        let items = c.items.iter().map(|i| match i {
+            Item::Doc => "doc".to_string(),
+            Item::Map(n) => format!("map {n}"),
+            Item::Seq(n) => format!("seq {n}"),
+            Item::Key(k) => format!("key {k:?}"),
+            Item::Scalar(ty, v) => format!("{ty:?} {:?}", String::from_utf8_lossy(v)),
+        });
+        lines(items, c.comments.iter().map(|c| c.to_string()))
+    }
+
+    /// What a document of the text holds, as `sops::verify` walks it.
+    fn whole_lines(doc: &Document) -> Vec<String> {
+        fn node(doc: &Document, n: &Node, out: &mut Vec<String>) {
+            match n {
+                Node::Map(entries) => {
+                    out.push(format!("map {}", entries.len()));
+                    for e in entries {
+                        out.push(format!("key {:?}", &*e.key));
+                        node(doc, &e.value, out);
+                    }
+                }
+                Node::Seq(items) => {
+                    out.push(format!("seq {}", items.len()));
+                    for n in items {
+                        node(doc, n, out);
+                    }
+                }
+                Node::Leaf(i) => out.push(format!(
+                    "{:?} {:?}",
+                    doc.leaves[*i].ty,
+                    String::from_utf8_lossy(doc.value(*i))
+                )),
+            }
+        }
+        let mut items = Vec::new();
+        for d in &doc.docs {
+            items.push("doc".to_string());
+            node(doc, &d.root, &mut items);
+        }
+        let comments = doc
+            .comments()
+            .into_iter()
+            .map(|i| String::from_utf8_lossy(doc.value(i)).into_owned());
+        lines(items.into_iter(), comments)
+    }
+
+    /// Whether the reading without a document took `text`; where it did, it gives what
+    /// the whole reader's document holds, and the whole reader reads the text too.
+    fn agrees(text: &str) -> bool {
+        let Some(lite) = content(text) else {
+            return false;
+        };
+        let doc = crate::format::parse("t.yaml", Format::Yaml, text.as_bytes().to_vec())
+            .unwrap_or_else(|e| panic!("taken, but the whole reader refuses it ({e}): {text:?}"));
+        assert_eq!(lite_lines(&lite), whole_lines(&doc), "{text:?}");
+        true
+    }
+
+    #[test]
+    fn hand_cases_read_as_the_whole_reader_reads_them_or_are_declined() {
+        let cases: &[(&str, bool)] = &[
+            ("a: 1\nb: x\n", true),
+            (
+                "# top\na: 1 # one\nb: 'q # not' # two\nc: \"d#e\"\n# end\n",
+                true,
+            ),
+            (
+                "a:\n  # inside\n  b: [] # empty\n  c: {}\nd:\n- 1\n- x # item\n-   'y'\n",
+                true,
+            ),
+            ("---\na: 1\n---\nb: 2\n", true),
+            ("", false),
+            ("a: 1\nb: 2\na: 3\n", false),
+            ("# only a comment\n", false),
+            (
+                "a: 007\nb: 0x1F\nc: 1.5e3\nd: true\ne: ~\nf:\ng: 2001-12-14\n",
+                true,
+            ),
+            ("'quoted key': v\n\"k\": w\n", false),
+            ("a: |\n  text\n", false),
+            ("a: &x 1\nb: *x\n", false),
+            ("sops:\n  version: 1\n", false),
+            ("sops: x\n", false),
+            ("404: x\n", false),
+            ("a: ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\n", false),
+            ("a: 99999999999999999999\n", false),
+            ("- 1\n", false),
+            ("%YAML 1.1\n---\na: 1\n", false),
+            ("a:\tb\n", false),
+            ("<<: {a: 1}\n", false),
+        ];
+        for (text, taken) in cases {
+            assert_eq!(agrees(text), *taken, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn generated_texts_read_as_the_whole_reader_reads_them_or_are_declined() {
+        let (mut taken, mut runs) = (0, 0);
+        for text in generated(20_000) {
+            runs += 1;
+            taken += usize::from(agrees(&text));
+        }
+        // Both sides of the line are reached.
+        assert!(
+            taken > runs / 20 && taken < runs * 9 / 10,
+            "{taken} of {runs} taken"
+        );
+    }
+
+    #[test]
+    fn test_files_read_as_the_whole_reader_reads_them_or_are_declined() {
+        let files = test_files();
+        let mut taken = 0;
+        for file in &files {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                taken += usize::from(agrees(&text));
+            }
+        }
+        assert!(
+            files.len() > 300 && taken > 20,
+            "{taken} of {} files",
+            files.len()
+        );
+    }
+}
