@@ -397,6 +397,21 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(stderr(&out), "");
 }
 
+/// coffer with `args` (split at spaces by the shell) under a 1 GB address-space limit,
+/// in the sandbox's directory.
+fn with_memory_limit(sb: &Sandbox, args: &str) -> std::process::Output {
+    let coffer = env!("CARGO_BIN_EXE_coffer");
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v 1000000; exec {coffer} {args}"))
+        .current_dir(sb.dir.path())
+        .env_clear()
+        .env("HOME", sb.home())
+        .env("PATH", path_with_coffer())
+        .output()
+        .unwrap()
+}
+
 /// A file larger than the memory coffer may take is one line naming it, exit 1, and
 /// nothing written: never an abort. (A sparse file: 3 GiB that takes no disk.)
 #[test]
@@ -407,20 +422,11 @@ fn a_file_larger_than_the_memory_allowed_is_one_line() {
         .unwrap()
         .set_len(3 << 30)
         .unwrap();
-    let coffer = env!("CARGO_BIN_EXE_coffer");
     for args in [
         format!("encrypt --age {} -i big.yaml", sb.recipient),
         "decrypt big.yaml".to_string(),
     ] {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -v 1000000; exec {coffer} {args}"))
-            .current_dir(sb.dir.path())
-            .env_clear()
-            .env("HOME", sb.home())
-            .env("PATH", path_with_coffer())
-            .output()
-            .unwrap();
+        let out = with_memory_limit(&sb, &args);
         assert_error(
             &out,
             1,
@@ -440,20 +446,11 @@ fn memory_that_runs_out_part_way_is_one_line() {
         .map(|i| format!("key{i}: value-{i}-abcdefgh\n"))
         .collect();
     sb.write("big.yaml", &text);
-    let coffer = env!("CARGO_BIN_EXE_coffer");
     for args in [
         format!("encrypt --age {} -i big.yaml", sb.recipient),
         format!("encrypt --age {} -o out.yaml big.yaml", sb.recipient),
     ] {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -v 1000000; exec {coffer} {args}"))
-            .current_dir(sb.dir.path())
-            .env_clear()
-            .env("HOME", sb.home())
-            .env("PATH", path_with_coffer())
-            .output()
-            .unwrap();
+        let out = with_memory_limit(&sb, &args);
         assert_eq!(out.status.code(), Some(1), "{args}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(
