@@ -11,10 +11,15 @@ thread_local! {
 /// Run `f`, whose allocations may fail and be handled (`try_reserve`): a failure
 /// reaches it rather than ending the process.
 pub fn fallible<T>(f: impl FnOnce() -> T) -> T {
-    let was = FALLIBLE.with(|c| c.replace(true));
-    let out = f();
-    FALLIBLE.with(|c| c.set(was));
-    out
+    /// Puts the flag back however `f` ends, a panic included.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FALLIBLE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(FALLIBLE.with(|c| c.replace(true)));
+    f()
 }
 
 /// Whether this thread is inside [`fallible`]. Allocates nothing (for an allocator).
@@ -38,5 +43,9 @@ mod tests {
         std::thread::spawn(|| assert!(!is_fallible()))
             .join()
             .unwrap();
+        // A panic inside puts the flag back too.
+        let caught = std::panic::catch_unwind(|| fallible(|| panic!("inside")));
+        assert!(caught.is_err());
+        assert!(!is_fallible());
     }
 }

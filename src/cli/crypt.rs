@@ -265,6 +265,24 @@ fn encrypt_streamed(
     )
 }
 
+/// A writer that remembers whether anything went through it.
+struct Watched<W> {
+    out: W,
+    wrote: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.wrote |= n > 0;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// `decrypt` of a large binary file: to a file (-o or -i), decrypted piece by piece into
 /// a private file handed on once its tag and MAC check; to stdout, in two passes.
 /// `None`: not such a file.
@@ -296,6 +314,10 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
         true => None,
         false => Some(staging(Some(io.output.as_deref().unwrap_or(&io.file)))?),
     };
+    let mut stdout = Watched {
+        out: std::io::stdout().lock(),
+        wrote: false,
+    };
     let warnings = loop {
         let done = match &mut out {
             None => sops::stream::decrypt_to(
@@ -304,7 +326,7 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
                 &located,
                 &keyring,
                 ignore_mac,
-                &mut std::io::stdout().lock(),
+                &mut stdout,
             ),
             Some(out) => {
                 sops::stream::decrypt(&name, &mut src, &located, &keyring, ignore_mac, out)
@@ -313,10 +335,11 @@ fn decrypt_streamed(io: &Io, ignore_mac: bool, env: &Env) -> Result<Option<()>> 
         match done {
             Ok(warnings) => break warnings,
             // Found from its end, the data was not read whole before: a file whose data
-            // does not decode is located again by reading it all (nothing was written,
-            // as the first reading checks before any output). Found the same, the error
-            // stands; not streamable, it goes the general way.
-            Err(e) if !located.scanned => match locate(&mut src, true)? {
+            // does not decode is located again by reading it all. Found the same, the
+            // error stands; not streamable, it goes the general way. Only while nothing
+            // has gone to stdout: a file changed between two passes fails after some
+            // has, and that error stands.
+            Err(e) if !located.scanned && !stdout.wrote => match locate(&mut src, true)? {
                 None => return Ok(None),
                 Some(again) if again.data_range() == located.data_range() => return Err(e),
                 Some(again) => {

@@ -39,12 +39,36 @@ fn checked(ptr: *mut u8, size: usize) -> *mut u8 {
     ptr
 }
 
-/// One line, no allocation (the line is formatted straight onto stderr), then the
-/// half-written files go. A second failure while doing so aborts as Rust would.
+/// Room set aside when the process starts ([`set_aside`]) and given back when memory
+/// runs out, so that removing the half-written files (their paths, a directory's
+/// listing) has memory to do it with.
+static SET_ASIDE: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
+
+/// Set the room aside (1 MiB, never touched, so it takes no memory until given back).
+pub fn set_aside() {
+    if let Ok(mut room) = SET_ASIDE.lock() {
+        *room = Some(vec![0; 1 << 20]);
+    }
+}
+
+/// One line, formatted straight onto stderr, then the half-written files go. A thread
+/// whose memory runs out while another reports it waits for the process to end; one
+/// that runs out again while reporting aborts, as Rust would.
 fn out_of_memory(size: usize) -> ! {
-    static ONCE: AtomicBool = AtomicBool::new(false);
-    if ONCE.swap(true, Ordering::SeqCst) {
+    thread_local! {
+        static REPORTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static ONE: AtomicBool = AtomicBool::new(false);
+    if REPORTING.with(|r| r.replace(true)) {
         std::process::abort()
+    }
+    if ONE.swap(true, Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+    if let Ok(mut room) = SET_ASIDE.try_lock() {
+        room.take();
     }
     let _ = writeln!(
         std::io::stderr(),
