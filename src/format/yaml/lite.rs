@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use super::scalars::{inline_span, stored_value, too_big};
 use super::*;
 
 /// One item of a text's content, in the order `sops::verify` walks a document: each
@@ -138,29 +139,21 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
                     items.push(Item::Key(value));
                     continue;
                 }
-                let span = match style {
-                    ScalarStyle::Plain => range.start..range.end,
-                    ScalarStyle::SingleQuoted => {
-                        range.start..quoted_end(text, range.start, b'\'').unwrap_or(range.end)
-                    }
-                    ScalarStyle::DoubleQuoted => {
-                        range.start..quoted_end(text, range.start, b'"').unwrap_or(range.end)
-                    }
-                    ScalarStyle::Literal | ScalarStyle::Folded => return None,
-                };
+                // As the whole reader makes a leaf (`scalar_leaf`), for a scalar without
+                // anchor, tag or block.
+                let (_, span) = inline_span(text, range.start, range.end, style)?;
                 let (ty, tagged) = scalar_type(style, None, value).ok()?;
                 if tagged.is_some() {
                     return None;
                 }
-                let stored: Cow<'_, [u8]> = match ty {
-                    ScalarType::Str => Cow::Borrowed(value.as_bytes()),
-                    _ => Cow::Owned(stored_form(ty, value).into_bytes()),
-                };
-                if ty == ScalarType::Int
-                    && std::str::from_utf8(&stored).ok()?.parse::<i64>().is_err()
-                {
+                let stored = stored_value(ty, None, value);
+                if too_big(ty, &stored) {
                     return None;
                 }
+                let stored = match stored {
+                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+                };
                 taken(open.last_mut()?);
                 occupied.push(span);
                 items.push(Item::Scalar(ty, stored));
@@ -194,7 +187,7 @@ fn taken(parent: &mut Open<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::quick::tests::{generated, test_files};
+    use super::super::quick::tests::{taken_of_generated, test_files};
     use super::*;
     use crate::format::Format;
 
@@ -307,11 +300,7 @@ mod tests {
 
     #[test]
     fn generated_texts_read_as_the_whole_reader_reads_them_or_are_declined() {
-        let (mut taken, mut runs) = (0, 0);
-        for text in generated(20_000) {
-            runs += 1;
-            taken += usize::from(agrees(&text));
-        }
+        let (taken, runs) = taken_of_generated(20_000, agrees);
         // Both sides of the line are reached.
         assert!(
             taken > runs / 20 && taken < runs * 9 / 10,

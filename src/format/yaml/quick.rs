@@ -830,13 +830,18 @@ pub(super) mod tests {
         })
     }
 
+    /// Of `n` generated texts, how many `reads` takes, and how many there were.
+    pub(in crate::format::yaml) fn taken_of_generated(
+        n: usize,
+        reads: impl Fn(&str) -> bool,
+    ) -> (usize, usize) {
+        let taken = generated(n).filter(|text| reads(text)).count();
+        (taken, n)
+    }
+
     #[test]
     fn generated_texts_read_as_saphyr_reads_them_or_are_declined() {
-        let (mut taken, mut runs) = (0, 0);
-        for text in generated(20_000) {
-            runs += 1;
-            taken += usize::from(check(&text));
-        }
+        let (taken, runs) = taken_of_generated(20_000, check);
         // The generator must reach both sides of the line between the readers.
         assert!(
             taken > runs / 10 && taken < runs * 9 / 10,

@@ -47,14 +47,9 @@ impl Parse<'_> {
                 }
             }
         }
-        // The parser's span of a quoted scalar can run on over a comment after it on
-        // the line: the scalar ends at its closing quote.
-        let quoted_end = |q: u8| quoted_end(self.text, start, q).unwrap_or(raw.end);
-        let (quote, span_range) = match style {
-            ScalarStyle::Plain => (Quote::Plain, start..raw.end),
-            ScalarStyle::SingleQuoted => (Quote::Single, start..quoted_end(b'\'')),
-            ScalarStyle::DoubleQuoted => (Quote::Double, start..quoted_end(b'"')),
-            ScalarStyle::Literal | ScalarStyle::Folded => (
+        let (quote, span_range) = match inline_span(self.text, start, raw.end, style) {
+            Some(inline) => inline,
+            None => (
                 Quote::Block,
                 self.block_range(&raw, value, owner_col)
                     .map_err(|m| err_at(span.start.line(), span.start.col(), m))?,
@@ -93,11 +88,7 @@ impl Parse<'_> {
         if let Some(what) = construct {
             self.constructs.push((span_range.start, what));
         }
-        let mut stored = match tagged {
-            Some(stored) => std::borrow::Cow::Owned(stored),
-            None if ty == ScalarType::Str => std::borrow::Cow::Borrowed(value),
-            None => std::borrow::Cow::Owned(stored_form(ty, value)),
-        };
+        let mut stored = stored_value(ty, tagged, value);
         // A block scalar that ends the text without a line break has none in its value
         // (YAML 1.2, 8.1.1.2; go-yaml and so sops read it so); saphyr adds one.
         if quote == Quote::Block
@@ -116,7 +107,7 @@ impl Parse<'_> {
                 stored.to_mut().truncate(len);
             }
         }
-        if ty == ScalarType::Int && stored.parse::<i64>().is_err() {
+        if too_big(ty, &stored) {
             return Err(err_at(
                 span.start.line(),
                 span.start.col(),
@@ -226,4 +217,41 @@ impl Parse<'_> {
         }
         (i < b.len() && matches!(b[i], b'|' | b'>')).then_some(i)
     }
+}
+
+/// A one-line scalar's quoting and span, from `start` (after any anchor or tag) to the
+/// parser's `end`; `None` for a block scalar. The parser's span of a quoted scalar can
+/// run on over a comment after it on the line: the scalar ends at its closing quote.
+pub(super) fn inline_span(
+    text: &str,
+    start: usize,
+    end: usize,
+    style: ScalarStyle,
+) -> Option<(Quote, Range<usize>)> {
+    let quoted = |q: u8| start..quoted_end(text, start, q).unwrap_or(end);
+    Some(match style {
+        ScalarStyle::Plain => (Quote::Plain, start..end),
+        ScalarStyle::SingleQuoted => (Quote::Single, quoted(b'\'')),
+        ScalarStyle::DoubleQuoted => (Quote::Double, quoted(b'"')),
+        ScalarStyle::Literal | ScalarStyle::Folded => return None,
+    })
+}
+
+/// What sops stores for a scalar of type `ty` written `value`: the text a standard tag
+/// decided (`tagged`), a string as it is, or another type's canonical form.
+pub(super) fn stored_value(
+    ty: ScalarType,
+    tagged: Option<String>,
+    value: &str,
+) -> std::borrow::Cow<'_, str> {
+    match tagged {
+        Some(stored) => std::borrow::Cow::Owned(stored),
+        None if ty == ScalarType::Str => std::borrow::Cow::Borrowed(value),
+        None => std::borrow::Cow::Owned(stored_form(ty, value)),
+    }
+}
+
+/// An integer sops cannot hold (more than 64 bits), which go-yaml and so sops refuse.
+pub(super) fn too_big(ty: ScalarType, stored: &str) -> bool {
+    ty == ScalarType::Int && stored.parse::<i64>().is_err()
 }
