@@ -334,17 +334,20 @@ pub fn locate(src: &mut File, scan: bool) -> std::io::Result<Option<Located>> {
     }
     let data_at = p + PREFIX.len();
     let total = src.metadata()?.len();
-    let located = |end: u64, src: &mut File| -> std::io::Result<Located> {
+    // The data ending at `end`, when the value cut there is the file's one value, as
+    // sops writes a binary file.
+    let located = |end: u64, scanned: bool, src: &mut File| -> std::io::Result<_> {
         let mut small = Zeroizing::new(before.to_vec());
         small.extend_from_slice(PREFIX.as_bytes());
         src.seek(SeekFrom::Start(end))?;
         src.read_to_end(&mut small)?;
-        Ok(Located {
+        let l = Located {
             data: data_at as u64..end,
             small,
             data_at,
-            scanned: scan,
-        })
+            scanned,
+        };
+        Ok(l.is_sops("the file").then_some(l))
     };
     const TAIL: u64 = 64 << 10;
     if !scan && total > data_at as u64 + 4 * TAIL {
@@ -353,9 +356,7 @@ pub fn locate(src: &mut File, scan: bool) -> std::io::Result<Option<Located>> {
         src.seek(SeekFrom::Start(from))?;
         let n = fill(src, &mut tail)?;
         if let Some(i) = first_not_base64(&tail[..n]).filter(|&i| tail[i] == b',') {
-            let l = located(from + i as u64, src)?;
-            // The cut value must be the file's one value, as sops writes a binary file.
-            if l.is_sops("the file") {
+            if let Some(l) = located(from + i as u64, false, src)? {
                 return Ok(Some(l));
             }
         }
@@ -382,12 +383,7 @@ pub fn locate(src: &mut File, scan: bool) -> std::io::Result<Option<Located>> {
     if total.checked_sub(end).is_none_or(|tail| tail > 16 << 20) {
         return Ok(None);
     }
-    let l = Located {
-        scanned: true,
-        ..located(end, src)?
-    };
-    // The cut value must be the file's one value, as sops writes a binary file.
-    Ok(l.is_sops("the file").then_some(l))
+    located(end, true, src)
 }
 
 /// The first byte of `bytes` that is not base64 (`A-Za-z0-9+/=`). Blocks of 64 are
@@ -524,17 +520,17 @@ fn next_piece(
     seen(&text[..n])?;
     // SIMD base64: the decoding was a fifth of the work beside AES-GCM.
     let b64 = base64_simd::STANDARD;
-    let not_base64 = |_| Error::Refused("the data is not base64".into());
-    if b64.decoded_length(&text[..n]).map_err(not_base64)? > into.len() {
-        return Err(Error::Refused("the data is not base64".into()));
+    let not_base64 = || Error::Refused("the data is not base64".into());
+    if b64.decoded_length(&text[..n]).map_err(|_| not_base64())? > into.len() {
+        return Err(not_base64());
     }
     let k = b64
         .decode(&text[..n], base64_simd::Out::from_slice(into))
-        .map_err(not_base64)?
+        .map_err(|_| not_base64())?
         .len();
     // Every piece but the last is whole: padding inside the data is no sops data.
     if *left > 0 && k != PIECE {
-        return Err(Error::Refused("the data is not base64".into()));
+        return Err(not_base64());
     }
     Ok(k)
 }
