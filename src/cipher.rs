@@ -131,12 +131,12 @@ impl Parsed<'_> {
     fn iv_and_tag(&self) -> Result<(Short, Short), CipherError> {
         let iv = Short::decode(self.iv).ok_or(CipherError::Base64("iv"))?;
         let tag = Short::decode(self.tag).ok_or(CipherError::Base64("tag"))?;
-        if tag.len() != 16 {
+        if tag.decoded_len() != 16 {
             return Err(CipherError::Auth);
         }
         // sops takes the nonce size from the stored IV; 32 bytes is what every release wrote.
-        if ![12, 16, 32].contains(&iv.len()) {
-            return Err(CipherError::IvLength(iv.len()));
+        if ![12, 16, 32].contains(&iv.decoded_len()) {
+            return Err(CipherError::IvLength(iv.decoded_len()));
         }
         Ok((iv, tag))
     }
@@ -161,7 +161,8 @@ impl Short {
         Some(Short { bytes, len })
     }
 
-    fn len(&self) -> usize {
+    /// The decoded length, a long one's too (the bytes hold at most 48 of it).
+    fn decoded_len(&self) -> usize {
         self.len
     }
 }

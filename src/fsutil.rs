@@ -19,13 +19,18 @@ fn remove(p: &Path) {
     }
 }
 
+/// Remove every path of the list, emptying it.
+fn remove_all(pending: &mut Vec<PathBuf>) {
+    for p in pending.drain(..) {
+        remove(&p);
+    }
+}
+
 /// Remove every temporary file and private directory in use. For signal handlers that
 /// let the command go on (its own action decides what happens next).
 pub fn remove_pending() {
     if let Ok(mut pending) = PENDING.lock() {
-        for p in pending.drain(..) {
-            remove(&p);
-        }
+        remove_all(&mut pending);
     }
 }
 
@@ -43,9 +48,7 @@ pub fn remove_pending_now_and_exit(code: i32) -> ! {
                 continue;
             }
         };
-        for p in pending.drain(..) {
-            remove(&p);
-        }
+        remove_all(&mut pending);
         std::process::exit(code)
     }
     std::process::exit(code)
@@ -56,9 +59,7 @@ pub fn remove_pending_now_and_exit(code: i32) -> ! {
 pub fn remove_pending_and_exit(code: i32) -> ! {
     let guard = PENDING.lock();
     if let Ok(mut pending) = guard {
-        for p in pending.drain(..) {
-            remove(&p);
-        }
+        remove_all(&mut pending);
         std::process::exit(code)
     }
     std::process::exit(code)

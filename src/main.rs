@@ -26,7 +26,6 @@ fn main() -> ExitCode {
         Err(e) => return cli::clap_exit(&e, 2),
     };
     cli::install_signal_handler();
-    cli::oom::set_aside();
     let mut env = cli::Env::from_process(cli.aws_profile.clone());
     if cli.strict_layout {
         env.layout = coffer::sops::Layout::Strict;

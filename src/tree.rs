@@ -182,12 +182,15 @@ pub fn own_value<'v>(
     span: &Range<usize>,
     value: impl Into<std::borrow::Cow<'v, str>>,
 ) -> Option<Zeroizing<Vec<u8>>> {
-    let same = |v: &str| text.get(span.clone()) == Some(v);
+    let same = |v: &[u8]| text.as_bytes().get(span.clone()) == Some(v);
     match value.into() {
-        std::borrow::Cow::Borrowed(v) => (!same(v)).then(|| Zeroizing::new(v.as_bytes().to_vec())),
+        std::borrow::Cow::Borrowed(v) => {
+            (!same(v.as_bytes())).then(|| Zeroizing::new(v.as_bytes().to_vec()))
+        }
+        // Wiped when dropped, the same or not.
         std::borrow::Cow::Owned(v) => {
             let v = Zeroizing::new(v.into_bytes());
-            (text.as_bytes().get(span.clone()) != Some(&v[..])).then_some(v)
+            (!same(&v)).then_some(v)
         }
     }
 }

@@ -697,7 +697,8 @@ static ON_SIGNAL: std::sync::Mutex<Option<SignalAction>> = std::sync::Mutex::new
 
 /// Catch Ctrl-C, SIGTERM and SIGHUP for the whole process: the command's own action
 /// runs, or temporary files and private directories are removed (a partial one may
-/// hold plaintext) and the process ends with 130.
+/// hold plaintext) and the process ends with 130. Also, from here on: memory that runs
+/// out ends it with one line (`oom`), and no core dump can be made.
 pub fn install_signal_handler() {
     // A command with an action of its own (edit waits for its editor, exec-file for
     // its command) removes its private files itself, once they are done with.
@@ -721,6 +722,8 @@ pub fn install_signal_handler() {
             }
         });
     }
+    // Memory that runs out ends the process the same way, with room kept to do it.
+    oom::set_aside();
     // Plaintext and keys are held from here on: no core dump may carry them, and no
     // other process of the user may read this one's memory.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);

@@ -165,16 +165,19 @@ impl Seen {
         // their sum finds damage, so no SHA-1 of them on the way to the answer.
         match &entry.bytes {
             Bytes::None => Hit::Stored,
-            bytes => self.bytes(bytes).map_or(Hit::Miss, Hit::Bytes),
+            bytes => self
+                .bytes(bytes)
+                .map_or(Hit::Miss, |b| Hit::Bytes(b.into_owned())),
         }
     }
 
-    /// A kept blob's bytes; `None` when they cannot be read whole.
-    fn bytes(&self, bytes: &Bytes) -> Option<Vec<u8>> {
+    /// A kept blob's bytes (read from the record, or held); `None` when they cannot be
+    /// read whole.
+    fn bytes<'b>(&self, bytes: &'b Bytes) -> Option<std::borrow::Cow<'b, [u8]>> {
         use std::os::unix::fs::FileExt;
         match bytes {
             Bytes::None => None,
-            Bytes::Held(b) => Some(b.clone()),
+            Bytes::Held(b) => Some(b.into()),
             Bytes::Recorded { at, len, sum } => {
                 let mut b = vec![0; *len];
                 let read = self.recorded.as_ref()?.read_exact_at(&mut b, *at).is_ok();
@@ -182,7 +185,7 @@ impl Seen {
                 if !whole {
                     self.damaged.set(true);
                 }
-                whole.then_some(b)
+                whole.then_some(b.into())
             }
         }
     }

@@ -35,15 +35,21 @@ impl Opened {
         }
     }
 
-    /// Leaf `i`'s decrypted type and text.
+    /// Leaf `i`'s decrypted type and text, where it is.
+    fn leaf_str(&self, i: usize) -> std::result::Result<(ScalarType, &str), WriteError> {
+        let (ty, bytes) = self.typed(i);
+        std::str::from_utf8(bytes)
+            .map(|s| (ty, s))
+            .map_err(|_| WriteError::NotText(display_path(&self.doc.leaves[i].path)))
+    }
+
+    /// Leaf `i`'s decrypted type and text, copied.
     pub(super) fn leaf_text(
         &self,
         i: usize,
     ) -> std::result::Result<(ScalarType, Zeroizing<String>), WriteError> {
-        let (ty, bytes) = self.typed(i);
-        std::str::from_utf8(bytes)
-            .map(|s| (ty, Zeroizing::new(s.to_string())))
-            .map_err(|_| WriteError::NotText(display_path(&self.doc.leaves[i].path)))
+        self.leaf_str(i)
+            .map(|(ty, s)| (ty, Zeroizing::new(s.to_string())))
     }
 
     /// The plaintext, consuming the opened file so a binary value moves out uncopied.
@@ -164,9 +170,7 @@ impl Opened {
                 continue;
             }
             // Rendered from the decrypted bytes where they are: no copy of each value.
-            let (ty, bytes) = self.typed(i);
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| unwritable(WriteError::NotText(display_path(&leaf.path))))?;
+            let (ty, text) = self.leaf_str(i).map_err(unwritable)?;
             let rendered = self
                 .store()
                 .render_plain(&self.doc, leaf, ty, text)

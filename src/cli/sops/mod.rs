@@ -104,7 +104,6 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         };
     }
     super::install_signal_handler();
-    super::oom::set_aside();
     let mut env = Env::from_process(aws_profile(&cli));
     if let Some(order) = &cli.global.decryption_order {
         env.decryption_order = Some(order.clone());
