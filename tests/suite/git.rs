@@ -272,7 +272,10 @@ fn branches_changing_different_values_merge_cleanly() {
         "{text}"
     );
     let merged = blob(&sb, "repo", "HEAD:secrets/app.yaml");
-    assert!(merged.contains("ENC[") && !merged.contains("6543"));
+    assert!(
+        merged.contains("ENC[") && !merged.contains("6543"),
+        "{merged}"
+    );
     assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
     assert_no_plaintext_in_git(&sb, "repo", SECRET);
 }
