@@ -215,27 +215,37 @@ impl Leaf {
         s
     }
 
-    /// `f` of [`Leaf::aad`], spelled on the stack when it is short (it is made for
-    /// every value opened or sealed).
+    /// `f` of [`Leaf::aad`] (see [`with_aad`]).
     pub fn with_aad<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        let mut buf = [0u8; 256];
-        let mut n = 0;
-        for key in self.path.iter() {
-            let end = n + key.len() + 1;
-            let Some(room) = buf.get_mut(n..end) else {
-                return f(&self.aad());
-            };
-            room[..key.len()].copy_from_slice(key.as_bytes());
-            room[key.len()] = b':';
-            n = end;
-        }
-        if n == 0 {
-            // No key: the additional data is the `:` alone.
-            return f(":");
-        }
-        // Whole keys and `:` joined: UTF-8 as the keys are.
-        f(std::str::from_utf8(&buf[..n]).expect("keys are UTF-8"))
+        with_aad(self.path.iter().map(|k| &**k), f)
     }
+}
+
+/// `f` of sops's additional data for a value under `keys` (`a:b:`, and `:` under none),
+/// spelled on the stack when it is short: it is made for every value opened or sealed.
+pub fn with_aad<'k, R>(
+    keys: impl Iterator<Item = &'k str> + Clone,
+    f: impl FnOnce(&str) -> R,
+) -> R {
+    let mut buf = [0u8; 256];
+    let mut n = 0;
+    for key in keys.clone() {
+        let end = n + key.len() + 1;
+        let Some(room) = buf.get_mut(n..end) else {
+            // Too long for the stack: at least one key, so never empty.
+            let aad: String = keys.flat_map(|k| [k, ":"]).collect();
+            return f(&aad);
+        };
+        room[..key.len()].copy_from_slice(key.as_bytes());
+        room[key.len()] = b':';
+        n = end;
+    }
+    if n == 0 {
+        // No key: the additional data is the `:` alone.
+        return f(":");
+    }
+    // Whole keys and `:` joined: UTF-8 as the keys are.
+    f(std::str::from_utf8(&buf[..n]).expect("keys are UTF-8"))
 }
 
 /// The structure of a document, pointing into [`Document::leaves`].

@@ -11,6 +11,8 @@ use crate::sops::OpenOptions;
 use crate::tree::{Document, Node, ScalarType, Value};
 use zeroize::Zeroizing;
 
+pub(super) mod walked;
+
 /// What a reader finds in a file: every document's structure with its typed values in
 /// order, and the comments in order. Layout (indentation, quoting, line breaks between
 /// items) is not part of it. Walked as it is compared, never held: a file of a million
@@ -441,8 +443,29 @@ pub struct Checked {
 /// is left in clear, and it holds `expected` (comments included). The bytes are read
 /// where they are, not copied, and given back when they pass. With `byte_for_byte` (a
 /// plaintext source in its own layout), the output's decryption is also compared with
-/// the source's text.
+/// the source's text. The plainest YAML is read as it is walked (`walked`), anything
+/// else into a document ([`whole`]).
 pub fn encrypted(
+    file: &str,
+    format: Format,
+    bytes: Zeroizing<Vec<u8>>,
+    key: &DataKey,
+    source: &Document,
+    expected: &Content,
+    byte_for_byte: bool,
+) -> Result<Checked, Mismatch> {
+    if format == Format::Yaml {
+        if let Some(differs_at) = walked::encrypted_yaml(file, &bytes, key, expected, byte_for_byte)
+        {
+            return Ok(Checked { bytes, differs_at });
+        }
+    }
+    whole(file, format, bytes, key, source, expected, byte_for_byte)
+}
+
+/// [`encrypted`] with the output read into a document and opened, as a reader does:
+/// for every output the walked reading does not take, and for what it finds amiss.
+pub(super) fn whole(
     file: &str,
     format: Format,
     bytes: Zeroizing<Vec<u8>>,

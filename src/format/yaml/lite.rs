@@ -1,10 +1,11 @@
 //! What a plain YAML text holds, read without building a document: for checking a
 //! decryption's output, whose reader needs only the structure, the typed values and
-//! the comments in order. It takes only what the quick reader reads whole, and of that
-//! only the plainest (no block scalars, no `sops` key, nothing that looks encrypted,
-//! every key a string); for anything else it gives up, and the whole reader runs. It
-//! makes the values with the whole reader's own functions, and finds the comments with
-//! its scan, so what it gives is what a `Document` of the text would hold.
+//! the comments in order, and an encryption's output, read as it is walked. It takes
+//! only what the quick reader reads whole, and of that only the plainest (no block
+//! scalars, no `sops` key, every key a string; for plaintext, nothing that looks
+//! encrypted); for anything else it gives up, and the whole reader runs. It makes the
+//! values with the whole reader's own functions, and finds the comments with its scan,
+//! so what it gives is what a `Document` of the text would hold.
 
 use std::borrow::Cow;
 
@@ -30,10 +31,23 @@ pub(crate) struct Content<'t> {
     pub comments: Vec<&'t str>,
 }
 
-/// A collection being read: where its item is, how many it holds so far, and (for a
-/// mapping) whether a key comes next and the keys so far.
+/// What a reading meets, in the text's order. A collection's size is known at its end.
+#[derive(Debug)]
+pub(crate) enum Seen<'t> {
+    Doc,
+    /// A collection opens: a mapping (`true`) or a sequence.
+    Opens(bool),
+    /// The innermost open collection ends, holding this many items (a mapping: keys).
+    Ends(usize),
+    Key(&'t str),
+    /// A value: its type and stored bytes, as the whole reader makes a leaf, and its
+    /// quoting and span in the text (a quoted scalar's quotes included).
+    Scalar(ScalarType, Cow<'t, [u8]>, Quote, Range<usize>),
+}
+
+/// A collection being read: how many it holds so far, and (for a mapping) whether a
+/// key comes next and the keys so far.
 struct Open<'t> {
-    at: usize,
     len: usize,
     key_next: Option<bool>,
     keys: Vec<&'t str>,
@@ -42,18 +56,67 @@ struct Open<'t> {
 /// The content of `text` when it is read whole this way; `None` when it is not (the
 /// whole reader then reads it, and says what is wrong, if anything is).
 pub(crate) fn content(text: &str) -> Option<Content<'_>> {
-    // Directives, conflict markers and sops's own strings have readers of their own.
-    if text.starts_with('%')
-        || text.contains("\n%")
-        || text.contains("<<<<<<<")
-        || text.contains("ENC[")
-    {
+    // sops's own strings have readers of their own.
+    if text.contains("ENC[") {
+        return None;
+    }
+    let mut items = Vec::with_capacity(text.len() / 16);
+    let mut open_at = Vec::new();
+    let mut occupied = Vec::with_capacity(text.len() / 16);
+    walk(text, Some(&mut occupied), |seen| {
+        match seen {
+            Seen::Doc => items.push(Item::Doc),
+            Seen::Opens(is_map) => {
+                open_at.push(items.len());
+                items.push(if is_map { Item::Map(0) } else { Item::Seq(0) });
+            }
+            Seen::Ends(len) => {
+                let at = open_at.pop()?;
+                items[at] = match items[at] {
+                    Item::Map(_) => Item::Map(len),
+                    _ => Item::Seq(len),
+                };
+            }
+            Seen::Key(key) => items.push(Item::Key(key)),
+            Seen::Scalar(ty, value, ..) => items.push(Item::Scalar(ty, value)),
+        }
+        Some(())
+    })?;
+    occupied.sort_unstable_by_key(|r: &Range<usize>| (r.start, r.end));
+    let comments = comment_spans(text, &occupied, |_| {})
+        .into_iter()
+        .map(|(start, end, ..)| &text[start + 1..end])
+        .collect();
+    Some(Content { items, comments })
+}
+
+/// Read an encrypted text without comments (sops's output of a file that has none) the
+/// same way, telling `seen` what it meets in order: nothing is held. `None` when the
+/// text is not read whole this way (it holds a `#`, say), or `seen` gives up.
+pub(crate) fn read_encrypted<'t>(
+    text: &'t str,
+    seen: impl FnMut(Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    // Without a `#` there is no comment; with one, the comments would need finding.
+    if text.contains('#') {
+        return None;
+    }
+    walk(text, None, seen)
+}
+
+/// The reading itself: what `text` holds, in order, to `seen`; the spans no comment
+/// can start in to `occupied`, when asked.
+fn walk<'t>(
+    text: &'t str,
+    mut occupied: Option<&mut Vec<Range<usize>>>,
+    mut seen: impl FnMut(Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    // Directives and conflict markers have readers of their own.
+    if text.starts_with('%') || text.contains("\n%") || text.contains("<<<<<<<") {
         return None;
     }
     let mut quick = super::quick::reader(text)?;
-    let mut items = Vec::with_capacity(text.len() / 16);
     let mut open: Vec<Open<'_>> = Vec::new();
-    let mut occupied = Vec::with_capacity(text.len() / 16);
     let mut root = false;
     let mut docs = 0;
     for event in quick.by_ref() {
@@ -63,23 +126,20 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
             Event::DocumentStart(_) => {
-                items.push(Item::Doc);
+                seen(Seen::Doc)?;
                 docs += 1;
                 root = false;
             }
             Event::DocumentEnd => {
                 // A document without content is an empty mapping.
                 if !root {
-                    items.push(Item::Map(0));
+                    seen(Seen::Opens(true))?;
+                    seen(Seen::Ends(0))?;
                 }
             }
             Event::MappingStart(anchor, ref tag) | Event::SequenceStart(anchor, ref tag) => {
                 let is_map = matches!(event, Event::MappingStart(..));
                 if anchor != 0 || tag.is_some() || open.len() + 1 >= crate::format::MAX_DEPTH {
-                    return None;
-                }
-                // `sops:` at the top level holding a collection is the metadata.
-                if open.len() == 1 && matches!(items.last(), Some(Item::Key("sops"))) {
                     return None;
                 }
                 match open.last_mut() {
@@ -94,12 +154,11 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
                     Some(parent) => taken(parent),
                 }
                 open.push(Open {
-                    at: items.len(),
                     len: 0,
                     key_next: is_map.then_some(true),
                     keys: Vec::new(),
                 });
-                items.push(if is_map { Item::Map(0) } else { Item::Seq(0) });
+                seen(Seen::Opens(is_map))?;
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 let mut done = open.pop()?;
@@ -111,10 +170,7 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
                 if done.keys.windows(2).any(|w| w[0] == w[1]) {
                     return None;
                 }
-                items[done.at] = match items[done.at] {
-                    Item::Map(_) => Item::Map(done.len),
-                    _ => Item::Seq(done.len),
-                };
+                seen(Seen::Ends(done.len))?;
             }
             Event::Scalar(value, style, anchor, tag) => {
                 let Cow::Borrowed(value) = value else {
@@ -128,6 +184,7 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
                     // Keys go-yaml reads as anything but a string are refused; `<<` merges.
                     let is_str =
                         scalar_type(style, None, value).is_ok_and(|(ty, _)| ty == ScalarType::Str);
+                    // `sops` at the top level is the metadata's: not the plainest.
                     if !is_str || value == "<<" || (open.len() == 1 && value == "sops") {
                         return None;
                     }
@@ -135,13 +192,15 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
                     parent.key_next = Some(false);
                     parent.len += 1;
                     parent.keys.push(value);
-                    occupied.push(range);
-                    items.push(Item::Key(value));
+                    if let Some(occupied) = occupied.as_deref_mut() {
+                        occupied.push(range);
+                    }
+                    seen(Seen::Key(value))?;
                     continue;
                 }
                 // As the whole reader makes a leaf (`scalar_leaf`), for a scalar without
                 // anchor, tag or block.
-                let (_, span) = inline_span(text, range.start, range.end, style)?;
+                let (quote, span) = inline_span(text, range.start, range.end, style)?;
                 let (ty, tagged) = scalar_type(style, None, value).ok()?;
                 if tagged.is_some() {
                     return None;
@@ -155,8 +214,10 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
                     Cow::Owned(s) => Cow::Owned(s.into_bytes()),
                 };
                 taken(open.last_mut()?);
-                occupied.push(span);
-                items.push(Item::Scalar(ty, stored));
+                if let Some(occupied) = occupied.as_deref_mut() {
+                    occupied.push(span.clone());
+                }
+                seen(Seen::Scalar(ty, stored, quote, span))?;
             }
             Event::Alias(_) => return None,
         }
@@ -167,14 +228,11 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
     // No document at all (only comments, or nothing): an empty mapping, as the whole
     // reader makes one.
     if docs == 0 {
-        items.extend([Item::Doc, Item::Map(0)]);
+        seen(Seen::Doc)?;
+        seen(Seen::Opens(true))?;
+        seen(Seen::Ends(0))?;
     }
-    occupied.sort_unstable_by_key(|r: &Range<usize>| (r.start, r.end));
-    let comments = comment_spans(text, &occupied, |_| {})
-        .into_iter()
-        .map(|(start, end, ..)| &text[start + 1..end])
-        .collect();
-    Some(Content { items, comments })
+    Some(())
 }
 
 /// A collection takes one more item (a mapping: the value of its key).

@@ -29,13 +29,34 @@ use shrink::Shrunk;
 use comments::*;
 use emit::*;
 pub(crate) use emit::{render_str, yaml_entry, yaml_item, yaml_scalar_or_flow};
-pub(crate) use lite::{content as lite_content, Item as LiteItem};
+pub(crate) use lite::{
+    content as lite_content, read_encrypted as lite_encrypted, Item as LiteItem, Seen as LiteSeen,
+};
 use parse::*;
 
 pub struct YamlStore;
 
 fn err_at(line: usize, col: usize, msg: impl std::fmt::Display) -> super::SyntaxError {
     super::SyntaxError::at(line, col + 1, msg)
+}
+
+/// A decrypted value (not a comment, not under a block header) as a decryption writes
+/// it where its ciphertext stood, quoted as `style` says.
+pub(crate) fn render_value(ty: ScalarType, value: &str, style: Style, indent: usize) -> String {
+    match ty {
+        ScalarType::Int | ScalarType::Time => value.to_string(),
+        ScalarType::Float => yaml_float(value),
+        ScalarType::Bool => match value {
+            "true" | "false" | "TRUE" | "FALSE" => value.to_string(),
+            other => crate::scalar::parse_bool(other)
+                .unwrap_or(false)
+                .to_string(),
+        },
+        ScalarType::Null => "null".to_string(),
+        ScalarType::Str | ScalarType::Bytes | ScalarType::Comment => {
+            render_str(value, style, indent)
+        }
+    }
 }
 
 /// Read a YAML file; `stand_ins`: an encrypted file's values may be read through
@@ -172,23 +193,13 @@ impl Store for YamlStore {
                 format!("#{}", value.replace('\n', " "))
             }
             ScalarType::Comment => value.replace('\n', " "),
-            ScalarType::Int => value.to_string(),
-            ScalarType::Float => yaml_float(value),
-            ScalarType::Time => value.to_string(),
-            ScalarType::Bool => match value {
-                "true" | "false" | "TRUE" | "FALSE" => value.to_string(),
-                other => crate::scalar::parse_bool(other)
-                    .unwrap_or(false)
-                    .to_string(),
-            },
-            ScalarType::Null => "null".to_string(),
             ScalarType::Str | ScalarType::Bytes if leaf.style.quote == Quote::Block => {
                 match BlockHeader::of(doc, leaf).and_then(|b| b.render(value)) {
                     Some(block) => block,
                     None => render_str(value, leaf.style, indent),
                 }
             }
-            ScalarType::Str | ScalarType::Bytes => render_str(value, leaf.style, indent),
+            _ => render_value(ty, value, leaf.style, indent),
         })
     }
 

@@ -464,6 +464,33 @@ proptest! {
         check_generated(Format::Yaml, &text, &want, &markers, &comments);
     }
 
+    /// Without comments, so the walked check is tried: it passes only what the whole
+    /// check passes, on the output and on the output with a byte changed.
+    #[test]
+    fn generated_yaml_is_walked_only_where_the_whole_check_agrees(
+        tree in g_tree(),
+        layout in g_layout(),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let layout = Layout { comments: vec![(false, false); 64], ..layout };
+        let (text, ..) = yaml_doc(&tree, &layout);
+        let Ok(doc) = parse("t", Format::Yaml, text.as_bytes().to_vec()) else {
+            return Ok(());
+        };
+        let Ok(sealed) = encrypt_document(Format::Yaml, "t", &doc, &key(), &mut metadata()) else {
+            return Ok(());
+        };
+        walked_matches_whole(&doc, &sealed.bytes);
+        let mut changed = sealed.bytes.to_vec();
+        let i = at.index(changed.len());
+        changed[i] = match changed[i] {
+            b'A' => b'B',
+            b'\n' => b' ',
+            _ => b'A',
+        };
+        walked_matches_whole(&doc, &changed);
+    }
+
     #[test]
     fn generated_json_round_trips(tree in g_tree(), indent in prop_oneof![Just(None), Just(Some("  ")), Just(Some("\t"))], escapes in any::<bool>()) {
         let mut n = 0;

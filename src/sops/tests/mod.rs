@@ -560,3 +560,146 @@ fn values_past_the_first_block_open_and_are_checked() {
     let err = open(swapped.into_bytes()).err().expect("refused");
     assert!(err.to_string().contains("k68000"), "{err}");
 }
+
+/// Whether the walked check of `output` (encrypted from `source`) agrees with the whole
+/// check: it may decline, but what it passes the whole check passes, with the same
+/// answer about the bytes. What it said.
+pub(super) fn walked_matches_whole(source: &Document, output: &[u8]) -> [Option<Option<usize>>; 2] {
+    let expected = Content::of_plain(source);
+    [true, false].map(|byte_for_byte| {
+        let walked = verify::walked::encrypted_yaml("t", output, &key(), &expected, byte_for_byte);
+        let whole = verify::whole(
+            "t",
+            Format::Yaml,
+            Zeroizing::new(output.to_vec()),
+            &key(),
+            source,
+            &expected,
+            byte_for_byte,
+        );
+        if let Some(differs_at) = walked {
+            match whole {
+                Ok(checked) => assert_eq!(
+                    checked.differs_at,
+                    differs_at,
+                    "the two checks place the difference apart\n{}",
+                    String::from_utf8_lossy(output)
+                ),
+                Err(e) => panic!(
+                    "the walked check passed what the whole check refuses ({e})\n{}",
+                    String::from_utf8_lossy(output)
+                ),
+            }
+        }
+        walked
+    })
+}
+
+/// The plainest YAML is checked walked; what is not plain enough, or not written as it
+/// stood, or broken in any of the ways a broken writer might break it, is the whole
+/// check's.
+#[test]
+fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
+    let taken = |text: &str| {
+        let doc = parse("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
+        let sealed =
+            encrypt_document(Format::Yaml, "t", &doc, &key(), &mut metadata()).expect("encrypts");
+        let said = walked_matches_whole(&doc, &sealed.bytes);
+        (said[0].is_some(), said[1].is_some())
+    };
+    let plain = "a: 1\nb:\n  c: x\n  d:\n  - 'two'\n  - \"three\"\n  - ~\n  - ''\ne: true\nf_unencrypted: clear\n";
+    assert_eq!(taken(plain), (true, true), "{plain}");
+    for text in [
+        "---\na: 1\n",
+        "a: {}\nb: []\nc:\nd: 1.5\n",
+        "a:\n- b: 1\n  c: 2\n",
+        "a:\n- x\n- y\n",
+    ] {
+        assert_eq!(taken(text), (true, true), "{text}");
+    }
+    // Not read walked: comments, block scalars, flow collections, a second document.
+    for text in [
+        "# note\na: 1\n",
+        "a: 1 # note\n",
+        "a: |\n  x\n",
+        "a: [1, 2]\n",
+        "a: 1\n---\nb: 2\n",
+    ] {
+        assert_eq!(taken(text), (false, false), "{text}");
+    }
+    // Values kept, bytes not (`0x1F` decrypts as `31`; an alias is written out in the
+    // canonical layout, whose check does not ask for the bytes): the whole check says
+    // where.
+    assert_eq!(taken("a: 0x1F\nb: x\n"), (false, true));
+    assert_eq!(taken("a: &x 1\nb: *x\n"), (false, true));
+
+    let text = "a: secret-a\nb: secret-b\nc:\n  d: 1\n  e:\n  - secret-e\n";
+    let doc = parse("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
+    let good = String::from_utf8(trip(Format::Yaml, text.as_bytes()).encrypted).expect("text");
+    assert_eq!(
+        walked_matches_whole(&doc, good.as_bytes()),
+        [Some(None), Some(None)]
+    );
+    let value = |key: &str| {
+        let line = good
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}: ENC[")))
+            .expect("line");
+        line.trim_start()[key.len() + 2..].to_string()
+    };
+    let (a, b) = (value("a"), value("b"));
+    let mac = value("mac");
+    let flipped = |s: &str, at: usize| {
+        let mut v = s.as_bytes().to_vec();
+        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(v).expect("ASCII")
+    };
+    let data_at = good.find(&a).expect("a") + 25;
+    for (what, broken) in [
+        ("a value left in clear", good.replacen(&a, "secret-a", 1)),
+        (
+            "values swapped",
+            good.replacen(&a, "X", 1)
+                .replacen(&b, &a, 1)
+                .replacen("X", &b, 1),
+        ),
+        ("a key renamed", good.replacen("\nb: ", "\nbb: ", 1)),
+        (
+            "an entry dropped",
+            good.replacen(&format!("b: {b}\n"), "", 1),
+        ),
+        ("an entry added", good.replacen("\nb: ", "\nz: 1\nb: ", 1)),
+        (
+            "a nested value moved up",
+            good.replacen("c:\n  d:", "c: {}\nd:", 1),
+        ),
+        (
+            "a value's type tag",
+            good.replacen(",type:str]", ",type:bytes]", 1),
+        ),
+        ("a value's data", flipped(&good, data_at)),
+        ("the MAC", good.replacen(&mac, &flipped(&mac, 30), 1)),
+        (
+            "the metadata dropped",
+            good[..good.find("sops:").expect("metadata")].to_string(),
+        ),
+        (
+            "the metadata in a document of its own",
+            good.replacen("\nsops:", "\n...\nsops:", 1),
+        ),
+        (
+            "the metadata in a second document",
+            good.replacen("\nsops:", "\n---\nsops:", 1),
+        ),
+        ("the metadata before a key", format!("{}z: 1\n", good)),
+        ("the text cut", good[..good.len() / 2].to_string()),
+        ("a comment added", good.replacen("\nb: ", "\n# b\nb: ", 1)),
+    ] {
+        assert!(broken != good, "{what}: the case changes nothing");
+        assert_eq!(
+            walked_matches_whole(&doc, broken.as_bytes()),
+            [None, None],
+            "{what} passed the walked check:\n{broken}"
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! The check of an encrypted YAML output, read as it is walked rather than into a
+//! document: the plainest output (what `format::yaml::lite` reads, without comments)
+//! is compared item by item with what was meant, each value decrypted as it is met,
+//! the MAC hashed in order. A file of a million values would otherwise be held a second
+//! time, as a document and its decrypted values, beside the source's. Whatever this
+//! reading does not take, or finds amiss, goes to the whole check, which says what is
+//! wrong; so this one only ever says yes, and only where the whole check says yes.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use super::{differs, Compare, Content, Item};
+use crate::cipher::{self, DataKey, MacBuilder};
+use crate::format::yaml::{lite_encrypted, render_value, LiteSeen as Seen};
+use crate::format::Format;
+use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
+
+/// Whether `text`, sops's YAML of `expected` encrypted under `key`, passes the check:
+/// `Some` with where its decryption first differs from the source's bytes (asked for
+/// with `byte_for_byte`; this reading answers only "nowhere"), `None` when it does not
+/// take the text or finds anything amiss.
+pub(in crate::sops) fn encrypted_yaml(
+    file: &str,
+    text: &[u8],
+    key: &DataKey,
+    expected: &Content,
+    byte_for_byte: bool,
+) -> Option<Option<usize>> {
+    let source = expected.doc;
+    if source.docs.len() != 1 || !source.comments().is_empty() {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    // sops writes its metadata last: `sops:` at the start of a line, to the end.
+    let meta_at = text.rfind("\nsops:")? + 1;
+    let (body, meta_text) = text.split_at(meta_at);
+    // One document, so the metadata is this document's: no end marker, no other start.
+    let marker = |t: &str| t.starts_with("...") || t.contains("\n---") || t.contains("\n...");
+    if marker(body) || marker(meta_text) || !meta_text.ends_with('\n') {
+        return None;
+    }
+    let meta = metadata(file, meta_text)?;
+    let rules = meta.rules().ok()?;
+    let mut walk = rules.walk();
+    let mut values = Values {
+        key,
+        mac: MacBuilder::new(meta.mac_only_encrypted),
+        mac_only_encrypted: meta.mac_only_encrypted,
+        // The decryption compared with the source as it is made, when asked.
+        same: byte_for_byte.then_some(Pieces {
+            want: source.text.as_bytes(),
+            got: body,
+            want_at: 0,
+            got_at: 0,
+        }),
+        block: Vec::new(),
+        aads: String::new(),
+    };
+    let mut mine = expected.items();
+    // The keys over the next value; for each open collection, how many were over it
+    // and how many items it was meant to hold.
+    let mut keys: Vec<&str> = Vec::new();
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    lite_encrypted(body, |seen| {
+        match seen {
+            Seen::Doc => matches!(mine.next()?, Item::Doc).then_some(())?,
+            Seen::Opens(is_map) => {
+                let len = match (mine.next()?, is_map) {
+                    (Item::Map(n), true) | (Item::Seq(n), false) => n,
+                    _ => return None,
+                };
+                open.push((keys.len(), len));
+            }
+            Seen::Ends(len) => {
+                let (over, meant) = open.pop()?;
+                keys.truncate(over);
+                (len == meant).then_some(())?;
+            }
+            Seen::Key(k) => {
+                let &(over, _) = open.last()?;
+                keys.truncate(over);
+                keys.push(k);
+                differs((mine.next()?, Item::Key(k)), Compare::Full, false)
+                    .is_none()
+                    .then_some(())?;
+            }
+            Seen::Scalar(ty, stored, quote, span) => {
+                let meant = mine.next()?;
+                let encrypted = walk.next(&keys, None);
+                values.push(meant, ty, stored, quote, span, encrypted, &keys)?;
+            }
+        }
+        Some(())
+    })?;
+    values.flush()?;
+    if mine.next().is_some() || !open.is_empty() {
+        return None;
+    }
+    let mut warnings = Vec::new();
+    crate::sops::check_mac(file, key, &meta, &values.mac.finish(), false, &mut warnings).ok()?;
+    if let Some(mut same) = values.same {
+        same.rest()?;
+    }
+    Some(None)
+}
+
+/// A value met: what was meant there, and what the text holds.
+struct Value<'d, 't> {
+    meant: Item<'d>,
+    ty: ScalarType,
+    stored: Cow<'t, [u8]>,
+    quote: Quote,
+    span: Range<usize>,
+    /// Its additional data in [`Values::aads`], when it is to be decrypted.
+    aad: Option<Range<usize>>,
+    encrypted: bool,
+}
+
+/// The values met and not yet checked: decrypted a block at a time on every core, then
+/// hashed and compared in order, as opening does.
+struct Values<'d, 't, 'k> {
+    key: &'k DataKey,
+    mac: MacBuilder,
+    mac_only_encrypted: bool,
+    same: Option<Pieces<'t>>,
+    block: Vec<Value<'d, 't>>,
+    aads: String,
+}
+
+impl<'d, 't> Values<'d, 't, '_> {
+    const BLOCK: usize = 1 << 12;
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        meant: Item<'d>,
+        ty: ScalarType,
+        stored: Cow<'t, [u8]>,
+        quote: Quote,
+        span: Range<usize>,
+        encrypted: bool,
+        keys: &[&str],
+    ) -> Option<()> {
+        // As opening decides (`open_inner`): a null is left as it is and out of the
+        // MAC; an empty value is not encrypted, and counted.
+        let aad = if ty != ScalarType::Null && encrypted && !stored.is_empty() {
+            // Hashed as it is decrypted when large: the whole check's way.
+            if stored.len() >= cipher::LARGE || std::str::from_utf8(&stored).is_err() {
+                return None;
+            }
+            let start = self.aads.len();
+            with_aad(keys.iter().copied(), |aad| self.aads.push_str(aad));
+            Some(start..self.aads.len())
+        } else {
+            // A value in clear that looks encrypted is read otherwise by the whole
+            // reader (a sequence item may be a comment).
+            if stored.starts_with(b"ENC[") {
+                return None;
+            }
+            None
+        };
+        self.block.push(Value {
+            meant,
+            ty,
+            stored,
+            quote,
+            span,
+            aad,
+            encrypted,
+        });
+        if self.block.len() == Self::BLOCK {
+            self.flush()?;
+        }
+        Some(())
+    }
+
+    /// Check the block: `None` at the first value amiss.
+    fn flush(&mut self) -> Option<()> {
+        let block = std::mem::take(&mut self.block);
+        let (key, aads) = (self.key, &self.aads);
+        let opened = crate::sops::par_map(&block, |v| {
+            let aad = v.aad.clone()?;
+            let value = std::str::from_utf8(&v.stored).ok()?;
+            cipher::decrypt(key, &aads[aad], value).ok()
+        });
+        for (v, opened) in block.into_iter().zip(opened) {
+            let (ty, plain) = match (&v.aad, &opened) {
+                (Some(_), Some((ty, bytes))) => {
+                    self.mac.add(*ty, bytes);
+                    if *ty == ScalarType::Comment || !crate::scalar::valid_typed(*ty, bytes) {
+                        return None;
+                    }
+                    if let Some(same) = &mut self.same {
+                        same.value(&v.span, *ty, std::str::from_utf8(bytes).ok()?, v.quote)?;
+                    }
+                    (*ty, &bytes[..])
+                }
+                (Some(_), None) => return None,
+                (None, _) => {
+                    if v.ty != ScalarType::Null && (v.encrypted || !self.mac_only_encrypted) {
+                        self.mac.add(v.ty, &v.stored);
+                    }
+                    (v.ty, &v.stored[..])
+                }
+            };
+            differs((v.meant, Item::Scalar(ty, plain)), Compare::Full, false)
+                .is_none()
+                .then_some(())?;
+        }
+        self.aads.clear();
+        Some(())
+    }
+}
+
+/// The metadata block (`sops:` to the end) read alone, as the whole reader reads it at
+/// the end of the document: the one key of its own document, spanning all of it.
+fn metadata(file: &str, meta_text: &str) -> Option<crate::metadata::Metadata> {
+    let doc = crate::format::parse(file, Format::Yaml, meta_text.as_bytes().to_vec()).ok()?;
+    let [d] = &doc.docs[..] else {
+        return None;
+    };
+    let (_, spans) = d.meta.as_ref()?;
+    let whole = matches!(&d.root, Node::Map(e) if e.is_empty())
+        && doc.leaves.is_empty()
+        && matches!(&spans[..], [only] if *only == (0..meta_text.len()));
+    if !whole {
+        return None;
+    }
+    crate::sops::metadata_of(file, doc)
+        .ok()
+        .map(|(_, meta, _)| meta)
+}
+
+/// A decryption compared with the source's bytes as it is made, piece by piece: the
+/// text between values as it stands, each decrypted value as a decryption writes it.
+struct Pieces<'a> {
+    want: &'a [u8],
+    got: &'a str,
+    want_at: usize,
+    got_at: usize,
+}
+
+impl Pieces<'_> {
+    /// The text up to a value at `span`, then the value: `None` at a difference.
+    fn value(
+        &mut self,
+        span: &Range<usize>,
+        ty: ScalarType,
+        value: &str,
+        quote: Quote,
+    ) -> Option<()> {
+        let gap = self.got.get(self.got_at..span.start)?;
+        self.take(gap.as_bytes())?;
+        // A value over several lines is indented from its owner: the whole check's.
+        if value.contains('\n') {
+            return None;
+        }
+        let style = Style {
+            quote,
+            owner_col: 0,
+            flow: false,
+        };
+        let rendered = zeroize::Zeroizing::new(render_value(ty, value, style, 2));
+        self.take(rendered.as_bytes())?;
+        self.got_at = span.end;
+        Some(())
+    }
+
+    /// The text after the last value, the metadata removed: the source's rest.
+    fn rest(&mut self) -> Option<()> {
+        let tail = self.got.get(self.got_at..)?;
+        self.take(tail.as_bytes())?;
+        (self.want_at == self.want.len()).then_some(())
+    }
+
+    fn take(&mut self, piece: &[u8]) -> Option<()> {
+        let end = self.want_at + piece.len();
+        (self.want.get(self.want_at..end)? == piece).then_some(())?;
+        self.want_at = end;
+        Some(())
+    }
+}
