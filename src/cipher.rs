@@ -369,6 +369,20 @@ pub fn encrypt_into(out: &mut String, key: &DataKey, aad: &str, ty: ScalarType, 
     out.push(']');
 }
 
+/// How long a MAC is before it is encrypted: a SHA-512 in hex.
+pub const MAC_LEN: usize = 128;
+
+/// How long [`encrypt_into`] writes a value of type `ty` and `len` bytes: the IV and the
+/// tag have fixed lengths, so an output can be sized before anything is encrypted.
+pub fn encrypted_len(ty: ScalarType, len: usize) -> usize {
+    const FIXED: usize =
+        "ENC[AES256_GCM,data:".len() + ",iv:".len() + ",tag:".len() + ",type:".len() + "]".len();
+    let b64 = |n| base64::encoded_len(n, true).unwrap_or(usize::MAX);
+    FIXED
+        .saturating_add(b64(len))
+        .saturating_add(b64(32) + b64(16) + ty.sops_name().len())
+}
+
 /// Values at least this long (encoded) are decrypted by [`decrypt_hashing`].
 pub const LARGE: usize = 1 << 20;
 /// What the MAC thread is handed at a time: a multiple of the AES block.

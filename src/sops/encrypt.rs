@@ -164,9 +164,11 @@ pub(super) fn splice_encrypted(
         error,
     })?;
     // Decide leaf by leaf first; then hash the MAC and encrypt, on two cores when the
-    // values are large (a binary file is one value of many megabytes).
-    let mut hashed: Vec<(ScalarType, &[u8])> = Vec::new();
-    let mut to_encrypt: Vec<&Leaf> = Vec::new();
+    // values are large (a binary file is one value of many megabytes). Each list holds
+    // a leaf at most once: sized so, neither grows (a million values would leave half
+    // again as much spare).
+    let mut hashed: Vec<&Leaf> = Vec::with_capacity(doc.leaves.len());
+    let mut to_encrypt: Vec<&Leaf> = Vec::with_capacity(doc.leaves.len());
     let mut walk = rules.walk();
     for i in order(doc) {
         let leaf = &doc.leaves[i];
@@ -176,7 +178,7 @@ pub(super) fn splice_encrypted(
             continue;
         }
         if !is_comment && (encrypt || !md.mac_only_encrypted) {
-            hashed.push((leaf.ty, leaf.value(&doc.text)));
+            hashed.push(leaf);
         }
         if encrypt && !leaf.value(&doc.text).is_empty() {
             to_encrypt.push(leaf);
@@ -185,50 +187,237 @@ pub(super) fn splice_encrypted(
     let mac_only = md.mac_only_encrypted;
     let compute_mac = || {
         let mut mac = MacBuilder::new(mac_only);
-        for (ty, v) in &hashed {
-            mac.add(*ty, v);
+        for leaf in &hashed {
+            mac.add(leaf.ty, leaf.value(&doc.text));
         }
         mac.finish()
     };
-    let encrypt_all = || -> Vec<(Range<usize>, String)> {
-        par_map(&to_encrypt, |leaf| {
-            let (open, close) = if leaf.kind == LeafKind::Comment {
-                (String::new(), "")
-            } else {
-                store.enc_quotes(doc, leaf)
-            };
-            let mut text = open;
-            leaf.with_aad(|aad| {
-                cipher::encrypt_into(&mut text, key, aad, leaf.ty, leaf.value(&doc.text))
-            });
-            text.push_str(close);
-            (leaf.span.clone(), text)
-        })
+    // The metadata is laid out with a stand-in MAC of the same length (a SHA-512 in
+    // hex), so the values can be encrypted into place while the MAC is hashed.
+    let metadata = |md: &mut Metadata, mac: &[u8]| -> Vec<(usize, String)> {
+        md.mac = Some(cipher::encrypt(key, &md.lastmodified, ScalarType::Str, mac));
+        let meta = md.to_meta();
+        let mut inserts: Vec<_> = (0..doc.docs.len())
+            .map(|d| store.render_metadata(doc, d, &meta))
+            .collect();
+        inserts.sort_by_key(|(at, _)| *at);
+        inserts
     };
-    let total: usize = hashed.iter().map(|(_, v)| v.len()).sum();
-    let (mac, mut edits) = if total >= 1 << 20 {
+    let stand_in = metadata(md, &[b'0'; cipher::MAC_LEN]);
+    let sealing = Sealing {
+        store,
+        doc,
+        key,
+        leaves: &to_encrypt,
+    };
+    let Some(layout) = sealing.layout(&stand_in) else {
+        return Ok(Err(verify::Mismatch::Overlap));
+    };
+    let total: usize = hashed.iter().map(|l| l.value(&doc.text).len()).sum();
+    let (mac, out) = if total >= 1 << 20 {
         std::thread::scope(|s| {
             let mac = s.spawn(compute_mac);
-            let edits = encrypt_all();
-            (mac.join().expect("the MAC thread does not panic"), edits)
+            let out = sealing.write(&layout);
+            (mac.join().expect("the MAC thread does not panic"), out)
         })
     } else {
-        (compute_mac(), encrypt_all())
+        (compute_mac(), sealing.write(&layout))
     };
-    md.mac = Some(cipher::encrypt(
-        key,
-        &md.lastmodified,
-        ScalarType::Str,
-        mac.as_bytes(),
-    ));
-    let meta = md.to_meta();
-    for d in 0..doc.docs.len() {
-        let (at, text) = store.render_metadata(doc, d, &meta);
-        edits.push((at..at, text));
+    let Some(mut out) = out else {
+        return Ok(Err(verify::Mismatch::Overlap));
+    };
+    let inserts = metadata(md, mac.as_bytes());
+    for ((at, text), &(stand_in_at, out_at, len)) in inserts.iter().zip(&layout.inserts) {
+        if *at != stand_in_at || text.len() != len {
+            return Ok(Err(verify::Mismatch::Overlap));
+        }
+        out[out_at..out_at + len].copy_from_slice(text.as_bytes());
     }
-    Ok(splice_checked(&doc.text, edits)
-        .map(into_bytes)
-        .ok_or(verify::Mismatch::Overlap))
+    Ok(Ok(out))
+}
+
+/// Where everything goes in the output: its length, the inserts (where each stands in
+/// the text, where it goes in the output, how long it is), and where the second half
+/// of the leaves starts in the text and in the output.
+struct Layout {
+    len: usize,
+    inserts: Vec<(usize, usize, usize)>,
+    half: usize,
+    split: (usize, usize),
+}
+
+/// The encrypted text written straight into one buffer of its final size, the values
+/// encrypted into their places on two cores: no value is held apart from it, as a list
+/// of replacements would hold a million of them beside the output.
+struct Sealing<'d> {
+    store: &'d dyn Store,
+    doc: &'d Document,
+    key: &'d DataKey,
+    /// The leaves to encrypt, in the text's order.
+    leaves: &'d [&'d Leaf],
+}
+
+impl Sealing<'_> {
+    /// The quotes around a leaf's ciphertext.
+    fn quotes(&self, leaf: &Leaf) -> (String, &'static str) {
+        if leaf.kind == LeafKind::Comment {
+            (String::new(), "")
+        } else {
+            self.store.enc_quotes(self.doc, leaf)
+        }
+    }
+
+    /// How long a leaf is once encrypted, quotes included.
+    fn sealed_len(&self, leaf: &Leaf) -> usize {
+        let (open, close) = self.quotes(leaf);
+        let value = leaf.value(&self.doc.text).len();
+        open.len() + cipher::encrypted_len(leaf.ty, value) + close.len()
+    }
+
+    /// Where the leaves and `inserts` (sorted by position) go; `None` when they overlap
+    /// (an insert goes before a leaf that starts where it stands).
+    fn layout(&self, inserts: &[(usize, String)]) -> Option<Layout> {
+        let text = &self.doc.text;
+        let half = if self.leaves.len() >= 512 {
+            self.leaves.len() / 2
+        } else {
+            self.leaves.len()
+        };
+        let mut layout = Layout {
+            len: 0,
+            inserts: Vec::with_capacity(inserts.len()),
+            half,
+            split: (0, 0),
+        };
+        // How far the text has been laid out, and where that is in the output.
+        let (mut pos, mut out) = (0usize, 0usize);
+        let mut pending = inserts.iter().peekable();
+        let insert = |layout: &mut Layout, pos: &mut usize, out: &mut usize, at: usize, len| {
+            (at >= *pos && at <= text.len()).then_some(())?;
+            *out += at - *pos;
+            layout.inserts.push((at, *out, len));
+            (*pos, *out) = (at, *out + len);
+            Some(())
+        };
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            let start = leaf.span.start;
+            while let Some((at, s)) = pending.next_if(|(at, _)| *at < start) {
+                insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
+            }
+            // The second part starts with the text at its first leaf's start, and
+            // with what is inserted there.
+            if i == half {
+                (start >= pos).then_some(())?;
+                layout.split = (start, out + start - pos);
+            }
+            while let Some((at, s)) = pending.next_if(|(at, _)| *at == start) {
+                insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
+            }
+            let span = &leaf.span;
+            (start >= pos && start <= span.end && span.end <= text.len()).then_some(())?;
+            out += start - pos + self.sealed_len(leaf);
+            pos = span.end;
+        }
+        let end = text.len();
+        while let Some((at, s)) = pending.next_if(|(at, _)| *at < end) {
+            insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
+        }
+        if half == self.leaves.len() {
+            (end >= pos).then_some(())?;
+            layout.split = (end, out + end - pos);
+        }
+        for (at, s) in pending {
+            insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
+        }
+        layout.len = out + text.len() - pos;
+        Some(layout)
+    }
+
+    /// The output as laid out, the inserts' places left for them; `None` if a value
+    /// does not come to the length it was laid out with.
+    fn write(&self, layout: &Layout) -> Option<Zeroizing<Vec<u8>>> {
+        let mut out = Zeroizing::new(vec![0u8; layout.len]);
+        let (first, second) = out.split_at_mut(layout.split.1);
+        let (text_split, half) = (layout.split.0, layout.half);
+        // What is inserted where the second part starts is the second part's.
+        let k = layout.inserts.partition_point(|(at, ..)| *at < text_split);
+        let (inserts_a, inserts_b) = layout.inserts.split_at(k);
+        let (leaves_a, leaves_b) = self.leaves.split_at(half);
+        let rest = text_split..self.doc.text.len();
+        let ok = if leaves_b.is_empty() {
+            self.fill(first, leaves_a, inserts_a, 0..text_split)
+                && self.fill(second, leaves_b, inserts_b, rest)
+        } else {
+            std::thread::scope(|s| {
+                let other = s.spawn(|| self.fill(second, leaves_b, inserts_b, rest));
+                let mine = self.fill(first, leaves_a, inserts_a, 0..text_split);
+                mine && other.join().expect("an encrypting thread does not panic")
+            })
+        };
+        ok.then_some(out)
+    }
+
+    /// Write the text in `part` into `out`, `leaves` (those in it) encrypted and room
+    /// left for `inserts` (those in it); `false` unless that fills `out` exactly.
+    fn fill(
+        &self,
+        out: &mut [u8],
+        leaves: &[&Leaf],
+        inserts: &[(usize, usize, usize)],
+        part: Range<usize>,
+    ) -> bool {
+        let text = self.doc.text.as_bytes();
+        let mut inserts = inserts.iter().peekable();
+        let (mut pos, mut at) = (part.start, 0usize);
+        let mut scratch = String::new();
+        let put = |out: &mut [u8], at: &mut usize, bytes: &[u8]| -> bool {
+            let Some(room) = out.get_mut(*at..*at + bytes.len()) else {
+                return false;
+            };
+            room.copy_from_slice(bytes);
+            *at += bytes.len();
+            true
+        };
+        let room_for =
+            |out: &mut [u8], at: &mut usize, pos: &mut usize, upto: usize, len: usize| {
+                let fits = put(out, at, &text[*pos..upto]) && *at + len <= out.len();
+                *at += len;
+                *pos = upto;
+                fits
+            };
+        for leaf in leaves {
+            while let Some(&(i, _, len)) = inserts.next_if(|(i, ..)| *i <= leaf.span.start) {
+                if !room_for(out, &mut at, &mut pos, i, len) {
+                    return false;
+                }
+            }
+            let (open, close) = self.quotes(leaf);
+            scratch.clear();
+            scratch.push_str(&open);
+            leaf.with_aad(|aad| {
+                cipher::encrypt_into(
+                    &mut scratch,
+                    self.key,
+                    aad,
+                    leaf.ty,
+                    leaf.value(&self.doc.text),
+                )
+            });
+            scratch.push_str(close);
+            if !put(out, &mut at, &text[pos..leaf.span.start])
+                || !put(out, &mut at, scratch.as_bytes())
+            {
+                return false;
+            }
+            pos = leaf.span.end;
+        }
+        for &(i, _, len) in inserts {
+            if !room_for(out, &mut at, &mut pos, i, len) {
+                return false;
+            }
+        }
+        put(out, &mut at, &text[pos..part.end]) && at == out.len()
+    }
 }
 
 pub(super) fn into_bytes(mut s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
