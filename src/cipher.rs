@@ -30,6 +30,9 @@ pub struct DataKey {
 struct Prepared {
     /// The AES key schedule (wiped on drop: `aes`'s `zeroize`).
     aes: Aes256,
+    /// AES-GCM for 32-byte IVs, which every value coffer or sops writes has: its
+    /// GHASH key made once, not for each value.
+    gcm32: AesGcm<Aes256, U32>,
     /// The IV's HMAC, keyed and given its label.
     iv: Hmac<Sha256>,
 }
@@ -62,8 +65,10 @@ impl DataKey {
             let mut iv = <Hmac<Sha256> as Mac>::new_from_slice(self.expose())
                 .expect("HMAC takes any key length");
             iv.update(b"coffer-value-iv-v1");
+            let aes = Aes256::new(GenericArray::from_slice(self.expose()));
             Prepared {
-                aes: Aes256::new(GenericArray::from_slice(self.expose())),
+                gcm32: AesGcm::from(aes.clone()),
+                aes,
                 iv,
             }
         })
@@ -115,6 +120,7 @@ pub enum CipherError {
 }
 
 /// The four fields of an `ENC[...]` string.
+#[derive(Debug, PartialEq, Eq)]
 struct Parsed<'a> {
     data: &'a str,
     iv: &'a str,
@@ -183,10 +189,33 @@ fn parse(value: &str) -> Result<Parsed<'_>, CipherError> {
     let inner = inner.trim_end();
     let inner = inner.strip_suffix(']').ok_or(CipherError::Format)?;
     // Split from the end: the data field may be megabytes long.
-    let (rest, ty) = inner.rsplit_once(",type:").ok_or(CipherError::Format)?;
-    let (rest, tag) = rest.rsplit_once(",tag:").ok_or(CipherError::Format)?;
-    let (data, iv) = rest.rsplit_once(",iv:").ok_or(CipherError::Format)?;
-    Ok(Parsed { data, iv, tag, ty })
+    by_commas(inner)
+        .or_else(|| by_names(inner))
+        .ok_or(CipherError::Format)
+}
+
+/// Base64 and type names hold no comma, so the last three commas split a well-formed
+/// value (found by `memrchr`): the split [`by_names`] makes when each field starts with
+/// its own name.
+fn by_commas(inner: &str) -> Option<Parsed<'_>> {
+    let (rest, ty) = inner.rsplit_once(',')?;
+    let (rest, tag) = rest.rsplit_once(',')?;
+    let (data, iv) = rest.rsplit_once(',')?;
+    Some(Parsed {
+        data,
+        iv: iv.strip_prefix("iv:")?,
+        tag: tag.strip_prefix("tag:")?,
+        ty: ty.strip_prefix("type:")?,
+    })
+}
+
+/// The fields split at the last `,type:`, the last `,tag:` before it, and the last
+/// `,iv:` before that.
+fn by_names(inner: &str) -> Option<Parsed<'_>> {
+    let (rest, ty) = inner.rsplit_once(",type:")?;
+    let (rest, tag) = rest.rsplit_once(",tag:")?;
+    let (data, iv) = rest.rsplit_once(",iv:")?;
+    Some(Parsed { data, iv, tag, ty })
 }
 
 /// The IV, tag and type of an `ENC[...]` value, without its data.
@@ -351,7 +380,7 @@ pub fn encrypt(key: &DataKey, aad: &str, ty: ScalarType, plaintext: &[u8]) -> St
 pub fn encrypt_into(out: &mut String, key: &DataKey, aad: &str, ty: ScalarType, plaintext: &[u8]) {
     let type_name = ty.sops_name();
     let iv = derive_iv(key, aad, type_name, plaintext);
-    let cipher = key.gcm::<U32>();
+    let cipher = &key.prepared().gcm32;
     // Encrypted in place: the buffer holds plaintext only until the call returns.
     let mut buf = Zeroizing::new(plaintext.to_vec());
     let tag = cipher
@@ -450,9 +479,9 @@ pub fn decrypt(
     );
     let (iv, tag) = p.iv_and_tag()?;
     match iv.len() {
-        32 => open::<U32>(key, &iv, aad, &mut data, &tag)?,
-        16 => open::<U16>(key, &iv, aad, &mut data, &tag)?,
-        _ => open::<U12>(key, &iv, aad, &mut data, &tag)?,
+        32 => open(&key.prepared().gcm32, &iv, aad, &mut data, &tag)?,
+        16 => open(&key.gcm::<U16>(), &iv, aad, &mut data, &tag)?,
+        _ => open(&key.gcm::<U12>(), &iv, aad, &mut data, &tag)?,
     }
     if type_changed(key, aad, p.ty, &data, &iv) {
         return Err(CipherError::TypeChanged);
@@ -477,13 +506,12 @@ fn type_changed(key: &DataKey, aad: &str, ty: &str, plaintext: &[u8], iv: &[u8])
 }
 
 fn open<N: ArrayLength<u8>>(
-    key: &DataKey,
+    cipher: &AesGcm<Aes256, N>,
     iv: &[u8],
     aad: &str,
     data: &mut [u8],
     tag: &[u8],
 ) -> Result<(), CipherError> {
-    let cipher = key.gcm::<N>();
     cipher
         .decrypt_in_place_detached(
             GenericArray::from_slice(iv),
@@ -546,6 +574,27 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Split by its commas, a value is split as by its field names, whenever the
+        /// commas give a split at all: commas and names in odd places included.
+        #[test]
+        fn splitting_by_commas_is_splitting_by_names(
+            fields in prop::collection::vec("([a-z=]{0,3}|,|,iv:|,tag:|,type:|iv:|tag:|type:){0,3}", 4),
+            whole in any::<bool>(),
+        ) {
+            let inner = if whole {
+                format!("{},iv:{},tag:{},type:{}", fields[0], fields[1], fields[2], fields[3])
+            } else {
+                fields.concat()
+            };
+            if let Some(fast) = by_commas(&inner) {
+                prop_assert_eq!(Some(fast), by_names(&inner));
+            }
+        }
+    }
+
     #[test]
     fn large_values_open_in_chunks_as_aes_gcm_opens_them_whole() {
         let key = DataKey::generate();
