@@ -142,17 +142,67 @@ impl Opened {
         if self.store().payload(&self.doc).is_some() {
             return None;
         }
-        match self.splice_plain() {
-            Ok(Ok(got)) if *got == *want => None,
-            Ok(Ok(got)) => Some(
-                got.iter()
-                    .zip(want)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(got.len().min(want.len())),
-            ),
-            // Not kept at all: the canonical layout, from the start.
-            _ => Some(0),
+        // What `splice_plain` would make, compared as it is made, a piece at a time:
+        // nothing of the size of the file is made. The edits in order: the encrypted
+        // leaves (by where they start) and the metadata, removed.
+        let text = self.doc.text.as_bytes();
+        let mut leaves = order(&self.doc)
+            .into_iter()
+            .filter(|&i| self.values[i].as_ref().is_some_and(|p| p.encrypted))
+            .peekable();
+        let mut metas: Vec<&Range<usize>> = self
+            .doc
+            .docs
+            .iter()
+            .filter_map(|d| d.meta.as_ref())
+            .flat_map(|(_, spans)| spans)
+            .collect();
+        metas.sort_by_key(|r| (r.start, r.end));
+        let mut metas = metas.into_iter().peekable();
+        let mut same = Prefix { want, at: 0 };
+        let mut pos = 0;
+        loop {
+            let next_leaf = leaves.peek().map(|&i| &self.doc.leaves[i].span);
+            let meta_first = match (next_leaf, metas.peek()) {
+                (Some(l), Some(m)) => (m.start, m.end) < (l.start, l.end),
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            let (range, leaf) = if meta_first {
+                (metas.next(), None)
+            } else {
+                let i = leaves.next();
+                (i.map(|i| &self.doc.leaves[i].span), i)
+            };
+            let Some(range) = range else {
+                break;
+            };
+            // Spans that overlap cannot be put back: the canonical layout, from the start.
+            if range.start < pos || range.start > range.end || range.end > text.len() {
+                return Some(0);
+            }
+            if let Some(at) = same.take(&text[pos..range.start]) {
+                return Some(at);
+            }
+            if let Some(i) = leaf {
+                let rendered = self.leaf_str(i).ok().and_then(|(ty, value)| {
+                    self.store()
+                        .render_plain(&self.doc, &self.doc.leaves[i], ty, value)
+                        .ok()
+                });
+                let Some(rendered) = rendered.map(Zeroizing::new) else {
+                    return Some(0);
+                };
+                if let Some(at) = same.take(rendered.as_bytes()) {
+                    return Some(at);
+                }
+            }
+            pos = range.end;
         }
+        if let Some(at) = same.take(&text[pos..]) {
+            return Some(at);
+        }
+        (same.at < want.len()).then_some(same.at)
     }
 
     /// Every decrypted value put back where its ciphertext stood; metadata removed. The
@@ -427,4 +477,28 @@ pub(super) fn converted(
         }
     })?;
     Ok(out)
+}
+
+/// A text made piece by piece, compared with `want` as it is: where it first differs.
+struct Prefix<'w> {
+    want: &'w [u8],
+    /// How much has been made, and found the same.
+    at: usize,
+}
+
+impl Prefix<'_> {
+    /// `Some` with where the text first differs from `want`, if `piece` makes it so; a
+    /// text longer than `want` differs where `want` ends.
+    fn take(&mut self, piece: &[u8]) -> Option<usize> {
+        let rest = self.want.get(self.at..).unwrap_or_default();
+        let n = piece.len().min(rest.len());
+        if let Some(k) = piece[..n].iter().zip(&rest[..n]).position(|(a, b)| a != b) {
+            return Some(self.at + k);
+        }
+        if piece.len() > rest.len() {
+            return Some(self.want.len());
+        }
+        self.at += piece.len();
+        None
+    }
 }

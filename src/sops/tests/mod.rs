@@ -741,3 +741,61 @@ fn encrypted_values_are_as_long_as_laid_out_and_the_halves_meet() {
         exact(Format::Yaml, &text);
     }
 }
+
+/// Where a decryption first differs from a text is found as the decryption is made,
+/// piece by piece: the same place the whole decryption, made and compared, gives.
+#[test]
+fn the_first_difference_is_found_without_making_the_decryption() {
+    let reference = |opened: &Opened, want: &[u8]| match opened.splice_plain() {
+        Ok(Ok(got)) if *got == *want => None,
+        Ok(Ok(got)) => Some(
+            got.iter()
+                .zip(want)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(want.len())),
+        ),
+        _ => Some(0),
+    };
+    for (format, text) in [
+        (Format::Yaml, "a: 1\nb: 'x' # c\nc: |\n  block\n# end\n"),
+        (Format::Yaml, "a: 0x1F\nb: [1, \"two\"]\n---\nc: ~\n"),
+        (Format::Yaml, "# only\na: yes\n"),
+        (
+            Format::Json,
+            "{\n  \"a\": 1.50,\n  \"b\": [\"x\", null]\n}\n",
+        ),
+        (Format::Dotenv, "A=1\n# c\nB=\"two words\"\n"),
+        (Format::Ini, "[s]\na = 1\n; c\nb = x\n"),
+    ] {
+        let sealed = encrypt_plain(
+            "t",
+            format,
+            text.as_bytes().to_vec(),
+            &key(),
+            &mut metadata(),
+        )
+        .expect("encrypts");
+        let (doc, meta, _) = read_metadata("t", format, sealed.bytes.to_vec()).expect("reads");
+        let opened =
+            open_with_key("t", format, doc, meta, key(), OpenOptions::default()).expect("opens");
+        let mut wants: Vec<Vec<u8>> = vec![
+            text.as_bytes().to_vec(),
+            Vec::new(),
+            format!("{text}more").into_bytes(),
+            text.as_bytes()[..text.len() / 2].to_vec(),
+        ];
+        for at in [0, 3, text.len() / 2, text.len() - 1] {
+            let mut w = text.as_bytes().to_vec();
+            w[at] ^= 1;
+            wants.push(w);
+        }
+        for want in wants {
+            assert_eq!(
+                opened.first_difference(&want),
+                reference(&opened, &want),
+                "{format:?} {text:?} against {:?}",
+                String::from_utf8_lossy(&want)
+            );
+        }
+    }
+}
