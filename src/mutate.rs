@@ -524,6 +524,7 @@ fn clone_leaf(l: &crate::tree::Leaf) -> crate::tree::Leaf {
         span: l.span.clone(),
         ty: l.ty,
         own: l.own.clone(),
+        quoted: l.quoted,
         style: l.style,
     }
 }

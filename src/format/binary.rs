@@ -127,7 +127,8 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
         path: [key].into_iter().collect(),
         span: value_at..value_at + 2,
         ty: ScalarType::Str,
-        own: Some(content),
+        own: Some(Box::new(content)),
+        quoted: false,
         style: Style {
             quote: Quote::Double,
             ..Style::default()

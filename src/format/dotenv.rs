@@ -49,6 +49,7 @@ impl Store for DotenvStore {
                     span: start + 1..start + line.len(),
                     ty: ScalarType::Comment,
                     own: None,
+                    quoted: false,
                     style: Style::default(),
                 });
                 continue;
@@ -69,10 +70,12 @@ impl Store for DotenvStore {
                 continue;
             }
             let span = start + eq + 1..start + line.len();
+            let (own, quoted) = own_value(text, &span, unescaped(value));
             leaves.push(Leaf {
                 kind: LeafKind::Value,
                 path: [key].into_iter().collect(),
-                own: own_value(text, &span, unescaped(value)),
+                own,
+                quoted,
                 span,
                 ty: ScalarType::Str,
                 style: Style {

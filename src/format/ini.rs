@@ -55,6 +55,7 @@ impl Store for IniStore {
                     span: s..start + line.len(),
                     ty: ScalarType::Comment,
                     own: None,
+                    quoted: false,
                     style: Style::default(),
                 });
                 pending_comments.push(leaves.len() - 1);
@@ -131,12 +132,14 @@ impl Store for IniStore {
                 section_at.insert(section.clone(), sections.len());
                 sections.push((section.clone(), start, start, Vec::new()));
             }
+            let (own, quoted) = own_value(text, &(value_start..vend), value);
             leaves.push(Leaf {
                 kind: LeafKind::Value,
                 path: [section.as_str(), key.as_str()].into_iter().collect(),
                 span: value_start..vend,
                 ty: ScalarType::Str,
-                own: own_value(text, &(value_start..vend), value),
+                own,
+                quoted,
                 style: Style {
                     quote: Quote::Raw,
                     ..Style::default()
@@ -149,6 +152,7 @@ impl Store for IniStore {
                     kind: LeafKind::Comment,
                     path: [section.as_str()].into_iter().collect(),
                     own: None,
+                    quoted: false,
                     span,
                     ty: ScalarType::Comment,
                     style: Style::default(),

@@ -335,10 +335,12 @@ impl<'t> P<'t> {
         span: Range<usize>,
         quote: Quote,
     ) -> Node {
+        let (own, quoted) = own_value(self.text, &span, value);
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path: path.iter().cloned().collect(),
-            own: own_value(self.text, &span, value),
+            own,
+            quoted,
             span,
             ty,
             style: Style {

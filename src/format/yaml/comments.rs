@@ -33,6 +33,7 @@ impl Parse<'_> {
                 span: start + 1..end,
                 ty: ScalarType::Comment,
                 own: None,
+                quoted: false,
                 style: Style::default(),
             });
         }

@@ -50,7 +50,8 @@ pub(super) fn insert_entry(
                 path: KeyPath::default(),
                 span: at..at,
                 ty: *ty,
-                own: Some(Zeroizing::new(Vec::new())),
+                own: Some(Box::new(Zeroizing::new(Vec::new()))),
+                quoted: false,
                 style: Style {
                     owner_col: crate::tree::column(col),
                     ..Default::default()

@@ -598,6 +598,7 @@ impl<'t> Parse<'t> {
                     span: l.span.clone(),
                     ty: l.ty,
                     own: l.own.clone(),
+                    quoted: l.quoted,
                     style: l.style,
                 };
                 self.leaves.push(copy);
@@ -722,7 +723,8 @@ impl<'t> Parse<'t> {
             path: self.containers[container].path.clone(),
             span: dash..range.end,
             ty: ScalarType::Comment,
-            own: Some(Zeroizing::new(value.as_bytes().to_vec())),
+            own: Some(Box::new(Zeroizing::new(value.as_bytes().to_vec()))),
+            quoted: false,
             style: Style {
                 quote: Quote::Item,
                 ..Style::default()

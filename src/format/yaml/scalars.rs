@@ -115,10 +115,12 @@ impl Parse<'_> {
             ));
         }
         self.occupied.push(occupied);
+        let (own, quoted) = crate::tree::own_value(self.text, &span_range, stored);
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
             path,
-            own: crate::tree::own_value(self.text, &span_range, stored),
+            own,
+            quoted,
             span: span_range,
             ty,
             style: Style {
