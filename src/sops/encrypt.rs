@@ -203,7 +203,7 @@ pub(super) fn splice_encrypted(
         inserts.sort_by_key(|(at, _)| *at);
         inserts
     };
-    let stand_in = metadata(md, &[b'0'; cipher::MAC_LEN]);
+    let stand_in = metadata(&mut md.clone(), &[b'0'; cipher::MAC_LEN]);
     let sealing = Sealing {
         store,
         doc,
@@ -224,31 +224,46 @@ pub(super) fn splice_encrypted(
         (compute_mac(), sealing.write(&layout))
     };
     let Some(mut out) = out else {
-        return Ok(Err(verify::Mismatch::Overlap));
+        return Ok(Err(verify::Mismatch::Unplanned));
     };
-    let inserts = metadata(md, mac.as_bytes());
-    for ((at, text), &(stand_in_at, out_at, len)) in inserts.iter().zip(&layout.inserts) {
-        if *at != stand_in_at || text.len() != len {
-            return Ok(Err(verify::Mismatch::Overlap));
+    let mut sealed_md = md.clone();
+    let inserts = metadata(&mut sealed_md, mac.as_bytes());
+    if inserts.len() != layout.inserts.len() {
+        return Ok(Err(verify::Mismatch::Unplanned));
+    }
+    for ((at, text), &(planned_at, out_at, len)) in inserts.iter().zip(&layout.inserts) {
+        if *at != planned_at || text.len() != len {
+            return Ok(Err(verify::Mismatch::Unplanned));
         }
         out[out_at..out_at + len].copy_from_slice(text.as_bytes());
     }
+    // The MAC is the caller's only once the output holds it.
+    *md = sealed_md;
     Ok(Ok(out))
 }
 
 /// Where everything goes in the output: its length, the inserts (where each stands in
-/// the text, where it goes in the output, how long it is), and where the second half
-/// of the leaves starts in the text and in the output.
+/// the text, where it goes in the output, how long it is), and the parts written each
+/// on a core of its own (the first leaf of each, where it starts in the text and in the
+/// output).
 struct Layout {
     len: usize,
     inserts: Vec<(usize, usize, usize)>,
-    half: usize,
-    split: (usize, usize),
+    parts: Vec<Part>,
+}
+
+/// Where a part of the output starts: its first leaf, and where the text it covers
+/// starts in the text and in the output (what is inserted there is the part's).
+#[derive(Clone, Copy)]
+struct Part {
+    leaf: usize,
+    text: usize,
+    out: usize,
 }
 
 /// The encrypted text written straight into one buffer of its final size, the values
-/// encrypted into their places on two cores: no value is held apart from it, as a list
-/// of replacements would hold a million of them beside the output.
+/// encrypted into their places on every core: no value is held apart from it, as a
+/// list of replacements would hold a million of them beside the output.
 struct Sealing<'d> {
     store: &'d dyn Store,
     doc: &'d Document,
@@ -258,6 +273,9 @@ struct Sealing<'d> {
 }
 
 impl Sealing<'_> {
+    /// Values a core is given at the least: fewer are not worth a thread.
+    const PER_PART: usize = 512;
+
     /// The quotes around a leaf's ciphertext.
     fn quotes(&self, leaf: &Leaf) -> (String, &'static str) {
         if leaf.kind == LeafKind::Comment {
@@ -278,16 +296,19 @@ impl Sealing<'_> {
     /// (an insert goes before a leaf that starts where it stands).
     fn layout(&self, inserts: &[(usize, String)]) -> Option<Layout> {
         let text = &self.doc.text;
-        let half = if self.leaves.len() >= 512 {
-            self.leaves.len() / 2
-        } else {
-            self.leaves.len()
-        };
+        let n = self.leaves.len();
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let parts = (n / Self::PER_PART).clamp(1, cores);
+        // The first leaf of each part after the first.
+        let mut starts = (1..parts).map(|k| k * n / parts).peekable();
         let mut layout = Layout {
             len: 0,
             inserts: Vec::with_capacity(inserts.len()),
-            half,
-            split: (0, 0),
+            parts: vec![Part {
+                leaf: 0,
+                text: 0,
+                out: 0,
+            }],
         };
         // How far the text has been laid out, and where that is in the output.
         let (mut pos, mut out) = (0usize, 0usize);
@@ -304,11 +325,15 @@ impl Sealing<'_> {
             while let Some((at, s)) = pending.next_if(|(at, _)| *at < start) {
                 insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
             }
-            // The second part starts with the text at its first leaf's start, and
-            // with what is inserted there.
-            if i == half {
+            // A part starts with the text at its first leaf's start, and with what is
+            // inserted there.
+            if starts.next_if_eq(&i).is_some() {
                 (start >= pos).then_some(())?;
-                layout.split = (start, out + start - pos);
+                layout.parts.push(Part {
+                    leaf: i,
+                    text: start,
+                    out: out + start - pos,
+                });
             }
             while let Some((at, s)) = pending.next_if(|(at, _)| *at == start) {
                 insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
@@ -318,14 +343,6 @@ impl Sealing<'_> {
             out += start - pos + self.sealed_len(leaf);
             pos = span.end;
         }
-        let end = text.len();
-        while let Some((at, s)) = pending.next_if(|(at, _)| *at < end) {
-            insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
-        }
-        if half == self.leaves.len() {
-            (end >= pos).then_some(())?;
-            layout.split = (end, out + end - pos);
-        }
         for (at, s) in pending {
             insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
         }
@@ -333,35 +350,56 @@ impl Sealing<'_> {
         Some(layout)
     }
 
-    /// The output as laid out, the inserts' places left for them; `None` if a value
-    /// does not come to the length it was laid out with.
+    /// The output as laid out, the inserts' places left for them; `None` if anything
+    /// does not come where it was laid out.
     fn write(&self, layout: &Layout) -> Option<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(vec![0u8; layout.len]);
-        let (first, second) = out.split_at_mut(layout.split.1);
-        let (text_split, half) = (layout.split.0, layout.half);
-        // What is inserted where the second part starts is the second part's.
-        let k = layout.inserts.partition_point(|(at, ..)| *at < text_split);
-        let (inserts_a, inserts_b) = layout.inserts.split_at(k);
-        let (leaves_a, leaves_b) = self.leaves.split_at(half);
-        let rest = text_split..self.doc.text.len();
-        let ok = if leaves_b.is_empty() {
-            self.fill(first, leaves_a, inserts_a, 0..text_split)
-                && self.fill(second, leaves_b, inserts_b, rest)
-        } else {
-            std::thread::scope(|s| {
-                let other = s.spawn(|| self.fill(second, leaves_b, inserts_b, rest));
-                let mine = self.fill(first, leaves_a, inserts_a, 0..text_split);
-                mine && other.join().expect("an encrypting thread does not panic")
+        let text_len = self.doc.text.len();
+        // Each part's buffer, leaves, inserts and text, cut from the end.
+        let mut jobs = Vec::with_capacity(layout.parts.len());
+        let mut rest: &mut [u8] = &mut out;
+        let mut ends = (text_len, self.leaves.len(), layout.inserts.len());
+        for part in layout.parts.iter().rev() {
+            let (text_end, leaves_end, inserts_end) = ends;
+            let cut = part.out.min(rest.len());
+            let (before, mine) = std::mem::take(&mut rest).split_at_mut(cut);
+            rest = before;
+            // What is inserted where a part starts is that part's.
+            let first_insert = layout.inserts.partition_point(|(at, ..)| *at < part.text);
+            jobs.push((
+                mine,
+                part,
+                self.leaves.get(part.leaf..leaves_end)?,
+                layout.inserts.get(first_insert..inserts_end)?,
+                part.text..text_end,
+            ));
+            ends = (part.text, part.leaf, first_insert);
+        }
+        let ok = std::thread::scope(|s| {
+            let mut jobs = jobs.into_iter();
+            let mine = jobs.next_back();
+            let others: Vec<_> = jobs
+                .map(|(buf, part, leaves, inserts, text)| {
+                    s.spawn(move || self.fill(buf, part.out, leaves, inserts, text))
+                })
+                .collect();
+            let mine = mine.is_some_and(|(buf, part, leaves, inserts, text)| {
+                self.fill(buf, part.out, leaves, inserts, text)
+            });
+            others.into_iter().fold(mine, |ok, t| {
+                t.join().expect("an encrypting thread does not panic") && ok
             })
-        };
+        });
         ok.then_some(out)
     }
 
-    /// Write the text in `part` into `out`, `leaves` (those in it) encrypted and room
-    /// left for `inserts` (those in it); `false` unless that fills `out` exactly.
+    /// Write the text in `part` into `out` (which starts at `base` in the output),
+    /// `leaves` (those in it) encrypted and room left for `inserts` (those in it) where
+    /// each was laid out; `false` unless that fills `out` exactly.
     fn fill(
         &self,
         out: &mut [u8],
+        base: usize,
         leaves: &[&Leaf],
         inserts: &[(usize, usize, usize)],
         part: Range<usize>,
@@ -379,15 +417,18 @@ impl Sealing<'_> {
             true
         };
         let room_for =
-            |out: &mut [u8], at: &mut usize, pos: &mut usize, upto: usize, len: usize| {
-                let fits = put(out, at, &text[*pos..upto]) && *at + len <= out.len();
+            |out: &mut [u8], at: &mut usize, pos: &mut usize, insert: (usize, usize, usize)| {
+                let (upto, out_at, len) = insert;
+                let fits = put(out, at, &text[*pos..upto])
+                    && base + *at == out_at
+                    && *at + len <= out.len();
                 *at += len;
                 *pos = upto;
                 fits
             };
         for leaf in leaves {
-            while let Some(&(i, _, len)) = inserts.next_if(|(i, ..)| *i <= leaf.span.start) {
-                if !room_for(out, &mut at, &mut pos, i, len) {
+            while let Some(&insert) = inserts.next_if(|(i, ..)| *i <= leaf.span.start) {
+                if !room_for(out, &mut at, &mut pos, insert) {
                     return false;
                 }
             }
@@ -411,8 +452,8 @@ impl Sealing<'_> {
             }
             pos = leaf.span.end;
         }
-        for &(i, _, len) in inserts {
-            if !room_for(out, &mut at, &mut pos, i, len) {
+        for &insert in inserts {
+            if !room_for(out, &mut at, &mut pos, insert) {
                 return false;
             }
         }

@@ -144,7 +144,9 @@ impl Opened {
         }
         // What `splice_plain` would make, compared as it is made, a piece at a time:
         // nothing of the size of the file is made. The edits in order: the encrypted
-        // leaves (by where they start) and the metadata, removed.
+        // leaves (by where they start) and the metadata, removed. Past a difference,
+        // each is still rendered and placed: one that cannot be is the canonical layout,
+        // whatever came before it.
         let text = self.doc.text.as_bytes();
         let mut leaves = order(&self.doc)
             .into_iter()
@@ -159,7 +161,11 @@ impl Opened {
             .collect();
         metas.sort_by_key(|r| (r.start, r.end));
         let mut metas = metas.into_iter().peekable();
-        let mut same = Prefix { want, at: 0 };
+        let mut same = Prefix {
+            want,
+            at: 0,
+            differs: None,
+        };
         let mut pos = 0;
         loop {
             let next_leaf = leaves.peek().map(|&i| &self.doc.leaves[i].span);
@@ -181,9 +187,7 @@ impl Opened {
             if range.start < pos || range.start > range.end || range.end > text.len() {
                 return Some(0);
             }
-            if let Some(at) = same.take(&text[pos..range.start]) {
-                return Some(at);
-            }
+            same.take(&text[pos..range.start]);
             if let Some(i) = leaf {
                 let rendered = self.leaf_str(i).ok().and_then(|(ty, value)| {
                     self.store()
@@ -193,16 +197,12 @@ impl Opened {
                 let Some(rendered) = rendered.map(Zeroizing::new) else {
                     return Some(0);
                 };
-                if let Some(at) = same.take(rendered.as_bytes()) {
-                    return Some(at);
-                }
+                same.take(rendered.as_bytes());
             }
             pos = range.end;
         }
-        if let Some(at) = same.take(&text[pos..]) {
-            return Some(at);
-        }
-        (same.at < want.len()).then_some(same.at)
+        same.take(&text[pos..]);
+        same.differs.or((same.at < want.len()).then_some(same.at))
     }
 
     /// Every decrypted value put back where its ciphertext stood; metadata removed. The
@@ -484,21 +484,24 @@ struct Prefix<'w> {
     want: &'w [u8],
     /// How much has been made, and found the same.
     at: usize,
+    /// Where the text first differed, once it has: nothing after is compared.
+    differs: Option<usize>,
 }
 
 impl Prefix<'_> {
-    /// `Some` with where the text first differs from `want`, if `piece` makes it so; a
-    /// text longer than `want` differs where `want` ends.
-    fn take(&mut self, piece: &[u8]) -> Option<usize> {
+    /// The next piece; a text longer than `want` differs where `want` ends.
+    fn take(&mut self, piece: &[u8]) {
+        if self.differs.is_some() {
+            return;
+        }
         let rest = self.want.get(self.at..).unwrap_or_default();
         let n = piece.len().min(rest.len());
         if let Some(k) = piece[..n].iter().zip(&rest[..n]).position(|(a, b)| a != b) {
-            return Some(self.at + k);
+            self.differs = Some(self.at + k);
+        } else if piece.len() > rest.len() {
+            self.differs = Some(self.want.len());
+        } else {
+            self.at += piece.len();
         }
-        if piece.len() > rest.len() {
-            return Some(self.want.len());
-        }
-        self.at += piece.len();
-        None
     }
 }

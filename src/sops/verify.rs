@@ -411,6 +411,9 @@ pub enum Mismatch {
     NoValue,
     #[error("the values and the metadata overlap in the text")]
     Overlap,
+    /// The output did not come out as it was laid out (a length worked out wrong).
+    #[error("the output did not come out as it was laid out")]
+    Unplanned,
     #[error(transparent)]
     Write(#[from] crate::format::WriteError),
     /// What a reader would get wrong, by key path and line (see [`Content::difference`]).

@@ -726,15 +726,16 @@ fn encrypted_values_are_as_long_as_laid_out_and_the_halves_meet() {
     }
     let many =
         |n: usize, tag: &str| -> String { (0..n).map(|i| format!("{tag}{i}: 'v{i}'\n")).collect() };
+    // A part is 512 values at the least: one part up to 1,023, two from 1,024.
     for text in [
-        many(1000, "k"),
-        many(511, "k"),
-        many(512, "k"),
-        format!("{}---\n{}", many(300, "a"), many(300, "b")),
+        many(1023, "k"),
+        many(1024, "k"),
+        many(3000, "k"),
+        format!("{}---\n{}", many(700, "a"), many(700, "b")),
         format!(
             "{}---\n{}---\n{}",
             many(10, "a"),
-            many(600, "b"),
+            many(1500, "b"),
             many(3, "c")
         ),
     ] {

@@ -31,7 +31,9 @@ pub(in crate::sops) fn encrypted_yaml(
         return None;
     }
     let text = std::str::from_utf8(text).ok()?;
-    // sops writes its metadata last: `sops:` at the start of a line, to the end.
+    // sops writes its metadata last: `sops:` at the start of a line, to the end. The
+    // lite reader takes only a block mapping at column 0 as the root, so a body it takes
+    // and the metadata after it are one document, as the whole reader reads them.
     let meta_at = text.rfind("\nsops:")? + 1;
     let (body, meta_text) = text.split_at(meta_at);
     // One document, so the metadata is this document's: no end marker, no other start.
@@ -255,6 +257,8 @@ impl Pieces<'_> {
         if value.contains('\n') {
             return None;
         }
+        // The lite reader takes no value inside a flow collection, and a one-line value
+        // is not indented from its owner: the whole reader's leaf has this style.
         let style = Style {
             quote,
             owner_col: 0,
