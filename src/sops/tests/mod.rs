@@ -338,6 +338,34 @@ pub(super) fn metadata_twice_or_not_last_is_refused_on_read() {
 
 // ---- The check itself --------------------------------------------------------------------
 
+/// `good` (sops's YAML of `a: secret-a`, `b: …` and `c: {d: …}` in block style, whose
+/// values a and b are encrypted as `a` and `b`) broken as a broken writer might.
+fn broken_by_a_writer(good: &str, a: &str, b: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("a value left in clear", good.replacen(a, "secret-a", 1)),
+        (
+            "values swapped",
+            good.replacen(a, "X", 1)
+                .replacen(b, a, 1)
+                .replacen("X", b, 1),
+        ),
+        ("a key renamed", good.replacen("\nb: ", "\nbb: ", 1)),
+        (
+            "an entry dropped",
+            good.replacen(&format!("b: {b}\n"), "", 1),
+        ),
+        (
+            "a nested value moved up",
+            good.replacen("c:\n  d:", "c: {}\nd:", 1),
+        ),
+        (
+            "the metadata dropped",
+            good[..good.find("sops:").expect("metadata")].to_string(),
+        ),
+        ("the text cut", good[..good.len() / 2].to_string()),
+    ]
+}
+
 /// What a broken writer could produce is caught by the check, whatever it is.
 #[test]
 fn the_check_rejects_what_a_broken_writer_would_write() {
@@ -371,8 +399,8 @@ fn the_check_rejects_what_a_broken_writer_would_write() {
         .find(|l| l.starts_with("#ENC["))
         .expect("comment")
         .to_string();
-    for (what, broken) in [
-        ("a value left in clear", good.replacen(&a, "secret-a", 1)),
+    let mut cases = broken_by_a_writer(&good, &a, &b);
+    cases.extend([
         (
             "a comment left in clear",
             good.replacen(&comment, "# head", 1),
@@ -381,27 +409,8 @@ fn the_check_rejects_what_a_broken_writer_would_write() {
             "a comment dropped",
             good.replacen(&format!("{comment}\n"), "", 1),
         ),
-        (
-            "values swapped",
-            good.replacen(&a, "X", 1)
-                .replacen(&b, &a, 1)
-                .replacen("X", &b, 1),
-        ),
-        ("a key renamed", good.replacen("\nb: ", "\nbb: ", 1)),
-        (
-            "an entry dropped",
-            good.replacen(&format!("b: {b}\n"), "", 1),
-        ),
-        (
-            "a nested value moved up",
-            good.replacen("c:\n  d:", "c: {}\nd:", 1),
-        ),
-        (
-            "the metadata dropped",
-            good[..good.find("sops:").expect("metadata")].to_string(),
-        ),
-        ("the text cut", good[..good.len() / 2].to_string()),
-    ] {
+    ]);
+    for (what, broken) in cases {
         assert!(
             check(&broken).is_err(),
             "{what} passed the check:\n{broken}"
@@ -655,34 +664,15 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
         String::from_utf8(v).expect("ASCII")
     };
     let data_at = good.find(&a).expect("a") + 25;
-    for (what, broken) in [
-        ("a value left in clear", good.replacen(&a, "secret-a", 1)),
-        (
-            "values swapped",
-            good.replacen(&a, "X", 1)
-                .replacen(&b, &a, 1)
-                .replacen("X", &b, 1),
-        ),
-        ("a key renamed", good.replacen("\nb: ", "\nbb: ", 1)),
-        (
-            "an entry dropped",
-            good.replacen(&format!("b: {b}\n"), "", 1),
-        ),
+    let mut cases = broken_by_a_writer(&good, &a, &b);
+    cases.extend([
         ("an entry added", good.replacen("\nb: ", "\nz: 1\nb: ", 1)),
-        (
-            "a nested value moved up",
-            good.replacen("c:\n  d:", "c: {}\nd:", 1),
-        ),
         (
             "a value's type tag",
             good.replacen(",type:str]", ",type:bytes]", 1),
         ),
         ("a value's data", flipped(&good, data_at)),
         ("the MAC", good.replacen(&mac, &flipped(&mac, 30), 1)),
-        (
-            "the metadata dropped",
-            good[..good.find("sops:").expect("metadata")].to_string(),
-        ),
         (
             "the metadata in a document of its own",
             good.replacen("\nsops:", "\n...\nsops:", 1),
@@ -692,9 +682,9 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
             good.replacen("\nsops:", "\n---\nsops:", 1),
         ),
         ("the metadata before a key", format!("{}z: 1\n", good)),
-        ("the text cut", good[..good.len() / 2].to_string()),
         ("a comment added", good.replacen("\nb: ", "\n# b\nb: ", 1)),
-    ] {
+    ]);
+    for (what, broken) in cases {
         assert!(broken != good, "{what}: the case changes nothing");
         assert_eq!(
             walked_matches_whole(&doc, broken.as_bytes()),
