@@ -71,9 +71,11 @@ impl Store for DotenvStore {
             }
             let span = start + eq + 1..start + line.len();
             let (own, quoted) = own_value(text, &span, unescaped(value));
+            // One name for the path and the entry.
+            let key = crate::tree::Key::from(key);
             leaves.push(Leaf {
                 kind: LeafKind::Value,
-                path: [key].into_iter().collect(),
+                path: [key.clone()].into_iter().collect(),
                 own,
                 quoted,
                 span,
@@ -84,7 +86,7 @@ impl Store for DotenvStore {
                 },
             });
             entries.push(Entry {
-                key: key.into(),
+                key,
                 at: start,
                 end: start + line.len(),
                 value: Node::Leaf(leaves.len() - 1),

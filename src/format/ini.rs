@@ -30,6 +30,9 @@ impl Store for IniStore {
         // Comments belong to the section of whatever follows them (go-ini attaches a
         // comment to the next key or section); they are fixed up once that is known.
         let mut pending_comments: Vec<usize> = Vec::new();
+        // Names met again (a section on each of its keys, `host` in every section) are
+        // shared, not made again for each value.
+        let mut names = crate::tree::KeyTable::default();
         let all: Vec<(usize, &str)> = lines(text).collect();
         let mut i = 0;
         while i < all.len() {
@@ -51,7 +54,7 @@ impl Store for IniStore {
                 let s = start + indent + 1 + (body.len() - body.trim_start().len());
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
-                    path: [section.as_str()].into_iter().collect(),
+                    path: [names.key(&section)].into_iter().collect(),
                     span: s..start + line.len(),
                     ty: ScalarType::Comment,
                     own: None,
@@ -89,7 +92,7 @@ impl Store for IniStore {
                 // Comments before the metadata belong to the data, not to `[sops]`.
                 if !in_meta {
                     for c in pending_comments.drain(..) {
-                        leaves[c].path = [name.as_str()].into_iter().collect();
+                        leaves[c].path = [names.key(&name)].into_iter().collect();
                     }
                 }
                 if in_meta {
@@ -126,16 +129,17 @@ impl Store for IniStore {
                 continue;
             }
             for c in pending_comments.drain(..) {
-                leaves[c].path = [section.as_str()].into_iter().collect();
+                leaves[c].path = [names.key(&section)].into_iter().collect();
             }
             if !section_at.contains_key(&section) {
                 section_at.insert(section.clone(), sections.len());
                 sections.push((section.clone(), start, start, Vec::new()));
             }
             let (own, quoted) = own_value(text, &(value_start..vend), value);
+            let key = names.key(&key);
             leaves.push(Leaf {
                 kind: LeafKind::Value,
-                path: [section.as_str(), key.as_str()].into_iter().collect(),
+                path: [names.key(&section), key.clone()].into_iter().collect(),
                 span: value_start..vend,
                 ty: ScalarType::Str,
                 own,
@@ -150,7 +154,7 @@ impl Store for IniStore {
             if let Some(span) = comment {
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
-                    path: [section.as_str()].into_iter().collect(),
+                    path: [names.key(&section)].into_iter().collect(),
                     own: None,
                     quoted: false,
                     span,
@@ -161,7 +165,7 @@ impl Store for IniStore {
             let sec = &mut sections[section_at[&section]];
             sec.2 = vend;
             sec.3.push(Entry {
-                key: key.into(),
+                key,
                 at: start + indent,
                 end: vend,
                 value: Node::Leaf(idx),

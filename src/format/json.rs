@@ -491,10 +491,7 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
         indent,
         indent_char,
     };
-    let mut leaves = p.leaves;
-    // Grown by doubling: a million values would otherwise keep room for as many again.
-    leaves.shrink_to_fit();
-    Ok((leaves, doc))
+    Ok((p.leaves, doc))
 }
 
 impl Store for JsonStore {

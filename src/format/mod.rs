@@ -159,9 +159,13 @@ pub fn parse(
     format
         .store()
         .parse(bytes)
-        .and_then(|doc| match duplicate_key(&doc) {
+        .and_then(|mut doc| match duplicate_key(&doc) {
             Some(error) => Err(error),
-            None => Ok(doc),
+            None => {
+                // Grown by doubling: a million values would keep room for as many again.
+                doc.leaves.shrink_to_fit();
+                Ok(doc)
+            }
         })
         .map_err(|error| crate::Error::Syntax {
             file: file.to_string(),
