@@ -297,8 +297,11 @@ impl Sealing<'_> {
     fn layout(&self, inserts: &[(usize, String)]) -> Option<Layout> {
         let text = &self.doc.text;
         let n = self.leaves.len();
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let parts = (n / Self::PER_PART).clamp(1, cores);
+        // Asked only when there is work for two: the answer reads the cgroup's files.
+        let parts = match n / Self::PER_PART {
+            0 | 1 => 1,
+            most => std::thread::available_parallelism().map_or(1, |c| c.get().min(most)),
+        };
         // The first leaf of each part after the first.
         let mut starts = (1..parts).map(|k| k * n / parts).peekable();
         let mut layout = Layout {
