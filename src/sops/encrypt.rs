@@ -174,14 +174,23 @@ pub(super) fn splice_encrypted(
         let leaf = &doc.leaves[i];
         let is_comment = leaf.kind == LeafKind::Comment;
         let encrypt = walk.next(&leaf.path, comment_text(leaf, &doc.text));
-        if leaf.ty == ScalarType::Null {
+        let value = leaf.value(&doc.text);
+        if is_comment {
+            // Encrypted as a value is, never hashed.
+            if encrypt && !value.is_empty() {
+                to_encrypt.push(leaf);
+            }
             continue;
         }
-        if !is_comment && (encrypt || !md.mac_only_encrypted) {
-            hashed.push(leaf);
-        }
-        if encrypt && !leaf.value(&doc.text).is_empty() {
-            to_encrypt.push(leaf);
+        // As opening will decide it.
+        match opening(leaf.ty, value, encrypt, false, md.mac_only_encrypted) {
+            Opening::Null => {}
+            Opening::Decrypt => {
+                hashed.push(leaf);
+                to_encrypt.push(leaf);
+            }
+            Opening::Keep(true) => hashed.push(leaf),
+            Opening::Keep(false) => {}
         }
     }
     let mac_only = md.mac_only_encrypted;

@@ -283,26 +283,25 @@ pub(super) fn open_inner(
             let leaf = &doc.leaves[i];
             let is_comment = leaf.kind == LeafKind::Comment;
             let encrypted = walk.next(&leaf.path, comment_text(leaf, &doc.text));
-            if leaf.ty == ScalarType::Null {
-                continue;
-            }
-            // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
-            if is_comment && leaf.value(&doc.text).is_empty() {
-                continue;
-            }
             if is_comment {
-                if encrypted {
+                // An empty comment (a bare `#`) has nothing to encrypt, as on the way in.
+                if encrypted && !leaf.value(&doc.text).is_empty() {
                     todo.push(Todo::Comment(i));
                 }
                 continue;
             }
+            let value = leaf.value(&doc.text);
             let typed_in_clear =
                 take_clear && !leaf.value_str(&doc.text).is_some_and(cipher::is_encrypted);
-            if encrypted && typed_in_clear && !leaf.value(&doc.text).is_empty() {
-                ignore_mac = true;
-            }
-            todo.push(
-                if encrypted && !leaf.value(&doc.text).is_empty() && !typed_in_clear {
+            let planned = match opening(
+                leaf.ty,
+                value,
+                encrypted,
+                typed_in_clear,
+                meta.mac_only_encrypted,
+            ) {
+                Opening::Null => continue,
+                Opening::Decrypt => {
                     let text = leaf.value_str(&doc.text).unwrap_or_default();
                     // A large value is hashed for the MAC as it is decrypted, in order.
                     if text.len() >= cipher::LARGE {
@@ -310,10 +309,13 @@ pub(super) fn open_inner(
                     } else {
                         Todo::Value(i, text)
                     }
-                } else {
-                    Todo::Clear(i, encrypted || !meta.mac_only_encrypted)
-                },
-            );
+                }
+                Opening::Keep(hashed) => Todo::Clear(i, hashed),
+            };
+            if encrypted && typed_in_clear && !value.is_empty() {
+                ignore_mac = true;
+            }
+            todo.push(planned);
         }
         let done = par_map(&todo, |t| match *t {
             Todo::Comment(i) => Done::Comment(decrypt_comment(&key, &doc.leaves[i], &doc.text)),
@@ -402,6 +404,38 @@ pub(super) fn open_inner(
         rendered: std::cell::OnceCell::new(),
         rewrite_future: false,
     })
+}
+
+/// What becomes of a value (not a comment) that the rules do or do not encrypt
+/// (`encrypted`), on the way out and back in alike: sealing encrypts what opening
+/// decrypts, and both hash the same values for the MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Opening {
+    /// A null: as it stands, outside the MAC.
+    Null,
+    /// Encrypted, and hashed for the MAC as its plaintext.
+    Decrypt,
+    /// As it stands (an empty value, one the rules leave readable, one typed in clear
+    /// over a ciphertext); whether the MAC covers it.
+    Keep(bool),
+}
+
+/// [`Opening`] of a value of type `ty` holding `value`; `typed_in_clear` only when
+/// opening takes values typed in over their ciphertext (`take_clear`).
+pub(super) fn opening(
+    ty: ScalarType,
+    value: &[u8],
+    encrypted: bool,
+    typed_in_clear: bool,
+    mac_only_encrypted: bool,
+) -> Opening {
+    if ty == ScalarType::Null {
+        Opening::Null
+    } else if encrypted && !value.is_empty() && !typed_in_clear {
+        Opening::Decrypt
+    } else {
+        Opening::Keep(encrypted || !mac_only_encrypted)
+    }
 }
 
 /// What opening does with a leaf, decided in document order.

@@ -13,6 +13,7 @@ use super::{differs, Compare, Content, Item};
 use crate::cipher::{self, DataKey, MacBuilder};
 use crate::format::yaml::{lite_encrypted, render_value, LiteSeen as Seen};
 use crate::format::Format;
+use crate::sops::{opening, Opening};
 use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
 
 /// Whether `text`, sops's YAML of `expected` encrypted under `key`, passes the check:
@@ -115,7 +116,8 @@ struct Value<'d, 't> {
     span: Range<usize>,
     /// Its additional data in [`Values::aads`], when it is to be decrypted.
     aad: Option<Range<usize>>,
-    encrypted: bool,
+    /// Whether the MAC covers it.
+    hashed: bool,
 }
 
 /// The values met and not yet checked: decrypted a block at a time on every core, then
@@ -143,9 +145,8 @@ impl<'d, 't> Values<'d, 't, '_> {
         encrypted: bool,
         keys: &[&str],
     ) -> Option<()> {
-        // As opening decides (`open_inner`): a null is left as it is and out of the
-        // MAC; an empty value is not encrypted, and counted.
-        let aad = if ty != ScalarType::Null && encrypted && !stored.is_empty() {
+        let how = opening(ty, &stored, encrypted, false, self.mac_only_encrypted);
+        let aad = if how == Opening::Decrypt {
             // Hashed as it is decrypted when large: the whole check's way.
             if stored.len() >= cipher::LARGE || std::str::from_utf8(&stored).is_err() {
                 return None;
@@ -168,7 +169,7 @@ impl<'d, 't> Values<'d, 't, '_> {
             quote,
             span,
             aad,
-            encrypted,
+            hashed: matches!(how, Opening::Decrypt | Opening::Keep(true)),
         });
         if self.block.len() == Self::BLOCK {
             self.flush()?;
@@ -199,7 +200,7 @@ impl<'d, 't> Values<'d, 't, '_> {
                 }
                 (Some(_), None) => return None,
                 (None, _) => {
-                    if v.ty != ScalarType::Null && (v.encrypted || !self.mac_only_encrypted) {
+                    if v.hashed {
                         self.mac.add(v.ty, &v.stored);
                     }
                     (v.ty, &v.stored[..])
