@@ -228,9 +228,7 @@ impl Leaf {
 
     /// The additional data sops authenticates a value with: `a:b:c:`.
     pub fn aad(&self) -> String {
-        let mut s = self.path.join(":");
-        s.push(':');
-        s
+        self.with_aad(str::to_string)
     }
 
     /// `f` of [`Leaf::aad`] (see [`with_aad`]).
@@ -592,6 +590,8 @@ impl Document {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// A value is copied only when the text does not hold it as it stands, or inside
     /// its quotes; read back, it is the value either way.
     #[test]
@@ -620,8 +620,6 @@ mod tests {
             assert_eq!(leaf.value(text), value.as_bytes(), "{text:?}");
         }
     }
-
-    use super::*;
 
     /// However a path was made (key by key, from a list, short or long), it is the same
     /// keys in order: equal, printed and sliced alike.
