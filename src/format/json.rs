@@ -49,6 +49,43 @@ pub fn is_json_number(s: &str) -> bool {
     i == b.len()
 }
 
+/// Why a bare word is no value.
+enum BadWord {
+    NotJson,
+    /// An integer past 64 bits.
+    TooBig,
+}
+
+/// The type of a bare word (`true`, `null`, `1.5`).
+fn word_type(word: &str) -> Result<ScalarType, BadWord> {
+    match word {
+        "true" | "false" => Ok(ScalarType::Bool),
+        "null" => Ok(ScalarType::Null),
+        w if is_json_number(w) => {
+            if w.contains(['.', 'e', 'E']) {
+                Ok(ScalarType::Float)
+            } else if w.parse::<i64>().is_ok() {
+                Ok(ScalarType::Int)
+            } else {
+                Err(BadWord::TooBig)
+            }
+        }
+        _ => Err(BadWord::NotJson),
+    }
+}
+
+/// Where a bare word starting at `at` ends.
+fn word_end(b: &[u8], mut at: usize) -> usize {
+    while at < b.len() && !matches!(b[at], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+        at += 1;
+    }
+    at
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 struct P<'t> {
     text: &'t str,
     b: &'t [u8],
@@ -72,7 +109,7 @@ impl<'t> P<'t> {
     }
 
     fn ws(&mut self) {
-        while self.pos < self.b.len() && matches!(self.b[self.pos], b' ' | b'\t' | b'\n' | b'\r') {
+        while self.b.get(self.pos).copied().is_some_and(is_space) {
             self.pos += 1;
         }
     }
@@ -282,28 +319,12 @@ impl<'t> P<'t> {
                 )))
             }
             Some(_) => {
-                while self.pos < self.b.len()
-                    && !matches!(
-                        self.b[self.pos],
-                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
-                    )
-                {
-                    self.pos += 1;
-                }
+                self.pos = word_end(self.b, self.pos);
                 let word = &self.text[start..self.pos];
-                let ty = match word {
-                    "true" | "false" => ScalarType::Bool,
-                    "null" => ScalarType::Null,
-                    w if is_json_number(w) => {
-                        if w.contains(['.', 'e', 'E']) {
-                            ScalarType::Float
-                        } else if w.parse::<i64>().is_ok() {
-                            ScalarType::Int
-                        } else {
-                            return Err(self.err(super::BIG_INT));
-                        }
-                    }
-                    _ => {
+                let ty = match word_type(word) {
+                    Ok(ty) => ty,
+                    Err(BadWord::TooBig) => return Err(self.err(super::BIG_INT)),
+                    Err(BadWord::NotJson) => {
                         self.pos = start;
                         return Err(self.err("expected a JSON value"));
                     }
@@ -752,6 +773,173 @@ pub fn json(out: &mut String, v: &Value, unit: Option<&str>, level: usize) {
         Value::Map(_) => out.push_str("{}"),
         Value::Seq(_) => out.push_str("[]"),
         Value::Scalar(ty, s) => out.push_str(&json_scalar(*ty, s)),
+    }
+}
+
+/// Where sops's metadata stands in its JSON output, found from the end: the `"sops"`
+/// key, and its value (an object), the last member of the root object. A guess for the
+/// walk to confirm ([`walk_encrypted`]): a string cannot hold `sops":` unescaped.
+pub(crate) fn metadata_member(text: &str) -> Option<(usize, Range<usize>)> {
+    const KEY: &str = "\"sops\":";
+    let key = text.rfind(KEY)?;
+    let b = text.as_bytes();
+    let mut start = key + KEY.len();
+    while b.get(start).copied().is_some_and(is_space) {
+        start += 1;
+    }
+    let space = [' ', '\t', '\n', '\r'];
+    // The root's `}`, then the metadata's.
+    let inner = text.trim_end_matches(space).strip_suffix('}')?;
+    let end = inner.trim_end_matches(space).len();
+    (b.get(start) == Some(&b'{') && end > start && b[end - 1] == b'}')
+        .then_some(start..end)
+        .map(|value| (key, value))
+}
+
+/// sops's JSON output read as it is walked, for the check of an encryption: what it
+/// holds, in order, to `seen`, as the whole reader would make it, the metadata member
+/// `meta` (its key, its value) passed over. Only the plainest is taken: no escape in a
+/// string, the metadata last and not first; `None` for anything else (and when `seen`
+/// gives up), and the whole reader runs. Gives where the whole reader's removal of the
+/// metadata starts (the end of the member before it).
+pub(crate) fn walk_encrypted<'t>(
+    text: &'t str,
+    meta: (usize, Range<usize>),
+    seen: impl FnMut(super::Seen<'t>) -> Option<()>,
+) -> Option<usize> {
+    let mut w = Walk { text, pos: 0, seen };
+    (w.seen)(super::Seen::Doc)?;
+    w.ws();
+    (w.byte()? == b'{').then_some(())?;
+    (w.seen)(super::Seen::Opens(true))?;
+    let mut keys = Vec::new();
+    let mut prev_end = None;
+    w.ws();
+    loop {
+        w.ws();
+        let at = w.pos;
+        let name = w.string()?;
+        w.ws();
+        (w.byte()? == b':').then_some(())?;
+        if name == "sops" {
+            // The metadata, passed over, ends the object; it is never first.
+            w.ws();
+            (at == meta.0 && w.pos == meta.1.start).then_some(())?;
+            w.pos = meta.1.end;
+            w.ws();
+            (w.byte()? == b'}').then_some(())?;
+            w.ws();
+            (w.pos == text.len()).then_some(())?;
+            distinct(&mut keys)?;
+            (w.seen)(super::Seen::Ends(keys.len()))?;
+            return prev_end;
+        }
+        keys.push(name);
+        (w.seen)(super::Seen::Key(name))?;
+        w.value(1)?;
+        prev_end = Some(w.pos);
+        w.ws();
+        (w.byte()? == b',').then_some(())?;
+    }
+}
+
+/// A mapping's keys all differ, as the whole reader requires.
+fn distinct(keys: &mut [&str]) -> Option<()> {
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1]).then_some(())
+}
+
+struct Walk<'t, F> {
+    text: &'t str,
+    pos: usize,
+    seen: F,
+}
+
+impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
+    fn ws(&mut self) {
+        let b = self.text.as_bytes();
+        while b.get(self.pos).copied().is_some_and(is_space) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next byte, taken.
+    fn byte(&mut self) -> Option<u8> {
+        let c = *self.text.as_bytes().get(self.pos)?;
+        self.pos += 1;
+        Some(c)
+    }
+
+    /// A string without escapes or control characters: its text inside the quotes.
+    fn string(&mut self) -> Option<&'t str> {
+        let b = self.text.as_bytes();
+        (b.get(self.pos) == Some(&b'"')).then_some(())?;
+        let start = self.pos + 1;
+        let len = memchr::memchr2(b'"', b'\\', &b[start..])?;
+        (b[start + len] == b'"' && first_control(&b[start..start + len]).is_none()).then_some(())?;
+        self.pos = start + len + 1;
+        Some(&self.text[start..start + len])
+    }
+
+    /// A value at `depth` (a member of the root's is at 1), as `P::value` reads it.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        use super::Seen;
+        (depth < super::MAX_DEPTH).then_some(())?;
+        self.ws();
+        let start = self.pos;
+        let b = self.text.as_bytes();
+        match *b.get(start)? {
+            open @ (b'{' | b'[') => {
+                let is_map = open == b'{';
+                self.pos += 1;
+                (self.seen)(Seen::Opens(is_map))?;
+                let mut keys = Vec::new();
+                let mut len = 0;
+                self.ws();
+                let close = if is_map { b'}' } else { b']' };
+                if b.get(self.pos) == Some(&close) {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        if is_map {
+                            self.ws();
+                            let name = self.string()?;
+                            self.ws();
+                            (self.byte()? == b':').then_some(())?;
+                            keys.push(name);
+                            (self.seen)(Seen::Key(name))?;
+                        }
+                        self.value(depth + 1)?;
+                        len += 1;
+                        self.ws();
+                        match self.byte()? {
+                            b',' => {}
+                            c if c == close => break,
+                            _ => return None,
+                        }
+                    }
+                }
+                distinct(&mut keys)?;
+                (self.seen)(Seen::Ends(len))
+            }
+            b'"' => {
+                let value = self.string()?;
+                let stored = std::borrow::Cow::Borrowed(value.as_bytes());
+                (self.seen)(Seen::Scalar(
+                    ScalarType::Str,
+                    stored,
+                    Quote::Double,
+                    start..self.pos,
+                ))
+            }
+            _ => {
+                self.pos = word_end(b, start);
+                let word = &self.text[start..self.pos];
+                let ty = word_type(word).ok()?;
+                let stored = std::borrow::Cow::Borrowed(word.as_bytes());
+                (self.seen)(Seen::Scalar(ty, stored, Quote::Plain, start..self.pos))
+            }
+        }
     }
 }
 

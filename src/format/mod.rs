@@ -18,6 +18,27 @@ pub mod yaml;
 pub mod yaml_data;
 pub mod yaml_resolve;
 
+/// What a reading of a text meets, in the text's order, when it is walked rather than
+/// read into a document (`yaml::lite`, `json::walk_encrypted`). A collection's size is
+/// known at its end.
+#[derive(Debug)]
+pub(crate) enum Seen<'t> {
+    Doc,
+    /// A collection opens: a mapping (`true`) or a sequence.
+    Opens(bool),
+    /// The innermost open collection ends, holding this many items (a mapping: keys).
+    Ends(usize),
+    Key(&'t str),
+    /// A value: its type and stored bytes, as the whole reader makes a leaf, and its
+    /// quoting and span in the text (a quoted scalar's quotes included).
+    Scalar(
+        ScalarType,
+        std::borrow::Cow<'t, [u8]>,
+        crate::tree::Quote,
+        std::ops::Range<usize>,
+    ),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Yaml,

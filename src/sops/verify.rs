@@ -446,8 +446,8 @@ pub struct Checked {
 /// is left in clear, and it holds `expected` (comments included). The bytes are read
 /// where they are, not copied, and given back when they pass. With `byte_for_byte` (a
 /// plaintext source in its own layout), the output's decryption is also compared with
-/// the source's text. The plainest YAML is read as it is walked (`walked`), anything
-/// else into a document ([`whole`]).
+/// the source's text. The plainest YAML and JSON are read as they are walked (`walked`),
+/// anything else into a document ([`whole`]).
 pub fn encrypted(
     file: &str,
     format: Format,
@@ -457,11 +457,9 @@ pub fn encrypted(
     expected: &Content,
     byte_for_byte: bool,
 ) -> Result<Checked, Mismatch> {
-    if format == Format::Yaml {
-        if let Some(differs_at) = walked::encrypted_yaml(file, &bytes, key, expected, byte_for_byte)
-        {
-            return Ok(Checked { bytes, differs_at });
-        }
+    if let Some(differs_at) = walked::encrypted(file, format, &bytes, key, expected, byte_for_byte)
+    {
+        return Ok(Checked { bytes, differs_at });
     }
     whole(file, format, bytes, key, source, expected, byte_for_byte)
 }

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use super::scalars::{inline_span, stored_value, too_big};
 use super::*;
+pub(crate) use crate::format::Seen;
 
 /// One item of a text's content, in the order `sops::verify` walks a document: each
 /// document, then each collection (with its size) before what it holds, a mapping's
@@ -29,20 +30,6 @@ pub(crate) enum Item<'t> {
 pub(crate) struct Content<'t> {
     pub items: Vec<Item<'t>>,
     pub comments: Vec<&'t str>,
-}
-
-/// What a reading meets, in the text's order. A collection's size is known at its end.
-#[derive(Debug)]
-pub(crate) enum Seen<'t> {
-    Doc,
-    /// A collection opens: a mapping (`true`) or a sequence.
-    Opens(bool),
-    /// The innermost open collection ends, holding this many items (a mapping: keys).
-    Ends(usize),
-    Key(&'t str),
-    /// A value: its type and stored bytes, as the whole reader makes a leaf, and its
-    /// quoting and span in the text (a quoted scalar's quotes included).
-    Scalar(ScalarType, Cow<'t, [u8]>, Quote, Range<usize>),
 }
 
 /// A collection being read: how many it holds so far, and (for a mapping) whether a

@@ -30,7 +30,7 @@ use comments::*;
 use emit::*;
 pub(crate) use emit::{render_str, yaml_entry, yaml_item, yaml_scalar_or_flow};
 pub(crate) use lite::{
-    content as lite_content, read_encrypted as lite_encrypted, Item as LiteItem, Seen as LiteSeen,
+    content as lite_content, read_encrypted as lite_encrypted, Item as LiteItem,
 };
 use parse::*;
 

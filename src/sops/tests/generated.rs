@@ -480,7 +480,7 @@ proptest! {
         let Ok(sealed) = encrypt_document(Format::Yaml, "t", &doc, &key(), &mut metadata()) else {
             return Ok(());
         };
-        walked_matches_whole(&doc, &sealed.bytes);
+        walked_matches_whole(Format::Yaml, &doc, &sealed.bytes);
         let mut changed = sealed.bytes.to_vec();
         let i = at.index(changed.len());
         changed[i] = match changed[i] {
@@ -488,7 +488,46 @@ proptest! {
             b'\n' => b' ',
             _ => b'A',
         };
-        walked_matches_whole(&doc, &changed);
+        walked_matches_whole(Format::Yaml, &doc, &changed);
+    }
+
+    /// The walked check of JSON passes only what the whole check passes, on the output
+    /// and on the output with a byte changed; without a value in clear it takes every
+    /// output (a ciphertext holds no escape).
+    #[test]
+    fn generated_json_is_walked_only_where_the_whole_check_agrees(
+        tree in g_tree(),
+        indent in prop_oneof![Just(None), Just(Some("  ")), Just(Some("\t"))],
+        escapes in any::<bool>(),
+        clear in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let mut n = 0;
+        let value = json_value(&tree, &mut n, &mut Vec::new(), escapes);
+        let mut root = match value {
+            Value::Map(m) if !m.is_empty() => m,
+            other => vec![("root".into(), other)],
+        };
+        if clear {
+            root.push(("k_unencrypted".into(), json_value(&tree, &mut n, &mut Vec::new(), escapes)));
+        }
+        let mut text = String::new();
+        crate::format::json::json(&mut text, &Value::Map(root), indent, 0);
+        let doc = parse("t", Format::Json, text.as_bytes().to_vec()).expect("parses");
+        let sealed = encrypt_document(Format::Json, "t", &doc, &key(), &mut metadata())
+            .expect("encrypts");
+        let said = walked_matches_whole(Format::Json, &doc, &sealed.bytes);
+        if !clear {
+            prop_assert!(said.iter().all(Option::is_some), "not taken\n{}", text);
+        }
+        let mut changed = sealed.bytes.to_vec();
+        let i = at.index(changed.len());
+        changed[i] = match changed[i] {
+            b'A' => b'B',
+            b'"' | b'\n' => b' ',
+            _ => b'A',
+        };
+        walked_matches_whole(Format::Json, &doc, &changed);
     }
 
     #[test]

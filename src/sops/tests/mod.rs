@@ -573,13 +573,18 @@ fn values_past_the_first_block_open_and_are_checked() {
 /// Whether the walked check of `output` (encrypted from `source`) agrees with the whole
 /// check: it may decline, but what it passes the whole check passes, with the same
 /// answer about the bytes. What it said.
-pub(super) fn walked_matches_whole(source: &Document, output: &[u8]) -> [Option<Option<usize>>; 2] {
+pub(super) fn walked_matches_whole(
+    format: Format,
+    source: &Document,
+    output: &[u8],
+) -> [Option<Option<usize>>; 2] {
     let expected = Content::of_plain(source);
     [true, false].map(|byte_for_byte| {
-        let walked = verify::walked::encrypted_yaml("t", output, &key(), &expected, byte_for_byte);
+        let walked =
+            verify::walked::encrypted("t", format, output, &key(), &expected, byte_for_byte);
         let whole = verify::whole(
             "t",
-            Format::Yaml,
+            format,
             Zeroizing::new(output.to_vec()),
             &key(),
             source,
@@ -613,7 +618,7 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
         let doc = parse("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
         let sealed =
             encrypt_document(Format::Yaml, "t", &doc, &key(), &mut metadata()).expect("encrypts");
-        let said = walked_matches_whole(&doc, &sealed.bytes);
+        let said = walked_matches_whole(Format::Yaml, &doc, &sealed.bytes);
         (said[0].is_some(), said[1].is_some())
     };
     let plain = "a: 1\nb:\n  c: x\n  d:\n  - 'two'\n  - \"three\"\n  - ~\n  - ''\ne: true\nf_unencrypted: clear\n";
@@ -646,7 +651,7 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
     let doc = parse("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");
     let good = String::from_utf8(trip(Format::Yaml, text.as_bytes()).encrypted).expect("text");
     assert_eq!(
-        walked_matches_whole(&doc, good.as_bytes()),
+        walked_matches_whole(Format::Yaml, &doc, good.as_bytes()),
         [Some(None), Some(None)]
     );
     let value = |key: &str| {
@@ -687,7 +692,120 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
     for (what, broken) in cases {
         assert!(broken != good, "{what}: the case changes nothing");
         assert_eq!(
-            walked_matches_whole(&doc, broken.as_bytes()),
+            walked_matches_whole(Format::Yaml, &doc, broken.as_bytes()),
+            [None, None],
+            "{what} passed the walked check:\n{broken}"
+        );
+    }
+}
+
+/// sops's JSON of the plainest kind is checked walked too: the metadata member last,
+/// no escape outside the ciphertexts. Anything else, or anything a broken writer might
+/// write, is the whole check's.
+#[test]
+fn the_walked_check_takes_plain_json_and_nothing_amiss() {
+    let seal = |text: &str| {
+        let doc = parse("t", Format::Json, text.as_bytes().to_vec()).expect("parses");
+        let sealed =
+            encrypt_document(Format::Json, "t", &doc, &key(), &mut metadata()).expect("encrypts");
+        (doc, sealed.bytes)
+    };
+    let taken = |text: &str| {
+        let (doc, bytes) = seal(text);
+        let said = walked_matches_whole(Format::Json, &doc, &bytes);
+        (said[0].is_some(), said[1].is_some())
+    };
+    for text in [
+        "{\"a\": 1, \"b\": {\"c\": \"x\", \"d\": [true, null, 1.5, \"y\"]}, \"e_unencrypted\": \"clear\"}",
+        "{\n\t\"a\": {},\n\t\"b\": [],\n\t\"c\": [[1], {\"d\": \"\"}]\n}\n",
+        "  {\n    \"a\": \"line\\nbreak \\\"quoted\\\"\",\n    \"b_unencrypted\": 2\n  }  \n",
+        "{\"sops_like\": {\"sops\": \"nested\"}, \"z\": -0.5e-3}",
+    ] {
+        assert_eq!(taken(text), (true, true), "{text}");
+    }
+    // Not read walked: nothing before the metadata, an escape outside a ciphertext.
+    for text in [
+        "{}",
+        "{\"a_unencrypted\": \"x\\ny\", \"b\": 1}",
+        "{\"a\\u0041\": 1}",
+    ] {
+        assert_eq!(taken(text), (false, false), "{text}");
+    }
+    // The value kept, its spelling not: the whole check says where.
+    assert_eq!(taken("{\"a\": \"x\\/y\"}"), (false, true));
+
+    let text = "{\n  \"a\": \"secret-a\",\n  \"b\": \"secret-b\",\n  \"c\": {\"d\": 1, \"e\": [\"secret-e\"]}\n}\n";
+    let (doc, good) = seal(text);
+    let good = String::from_utf8(good.to_vec()).expect("text");
+    assert_eq!(
+        walked_matches_whole(Format::Json, &doc, good.as_bytes()),
+        [Some(None), Some(None)]
+    );
+    let value = |key: &str| {
+        let at = good.find(&format!("\"{key}\": \"")).expect("key") + key.len() + 5;
+        good[at..at + good[at..].find('"').expect("end")].to_string()
+    };
+    let (a, b, mac) = (value("a"), value("b"), value("mac"));
+    let flipped = |s: &str, at: usize| {
+        let mut v = s.as_bytes().to_vec();
+        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(v).expect("ASCII")
+    };
+    let meta_at = good.find(",\n  \"sops\"").expect("metadata");
+    let (body, meta) = good.split_at(meta_at);
+    let member = &meta[1..meta.len() - 3];
+    let cases = [
+        ("a value left in clear", good.replacen(&a, "secret-a", 1)),
+        (
+            "values swapped",
+            good.replacen(&a, "X", 1)
+                .replacen(&b, &a, 1)
+                .replacen("X", &b, 1),
+        ),
+        ("a key renamed", good.replacen("\"b\": ", "\"bb\": ", 1)),
+        (
+            "an entry dropped",
+            good.replacen(&format!("\"b\": \"{b}\",\n  "), "", 1),
+        ),
+        (
+            "an entry added",
+            good.replacen("\"b\": ", "\"z\": 1, \"b\": ", 1),
+        ),
+        (
+            "a value moved into a list",
+            good.replacen("\"e\": [", "\"e\": [[", 1)
+                .replacen("\"]}", "\"]]}", 1),
+        ),
+        (
+            "a value's type tag",
+            good.replacen(",type:str]", ",type:bytes]", 1),
+        ),
+        (
+            "a value's data",
+            flipped(&good, good.find(&a).expect("a") + 25),
+        ),
+        ("the MAC", good.replacen(&mac, &flipped(&mac, 30), 1)),
+        ("the metadata dropped", format!("{body}\n}}\n")),
+        ("the text cut", good[..good.len() / 2].to_string()),
+        (
+            "the metadata first",
+            format!("{{\n{member},\n{}", &body[2..]) + "\n}\n",
+        ),
+        ("the metadata twice", format!("{body},\n{member}{meta}")),
+        (
+            "the metadata not last",
+            good.replacen("\n}\n", ",\n  \"z\": 1\n}\n", 1),
+        ),
+        ("text after the object", format!("{good}x")),
+        (
+            "the metadata's key escaped",
+            good.replacen("\"sops\":", "\"sop\\u0073\":", 1),
+        ),
+    ];
+    for (what, broken) in cases {
+        assert!(broken != good, "{what}: the case changes nothing");
+        assert_eq!(
+            walked_matches_whole(Format::Json, &doc, broken.as_bytes()),
             [None, None],
             "{what} passed the walked check:\n{broken}"
         );

@@ -11,17 +11,18 @@ use std::ops::Range;
 
 use super::{differs, Compare, Content, Item};
 use crate::cipher::{self, DataKey, MacBuilder};
-use crate::format::yaml::{lite_encrypted, render_value, LiteSeen as Seen};
-use crate::format::Format;
+use crate::format::yaml::{lite_encrypted, render_value};
+use crate::format::{json, Format, Seen};
 use crate::sops::{opening, Opening};
 use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
 
-/// Whether `text`, sops's YAML of `expected` encrypted under `key`, passes the check:
-/// `Some` with where its decryption first differs from the source's bytes (asked for
-/// with `byte_for_byte`; this reading answers only "nowhere"), `None` when it does not
-/// take the text or finds anything amiss.
-pub(in crate::sops) fn encrypted_yaml(
+/// Whether `text`, sops's output in `format` of `expected` encrypted under `key`,
+/// passes the check: `Some` with where its decryption first differs from the source's
+/// bytes (asked for with `byte_for_byte`; this reading answers only "nowhere"), `None`
+/// when it does not take the text or finds anything amiss.
+pub(in crate::sops) fn encrypted(
     file: &str,
+    format: Format,
     text: &[u8],
     key: &DataKey,
     expected: &Content,
@@ -32,79 +33,148 @@ pub(in crate::sops) fn encrypted_yaml(
         return None;
     }
     let text = std::str::from_utf8(text).ok()?;
-    // sops writes its metadata last: `sops:` at the start of a line, to the end. The
-    // lite reader takes only a block mapping at column 0 as the root, so a body it takes
-    // and the metadata after it are one document, as the whole reader reads them.
-    let meta_at = text.rfind("\nsops:")? + 1;
-    let (body, meta_text) = text.split_at(meta_at);
-    // One document, so the metadata is this document's: no end marker, no other start.
-    let marker = |t: &str| t.starts_with("...") || t.contains("\n---") || t.contains("\n...");
-    if marker(body) || marker(meta_text) || !meta_text.ends_with('\n') {
-        return None;
-    }
-    let meta = metadata(file, meta_text)?;
-    let rules = meta.rules().ok()?;
-    let mut walk = rules.walk();
-    let mut values = Values {
+    let check = Check {
+        file,
+        text,
         key,
-        mac: MacBuilder::new(meta.mac_only_encrypted),
-        mac_only_encrypted: meta.mac_only_encrypted,
-        // The decryption compared with the source as it is made, when asked.
-        same: byte_for_byte.then_some(Pieces {
-            want: source.text.as_bytes(),
-            got: body,
-            want_at: 0,
-            got_at: 0,
-        }),
-        block: Vec::new(),
-        aads: String::new(),
+        expected,
+        byte_for_byte,
+        json: format == Format::Json,
     };
-    let mut mine = expected.items();
-    // The keys over the next value; for each open collection, how many were over it
-    // and how many items it was meant to hold.
-    let mut keys: Vec<&str> = Vec::new();
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    lite_encrypted(body, |seen| {
-        match seen {
-            Seen::Doc => matches!(mine.next()?, Item::Doc).then_some(())?,
-            Seen::Opens(is_map) => {
-                let len = match (mine.next()?, is_map) {
-                    (Item::Map(n), true) | (Item::Seq(n), false) => n,
-                    _ => return None,
-                };
-                open.push((keys.len(), len));
+    match format {
+        Format::Yaml => {
+            // sops writes its metadata last: `sops:` at the start of a line, to the end.
+            // The lite reader takes only a block mapping at column 0 as the root, so a
+            // body it takes and the metadata after it are one document, as the whole
+            // reader reads them.
+            let meta_at = text.rfind("\nsops:")? + 1;
+            let (body, meta_text) = text.split_at(meta_at);
+            // One document, so the metadata is this document's: no end marker, no
+            // other start.
+            let marker =
+                |t: &str| t.starts_with("...") || t.contains("\n---") || t.contains("\n...");
+            if marker(body) || marker(meta_text) || !meta_text.ends_with('\n') {
+                return None;
             }
-            Seen::Ends(len) => {
-                let (over, meant) = open.pop()?;
-                keys.truncate(over);
-                (len == meant).then_some(())?;
-            }
-            Seen::Key(k) => {
-                let &(over, _) = open.last()?;
-                keys.truncate(over);
-                keys.push(k);
-                differs((mine.next()?, Item::Key(k)), Compare::Full, false)
-                    .is_none()
-                    .then_some(())?;
-            }
-            Seen::Scalar(ty, stored, quote, span) => {
-                let meant = mine.next()?;
-                let encrypted = walk.next(&keys, None);
-                values.push(meant, ty, stored, quote, span, encrypted, &keys)?;
-            }
+            let meta = yaml_metadata(file, meta_text)?;
+            check.run(
+                &meta,
+                |seen| lite_encrypted(body, seen).map(|()| meta_at..text.len()),
+                |ty, value, quote| {
+                    // A value over several lines is indented from its owner: the whole
+                    // check's. The lite reader takes no value inside a flow collection,
+                    // and a one-line value is not indented from its owner: the whole
+                    // reader's leaf has this style.
+                    let style = Style {
+                        quote,
+                        owner_col: 0,
+                        flow: false,
+                    };
+                    (!value.contains('\n')).then(|| render_value(ty, value, style, 2))
+                },
+            )
         }
-        Some(())
-    })?;
-    values.flush()?;
-    if mine.next().is_some() || !open.is_empty() {
-        return None;
+        Format::Json => {
+            let member = json::metadata_member(text)?;
+            let meta = json_metadata(file, &text[member.1.clone()])?;
+            let end = member.1.end;
+            check.run(
+                &meta,
+                |seen| json::walk_encrypted(text, member, seen).map(|from| from..end),
+                |ty, value, _| Some(json::json_scalar(ty, value)),
+            )
+        }
+        _ => None,
     }
-    let mut warnings = Vec::new();
-    crate::sops::check_mac(file, key, &meta, &values.mac.finish(), false, &mut warnings).ok()?;
-    if let Some(mut same) = values.same {
-        same.rest()?;
+}
+
+/// What the check of one output compares: the output, and what was meant.
+struct Check<'a, 'd> {
+    file: &'a str,
+    text: &'a str,
+    key: &'a DataKey,
+    expected: &'a Content<'d>,
+    byte_for_byte: bool,
+    /// Numbers compare as JSON's one number type.
+    json: bool,
+}
+
+impl<'a> Check<'a, '_> {
+    /// The check, with `walk` telling what the text holds in order (and giving the span
+    /// the whole reader removes as the metadata), `render` writing a decrypted value as
+    /// a decryption writes it in place (`None`: not as this reading can know).
+    fn run(
+        self,
+        meta: &crate::metadata::Metadata,
+        walk: impl FnOnce(&mut dyn FnMut(Seen<'a>) -> Option<()>) -> Option<Range<usize>>,
+        render: impl Fn(ScalarType, &str, Quote) -> Option<String>,
+    ) -> Option<Option<usize>> {
+        let rules = meta.rules().ok()?;
+        let mut rules = rules.walk();
+        let mut values = Values {
+            key: self.key,
+            mac: MacBuilder::new(meta.mac_only_encrypted),
+            mac_only_encrypted: meta.mac_only_encrypted,
+            json: self.json,
+            // The decryption compared with the source as it is made, when asked.
+            same: self.byte_for_byte.then_some(Pieces {
+                want: self.expected.doc.text.as_bytes(),
+                got: self.text,
+                want_at: 0,
+                got_at: 0,
+                render: &render,
+            }),
+            block: Vec::new(),
+            aads: String::new(),
+        };
+        let mut mine = self.expected.items();
+        // The keys over the next value; for each open collection, how many were over it
+        // and how many items it was meant to hold.
+        let mut keys: Vec<&str> = Vec::new();
+        let mut open: Vec<(usize, usize)> = Vec::new();
+        let meta_span = walk(&mut |seen| {
+            match seen {
+                Seen::Doc => matches!(mine.next()?, Item::Doc).then_some(())?,
+                Seen::Opens(is_map) => {
+                    let len = match (mine.next()?, is_map) {
+                        (Item::Map(n), true) | (Item::Seq(n), false) => n,
+                        _ => return None,
+                    };
+                    open.push((keys.len(), len));
+                }
+                Seen::Ends(len) => {
+                    let (over, meant) = open.pop()?;
+                    keys.truncate(over);
+                    (len == meant).then_some(())?;
+                }
+                Seen::Key(k) => {
+                    let &(over, _) = open.last()?;
+                    keys.truncate(over);
+                    keys.push(k);
+                    differs((mine.next()?, Item::Key(k)), Compare::Full, false)
+                        .is_none()
+                        .then_some(())?;
+                }
+                Seen::Scalar(ty, stored, quote, span) => {
+                    let meant = mine.next()?;
+                    let encrypted = rules.next(&keys, None);
+                    values.push(meant, ty, stored, quote, span, encrypted, &keys)?;
+                }
+            }
+            Some(())
+        })?;
+        values.flush()?;
+        if mine.next().is_some() || !open.is_empty() {
+            return None;
+        }
+        let mut warnings = Vec::new();
+        let mac = values.mac.finish();
+        crate::sops::check_mac(self.file, self.key, meta, &mac, false, &mut warnings).ok()?;
+        if let Some(mut same) = values.same {
+            same.rest(meta_span)?;
+        }
+        Some(None)
     }
-    Some(None)
 }
 
 /// A value met: what was meant there, and what the text holds.
@@ -126,7 +196,8 @@ struct Values<'d, 't, 'k> {
     key: &'k DataKey,
     mac: MacBuilder,
     mac_only_encrypted: bool,
-    same: Option<Pieces<'t>>,
+    json: bool,
+    same: Option<Pieces<'t, 'k>>,
     block: Vec<Value<'d, 't>>,
     aads: String,
 }
@@ -206,7 +277,7 @@ impl<'d, 't> Values<'d, 't, '_> {
                     (v.ty, &v.stored[..])
                 }
             };
-            differs((v.meant, Item::Scalar(ty, plain)), Compare::Full, false)
+            differs((v.meant, Item::Scalar(ty, plain)), Compare::Full, self.json)
                 .is_none()
                 .then_some(())?;
         }
@@ -217,7 +288,7 @@ impl<'d, 't> Values<'d, 't, '_> {
 
 /// The metadata block (`sops:` to the end) read alone, as the whole reader reads it at
 /// the end of the document: the one key of its own document, spanning all of it.
-fn metadata(file: &str, meta_text: &str) -> Option<crate::metadata::Metadata> {
+fn yaml_metadata(file: &str, meta_text: &str) -> Option<crate::metadata::Metadata> {
     let doc = crate::format::parse(file, Format::Yaml, meta_text.as_bytes().to_vec()).ok()?;
     let [d] = &doc.docs[..] else {
         return None;
@@ -234,16 +305,37 @@ fn metadata(file: &str, meta_text: &str) -> Option<crate::metadata::Metadata> {
         .map(|(_, meta, _)| meta)
 }
 
+/// The metadata member's value (an object) read alone, as the whole reader reads it
+/// in the root object.
+fn json_metadata(file: &str, value: &str) -> Option<crate::metadata::Metadata> {
+    let text = format!("{{\"sops\": {value}}}");
+    let doc = crate::format::parse(file, Format::Json, text.into_bytes()).ok()?;
+    let [d] = &doc.docs[..] else {
+        return None;
+    };
+    let whole = matches!(&d.root, Node::Map(e) if e.is_empty())
+        && doc.leaves.is_empty()
+        && d.meta.is_some();
+    if !whole {
+        return None;
+    }
+    crate::sops::metadata_of(file, doc)
+        .ok()
+        .map(|(_, meta, _)| meta)
+}
+
 /// A decryption compared with the source's bytes as it is made, piece by piece: the
 /// text between values as it stands, each decrypted value as a decryption writes it.
-struct Pieces<'a> {
+struct Pieces<'a, 'r> {
     want: &'a [u8],
     got: &'a str,
     want_at: usize,
     got_at: usize,
+    /// A value as a decryption writes it in place.
+    render: &'r dyn Fn(ScalarType, &str, Quote) -> Option<String>,
 }
 
-impl Pieces<'_> {
+impl Pieces<'_, '_> {
     /// The text up to a value at `span`, then the value: `None` at a difference.
     fn value(
         &mut self,
@@ -254,27 +346,19 @@ impl Pieces<'_> {
     ) -> Option<()> {
         let gap = self.got.get(self.got_at..span.start)?;
         self.take(gap.as_bytes())?;
-        // A value over several lines is indented from its owner: the whole check's.
-        if value.contains('\n') {
-            return None;
-        }
-        // The lite reader takes no value inside a flow collection, and a one-line value
-        // is not indented from its owner: the whole reader's leaf has this style.
-        let style = Style {
-            quote,
-            owner_col: 0,
-            flow: false,
-        };
-        let rendered = zeroize::Zeroizing::new(render_value(ty, value, style, 2));
+        let rendered = zeroize::Zeroizing::new((self.render)(ty, value, quote)?);
         self.take(rendered.as_bytes())?;
         self.got_at = span.end;
         Some(())
     }
 
-    /// The text after the last value, the metadata removed: the source's rest.
-    fn rest(&mut self) -> Option<()> {
-        let tail = self.got.get(self.got_at..)?;
-        self.take(tail.as_bytes())?;
+    /// The text after the last value, the metadata (at `meta`) removed: the source's
+    /// rest.
+    fn rest(&mut self, meta: Range<usize>) -> Option<()> {
+        let before = self.got.get(self.got_at..meta.start)?;
+        self.take(before.as_bytes())?;
+        let after = self.got.get(meta.end..)?;
+        self.take(after.as_bytes())?;
         (self.want_at == self.want.len()).then_some(())
     }
 
