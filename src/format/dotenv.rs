@@ -1,6 +1,8 @@
 //! dotenv: `KEY=VALUE` lines, `#` comments, as sops reads them (no unquoting; `\n` in a
 //! value stands for a line break). Metadata is written as flattened `sops_*` lines.
 
+use std::ops::Range;
+
 use zeroize::Zeroizing;
 
 use super::{LeafText, Store};
@@ -29,6 +31,109 @@ fn line_span(text: &str, start: usize, line: &str) -> std::ops::Range<usize> {
     start..(end + 1).min(text.len())
 }
 
+/// A line of a dotenv text that holds something, as sops reads it.
+pub(crate) enum Line<'t> {
+    /// A comment: its text after the `#`.
+    Comment(Range<usize>),
+    /// `KEY=VALUE` (line `n`): the value's span, the line's without its break.
+    Value {
+        n: usize,
+        key: &'t str,
+        value: Range<usize>,
+        line: Range<usize>,
+    },
+    /// `sops_KEY=VALUE`: the key after the prefix, the value, the line with its break.
+    Meta {
+        key: &'t str,
+        value: &'t str,
+        span: Range<usize>,
+    },
+}
+
+/// The lines of `text` that hold something, in order (blank ones left out), or the
+/// first that holds no `=`: what the reader reads, and the walked check walks.
+pub(crate) fn read_lines(
+    text: &str,
+) -> impl Iterator<Item = Result<Line<'_>, super::SyntaxError>> + '_ {
+    lines(text).enumerate().filter_map(|(n, (start, raw))| {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            return None;
+        }
+        if line.starts_with('#') {
+            return Some(Ok(Line::Comment(start + 1..start + line.len())));
+        }
+        let Some(eq) = line.find('=') else {
+            return Some(Err(super::SyntaxError::line(
+                n + 1,
+                "expected KEY=VALUE, found no '='",
+            )));
+        };
+        let (key, value) = (&line[..eq], &line[eq + 1..]);
+        Some(Ok(match key.strip_prefix(PREFIX) {
+            Some(key) => Line::Meta {
+                key,
+                value,
+                span: line_span(text, start, raw),
+            },
+            None => Line::Value {
+                n: n + 1,
+                key,
+                value: start + eq + 1..start + line.len(),
+                line: start..start + line.len(),
+            },
+        }))
+    })
+}
+
+/// sops's dotenv output read as it is walked, for the check of an encryption: the
+/// metadata lines that end it (from `meta_at`, found by [`metadata_lines`]) passed over,
+/// what the rest holds to `seen` in order, as the reader makes it. Only the plainest is
+/// taken (no comment); `None` for anything else, and the whole reader runs.
+pub(crate) fn walk_encrypted<'t>(
+    text: &'t str,
+    meta_at: usize,
+    mut seen: impl FnMut(super::Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    use super::Seen;
+    seen(Seen::Doc)?;
+    seen(Seen::Opens(true))?;
+    let mut len = 0;
+    for line in read_lines(text.get(..meta_at)?) {
+        let Line::Value { key, value, .. } = line.ok()? else {
+            return None;
+        };
+        seen(Seen::Key(key))?;
+        let stored = match unescaped(&text[value.clone()]) {
+            std::borrow::Cow::Borrowed(v) => std::borrow::Cow::Borrowed(v.as_bytes()),
+            std::borrow::Cow::Owned(v) => std::borrow::Cow::Owned(v.into_bytes()),
+        };
+        seen(Seen::Scalar(ScalarType::Str, stored, Quote::Raw, value))?;
+        len += 1;
+    }
+    seen(Seen::Ends(len))
+}
+
+/// The metadata lines that end `text` (`sops_` lines, none blank between them): where
+/// they start, and the span the reader removes with them (the line break before them
+/// too when the last has none: they were written after it). `None` when there are none.
+pub(crate) fn metadata_lines(text: &str) -> Option<(usize, Range<usize>)> {
+    let mut at = text.len();
+    while at > 0 {
+        let start = text[..at - 1].rfind('\n').map_or(0, |i| i + 1);
+        if !text[start..].starts_with(PREFIX) {
+            break;
+        }
+        at = start;
+    }
+    let from = if at > 0 && !text.ends_with('\n') {
+        at - 1
+    } else {
+        at
+    };
+    (at < text.len()).then_some((at, from..text.len()))
+}
+
 impl Store for DotenvStore {
     fn parse(&self, source: Zeroizing<Vec<u8>>) -> Result<Document, super::SyntaxError> {
         let source = super::text(source)?;
@@ -37,40 +142,41 @@ impl Store for DotenvStore {
         let mut entries = Vec::new();
         let mut meta_items = Vec::new();
         let mut meta_spans = Vec::new();
-        for (n, (start, raw)) in lines(text).enumerate() {
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
-            if line.trim().is_empty() {
-                continue;
-            }
-            if line.starts_with('#') {
-                leaves.push(Leaf {
-                    kind: LeafKind::Comment,
-                    path: KeyPath::default(),
-                    span: start + 1..start + line.len(),
-                    ty: ScalarType::Comment,
-                    own: None,
-                    quoted: false,
-                    style: Style::default(),
-                });
-                continue;
-            }
-            let eq = line.find('=').ok_or_else(|| {
-                super::SyntaxError::line(n + 1, "expected KEY=VALUE, found no '='")
-            })?;
-            let (key, value) = (&line[..eq], &line[eq + 1..]);
-            if !meta_items.is_empty() && !key.starts_with(PREFIX) {
-                return Err(super::SyntaxError::line(
-                    n + 1,
-                    "the sops metadata is not at the end of the file",
-                ));
-            }
-            if let Some(meta_key) = key.strip_prefix(PREFIX) {
-                meta_items.push((meta_key.to_string(), value.replace("\\n", "\n")));
-                meta_spans.push(line_span(text, start, raw));
-                continue;
-            }
-            let span = start + eq + 1..start + line.len();
-            let (own, quoted) = own_value(text, &span, unescaped(value));
+        for line in read_lines(text) {
+            let (key, value, line) = match line? {
+                Line::Comment(span) => {
+                    leaves.push(Leaf {
+                        kind: LeafKind::Comment,
+                        path: KeyPath::default(),
+                        span,
+                        ty: ScalarType::Comment,
+                        own: None,
+                        quoted: false,
+                        style: Style::default(),
+                    });
+                    continue;
+                }
+                Line::Meta { key, value, span } => {
+                    meta_items.push((key.to_string(), value.replace("\\n", "\n")));
+                    meta_spans.push(span);
+                    continue;
+                }
+                Line::Value {
+                    n,
+                    key,
+                    value,
+                    line,
+                } => {
+                    if !meta_items.is_empty() {
+                        return Err(super::SyntaxError::line(
+                            n,
+                            "the sops metadata is not at the end of the file",
+                        ));
+                    }
+                    (key, value, line)
+                }
+            };
+            let (own, quoted) = own_value(text, &value, unescaped(&text[value.clone()]));
             // One name for the path and the entry.
             let key = crate::tree::Key::from(key);
             leaves.push(Leaf {
@@ -78,7 +184,7 @@ impl Store for DotenvStore {
                 path: [key.clone()].into_iter().collect(),
                 own,
                 quoted,
-                span,
+                span: value,
                 ty: ScalarType::Str,
                 style: Style {
                     quote: Quote::Raw,
@@ -87,8 +193,8 @@ impl Store for DotenvStore {
             });
             entries.push(Entry {
                 key,
-                at: start,
-                end: start + line.len(),
+                at: line.start,
+                end: line.end,
                 value: Node::Leaf(leaves.len() - 1),
             });
         }

@@ -812,6 +812,103 @@ fn the_walked_check_takes_plain_json_and_nothing_amiss() {
     }
 }
 
+/// sops's dotenv without comments is checked walked too; anything else, or anything a
+/// broken writer might write, is the whole check's.
+#[test]
+fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
+    let seal = |text: &str| {
+        let doc = parse("t", Format::Dotenv, text.as_bytes().to_vec()).expect("parses");
+        let sealed =
+            encrypt_document(Format::Dotenv, "t", &doc, &key(), &mut metadata()).expect("encrypts");
+        (doc, sealed.bytes)
+    };
+    let taken = |text: &str| {
+        let (doc, bytes) = seal(text);
+        let said = walked_matches_whole(Format::Dotenv, &doc, &bytes);
+        (said[0].is_some(), said[1].is_some())
+    };
+    for text in [
+        "A=1\nB=two words\n\nC=\nD_unencrypted=clear\n",
+        "A=line\\nbreak\r\nB= x \r\n",
+        "A=no final break",
+        "",
+    ] {
+        assert_eq!(taken(text), (true, true), "{text:?}");
+    }
+    assert_eq!(taken("# note\nA=1\n"), (false, false));
+
+    let text = "A=secret-a\nB=secret-b\nC=secret-c\n";
+    let (doc, good) = seal(text);
+    let good = String::from_utf8(good.to_vec()).expect("text");
+    assert_eq!(
+        walked_matches_whole(Format::Dotenv, &doc, good.as_bytes()),
+        [Some(None), Some(None)]
+    );
+    let value = |key: &str| {
+        let line = good
+            .lines()
+            .find(|l| l.starts_with(&format!("{key}=")))
+            .expect("line");
+        line[key.len() + 1..].to_string()
+    };
+    let (a, b, mac) = (value("A"), value("B"), value("sops_mac"));
+    let flipped = |s: &str, at: usize| {
+        let mut v = s.as_bytes().to_vec();
+        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(v).expect("ASCII")
+    };
+    let meta_at = good.find("sops_").expect("metadata");
+    let cases = [
+        ("a value left in clear", good.replacen(&a, "secret-a", 1)),
+        (
+            "values swapped",
+            good.replacen(&a, "X", 1)
+                .replacen(&b, &a, 1)
+                .replacen("X", &b, 1),
+        ),
+        ("a key renamed", good.replacen("\nB=", "\nBB=", 1)),
+        (
+            "an entry dropped",
+            good.replacen(&format!("B={b}\n"), "", 1),
+        ),
+        ("an entry added", good.replacen("\nB=", "\nZ=1\nB=", 1)),
+        (
+            "a value's type tag",
+            good.replacen(",type:str]", ",type:bytes]", 1),
+        ),
+        (
+            "a value's data",
+            flipped(&good, good.find(&a).expect("a") + 25),
+        ),
+        ("the MAC", good.replacen(&mac, &flipped(&mac, 30), 1)),
+        ("the metadata dropped", good[..meta_at].to_string()),
+        ("the text cut", good[..good.len() / 2].to_string()),
+        ("a comment added", good.replacen("\nB=", "\n#B\nB=", 1)),
+        ("a value after the metadata", format!("{good}Z=1\n")),
+        (
+            "the metadata before a value",
+            format!(
+                "{}{}C={}\n",
+                good[..meta_at].replacen(&format!("C={}\n", value("C")), "", 1),
+                &good[meta_at..],
+                value("C")
+            ),
+        ),
+        (
+            "a blank line in the metadata",
+            good.replacen("\nsops_mac=", "\n\nsops_mac=", 1),
+        ),
+    ];
+    for (what, broken) in cases {
+        assert!(broken != good, "{what}: the case changes nothing");
+        assert_eq!(
+            walked_matches_whole(Format::Dotenv, &doc, broken.as_bytes()),
+            [None, None],
+            "{what} passed the walked check:\n{broken}"
+        );
+    }
+}
+
 /// The output is sized before anything is encrypted: each value's length is known from
 /// its type and length alone, and the halves written on two cores meet exactly, around
 /// the metadata of each document.

@@ -1,10 +1,11 @@
-//! The check of an encrypted YAML output, read as it is walked rather than into a
-//! document: the plainest output (what `format::yaml::lite` reads, without comments)
-//! is compared item by item with what was meant, each value decrypted as it is met,
-//! the MAC hashed in order. A file of a million values would otherwise be held a second
-//! time, as a document and its decrypted values, beside the source's. Whatever this
-//! reading does not take, or finds amiss, goes to the whole check, which says what is
-//! wrong; so this one only ever says yes, and only where the whole check says yes.
+//! The check of an encrypted output, read as it is walked rather than into a document:
+//! the plainest output of YAML (what `format::yaml::lite` reads, without comments), JSON
+//! (no escapes outside the ciphertexts) and dotenv (no comments) is compared item by
+//! item with what was meant, each value decrypted as it is met, the MAC hashed in
+//! order. A file of a million values would otherwise be held a second time, as a
+//! document and its decrypted values, beside the source's. Whatever this reading does
+//! not take, or finds amiss, goes to the whole check, which says what is wrong; so this
+//! one only ever says yes, and only where the whole check says yes.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -12,7 +13,7 @@ use std::ops::Range;
 use super::{differs, Compare, Content, Item};
 use crate::cipher::{self, DataKey, MacBuilder};
 use crate::format::yaml::{lite_encrypted, render_value};
-use crate::format::{json, Format, Seen};
+use crate::format::{dotenv, json, Format, Seen};
 use crate::sops::{opening, Opening};
 use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
 
@@ -56,7 +57,7 @@ pub(in crate::sops) fn encrypted(
             if marker(body) || marker(meta_text) || !meta_text.ends_with('\n') {
                 return None;
             }
-            let meta = yaml_metadata(file, meta_text)?;
+            let meta = metadata_alone(file, format, meta_text, 0..meta_text.len())?;
             check.run(
                 &meta,
                 |seen| lite_encrypted(body, seen).map(|()| meta_at..text.len()),
@@ -76,12 +77,24 @@ pub(in crate::sops) fn encrypted(
         }
         Format::Json => {
             let member = json::metadata_member(text)?;
-            let meta = json_metadata(file, &text[member.1.clone()])?;
+            // The member alone in an object: from after its `{` to before its `}`.
+            let alone = format!("{{\"sops\": {}}}", &text[member.1.clone()]);
+            let meta = metadata_alone(file, format, &alone, 1..alone.len() - 1)?;
             let end = member.1.end;
             check.run(
                 &meta,
                 |seen| json::walk_encrypted(text, member, seen).map(|from| from..end),
                 |ty, value, _| Some(json::json_scalar(ty, value)),
+            )
+        }
+        Format::Dotenv => {
+            let (meta_at, removed) = dotenv::metadata_lines(text)?;
+            let lines = &text[meta_at..];
+            let meta = metadata_alone(file, format, lines, 0..lines.len())?;
+            check.run(
+                &meta,
+                |seen| dotenv::walk_encrypted(text, meta_at, seen).map(|()| removed),
+                |ty, value, _| (ty != ScalarType::Comment).then(|| value.replace('\n', "\\n")),
             )
         }
         _ => None,
@@ -286,37 +299,22 @@ impl<'d, 't> Values<'d, 't, '_> {
     }
 }
 
-/// The metadata block (`sops:` to the end) read alone, as the whole reader reads it at
-/// the end of the document: the one key of its own document, spanning all of it.
-fn yaml_metadata(file: &str, meta_text: &str) -> Option<crate::metadata::Metadata> {
-    let doc = crate::format::parse(file, Format::Yaml, meta_text.as_bytes().to_vec()).ok()?;
+/// The metadata read alone from `text`, as the whole reader of `format` reads it where
+/// it ends a file: nothing else there, and all of it (`span`) what that reader removes.
+fn metadata_alone(
+    file: &str,
+    format: Format,
+    text: &str,
+    span: Range<usize>,
+) -> Option<crate::metadata::Metadata> {
+    let doc = crate::format::parse(file, format, text.as_bytes().to_vec()).ok()?;
     let [d] = &doc.docs[..] else {
         return None;
     };
-    let (_, spans) = d.meta.as_ref()?;
-    let whole = matches!(&d.root, Node::Map(e) if e.is_empty())
+    let alone = matches!(&d.root, Node::Map(e) if e.is_empty())
         && doc.leaves.is_empty()
-        && matches!(&spans[..], [only] if *only == (0..meta_text.len()));
-    if !whole {
-        return None;
-    }
-    crate::sops::metadata_of(file, doc)
-        .ok()
-        .map(|(_, meta, _)| meta)
-}
-
-/// The metadata member's value (an object) read alone, as the whole reader reads it
-/// in the root object.
-fn json_metadata(file: &str, value: &str) -> Option<crate::metadata::Metadata> {
-    let text = format!("{{\"sops\": {value}}}");
-    let doc = crate::format::parse(file, Format::Json, text.into_bytes()).ok()?;
-    let [d] = &doc.docs[..] else {
-        return None;
-    };
-    let whole = matches!(&d.root, Node::Map(e) if e.is_empty())
-        && doc.leaves.is_empty()
-        && d.meta.is_some();
-    if !whole {
+        && matches!(&d.meta, Some((_, spans)) if spans[..] == [span]);
+    if !alone {
         return None;
     }
     crate::sops::metadata_of(file, doc)
