@@ -1,6 +1,8 @@
 //! INI: `[section]` headers, `key = value` lines, `;` and `#` comments, as sops reads them
 //! through go-ini. Values are paths `section:key:`; metadata lives in a `[sops]` section.
 
+use std::ops::Range;
+
 use zeroize::Zeroizing;
 
 use super::dotenv::lines;
@@ -173,23 +175,10 @@ impl Store for IniStore {
         }
         let meta = match meta_start {
             None => None,
-            Some(start) => {
-                // Take the blank line that separates `[sops]` from the data, and the
-                // line break before it when the block ends the file without one. The
-                // section is the last one, so it runs to the end.
-                let mut s = start;
-                if text[..s].ends_with("\n\n") {
-                    s -= 1;
-                }
-                if !text.ends_with('\n') && s > 0 {
-                    s -= 1;
-                }
-                let end = text.len();
-                Some((
-                    super::flatten::unflatten(&meta_items)?,
-                    std::iter::once(s..end).collect(),
-                ))
-            }
+            Some(start) => Some((
+                super::flatten::unflatten(&meta_items)?,
+                vec![metadata_span(text, start)],
+            )),
         };
         let root = Node::Map(
             sections
@@ -225,11 +214,7 @@ impl Store for IniStore {
         ty: ScalarType,
         value: &str,
     ) -> Result<String, super::WriteError> {
-        // The quotes the text holds the value in, if any (`"""` before `"`).
-        let text = doc.text.as_str();
-        let quote = ["\"\"\"", "`", "\"", "'"]
-            .into_iter()
-            .find(|q| text[..leaf.span.start].ends_with(q) && text[leaf.span.end..].starts_with(q));
+        let quote = quote_around(&doc.text, &leaf.span);
         // Between `"""` or backticks, a value may run over lines that do not hold the
         // quote (go-ini ends the value at the last quote of the first line holding one).
         let held = |q: &str| {
@@ -241,17 +226,8 @@ impl Store for IniStore {
         if value.contains('\n') && over_lines.is_some_and(|q| !held(q)) {
             return Err(super::WriteError::LineBreak(leaf.path.join(":")));
         }
-        Ok(match ty {
-            ScalarType::Bool => crate::scalar::parse_bool(value)
-                .unwrap_or(false)
-                .to_string(),
-            ScalarType::Comment => value.to_string(),
-            // Where the text held it bare (or continued over lines), written so go-ini
-            // reads it back whole.
-            _ if quote.is_none() => ini_value(value)
-                .ok_or_else(|| super::WriteError::NotReadBack(leaf.path.join(":")))?,
-            _ => value.to_string(),
-        })
+        render_in(ty, value, quote)
+            .ok_or_else(|| super::WriteError::NotReadBack(leaf.path.join(":")))
     }
 
     fn enc_quotes(&self, _doc: &Document, _leaf: &Leaf) -> (String, &'static str) {
@@ -361,6 +337,28 @@ impl Store for IniStore {
     }
 }
 
+/// The quotes the text holds the value at `span` in, if any (`"""` before `"`).
+fn quote_around(text: &str, span: &Range<usize>) -> Option<&'static str> {
+    ["\"\"\"", "`", "\"", "'"]
+        .into_iter()
+        .find(|q| text[..span.start].ends_with(q) && text[span.end..].starts_with(q))
+}
+
+/// A value written where the text held one in `quote` (if any), so go-ini reads it
+/// back as it is; `None` when no spelling does.
+pub(crate) fn render_in(ty: ScalarType, value: &str, quote: Option<&str>) -> Option<String> {
+    Some(match ty {
+        ScalarType::Bool => crate::scalar::parse_bool(value)
+            .unwrap_or(false)
+            .to_string(),
+        ScalarType::Comment => value.to_string(),
+        // Where the text held it bare (or continued over lines), written so go-ini
+        // reads it back whole.
+        _ if quote.is_none() => ini_value(value)?,
+        _ => value.to_string(),
+    })
+}
+
 /// An INI value as go-ini reads it with sops's options, by byte ranges of the text
 /// after `=` with its spaces trimmed.
 struct GoIniValue {
@@ -381,6 +379,152 @@ struct IniRead {
     next: usize,
 }
 
+/// What the reader removes as the metadata when `[sops]` starts at `start`: the section
+/// (the last one, so to the end), the blank line that separates it from the data, and
+/// the line break before it when the block ends the file without one.
+fn metadata_span(text: &str, start: usize) -> Range<usize> {
+    let mut s = start;
+    if text[..s].ends_with("\n\n") {
+        s -= 1;
+    }
+    if !text.ends_with('\n') && s > 0 {
+        s -= 1;
+    }
+    s..text.len()
+}
+
+/// Where sops's `[sops]` section that ends `text` starts (its header at the start of a
+/// line, found from the end), and what the reader removes with it. A guess for the
+/// walk to confirm: [`walk_encrypted`] takes no `[sops]` before it.
+pub(crate) fn metadata_section(text: &str) -> Option<(usize, Range<usize>)> {
+    let at = text.rfind("[sops]")?;
+    (at == 0 || text.as_bytes()[at - 1] == b'\n').then(|| (at, metadata_span(text, at)))
+}
+
+/// sops's INI output read as it is walked, for the check of an encryption: what it holds
+/// before the metadata section at `meta_at`, to `seen` in order, as the reader makes it
+/// (sections as mappings of the root, keys before any header in `DEFAULT`). Only the
+/// plainest is taken: no comment, no value in `"""` or backticks or over lines; `None`
+/// for anything else, and the whole reader runs.
+pub(crate) fn walk_encrypted<'t>(
+    text: &'t str,
+    meta_at: usize,
+    mut seen: impl FnMut(super::Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    use super::Seen;
+    seen(Seen::Doc)?;
+    seen(Seen::Opens(true))?;
+    let mut sections: Vec<&str> = Vec::new();
+    // The keys of the section open, if one is.
+    let mut open: Option<usize> = None;
+    for (start, raw) in lines(text.get(..meta_at)?) {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed.starts_with([';', '#']) {
+            return None;
+        }
+        if let Some(rest) = trimmed.strip_prefix('[') {
+            let name = rest.split_once(']')?.0.trim();
+            if name.is_empty() || name == "sops" {
+                return None;
+            }
+            if let Some(keys) = open.take() {
+                seen(Seen::Ends(keys))?;
+            }
+            sections.push(name);
+            seen(Seen::Key(name))?;
+            seen(Seen::Opens(true))?;
+            open = Some(0);
+            continue;
+        }
+        let delim = trimmed.find(['=', ':'])?;
+        let key = trimmed[..delim].trim();
+        let OnLine::Plain(value_at, value) = on_line(text, start, raw, start + indent + delim + 1)
+        else {
+            return None;
+        };
+        let read = go_ini_value(value);
+        if read.comment.is_some() {
+            return None;
+        }
+        let span = value_at + read.value.start..value_at + read.value.end;
+        let quote = match quote_around(text, &span) {
+            None => Quote::Raw,
+            Some("\"") => Quote::Double,
+            Some("'") => Quote::Single,
+            Some(_) => return None,
+        };
+        let keys = match &mut open {
+            Some(keys) => keys,
+            None => {
+                sections.push(DEFAULT_SECTION);
+                seen(Seen::Key(DEFAULT_SECTION))?;
+                seen(Seen::Opens(true))?;
+                open.insert(0)
+            }
+        };
+        *keys += 1;
+        seen(Seen::Key(key))?;
+        let stored = std::borrow::Cow::Borrowed(text[span.clone()].as_bytes());
+        seen(Seen::Scalar(ScalarType::Str, stored, quote, span))?;
+    }
+    if let Some(keys) = open {
+        seen(Seen::Ends(keys))?;
+    }
+    // A section twice is refused by the reader.
+    sections.sort_unstable();
+    sections.windows(2).all(|w| w[0] != w[1]).then_some(())?;
+    seen(Seen::Ends(sections.len()))
+}
+
+/// A value rendered for the walked check: as [`render_in`] writes it where the text
+/// held it in `quote`; `None` over lines, which the whole check decides.
+pub(crate) fn render_walked(ty: ScalarType, value: &str, quote: Quote) -> Option<String> {
+    let quote = match quote {
+        Quote::Double => Some("\""),
+        Quote::Single => Some("'"),
+        _ => None,
+    };
+    (!value.contains('\n'))
+        .then(|| render_in(ty, value, quote))
+        .flatten()
+}
+
+/// How go-ini reads the value after byte `from` of the line at `start` (`raw`, without
+/// its line break).
+enum OnLine<'t> {
+    /// In `"""` or backticks, from `rest_at`; the line ends (break included) at the last.
+    Quoted(&'static str, usize, usize),
+    /// Continued with a final `\`: what is before it, from the first.
+    Continued(usize, &'t str),
+    /// On this line alone, from the first: see [`go_ini_value`].
+    Plain(usize, &'t str),
+}
+
+fn on_line<'t>(text: &'t str, start: usize, raw: &str, from: usize) -> OnLine<'t> {
+    let line_end = start + raw.len();
+    // go-ini reads the line with its line break.
+    let full_end = (line_end + 1).min(text.len());
+    let rest = text[from..full_end].trim_start();
+    let rest_at = full_end - rest.len();
+    if rest.len() > 3 && rest.starts_with("\"\"\"") {
+        return OnLine::Quoted("\"\"\"", rest_at, full_end);
+    }
+    if rest.starts_with('`') {
+        return OnLine::Quoted("`", rest_at, full_end);
+    }
+    let value_at = rest_at.min(line_end);
+    let line = text[value_at..line_end].trim_end();
+    match line.strip_suffix('\\') {
+        Some(first) => OnLine::Continued(value_at, first),
+        None => OnLine::Plain(value_at, line),
+    }
+}
+
 /// go-ini's `readValue` (parser.go) with sops's options, over the lines `all` from line
 /// `at`, whose value starts after byte `from`: a value in `"""` or backticks runs to
 /// the last such quote on its line or a later one, line breaks included; a value whose
@@ -393,77 +537,66 @@ fn read_value(
     from: usize,
 ) -> Result<IniRead, super::SyntaxError> {
     let (start, raw) = all[at];
-    let line_end = start + raw.len();
-    // go-ini reads the line with its line break.
-    let full_end = (line_end + 1).min(text.len());
-    let rest = text[from..full_end].trim_start();
-    let rest_at = full_end - rest.len();
-    let quote = if rest.len() > 3 && rest.starts_with("\"\"\"") {
-        Some("\"\"\"")
-    } else if rest.starts_with('`') {
-        Some("`")
-    } else {
-        None
-    };
-    if let Some(q) = quote {
-        let body = rest_at + q.len();
-        if let Some(p) = text[body..full_end].rfind(q) {
+    let (value_at, line) = match on_line(text, start, raw, from) {
+        OnLine::Quoted(q, rest_at, full_end) => {
+            let body = rest_at + q.len();
+            if let Some(p) = text[body..full_end].rfind(q) {
+                return Ok(IniRead {
+                    value: text[body..body + p].to_string(),
+                    span: body..body + p,
+                    comment: None,
+                    next: at + 1,
+                });
+            }
+            for (n, &(s, l)) in all.iter().enumerate().skip(at + 1) {
+                let end = (s + l.len() + 1).min(text.len());
+                if let Some(p) = text[s..end].rfind(q) {
+                    // What follows the closing quote is a comment from its `;` or `#` on.
+                    let after = &text[s + p + q.len()..s + l.len()];
+                    let comment = after.find([';', '#']).map(|c| {
+                        let body = &after[c + 1..];
+                        let from = s + p + q.len() + c + 1 + (body.len() - body.trim_start().len());
+                        from..s + p + q.len() + after.trim_end().len()
+                    });
+                    return Ok(IniRead {
+                        value: text[body..s + p].to_string(),
+                        span: body..s + p,
+                        comment: comment.filter(|c| !c.is_empty()),
+                        next: n + 1,
+                    });
+                }
+            }
+            return Err(super::SyntaxError::line(
+                line_no(text, start),
+                format!("the value in {q} has no closing {q}"),
+            ));
+        }
+        OnLine::Continued(value_at, first) => {
+            let mut value = first.to_string();
+            let mut end = value_at + first.len() + 1;
+            let mut next = at + 1;
+            while let Some(&(s, l)) = all.get(next) {
+                next += 1;
+                let more = l.trim();
+                if more.is_empty() {
+                    break;
+                }
+                value.push_str(more);
+                end = s + (l.len() - l.trim_start().len()) + more.len();
+                if !value.ends_with('\\') {
+                    break;
+                }
+                value.pop();
+            }
             return Ok(IniRead {
-                value: text[body..body + p].to_string(),
-                span: body..body + p,
+                value,
+                span: value_at..end,
                 comment: None,
-                next: at + 1,
+                next,
             });
         }
-        for (n, &(s, l)) in all.iter().enumerate().skip(at + 1) {
-            let end = (s + l.len() + 1).min(text.len());
-            if let Some(p) = text[s..end].rfind(q) {
-                // What follows the closing quote is a comment from its `;` or `#` on.
-                let after = &text[s + p + q.len()..s + l.len()];
-                let comment = after.find([';', '#']).map(|c| {
-                    let body = &after[c + 1..];
-                    let from = s + p + q.len() + c + 1 + (body.len() - body.trim_start().len());
-                    from..s + p + q.len() + after.trim_end().len()
-                });
-                return Ok(IniRead {
-                    value: text[body..s + p].to_string(),
-                    span: body..s + p,
-                    comment: comment.filter(|c| !c.is_empty()),
-                    next: n + 1,
-                });
-            }
-        }
-        return Err(super::SyntaxError::line(
-            line_no(text, start),
-            format!("the value in {q} has no closing {q}"),
-        ));
-    }
-    let value_at = rest_at.min(line_end);
-    let line = text[value_at..line_end].trim_end();
-    if let Some(first) = line.strip_suffix('\\') {
-        let mut value = first.to_string();
-        let mut end = value_at + line.len();
-        let mut next = at + 1;
-        while let Some(&(s, l)) = all.get(next) {
-            next += 1;
-            let more = l.trim();
-            if more.is_empty() {
-                break;
-            }
-            value.push_str(more);
-            end = s + (l.len() - l.trim_start().len()) + more.len();
-            if !value.ends_with('\\') {
-                break;
-            }
-            value.pop();
-        }
-        return Ok(IniRead {
-            value,
-            span: value_at..end,
-            comment: None,
-            next,
-        });
-    }
+        OnLine::Plain(value_at, line) => (value_at, line),
+    };
     let read = go_ini_value(line);
     Ok(IniRead {
         value: line[read.value.clone()].to_string(),

@@ -909,6 +909,116 @@ fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
     }
 }
 
+/// sops's INI without comments or quoted values over lines is checked walked too; anything
+/// else, or anything a broken writer might write, is the whole check's.
+#[test]
+fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
+    let seal = |text: &str| {
+        let doc = parse("t", Format::Ini, text.as_bytes().to_vec()).expect("parses");
+        let sealed =
+            encrypt_document(Format::Ini, "t", &doc, &key(), &mut metadata()).expect("encrypts");
+        (doc, sealed.bytes)
+    };
+    let taken = |text: &str| {
+        let (doc, bytes) = seal(text);
+        let said = walked_matches_whole(Format::Ini, &doc, &bytes);
+        (said[0].is_some(), said[1].is_some())
+    };
+    for text in [
+        "top = 1\n[a]\nx = one\ny: two\n\n[b]\n[c]\n  z = \" three \"\nw=' four'\n",
+        "[a]\r\nx = 1\r\nk_unencrypted = clear\r\n",
+        "[a]\nx = no final break",
+        "",
+    ] {
+        assert_eq!(taken(text), (true, true), "{text:?}");
+    }
+    // Comments, values in `"""` or backticks, values over lines: the whole check's.
+    for text in [
+        "; note\n[a]\nx = 1\n",
+        "[a]\nx = 1 ; note\n",
+        "[a]\nx = `a;b`\n",
+        "[a]\nx = \"\"\"one\ntwo\"\"\"\n",
+    ] {
+        assert_eq!(taken(text), (false, false), "{text:?}");
+    }
+    // A value continued over lines is encrypted on one: the value kept, its layout not,
+    // which the whole check places.
+    assert_eq!(taken("[a]\nx = one \\\n  two\n"), (false, true));
+
+    let text = "[a]\nx = secret-x\ny = secret-y\n[b]\nz = secret-z\n";
+    let (doc, good) = seal(text);
+    let good = String::from_utf8(good.to_vec()).expect("text");
+    assert_eq!(
+        walked_matches_whole(Format::Ini, &doc, good.as_bytes()),
+        [Some(None), Some(None)]
+    );
+    let value = |key: &str| {
+        let line = good
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .expect("line");
+        line[line.find("= ").expect("=") + 2..].to_string()
+    };
+    let (x, y, mac) = (value("x"), value("y"), value("mac"));
+    let flipped = |s: &str, at: usize| {
+        let mut v = s.as_bytes().to_vec();
+        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(v).expect("ASCII")
+    };
+    let meta_at = good.find("[sops]").expect("metadata");
+    let cases = [
+        ("a value left in clear", good.replacen(&x, "secret-x", 1)),
+        (
+            "values swapped",
+            good.replacen(&x, "X", 1)
+                .replacen(&y, &x, 1)
+                .replacen("X", &y, 1),
+        ),
+        ("a key renamed", good.replacen("\ny = ", "\nyy = ", 1)),
+        (
+            "an entry dropped",
+            good.replacen(&format!("y = {y}\n"), "", 1),
+        ),
+        (
+            "an entry added",
+            good.replacen("\ny = ", "\nq = 1\ny = ", 1),
+        ),
+        (
+            "a value moved to another section",
+            good.replacen("\n[b]\n", "\n", 1)
+                .replacen("\nz = ", "\n[b]\nz = ", 1)
+                .replacen(&format!("y = {y}\n"), "[c]\n", 1),
+        ),
+        ("a section renamed", good.replacen("[b]", "[bb]", 1)),
+        ("a section twice", good.replacen("[b]", "[a]", 1)),
+        (
+            "a value's type tag",
+            good.replacen(",type:str]", ",type:bytes]", 1),
+        ),
+        (
+            "a value's data",
+            flipped(&good, good.find(&x).expect("x") + 25),
+        ),
+        ("the MAC", good.replacen(&mac, &flipped(&mac, 30), 1)),
+        ("the metadata dropped", good[..meta_at].to_string()),
+        ("the text cut", good[..good.len() / 2].to_string()),
+        ("a comment added", good.replacen("\ny = ", "\n; y\ny = ", 1)),
+        (
+            "a section after the metadata",
+            format!("{good}[z]\nq = 1\n"),
+        ),
+        ("the metadata twice", format!("{good}{}", &good[meta_at..])),
+    ];
+    for (what, broken) in cases {
+        assert!(broken != good, "{what}: the case changes nothing");
+        assert_eq!(
+            walked_matches_whole(Format::Ini, &doc, broken.as_bytes()),
+            [None, None],
+            "{what} passed the walked check:\n{broken}"
+        );
+    }
+}
+
 /// The output is sized before anything is encrypted: each value's length is known from
 /// its type and length alone, and the halves written on two cores meet exactly, around
 /// the metadata of each document.

@@ -1,6 +1,6 @@
 //! The check of an encrypted output, read as it is walked rather than into a document:
 //! the plainest output of YAML (what `format::yaml::lite` reads, without comments), JSON
-//! (no escapes outside the ciphertexts) and dotenv (no comments) is compared item by
+//! (no escapes outside the ciphertexts), dotenv and INI (no comments, no values over lines) is compared item by
 //! item with what was meant, each value decrypted as it is met, the MAC hashed in
 //! order. A file of a million values would otherwise be held a second time, as a
 //! document and its decrypted values, beside the source's. Whatever this reading does
@@ -13,7 +13,7 @@ use std::ops::Range;
 use super::{differs, Compare, Content, Item};
 use crate::cipher::{self, DataKey, MacBuilder};
 use crate::format::yaml::{lite_encrypted, render_value};
-use crate::format::{dotenv, json, Format, Seen};
+use crate::format::{dotenv, ini, json, Format, Seen};
 use crate::sops::{opening, Opening};
 use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
 
@@ -95,6 +95,16 @@ pub(in crate::sops) fn encrypted(
                 &meta,
                 |seen| dotenv::walk_encrypted(text, meta_at, seen).map(|()| removed),
                 |ty, value, _| (ty != ScalarType::Comment).then(|| value.replace('\n', "\\n")),
+            )
+        }
+        Format::Ini => {
+            let (meta_at, removed) = ini::metadata_section(text)?;
+            let section = &text[meta_at..];
+            let meta = metadata_alone(file, format, section, 0..section.len())?;
+            check.run(
+                &meta,
+                |seen| ini::walk_encrypted(text, meta_at, seen).map(|()| removed),
+                ini::render_walked,
             )
         }
         _ => None,
