@@ -114,7 +114,7 @@ fn find_nested<'d>(
             return None;
         }
         let first = keys.remove(0);
-        Some((entries.as_slice(), first, keys))
+        Some((&entries[..], first, keys))
     })
 }
 

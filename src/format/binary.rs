@@ -135,12 +135,15 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
         },
     };
     let doc = Doc {
-        root: Node::Map(vec![Entry {
-            key: key.into(),
-            at: 3,
-            end: value_at + 2,
-            value: Node::Leaf(0),
-        }]),
+        root: Node::Map(
+            vec![Entry {
+                key: key.into(),
+                at: 3,
+                end: value_at + 2,
+                value: Node::Leaf(0),
+            }]
+            .into(),
+        ),
         meta: None,
         end: value_at + 2,
         indent: 1,

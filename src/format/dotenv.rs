@@ -211,7 +211,7 @@ impl Store for DotenvStore {
             false => Some((super::flatten::unflatten(&meta_items)?, meta_spans)),
         };
         let doc = Doc {
-            root: Node::Map(entries),
+            root: Node::Map(entries.into()),
             meta,
             end: text.len(),
             indent: 0,

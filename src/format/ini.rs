@@ -23,6 +23,16 @@ impl Store for IniStore {
         let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
         let mut sections: Vec<(String, usize, usize, Vec<Entry>)> = Vec::new();
+        // The entries of the last section (the one keys go to: a section twice is
+        // refused), made at their size once it ends: grown by doubling, a section of
+        // ten keys would keep room for sixteen.
+        let mut entries: Vec<Entry> = Vec::new();
+        let end_section = |sections: &mut Vec<(String, usize, usize, Vec<Entry>)>,
+                           entries: &mut Vec<Entry>| {
+            if let Some(last) = sections.last_mut() {
+                last.3 = entries.drain(..).collect();
+            }
+        };
         // Where each section is in `sections`: a lookup per line, not a scan.
         let mut section_at: std::collections::HashMap<String, usize> = Default::default();
         let mut section = DEFAULT_SECTION.to_string();
@@ -113,6 +123,7 @@ impl Store for IniStore {
                 section = name.clone();
                 if !in_meta {
                     section_at.insert(name.clone(), sections.len());
+                    end_section(&mut sections, &mut entries);
                     sections.push((name, start, start + line.len(), Vec::new()));
                 }
                 continue;
@@ -135,6 +146,7 @@ impl Store for IniStore {
             }
             if !section_at.contains_key(&section) {
                 section_at.insert(section.clone(), sections.len());
+                end_section(&mut sections, &mut entries);
                 sections.push((section.clone(), start, start, Vec::new()));
             }
             let (own, quoted) = own_value(text, &(value_start..vend), value);
@@ -164,15 +176,15 @@ impl Store for IniStore {
                     style: Style::default(),
                 });
             }
-            let sec = &mut sections[section_at[&section]];
-            sec.2 = vend;
-            sec.3.push(Entry {
+            sections[section_at[&section]].2 = vend;
+            entries.push(Entry {
                 key,
                 at: start + indent,
                 end: vend,
                 value: Node::Leaf(idx),
             });
         }
+        end_section(&mut sections, &mut entries);
         let meta = match meta_start {
             None => None,
             Some(start) => Some((
@@ -187,7 +199,7 @@ impl Store for IniStore {
                     key: key.into(),
                     at,
                     end,
-                    value: Node::Map(e),
+                    value: Node::Map(e.into()),
                 })
                 .collect(),
         );

@@ -91,6 +91,9 @@ struct P<'t> {
     b: &'t [u8],
     pos: usize,
     leaves: Vec<Leaf>,
+    /// The entries and items of the collections open, each taken off at its end.
+    entries: Vec<Entry>,
+    items: Vec<Node>,
     depth: usize,
     keys: crate::tree::KeyTable,
 }
@@ -246,7 +249,7 @@ impl<'t> P<'t> {
         match self.b.get(self.pos) {
             Some(b'{') => {
                 self.pos += 1;
-                let mut entries = Vec::new();
+                let base = self.entries.len();
                 let mut meta_entries = Vec::new();
                 self.ws();
                 if self.b.get(self.pos) == Some(&b'}') {
@@ -262,7 +265,7 @@ impl<'t> P<'t> {
                         let v = self.value(path, meta)?;
                         path.pop();
                         match v {
-                            Parsed::Node(n) => entries.push(Entry {
+                            Parsed::Node(n) => self.entries.push(Entry {
                                 key,
                                 at,
                                 end: self.pos,
@@ -275,6 +278,9 @@ impl<'t> P<'t> {
                         }
                     }
                 }
+                // Made at its size: grown by doubling, a mapping of ten would keep room
+                // for sixteen.
+                let entries = self.entries.drain(base..).collect();
                 Ok(if meta {
                     Parsed::Meta(MetaValue::Map(meta_entries))
                 } else {
@@ -283,7 +289,7 @@ impl<'t> P<'t> {
             }
             Some(b'[') => {
                 self.pos += 1;
-                let mut items = Vec::new();
+                let base = self.items.len();
                 let mut meta_items = Vec::new();
                 self.ws();
                 if self.b.get(self.pos) == Some(&b']') {
@@ -291,7 +297,7 @@ impl<'t> P<'t> {
                 } else {
                     loop {
                         match self.value(path, meta)? {
-                            Parsed::Node(n) => items.push(n),
+                            Parsed::Node(n) => self.items.push(n),
                             Parsed::Meta(m) => meta_items.push(m),
                         }
                         if self.separator(b']')? {
@@ -299,6 +305,7 @@ impl<'t> P<'t> {
                         }
                     }
                 }
+                let items = self.items.drain(base..).collect();
                 Ok(if meta {
                     Parsed::Meta(MetaValue::Seq(meta_items))
                 } else {
@@ -400,6 +407,8 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
         b: text.as_bytes(),
         pos: 0,
         leaves: Vec::new(),
+        entries: Vec::new(),
+        items: Vec::new(),
         depth: 0,
         keys: Default::default(),
     };
@@ -506,7 +515,7 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
         None => (0, ' '),
     };
     let doc = Doc {
-        root: Node::Map(entries),
+        root: Node::Map(entries.into()),
         meta: meta.map(|(m, r)| (m, vec![r])),
         end: prev_end,
         indent,

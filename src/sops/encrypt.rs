@@ -166,9 +166,13 @@ pub(super) fn splice_encrypted(
     // Decide leaf by leaf first; then hash the MAC and encrypt, on two cores when the
     // values are large (a binary file is one value of many megabytes). Each list holds
     // a leaf at most once: sized so, neither grows (a million values would leave half
-    // again as much spare).
-    let mut hashed: Vec<&Leaf> = Vec::with_capacity(doc.leaves.len());
-    let mut to_encrypt: Vec<&Leaf> = Vec::with_capacity(doc.leaves.len());
+    // again as much spare). Leaves by their index, half a pointer: more than 2^32
+    // leaves would not fit in memory.
+    let Ok(_) = u32::try_from(doc.leaves.len()) else {
+        return Ok(Err(verify::Mismatch::Unplanned));
+    };
+    let mut hashed: Vec<u32> = Vec::with_capacity(doc.leaves.len());
+    let mut to_encrypt: Vec<u32> = Vec::with_capacity(doc.leaves.len());
     let mut walk = rules.walk();
     for i in order(doc) {
         let leaf = &doc.leaves[i];
@@ -178,7 +182,7 @@ pub(super) fn splice_encrypted(
         if is_comment {
             // Encrypted as a value is, never hashed.
             if encrypt && !value.is_empty() {
-                to_encrypt.push(leaf);
+                to_encrypt.push(i as u32);
             }
             continue;
         }
@@ -186,17 +190,17 @@ pub(super) fn splice_encrypted(
         match opening(leaf.ty, value, encrypt, false, md.mac_only_encrypted) {
             Opening::Null => {}
             Opening::Decrypt => {
-                hashed.push(leaf);
-                to_encrypt.push(leaf);
+                hashed.push(i as u32);
+                to_encrypt.push(i as u32);
             }
-            Opening::Keep(true) => hashed.push(leaf),
+            Opening::Keep(true) => hashed.push(i as u32),
             Opening::Keep(false) => {}
         }
     }
     let mac_only = md.mac_only_encrypted;
     let compute_mac = || {
         let mut mac = MacBuilder::new(mac_only);
-        for leaf in &hashed {
+        for leaf in leaves_at(doc, &hashed) {
             mac.add(leaf.ty, leaf.value(&doc.text));
         }
         mac.finish()
@@ -222,7 +226,9 @@ pub(super) fn splice_encrypted(
     let Some(layout) = sealing.layout(&stand_in) else {
         return Ok(Err(verify::Mismatch::Overlap));
     };
-    let total: usize = hashed.iter().map(|l| l.value(&doc.text).len()).sum();
+    let total: usize = leaves_at(doc, &hashed)
+        .map(|l| l.value(&doc.text).len())
+        .sum();
     let (mac, out) = if total >= 1 << 20 {
         std::thread::scope(|s| {
             let mac = s.spawn(compute_mac);
@@ -277,8 +283,8 @@ struct Sealing<'d> {
     store: &'d dyn Store,
     doc: &'d Document,
     key: &'d DataKey,
-    /// The leaves to encrypt, in the text's order.
-    leaves: &'d [&'d Leaf],
+    /// The leaves to encrypt (their indices), in the text's order.
+    leaves: &'d [u32],
 }
 
 impl Sealing<'_> {
@@ -332,7 +338,7 @@ impl Sealing<'_> {
             (*pos, *out) = (at, *out + len);
             Some(())
         };
-        for (i, leaf) in self.leaves.iter().enumerate() {
+        for (i, leaf) in leaves_at(self.doc, self.leaves).enumerate() {
             let start = leaf.span.start;
             while let Some((at, s)) = pending.next_if(|(at, _)| *at < start) {
                 insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
@@ -412,7 +418,7 @@ impl Sealing<'_> {
         &self,
         out: &mut [u8],
         base: usize,
-        leaves: &[&Leaf],
+        leaves: &[u32],
         inserts: &[(usize, usize, usize)],
         part: Range<usize>,
     ) -> bool {
@@ -438,7 +444,7 @@ impl Sealing<'_> {
                 *pos = upto;
                 fits
             };
-        for leaf in leaves {
+        for leaf in leaves_at(self.doc, leaves) {
             while let Some(&insert) = inserts.next_if(|(i, ..)| *i <= leaf.span.start) {
                 if !room_for(out, &mut at, &mut pos, insert) {
                     return false;
@@ -471,6 +477,11 @@ impl Sealing<'_> {
         }
         put(out, &mut at, &text[pos..part.end]) && at == out.len()
     }
+}
+
+/// The leaves of `doc` at `indices`.
+fn leaves_at<'d>(doc: &'d Document, indices: &'d [u32]) -> impl Iterator<Item = &'d Leaf> {
+    indices.iter().map(|&i| &doc.leaves[i as usize])
 }
 
 pub(super) fn into_bytes(mut s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {

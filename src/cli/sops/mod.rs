@@ -639,7 +639,7 @@ fn json_value(data: &str) -> Result<Zeroizing<String>> {
         let coffer::tree::Node::Map(entries) = &doc.root else {
             return false;
         };
-        matches!(entries.as_slice(), [e] if matches!(&e.value, coffer::tree::Node::Seq(items) if items.len() == 1))
+        matches!(&entries[..], [e] if matches!(&e.value, coffer::tree::Node::Seq(items) if items.len() == 1))
     };
     let ok = !data.trim().is_empty()
         && Format::Json

@@ -290,11 +290,8 @@ impl<'t> Parse<'t> {
                             .map_or(self.text.len(), |i| p + i + 1),
                     };
                     let root = match stack.pop() {
-                        Some(Frame::Map { mut entries, .. }) => {
-                            entries.shrink_to_fit();
-                            Node::Map(entries)
-                        }
-                        _ => Node::Map(Vec::new()),
+                        Some(Frame::Map { entries, .. }) => Node::Map(entries.into()),
+                        _ => Node::Map(Box::default()),
                     };
                     self.docs.push(Doc {
                         root,
@@ -428,14 +425,8 @@ impl<'t> Parse<'t> {
                         });
                     // A file of a million keys keeps no spare room in its collections.
                     let node = match stack.pop() {
-                        Some(Frame::Map { mut entries, .. }) => {
-                            entries.shrink_to_fit();
-                            Node::Map(entries)
-                        }
-                        Some(Frame::Seq { mut items, .. }) => {
-                            items.shrink_to_fit();
-                            Node::Seq(items)
-                        }
+                        Some(Frame::Map { entries, .. }) => Node::Map(entries.into()),
+                        Some(Frame::Seq { items, .. }) => Node::Seq(items.into()),
                         None => continue,
                     };
                     if let Some((anchor, container)) = anchored {
@@ -450,7 +441,7 @@ impl<'t> Parse<'t> {
                     if stack.is_empty() {
                         stack.push(match node {
                             Node::Map(entries) => Frame::Map {
-                                entries,
+                                entries: entries.into_vec(),
                                 key: None,
                                 container: 0,
                             },
@@ -561,7 +552,7 @@ impl<'t> Parse<'t> {
                 None => self.text.len(),
             };
             self.docs.push(Doc {
-                root: Node::Map(Vec::new()),
+                root: Node::Map(Box::default()),
                 meta: None,
                 end,
                 indent: 2,
