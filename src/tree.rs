@@ -33,16 +33,17 @@ pub enum Quote {
 pub struct Style {
     pub quote: Quote,
     /// Column of the key or `-` that owns the value (YAML block scalars indent from it);
-    /// 32 bits keep a leaf small (see [`column`]).
-    pub owner_col: u32,
+    /// 16 bits keep a leaf small (see [`column`]).
+    pub owner_col: u16,
     /// Inside a YAML flow collection, where block scalars are not allowed.
     pub flow: bool,
 }
 
-/// A column as [`Style::owner_col`] holds it. One past 4 GiB of a line saturates: the
-/// block scalar it places then does not read back, and the layout falls back.
-pub fn column(col: usize) -> u32 {
-    u32::try_from(col).unwrap_or(u32::MAX)
+/// A column as [`Style::owner_col`] holds it. Past 65,535 it saturates: a block scalar
+/// placed from there would be indented less than its owner, does not read back, and
+/// the layout falls back (the data kept, with a warning).
+pub fn column(col: usize) -> u16 {
+    u16::try_from(col).unwrap_or(u16::MAX)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -683,7 +684,7 @@ mod tests {
     /// Eight bytes more on either is 8 MB more for a file of a million values.
     #[test]
     fn a_leaf_and_an_entry_stay_small() {
-        assert_eq!(std::mem::size_of::<Leaf>(), 64);
+        assert_eq!(std::mem::size_of::<Leaf>(), 56);
         assert_eq!(std::mem::size_of::<Entry>(), 48);
         assert_eq!(std::mem::size_of::<Key>(), 8);
     }

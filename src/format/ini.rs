@@ -8,8 +8,8 @@ use zeroize::Zeroizing;
 use super::dotenv::lines;
 use super::{LeafText, Store};
 use crate::tree::{
-    own_value, Doc, Document, Entry, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
-    Value,
+    own_value, Doc, Document, Entry, Key, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType,
+    Style, Value,
 };
 
 pub struct IniStore;
@@ -22,20 +22,21 @@ impl Store for IniStore {
         let source = super::text(source)?;
         let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
-        let mut sections: Vec<(String, usize, usize, Vec<Entry>)> = Vec::new();
+        let mut sections: Vec<(Key, usize, usize, Vec<Entry>)> = Vec::new();
         // The entries of the last section (the one keys go to: a section twice is
         // refused), made at their size once it ends: grown by doubling, a section of
         // ten keys would keep room for sixteen.
         let mut entries: Vec<Entry> = Vec::new();
-        let end_section = |sections: &mut Vec<(String, usize, usize, Vec<Entry>)>,
+        let end_section = |sections: &mut Vec<(Key, usize, usize, Vec<Entry>)>,
                            entries: &mut Vec<Entry>| {
             if let Some(last) = sections.last_mut() {
                 last.3 = entries.drain(..).collect();
             }
         };
         // Where each section is in `sections`: a lookup per line, not a scan.
-        let mut section_at: std::collections::HashMap<String, usize> = Default::default();
-        let mut section = DEFAULT_SECTION.to_string();
+        let mut section_at: std::collections::HashMap<Key, usize> = Default::default();
+        // The section's name, made once for its entry and its values' paths.
+        let mut section = Key::from(DEFAULT_SECTION);
         let mut in_meta = false;
         let mut meta_items = Vec::new();
         let mut meta_start = None;
@@ -66,7 +67,7 @@ impl Store for IniStore {
                 let s = start + indent + 1 + (body.len() - body.trim_start().len());
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
-                    path: [names.key(&section)].into_iter().collect(),
+                    path: [section.clone()].into_iter().collect(),
                     span: s..start + line.len(),
                     ty: ScalarType::Comment,
                     own: None,
@@ -111,7 +112,7 @@ impl Store for IniStore {
                     meta_start = Some(start);
                 }
                 // sops keeps both as sections of one name, go-ini and coffer merge them.
-                if let Some(&first) = section_at.get(&name).filter(|_| !in_meta) {
+                if let Some(&first) = section_at.get(name.as_str()).filter(|_| !in_meta) {
                     return Err(super::SyntaxError::line(
                         line_no(text, start),
                         format!(
@@ -120,11 +121,11 @@ impl Store for IniStore {
                         ),
                     ));
                 }
-                section = name.clone();
+                section = names.key(&name);
                 if !in_meta {
-                    section_at.insert(name.clone(), sections.len());
+                    section_at.insert(section.clone(), sections.len());
                     end_section(&mut sections, &mut entries);
-                    sections.push((name, start, start + line.len(), Vec::new()));
+                    sections.push((section.clone(), start, start + line.len(), Vec::new()));
                 }
                 continue;
             }
@@ -142,7 +143,7 @@ impl Store for IniStore {
                 continue;
             }
             for c in pending_comments.drain(..) {
-                leaves[c].path = [names.key(&section)].into_iter().collect();
+                leaves[c].path = [section.clone()].into_iter().collect();
             }
             if !section_at.contains_key(&section) {
                 section_at.insert(section.clone(), sections.len());
@@ -153,7 +154,7 @@ impl Store for IniStore {
             let key = names.key(&key);
             leaves.push(Leaf {
                 kind: LeafKind::Value,
-                path: [names.key(&section), key.clone()].into_iter().collect(),
+                path: [section.clone(), key.clone()].into_iter().collect(),
                 span: value_start..vend,
                 ty: ScalarType::Str,
                 own,
@@ -168,7 +169,7 @@ impl Store for IniStore {
             if let Some(span) = comment {
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
-                    path: [names.key(&section)].into_iter().collect(),
+                    path: [section.clone()].into_iter().collect(),
                     own: None,
                     quoted: false,
                     span,
@@ -196,7 +197,7 @@ impl Store for IniStore {
             sections
                 .into_iter()
                 .map(|(key, at, end, e)| Entry {
-                    key: key.into(),
+                    key,
                     at,
                     end,
                     value: Node::Map(e.into()),

@@ -167,12 +167,20 @@ pub(super) fn splice_encrypted(
     // values are large (a binary file is one value of many megabytes). Each list holds
     // a leaf at most once: sized so, neither grows (a million values would leave half
     // again as much spare). Leaves by their index, half a pointer: more than 2^32
-    // leaves would not fit in memory.
+    // leaves would not fit in memory. The values hashed are most often the values
+    // encrypted: they have a list of their own only once they are not.
     let Ok(_) = u32::try_from(doc.leaves.len()) else {
         return Ok(Err(verify::Mismatch::Unplanned));
     };
-    let mut hashed: Vec<u32> = Vec::with_capacity(doc.leaves.len());
     let mut to_encrypt: Vec<u32> = Vec::with_capacity(doc.leaves.len());
+    let mut hashed: Option<Vec<u32>> = None;
+    let apart = |hashed: &mut Option<Vec<u32>>, to_encrypt: &[u32]| -> Vec<u32> {
+        hashed.take().unwrap_or_else(|| {
+            let mut apart = Vec::with_capacity(doc.leaves.len());
+            apart.extend_from_slice(to_encrypt);
+            apart
+        })
+    };
     let mut walk = rules.walk();
     for i in order(doc) {
         let leaf = &doc.leaves[i];
@@ -182,6 +190,7 @@ pub(super) fn splice_encrypted(
         if is_comment {
             // Encrypted as a value is, never hashed.
             if encrypt && !value.is_empty() {
+                hashed = Some(apart(&mut hashed, &to_encrypt));
                 to_encrypt.push(i as u32);
             }
             continue;
@@ -190,17 +199,24 @@ pub(super) fn splice_encrypted(
         match opening(leaf.ty, value, encrypt, false, md.mac_only_encrypted) {
             Opening::Null => {}
             Opening::Decrypt => {
-                hashed.push(i as u32);
+                if let Some(hashed) = &mut hashed {
+                    hashed.push(i as u32);
+                }
                 to_encrypt.push(i as u32);
             }
-            Opening::Keep(true) => hashed.push(i as u32),
+            Opening::Keep(true) => {
+                let mut apart = apart(&mut hashed, &to_encrypt);
+                apart.push(i as u32);
+                hashed = Some(apart);
+            }
             Opening::Keep(false) => {}
         }
     }
+    let hashed = hashed.as_deref().unwrap_or(&to_encrypt);
     let mac_only = md.mac_only_encrypted;
     let compute_mac = || {
         let mut mac = MacBuilder::new(mac_only);
-        for leaf in leaves_at(doc, &hashed) {
+        for leaf in leaves_at(doc, hashed) {
             mac.add(leaf.ty, leaf.value(&doc.text));
         }
         mac.finish()
@@ -226,7 +242,7 @@ pub(super) fn splice_encrypted(
     let Some(layout) = sealing.layout(&stand_in) else {
         return Ok(Err(verify::Mismatch::Overlap));
     };
-    let total: usize = leaves_at(doc, &hashed)
+    let total: usize = leaves_at(doc, hashed)
         .map(|l| l.value(&doc.text).len())
         .sum();
     let (mac, out) = if total >= 1 << 20 {

@@ -336,6 +336,18 @@ pub(super) fn metadata_twice_or_not_last_is_refused_on_read() {
     }
 }
 
+/// A block scalar whose owner stands past column 65,535, where a leaf's column
+/// saturates, keeps its layout: the column places new block scalars only, and what
+/// is placed wrong there does not read back, so it falls back, and says so.
+#[test]
+fn a_block_scalar_owned_past_the_columns_a_leaf_holds_keeps_its_layout() {
+    let pad = " ".repeat(70_000);
+    exact(
+        Format::Yaml,
+        &format!("a:\n{pad}b: |\n{pad}  one\n{pad}  two\n{pad}c: x\n"),
+    );
+}
+
 // ---- The check itself --------------------------------------------------------------------
 
 /// `good` (sops's YAML of `a: secret-a`, `b: …` and `c: {d: …}` in block style, whose
