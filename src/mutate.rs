@@ -246,7 +246,7 @@ pub fn set(
                 file: file.into(),
                 error,
             })?;
-        let out = bytes(splice(text, vec![(leaf.span.clone(), rendered)]));
+        let out = bytes(splice(text, vec![(leaf.span(), rendered)]));
         return checked(file, format, &doc, out, steps, Meant::Scalar(ty, &value));
     }
     let scalar = Value::Scalar(ty, value.clone());
@@ -521,7 +521,7 @@ fn clone_leaf(l: &crate::tree::Leaf) -> crate::tree::Leaf {
     crate::tree::Leaf {
         kind: l.kind,
         path: l.path.clone(),
-        span: l.span.clone(),
+        place: l.place,
         ty: l.ty,
         own: l.own.clone(),
         quoted: l.quoted,

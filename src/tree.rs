@@ -167,8 +167,9 @@ pub struct Leaf {
     /// The mapping keys leading to the value, as sops uses them for the additional
     /// data. For a comment, the path of the container it sits in.
     pub path: KeyPath,
-    /// Bytes of the source text this leaf's text occupies (for a comment: after the `#`).
-    pub span: Range<usize>,
+    /// Bytes of the source text this leaf's text occupies (for a comment: after the `#`):
+    /// see [`Leaf::span`].
+    pub place: Span,
     pub ty: ScalarType,
     /// The decoded scalar (plaintext, or an `ENC[...]` string in an encrypted file) when
     /// it is not the text of `span` as it stands; `None` when it is (plain scalars,
@@ -180,6 +181,32 @@ pub struct Leaf {
     /// quoted string without escapes), which spares a copy of each of those too.
     pub quoted: bool,
     pub style: Style,
+}
+
+/// Where a leaf or entry stands in its text, in two 32-bit offsets: each is 8 bytes smaller,
+/// and texts are under 4 GiB (`format::text` refuses larger ones). Were one not to be,
+/// an offset would saturate and what it places would not read back: the write is
+/// refused, never wrong.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl From<Range<usize>> for Span {
+    fn from(r: Range<usize>) -> Span {
+        let at = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        Span {
+            start: at(r.start),
+            end: at(r.end),
+        }
+    }
+}
+
+impl Span {
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
 }
 
 /// A leaf's value as stored ([`Leaf::own`], [`Leaf::quoted`]): nothing when `value` is
@@ -216,12 +243,20 @@ pub fn own_value<'v>(
 }
 
 impl Leaf {
+    /// Bytes of the source text this leaf's text occupies (for a comment: after the `#`).
+    pub fn span(&self) -> Range<usize> {
+        self.place.range()
+    }
+
     /// The decoded scalar, given the text the leaf was read from.
     pub fn value<'a>(&'a self, text: &'a str) -> &'a [u8] {
         match &self.own {
             Some(v) => v.as_slice(),
-            None if self.quoted => &text.as_bytes()[self.span.start + 1..self.span.end - 1],
-            None => &text.as_bytes()[self.span.clone()],
+            None if self.quoted => {
+                let span = self.span();
+                &text.as_bytes()[span.start + 1..span.end - 1]
+            }
+            None => &text.as_bytes()[self.span()],
         }
     }
 
@@ -279,11 +314,21 @@ pub enum Node {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub key: Key,
-    /// Byte offset of the key.
-    pub at: usize,
-    /// Byte offset just past the value.
-    pub end: usize,
+    /// From the key to just past the value (see [`Entry::at`], [`Entry::end`]).
+    pub place: Span,
     pub value: Node,
+}
+
+impl Entry {
+    /// Byte offset of the key.
+    pub fn at(&self) -> usize {
+        self.place.range().start
+    }
+
+    /// Byte offset just past the value.
+    pub fn end(&self) -> usize {
+        self.place.range().end
+    }
 }
 
 impl Node {
@@ -297,8 +342,8 @@ impl Node {
     /// The end of the last leaf under this node.
     pub fn end(&self, leaves: &[Leaf]) -> usize {
         match self {
-            Node::Leaf(i) => leaves[*i].span.end,
-            Node::Map(e) => e.last().map_or(0, |e| e.end),
+            Node::Leaf(i) => leaves[*i].span().end,
+            Node::Map(e) => e.last().map_or(0, |e| e.end()),
             Node::Seq(items) => items.last().map_or(0, |n| n.end(leaves)),
         }
     }
@@ -570,8 +615,8 @@ impl Document {
     /// Where `node` starts in the text: its first key or value.
     pub fn node_start(&self, node: &Node) -> Option<usize> {
         match node {
-            Node::Leaf(i) => Some(self.leaves[*i].span.start),
-            Node::Map(e) => e.first().map(|e| e.at),
+            Node::Leaf(i) => Some(self.leaves[*i].span().start),
+            Node::Map(e) => e.first().map(|e| e.at()),
             Node::Seq(items) => items.first().and_then(|n| self.node_start(n)),
         }
     }
@@ -581,7 +626,7 @@ impl Document {
         let mut idx: Vec<usize> = (0..self.leaves.len())
             .filter(|&i| self.leaves[i].kind == LeafKind::Comment)
             .collect();
-        idx.sort_by_key(|&i| self.leaves[i].span.start);
+        idx.sort_by_key(|&i| self.leaves[i].span().start);
         idx
     }
 
@@ -614,7 +659,7 @@ mod tests {
             let leaf = Leaf {
                 kind: LeafKind::Value,
                 path: KeyPath::default(),
-                span,
+                place: span.into(),
                 ty: ScalarType::Str,
                 own,
                 quoted: q,
@@ -669,7 +714,7 @@ mod tests {
             let leaf = Leaf {
                 kind: LeafKind::Value,
                 path: keys.iter().copied().collect(),
-                span: 0..0,
+                place: (0..0).into(),
                 ty: ScalarType::Str,
                 own: None,
                 quoted: false,
@@ -684,9 +729,24 @@ mod tests {
     /// Eight bytes more on either is 8 MB more for a file of a million values.
     #[test]
     fn a_leaf_and_an_entry_stay_small() {
-        assert_eq!(std::mem::size_of::<Leaf>(), 56);
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
+        assert_eq!(std::mem::size_of::<Leaf>(), 48);
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
         assert_eq!(std::mem::size_of::<Key>(), 8);
+    }
+
+    /// Offsets are 32 bits: a text they cannot reach is refused before it is read, with
+    /// a way out; one they can is read.
+    #[test]
+    fn a_text_past_32_bit_offsets_is_refused_before_it_is_read() {
+        let last = u32::MAX as usize;
+        assert!(crate::format::too_long(last).is_ok());
+        let refused = crate::format::too_long(last + 1).expect_err("refused");
+        assert!(
+            refused.to_string().contains("--input-type binary"),
+            "{refused}"
+        );
+        let span = Span::from(7..last);
+        assert_eq!(span.range(), 7..last);
     }
 
     /// Keys met again are shared; different names never are, even in one slot.

@@ -125,7 +125,7 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
     let leaf = Leaf {
         kind: LeafKind::Value,
         path: [key].into_iter().collect(),
-        span: value_at..value_at + 2,
+        place: (value_at..value_at + 2).into(),
         ty: ScalarType::Str,
         own: Some(Box::new(content)),
         quoted: false,
@@ -138,8 +138,7 @@ pub fn document_under(key: &str, content: Zeroizing<Vec<u8>>) -> Document {
         root: Node::Map(
             vec![Entry {
                 key: key.into(),
-                at: 3,
-                end: value_at + 2,
+                place: (3..value_at + 2).into(),
                 value: Node::Leaf(0),
             }]
             .into(),

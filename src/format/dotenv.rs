@@ -148,7 +148,7 @@ impl Store for DotenvStore {
                     leaves.push(Leaf {
                         kind: LeafKind::Comment,
                         path: KeyPath::default(),
-                        span,
+                        place: span.into(),
                         ty: ScalarType::Comment,
                         own: None,
                         quoted: false,
@@ -184,7 +184,7 @@ impl Store for DotenvStore {
                 path: [key.clone()].into_iter().collect(),
                 own,
                 quoted,
-                span: value,
+                place: value.into(),
                 ty: ScalarType::Str,
                 style: Style {
                     quote: Quote::Raw,
@@ -193,8 +193,7 @@ impl Store for DotenvStore {
             });
             entries.push(Entry {
                 key,
-                at: line.start,
-                end: line.end,
+                place: line.into(),
                 value: Node::Leaf(leaves.len() - 1),
             });
         }
@@ -272,7 +271,7 @@ impl Store for DotenvStore {
         let mut comments = super::CommentLines::new(doc, "#");
         if let Some(Node::Map(entries)) = doc.docs.first().map(|d| &d.root) {
             for e in entries {
-                comments.before(&mut out, e.at, value)?;
+                comments.before(&mut out, e.at(), value)?;
                 let Node::Leaf(i) = e.value else {
                     return Err(super::WriteError::NotAScalar(e.key.to_string()));
                 };

@@ -59,7 +59,7 @@ pub(crate) fn block_col(text: &str, at: usize) -> Result<usize, NoEdit> {
 /// Removing entry `idx` of a mapping laid out one entry per line (its lines go).
 pub(crate) fn remove_entry_lines(doc: &Document, entries: &[Entry], idx: usize) -> Edit {
     let e = &entries[idx];
-    (whole_lines(&doc.text, e.at, e.end), String::new())
+    (whole_lines(&doc.text, e.at(), e.end()), String::new())
 }
 
 /// `KEY{sep}VALUE` on a line of its own after `last` (dotenv, INI: text only, a line
@@ -75,7 +75,7 @@ pub(crate) fn insert_line(
         return Err(NoEdit::NoTrees);
     };
     let line = format!("{key}{sep}{}\n", v.replace('\n', "\\n"));
-    Ok(line_after(&doc.text, last.end, line))
+    Ok(line_after(&doc.text, last.end(), line))
 }
 
 /// A new `line` (ending in a line break) after the line holding `after`.

@@ -22,12 +22,12 @@ impl Store for IniStore {
         let source = super::text(source)?;
         let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
-        let mut sections: Vec<(Key, usize, usize, Vec<Entry>)> = Vec::new();
+        let mut sections: Vec<(Key, usize, usize, Box<[Entry]>)> = Vec::new();
         // The entries of the last section (the one keys go to: a section twice is
         // refused), made at their size once it ends: grown by doubling, a section of
         // ten keys would keep room for sixteen.
         let mut entries: Vec<Entry> = Vec::new();
-        let end_section = |sections: &mut Vec<(Key, usize, usize, Vec<Entry>)>,
+        let end_section = |sections: &mut Vec<(Key, usize, usize, Box<[Entry]>)>,
                            entries: &mut Vec<Entry>| {
             if let Some(last) = sections.last_mut() {
                 last.3 = entries.drain(..).collect();
@@ -68,7 +68,7 @@ impl Store for IniStore {
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
                     path: [section.clone()].into_iter().collect(),
-                    span: s..start + line.len(),
+                    place: (s..start + line.len()).into(),
                     ty: ScalarType::Comment,
                     own: None,
                     quoted: false,
@@ -125,7 +125,7 @@ impl Store for IniStore {
                 if !in_meta {
                     section_at.insert(section.clone(), sections.len());
                     end_section(&mut sections, &mut entries);
-                    sections.push((section.clone(), start, start + line.len(), Vec::new()));
+                    sections.push((section.clone(), start, start + line.len(), Box::default()));
                 }
                 continue;
             }
@@ -148,14 +148,14 @@ impl Store for IniStore {
             if !section_at.contains_key(&section) {
                 section_at.insert(section.clone(), sections.len());
                 end_section(&mut sections, &mut entries);
-                sections.push((section.clone(), start, start, Vec::new()));
+                sections.push((section.clone(), start, start, Box::default()));
             }
             let (own, quoted) = own_value(text, &(value_start..vend), value);
             let key = names.key(&key);
             leaves.push(Leaf {
                 kind: LeafKind::Value,
                 path: [section.clone(), key.clone()].into_iter().collect(),
-                span: value_start..vend,
+                place: (value_start..vend).into(),
                 ty: ScalarType::Str,
                 own,
                 quoted,
@@ -172,7 +172,7 @@ impl Store for IniStore {
                     path: [section.clone()].into_iter().collect(),
                     own: None,
                     quoted: false,
-                    span,
+                    place: span.into(),
                     ty: ScalarType::Comment,
                     style: Style::default(),
                 });
@@ -180,8 +180,7 @@ impl Store for IniStore {
             sections[section_at[&section]].2 = vend;
             entries.push(Entry {
                 key,
-                at: start + indent,
-                end: vend,
+                place: (start + indent..vend).into(),
                 value: Node::Leaf(idx),
             });
         }
@@ -198,9 +197,8 @@ impl Store for IniStore {
                 .into_iter()
                 .map(|(key, at, end, e)| Entry {
                     key,
-                    at,
-                    end,
-                    value: Node::Map(e.into()),
+                    place: (at..end).into(),
+                    value: Node::Map(e),
                 })
                 .collect(),
         );
@@ -227,7 +225,7 @@ impl Store for IniStore {
         ty: ScalarType,
         value: &str,
     ) -> Result<String, super::WriteError> {
-        let quote = quote_around(&doc.text, &leaf.span);
+        let quote = quote_around(&doc.text, &leaf.span());
         // Between `"""` or backticks, a value may run over lines that do not hold the
         // quote (go-ini ends the value at the last quote of the first line holding one).
         let held = |q: &str| {
@@ -277,7 +275,7 @@ impl Store for IniStore {
         let mut comments = super::CommentLines::new(doc, "; ");
         if let Some(Node::Map(sections)) = doc.docs.first().map(|d| &d.root) {
             for (n, s) in sections.iter().enumerate() {
-                comments.before(&mut out, s.at, value)?;
+                comments.before(&mut out, s.at(), value)?;
                 let Node::Map(entries) = &s.value else {
                     return Err(super::WriteError::NotASection(s.key.to_string()));
                 };
@@ -285,7 +283,7 @@ impl Store for IniStore {
                     out.push_str(&format!("[{}]\n", s.key));
                 }
                 for e in entries {
-                    comments.before(&mut out, e.at, value)?;
+                    comments.before(&mut out, e.at(), value)?;
                     let Node::Leaf(i) = e.value else {
                         return Err(super::WriteError::NotAScalar(format!(
                             "{}:{}",

@@ -267,8 +267,7 @@ impl<'t> P<'t> {
                         match v {
                             Parsed::Node(n) => self.entries.push(Entry {
                                 key,
-                                at,
-                                end: self.pos,
+                                place: (at..self.pos).into(),
                                 value: n,
                             }),
                             Parsed::Meta(m) => meta_entries.push((key.to_string(), m)),
@@ -369,7 +368,7 @@ impl<'t> P<'t> {
             path: path.iter().cloned().collect(),
             own,
             quoted,
-            span,
+            place: span.into(),
             ty,
             style: Style {
                 quote,
@@ -387,6 +386,9 @@ impl JsonStore {
         &self,
         source: Zeroizing<String>,
     ) -> Result<Document, (super::SyntaxError, Zeroizing<String>)> {
+        if let Err(e) = super::too_long(source.len()) {
+            return Err((e, source));
+        }
         match parse_parts(&source) {
             Ok((leaves, doc)) => Ok(Document {
                 text: source,
@@ -456,8 +458,7 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
             match v {
                 Parsed::Node(n) => entries.push(Entry {
                     key,
-                    at: key_start,
-                    end: value_end,
+                    place: (key_start..value_end).into(),
                     value: n,
                 }),
                 Parsed::Meta(m) => {
@@ -559,7 +560,7 @@ impl Store for JsonStore {
             Some(u) => format!("\n{u}"),
             // One-line JSON: copy the spacing between the first two members, if any.
             None => match &d.root {
-                Node::Map(e) if e.len() > 1 => text[e[0].end..e[1].at].replace(',', ""),
+                Node::Map(e) if e.len() > 1 => text[e[0].end()..e[1].at()].replace(',', ""),
                 _ => {
                     let after = &text[open + 1..];
                     after[..after.len() - after.trim_start().len()].to_string()
@@ -585,7 +586,7 @@ impl Store for JsonStore {
         key: &str,
         tree: &Value,
     ) -> Result<super::edit::Edit, super::edit::NoEdit> {
-        Ok((e.at..e.end, member(key, tree)))
+        Ok((e.at()..e.end(), member(key, tree)))
     }
 
     fn insert_entry(
@@ -595,14 +596,17 @@ impl Store for JsonStore {
         key: &str,
         value: &Value,
     ) -> Result<super::edit::Edit, super::edit::NoEdit> {
-        let before = &doc.text[..last.at];
+        let before = &doc.text[..last.at()];
         // The spacing before the last key (a line break and indentation, or a space when
         // the mapping's first key follows its `{` directly).
         let lead = match &before[before.trim_end().len()..] {
             "" => " ",
             lead => lead,
         };
-        Ok((last.end..last.end, format!(",{lead}{}", member(key, value))))
+        Ok((
+            last.end()..last.end(),
+            format!(",{lead}{}", member(key, value)),
+        ))
     }
 
     fn remove_entry(
@@ -614,12 +618,12 @@ impl Store for JsonStore {
         let e = &entries[idx];
         // The member and one comma: the one before it, else the one after it.
         let range = if idx > 0 {
-            entries[idx - 1].end..e.end
+            entries[idx - 1].end()..e.end()
         } else if let Some(next) = entries.get(1) {
-            e.at..next.at
+            e.at()..next.at()
         } else {
-            let before = &doc.text[..e.at];
-            before.trim_end().len()..e.end
+            let before = &doc.text[..e.at()];
+            before.trim_end().len()..e.end()
         };
         Ok((range, String::new()))
     }
@@ -695,10 +699,10 @@ fn bounds(text: &str, doc: &Document, node: &Node) -> Option<(usize, usize)> {
         (b.get(p) == Some(&close)).then_some(p + 1)
     };
     match node {
-        Node::Leaf(i) => Some((doc.leaves[*i].span.start, doc.leaves[*i].span.end)),
+        Node::Leaf(i) => Some((doc.leaves[*i].span().start, doc.leaves[*i].span().end)),
         Node::Map(entries) => {
             let (first, last) = (entries.first()?, entries.last()?);
-            Some((back(first.at, b'{')?, forward(last.end, b'}')?))
+            Some((back(first.at(), b'{')?, forward(last.end(), b'}')?))
         }
         Node::Seq(items) => {
             let first = bounds(text, doc, items.first()?)?.0;

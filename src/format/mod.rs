@@ -237,7 +237,7 @@ fn duplicate_key(doc: &crate::tree::Document) -> Option<SyntaxError> {
                             At::Index(i) => Step::Index(i),
                         })
                         .collect();
-                    *found = Some((steps, first.at, second.at));
+                    *found = Some((steps, first.at(), second.at()));
                     return;
                 }
                 for e in entries {
@@ -283,6 +283,7 @@ fn conflict_marker(bytes: &[u8]) -> Option<usize> {
 
 /// The bytes of a text format as a string; the bytes are wiped either way.
 pub(crate) fn text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, SyntaxError> {
+    too_long(bytes.len())?;
     match String::from_utf8(std::mem::take(&mut *bytes)) {
         Ok(s) => Ok(Zeroizing::new(s)),
         Err(e) => {
@@ -293,6 +294,16 @@ pub(crate) fn text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, S
             )))
         }
     }
+}
+
+/// A text is read with 32-bit offsets (`tree::Span`): one of 4 GiB or more is refused.
+pub(crate) fn too_long(len: usize) -> Result<(), SyntaxError> {
+    if u32::try_from(len).is_ok() {
+        return Ok(());
+    }
+    Err(SyntaxError::from(
+        "a text file of 4 GiB or more is not supported; use --input-type binary".to_string(),
+    ))
 }
 
 /// Every sops file names its metadata; most plaintext does not, which spares a parse.
@@ -492,7 +503,7 @@ impl<'d> CommentLines<'d> {
         while let Some(&i) = self
             .order
             .peek()
-            .filter(|&&i| self.doc.leaves[i].span.start < before)
+            .filter(|&&i| self.doc.leaves[i].span().start < before)
         {
             self.order.next();
             out.push_str(self.lead);
@@ -519,7 +530,7 @@ pub(crate) mod table {
             .parse(Zeroizing::new(text.as_bytes().to_vec()))
             .unwrap_or_else(|e| panic!("{text:?}: {e}"));
         let mut idx: Vec<usize> = (0..doc.leaves.len()).collect();
-        idx.sort_by_key(|&i| doc.leaves[i].span.start);
+        idx.sort_by_key(|&i| doc.leaves[i].span().start);
         idx.iter()
             .map(|&i| {
                 let l = &doc.leaves[i];
@@ -550,7 +561,7 @@ pub(crate) mod table {
             .map(|l| {
                 let v = l.value_str(&doc.text).expect("text");
                 let r = store.render_plain(&doc, l, l.ty, v).expect("renders");
-                (l.span.clone(), r)
+                (l.span(), r)
             })
             .collect();
         crate::tree::splice(&doc.text, edits).to_string()

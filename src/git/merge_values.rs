@@ -194,7 +194,7 @@ fn lines_of(doc: &Document, steps: &[Step]) -> Option<(usize, usize)> {
         return None;
     };
     let e = entries.iter().find(|e| *e.key == **key)?;
-    let start = doc.text[..e.at].rfind('\n').map_or(0, |i| i + 1);
-    let end = crate::tree::line_end_after(&doc.text, e.end.max(e.at));
+    let start = doc.text[..e.at()].rfind('\n').map_or(0, |i| i + 1);
+    let end = crate::tree::line_end_after(&doc.text, e.end().max(e.at()));
     Some((start, end))
 }

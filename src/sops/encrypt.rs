@@ -75,8 +75,8 @@ pub(super) fn round_trip_note(file: &str, doc: &Document, at: usize) -> String {
     let owner = doc
         .leaves
         .iter()
-        .filter(|l| l.span.start <= at && at < l.span.end)
-        .map(|l| l.span.start)
+        .filter(|l| l.span().start <= at && at < l.span().end)
+        .map(|l| l.span().start)
         .min();
     let line = doc.line_of(at);
     let construct = owner
@@ -140,7 +140,7 @@ pub(super) fn reserved_keys(file: &str, doc: &Document) -> Result<()> {
                     file: file.to_string(),
                     what: format!(
                         "the key `sops` (line {}) is reserved for the encryption metadata; rename it",
-                        doc.line_of(e.at)
+                        doc.line_of(e.at())
                     ),
                 });
             }
@@ -355,7 +355,7 @@ impl Sealing<'_> {
             Some(())
         };
         for (i, leaf) in leaves_at(self.doc, self.leaves).enumerate() {
-            let start = leaf.span.start;
+            let start = leaf.span().start;
             while let Some((at, s)) = pending.next_if(|(at, _)| *at < start) {
                 insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
             }
@@ -372,7 +372,7 @@ impl Sealing<'_> {
             while let Some((at, s)) = pending.next_if(|(at, _)| *at == start) {
                 insert(&mut layout, &mut pos, &mut out, *at, s.len())?;
             }
-            let span = &leaf.span;
+            let span = leaf.span();
             (start >= pos && start <= span.end && span.end <= text.len()).then_some(())?;
             out += start - pos + self.sealed_len(leaf);
             pos = span.end;
@@ -461,7 +461,7 @@ impl Sealing<'_> {
                 fits
             };
         for leaf in leaves_at(self.doc, leaves) {
-            while let Some(&insert) = inserts.next_if(|(i, ..)| *i <= leaf.span.start) {
+            while let Some(&insert) = inserts.next_if(|(i, ..)| *i <= leaf.span().start) {
                 if !room_for(out, &mut at, &mut pos, insert) {
                     return false;
                 }
@@ -479,12 +479,12 @@ impl Sealing<'_> {
                 )
             });
             scratch.push_str(close);
-            if !put(out, &mut at, &text[pos..leaf.span.start])
+            if !put(out, &mut at, &text[pos..leaf.span().start])
                 || !put(out, &mut at, scratch.as_bytes())
             {
                 return false;
             }
-            pos = leaf.span.end;
+            pos = leaf.span().end;
         }
         for &insert in inserts {
             if !room_for(out, &mut at, &mut pos, insert) {

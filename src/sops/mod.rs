@@ -99,7 +99,7 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
 /// Document order: values and comments sorted by where they stand.
 fn order(doc: &Document) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..doc.leaves.len()).collect();
-    idx.sort_by_key(|&i| doc.leaves[i].span.start);
+    idx.sort_by_key(|&i| doc.leaves[i].span().start);
     idx
 }
 

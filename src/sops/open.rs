@@ -210,7 +210,7 @@ pub fn clear_parts(file: &str, doc: &Document, meta: &Metadata) -> Result<Clear>
             continue;
         }
         if is_comment {
-            clear.comment_lines.push(doc.line_of(leaf.span.start));
+            clear.comment_lines.push(doc.line_of(leaf.span().start));
         } else {
             clear.values.push(display_path(&leaf.path));
         }
@@ -388,7 +388,7 @@ pub(super) fn open_inner(
         // As sops warns: the rules encrypt comments, and this one was typed in after.
         warnings.push(format!(
             "{file}: possibly unencrypted comment at line {}",
-            doc.line_of(doc.leaves[i].span.start)
+            doc.line_of(doc.leaves[i].span().start)
         ));
     }
     check_mac(file, &key, &meta, &mac.finish(), ignore_mac, &mut warnings)?;

@@ -168,17 +168,17 @@ impl Opened {
         };
         let mut pos = 0;
         loop {
-            let next_leaf = leaves.peek().map(|&i| &self.doc.leaves[i].span);
+            let next_leaf = leaves.peek().map(|&i| self.doc.leaves[i].span());
             let meta_first = match (next_leaf, metas.peek()) {
                 (Some(l), Some(m)) => (m.start, m.end) < (l.start, l.end),
                 (None, Some(_)) => true,
                 (_, None) => false,
             };
             let (range, leaf) = if meta_first {
-                (metas.next(), None)
+                (metas.next().cloned(), None)
             } else {
                 let i = leaves.next();
-                (i.map(|i| &self.doc.leaves[i].span), i)
+                (i.map(|i| self.doc.leaves[i].span()), i)
             };
             let Some(range) = range else {
                 break;
@@ -225,7 +225,7 @@ impl Opened {
                 .store()
                 .render_plain(&self.doc, leaf, ty, text)
                 .map_err(unwritable)?;
-            edits.push((leaf.span.clone(), rendered));
+            edits.push((leaf.span(), rendered));
         }
         for d in &self.doc.docs {
             if let Some((_, spans)) = &d.meta {

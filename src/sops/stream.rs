@@ -117,7 +117,7 @@ fn frame(md: &Metadata) -> (String, String) {
     let text = crate::tree::splice(
         &doc.text,
         vec![
-            (leaf.span.clone(), format!("{open}{marker}{close}")),
+            (leaf.span(), format!("{open}{marker}{close}")),
             (at..at, meta),
         ],
     );

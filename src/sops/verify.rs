@@ -148,7 +148,7 @@ impl Places<'_> {
             Node::Map(entries) => {
                 for e in entries {
                     self.path.push(Step::Key(e.key.to_string()));
-                    self.push(Some(e.at));
+                    self.push(Some(e.at()));
                     self.node(&e.value);
                     self.path.pop();
                 }
@@ -258,7 +258,7 @@ impl<'d> Content<'d> {
                 let line = doc
                     .comments()
                     .get(k)
-                    .map(|&i| doc.line_of(doc.leaves[i].span.start))
+                    .map(|&i| doc.line_of(doc.leaves[i].span().start))
                     .unwrap_or_default();
                 return Some(format!("the comment at line {line} reads differently"));
             }
@@ -487,7 +487,7 @@ pub(super) fn whole(
             .map_err(|e| Mismatch::DoesNotOpen(Box::new(e)))?;
     if let Some(&i) = opened.clear_comments.first() {
         return Err(Mismatch::ClearComment(
-            opened.doc.line_of(opened.doc.leaves[i].span.start),
+            opened.doc.line_of(opened.doc.leaves[i].span().start),
         ));
     }
     let got = Content::of(&opened.doc, |i| opened.typed(i));

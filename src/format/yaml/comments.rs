@@ -30,7 +30,7 @@ impl Parse<'_> {
             self.leaves.push(Leaf {
                 kind: LeafKind::Comment,
                 path,
-                span: start + 1..end,
+                place: (start + 1..end).into(),
                 ty: ScalarType::Comment,
                 own: None,
                 quoted: false,

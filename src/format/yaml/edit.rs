@@ -20,11 +20,11 @@ pub(super) fn replace_entry(
     tree: &Value,
 ) -> Result<Edit, NoEdit> {
     let text = doc.text.as_str();
-    let col = block_col(text, e.at)?;
-    let end = line_end_after(text, e.end.max(e.at));
+    let col = block_col(text, e.at())?;
+    let end = line_end_after(text, e.end().max(e.at()));
     let mut lines = String::new();
     yaml_entry(&mut lines, key, tree, col, unit(doc));
-    let range = line_start(text, e.at)..end;
+    let range = line_start(text, e.at())..end;
     // The entry's last line had no line break (the end of the file).
     if !text[range.clone()].ends_with('\n') {
         lines.pop();
@@ -40,15 +40,15 @@ pub(super) fn insert_entry(
     value: &Value,
 ) -> Result<Edit, NoEdit> {
     let text = doc.text.as_str();
-    let col = block_col(text, last.at)?;
+    let col = block_col(text, last.at())?;
     let lines = match value {
         // A scalar as `set` writes one in place: quoted only where it must be.
         Value::Scalar(ty, v) => {
-            let at = line_end_after(text, last.end);
+            let at = line_end_after(text, last.end());
             let leaf = Leaf {
                 kind: LeafKind::Value,
                 path: KeyPath::default(),
-                span: at..at,
+                place: (at..at).into(),
                 ty: *ty,
                 own: Some(Box::new(Zeroizing::new(Vec::new()))),
                 quoted: false,
@@ -71,11 +71,11 @@ pub(super) fn insert_entry(
             lines
         }
     };
-    Ok(line_after(text, last.end, lines))
+    Ok(line_after(text, last.end(), lines))
 }
 
 pub(super) fn remove_entry(doc: &Document, entries: &[Entry], idx: usize) -> Result<Edit, NoEdit> {
-    block_col(&doc.text, entries[idx].at)?;
+    block_col(&doc.text, entries[idx].at())?;
     Ok(crate::format::edit::remove_entry_lines(doc, entries, idx))
 }
 

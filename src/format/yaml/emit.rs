@@ -63,7 +63,7 @@ pub(super) struct BlockHeader<'t> {
 impl<'t> BlockHeader<'t> {
     pub(super) fn of(doc: &'t Document, leaf: &Leaf) -> Option<BlockHeader<'t>> {
         let text = doc.text.as_str();
-        let region = text.get(leaf.span.clone())?;
+        let region = text.get(leaf.span())?;
         let header_end = region.find('\n')?;
         let header = region[..header_end].trim_end();
         if !matches!(header, "|" | "|-" | "|+" | ">" | ">-" | ">+") {
@@ -366,7 +366,7 @@ impl Canonical<'_, '_> {
     pub(super) fn flush(&mut self, pos: usize, indent: usize) {
         while let Some(&i) = self.comments.get(self.next) {
             let leaf = &self.doc.leaves[i];
-            if leaf.span.start >= pos {
+            if leaf.span().start >= pos {
                 break;
             }
             self.next += 1;
@@ -393,7 +393,7 @@ impl Canonical<'_, '_> {
         indent: usize,
     ) -> Result<(), crate::format::WriteError> {
         for e in entries {
-            self.flush(e.at, indent);
+            self.flush(e.at(), indent);
             self.out.push_str(&" ".repeat(indent));
             self.out.push_str(&yaml_key(&e.key));
             self.out.push(':');

@@ -231,8 +231,8 @@ impl Store for YamlStore {
         // At the column of the document's keys: a block root mapping may be indented.
         let col = match &d.root {
             Node::Map(entries) => entries.first().map_or(0, |e| {
-                let line_start = text[..e.at].rfind('\n').map_or(0, |i| i + 1);
-                let before = &text[line_start..e.at];
+                let line_start = text[..e.at()].rfind('\n').map_or(0, |i| i + 1);
+                let before = &text[line_start..e.at()];
                 if before.bytes().all(|b| b == b' ') {
                     before.len()
                 } else {

@@ -538,7 +538,7 @@ impl<'t> Parse<'t> {
                         let path = self.leaves[idx].path.clone();
                         self.anchors.insert(anchor, (Node::Leaf(idx), path));
                     }
-                    let end = self.leaves[idx].span.end;
+                    let end = self.leaves[idx].span().end;
                     last_content_end = last_content_end.max(end);
                     attach(&mut stack, Node::Leaf(idx), end);
                 }
@@ -586,7 +586,7 @@ impl<'t> Parse<'t> {
                 let copy = Leaf {
                     kind: l.kind,
                     path,
-                    span: l.span.clone(),
+                    place: l.place,
                     ty: l.ty,
                     own: l.own.clone(),
                     quoted: l.quoted,
@@ -601,8 +601,7 @@ impl<'t> Parse<'t> {
                     .map(|e| {
                         Ok(Entry {
                             key: e.key.clone(),
-                            at: e.at,
-                            end: e.end,
+                            place: e.place,
                             value: self.copy_node(&e.value, base, target)?,
                         })
                     })
@@ -712,7 +711,7 @@ impl<'t> Parse<'t> {
         self.leaves.push(Leaf {
             kind: LeafKind::Comment,
             path: self.containers[container].path.clone(),
-            span: dash..range.end,
+            place: (dash..range.end).into(),
             ty: ScalarType::Comment,
             own: Some(Box::new(Zeroizing::new(value.as_bytes().to_vec()))),
             quoted: false,
@@ -814,8 +813,7 @@ pub(super) fn attach(stack: &mut [Frame], node: Node, end: usize) {
             let (key, at) = key.take().unwrap_or_default();
             entries.push(Entry {
                 key,
-                at,
-                end,
+                place: (at..end).into(),
                 value: node,
             });
         }

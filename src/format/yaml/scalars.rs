@@ -121,7 +121,7 @@ impl Parse<'_> {
             path,
             own,
             quoted,
-            span: span_range,
+            place: span_range.into(),
             ty,
             style: Style {
                 quote,

@@ -187,7 +187,7 @@ mod tests {
                         "{:?} {:?} {:?} {:?} {:?} {:?}\n",
                         l.kind,
                         &*l.path,
-                        l.span,
+                        l.span(),
                         l.ty,
                         String::from_utf8_lossy(l.value(&doc.text)),
                         l.style
