@@ -675,11 +675,6 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
     };
     let (a, b) = (value("a"), value("b"));
     let mac = value("mac");
-    let flipped = |s: &str, at: usize| {
-        let mut v = s.as_bytes().to_vec();
-        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
-        String::from_utf8(v).expect("ASCII")
-    };
     let data_at = good.find(&a).expect("a") + 25;
     let mut cases = broken_by_a_writer(&good, &a, &b);
     cases.extend([
@@ -701,10 +696,36 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
         ("the metadata before a key", format!("{}z: 1\n", good)),
         ("a comment added", good.replacen("\nb: ", "\n# b\nb: ", 1)),
     ]);
+    walked_refuses_all(Format::Yaml, &doc, &good, cases);
+}
+
+/// `text` of `format` parsed and encrypted, as the walked check is given it.
+fn sealed(format: Format, text: &str) -> (Document, String) {
+    let doc = parse("t", format, text.as_bytes().to_vec()).expect("parses");
+    let sealed = encrypt_document(format, "t", &doc, &key(), &mut metadata()).expect("encrypts");
+    (doc, String::from_utf8(sealed.bytes.to_vec()).expect("text"))
+}
+
+/// Whether the walked check takes `text`'s output, with the bytes asked for and not.
+fn walked_takes(format: Format, text: &str) -> (bool, bool) {
+    let (doc, output) = sealed(format, text);
+    let said = walked_matches_whole(format, &doc, output.as_bytes());
+    (said[0].is_some(), said[1].is_some())
+}
+
+/// `s` with its byte at `at` changed (to `A`, or `B` for an `A`).
+fn flipped(s: &str, at: usize) -> String {
+    let mut v = s.as_bytes().to_vec();
+    v[at] = if v[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(v).expect("ASCII")
+}
+
+/// None of `cases` (what a broken writer did to `good`) passes the walked check.
+fn walked_refuses_all(format: Format, doc: &Document, good: &str, cases: Vec<(&str, String)>) {
     for (what, broken) in cases {
         assert!(broken != good, "{what}: the case changes nothing");
         assert_eq!(
-            walked_matches_whole(Format::Yaml, &doc, broken.as_bytes()),
+            walked_matches_whole(format, doc, broken.as_bytes()),
             [None, None],
             "{what} passed the walked check:\n{broken}"
         );
@@ -716,17 +737,7 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
 /// write, is the whole check's.
 #[test]
 fn the_walked_check_takes_plain_json_and_nothing_amiss() {
-    let seal = |text: &str| {
-        let doc = parse("t", Format::Json, text.as_bytes().to_vec()).expect("parses");
-        let sealed =
-            encrypt_document(Format::Json, "t", &doc, &key(), &mut metadata()).expect("encrypts");
-        (doc, sealed.bytes)
-    };
-    let taken = |text: &str| {
-        let (doc, bytes) = seal(text);
-        let said = walked_matches_whole(Format::Json, &doc, &bytes);
-        (said[0].is_some(), said[1].is_some())
-    };
+    let taken = |text: &str| walked_takes(Format::Json, text);
     for text in [
         "{\"a\": 1, \"b\": {\"c\": \"x\", \"d\": [true, null, 1.5, \"y\"]}, \"e_unencrypted\": \"clear\"}",
         "{\n\t\"a\": {},\n\t\"b\": [],\n\t\"c\": [[1], {\"d\": \"\"}]\n}\n",
@@ -747,8 +758,7 @@ fn the_walked_check_takes_plain_json_and_nothing_amiss() {
     assert_eq!(taken("{\"a\": \"x\\/y\"}"), (false, true));
 
     let text = "{\n  \"a\": \"secret-a\",\n  \"b\": \"secret-b\",\n  \"c\": {\"d\": 1, \"e\": [\"secret-e\"]}\n}\n";
-    let (doc, good) = seal(text);
-    let good = String::from_utf8(good.to_vec()).expect("text");
+    let (doc, good) = sealed(Format::Json, text);
     assert_eq!(
         walked_matches_whole(Format::Json, &doc, good.as_bytes()),
         [Some(None), Some(None)]
@@ -758,15 +768,10 @@ fn the_walked_check_takes_plain_json_and_nothing_amiss() {
         good[at..at + good[at..].find('"').expect("end")].to_string()
     };
     let (a, b, mac) = (value("a"), value("b"), value("mac"));
-    let flipped = |s: &str, at: usize| {
-        let mut v = s.as_bytes().to_vec();
-        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
-        String::from_utf8(v).expect("ASCII")
-    };
     let meta_at = good.find(",\n  \"sops\"").expect("metadata");
     let (body, meta) = good.split_at(meta_at);
     let member = &meta[1..meta.len() - 3];
-    let cases = [
+    let cases = vec![
         ("a value left in clear", good.replacen(&a, "secret-a", 1)),
         (
             "values swapped",
@@ -814,31 +819,14 @@ fn the_walked_check_takes_plain_json_and_nothing_amiss() {
             good.replacen("\"sops\":", "\"sop\\u0073\":", 1),
         ),
     ];
-    for (what, broken) in cases {
-        assert!(broken != good, "{what}: the case changes nothing");
-        assert_eq!(
-            walked_matches_whole(Format::Json, &doc, broken.as_bytes()),
-            [None, None],
-            "{what} passed the walked check:\n{broken}"
-        );
-    }
+    walked_refuses_all(Format::Json, &doc, &good, cases);
 }
 
 /// sops's dotenv without comments is checked walked too; anything else, or anything a
 /// broken writer might write, is the whole check's.
 #[test]
 fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
-    let seal = |text: &str| {
-        let doc = parse("t", Format::Dotenv, text.as_bytes().to_vec()).expect("parses");
-        let sealed =
-            encrypt_document(Format::Dotenv, "t", &doc, &key(), &mut metadata()).expect("encrypts");
-        (doc, sealed.bytes)
-    };
-    let taken = |text: &str| {
-        let (doc, bytes) = seal(text);
-        let said = walked_matches_whole(Format::Dotenv, &doc, &bytes);
-        (said[0].is_some(), said[1].is_some())
-    };
+    let taken = |text: &str| walked_takes(Format::Dotenv, text);
     for text in [
         "A=1\nB=two words\n\nC=\nD_unencrypted=clear\n",
         "A=line\\nbreak\r\nB= x \r\n",
@@ -850,8 +838,7 @@ fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
     assert_eq!(taken("# note\nA=1\n"), (false, false));
 
     let text = "A=secret-a\nB=secret-b\nC=secret-c\n";
-    let (doc, good) = seal(text);
-    let good = String::from_utf8(good.to_vec()).expect("text");
+    let (doc, good) = sealed(Format::Dotenv, text);
     assert_eq!(
         walked_matches_whole(Format::Dotenv, &doc, good.as_bytes()),
         [Some(None), Some(None)]
@@ -864,13 +851,8 @@ fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
         line[key.len() + 1..].to_string()
     };
     let (a, b, mac) = (value("A"), value("B"), value("sops_mac"));
-    let flipped = |s: &str, at: usize| {
-        let mut v = s.as_bytes().to_vec();
-        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
-        String::from_utf8(v).expect("ASCII")
-    };
     let meta_at = good.find("sops_").expect("metadata");
-    let cases = [
+    let cases = vec![
         ("a value left in clear", good.replacen(&a, "secret-a", 1)),
         (
             "values swapped",
@@ -911,31 +893,14 @@ fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
             good.replacen("\nsops_mac=", "\n\nsops_mac=", 1),
         ),
     ];
-    for (what, broken) in cases {
-        assert!(broken != good, "{what}: the case changes nothing");
-        assert_eq!(
-            walked_matches_whole(Format::Dotenv, &doc, broken.as_bytes()),
-            [None, None],
-            "{what} passed the walked check:\n{broken}"
-        );
-    }
+    walked_refuses_all(Format::Dotenv, &doc, &good, cases);
 }
 
 /// sops's INI without comments or quoted values over lines is checked walked too; anything
 /// else, or anything a broken writer might write, is the whole check's.
 #[test]
 fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
-    let seal = |text: &str| {
-        let doc = parse("t", Format::Ini, text.as_bytes().to_vec()).expect("parses");
-        let sealed =
-            encrypt_document(Format::Ini, "t", &doc, &key(), &mut metadata()).expect("encrypts");
-        (doc, sealed.bytes)
-    };
-    let taken = |text: &str| {
-        let (doc, bytes) = seal(text);
-        let said = walked_matches_whole(Format::Ini, &doc, &bytes);
-        (said[0].is_some(), said[1].is_some())
-    };
+    let taken = |text: &str| walked_takes(Format::Ini, text);
     for text in [
         "top = 1\n[a]\nx = one\ny: two\n\n[b]\n[c]\n  z = \" three \"\nw=' four'\n",
         "[a]\r\nx = 1\r\nk_unencrypted = clear\r\n",
@@ -958,8 +923,7 @@ fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
     assert_eq!(taken("[a]\nx = one \\\n  two\n"), (false, true));
 
     let text = "[a]\nx = secret-x\ny = secret-y\n[b]\nz = secret-z\n";
-    let (doc, good) = seal(text);
-    let good = String::from_utf8(good.to_vec()).expect("text");
+    let (doc, good) = sealed(Format::Ini, text);
     assert_eq!(
         walked_matches_whole(Format::Ini, &doc, good.as_bytes()),
         [Some(None), Some(None)]
@@ -972,13 +936,8 @@ fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
         line[line.find("= ").expect("=") + 2..].to_string()
     };
     let (x, y, mac) = (value("x"), value("y"), value("mac"));
-    let flipped = |s: &str, at: usize| {
-        let mut v = s.as_bytes().to_vec();
-        v[at] = if v[at] == b'A' { b'B' } else { b'A' };
-        String::from_utf8(v).expect("ASCII")
-    };
     let meta_at = good.find("[sops]").expect("metadata");
-    let cases = [
+    let cases = vec![
         ("a value left in clear", good.replacen(&x, "secret-x", 1)),
         (
             "values swapped",
@@ -1021,14 +980,7 @@ fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
         ),
         ("the metadata twice", format!("{good}{}", &good[meta_at..])),
     ];
-    for (what, broken) in cases {
-        assert!(broken != good, "{what}: the case changes nothing");
-        assert_eq!(
-            walked_matches_whole(Format::Ini, &doc, broken.as_bytes()),
-            [None, None],
-            "{what} passed the walked check:\n{broken}"
-        );
-    }
+    walked_refuses_all(Format::Ini, &doc, &good, cases);
 }
 
 /// The output is sized before anything is encrypted: each value's length is known from
