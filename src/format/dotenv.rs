@@ -88,8 +88,8 @@ pub(crate) fn read_lines(
 
 /// sops's dotenv output read as it is walked, for the check of an encryption: the
 /// metadata lines that end it (from `meta_at`, found by [`metadata_lines`]) passed over,
-/// what the rest holds to `seen` in order, as the reader makes it. Only the plainest is
-/// taken (no comment); `None` for anything else, and the whole reader runs.
+/// what the rest holds (comments too) to `seen` in order, as the reader makes it.
+/// `None` when `seen` gives up, or a line is not the reader's.
 pub(crate) fn walk_encrypted<'t>(
     text: &'t str,
     meta_at: usize,
@@ -100,8 +100,13 @@ pub(crate) fn walk_encrypted<'t>(
     seen(Seen::Opens(true))?;
     let mut len = 0;
     for line in read_lines(text.get(..meta_at)?) {
-        let Line::Value { key, value, .. } = line.ok()? else {
-            return None;
+        let (key, value) = match line.ok()? {
+            Line::Value { key, value, .. } => (key, value),
+            Line::Comment(span) => {
+                seen(Seen::Comment(&text[span.clone()], span))?;
+                continue;
+            }
+            Line::Meta { .. } => return None,
         };
         seen(Seen::Key(key))?;
         let stored = match unescaped(&text[value.clone()]) {

@@ -37,6 +37,9 @@ pub(crate) enum Seen<'t> {
         crate::tree::Quote,
         std::ops::Range<usize>,
     ),
+    /// A comment: its text (after the `#`) and where that stands, in the collection
+    /// open.
+    Comment(&'t str, std::ops::Range<usize>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -66,6 +66,8 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
             }
             Seen::Key(key) => items.push(Item::Key(key)),
             Seen::Scalar(ty, value, ..) => items.push(Item::Scalar(ty, value)),
+            // The walk finds none: they are found by their own scan, below.
+            Seen::Comment(..) => return None,
         }
         Some(())
     })?;

@@ -822,22 +822,22 @@ fn the_walked_check_takes_plain_json_and_nothing_amiss() {
     walked_refuses_all(Format::Json, &doc, &good, cases);
 }
 
-/// sops's dotenv without comments is checked walked too; anything else, or anything a
-/// broken writer might write, is the whole check's.
+/// sops's dotenv is checked walked too, comments and all; anything a broken writer might
+/// write is the whole check's.
 #[test]
-fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
+fn the_walked_check_takes_dotenv_and_nothing_amiss() {
     let taken = |text: &str| walked_takes(Format::Dotenv, text);
     for text in [
         "A=1\nB=two words\n\nC=\nD_unencrypted=clear\n",
         "A=line\\nbreak\r\nB= x \r\n",
         "A=no final break",
         "",
+        "# note\nA=1\n#\n#  spaced  \n# last",
     ] {
         assert_eq!(taken(text), (true, true), "{text:?}");
     }
-    assert_eq!(taken("# note\nA=1\n"), (false, false));
 
-    let text = "A=secret-a\nB=secret-b\nC=secret-c\n";
+    let text = "# head\nA=secret-a\nB=secret-b\n# between\nC=secret-c\n";
     let (doc, good) = sealed(Format::Dotenv, text);
     assert_eq!(
         walked_matches_whole(Format::Dotenv, &doc, good.as_bytes()),
@@ -852,7 +852,38 @@ fn the_walked_check_takes_dotenv_without_comments_and_nothing_amiss() {
     };
     let (a, b, mac) = (value("A"), value("B"), value("sops_mac"));
     let meta_at = good.find("sops_").expect("metadata");
+    let comment = |n: usize| {
+        good.lines()
+            .filter(|l| l.starts_with("#ENC["))
+            .nth(n)
+            .expect("comment")
+            .to_string()
+    };
+    let (head, between) = (comment(0), comment(1));
     let cases = vec![
+        ("a comment left in clear", good.replacen(&head, "# head", 1)),
+        (
+            "a comment dropped",
+            good.replacen(&format!("{between}\n"), "", 1),
+        ),
+        (
+            "comments swapped",
+            good.replacen(&head, "X", 1)
+                .replacen(&between, &head, 1)
+                .replacen("X", &between, 1),
+        ),
+        (
+            "a comment's data",
+            flipped(&good, good.find(&between).expect("comment") + 26),
+        ),
+        (
+            "a comment as a value",
+            good.replacen(
+                &format!("{between}\n"),
+                &format!("D={}\n", &between[1..]),
+                1,
+            ),
+        ),
         ("a value left in clear", good.replacen(&a, "secret-a", 1)),
         (
             "values swapped",

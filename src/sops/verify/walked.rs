@@ -29,8 +29,9 @@ pub(in crate::sops) fn encrypted(
     expected: &Content,
     byte_for_byte: bool,
 ) -> Option<Option<usize>> {
-    let source = expected.doc;
-    if source.docs.len() != 1 || !source.comments().is_empty() {
+    // Each reading takes comments only where it can place them as the whole reader
+    // does (dotenv's), and declines the others.
+    if expected.doc.docs.len() != 1 {
         return None;
     }
     let text = std::str::from_utf8(text).ok()?;
@@ -94,7 +95,12 @@ pub(in crate::sops) fn encrypted(
             check.run(
                 &meta,
                 |seen| dotenv::walk_encrypted(text, meta_at, seen).map(|()| removed),
-                |ty, value, _| (ty != ScalarType::Comment).then(|| value.replace('\n', "\\n")),
+                |ty, value, _| {
+                    Some(match ty {
+                        ScalarType::Comment => value.replace('\n', " "),
+                        _ => value.replace('\n', "\\n"),
+                    })
+                },
             )
         }
         Format::Ini => {
@@ -151,6 +157,8 @@ impl<'a> Check<'a, '_> {
             aads: String::new(),
         };
         let mut mine = self.expected.items();
+        let comments = self.expected.doc.comments();
+        let mut comments = comments.iter().map(|&i| (self.expected.value)(i).1);
         // The keys over the next value; for each open collection, how many were over it
         // and how many items it was meant to hold.
         let mut keys: Vec<&str> = Vec::new();
@@ -183,11 +191,18 @@ impl<'a> Check<'a, '_> {
                     let encrypted = rules.next(&keys, None);
                     values.push(meant, ty, stored, quote, span, encrypted, &keys)?;
                 }
+                Seen::Comment(stored, span) => {
+                    let meant = Item::Scalar(ScalarType::Comment, comments.next()?);
+                    // Authenticated with its container's path, as opening tries first.
+                    let &(over, _) = open.last()?;
+                    let encrypted = rules.next(&keys[..over], Some(stored));
+                    values.comment(meant, stored, span, encrypted, &keys[..over])?;
+                }
             }
             Some(())
         })?;
         values.flush()?;
-        if mine.next().is_some() || !open.is_empty() {
+        if mine.next().is_some() || comments.next().is_some() || !open.is_empty() {
             return None;
         }
         let mut warnings = Vec::new();
@@ -211,6 +226,8 @@ struct Value<'d, 't> {
     aad: Option<Range<usize>>,
     /// Whether the MAC covers it.
     hashed: bool,
+    /// A comment (`meant` is its text, as a scalar of type comment).
+    comment: bool,
 }
 
 /// The values met and not yet checked: decrypted a block at a time on every core, then
@@ -245,9 +262,7 @@ impl<'d, 't> Values<'d, 't, '_> {
             if stored.len() >= cipher::LARGE || std::str::from_utf8(&stored).is_err() {
                 return None;
             }
-            let start = self.aads.len();
-            with_aad(keys.iter().copied(), |aad| self.aads.push_str(aad));
-            Some(start..self.aads.len())
+            Some(self.aad(keys))
         } else {
             // A value in clear that looks encrypted is read otherwise by the whole
             // reader (a sequence item may be a comment).
@@ -264,7 +279,51 @@ impl<'d, 't> Values<'d, 't, '_> {
             span,
             aad,
             hashed: matches!(how, Opening::Decrypt | Opening::Keep(true)),
+            comment: false,
         });
+        self.pushed()
+    }
+
+    /// A comment met, `encrypted` when the rules encrypt it: as opening decides it.
+    fn comment(
+        &mut self,
+        meant: Item<'d>,
+        stored: &'t str,
+        span: Range<usize>,
+        encrypted: bool,
+        keys: &[&str],
+    ) -> Option<()> {
+        // An empty comment has nothing to encrypt; one the rules encrypt, in clear, is
+        // the whole check's to name.
+        let aad = if encrypted && !stored.is_empty() {
+            if !cipher::is_encrypted(stored) {
+                return None;
+            }
+            Some(self.aad(keys))
+        } else {
+            None
+        };
+        self.block.push(Value {
+            meant,
+            ty: ScalarType::Comment,
+            stored: Cow::Borrowed(stored.as_bytes()),
+            quote: Quote::Raw,
+            span,
+            aad,
+            hashed: false,
+            comment: true,
+        });
+        self.pushed()
+    }
+
+    /// The additional data for `keys`, kept for the block's decryption.
+    fn aad(&mut self, keys: &[&str]) -> Range<usize> {
+        let start = self.aads.len();
+        with_aad(keys.iter().copied(), |aad| self.aads.push_str(aad));
+        start..self.aads.len()
+    }
+
+    fn pushed(&mut self) -> Option<()> {
         if self.block.len() == Self::BLOCK {
             self.flush()?;
         }
@@ -283,9 +342,15 @@ impl<'d, 't> Values<'d, 't, '_> {
         for (v, opened) in block.into_iter().zip(opened) {
             let (ty, plain) = match (&v.aad, &opened) {
                 (Some(_), Some((ty, bytes))) => {
-                    self.mac.add(*ty, bytes);
-                    if *ty == ScalarType::Comment || !crate::scalar::valid_typed(*ty, bytes) {
-                        return None;
+                    // A comment is never hashed, and decrypts to a comment; a value to
+                    // a value of its type.
+                    if v.comment {
+                        (*ty == ScalarType::Comment).then_some(())?;
+                    } else {
+                        self.mac.add(*ty, bytes);
+                        if *ty == ScalarType::Comment || !crate::scalar::valid_typed(*ty, bytes) {
+                            return None;
+                        }
                     }
                     if let Some(same) = &mut self.same {
                         same.value(&v.span, *ty, std::str::from_utf8(bytes).ok()?, v.quote)?;
