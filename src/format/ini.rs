@@ -414,9 +414,9 @@ pub(crate) fn metadata_section(text: &str) -> Option<(usize, Range<usize>)> {
 
 /// sops's INI output read as it is walked, for the check of an encryption: what it holds
 /// before the metadata section at `meta_at`, to `seen` in order, as the reader makes it
-/// (sections as mappings of the root, keys before any header in `DEFAULT`). Only the
-/// plainest is taken: no comment, no value in `"""` or backticks or over lines; `None`
-/// for anything else, and the whole reader runs.
+/// (sections as mappings of the root, keys before any header in `DEFAULT`, comments in
+/// the section they belong to). No value in `"""` or backticks or over lines is taken;
+/// `None` for those, and the whole reader runs.
 pub(crate) fn walk_encrypted<'t>(
     text: &'t str,
     meta_at: usize,
@@ -428,6 +428,14 @@ pub(crate) fn walk_encrypted<'t>(
     let mut sections: Vec<&str> = Vec::new();
     // The keys of the section open, if one is.
     let mut open: Option<usize> = None;
+    // Comments on lines of their own belong to the section of what follows them (as
+    // go-ini attaches them): told once that is known, in the section they belong to.
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    let tell = |seen: &mut dyn FnMut(Seen<'t>) -> Option<()>, pending: &mut Vec<Range<usize>>| {
+        pending
+            .drain(..)
+            .try_for_each(|span| seen(Seen::Comment(&text[span.clone()], span)))
+    };
     for (start, raw) in lines(text.get(..meta_at)?) {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = line.trim_start();
@@ -435,8 +443,10 @@ pub(crate) fn walk_encrypted<'t>(
         if trimmed.is_empty() {
             continue;
         }
-        if trimmed.starts_with([';', '#']) {
-            return None;
+        if let Some(body) = trimmed.strip_prefix([';', '#']) {
+            let at = start + indent + 1 + (body.len() - body.trim_start().len());
+            pending.push(at..start + line.len());
+            continue;
         }
         if let Some(rest) = trimmed.strip_prefix('[') {
             let name = rest.split_once(']')?.0.trim();
@@ -449,6 +459,7 @@ pub(crate) fn walk_encrypted<'t>(
             sections.push(name);
             seen(Seen::Key(name))?;
             seen(Seen::Opens(true))?;
+            tell(&mut seen, &mut pending)?;
             open = Some(0);
             continue;
         }
@@ -459,9 +470,6 @@ pub(crate) fn walk_encrypted<'t>(
             return None;
         };
         let read = go_ini_value(value);
-        if read.comment.is_some() {
-            return None;
-        }
         let span = value_at + read.value.start..value_at + read.value.end;
         let quote = match quote_around(text, &span) {
             None => Quote::Raw,
@@ -479,10 +487,22 @@ pub(crate) fn walk_encrypted<'t>(
             }
         };
         *keys += 1;
+        tell(&mut seen, &mut pending)?;
         seen(Seen::Key(key))?;
         let stored = std::borrow::Cow::Borrowed(text[span.clone()].as_bytes());
         seen(Seen::Scalar(ScalarType::Str, stored, quote, span))?;
+        // What follows a `;` or `#` in the value is a comment after it.
+        if let Some(c) = read.comment {
+            let c = value_at + c.start..value_at + c.end;
+            seen(Seen::Comment(&text[c.clone()], c))?;
+        }
     }
+    // Comments after the last line that holds anything stay in the section open; with
+    // none open, the reader gives them `DEFAULT`, which this walk has no place for.
+    if !pending.is_empty() && open.is_none() {
+        return None;
+    }
+    tell(&mut seen, &mut pending)?;
     if let Some(keys) = open {
         seen(Seen::Ends(keys))?;
     }

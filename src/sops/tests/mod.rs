@@ -927,8 +927,8 @@ fn the_walked_check_takes_dotenv_and_nothing_amiss() {
     walked_refuses_all(Format::Dotenv, &doc, &good, cases);
 }
 
-/// sops's INI without comments or quoted values over lines is checked walked too; anything
-/// else, or anything a broken writer might write, is the whole check's.
+/// sops's INI is checked walked too, comments in the section they belong to; values in
+/// `"""` or backticks, and anything a broken writer might write, are the whole check's.
 #[test]
 fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
     let taken = |text: &str| walked_takes(Format::Ini, text);
@@ -937,13 +937,16 @@ fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
         "[a]\r\nx = 1\r\nk_unencrypted = clear\r\n",
         "[a]\nx = no final break",
         "",
+        "; head\n# hash\n[a]\n  ;  indented  \nx = 1 ; after\ny = 2 #\n;\n[b]\nz = 3\n; last\n",
+        "; before any section\ntop = 1\n",
     ] {
         assert_eq!(taken(text), (true, true), "{text:?}");
     }
-    // Comments, values in `"""` or backticks, values over lines: the whole check's.
+    // Values in `"""` or backticks, and comments with no section to go to: the whole
+    // check's.
     for text in [
-        "; note\n[a]\nx = 1\n",
-        "[a]\nx = 1 ; note\n",
+        "x = `a;b`\n; last\n",
+        "; only a comment\n",
         "[a]\nx = `a;b`\n",
         "[a]\nx = \"\"\"one\ntwo\"\"\"\n",
     ] {
@@ -953,7 +956,7 @@ fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
     // which the whole check places.
     assert_eq!(taken("[a]\nx = one \\\n  two\n"), (false, true));
 
-    let text = "[a]\nx = secret-x\ny = secret-y\n[b]\nz = secret-z\n";
+    let text = "; head\n[a]\nx = secret-x\ny = secret-y ; after\n[b]\nz = secret-z\n";
     let (doc, good) = sealed(Format::Ini, text);
     assert_eq!(
         walked_matches_whole(Format::Ini, &doc, good.as_bytes()),
@@ -968,7 +971,29 @@ fn the_walked_check_takes_plain_ini_and_nothing_amiss() {
     };
     let (x, y, mac) = (value("x"), value("y"), value("mac"));
     let meta_at = good.find("[sops]").expect("metadata");
+    let comments: Vec<String> = good
+        .lines()
+        .filter_map(|l| l.find("; ENC[").map(|at| l[at + 2..].to_string()))
+        .collect();
+    let (head, after) = (&comments[0], &comments[1]);
     let cases = vec![
+        ("a comment left in clear", good.replacen(head, "head", 1)),
+        (
+            "comments swapped",
+            good.replacen(head, "X", 1)
+                .replacen(after, head, 1)
+                .replacen("X", after, 1),
+        ),
+        (
+            "a comment dropped",
+            good.replacen(&format!(" ; {after}"), "", 1),
+        ),
+        (
+            "a comment moved to another section",
+            good.replacen(&format!("; {head}\n[a]"), &format!("[a]\n; {head}"), 1)
+                .replacen("\n[b]\n", &format!("\n; {head}\n[b]\n"), 1)
+                .replacen(&format!("[a]\n; {head}\n"), "[a]\n", 1),
+        ),
         ("a value left in clear", good.replacen(&x, "secret-x", 1)),
         (
             "values swapped",

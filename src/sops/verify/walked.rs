@@ -1,11 +1,12 @@
 //! The check of an encrypted output, read as it is walked rather than into a document:
-//! the plainest output of YAML (what `format::yaml::lite` reads, without comments), JSON
-//! (no escapes outside the ciphertexts), dotenv and INI (no comments, no values over lines) is compared item by
-//! item with what was meant, each value decrypted as it is met, the MAC hashed in
-//! order. A file of a million values would otherwise be held a second time, as a
-//! document and its decrypted values, beside the source's. Whatever this reading does
-//! not take, or finds amiss, goes to the whole check, which says what is wrong; so this
-//! one only ever says yes, and only where the whole check says yes.
+//! the plainest output of YAML (what `format::yaml::lite` reads, without comments),
+//! JSON (no escapes outside the ciphertexts), dotenv and INI (comments too; no INI value
+//! in `"""` or backticks) is compared item by item with what was meant, each value
+//! decrypted as it is met, the MAC hashed in order. A file of a million values would
+//! otherwise be held a second time, as a document and its decrypted values, beside the
+//! source's. Whatever this reading does not take, or finds amiss, goes to the whole
+//! check, which says what is wrong; so this one only ever says yes, and only where the
+//! whole check says yes.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -30,7 +31,7 @@ pub(in crate::sops) fn encrypted(
     byte_for_byte: bool,
 ) -> Option<Option<usize>> {
     // Each reading takes comments only where it can place them as the whole reader
-    // does (dotenv's), and declines the others.
+    // does (dotenv's and INI's), and declines the others.
     if expected.doc.docs.len() != 1 {
         return None;
     }
