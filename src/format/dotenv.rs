@@ -119,6 +119,15 @@ pub(crate) fn walk_encrypted<'t>(
     seen(Seen::Ends(len))
 }
 
+/// A value as a decryption writes it in place: `\n` for a line break (a comment's
+/// becomes a space).
+pub(crate) fn render(ty: ScalarType, value: &str) -> String {
+    match ty {
+        ScalarType::Comment => value.replace('\n', " "),
+        _ => value.replace('\n', "\\n"),
+    }
+}
+
 /// The metadata lines that end `text` (`sops_` lines, none blank between them): where
 /// they start, and the span the reader removes with them (the line break before them
 /// too when the last has none: they were written after it). `None` when there are none.
@@ -237,10 +246,7 @@ impl Store for DotenvStore {
         ty: ScalarType,
         value: &str,
     ) -> Result<String, super::WriteError> {
-        Ok(match ty {
-            ScalarType::Comment => value.replace('\n', " "),
-            _ => value.replace('\n', "\\n"),
-        })
+        Ok(render(ty, value))
     }
 
     fn enc_quotes(&self, _doc: &Document, _leaf: &Leaf) -> (String, &'static str) {

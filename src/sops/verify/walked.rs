@@ -30,8 +30,8 @@ pub(in crate::sops) fn encrypted(
     expected: &Content,
     byte_for_byte: bool,
 ) -> Option<Option<usize>> {
-    // Each reading takes comments only where it can place them as the whole reader
-    // does (dotenv's and INI's), and declines the others.
+    // One document (several are the whole check's). Comments are taken only where a
+    // reading places them as the whole reader does (dotenv's and INI's).
     if expected.doc.docs.len() != 1 {
         return None;
     }
@@ -96,12 +96,7 @@ pub(in crate::sops) fn encrypted(
             check.run(
                 &meta,
                 |seen| dotenv::walk_encrypted(text, meta_at, seen).map(|()| removed),
-                |ty, value, _| {
-                    Some(match ty {
-                        ScalarType::Comment => value.replace('\n', " "),
-                        _ => value.replace('\n', "\\n"),
-                    })
-                },
+                |ty, value, _| Some(dotenv::render(ty, value)),
             )
         }
         Format::Ini => {
