@@ -492,17 +492,27 @@ pub fn decrypt(
 /// The type tag is outside what AES-GCM authenticates, and sops's MAC hashes `"7"`
 /// the same whether it is a string or an int. coffer's IVs are derived from the type,
 /// so a value coffer wrote whose IV is the one for *another* type had its tag changed.
-/// (Files sops wrote have random IVs, which match no type.)
+/// (Files sops wrote have random IVs, which match no type.) Only the types the
+/// plaintext is a value of are tried: coffer writes no other, and each try is an HMAC,
+/// paid for every value of a file sops wrote.
 fn type_changed(key: &DataKey, aad: &str, ty: &str, plaintext: &[u8], iv: &[u8]) -> bool {
-    const TYPES: [&str; 7] = ["str", "int", "float", "bool", "bytes", "time", "comment"];
+    const TYPES: [ScalarType; 7] = [
+        ScalarType::Str,
+        ScalarType::Int,
+        ScalarType::Float,
+        ScalarType::Bool,
+        ScalarType::Bytes,
+        ScalarType::Time,
+        ScalarType::Comment,
+    ];
     // Large values are strings or whole files, whose tags a reader checks by parsing.
     if iv.len() != 32 || plaintext.len() > 4096 || derive_iv(key, aad, ty, plaintext) == iv {
         return false;
     }
     TYPES
-        .iter()
-        .filter(|t| **t != ty)
-        .any(|t| derive_iv(key, aad, t, plaintext) == iv)
+        .into_iter()
+        .filter(|t| t.sops_name() != ty && crate::scalar::valid_typed(*t, plaintext))
+        .any(|t| derive_iv(key, aad, t.sops_name(), plaintext) == iv)
 }
 
 fn open<N: ArrayLength<u8>>(

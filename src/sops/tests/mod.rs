@@ -313,6 +313,24 @@ pub(super) fn a_changed_type_tag_and_a_value_that_is_no_value_of_its_type_fail()
             "{plain}: {err}"
         );
     }
+    // And back: values written typed, retagged as strings or bytes (only the types a
+    // plaintext is a value of are tried, and each of these is its own).
+    for (yaml, from, to) in [
+        ("a: 7\n", "int", "str"),
+        ("a: 1.5\n", "float", "bytes"),
+        ("a: true\n", "bool", "str"),
+        ("a: 2024-01-02T03:04:05Z\n", "time", "str"),
+    ] {
+        let t = trip(Format::Yaml, yaml.as_bytes());
+        let text = String::from_utf8(t.encrypted).expect("text");
+        assert!(text.contains(&format!("type:{from}]")), "{text}");
+        let retyped = text.replacen(&format!("type:{from}]"), &format!("type:{to}]"), 1);
+        let err = open(&retyped, true);
+        assert!(
+            err.to_string().contains("its type tag was changed"),
+            "{yaml}: {err}"
+        );
+    }
     // A value whose plaintext is no value of its type (written so by hand).
     let t = trip(Format::Yaml, b"a: 1\n");
     let text = String::from_utf8(t.encrypted).expect("text");
