@@ -134,7 +134,8 @@ pub(crate) fn render(ty: ScalarType, value: &str) -> String {
 pub(crate) fn metadata_lines(text: &str) -> Option<(usize, Range<usize>)> {
     let mut at = text.len();
     while at > 0 {
-        let start = text[..at - 1].rfind('\n').map_or(0, |i| i + 1);
+        // By bytes: the last line may end in a character of several.
+        let start = memchr::memrchr(b'\n', &text.as_bytes()[..at - 1]).map_or(0, |i| i + 1);
         if !text[start..].starts_with(PREFIX) {
             break;
         }
@@ -344,6 +345,17 @@ fn unescaped(value: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::super::table::check;
     use super::*;
+
+    /// The metadata lines that end a text are found from its end, by bytes: a text
+    /// that ends in a character of several bytes is no metadata, and no panic.
+    #[test]
+    fn metadata_lines_are_found_from_the_end() {
+        assert_eq!(metadata_lines("A=1\nsops_x=1\n"), Some((4, 4..13)));
+        assert_eq!(metadata_lines("A=1\nsops_x=1"), Some((4, 3..12)));
+        assert_eq!(metadata_lines("sops_x=1\nA=1\n"), None);
+        assert_eq!(metadata_lines("A=é"), None);
+        assert_eq!(metadata_lines("sops_x=é"), Some((0, 0..9)));
+    }
 
     #[test]
     fn constructs() {
