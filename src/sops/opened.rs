@@ -161,11 +161,7 @@ impl Opened {
             .collect();
         metas.sort_by_key(|r| (r.start, r.end));
         let mut metas = metas.into_iter().peekable();
-        let mut same = Prefix {
-            want,
-            at: 0,
-            differs: None,
-        };
+        let mut same = Prefix::new(want);
         let mut pos = 0;
         loop {
             let next_leaf = leaves.peek().map(|&i| self.doc.leaves[i].span());
@@ -202,7 +198,7 @@ impl Opened {
             pos = range.end;
         }
         same.take(&text[pos..]);
-        same.differs.or((same.at < want.len()).then_some(same.at))
+        same.first_difference()
     }
 
     /// Every decrypted value put back where its ciphertext stood; metadata removed. The
@@ -480,7 +476,8 @@ pub(super) fn converted(
 }
 
 /// A text made piece by piece, compared with `want` as it is: where it first differs.
-struct Prefix<'w> {
+/// Shared by `first_difference` and the walked check (`verify::walked`).
+pub(in crate::sops) struct Prefix<'w> {
     want: &'w [u8],
     /// How much has been made, and found the same.
     at: usize,
@@ -488,20 +485,38 @@ struct Prefix<'w> {
     differs: Option<usize>,
 }
 
-impl Prefix<'_> {
-    /// The next piece; a text longer than `want` differs where `want` ends.
-    fn take(&mut self, piece: &[u8]) {
+impl<'w> Prefix<'w> {
+    pub(in crate::sops) fn new(want: &'w [u8]) -> Self {
+        Prefix {
+            want,
+            at: 0,
+            differs: None,
+        }
+    }
+
+    /// The next piece; a text longer than `want` differs where `want` ends. `false`
+    /// once the text has differed.
+    pub(in crate::sops) fn take(&mut self, piece: &[u8]) -> bool {
         if self.differs.is_some() {
-            return;
+            return false;
         }
         let rest = self.want.get(self.at..).unwrap_or_default();
         let n = piece.len().min(rest.len());
-        if let Some(k) = piece[..n].iter().zip(&rest[..n]).position(|(a, b)| a != b) {
-            self.differs = Some(self.at + k);
+        if piece[..n] != rest[..n] {
+            let k = piece[..n].iter().zip(&rest[..n]).position(|(a, b)| a != b);
+            self.differs = Some(self.at + k.unwrap_or(n));
         } else if piece.len() > rest.len() {
             self.differs = Some(self.want.len());
         } else {
             self.at += piece.len();
         }
+        self.differs.is_none()
+    }
+
+    /// Where the text made so far first differs from `want`, if anywhere (a text that
+    /// stops short differs where it stops).
+    pub(in crate::sops) fn first_difference(&self) -> Option<usize> {
+        self.differs
+            .or((self.at < self.want.len()).then_some(self.at))
     }
 }

@@ -15,6 +15,7 @@ use super::{differs, Compare, Content, Item};
 use crate::cipher::{self, DataKey, MacBuilder};
 use crate::format::yaml::{lite_encrypted, render_value};
 use crate::format::{dotenv, ini, json, Format, Seen};
+use crate::sops::opened::Prefix;
 use crate::sops::{opening, Opening};
 use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
 
@@ -143,9 +144,8 @@ impl<'a> Check<'a, '_> {
             json: self.json,
             // The decryption compared with the source as it is made, when asked.
             same: self.byte_for_byte.then_some(Pieces {
-                want: self.expected.doc.text.as_bytes(),
+                same: Prefix::new(self.expected.doc.text.as_bytes()),
                 got: self.text,
-                want_at: 0,
                 got_at: 0,
                 render: &render,
             }),
@@ -396,9 +396,8 @@ fn metadata_alone(
 /// A decryption compared with the source's bytes as it is made, piece by piece: the
 /// text between values as it stands, each decrypted value as a decryption writes it.
 struct Pieces<'a, 'r> {
-    want: &'a [u8],
+    same: Prefix<'a>,
     got: &'a str,
-    want_at: usize,
     got_at: usize,
     /// A value as a decryption writes it in place.
     render: &'r dyn Fn(ScalarType, &str, Quote) -> Option<String>,
@@ -428,13 +427,10 @@ impl Pieces<'_, '_> {
         self.take(before.as_bytes())?;
         let after = self.got.get(meta.end..)?;
         self.take(after.as_bytes())?;
-        (self.want_at == self.want.len()).then_some(())
+        self.same.first_difference().is_none().then_some(())
     }
 
     fn take(&mut self, piece: &[u8]) -> Option<()> {
-        let end = self.want_at + piece.len();
-        (self.want.get(self.want_at..end)? == piece).then_some(())?;
-        self.want_at = end;
-        Some(())
+        self.same.take(piece).then_some(())
     }
 }
