@@ -496,20 +496,11 @@ pub fn decrypt(
 /// plaintext is a value of are tried: coffer writes no other, and each try is an HMAC,
 /// paid for every value of a file sops wrote.
 fn type_changed(key: &DataKey, aad: &str, ty: &str, plaintext: &[u8], iv: &[u8]) -> bool {
-    const TYPES: [ScalarType; 7] = [
-        ScalarType::Str,
-        ScalarType::Int,
-        ScalarType::Float,
-        ScalarType::Bool,
-        ScalarType::Bytes,
-        ScalarType::Time,
-        ScalarType::Comment,
-    ];
     // Large values are strings or whole files, whose tags a reader checks by parsing.
     if iv.len() != 32 || plaintext.len() > 4096 || derive_iv(key, aad, ty, plaintext) == iv {
         return false;
     }
-    TYPES
+    ScalarType::TAGGED
         .into_iter()
         .filter(|t| t.sops_name() != ty && crate::scalar::valid_typed(*t, plaintext))
         .any(|t| derive_iv(key, aad, t.sops_name(), plaintext) == iv)

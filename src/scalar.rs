@@ -19,6 +19,17 @@ pub enum ScalarType {
 }
 
 impl ScalarType {
+    /// Every type a value's `type:` tag names: all but null.
+    pub const TAGGED: [ScalarType; 7] = [
+        ScalarType::Str,
+        ScalarType::Int,
+        ScalarType::Float,
+        ScalarType::Bool,
+        ScalarType::Bytes,
+        ScalarType::Time,
+        ScalarType::Comment,
+    ];
+
     pub fn sops_name(self) -> &'static str {
         match self {
             ScalarType::Str | ScalarType::Null => "str",
