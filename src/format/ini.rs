@@ -57,18 +57,14 @@ impl Store for IniStore {
             if trimmed.is_empty() {
                 continue;
             }
-            if trimmed.starts_with(';') || trimmed.starts_with('#') {
+            if let Some(span) = comment_on_line(start, line) {
                 if in_meta {
                     continue;
                 }
-                // sops (through go-ini) strips the comment character and the spaces
-                // after it before encrypting, and writes `; ENC[...]` back.
-                let body = &trimmed[1..];
-                let s = start + indent + 1 + (body.len() - body.trim_start().len());
                 leaves.push(Leaf {
                     kind: LeafKind::Comment,
                     path: [section.clone()].into_iter().collect(),
-                    place: (s..start + line.len()).into(),
+                    place: span.into(),
                     ty: ScalarType::Comment,
                     own: None,
                     quoted: false,
@@ -443,9 +439,8 @@ pub(crate) fn walk_encrypted<'t>(
         if trimmed.is_empty() {
             continue;
         }
-        if let Some(body) = trimmed.strip_prefix([';', '#']) {
-            let at = start + indent + 1 + (body.len() - body.trim_start().len());
-            pending.push(at..start + line.len());
+        if let Some(span) = comment_on_line(start, line) {
+            pending.push(span);
             continue;
         }
         if let Some(rest) = trimmed.strip_prefix('[') {
@@ -523,6 +518,15 @@ pub(crate) fn render_walked(ty: ScalarType, value: &str, quote: Quote) -> Option
     (!value.contains('\n'))
         .then(|| render_in(ty, value, quote))
         .flatten()
+}
+
+/// The text of a comment on the line at `start` (without its line break): after its
+/// `;` or `#` and the spaces there, which sops (through go-ini) strips before
+/// encrypting and writes back as `; ENC[...]`. `None` for a line that is no comment.
+fn comment_on_line(start: usize, line: &str) -> Option<Range<usize>> {
+    let body = line.trim_start().strip_prefix([';', '#'])?;
+    let at = start + (line.len() - body.len()) + (body.len() - body.trim_start().len());
+    Some(at..start + line.len())
 }
 
 /// How go-ini reads the value after byte `from` of the line at `start` (`raw`, without
