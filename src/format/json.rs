@@ -86,6 +86,14 @@ fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// Where the JSON whitespace from `at` ends.
+fn after_space(b: &[u8], mut at: usize) -> usize {
+    while b.get(at).copied().is_some_and(is_space) {
+        at += 1;
+    }
+    at
+}
+
 struct P<'t> {
     text: &'t str,
     b: &'t [u8],
@@ -112,9 +120,7 @@ impl<'t> P<'t> {
     }
 
     fn ws(&mut self) {
-        while self.b.get(self.pos).copied().is_some_and(is_space) {
-            self.pos += 1;
-        }
+        self.pos = after_space(self.b, self.pos);
     }
 
     fn expect(&mut self, c: u8) -> Result<(), super::SyntaxError> {
@@ -485,16 +491,10 @@ fn parse_parts(text: &str) -> Result<(Vec<Leaf>, Doc), super::SyntaxError> {
     // A leading `sops` member also takes the comma and space that followed it.
     if let Some((_, range)) = &mut meta {
         if range.start == first_key_at && !entries.is_empty() {
-            let mut end = range.end;
             let b = text.as_bytes();
-            while end < b.len() && matches!(b[end], b' ' | b'\t' | b'\n' | b'\r') {
-                end += 1;
-            }
+            let mut end = after_space(b, range.end);
             if b.get(end) == Some(&b',') {
-                end += 1;
-                while end < b.len() && matches!(b[end], b' ' | b'\t' | b'\n' | b'\r') {
-                    end += 1;
-                }
+                end = after_space(b, end + 1);
             }
             *range = range.start..end;
         } else if range.start == first_key_at {
@@ -796,10 +796,7 @@ pub(crate) fn metadata_member(text: &str) -> Option<(usize, Range<usize>)> {
     const KEY: &str = "\"sops\":";
     let key = text.rfind(KEY)?;
     let b = text.as_bytes();
-    let mut start = key + KEY.len();
-    while b.get(start).copied().is_some_and(is_space) {
-        start += 1;
-    }
+    let start = after_space(b, key + KEY.len());
     let space = [' ', '\t', '\n', '\r'];
     // The root's `}`, then the metadata's.
     let inner = text.trim_end_matches(space).strip_suffix('}')?;
@@ -870,10 +867,7 @@ struct Walk<'t, F> {
 
 impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
     fn ws(&mut self) {
-        let b = self.text.as_bytes();
-        while b.get(self.pos).copied().is_some_and(is_space) {
-            self.pos += 1;
-        }
+        self.pos = after_space(self.text.as_bytes(), self.pos);
     }
 
     /// The next byte, taken.
