@@ -446,8 +446,8 @@ pub struct Checked {
 /// is left in clear, and it holds `expected` (comments included). The bytes are read
 /// where they are, not copied, and given back when they pass. With `byte_for_byte` (a
 /// plaintext source in its own layout), the output's decryption is also compared with
-/// the source's text. The plainest YAML and JSON are read as they are walked (`walked`),
-/// anything else into a document ([`whole`]).
+/// the source's text. The plainest YAML, JSON, dotenv and INI are read as they are
+/// walked (`walked`), anything else into a document ([`whole`]).
 pub fn encrypted(
     file: &str,
     format: Format,
