@@ -51,85 +51,77 @@ impl Store for IniStore {
         while i < all.len() {
             let (start, raw) = all[i];
             i += 1;
-            let line = raw.strip_suffix('\r').unwrap_or(raw);
-            let trimmed = line.trim_start();
-            let indent = line.len() - trimmed.len();
-            if trimmed.is_empty() {
-                continue;
-            }
-            if let Some(span) = comment_on_line(start, line) {
-                if in_meta {
+            let EntryLine { key, at, from } = match read_line(start, raw) {
+                Line::Blank => continue,
+                Line::Comment(_) if in_meta => continue,
+                Line::Comment(span) => {
+                    leaves.push(Leaf {
+                        kind: LeafKind::Comment,
+                        path: [section.clone()].into_iter().collect(),
+                        place: span.into(),
+                        ty: ScalarType::Comment,
+                        own: None,
+                        quoted: false,
+                        style: Style::default(),
+                    });
+                    pending_comments.push(leaves.len() - 1);
                     continue;
                 }
-                leaves.push(Leaf {
-                    kind: LeafKind::Comment,
-                    path: [section.clone()].into_iter().collect(),
-                    place: span.into(),
-                    ty: ScalarType::Comment,
-                    own: None,
-                    quoted: false,
-                    style: Style::default(),
-                });
-                pending_comments.push(leaves.len() - 1);
-                continue;
-            }
-            if let Some(rest) = trimmed.strip_prefix('[') {
-                let name = rest
-                    .split_once(']')
-                    .map(|(n, _)| n.trim().to_string())
-                    .ok_or_else(|| {
+                Line::Header { name, end } => {
+                    let name = name.map(str::to_string).ok_or_else(|| {
                         super::SyntaxError::line(
                             line_no(text, start),
                             "unterminated section header",
                         )
                     })?;
-                // go-ini, so sops, cannot read a file with one.
-                if name.is_empty() {
-                    return Err(super::SyntaxError::line(
+                    // go-ini, so sops, cannot read a file with one.
+                    if name.is_empty() {
+                        return Err(super::SyntaxError::line(
                         line_no(text, start),
                         "an empty section name ([]) is not supported: sops cannot read the file",
                     ));
-                }
-                // sops writes one [sops] section, last.
-                if meta_start.is_some() {
-                    return Err(super::SyntaxError::line(
-                        line_no(text, start),
-                        "the [sops] section is not the last one",
-                    ));
-                }
-                in_meta = name == "sops";
-                // Comments before the metadata belong to the data, not to `[sops]`.
-                if !in_meta {
-                    for c in pending_comments.drain(..) {
-                        leaves[c].path = [names.key(&name)].into_iter().collect();
                     }
+                    // sops writes one [sops] section, last.
+                    if meta_start.is_some() {
+                        return Err(super::SyntaxError::line(
+                            line_no(text, start),
+                            "the [sops] section is not the last one",
+                        ));
+                    }
+                    in_meta = name == "sops";
+                    // Comments before the metadata belong to the data, not to `[sops]`.
+                    if !in_meta {
+                        for c in pending_comments.drain(..) {
+                            leaves[c].path = [names.key(&name)].into_iter().collect();
+                        }
+                    }
+                    if in_meta {
+                        meta_start = Some(start);
+                    }
+                    // sops keeps both as sections of one name, go-ini and coffer merge them.
+                    if let Some(&first) = section_at.get(name.as_str()).filter(|_| !in_meta) {
+                        return Err(super::SyntaxError::line(
+                            line_no(text, start),
+                            format!(
+                                "the section [{name}] appears twice (first at line {}): keep one",
+                                line_no(text, sections[first].1)
+                            ),
+                        ));
+                    }
+                    section = names.key(&name);
+                    if !in_meta {
+                        section_at.insert(section.clone(), sections.len());
+                        end_section(&mut sections, &mut entries);
+                        sections.push((section.clone(), start, end, Box::default()));
+                    }
+                    continue;
                 }
-                if in_meta {
-                    meta_start = Some(start);
-                }
-                // sops keeps both as sections of one name, go-ini and coffer merge them.
-                if let Some(&first) = section_at.get(name.as_str()).filter(|_| !in_meta) {
-                    return Err(super::SyntaxError::line(
-                        line_no(text, start),
-                        format!(
-                            "the section [{name}] appears twice (first at line {}): keep one",
-                            line_no(text, sections[first].1)
-                        ),
-                    ));
-                }
-                section = names.key(&name);
-                if !in_meta {
-                    section_at.insert(section.clone(), sections.len());
-                    end_section(&mut sections, &mut entries);
-                    sections.push((section.clone(), start, start + line.len(), Box::default()));
-                }
-                continue;
-            }
-            let delim = trimmed.find(['=', ':']).ok_or_else(|| {
-                super::SyntaxError::line(line_no(text, start), "expected key = value")
-            })?;
-            let key = trimmed[..delim].trim().to_string();
-            let read = read_value(text, &all, i - 1, start + indent + delim + 1)?;
+                Line::Entry(entry) => entry.ok_or_else(|| {
+                    super::SyntaxError::line(line_no(text, start), "expected key = value")
+                })?,
+            };
+            let key = key.to_string();
+            let read = read_value(text, &all, i - 1, from)?;
             i = read.next;
             let (value_start, vend) = (read.span.start, read.span.end);
             let comment = read.comment;
@@ -176,7 +168,7 @@ impl Store for IniStore {
             sections[section_at[&section]].2 = vend;
             entries.push(Entry {
                 key,
-                place: (start + indent..vend).into(),
+                place: (at..vend).into(),
                 value: Node::Leaf(idx),
             });
         }
@@ -433,35 +425,30 @@ pub(crate) fn walk_encrypted<'t>(
             .try_for_each(|span| seen(Seen::Comment(&text[span.clone()], span)))
     };
     for (start, raw) in lines(text.get(..meta_at)?) {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        if trimmed.is_empty() {
-            continue;
-        }
-        if let Some(span) = comment_on_line(start, line) {
-            pending.push(span);
-            continue;
-        }
-        if let Some(rest) = trimmed.strip_prefix('[') {
-            let name = rest.split_once(']')?.0.trim();
-            if name.is_empty() || name == "sops" {
-                return None;
+        let EntryLine { key, from, .. } = match read_line(start, raw) {
+            Line::Blank => continue,
+            Line::Comment(span) => {
+                pending.push(span);
+                continue;
             }
-            if let Some(keys) = open.take() {
-                seen(Seen::Ends(keys))?;
+            Line::Header { name, .. } => {
+                let name = name?;
+                if name.is_empty() || name == "sops" {
+                    return None;
+                }
+                if let Some(keys) = open.take() {
+                    seen(Seen::Ends(keys))?;
+                }
+                sections.push(name);
+                seen(Seen::Key(name))?;
+                seen(Seen::Opens(true))?;
+                tell(&mut seen, &mut pending)?;
+                open = Some(0);
+                continue;
             }
-            sections.push(name);
-            seen(Seen::Key(name))?;
-            seen(Seen::Opens(true))?;
-            tell(&mut seen, &mut pending)?;
-            open = Some(0);
-            continue;
-        }
-        let delim = trimmed.find(['=', ':'])?;
-        let key = trimmed[..delim].trim();
-        let OnLine::Plain(value_at, value) = on_line(text, start, raw, start + indent + delim + 1)
-        else {
+            Line::Entry(entry) => entry?,
+        };
+        let OnLine::Plain(value_at, value) = on_line(text, start, raw, from) else {
             return None;
         };
         let read = go_ini_value(value);
@@ -520,13 +507,54 @@ pub(crate) fn render_walked(ty: ScalarType, value: &str, quote: Quote) -> Option
         .flatten()
 }
 
-/// The text of a comment on the line at `start` (without its line break): after its
-/// `;` or `#` and the spaces there, which sops (through go-ini) strips before
-/// encrypting and writes back as `; ENC[...]`. `None` for a line that is no comment.
-fn comment_on_line(start: usize, line: &str) -> Option<Range<usize>> {
-    let body = line.trim_start().strip_prefix([';', '#'])?;
-    let at = start + (line.len() - body.len()) + (body.len() - body.trim_start().len());
-    Some(at..start + line.len())
+/// A line as sops (through go-ini) reads it, before its value is read: for the reader
+/// and the walk alike.
+enum Line<'t> {
+    Blank,
+    /// A comment's text: after its `;` or `#` and the spaces there, which sops strips
+    /// before encrypting and writes back as `; ENC[...]`.
+    Comment(Range<usize>),
+    /// `[name]`: the name trimmed (`None` without its `]`), and where the line ends.
+    Header {
+        name: Option<&'t str>,
+        end: usize,
+    },
+    /// `key = value` or `key: value` (`None` without a delimiter).
+    Entry(Option<EntryLine<'t>>),
+}
+
+struct EntryLine<'t> {
+    /// The key, trimmed.
+    key: &'t str,
+    /// Where the line's text (its key) starts.
+    at: usize,
+    /// Where the text after the delimiter starts.
+    from: usize,
+}
+
+/// The line at `start` (`raw`, without its line break) as a [`Line`].
+fn read_line(start: usize, raw: &str) -> Line<'_> {
+    let line = raw.strip_suffix('\r').unwrap_or(raw);
+    let trimmed = line.trim_start();
+    let indent = line.len() - trimmed.len();
+    if trimmed.is_empty() {
+        return Line::Blank;
+    }
+    if let Some(body) = trimmed.strip_prefix([';', '#']) {
+        let at = start + indent + 1 + (body.len() - body.trim_start().len());
+        return Line::Comment(at..start + line.len());
+    }
+    if let Some(rest) = trimmed.strip_prefix('[') {
+        return Line::Header {
+            name: rest.split_once(']').map(|(n, _)| n.trim()),
+            end: start + line.len(),
+        };
+    }
+    Line::Entry(trimmed.find(['=', ':']).map(|delim| EntryLine {
+        key: trimmed[..delim].trim(),
+        at: start + indent,
+        from: start + indent + delim + 1,
+    }))
 }
 
 /// How go-ini reads the value after byte `from` of the line at `start` (`raw`, without
