@@ -38,7 +38,7 @@ pub(crate) enum Seen<'t> {
         std::ops::Range<usize>,
     ),
     /// A comment: its text (after the `#`) and where that stands, in the collection
-    /// open.
+    /// open (dotenv, INI) or, in YAML, where it stands among the keys and values.
     Comment(&'t str, std::ops::Range<usize>),
 }
 

@@ -33,11 +33,65 @@ pub(crate) struct Content<'t> {
 }
 
 /// A collection being read: how many it holds so far, and (for a mapping) whether a
-/// key comes next and the keys so far.
+/// key comes next and, when they are to be told apart, the keys so far.
 struct Open<'t> {
     len: usize,
     key_next: Option<bool>,
     keys: Vec<&'t str>,
+}
+
+/// How a text is read: a plaintext's, whose comments are found afterwards by the
+/// whole reader's scan (each key and scalar span put in `occupied` for it) and whose
+/// keys must be told apart; or an encryption's output, whose comments are told in
+/// order as they are met, and whose keys its check compares one by one with a
+/// document's (which holds none twice), so that a million of them are not held again.
+enum Reading<'o> {
+    Plain { occupied: &'o mut Vec<Range<usize>> },
+    Encrypted { scanned: usize },
+}
+
+impl Reading<'_> {
+    /// A key or scalar at `span`: in a plaintext, a span no comment starts in; in an
+    /// output, the comments before it are told first.
+    fn token<'t>(
+        &mut self,
+        text: &'t str,
+        span: &Range<usize>,
+        seen: &mut impl FnMut(Seen<'t>) -> Option<()>,
+    ) -> Option<()> {
+        match self {
+            Reading::Plain { occupied } => occupied.push(span.clone()),
+            Reading::Encrypted { scanned } => {
+                tell_comments(text, *scanned..span.start, seen)?;
+                *scanned = span.end;
+            }
+        }
+        Some(())
+    }
+}
+
+/// The comments standing in `gap` (text between keys and scalars, where a `#` after a
+/// blank or at a line's start opens one to the line's end), told to `seen` in order
+/// with their text after the `#`, as the whole reader's scan finds them.
+fn tell_comments<'t>(
+    text: &'t str,
+    gap: Range<usize>,
+    seen: &mut impl FnMut(Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    let b = text.as_bytes();
+    let mut from = gap.start;
+    while let Some(i) = memchr::memchr(b'#', &b[from..gap.end]) {
+        let at = from + i;
+        if at == 0 || matches!(b[at - 1], b' ' | b'\t' | b'\n') {
+            // The quick reader takes no carriage return: a line ends at its `\n`.
+            let end = memchr::memchr(b'\n', &b[at..]).map_or(b.len(), |n| at + n);
+            seen(Seen::Comment(&text[at + 1..end], at + 1..end))?;
+            from = end.min(gap.end);
+        } else {
+            from = at + 1;
+        }
+    }
+    Some(())
 }
 
 /// The content of `text` when it is read whole this way; `None` when it is not (the
@@ -50,7 +104,10 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
     let mut items = Vec::with_capacity(text.len() / 16);
     let mut open_at = Vec::new();
     let mut occupied = Vec::with_capacity(text.len() / 16);
-    walk(text, Some(&mut occupied), |seen| {
+    let mut reading = Reading::Plain {
+        occupied: &mut occupied,
+    };
+    walk(text, &mut reading, |seen| {
         match seen {
             Seen::Doc => items.push(Item::Doc),
             Seen::Opens(is_map) => {
@@ -79,27 +136,30 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
     Some(Content { items, comments })
 }
 
-/// Read an encrypted text without comments (sops's output of a file that has none) the
-/// same way, telling `seen` what it meets in order: nothing is held. `None` when the
-/// text is not read whole this way (it holds a `#`, say), or `seen` gives up.
+/// Read an encrypted text (sops's output) the same way, telling `seen` what it meets in
+/// order, comments too, each where it stands among the keys and values: nothing is
+/// held. Keys are not told apart: the caller compares them with a document's. `None`
+/// when the text is not read whole this way, or `seen` gives up.
 pub(crate) fn read_encrypted<'t>(
     text: &'t str,
-    seen: impl FnMut(Seen<'t>) -> Option<()>,
-) -> Option<()> {
-    // Without a `#` there is no comment; with one, the comments would need finding.
-    if text.contains('#') {
-        return None;
-    }
-    walk(text, None, seen)
-}
-
-/// The reading itself: what `text` holds, in order, to `seen`; the spans no comment
-/// can start in to `occupied`, when asked.
-fn walk<'t>(
-    text: &'t str,
-    mut occupied: Option<&mut Vec<Range<usize>>>,
     mut seen: impl FnMut(Seen<'t>) -> Option<()>,
 ) -> Option<()> {
+    let mut reading = Reading::Encrypted { scanned: 0 };
+    walk(text, &mut reading, &mut seen)?;
+    // The comments after the last key or scalar.
+    match reading {
+        Reading::Encrypted { scanned } => tell_comments(text, scanned..text.len(), &mut seen),
+        Reading::Plain { .. } => None,
+    }
+}
+
+/// The reading itself: what `text` holds, in order, to `seen`, read as `reading` says.
+fn walk<'t>(
+    text: &'t str,
+    reading: &mut Reading<'_>,
+    mut seen: impl FnMut(Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    let distinct = matches!(reading, Reading::Plain { .. });
     // Directives and conflict markers have readers of their own.
     if text.starts_with('%') || text.contains("\n%") || text.contains("<<<<<<<") {
         return None;
@@ -180,10 +240,10 @@ fn walk<'t>(
                     let parent = open.last_mut()?;
                     parent.key_next = Some(false);
                     parent.len += 1;
-                    parent.keys.push(value);
-                    if let Some(occupied) = occupied.as_deref_mut() {
-                        occupied.push(range);
+                    if distinct {
+                        parent.keys.push(value);
                     }
+                    reading.token(text, &range, &mut seen)?;
                     seen(Seen::Key(value))?;
                     continue;
                 }
@@ -203,9 +263,7 @@ fn walk<'t>(
                     Cow::Owned(s) => Cow::Owned(s.into_bytes()),
                 };
                 taken(open.last_mut()?);
-                if let Some(occupied) = occupied.as_deref_mut() {
-                    occupied.push(span.clone());
-                }
+                reading.token(text, &span, &mut seen)?;
                 seen(Seen::Scalar(ty, stored, quote, span))?;
             }
             Event::Alias(_) => return None,

@@ -661,10 +661,18 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
     ] {
         assert_eq!(taken(text), (true, true), "{text}");
     }
-    // Not read walked: comments, block scalars, flow collections, a second document.
+    // Comments: where the source's stood, so only with the bytes compared.
     for text in [
         "# note\na: 1\n",
         "a: 1 # note\n",
+        "a:\n  # in a\n  b: 1\n    # deeper\nc:\n- 1\n# at the root\n- 2 #\n",
+    ] {
+        assert_eq!(taken(text), (true, false), "{text}");
+    }
+    // Not read walked: block scalars, flow collections, a second document, a comment
+    // after the last value (written after the metadata).
+    for text in [
+        "a: 1\n# last\n",
         "a: |\n  x\n",
         "a: [1, 2]\n",
         "a: 1\n---\nb: 2\n",
@@ -714,6 +722,56 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
         ("the metadata before a key", format!("{}z: 1\n", good)),
         ("a comment added", good.replacen("\nb: ", "\n# b\nb: ", 1)),
     ]);
+    walked_refuses_all(Format::Yaml, &doc, &good, cases);
+}
+
+/// YAML's comments are checked walked where the output is the source's layout: each
+/// decrypted with the path the source's comment has, compared in order, never hashed.
+/// A comment a broken writer left in clear, dropped, swapped, moved or made a value is
+/// the whole check's.
+#[test]
+fn the_walked_check_takes_yaml_comments_and_nothing_amiss() {
+    let text = "# head\na: secret-a # after a\nb:\n  # inside b\n  c: secret-c\n  d:\n  - secret-d\n  # in the list\n  - secret-e\nf: secret-f\n";
+    let (doc, good) = sealed(Format::Yaml, text);
+    assert_eq!(
+        walked_matches_whole(Format::Yaml, &doc, good.as_bytes()),
+        [Some(None), None]
+    );
+    let comment = |n: usize| {
+        let line = good
+            .lines()
+            .filter(|l| l.contains("#ENC["))
+            .nth(n)
+            .expect("comment");
+        line[line.find("#ENC[").expect("#") + 1..].to_string()
+    };
+    let (head, inside, listed) = (comment(0), comment(2), comment(3));
+    let cases = vec![
+        ("a comment left in clear", good.replacen(&head, " head", 1)),
+        (
+            "a comment dropped",
+            good.replacen(&format!("  #{inside}\n"), "", 1),
+        ),
+        (
+            "comments swapped",
+            good.replacen(&head, "X", 1)
+                .replacen(&inside, &head, 1)
+                .replacen("X", &inside, 1),
+        ),
+        (
+            "a comment moved to the root",
+            good.replacen(&format!("  #{inside}"), &format!("#{inside}"), 1),
+        ),
+        (
+            "a comment's data",
+            flipped(&good, good.find(&listed).expect("comment") + 26),
+        ),
+        (
+            "a comment as a value",
+            good.replacen(&format!("#{listed}"), &format!("- {listed}"), 1),
+        ),
+        ("a comment added", good.replacen("\nf: ", "\n# f\nf: ", 1)),
+    ];
     walked_refuses_all(Format::Yaml, &doc, &good, cases);
 }
 

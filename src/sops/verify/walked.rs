@@ -1,7 +1,8 @@
 //! The check of an encrypted output, read as it is walked rather than into a document:
-//! the plainest output of YAML (what `format::yaml::lite` reads, without comments),
-//! JSON (no escapes outside the ciphertexts), dotenv and INI (comments too; no INI value
-//! in `"""` or backticks) is compared item by item with what was meant, each value
+//! the plainest output of YAML (what `format::yaml::lite` reads; comments only where
+//! the output is the source's layout), JSON (no escapes outside the ciphertexts), dotenv
+//! and INI (comments too; no INI value in `"""` or backticks) is compared item by item
+//! with what was meant, each value
 //! decrypted as it is met, the MAC hashed in order. A file of a million values would
 //! otherwise be held a second time, as a document and its decrypted values, beside the
 //! source's. Whatever this reading does not take, or finds amiss, goes to the whole
@@ -44,6 +45,7 @@ pub(in crate::sops) fn encrypted(
         expected,
         byte_for_byte,
         json: format == Format::Json,
+        comments_where_meant: format == Format::Yaml,
     };
     match format {
         Format::Yaml => {
@@ -65,6 +67,10 @@ pub(in crate::sops) fn encrypted(
                 &meta,
                 |seen| lite_encrypted(body, seen).map(|()| meta_at..text.len()),
                 |ty, value, quote| {
+                    // A comment stands after its `#` as it is.
+                    if ty == ScalarType::Comment {
+                        return (!value.contains('\n')).then(|| value.to_string());
+                    }
                     // A value over several lines is indented from its owner: the whole
                     // check's. The lite reader takes no value inside a flow collection,
                     // and a one-line value is not indented from its owner: the whole
@@ -123,6 +129,9 @@ struct Check<'a, 'd> {
     byte_for_byte: bool,
     /// Numbers compare as JSON's one number type.
     json: bool,
+    /// Each comment is placed where the source's was (YAML), not in the collection the
+    /// walk has open (dotenv, INI).
+    comments_where_meant: bool,
 }
 
 impl<'a> Check<'a, '_> {
@@ -154,7 +163,7 @@ impl<'a> Check<'a, '_> {
         };
         let mut mine = self.expected.items();
         let comments = self.expected.doc.comments();
-        let mut comments = comments.iter().map(|&i| (self.expected.value)(i).1);
+        let mut comments = comments.iter().copied();
         // The keys over the next value; for each open collection, how many were over it
         // and how many items it was meant to hold.
         let mut keys: Vec<&str> = Vec::new();
@@ -188,11 +197,26 @@ impl<'a> Check<'a, '_> {
                     values.push(meant, ty, stored, quote, span, encrypted, &keys)?;
                 }
                 Seen::Comment(stored, span) => {
-                    let meant = Item::Scalar(ScalarType::Comment, comments.next()?);
+                    let i = comments.next()?;
+                    let meant = Item::Scalar(ScalarType::Comment, (self.expected.value)(i).1);
                     // Authenticated with its container's path, as opening tries first.
-                    let &(over, _) = open.last()?;
-                    let encrypted = rules.next(&keys[..over], Some(stored));
-                    values.comment(meant, stored, span, encrypted, &keys[..over])?;
+                    if self.comments_where_meant {
+                        // YAML places a comment by the columns and lines of what stands
+                        // around it, which a walk does not weigh; but an output whose
+                        // decryption is the source byte for byte (compared as it is
+                        // made) has its keys, values and comments on the same lines
+                        // and columns as the source's, every value on one line and no
+                        // flow collection holding any: the whole reader places each
+                        // comment as it placed the source's.
+                        values.same.as_ref()?;
+                        let path = &self.expected.doc.leaves[i].path;
+                        let encrypted = rules.next(path, Some(stored));
+                        values.comment(meant, stored, span, encrypted, path)?;
+                    } else {
+                        let &(over, _) = open.last()?;
+                        let encrypted = rules.next(&keys[..over], Some(stored));
+                        values.comment(meant, stored, span, encrypted, &keys[..over])?;
+                    }
                 }
             }
             Some(())
@@ -287,7 +311,7 @@ impl<'d, 't> Values<'d, 't, '_> {
         stored: &'t str,
         span: Range<usize>,
         encrypted: bool,
-        keys: &[&str],
+        keys: &[impl AsRef<str>],
     ) -> Option<()> {
         // An empty comment has nothing to encrypt; one the rules encrypt, in clear, is
         // the whole check's to name.
@@ -313,9 +337,11 @@ impl<'d, 't> Values<'d, 't, '_> {
     }
 
     /// The additional data for `keys`, kept for the block's decryption.
-    fn aad(&mut self, keys: &[&str]) -> Range<usize> {
+    fn aad(&mut self, keys: &[impl AsRef<str>]) -> Range<usize> {
         let start = self.aads.len();
-        with_aad(keys.iter().copied(), |aad| self.aads.push_str(aad));
+        with_aad(keys.iter().map(AsRef::as_ref), |aad| {
+            self.aads.push_str(aad)
+        });
         start..self.aads.len()
     }
 
