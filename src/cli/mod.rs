@@ -724,6 +724,7 @@ pub fn install_signal_handler() {
     }
     // Memory that runs out ends the process the same way, with room kept to do it.
     oom::set_aside();
+    oom::large_blocks_mapped();
     // Plaintext and keys are held from here on: no core dump may carry them, and no
     // other process of the user may read this one's memory.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
