@@ -7,7 +7,9 @@
 //! quoting of keys) is carried over byte for byte.
 
 use std::ops::Range;
+
 use std::sync::Arc;
+pub use thin_vec::ThinVec;
 
 use zeroize::Zeroizing;
 
@@ -302,11 +304,13 @@ pub fn with_aad<'k, R>(
     f(std::str::from_utf8(&buf[..n]).expect("keys are UTF-8"))
 }
 
-/// The structure of a document, pointing into [`Document::leaves`].
+/// The structure of a document, pointing into [`Document::leaves`]. A collection is one
+/// pointer, its length kept with its items: a node is 16 bytes, an entry 32, and a
+/// million entries 8 MB smaller than with a boxed slice's length beside the pointer.
 #[derive(Clone, Debug)]
 pub enum Node {
-    Map(Box<[Entry]>),
-    Seq(Box<[Node]>),
+    Map(ThinVec<Entry>),
+    Seq(ThinVec<Node>),
     Leaf(usize),
 }
 
@@ -730,7 +734,8 @@ mod tests {
     #[test]
     fn a_leaf_and_an_entry_stay_small() {
         assert_eq!(std::mem::size_of::<Leaf>(), 48);
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+        assert_eq!(std::mem::size_of::<Node>(), 16);
         assert_eq!(std::mem::size_of::<Key>(), 8);
     }
 

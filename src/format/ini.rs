@@ -9,7 +9,7 @@ use super::dotenv::lines;
 use super::{LeafText, Store};
 use crate::tree::{
     own_value, Doc, Document, Entry, Key, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType,
-    Style, Value,
+    Style, ThinVec, Value,
 };
 
 pub struct IniStore;
@@ -22,12 +22,12 @@ impl Store for IniStore {
         let source = super::text(source)?;
         let text: &str = &source;
         let mut leaves: Vec<Leaf> = Vec::new();
-        let mut sections: Vec<(Key, usize, usize, Box<[Entry]>)> = Vec::new();
+        let mut sections: Vec<(Key, usize, usize, ThinVec<Entry>)> = Vec::new();
         // The entries of the last section (the one keys go to: a section twice is
         // refused), made at their size once it ends: grown by doubling, a section of
         // ten keys would keep room for sixteen.
         let mut entries: Vec<Entry> = Vec::new();
-        let end_section = |sections: &mut Vec<(Key, usize, usize, Box<[Entry]>)>,
+        let end_section = |sections: &mut Vec<(Key, usize, usize, ThinVec<Entry>)>,
                            entries: &mut Vec<Entry>| {
             if let Some(last) = sections.last_mut() {
                 last.3 = entries.drain(..).collect();
@@ -112,7 +112,7 @@ impl Store for IniStore {
                     if !in_meta {
                         section_at.insert(section.clone(), sections.len());
                         end_section(&mut sections, &mut entries);
-                        sections.push((section.clone(), start, end, Box::default()));
+                        sections.push((section.clone(), start, end, ThinVec::new()));
                     }
                     continue;
                 }
@@ -136,7 +136,7 @@ impl Store for IniStore {
             if !section_at.contains_key(&section) {
                 section_at.insert(section.clone(), sections.len());
                 end_section(&mut sections, &mut entries);
-                sections.push((section.clone(), start, start, Box::default()));
+                sections.push((section.clone(), start, start, ThinVec::new()));
             }
             let (own, quoted) = own_value(text, &(value_start..vend), value);
             let key = names.key(&key);

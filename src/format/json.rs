@@ -1,6 +1,7 @@
 //! JSON: a small span-keeping parser, so values are replaced where they stand and the
 //! author's indentation (spaces, tabs or none) is kept.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use zeroize::Zeroizing;
@@ -149,11 +150,21 @@ impl<'t> P<'t> {
         }
     }
 
-    fn string(&mut self) -> Result<String, super::SyntaxError> {
+    /// A string's value: its text as it stands when it holds no escape (most do, and
+    /// a million keys and values are then not copied), else decoded.
+    fn string(&mut self) -> Result<Cow<'t, str>, super::SyntaxError> {
         if self.b.get(self.pos) != Some(&b'"') {
             return Err(self.err("expected a string"));
         }
         self.pos += 1;
+        let start = self.pos;
+        let rest = &self.b[start..];
+        if let Some(stop) = memchr::memchr2(b'"', b'\\', rest) {
+            if rest[stop] == b'"' && first_control(&rest[..stop]).is_none() {
+                self.pos = start + stop + 1;
+                return Ok(Cow::Borrowed(&self.text[start..start + stop]));
+            }
+        }
         let mut out = String::new();
         loop {
             let Some(&c) = self.b.get(self.pos) else {
@@ -162,7 +173,7 @@ impl<'t> P<'t> {
             match c {
                 b'"' => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 b'\\' => {
                     let e = *self
@@ -320,7 +331,7 @@ impl<'t> P<'t> {
             Some(b'"') => {
                 let s = self.string()?;
                 if meta {
-                    return Ok(Parsed::Meta(MetaValue::Str(s)));
+                    return Ok(Parsed::Meta(MetaValue::Str(s.into_owned())));
                 }
                 Ok(Parsed::Node(self.leaf(
                     path,
@@ -351,7 +362,7 @@ impl<'t> P<'t> {
                 Ok(Parsed::Node(self.leaf(
                     path,
                     ty,
-                    word.to_string(),
+                    Cow::Borrowed(word),
                     start..self.pos,
                     Quote::Plain,
                 )))
@@ -364,7 +375,7 @@ impl<'t> P<'t> {
         &mut self,
         path: &[Key],
         ty: ScalarType,
-        value: String,
+        value: Cow<'t, str>,
         span: Range<usize>,
         quote: Quote,
     ) -> Node {
@@ -923,7 +934,7 @@ impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
             }
             b'"' => {
                 let value = self.string()?;
-                let stored = std::borrow::Cow::Borrowed(value.as_bytes());
+                let stored = Cow::Borrowed(value.as_bytes());
                 (self.seen)(Seen::Scalar(
                     ScalarType::Str,
                     stored,
@@ -935,7 +946,7 @@ impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
                 self.pos = word_end(b, start);
                 let word = &self.text[start..self.pos];
                 let ty = word_type(word).ok()?;
-                let stored = std::borrow::Cow::Borrowed(word.as_bytes());
+                let stored = Cow::Borrowed(word.as_bytes());
                 (self.seen)(Seen::Scalar(ty, stored, Quote::Plain, start..self.pos))
             }
         }

@@ -21,7 +21,7 @@ pub(crate) use super::yaml_resolve::{resolve_plain, stored_form};
 use super::{LeafText, Store};
 use crate::tree::{
     Doc, Document, Entry, Key, KeyPath, Leaf, LeafKind, MetaValue, Node, Quote, ScalarType, Style,
-    Value,
+    ThinVec, Value,
 };
 use lenient::Pads;
 use shrink::Shrunk;

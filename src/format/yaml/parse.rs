@@ -291,7 +291,7 @@ impl<'t> Parse<'t> {
                     };
                     let root = match stack.pop() {
                         Some(Frame::Map { entries, .. }) => Node::Map(entries.into()),
-                        _ => Node::Map(Box::default()),
+                        _ => Node::Map(ThinVec::new()),
                     };
                     self.docs.push(Doc {
                         root,
@@ -441,7 +441,7 @@ impl<'t> Parse<'t> {
                     if stack.is_empty() {
                         stack.push(match node {
                             Node::Map(entries) => Frame::Map {
-                                entries: entries.into_vec(),
+                                entries: entries.into_iter().collect(),
                                 key: None,
                                 container: 0,
                             },
@@ -552,7 +552,7 @@ impl<'t> Parse<'t> {
                 None => self.text.len(),
             };
             self.docs.push(Doc {
-                root: Node::Map(Box::default()),
+                root: Node::Map(ThinVec::new()),
                 meta: None,
                 end,
                 indent: 2,
