@@ -46,7 +46,12 @@ impl Store for IniStore {
         // Names met again (a section on each of its keys, `host` in every section) are
         // shared, not made again for each value.
         let mut names = crate::tree::KeyTable::default();
-        let all: Vec<(usize, &str)> = lines(text).collect();
+        // Counted first: a million lines collected by doubling would keep room for two.
+        let mut all: Vec<(usize, &str)> =
+            Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
+        all.extend(lines(text));
+        // A leaf a line at most, but for a comment after a value.
+        leaves.reserve(all.len());
         let mut i = 0;
         while i < all.len() {
             let (start, raw) = all[i];
@@ -404,7 +409,9 @@ pub(crate) fn metadata_section(text: &str) -> Option<(usize, Range<usize>)> {
 /// before the metadata section at `meta_at`, to `seen` in order, as the reader makes it
 /// (sections as mappings of the root, keys before any header in `DEFAULT`, comments in
 /// the section they belong to). No value in `"""` or backticks or over lines is taken;
-/// `None` for those, and the whole reader runs.
+/// `None` for those, and the whole reader runs. Sections are not told apart (their names
+/// lie all over the text): the check compares each with its document's, which holds
+/// none twice.
 pub(crate) fn walk_encrypted<'t>(
     text: &'t str,
     meta_at: usize,
@@ -413,7 +420,7 @@ pub(crate) fn walk_encrypted<'t>(
     use super::Seen;
     seen(Seen::Doc)?;
     seen(Seen::Opens(true))?;
-    let mut sections: Vec<&str> = Vec::new();
+    let mut sections = 0;
     // The keys of the section open, if one is.
     let mut open: Option<usize> = None;
     // Comments on lines of their own belong to the section of what follows them (as
@@ -439,7 +446,7 @@ pub(crate) fn walk_encrypted<'t>(
                 if let Some(keys) = open.take() {
                     seen(Seen::Ends(keys))?;
                 }
-                sections.push(name);
+                sections += 1;
                 seen(Seen::Key(name))?;
                 seen(Seen::Opens(true))?;
                 tell(&mut seen, &mut pending)?;
@@ -462,7 +469,7 @@ pub(crate) fn walk_encrypted<'t>(
         let keys = match &mut open {
             Some(keys) => keys,
             None => {
-                sections.push(DEFAULT_SECTION);
+                sections += 1;
                 seen(Seen::Key(DEFAULT_SECTION))?;
                 seen(Seen::Opens(true))?;
                 open.insert(0)
@@ -488,10 +495,7 @@ pub(crate) fn walk_encrypted<'t>(
     if let Some(keys) = open {
         seen(Seen::Ends(keys))?;
     }
-    // A section twice is refused by the reader.
-    sections.sort_unstable();
-    sections.windows(2).all(|w| w[0] != w[1]).then_some(())?;
-    seen(Seen::Ends(sections.len()))
+    seen(Seen::Ends(sections))
 }
 
 /// A value rendered for the walked check: as [`render_in`] writes it where the text

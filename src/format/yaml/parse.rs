@@ -32,12 +32,12 @@ impl<'a> Events<'a> {
 /// A collection being built while events stream in.
 pub(super) enum Frame {
     Map {
-        entries: Vec<Entry>,
+        entries: ThinVec<Entry>,
         key: Option<(Key, usize)>,
         container: usize,
     },
     Seq {
-        items: Vec<Node>,
+        items: ThinVec<Node>,
         container: usize,
     },
 }
@@ -90,6 +90,10 @@ pub(super) struct Parse<'t> {
     pub(super) items: Vec<Item>,
     /// Spans no comment can start in: scalars, and the metadata block.
     pub(super) occupied: Vec<Range<usize>>,
+    /// Whether comments are to be placed (the text holds a `#`) or tabs judged (a tab):
+    /// only then are `items` and `occupied` kept whole, not just the last item. A file
+    /// of a million values and no comment spares two lists of a million.
+    pub(super) places: bool,
     pub(super) indent: Option<usize>,
     pub(super) constructs: Vec<(usize, &'static str)>,
     pub(super) foreign: Option<(usize, &'static str)>,
@@ -121,7 +125,9 @@ impl<'t> Parse<'t> {
         // A leaf or an item per line is the common case (and an item more for each
         // nested collection): room for them from the start spares copying each list as
         // it doubles, and holding it twice meanwhile.
+        let places = memchr::memchr2(b'#', b'\t', text.as_bytes()).is_some();
         let lines = line_starts.len();
+        let placed = if places { lines } else { 1 };
         Parse {
             text,
             input,
@@ -135,8 +141,9 @@ impl<'t> Parse<'t> {
             leaves: Vec::with_capacity(lines),
             docs: Vec::new(),
             containers: Vec::new(),
-            items: Vec::with_capacity(lines + lines / 4),
-            occupied: Vec::with_capacity(lines),
+            items: Vec::with_capacity(placed + placed / 4),
+            occupied: Vec::with_capacity(placed),
+            places,
             indent: None,
             constructs: Vec::new(),
             foreign: None,
@@ -256,7 +263,7 @@ impl<'t> Parse<'t> {
                         start -= 1;
                     }
                     end = end.max(start);
-                    self.occupied.push(start..end);
+                    self.occupy(start..end);
                     if doc_meta.is_some() {
                         return Err(err_at(
                             span.start.line(),
@@ -290,7 +297,7 @@ impl<'t> Parse<'t> {
                             .map_or(self.text.len(), |i| p + i + 1),
                     };
                     let root = match stack.pop() {
-                        Some(Frame::Map { entries, .. }) => Node::Map(entries.into()),
+                        Some(Frame::Map { entries, .. }) => Node::Map(exact(entries)),
                         _ => Node::Map(ThinVec::new()),
                     };
                     self.docs.push(Doc {
@@ -390,13 +397,13 @@ impl<'t> Parse<'t> {
                     });
                     stack.push(if is_map {
                         Frame::Map {
-                            entries: Vec::new(),
+                            entries: ThinVec::new(),
                             key: None,
                             container: id,
                         }
                     } else {
                         Frame::Seq {
-                            items: Vec::new(),
+                            items: ThinVec::new(),
                             container: id,
                         }
                     });
@@ -425,8 +432,8 @@ impl<'t> Parse<'t> {
                         });
                     // A file of a million keys keeps no spare room in its collections.
                     let node = match stack.pop() {
-                        Some(Frame::Map { entries, .. }) => Node::Map(entries.into()),
-                        Some(Frame::Seq { items, .. }) => Node::Seq(items.into()),
+                        Some(Frame::Map { entries, .. }) => Node::Map(exact(entries)),
+                        Some(Frame::Seq { items, .. }) => Node::Seq(exact(items)),
                         None => continue,
                     };
                     if let Some((anchor, container)) = anchored {
@@ -441,7 +448,7 @@ impl<'t> Parse<'t> {
                     if stack.is_empty() {
                         stack.push(match node {
                             Node::Map(entries) => Frame::Map {
-                                entries: entries.into_iter().collect(),
+                                entries,
                                 key: None,
                                 container: 0,
                             },
@@ -473,7 +480,7 @@ impl<'t> Parse<'t> {
                             end: usize::MAX,
                         });
                         stack.push(Frame::Map {
-                            entries: Vec::new(),
+                            entries: ThinVec::new(),
                             key: None,
                             container: id,
                         });
@@ -517,7 +524,7 @@ impl<'t> Parse<'t> {
                             }
                         }
                         self.note_item(&stack, range.start);
-                        self.occupied.push(range.clone());
+                        self.occupy(range.clone());
                         last_content_end = last_content_end.max(range.end);
                         if let Some(Frame::Map { key, .. }) = stack.last_mut() {
                             // The scanner's string keeps spare room: keep the key alone.
@@ -683,12 +690,22 @@ impl<'t> Parse<'t> {
         };
         let line = self.line_of(pos);
         let col = self.col(pos);
+        if !self.places {
+            self.items.clear();
+        }
         self.items.push(Item {
             pos,
             line,
             col,
             container,
         });
+    }
+
+    /// A span no comment can start in, kept when comments are to be found.
+    pub(super) fn occupy(&mut self, span: Range<usize>) {
+        if self.places {
+            self.occupied.push(span);
+        }
     }
 
     /// sops writes a comment that stands between list items as an item of its own,
@@ -707,7 +724,7 @@ impl<'t> Parse<'t> {
             return false;
         }
         let dash = self.items.last().map_or(range.start, |i| i.pos);
-        self.occupied.push(dash..range.end);
+        self.occupy(dash..range.end);
         self.leaves.push(Leaf {
             kind: LeafKind::Comment,
             path: self.containers[container].path.clone(),
@@ -794,6 +811,14 @@ pub(super) fn after_properties(mut s: &str) -> &str {
         s = s[end..].trim_start();
     }
     s
+}
+
+/// A collection built, at its size: grown by doubling in place (a large one is
+/// remapped, not copied), then shrunk, so a mapping of a million keys is never held
+/// twice nor keeps room for a million more.
+fn exact<T>(mut items: ThinVec<T>) -> ThinVec<T> {
+    items.shrink_to_fit();
+    items
 }
 
 pub(super) fn frame_container(f: &Frame) -> usize {

@@ -68,7 +68,7 @@ impl Parse<'_> {
                 let comment = span_range.start + code;
                 self.foreign
                     .get_or_insert((comment, "a comment after a block scalar's indicator"));
-                self.occupied.push(occupied.start..comment);
+                self.occupy(occupied.start..comment);
                 occupied = header_end..span_range.end;
             }
         }
@@ -114,7 +114,7 @@ impl Parse<'_> {
                 crate::format::BIG_INT,
             ));
         }
-        self.occupied.push(occupied);
+        self.occupy(occupied);
         let (own, quoted) = crate::tree::own_value(self.text, &span_range, stored);
         self.leaves.push(Leaf {
             kind: LeafKind::Value,
