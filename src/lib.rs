@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod git;
 pub mod glob;
 pub mod keys;
+pub mod mapped;
 pub mod memory;
 pub mod metadata;
 pub mod mutate;

@@ -195,6 +195,22 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
     if streamed {
         return encrypt_streamed(io, &name, &key, &mut md, env);
     }
+    // A large text's output (five times its size) is written into a private file and
+    // checked there, not held beside the document it is made from.
+    if format != Format::Binary && input.len() >= sops::INTO_FILE_FROM {
+        let beside = match io.in_place {
+            true => Some(io.file.as_path()),
+            false => io.output.as_deref(),
+        };
+        let mut out = staging(beside)?;
+        let fallback = sops::encrypt_plain_into(&name, format, input, &key, &mut md, &out)?;
+        env.accept_layout(fallback)?;
+        return io.write_held_from(
+            held,
+            &mut coffer::fsutil::Content::File(&mut out),
+            Output::Sealed,
+        );
+    }
     let out = env.accept(sops::encrypt_plain(&name, format, input, &key, &mut md)?)?;
     io.write_held(held, &out, Output::Sealed)
 }

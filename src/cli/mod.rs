@@ -484,11 +484,17 @@ impl Env {
     /// The bytes of checked output, with the layout warning shown (or the write refused
     /// under `--strict-layout`).
     pub fn accept(&self, sealed: Sealed) -> Result<Zeroizing<Vec<u8>>> {
-        let (bytes, note) = sealed.accept(self.layout)?;
-        if let Some(note) = note {
+        self.accept_layout(sealed.fallback)?;
+        Ok(sealed.bytes)
+    }
+
+    /// An output whose layout fell back (`fallback`, see [`Sealed::fallback`]): refused
+    /// under `--strict-layout`, else said on stderr.
+    pub fn accept_layout(&self, fallback: Option<String>) -> Result<()> {
+        if let Some(note) = self.layout.allows(fallback)? {
             warn(&note);
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// `file` held for a read-modify-write (`fsutil::Held`), saying so when another

@@ -15,6 +15,58 @@ pub fn encrypt_document(
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<Sealed> {
+    let (written, fallback) = encrypt_to(format, file, doc, key, md, None)?;
+    match written {
+        Written::Memory(bytes) => Ok(Sealed { bytes, fallback }),
+        Written::File => unreachable!("no file was given"),
+    }
+}
+
+/// Plaintexts of this many bytes or more are worth [`encrypt_plain_into`]: their
+/// output, written into a file, is not held in memory. Below, a file costs more than
+/// the memory it spares.
+pub const INTO_FILE_FROM: usize = 1 << 20;
+
+/// [`encrypt_plain`] with the output written into `into` (from its start, and to its
+/// end), an unnamed file of this process's own: a large output is written there
+/// through memory and checked there (see [`crate::mapped`]), not held beside its
+/// document. Gives the warning of a layout not kept, as [`Sealed::fallback`].
+pub fn encrypt_plain_into(
+    file: &str,
+    format: Format,
+    plaintext: impl Into<Zeroizing<Vec<u8>>>,
+    key: &DataKey,
+    md: &mut Metadata,
+    into: &std::fs::File,
+) -> Result<Option<String>> {
+    let doc = parse(file, format, plaintext)?;
+    let (written, fallback) = encrypt_to(format, file, &doc, key, md, Some(into))?;
+    drop(doc);
+    if let Written::Memory(bytes) = written {
+        use std::os::unix::fs::FileExt;
+        into.set_len(0)
+            .and_then(|()| into.write_all_at(&bytes, 0))
+            .map_err(|e| Error::io(file, e))?;
+    }
+    Ok(fallback)
+}
+
+/// Where an encryption's output is: in memory, or in the file it was asked into.
+pub(super) enum Written {
+    Memory(Zeroizing<Vec<u8>>),
+    File,
+}
+
+/// Encrypt and check (see [`encrypt_document`]), the output of the source's own
+/// layout written into `into` when one is given and it can be mapped.
+pub(super) fn encrypt_to(
+    format: Format,
+    file: &str,
+    doc: &Document,
+    key: &DataKey,
+    md: &mut Metadata,
+    into: Option<&std::fs::File>,
+) -> Result<(Written, Option<String>)> {
     reserved_keys(file, doc)?;
     if doc.is_encrypted() {
         return Err(Error::AlreadyEncrypted {
@@ -23,19 +75,33 @@ pub fn encrypt_document(
     }
     let store = format.store();
     let expected = verify::Content::of_plain(doc);
+    let note = |at: Option<usize>| at.map(|at| round_trip_note(file, doc, at));
     let why = match doc.foreign {
         // Its own layout would not read back with sops: no need to try.
         Some((pos, what)) => format!("{what} at line {}", doc.line_of(pos)),
-        None => match splice_encrypted(store, file, doc, key, md)? {
-            Ok(kept) => match verify::encrypted(file, format, kept, key, doc, &expected, true) {
-                Ok(checked) => {
-                    return Ok(Sealed {
-                        bytes: checked.bytes,
-                        fallback: checked.differs_at.map(|at| round_trip_note(file, doc, at)),
-                    })
+        None => match splice_into(store, file, doc, key, md, into)? {
+            Ok(Out::Held(kept)) => {
+                match verify::encrypted(file, format, kept, key, doc, &expected, true) {
+                    Ok(checked) => {
+                        return Ok((Written::Memory(checked.bytes), note(checked.differs_at)))
+                    }
+                    Err(why) => why.to_string(),
                 }
-                Err(why) => why.to_string(),
-            },
+            }
+            Ok(Out::Mapped(mut mapped)) => {
+                let walked = mapped.given_back_while(|bytes| {
+                    verify::walked::encrypted(file, format, bytes, key, &expected, true)
+                });
+                if let Some(differs_at) = walked {
+                    return Ok((Written::File, note(differs_at)));
+                }
+                // Not read as it is walked: read whole, as any output is.
+                let bytes = Zeroizing::new(mapped.bytes().to_vec());
+                match verify::whole(file, format, bytes, key, doc, &expected, true) {
+                    Ok(checked) => return Ok((Written::File, note(checked.differs_at))),
+                    Err(why) => why.to_string(),
+                }
+            }
             Err(why) => why.to_string(),
         },
     };
@@ -61,10 +127,7 @@ pub fn encrypt_document(
     let bytes = verify::encrypted(file, format, bytes, key, doc, &expected, false)
         .map_err(refused)?
         .bytes;
-    Ok(Sealed {
-        bytes,
-        fallback: Some(layout_note(file, doc, &why)),
-    })
+    Ok((Written::Memory(bytes), Some(layout_note(file, doc, &why))))
 }
 
 /// The warning for an encrypted file whose decryption gives the source's values but
@@ -159,6 +222,30 @@ pub(super) fn splice_encrypted(
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<std::result::Result<Zeroizing<Vec<u8>>, verify::Mismatch>> {
+    Ok(
+        splice_into(store, file, doc, key, md, None)?.map(|out| match out {
+            Out::Held(bytes) => bytes,
+            Out::Mapped(_) => unreachable!("no file was given"),
+        }),
+    )
+}
+
+/// Where [`splice_into`] wrote: a buffer, or the file it was given, mapped.
+enum Out {
+    Held(Zeroizing<Vec<u8>>),
+    Mapped(crate::mapped::Mapped),
+}
+
+/// [`splice_encrypted`], written into `into` when one is given and it maps (else into
+/// memory, as without one).
+fn splice_into(
+    store: &dyn Store,
+    file: &str,
+    doc: &Document,
+    key: &DataKey,
+    md: &mut Metadata,
+    into: Option<&std::fs::File>,
+) -> Result<std::result::Result<Out, verify::Mismatch>> {
     let rules = md.rules().map_err(|error| Error::Metadata {
         file: file.to_string(),
         error,
@@ -245,29 +332,41 @@ pub(super) fn splice_encrypted(
     let total: usize = leaves_at(doc, hashed)
         .map(|l| l.value(&doc.text).len())
         .sum();
-    let (mac, out) = if total >= 1 << 20 {
-        std::thread::scope(|s| {
-            let mac = s.spawn(compute_mac);
-            let out = sealing.write(&layout);
-            (mac.join().expect("the MAC thread does not panic"), out)
-        })
-    } else {
-        (compute_mac(), sealing.write(&layout))
-    };
-    let Some(mut out) = out else {
-        return Ok(Err(verify::Mismatch::Unplanned));
-    };
-    let mut sealed_md = md.clone();
-    let inserts = metadata(&mut sealed_md, mac.as_bytes());
-    if inserts.len() != layout.inserts.len() {
-        return Ok(Err(verify::Mismatch::Unplanned));
-    }
-    for ((at, text), &(planned_at, out_at, len)) in inserts.iter().zip(&layout.inserts) {
-        if *at != planned_at || text.len() != len {
-            return Ok(Err(verify::Mismatch::Unplanned));
+    let write = |out: &mut [u8]| -> Option<Metadata> {
+        let (mac, filled) = if total >= 1 << 20 {
+            std::thread::scope(|s| {
+                let mac = s.spawn(compute_mac);
+                let filled = sealing.write(&layout, out);
+                (mac.join().expect("the MAC thread does not panic"), filled)
+            })
+        } else {
+            (compute_mac(), sealing.write(&layout, out))
+        };
+        filled.then_some(())?;
+        let mut sealed_md = md.clone();
+        let inserts = metadata(&mut sealed_md, mac.as_bytes());
+        (inserts.len() == layout.inserts.len()).then_some(())?;
+        for ((at, text), &(planned_at, out_at, len)) in inserts.iter().zip(&layout.inserts) {
+            (*at == planned_at && text.len() == len).then_some(())?;
+            out[out_at..out_at + len].copy_from_slice(text.as_bytes());
         }
-        out[out_at..out_at + len].copy_from_slice(text.as_bytes());
-    }
+        Some(sealed_md)
+    };
+    let mapped = into.and_then(|f| crate::mapped::Mapped::new(f, layout.len).ok());
+    let (out, sealed_md) = match mapped {
+        Some(mut m) => {
+            let sealed_md = m.given_back_while(write);
+            (Out::Mapped(m), sealed_md)
+        }
+        None => {
+            let mut out = Zeroizing::new(vec![0u8; layout.len]);
+            let sealed_md = write(&mut out);
+            (Out::Held(out), sealed_md)
+        }
+    };
+    let Some(sealed_md) = sealed_md else {
+        return Ok(Err(verify::Mismatch::Unplanned));
+    };
     // The MAC is the caller's only once the output holds it.
     *md = sealed_md;
     Ok(Ok(out))
@@ -384,14 +483,16 @@ impl Sealing<'_> {
         Some(layout)
     }
 
-    /// The output as laid out, the inserts' places left for them; `None` if anything
-    /// does not come where it was laid out.
-    fn write(&self, layout: &Layout) -> Option<Zeroizing<Vec<u8>>> {
-        let mut out = Zeroizing::new(vec![0u8; layout.len]);
+    /// The output as laid out into `out` (of the layout's length), the inserts' places
+    /// left for them; `false` if anything does not come where it was laid out.
+    fn write(&self, layout: &Layout, out: &mut [u8]) -> bool {
+        if out.len() != layout.len {
+            return false;
+        }
         let text_len = self.doc.text.len();
         // Each part's buffer, leaves, inserts and text, cut from the end.
         let mut jobs = Vec::with_capacity(layout.parts.len());
-        let mut rest: &mut [u8] = &mut out;
+        let mut rest: &mut [u8] = out;
         let mut ends = (text_len, self.leaves.len(), layout.inserts.len());
         for part in layout.parts.iter().rev() {
             let (text_end, leaves_end, inserts_end) = ends;
@@ -400,16 +501,16 @@ impl Sealing<'_> {
             rest = before;
             // What is inserted where a part starts is that part's.
             let first_insert = layout.inserts.partition_point(|(at, ..)| *at < part.text);
-            jobs.push((
-                mine,
-                part,
-                self.leaves.get(part.leaf..leaves_end)?,
-                layout.inserts.get(first_insert..inserts_end)?,
-                part.text..text_end,
-            ));
+            let (Some(leaves), Some(inserts)) = (
+                self.leaves.get(part.leaf..leaves_end),
+                layout.inserts.get(first_insert..inserts_end),
+            ) else {
+                return false;
+            };
+            jobs.push((mine, part, leaves, inserts, part.text..text_end));
             ends = (part.text, part.leaf, first_insert);
         }
-        let ok = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let mut jobs = jobs.into_iter();
             let mine = jobs.next_back();
             let others: Vec<_> = jobs
@@ -423,8 +524,7 @@ impl Sealing<'_> {
             others.into_iter().fold(mine, |ok, t| {
                 t.join().expect("an encrypting thread does not panic") && ok
             })
-        });
-        ok.then_some(out)
+        })
     }
 
     /// Write the text in `part` into `out` (which starts at `base` in the output),

@@ -57,9 +57,17 @@ pub enum Layout {
 impl Sealed {
     /// The bytes to write under `layout`, and the warning to show, if any.
     pub fn accept(self, layout: Layout) -> Result<(Zeroizing<Vec<u8>>, Option<String>)> {
-        match (self.fallback, layout) {
+        Ok((self.bytes, layout.allows(self.fallback)?))
+    }
+}
+
+impl Layout {
+    /// The warning to show for an output whose layout fell back (`fallback`, as
+    /// [`Sealed::fallback`]), or the refusal when this layout does not allow that.
+    pub fn allows(self, fallback: Option<String>) -> Result<Option<String>> {
+        match (fallback, self) {
             (Some(note), Layout::Strict) => Err(Error::LayoutRefused { note }),
-            (note, _) => Ok((self.bytes, note)),
+            (note, _) => Ok(note),
         }
     }
 }

@@ -674,3 +674,173 @@ fn unset_removes_list_items() {
     let out = sb.run(&["unset", "app.json", "[\"hosts\"][5]"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 }
+
+/// A text of `services` services of ten values each, with comments, in `format`: over
+/// 1 MiB from 5,000 services, where an encryption's output is written through a file.
+fn large_text(format: &str, services: usize) -> String {
+    let mut out = String::new();
+    for s in 0..services {
+        match format {
+            "yaml" => {
+                out.push_str(&format!("# service {s}\ns{s}:\n"));
+                for k in 0..10 {
+                    out.push_str(&format!("  k{k}: secret-{s}-{k}\n"));
+                }
+            }
+            "json" => {
+                out.push_str(if s == 0 { "{\n" } else { ",\n" });
+                let values: Vec<String> = (0..10)
+                    .map(|k| format!("\"k{k}\": \"secret-{s}-{k}\""))
+                    .collect();
+                out.push_str(&format!("  \"s{s}\": {{{}}}", values.join(", ")));
+            }
+            "env" => {
+                out.push_str(&format!("# service {s}\n"));
+                for k in 0..10 {
+                    out.push_str(&format!("S{s}_K{k}=secret-{s}-{k}\n"));
+                }
+            }
+            _ => {
+                out.push_str(&format!("; service {s}\n[s{s}]\n"));
+                for k in 0..10 {
+                    out.push_str(&format!("k{k} = secret-{s}-{k}\n"));
+                }
+            }
+        }
+    }
+    if format == "json" {
+        out.push_str("\n}\n");
+    }
+    out
+}
+
+/// A large text's encryption is written into a private file and checked there, not
+/// held beside its document: it round trips through -o, -i and stdout in every text
+/// format, comments and all, and the real sops reads it.
+#[test]
+fn large_text_files_are_written_through_a_file_and_stay_sops_files() {
+    let sb = Sandbox::new();
+    for format in ["yaml", "json", "env", "ini"] {
+        let plain = large_text(format, 5_000);
+        assert!(plain.len() > 1 << 20, "{format}: {} bytes", plain.len());
+        let name = format!("big.{format}");
+        sb.write(&name, &plain);
+        let enc = format!("big.enc.{format}");
+        sb.ok(&["encrypt", "--age", &sb.recipient, "-o", &enc, &name]);
+        let text = sb.read_str(&enc);
+        assert!(!text.contains("secret-"), "{format}: a value in clear");
+        assert_eq!(mode(&sb.path(&enc)), 0o644, "{format}");
+        let out = sb.ok(&["decrypt", &enc]);
+        assert!(
+            out.stdout == plain.as_bytes(),
+            "{format}: read back otherwise"
+        );
+        // To stdout (YAML), and in place (INI), both ways: the same writing.
+        if format == "yaml" {
+            let out = sb.ok(&["encrypt", "--age", &sb.recipient, &name]);
+            sb.write("stdout.enc", &out.stdout);
+            let out = sb.ok(&["decrypt", "--input-type", "yaml", "stdout.enc"]);
+            assert!(out.stdout == plain.as_bytes(), "stdout read back otherwise");
+        }
+        if format == "ini" {
+            sb.ok(&["encrypt", "--age", &sb.recipient, "-i", &name]);
+            assert!(!sb.read_str(&name).contains("secret-"));
+            sb.ok(&["decrypt", "-i", &name]);
+            assert!(sb.read(&name) == plain.as_bytes(), "-i read back otherwise");
+        }
+    }
+    // The real sops reads what was written.
+    for (enc, path) in [
+        ("big.enc.yaml", "[\"s4999\"][\"k9\"]"),
+        ("big.enc.json", "[\"s4999\"][\"k9\"]"),
+    ] {
+        let out = sb.sops(&["decrypt", "--extract", path, enc]);
+        assert_success(&out, &["sops decrypt", enc]);
+        assert_eq!(stdout(&out).trim_end(), "secret-4999-9", "{enc}");
+    }
+    let out = sb.sops(&["decrypt", "big.enc.env"]);
+    assert_success(&out, &["sops decrypt big.enc.env"]);
+    assert!(stdout(&out).contains("S4999_K9=secret-4999-9\n"));
+}
+
+/// Where the walked check does not take a large output (a flow collection), the whole
+/// check reads it from the file; where the layout is not kept, the canonical layout is
+/// written there instead, with the warning, or refused under --strict-layout with
+/// nothing written.
+#[test]
+fn large_text_files_checked_whole_or_falling_back_are_written_too() {
+    let sb = Sandbox::new();
+    let mut flow = large_text("yaml", 5_000);
+    flow.push_str("list: [secret-a, secret-b]\n");
+    sb.write("flow.yaml", &flow);
+    let out = sb.ok(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "-o",
+        "flow.enc.yaml",
+        "flow.yaml",
+    ]);
+    assert_eq!(stderr(&out), "");
+    assert!(sb.ok(&["decrypt", "flow.enc.yaml"]).stdout == flow.as_bytes());
+
+    // A top-level flow mapping: written in the canonical layout, said once.
+    let values: Vec<String> = (0..60_000)
+        .map(|i| format!("\"k{i}\": \"secret-{i}\""))
+        .collect();
+    let mapping = format!("{{{}}}\n", values.join(", "));
+    assert!(mapping.len() > 1 << 20);
+    sb.write("map.yaml", &mapping);
+    let out = sb.ok(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "-o",
+        "map.enc.yaml",
+        "map.yaml",
+    ]);
+    assert!(
+        stderr(&out).contains("rewritten in the canonical layout"),
+        "{}",
+        stderr(&out)
+    );
+    let text = sb.read_str("map.enc.yaml");
+    assert!(text.starts_with("k0: ENC[AES256_GCM,") && !text.contains("secret-"));
+    let out = sb.ok(&["decrypt", "--extract", "[\"k59999\"]", "map.enc.yaml"]);
+    assert_eq!(stdout(&out), "secret-59999");
+
+    // Under --strict-layout, neither a canonical layout nor an output that will not
+    // decrypt as written (`0x1F` comes back as `31`) is written.
+    let mut hex = large_text("yaml", 5_000);
+    hex.push_str("n: 0x1F\n");
+    sb.write("hex.yaml", &hex);
+    for file in ["map.yaml", "hex.yaml"] {
+        let out = sb.run(&[
+            "--strict-layout",
+            "encrypt",
+            "--age",
+            &sb.recipient,
+            "-o",
+            "strict.enc",
+            file,
+        ]);
+        assert_error(&out, 5, "refused by --strict-layout, nothing was written");
+        assert!(!sb.path("strict.enc").exists(), "{file}");
+    }
+    let out = sb.ok(&[
+        "encrypt",
+        "--age",
+        &sb.recipient,
+        "-o",
+        "hex.enc.yaml",
+        "hex.yaml",
+    ]);
+    assert!(
+        stderr(&out)
+            .contains("hex.yaml: line 60001 will decrypt to the same values written another way"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.ok(&["decrypt", "--extract", "[\"n\"]", "hex.enc.yaml"]);
+    assert_eq!(stdout(&out), "31");
+}

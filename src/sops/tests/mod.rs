@@ -1203,3 +1203,79 @@ fn the_first_difference_is_found_without_making_the_decryption() {
         }
     }
 }
+
+/// An output asked into a file is written there through memory when its layout is
+/// kept, checked walked or whole, and from memory when it falls back; the file holds
+/// it and nothing more (a longer file before is cut), and it opens to the source.
+#[test]
+fn an_output_asked_into_a_file_is_the_files_whole() {
+    use std::io::{Read, Seek, Write};
+    let cases = [
+        // Walked, comments and all.
+        (
+            Format::Yaml,
+            "# head\na: secret-a # after\nb:\n  - secret-b\n",
+            true,
+            false,
+        ),
+        (
+            Format::Json,
+            "{\"a\": \"secret-a\", \"b\": [1, true]}",
+            true,
+            false,
+        ),
+        (Format::Dotenv, "# head\nA=secret-a\n", true, false),
+        (Format::Ini, "; head\n[s]\na = secret-a\n", true, false),
+        // Checked whole (a flow collection): still written through.
+        (Format::Yaml, "a: [secret-a, secret-b]\n", true, false),
+        // Not decrypting as written: written through, with the warning.
+        (Format::Yaml, "a: 0x1F\n", true, true),
+        // The canonical layout: from memory.
+        (Format::Yaml, "{a: secret-a}\n", false, true),
+    ];
+    for (format, text, through, warned) in cases {
+        let doc = parse("t", format, text.as_bytes().to_vec()).expect("parses");
+        let mut file = tempfile::tempfile().expect("file");
+        file.write_all(&[b'x'; 100_000]).expect("junk");
+        let mut md = metadata();
+        let (written, fallback) =
+            encrypt::encrypt_to(format, "t", &doc, &key(), &mut md, Some(&file)).expect("sealed");
+        let bytes = match written {
+            encrypt::Written::File => {
+                assert!(through, "{text}: written through");
+                Vec::new()
+            }
+            encrypt::Written::Memory(bytes) => {
+                assert!(!through, "{text}: held in memory");
+                bytes.to_vec()
+            }
+        };
+        assert_eq!(fallback.is_some(), warned, "{text}: {fallback:?}");
+        // Through the public way, the file holds the output whichever way it went.
+        let mut md = metadata();
+        encrypt_plain_into(
+            "t",
+            format,
+            text.as_bytes().to_vec(),
+            &key(),
+            &mut md,
+            &file,
+        )
+        .expect("sealed");
+        let mut got = Vec::new();
+        file.rewind().expect("rewound");
+        file.read_to_end(&mut got).expect("read");
+        assert!(!through || bytes.is_empty());
+        assert!(
+            got.len() < 10_000 && !got.windows(32).any(|w| w.iter().all(|&c| c == b'x')),
+            "{text}: junk left"
+        );
+        let (doc2, meta, _) = read_metadata("t", format, got).expect("parses");
+        let opened =
+            open_with_key("t", format, doc2, meta, key(), OpenOptions::default()).expect("opens");
+        let plain = opened.render().expect("decrypts");
+        if !warned {
+            assert_eq!(&plain.bytes[..], text.as_bytes(), "{text}");
+        }
+    }
+}
