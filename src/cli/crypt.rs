@@ -225,7 +225,7 @@ fn streamable(io: &Io, format: Format) -> bool {
 /// An unnamed file, readable and writable, for a streamed output until it is checked:
 /// beside `beside` (the destination, so plaintext stays on the disk the user named), or
 /// in the temporary directory. It has no name, so nothing is left of it after a crash.
-fn staging(beside: Option<&Path>) -> Result<std::fs::File> {
+pub(crate) fn staging(beside: Option<&Path>) -> Result<std::fs::File> {
     let dir = beside
         .filter(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()))
         .and_then(|p| p.parent())

@@ -716,7 +716,7 @@ fn large_text(format: &str, services: usize) -> String {
 
 /// A large text's encryption is written into a private file and checked there, not
 /// held beside its document: it round trips through -o, -i and stdout in every text
-/// format, comments and all, and the real sops reads it.
+/// format, comments and all, as coffer and as sops, and the real sops reads it.
 #[test]
 fn large_text_files_are_written_through_a_file_and_stay_sops_files() {
     let sb = Sandbox::new();
@@ -741,6 +741,21 @@ fn large_text_files_are_written_through_a_file_and_stay_sops_files() {
             sb.write("stdout.enc", &out.stdout);
             let out = sb.ok(&["decrypt", "--input-type", "yaml", "stdout.enc"]);
             assert!(out.stdout == plain.as_bytes(), "stdout read back otherwise");
+        }
+        // coffer as sops, in place (JSON): the same writing.
+        if format == "json" {
+            let out = sb
+                .as_sops()
+                .args(["encrypt", "--age", &sb.recipient, "-i", &name])
+                .output()
+                .expect("runs");
+            assert_success(&out, &["sops encrypt -i"]);
+            assert!(!sb.read_str(&name).contains("secret-"));
+            let out = sb.ok(&["decrypt", &name]);
+            assert!(
+                out.stdout == plain.as_bytes(),
+                "sops -i read back otherwise"
+            );
         }
         if format == "ini" {
             sb.ok(&["encrypt", "--age", &sb.recipient, "-i", &name]);

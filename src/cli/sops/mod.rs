@@ -15,6 +15,7 @@ use super::{comma_list as list, warn, Env};
 use coffer::cipher::DataKey;
 use coffer::config::{Config, CreationRule};
 use coffer::format::Format;
+use coffer::fsutil::Content;
 use coffer::fsutil::Target;
 use coffer::keys::kms::KmsSpec;
 use coffer::keys::Recipients;
@@ -304,10 +305,20 @@ fn read_input(file: Option<&Path>, missing: u8) -> Result<(String, Zeroizing<Vec
 /// Write a result where sops would: over the file (`-i`), to `--output`, or stdout.
 /// Plaintext written to a file is private (0600). Failures end with 3.
 fn write_output(io: &IoFlags, file: Option<&Path>, data: &[u8], plaintext: bool) -> Result<()> {
+    write_output_from(io, file, &mut Content::Bytes(data), plaintext)
+}
+
+/// [`write_output`] of any [`Content`] (an output written into a file and checked there).
+fn write_output_from(
+    io: &IoFlags,
+    file: Option<&Path>,
+    data: &mut Content<'_>,
+    plaintext: bool,
+) -> Result<()> {
     let private = plaintext.then_some(0o600);
     let written = if io.in_place {
         match file {
-            Some(f) => coffer::fsutil::write_atomic(f, data, 0o644, private, Target::InPlace),
+            Some(f) => coffer::fsutil::write_atomic_from(f, data, 0o644, private, Target::InPlace),
             None => {
                 return fail(
                     codes::ERROR_CONFLICTING_PARAMETERS,
@@ -316,11 +327,10 @@ fn write_output(io: &IoFlags, file: Option<&Path>, data: &[u8], plaintext: bool)
             }
         }
     } else if let Some(out) = &io.output {
-        coffer::fsutil::write_atomic(out, data, 0o644, private, Target::Output)
+        coffer::fsutil::write_atomic_from(out, data, 0o644, private, Target::Output)
     } else {
         let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(data)
+        data.write_to(&mut stdout)
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("<stdout>", e))
     };

@@ -167,6 +167,21 @@ fn encrypt(
     } else {
         sops::convert_plain(&label, input, output, bytes).map_err(syntax)?
     };
+    // A large text's output is written into a private file and checked there, as
+    // coffer's own encrypt does.
+    if output != Format::Binary && bytes.len() >= sops::INTO_FILE_FROM {
+        let beside = if io.in_place {
+            file
+        } else {
+            io.output.as_deref()
+        };
+        let mut staged = crate::cli::crypt::staging(beside)
+            .map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE))?;
+        let fallback = sops::encrypt_plain_into(&label, output, bytes, &key, &mut md, &staged)
+            .map_err(syntax)?;
+        env.accept_layout(fallback)?;
+        return write_output_from(io, file, &mut Content::File(&mut staged), false);
+    }
     let sealed = sops::encrypt_plain(&label, output, bytes, &key, &mut md).map_err(syntax)?;
     let out = env.accept(sealed)?;
     write_output(io, file, &out, false)
