@@ -269,37 +269,38 @@ impl<'d> Content<'d> {
 
 impl Content<'_> {
     /// Whether `text`, read as plain YAML without a document (`format::yaml::
-    /// lite_content`), holds exactly this content, comments included. `false` when it
-    /// does not, or when that reading gives up: the whole check then decides.
+    /// lite_plain`), holds exactly this content, comments included, compared as it is
+    /// read: nothing of it is held (a million values' items were 160 MB). `false` when
+    /// it does not, or when that reading gives up: the whole check then decides.
     fn is_lite_yaml(&self, text: &[u8]) -> bool {
-        use crate::format::yaml::LiteItem;
-        let Some(lite) = std::str::from_utf8(text)
-            .ok()
-            .and_then(crate::format::yaml::lite_content)
-        else {
+        use crate::format::Seen;
+        let Ok(text) = std::str::from_utf8(text) else {
             return false;
         };
-        let mut theirs = lite.items.iter().map(|item| match item {
-            LiteItem::Doc => Item::Doc,
-            LiteItem::Map(n) => Item::Map(*n),
-            LiteItem::Seq(n) => Item::Seq(*n),
-            LiteItem::Key(k) => Item::Key(k),
-            LiteItem::Scalar(ty, v) => Item::Scalar(*ty, v),
-        });
         let mut mine = self.items();
-        loop {
-            match (mine.next(), theirs.next()) {
-                (None, None) => break,
-                (Some(a), Some(b)) if differs((a, b), Compare::Full, false).is_none() => {}
-                _ => return false,
-            }
-        }
         let comments = self.doc.comments();
-        comments.len() == lite.comments.len()
-            && comments
-                .iter()
-                .zip(&lite.comments)
-                .all(|(&i, c)| (self.value)(i).1 == c.as_bytes())
+        let mut comments = comments.iter();
+        // For each collection open, how many items it was meant to hold.
+        let mut open: Vec<usize> = Vec::new();
+        let same = |a: Item, b: Item| differs((a, b), Compare::Full, false).is_none();
+        let read = crate::format::yaml::lite_plain(text, |seen| match seen {
+            Seen::Doc => matches!(mine.next()?, Item::Doc).then_some(()),
+            Seen::Opens(is_map) => {
+                let n = match (mine.next()?, is_map) {
+                    (Item::Map(n), true) | (Item::Seq(n), false) => n,
+                    _ => return None,
+                };
+                open.push(n);
+                Some(())
+            }
+            Seen::Ends(len) => (open.pop()? == len).then_some(()),
+            Seen::Key(k) => same(mine.next()?, Item::Key(k)).then_some(()),
+            Seen::Scalar(ty, v, ..) => same(mine.next()?, Item::Scalar(ty, &v)).then_some(()),
+            Seen::Comment(c, _) => {
+                ((self.value)(*comments.next()?).1 == c.as_bytes()).then_some(())
+            }
+        });
+        read.is_some() && mine.next().is_none() && comments.next().is_none()
     }
 }
 

@@ -1,11 +1,13 @@
-//! What a plain YAML text holds, read without building a document: for checking a
-//! decryption's output, whose reader needs only the structure, the typed values and
-//! the comments in order, and an encryption's output, read as it is walked. It takes
+//! What a plain YAML text holds, read without building a document and told as it is
+//! met: for checking a decryption's output, whose reader needs only the structure, the
+//! typed values and the comments in order, and an encryption's output. Each check
+//! compares what it is told with a document's as it goes, so nothing is held. It takes
 //! only what the quick reader reads whole, and of that only the plainest (no block
 //! scalars, no `sops` key, every key a string; for plaintext, nothing that looks
 //! encrypted); for anything else it gives up, and the whole reader runs. It makes the
-//! values with the whole reader's own functions, and finds the comments with its scan,
-//! so what it gives is what a `Document` of the text would hold.
+//! values with the whole reader's own functions, and finds the comments between keys
+//! and scalars as the whole reader's scan does, so what it tells is what a `Document`
+//! of the text would hold (keys are not told apart: a document holds none twice).
 
 use std::borrow::Cow;
 
@@ -16,6 +18,7 @@ pub(crate) use crate::format::Seen;
 /// One item of a text's content, in the order `sops::verify` walks a document: each
 /// document, then each collection (with its size) before what it holds, a mapping's
 /// keys before their values.
+#[cfg(test)]
 #[derive(Debug, PartialEq)]
 pub(crate) enum Item<'t> {
     Doc,
@@ -26,6 +29,7 @@ pub(crate) enum Item<'t> {
 }
 
 /// The content of a text: its items, and its comments' text (after the `#`) in order.
+#[cfg(test)]
 #[derive(Debug, PartialEq)]
 pub(crate) struct Content<'t> {
     pub items: Vec<Item<'t>>,
@@ -33,41 +37,10 @@ pub(crate) struct Content<'t> {
 }
 
 /// A collection being read: how many it holds so far, and (for a mapping) whether a
-/// key comes next and, when they are to be told apart, the keys so far.
-struct Open<'t> {
+/// key comes next.
+struct Open {
     len: usize,
     key_next: Option<bool>,
-    keys: Vec<&'t str>,
-}
-
-/// How a text is read: a plaintext's, whose comments are found afterwards by the
-/// whole reader's scan (each key and scalar span put in `occupied` for it) and whose
-/// keys must be told apart; or an encryption's output, whose comments are told in
-/// order as they are met, and whose keys its check compares one by one with a
-/// document's (which holds none twice), so that a million of them are not held again.
-enum Reading<'o> {
-    Plain { occupied: &'o mut Vec<Range<usize>> },
-    Encrypted { scanned: usize },
-}
-
-impl Reading<'_> {
-    /// A key or scalar at `span`: in a plaintext, a span no comment starts in; in an
-    /// output, the comments before it are told first.
-    fn token<'t>(
-        &mut self,
-        text: &'t str,
-        span: &Range<usize>,
-        seen: &mut impl FnMut(Seen<'t>) -> Option<()>,
-    ) -> Option<()> {
-        match self {
-            Reading::Plain { occupied } => occupied.push(span.clone()),
-            Reading::Encrypted { scanned } => {
-                tell_comments(text, *scanned..span.start, seen)?;
-                *scanned = span.end;
-            }
-        }
-        Some(())
-    }
 }
 
 /// The comments standing in `gap` (text between keys and scalars, where a `#` after a
@@ -94,45 +67,40 @@ fn tell_comments<'t>(
     Some(())
 }
 
-/// The content of `text` when it is read whole this way; `None` when it is not (the
-/// whole reader then reads it, and says what is wrong, if anything is).
+/// The content of `text` as [`read_plain`] tells it, a key twice in a mapping refused
+/// as the whole reader refuses it (the check compares with a document, which holds
+/// none twice): what the tests hold to the whole reader's document.
+#[cfg(test)]
 pub(crate) fn content(text: &str) -> Option<Content<'_>> {
-    // sops's own strings have readers of their own.
-    if text.contains("ENC[") {
-        return None;
-    }
-    let mut items = Vec::with_capacity(text.len() / 16);
-    let mut open_at = Vec::new();
-    let mut occupied = Vec::with_capacity(text.len() / 16);
-    let mut reading = Reading::Plain {
-        occupied: &mut occupied,
-    };
-    walk(text, &mut reading, |seen| {
+    let mut items = Vec::new();
+    let mut comments = Vec::new();
+    // Each open collection: where its item is, and its keys so far.
+    let mut open: Vec<(usize, Vec<&str>)> = Vec::new();
+    read_plain(text, |seen| {
         match seen {
             Seen::Doc => items.push(Item::Doc),
             Seen::Opens(is_map) => {
-                open_at.push(items.len());
+                open.push((items.len(), Vec::new()));
                 items.push(if is_map { Item::Map(0) } else { Item::Seq(0) });
             }
             Seen::Ends(len) => {
-                let at = open_at.pop()?;
+                let (at, mut keys) = open.pop()?;
+                keys.sort_unstable();
+                keys.windows(2).all(|w| w[0] != w[1]).then_some(())?;
                 items[at] = match items[at] {
                     Item::Map(_) => Item::Map(len),
                     _ => Item::Seq(len),
                 };
             }
-            Seen::Key(key) => items.push(Item::Key(key)),
+            Seen::Key(key) => {
+                open.last_mut()?.1.push(key);
+                items.push(Item::Key(key));
+            }
             Seen::Scalar(ty, value, ..) => items.push(Item::Scalar(ty, value)),
-            // The walk finds none: they are found by their own scan, below.
-            Seen::Comment(..) => return None,
+            Seen::Comment(c, _) => comments.push(c),
         }
         Some(())
     })?;
-    occupied.sort_unstable_by_key(|r: &Range<usize>| (r.start, r.end));
-    let comments = comment_spans(text, &occupied, |_| {})
-        .into_iter()
-        .map(|(start, end, ..)| &text[start + 1..end])
-        .collect();
     Some(Content { items, comments })
 }
 
@@ -142,30 +110,35 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
 /// when the text is not read whole this way, or `seen` gives up.
 pub(crate) fn read_encrypted<'t>(
     text: &'t str,
-    mut seen: impl FnMut(Seen<'t>) -> Option<()>,
+    seen: impl FnMut(Seen<'t>) -> Option<()>,
 ) -> Option<()> {
-    let mut reading = Reading::Encrypted { scanned: 0 };
-    walk(text, &mut reading, &mut seen)?;
-    // The comments after the last key or scalar.
-    match reading {
-        Reading::Encrypted { scanned } => tell_comments(text, scanned..text.len(), &mut seen),
-        Reading::Plain { .. } => None,
-    }
+    walk(text, seen)
 }
 
-/// The reading itself: what `text` holds, in order, to `seen`, read as `reading` says.
-fn walk<'t>(
+/// Read a plaintext the same way, for a check that compares it with a document's (a
+/// decryption's output) as it is met.
+pub(crate) fn read_plain<'t>(
     text: &'t str,
-    reading: &mut Reading<'_>,
-    mut seen: impl FnMut(Seen<'t>) -> Option<()>,
+    seen: impl FnMut(Seen<'t>) -> Option<()>,
 ) -> Option<()> {
-    let distinct = matches!(reading, Reading::Plain { .. });
+    // sops's own strings have readers of their own.
+    if text.contains("ENC[") {
+        return None;
+    }
+    walk(text, seen)
+}
+
+/// The reading itself: what `text` holds, in order, to `seen`, each comment before the
+/// key or scalar it stands before (those after the last, at the end).
+fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Option<()> {
+    // How far comments have been looked for: up to the last key or scalar's end.
+    let mut scanned = 0;
     // Directives and conflict markers have readers of their own.
     if text.starts_with('%') || text.contains("\n%") || text.contains("<<<<<<<") {
         return None;
     }
     let mut quick = super::quick::reader(text)?;
-    let mut open: Vec<Open<'_>> = Vec::new();
+    let mut open: Vec<Open> = Vec::new();
     let mut root = false;
     let mut docs = 0;
     for event in quick.by_ref() {
@@ -205,18 +178,12 @@ fn walk<'t>(
                 open.push(Open {
                     len: 0,
                     key_next: is_map.then_some(true),
-                    keys: Vec::new(),
                 });
                 seen(Seen::Opens(is_map))?;
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                let mut done = open.pop()?;
+                let done = open.pop()?;
                 if done.key_next == Some(false) {
-                    return None;
-                }
-                // A key twice in one mapping is refused by the whole reader.
-                done.keys.sort_unstable();
-                if done.keys.windows(2).any(|w| w[0] == w[1]) {
                     return None;
                 }
                 seen(Seen::Ends(done.len))?;
@@ -240,10 +207,8 @@ fn walk<'t>(
                     let parent = open.last_mut()?;
                     parent.key_next = Some(false);
                     parent.len += 1;
-                    if distinct {
-                        parent.keys.push(value);
-                    }
-                    reading.token(text, &range, &mut seen)?;
+                    tell_comments(text, scanned..range.start, &mut seen)?;
+                    scanned = range.end;
                     seen(Seen::Key(value))?;
                     continue;
                 }
@@ -263,7 +228,8 @@ fn walk<'t>(
                     Cow::Owned(s) => Cow::Owned(s.into_bytes()),
                 };
                 taken(open.last_mut()?);
-                reading.token(text, &span, &mut seen)?;
+                tell_comments(text, scanned..span.start, &mut seen)?;
+                scanned = span.end;
                 seen(Seen::Scalar(ty, stored, quote, span))?;
             }
             Event::Alias(_) => return None,
@@ -272,6 +238,7 @@ fn walk<'t>(
     if !open.is_empty() {
         return None;
     }
+    tell_comments(text, scanned..text.len(), &mut seen)?;
     // No document at all (only comments, or nothing): an empty mapping, as the whole
     // reader makes one.
     if docs == 0 {
@@ -283,7 +250,7 @@ fn walk<'t>(
 }
 
 /// A collection takes one more item (a mapping: the value of its key).
-fn taken(parent: &mut Open<'_>) {
+fn taken(parent: &mut Open) {
     match parent.key_next {
         Some(_) => parent.key_next = Some(true),
         None => parent.len += 1,

@@ -29,9 +29,7 @@ use shrink::Shrunk;
 use comments::*;
 use emit::*;
 pub(crate) use emit::{render_str, yaml_entry, yaml_item, yaml_scalar_or_flow};
-pub(crate) use lite::{
-    content as lite_content, read_encrypted as lite_encrypted, Item as LiteItem,
-};
+pub(crate) use lite::{read_encrypted as lite_encrypted, read_plain as lite_plain};
 use parse::*;
 
 pub struct YamlStore;
