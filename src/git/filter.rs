@@ -335,13 +335,10 @@ impl Filter {
             .and_then(|id| self.blob(id))
             .filter(|b| crate::format::mentions_sops(b))
         {
-            match sops::open(
-                path,
-                format,
-                blob.clone(),
-                &self.keyring,
-                OpenOptions::default(),
-            ) {
+            // Opened from the blob itself, given back when nothing changed: a copy
+            // beside it would be held through the whole re-encryption.
+            let blob_len = blob.len();
+            match sops::open(path, format, blob, &self.keyring, OpenOptions::default()) {
                 Ok(opened) => {
                     // The rules are the truth, not the metadata committed last.
                     if let Ok(Some(rule)) = self.rule_for(path) {
@@ -363,7 +360,22 @@ impl Filter {
                         }
                     }
                     return match opened.reencrypt(&content)? {
-                        None => Ok(Zeroizing::new(blob)),
+                        None => {
+                            let text = opened.into_text();
+                            // The same bytes, as every reader keeps them; were they not,
+                            // the blob is read again.
+                            match text.len() == blob_len {
+                                true => Ok(text),
+                                false => committed
+                                    .and_then(|id| self.blob(id))
+                                    .map(Zeroizing::new)
+                                    .ok_or_else(|| {
+                                        Error::Refused(format!(
+                                            "{path}: the committed version cannot be read again"
+                                        ))
+                                    }),
+                            }
+                        }
                         // git may be comparing against a version it holds in memory (mid
                         // rebase, merge or cherry-pick): if the plaintext is one of those,
                         // that blob is the answer, byte for byte.
@@ -387,6 +399,7 @@ impl Filter {
                     if let Ok((recipients, Some(rule))) = self.recipients_for_new(path) {
                         return self.encrypt_new(path, format, content, &recipients, Some(&rule));
                     }
+                    let blob = committed.and_then(|id| self.blob(id)).unwrap_or_default();
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
                     if Recipients::of(&meta).is_empty() {
                         return Err(Error::Refused(format!(

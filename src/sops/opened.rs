@@ -335,6 +335,12 @@ impl Opened {
         }
     }
 
+    /// The encrypted text this was opened from, given back: the readers keep the text
+    /// they are given as it is, so a caller need not hold a copy beside it.
+    pub fn into_text(mut self) -> Zeroizing<Vec<u8>> {
+        into_bytes(std::mem::take(&mut self.doc.text))
+    }
+
     /// Encrypt `plaintext` with this file's data key and master keys. `None` when the
     /// plaintext is what the file already holds, so the file can be left byte for byte.
     pub fn reencrypt(&self, plaintext: &[u8]) -> Result<Option<Sealed>> {
