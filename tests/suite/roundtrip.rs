@@ -785,17 +785,12 @@ fn large_text_files_are_written_through_a_file_and_stay_sops_files() {
 #[test]
 fn large_text_files_checked_whole_or_falling_back_are_written_too() {
     let sb = Sandbox::new();
+    let encrypt =
+        |out: &str, file: &str| sb.ok(&["encrypt", "--age", &sb.recipient, "-o", out, file]);
     let mut flow = large_text("yaml", 5_000);
     flow.push_str("list: [secret-a, secret-b]\n");
     sb.write("flow.yaml", &flow);
-    let out = sb.ok(&[
-        "encrypt",
-        "--age",
-        &sb.recipient,
-        "-o",
-        "flow.enc.yaml",
-        "flow.yaml",
-    ]);
+    let out = encrypt("flow.enc.yaml", "flow.yaml");
     assert_eq!(stderr(&out), "");
     assert!(sb.ok(&["decrypt", "flow.enc.yaml"]).stdout == flow.as_bytes());
 
@@ -806,14 +801,7 @@ fn large_text_files_checked_whole_or_falling_back_are_written_too() {
     let mapping = format!("{{{}}}\n", values.join(", "));
     assert!(mapping.len() > 1 << 20);
     sb.write("map.yaml", &mapping);
-    let out = sb.ok(&[
-        "encrypt",
-        "--age",
-        &sb.recipient,
-        "-o",
-        "map.enc.yaml",
-        "map.yaml",
-    ]);
+    let out = encrypt("map.enc.yaml", "map.yaml");
     assert!(
         stderr(&out).contains("rewritten in the canonical layout"),
         "{}",
@@ -842,14 +830,7 @@ fn large_text_files_checked_whole_or_falling_back_are_written_too() {
         assert_error(&out, 5, "refused by --strict-layout, nothing was written");
         assert!(!sb.path("strict.enc").exists(), "{file}");
     }
-    let out = sb.ok(&[
-        "encrypt",
-        "--age",
-        &sb.recipient,
-        "-o",
-        "hex.enc.yaml",
-        "hex.yaml",
-    ]);
+    let out = encrypt("hex.enc.yaml", "hex.yaml");
     assert!(
         stderr(&out)
             .contains("hex.yaml: line 60001 will decrypt to the same values written another way"),
