@@ -471,6 +471,26 @@ pub fn decrypt(
     aad: &str,
     value: &str,
 ) -> Result<(ScalarType, Zeroizing<Vec<u8>>), CipherError> {
+    decrypt_checking(key, aad, value, true)
+}
+
+/// [`decrypt`] for a check that compares the type with the one meant: a changed tag is
+/// found there, so the HMAC that looks for one is spared (one a value, a tenth of an
+/// encryption's time).
+pub fn decrypt_typed_as_meant(
+    key: &DataKey,
+    aad: &str,
+    value: &str,
+) -> Result<(ScalarType, Zeroizing<Vec<u8>>), CipherError> {
+    decrypt_checking(key, aad, value, false)
+}
+
+fn decrypt_checking(
+    key: &DataKey,
+    aad: &str,
+    value: &str,
+    tag_checked: bool,
+) -> Result<(ScalarType, Zeroizing<Vec<u8>>), CipherError> {
     let p = parse(value)?;
     let ty = p.scalar_type()?;
     let mut data = Zeroizing::new(
@@ -483,7 +503,7 @@ pub fn decrypt(
         16 => open(&key.gcm::<U16>(), &iv, aad, &mut data, &tag)?,
         _ => open(&key.gcm::<U12>(), &iv, aad, &mut data, &tag)?,
     }
-    if type_changed(key, aad, p.ty, &data, &iv) {
+    if tag_checked && type_changed(key, aad, p.ty, &data, &iv) {
         return Err(CipherError::TypeChanged);
     }
     Ok((ty, data))

@@ -359,7 +359,8 @@ impl<'d, 't> Values<'d, 't, '_> {
         let opened = crate::sops::par_map(&block, |v| {
             let aad = v.aad.clone()?;
             let value = std::str::from_utf8(&v.stored).ok()?;
-            cipher::decrypt(key, &aads[aad], value).ok()
+            // The type is compared with the one meant below: a changed tag is found there.
+            cipher::decrypt_typed_as_meant(key, &aads[aad], value).ok()
         });
         for (v, opened) in block.into_iter().zip(opened) {
             let (ty, plain) = match (&v.aad, &opened) {
