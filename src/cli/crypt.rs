@@ -196,13 +196,14 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
         return encrypt_streamed(io, &name, &key, &mut md, env);
     }
     // A large text's output (five times its size) is written into a private file and
-    // checked there, not held beside the document it is made from.
-    if format != Format::Binary && input.len() >= sops::INTO_FILE_FROM {
-        let beside = match io.in_place {
-            true => Some(io.file.as_path()),
-            false => io.output.as_deref(),
-        };
-        let mut out = staging(beside)?;
+    // checked there, not held beside the document it is made from; where no such file
+    // can be made, in memory as a small one's.
+    let beside = match io.in_place {
+        true => Some(io.file.as_path()),
+        false => io.output.as_deref(),
+    };
+    let large = format != Format::Binary && input.len() >= sops::INTO_FILE_FROM;
+    if let Some(mut out) = large.then(|| staging(beside).ok()).flatten() {
         let fallback = sops::encrypt_plain_into(&name, format, input, &key, &mut md, &out)?;
         env.accept_layout(fallback)?;
         return io.write_held_from(

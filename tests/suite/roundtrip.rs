@@ -741,6 +741,18 @@ fn large_text_files_are_written_through_a_file_and_stay_sops_files() {
             sb.write("stdout.enc", &out.stdout);
             let out = sb.ok(&["decrypt", "--input-type", "yaml", "stdout.enc"]);
             assert!(out.stdout == plain.as_bytes(), "stdout read back otherwise");
+            // Without a temporary directory to write in, the output is made in memory.
+            let out = sb.run_with(
+                &["encrypt", "--age", &sb.recipient, &name],
+                &[("TMPDIR", "/nonexistent/tmp")],
+            );
+            assert_success(&out, &["encrypt without a temporary directory"]);
+            sb.write("stdout.enc", &out.stdout);
+            let out = sb.ok(&["decrypt", "--input-type", "yaml", "stdout.enc"]);
+            assert!(
+                out.stdout == plain.as_bytes(),
+                "held output read back otherwise"
+            );
         }
         // coffer as sops, in place (JSON): the same writing.
         if format == "json" {

@@ -169,14 +169,16 @@ fn encrypt(
     };
     // A large text's output is written into a private file and checked there, as
     // coffer's own encrypt does.
-    if output != Format::Binary && bytes.len() >= sops::INTO_FILE_FROM {
-        let beside = if io.in_place {
-            file
-        } else {
-            io.output.as_deref()
-        };
-        let mut staged = crate::cli::crypt::staging(beside)
-            .map_err(coded(codes::COULD_NOT_WRITE_OUTPUT_FILE))?;
+    let beside = if io.in_place {
+        file
+    } else {
+        io.output.as_deref()
+    };
+    let large = output != Format::Binary && bytes.len() >= sops::INTO_FILE_FROM;
+    if let Some(mut staged) = large
+        .then(|| crate::cli::crypt::staging(beside).ok())
+        .flatten()
+    {
         let fallback = sops::encrypt_plain_into(&label, output, bytes, &key, &mut md, &staged)
             .map_err(syntax)?;
         env.accept_layout(fallback)?;
