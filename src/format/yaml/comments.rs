@@ -7,6 +7,10 @@ impl Parse<'_> {
     /// Find every comment outside scalars and metadata, and give it the path of the
     /// container sops's YAML library would attach it to.
     pub(super) fn find_comments(&mut self) {
+        // No `#` and no tab: nothing to find or judge (the scan is a byte at a time).
+        if !self.places {
+            return;
+        }
         // Unstable: ranges with one start are jumped over to the furthest end either way.
         self.occupied.sort_unstable_by_key(|r| (r.start, r.end));
         let text = self.text;

@@ -688,7 +688,8 @@ impl<'t> Parse<'t> {
             }
             _ => pos,
         };
-        let line = self.line_of(pos);
+        // The line places comments only.
+        let line = if self.places { self.line_of(pos) } else { 0 };
         let col = self.col(pos);
         if !self.places {
             self.items.clear();
