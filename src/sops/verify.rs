@@ -105,6 +105,79 @@ impl<'d> Iterator for Items<'_, 'd> {
     }
 }
 
+/// A reading told as it is walked (`format::Seen`) held to a content's structure as it
+/// is met: each document, collection and key where the content has one, each
+/// collection's size at its end, and the keys over what comes next. Both walked checks
+/// (a decryption's plain YAML, and `walked`'s of an encryption) hold it so.
+struct Shape<'c, 'd, 't> {
+    mine: Items<'c, 'd>,
+    /// The keys over the next item; for each collection open, how many of them were
+    /// over it, and how many items it was meant to hold.
+    keys: Vec<&'t str>,
+    open: Vec<(usize, usize)>,
+}
+
+impl<'c, 'd, 't> Shape<'c, 'd, 't> {
+    fn of(content: &'c Content<'d>) -> Self {
+        Shape {
+            mine: content.items(),
+            keys: Vec::new(),
+            open: Vec::new(),
+        }
+    }
+
+    fn doc(&mut self) -> Option<()> {
+        matches!(self.mine.next()?, Item::Doc).then_some(())
+    }
+
+    /// A mapping (`is_map`) or a sequence opens.
+    fn opens(&mut self, is_map: bool) -> Option<()> {
+        let len = match (self.mine.next()?, is_map) {
+            (Item::Map(n), true) | (Item::Seq(n), false) => n,
+            _ => return None,
+        };
+        self.open.push((self.keys.len(), len));
+        Some(())
+    }
+
+    /// The innermost collection ends, holding `len` items.
+    fn ends(&mut self, len: usize) -> Option<()> {
+        let (over, meant) = self.open.pop()?;
+        self.keys.truncate(over);
+        (len == meant).then_some(())
+    }
+
+    fn key(&mut self, k: &'t str) -> Option<()> {
+        let &(over, _) = self.open.last()?;
+        self.keys.truncate(over);
+        self.keys.push(k);
+        differs((self.mine.next()?, Item::Key(k)), Compare::Full, false)
+            .is_none()
+            .then_some(())
+    }
+
+    /// What was meant where a value stands.
+    fn value(&mut self) -> Option<Item<'d>> {
+        self.mine.next()
+    }
+
+    /// The keys over the value met next.
+    fn path(&self) -> &[&'t str] {
+        &self.keys
+    }
+
+    /// The keys over the collection open: a comment's in it.
+    fn container(&self) -> Option<&[&'t str]> {
+        let &(over, _) = self.open.last()?;
+        Some(&self.keys[..over])
+    }
+
+    /// Whether all that was meant was met, and every collection ended.
+    fn done(&mut self) -> bool {
+        self.mine.next().is_none() && self.open.is_empty()
+    }
+}
+
 /// How much of the content an output must keep.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Compare {
@@ -277,30 +350,24 @@ impl Content<'_> {
         let Ok(text) = std::str::from_utf8(text) else {
             return false;
         };
-        let mut mine = self.items();
+        let mut shape = Shape::of(self);
         let comments = self.doc.comments();
         let mut comments = comments.iter();
-        // For each collection open, how many items it was meant to hold.
-        let mut open: Vec<usize> = Vec::new();
-        let same = |a: Item, b: Item| differs((a, b), Compare::Full, false).is_none();
         let read = crate::format::yaml::lite_plain(text, |seen| match seen {
-            Seen::Doc => matches!(mine.next()?, Item::Doc).then_some(()),
-            Seen::Opens(is_map) => {
-                let n = match (mine.next()?, is_map) {
-                    (Item::Map(n), true) | (Item::Seq(n), false) => n,
-                    _ => return None,
-                };
-                open.push(n);
-                Some(())
+            Seen::Doc => shape.doc(),
+            Seen::Opens(is_map) => shape.opens(is_map),
+            Seen::Ends(len) => shape.ends(len),
+            Seen::Key(k) => shape.key(k),
+            Seen::Scalar(ty, v, ..) => {
+                differs((shape.value()?, Item::Scalar(ty, &v)), Compare::Full, false)
+                    .is_none()
+                    .then_some(())
             }
-            Seen::Ends(len) => (open.pop()? == len).then_some(()),
-            Seen::Key(k) => same(mine.next()?, Item::Key(k)).then_some(()),
-            Seen::Scalar(ty, v, ..) => same(mine.next()?, Item::Scalar(ty, &v)).then_some(()),
             Seen::Comment(c, _) => {
                 ((self.value)(*comments.next()?).1 == c.as_bytes()).then_some(())
             }
         });
-        read.is_some() && mine.next().is_none() && comments.next().is_none()
+        read.is_some() && shape.done() && comments.next().is_none()
     }
 }
 

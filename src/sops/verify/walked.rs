@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::{differs, Compare, Content, Item};
+use super::{differs, Compare, Content, Item, Shape};
 use crate::cipher::{self, DataKey, MacBuilder};
 use crate::format::yaml::{lite_encrypted, render_value};
 use crate::format::{dotenv, ini, json, Format, Seen};
@@ -161,40 +161,19 @@ impl<'a> Check<'a, '_> {
             block: Vec::new(),
             aads: String::new(),
         };
-        let mut mine = self.expected.items();
+        let mut shape = Shape::of(self.expected);
         let comments = self.expected.doc.comments();
         let mut comments = comments.iter().copied();
-        // The keys over the next value; for each open collection, how many were over it
-        // and how many items it was meant to hold.
-        let mut keys: Vec<&str> = Vec::new();
-        let mut open: Vec<(usize, usize)> = Vec::new();
         let meta_span = walk(&mut |seen| {
             match seen {
-                Seen::Doc => matches!(mine.next()?, Item::Doc).then_some(())?,
-                Seen::Opens(is_map) => {
-                    let len = match (mine.next()?, is_map) {
-                        (Item::Map(n), true) | (Item::Seq(n), false) => n,
-                        _ => return None,
-                    };
-                    open.push((keys.len(), len));
-                }
-                Seen::Ends(len) => {
-                    let (over, meant) = open.pop()?;
-                    keys.truncate(over);
-                    (len == meant).then_some(())?;
-                }
-                Seen::Key(k) => {
-                    let &(over, _) = open.last()?;
-                    keys.truncate(over);
-                    keys.push(k);
-                    differs((mine.next()?, Item::Key(k)), Compare::Full, false)
-                        .is_none()
-                        .then_some(())?;
-                }
+                Seen::Doc => shape.doc()?,
+                Seen::Opens(is_map) => shape.opens(is_map)?,
+                Seen::Ends(len) => shape.ends(len)?,
+                Seen::Key(k) => shape.key(k)?,
                 Seen::Scalar(ty, stored, quote, span) => {
-                    let meant = mine.next()?;
-                    let encrypted = rules.next(&keys, None);
-                    values.push(meant, ty, stored, quote, span, encrypted, &keys)?;
+                    let meant = shape.value()?;
+                    let encrypted = rules.next(shape.path(), None);
+                    values.push(meant, ty, stored, quote, span, encrypted, shape.path())?;
                 }
                 Seen::Comment(stored, span) => {
                     let i = comments.next()?;
@@ -213,16 +192,16 @@ impl<'a> Check<'a, '_> {
                         let encrypted = rules.next(path, Some(stored));
                         values.comment(meant, stored, span, encrypted, path)?;
                     } else {
-                        let &(over, _) = open.last()?;
-                        let encrypted = rules.next(&keys[..over], Some(stored));
-                        values.comment(meant, stored, span, encrypted, &keys[..over])?;
+                        let container = shape.container()?;
+                        let encrypted = rules.next(container, Some(stored));
+                        values.comment(meant, stored, span, encrypted, container)?;
                     }
                 }
             }
             Some(())
         })?;
         values.flush()?;
-        if mine.next().is_some() || comments.next().is_some() || !open.is_empty() {
+        if !shape.done() || comments.next().is_some() {
             return None;
         }
         let mut warnings = Vec::new();
