@@ -157,13 +157,9 @@ impl<'t> P<'t> {
             return Err(self.err("expected a string"));
         }
         self.pos += 1;
-        let start = self.pos;
-        let rest = &self.b[start..];
-        if let Some(stop) = memchr::memchr2(b'"', b'\\', rest) {
-            if rest[stop] == b'"' && first_control(&rest[..stop]).is_none() {
-                self.pos = start + stop + 1;
-                return Ok(Cow::Borrowed(&self.text[start..start + stop]));
-            }
+        if let Some((plain, end)) = plain_string(self.text, self.pos) {
+            self.pos = end;
+            return Ok(Cow::Borrowed(plain));
         }
         let mut out = String::new();
         loop {
@@ -885,13 +881,10 @@ impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
 
     /// A string without escapes or control characters: its text inside the quotes.
     fn string(&mut self) -> Option<&'t str> {
-        let b = self.text.as_bytes();
-        (b.get(self.pos) == Some(&b'"')).then_some(())?;
-        let start = self.pos + 1;
-        let len = memchr::memchr2(b'"', b'\\', &b[start..])?;
-        (b[start + len] == b'"' && first_control(&b[start..start + len]).is_none()).then_some(())?;
-        self.pos = start + len + 1;
-        Some(&self.text[start..start + len])
+        (self.text.as_bytes().get(self.pos) == Some(&b'"')).then_some(())?;
+        let (plain, end) = plain_string(self.text, self.pos + 1)?;
+        self.pos = end;
+        Some(plain)
     }
 
     /// A value at `depth` (a member of the root's is at 1), as `P::value` reads it.
@@ -951,6 +944,16 @@ impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
             }
         }
     }
+}
+
+/// The string whose text starts at `start` (after its `"`), when it holds no escape and
+/// no control character: its text, and where it ends (past its closing `"`). Most
+/// strings are so, and are their text as it stands; the reader decodes the others.
+fn plain_string(text: &str, start: usize) -> Option<(&str, usize)> {
+    let b = text.as_bytes();
+    let len = memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
+    (b[start + len] == b'"' && first_control(&b[start..start + len]).is_none())
+        .then(|| (&text[start..start + len], start + len + 1))
 }
 
 /// The first control character (below 0x20) of `bytes`: blocks are tested whole first,
