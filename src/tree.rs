@@ -7,10 +7,9 @@
 //! quoting of keys) is carried over byte for byte.
 
 use std::ops::Range;
-
 use std::sync::Arc;
-pub use thin_vec::ThinVec;
 
+pub use thin_vec::ThinVec;
 use zeroize::Zeroizing;
 
 pub use crate::scalar::ScalarType;
