@@ -202,8 +202,7 @@ pub fn encrypt(args: EncryptArgs, config: Option<&Path>, env: &Env) -> Result<()
         true => Some(io.file.as_path()),
         false => io.output.as_deref(),
     };
-    let large = format != Format::Binary && input.len() >= sops::INTO_FILE_FROM;
-    if let Some(mut out) = large.then(|| staging(beside).ok()).flatten() {
+    if let Some(mut out) = staged_output(format, input.len(), beside) {
         let fallback = sops::encrypt_plain_into(&name, format, input, &key, &mut md, &out)?;
         env.accept_layout(fallback)?;
         return io.write_held_from(
@@ -223,10 +222,23 @@ fn streamable(io: &Io, format: Format) -> bool {
         && std::fs::metadata(&io.file).is_ok_and(|m| m.is_file() && m.len() >= sops::stream::FROM)
 }
 
+/// Where a large text's encryption is written and checked before it goes where asked
+/// (`sops::encrypt_plain_into`): a private file beside `beside` (see [`staging`]).
+/// `None` for a binary or small input, or where no such file can be made: the output
+/// is then made in memory.
+pub(crate) fn staged_output(
+    format: Format,
+    len: usize,
+    beside: Option<&Path>,
+) -> Option<std::fs::File> {
+    let large = format != Format::Binary && len >= sops::INTO_FILE_FROM;
+    large.then(|| staging(beside).ok()).flatten()
+}
+
 /// An unnamed file, readable and writable, for a streamed output until it is checked:
 /// beside `beside` (the destination, so plaintext stays on the disk the user named), or
 /// in the temporary directory. It has no name, so nothing is left of it after a crash.
-pub(crate) fn staging(beside: Option<&Path>) -> Result<std::fs::File> {
+fn staging(beside: Option<&Path>) -> Result<std::fs::File> {
     let dir = beside
         .filter(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()))
         .and_then(|p| p.parent())

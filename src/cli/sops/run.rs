@@ -174,11 +174,7 @@ fn encrypt(
     } else {
         io.output.as_deref()
     };
-    let large = output != Format::Binary && bytes.len() >= sops::INTO_FILE_FROM;
-    if let Some(mut staged) = large
-        .then(|| crate::cli::crypt::staging(beside).ok())
-        .flatten()
-    {
+    if let Some(mut staged) = crate::cli::crypt::staged_output(output, bytes.len(), beside) {
         let fallback = sops::encrypt_plain_into(&label, output, bytes, &key, &mut md, &staged)
             .map_err(syntax)?;
         env.accept_layout(fallback)?;
