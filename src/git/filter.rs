@@ -360,22 +360,16 @@ impl Filter {
                         }
                     }
                     return match opened.reencrypt(&content)? {
-                        None => {
-                            let text = opened.into_text();
-                            // The same bytes, as every reader keeps them; were they not,
-                            // the blob is read again.
-                            match text.len() == blob_len {
-                                true => Ok(text),
-                                false => committed
-                                    .and_then(|id| self.blob(id))
-                                    .map(Zeroizing::new)
-                                    .ok_or_else(|| {
-                                        Error::Refused(format!(
-                                            "{path}: the committed version cannot be read again"
-                                        ))
-                                    }),
-                            }
-                        }
+                        // The blob's own bytes, as every reader keeps them; were they
+                        // not, the blob is read again.
+                        None => opened
+                            .into_text(blob_len)
+                            .or_else(|| committed.and_then(|id| self.blob(id)).map(Zeroizing::new))
+                            .ok_or_else(|| {
+                                Error::Refused(format!(
+                                    "{path}: the committed version cannot be read again"
+                                ))
+                            }),
                         // git may be comparing against a version it holds in memory (mid
                         // rebase, merge or cherry-pick): if the plaintext is one of those,
                         // that blob is the answer, byte for byte.

@@ -604,6 +604,13 @@ pub(super) fn into_bytes(mut s: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(std::mem::take(&mut *s).into_bytes())
 }
 
+/// The `len` bytes `doc` was read from, taken back. The text parsers keep the text they
+/// are given as it is; were one not to (a length that differs), `None`.
+pub(super) fn text_back(doc: &mut Document, len: usize) -> Option<Zeroizing<Vec<u8>>> {
+    let text = std::mem::take(&mut doc.text);
+    (text.len() == len).then(|| into_bytes(text))
+}
+
 /// Encrypt plaintext bytes of `format` (binary included).
 pub fn encrypt_plain(
     file: &str,

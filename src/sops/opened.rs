@@ -335,10 +335,11 @@ impl Opened {
         }
     }
 
-    /// The encrypted text this was opened from, given back: the readers keep the text
-    /// they are given as it is, so a caller need not hold a copy beside it.
-    pub fn into_text(mut self) -> Zeroizing<Vec<u8>> {
-        into_bytes(std::mem::take(&mut self.doc.text))
+    /// The `len` bytes of encrypted text this was opened from, given back (`text_back`),
+    /// so a caller need not hold a copy beside it; `None` were the reader to have
+    /// changed them.
+    pub fn into_text(mut self, len: usize) -> Option<Zeroizing<Vec<u8>>> {
+        text_back(&mut self.doc, len)
     }
 
     /// Encrypt `plaintext` with this file's data key and master keys. `None` when the

@@ -581,20 +581,17 @@ fn read_back(
     crate::format::parse(file, format, bytes).map_err(|e| Mismatch::DoesNotParse(Box::new(e)))
 }
 
-/// The `len` bytes `doc` was read from, taken back once checked. The text parsers keep
-/// the text they are given as it is; were one not to, nothing but what was checked may
-/// go out.
+/// The `len` bytes `doc` was read from, taken back once checked (`text_back`): were a
+/// reader to change the text it read, nothing but what was checked may go out.
 fn given_back(file: &str, doc: &mut Document, len: usize) -> Result<Zeroizing<Vec<u8>>, Mismatch> {
-    let text = std::mem::take(&mut doc.text);
-    if text.len() != len {
-        return Err(Mismatch::DoesNotParse(Box::new(crate::Error::Syntax {
+    super::text_back(doc, len).ok_or_else(|| {
+        Mismatch::DoesNotParse(Box::new(crate::Error::Syntax {
             file: file.to_string(),
             error: crate::format::SyntaxError::from(
                 "the reader changed the text it read".to_string(),
             ),
-        })));
-    }
-    Ok(super::into_bytes(text))
+        }))
+    })
 }
 
 /// Check a plaintext output: it parses as `format`, holds no sops metadata, and holds
