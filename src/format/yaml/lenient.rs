@@ -135,7 +135,7 @@ fn quoted_lines(text: &str, lines: &[&str], at: usize, col: usize) -> Vec<(usize
                     .chars()
                     .next()
                     .is_none_or(|c| c == ' ' || c == '\t');
-            (!content.is_empty() && ind < col && !marker).then_some((n, col - ind))
+            (!content.is_empty() && ind < col && !marker).then(|| (n, col - ind))
         })
         .collect()
 }
@@ -155,7 +155,7 @@ fn flow_line(lines: &[&str], at: usize, col: usize) -> Option<(usize, usize)> {
         .iter()
         .filter_map(|l| l.rfind(['[', '{']).map(|b| l[..b].chars().count() + 1))
         .max()?;
-    (reach > col).then_some((at, reach - col))
+    (reach > col).then(|| (at, reach - col))
 }
 
 #[cfg(test)]
