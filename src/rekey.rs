@@ -11,7 +11,8 @@ use crate::keys::kms::KmsSpec;
 use crate::keys::Recipients;
 use crate::keys::Wrappers;
 use crate::metadata;
-use crate::sops::{self, Opened, Sealed};
+use crate::sops::{self, Keyed, Opened, Sealed};
+use crate::tree::Document;
 use crate::{Error, Result};
 
 /// A master key as plans and `access` show it: an age recipient, or `kms:ARN` (with
@@ -228,34 +229,34 @@ pub fn drift(meta: &metadata::Metadata, rule: &CreationRule) -> Result<Drift> {
     Ok(Drift { keys, settings })
 }
 
-/// `plaintext` encrypted as `rule` says, for `opened`'s file: its data key kept unless
+/// `plaintext` encrypted as `rule` says, for `old`'s file: its data key kept unless
 /// `drift` removes a key (then a new one), its master keys those of the rule.
 pub fn to_rule(
-    opened: &Opened,
-    plaintext: &[u8],
+    old: &Keyed,
+    plaintext: &Document,
     rule: &CreationRule,
     drift: &Drift,
     with: &Wrappers,
 ) -> Result<Sealed> {
-    opened.check_rewritable()?;
+    old.check_rewritable()?;
     let key = if drift.keys.rotate {
         crate::cipher::DataKey::generate()
     } else {
-        opened.key.clone()
+        old.key.clone()
     };
-    let mut md = opened.meta.clone();
+    let mut md = old.meta.clone();
     if !drift.keys.is_empty() {
-        let current = Recipients::of(&opened.meta);
+        let current = Recipients::of(&old.meta);
         let Some(wanted) = rule_keys_for(&current, rule)? else {
             return Err(Error::NoRecipients {
-                file: opened.file.clone(),
+                file: old.file.clone(),
             });
         };
         let foreign =
             !md.foreign_keys.is_empty() || md.groups.iter().any(|g| !g.foreign_keys.is_empty());
         if foreign {
             return Err(Error::Unsupported {
-                file: opened.file.clone(),
+                file: old.file.clone(),
                 what: "it has GCP KMS, Azure Key Vault, Vault or HuaweiCloud KMS keys, which coffer cannot wrap a new data key for; change its keys with sops".into(),
             });
         }
@@ -268,13 +269,7 @@ pub fn to_rule(
     md.mac_only_encrypted = rule.mac_only_encrypted;
     md.lastmodified = metadata::now_rfc3339();
     md.version = Some(metadata::SOPS_VERSION.to_string());
-    sops::encrypt_plain(
-        &opened.file,
-        opened.format,
-        plaintext.to_vec(),
-        &key,
-        &mut md,
-    )
+    sops::encrypt_document(old.format, &old.file, plaintext, &key, &mut md)
 }
 
 /// The master keys of a merged file: ours, with the keys theirs added since base, without

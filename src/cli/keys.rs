@@ -452,8 +452,11 @@ fn rekey_one(
                 keys: p.change.clone(),
                 settings: p.settings.clone(),
             };
-            let plaintext = opened.render().map_err(|e| e.to_string())?;
-            rekey::to_rule(&opened, &plaintext.bytes, rule, &drift, env.wrappers())
+            let plaintext = opened
+                .render()
+                .and_then(|p| sops::parse(&f.name, f.format, p.bytes))
+                .map_err(|e| e.to_string())?;
+            rekey::to_rule(&opened.keyed(), &plaintext, rule, &drift, env.wrappers())
         }
         _ => rekey::rekey(&opened, &p.wanted, p.change.rotate, env.wrappers()),
     }

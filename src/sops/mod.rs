@@ -15,12 +15,14 @@ use crate::tree::{splice, splice_checked, Document, Key, Leaf, LeafKind, Node, S
 use crate::{Error, Result};
 
 mod encrypt;
+mod keyed;
 mod open;
 mod opened;
 pub mod stream;
 pub mod verify;
 
 pub use encrypt::*;
+pub use keyed::*;
 pub use open::*;
 pub use opened::*;
 

@@ -82,17 +82,32 @@ impl Opened {
                 fallback: None,
             });
         }
-        if let Some((bytes, fallback)) = self.rendered.get() {
-            return Ok(Sealed {
-                bytes: bytes.clone(),
-                fallback: fallback.clone(),
-            });
+        let (bytes, fallback) = self.rendered()?;
+        Ok(Sealed {
+            bytes: bytes.clone(),
+            fallback: fallback.clone(),
+        })
+    }
+
+    /// The checked plaintext of a tree of values, made once (see [`Opened::render`]).
+    fn rendered(&self) -> Result<&(Zeroizing<Vec<u8>>, Option<String>)> {
+        if let Some(done) = self.rendered.get() {
+            return Ok(done);
         }
         let sealed = self.render_checked()?;
-        let _ = self
+        Ok(self
             .rendered
-            .set((sealed.bytes.clone(), sealed.fallback.clone()));
-        Ok(sealed)
+            .get_or_init(|| (sealed.bytes, sealed.fallback)))
+    }
+
+    /// Whether `plaintext` is what this file decrypts to (see [`Opened::render`]), byte
+    /// for byte.
+    pub fn holds(&self, plaintext: &[u8]) -> Result<bool> {
+        if let Some(i) = self.store().payload(&self.doc) {
+            let value = self.values[i].as_ref().map_or(&[][..], |p| &p.bytes[..]);
+            return Ok(value == plaintext);
+        }
+        Ok(*self.rendered()?.0 == plaintext)
     }
 
     pub(super) fn render_checked(&self) -> Result<Sealed> {
@@ -326,12 +341,17 @@ impl Opened {
 
     /// A file of a future sops format is written as 3.x only when the user asked.
     pub fn check_rewritable(&self) -> Result<()> {
-        match self.meta.unknown_major() {
-            Some(v) if !self.rewrite_future => Err(Error::Refused(format!(
-                "{}: written by sops {v}, a version coffer does not know; writing it would make it a 3.x file: pass --force for that",
-                self.file
-            ))),
-            _ => Ok(()),
+        self.keyed().check_rewritable()
+    }
+
+    /// What a new version of this file keeps of it: its data key and metadata.
+    pub fn keyed(&self) -> Keyed {
+        Keyed {
+            file: self.file.clone(),
+            format: self.format,
+            meta: self.meta.clone(),
+            key: self.key.clone(),
+            rewrite_future: self.rewrite_future,
         }
     }
 
@@ -345,23 +365,11 @@ impl Opened {
     /// Encrypt `plaintext` with this file's data key and master keys. `None` when the
     /// plaintext is what the file already holds, so the file can be left byte for byte.
     pub fn reencrypt(&self, plaintext: &[u8]) -> Result<Option<Sealed>> {
-        if *self.plaintext()? == plaintext {
+        if self.holds(plaintext)? {
             return Ok(None);
         }
-        self.check_rewritable()?;
-        let mut md = self.meta.clone();
-        md.lastmodified = metadata::now_rfc3339();
-        if md.unknown_major().is_some() {
-            md.version = Some(metadata::SOPS_VERSION.to_string());
-        }
-        encrypt_plain(
-            &self.file,
-            self.format,
-            plaintext.to_vec(),
-            &self.key,
-            &mut md,
-        )
-        .map(Some)
+        let doc = parse(&self.file, self.format, plaintext.to_vec())?;
+        self.keyed().encrypt(&doc).map(Some)
     }
 
     /// The encrypted file with its values as they are and `md` as its metadata,

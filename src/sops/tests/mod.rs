@@ -11,6 +11,7 @@ use crate::tree::Value;
 
 use crate::error::ErrorKind;
 
+mod compare;
 mod generated;
 mod real_sops;
 mod yaml_suite;

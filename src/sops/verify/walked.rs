@@ -20,6 +20,30 @@ use crate::sops::opened::Prefix;
 use crate::sops::{opening, Opening};
 use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
 
+/// What the walk of an encrypted text found.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::sops) enum Walked {
+    /// It holds what was meant (byte for byte, when asked).
+    Holds,
+    /// It is read here to its end, and holds other keys, values or comments than were
+    /// meant: what the whole reader reads of the plainest texts, this reading reads too.
+    Differs,
+    /// Not a text this reading takes, or something amiss (a value that does not open, a
+    /// MAC, a layout): the whole check's to say.
+    NotTaken,
+}
+
+/// An encrypted text this reading takes, its metadata read.
+pub(in crate::sops) struct Located<'t> {
+    file: &'t str,
+    format: Format,
+    text: &'t str,
+    pub meta: crate::metadata::Metadata,
+    /// Where the metadata stands (as the format's walk takes it), and the span the whole
+    /// reader removes as the metadata.
+    at: (usize, Range<usize>),
+}
+
 /// Whether `text`, sops's output in `format` of `expected` encrypted under `key`,
 /// passes the check: `Some` with where its decryption first differs from the source's
 /// bytes (asked for with `byte_for_byte`; this reading answers only "nowhere"), `None`
@@ -32,40 +56,90 @@ pub(in crate::sops) fn encrypted(
     expected: &Content,
     byte_for_byte: bool,
 ) -> Option<Option<usize>> {
-    // One document (several are the whole check's). Comments are taken only where a
-    // reading places them as the whole reader does (dotenv's and INI's).
-    if expected.doc.docs.len() != 1 {
-        return None;
-    }
-    let text = std::str::from_utf8(text).ok()?;
-    let check = Check {
-        file,
-        text,
-        key,
-        expected,
-        byte_for_byte,
-        json: format == Format::Json,
-        comments_where_meant: format == Format::Yaml,
-    };
-    match format {
-        Format::Yaml => {
-            // sops writes its metadata last: `sops:` at the start of a line, to the end.
-            // The lite reader takes only a block mapping at column 0 as the root, so a
-            // body it takes and the metadata after it are one document, as the whole
-            // reader reads them.
-            let meta_at = text.rfind("\nsops:")? + 1;
-            let (body, meta_text) = text.split_at(meta_at);
-            // One document, so the metadata is this document's: no end marker, no
-            // other start.
-            let marker =
-                |t: &str| t.starts_with("...") || t.contains("\n---") || t.contains("\n...");
-            if marker(body) || marker(meta_text) || !meta_text.ends_with('\n') {
-                return None;
+    let located = Located::of(file, format, text)?;
+    (located.check(key, expected, byte_for_byte) == Walked::Holds).then_some(None)
+}
+
+impl<'t> Located<'t> {
+    /// `text` as this reading takes it, with its metadata: `None` for what it does not.
+    pub(in crate::sops) fn of(file: &'t str, format: Format, text: &'t [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(text).ok()?;
+        let (at, meta) = match format {
+            Format::Yaml => {
+                // sops writes its metadata last: `sops:` at the start of a line, to the
+                // end. The lite reader takes only a block mapping at column 0 as the
+                // root, so a body it takes and the metadata after it are one document,
+                // as the whole reader reads them.
+                let meta_at = text.rfind("\nsops:")? + 1;
+                let (body, meta_text) = text.split_at(meta_at);
+                // One document, so the metadata is this document's: no end marker, no
+                // other start.
+                let marker =
+                    |t: &str| t.starts_with("...") || t.contains("\n---") || t.contains("\n...");
+                if marker(body) || marker(meta_text) || !meta_text.ends_with('\n') {
+                    return None;
+                }
+                let meta = metadata_alone(file, format, meta_text, 0..meta_text.len())?;
+                ((meta_at, meta_at..text.len()), meta)
             }
-            let meta = metadata_alone(file, format, meta_text, 0..meta_text.len())?;
-            check.run(
-                &meta,
-                |seen| lite_encrypted(body, seen).map(|()| meta_at..text.len()),
+            Format::Json => {
+                let member = json::metadata_member(text)?;
+                // The member alone in an object: from after its `{` to before its `}`.
+                let alone = format!("{{\"sops\": {}}}", &text[member.1.clone()]);
+                let meta = metadata_alone(file, format, &alone, 1..alone.len() - 1)?;
+                (member, meta)
+            }
+            Format::Dotenv => {
+                let (meta_at, removed) = dotenv::metadata_lines(text)?;
+                let lines = &text[meta_at..];
+                let meta = metadata_alone(file, format, lines, 0..lines.len())?;
+                ((meta_at, removed), meta)
+            }
+            Format::Ini => {
+                let (meta_at, removed) = ini::metadata_section(text)?;
+                let section = &text[meta_at..];
+                let meta = metadata_alone(file, format, section, 0..section.len())?;
+                ((meta_at, removed), meta)
+            }
+            _ => return None,
+        };
+        Some(Located {
+            file,
+            format,
+            text,
+            meta,
+            at,
+        })
+    }
+
+    /// The text walked against `expected`, each value decrypted with `key`.
+    pub(in crate::sops) fn check(
+        &self,
+        key: &DataKey,
+        expected: &Content,
+        byte_for_byte: bool,
+    ) -> Walked {
+        // One document (several are the whole check's).
+        if expected.doc.docs.len() != 1 {
+            return Walked::NotTaken;
+        }
+        let (text, format, (at, span)) = (self.text, self.format, self.at.clone());
+        let check = Check {
+            file: self.file,
+            text,
+            key,
+            expected,
+            byte_for_byte,
+            json: format == Format::Json,
+            // Comments are taken only where a reading places them as the whole reader
+            // does (dotenv's and INI's), or where they are meant (YAML's).
+            comments_where_meant: format == Format::Yaml,
+        };
+        let meta = &self.meta;
+        match format {
+            Format::Yaml => check.run(
+                meta,
+                |seen| lite_encrypted(&text[..at], seen).map(|()| span),
                 |ty, value, quote| {
                     // A comment stands after its `#` as it is.
                     if ty == ScalarType::Comment {
@@ -82,41 +156,26 @@ pub(in crate::sops) fn encrypted(
                     };
                     (!value.contains('\n')).then(|| render_value(ty, value, style, 2))
                 },
-            )
-        }
-        Format::Json => {
-            let member = json::metadata_member(text)?;
-            // The member alone in an object: from after its `{` to before its `}`.
-            let alone = format!("{{\"sops\": {}}}", &text[member.1.clone()]);
-            let meta = metadata_alone(file, format, &alone, 1..alone.len() - 1)?;
-            let end = member.1.end;
-            check.run(
-                &meta,
-                |seen| json::walk_encrypted(text, member, seen).map(|from| from..end),
+            ),
+            Format::Json => check.run(
+                meta,
+                |seen| {
+                    json::walk_encrypted(text, (at, span.clone()), seen).map(|from| from..span.end)
+                },
                 |ty, value, _| Some(json::json_scalar(ty, value)),
-            )
-        }
-        Format::Dotenv => {
-            let (meta_at, removed) = dotenv::metadata_lines(text)?;
-            let lines = &text[meta_at..];
-            let meta = metadata_alone(file, format, lines, 0..lines.len())?;
-            check.run(
-                &meta,
-                |seen| dotenv::walk_encrypted(text, meta_at, seen).map(|()| removed),
+            ),
+            Format::Dotenv => check.run(
+                meta,
+                |seen| dotenv::walk_encrypted(text, at, seen).map(|()| span),
                 |ty, value, _| Some(dotenv::render(ty, value)),
-            )
-        }
-        Format::Ini => {
-            let (meta_at, removed) = ini::metadata_section(text)?;
-            let section = &text[meta_at..];
-            let meta = metadata_alone(file, format, section, 0..section.len())?;
-            check.run(
-                &meta,
-                |seen| ini::walk_encrypted(text, meta_at, seen).map(|()| removed),
+            ),
+            Format::Ini => check.run(
+                meta,
+                |seen| ini::walk_encrypted(text, at, seen).map(|()| span),
                 ini::render_walked,
-            )
+            ),
+            _ => Walked::NotTaken,
         }
-        _ => None,
     }
 }
 
@@ -143,8 +202,10 @@ impl<'a> Check<'a, '_> {
         meta: &crate::metadata::Metadata,
         walk: impl FnOnce(&mut dyn FnMut(Seen<'a>) -> Option<()>) -> Option<Range<usize>>,
         render: impl Fn(ScalarType, &str, Quote) -> Option<String>,
-    ) -> Option<Option<usize>> {
-        let rules = meta.rules().ok()?;
+    ) -> Walked {
+        let Ok(rules) = meta.rules() else {
+            return Walked::NotTaken;
+        };
         let mut rules = rules.walk();
         let mut values = Values {
             key: self.key,
@@ -160,57 +221,84 @@ impl<'a> Check<'a, '_> {
             }),
             block: Vec::new(),
             aads: String::new(),
+            differs: false,
         };
         let mut shape = Shape::of(self.expected);
         let comments = self.expected.doc.comments();
         let mut comments = comments.iter().copied();
+        // Past the first difference the text is only read on: whether this reading
+        // takes all of it decides whether the difference is what the whole reader sees.
+        let mut differs = false;
         let meta_span = walk(&mut |seen| {
-            match seen {
-                Seen::Doc => shape.doc()?,
-                Seen::Opens(is_map) => shape.opens(is_map)?,
-                Seen::Ends(len) => shape.ends(len)?,
-                Seen::Key(k) => shape.key(k)?,
-                Seen::Scalar(ty, stored, quote, span) => {
-                    let meant = shape.value()?;
-                    let encrypted = rules.next(shape.path(), None);
-                    values.push(meant, ty, stored, quote, span, encrypted, shape.path())?;
-                }
-                Seen::Comment(stored, span) => {
-                    let i = comments.next()?;
-                    let meant = Item::Scalar(ScalarType::Comment, (self.expected.value)(i).1);
-                    // Authenticated with its container's path, as opening tries first.
-                    if self.comments_where_meant {
-                        // YAML places a comment by the columns and lines of what stands
-                        // around it, which a walk does not weigh; but an output whose
-                        // decryption is the source byte for byte (compared as it is
-                        // made) has its keys, values and comments on the same lines
-                        // and columns as the source's, every value on one line and no
-                        // flow collection holding any: the whole reader places each
-                        // comment as it placed the source's.
-                        values.same.as_ref()?;
-                        let path = &self.expected.doc.leaves[i].path;
-                        let encrypted = rules.next(path, Some(stored));
-                        values.comment(meant, stored, span, encrypted, path)?;
-                    } else {
-                        let container = shape.container()?;
-                        let encrypted = rules.next(container, Some(stored));
-                        values.comment(meant, stored, span, encrypted, container)?;
-                    }
-                }
+            if differs || values.differs {
+                return Some(());
             }
+            let meant = match seen {
+                Seen::Doc => shape.doc(),
+                Seen::Opens(is_map) => shape.opens(is_map),
+                Seen::Ends(len) => shape.ends(len),
+                Seen::Key(k) => shape.key(k),
+                Seen::Scalar(ty, stored, quote, span) => match shape.value() {
+                    Some(meant) => {
+                        let encrypted = rules.next(shape.path(), None);
+                        values.push(meant, ty, stored, quote, span, encrypted, shape.path())?;
+                        Some(())
+                    }
+                    None => None,
+                },
+                Seen::Comment(stored, span) => match comments.next() {
+                    Some(i) => {
+                        let meant = Item::Scalar(ScalarType::Comment, (self.expected.value)(i).1);
+                        // Authenticated with its container's path, as opening tries first.
+                        if self.comments_where_meant {
+                            // YAML places a comment by the columns and lines of what
+                            // stands around it, which a walk does not weigh; but an output
+                            // whose decryption is the source byte for byte (compared as it
+                            // is made) has its keys, values and comments on the same lines
+                            // and columns as the source's, every value on one line and no
+                            // flow collection holding any: the whole reader places each
+                            // comment as it placed the source's.
+                            values.same.as_ref()?;
+                            let path = &self.expected.doc.leaves[i].path;
+                            let encrypted = rules.next(path, Some(stored));
+                            values.comment(meant, stored, span, encrypted, path)?;
+                        } else {
+                            let container = shape.container()?;
+                            let encrypted = rules.next(container, Some(stored));
+                            values.comment(meant, stored, span, encrypted, container)?;
+                        }
+                        Some(())
+                    }
+                    None => None,
+                },
+            };
+            // Another structure than was meant: a key, a collection, a count.
+            differs = meant.is_none();
             Some(())
-        })?;
-        values.flush()?;
-        if !shape.done() || comments.next().is_some() {
-            return None;
+        });
+        let Some(meta_span) = meta_span else {
+            return Walked::NotTaken;
+        };
+        if differs || values.differs {
+            return Walked::Differs;
+        }
+        if values.flush().is_none() {
+            return Walked::NotTaken;
+        }
+        if values.differs || !shape.done() || comments.next().is_some() {
+            return Walked::Differs;
         }
         let mut warnings = Vec::new();
         let mac = values.mac.finish();
-        crate::sops::check_mac(self.file, self.key, meta, &mac, false, &mut warnings).ok()?;
-        if let Some(mut same) = values.same {
-            same.rest(meta_span)?;
+        if crate::sops::check_mac(self.file, self.key, meta, &mac, false, &mut warnings).is_err() {
+            return Walked::NotTaken;
         }
-        Some(None)
+        if let Some(mut same) = values.same {
+            if same.rest(meta_span).is_none() {
+                return Walked::NotTaken;
+            }
+        }
+        Walked::Holds
     }
 }
 
@@ -239,6 +327,8 @@ struct Values<'d, 't, 'k> {
     same: Option<Pieces<'t, 'k>>,
     block: Vec<Value<'d, 't>>,
     aads: String,
+    /// A value met is not the one meant (the walk goes on only to read the text).
+    differs: bool,
 }
 
 impl<'d, 't> Values<'d, 't, '_> {
@@ -331,7 +421,8 @@ impl<'d, 't> Values<'d, 't, '_> {
         Some(())
     }
 
-    /// Check the block: `None` at the first value amiss.
+    /// Check the block: `None` at the first value amiss, `differs` set at the first
+    /// value other than meant.
     fn flush(&mut self) -> Option<()> {
         let block = std::mem::take(&mut self.block);
         let (key, aads) = (self.key, &self.aads);
@@ -354,9 +445,6 @@ impl<'d, 't> Values<'d, 't, '_> {
                             return None;
                         }
                     }
-                    if let Some(same) = &mut self.same {
-                        same.value(&v.span, *ty, std::str::from_utf8(bytes).ok()?, v.quote)?;
-                    }
                     (*ty, &bytes[..])
                 }
                 (Some(_), None) => return None,
@@ -367,9 +455,15 @@ impl<'d, 't> Values<'d, 't, '_> {
                     (v.ty, &v.stored[..])
                 }
             };
-            differs((v.meant, Item::Scalar(ty, plain)), Compare::Full, self.json)
-                .is_none()
-                .then_some(())?;
+            // Another value than was meant; the same value otherwise spelt is the
+            // layout's to tell, below.
+            if differs((v.meant, Item::Scalar(ty, plain)), Compare::Full, self.json).is_some() {
+                self.differs = true;
+                return Some(());
+            }
+            if let (Some(same), Some(_)) = (&mut self.same, &v.aad) {
+                same.value(&v.span, ty, std::str::from_utf8(plain).ok()?, v.quote)?;
+            }
         }
         self.aads.clear();
         Some(())
