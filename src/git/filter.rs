@@ -15,6 +15,7 @@ use crate::format::{binary, Format};
 
 use crate::keys::{Keyring, Recipients};
 use crate::sops::{Layout, Sealed};
+use crate::tree::Document;
 use crate::{sops, Error, Result};
 
 use super::seen::{Hit, Seen, Tagger};
@@ -86,6 +87,22 @@ impl Committed {
             head_tree,
             stamp,
         }
+    }
+}
+
+/// What a committed version says of a plaintext.
+enum Against {
+    /// It holds that plaintext: these are its bytes, the answer.
+    Same(Zeroizing<Vec<u8>>),
+    /// It holds another: a new version keeps its data key and metadata.
+    Changed(sops::Keyed),
+}
+
+/// A plaintext document's bytes: its text, or a binary file's one value.
+fn plaintext_of(format: Format, plain: &Document) -> &[u8] {
+    match format.store().payload(plain) {
+        Some(i) => plain.value(i),
+        None => plain.text.as_bytes(),
     }
 }
 
@@ -167,6 +184,18 @@ impl Filter {
 
     fn blob(&self, id: git2::Oid) -> Option<Vec<u8>> {
         let repo = self.repo.as_ref()?;
+        // A loose object (what `git add` just wrote) streams into one buffer of its
+        // size; libgit2 reads a packed one whole, and that is copied out.
+        if let Some(bytes) = repo.odb().ok().and_then(|odb| {
+            use std::io::Read;
+            let (mut reader, len, kind) = odb.reader(id).ok()?;
+            let mut bytes = Vec::new();
+            bytes.try_reserve_exact(len).ok()?;
+            let read = reader.read_to_end(&mut bytes).ok()?;
+            (kind == git2::ObjectType::Blob && read == len).then_some(bytes)
+        }) {
+            return Some(bytes);
+        }
         repo.find_blob(id).ok().map(|b| b.content().to_vec())
     }
 
@@ -195,10 +224,16 @@ impl Filter {
     }
 
     /// The blob of `path` in HEAD or the commits a merge, rebase or cherry-pick in
-    /// progress names, whose plaintext is `content`.
-    fn matching_version(&self, path: &str, format: Format, content: &[u8]) -> Option<Vec<u8>> {
+    /// progress names, whose plaintext is `plain`; `known` (compared already) skipped.
+    fn matching_version(
+        &self,
+        path: &str,
+        format: Format,
+        plain: &Document,
+        known: Option<git2::Oid>,
+    ) -> Option<Zeroizing<Vec<u8>>> {
         let repo = self.repo.as_ref()?;
-        let mut seen = Vec::new();
+        let mut seen: Vec<git2::Oid> = known.into_iter().collect();
         for name in [
             "HEAD",
             "ORIG_HEAD",
@@ -220,17 +255,8 @@ impl Filter {
                 continue;
             }
             seen.push(id);
-            let blob = repo.find_blob(id).ok()?.content().to_vec();
-            let same = sops::open(
-                path,
-                format,
-                blob.clone(),
-                &self.keyring,
-                OpenOptions::default(),
-            )
-            .and_then(|o| o.plaintext())
-            .is_ok_and(|p| *p == content);
-            if same {
+            let blob = Zeroizing::new(self.blob(id)?);
+            if let Ok(Against::Same(blob)) = self.against(path, format, blob, plain, Some(id)) {
                 return Some(blob);
             }
         }
@@ -259,10 +285,11 @@ impl Filter {
                 Hit::Miss => {}
             }
         }
-        let out = self.clean_anew(path, format, content.clone(), committed)?;
-        if let Some(seen) = &mut self.seen {
-            let entry = seen.tagger.entry(path, &out, &content);
-            seen.record(path, entry);
+        // Tagged now, so that the plaintext is not held beside its encryption.
+        let tag = self.seen.as_ref().map(|s| s.tagger.begin(path, &content));
+        let out = self.clean_anew(path, format, content, committed)?;
+        if let (Some(seen), Some(tag)) = (&mut self.seen, tag) {
+            seen.record(path, tag.entry(&out));
         }
         Ok(out)
     }
@@ -331,53 +358,15 @@ impl Filter {
         content: Zeroizing<Vec<u8>>,
         committed: Option<git2::Oid>,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        let plain = sops::parse(path, format, content)?;
         if let Some(blob) = committed
             .and_then(|id| self.blob(id))
             .filter(|b| crate::format::mentions_sops(b))
         {
-            // Opened from the blob itself, given back when nothing changed: a copy
-            // beside it would be held through the whole re-encryption.
-            let blob_len = blob.len();
-            match sops::open(path, format, blob, &self.keyring, OpenOptions::default()) {
-                Ok(opened) => {
-                    // The rules are the truth, not the metadata committed last.
-                    if let Ok(Some(rule)) = self.rule_for(path) {
-                        // A rule whose keys do not parse is reported where it is used.
-                        let drift = crate::rekey::drift(&opened.meta, &rule).unwrap_or_default();
-                        if !drift.is_empty() {
-                            self.notes.push(format!(
-                                "{path}: encrypted as the creation rules say, not as committed ({})",
-                                drift.describe()
-                            ));
-                            let sealed = crate::rekey::to_rule(
-                                &opened,
-                                &content,
-                                &rule,
-                                &drift,
-                                &self.wrappers,
-                            )?;
-                            return self.accept(sealed);
-                        }
-                    }
-                    return match opened.reencrypt(&content)? {
-                        // The blob's own bytes, as every reader keeps them; were they
-                        // not, the blob is read again.
-                        None => opened
-                            .into_text(blob_len)
-                            .or_else(|| committed.and_then(|id| self.blob(id)).map(Zeroizing::new))
-                            .ok_or_else(|| {
-                                Error::Refused(format!(
-                                    "{path}: the committed version cannot be read again"
-                                ))
-                            }),
-                        // git may be comparing against a version it holds in memory (mid
-                        // rebase, merge or cherry-pick): if the plaintext is one of those,
-                        // that blob is the answer, byte for byte.
-                        Some(new) => match self.matching_version(path, format, &content) {
-                            Some(found) => Ok(Zeroizing::new(found)),
-                            None => self.accept(new),
-                        },
-                    };
+            match self.against(path, format, Zeroizing::new(blob), &plain, committed) {
+                Ok(Against::Same(blob)) => return Ok(blob),
+                Ok(Against::Changed(keyed)) => {
+                    return self.changed(path, format, &plain, &keyed, committed)
                 }
                 // Without the private key the public recipients still encrypt a new
                 // version, under a new data key. So does a staged version that does not
@@ -391,7 +380,7 @@ impl Filter {
                     // A new data key, for the rules' keys and settings where a rule
                     // matches, else for the committed version's keys.
                     if let Ok((recipients, Some(rule))) = self.recipients_for_new(path) {
-                        return self.encrypt_new(path, format, content, &recipients, Some(&rule));
+                        return self.encrypt_new(path, format, &plain, &recipients, Some(&rule));
                     }
                     let blob = committed.and_then(|id| self.blob(id)).unwrap_or_default();
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
@@ -401,7 +390,7 @@ impl Filter {
                         )));
                     }
                     let recipients = Recipients::of(&meta);
-                    return self.encrypt_new(path, format, content, &recipients, None);
+                    return self.encrypt_new(path, format, &plain, &recipients, None);
                 }
                 // The committed version is plaintext (from before setup): a new file.
                 Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => {}
@@ -409,7 +398,75 @@ impl Filter {
             }
         }
         let (recipients, rule) = self.recipients_for_new(path)?;
-        self.encrypt_new(path, format, content, &recipients, rule.as_ref())
+        self.encrypt_new(path, format, &plain, &recipients, rule.as_ref())
+    }
+
+    /// What the committed version `blob` says of the plaintext `plain`: told by walking
+    /// the blob where it can be (held once, no document of it), else by opening it;
+    /// either way it is let go before anything is encrypted.
+    fn against(
+        &self,
+        path: &str,
+        format: Format,
+        blob: Zeroizing<Vec<u8>>,
+        plain: &Document,
+        committed: Option<git2::Oid>,
+    ) -> Result<Against> {
+        match sops::compare(path, format, &blob, &self.keyring, plain)? {
+            sops::Compared::Same => return Ok(Against::Same(blob)),
+            sops::Compared::Differs(keyed) => return Ok(Against::Changed(keyed)),
+            sops::Compared::Unknown => {}
+        }
+        let blob_len = blob.len();
+        let opened = sops::open(path, format, blob, &self.keyring, OpenOptions::default())?;
+        if !opened.holds(plaintext_of(format, plain))? {
+            return Ok(Against::Changed(opened.keyed()));
+        }
+        // The blob's own bytes, as every reader keeps them; were they not, the blob is
+        // read again.
+        opened
+            .into_text(blob_len)
+            .or_else(|| committed.and_then(|id| self.blob(id)).map(Zeroizing::new))
+            .map(Against::Same)
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "{path}: the committed version cannot be read again"
+                ))
+            })
+    }
+
+    /// A new version of a committed file (`known`, which holds another plaintext):
+    /// under its data key and master keys, or as the creation rules say where those
+    /// differ from what was committed.
+    fn changed(
+        &mut self,
+        path: &str,
+        format: Format,
+        plain: &Document,
+        keyed: &sops::Keyed,
+        known: Option<git2::Oid>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        // The rules are the truth, not the metadata committed last.
+        if let Ok(Some(rule)) = self.rule_for(path) {
+            // A rule whose keys do not parse is reported where it is used.
+            let drift = crate::rekey::drift(&keyed.meta, &rule).unwrap_or_default();
+            if !drift.is_empty() {
+                self.notes.push(format!(
+                    "{path}: encrypted as the creation rules say, not as committed ({})",
+                    drift.describe()
+                ));
+                let sealed = crate::rekey::to_rule(keyed, plain, &rule, &drift, &self.wrappers)?;
+                return self.accept(sealed);
+            }
+        }
+        // git may be comparing against a version it holds in memory (mid rebase, merge
+        // or cherry-pick): if the plaintext is one of those, that blob is the answer,
+        // byte for byte.
+        if let Some(found) = self.matching_version(path, format, plain, known) {
+            return Ok(found);
+        }
+        let sealed = keyed.encrypt(plain)?;
+        self.accept(sealed)
     }
 
     /// Recipients for a file that has no encrypted version yet: the environment's, else
@@ -450,13 +507,13 @@ impl Filter {
         &mut self,
         path: &str,
         format: Format,
-        content: Zeroizing<Vec<u8>>,
+        plain: &Document,
         recipients: &Recipients,
         rule: Option<&CreationRule>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let key = DataKey::generate();
         let mut md = sops::new_metadata(&key, recipients, &self.wrappers, rule, None)?;
-        let out = self.accept(sops::encrypt_plain(path, format, content, &key, &mut md)?)?;
+        let out = self.accept(sops::encrypt_document(format, path, plain, &key, &mut md)?)?;
         // The next checkout opens it without unwrapping.
         if let Some(cache) = &self.key_cache {
             cache.put(&md, &key);

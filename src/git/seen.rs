@@ -24,7 +24,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-const MAGIC: &[u8] = b"coffer seen 4\n";
+const MAGIC: &[u8] = b"coffer seen 5\n";
 const ID_LEN: usize = 16;
 const OID_LEN: usize = 20;
 const TAG_LEN: usize = 32;
@@ -58,6 +58,32 @@ pub enum Hit {
     Stored,
 }
 
+/// A tag over a path and its plaintext, waiting for the blob ([`Tagger::begin`]).
+pub struct Begun {
+    mac: Hmac<Sha256>,
+}
+
+impl Begun {
+    fn tag(mut self, blob: git2::Oid) -> [u8; TAG_LEN] {
+        self.mac.update(blob.as_bytes());
+        self.mac.finalize().into_bytes().into()
+    }
+
+    /// The entry for `blob`, whose plaintext this tag began over.
+    pub fn entry(self, blob: &[u8]) -> Entry {
+        let id = blob_id(blob);
+        Entry {
+            oid: id.as_bytes().try_into().expect("SHA-1 ids"),
+            tag: self.tag(id),
+            bytes: if blob.len() <= KEEP_BYTES {
+                Bytes::Held(blob.to_vec())
+            } else {
+                Bytes::None
+            },
+        }
+    }
+}
+
 /// Tags plaintext; shareable with the smudge workers.
 #[derive(Clone)]
 pub struct Tagger {
@@ -77,26 +103,22 @@ impl Tagger {
 
     /// The tag of `plaintext` at `path` as the plaintext of `blob`.
     fn tag(&self, path: &str, blob: git2::Oid, plaintext: &[u8]) -> [u8; TAG_LEN] {
+        self.begin(path, plaintext).tag(blob)
+    }
+
+    /// A tag of `plaintext` at `path`, to be finished with its blob: the plaintext need
+    /// not be held until the blob is made. The blob's id comes last, at its fixed length.
+    pub fn begin(&self, path: &str, plaintext: &[u8]) -> Begun {
         let mut mac = self.mac();
         mac.update(&(path.len() as u64).to_le_bytes());
         mac.update(path.as_bytes());
-        mac.update(blob.as_bytes());
         mac.update(plaintext);
-        mac.finalize().into_bytes().into()
+        Begun { mac }
     }
 
     /// The entry for `blob`, whose plaintext at `path` is `plaintext`.
     pub fn entry(&self, path: &str, blob: &[u8], plaintext: &[u8]) -> Entry {
-        let id = blob_id(blob);
-        Entry {
-            oid: id.as_bytes().try_into().expect("SHA-1 ids"),
-            tag: self.tag(path, id, plaintext),
-            bytes: if blob.len() <= KEEP_BYTES {
-                Bytes::Held(blob.to_vec())
-            } else {
-                Bytes::None
-            },
-        }
+        self.begin(path, plaintext).entry(blob)
     }
 
     /// Names the key in the record, so one written under another identity is not read.

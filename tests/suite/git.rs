@@ -146,6 +146,67 @@ fn one_changed_value_is_a_three_line_blob_diff_and_a_one_line_textconv_diff() {
     assert_eq!(lines, ["-  port: 5432", "+  port: 6543"], "{diff}");
 }
 
+/// Files plain enough to be compared with the committed version as it is walked (no
+/// block scalar, no flow collection): a changed value is the same three-line diff, the
+/// data key kept; the same data laid out anew is encrypted anew, and reads back so.
+#[test]
+fn a_walked_file_changed_keeps_its_data_key_and_a_new_layout_is_kept() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    sb.write(
+        "repo/secrets/plain.yaml",
+        "# note\na: secret-a\nb:\n  c: secret-c\n  d:\n  - one\n",
+    );
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-q", "-m", "plain"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let yaml = sb
+        .read_str("repo/secrets/plain.yaml")
+        .replace("secret-c", "secret-C");
+    sb.write("repo/secrets/plain.yaml", &yaml);
+    let env = sb
+        .read_str("repo/secrets/app.env")
+        .replace("DB_HOST=db.internal", "DB_HOST=db2.internal");
+    sb.write("repo/secrets/app.env", &env);
+    sb.git("repo", &["commit", "-q", "-am", "values"]);
+    for (path, value, stamp, mac) in [
+        (
+            "secrets/plain.yaml",
+            "  c: ENC[",
+            "  lastmodified: ",
+            "  mac: ENC[",
+        ),
+        (
+            "secrets/app.env",
+            "DB_HOST=ENC[",
+            "sops_lastmodified=",
+            "sops_mac=ENC[",
+        ),
+    ] {
+        let (before, after) = (
+            blob(&sb, "repo", &format!("HEAD~1:{path}")),
+            blob(&sb, "repo", &format!("HEAD:{path}")),
+        );
+        let changed = changed_lines(&before, &after);
+        assert_eq!(changed.len(), 3, "{path}: {changed:#?}");
+        assert!(
+            changed[0].starts_with(value)
+                && changed[1].starts_with(stamp)
+                && changed[2].starts_with(mac),
+            "{path}: {changed:#?}"
+        );
+    }
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    // The same data, another layout: a new version that decrypts to it byte for byte.
+    let relaid = yaml.replace("b:\n", "\nb:\n");
+    sb.write("repo/secrets/plain.yaml", &relaid);
+    sb.git("repo", &["commit", "-q", "-am", "layout"]);
+    sb.write("blob.yaml", blob(&sb, "repo", "HEAD:secrets/plain.yaml"));
+    let out = sb.ok(&["decrypt", "blob.yaml"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), relaid);
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+}
+
 #[test]
 fn a_clone_with_the_key_checks_out_plaintext() {
     let sb = Sandbox::new();
