@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return cli::clap_exit(&e, 2),
     };
+    // Before any thread is spawned: libgit2's settings are globals.
+    cli::small_pack_windows();
     cli::install_signal_handler();
     let mut env = cli::Env::from_process(cli.aws_profile.clone());
     if cli.strict_layout {

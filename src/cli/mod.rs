@@ -21,6 +21,7 @@ mod crypt;
 mod deploy;
 mod edit;
 mod git;
+pub(crate) use git::small_pack_windows;
 mod keygen;
 mod keys;
 pub mod oom;

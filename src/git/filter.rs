@@ -93,9 +93,56 @@ impl Committed {
 /// What a committed version says of a plaintext.
 enum Against {
     /// It holds that plaintext: these are its bytes, the answer.
-    Same(Zeroizing<Vec<u8>>),
+    Same(Blob),
     /// It holds another: a new version keeps its data key and metadata.
     Changed(sops::Keyed),
+}
+
+/// A committed version's bytes: in memory, or (a large one) in an unnamed file of this
+/// process's own, mapped, its pages given back as it is walked: not held in memory
+/// beside the plaintext's document. Ciphertext, as git stores it.
+enum Blob {
+    Bytes(Zeroizing<Vec<u8>>),
+    Mapped(crate::mapped::Mapped),
+}
+
+impl Blob {
+    fn with<R>(&mut self, work: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Blob::Bytes(b) => work(b),
+            Blob::Mapped(m) => m.given_back_while(|b| work(b)),
+        }
+    }
+
+    fn into_bytes(self) -> Zeroizing<Vec<u8>> {
+        match self {
+            Blob::Bytes(b) => b,
+            Blob::Mapped(mut m) => Zeroizing::new(m.given_back_while(|b| b.to_vec())),
+        }
+    }
+}
+
+/// A new version made: in memory, or written into an unnamed file of this process's
+/// own (see [`sops::encrypt_document_into`]), read from there once the plaintext's
+/// document is let go.
+enum Made {
+    Bytes(Zeroizing<Vec<u8>>),
+    Staged(std::fs::File),
+}
+
+impl Made {
+    fn into_bytes(self) -> Result<Zeroizing<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        let file = match self {
+            Made::Bytes(b) => return Ok(b),
+            Made::Staged(file) => file,
+        };
+        let unread = |e| Error::io("<the filter's staging file>", e);
+        let len = file.metadata().map_err(unread)?.len() as usize;
+        let mut bytes = Zeroizing::new(vec![0; len]);
+        file.read_exact_at(&mut bytes, 0).map_err(unread)?;
+        Ok(bytes)
+    }
 }
 
 /// A plaintext document's bytes: its text, or a binary file's one value.
@@ -199,6 +246,40 @@ impl Filter {
         repo.find_blob(id).ok().map(|b| b.content().to_vec())
     }
 
+    /// The blob `id` as clean compares with it: a large one streamed (a loose object)
+    /// or copied (a packed one, which libgit2 reads whole) into a file of this
+    /// process's own and mapped, else in memory.
+    fn held_blob(&self, id: git2::Oid) -> Option<Blob> {
+        let repo = self.repo.as_ref()?;
+        let mapped = || {
+            use std::io::Read;
+            let odb = repo.odb().ok()?;
+            let (len, kind) = odb.read_header(id).ok()?;
+            if kind != git2::ObjectType::Blob || len < sops::INTO_FILE_FROM {
+                return None;
+            }
+            let mut mapped = crate::mapped::Mapped::new(&self.staging()?, len).ok()?;
+            let filled = mapped.given_back_while(|buf| match odb.reader(id) {
+                Ok((mut reader, n, _)) if n == len => reader.read_exact(buf).is_ok(),
+                _ => repo.find_blob(id).ok().is_some_and(|b| {
+                    let whole = b.content().len() == len;
+                    if whole {
+                        buf.copy_from_slice(b.content());
+                    }
+                    whole
+                }),
+            });
+            filled.then_some(Blob::Mapped(mapped))
+        };
+        mapped().or_else(|| self.blob(id).map(|b| Blob::Bytes(Zeroizing::new(b))))
+    }
+
+    /// An unnamed file in the git directory, for ciphertext too large to hold beside
+    /// a plaintext's document: nothing is left of it when the process ends.
+    fn staging(&self) -> Option<std::fs::File> {
+        tempfile::tempfile_in(self.repo.as_ref()?.path()).ok()
+    }
+
     /// The id of the file's blob in the index, else in HEAD.
     fn committed_id(&self, path: &str) -> Option<git2::Oid> {
         let repo = self.repo.as_ref()?;
@@ -255,9 +336,9 @@ impl Filter {
                 continue;
             }
             seen.push(id);
-            let blob = Zeroizing::new(self.blob(id)?);
+            let blob = self.held_blob(id)?;
             if let Ok(Against::Same(blob)) = self.against(path, format, blob, plain, Some(id)) {
-                return Some(blob);
+                return Some(blob.into_bytes());
             }
         }
         None
@@ -277,9 +358,11 @@ impl Filter {
         if let (Some(id), Some(seen)) = (committed, &self.seen) {
             match seen.lookup(path, id, &content) {
                 Hit::Bytes(b) => return Ok(Zeroizing::new(b)),
+                // Through a file when large: libgit2's reading of a loose object holds
+                // the compressed object meanwhile, which is let go before the copy.
                 Hit::Stored => {
-                    if let Some(blob) = self.blob(id) {
-                        return Ok(Zeroizing::new(blob));
+                    if let Some(blob) = self.held_blob(id) {
+                        return Ok(blob.into_bytes());
                     }
                 }
                 Hit::Miss => {}
@@ -358,15 +441,27 @@ impl Filter {
         content: Zeroizing<Vec<u8>>,
         committed: Option<git2::Oid>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let plain = sops::parse(path, format, content)?;
-        if let Some(blob) = committed
-            .and_then(|id| self.blob(id))
-            .filter(|b| crate::format::mentions_sops(b))
+        // The committed version first: a large one goes to a file before the plaintext's
+        // document is made.
+        let mut blob = committed.and_then(|id| self.held_blob(id));
+        if blob
+            .as_mut()
+            .is_some_and(|b| !b.with(crate::format::mentions_sops))
         {
-            match self.against(path, format, Zeroizing::new(blob), &plain, committed) {
-                Ok(Against::Same(blob)) => return Ok(blob),
+            blob = None;
+        }
+        let plain = sops::parse(path, format, content)?;
+        if let Some(blob) = blob {
+            match self.against(path, format, blob, &plain, committed) {
+                // Let go of the document before the answer is read into memory.
+                Ok(Against::Same(blob)) => {
+                    drop(plain);
+                    return Ok(blob.into_bytes());
+                }
                 Ok(Against::Changed(keyed)) => {
-                    return self.changed(path, format, &plain, &keyed, committed)
+                    let made = self.changed(path, format, &plain, &keyed, committed)?;
+                    drop(plain);
+                    return made.into_bytes();
                 }
                 // Without the private key the public recipients still encrypt a new
                 // version, under a new data key. So does a staged version that does not
@@ -408,15 +503,16 @@ impl Filter {
         &self,
         path: &str,
         format: Format,
-        blob: Zeroizing<Vec<u8>>,
+        mut blob: Blob,
         plain: &Document,
         committed: Option<git2::Oid>,
     ) -> Result<Against> {
-        match sops::compare(path, format, &blob, &self.keyring, plain)? {
+        match blob.with(|b| sops::compare(path, format, b, &self.keyring, plain))? {
             sops::Compared::Same => return Ok(Against::Same(blob)),
             sops::Compared::Differs(keyed) => return Ok(Against::Changed(keyed)),
             sops::Compared::Unknown => {}
         }
+        let blob = blob.into_bytes();
         let blob_len = blob.len();
         let opened = sops::open(path, format, blob, &self.keyring, OpenOptions::default())?;
         if !opened.holds(plaintext_of(format, plain))? {
@@ -427,7 +523,7 @@ impl Filter {
         opened
             .into_text(blob_len)
             .or_else(|| committed.and_then(|id| self.blob(id)).map(Zeroizing::new))
-            .map(Against::Same)
+            .map(|b| Against::Same(Blob::Bytes(b)))
             .ok_or_else(|| {
                 Error::Refused(format!(
                     "{path}: the committed version cannot be read again"
@@ -445,7 +541,7 @@ impl Filter {
         plain: &Document,
         keyed: &sops::Keyed,
         known: Option<git2::Oid>,
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    ) -> Result<Made> {
         // The rules are the truth, not the metadata committed last.
         if let Ok(Some(rule)) = self.rule_for(path) {
             // A rule whose keys do not parse is reported where it is used.
@@ -456,17 +552,25 @@ impl Filter {
                     drift.describe()
                 ));
                 let sealed = crate::rekey::to_rule(keyed, plain, &rule, &drift, &self.wrappers)?;
-                return self.accept(sealed);
+                return self.accept(sealed).map(Made::Bytes);
             }
         }
         // git may be comparing against a version it holds in memory (mid rebase, merge
         // or cherry-pick): if the plaintext is one of those, that blob is the answer,
         // byte for byte.
         if let Some(found) = self.matching_version(path, format, plain, known) {
-            return Ok(found);
+            return Ok(Made::Bytes(found));
         }
-        let sealed = keyed.encrypt(plain)?;
-        self.accept(sealed)
+        // A large text's output, five times its size, is written into a file, not
+        // held beside its document.
+        if format != Format::Binary && plain.text.len() >= sops::INTO_FILE_FROM {
+            if let Some(file) = self.staging() {
+                let note = self.layout.allows(keyed.encrypt_into(plain, &file)?)?;
+                self.notes.extend(note);
+                return Ok(Made::Staged(file));
+            }
+        }
+        self.accept(keyed.encrypt(plain)?).map(Made::Bytes)
     }
 
     /// Recipients for a file that has no encrypted version yet: the environment's, else

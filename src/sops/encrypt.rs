@@ -40,8 +40,20 @@ pub fn encrypt_plain_into(
     into: &std::fs::File,
 ) -> Result<Option<String>> {
     let doc = parse(file, format, plaintext)?;
-    let (written, fallback) = encrypt_to(format, file, &doc, key, md, Some(into))?;
-    drop(doc);
+    encrypt_document_into(format, file, &doc, key, md, into)
+}
+
+/// [`encrypt_document`] with the output written into `into`, as
+/// [`encrypt_plain_into`] writes it.
+pub fn encrypt_document_into(
+    format: Format,
+    file: &str,
+    doc: &Document,
+    key: &DataKey,
+    md: &mut Metadata,
+    into: &std::fs::File,
+) -> Result<Option<String>> {
+    let (written, fallback) = encrypt_to(format, file, doc, key, md, Some(into))?;
     if let Written::Memory(bytes) = written {
         use std::os::unix::fs::FileExt;
         into.set_len(0)

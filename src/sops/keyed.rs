@@ -31,13 +31,30 @@ impl Keyed {
     /// `plaintext` (a document of the file's format) encrypted with this data key and
     /// these master keys, stamped now.
     pub fn encrypt(&self, plaintext: &Document) -> Result<Sealed> {
+        let mut md = self.new_metadata()?;
+        encrypt_document(self.format, &self.file, plaintext, &self.key, &mut md)
+    }
+
+    /// [`Keyed::encrypt`] with the output written into `into` (see
+    /// [`encrypt_document_into`]); gives the warning of a layout not kept.
+    pub fn encrypt_into(
+        &self,
+        plaintext: &Document,
+        into: &std::fs::File,
+    ) -> Result<Option<String>> {
+        let mut md = self.new_metadata()?;
+        encrypt_document_into(self.format, &self.file, plaintext, &self.key, &mut md, into)
+    }
+
+    /// The metadata of a new version, stamped now.
+    fn new_metadata(&self) -> Result<Metadata> {
         self.check_rewritable()?;
         let mut md = self.meta.clone();
         md.lastmodified = metadata::now_rfc3339();
         if md.unknown_major().is_some() {
             md.version = Some(metadata::SOPS_VERSION.to_string());
         }
-        encrypt_document(self.format, &self.file, plaintext, &self.key, &mut md)
+        Ok(md)
     }
 }
 

@@ -207,6 +207,58 @@ fn a_walked_file_changed_keeps_its_data_key_and_a_new_layout_is_kept() {
     assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
 }
 
+/// A file of over 1 MiB is compared with the committed version through a file of the
+/// filter's own, and its new version written through one: loose or packed, an
+/// unchanged file is the committed blob and a changed value the same three-line diff.
+#[test]
+fn a_large_file_is_compared_and_encrypted_through_a_file_loose_or_packed() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let text: String = (0..56_000)
+        .map(|i| format!("key{i:05}: value{i:05}\n"))
+        .collect();
+    assert!(text.len() > 1 << 20);
+    sb.write("repo/secrets/big.yaml", &text);
+    sb.git("repo", &["add", "."]);
+    sb.git("repo", &["commit", "-q", "-m", "big"]);
+    let seen = sb.path("repo/.git/coffer/seen");
+    let mut text = text;
+    for (step, packed) in [("loose", false), ("packed", true)] {
+        if packed {
+            sb.git("repo", &["gc", "-q"]);
+        }
+        // Unchanged, with no record of what was seen: compared, and the blob given back.
+        let _ = std::fs::remove_file(&seen);
+        sb.write("repo/secrets/big.yaml", &text);
+        assert_eq!(sb.git("repo", &["status", "--porcelain"]), "", "{step}");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let _ = std::fs::remove_file(&seen);
+        let n = if packed { "40000" } else { "30000" };
+        text = text.replace(&format!("value{n}\n"), &format!("changed{n}\n"));
+        sb.write("repo/secrets/big.yaml", &text);
+        sb.git("repo", &["commit", "-q", "-am", step]);
+        let (before, after) = (
+            blob(&sb, "repo", "HEAD~1:secrets/big.yaml"),
+            blob(&sb, "repo", "HEAD:secrets/big.yaml"),
+        );
+        let changed = changed_lines(&before, &after);
+        assert_eq!(changed.len(), 3, "{step}: {changed:#?}");
+        assert!(
+            changed[0].starts_with(&format!("key{n}: ENC["))
+                && changed[1].starts_with("  lastmodified: ")
+                && changed[2].starts_with("  mac: ENC["),
+            "{step}: {changed:#?}"
+        );
+        sb.write("blob.yaml", &after);
+        let out = sb.ok(&["decrypt", "blob.yaml"]);
+        assert!(
+            out.stdout == text.as_bytes(),
+            "{step}: decrypts to the file"
+        );
+        assert_eq!(sb.git("repo", &["status", "--porcelain"]), "", "{step}");
+    }
+}
+
 #[test]
 fn a_clone_with_the_key_checks_out_plaintext() {
     let sb = Sandbox::new();
