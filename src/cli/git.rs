@@ -388,6 +388,20 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
     }
 }
 
+/// libgit2 reads a pack through windows it maps (1 GiB each, up to 8 GiB at once on
+/// 64-bit) and keeps mapped: a large blob read from a pack would stay in the process
+/// beside the document made of its plaintext. Windows of 16 MiB, at most 32 MiB of them
+/// at once, let each read's go.
+pub(crate) fn small_pack_windows() {
+    // libgit2's globals, set before any thread is spawned and any repository opened
+    // (the condition its documentation sets); a value it refuses leaves its default.
+    #[allow(unsafe_code)]
+    unsafe {
+        let _ = git2::opts::set_mwindow_size(16 << 20);
+        let _ = git2::opts::set_mwindow_mapped_limit(32 << 20);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,19 +422,5 @@ mod tests {
             Some("checkout")
         );
         assert_eq!(subcommand(&args(&["--version"])), None);
-    }
-}
-
-/// libgit2 reads a pack through windows it maps (1 GiB each, up to 8 GiB at once on
-/// 64-bit) and keeps mapped: a large blob read from a pack would stay in the process
-/// beside the document made of its plaintext. Windows of 16 MiB, at most 32 MiB of them
-/// at once, let each read's go.
-pub(crate) fn small_pack_windows() {
-    // libgit2's globals, set before any thread is spawned and any repository opened
-    // (the condition its documentation sets); a value it refuses leaves its default.
-    #[allow(unsafe_code)]
-    unsafe {
-        let _ = git2::opts::set_mwindow_size(16 << 20);
-        let _ = git2::opts::set_mwindow_mapped_limit(32 << 20);
     }
 }

@@ -95,7 +95,7 @@ enum Against {
     /// It holds that plaintext: these are its bytes, the answer.
     Same(Blob),
     /// It holds another: a new version keeps its data key and metadata.
-    Changed(sops::Keyed),
+    Changed(Box<sops::Keyed>),
 }
 
 /// A committed version's bytes: in memory, or (a large one) in an unnamed file of this
@@ -122,12 +122,14 @@ impl Blob {
     }
 }
 
-/// A new version made: in memory, or written into an unnamed file of this process's
-/// own (see [`sops::encrypt_document_into`]), read from there once the plaintext's
-/// document is let go.
+/// What clean answers: a new version made in memory, or written into an unnamed file
+/// of this process's own (see [`sops::encrypt_document_into`]), or the committed
+/// version; read into memory once the plaintext's document is let go.
 enum Made {
     Bytes(Zeroizing<Vec<u8>>),
     Staged(std::fs::File),
+    /// The committed version, which holds the plaintext: the answer as it is.
+    Committed(Blob),
 }
 
 impl Made {
@@ -135,6 +137,7 @@ impl Made {
         use std::os::unix::fs::FileExt;
         let file = match self {
             Made::Bytes(b) => return Ok(b),
+            Made::Committed(blob) => return Ok(blob.into_bytes()),
             Made::Staged(file) => file,
         };
         let unread = |e| Error::io("<the filter's staging file>", e);
@@ -231,18 +234,6 @@ impl Filter {
 
     fn blob(&self, id: git2::Oid) -> Option<Vec<u8>> {
         let repo = self.repo.as_ref()?;
-        // A loose object (what `git add` just wrote) streams into one buffer of its
-        // size; libgit2 reads a packed one whole, and that is copied out.
-        if let Some(bytes) = repo.odb().ok().and_then(|odb| {
-            use std::io::Read;
-            let (mut reader, len, kind) = odb.reader(id).ok()?;
-            let mut bytes = Vec::new();
-            bytes.try_reserve_exact(len).ok()?;
-            let read = reader.read_to_end(&mut bytes).ok()?;
-            (kind == git2::ObjectType::Blob && read == len).then_some(bytes)
-        }) {
-            return Some(bytes);
-        }
         repo.find_blob(id).ok().map(|b| b.content().to_vec())
     }
 
@@ -312,7 +303,7 @@ impl Filter {
         format: Format,
         plain: &Document,
         known: Option<git2::Oid>,
-    ) -> Option<Zeroizing<Vec<u8>>> {
+    ) -> Option<Blob> {
         let repo = self.repo.as_ref()?;
         let mut seen: Vec<git2::Oid> = known.into_iter().collect();
         for name in [
@@ -338,7 +329,7 @@ impl Filter {
             seen.push(id);
             let blob = self.held_blob(id)?;
             if let Ok(Against::Same(blob)) = self.against(path, format, blob, plain, Some(id)) {
-                return Some(blob.into_bytes());
+                return Some(blob);
             }
         }
         None
@@ -451,17 +442,26 @@ impl Filter {
             blob = None;
         }
         let plain = sops::parse(path, format, content)?;
+        let made = self.version_of(path, format, blob, &plain, committed)?;
+        // The document is let go before the answer is read into memory.
+        drop(plain);
+        made.into_bytes()
+    }
+
+    /// The version clean answers with for `plain`, given the committed `blob`.
+    fn version_of(
+        &mut self,
+        path: &str,
+        format: Format,
+        blob: Option<Blob>,
+        plain: &Document,
+        committed: Option<git2::Oid>,
+    ) -> Result<Made> {
         if let Some(blob) = blob {
-            match self.against(path, format, blob, &plain, committed) {
-                // Let go of the document before the answer is read into memory.
-                Ok(Against::Same(blob)) => {
-                    drop(plain);
-                    return Ok(blob.into_bytes());
-                }
+            match self.against(path, format, blob, plain, committed) {
+                Ok(Against::Same(blob)) => return Ok(Made::Committed(blob)),
                 Ok(Against::Changed(keyed)) => {
-                    let made = self.changed(path, format, &plain, &keyed, committed)?;
-                    drop(plain);
-                    return made.into_bytes();
+                    return self.changed(path, format, plain, &keyed, committed)
                 }
                 // Without the private key the public recipients still encrypt a new
                 // version, under a new data key. So does a staged version that does not
@@ -475,7 +475,7 @@ impl Filter {
                     // A new data key, for the rules' keys and settings where a rule
                     // matches, else for the committed version's keys.
                     if let Ok((recipients, Some(rule))) = self.recipients_for_new(path) {
-                        return self.encrypt_new(path, format, &plain, &recipients, Some(&rule));
+                        return self.encrypt_new(path, format, plain, &recipients, Some(&rule));
                     }
                     let blob = committed.and_then(|id| self.blob(id)).unwrap_or_default();
                     let (_, meta, _) = sops::read_metadata(path, format, blob)?;
@@ -485,7 +485,7 @@ impl Filter {
                         )));
                     }
                     let recipients = Recipients::of(&meta);
-                    return self.encrypt_new(path, format, &plain, &recipients, None);
+                    return self.encrypt_new(path, format, plain, &recipients, None);
                 }
                 // The committed version is plaintext (from before setup): a new file.
                 Err(Error::NotEncrypted { .. } | Error::Syntax { .. }) => {}
@@ -493,7 +493,7 @@ impl Filter {
             }
         }
         let (recipients, rule) = self.recipients_for_new(path)?;
-        self.encrypt_new(path, format, &plain, &recipients, rule.as_ref())
+        self.encrypt_new(path, format, plain, &recipients, rule.as_ref())
     }
 
     /// What the committed version `blob` says of the plaintext `plain`: told by walking
@@ -516,7 +516,7 @@ impl Filter {
         let blob_len = blob.len();
         let opened = sops::open(path, format, blob, &self.keyring, OpenOptions::default())?;
         if !opened.holds(plaintext_of(format, plain))? {
-            return Ok(Against::Changed(opened.keyed()));
+            return Ok(Against::Changed(Box::new(opened.keyed())));
         }
         // The blob's own bytes, as every reader keeps them; were they not, the blob is
         // read again.
@@ -559,11 +559,16 @@ impl Filter {
         // or cherry-pick): if the plaintext is one of those, that blob is the answer,
         // byte for byte.
         if let Some(found) = self.matching_version(path, format, plain, known) {
-            return Ok(Made::Bytes(found));
+            return Ok(Made::Committed(found));
         }
-        // A large text's output, five times its size, is written into a file, not
-        // held beside its document.
-        if format != Format::Binary && plain.text.len() >= sops::INTO_FILE_FROM {
+        self.encrypted(keyed, plain)
+    }
+
+    /// `plain` encrypted under `keyed`'s data key and master keys. A large text's
+    /// output, five times its size, is written into a file, not held beside its
+    /// document.
+    fn encrypted(&mut self, keyed: &sops::Keyed, plain: &Document) -> Result<Made> {
+        if keyed.format != Format::Binary && plain.text.len() >= sops::INTO_FILE_FROM {
             if let Some(file) = self.staging() {
                 let note = self.layout.allows(keyed.encrypt_into(plain, &file)?)?;
                 self.notes.extend(note);
@@ -607,22 +612,30 @@ impl Filter {
         sops::new_metadata(key, recipients, &self.wrappers, None, None)
     }
 
-    pub fn encrypt_new(
+    /// `plain` encrypted under a new data key for `recipients`.
+    fn encrypt_new(
         &mut self,
         path: &str,
         format: Format,
         plain: &Document,
         recipients: &Recipients,
         rule: Option<&CreationRule>,
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    ) -> Result<Made> {
         let key = DataKey::generate();
-        let mut md = sops::new_metadata(&key, recipients, &self.wrappers, rule, None)?;
-        let out = self.accept(sops::encrypt_document(format, path, plain, &key, &mut md)?)?;
+        let meta = sops::new_metadata(&key, recipients, &self.wrappers, rule, None)?;
+        let keyed = sops::Keyed {
+            file: path.to_string(),
+            format,
+            meta,
+            key,
+            rewrite_future: false,
+        };
+        let made = self.encrypted(&keyed, plain)?;
         // The next checkout opens it without unwrapping.
         if let Some(cache) = &self.key_cache {
-            cache.put(&md, &key);
+            cache.put(&keyed.meta, &keyed.key);
         }
-        Ok(out)
+        Ok(made)
     }
 
     /// The bytes of checked output; a layout warning is kept for the report.

@@ -64,7 +64,7 @@ pub enum Compared {
     Same,
     /// Other keys, values or comments: the plaintext is a new version, encrypted with
     /// what this gives.
-    Differs(Keyed),
+    Differs(Box<Keyed>),
     /// Not told by the walk: open the text whole and compare.
     Unknown,
 }
@@ -104,13 +104,13 @@ pub(super) fn compare_with(
     let expected = verify::Content::of_plain(plaintext);
     Ok(match located.check(&key, &expected, true) {
         verify::walked::Walked::Holds => Compared::Same,
-        verify::walked::Walked::Differs => Compared::Differs(Keyed {
+        verify::walked::Walked::Differs => Compared::Differs(Box::new(Keyed {
             file: file.to_string(),
             format,
             meta: located.meta,
             key,
             rewrite_future: false,
-        }),
+        })),
         verify::walked::Walked::NotTaken => Compared::Unknown,
     })
 }
