@@ -442,23 +442,44 @@ impl Filter {
             blob = None;
         }
         let plain = sops::parse(path, format, content)?;
-        let made = self.version_of(path, format, blob, &plain, committed)?;
-        // The document is let go before the answer is read into memory.
-        drop(plain);
+        // The document is let go (in `version_of`) before the answer is read into memory.
+        let made = self.version_of(path, format, blob, plain, committed)?;
         made.into_bytes()
     }
 
-    /// The version clean answers with for `plain`, given the committed `blob`.
+    /// The version clean answers with for `plain`, given the committed `blob`;
+    /// `plain` is let go when the answer is made.
     fn version_of(
         &mut self,
         path: &str,
         format: Format,
         blob: Option<Blob>,
-        plain: &Document,
+        plain: Document,
         committed: Option<git2::Oid>,
     ) -> Result<Made> {
+        let mut plain = plain;
         if let Some(blob) = blob {
-            match self.against(path, format, blob, plain, committed) {
+            let against = match self.walked(path, format, blob, &plain) {
+                // A text the walk cannot tell: its plaintext's document is let go while
+                // the committed version is opened whole, and made again for a new one.
+                Ok(Err(blob)) if format.store().payload(&plain).is_none() => {
+                    let text = Zeroizing::new(std::mem::take(&mut *plain.text).into_bytes());
+                    drop(plain);
+                    let against = self.opened(path, format, blob, &text, committed);
+                    if let Ok(Against::Same(blob)) = against {
+                        return Ok(Made::Committed(blob));
+                    }
+                    plain = sops::parse(path, format, text)?;
+                    against
+                }
+                Ok(Err(blob)) => {
+                    self.opened(path, format, blob, plaintext_of(format, &plain), committed)
+                }
+                Ok(Ok(against)) => Ok(against),
+                Err(e) => Err(e),
+            };
+            let plain = &plain;
+            match against {
                 Ok(Against::Same(blob)) => return Ok(Made::Committed(blob)),
                 Ok(Against::Changed(keyed)) => {
                     return self.changed(path, format, plain, &keyed, committed)
@@ -493,7 +514,7 @@ impl Filter {
             }
         }
         let (recipients, rule) = self.recipients_for_new(path)?;
-        self.encrypt_new(path, format, plain, &recipients, rule.as_ref())
+        self.encrypt_new(path, format, &plain, &recipients, rule.as_ref())
     }
 
     /// What the committed version `blob` says of the plaintext `plain`: told by walking
@@ -503,19 +524,47 @@ impl Filter {
         &self,
         path: &str,
         format: Format,
-        mut blob: Blob,
+        blob: Blob,
         plain: &Document,
         committed: Option<git2::Oid>,
     ) -> Result<Against> {
-        match blob.with(|b| sops::compare(path, format, b, &self.keyring, plain))? {
-            sops::Compared::Same => return Ok(Against::Same(blob)),
-            sops::Compared::Differs(keyed) => return Ok(Against::Changed(keyed)),
-            sops::Compared::Unknown => {}
+        match self.walked(path, format, blob, plain)? {
+            Ok(against) => Ok(against),
+            Err(blob) => self.opened(path, format, blob, plaintext_of(format, plain), committed),
         }
+    }
+
+    /// [`Filter::against`] by walking the blob: the blob given back when the walk
+    /// cannot tell.
+    fn walked(
+        &self,
+        path: &str,
+        format: Format,
+        mut blob: Blob,
+        plain: &Document,
+    ) -> Result<std::result::Result<Against, Blob>> {
+        Ok(
+            match blob.with(|b| sops::compare(path, format, b, &self.keyring, plain))? {
+                sops::Compared::Same => Ok(Against::Same(blob)),
+                sops::Compared::Differs(keyed) => Ok(Against::Changed(keyed)),
+                sops::Compared::Unknown => Err(blob),
+            },
+        )
+    }
+
+    /// [`Filter::against`] by opening the blob whole, against the bytes `plaintext`.
+    fn opened(
+        &self,
+        path: &str,
+        format: Format,
+        blob: Blob,
+        plaintext: &[u8],
+        committed: Option<git2::Oid>,
+    ) -> Result<Against> {
         let blob = blob.into_bytes();
         let blob_len = blob.len();
         let opened = sops::open(path, format, blob, &self.keyring, OpenOptions::default())?;
-        if !opened.holds(plaintext_of(format, plain))? {
+        if !opened.holds(plaintext)? {
             return Ok(Against::Changed(Box::new(opened.keyed())));
         }
         // The blob's own bytes, as every reader keeps them; were they not, the blob is
