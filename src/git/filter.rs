@@ -543,6 +543,12 @@ impl Filter {
         mut blob: Blob,
         plain: &Document,
     ) -> Result<std::result::Result<Against, Blob>> {
+        // A plaintext with a construct the walk does not render in place (a block
+        // scalar, a value over several lines, a flow collection, a tag) is the same
+        // data as a blob the walk would read to its end only to give up.
+        if !plain.constructs.is_empty() {
+            return Ok(Err(blob));
+        }
         Ok(
             match blob.with(|b| sops::compare(path, format, b, &self.keyring, plain))? {
                 sops::Compared::Same => Ok(Against::Same(blob)),
