@@ -228,9 +228,8 @@ impl<'a> Check<'a, '_> {
         let mut comments = comments.iter().copied();
         // Past the first difference the text is only read on: whether this reading
         // takes all of it decides whether the difference is what the whole reader sees.
-        let mut differs = false;
         let meta_span = walk(&mut |seen| {
-            if differs || values.differs {
+            if values.differs {
                 return Some(());
             }
             let meant = match seen {
@@ -273,13 +272,13 @@ impl<'a> Check<'a, '_> {
                 },
             };
             // Another structure than was meant: a key, a collection, a count.
-            differs = meant.is_none();
+            values.differs |= meant.is_none();
             Some(())
         });
         let Some(meta_span) = meta_span else {
             return Walked::NotTaken;
         };
-        if differs || values.differs {
+        if values.differs {
             return Walked::Differs;
         }
         if values.flush().is_none() {
@@ -327,7 +326,8 @@ struct Values<'d, 't, 'k> {
     same: Option<Pieces<'t, 'k>>,
     block: Vec<Value<'d, 't>>,
     aads: String,
-    /// A value met is not the one meant (the walk goes on only to read the text).
+    /// What was met is not what was meant: a value, or (set by the walk) a key, a
+    /// collection or a count. The walk goes on only to read the text.
     differs: bool,
 }
 
