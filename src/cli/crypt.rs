@@ -231,8 +231,9 @@ pub(crate) fn staged_output(
     len: usize,
     beside: Option<&Path>,
 ) -> Option<std::fs::File> {
-    let large = format != Format::Binary && len >= sops::INTO_FILE_FROM;
-    large.then(|| staging(beside).ok()).flatten()
+    sops::worth_a_file(format, len)
+        .then(|| staging(beside).ok())
+        .flatten()
 }
 
 /// An unnamed file, readable and writable, for a streamed output until it is checked:

@@ -134,17 +134,14 @@ enum Made {
 
 impl Made {
     fn into_bytes(self) -> Result<Zeroizing<Vec<u8>>> {
-        use std::os::unix::fs::FileExt;
-        let file = match self {
-            Made::Bytes(b) => return Ok(b),
-            Made::Committed(blob) => return Ok(blob.into_bytes()),
-            Made::Staged(file) => file,
-        };
-        let unread = |e| Error::io("<the filter's staging file>", e);
-        let len = file.metadata().map_err(unread)?.len() as usize;
-        let mut bytes = Zeroizing::new(vec![0; len]);
-        file.read_exact_at(&mut bytes, 0).map_err(unread)?;
-        Ok(bytes)
+        match self {
+            Made::Bytes(b) => Ok(b),
+            Made::Committed(blob) => Ok(blob.into_bytes()),
+            // Written by position: the file is read from its start.
+            Made::Staged(mut file) => {
+                crate::fsutil::read_whole(Path::new("<the filter's staging file>"), &mut file)
+            }
+        }
     }
 }
 
@@ -623,10 +620,9 @@ impl Filter {
     /// output, five times its size, is written into a file, not held beside its
     /// document.
     fn encrypted(&mut self, keyed: &sops::Keyed, plain: &Document) -> Result<Made> {
-        if keyed.format != Format::Binary && plain.text.len() >= sops::INTO_FILE_FROM {
+        if sops::worth_a_file(keyed.format, plain.text.len()) {
             if let Some(file) = self.staging() {
-                let note = self.layout.allows(keyed.encrypt_into(plain, &file)?)?;
-                self.notes.extend(note);
+                self.accept_layout(keyed.encrypt_into(plain, &file)?)?;
                 return Ok(Made::Staged(file));
             }
         }
@@ -695,9 +691,16 @@ impl Filter {
 
     /// The bytes of checked output; a layout warning is kept for the report.
     pub fn accept(&mut self, sealed: Sealed) -> Result<Zeroizing<Vec<u8>>> {
-        let (bytes, note) = sealed.accept(self.layout)?;
+        self.accept_layout(sealed.fallback)?;
+        Ok(sealed.bytes)
+    }
+
+    /// An output whose layout fell back (`fallback`, see [`Sealed::fallback`]):
+    /// refused under `--strict-layout`, else kept for the report.
+    fn accept_layout(&mut self, fallback: Option<String>) -> Result<()> {
+        let note = self.layout.allows(fallback)?;
         self.notes.extend(note);
-        Ok(bytes)
+        Ok(())
     }
 
     pub fn smudge(&mut self, path: &str, content: Vec<u8>) -> Result<Zeroizing<Vec<u8>>> {

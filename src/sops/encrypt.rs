@@ -27,6 +27,13 @@ pub fn encrypt_document(
 /// the memory it spares.
 pub const INTO_FILE_FROM: usize = 1 << 20;
 
+/// Whether a plaintext of `format`, `len` bytes long, is encrypted into a file
+/// ([`encrypt_plain_into`], [`encrypt_document_into`]) where one can be had. A binary
+/// file is one value, which large ones stream (`sops::stream`) instead.
+pub fn worth_a_file(format: Format, len: usize) -> bool {
+    format != Format::Binary && len >= INTO_FILE_FROM
+}
+
 /// [`encrypt_plain`] with the output written into `into` (from its start, and to its
 /// end), an unnamed file of this process's own: a large output is written there
 /// through memory and checked there (see [`crate::mapped`]), not held beside its
