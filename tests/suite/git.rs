@@ -155,7 +155,7 @@ fn a_walked_file_changed_keeps_its_data_key_and_a_new_layout_is_kept() {
     repo(&sb);
     sb.write(
         "repo/secrets/plain.yaml",
-        "# note\na: secret-a\nb:\n  c: secret-c\n  d:\n  - one\n",
+        "# note\na: secret-a\nb:\n  c: secret-c\n  d:\n  - one\ncert: |\n  -----BEGIN-----\n  MIIB\n",
     );
     sb.git("repo", &["add", "."]);
     sb.git("repo", &["commit", "-q", "-m", "plain"]);
@@ -196,6 +196,19 @@ fn a_walked_file_changed_keeps_its_data_key_and_a_new_layout_is_kept() {
             "{path}: {changed:#?}"
         );
     }
+    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    // A line of the block scalar: its ciphertext under the block's header.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let yaml = yaml.replace("MIIB", "MIIC");
+    sb.write("repo/secrets/plain.yaml", &yaml);
+    sb.git("repo", &["commit", "-q", "-am", "cert"]);
+    let path = "secrets/plain.yaml";
+    let changed = changed_lines(
+        &blob(&sb, "repo", &format!("HEAD~1:{path}")),
+        &blob(&sb, "repo", &format!("HEAD:{path}")),
+    );
+    assert_eq!(changed.len(), 3, "{changed:#?}");
+    assert!(changed[0].starts_with("  ENC["), "{changed:#?}");
     assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
     // The same data, another layout: a new version that decrypts to it byte for byte.
     let relaid = yaml.replace("b:\n", "\nb:\n");

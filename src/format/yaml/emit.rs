@@ -62,8 +62,12 @@ pub(super) struct BlockHeader<'t> {
 
 impl<'t> BlockHeader<'t> {
     pub(super) fn of(doc: &'t Document, leaf: &Leaf) -> Option<BlockHeader<'t>> {
-        let text = doc.text.as_str();
-        let region = text.get(leaf.span())?;
+        Self::in_region(doc.text.as_str().get(leaf.span())?)
+    }
+
+    /// The header of the block that stands as `region`, from its indicator to its last
+    /// line.
+    pub(super) fn in_region(region: &'t str) -> Option<BlockHeader<'t>> {
         let header_end = region.find('\n')?;
         let header = region[..header_end].trim_end();
         if !matches!(header, "|" | "|-" | "|+" | ">" | ">-" | ">+") {

@@ -2,16 +2,17 @@
 //! met: for checking a decryption's output, whose reader needs only the structure, the
 //! typed values and the comments in order, and an encryption's output. Each check
 //! compares what it is told with a document's as it goes, so nothing is held. It takes
-//! only what the quick reader reads whole, and of that only the plainest (no block
-//! scalars, no `sops` key, every key a string; for plaintext, nothing that looks
-//! encrypted); for anything else it gives up, and the whole reader runs. It makes the
-//! values with the whole reader's own functions, and finds the comments between keys
-//! and scalars as the whole reader's scan does, so what it tells is what a `Document`
-//! of the text would hold (keys are not told apart: a document holds none twice).
+//! only what the quick reader reads whole, and of that only the plainest (block scalars
+//! only as a mapping's values, no `sops` key, every key a string; for plaintext, nothing
+//! that looks encrypted); for anything else it gives up, and the whole reader runs. It
+//! makes the values (and a block's span) with the whole reader's own functions, and
+//! finds the comments between keys and scalars as the whole reader's scan does, so what
+//! it tells is what a `Document` of the text would hold (keys are not told apart: a
+//! document holds none twice).
 
 use std::borrow::Cow;
 
-use super::scalars::{inline_span, stored_value, too_big};
+use super::scalars::{block_range, inline_span, stored_value, too_big};
 use super::*;
 pub(crate) use crate::format::Seen;
 
@@ -67,16 +68,17 @@ fn tell_comments<'t>(
     Some(())
 }
 
-/// The content of `text` as [`read_plain`] tells it, a key twice in a mapping refused
-/// as the whole reader refuses it (the check compares with a document, which holds
-/// none twice): what the tests hold to the whole reader's document.
+/// The content of `text` as [`read_plain`] tells it (or [`read_encrypted`], when
+/// `encrypted`), a key twice in a mapping refused as the whole reader refuses it (the
+/// check compares with a document, which holds none twice): what the tests hold to the
+/// whole reader's document.
 #[cfg(test)]
-pub(crate) fn content(text: &str) -> Option<Content<'_>> {
+pub(crate) fn content(text: &str, encrypted: bool) -> Option<Content<'_>> {
     let mut items = Vec::new();
     let mut comments = Vec::new();
     // Each open collection: where its item is, and its keys so far.
     let mut open: Vec<(usize, Vec<&str>)> = Vec::new();
-    read_plain(text, |seen| {
+    let tell = |seen| {
         match seen {
             Seen::Doc => items.push(Item::Doc),
             Seen::Opens(is_map) => {
@@ -100,7 +102,12 @@ pub(crate) fn content(text: &str) -> Option<Content<'_>> {
             Seen::Comment(c, _) => comments.push(c),
         }
         Some(())
-    })?;
+    };
+    if encrypted {
+        read_encrypted(text, tell)?;
+    } else {
+        read_plain(text, tell)?;
+    }
     Some(Content { items, comments })
 }
 
@@ -189,12 +196,21 @@ fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Opti
                 seen(Seen::Ends(done.len))?;
             }
             Event::Scalar(value, style, anchor, tag) => {
-                let Cow::Borrowed(value) = value else {
-                    return None;
-                };
                 if anchor != 0 || tag.is_some() {
                     return None;
                 }
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                    // Only a mapping's value: the quick reader takes no block as a key.
+                    let (stored, span) = block(text, range, value.into_owned())?;
+                    taken(open.last_mut()?);
+                    tell_comments(text, scanned..span.start, &mut seen)?;
+                    scanned = span.end;
+                    seen(Seen::Scalar(ScalarType::Str, stored, Quote::Block, span))?;
+                    continue;
+                }
+                let Cow::Borrowed(value) = value else {
+                    return None;
+                };
                 let parent = open.last_mut()?;
                 if parent.key_next == Some(true) {
                     // Keys go-yaml reads as anything but a string are refused; `<<` merges.
@@ -247,6 +263,28 @@ fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Opti
         seen(Seen::Ends(0))?;
     }
     Some(())
+}
+
+/// A block scalar as the whole reader makes its leaf (`scalar_leaf`): its value, and
+/// the span from its indicator to its last content line. A block is always a string.
+fn block<'t>(
+    text: &str,
+    raw: Range<usize>,
+    value: String,
+) -> Option<(Cow<'t, [u8]>, Range<usize>)> {
+    let span = block_range(text, &raw, &value).ok()?;
+    let mut stored = value;
+    // Without a line break at the text's end, none in the value (as go-yaml reads it).
+    if span.end == text.len() && !text.ends_with('\n') && stored.ends_with('\n') {
+        stored.pop();
+    }
+    // A ciphertext in a block is the ciphertext: its chomping added the line break.
+    let enc = stored.trim_end_matches('\n');
+    if enc.len() < stored.len() && crate::cipher::is_encrypted(enc) {
+        let len = enc.len();
+        stored.truncate(len);
+    }
+    Some((Cow::Owned(stored.into_bytes()), span))
 }
 
 /// A collection takes one more item (a mapping: the value of its key).
@@ -323,7 +361,12 @@ mod tests {
     /// Whether the reading without a document took `text`; where it did, it gives what
     /// the whole reader's document holds, and the whole reader reads the text too.
     fn agrees(text: &str) -> bool {
-        let Some(lite) = content(text) else {
+        agrees_read(text, false)
+    }
+
+    /// The same for an encrypted text, read as an encryption's output is.
+    fn agrees_read(text: &str, encrypted: bool) -> bool {
+        let Some(lite) = content(text, encrypted) else {
             return false;
         };
         let doc = crate::format::parse("t.yaml", Format::Yaml, text.as_bytes().to_vec())
@@ -353,7 +396,15 @@ mod tests {
                 true,
             ),
             ("'quoted key': v\n\"k\": w\n", false),
-            ("a: |\n  text\n", false),
+            ("a: |\n  text\n", true),
+            (
+                "a: |-\n  x # not\n  y\n# c\nb: >\n  z\n\nc:\n  d: |\n    w\n",
+                true,
+            ),
+            ("a: |\n  x\n  y", true),
+            ("a: >\n  x\n  y\n", false),
+            ("a: |+\n  x\n\n", false),
+            ("- |\n  x\n", false),
             ("a: &x 1\nb: *x\n", false),
             ("sops:\n  version: 1\n", false),
             ("sops: x\n", false),
@@ -367,6 +418,25 @@ mod tests {
         ];
         for (text, taken) in cases {
             assert_eq!(agrees(text), *taken, "{text:?}");
+        }
+    }
+
+    /// A ciphertext in a block scalar is the ciphertext, without the line break its
+    /// chomping adds, as the whole reader reads it.
+    #[test]
+    fn encrypted_block_scalars_read_as_the_whole_reader_reads_them() {
+        let enc = "ENC[AES256_GCM,data:YWJj,iv:aXY=,tag:dGFn,type:str]";
+        for text in [
+            format!("a: |\n  {enc}\nb: >\n    {enc}\n# c\nd:\n  e: |-\n    {enc}\n"),
+            format!("a: {enc}\nb: >-\n  {enc}\n\nc: |\n  {enc}"),
+        ] {
+            assert!(agrees_read(&text, true), "{text}");
+            let lite = content(&text, true).expect("read");
+            let blocks = lite
+                .items
+                .iter()
+                .filter(|i| matches!(i, Item::Scalar(_, v) if **v == *enc.as_bytes()));
+            assert_eq!(blocks.count(), 3, "{text}");
         }
     }
 

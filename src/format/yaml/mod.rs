@@ -57,6 +57,14 @@ pub(crate) fn render_value(ty: ScalarType, value: &str, style: Style, indent: us
     }
 }
 
+/// `value` written in place of the block scalar that stands as `region` (its header to
+/// its last content line), as a decryption writes a string there under the block's own
+/// header and indentation: `None` where they do not hold it and the decryption falls
+/// back to another layout.
+pub(crate) fn render_block(region: &str, value: &str) -> Option<String> {
+    BlockHeader::in_region(region)?.render(value)
+}
+
 /// Read a YAML file; `stand_ins`: an encrypted file's values may be read through
 /// stand-ins (see `shrink`), which the tests turn off to compare.
 fn read(source: Zeroizing<Vec<u8>>, stand_ins: bool) -> Result<Document, super::SyntaxError> {

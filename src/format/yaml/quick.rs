@@ -3,10 +3,12 @@
 //! of one-line keys and values, an encrypted file's stand-ins, sops's metadata) that was
 //! half of every parse. This reader makes the same events with the same spans from whole
 //! lines, or declines the text: it knows only plain keys, one-line plain and unescaped
-//! quoted scalars, empty flow collections, literal blocks and comments, in ASCII without
-//! tabs or carriage returns. Anything else (flow collections, anchors, tags, escapes,
-//! folded or multi-line scalars, odd indentation) is saphyr's, which then reads the text
-//! from the start. The tests hold the two readers to the same events, span for span.
+//! quoted scalars, empty flow collections, literal blocks, folded blocks of one line
+//! (what sops writes a ciphertext in) and comments, in ASCII without tabs or carriage
+//! returns. Anything else (flow collections, anchors, tags, escapes, folded blocks of
+//! several lines, other multi-line scalars, odd indentation) is saphyr's, which then
+//! reads the text from the start. The tests hold the two readers to the same events,
+//! span for span.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -347,8 +349,8 @@ impl<'a> Quick<'a> {
             self.advance_past(end);
             return Ok(());
         }
-        if b[value] == b'|' {
-            return self.literal(value, end);
+        if matches!(b[value], b'|' | b'>') {
+            return self.block(value, end);
         }
         self.scalar(value, end)?;
         self.advance_past(end);
@@ -413,13 +415,16 @@ impl<'a> Quick<'a> {
     }
 
     /// `key: |` or `key: |-` and the lines under it, each indented alike, none blank
-    /// between them.
-    fn literal(&mut self, at: usize, end: usize) -> Result<(), Declined> {
+    /// between them; or `key: >`, `key: >-` and one line under it (what folds nothing,
+    /// as sops writes a ciphertext in a folded block).
+    fn block(&mut self, at: usize, end: usize) -> Result<(), Declined> {
         let b = self.text.as_bytes();
         let header = &b[at..end];
-        let keep_break = match header.trim_ascii_end() {
-            b"|" => true,
-            b"|-" => false,
+        let (keep_break, style) = match header.trim_ascii_end() {
+            b"|" => (true, ScalarStyle::Literal),
+            b"|-" => (false, ScalarStyle::Literal),
+            b">" => (true, ScalarStyle::Folded),
+            b">-" => (false, ScalarStyle::Folded),
             _ => return Err(Declined),
         };
         let parent = self.open.last().expect("a key's mapping is open").col;
@@ -462,6 +467,9 @@ impl<'a> Quick<'a> {
                 Some(_) => break,
             }
             if !value.is_empty() {
+                if style == ScalarStyle::Folded {
+                    return Err(Declined);
+                }
                 value.push('\n');
             }
             value.push_str(&self.text[self.pos + indent.unwrap_or(0)..line_end]);
@@ -488,7 +496,7 @@ impl<'a> Quick<'a> {
         let end_marker = self.at(next);
         let start_marker = self.at(first);
         self.queue.push_back((
-            Event::Scalar(Cow::Owned(value), ScalarStyle::Literal, 0, None),
+            Event::Scalar(Cow::Owned(value), style, 0, None),
             Span::new(start_marker, end_marker),
         ));
         Ok(())
@@ -607,6 +615,9 @@ pub(super) mod tests {
             ("a: |-\n  x\n# c\nb: 1\n", true),
             ("a: |\n  x\n", true),
             ("a: |\n  x", true),
+            ("a: >\n  x\n", true),
+            ("a: >-\n    ENC[AES256_GCM,data:a,iv:b,tag:c,type:str]\nb: 1\n", true),
+            ("a:\n  b: >\n   x\n\n  c: 1\n", true),
             ("a:\n  b:\n    c: 1\n  d: 2\ne: 3\n", true),
             ("a: 'q'  # c\nb: \"d\" # e\n", true),
             ("a:\n- b: c\n  d: e\nf: g\n", true),
@@ -625,7 +636,8 @@ pub(super) mod tests {
             ("a: &x 1\nb: *x\n", false),
             ("a: \"x\\ny\"\n", false),
             ("a: x\n  y\n", false),
-            ("a: >\n  x\n", false),
+            ("a: >\n  x\n  y\n", false),
+            ("a: >+\n  x\n", false),
             ("a: |\n  x\n\n  y\n", false),
             ("a:\tb\n", false),
             ("a: b\r\n", false),
@@ -685,6 +697,8 @@ pub(super) mod tests {
         "a]b",
         "|",
         "|-",
+        ">",
+        ">-",
         "[]",
         "{} # c",
         "[]  ",
@@ -706,10 +720,10 @@ pub(super) mod tests {
         "%x",
         "@x",
         "|+",
-        ">",
+        ">+",
         "|2",
     ];
-    const TAKEN: usize = 24;
+    const TAKEN: usize = 26;
 
     fn value(r: &mut Rng) -> &'static str {
         if r.below(12) == 0 {

@@ -51,7 +51,7 @@ impl Parse<'_> {
             Some(inline) => inline,
             None => (
                 Quote::Block,
-                self.block_range(&raw, value, owner_col)
+                block_range(self.text, &raw, value)
                     .map_err(|m| err_at(span.start.line(), span.start.col(), m))?,
             ),
         };
@@ -131,94 +131,90 @@ impl Parse<'_> {
         });
         Ok(self.leaves.len() - 1)
     }
+}
 
-    /// The bytes a block scalar occupies: from its `|`/`>` indicator to the end of its
-    /// last content line. Trailing blank lines belong to the layout, except with the
-    /// keep (`+`) indicator, where they are part of the value.
-    pub(super) fn block_range(
-        &self,
-        raw: &Range<usize>,
-        value: &str,
-        _owner_col: usize,
-    ) -> Result<Range<usize>, &'static str> {
-        let start = self
-            .block_indicator(raw.start)
-            .ok_or("cannot find the block scalar indicator")?;
-        let header_end = self.text[start..]
-            .find('\n')
-            .map_or(self.text.len(), |i| start + i);
-        let content_start = (header_end + 1).min(self.text.len());
-        // The region ends at the last line break inside the raw span, or with the
-        // text when the block is its last line.
-        let region_end = match self.text[..raw.end.min(self.text.len())].rfind('\n') {
-            _ if raw.end >= self.text.len() => self.text.len(),
-            Some(i) if i + 1 >= content_start => i + 1,
-            _ => content_start,
-        };
-        let region = &self.text[content_start..region_end.max(content_start)];
-        let keep = without_comment(&self.text[start..header_end]).contains('+');
-        let end = if keep {
-            // Up to (not including) the final line break.
-            if region.ends_with('\n') {
-                region_end - 1
-            } else {
-                region_end
-            }
+/// The bytes a block scalar occupies in `text`, its event's raw span `raw` and its
+/// `value`: from its `|`/`>` indicator to the end of its last content line. Trailing
+/// blank lines belong to the layout, except with the keep (`+`) indicator, where they
+/// are part of the value.
+pub(super) fn block_range(
+    text: &str,
+    raw: &Range<usize>,
+    value: &str,
+) -> Result<Range<usize>, &'static str> {
+    let start = block_indicator(text, raw.start).ok_or("cannot find the block scalar indicator")?;
+    let header_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let content_start = (header_end + 1).min(text.len());
+    // The region ends at the last line break inside the raw span, or with the
+    // text when the block is its last line.
+    let region_end = match text[..raw.end.min(text.len())].rfind('\n') {
+        _ if raw.end >= text.len() => text.len(),
+        Some(i) if i + 1 >= content_start => i + 1,
+        _ => content_start,
+    };
+    let region = &text[content_start..region_end.max(content_start)];
+    let keep = without_comment(&text[start..header_end]).contains('+');
+    let end = if keep {
+        // Up to (not including) the final line break.
+        if region.ends_with('\n') {
+            region_end - 1
         } else {
-            // End of the last line that has content.
-            let trimmed = region.trim_end_matches(|c: char| c.is_whitespace());
-            if trimmed.is_empty() && value.is_empty() {
-                header_end
-            } else {
-                content_start + trimmed.len()
-            }
-        };
-        Ok(start..end.max(start + 1))
-    }
-
-    /// The `|` or `>` of the block scalar whose event starts at `pos`: on the header
-    /// line before the content (blank lines between are content), or after the node's
-    /// tag or anchor when the event starts there.
-    pub(super) fn block_indicator(&self, pos: usize) -> Option<usize> {
-        let before = &self.text[..pos];
-        let line = self.line_start(pos);
-        if self.text[line..pos].trim().is_empty() {
-            let mut end = line;
-            while end > 0 {
-                let start = self.text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
-                let l = without_comment(&before[start..end - 1]);
-                if !l.trim().is_empty() {
-                    if let Some(i) = l.trim_end().rfind(['|', '>']) {
-                        let after = &l.trim_end()[i + 1..];
-                        if after
-                            .chars()
-                            .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
-                        {
-                            return Some(start + i);
-                        }
-                    }
-                    break;
-                }
-                end = start;
-            }
+            region_end
         }
-        // Forward, over the node's properties.
-        let b = self.text.as_bytes();
-        let mut i = pos;
-        loop {
-            while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+    } else {
+        // End of the last line that has content.
+        let trimmed = region.trim_end_matches(|c: char| c.is_whitespace());
+        if trimmed.is_empty() && value.is_empty() {
+            header_end
+        } else {
+            content_start + trimmed.len()
+        }
+    };
+    Ok(start..end.max(start + 1))
+}
+
+/// The `|` or `>` of the block scalar whose event starts at `pos`: on the header line
+/// before the content (blank lines between are content), or after the node's tag or
+/// anchor when the event starts there.
+fn block_indicator(text: &str, pos: usize) -> Option<usize> {
+    let before = &text[..pos];
+    let line = before.rfind('\n').map_or(0, |i| i + 1);
+    if text[line..pos].trim().is_empty() {
+        let mut end = line;
+        while end > 0 {
+            let start = text[..end - 1].rfind('\n').map_or(0, |i| i + 1);
+            let l = without_comment(&before[start..end - 1]);
+            if !l.trim().is_empty() {
+                if let Some(i) = l.trim_end().rfind(['|', '>']) {
+                    let after = &l.trim_end()[i + 1..];
+                    if after
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+                    {
+                        return Some(start + i);
+                    }
+                }
+                break;
+            }
+            end = start;
+        }
+    }
+    // Forward, over the node's properties.
+    let b = text.as_bytes();
+    let mut i = pos;
+    loop {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        if i < b.len() && matches!(b[i], b'!' | b'&') {
+            while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
                 i += 1;
             }
-            if i < b.len() && matches!(b[i], b'!' | b'&') {
-                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-                    i += 1;
-                }
-                continue;
-            }
-            break;
+            continue;
         }
-        (i < b.len() && matches!(b[i], b'|' | b'>')).then_some(i)
+        break;
     }
+    (i < b.len() && matches!(b[i], b'|' | b'>')).then_some(i)
 }
 
 /// A one-line scalar's quoting and span, from `start` (after any anchor or tag) to the

@@ -84,6 +84,46 @@ fn yaml_is_told_same_differing_or_unknown() {
             ("a flow collection", r("e: 5", "e: [5]"), "differs"),
         ],
     );
+    // Block scalars, as a certificate or a script stands in a file: each value is
+    // written under its own header and indentation, and compared as it is made.
+    let text = "# tls\ncert: |\n  -----BEGIN-----\n  abc # not a comment\n  -----END-----\nkey: |-\n    one\n    two\n# after\nnote: >\n  one line\nnested:\n  script: >-\n    run it\n  n: 1\n";
+    let r = |from: &str, to: &str| text.replacen(from, to, 1);
+    table(
+        Format::Yaml,
+        text,
+        &[
+            ("a line of a block", r("  abc", "  abd"), "differs"),
+            (
+                "a line added",
+                r("    two\n", "    two\n    three\n"),
+                "differs",
+            ),
+            ("the chomping", r("key: |-", "key: |"), "differs"),
+            ("a folded line", r("run it", "run them"), "differs"),
+            ("a comment after", r("# after", "# later"), "differs"),
+            (
+                "a block made plain",
+                r(">-\n    run it", "run it"),
+                "unknown",
+            ),
+            (
+                "a block's line break lost",
+                r(">\n  one line", "one line"),
+                "differs",
+            ),
+            (
+                "its indentation",
+                r("    one\n    two", "  one\n  two"),
+                "unknown",
+            ),
+            ("a blank line in it", r("  abc", "\n  abc"), "differs"),
+            (
+                "a blank line after it",
+                r("    two\n", "    two\n\n"),
+                "unknown",
+            ),
+        ],
+    );
     // A text the walk does not read to its end is never told by it, whatever differs
     // before the part it does not read.
     let text = "a: secret-a\nb: [1, 2]\n";

@@ -670,21 +670,31 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
     ] {
         assert_eq!(taken(text), (true, false), "{text}");
     }
-    // Not read walked: block scalars, flow collections, a second document, a comment
-    // after the last value (written after the metadata).
+    // A mapping's block scalars: each value under its own header and indentation.
+    for text in [
+        "a: |\n  x\n  y\nb: |-\n    z\nc:\n  d: >\n   w\n",
+        "a: >-\n  one line\n",
+    ] {
+        assert_eq!(taken(text), (true, true), "{text}");
+    }
+    // Not read walked: a list's block scalars, blocks that keep their last line breaks,
+    // flow collections, a second document, a comment after the last value (written
+    // after the metadata).
     for text in [
         "a: 1\n# last\n",
-        "a: |\n  x\n",
+        "a:\n- |\n  x\n",
+        "a: |+\n  x\n\n",
         "a: [1, 2]\n",
         "a: 1\n---\nb: 2\n",
     ] {
         assert_eq!(taken(text), (false, false), "{text}");
     }
     // Values kept, bytes not (`0x1F` decrypts as `31`; an alias is written out in the
-    // canonical layout, whose check does not ask for the bytes): the whole check says
-    // where.
+    // canonical layout, whose check does not ask for the bytes; folded lines decrypt
+    // as one): the whole check says where.
     assert_eq!(taken("a: 0x1F\nb: x\n"), (false, true));
     assert_eq!(taken("a: &x 1\nb: *x\n"), (false, true));
+    assert_eq!(taken("a: >\n  folded\n  lines\n"), (false, true));
 
     let text = "a: secret-a\nb: secret-b\nc:\n  d: 1\n  e:\n  - secret-e\n";
     let doc = parse("t", Format::Yaml, text.as_bytes().to_vec()).expect("parses");

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::{differs, Compare, Content, Item, Shape};
 use crate::cipher::{self, DataKey, MacBuilder};
-use crate::format::yaml::{lite_encrypted, render_value};
+use crate::format::yaml::{lite_encrypted, render_block, render_value};
 use crate::format::{dotenv, ini, json, Format, Seen};
 use crate::sops::opened::Prefix;
 use crate::sops::{opening, Opening};
@@ -140,15 +140,21 @@ impl<'t> Located<'t> {
             Format::Yaml => check.run(
                 meta,
                 |seen| lite_encrypted(&text[..at], seen).map(|()| span),
-                |ty, value, quote| {
+                |ty, value, quote, stored| {
                     // A comment stands after its `#` as it is.
                     if ty == ScalarType::Comment {
                         return (!value.contains('\n')).then(|| value.to_string());
                     }
-                    // A value over several lines is indented from its owner: the whole
-                    // check's. The lite reader takes no value inside a flow collection,
-                    // and a one-line value is not indented from its owner: the whole
-                    // reader's leaf has this style.
+                    // A block scalar's value goes under its header and indentation as
+                    // they stand; one they do not hold is the whole check's.
+                    if quote == Quote::Block {
+                        let string = matches!(ty, ScalarType::Str | ScalarType::Bytes);
+                        return string.then(|| render_block(stored, value)).flatten();
+                    }
+                    // Another value over several lines is indented from its owner: the
+                    // whole check's. The lite reader takes no value inside a flow
+                    // collection, and a one-line value is not indented from its owner:
+                    // the whole reader's leaf has this style.
                     let style = Style {
                         quote,
                         owner_col: 0,
@@ -162,17 +168,17 @@ impl<'t> Located<'t> {
                 |seen| {
                     json::walk_encrypted(text, (at, span.clone()), seen).map(|from| from..span.end)
                 },
-                |ty, value, _| Some(json::json_scalar(ty, value)),
+                |ty, value, _, _| Some(json::json_scalar(ty, value)),
             ),
             Format::Dotenv => check.run(
                 meta,
                 |seen| dotenv::walk_encrypted(text, at, seen).map(|()| span),
-                |ty, value, _| Some(dotenv::render(ty, value)),
+                |ty, value, _, _| Some(dotenv::render(ty, value)),
             ),
             Format::Ini => check.run(
                 meta,
                 |seen| ini::walk_encrypted(text, at, seen).map(|()| span),
-                ini::render_walked,
+                |ty, value, quote, _| ini::render_walked(ty, value, quote),
             ),
             _ => Walked::NotTaken,
         }
@@ -196,12 +202,13 @@ struct Check<'a, 'd> {
 impl<'a> Check<'a, '_> {
     /// The check, with `walk` telling what the text holds in order (and giving the span
     /// the whole reader removes as the metadata), `render` writing a decrypted value as
-    /// a decryption writes it in place (`None`: not as this reading can know).
+    /// a decryption writes it in place of what the text holds there (`None`: not as
+    /// this reading can know).
     fn run(
         self,
         meta: &crate::metadata::Metadata,
         walk: impl FnOnce(&mut dyn FnMut(Seen<'a>) -> Option<()>) -> Option<Range<usize>>,
-        render: impl Fn(ScalarType, &str, Quote) -> Option<String>,
+        render: impl Fn(ScalarType, &str, Quote, &str) -> Option<String>,
     ) -> Walked {
         let Ok(rules) = meta.rules() else {
             return Walked::NotTaken;
@@ -499,8 +506,8 @@ struct Pieces<'a, 'r> {
     same: Prefix<'a>,
     got: &'a str,
     got_at: usize,
-    /// A value as a decryption writes it in place.
-    render: &'r dyn Fn(ScalarType, &str, Quote) -> Option<String>,
+    /// A value as a decryption writes it in place of what the text holds there.
+    render: &'r dyn Fn(ScalarType, &str, Quote, &str) -> Option<String>,
 }
 
 impl Pieces<'_, '_> {
@@ -514,7 +521,8 @@ impl Pieces<'_, '_> {
     ) -> Option<()> {
         let gap = self.got.get(self.got_at..span.start)?;
         self.take(gap.as_bytes())?;
-        let rendered = zeroize::Zeroizing::new((self.render)(ty, value, quote)?);
+        let stored = self.got.get(span.clone())?;
+        let rendered = zeroize::Zeroizing::new((self.render)(ty, value, quote, stored)?);
         self.take(rendered.as_bytes())?;
         self.got_at = span.end;
         Some(())
