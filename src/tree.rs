@@ -40,6 +40,15 @@ pub struct Style {
     pub flow: bool,
 }
 
+impl From<Quote> for Style {
+    fn from(quote: Quote) -> Self {
+        Style {
+            quote,
+            ..Style::default()
+        }
+    }
+}
+
 /// A column as [`Style::owner_col`] holds it. Past 65,535 it saturates: a block scalar
 /// placed from there would be indented less than its owner, does not read back, and
 /// the layout falls back (the data kept, with a warning).

@@ -113,7 +113,12 @@ pub(crate) fn walk_encrypted<'t>(
             std::borrow::Cow::Borrowed(v) => std::borrow::Cow::Borrowed(v.as_bytes()),
             std::borrow::Cow::Owned(v) => std::borrow::Cow::Owned(v.into_bytes()),
         };
-        seen(Seen::Scalar(ScalarType::Str, stored, Quote::Raw, value))?;
+        seen(Seen::Scalar(
+            ScalarType::Str,
+            stored,
+            Quote::Raw.into(),
+            value,
+        ))?;
         len += 1;
     }
     seen(Seen::Ends(len))

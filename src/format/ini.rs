@@ -479,7 +479,7 @@ pub(crate) fn walk_encrypted<'t>(
         tell(&mut seen, &mut pending)?;
         seen(Seen::Key(key))?;
         let stored = std::borrow::Cow::Borrowed(text[span.clone()].as_bytes());
-        seen(Seen::Scalar(ScalarType::Str, stored, quote, span))?;
+        seen(Seen::Scalar(ScalarType::Str, stored, quote.into(), span))?;
         // What follows a `;` or `#` in the value is a comment after it.
         if let Some(c) = read.comment {
             let c = value_at + c.start..value_at + c.end;

@@ -931,7 +931,7 @@ impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
                 (self.seen)(Seen::Scalar(
                     ScalarType::Str,
                     stored,
-                    Quote::Double,
+                    Quote::Double.into(),
                     start..self.pos,
                 ))
             }
@@ -940,7 +940,12 @@ impl<'t, F: FnMut(super::Seen<'t>) -> Option<()>> Walk<'t, F> {
                 let word = &self.text[start..self.pos];
                 let ty = word_type(word).ok()?;
                 let stored = Cow::Borrowed(word.as_bytes());
-                (self.seen)(Seen::Scalar(ty, stored, Quote::Plain, start..self.pos))
+                (self.seen)(Seen::Scalar(
+                    ty,
+                    stored,
+                    Quote::Plain.into(),
+                    start..self.pos,
+                ))
             }
         }
     }

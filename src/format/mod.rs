@@ -30,11 +30,12 @@ pub(crate) enum Seen<'t> {
     Ends(usize),
     Key(&'t str),
     /// A value: its type and stored bytes, as the whole reader makes a leaf, and its
-    /// quoting and span in the text (a quoted scalar's quotes included).
+    /// style (quoting; in YAML whether it stands in a flow collection) and span in the
+    /// text (a quoted scalar's quotes included).
     Scalar(
         ScalarType,
         std::borrow::Cow<'t, [u8]>,
-        crate::tree::Quote,
+        crate::tree::Style,
         std::ops::Range<usize>,
     ),
     /// A comment: its text (after the `#`) and where that stands, in the collection

@@ -540,11 +540,13 @@ impl Filter {
         mut blob: Blob,
         plain: &Document,
     ) -> Result<std::result::Result<Against, Blob>> {
-        // A plaintext with a construct the walk does not render in place (a value over
-        // several lines, a flow collection, a tag; a block scalar it does) is the same
-        // data as a blob the walk would read to its end only to give up.
-        let walked = |what: &str| what.ends_with("block scalar");
-        if !plain.constructs.iter().all(|(_, what)| walked(what)) {
+        // A plaintext with a tag is the same data as a blob the walk would read to its
+        // end only to give up (it reads no tag).
+        if plain
+            .constructs
+            .iter()
+            .any(|(_, what)| *what == "tagged value")
+        {
             return Ok(Err(blob));
         }
         Ok(

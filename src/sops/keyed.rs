@@ -62,8 +62,8 @@ impl Keyed {
 pub enum Compared {
     /// That plaintext, byte for byte.
     Same,
-    /// Other keys, values or comments: the plaintext is a new version, encrypted with
-    /// what this gives.
+    /// Other keys, values or comments, or the same written otherwise: the plaintext is
+    /// a new version, encrypted with what this gives.
     Differs(Box<Keyed>),
     /// Not told by the walk: open the text whole and compare.
     Unknown,
@@ -104,13 +104,15 @@ pub(super) fn compare_with(
     let expected = verify::Content::of_plain(plaintext);
     Ok(match located.check(&key, &expected, true) {
         verify::walked::Walked::Holds => Compared::Same,
-        verify::walked::Walked::Differs => Compared::Differs(Box::new(Keyed {
-            file: file.to_string(),
-            format,
-            meta: located.meta,
-            key,
-            rewrite_future: false,
-        })),
+        verify::walked::Walked::Differs | verify::walked::Walked::Relaid(_) => {
+            Compared::Differs(Box::new(Keyed {
+                file: file.to_string(),
+                format,
+                meta: located.meta,
+                key,
+                rewrite_future: false,
+            }))
+        }
         verify::walked::Walked::NotTaken => Compared::Unknown,
     })
 }

@@ -346,14 +346,24 @@ impl Content<'_> {
     /// read: nothing of it is held (a million values' items were 160 MB). `false` when
     /// it does not, or when that reading gives up: the whole check then decides.
     fn is_lite_yaml(&self, text: &[u8]) -> bool {
-        use crate::format::Seen;
         let Ok(text) = std::str::from_utf8(text) else {
             return false;
         };
-        let mut shape = Shape::of(self);
         let comments = self.doc.comments();
+        crate::format::yaml::lite_reading(|by| self.lite_yaml(text, by, &comments)).unwrap_or(false)
+    }
+
+    /// [`Content::is_lite_yaml`], read `by` one reader.
+    fn lite_yaml(
+        &self,
+        text: &str,
+        by: crate::format::yaml::By,
+        comments: &[usize],
+    ) -> Result<bool, crate::format::yaml::Stop> {
+        use crate::format::Seen;
+        let mut shape = Shape::of(self);
         let mut comments = comments.iter();
-        let read = crate::format::yaml::lite_plain(text, |seen| match seen {
+        crate::format::yaml::lite_plain(text, by, |seen| match seen {
             Seen::Doc => shape.doc(),
             Seen::Opens(is_map) => shape.opens(is_map),
             Seen::Ends(len) => shape.ends(len),
@@ -366,8 +376,8 @@ impl Content<'_> {
             Seen::Comment(c, _) => {
                 ((self.value)(*comments.next()?).1 == c.as_bytes()).then_some(())
             }
-        });
-        read.is_some() && shape.done() && comments.next().is_none()
+        })?;
+        Ok(shape.done() && comments.next().is_none())
     }
 }
 

@@ -1,10 +1,12 @@
 //! What a plain YAML text holds, read without building a document and told as it is
 //! met: for checking a decryption's output, whose reader needs only the structure, the
 //! typed values and the comments in order, and an encryption's output. Each check
-//! compares what it is told with a document's as it goes, so nothing is held. It takes
-//! only what the quick reader reads whole, and of that only the plainest (block scalars
-//! only as a mapping's values, no `sops` key, every key a string; for plaintext, nothing
-//! that looks encrypted); for anything else it gives up, and the whole reader runs. It
+//! compares what it is told with a document's as it goes, so nothing is held. The
+//! events are the quick reader's, or saphyr's where the quick reader declines the text
+//! (the reading then starts again), as the whole reader's are. It takes no anchor, tag,
+//! alias, `sops` key or key other than a string, a root only as a block mapping, no
+//! comment in a flow collection or after one nested in another, for plaintext nothing
+//! that looks encrypted; for anything else it gives up, and the whole reader runs. It
 //! makes the values (and a block's span) with the whole reader's own functions, and
 //! finds the comments between keys and scalars as the whole reader's scan does, so what
 //! it tells is what a `Document` of the text would hold (keys are not told apart: a
@@ -42,6 +44,8 @@ pub(crate) struct Content<'t> {
 struct Open {
     len: usize,
     key_next: Option<bool>,
+    /// A flow collection, or in one.
+    flow: bool,
 }
 
 /// The comments standing in `gap` (text between keys and scalars, where a `#` after a
@@ -74,6 +78,12 @@ fn tell_comments<'t>(
 /// whole reader's document.
 #[cfg(test)]
 pub(crate) fn content(text: &str, encrypted: bool) -> Option<Content<'_>> {
+    reading(|by| content_by(text, encrypted, by))
+}
+
+/// [`content`], read `by` one reader.
+#[cfg(test)]
+fn content_by(text: &str, encrypted: bool, by: By) -> Result<Content<'_>, Stop> {
     let mut items = Vec::new();
     let mut comments = Vec::new();
     // Each open collection: where its item is, and its keys so far.
@@ -104,53 +114,115 @@ pub(crate) fn content(text: &str, encrypted: bool) -> Option<Content<'_>> {
         Some(())
     };
     if encrypted {
-        read_encrypted(text, tell)?;
+        read_encrypted(text, by, tell)?;
     } else {
-        read_plain(text, tell)?;
+        read_plain(text, by, tell)?;
     }
-    Some(Content { items, comments })
+    Ok(Content { items, comments })
+}
+
+/// Which reader tells a reading its events: the quick one (`quick`), or saphyr, for a
+/// text the quick one declines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum By {
+    Quick,
+    Saphyr,
+}
+
+/// Why a reading stopped short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The quick reader declined the text: saphyr may read it, from the start.
+    Declined,
+    /// Not a text this reading takes, or the one told gave up.
+    GaveUp,
+}
+
+/// A reading `by` the quick reader, and again by saphyr where the quick reader declines
+/// the text: each starts afresh (what a declined reading told is void).
+pub(crate) fn reading<R>(mut read: impl FnMut(By) -> Result<R, Stop>) -> Option<R> {
+    match read(By::Quick) {
+        Ok(r) => Some(r),
+        Err(Stop::Declined) => read(By::Saphyr).ok(),
+        Err(Stop::GaveUp) => None,
+    }
 }
 
 /// Read an encrypted text (sops's output) the same way, telling `seen` what it meets in
 /// order, comments too, each where it stands among the keys and values: nothing is
-/// held. Keys are not told apart: the caller compares them with a document's. `None`
-/// when the text is not read whole this way, or `seen` gives up.
+/// held. Keys are not told apart: the caller compares them with a document's.
 pub(crate) fn read_encrypted<'t>(
     text: &'t str,
+    by: By,
     seen: impl FnMut(Seen<'t>) -> Option<()>,
-) -> Option<()> {
-    walk(text, seen)
+) -> Result<(), Stop> {
+    walk(text, by, seen)
 }
 
 /// Read a plaintext the same way, for a check that compares it with a document's (a
 /// decryption's output) as it is met.
 pub(crate) fn read_plain<'t>(
     text: &'t str,
+    by: By,
     seen: impl FnMut(Seen<'t>) -> Option<()>,
-) -> Option<()> {
+) -> Result<(), Stop> {
     // sops's own strings have readers of their own.
     if text.contains("ENC[") {
-        return None;
+        return Err(Stop::GaveUp);
     }
-    walk(text, seen)
+    walk(text, by, seen)
 }
 
 /// The reading itself: what `text` holds, in order, to `seen`, each comment before the
 /// key or scalar it stands before (those after the last, at the end).
-fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Option<()> {
+fn walk<'t>(text: &'t str, by: By, seen: impl FnMut(Seen<'t>) -> Option<()>) -> Result<(), Stop> {
+    let mut declined = false;
+    match walk_events(text, by, &mut declined, seen) {
+        Some(()) => Ok(()),
+        None if declined => Err(Stop::Declined),
+        None => Err(Stop::GaveUp),
+    }
+}
+
+/// [`walk`], `declined` set where the quick reader declines the text.
+fn walk_events<'t>(
+    text: &'t str,
+    by: By,
+    declined: &mut bool,
+    mut seen: impl FnMut(Seen<'t>) -> Option<()>,
+) -> Option<()> {
     // How far comments have been looked for: up to the last key or scalar's end.
     let mut scanned = 0;
     // Directives and conflict markers have readers of their own.
     if text.starts_with('%') || text.contains("\n%") || text.contains("<<<<<<<") {
         return None;
     }
-    let mut quick = super::quick::reader(text)?;
+    let mut events = match by {
+        By::Quick => match super::quick::reader(text) {
+            Some(quick) => Events::Quick(quick),
+            None => {
+                *declined = true;
+                return None;
+            }
+        },
+        // Offsets are saphyr's char indexes, and tabs are go-yaml's to judge.
+        By::Saphyr if !text.is_ascii() || text.bytes().any(|c| c == b'\t' || c == b'\r') => {
+            return None;
+        }
+        By::Saphyr => Events::of(text, false),
+    };
     let mut open: Vec<Open> = Vec::new();
     let mut root = false;
     let mut docs = 0;
-    for event in quick.by_ref() {
-        let (event, span) = event.ok()?;
-        // The quick reader reads ASCII only: a char index is a byte offset.
+    // A flow collection has been opened in another: its bracket may stand elsewhere in
+    // the encrypted text than in the source, and comments are placed by columns.
+    let mut nested_flow = false;
+    while let Some(event) = events.next_event() {
+        let Ok((event, span)) = event else {
+            *declined = by == By::Quick;
+            return None;
+        };
+        // Both readers read ASCII only here: a char index is a byte offset.
         let range = span.start.index()..span.end.index();
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
@@ -171,9 +243,14 @@ fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Opti
                 if anchor != 0 || tag.is_some() || open.len() + 1 >= crate::format::MAX_DEPTH {
                     return None;
                 }
+                // As the whole reader tells a flow collection: by its bracket.
+                let bracket = text.get(range.clone())?.starts_with(['{', '[']);
+                let in_flow = open.last().is_some_and(|o| o.flow);
+                nested_flow |= bracket && in_flow;
                 match open.last_mut() {
-                    // The root: a mapping, as sops reads documents.
-                    None if is_map && !root => root = true,
+                    // The root: a block mapping, as sops reads documents (and writes
+                    // its metadata after it, at column 0, as one document).
+                    None if is_map && !root && !bracket => root = true,
                     None => return None,
                     // A collection as a key.
                     Some(Open {
@@ -185,6 +262,7 @@ fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Opti
                 open.push(Open {
                     len: 0,
                     key_next: is_map.then_some(true),
+                    flow: bracket || in_flow,
                 });
                 seen(Seen::Opens(is_map))?;
             }
@@ -199,54 +277,102 @@ fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Opti
                 if anchor != 0 || tag.is_some() {
                     return None;
                 }
+                let parent = open.last_mut()?;
+                let flow = parent.flow;
                 if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
-                    // Only a mapping's value: the quick reader takes no block as a key.
+                    // Never a key: the quick reader takes none, and saphyr reads a
+                    // block as a key only after `?`.
+                    if parent.key_next == Some(true) || flow {
+                        return None;
+                    }
                     let (stored, span) = block(text, range, value.into_owned())?;
-                    taken(open.last_mut()?);
-                    tell_comments(text, scanned..span.start, &mut seen)?;
+                    taken(parent);
+                    tell(text, &mut scanned, span.start, flow, nested_flow, &mut seen)?;
                     scanned = span.end;
-                    seen(Seen::Scalar(ScalarType::Str, stored, Quote::Block, span))?;
+                    let style = Style::from(Quote::Block);
+                    seen(Seen::Scalar(ScalarType::Str, stored, style, span))?;
                     continue;
                 }
-                let Cow::Borrowed(value) = value else {
-                    return None;
-                };
-                let parent = open.last_mut()?;
                 if parent.key_next == Some(true) {
+                    // saphyr owns what it reads: a key told is the text's own.
+                    let value: &'t str = match value {
+                        Cow::Borrowed(v) => v,
+                        Cow::Owned(v) => {
+                            let inner = match style {
+                                ScalarStyle::Plain => range.clone(),
+                                _ => range.start + 1..range.end.checked_sub(1)?,
+                            };
+                            text.get(inner).filter(|k| *k == v)?
+                        }
+                    };
                     // Keys go-yaml reads as anything but a string are refused; `<<` merges.
                     let is_str =
                         scalar_type(style, None, value).is_ok_and(|(ty, _)| ty == ScalarType::Str);
-                    // `sops` at the top level is the metadata's: not the plainest.
-                    if !is_str || value == "<<" || (open.len() == 1 && value == "sops") {
+                    // `sops` at the top level is the metadata's: not the plainest. The
+                    // root's keys stand at column 0, as the metadata after them does.
+                    let top = open.len() == 1;
+                    let at_0 = range.start == 0 || text.as_bytes()[range.start - 1] == b'\n';
+                    if !is_str || value == "<<" || (top && (value == "sops" || !at_0)) {
                         return None;
+                    }
+                    // A flow mapping's key with its `:` on another line: sops cannot
+                    // read it, and the whole reader writes the file anew.
+                    if flow {
+                        let end = match text.as_bytes().get(range.start) {
+                            Some(&q @ (b'"' | b'\'')) => quoted_end(text, range.start, q),
+                            _ => None,
+                        }
+                        .unwrap_or(range.end);
+                        let after = text.get(end..)?;
+                        let rest = after.trim_start_matches([' ', '\n']);
+                        if rest.starts_with(':') && after[..after.len() - rest.len()].contains('\n')
+                        {
+                            return None;
+                        }
                     }
                     let parent = open.last_mut()?;
                     parent.key_next = Some(false);
                     parent.len += 1;
-                    tell_comments(text, scanned..range.start, &mut seen)?;
+                    tell(
+                        text,
+                        &mut scanned,
+                        range.start,
+                        flow,
+                        nested_flow,
+                        &mut seen,
+                    )?;
                     scanned = range.end;
                     seen(Seen::Key(value))?;
                     continue;
                 }
                 // As the whole reader makes a leaf (`scalar_leaf`), for a scalar without
-                // anchor, tag or block.
+                // anchor or tag.
                 let (quote, span) = inline_span(text, range.start, range.end, style)?;
-                let (ty, tagged) = scalar_type(style, None, value).ok()?;
+                let (ty, tagged) = scalar_type(style, None, &value).ok()?;
                 if tagged.is_some() {
                     return None;
                 }
-                let stored = stored_value(ty, None, value);
-                if too_big(ty, &stored) {
+                let stored: Cow<'t, [u8]> = match value {
+                    Cow::Borrowed(v) => match stored_value(ty, None, v) {
+                        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+                    },
+                    Cow::Owned(v) => {
+                        Cow::Owned(stored_value(ty, None, &v).into_owned().into_bytes())
+                    }
+                };
+                if too_big(ty, std::str::from_utf8(&stored).ok()?) {
                     return None;
                 }
-                let stored = match stored {
-                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-                };
                 taken(open.last_mut()?);
-                tell_comments(text, scanned..span.start, &mut seen)?;
+                tell(text, &mut scanned, span.start, flow, nested_flow, &mut seen)?;
                 scanned = span.end;
-                seen(Seen::Scalar(ty, stored, quote, span))?;
+                let style = Style {
+                    quote,
+                    owner_col: 0,
+                    flow,
+                };
+                seen(Seen::Scalar(ty, stored, style, span))?;
             }
             Event::Alias(_) => return None,
         }
@@ -254,7 +380,14 @@ fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Opti
     if !open.is_empty() {
         return None;
     }
-    tell_comments(text, scanned..text.len(), &mut seen)?;
+    tell(
+        text,
+        &mut scanned,
+        text.len(),
+        false,
+        nested_flow,
+        &mut seen,
+    )?;
     // No document at all (only comments, or nothing): an empty mapping, as the whole
     // reader makes one.
     if docs == 0 {
@@ -263,6 +396,25 @@ fn walk<'t>(text: &'t str, mut seen: impl FnMut(Seen<'t>) -> Option<()>) -> Opti
         seen(Seen::Ends(0))?;
     }
     Some(())
+}
+
+/// The comments before a key or scalar at `to`, from where the last ended. None in a
+/// flow collection, nor after a flow collection opened in another: the whole reader
+/// places those by columns an encryption may move (a first flow collection's bracket
+/// stands where it stood, after a key or a dash).
+fn tell<'t>(
+    text: &'t str,
+    scanned: &mut usize,
+    to: usize,
+    in_flow: bool,
+    nested_flow: bool,
+    seen: &mut impl FnMut(Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    let gap = text.as_bytes().get(*scanned..to)?;
+    if (in_flow || nested_flow) && memchr::memchr(b'#', gap).is_some() {
+        return None;
+    }
+    tell_comments(text, *scanned..to, seen)
 }
 
 /// A block scalar as the whole reader makes its leaf (`scalar_leaf`): its value, and
@@ -388,22 +540,31 @@ mod tests {
                 true,
             ),
             ("---\na: 1\n---\nb: 2\n", true),
-            ("", false),
+            ("", true),
             ("a: 1\nb: 2\na: 3\n", false),
-            ("# only a comment\n", false),
+            ("# only a comment\n", true),
+            // Read by saphyr where the quick reader declines.
+            ("a: [1, 'two', \"3\"]\nb: {x: 1, y: [2, {z: w}]}\n", true),
+            ("a: [1, 2] # after\n# own line\nb: {}\n", true),
+            ("a:\n- |\n  x\n- >-\n  y\n  z\n", true),
+            ("a: \"x\\ty\"\nb: 'it''s'\nc: one\n  two\n", true),
+            // Comments in a flow collection, or after one nested in another: the
+            // whole reader places them by columns.
+            ("a: [1, # c\n  2]\n", false),
+            ("a: {b: [1]}\n# c\n", false),
             (
                 "a: 007\nb: 0x1F\nc: 1.5e3\nd: true\ne: ~\nf:\ng: 2001-12-14\n",
                 true,
             ),
-            ("'quoted key': v\n\"k\": w\n", false),
+            ("'quoted key': v\n\"k\": w\n", true),
             ("a: |\n  text\n", true),
             (
                 "a: |-\n  x # not\n  y\n# c\nb: >\n  z\n\nc:\n  d: |\n    w\n",
                 true,
             ),
             ("a: |\n  x\n  y", true),
-            ("a: >\n  x\n  y\n", false),
-            ("a: |+\n  x\n\n", false),
+            ("a: >\n  x\n  y\n", true),
+            ("a: |+\n  x\n\n", true),
             ("- |\n  x\n", false),
             ("a: &x 1\nb: *x\n", false),
             ("sops:\n  version: 1\n", false),

@@ -29,7 +29,9 @@ use shrink::Shrunk;
 use comments::*;
 use emit::*;
 pub(crate) use emit::{render_str, yaml_entry, yaml_item, yaml_scalar_or_flow};
-pub(crate) use lite::{read_encrypted as lite_encrypted, read_plain as lite_plain};
+pub(crate) use lite::{
+    read_encrypted as lite_encrypted, read_plain as lite_plain, reading as lite_reading, By, Stop,
+};
 use parse::*;
 
 pub struct YamlStore;

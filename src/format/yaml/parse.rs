@@ -4,13 +4,13 @@
 use super::*;
 
 /// Where the events come from: the quick reader when it knows the whole text, else saphyr.
-enum Events<'a> {
+pub(super) enum Events<'a> {
     Quick(super::quick::Quick<'a>),
     Saphyr(Box<Parser<'a, saphyr_parser::StrInput<'a>>>),
 }
 
 impl<'a> Events<'a> {
-    fn of(input: &'a str, quick: bool) -> Self {
+    pub(super) fn of(input: &'a str, quick: bool) -> Self {
         match quick.then(|| super::quick::reader(input)).flatten() {
             Some(quick) => Events::Quick(quick),
             None => Events::Saphyr(Box::new(Parser::new_from_str(input))),
@@ -19,7 +19,9 @@ impl<'a> Events<'a> {
 
     /// The next event. The quick reader's refusal of text it does not know is an error
     /// like any other: `Parse::run_once` starts such a reading over with saphyr.
-    fn next_event(&mut self) -> Option<Result<(Event<'a>, Span), saphyr_parser::ScanError>> {
+    pub(super) fn next_event(
+        &mut self,
+    ) -> Option<Result<(Event<'a>, Span), saphyr_parser::ScanError>> {
         match self {
             Events::Quick(quick) => quick.next().map(|e| {
                 e.map_err(|_| saphyr_parser::ScanError::new_str(Default::default(), "declined"))
@@ -169,8 +171,11 @@ impl<'t> Parse<'t> {
             return (p, ok);
         }
         let starts = std::mem::take(&mut p.line_starts);
-        let mut again = Parse::new(p.text, p.input, p.pads, p.offsets, starts);
-        again.shrunk = p.shrunk;
+        let (text, input, pads, offsets, shrunk) = (p.text, p.input, p.pads, p.offsets, p.shrunk);
+        // What the quick reading made (its leaves alone a list of every line) goes first.
+        drop(p);
+        let mut again = Parse::new(text, input, pads, offsets, starts);
+        again.shrunk = shrunk;
         again.quick = false;
         let ok = again.run();
         (again, ok)

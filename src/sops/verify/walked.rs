@@ -1,20 +1,21 @@
 //! The check of an encrypted output, read as it is walked rather than into a document:
-//! the plainest output of YAML (what `format::yaml::lite` reads; comments only where
-//! the output is the source's layout), JSON (no escapes outside the ciphertexts), dotenv
-//! and INI (comments too; no INI value in `"""` or backticks) is compared item by item
-//! with what was meant, each value
-//! decrypted as it is met, the MAC hashed in order. A file of a million values would
-//! otherwise be held a second time, as a document and its decrypted values, beside the
-//! source's. Whatever this reading does not take, or finds amiss, goes to the whole
-//! check, which says what is wrong; so this one only ever says yes, and only where the
-//! whole check says yes.
+//! the output of YAML (what `format::yaml::lite` reads; comments only where the output
+//! is the source's layout), JSON (no escapes outside the ciphertexts), dotenv and INI
+//! (comments too; no INI value in `"""` or backticks) is compared item by item with
+//! what was meant, each value decrypted as it is met, the MAC hashed in order, and its
+//! decryption with the source's bytes up to where it first differs. A file of a million
+//! values would otherwise be held a second time, as a document and its decrypted
+//! values, beside the source's. Whatever this reading does not take, or finds amiss,
+//! goes to the whole check, which says what is wrong; so this one only ever says yes,
+//! and only where the whole check says yes, with the same first difference.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::ops::Range;
 
 use super::{differs, Compare, Content, Item, Shape};
 use crate::cipher::{self, DataKey, MacBuilder};
-use crate::format::yaml::{lite_encrypted, render_block, render_value};
+use crate::format::yaml::{lite_encrypted, lite_reading, render_block, render_value, Stop};
 use crate::format::{dotenv, ini, json, Format, Seen};
 use crate::sops::opened::Prefix;
 use crate::sops::{opening, Opening};
@@ -25,6 +26,9 @@ use crate::tree::{with_aad, Node, Quote, ScalarType, Style};
 pub(in crate::sops) enum Walked {
     /// It holds what was meant (byte for byte, when asked).
     Holds,
+    /// It holds what was meant, and decrypts to other bytes than the source's from
+    /// this offset of the source on: the same values written otherwise.
+    Relaid(usize),
     /// It is read here to its end, and holds other keys, values or comments than were
     /// meant: what the whole reader reads of the plainest texts, this reading reads too.
     Differs,
@@ -46,8 +50,8 @@ pub(in crate::sops) struct Located<'t> {
 
 /// Whether `text`, sops's output in `format` of `expected` encrypted under `key`,
 /// passes the check: `Some` with where its decryption first differs from the source's
-/// bytes (asked for with `byte_for_byte`; this reading answers only "nowhere"), `None`
-/// when it does not take the text or finds anything amiss.
+/// bytes (asked for with `byte_for_byte`), `None` when it does not take the text or
+/// finds anything amiss.
 pub(in crate::sops) fn encrypted(
     file: &str,
     format: Format,
@@ -57,7 +61,11 @@ pub(in crate::sops) fn encrypted(
     byte_for_byte: bool,
 ) -> Option<Option<usize>> {
     let located = Located::of(file, format, text)?;
-    (located.check(key, expected, byte_for_byte) == Walked::Holds).then_some(None)
+    match located.check(key, expected, byte_for_byte) {
+        Walked::Holds => Some(None),
+        Walked::Relaid(at) => Some(Some(at)),
+        Walked::Differs | Walked::NotTaken => None,
+    }
 }
 
 impl<'t> Located<'t> {
@@ -137,32 +145,45 @@ impl<'t> Located<'t> {
         };
         let meta = &self.meta;
         match format {
-            Format::Yaml => check.run(
-                meta,
-                |seen| lite_encrypted(&text[..at], seen).map(|()| span),
-                |ty, value, quote, stored| {
+            Format::Yaml => {
+                let render = |ty: ScalarType, value: &str, style: Style, stored: &str| {
                     // A comment stands after its `#` as it is.
                     if ty == ScalarType::Comment {
                         return (!value.contains('\n')).then(|| value.to_string());
                     }
                     // A block scalar's value goes under its header and indentation as
                     // they stand; one they do not hold is the whole check's.
-                    if quote == Quote::Block {
+                    if style.quote == Quote::Block {
                         let string = matches!(ty, ScalarType::Str | ScalarType::Bytes);
                         return string.then(|| render_block(stored, value)).flatten();
                     }
                     // Another value over several lines is indented from its owner: the
-                    // whole check's. The lite reader takes no value inside a flow
-                    // collection, and a one-line value is not indented from its owner:
-                    // the whole reader's leaf has this style.
-                    let style = Style {
-                        quote,
-                        owner_col: 0,
-                        flow: false,
-                    };
+                    // whole check's. A one-line value is not indented from its owner:
+                    // as to that, the whole reader's leaf has this style.
                     (!value.contains('\n')).then(|| render_value(ty, value, style, 2))
-                },
-            ),
+                };
+                // Read by the quick reader, and again by saphyr where it declines the
+                // text (a flow collection, a list's block scalar).
+                lite_reading(|by| {
+                    let declined = Cell::new(false);
+                    let walked = check.run(
+                        meta,
+                        |seen| match lite_encrypted(&text[..at], by, seen) {
+                            Ok(()) => Some(span.clone()),
+                            Err(stop) => {
+                                declined.set(stop == Stop::Declined);
+                                None
+                            }
+                        },
+                        render,
+                    );
+                    if declined.get() {
+                        return Err(Stop::Declined);
+                    }
+                    Ok(walked)
+                })
+                .unwrap_or(Walked::NotTaken)
+            }
             Format::Json => check.run(
                 meta,
                 |seen| {
@@ -178,7 +199,7 @@ impl<'t> Located<'t> {
             Format::Ini => check.run(
                 meta,
                 |seen| ini::walk_encrypted(text, at, seen).map(|()| span),
-                |ty, value, quote, _| ini::render_walked(ty, value, quote),
+                |ty, value, style, _| ini::render_walked(ty, value, style.quote),
             ),
             _ => Walked::NotTaken,
         }
@@ -186,6 +207,7 @@ impl<'t> Located<'t> {
 }
 
 /// What the check of one output compares: the output, and what was meant.
+#[derive(Clone, Copy)]
 struct Check<'a, 'd> {
     file: &'a str,
     text: &'a str,
@@ -208,7 +230,7 @@ impl<'a> Check<'a, '_> {
         self,
         meta: &crate::metadata::Metadata,
         walk: impl FnOnce(&mut dyn FnMut(Seen<'a>) -> Option<()>) -> Option<Range<usize>>,
-        render: impl Fn(ScalarType, &str, Quote, &str) -> Option<String>,
+        render: impl Fn(ScalarType, &str, Style, &str) -> Option<String>,
     ) -> Walked {
         let Ok(rules) = meta.rules() else {
             return Walked::NotTaken;
@@ -231,6 +253,8 @@ impl<'a> Check<'a, '_> {
             differs: false,
         };
         let mut shape = Shape::of(self.expected);
+        // A comment was taken where it was meant (YAML's).
+        let mut commented = false;
         let comments = self.expected.doc.comments();
         let mut comments = comments.iter().copied();
         // Past the first difference the text is only read on: whether this reading
@@ -244,10 +268,10 @@ impl<'a> Check<'a, '_> {
                 Seen::Opens(is_map) => shape.opens(is_map),
                 Seen::Ends(len) => shape.ends(len),
                 Seen::Key(k) => shape.key(k),
-                Seen::Scalar(ty, stored, quote, span) => match shape.value() {
+                Seen::Scalar(ty, stored, style, span) => match shape.value() {
                     Some(meant) => {
                         let encrypted = rules.next(shape.path(), None);
-                        values.push(meant, ty, stored, quote, span, encrypted, shape.path())?;
+                        values.push(meant, ty, stored, style, span, encrypted, shape.path())?;
                         Some(())
                     }
                     None => None,
@@ -260,11 +284,14 @@ impl<'a> Check<'a, '_> {
                             // YAML places a comment by the columns and lines of what
                             // stands around it, which a walk does not weigh; but an output
                             // whose decryption is the source byte for byte (compared as it
-                            // is made) has its keys, values and comments on the same lines
-                            // and columns as the source's, every value on one line and no
-                            // flow collection holding any: the whole reader places each
-                            // comment as it placed the source's.
+                            // is made, to the end: a text relaid is not taken with a
+                            // comment) has its keys, values and comments in the same
+                            // order, columns and lines relative to each other as the
+                            // source's (a block's lines are within its value; the reader
+                            // declines comments where a flow collection moves them): the
+                            // whole reader places each comment as it placed the source's.
                             values.same.as_ref()?;
+                            commented = true;
                             let path = &self.expected.doc.leaves[i].path;
                             let encrypted = rules.next(path, Some(stored));
                             values.comment(meant, stored, span, encrypted, path)?;
@@ -299,12 +326,12 @@ impl<'a> Check<'a, '_> {
         if crate::sops::check_mac(self.file, self.key, meta, &mac, false, &mut warnings).is_err() {
             return Walked::NotTaken;
         }
-        if let Some(mut same) = values.same {
-            if same.rest(meta_span).is_none() {
-                return Walked::NotTaken;
-            }
+        match values.same.map(|mut same| same.rest(meta_span)) {
+            None | Some(Some(None)) => Walked::Holds,
+            // Comments are placed as the source's only in its own bytes.
+            Some(Some(Some(at))) if !commented => Walked::Relaid(at),
+            Some(_) => Walked::NotTaken,
         }
-        Walked::Holds
     }
 }
 
@@ -313,7 +340,7 @@ struct Value<'d, 't> {
     meant: Item<'d>,
     ty: ScalarType,
     stored: Cow<'t, [u8]>,
-    quote: Quote,
+    style: Style,
     span: Range<usize>,
     /// Its additional data in [`Values::aads`], when it is to be decrypted.
     aad: Option<Range<usize>>,
@@ -347,7 +374,7 @@ impl<'d, 't> Values<'d, 't, '_> {
         meant: Item<'d>,
         ty: ScalarType,
         stored: Cow<'t, [u8]>,
-        quote: Quote,
+        style: Style,
         span: Range<usize>,
         encrypted: bool,
         keys: &[&str],
@@ -371,7 +398,7 @@ impl<'d, 't> Values<'d, 't, '_> {
             meant,
             ty,
             stored,
-            quote,
+            style,
             span,
             aad,
             hashed: matches!(how, Opening::Decrypt | Opening::Keep(true)),
@@ -403,7 +430,7 @@ impl<'d, 't> Values<'d, 't, '_> {
             meant,
             ty: ScalarType::Comment,
             stored: Cow::Borrowed(stored.as_bytes()),
-            quote: Quote::Raw,
+            style: Quote::Raw.into(),
             span,
             aad,
             hashed: false,
@@ -469,7 +496,7 @@ impl<'d, 't> Values<'d, 't, '_> {
                 return Some(());
             }
             if let (Some(same), Some(_)) = (&mut self.same, &v.aad) {
-                same.value(&v.span, ty, std::str::from_utf8(plain).ok()?, v.quote)?;
+                same.value(&v.span, ty, std::str::from_utf8(plain).ok()?, v.style)?;
             }
         }
         self.aads.clear();
@@ -507,38 +534,36 @@ struct Pieces<'a, 'r> {
     got: &'a str,
     got_at: usize,
     /// A value as a decryption writes it in place of what the text holds there.
-    render: &'r dyn Fn(ScalarType, &str, Quote, &str) -> Option<String>,
+    render: &'r dyn Fn(ScalarType, &str, Style, &str) -> Option<String>,
 }
 
 impl Pieces<'_, '_> {
-    /// The text up to a value at `span`, then the value: `None` at a difference.
+    /// The text up to a value at `span`, then the value: `None` where this reading
+    /// cannot tell how a decryption writes it. Past the first difference nothing is
+    /// compared.
     fn value(
         &mut self,
         span: &Range<usize>,
         ty: ScalarType,
         value: &str,
-        quote: Quote,
+        style: Style,
     ) -> Option<()> {
         let gap = self.got.get(self.got_at..span.start)?;
-        self.take(gap.as_bytes())?;
-        let stored = self.got.get(span.clone())?;
-        let rendered = zeroize::Zeroizing::new((self.render)(ty, value, quote, stored)?);
-        self.take(rendered.as_bytes())?;
+        if self.same.take(gap.as_bytes()) {
+            let stored = self.got.get(span.clone())?;
+            let rendered = zeroize::Zeroizing::new((self.render)(ty, value, style, stored)?);
+            self.same.take(rendered.as_bytes());
+        }
         self.got_at = span.end;
         Some(())
     }
 
     /// The text after the last value, the metadata (at `meta`) removed: the source's
-    /// rest.
-    fn rest(&mut self, meta: Range<usize>) -> Option<()> {
+    /// rest. Where the decryption first differs from the source, if anywhere.
+    fn rest(&mut self, meta: Range<usize>) -> Option<Option<usize>> {
         let before = self.got.get(self.got_at..meta.start)?;
-        self.take(before.as_bytes())?;
         let after = self.got.get(meta.end..)?;
-        self.take(after.as_bytes())?;
-        self.same.first_difference().is_none().then_some(())
-    }
-
-    fn take(&mut self, piece: &[u8]) -> Option<()> {
-        self.same.take(piece).then_some(())
+        let _ = self.same.take(before.as_bytes()) && self.same.take(after.as_bytes());
+        Some(self.same.first_difference())
     }
 }
