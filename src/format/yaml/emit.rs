@@ -30,7 +30,8 @@ pub(super) fn yaml_float(v: &str) -> String {
 
 /// A decrypted string, in the style the source used where that style can hold it.
 pub(crate) fn render_str(s: &str, style: Style, indent: usize) -> String {
-    let block_ok = !style.flow && block_representable(s);
+    // Looked for only where a block is asked for or needed: it reads the whole value.
+    let block_ok = || !style.flow && block_representable(s);
     // In flow context an encrypted plain value had to be quoted; single quotes mark it.
     let quote = if style.flow && style.quote == Quote::Single {
         Quote::Plain
@@ -42,9 +43,9 @@ pub(crate) fn render_str(s: &str, style: Style, indent: usize) -> String {
         Quote::Single if !s.contains('\n') && !s.chars().any(char::is_control) => {
             format!("'{}'", s.replace('\'', "''"))
         }
-        Quote::Block if block_ok => block_literal(s, style.owner_col as usize + indent),
+        Quote::Block if block_ok() => block_literal(s, style.owner_col as usize + indent),
         _ if plain_safe(s, style.flow) => s.to_string(),
-        _ if s.contains('\n') && block_ok => block_literal(s, style.owner_col as usize + indent),
+        _ if s.contains('\n') && block_ok() => block_literal(s, style.owner_col as usize + indent),
         _ if style.flow && !s.contains('\n') && !s.chars().any(char::is_control) => {
             format!("'{}'", s.replace('\'', "''"))
         }

@@ -206,7 +206,9 @@ fn walk_events<'t>(
             }
         },
         // Offsets are saphyr's char indexes, and tabs are go-yaml's to judge.
-        By::Saphyr if !text.is_ascii() || text.bytes().any(|c| c == b'\t' || c == b'\r') => {
+        By::Saphyr
+            if !text.is_ascii() || memchr::memchr2(b'\t', b'\r', text.as_bytes()).is_some() =>
+        {
             return None;
         }
         By::Saphyr => Events::of(text, false),

@@ -19,7 +19,7 @@ use saphyr_parser::{Event, Marker, ScalarStyle, Span};
 /// tabs, carriage returns, an unended last line of blanks or a comment). It may still
 /// decline part way: the caller then reads the text with saphyr.
 pub(super) fn reader(input: &str) -> Option<Quick<'_>> {
-    if !input.is_ascii() || input.bytes().any(|c| c == b'\t' || c == b'\r') {
+    if !input.is_ascii() || memchr::memchr2(b'\t', b'\r', input.as_bytes()).is_some() {
         return None;
     }
     // A last line of blanks or a comment without a line break: saphyr ends some
