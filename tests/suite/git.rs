@@ -155,7 +155,7 @@ fn a_walked_file_changed_keeps_its_data_key_and_a_new_layout_is_kept() {
     repo(&sb);
     sb.write(
         "repo/secrets/plain.yaml",
-        "# note\na: secret-a\nb:\n  c: secret-c\n  d:\n  - one\ncert: |\n  -----BEGIN-----\n  MIIB\n",
+        "# note\na: secret-a\nb:\n  c: secret-c\n  d:\n  - one\ncert: |\n  -----BEGIN-----\n  MIIB\nports: [80, 443]\n",
     );
     sb.git("repo", &["add", "."]);
     sb.git("repo", &["commit", "-q", "-m", "plain"]);
@@ -197,19 +197,27 @@ fn a_walked_file_changed_keeps_its_data_key_and_a_new_layout_is_kept() {
         );
     }
     assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
-    // A line of the block scalar: its ciphertext under the block's header.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let yaml = yaml.replace("MIIB", "MIIC");
-    sb.write("repo/secrets/plain.yaml", &yaml);
-    sb.git("repo", &["commit", "-q", "-am", "cert"]);
+    // A line of the block scalar: its ciphertext under the block's header; an item of
+    // the flow collection: its line, the others' ciphertexts kept.
     let path = "secrets/plain.yaml";
-    let changed = changed_lines(
-        &blob(&sb, "repo", &format!("HEAD~1:{path}")),
-        &blob(&sb, "repo", &format!("HEAD:{path}")),
-    );
-    assert_eq!(changed.len(), 3, "{changed:#?}");
-    assert!(changed[0].starts_with("  ENC["), "{changed:#?}");
-    assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    for (from, to, line) in [("MIIB", "MIIC", "  ENC["), ("443]", "8443]", "ports: [")] {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let before = blob(&sb, "repo", &format!("HEAD:{path}"));
+        let yaml = sb.read_str("repo/secrets/plain.yaml").replace(from, to);
+        sb.write("repo/secrets/plain.yaml", &yaml);
+        sb.git("repo", &["commit", "-q", "-am", to]);
+        let after = blob(&sb, "repo", &format!("HEAD:{path}"));
+        let changed = changed_lines(&before, &after);
+        assert_eq!(changed.len(), 3, "{changed:#?}");
+        assert!(changed[0].starts_with(line), "{changed:#?}");
+        let first_item = |text: &str| {
+            let at = text.find("ports: [").expect("ports") + 8;
+            text[at..at + 60].to_string()
+        };
+        assert_eq!(first_item(&before), first_item(&after));
+        assert_eq!(sb.git("repo", &["status", "--porcelain"]), "");
+    }
+    let yaml = sb.read_str("repo/secrets/plain.yaml");
     // The same data, another layout: a new version that decrypts to it byte for byte.
     let relaid = yaml.replace("b:\n", "\nb:\n");
     sb.write("repo/secrets/plain.yaml", &relaid);
