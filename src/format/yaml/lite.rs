@@ -3,14 +3,15 @@
 //! typed values and the comments in order, and an encryption's output. Each check
 //! compares what it is told with a document's as it goes, so nothing is held. The
 //! events are the quick reader's, or saphyr's where the quick reader declines the text
-//! (the reading then starts again), as the whole reader's are. It takes no anchor, tag,
-//! alias, `sops` key or key other than a string, a root only as a block mapping, no
-//! comment in a flow collection or after one nested in another, for plaintext nothing
-//! that looks encrypted; for anything else it gives up, and the whole reader runs. It
-//! makes the values (and a block's span) with the whole reader's own functions, and
-//! finds the comments between keys and scalars as the whole reader's scan does, so what
-//! it tells is what a `Document` of the text would hold (keys are not told apart: a
-//! document holds none twice).
+//! (the reading then starts again), as the whole reader's are. It takes no anchor,
+//! alias, tag but on a value standing alone, `sops` key or key other than a string, a
+//! root only as a block mapping, no comment in a flow collection or after one nested in
+//! another, for plaintext nothing that looks encrypted; for anything else it gives up,
+//! and the whole reader runs. It makes the values (and a block's span) with the whole
+//! reader's own functions, a tagged value's span as `scalar_leaf` finds it, and the
+//! comments between keys and scalars as the whole reader's scan does, so what it tells
+//! is what a `Document` of the text would hold (keys are not told apart: a document
+//! holds none twice).
 
 use std::borrow::Cow;
 
@@ -276,12 +277,17 @@ fn walk_events<'t>(
                 seen(Seen::Ends(done.len))?;
             }
             Event::Scalar(value, style, anchor, tag) => {
-                if anchor != 0 || tag.is_some() {
+                if anchor != 0 {
                     return None;
                 }
                 let parent = open.last_mut()?;
+                // A tag only on a value standing alone (not a key, not a block).
+                let is_block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+                if tag.is_some() && (is_block || parent.key_next == Some(true)) {
+                    return None;
+                }
                 let flow = parent.flow;
-                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                if is_block {
                     // Never a key: the quick reader takes none, and saphyr reads a
                     // block as a key only after `?`.
                     if parent.key_next == Some(true) || flow {
@@ -348,19 +354,37 @@ fn walk_events<'t>(
                     continue;
                 }
                 // As the whole reader makes a leaf (`scalar_leaf`), for a scalar without
-                // anchor or tag.
-                let (quote, span) = inline_span(text, range.start, range.end, style)?;
-                let (ty, tagged) = scalar_type(style, None, &value).ok()?;
-                if tagged.is_some() {
+                // an anchor: the value's text starts after its tag, and a standard
+                // tag that decides its stored form stands in its span.
+                let (start, tag_at) = match tag {
+                    Some(_) => {
+                        let rest = text.get(range.clone())?;
+                        let skip = rest.find([' ', '\n']).unwrap_or(rest.len());
+                        let after = &rest[skip..];
+                        let blank = after.len() - after.trim_start().len();
+                        (
+                            range.start + skip + blank,
+                            rest.starts_with('!').then_some(range.start),
+                        )
+                    }
+                    None => (range.start, None),
+                };
+                if tag.is_some() && tag_at.is_none() {
                     return None;
                 }
-                let stored: Cow<'t, [u8]> = match value {
-                    Cow::Borrowed(v) => match stored_value(ty, None, v) {
+                let (quote, span) = inline_span(text, start, range.end, style)?;
+                let (ty, tagged) = scalar_type(style, tag.as_deref(), &value).ok()?;
+                let span = match (&tagged, tag_at) {
+                    (Some(_), Some(at)) if ty != ScalarType::Null => at..span.end,
+                    _ => span,
+                };
+                let stored: Cow<'t, [u8]> = match (value, tagged) {
+                    (Cow::Borrowed(v), None) => match stored_value(ty, None, v) {
                         Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
                         Cow::Owned(s) => Cow::Owned(s.into_bytes()),
                     },
-                    Cow::Owned(v) => {
-                        Cow::Owned(stored_value(ty, None, &v).into_owned().into_bytes())
+                    (v, tagged) => {
+                        Cow::Owned(stored_value(ty, tagged, &v).into_owned().into_bytes())
                     }
                 };
                 if too_big(ty, std::str::from_utf8(&stored).ok()?) {
@@ -569,6 +593,14 @@ mod tests {
             ("a: |+\n  x\n\n", true),
             ("- |\n  x\n", false),
             ("a: &x 1\nb: *x\n", false),
+            // Tags: another schema's keep a string; a standard one decides its type.
+            (
+                "a: !t x\nb: !!str 5\nc: !!int '7'\nd: !Ref name\ne: [!!float 1, !x y]\n",
+                true,
+            ),
+            ("a: !!binary aGk=\n", false),
+            ("!t a: 1\n", false),
+            ("a: !t |\n  x\n", false),
             ("sops:\n  version: 1\n", false),
             ("sops: x\n", false),
             ("404: x\n", false),

@@ -138,6 +138,22 @@ fn yaml_is_told_same_differing_or_unknown() {
             ),
         ],
     );
+    // Tags of another schema stay before the ciphertext (CloudFormation's, Ansible's).
+    let text = "a: !Ref secret-a\nb: !Sub x-${y}\n";
+    let r = |from: &str, to: &str| text.replacen(from, to, 1);
+    table(
+        Format::Yaml,
+        text,
+        &[
+            ("a tagged value", r("secret-a", "secret-A"), "differs"),
+            ("a tag dropped", r("!Sub ", ""), "differs"),
+            (
+                "a tag's spacing",
+                r("!Ref secret", "!Ref  secret"),
+                "differs",
+            ),
+        ],
+    );
     // A text the walk does not read to its end is never told by it, whatever differs
     // before the part it does not read.
     let text = "a: secret-a\nb: [1, # one\n  2]\n";

@@ -678,6 +678,7 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
         "a:\n- |\n  x\n",
         "a: |+\n  x\n\n",
         "a: [1, 2]\nb: {c: x, d: [y, \"z\"]}\n",
+        "a: !t x\nb: !Ref y\nc: [!Sub z]\n",
     ] {
         assert_eq!(taken(text), (true, true), "{text}");
     }
@@ -698,6 +699,7 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
     assert_eq!(taken("a: 0x1F\nb: x\n"), (true, true));
     assert_eq!(taken("a: >\n  folded\n  lines\n"), (true, true));
     assert_eq!(taken("a: &x 1\nb: *x\n"), (true, true));
+    assert_eq!(taken("a: !!str 5\nb: !!int '7'\n"), (true, true));
     assert_eq!(taken("# note\na: 0x1F\nb: x\n"), (false, false));
 
     let text = "a: secret-a\nb: secret-b\nc:\n  d: 1\n  e:\n  - secret-e\n";
