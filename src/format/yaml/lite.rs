@@ -15,7 +15,10 @@
 
 use std::borrow::Cow;
 
-use super::scalars::{block_range, inline_span, stored_value, too_big};
+use super::scalars::{
+    block_range, block_value, colon_on_next_line, inline_span, properties, stored_value, too_big,
+    Properties,
+};
 use super::*;
 pub(crate) use crate::format::Seen;
 
@@ -247,7 +250,7 @@ fn walk_events<'t>(
                     return None;
                 }
                 // As the whole reader tells a flow collection: by its bracket.
-                let bracket = text.get(range.clone())?.starts_with(['{', '[']);
+                let bracket = after_properties(text.get(range.clone())?).starts_with(['{', '[']);
                 let in_flow = open.last().is_some_and(|o| o.flow);
                 nested_flow |= bracket && in_flow;
                 match open.last_mut() {
@@ -325,18 +328,8 @@ fn walk_events<'t>(
                     }
                     // A flow mapping's key with its `:` on another line: sops cannot
                     // read it, and the whole reader writes the file anew.
-                    if flow {
-                        let end = match text.as_bytes().get(range.start) {
-                            Some(&q @ (b'"' | b'\'')) => quoted_end(text, range.start, q),
-                            _ => None,
-                        }
-                        .unwrap_or(range.end);
-                        let after = text.get(end..)?;
-                        let rest = after.trim_start_matches([' ', '\n']);
-                        if rest.starts_with(':') && after[..after.len() - rest.len()].contains('\n')
-                        {
-                            return None;
-                        }
+                    if flow && colon_on_next_line(text, &range) {
+                        return None;
                     }
                     let parent = open.last_mut()?;
                     parent.key_next = Some(false);
@@ -356,19 +349,7 @@ fn walk_events<'t>(
                 // As the whole reader makes a leaf (`scalar_leaf`), for a scalar without
                 // an anchor: the value's text starts after its tag, and a standard
                 // tag that decides its stored form stands in its span.
-                let (start, tag_at) = match tag {
-                    Some(_) => {
-                        let rest = text.get(range.clone())?;
-                        let skip = rest.find([' ', '\n']).unwrap_or(rest.len());
-                        let after = &rest[skip..];
-                        let blank = after.len() - after.trim_start().len();
-                        (
-                            range.start + skip + blank,
-                            rest.starts_with('!').then_some(range.start),
-                        )
-                    }
-                    None => (range.start, None),
-                };
+                let Properties { start, tag_at, .. } = properties(text, &range);
                 if tag.is_some() && tag_at.is_none() {
                     return None;
                 }
@@ -451,18 +432,9 @@ fn block<'t>(
     value: String,
 ) -> Option<(Cow<'t, [u8]>, Range<usize>)> {
     let span = block_range(text, &raw, &value).ok()?;
-    let mut stored = value;
-    // Without a line break at the text's end, none in the value (as go-yaml reads it).
-    if span.end == text.len() && !text.ends_with('\n') && stored.ends_with('\n') {
-        stored.pop();
-    }
-    // A ciphertext in a block is the ciphertext: its chomping added the line break.
-    let enc = stored.trim_end_matches('\n');
-    if enc.len() < stored.len() && crate::cipher::is_encrypted(enc) {
-        let len = enc.len();
-        stored.truncate(len);
-    }
-    Some((Cow::Owned(stored.into_bytes()), span))
+    let mut stored = Cow::Owned(value);
+    block_value(text, &span, &mut stored);
+    Some((Cow::Owned(stored.into_owned().into_bytes()), span))
 }
 
 /// A collection takes one more item (a mapping: the value of its key).

@@ -511,22 +511,14 @@ impl<'t> Parse<'t> {
                             }
                         }
                         let container = frame_container(stack.last().expect("in a mapping"));
-                        if self.containers[container].flow && self.foreign.is_none() {
-                            let end = match self.text.as_bytes().get(range.start) {
-                                Some(&q @ (b'"' | b'\'')) => quoted_end(self.text, range.start, q),
-                                _ => None,
-                            }
-                            .unwrap_or(range.end);
-                            let after = &self.text[end..];
-                            let rest = after.trim_start_matches([' ', '\t', '\r', '\n']);
-                            if rest.starts_with(':')
-                                && after[..after.len() - rest.len()].contains('\n')
-                            {
-                                self.foreign = Some((
-                                    range.start,
-                                    "a flow mapping key with its `:` on the next line (sops cannot read it)",
-                                ));
-                            }
+                        if self.containers[container].flow
+                            && self.foreign.is_none()
+                            && super::scalars::colon_on_next_line(self.text, &range)
+                        {
+                            self.foreign = Some((
+                                range.start,
+                                "a flow mapping key with its `:` on the next line (sops cannot read it)",
+                            ));
                         }
                         self.note_item(&stack, range.start);
                         self.occupy(range.clone());

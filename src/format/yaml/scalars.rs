@@ -20,32 +20,21 @@ impl Parse<'_> {
             _ => self.containers[container].path.clone(),
         };
         let owner_col = self.items.last().map_or(0, |i| i.col);
-        // Anchors and tags sit inside the span; the value's own text starts after them.
-        let mut start = raw.start;
-        let mut tag_at = None;
-        if !matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
-            loop {
-                let rest = &self.text[start..raw.end];
-                if rest.starts_with('!') {
-                    tag_at = Some(start);
-                }
-                if rest.starts_with('&') || rest.starts_with('!') {
-                    let skip = rest.find([' ', '\t', '\n']).unwrap_or(rest.len());
-                    // libyaml ends an anchor name at anything but [A-Za-z0-9_-].
-                    let odd = |c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                    if rest.starts_with('&')
-                        && rest[1..skip].contains(odd)
-                        && self.foreign.is_none()
-                    {
-                        self.foreign = Some((start, "an anchor name that sops reads differently"));
-                    }
-                    start += skip;
-                    start += self.text[start..raw.end].len()
-                        - self.text[start..raw.end].trim_start().len();
-                } else {
-                    break;
-                }
+        let Properties {
+            start,
+            tag_at,
+            odd_anchor,
+        } = if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            Properties {
+                start: raw.start,
+                tag_at: None,
+                odd_anchor: None,
             }
+        } else {
+            properties(self.text, &raw)
+        };
+        if let (Some(at), None) = (odd_anchor, self.foreign) {
+            self.foreign = Some((at, "an anchor name that sops reads differently"));
         }
         let (quote, span_range) = match inline_span(self.text, start, raw.end, style) {
             Some(inline) => inline,
@@ -89,23 +78,8 @@ impl Parse<'_> {
             self.constructs.push((span_range.start, what));
         }
         let mut stored = stored_value(ty, tagged, value);
-        // A block scalar that ends the text without a line break has none in its value
-        // (YAML 1.2, 8.1.1.2; go-yaml and so sops read it so); saphyr adds one.
-        if quote == Quote::Block
-            && span_range.end == self.text.len()
-            && !self.text.ends_with('\n')
-            && stored.ends_with('\n')
-        {
-            stored.to_mut().pop();
-        }
-        // A ciphertext in a block scalar (`|` + `ENC[…]`) is the ciphertext: its
-        // chomping added the line break.
         if quote == Quote::Block {
-            let enc = stored.trim_end_matches('\n');
-            if enc.len() < stored.len() && crate::cipher::is_encrypted(enc) {
-                let len = enc.len();
-                stored.to_mut().truncate(len);
-            }
+            block_value(self.text, &span_range, &mut stored);
         }
         if too_big(ty, &stored) {
             return Err(err_at(
@@ -131,6 +105,71 @@ impl Parse<'_> {
         });
         Ok(self.leaves.len() - 1)
     }
+}
+
+/// A scalar's properties (anchor, tag) in `text`, within its event's raw span `raw`:
+/// they sit inside the span, and the value's own text starts after them.
+pub(super) struct Properties {
+    /// Where the value's own text starts.
+    pub(super) start: usize,
+    /// Where its tag stands, if it has one.
+    pub(super) tag_at: Option<usize>,
+    /// An anchor whose name libyaml ends early (at anything but `[A-Za-z0-9_-]`), and
+    /// so sops reads otherwise.
+    pub(super) odd_anchor: Option<usize>,
+}
+
+/// The [`Properties`] of the scalar (not a block) whose raw span is `raw`.
+pub(super) fn properties(text: &str, raw: &Range<usize>) -> Properties {
+    let mut p = Properties {
+        start: raw.start,
+        tag_at: None,
+        odd_anchor: None,
+    };
+    loop {
+        let rest = &text[p.start..raw.end];
+        if rest.starts_with('!') {
+            p.tag_at = Some(p.start);
+        }
+        if !(rest.starts_with('&') || rest.starts_with('!')) {
+            return p;
+        }
+        let skip = rest.find([' ', '\t', '\n']).unwrap_or(rest.len());
+        let odd = |c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if rest.starts_with('&') && rest[1..skip].contains(odd) {
+            p.odd_anchor.get_or_insert(p.start);
+        }
+        p.start += skip;
+        p.start += text[p.start..raw.end].len() - text[p.start..raw.end].trim_start().len();
+    }
+}
+
+/// A block scalar's stored value made what go-yaml (and so sops) reads, from saphyr's:
+/// a block that ends the text without a line break has none in its value (YAML 1.2,
+/// 8.1.1.2; saphyr adds one), and a ciphertext in a block (`|` + `ENC[…]`) is the
+/// ciphertext (its chomping added the line break). `span` is the block's.
+pub(super) fn block_value(text: &str, span: &Range<usize>, stored: &mut std::borrow::Cow<'_, str>) {
+    if span.end == text.len() && !text.ends_with('\n') && stored.ends_with('\n') {
+        stored.to_mut().pop();
+    }
+    let enc = stored.trim_end_matches('\n');
+    if enc.len() < stored.len() && crate::cipher::is_encrypted(enc) {
+        let len = enc.len();
+        stored.to_mut().truncate(len);
+    }
+}
+
+/// A flow mapping's key (at `key`, its raw span) with its `:` on another line, which
+/// sops cannot read.
+pub(super) fn colon_on_next_line(text: &str, key: &Range<usize>) -> bool {
+    let end = match text.as_bytes().get(key.start) {
+        Some(&q @ (b'"' | b'\'')) => quoted_end(text, key.start, q),
+        _ => None,
+    }
+    .unwrap_or(key.end);
+    let after = &text[end..];
+    let rest = after.trim_start_matches([' ', '\t', '\r', '\n']);
+    rest.starts_with(':') && after[..after.len() - rest.len()].contains('\n')
 }
 
 /// The bytes a block scalar occupies in `text`, its event's raw span `raw` and its

@@ -563,7 +563,9 @@ impl Pieces<'_, '_> {
     fn rest(&mut self, meta: Range<usize>) -> Option<Option<usize>> {
         let before = self.got.get(self.got_at..meta.start)?;
         let after = self.got.get(meta.end..)?;
-        let _ = self.same.take(before.as_bytes()) && self.same.take(after.as_bytes());
+        if self.same.take(before.as_bytes()) {
+            self.same.take(after.as_bytes());
+        }
         Some(self.same.first_difference())
     }
 }
