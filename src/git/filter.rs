@@ -475,7 +475,6 @@ impl Filter {
                 Ok(Ok(against)) => Ok(against),
                 Err(e) => Err(e),
             };
-            let plain = &plain;
             match against {
                 Ok(Against::Same(blob)) => return Ok(Made::Committed(blob)),
                 Ok(Against::Changed(keyed)) => {
@@ -511,7 +510,7 @@ impl Filter {
             }
         }
         let (recipients, rule) = self.recipients_for_new(path)?;
-        self.encrypt_new(path, format, &plain, &recipients, rule.as_ref())
+        self.encrypt_new(path, format, plain, &recipients, rule.as_ref())
     }
 
     /// What the committed version `blob` says of the plaintext `plain`: told by walking
@@ -584,7 +583,7 @@ impl Filter {
         &mut self,
         path: &str,
         format: Format,
-        plain: &Document,
+        plain: Document,
         keyed: &sops::Keyed,
         known: Option<git2::Oid>,
     ) -> Result<Made> {
@@ -597,14 +596,14 @@ impl Filter {
                     "{path}: encrypted as the creation rules say, not as committed ({})",
                     drift.describe()
                 ));
-                let sealed = crate::rekey::to_rule(keyed, plain, &rule, &drift, &self.wrappers)?;
+                let sealed = crate::rekey::to_rule(keyed, &plain, &rule, &drift, &self.wrappers)?;
                 return self.accept(sealed).map(Made::Bytes);
             }
         }
         // git may be comparing against a version it holds in memory (mid rebase, merge
         // or cherry-pick): if the plaintext is one of those, that blob is the answer,
         // byte for byte.
-        if let Some(found) = self.matching_version(path, format, plain, known) {
+        if let Some(found) = self.matching_version(path, format, &plain, known) {
             return Ok(Made::Committed(found));
         }
         self.encrypted(keyed, plain)
@@ -612,15 +611,15 @@ impl Filter {
 
     /// `plain` encrypted under `keyed`'s data key and master keys. A large text's
     /// output, five times its size, is written into a file, not held beside its
-    /// document.
-    fn encrypted(&mut self, keyed: &sops::Keyed, plain: &Document) -> Result<Made> {
+    /// document (which is given, to be let go where the canonical layout replaces it).
+    fn encrypted(&mut self, keyed: &sops::Keyed, plain: Document) -> Result<Made> {
         if sops::worth_a_file(keyed.format, plain.text.len()) {
             if let Some(file) = self.staging() {
                 self.accept_layout(keyed.encrypt_into(plain, &file)?)?;
                 return Ok(Made::Staged(file));
             }
         }
-        self.accept(keyed.encrypt(plain)?).map(Made::Bytes)
+        self.accept(keyed.encrypt(&plain)?).map(Made::Bytes)
     }
 
     /// Recipients for a file that has no encrypted version yet: the environment's, else
@@ -662,7 +661,7 @@ impl Filter {
         &mut self,
         path: &str,
         format: Format,
-        plain: &Document,
+        plain: Document,
         recipients: &Recipients,
         rule: Option<&CreationRule>,
     ) -> Result<Made> {

@@ -8,14 +8,14 @@ use super::*;
 /// format's canonical layout instead, checked the same way, and `fallback` says so;
 /// when that fails too, the input is refused and nothing is returned. `md` carries the
 /// wrapped keys and the rules; its `mac` is filled in here.
-pub fn encrypt_document(
+pub fn encrypt_document<'d>(
     format: Format,
     file: &str,
-    doc: &Document,
+    doc: impl Into<Plaintext<'d>>,
     key: &DataKey,
     md: &mut Metadata,
 ) -> Result<Sealed> {
-    let (written, fallback) = encrypt_to(format, file, doc, key, md, None)?;
+    let (written, fallback) = encrypt_to(format, file, doc.into(), key, md, None)?;
     match written {
         Written::Memory(bytes) => Ok(Sealed { bytes, fallback }),
         Written::File => unreachable!("no file was given"),
@@ -47,20 +47,20 @@ pub fn encrypt_plain_into(
     into: &std::fs::File,
 ) -> Result<Option<String>> {
     let doc = parse(file, format, plaintext)?;
-    encrypt_document_into(format, file, &doc, key, md, into)
+    encrypt_document_into(format, file, doc, key, md, into)
 }
 
 /// [`encrypt_document`] with the output written into `into`, as
 /// [`encrypt_plain_into`] writes it.
-pub fn encrypt_document_into(
+pub fn encrypt_document_into<'d>(
     format: Format,
     file: &str,
-    doc: &Document,
+    doc: impl Into<Plaintext<'d>>,
     key: &DataKey,
     md: &mut Metadata,
     into: &std::fs::File,
 ) -> Result<Option<String>> {
-    let (written, fallback) = encrypt_to(format, file, doc, key, md, Some(into))?;
+    let (written, fallback) = encrypt_to(format, file, doc.into(), key, md, Some(into))?;
     if let Written::Memory(bytes) = written {
         use std::os::unix::fs::FileExt;
         into.set_len(0)
@@ -76,50 +76,60 @@ pub(super) enum Written {
     File,
 }
 
-/// Encrypt and check (see [`encrypt_document`]), the output of the source's own
-/// layout written into `into` when one is given and it can be mapped.
+/// A plaintext document to encrypt: lent by the caller, or given, and then let go once
+/// a text written afresh in the canonical layout stands in for it (a large file's two
+/// documents side by side would be over ten times its size).
+pub enum Plaintext<'d> {
+    Lent(&'d Document),
+    Given(Document),
+}
+
+impl std::ops::Deref for Plaintext<'_> {
+    type Target = Document;
+
+    fn deref(&self) -> &Document {
+        match self {
+            Plaintext::Lent(doc) => doc,
+            Plaintext::Given(doc) => doc,
+        }
+    }
+}
+
+impl<'d> From<&'d Document> for Plaintext<'d> {
+    fn from(doc: &'d Document) -> Self {
+        Plaintext::Lent(doc)
+    }
+}
+
+impl From<Document> for Plaintext<'_> {
+    fn from(doc: Document) -> Self {
+        Plaintext::Given(doc)
+    }
+}
+
+/// Encrypt and check (see [`encrypt_document`]), the output written into `into` when
+/// one is given and it can be mapped.
 pub(super) fn encrypt_to(
     format: Format,
     file: &str,
-    doc: &Document,
+    doc: Plaintext<'_>,
     key: &DataKey,
     md: &mut Metadata,
     into: Option<&std::fs::File>,
 ) -> Result<(Written, Option<String>)> {
-    reserved_keys(file, doc)?;
+    reserved_keys(file, &doc)?;
     if doc.is_encrypted() {
         return Err(Error::AlreadyEncrypted {
             file: file.to_string(),
         });
     }
-    let store = format.store();
-    let expected = verify::Content::of_plain(doc);
-    let note = |at: Option<usize>| at.map(|at| round_trip_note(file, doc, at));
     let why = match doc.foreign {
         // Its own layout would not read back with sops: no need to try.
         Some((pos, what)) => format!("{what} at line {}", doc.line_of(pos)),
-        None => match splice_into(store, file, doc, key, md, into)? {
-            Ok(Out::Held(kept)) => {
-                match verify::encrypted(file, format, kept, key, doc, &expected, true) {
-                    Ok(checked) => {
-                        return Ok((Written::Memory(checked.bytes), note(checked.differs_at)))
-                    }
-                    Err(why) => why.to_string(),
-                }
-            }
-            Ok(Out::Mapped(mut mapped)) => {
-                let walked = mapped.given_back_while(|bytes| {
-                    verify::walked::encrypted(file, format, bytes, key, &expected, true)
-                });
-                if let Some(differs_at) = walked {
-                    return Ok((Written::File, note(differs_at)));
-                }
-                // Not read as it is walked: read whole, as any output is.
-                let bytes = Zeroizing::new(mapped.bytes().to_vec());
-                match verify::whole(file, format, bytes, key, doc, &expected, true) {
-                    Ok(checked) => return Ok((Written::File, note(checked.differs_at))),
-                    Err(why) => why.to_string(),
-                }
+        None => match own_layout(format, file, &doc, key, md, into, true)? {
+            Ok((written, differs_at)) => {
+                let note = differs_at.map(|at| round_trip_note(file, &doc, at));
+                return Ok((written, note));
             }
             Err(why) => why.to_string(),
         },
@@ -129,24 +139,79 @@ pub(super) fn encrypt_to(
         doing: "encrypted",
         why,
     };
-    let canonical = store
-        .canonical(doc, &|i| leaf_text(doc, i))
-        .map_err(verify::Mismatch::from)
-        .and_then(|text| {
-            store.parse(into_bytes(text)).map_err(|error| {
-                verify::Mismatch::DoesNotParse(Box::new(Error::Syntax {
-                    file: file.to_string(),
-                    error,
-                }))
-            })
-        })
-        .map_err(refused)?;
-    let bytes = splice_encrypted(store, file, &canonical, key, md)?.map_err(refused)?;
+    let note = layout_note(file, &doc, &why);
+    let canonical = canonical_of(format, file, doc).map_err(refused)?;
     // Not its own layout: the warning says so already.
-    let bytes = verify::encrypted(file, format, bytes, key, doc, &expected, false)
-        .map_err(refused)?
-        .bytes;
-    Ok((Written::Memory(bytes), Some(layout_note(file, doc, &why))))
+    let (written, _) =
+        own_layout(format, file, &canonical, key, md, into, false)?.map_err(refused)?;
+    Ok((written, Some(note)))
+}
+
+/// `doc` written afresh in the format's canonical layout, checked to hold what `doc`
+/// holds, and read: the document encrypted in its place. A document given is let go
+/// before its stand-in is read.
+fn canonical_of(
+    format: Format,
+    file: &str,
+    doc: Plaintext<'_>,
+) -> std::result::Result<Document, verify::Mismatch> {
+    let store = format.store();
+    let text = store.canonical(&doc, &|i| leaf_text(&doc, i))?;
+    let expected = verify::Content::of_plain(&doc);
+    verify::plaintext(
+        file,
+        format,
+        text.as_bytes(),
+        &doc,
+        &expected,
+        verify::Compare::Full,
+    )?;
+    drop(expected);
+    drop(doc);
+    store.parse(into_bytes(text)).map_err(|error| {
+        verify::Mismatch::DoesNotParse(Box::new(Error::Syntax {
+            file: file.to_string(),
+            error,
+        }))
+    })
+}
+
+/// `doc` encrypted in its own layout and checked (with `byte_for_byte`, the output's
+/// decryption is compared with `doc`'s text too, and where it first differs is given);
+/// what the check found amiss, when it did.
+fn own_layout(
+    format: Format,
+    file: &str,
+    doc: &Document,
+    key: &DataKey,
+    md: &mut Metadata,
+    into: Option<&std::fs::File>,
+    byte_for_byte: bool,
+) -> Result<std::result::Result<(Written, Option<usize>), verify::Mismatch>> {
+    let expected = verify::Content::of_plain(doc);
+    Ok(
+        match splice_into(format.store(), file, doc, key, md, into)? {
+            Ok(Out::Held(kept)) => {
+                verify::encrypted(file, format, kept, key, doc, &expected, byte_for_byte)
+                    .map(|checked| (Written::Memory(checked.bytes), checked.differs_at))
+            }
+            Ok(Out::Mapped(mut mapped)) => {
+                let walked = mapped.given_back_while(|bytes| {
+                    verify::walked::encrypted(file, format, bytes, key, &expected, byte_for_byte)
+                });
+                match walked {
+                    Some(differs_at) => Ok((Written::File, differs_at)),
+                    // Not read as it is walked: read whole, as any output is.
+                    None => {
+                        let bytes = Zeroizing::new(mapped.bytes().to_vec());
+                        verify::whole(file, format, bytes, key, doc, &expected, byte_for_byte)
+                            .map(|checked| (Written::File, checked.differs_at))
+                    }
+                }
+            }
+            Err(why) => Err(why),
+        },
+    )
 }
 
 /// The warning for an encrypted file whose decryption gives the source's values but
@@ -231,32 +296,16 @@ pub(super) fn reserved_keys(file: &str, doc: &Document) -> Result<()> {
     Ok(())
 }
 
-/// The encrypted text of `doc`: every value's span replaced where it stands, metadata
-/// added. Not checked: [`encrypt_document`] is the way in. The inner error: the spans
-/// overlap (the layout cannot be kept).
-pub(super) fn splice_encrypted(
-    store: &dyn Store,
-    file: &str,
-    doc: &Document,
-    key: &DataKey,
-    md: &mut Metadata,
-) -> Result<std::result::Result<Zeroizing<Vec<u8>>, verify::Mismatch>> {
-    Ok(
-        splice_into(store, file, doc, key, md, None)?.map(|out| match out {
-            Out::Held(bytes) => bytes,
-            Out::Mapped(_) => unreachable!("no file was given"),
-        }),
-    )
-}
-
 /// Where [`splice_into`] wrote: a buffer, or the file it was given, mapped.
 enum Out {
     Held(Zeroizing<Vec<u8>>),
     Mapped(crate::mapped::Mapped),
 }
 
-/// [`splice_encrypted`], written into `into` when one is given and it maps (else into
-/// memory, as without one).
+/// The encrypted text of `doc`: every value's span replaced where it stands, metadata
+/// added, written into `into` when one is given and it maps, else into memory. Not
+/// checked: [`encrypt_document`] is the way in. The inner error: the spans overlap (the
+/// layout cannot be kept).
 fn splice_into(
     store: &dyn Store,
     file: &str,
@@ -639,7 +688,7 @@ pub fn encrypt_plain(
     md: &mut Metadata,
 ) -> Result<Sealed> {
     let doc = parse(file, format, plaintext)?;
-    encrypt_document(format, file, &doc, key, md)
+    encrypt_document(format, file, doc, key, md)
 }
 
 /// Plaintext ending with a line break, as sops writes every text format it emits: the

@@ -37,9 +37,9 @@ impl Keyed {
 
     /// [`Keyed::encrypt`] with the output written into `into` (see
     /// [`encrypt_document_into`]); gives the warning of a layout not kept.
-    pub fn encrypt_into(
+    pub fn encrypt_into<'d>(
         &self,
-        plaintext: &Document,
+        plaintext: impl Into<Plaintext<'d>>,
         into: &std::fs::File,
     ) -> Result<Option<String>> {
         let mut md = self.new_metadata()?;
