@@ -141,9 +141,10 @@ pub(super) fn encrypt_to(
     };
     let note = layout_note(file, &doc, &why);
     let canonical = canonical_of(format, file, doc).map_err(refused)?;
-    // Not its own layout: the warning says so already.
+    // Compared with its own text too, as any source is: the walked check takes
+    // comments only so. A decryption written otherwise the warning covers already.
     let (written, _) =
-        own_layout(format, file, &canonical, key, md, into, false)?.map_err(refused)?;
+        own_layout(format, file, &canonical, key, md, into, true)?.map_err(refused)?;
     Ok((written, Some(note)))
 }
 
