@@ -792,6 +792,91 @@ fn the_walked_check_takes_yaml_comments_and_nothing_amiss() {
     walked_refuses_all(Format::Yaml, &doc, &good, cases);
 }
 
+/// A large output is walked on two threads, the values opened on one as the other
+/// reads on (and decrypted by either, as they keep up): what it finds at the start, the
+/// middle and the end of the values is what the check of a small one finds.
+#[test]
+fn a_large_output_is_checked_on_two_threads_as_a_small_one_is() {
+    use verify::walked::{Located, Walked};
+    let plain = |other: Option<usize>| {
+        let mut text = String::new();
+        for s in 0..1500 {
+            text += &format!("s{s}:\n");
+            for k in 0..5 {
+                let word = if other == Some(s) && k == 0 {
+                    "other"
+                } else {
+                    "value"
+                };
+                text += &format!("  k{k}: {word}-{s}-{k}\n");
+            }
+        }
+        text
+    };
+    let (doc, good) = sealed(Format::Yaml, &plain(None));
+    assert!(
+        good.len() >= 1 << 17,
+        "{} bytes: read on two threads",
+        good.len()
+    );
+    let expected = Content::of_plain(&doc);
+    let said = |text: &str| {
+        Located::of("t", Format::Yaml, text.as_bytes()).map(|l| l.check(&key(), &expected, true))
+    };
+    assert_eq!(said(&good), Some(Walked::Holds));
+    assert_eq!(
+        walked_matches_whole(Format::Yaml, &doc, good.as_bytes()),
+        [Some(None), Some(None)]
+    );
+    // Service `s`'s first value, as `text` holds it.
+    let value = |text: &str, s: usize| {
+        let key = format!("\ns{s}:\n  k0: ");
+        let at = text.find(&key).expect("service") + key.len();
+        text[at..at + text[at..].find('\n').expect("line")].to_string()
+    };
+    let mac = {
+        let at = good.find("mac: ").expect("mac") + 5;
+        good[at..at + good[at..].find('\n').expect("line")].to_string()
+    };
+    for s in [2, 750, 1499] {
+        let own = value(&good, s);
+        // The same path's ciphertext of another value, under the same data key.
+        let (_, other) = sealed(Format::Yaml, &plain(Some(s)));
+        let cases = [
+            (
+                "a value other than meant",
+                good.replacen(&own, &value(&other, s), 1),
+                Walked::Differs,
+            ),
+            (
+                "a value's data",
+                flipped(&good, good.find(&own).expect("value") + 25),
+                Walked::NotTaken,
+            ),
+            (
+                "a value moved to another key",
+                good.replacen(&own, &value(&good, s - 1), 1),
+                Walked::NotTaken,
+            ),
+            (
+                "a value in clear",
+                good.replacen(&own, &format!("value-{s}-0"), 1),
+                Walked::NotTaken,
+            ),
+        ];
+        for (what, broken, walked) in cases {
+            assert_eq!(said(&broken), Some(walked), "{what} at service {s}");
+            assert_eq!(
+                walked_matches_whole(Format::Yaml, &doc, broken.as_bytes()),
+                [None, None],
+                "{what} at service {s}"
+            );
+        }
+    }
+    let broken = good.replacen(&mac, &flipped(&mac, 30), 1);
+    assert_eq!(said(&broken), Some(Walked::NotTaken), "the MAC");
+}
+
 /// `text` of `format` parsed and encrypted, as the walked check is given it.
 fn sealed(format: Format, text: &str) -> (Document, String) {
     let doc = parse("t", format, text.as_bytes().to_vec()).expect("parses");

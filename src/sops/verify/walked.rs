@@ -12,6 +12,8 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{SyncSender, TrySendError};
 
 use super::{differs, Compare, Content, Item, Shape};
 use crate::cipher::{self, DataKey, MacBuilder};
@@ -222,6 +224,11 @@ struct Check<'a, 'd> {
 }
 
 impl<'a> Check<'a, '_> {
+    /// Outputs of this many bytes or more are read and opened on two cores: the walk
+    /// hands the values it meets, a block at a time, to a thread that decrypts and
+    /// compares them meanwhile. Below, a thread costs more than it spares.
+    const PIPED_FROM: usize = 1 << 17;
+
     /// The check, with `walk` telling what the text holds in order (and giving the span
     /// the whole reader removes as the metadata), `render` writing a decrypted value as
     /// a decryption writes it in place of what the text holds there (`None`: not as
@@ -230,16 +237,11 @@ impl<'a> Check<'a, '_> {
         self,
         meta: &crate::metadata::Metadata,
         walk: impl FnOnce(&mut dyn FnMut(Seen<'a>) -> Option<()>) -> Option<Range<usize>>,
-        render: impl Fn(ScalarType, &str, Style, &str) -> Option<String>,
+        render: impl Fn(ScalarType, &str, Style, &str) -> Option<String> + Sync,
     ) -> Walked {
-        let Ok(rules) = meta.rules() else {
-            return Walked::NotTaken;
-        };
-        let mut rules = rules.walk();
-        let mut values = Values {
+        let opener = Opener {
             key: self.key,
             mac: MacBuilder::new(meta.mac_only_encrypted),
-            mac_only_encrypted: meta.mac_only_encrypted,
             json: self.json,
             // The decryption compared with the source as it is made, when asked.
             same: self.byte_for_byte.then_some(Pieces {
@@ -248,9 +250,52 @@ impl<'a> Check<'a, '_> {
                 got_at: 0,
                 render: &render,
             }),
+            differs: false,
+        };
+        if self.text.len() < Self::PIPED_FROM {
+            return self.checked(meta, walk, Sink::Here(Box::new(opener)));
+        }
+        let state = Piped::default();
+        std::thread::scope(|s| {
+            let (blocks, received) = std::sync::mpsc::sync_channel::<Block>(2);
+            let state = &state;
+            let opening = s.spawn(move || {
+                let mut opener = opener;
+                for (block, aads, opened) in received {
+                    // Once amiss or other than meant, the rest is only received.
+                    if opener.differs || state.amiss.load(Relaxed) {
+                        continue;
+                    }
+                    let opened =
+                        opened.unwrap_or_else(|| decrypted(opener.key, &block, &aads, false));
+                    if opener.open(block, opened).is_none() {
+                        state.amiss.store(true, Relaxed);
+                    }
+                    state.differs.store(opener.differs, Relaxed);
+                }
+                opener
+            });
+            self.checked(meta, walk, Sink::Piped(blocks, state, self.key, opening))
+        })
+    }
+
+    /// [`Check::run`] with the values met opened where `sink` says.
+    fn checked<'s>(
+        self,
+        meta: &crate::metadata::Metadata,
+        walk: impl FnOnce(&mut dyn FnMut(Seen<'a>) -> Option<()>) -> Option<Range<usize>>,
+        sink: Sink<'s, 'a, 'a>,
+    ) -> Walked {
+        let Ok(rules) = meta.rules() else {
+            return Walked::NotTaken;
+        };
+        let mut rules = rules.walk();
+        let mut values = Values {
+            mac_only_encrypted: meta.mac_only_encrypted,
             block: Vec::new(),
             aads: String::new(),
             differs: false,
+            sink,
         };
         let mut shape = Shape::of(self.expected);
         // A comment was taken where it was meant (YAML's).
@@ -260,7 +305,7 @@ impl<'a> Check<'a, '_> {
         // Past the first difference the text is only read on: whether this reading
         // takes all of it decides whether the difference is what the whole reader sees.
         let meta_span = walk(&mut |seen| {
-            if values.differs {
+            if values.differs() {
                 return Some(());
             }
             let meant = match seen {
@@ -290,7 +335,7 @@ impl<'a> Check<'a, '_> {
                             // source's (a block's lines are within its value; the reader
                             // declines comments where a flow collection moves them): the
                             // whole reader places each comment as it placed the source's.
-                            values.same.as_ref()?;
+                            self.byte_for_byte.then_some(())?;
                             commented = true;
                             let path = &self.expected.doc.leaves[i].path;
                             let encrypted = rules.next(path, Some(stored));
@@ -309,24 +354,36 @@ impl<'a> Check<'a, '_> {
             values.differs |= meant.is_none();
             Some(())
         });
-        let Some(meta_span) = meta_span else {
+        // Past a first difference nothing is opened.
+        let walked_whole = meta_span.is_some() && (values.differs() || values.flush().is_some());
+        let structure = values.differs || !shape.done() || comments.next().is_some();
+        // Every value handed on is opened before the answer.
+        let (opener, amiss) = match values.sink {
+            Sink::Here(opener) => (*opener, false),
+            Sink::Piped(blocks, state, _, opening) => {
+                drop(blocks);
+                let opener = opening.join().expect("the opening thread does not panic");
+                (opener, state.amiss.load(Relaxed))
+            }
+        };
+        let Some(meta_span) = meta_span.filter(|_| walked_whole) else {
             return Walked::NotTaken;
         };
-        if values.differs {
+        if values.differs || opener.differs {
             return Walked::Differs;
         }
-        if values.flush().is_none() {
+        if amiss {
             return Walked::NotTaken;
         }
-        if values.differs || !shape.done() || comments.next().is_some() {
+        if structure {
             return Walked::Differs;
         }
         let mut warnings = Vec::new();
-        let mac = values.mac.finish();
+        let mac = opener.mac.finish();
         if crate::sops::check_mac(self.file, self.key, meta, &mac, false, &mut warnings).is_err() {
             return Walked::NotTaken;
         }
-        match values.same.map(|mut same| same.rest(meta_span)) {
+        match opener.same.map(|mut same| same.rest(meta_span)) {
             None | Some(Some(None)) => Walked::Holds,
             // Comments are placed as the source's only in its own bytes.
             Some(Some(Some(at))) if !commented => Walked::Relaid(at),
@@ -342,7 +399,7 @@ struct Value<'d, 't> {
     stored: Cow<'t, [u8]>,
     style: Style,
     span: Range<usize>,
-    /// Its additional data in [`Values::aads`], when it is to be decrypted.
+    /// Its additional data in the block's, when it is to be decrypted.
     aad: Option<Range<usize>>,
     /// Whether the MAC covers it.
     hashed: bool,
@@ -350,23 +407,74 @@ struct Value<'d, 't> {
     comment: bool,
 }
 
-/// The values met and not yet checked: decrypted a block at a time on every core, then
-/// hashed and compared in order, as opening does.
-struct Values<'d, 't, 'k> {
-    key: &'k DataKey,
-    mac: MacBuilder,
-    mac_only_encrypted: bool,
-    json: bool,
-    same: Option<Pieces<'t, 'k>>,
-    block: Vec<Value<'d, 't>>,
-    aads: String,
-    /// What was met is not what was meant: a value, or (set by the walk) a key, a
-    /// collection or a count. The walk goes on only to read the text.
-    differs: bool,
+/// Values met, their additional data end to end, and their decryptions when made
+/// already.
+type Block<'d, 't> = (Vec<Value<'d, 't>>, String, Option<Vec<Opened>>);
+
+/// A value decrypted: its type and plaintext (`None`: it does not decrypt, or is not
+/// to be).
+type Opened = Option<(ScalarType, zeroize::Zeroizing<Vec<u8>>)>;
+
+/// The values of a block decrypted with `key` (each with its additional data in
+/// `aads`), on every core when `parallel`.
+fn decrypted(key: &DataKey, block: &[Value], aads: &str, parallel: bool) -> Vec<Opened> {
+    let decrypt = |v: &Value| {
+        let aad = v.aad.clone()?;
+        let value = std::str::from_utf8(&v.stored).ok()?;
+        // The type is compared with the one meant after: a changed tag is found there.
+        cipher::decrypt_typed_as_meant(key, &aads[aad], value).ok()
+    };
+    match parallel {
+        true => crate::sops::par_map(block, decrypt),
+        false => block.iter().map(decrypt).collect(),
+    }
 }
 
-impl<'d, 't> Values<'d, 't, '_> {
+/// What a piped check's two threads tell each other: a value amiss, or other than
+/// meant (the walk then only reads on).
+#[derive(Default)]
+struct Piped {
+    amiss: AtomicBool,
+    differs: AtomicBool,
+}
+
+/// Where the values met are opened: here, a block at a time on every core, or on a
+/// thread of their own while the walk goes on.
+enum Sink<'s, 'd, 't> {
+    Here(Box<Opener<'t, 's>>),
+    Piped(
+        SyncSender<Block<'d, 't>>,
+        &'s Piped,
+        &'t DataKey,
+        std::thread::ScopedJoinHandle<'s, Opener<'t, 's>>,
+    ),
+}
+
+/// The values met and not yet handed on to be opened.
+struct Values<'s, 'd, 't> {
+    mac_only_encrypted: bool,
+    block: Vec<Value<'d, 't>>,
+    aads: String,
+    /// A key, a collection or a count other than meant. The walk goes on only to read
+    /// the text.
+    differs: bool,
+    sink: Sink<'s, 'd, 't>,
+}
+
+impl<'s, 'd, 't> Values<'s, 'd, 't> {
+    /// Values handed on together: many, when opened here on every core; fewer, when
+    /// another thread opens them as they come.
     const BLOCK: usize = 1 << 12;
+    const PIPED_BLOCK: usize = 1 << 8;
+
+    /// Whether anything met so far is other than meant.
+    fn differs(&self) -> bool {
+        self.differs
+            || match &self.sink {
+                Sink::Here(opener) => opener.differs,
+                Sink::Piped(_, state, ..) => state.differs.load(Relaxed),
+            }
+    }
 
     #[allow(clippy::too_many_arguments)]
     fn push(
@@ -449,23 +557,64 @@ impl<'d, 't> Values<'d, 't, '_> {
     }
 
     fn pushed(&mut self) -> Option<()> {
-        if self.block.len() == Self::BLOCK {
+        let full = match self.sink {
+            Sink::Here(_) => Self::BLOCK,
+            Sink::Piped(..) => Self::PIPED_BLOCK,
+        };
+        if self.block.len() == full {
             self.flush()?;
         }
         Some(())
     }
 
-    /// Check the block: `None` at the first value amiss, `differs` set at the first
-    /// value other than meant.
+    /// Hand the block on: opened here, or sent to be. `None` at a value amiss (here,
+    /// or found so far by the thread opening them).
     fn flush(&mut self) -> Option<()> {
         let block = std::mem::take(&mut self.block);
-        let (key, aads) = (self.key, &self.aads);
-        let opened = crate::sops::par_map(&block, |v| {
-            let aad = v.aad.clone()?;
-            let value = std::str::from_utf8(&v.stored).ok()?;
-            // The type is compared with the one meant below: a changed tag is found there.
-            cipher::decrypt_typed_as_meant(key, &aads[aad], value).ok()
-        });
+        match &mut self.sink {
+            Sink::Here(opener) => {
+                let opened = decrypted(opener.key, &block, &self.aads, true);
+                opener.open(block, opened)?;
+                self.aads.clear();
+            }
+            Sink::Piped(blocks, state, key, _) => {
+                (!state.amiss.load(Relaxed)).then_some(())?;
+                if block.is_empty() {
+                    return Some(());
+                }
+                let aads = std::mem::take(&mut self.aads);
+                // Decrypted here while the other thread is behind: the two share the
+                // work as it comes.
+                if let Err(TrySendError::Full((block, aads, _))) =
+                    blocks.try_send((block, aads, None))
+                {
+                    let opened = decrypted(key, &block, &aads, false);
+                    blocks.send((block, aads, Some(opened))).ok()?;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+/// What opens the values met, in order, as opening a file does: decrypts them, hashes
+/// the MAC, compares each with what was meant, and the decryption with the source.
+struct Opener<'t, 'r> {
+    key: &'t DataKey,
+    mac: MacBuilder,
+    json: bool,
+    same: Option<Pieces<'t, 'r>>,
+    /// A value other than meant: what follows is not opened.
+    differs: bool,
+}
+
+impl Opener<'_, '_> {
+    /// Open a block, its values decrypted (`opened`): `None` at the first value amiss,
+    /// `differs` set at the first value other than meant.
+    fn open(&mut self, block: Vec<Value>, opened: Vec<Opened>) -> Option<()> {
+        if self.differs {
+            return Some(());
+        }
         for (v, opened) in block.into_iter().zip(opened) {
             let (ty, plain) = match (&v.aad, &opened) {
                 (Some(_), Some((ty, bytes))) => {
@@ -499,7 +648,6 @@ impl<'d, 't> Values<'d, 't, '_> {
                 same.value(&v.span, ty, std::str::from_utf8(plain).ok()?, v.style)?;
             }
         }
-        self.aads.clear();
         Some(())
     }
 }
@@ -534,7 +682,7 @@ struct Pieces<'a, 'r> {
     got: &'a str,
     got_at: usize,
     /// A value as a decryption writes it in place of what the text holds there.
-    render: &'r dyn Fn(ScalarType, &str, Style, &str) -> Option<String>,
+    render: &'r (dyn Fn(ScalarType, &str, Style, &str) -> Option<String> + Sync),
 }
 
 impl Pieces<'_, '_> {
