@@ -1,13 +1,27 @@
 //! The YAML reader: saphyr's events become the document's leaves and structure, with
 //! the spans the layout is kept by.
 
+use std::sync::mpsc::Receiver;
+
 use super::*;
 
 /// Where the events come from: the quick reader when it knows the whole text, else saphyr.
 pub(super) enum Events<'a> {
     Quick(super::quick::Quick<'a>),
+    /// The quick reader's events, made on another thread a batch at a time.
+    Piped(
+        Receiver<Vec<QuickEvent<'a>>>,
+        std::vec::IntoIter<QuickEvent<'a>>,
+    ),
     Saphyr(Box<Parser<'a, saphyr_parser::StrInput<'a>>>),
 }
+
+type QuickEvent<'a> = Result<(Event<'a>, Span), super::quick::Declined>;
+
+/// Texts of this many bytes or more are read on two cores: the quick reader makes the
+/// events on one while the document is built from them on the other. Below, a thread
+/// costs more than it spares.
+pub(super) const PIPED_FROM: usize = 1 << 16;
 
 impl<'a> Events<'a> {
     pub(super) fn of(input: &'a str, quick: bool) -> Self {
@@ -22,10 +36,15 @@ impl<'a> Events<'a> {
     pub(super) fn next_event(
         &mut self,
     ) -> Option<Result<(Event<'a>, Span), saphyr_parser::ScanError>> {
+        let declined = |_| saphyr_parser::ScanError::new_str(Default::default(), "declined");
         match self {
-            Events::Quick(quick) => quick.next().map(|e| {
-                e.map_err(|_| saphyr_parser::ScanError::new_str(Default::default(), "declined"))
-            }),
+            Events::Quick(quick) => quick.next().map(|e| e.map_err(declined)),
+            Events::Piped(batches, batch) => loop {
+                if let Some(e) = batch.next() {
+                    return Some(e.map_err(declined));
+                }
+                *batch = batches.recv().ok()?.into_iter();
+            },
             Events::Saphyr(parser) => parser.next_event(),
         }
     }
@@ -223,8 +242,31 @@ impl<'t> Parse<'t> {
 
 impl<'t> Parse<'t> {
     pub(super) fn run(&mut self) -> Result<(), crate::format::SyntaxError> {
-        let mut parser = Events::of(self.input, self.quick);
+        let parser = Events::of(self.input, self.quick);
         self.read_quickly = matches!(parser, Events::Quick(_));
+        let Events::Quick(mut quick) = parser else {
+            return self.run_on(parser);
+        };
+        if self.input.len() < PIPED_FROM {
+            return self.run_on(Events::Quick(quick));
+        }
+        std::thread::scope(|s| {
+            let (batches, received) = std::sync::mpsc::sync_channel(4);
+            s.spawn(move || loop {
+                let batch: Vec<_> = quick.by_ref().take(512).collect();
+                // Past a refusal nothing is read; once the building stops, nothing is
+                // wanted (the receiver is gone).
+                let last = batch.len() < 512 || batch.last().is_some_and(Result::is_err);
+                if batch.is_empty() || batches.send(batch).is_err() || last {
+                    return;
+                }
+            });
+            self.run_on(Events::Piped(received, Vec::new().into_iter()))
+        })
+    }
+
+    /// [`Parse::run`] on the events `parser` gives.
+    fn run_on(&mut self, mut parser: Events<'t>) -> Result<(), crate::format::SyntaxError> {
         let mut stack: Vec<Frame> = Vec::new();
         // Metadata capture: depth of the `sops` subtree being read, with its own stack.
         let mut meta_stack: Vec<MetaFrame> = Vec::new();

@@ -930,4 +930,35 @@ pub(super) mod tests {
         );
         assert_eq!(doc.value_str(1), Some("1"));
     }
+
+    /// A text large enough to be read on two threads (the events made on one, the
+    /// document built on the other) reads as a small one: taken whole, left part way at
+    /// its end (saphyr's from the start), or refused at the line a small one is.
+    #[test]
+    fn a_large_text_read_on_two_threads_reads_as_a_small_one() {
+        let parse = |text: &str| {
+            crate::format::parse(
+                "t.yaml",
+                crate::format::Format::Yaml,
+                text.as_bytes().to_vec(),
+            )
+        };
+        let head: String = (0..8_000).map(|i| format!("k{i}: v{i}\n")).collect();
+        assert!(head.len() >= super::super::parse::PIPED_FROM);
+        for tail in [
+            "a: x\n",
+            "a: 123456789012345678901234567890\n  more\nb: 1\n",
+            "a: [1, {b: c}]\n",
+        ] {
+            let small = parse(tail).expect("reads");
+            let large = parse(&format!("{head}{tail}")).expect("reads");
+            assert_eq!(large.leaves.len(), 8_000 + small.leaves.len(), "{tail:?}");
+            assert_eq!(large.value_str(7_999), Some("v7999"), "{tail:?}");
+            for i in 0..small.leaves.len() {
+                assert_eq!(large.value_str(8_000 + i), small.value_str(i), "{tail:?}");
+            }
+        }
+        let refused = parse(&format!("{head}bad: [\n")).err().expect("refused");
+        assert!(refused.to_string().contains("line 8002"), "{refused}");
+    }
 }
