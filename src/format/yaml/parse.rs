@@ -22,6 +22,8 @@ type QuickEvent<'a> = Result<(Event<'a>, Span), super::quick::Declined>;
 /// events on one while the document is built from them on the other. Below, a thread
 /// costs more than it spares.
 pub(super) const PIPED_FROM: usize = 1 << 16;
+/// Events handed over at a time.
+const PIPED_BATCH: usize = 512;
 
 impl<'a> Events<'a> {
     pub(super) fn of(input: &'a str, quick: bool) -> Self {
@@ -253,10 +255,10 @@ impl<'t> Parse<'t> {
         std::thread::scope(|s| {
             let (batches, received) = std::sync::mpsc::sync_channel(4);
             s.spawn(move || loop {
-                let batch: Vec<_> = quick.by_ref().take(512).collect();
+                let batch: Vec<_> = quick.by_ref().take(PIPED_BATCH).collect();
                 // Past a refusal nothing is read; once the building stops, nothing is
                 // wanted (the receiver is gone).
-                let last = batch.len() < 512 || batch.last().is_some_and(Result::is_err);
+                let last = batch.len() < PIPED_BATCH || batch.last().is_some_and(Result::is_err);
                 if batch.is_empty() || batches.send(batch).is_err() || last {
                     return;
                 }
