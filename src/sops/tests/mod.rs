@@ -682,11 +682,12 @@ fn the_walked_check_takes_the_plainest_output_and_nothing_amiss() {
     ] {
         assert_eq!(taken(text), (true, true), "{text}");
     }
-    // Not read walked: a second document, a comment after the last value (written
-    // after the metadata), a comment in a flow collection or after one nested in
-    // another (placed by columns).
+    // Comments after the last value, which sops writes after the metadata, are read
+    // there (where the output is the source's bytes, as any comment).
+    assert_eq!(taken("a: 1\n# last\n#\n# one more\n"), (true, false));
+    // Not read walked: a second document, a comment in a flow collection or after one
+    // nested in another (placed by columns).
     for text in [
-        "a: 1\n# last\n",
         "a: 1\n---\nb: 2\n",
         "a: [1, # one\n  2]\n",
         "a: {b: [1]}\n# c\nd: 1\n",
@@ -788,6 +789,54 @@ fn the_walked_check_takes_yaml_comments_and_nothing_amiss() {
             good.replacen(&format!("#{listed}"), &format!("- {listed}"), 1),
         ),
         ("a comment added", good.replacen("\nf: ", "\n# f\nf: ", 1)),
+    ];
+    walked_refuses_all(Format::Yaml, &doc, &good, cases);
+
+    // Comments after the last value stand after the metadata: read there, in order, as
+    // any comment.
+    let (doc, good) = sealed(Format::Yaml, &format!("{text}# tail one\n# tail two\n"));
+    assert_eq!(
+        walked_matches_whole(Format::Yaml, &doc, good.as_bytes()),
+        [Some(None), None]
+    );
+    let meta_at = good.find("\nsops:").expect("metadata") + 1;
+    let tail_at = good.rfind("\n#ENC[").expect("comment") + 1;
+    let tail_comment = |n: usize| {
+        let line = good[meta_at..]
+            .lines()
+            .filter(|l| l.starts_with('#'))
+            .nth(n);
+        line.expect("comment")[1..].to_string()
+    };
+    let (one, two) = (tail_comment(0), tail_comment(1));
+    assert!(good[tail_at..].starts_with(&format!("#{two}")), "{good}");
+    let tail = &good[good[..tail_at - 1].rfind('\n').expect("line") + 1..];
+    let (body, meta) = (&good[..meta_at], &good[meta_at..good.len() - tail.len()]);
+    // Written before the metadata, they decrypt to the same bytes.
+    assert_eq!(
+        walked_matches_whole(Format::Yaml, &doc, format!("{body}{tail}{meta}").as_bytes()),
+        [Some(None), None]
+    );
+    let cases = vec![
+        (
+            "a tail comment dropped",
+            good.replacen(&format!("#{one}\n"), "", 1),
+        ),
+        (
+            "a tail comment in clear",
+            good.replacen(&two, " tail two", 1),
+        ),
+        ("tail comments swapped", {
+            good.replacen(&one, "X", 1)
+                .replacen(&two, &one, 1)
+                .replacen("X", &two, 1)
+        }),
+        ("a blank line after the tail", format!("{good}\n")),
+        (
+            "a tail comment indented",
+            good.replacen(&format!("\n#{two}"), &format!("\n #{two}"), 1),
+        ),
+        ("a comment added to the tail", format!("{good}#{one}\n")),
     ];
     walked_refuses_all(Format::Yaml, &doc, &good, cases);
 }

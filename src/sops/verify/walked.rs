@@ -48,6 +48,10 @@ pub(in crate::sops) struct Located<'t> {
     /// Where the metadata stands (as the format's walk takes it), and the span the whole
     /// reader removes as the metadata.
     at: (usize, Range<usize>),
+    /// Comment lines after the metadata (YAML's: sops writes those after the last value
+    /// there), each `#` at a line's start; the whole reader places them after the last
+    /// value.
+    tail: Range<usize>,
 }
 
 /// Whether `text`, sops's output in `format` of `expected` encrypted under `key`,
@@ -81,16 +85,17 @@ impl<'t> Located<'t> {
                 // root, so a body it takes and the metadata after it are one document,
                 // as the whole reader reads them.
                 let meta_at = text.rfind("\nsops:")? + 1;
-                let (body, meta_text) = text.split_at(meta_at);
+                let tail_at = meta_at + comment_lines_at_end(&text[meta_at..]);
+                let (body, meta_text) = (&text[..meta_at], &text[meta_at..tail_at]);
                 // One document, so the metadata is this document's: no end marker, no
                 // other start.
                 let marker =
                     |t: &str| t.starts_with("...") || t.contains("\n---") || t.contains("\n...");
-                if marker(body) || marker(meta_text) || !meta_text.ends_with('\n') {
+                if marker(body) || marker(meta_text) || !text.ends_with('\n') {
                     return None;
                 }
                 let meta = metadata_alone(file, format, meta_text, 0..meta_text.len())?;
-                ((meta_at, meta_at..text.len()), meta)
+                ((meta_at, meta_at..tail_at), meta)
             }
             Format::Json => {
                 let member = json::metadata_member(text)?;
@@ -113,12 +118,18 @@ impl<'t> Located<'t> {
             }
             _ => return None,
         };
+        // Only YAML's metadata has comment lines after it.
+        let tail = match format {
+            Format::Yaml => at.1.end..text.len(),
+            _ => text.len()..text.len(),
+        };
         Some(Located {
             file,
             format,
             text,
             meta,
             at,
+            tail,
         })
     }
 
@@ -144,6 +155,7 @@ impl<'t> Located<'t> {
             // Comments are taken only where a reading places them as the whole reader
             // does (dotenv's and INI's), or where they are meant (YAML's).
             comments_where_meant: format == Format::Yaml,
+            meta_before_tail: (!self.tail.is_empty()).then(|| span.clone()),
         };
         let meta = &self.meta;
         match format {
@@ -168,10 +180,13 @@ impl<'t> Located<'t> {
                 // text (a flow collection, a list's block scalar).
                 lite_reading(|by| {
                     let declined = Cell::new(false);
-                    let walked = check.run(
+                    let walked = check.clone().run(
                         meta,
-                        |seen| match lite_encrypted(&text[..at], by, seen) {
-                            Ok(()) => Some(span.clone()),
+                        |seen| match lite_encrypted(&text[..at], by, &mut *seen) {
+                            Ok(()) => {
+                                tell_lines(text, self.tail.clone(), seen)?;
+                                Some(span.clone())
+                            }
                             Err(stop) => {
                                 declined.set(stop == Stop::Declined);
                                 None
@@ -209,7 +224,7 @@ impl<'t> Located<'t> {
 }
 
 /// What the check of one output compares: the output, and what was meant.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Check<'a, 'd> {
     file: &'a str,
     text: &'a str,
@@ -221,6 +236,8 @@ struct Check<'a, 'd> {
     /// Each comment is placed where the source's was (YAML), not in the collection the
     /// walk has open (dotenv, INI).
     comments_where_meant: bool,
+    /// The metadata, where comments follow it.
+    meta_before_tail: Option<Range<usize>>,
 }
 
 impl<'a> Check<'a, '_> {
@@ -248,6 +265,7 @@ impl<'a> Check<'a, '_> {
                 same: Prefix::new(self.expected.doc.text.as_bytes()),
                 got: self.text,
                 got_at: 0,
+                meta: self.meta_before_tail.clone(),
                 render: &render,
             }),
             differs: false,
@@ -275,7 +293,8 @@ impl<'a> Check<'a, '_> {
                 }
                 opener
             });
-            self.checked(meta, walk, Sink::Piped(blocks, state, self.key, opening))
+            let key = self.key;
+            self.checked(meta, walk, Sink::Piped(blocks, state, key, opening))
         })
     }
 
@@ -675,12 +694,48 @@ fn metadata_alone(
         .map(|(_, meta, _)| meta)
 }
 
+/// Where the comment lines ending `text` (each `#` at a line's start, the text ending
+/// with a newline) start: its length, when none does.
+fn comment_lines_at_end(text: &str) -> usize {
+    let b = text.as_bytes();
+    let mut at = b.len();
+    if b.last() != Some(&b'\n') {
+        return at;
+    }
+    while at > 0 {
+        let start = memchr::memrchr(b'\n', &b[..at - 1]).map_or(0, |n| n + 1);
+        if b[start] != b'#' {
+            break;
+        }
+        at = start;
+    }
+    at
+}
+
+/// The comment lines in `lines` (as [`comment_lines_at_end`] finds them), each told as
+/// a comment where it stands.
+fn tell_lines<'t>(
+    text: &'t str,
+    lines: Range<usize>,
+    seen: &mut dyn FnMut(Seen<'t>) -> Option<()>,
+) -> Option<()> {
+    let mut at = lines.start;
+    while at < lines.end {
+        let end = at + memchr::memchr(b'\n', &text.as_bytes()[at..lines.end])?;
+        seen(Seen::Comment(&text[at + 1..end], at + 1..end))?;
+        at = end + 1;
+    }
+    Some(())
+}
+
 /// A decryption compared with the source's bytes as it is made, piece by piece: the
 /// text between values as it stands, each decrypted value as a decryption writes it.
 struct Pieces<'a, 'r> {
     same: Prefix<'a>,
     got: &'a str,
     got_at: usize,
+    /// The metadata's span, where comments follow it: a decryption leaves it out.
+    meta: Option<Range<usize>>,
     /// A value as a decryption writes it in place of what the text holds there.
     render: &'r (dyn Fn(ScalarType, &str, Style, &str) -> Option<String> + Sync),
 }
@@ -696,8 +751,7 @@ impl Pieces<'_, '_> {
         value: &str,
         style: Style,
     ) -> Option<()> {
-        let gap = self.got.get(self.got_at..span.start)?;
-        if self.same.take(gap.as_bytes()) {
+        if self.text_to(span.start)? {
             let stored = self.got.get(span.clone())?;
             let rendered = zeroize::Zeroizing::new((self.render)(ty, value, style, stored)?);
             self.same.take(rendered.as_bytes());
@@ -709,11 +763,22 @@ impl Pieces<'_, '_> {
     /// The text after the last value, the metadata (at `meta`) removed: the source's
     /// rest. Where the decryption first differs from the source, if anywhere.
     fn rest(&mut self, meta: Range<usize>) -> Option<Option<usize>> {
-        let before = self.got.get(self.got_at..meta.start)?;
-        let after = self.got.get(meta.end..)?;
-        if self.same.take(before.as_bytes()) {
-            self.same.take(after.as_bytes());
-        }
+        self.meta.get_or_insert(meta);
+        self.text_to(self.got.len())?;
         Some(self.same.first_difference())
+    }
+
+    /// The text from the last value to `to`, the metadata left out where it stands
+    /// there, compared: whether the decryption is the source's so far.
+    fn text_to(&mut self, to: usize) -> Option<bool> {
+        let from = self.got_at;
+        match self.meta.clone().filter(|m| from <= m.start && m.end <= to) {
+            Some(meta) => {
+                let before = self.got.get(from..meta.start)?;
+                let after = self.got.get(meta.end..to)?;
+                Some(self.same.take(before.as_bytes()) && self.same.take(after.as_bytes()))
+            }
+            None => Some(self.same.take(self.got.get(from..to)?.as_bytes())),
+        }
     }
 }
