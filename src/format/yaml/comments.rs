@@ -15,31 +15,37 @@ impl Parse<'_> {
         self.occupied.sort_unstable_by_key(|r| (r.start, r.end));
         let text = self.text;
         let mut refused_tab = None;
-        let comments = comment_spans(text, &self.occupied, |pos| {
-            if refused_tab.is_none() && tab_go_yaml_refuses(text, self.line_start(pos), pos) {
-                refused_tab = Some(pos);
+        // Each comment becomes a leaf as it is met: a million comment lines would
+        // otherwise be listed first (32 MB), then made leaves.
+        let occupied = std::mem::take(&mut self.occupied);
+        comment_spans(text, &occupied, |met| match met {
+            Met::Tab(pos) => {
+                if refused_tab.is_none() && tab_go_yaml_refuses(text, self.line_start(pos), pos) {
+                    refused_tab = Some(pos);
+                }
+            }
+            Met::Comment(start, end, line, trailing) => {
+                let container = self.comment_container(start, line, trailing);
+                let path = container
+                    .map(|c| self.containers[c].path.clone())
+                    .unwrap_or_default();
+                self.leaves.push(Leaf {
+                    kind: LeafKind::Comment,
+                    path,
+                    place: (start + 1..end).into(),
+                    ty: ScalarType::Comment,
+                    own: None,
+                    quoted: false,
+                    style: Style::default(),
+                });
             }
         });
+        self.occupied = occupied;
         if let (None, Some(pos)) = (self.foreign, refused_tab) {
             self.foreign = Some((
                 pos,
                 "a tab after `-`, `?` or `:`, or in indentation (sops cannot read it)",
             ));
-        }
-        for (start, end, line, trailing) in comments {
-            let container = self.comment_container(start, line, trailing);
-            let path = container
-                .map(|c| self.containers[c].path.clone())
-                .unwrap_or_default();
-            self.leaves.push(Leaf {
-                kind: LeafKind::Comment,
-                path,
-                place: (start + 1..end).into(),
-                ty: ScalarType::Comment,
-                own: None,
-                quoted: false,
-                style: Style::default(),
-            });
         }
     }
 
@@ -82,17 +88,20 @@ impl Parse<'_> {
     }
 }
 
-/// Where the comments of `text` are, outside the `occupied` spans (sorted): each
-/// comment's `#`, its end (before a `\r`), its 0-based line, and whether content stands
-/// before it on its line. `tab` is shown each tab outside those spans.
-pub(super) fn comment_spans(
-    text: &str,
-    occupied: &[Range<usize>],
-    mut tab: impl FnMut(usize),
-) -> Vec<(usize, usize, usize, bool)> {
+/// What [`comment_spans`] meets outside the spans it jumps over.
+pub(super) enum Met {
+    /// A tab, at this position.
+    Tab(usize),
+    /// A comment: its `#`, its end (before a `\r`), its 0-based line, and whether
+    /// content stands before it on its line.
+    Comment(usize, usize, usize, bool),
+}
+
+/// The comments and tabs of `text` outside the `occupied` spans (sorted), shown to
+/// `met` in order.
+pub(super) fn comment_spans(text: &str, occupied: &[Range<usize>], mut met: impl FnMut(Met)) {
     let bytes = text.as_bytes();
     let mut occ = 0usize;
-    let mut comments = Vec::new();
     let mut pos = 0usize;
     let mut line_has_content = false;
     let mut line_no = 0usize;
@@ -121,11 +130,11 @@ pub(super) fn comment_spans(
                 } else {
                     end
                 };
-                comments.push((pos, end, line_no, line_has_content));
+                met(Met::Comment(pos, end, line_no, line_has_content));
                 pos = end;
             }
             b'\t' => {
-                tab(pos);
+                met(Met::Tab(pos));
                 pos += 1;
             }
             b' ' | b'\r' => pos += 1,
@@ -135,7 +144,6 @@ pub(super) fn comment_spans(
             }
         }
     }
-    comments
 }
 
 /// libyaml (and so go-yaml and sops) refuses a tab that separates a block indicator

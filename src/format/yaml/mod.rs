@@ -97,9 +97,7 @@ fn read(source: Zeroizing<Vec<u8>>, stand_ins: bool) -> Result<Document, super::
             "sops cannot read a file with this directive; remove the line",
         ));
     }
-    let mut line_starts: Vec<usize> = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
+    let mut line_starts = line_starts(text);
     // An encrypted file is read with stand-ins for its values when that reads it
     // alike (see `shrink`), else as written.
     let shrunk = stand_ins
@@ -354,6 +352,16 @@ impl Store for YamlStore {
         }
         Ok(out)
     }
+}
+
+/// Where each line of `text` starts. Half a pointer a line (texts are under 4 GiB, see
+/// `format::text`), and sized once: a million short lines would otherwise hold 8 MB,
+/// and as much again spare.
+fn line_starts(text: &str) -> Vec<u32> {
+    let newlines = || memchr::memchr_iter(b'\n', text.as_bytes());
+    let mut starts = Vec::with_capacity(newlines().count() + 1);
+    starts.extend(std::iter::once(0).chain(newlines().map(|i| i as u32 + 1)));
+    starts
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub(super) struct Parse<'t> {
     /// Byte offset of each char index, when the text is not pure ASCII.
     pub(super) offsets: Option<&'t [usize]>,
     /// Byte offset where each line starts, to find line numbers without rescanning.
-    pub(super) line_starts: Vec<usize>,
+    pub(super) line_starts: Vec<u32>,
     pub(super) leaves: Vec<Leaf>,
     pub(super) docs: Vec<Doc>,
     pub(super) containers: Vec<Container>,
@@ -143,7 +143,7 @@ impl<'t> Parse<'t> {
         input: &'t str,
         pads: &'t Pads,
         offsets: Option<&'t [usize]>,
-        line_starts: Vec<usize>,
+        line_starts: Vec<u32>,
     ) -> Self {
         // A leaf or an item per line is the common case (and an item more for each
         // nested collection): room for them from the start spares copying each list as
@@ -220,11 +220,11 @@ impl<'t> Parse<'t> {
 
     /// The 0-based line holding byte `pos`.
     pub(super) fn line_of(&self, pos: usize) -> usize {
-        self.line_starts.partition_point(|&s| s <= pos) - 1
+        self.line_starts.partition_point(|&s| s as usize <= pos) - 1
     }
 
     pub(super) fn line_start(&self, pos: usize) -> usize {
-        self.line_starts[self.line_of(pos)]
+        self.line_starts[self.line_of(pos)] as usize
     }
 
     pub(super) fn line_end_after(&self, pos: usize) -> usize {
@@ -596,7 +596,7 @@ impl<'t> Parse<'t> {
             // No document, only comments or an end marker: the metadata is the document.
             // After a `...` libyaml wants a `---` first, so it goes before the marker.
             let end = match self.text.lines().position(|l| l == "...") {
-                Some(n) => self.line_starts[n],
+                Some(n) => self.line_starts[n] as usize,
                 None => self.text.len(),
             };
             self.docs.push(Doc {

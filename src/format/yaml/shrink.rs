@@ -213,9 +213,7 @@ mod tests {
             return false;
         };
         let pads = super::super::Pads::default();
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let starts = super::super::line_starts(text);
         let mut p = super::super::Parse::new(text, &shrunk.input, &pads, offsets, starts);
         p.shrunk = Some(&shrunk);
         let (p, ok) = p.run_once();
