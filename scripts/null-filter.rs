@@ -1,5 +1,10 @@
 // A git process filter that does nothing: every file passes through unchanged. It is
 // the floor any process filter pays for git's protocol (scripts/bench-git builds it).
+//
+// With `--stored-times X` it only moves bytes as a filter whose stored form is X times
+// the working file's does (sops's is about five times, for short values): clean
+// stores a file with a comment line of `x`s after it, to X times its length, and
+// smudge takes that line off again. No other work: the floor for such a filter.
 use std::io::{BufReader, BufWriter, Read, Write};
 
 fn packet(r: &mut impl Read) -> Option<Option<Vec<u8>>> {
@@ -19,7 +24,35 @@ fn write(w: &mut impl Write, data: &[u8]) {
     w.write_all(data).unwrap();
 }
 
+/// `content` as the filter stores it (`clean`) or checks it out.
+fn filtered(clean: bool, times: Option<f64>, mut content: Vec<u8>) -> Vec<u8> {
+    let Some(times) = times else {
+        return content;
+    };
+    if clean {
+        let to = (content.len() as f64 * times) as usize;
+        if to >= content.len() + 2 {
+            content.push(b'#');
+            content.resize(to - 1, b'x');
+            content.push(b'\n');
+        }
+    } else if content.ends_with(b"x\n") {
+        let body = &content[..content.len() - 1];
+        if let Some(at) = body.iter().rposition(|&b| b == b'\n') {
+            if content[at + 1] == b'#' {
+                content.truncate(at + 1);
+            }
+        }
+    }
+    content
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let times = match &args[1..] {
+        [flag, x] if flag == "--stored-times" => Some(x.parse::<f64>().expect("a number")),
+        _ => None,
+    };
     let mut r = BufReader::new(std::io::stdin().lock());
     let mut w = BufWriter::new(std::io::stdout().lock());
     while let Some(Some(_)) = packet(&mut r) {}
@@ -34,11 +67,15 @@ fn main() {
     w.flush().unwrap();
     loop {
         let mut headers = false;
+        let mut clean = false;
         loop {
             match packet(&mut r) {
                 None => return,
                 Some(None) => break,
-                Some(Some(_)) => headers = true,
+                Some(Some(h)) => {
+                    headers = true;
+                    clean |= h == b"command=clean\n";
+                }
             }
         }
         if !headers {
@@ -48,6 +85,7 @@ fn main() {
         while let Some(Some(d)) = packet(&mut r) {
             content.extend_from_slice(&d);
         }
+        let content = filtered(clean, times, content);
         write(&mut w, b"status=success\n");
         w.write_all(b"0000").unwrap();
         for chunk in content.chunks(65516) {
