@@ -12,7 +12,6 @@ use crate::keys::Recipients;
 use crate::keys::Wrappers;
 use crate::metadata;
 use crate::sops::{self, Keyed, Opened, Sealed};
-use crate::tree::Document;
 use crate::{Error, Result};
 
 /// A master key as plans and `access` show it: an age recipient, or `kms:ARN` (with
@@ -229,15 +228,11 @@ pub fn drift(meta: &metadata::Metadata, rule: &CreationRule) -> Result<Drift> {
     Ok(Drift { keys, settings })
 }
 
-/// `plaintext` encrypted as `rule` says, for `old`'s file: its data key kept unless
-/// `drift` removes a key (then a new one), its master keys those of the rule.
-pub fn to_rule(
-    old: &Keyed,
-    plaintext: &Document,
-    rule: &CreationRule,
-    drift: &Drift,
-    with: &Wrappers,
-) -> Result<Sealed> {
+/// `old`'s file keyed as `rule` says, to encrypt its plaintext with: its data key kept
+/// unless `drift` removes a key (then a new one), its master keys those of the rule.
+/// The caller encrypts (`Keyed::encrypt`, or into a file with `Keyed::encrypt_into`,
+/// which lets a large plaintext's document go where the canonical layout replaces it).
+pub fn to_rule(old: &Keyed, rule: &CreationRule, drift: &Drift, with: &Wrappers) -> Result<Keyed> {
     old.check_rewritable()?;
     let key = if drift.keys.rotate {
         crate::cipher::DataKey::generate()
@@ -269,7 +264,13 @@ pub fn to_rule(
     md.mac_only_encrypted = rule.mac_only_encrypted;
     md.lastmodified = metadata::now_rfc3339();
     md.version = Some(metadata::SOPS_VERSION.to_string());
-    sops::encrypt_document(old.format, &old.file, plaintext, &key, &mut md)
+    Ok(Keyed {
+        file: old.file.clone(),
+        format: old.format,
+        meta: md,
+        key,
+        rewrite_future: old.rewrite_future,
+    })
 }
 
 /// The master keys of a merged file: ours, with the keys theirs added since base, without

@@ -456,7 +456,8 @@ fn rekey_one(
                 .render()
                 .and_then(|p| sops::parse(&f.name, f.format, p.bytes))
                 .map_err(|e| e.to_string())?;
-            rekey::to_rule(&opened.keyed(), &plaintext, rule, &drift, env.wrappers())
+            rekey::to_rule(&opened.keyed(), rule, &drift, env.wrappers())
+                .and_then(|keyed| keyed.encrypt(&plaintext))
         }
         _ => rekey::rekey(&opened, &p.wanted, p.change.rotate, env.wrappers()),
     }

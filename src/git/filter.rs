@@ -596,8 +596,8 @@ impl Filter {
                     "{path}: encrypted as the creation rules say, not as committed ({})",
                     drift.describe()
                 ));
-                let sealed = crate::rekey::to_rule(keyed, &plain, &rule, &drift, &self.wrappers)?;
-                return self.accept(sealed).map(Made::Bytes);
+                let keyed = crate::rekey::to_rule(keyed, &rule, &drift, &self.wrappers)?;
+                return self.encrypted(&keyed, plain);
             }
         }
         // git may be comparing against a version it holds in memory (mid rebase, merge
