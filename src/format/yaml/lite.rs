@@ -55,10 +55,10 @@ struct Open {
 /// The comments standing in `gap` (text between keys and scalars, where a `#` after a
 /// blank or at a line's start opens one to the line's end), told to `seen` in order
 /// with their text after the `#`, as the whole reader's scan finds them.
-fn tell_comments<'t>(
+pub(crate) fn tell_comments<'t>(
     text: &'t str,
     gap: Range<usize>,
-    seen: &mut impl FnMut(Seen<'t>) -> Option<()>,
+    seen: &mut (impl FnMut(Seen<'t>) -> Option<()> + ?Sized),
 ) -> Option<()> {
     let b = text.as_bytes();
     let mut from = gap.start;

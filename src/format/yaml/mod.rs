@@ -30,7 +30,8 @@ use comments::*;
 use emit::*;
 pub(crate) use emit::{render_str, yaml_entry, yaml_item, yaml_scalar_or_flow};
 pub(crate) use lite::{
-    read_encrypted as lite_encrypted, read_plain as lite_plain, reading as lite_reading, By, Stop,
+    read_encrypted as lite_encrypted, read_plain as lite_plain, reading as lite_reading,
+    tell_comments as lite_comments, By, Stop,
 };
 use parse::*;
 

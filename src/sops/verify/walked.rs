@@ -17,7 +17,9 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use super::{differs, Compare, Content, Item, Shape};
 use crate::cipher::{self, DataKey, MacBuilder};
-use crate::format::yaml::{lite_encrypted, lite_reading, render_block, render_value, Stop};
+use crate::format::yaml::{
+    lite_comments, lite_encrypted, lite_reading, render_block, render_value, Stop,
+};
 use crate::format::{dotenv, ini, json, Format, Seen};
 use crate::sops::opened::Prefix;
 use crate::sops::{opening, Opening};
@@ -78,7 +80,8 @@ impl<'t> Located<'t> {
     /// `text` as this reading takes it, with its metadata: `None` for what it does not.
     pub(in crate::sops) fn of(file: &'t str, format: Format, text: &'t [u8]) -> Option<Self> {
         let text = std::str::from_utf8(text).ok()?;
-        let (at, meta) = match format {
+        // Only YAML's metadata has comment lines after it (where they start).
+        let (at, meta, tail_at) = match format {
             Format::Yaml => {
                 // sops writes its metadata last: `sops:` at the start of a line, to the
                 // end. The lite reader takes only a block mapping at column 0 as the
@@ -95,33 +98,28 @@ impl<'t> Located<'t> {
                     return None;
                 }
                 let meta = metadata_alone(file, format, meta_text, 0..meta_text.len())?;
-                ((meta_at, meta_at..tail_at), meta)
+                ((meta_at, meta_at..tail_at), meta, tail_at)
             }
             Format::Json => {
                 let member = json::metadata_member(text)?;
                 // The member alone in an object: from after its `{` to before its `}`.
                 let alone = format!("{{\"sops\": {}}}", &text[member.1.clone()]);
                 let meta = metadata_alone(file, format, &alone, 1..alone.len() - 1)?;
-                (member, meta)
+                (member, meta, text.len())
             }
             Format::Dotenv => {
                 let (meta_at, removed) = dotenv::metadata_lines(text)?;
                 let lines = &text[meta_at..];
                 let meta = metadata_alone(file, format, lines, 0..lines.len())?;
-                ((meta_at, removed), meta)
+                ((meta_at, removed), meta, text.len())
             }
             Format::Ini => {
                 let (meta_at, removed) = ini::metadata_section(text)?;
                 let section = &text[meta_at..];
                 let meta = metadata_alone(file, format, section, 0..section.len())?;
-                ((meta_at, removed), meta)
+                ((meta_at, removed), meta, text.len())
             }
             _ => return None,
-        };
-        // Only YAML's metadata has comment lines after it.
-        let tail = match format {
-            Format::Yaml => at.1.end..text.len(),
-            _ => text.len()..text.len(),
         };
         Some(Located {
             file,
@@ -129,7 +127,7 @@ impl<'t> Located<'t> {
             text,
             meta,
             at,
-            tail,
+            tail: tail_at..text.len(),
         })
     }
 
@@ -184,7 +182,7 @@ impl<'t> Located<'t> {
                         meta,
                         |seen| match lite_encrypted(&text[..at], by, &mut *seen) {
                             Ok(()) => {
-                                tell_lines(text, self.tail.clone(), seen)?;
+                                lite_comments(text, self.tail.clone(), seen)?;
                                 Some(span.clone())
                             }
                             Err(stop) => {
@@ -710,22 +708,6 @@ fn comment_lines_at_end(text: &str) -> usize {
         at = start;
     }
     at
-}
-
-/// The comment lines in `lines` (as [`comment_lines_at_end`] finds them), each told as
-/// a comment where it stands.
-fn tell_lines<'t>(
-    text: &'t str,
-    lines: Range<usize>,
-    seen: &mut dyn FnMut(Seen<'t>) -> Option<()>,
-) -> Option<()> {
-    let mut at = lines.start;
-    while at < lines.end {
-        let end = at + memchr::memchr(b'\n', &text.as_bytes()[at..lines.end])?;
-        seen(Seen::Comment(&text[at + 1..end], at + 1..end))?;
-        at = end + 1;
-    }
-    Some(())
 }
 
 /// A decryption compared with the source's bytes as it is made, piece by piece: the
