@@ -1,5 +1,6 @@
 //! `cargo bench --bench core`: encrypt and decrypt a generated YAML file of 10,000
-//! values and a 10 MiB binary file, in the library and through the built binary.
+//! values and a 10 MiB binary file, in the library and through the built binary; and
+//! a thousand files of 25 values, as a checkout's filter opens them.
 //! Prints the median of several runs; the aims are in the README.
 
 use std::hint::black_box;
@@ -98,6 +99,59 @@ fn bench_lib(name: &str, format: Format, plain: &[u8], n: usize) {
     report("library", name, plain.len(), t_enc, t_dec);
 }
 
+/// The size of file `scripts/bench-git` checks out: a comment and 24 values of 40
+/// characters under two keys, about 1.3 KB.
+fn yaml_small(i: usize) -> Vec<u8> {
+    let mut s = format!("# service {i}\ndatabase:\n");
+    for j in 0..12 {
+        s.push_str(&format!("  key_{j}: {:040x}\n", i * 1000 + j));
+    }
+    s.push_str("api:\n");
+    for j in 0..12 {
+        s.push_str(&format!("  token_{j}: tok-{:032x}\n", i * 1000 + j));
+    }
+    s.into_bytes()
+}
+
+/// A thousand such files opened one by one as the filter's smudge opens each (its
+/// output laid out as the file and read back), the data key known: the per-file cost
+/// a checkout's workers pay, against the per-value cost of the large file.
+fn bench_small_files(n: usize) {
+    let key = DataKey::generate();
+    let files: Vec<(String, Vec<u8>)> = (0..1000)
+        .map(|i| {
+            let name = format!("secrets/{i:04}.yaml");
+            let plain = yaml_small(i);
+            let enc = sops::encrypt_plain(&name, Format::Yaml, plain, &key, &mut metadata())
+                .expect("encrypts")
+                .bytes;
+            (name, enc.to_vec())
+        })
+        .collect();
+    let bytes: usize = files.iter().map(|(_, e)| e.len()).sum();
+    let t = time(n, || {
+        for (name, enc) in &files {
+            let (doc, meta, _) =
+                sops::read_metadata(name, Format::Yaml, enc.clone()).expect("parses");
+            let opened = sops::open_with_key(
+                name,
+                Format::Yaml,
+                doc,
+                meta,
+                key.clone(),
+                Default::default(),
+            )
+            .expect("opens");
+            black_box(opened.into_output(Format::Yaml).expect("renders"));
+        }
+    });
+    println!(
+        "library  1,000 files of 25 values    open each {:>6.1} µs ({} KB sealed in all)",
+        t.as_secs_f64() * 1e6 / files.len() as f64,
+        bytes / 1000
+    );
+}
+
 fn bench_cli(name: &str, plain: &[u8], n: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let bin = env!("CARGO_BIN_EXE_coffer");
@@ -157,13 +211,29 @@ fn bench_cli(name: &str, plain: &[u8], n: usize) {
 }
 
 fn main() {
-    // `cargo test --benches` runs this with --test: stay quick there.
-    let quick = std::env::args().any(|a| a == "--test");
+    // `cargo test --benches` runs this with --test: stay quick there. Other words name
+    // the benchmarks to run (`cargo bench --bench core -- files`): those whose name
+    // holds one.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--test");
     let n = if quick { 1 } else { 11 };
+    let words: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let runs = |name: &str| words.is_empty() || words.iter().any(|w| name.contains(w.as_str()));
     let yaml = yaml_10k();
     let bin = binary_10m();
-    bench_lib("10k-values.yaml", Format::Yaml, &yaml, n);
-    bench_lib("10MiB.bin", Format::Binary, &bin, n);
-    bench_cli("10k-values.yaml", &yaml, n);
-    bench_cli("10MiB.bin", &bin, n);
+    if runs("library yaml") {
+        bench_lib("10k-values.yaml", Format::Yaml, &yaml, n);
+    }
+    if runs("library binary") {
+        bench_lib("10MiB.bin", Format::Binary, &bin, n);
+    }
+    if runs("library files") {
+        bench_small_files(n);
+    }
+    if runs("process yaml") {
+        bench_cli("10k-values.yaml", &yaml, n);
+    }
+    if runs("process binary") {
+        bench_cli("10MiB.bin", &bin, n);
+    }
 }
