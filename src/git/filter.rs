@@ -775,7 +775,7 @@ impl Smudger {
             state,
             seen: None,
         };
-        let content = Zeroizing::new(content);
+        let mut content = Zeroizing::new(content);
         let mut format = Format::from_path(Path::new(path));
         if is_conflict(&content) {
             format = Format::Binary;
@@ -797,15 +797,19 @@ impl Smudger {
                 .into_output(format)
                 .and_then(|s| s.accept(self.layout))
             {
-                Ok((bytes, note)) => Smudged {
-                    seen: self
-                        .tagger
-                        .as_ref()
-                        .map(|t| t.entry(path, &content, &bytes)),
-                    result: Ok(bytes),
-                    note,
-                    state: SmudgeState::Decrypted,
-                },
+                Ok((bytes, note)) => {
+                    // The blob is not needed again: the record takes its bytes.
+                    let seen = self.tagger.as_ref().map(|t| {
+                        t.begin(path, &bytes)
+                            .entry_taking(std::mem::take(&mut *content))
+                    });
+                    Smudged {
+                        seen,
+                        result: Ok(bytes),
+                        note,
+                        state: SmudgeState::Decrypted,
+                    }
+                }
                 Err(e) => passed(path, content, e),
             },
             // Not a sops file after all: it is stored as it is.

@@ -111,6 +111,8 @@ fn requests(
         let mut content = Vec::new();
         loop {
             match pktline::read(r)? {
+                // Most contents are one packet: taken as it is, not copied.
+                Some(Packet::Data(d)) if content.is_empty() => content = d,
                 Some(Packet::Data(d)) => content.extend_from_slice(&d),
                 Some(Packet::Flush) => break,
                 None => {

@@ -71,15 +71,23 @@ impl Begun {
 
     /// The entry for `blob`, whose plaintext this tag began over.
     pub fn entry(self, blob: &[u8]) -> Entry {
-        let id = blob_id(blob);
+        let kept = (blob.len() <= KEEP_BYTES).then(|| blob.to_vec());
+        self.made(blob_id(blob), kept)
+    }
+
+    /// [`Begun::entry`], taking the blob's bytes rather than copying them. (git names
+    /// the blob it smudges, but the bytes it sends are not the blob's where an `ident`
+    /// or end-of-line attribute changed them first: the id is the bytes' own.)
+    pub fn entry_taking(self, blob: Vec<u8>) -> Entry {
+        let id = blob_id(&blob);
+        self.made(id, (blob.len() <= KEEP_BYTES).then_some(blob))
+    }
+
+    fn made(self, id: git2::Oid, kept: Option<Vec<u8>>) -> Entry {
         Entry {
             oid: id.as_bytes().try_into().expect("SHA-1 ids"),
             tag: self.tag(id),
-            bytes: if blob.len() <= KEEP_BYTES {
-                Bytes::Held(blob.to_vec())
-            } else {
-                Bytes::None
-            },
+            bytes: kept.map_or(Bytes::None, Bytes::Held),
         }
     }
 }
@@ -117,6 +125,7 @@ impl Tagger {
     }
 
     /// The entry for `blob`, whose plaintext at `path` is `plaintext`.
+    #[cfg(test)]
     pub fn entry(&self, path: &str, blob: &[u8], plaintext: &[u8]) -> Entry {
         self.begin(path, plaintext).entry(blob)
     }
