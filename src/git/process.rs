@@ -30,8 +30,12 @@ pub fn serve(
     let mut w = BufWriter::new(output);
     let delay = handshake(&mut r, &mut w)?;
     filter.load_seen();
+    // One core is left to git and this thread, which pass every request between them
+    // while the workers decrypt. On 2 cores a second worker only took turns with them:
+    // a checkout of 1,000 files took 1.08x the time with it, and 1.14x once the filter
+    // ran as a batch job (as the CLI runs it, `SCHED_BATCH`).
     let workers = if delay {
-        std::thread::available_parallelism().map_or(1, usize::from)
+        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
     } else {
         0
     };
