@@ -935,6 +935,40 @@ fn checkout_smudges_in_parallel_through_the_delay_capability() {
     );
 }
 
+/// The long-running filter is a batch job (`SCHED_BATCH`): woken by each of git's small
+/// writes, it does not take git's processor (see `as_batch_job`).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_filter_process_runs_as_a_batch_job() {
+    let sb = Sandbox::new();
+    repo(&sb);
+    let mut child = sb
+        .cmd()
+        .current_dir(sb.path("repo"))
+        .args(["git", "filter-process"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The scheduling policy: the 41st field of /proc/PID/stat (the 39th after the
+    // command's name in parentheses); 3 is SCHED_BATCH, 0 the default.
+    let policy = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
+        let after = &stat[stat.rfind(')')? + 2..];
+        after.split_whitespace().nth(38)?.parse::<u32>().ok()
+    };
+    // It sets the policy first, then waits for git's handshake on stdin.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = policy();
+    while seen != Some(3) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        seen = policy();
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert_eq!(seen, Some(3), "the filter process's scheduling policy");
+}
+
 #[test]
 fn status_after_a_touch_answers_from_the_record_of_seen_plaintext() {
     let sb = Sandbox::new();
