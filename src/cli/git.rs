@@ -394,9 +394,9 @@ pub fn run(cmd: GitCommand, config: Option<&Path>, env: &Env) -> Result<()> {
 /// from the one that woke it. git writes each request as several small writes (8 for
 /// a smudge: each header line, each flush, a content packet's length and its data);
 /// each woke the filter, which took git's processor to read a few bytes and gave it
-/// back. As a batch job the filter reads the request once git waits for the answer. A checkout of 1,000 covered files on 2 cores
-/// took 0.86x the wall time (`farm-bench -n 41`). Where the kernel refuses, nothing
-/// changes.
+/// back. As a batch job the filter reads the request once git waits for the answer. A
+/// checkout of 1,000 covered files on 2 cores took 0.86x the wall time (`farm-bench -n
+/// 41`). Where the kernel refuses, nothing changes.
 fn as_batch_job() {
     #[cfg(target_os = "linux")]
     // The call reads the one parameter it is given, which outlives it; 0 names the
