@@ -50,7 +50,9 @@ pub struct Filter {
 
 /// Where each path's committed version is: stage-0 index entries, then HEAD's tree.
 struct Committed {
-    index: std::collections::HashMap<Vec<u8>, git2::Oid>,
+    /// libgit2's index of the repository, looked up by path (it keeps its entries
+    /// sorted): no map of every path is made for a status that cleans one file.
+    index: Option<git2::Index>,
     head_tree: Option<git2::Oid>,
     /// The index file's (inode, mtime, size) when read: one git command (a rebase, say) may
     /// rewrite the index while this process serves it.
@@ -68,15 +70,12 @@ fn index_stamp(repo: &git2::Repository) -> Option<(u64, std::time::SystemTime, u
 impl Committed {
     fn load(repo: &git2::Repository) -> Committed {
         let stamp = index_stamp(repo);
-        let index = repo
-            .index()
-            .map(|idx| {
-                idx.iter()
-                    .filter(|e| (e.flags >> 12) & 3 == 0)
-                    .map(|e| (e.path, e.id))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The repository keeps the index it read first and does not read it again by
+        // itself: read it anew, as the stamp says it changed.
+        let index = repo.index().ok().and_then(|mut idx| {
+            idx.read(true).ok()?;
+            Some(idx)
+        });
         let head_tree = repo
             .head()
             .ok()
@@ -280,8 +279,12 @@ impl Filter {
             *cache = Some(Committed::load(repo));
         }
         let committed = cache.as_ref().expect("loaded above");
-        match committed.index.get(path.as_bytes()) {
-            Some(id) => Some(*id),
+        let staged = committed
+            .index
+            .as_ref()
+            .and_then(|idx| idx.get_path(Path::new(path), 0));
+        match staged {
+            Some(entry) => Some(entry.id),
             None => Some(
                 repo.find_tree(committed.head_tree?)
                     .ok()?
@@ -837,5 +840,52 @@ fn passed(path: &str, content: Zeroizing<Vec<u8>>, e: Error) -> Smudged {
         )),
         state: SmudgeState::Decrypted,
         seen: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter_in(dir: &Path) -> Filter {
+        let wrappers = crate::keys::Wrappers {
+            kms: std::sync::Arc::new(crate::keys::kms::KmsKeys::new(std::sync::Arc::new(
+                crate::aws::Session::new(crate::aws::session::Settings::default()),
+            ))),
+            pgp: std::sync::Arc::new(crate::keys::pgp::PgpKeys::default()),
+        };
+        Filter::new(
+            Keyring::new(Vec::new()),
+            wrappers,
+            dir.to_path_buf(),
+            None,
+            Recipients::default(),
+        )
+    }
+
+    /// Stage `text` as `a.yaml` from another handle on the repository, as another git
+    /// process would (a new index renamed over the old); the blob's id.
+    fn stage(dir: &Path, text: &str) -> git2::Oid {
+        std::fs::write(dir.join("a.yaml"), text).unwrap();
+        let repo = git2::Repository::open(dir).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("a.yaml")).unwrap();
+        index.write().unwrap();
+        index.get_path(Path::new("a.yaml"), 0).unwrap().id
+    }
+
+    /// One git command may rewrite the index while the filter serves it (each step of a
+    /// rebase does): the committed version is the index's as it is at each request.
+    #[test]
+    fn the_committed_version_follows_the_index_as_it_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let first = stage(dir.path(), "a: 1\n");
+        let filter = filter_in(dir.path());
+        assert_eq!(filter.committed_id("a.yaml"), Some(first));
+        let second = stage(dir.path(), "a: 2\n");
+        assert_ne!(first, second);
+        assert_eq!(filter.committed_id("a.yaml"), Some(second));
+        assert_eq!(filter.committed_id("b.yaml"), None);
     }
 }
