@@ -64,13 +64,8 @@ pub fn encrypt_for_age(file: &str, plaintext: &[u8], recipients: &[&str]) -> Res
             file: file.to_string(),
         });
     }
-    // No KMS or PGP key is named: the AWS session and gpg are never used.
-    let with = keys::Wrappers {
-        kms: std::sync::Arc::new(keys::kms::KmsKeys::new(std::sync::Arc::new(
-            aws::Session::new(aws::session::Settings::default()),
-        ))),
-        pgp: std::sync::Arc::new(keys::pgp::PgpKeys::default()),
-    };
+    // No KMS or PGP key is named.
+    let with = keys::Wrappers::age_only();
     let key = cipher::DataKey::generate();
     let mut md = sops::new_metadata(&key, &recipients, &with, None, None)?;
     sops::encrypt_plain(file, format, plaintext.to_vec(), &key, &mut md)

@@ -848,15 +848,9 @@ mod tests {
     use super::*;
 
     fn filter_in(dir: &Path) -> Filter {
-        let wrappers = crate::keys::Wrappers {
-            kms: std::sync::Arc::new(crate::keys::kms::KmsKeys::new(std::sync::Arc::new(
-                crate::aws::Session::new(crate::aws::session::Settings::default()),
-            ))),
-            pgp: std::sync::Arc::new(crate::keys::pgp::PgpKeys::default()),
-        };
         Filter::new(
             Keyring::new(Vec::new()),
-            wrappers,
+            crate::keys::Wrappers::age_only(),
             dir.to_path_buf(),
             None,
             Recipients::default(),

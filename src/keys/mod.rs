@@ -152,6 +152,19 @@ pub struct Wrappers {
     pub pgp: std::sync::Arc<pgp::PgpKeys>,
 }
 
+impl Wrappers {
+    /// For work that names no KMS or PGP key: the AWS session, made from no settings,
+    /// and gpg are never used.
+    pub fn age_only() -> Wrappers {
+        Wrappers {
+            kms: std::sync::Arc::new(kms::KmsKeys::new(std::sync::Arc::new(
+                crate::aws::Session::new(crate::aws::session::Settings::default()),
+            ))),
+            pgp: std::sync::Arc::new(pgp::PgpKeys::default()),
+        }
+    }
+}
+
 /// Why a master key could not wrap or open a data key, or an identity could not be
 /// read: named by key, recipient or where the identity came from, never a secret.
 #[derive(Debug, thiserror::Error)]
