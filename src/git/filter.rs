@@ -71,9 +71,10 @@ impl Committed {
     fn load(repo: &git2::Repository) -> Committed {
         let stamp = index_stamp(repo);
         // The repository keeps the index it read first and does not read it again by
-        // itself: read it anew, as the stamp says it changed.
+        // itself: libgit2 reads it anew where the file's checksum changed since (not
+        // at the first load, which has just read it).
         let index = repo.index().ok().and_then(|mut idx| {
-            idx.read(true).ok()?;
+            idx.read(false).ok()?;
             Some(idx)
         });
         let head_tree = repo
